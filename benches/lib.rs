@@ -1,0 +1,1 @@
+//! Criterion benches for Keel live in benches/.

@@ -1,0 +1,115 @@
+//! Engine configuration: the timeouts that drive every timer, and the limits that keep
+//! any single input or tenant from growing state without bound.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// Seed for deterministic randomness (retry jitter).
+    pub seed: u64,
+    /// How long a grant offer waits for the worker to accept it.
+    pub grant_ttl_ms: u64,
+    /// How long a lease lasts without renewal.
+    pub lease_ttl_ms: u64,
+    /// A worker silent this long is declared lost.
+    pub liveness_timeout_ms: u64,
+    /// Times a task may be requeued because its worker was lost or its lease expired,
+    /// separate from its retry budget, so a task that kills workers still terminates.
+    pub max_losses: u32,
+    pub blacklist: BlacklistPolicy,
+    pub tenants: TenantPolicy,
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            seed: 0,
+            grant_ttl_ms: 5_000,
+            lease_ttl_ms: 30_000,
+            liveness_timeout_ms: 15_000,
+            max_losses: 5,
+            blacklist: BlacklistPolicy::default(),
+            tenants: TenantPolicy::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A worker with `threshold` failed attempts within `window_ms` gets no new grants for
+/// `cooldown_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlacklistPolicy {
+    pub threshold: u32,
+    pub window_ms: u64,
+    pub cooldown_ms: u64,
+}
+
+impl Default for BlacklistPolicy {
+    fn default() -> Self {
+        BlacklistPolicy {
+            threshold: 5,
+            window_ms: 60_000,
+            cooldown_ms: 30_000,
+        }
+    }
+}
+
+/// Per-tenant concurrency caps and fair-share weights.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantPolicy {
+    /// Cap for tenants not listed in `caps`; `None` means uncapped.
+    pub default_cap: Option<u32>,
+    pub caps: BTreeMap<String, u32>,
+    /// Fair-share weight (default 1): a tenant with weight 2 gets twice the slots of a
+    /// tenant with weight 1 when workers are scarce.
+    pub weights: BTreeMap<String, u32>,
+}
+
+impl TenantPolicy {
+    pub fn cap(&self, tenant: &str) -> Option<u32> {
+        self.caps.get(tenant).copied().or(self.default_cap)
+    }
+    pub fn weight(&self, tenant: &str) -> u32 {
+        self.weights.get(tenant).copied().unwrap_or(1).max(1)
+    }
+}
+
+/// Bounds on everything that arrives from outside. Each refusal is a typed rejection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub max_tasks_per_job: u32,
+    pub max_deps_per_task: u32,
+    pub max_dag_depth: u32,
+    pub max_payload_bytes: u32,
+    pub max_caps_per_worker: u32,
+    pub max_caps_per_task: u32,
+    pub max_cap_token_len: u32,
+    pub max_name_len: u32,
+    pub max_jobs_in_flight_per_tenant: u32,
+    pub max_workers: u32,
+    pub max_concurrency_per_worker: u32,
+    pub max_lanes_per_worker: u32,
+    pub max_signals_per_task: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_tasks_per_job: 100_000,
+            max_deps_per_task: 1_000,
+            max_dag_depth: 1_000,
+            max_payload_bytes: 1 << 20,
+            max_caps_per_worker: 64,
+            max_caps_per_task: 16,
+            max_cap_token_len: 64,
+            max_name_len: 256,
+            max_jobs_in_flight_per_tenant: 10_000,
+            max_workers: 10_000,
+            max_concurrency_per_worker: 4_096,
+            max_lanes_per_worker: 16,
+            max_signals_per_task: 64,
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! keel-engine: the pure decision core of Keel.
+//!
+//! The whole contract on one screen: feed [`Input`]s to [`Engine::apply`] with the
+//! current logical time, get back [`Outputs`] (a reply and effects); ask
+//! [`Engine::next_wakeup`] when to deliver the next [`Input::Tick`]. Nothing in here
+//! reads a clock, draws ambient randomness, spawns a thread or performs I/O, so the
+//! same inputs always give the same outputs and the same [`Digest`].
+//!
+//! ```
+//! use keel_engine::*;
+//! let mut engine = Engine::new(Config::default());
+//! let w = WorkerId::new("w1");
+//! let reg = WorkerCommand::Register { capabilities: vec![], lanes: vec![], max_concurrency: 4 };
+//! engine.apply(0, Input::worker(&w, InstanceId(1), reg));
+//! let job = JobSpec::new("hello", vec![TaskSpec::new("a")]);
+//! engine.apply(0, Input::Client(ClientCommand::SubmitJob(job)));
+//! let out = engine.apply(1, Input::worker(&w, InstanceId(1), WorkerCommand::RequestWork { credits: 1 }));
+//! assert!(matches!(out.effects[0], Effect::GrantOffered { .. }));
+//! assert!(engine.check_invariants().is_ok());
+//! ```
+
+mod blacklist;
+mod config;
+mod dag;
+mod digest;
+mod dispatch;
+mod ids;
+mod input;
+mod intern;
+mod invariants;
+mod job;
+mod lease;
+mod output;
+mod query;
+mod queue;
+mod ready;
+mod reject;
+mod retry;
+mod spec;
+mod state;
+mod suspend;
+mod tick;
+mod timers;
+mod validate;
+mod worker;
+
+pub use config::{BlacklistPolicy, Config, Limits, TenantPolicy};
+pub use digest::{Digest, RestoreError, SNAPSHOT_VERSION};
+pub use ids::{Fence, GrantId, InstanceId, JobId, TaskId, Time, WorkerId};
+pub use input::{ClientCommand, Input, SuspendTimeout, WorkerCommand};
+pub use invariants::Violation;
+pub use output::{Accepted, Effect, EndReason, JobOutcome, Outputs, Recipient, TaskOutcome};
+pub use query::{AttemptView, JobStatus, JobView, TaskStatus, TaskView, WorkerView};
+pub use reject::{CapabilityIssue, JobError, Rejection};
+pub use retry::backoff_delay;
+pub use spec::{DepGroup, GroupKind, JobSpec, Payload, RetryPolicy, TaskSpec, UnsatisfiedPolicy};
+pub use validate::{check_name, check_token, check_tokens, validate_job, ValidJob};
+
+use state::State;
+
+/// One coordinator's decision core.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    state: State,
+}
+
+/// Deliberate defects, compiled only for tests that prove the checkers catch them.
+#[cfg(feature = "fault-injection")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Accept completions and failures whatever fence they carry.
+    pub ignore_fencing: bool,
+}
+
+impl Engine {
+    pub fn new(config: Config) -> Engine {
+        Engine {
+            state: State::new(config),
+        }
+    }
+
+    /// Applies one input at logical time `now`. Timers due at or before `now` fire
+    /// first, then the input is handled, then waiting workers receive grants. A `now`
+    /// earlier than the engine's clock is treated as the engine's clock.
+    pub fn apply(&mut self, now: Time, input: Input) -> Outputs {
+        let s = &mut self.state;
+        tick::advance(s, now);
+        let reply = match input {
+            Input::Tick => None,
+            Input::Client(cmd) => Some(match cmd {
+                ClientCommand::SubmitJob(spec) => job::submit(s, spec),
+                ClientCommand::CancelJob { job } => job::cancel(s, job),
+                ClientCommand::Signal {
+                    task,
+                    waitpoint,
+                    idempotency_key,
+                    payload,
+                } => suspend::signal(s, task, waitpoint, idempotency_key, payload),
+            }),
+            Input::Worker {
+                worker,
+                instance,
+                command,
+            } => Some(worker::handle(s, worker, instance, command)),
+        };
+        dispatch::run(s);
+        Outputs {
+            reply,
+            effects: std::mem::take(&mut s.fx),
+        }
+    }
+
+    /// The earliest time at which a `Tick` would change something.
+    pub fn next_wakeup(&self) -> Option<Time> {
+        self.state.timers.next()
+    }
+
+    /// The engine's logical clock: the latest `now` it was given.
+    pub fn now(&self) -> Time {
+        self.state.now
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.state.config
+    }
+
+    /// A hash of the whole state; equal states have equal digests.
+    pub fn digest(&self) -> Digest {
+        digest::digest(&self.state)
+    }
+
+    /// Serialized state, versioned; `restore` of it gives an engine with the same digest.
+    pub fn snapshot(&self) -> Vec<u8> {
+        digest::snapshot(&self.state)
+    }
+
+    pub fn restore(bytes: &[u8]) -> Result<Engine, RestoreError> {
+        Ok(Engine {
+            state: digest::restore(bytes)?,
+        })
+    }
+
+    /// Checks every safety invariant of the current state.
+    pub fn check_invariants(&self) -> Result<(), Violation> {
+        invariants::check(&self.state)
+    }
+
+    pub fn describe_job(&self, job: JobId) -> Result<JobView, Rejection> {
+        query::describe_job(&self.state, job)
+    }
+
+    pub fn job_by_name(&self, name: &str) -> Option<JobId> {
+        self.state.job_names.get(name).copied()
+    }
+
+    pub fn describe_task(&self, task: TaskId) -> Result<TaskView, Rejection> {
+        query::describe_task(&self.state, task)
+    }
+
+    pub fn jobs(&self) -> Vec<JobStatus> {
+        query::jobs(&self.state)
+    }
+
+    pub fn workers(&self) -> Vec<WorkerView> {
+        query::workers(&self.state)
+    }
+
+    /// Ready tasks waiting in the ready index.
+    pub fn queued(&self) -> u64 {
+        self.state.ready.len()
+    }
+
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_faults(&mut self, faults: Faults) {
+        self.state.faults = faults;
+    }
+}

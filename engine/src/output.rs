@@ -1,0 +1,198 @@
+//! What the engine says back: one reply per command, and effects addressed to workers
+//! and to whoever watches a job.
+
+use crate::ids::{Fence, GrantId, InstanceId, JobId, TaskId, Time, WorkerId};
+use crate::reject::Rejection;
+use crate::spec::Payload;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outputs {
+    /// `None` only for `Tick`.
+    pub reply: Option<Result<Accepted, Rejection>>,
+    pub effects: Vec<Effect>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Accepted {
+    /// Tasks are numbered `first_task .. first_task + tasks` in spec order.
+    /// `duplicate` is set when the same spec was already submitted under this name.
+    JobSubmitted {
+        job: JobId,
+        first_task: TaskId,
+        tasks: u32,
+        duplicate: bool,
+    },
+    JobCancelled {
+        job: JobId,
+        already_finished: bool,
+    },
+    Signalled {
+        task: TaskId,
+        resumed: bool,
+        duplicate: bool,
+    },
+    Registered {
+        worker: WorkerId,
+        instance: InstanceId,
+        duplicate: bool,
+    },
+    /// Heartbeat, work request, drain, deregister, release.
+    Ok,
+    LeaseStarted {
+        fence: Fence,
+        expires_at: Time,
+        duplicate: bool,
+    },
+    Renewed {
+        fence: Fence,
+        expires_at: Time,
+    },
+    Completed {
+        fence: Fence,
+        duplicate: bool,
+    },
+    Failed {
+        fence: Fence,
+        duplicate: bool,
+        retry_at: Option<Time>,
+    },
+    Suspended {
+        fence: Fence,
+        duplicate: bool,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Effect {
+    GrantOffered {
+        worker: WorkerId,
+        grant: GrantId,
+        job: JobId,
+        task: TaskId,
+        attempt: u32,
+        payload: Payload,
+        expires_at: Time,
+    },
+    GrantWithdrawn {
+        worker: WorkerId,
+        grant: GrantId,
+        task: TaskId,
+        reason: EndReason,
+    },
+    /// The worker must stop running this attempt; its fence is no longer valid.
+    LeaseRevoked {
+        worker: WorkerId,
+        fence: Fence,
+        reason: EndReason,
+    },
+    TaskBlocked {
+        job: JobId,
+        task: TaskId,
+        missing: Vec<String>,
+    },
+    TaskUnblocked {
+        job: JobId,
+        task: TaskId,
+    },
+    TaskRequeued {
+        job: JobId,
+        task: TaskId,
+        attempt: u32,
+        reason: EndReason,
+        ready_at: Time,
+    },
+    TaskSuspended {
+        job: JobId,
+        task: TaskId,
+        waitpoint: String,
+    },
+    TaskResumed {
+        job: JobId,
+        task: TaskId,
+    },
+    TaskFinished {
+        job: JobId,
+        task: TaskId,
+        outcome: TaskOutcome,
+    },
+    JobFinished {
+        job: JobId,
+        outcome: JobOutcome,
+    },
+    WorkerLost {
+        worker: WorkerId,
+        instance: InstanceId,
+    },
+    WorkerBlacklisted {
+        worker: WorkerId,
+        until: Time,
+    },
+    WorkerReadmitted {
+        worker: WorkerId,
+    },
+    /// A draining worker holds nothing more.
+    WorkerDrained {
+        worker: WorkerId,
+    },
+}
+
+/// Who an effect is for, so a driver can route it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Recipient {
+    Worker(WorkerId),
+    Job(JobId),
+}
+
+impl Effect {
+    pub fn recipient(&self) -> Recipient {
+        match self {
+            Effect::GrantOffered { worker, .. }
+            | Effect::GrantWithdrawn { worker, .. }
+            | Effect::LeaseRevoked { worker, .. }
+            | Effect::WorkerLost { worker, .. }
+            | Effect::WorkerBlacklisted { worker, .. }
+            | Effect::WorkerReadmitted { worker }
+            | Effect::WorkerDrained { worker } => Recipient::Worker(worker.clone()),
+            Effect::TaskBlocked { job, .. }
+            | Effect::TaskUnblocked { job, .. }
+            | Effect::TaskRequeued { job, .. }
+            | Effect::TaskSuspended { job, .. }
+            | Effect::TaskResumed { job, .. }
+            | Effect::TaskFinished { job, .. }
+            | Effect::JobFinished { job, .. } => Recipient::Job(*job),
+        }
+    }
+}
+
+/// Why a grant, lease or attempt ended other than by the worker's own report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum EndReason {
+    GrantExpired,
+    GrantReleased,
+    LeaseExpired,
+    WorkerLost,
+    WorkerLeft,
+    AttemptTimedOut,
+    AttemptFailed,
+    JobCancelled,
+    DeadlineExceeded,
+    Suspended,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskOutcome {
+    Succeeded,
+    Failed { error: String },
+    /// Its dependency group could not be satisfied and its policy is to skip.
+    Skipped,
+    Cancelled { reason: EndReason },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobOutcome {
+    Succeeded,
+    Failed,
+    Cancelled,
+    DeadlineExceeded,
+}

@@ -1,0 +1,95 @@
+//! The ready index: ready tasks grouped by (lane, tenant, capability set), each group
+//! ordered by priority then submission order. Dispatch looks only at group heads, so
+//! a grant costs O(groups in the lane + log n) however many tasks are queued.
+
+use crate::ids::TaskId;
+use crate::intern::CapSetId;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Lower sorts first: higher priority, then older task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ReadyKey {
+    pub rank: i64,
+    pub task: TaskId,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub(crate) struct QueueKey {
+    pub lane: u32,
+    pub tenant: u32,
+    pub capset: CapSetId,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct ReadyIndex {
+    queues: BTreeMap<QueueKey, BTreeSet<ReadyKey>>,
+    len: u64,
+}
+
+impl ReadyIndex {
+    pub fn insert(&mut self, q: QueueKey, key: ReadyKey) {
+        if self.queues.entry(q).or_default().insert(key) {
+            self.len += 1;
+        }
+    }
+
+    pub fn remove(&mut self, q: QueueKey, key: ReadyKey) -> bool {
+        let Some(set) = self.queues.get_mut(&q) else {
+            return false;
+        };
+        let removed = set.remove(&key);
+        if set.is_empty() {
+            self.queues.remove(&q);
+        }
+        if removed {
+            self.len -= 1;
+        }
+        removed
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Non-empty queues of one lane with their head, in (tenant, capset) order.
+    pub fn heads(&self, lane: u32) -> impl Iterator<Item = (QueueKey, ReadyKey)> + '_ {
+        let lo = QueueKey {
+            lane,
+            tenant: 0,
+            capset: CapSetId(0),
+        };
+        let hi = QueueKey {
+            lane,
+            tenant: u32::MAX,
+            capset: CapSetId(u32::MAX),
+        };
+        self.queues
+            .range(lo..=hi)
+            .filter_map(|(q, set)| set.first().map(|k| (*q, *k)))
+    }
+
+    /// Removes and returns every queued task with this capability requirement.
+    pub fn take_capset(&mut self, capset: CapSetId) -> Vec<(QueueKey, ReadyKey)> {
+        let keys: Vec<QueueKey> = self
+            .queues
+            .keys()
+            .filter(|q| q.capset == capset)
+            .copied()
+            .collect();
+        let mut out = Vec::new();
+        for q in keys {
+            if let Some(set) = self.queues.remove(&q) {
+                self.len -= set.len() as u64;
+                out.extend(set.into_iter().map(|k| (q, k)));
+            }
+        }
+        out
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (QueueKey, ReadyKey)> + '_ {
+        self.queues
+            .iter()
+            .flat_map(|(q, set)| set.iter().map(move |k| (*q, *k)))
+    }
+}

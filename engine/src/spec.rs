@@ -1,0 +1,175 @@
+//! What a client submits: a job as a DAG of tasks. These are plain data; `validate`
+//! turns one into something the engine can admit, or a typed error naming the ids.
+
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Opaque task input, shared between the task and the grants that carry it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Payload(pub Arc<[u8]>);
+
+impl Payload {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<&str> for Payload {
+    fn from(s: &str) -> Self {
+        Payload(Arc::from(s.as_bytes()))
+    }
+}
+
+impl From<Vec<u8>> for Payload {
+    fn from(v: Vec<u8>) -> Self {
+        Payload(Arc::from(v))
+    }
+}
+
+/// How many upstream tasks must succeed before a task is ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupKind {
+    AllOf,
+    AnyOf,
+    Quorum(u32),
+}
+
+impl GroupKind {
+    /// Successes needed out of `n` upstream tasks.
+    pub fn needed(self, n: u32) -> u32 {
+        match self {
+            GroupKind::AllOf => n,
+            GroupKind::AnyOf => n.min(1),
+            GroupKind::Quorum(k) => k,
+        }
+    }
+}
+
+/// What happens to a task whose dependency group can no longer be satisfied.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UnsatisfiedPolicy {
+    /// The task is skipped; its own downstream sees a non-success.
+    #[default]
+    Skip,
+    /// The task is cancelled and the job ends failed.
+    Cancel,
+}
+
+/// The dependencies of one task, named by task key within the same job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepGroup {
+    pub kind: GroupKind,
+    pub upstream: Vec<String>,
+    pub on_unsatisfied: UnsatisfiedPolicy,
+}
+
+/// Retry with exponential backoff: delay = min(max, base * factor^(failures-1)), then
+/// reduced by up to `jitter_pct` percent using deterministic randomness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Attempts that may fail before the task fails; 1 means no retry.
+    pub max_attempts: u32,
+    pub backoff_base_ms: u64,
+    pub backoff_factor: u32,
+    pub backoff_max_ms: u64,
+    pub jitter_pct: u8,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            backoff_base_ms: 1_000,
+            backoff_factor: 2,
+            backoff_max_ms: 60_000,
+            jitter_pct: 20,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// Unique within the job.
+    pub key: String,
+    pub payload: Payload,
+    pub capabilities: Vec<String>,
+    pub deps: Option<DepGroup>,
+    pub retry: RetryPolicy,
+    /// A running attempt longer than this is revoked and counted as a failure.
+    pub attempt_timeout_ms: Option<u64>,
+    /// The task is not ready before submission time plus this delay.
+    pub delay_ms: u64,
+    /// Overrides the job's priority; higher runs first within a lane.
+    pub priority: Option<i32>,
+    /// A failure of this task does not fail the job (downstream groups still see it).
+    pub allow_failure: bool,
+    /// Used only by the planner.
+    pub estimated_ms: Option<u64>,
+}
+
+impl TaskSpec {
+    /// A task with defaults, for tests and generated workloads.
+    pub fn new(key: impl Into<String>) -> Self {
+        TaskSpec {
+            key: key.into(),
+            payload: Payload::default(),
+            capabilities: Vec::new(),
+            deps: None,
+            retry: RetryPolicy::default(),
+            attempt_timeout_ms: None,
+            delay_ms: 0,
+            priority: None,
+            allow_failure: false,
+            estimated_ms: None,
+        }
+    }
+
+    pub fn after(mut self, kind: GroupKind, upstream: &[&str]) -> Self {
+        self.deps = Some(DepGroup {
+            kind,
+            upstream: upstream.iter().map(|s| s.to_string()).collect(),
+            on_unsatisfied: UnsatisfiedPolicy::Skip,
+        });
+        self
+    }
+
+    pub fn requires(mut self, caps: &[&str]) -> Self {
+        self.capabilities = caps.iter().map(|s| s.to_string()).collect();
+        self
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// Client-chosen name, unique among live jobs; a resubmission of the same spec under
+    /// the same name is answered with the existing job instead of creating another.
+    pub name: String,
+    pub tenant: String,
+    pub lane: String,
+    pub priority: i32,
+    /// The job fails if it has not finished this long after submission.
+    pub deadline_ms: Option<u64>,
+    /// At most this many of the job's tasks hold a grant or a lease at once.
+    pub max_concurrency: Option<u32>,
+    pub tasks: Vec<TaskSpec>,
+}
+
+impl JobSpec {
+    pub fn new(name: impl Into<String>, tasks: Vec<TaskSpec>) -> Self {
+        JobSpec {
+            name: name.into(),
+            tenant: "default".into(),
+            lane: "default".into(),
+            priority: 0,
+            deadline_ms: None,
+            max_concurrency: None,
+            tasks,
+        }
+    }
+}

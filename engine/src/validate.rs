@@ -1,0 +1,257 @@
+//! Admission checks for job specs and capability tokens. Pure functions, shared by the
+//! engine and by anything that wants to report errors before submitting (the planner).
+
+use crate::config::Limits;
+use crate::reject::{CapabilityIssue, JobError};
+use crate::spec::{GroupKind, JobSpec};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// A spec that passed validation, with its dependency structure resolved to indices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidJob {
+    /// Upstream task indices for each task, in spec order of the group.
+    pub upstream: Vec<Vec<u32>>,
+    /// Downstream task indices for each task, ascending.
+    pub downstream: Vec<Vec<u32>>,
+    /// A topological order: ready tasks by ascending spec index (Kahn's algorithm).
+    pub topo_order: Vec<u32>,
+    /// Length of the longest dependency chain ending at each task (roots are 1).
+    pub depth: Vec<u32>,
+}
+
+/// Checks a capability token: non-empty, bounded, no whitespace or control characters.
+pub fn check_token(token: &str, max_len: u32) -> Result<(), CapabilityIssue> {
+    if token.is_empty() {
+        return Err(CapabilityIssue::Empty);
+    }
+    if token.len() > max_len as usize {
+        return Err(CapabilityIssue::TooLong { limit: max_len });
+    }
+    if token.chars().any(char::is_control) {
+        return Err(CapabilityIssue::Control);
+    }
+    if token.chars().any(char::is_whitespace) {
+        return Err(CapabilityIssue::Whitespace);
+    }
+    Ok(())
+}
+
+/// Checks a list of tokens and that none repeats; returns the offending token.
+pub fn check_tokens(tokens: &[String], max_len: u32) -> Result<(), (String, CapabilityIssue)> {
+    let mut seen = BTreeSet::new();
+    for t in tokens {
+        check_token(t, max_len).map_err(|why| (t.clone(), why))?;
+        if !seen.insert(t.as_str()) {
+            return Err((t.clone(), CapabilityIssue::Duplicate));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a name (job name, tenant, lane, worker id, waitpoint): non-empty, bounded, and
+/// free of control characters so it prints safely in logs and tables.
+pub fn check_name(field: &'static str, value: &str, max_len: u32) -> Result<(), JobError> {
+    let why = if value.is_empty() {
+        "empty".to_string()
+    } else if value.len() > max_len as usize {
+        format!("longer than {max_len} bytes")
+    } else if value.chars().any(char::is_control) {
+        "contains a control character".to_string()
+    } else {
+        return Ok(());
+    };
+    Err(JobError::BadName { field, why })
+}
+
+pub fn validate_job(spec: &JobSpec, limits: &Limits) -> Result<ValidJob, JobError> {
+    check_name("job name", &spec.name, limits.max_name_len)?;
+    check_name("tenant", &spec.tenant, limits.max_name_len)?;
+    check_name("lane", &spec.lane, limits.max_name_len)?;
+    let n = spec.tasks.len();
+    if n == 0 {
+        return Err(JobError::Empty);
+    }
+    if n as u64 > limits.max_tasks_per_job as u64 {
+        return Err(JobError::TooManyTasks {
+            count: n as u64,
+            limit: limits.max_tasks_per_job,
+        });
+    }
+    let mut index: BTreeMap<&str, u32> = BTreeMap::new();
+    for (i, t) in spec.tasks.iter().enumerate() {
+        check_name("task key", &t.key, limits.max_name_len)?;
+        if index.insert(t.key.as_str(), i as u32).is_some() {
+            return Err(JobError::DuplicateTask { key: t.key.clone() });
+        }
+    }
+    let mut upstream = Vec::with_capacity(n);
+    for t in &spec.tasks {
+        check_task_fields(t, limits)?;
+        let mut ups = Vec::new();
+        if let Some(group) = &t.deps {
+            let count = group.upstream.len();
+            if count as u64 > limits.max_deps_per_task as u64 {
+                return Err(JobError::TooManyDependencies {
+                    task: t.key.clone(),
+                    count: count as u64,
+                    limit: limits.max_deps_per_task,
+                });
+            }
+            if count == 0 {
+                return Err(JobError::EmptyGroup { task: t.key.clone() });
+            }
+            if let GroupKind::Quorum(k) = group.kind {
+                if k == 0 || k as usize > count {
+                    return Err(JobError::QuorumOutOfRange {
+                        task: t.key.clone(),
+                        k,
+                        n: count as u32,
+                    });
+                }
+            }
+            let mut seen = BTreeSet::new();
+            for dep in &group.upstream {
+                let Some(&j) = index.get(dep.as_str()) else {
+                    return Err(JobError::UnknownDependency {
+                        task: t.key.clone(),
+                        dep: dep.clone(),
+                    });
+                };
+                if !seen.insert(j) {
+                    return Err(JobError::DuplicateDependency {
+                        task: t.key.clone(),
+                        dep: dep.clone(),
+                    });
+                }
+                ups.push(j);
+            }
+        }
+        upstream.push(ups);
+    }
+    let mut downstream = vec![Vec::new(); n];
+    for (i, ups) in upstream.iter().enumerate() {
+        for &u in ups {
+            downstream[u as usize].push(i as u32);
+        }
+    }
+    let (topo_order, depth) = topo_sort(&upstream, &downstream);
+    if topo_order.len() < n {
+        return Err(JobError::Cycle {
+            cycle: find_cycle(spec, &upstream, &topo_order),
+        });
+    }
+    if let Some((i, &d)) = depth
+        .iter()
+        .enumerate()
+        .find(|(_, &d)| d > limits.max_dag_depth)
+    {
+        return Err(JobError::TooDeep {
+            task: spec.tasks[i].key.clone(),
+            depth: d,
+            limit: limits.max_dag_depth,
+        });
+    }
+    Ok(ValidJob {
+        upstream,
+        downstream,
+        topo_order,
+        depth,
+    })
+}
+
+fn check_task_fields(t: &crate::spec::TaskSpec, limits: &Limits) -> Result<(), JobError> {
+    if t.payload.len() as u64 > limits.max_payload_bytes as u64 {
+        return Err(JobError::PayloadTooLarge {
+            task: t.key.clone(),
+            bytes: t.payload.len() as u64,
+            limit: limits.max_payload_bytes,
+        });
+    }
+    if t.capabilities.len() as u64 > limits.max_caps_per_task as u64 {
+        return Err(JobError::TooManyCapabilities {
+            task: t.key.clone(),
+            count: t.capabilities.len() as u64,
+            limit: limits.max_caps_per_task,
+        });
+    }
+    check_tokens(&t.capabilities, limits.max_cap_token_len).map_err(|(token, why)| {
+        JobError::Capability {
+            task: t.key.clone(),
+            token,
+            why,
+        }
+    })?;
+    let r = &t.retry;
+    let bad = if r.max_attempts == 0 {
+        Some("max_attempts must be at least 1")
+    } else if r.backoff_factor == 0 {
+        Some("backoff_factor must be at least 1")
+    } else if r.jitter_pct > 100 {
+        Some("jitter_pct must be at most 100")
+    } else if r.backoff_max_ms < r.backoff_base_ms {
+        Some("backoff_max_ms must be at least backoff_base_ms")
+    } else {
+        None
+    };
+    match bad {
+        Some(why) => Err(JobError::BadRetry {
+            task: t.key.clone(),
+            why: why.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Kahn's algorithm with ready tasks taken in ascending index order.
+fn topo_sort(upstream: &[Vec<u32>], downstream: &[Vec<u32>]) -> (Vec<u32>, Vec<u32>) {
+    let n = upstream.len();
+    let mut indegree: Vec<u32> = upstream.iter().map(|u| u.len() as u32).collect();
+    let mut depth = vec![1u32; n];
+    let mut queue: VecDeque<u32> = (0..n as u32).filter(|&i| indegree[i as usize] == 0).collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(i) = queue.pop_front() {
+        order.push(i);
+        for &d in &downstream[i as usize] {
+            let d = d as usize;
+            depth[d] = depth[d].max(depth[i as usize] + 1);
+            indegree[d] -= 1;
+            if indegree[d] == 0 {
+                queue.push_back(d as u32);
+            }
+        }
+    }
+    (order, depth)
+}
+
+/// Every task left out of a topological order lies on or behind a cycle, so following
+/// unsorted upstream edges from one must revisit a task. Returns the cycle in
+/// execution direction (upstream first), closed by repeating its first key.
+fn find_cycle(spec: &JobSpec, upstream: &[Vec<u32>], sorted: &[u32]) -> Vec<String> {
+    let n = upstream.len();
+    let mut done = vec![false; n];
+    for &i in sorted {
+        done[i as usize] = true;
+    }
+    let Some(start) = (0..n).find(|&i| !done[i]) else {
+        return Vec::new();
+    };
+    let mut pos_in_path = vec![usize::MAX; n];
+    let mut path = Vec::new();
+    let mut cur = start;
+    while pos_in_path[cur] == usize::MAX {
+        pos_in_path[cur] = path.len();
+        path.push(cur);
+        cur = upstream[cur]
+            .iter()
+            .map(|&u| u as usize)
+            .find(|&u| !done[u])
+            .unwrap_or(cur);
+    }
+    let mut cycle: Vec<String> = path[pos_in_path[cur]..]
+        .iter()
+        .rev()
+        .map(|&i| spec.tasks[i].key.clone())
+        .collect();
+    cycle.push(cycle[0].clone());
+    cycle
+}
