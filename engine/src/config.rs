@@ -17,6 +17,8 @@ pub struct Config {
     /// Times a task may be requeued because its worker was lost or its lease expired,
     /// separate from its retry budget, so a task that kills workers still terminates.
     pub max_losses: u32,
+    /// How long a finished job stays queryable (and deduplicates resubmissions).
+    pub retention_ms: u64,
     pub blacklist: BlacklistPolicy,
     pub tenants: TenantPolicy,
     pub limits: Limits,
@@ -30,6 +32,7 @@ impl Default for Config {
             lease_ttl_ms: 30_000,
             liveness_timeout_ms: 15_000,
             max_losses: 5,
+            retention_ms: 3_600_000,
             blacklist: BlacklistPolicy::default(),
             tenants: TenantPolicy::default(),
             limits: Limits::default(),

@@ -72,20 +72,16 @@ impl Interned {
         self.tenant_ids.get(name).copied()
     }
 
-    /// Interns a capability requirement, computing its coverage from `workers`
-    /// (capability lists of the workers that count as live).
-    pub fn capset<'a>(
-        &mut self,
-        caps: &[String],
-        workers: impl Iterator<Item = &'a [String]>,
-    ) -> CapSetId {
+    /// Interns a capability requirement; `coverage` counts the live workers serving a
+    /// new one.
+    pub fn capset(&mut self, caps: &[String], coverage: impl FnOnce(&[String]) -> u32) -> CapSetId {
         let mut key: Vec<String> = caps.to_vec();
         key.sort();
         key.dedup();
         if let Some(&id) = self.capset_ids.get(&key) {
             return id;
         }
-        let coverage = workers.filter(|w| covers(w, &key)).count() as u32;
+        let coverage = coverage(&key);
         let id = CapSetId(self.capsets.len() as u32);
         self.capset_ids.insert(key.clone(), id);
         self.capsets.push(CapSet {

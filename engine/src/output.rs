@@ -89,7 +89,8 @@ pub enum Effect {
     TaskBlocked {
         job: JobId,
         task: TaskId,
-        missing: Vec<String>,
+        /// No single live worker advertises all of these.
+        requires: Vec<String>,
     },
     TaskUnblocked {
         job: JobId,
@@ -178,15 +179,21 @@ pub enum EndReason {
     JobCancelled,
     DeadlineExceeded,
     Suspended,
+    /// Its dependency group can no longer be satisfied.
+    DependencyUnsatisfied,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TaskOutcome {
     Succeeded,
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
     /// Its dependency group could not be satisfied and its policy is to skip.
     Skipped,
-    Cancelled { reason: EndReason },
+    Cancelled {
+        reason: EndReason,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

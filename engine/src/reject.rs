@@ -36,7 +36,9 @@ pub enum Rejection {
         worker: WorkerId,
         instance: InstanceId,
     },
-    #[error("worker {worker} instance {instance} is already registered with another configuration")]
+    #[error(
+        "worker {worker} instance {instance} is already registered with another configuration"
+    )]
     RegistrationConflict {
         worker: WorkerId,
         instance: InstanceId,
@@ -65,7 +67,7 @@ pub enum Rejection {
     TooManySignals { task: TaskId, limit: u32 },
     #[error("{field} is too large: {size} bytes, limit {limit}")]
     TooLarge {
-        field: &'static str,
+        field: String,
         size: u64,
         limit: u64,
     },
@@ -125,7 +127,7 @@ pub enum JobError {
     #[error("the job has no tasks")]
     Empty,
     #[error("{field} is invalid: {why}")]
-    BadName { field: &'static str, why: String },
+    BadName { field: String, why: String },
     #[error("{count} tasks, limit {limit}")]
     TooManyTasks { count: u64, limit: u32 },
     #[error("task key {key:?} appears more than once")]
@@ -141,13 +143,29 @@ pub enum JobError {
     #[error("task {task:?} needs a quorum of {k} out of {n} upstream tasks")]
     QuorumOutOfRange { task: String, k: u32, n: u32 },
     #[error("task {task:?} has {count} dependencies, limit {limit}")]
-    TooManyDependencies { task: String, count: u64, limit: u32 },
+    TooManyDependencies {
+        task: String,
+        count: u64,
+        limit: u32,
+    },
     #[error("the dependency chain through {task:?} is {depth} deep, limit {limit}")]
-    TooDeep { task: String, depth: u32, limit: u32 },
+    TooDeep {
+        task: String,
+        depth: u32,
+        limit: u32,
+    },
     #[error("task {task:?} payload is {bytes} bytes, limit {limit}")]
-    PayloadTooLarge { task: String, bytes: u64, limit: u32 },
+    PayloadTooLarge {
+        task: String,
+        bytes: u64,
+        limit: u32,
+    },
     #[error("task {task:?} requires {count} capabilities, limit {limit}")]
-    TooManyCapabilities { task: String, count: u64, limit: u32 },
+    TooManyCapabilities {
+        task: String,
+        count: u64,
+        limit: u32,
+    },
     #[error("task {task:?} capability {token:?}: {why}")]
     Capability {
         task: String,

@@ -2,10 +2,10 @@
 //! into the digest, so it holds only ordered collections and plain data.
 
 use crate::config::Config;
-use crate::ids::{GrantId, InstanceId, JobId, TaskId, Time, WorkerId};
+use crate::ids::{Fence, GrantId, InstanceId, JobId, TaskId, Time, WorkerId};
 use crate::input::SuspendTimeout;
 use crate::intern::{CapSetId, Interned};
-use crate::output::{EndReason, Effect, JobOutcome, TaskOutcome};
+use crate::output::{Effect, EndReason, JobOutcome, TaskOutcome};
 use crate::ready::{ReadyIndex, ReadyKey};
 use crate::spec::{GroupKind, Payload, RetryPolicy, UnsatisfiedPolicy};
 use crate::timers::Timers;
@@ -48,6 +48,9 @@ pub(crate) struct State {
 pub(crate) struct TenantLoad {
     pub active: u32,
     pub jobs_in_flight: u32,
+    /// Copied from the tenant policy when the tenant is first seen.
+    pub cap: Option<u32>,
+    pub weight: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -73,6 +76,8 @@ pub(crate) struct Job {
     pub parked: BTreeSet<ReadyKey>,
     /// Tasks whose failure or cancellation fails the job.
     pub failed: u32,
+    /// Set when the job is being ended from outside (cancel, deadline).
+    pub forced: Option<(JobOutcome, EndReason)>,
     pub end: Option<JobEnd>,
 }
 
@@ -100,6 +105,8 @@ pub(crate) struct Task {
     pub job: JobId,
     pub key: String,
     pub payload: Payload,
+    pub lane: u32,
+    pub tenant: u32,
     pub capset: CapSetId,
     pub priority: i32,
     pub retry: RetryPolicy,
@@ -116,7 +123,8 @@ pub(crate) struct Task {
     pub failures: u32,
     pub losses: u32,
     pub history: Vec<AttemptRecord>,
-    pub signal_keys: BTreeSet<String>,
+    /// Signals received, by idempotency key.
+    pub signals: BTreeMap<String, Payload>,
     pub output: Option<Payload>,
 }
 
@@ -164,9 +172,15 @@ pub(crate) enum TaskState {
     /// Waiting for its dependency group.
     Waiting,
     /// Not before `until` (a delay or a retry backoff).
-    Delayed { until: Time },
-    Ready { place: ReadyPlace },
-    Offered { grant: GrantId },
+    Delayed {
+        until: Time,
+    },
+    Ready {
+        place: ReadyPlace,
+    },
+    Offered {
+        grant: GrantId,
+    },
     Running(Lease),
     Suspended {
         waitpoint: String,
@@ -178,6 +192,7 @@ pub(crate) enum TaskState {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Lease {
+    pub grant: GrantId,
     pub worker: WorkerId,
     pub instance: InstanceId,
     pub started_at: Time,
@@ -200,7 +215,10 @@ pub(crate) struct AttemptRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum AttemptEnd {
     Succeeded,
-    Failed { error: String, retry_at: Option<Time> },
+    Failed {
+        error: String,
+        retry_at: Option<Time>,
+    },
     Ended(EndReason),
 }
 
@@ -255,6 +273,9 @@ pub(crate) struct Grant {
     pub attempt: u32,
     pub offered_at: Time,
     pub expires_at: Time,
+    /// Set when the worker accepted; the record lives as long as the lease so a
+    /// replayed accept gets the same answer.
+    pub accepted: Option<Fence>,
 }
 
 impl State {
@@ -283,15 +304,20 @@ impl State {
         }
     }
 
-    pub fn emit(&mut self, effect: Effect) {
-        self.fx.push(effect);
-    }
-
-    pub fn tenant_mut(&mut self, tenant: u32) -> &mut TenantLoad {
-        let i = tenant as usize;
-        if self.tenants.len() <= i {
-            self.tenants.resize(i + 1, TenantLoad::default());
+    /// Interns a tenant and makes sure its load entry exists.
+    pub fn tenant_id(&mut self, name: &str) -> u32 {
+        let id = self.names.tenant(name);
+        let i = id as usize;
+        while self.tenants.len() <= i {
+            let name = &self.names.tenants[self.tenants.len()];
+            let policy = &self.config.tenants;
+            self.tenants.push(TenantLoad {
+                active: 0,
+                jobs_in_flight: 0,
+                cap: policy.cap(name),
+                weight: policy.weight(name),
+            });
         }
-        &mut self.tenants[i]
+        id
     }
 }

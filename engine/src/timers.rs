@@ -51,8 +51,4 @@ impl Timers {
     pub fn contains(&self, at: Time, timer: &Timer) -> bool {
         self.set.contains(&(at, timer.clone()))
     }
-
-    pub fn len(&self) -> usize {
-        self.set.len()
-    }
 }

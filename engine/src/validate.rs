@@ -60,7 +60,10 @@ pub fn check_name(field: &'static str, value: &str, max_len: u32) -> Result<(), 
     } else {
         return Ok(());
     };
-    Err(JobError::BadName { field, why })
+    Err(JobError::BadName {
+        field: field.to_string(),
+        why,
+    })
 }
 
 pub fn validate_job(spec: &JobSpec, limits: &Limits) -> Result<ValidJob, JobError> {
@@ -98,7 +101,9 @@ pub fn validate_job(spec: &JobSpec, limits: &Limits) -> Result<ValidJob, JobErro
                 });
             }
             if count == 0 {
-                return Err(JobError::EmptyGroup { task: t.key.clone() });
+                return Err(JobError::EmptyGroup {
+                    task: t.key.clone(),
+                });
             }
             if let GroupKind::Quorum(k) = group.kind {
                 if k == 0 || k as usize > count {
@@ -207,7 +212,9 @@ fn topo_sort(upstream: &[Vec<u32>], downstream: &[Vec<u32>]) -> (Vec<u32>, Vec<u
     let n = upstream.len();
     let mut indegree: Vec<u32> = upstream.iter().map(|u| u.len() as u32).collect();
     let mut depth = vec![1u32; n];
-    let mut queue: VecDeque<u32> = (0..n as u32).filter(|&i| indegree[i as usize] == 0).collect();
+    let mut queue: VecDeque<u32> = (0..n as u32)
+        .filter(|&i| indegree[i as usize] == 0)
+        .collect();
     let mut order = Vec::with_capacity(n);
     while let Some(i) = queue.pop_front() {
         order.push(i);

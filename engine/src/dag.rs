@@ -1,0 +1,102 @@
+//! Dependency groups: a task becomes ready when enough of its upstream tasks succeeded,
+//! and is skipped or cancelled (by its policy) once that can no longer happen.
+
+use crate::ids::TaskId;
+use crate::job;
+use crate::output::{Effect, EndReason, TaskOutcome};
+use crate::queue;
+use crate::spec::UnsatisfiedPolicy;
+use crate::state::{State, TaskState};
+use crate::timers::Timer;
+
+/// A task whose group is satisfied (or that has none) waits out its delay, then is ready.
+pub(crate) fn release(s: &mut State, tid: TaskId) {
+    let now = s.now;
+    let Some(task) = s.tasks.get_mut(&tid) else {
+        return;
+    };
+    if task.not_before > now {
+        let until = task.not_before;
+        task.state = TaskState::Delayed { until };
+        s.timers.arm(until, Timer::TaskDue(tid));
+    } else {
+        queue::make_ready(s, tid);
+    }
+}
+
+/// Marks a task terminal and propagates the outcome downstream. The caller has already
+/// taken the task out of any queue, grant or lease.
+pub(crate) fn finish_task(s: &mut State, tid: TaskId, outcome: TaskOutcome) {
+    let mut work = vec![(tid, outcome)];
+    while let Some((tid, outcome)) = work.pop() {
+        let Some(task) = s.tasks.get_mut(&tid) else {
+            continue;
+        };
+        if task.is_terminal() {
+            continue;
+        }
+        let fails_job = match &outcome {
+            TaskOutcome::Failed { .. } => !task.allow_failure,
+            TaskOutcome::Cancelled { reason } => *reason == EndReason::DependencyUnsatisfied,
+            TaskOutcome::Succeeded | TaskOutcome::Skipped => false,
+        };
+        let succeeded = outcome == TaskOutcome::Succeeded;
+        task.state = TaskState::Done(outcome.clone());
+        let job_id = task.job;
+        let downstream = std::mem::take(&mut task.downstream);
+        s.fx.push(Effect::TaskFinished {
+            job: job_id,
+            task: tid,
+            outcome,
+        });
+        let Some(job) = s.jobs.get_mut(&job_id) else {
+            continue;
+        };
+        job.remaining -= 1;
+        if fails_job {
+            job.failed += 1;
+        }
+        let ending = job.forced.is_some();
+        let done = job.remaining == 0;
+        if !ending {
+            for &d in &downstream {
+                if let Some(next) = propagate(s, d, succeeded) {
+                    work.push((d, next));
+                }
+            }
+        }
+        if let Some(task) = s.tasks.get_mut(&tid) {
+            task.downstream = downstream;
+        }
+        if done {
+            job::finish(s, job_id);
+        }
+    }
+}
+
+/// Records one upstream result on `d`; returns the outcome `d` must end with, if any.
+fn propagate(s: &mut State, d: TaskId, succeeded: bool) -> Option<TaskOutcome> {
+    let task = s.tasks.get_mut(&d)?;
+    let group = task.group.as_mut()?;
+    if succeeded {
+        group.succeeded += 1;
+    } else {
+        group.unsucceeded += 1;
+    }
+    if task.state != TaskState::Waiting {
+        return None;
+    }
+    if group.satisfied() {
+        release(s, d);
+        None
+    } else if group.unsatisfiable() {
+        Some(match group.on_unsatisfied {
+            UnsatisfiedPolicy::Skip => TaskOutcome::Skipped,
+            UnsatisfiedPolicy::Cancel => TaskOutcome::Cancelled {
+                reason: EndReason::DependencyUnsatisfied,
+            },
+        })
+    } else {
+        None
+    }
+}

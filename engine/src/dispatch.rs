@@ -1,0 +1,144 @@
+//! Offering grants: which waiting worker gets which ready task. Workers with credits
+//! are served round-robin, one grant per round; a worker's lanes are served in turn;
+//! within a lane the tenant with the smallest weighted share of running work goes
+//! first, and within a tenant the highest priority, then the oldest task.
+
+use crate::ids::{GrantId, WorkerId};
+use crate::intern::{covers, CapSetId};
+use crate::output::Effect;
+use crate::queue;
+use crate::ready::{QueueKey, ReadyKey};
+use crate::state::{Grant, State, TaskState};
+use crate::timers::Timer;
+
+pub(crate) fn run(s: &mut State) {
+    if !s.dispatch_dirty {
+        return;
+    }
+    s.dispatch_dirty = false;
+    loop {
+        if s.ready.len() == 0 || s.demand.is_empty() {
+            return;
+        }
+        let order = round_order(s);
+        let mut granted = false;
+        for w in order {
+            while grant_one(s, &w) {
+                granted = true;
+                s.dispatch_cursor = Some(w.clone());
+                if s.demand.len() > 1 {
+                    break;
+                }
+            }
+        }
+        if !granted {
+            return;
+        }
+    }
+}
+
+/// Workers with demand, starting after the one served last.
+fn round_order(s: &State) -> Vec<WorkerId> {
+    let mut order: Vec<WorkerId> = match &s.dispatch_cursor {
+        Some(c) => {
+            let after = s
+                .demand
+                .range::<WorkerId, _>((std::ops::Bound::Excluded(c), std::ops::Bound::Unbounded));
+            after.chain(s.demand.range(..=c.clone())).cloned().collect()
+        }
+        None => s.demand.iter().cloned().collect(),
+    };
+    order.dedup();
+    order
+}
+
+/// Offers one task to `w` if it can take one and one fits. Returns whether it did.
+fn grant_one(s: &mut State, w: &WorkerId) -> bool {
+    let Some(worker) = s.workers.get(w) else {
+        s.demand.remove(w);
+        return false;
+    };
+    if !worker.can_take_work() {
+        if worker.credits == 0 || worker.status != crate::state::WorkerStatus::Active {
+            s.demand.remove(w);
+        }
+        return false;
+    }
+    let lanes = worker.lanes.len();
+    for i in 0..lanes {
+        let slot = (worker.lane_cursor as usize + i) % lanes;
+        let lane = worker.lanes[slot];
+        if let Some((q, key)) = best_head(s, w, lane) {
+            if let Some(worker) = s.workers.get_mut(w) {
+                worker.lane_cursor = ((slot + 1) % lanes) as u32;
+            }
+            offer(s, w, q, key);
+            return true;
+        }
+    }
+    false
+}
+
+fn best_head(s: &State, w: &WorkerId, lane: u32) -> Option<(QueueKey, ReadyKey)> {
+    let worker = s.workers.get(w)?;
+    let mut best: Option<(u64, ReadyKey, QueueKey)> = None;
+    for (q, key) in s.ready.heads(lane) {
+        let load = &s.tenants[q.tenant as usize];
+        if load.cap.is_some_and(|cap| load.active >= cap) {
+            continue;
+        }
+        if q.capset != CapSetId::ANY && !covers(&worker.capabilities, s.names.caps(q.capset)) {
+            continue;
+        }
+        let share = (load.active as u64) * 1_000_000 / load.weight as u64;
+        if best.is_none_or(|(bs, bk, _)| (share, key) < (bs, bk)) {
+            best = Some((share, key, q));
+        }
+    }
+    best.map(|(_, k, q)| (q, k))
+}
+
+fn offer(s: &mut State, w: &WorkerId, q: QueueKey, key: ReadyKey) {
+    s.ready.remove(q, key);
+    let Some(task) = s.tasks.get_mut(&key.task) else {
+        return;
+    };
+    let grant = GrantId(s.next_grant);
+    s.next_grant += 1;
+    let expires_at = s.now + s.config.grant_ttl_ms;
+    task.state = TaskState::Offered { grant };
+    let (job, attempt, payload) = (task.job, task.attempt, task.payload.clone());
+    // The ready index entry is gone; the job's count moves from queued to active.
+    queue::take_slot(s, q, job);
+    let Some(worker) = s.workers.get_mut(w) else {
+        return;
+    };
+    worker.grants.insert(grant);
+    worker.credits -= 1;
+    if worker.credits == 0 {
+        s.demand.remove(w);
+    }
+    s.grants.insert(
+        grant,
+        Grant {
+            id: grant,
+            task: key.task,
+            worker: w.clone(),
+            instance: worker.instance,
+            attempt,
+            offered_at: s.now,
+            expires_at,
+            accepted: None,
+        },
+    );
+    s.timers.arm(expires_at, Timer::GrantExpiry(grant));
+    s.fx.push(Effect::GrantOffered {
+        worker: w.clone(),
+        grant,
+        job,
+        task: key.task,
+        attempt,
+        payload,
+        expires_at,
+    });
+}

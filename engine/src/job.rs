@@ -1,0 +1,241 @@
+//! Job admission, the end of a job (all tasks terminal, cancelled, or past its
+//! deadline) and forgetting finished jobs after the retention period.
+
+use crate::dag;
+use crate::ids::{JobId, TaskId};
+use crate::intern::CapSetId;
+use crate::lease;
+use crate::output::{Accepted, Effect, EndReason, JobOutcome, TaskOutcome};
+use crate::queue;
+use crate::reject::Rejection;
+use crate::spec::JobSpec;
+use crate::state::{Group, Job, JobEnd, State, Task, TaskState};
+use crate::timers::Timer;
+use crate::validate::validate_job;
+use std::collections::{BTreeMap, BTreeSet};
+
+type Reply = Result<Accepted, Rejection>;
+
+pub(crate) fn submit(s: &mut State, spec: JobSpec) -> Reply {
+    let valid = validate_job(&spec, &s.config.limits).map_err(Rejection::InvalidJob)?;
+    let spec_hash = postcard::to_allocvec(&spec)
+        .map(|b| xxhash_rust::xxh3::xxh3_64(&b))
+        .unwrap_or(0);
+    if let Some(&existing) = s.job_names.get(&spec.name) {
+        return match s.jobs.get(&existing) {
+            Some(job) if job.spec_hash == spec_hash => Ok(Accepted::JobSubmitted {
+                job: existing,
+                first_task: job.first_task,
+                tasks: job.task_count,
+                duplicate: true,
+            }),
+            _ => Err(Rejection::JobNameConflict {
+                name: spec.name,
+                existing,
+            }),
+        };
+    }
+    let limit = s.config.limits.max_jobs_in_flight_per_tenant;
+    if let Some(t) = s.names.tenant_id(&spec.tenant) {
+        if s.tenants[t as usize].jobs_in_flight >= limit {
+            return Err(Rejection::TenantJobLimit {
+                tenant: spec.tenant,
+                limit,
+            });
+        }
+    }
+    let now = s.now;
+    let tenant = s.tenant_id(&spec.tenant);
+    let lane = s.names.lane(&spec.lane);
+    let id = JobId(s.next_job);
+    s.next_job += 1;
+    let first = s.next_task;
+    let n = spec.tasks.len() as u32;
+    s.next_task += n as u64;
+    let deadline_at = spec.deadline_ms.map(|d| now + d);
+    s.jobs.insert(
+        id,
+        Job {
+            id,
+            name: spec.name.clone(),
+            spec_hash,
+            tenant,
+            lane,
+            first_task: TaskId(first),
+            task_count: n,
+            max_concurrency: spec.max_concurrency,
+            submitted_at: now,
+            deadline_at,
+            remaining: n,
+            active: 0,
+            queued: 0,
+            parked: BTreeSet::new(),
+            failed: 0,
+            forced: None,
+            end: None,
+        },
+    );
+    s.job_names.insert(spec.name.clone(), id);
+    s.tenants[tenant as usize].jobs_in_flight += 1;
+    if let Some(at) = deadline_at {
+        s.timers.arm(at, Timer::JobDeadline(id));
+    }
+    let mut roots = Vec::new();
+    for (i, t) in spec.tasks.into_iter().enumerate() {
+        let tid = TaskId(first + i as u64);
+        let capset = if t.capabilities.is_empty() {
+            CapSetId::ANY
+        } else {
+            let workers = &s.workers;
+            s.names
+                .capset(&t.capabilities, |need| queue::coverage(workers, need))
+        };
+        let group = t.deps.as_ref().map(|g| {
+            let total = g.upstream.len() as u32;
+            Group {
+                kind: g.kind,
+                total,
+                needed: g.kind.needed(total),
+                succeeded: 0,
+                unsucceeded: 0,
+                on_unsatisfied: g.on_unsatisfied,
+            }
+        });
+        if group.is_none() {
+            roots.push(tid);
+        }
+        let downstream = valid.downstream[i]
+            .iter()
+            .map(|&d| TaskId(first + d as u64))
+            .collect();
+        s.tasks.insert(
+            tid,
+            Task {
+                id: tid,
+                job: id,
+                key: t.key,
+                payload: t.payload,
+                lane,
+                tenant,
+                capset,
+                priority: t.priority.unwrap_or(spec.priority),
+                retry: t.retry,
+                attempt_timeout_ms: t.attempt_timeout_ms,
+                not_before: now + t.delay_ms,
+                allow_failure: t.allow_failure,
+                group,
+                downstream,
+                state: TaskState::Waiting,
+                attempt: 1,
+                epoch: 0,
+                failures: 0,
+                losses: 0,
+                history: Vec::new(),
+                signals: BTreeMap::new(),
+                output: None,
+            },
+        );
+    }
+    for tid in roots {
+        dag::release(s, tid);
+    }
+    Ok(Accepted::JobSubmitted {
+        job: id,
+        first_task: TaskId(first),
+        tasks: n,
+        duplicate: false,
+    })
+}
+
+pub(crate) fn cancel(s: &mut State, job: JobId) -> Reply {
+    let Some(j) = s.jobs.get(&job) else {
+        return Err(Rejection::UnknownJob { job });
+    };
+    if j.end.is_some() {
+        return Ok(Accepted::JobCancelled {
+            job,
+            already_finished: true,
+        });
+    }
+    terminate(s, job, JobOutcome::Cancelled, EndReason::JobCancelled);
+    Ok(Accepted::JobCancelled {
+        job,
+        already_finished: false,
+    })
+}
+
+/// Ends every unfinished task of the job: grants withdrawn, leases revoked (their
+/// workers told), queued and waiting tasks cancelled.
+pub(crate) fn terminate(s: &mut State, job: JobId, outcome: JobOutcome, reason: EndReason) {
+    let Some(j) = s.jobs.get_mut(&job) else {
+        return;
+    };
+    if j.end.is_some() {
+        return;
+    }
+    j.forced = Some((outcome, reason));
+    let tasks: Vec<TaskId> = j.task_ids().collect();
+    for tid in tasks {
+        let Some(task) = s.tasks.get(&tid) else {
+            continue;
+        };
+        match task.state.clone() {
+            TaskState::Done(_) => continue,
+            TaskState::Waiting => {}
+            TaskState::Delayed { until } => s.timers.disarm(until, Timer::TaskDue(tid)),
+            TaskState::Ready { .. } => queue::remove_ready(s, tid),
+            TaskState::Offered { grant } => lease::withdraw(s, grant, reason, true),
+            TaskState::Running(_) => {
+                lease::revoke(s, tid, reason);
+            }
+            TaskState::Suspended { timeout_at, .. } => {
+                if let Some(at) = timeout_at {
+                    s.timers.disarm(at, Timer::SuspendTimeout(tid));
+                }
+            }
+        }
+        dag::finish_task(s, tid, TaskOutcome::Cancelled { reason });
+    }
+}
+
+/// Called when the last task of a job became terminal.
+pub(crate) fn finish(s: &mut State, job: JobId) {
+    let now = s.now;
+    let retention = s.config.retention_ms;
+    let Some(j) = s.jobs.get_mut(&job) else {
+        return;
+    };
+    if j.end.is_some() {
+        return;
+    }
+    let outcome = match j.forced {
+        Some((outcome, _)) => outcome,
+        None if j.failed > 0 => JobOutcome::Failed,
+        None => JobOutcome::Succeeded,
+    };
+    j.end = Some(JobEnd { outcome, at: now });
+    if let Some(at) = j.deadline_at {
+        s.timers.disarm(at, Timer::JobDeadline(job));
+    }
+    let tenant = j.tenant as usize;
+    s.tenants[tenant].jobs_in_flight -= 1;
+    s.timers.arm(now + retention, Timer::JobRetention(job));
+    s.fx.push(Effect::JobFinished { job, outcome });
+}
+
+/// Drops a finished job and its tasks once its retention period is over.
+pub(crate) fn forget(s: &mut State, job: JobId) {
+    let Some(j) = s.jobs.get(&job) else {
+        return;
+    };
+    if j.end.is_none() {
+        return;
+    }
+    for tid in j.task_ids() {
+        s.tasks.remove(&tid);
+    }
+    if s.job_names.get(&j.name) == Some(&job) {
+        s.job_names.remove(&j.name);
+    }
+    s.jobs.remove(&job);
+}

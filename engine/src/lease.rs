@@ -1,0 +1,375 @@
+//! Grants turning into leases, and every fenced command on a running attempt: renew,
+//! complete, fail. A command whose fence is not the task's current one changes nothing.
+
+use crate::blacklist;
+use crate::dag;
+use crate::ids::{Fence, GrantId, InstanceId, TaskId, WorkerId};
+use crate::output::{Accepted, Effect, EndReason, TaskOutcome};
+use crate::queue;
+use crate::reject::Rejection;
+use crate::retry;
+use crate::spec::Payload;
+use crate::state::{AttemptEnd, AttemptRecord, Lease, State, TaskState, WorkerStatus};
+use crate::timers::Timer;
+
+type Reply = Result<Accepted, Rejection>;
+
+pub(crate) fn accept(s: &mut State, w: &WorkerId, inst: InstanceId, g: GrantId) -> Reply {
+    let Some(grant) = s.grants.get(&g) else {
+        return Err(Rejection::UnknownGrant { grant: g });
+    };
+    if grant.worker != *w {
+        return Err(Rejection::GrantNotYours {
+            grant: g,
+            owner: grant.worker.clone(),
+            worker: w.clone(),
+        });
+    }
+    if grant.instance != inst {
+        return Err(Rejection::StaleInstance {
+            worker: w.clone(),
+            presented: inst,
+            current: grant.instance,
+        });
+    }
+    let tid = grant.task;
+    if let Some(fence) = grant.accepted {
+        let expires_at = match s.tasks.get(&tid).map(|t| &t.state) {
+            Some(TaskState::Running(l)) => l.expires_at,
+            _ => return Err(Rejection::UnknownGrant { grant: g }),
+        };
+        return Ok(Accepted::LeaseStarted {
+            fence,
+            expires_at,
+            duplicate: true,
+        });
+    }
+    s.timers.disarm(grant.expires_at, Timer::GrantExpiry(g));
+    let now = s.now;
+    let expires_at = now + s.config.lease_ttl_ms;
+    let Some(task) = s.tasks.get_mut(&tid) else {
+        return Err(Rejection::UnknownTask { task: tid });
+    };
+    task.epoch += 1;
+    let fence = Fence {
+        task: tid,
+        attempt: task.attempt,
+        epoch: task.epoch,
+    };
+    let timeout_at = task.attempt_timeout_ms.map(|ms| now + ms);
+    task.state = TaskState::Running(Lease {
+        grant: g,
+        worker: w.clone(),
+        instance: inst,
+        started_at: now,
+        expires_at,
+        timer_at: expires_at,
+        timeout_at,
+    });
+    task.history.push(AttemptRecord {
+        attempt: fence.attempt,
+        epoch: fence.epoch,
+        worker: w.clone(),
+        started_at: now,
+        ended: None,
+    });
+    s.timers.arm(expires_at, Timer::LeaseExpiry(tid));
+    if let Some(at) = timeout_at {
+        s.timers.arm(at, Timer::AttemptTimeout(tid));
+    }
+    if let Some(grant) = s.grants.get_mut(&g) {
+        grant.accepted = Some(fence);
+    }
+    if let Some(worker) = s.workers.get_mut(w) {
+        worker.grants.remove(&g);
+        worker.leases.insert(tid);
+    }
+    Ok(Accepted::LeaseStarted {
+        fence,
+        expires_at,
+        duplicate: false,
+    })
+}
+
+pub(crate) fn release(s: &mut State, w: &WorkerId, g: GrantId) -> Reply {
+    match s.grants.get(&g) {
+        Some(grant) if grant.worker == *w && grant.accepted.is_none() => {
+            withdraw(s, g, EndReason::GrantReleased, false);
+            Ok(Accepted::Ok)
+        }
+        Some(grant) if grant.worker != *w => Err(Rejection::GrantNotYours {
+            grant: g,
+            owner: grant.worker.clone(),
+            worker: w.clone(),
+        }),
+        _ => Err(Rejection::UnknownGrant { grant: g }),
+    }
+}
+
+/// Takes back an unaccepted grant; the task returns to ready unless the caller ends it.
+pub(crate) fn withdraw(s: &mut State, g: GrantId, reason: EndReason, notify: bool) {
+    let Some(grant) = s.grants.remove(&g) else {
+        return;
+    };
+    s.timers.disarm(grant.expires_at, Timer::GrantExpiry(g));
+    if let Some(worker) = s.workers.get_mut(&grant.worker) {
+        worker.grants.remove(&g);
+    }
+    if notify {
+        s.fx.push(Effect::GrantWithdrawn {
+            worker: grant.worker.clone(),
+            grant: g,
+            task: grant.task,
+            reason,
+        });
+    }
+    let Some(task) = s.tasks.get_mut(&grant.task) else {
+        return;
+    };
+    task.state = TaskState::Waiting;
+    let (job, tenant) = (task.job, task.tenant);
+    queue::release_slot(s, job, tenant);
+    let ending = s.jobs.get(&job).is_some_and(|j| j.forced.is_some());
+    if !ending {
+        queue::make_ready(s, grant.task);
+    }
+}
+
+/// Checks that `w` (instance `inst`) holds the current lease named by `fence`.
+pub(crate) fn check_fence(
+    s: &State,
+    w: &WorkerId,
+    inst: InstanceId,
+    fence: Fence,
+) -> Result<(), Rejection> {
+    let task = s
+        .tasks
+        .get(&fence.task)
+        .ok_or(Rejection::UnknownTask { task: fence.task })?;
+    #[cfg(feature = "fault-injection")]
+    if s.faults.ignore_fencing && matches!(task.state, TaskState::Running(_)) {
+        return Ok(());
+    }
+    match &task.state {
+        TaskState::Running(l) if task.attempt == fence.attempt && task.epoch == fence.epoch => {
+            if l.worker != *w {
+                Err(Rejection::NotLeaseHolder {
+                    task: fence.task,
+                    worker: w.clone(),
+                })
+            } else if l.instance != inst {
+                Err(Rejection::StaleInstance {
+                    worker: w.clone(),
+                    presented: inst,
+                    current: l.instance,
+                })
+            } else {
+                Ok(())
+            }
+        }
+        _ => Err(Rejection::StaleFence {
+            task: fence.task,
+            attempt_seen: fence.attempt,
+            epoch_seen: fence.epoch,
+            attempt_current: task.attempt,
+            epoch_current: task.epoch,
+        }),
+    }
+}
+
+/// How the attempt named by `fence` ended, if it was `w`'s and has ended.
+pub(crate) fn ended_attempt<'a>(
+    s: &'a State,
+    w: &WorkerId,
+    fence: Fence,
+) -> Option<&'a AttemptEnd> {
+    let task = s.tasks.get(&fence.task)?;
+    let rec = task
+        .history
+        .iter()
+        .rev()
+        .find(|r| r.epoch == fence.epoch && r.attempt == fence.attempt)?;
+    if rec.worker != *w {
+        return None;
+    }
+    rec.ended.as_ref().map(|(_, end)| end)
+}
+
+pub(crate) fn renew(s: &mut State, w: &WorkerId, inst: InstanceId, fence: Fence) -> Reply {
+    check_fence(s, w, inst, fence)?;
+    let expires_at = s.now + s.config.lease_ttl_ms;
+    if let Some(TaskState::Running(l)) = s.tasks.get_mut(&fence.task).map(|t| &mut t.state) {
+        l.expires_at = expires_at;
+    }
+    Ok(Accepted::Renewed { fence, expires_at })
+}
+
+pub(crate) fn complete(
+    s: &mut State,
+    w: &WorkerId,
+    inst: InstanceId,
+    fence: Fence,
+    output: Payload,
+) -> Reply {
+    if let Some(AttemptEnd::Succeeded) = ended_attempt(s, w, fence) {
+        return Ok(Accepted::Completed {
+            fence,
+            duplicate: true,
+        });
+    }
+    check_fence(s, w, inst, fence)?;
+    let limit = s.config.limits.max_payload_bytes;
+    if output.len() as u64 > limit as u64 {
+        return Err(Rejection::TooLarge {
+            field: "output".into(),
+            size: output.len() as u64,
+            limit: limit as u64,
+        });
+    }
+    end_lease(s, fence.task, AttemptEnd::Succeeded);
+    if let Some(t) = s.tasks.get_mut(&fence.task) {
+        t.output = Some(output);
+    }
+    dag::finish_task(s, fence.task, TaskOutcome::Succeeded);
+    Ok(Accepted::Completed {
+        fence,
+        duplicate: false,
+    })
+}
+
+pub(crate) fn fail(
+    s: &mut State,
+    w: &WorkerId,
+    inst: InstanceId,
+    fence: Fence,
+    error: String,
+    permanent: bool,
+) -> Reply {
+    if let Some(AttemptEnd::Failed { retry_at, .. }) = ended_attempt(s, w, fence) {
+        return Ok(Accepted::Failed {
+            fence,
+            duplicate: true,
+            retry_at: *retry_at,
+        });
+    }
+    check_fence(s, w, inst, fence)?;
+    let limit = s.config.limits.max_payload_bytes;
+    if error.len() as u64 > limit as u64 {
+        return Err(Rejection::TooLarge {
+            field: "error".into(),
+            size: error.len() as u64,
+            limit: limit as u64,
+        });
+    }
+    blacklist::record_failure(s, w);
+    let retry_at = fail_attempt(s, fence.task, error, permanent);
+    Ok(Accepted::Failed {
+        fence,
+        duplicate: false,
+        retry_at,
+    })
+}
+
+/// Ends the running attempt as failed and either schedules a retry or fails the task.
+pub(crate) fn fail_attempt(
+    s: &mut State,
+    tid: TaskId,
+    error: String,
+    permanent: bool,
+) -> Option<crate::ids::Time> {
+    let now = s.now;
+    let seed = s.config.seed;
+    let task = s.tasks.get_mut(&tid)?;
+    task.failures += 1;
+    let retry_at = if permanent || task.failures >= task.retry.max_attempts {
+        None
+    } else {
+        Some(now + retry::backoff_delay(&task.retry, task.failures, seed, tid, task.attempt))
+    };
+    end_lease(
+        s,
+        tid,
+        AttemptEnd::Failed {
+            error: error.clone(),
+            retry_at,
+        },
+    );
+    match retry_at {
+        Some(until) => retry::schedule(s, tid, until, EndReason::AttemptFailed),
+        None => dag::finish_task(s, tid, TaskOutcome::Failed { error }),
+    }
+    retry_at
+}
+
+/// Ends the current lease: timers, grant record, worker and slot bookkeeping, history.
+/// The caller decides the task's next state.
+pub(crate) fn end_lease(s: &mut State, tid: TaskId, end: AttemptEnd) -> Option<Lease> {
+    let now = s.now;
+    let task = s.tasks.get_mut(&tid)?;
+    let TaskState::Running(lease) = std::mem::replace(&mut task.state, TaskState::Waiting) else {
+        return None;
+    };
+    if let Some(rec) = task.history.last_mut() {
+        rec.ended = Some((now, end));
+    }
+    let (job, tenant) = (task.job, task.tenant);
+    s.timers.disarm(lease.timer_at, Timer::LeaseExpiry(tid));
+    if let Some(at) = lease.timeout_at {
+        s.timers.disarm(at, Timer::AttemptTimeout(tid));
+    }
+    s.grants.remove(&lease.grant);
+    if let Some(worker) = s.workers.get_mut(&lease.worker) {
+        worker.leases.remove(&tid);
+        if worker.status == WorkerStatus::Draining && worker.active() == 0 {
+            s.fx.push(Effect::WorkerDrained {
+                worker: lease.worker.clone(),
+            });
+        }
+    }
+    queue::release_slot(s, job, tenant);
+    Some(lease)
+}
+
+/// Revokes a running lease from outside (expiry, timeout, loss, cancel) and tells the
+/// holder to stop.
+pub(crate) fn revoke(s: &mut State, tid: TaskId, reason: EndReason) -> Option<Lease> {
+    let task = s.tasks.get(&tid)?;
+    let TaskState::Running(lease) = &task.state else {
+        return None;
+    };
+    s.fx.push(Effect::LeaseRevoked {
+        worker: lease.worker.clone(),
+        fence: Fence {
+            task: tid,
+            attempt: task.attempt,
+            epoch: task.epoch,
+        },
+        reason,
+    });
+    end_lease(s, tid, AttemptEnd::Ended(reason))
+}
+
+/// The attempt ended through no fault of the task (worker lost, lease expired): a new
+/// attempt starts at once, bounded by the loss budget rather than the retry budget.
+pub(crate) fn requeue_lost(s: &mut State, tid: TaskId, reason: EndReason) {
+    let max_losses = s.config.max_losses;
+    let Some(task) = s.tasks.get_mut(&tid) else {
+        return;
+    };
+    task.losses += 1;
+    if task.losses > max_losses {
+        let error = format!("lost {} times, last by {reason:?}", task.losses);
+        dag::finish_task(s, tid, TaskOutcome::Failed { error });
+        return;
+    }
+    task.attempt += 1;
+    let (job, attempt) = (task.job, task.attempt);
+    s.fx.push(Effect::TaskRequeued {
+        job,
+        task: tid,
+        attempt,
+        reason,
+        ready_at: s.now,
+    });
+    queue::make_ready(s, tid);
+}

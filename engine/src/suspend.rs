@@ -1,0 +1,160 @@
+//! Suspension: a running task gives up its lease to wait on a named waitpoint, and a
+//! signal (deduplicated by idempotency key) makes it ready again.
+
+use crate::dag;
+use crate::ids::{Fence, InstanceId, TaskId, WorkerId};
+use crate::input::SuspendTimeout;
+use crate::lease;
+use crate::output::{Accepted, Effect, EndReason, TaskOutcome};
+use crate::queue;
+use crate::reject::Rejection;
+use crate::spec::Payload;
+use crate::state::{AttemptEnd, State, TaskState};
+use crate::timers::Timer;
+use crate::validate::check_name;
+
+type Reply = Result<Accepted, Rejection>;
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn suspend(
+    s: &mut State,
+    w: &WorkerId,
+    inst: InstanceId,
+    fence: Fence,
+    waitpoint: String,
+    timeout_ms: Option<u64>,
+    on_timeout: SuspendTimeout,
+) -> Reply {
+    if let Some(AttemptEnd::Ended(EndReason::Suspended)) = lease::ended_attempt(s, w, fence) {
+        return Ok(Accepted::Suspended {
+            fence,
+            duplicate: true,
+        });
+    }
+    check_name("waitpoint", &waitpoint, s.config.limits.max_name_len).map_err(|e| {
+        Rejection::TooLarge {
+            field: "waitpoint".into(),
+            size: waitpoint.len() as u64,
+            limit: match e {
+                crate::reject::JobError::BadName { .. } => s.config.limits.max_name_len as u64,
+                _ => 0,
+            },
+        }
+    })?;
+    lease::check_fence(s, w, inst, fence)?;
+    lease::end_lease(s, fence.task, AttemptEnd::Ended(EndReason::Suspended));
+    let timeout_at = timeout_ms.map(|ms| s.now + ms);
+    let Some(task) = s.tasks.get_mut(&fence.task) else {
+        return Err(Rejection::UnknownTask { task: fence.task });
+    };
+    task.state = TaskState::Suspended {
+        waitpoint: waitpoint.clone(),
+        timeout_at,
+        on_timeout,
+    };
+    let job = task.job;
+    if let Some(at) = timeout_at {
+        s.timers.arm(at, Timer::SuspendTimeout(fence.task));
+    }
+    s.fx.push(Effect::TaskSuspended {
+        job,
+        task: fence.task,
+        waitpoint,
+    });
+    Ok(Accepted::Suspended {
+        fence,
+        duplicate: false,
+    })
+}
+
+pub(crate) fn signal(
+    s: &mut State,
+    tid: TaskId,
+    waitpoint: String,
+    key: String,
+    payload: Payload,
+) -> Reply {
+    let limits = &s.config.limits;
+    let (max_signals, max_payload) = (limits.max_signals_per_task, limits.max_payload_bytes);
+    let task = s
+        .tasks
+        .get_mut(&tid)
+        .ok_or(Rejection::UnknownTask { task: tid })?;
+    if task.signals.contains_key(&key) {
+        return Ok(Accepted::Signalled {
+            task: tid,
+            resumed: false,
+            duplicate: true,
+        });
+    }
+    if task.signals.len() as u64 >= max_signals as u64 {
+        return Err(Rejection::TooManySignals {
+            task: tid,
+            limit: max_signals,
+        });
+    }
+    if payload.len() as u64 > max_payload as u64 {
+        return Err(Rejection::TooLarge {
+            field: "signal payload".into(),
+            size: payload.len() as u64,
+            limit: max_payload as u64,
+        });
+    }
+    let timeout_at = match &task.state {
+        TaskState::Suspended {
+            waitpoint: wp,
+            timeout_at,
+            ..
+        } if *wp == waitpoint => *timeout_at,
+        _ => {
+            return Err(Rejection::NotWaiting {
+                task: tid,
+                waitpoint,
+            })
+        }
+    };
+    task.signals.insert(key, payload);
+    let job = task.job;
+    if let Some(at) = timeout_at {
+        s.timers.disarm(at, Timer::SuspendTimeout(tid));
+    }
+    resume(s, tid, job);
+    Ok(Accepted::Signalled {
+        task: tid,
+        resumed: true,
+        duplicate: false,
+    })
+}
+
+fn resume(s: &mut State, tid: TaskId, job: crate::ids::JobId) {
+    s.fx.push(Effect::TaskResumed { job, task: tid });
+    queue::make_ready(s, tid);
+}
+
+pub(crate) fn timeout_due(s: &mut State, tid: TaskId, at: crate::ids::Time) {
+    let Some(task) = s.tasks.get(&tid) else {
+        return;
+    };
+    let TaskState::Suspended {
+        timeout_at: Some(t),
+        on_timeout,
+        ..
+    } = task.state
+    else {
+        return;
+    };
+    if t != at {
+        return;
+    }
+    let job = task.job;
+    match on_timeout {
+        SuspendTimeout::Resume => resume(s, tid, job),
+        SuspendTimeout::Fail => dag::finish_task(
+            s,
+            tid,
+            TaskOutcome::Failed {
+                error: "suspension timed out".into(),
+            },
+        ),
+    }
+}

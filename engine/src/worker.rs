@@ -1,0 +1,314 @@
+//! Worker membership: registration, liveness, draining, leaving, and what happens to
+//! the grants and leases of a worker that is gone.
+
+use crate::ids::{InstanceId, Time, WorkerId};
+use crate::input::WorkerCommand;
+use crate::lease;
+use crate::output::{Accepted, Effect, EndReason};
+use crate::queue;
+use crate::reject::Rejection;
+use crate::state::{State, Worker, WorkerStatus};
+use crate::suspend;
+use crate::timers::Timer;
+use crate::validate::{check_name, check_tokens};
+use std::collections::{BTreeSet, VecDeque};
+
+type Reply = Result<Accepted, Rejection>;
+
+pub(crate) fn handle(s: &mut State, w: WorkerId, inst: InstanceId, cmd: WorkerCommand) -> Reply {
+    if let WorkerCommand::Register {
+        capabilities,
+        lanes,
+        max_concurrency,
+    } = cmd
+    {
+        return register(s, w, inst, capabilities, lanes, max_concurrency);
+    }
+    touch(s, &w, inst)?;
+    match cmd {
+        WorkerCommand::Register { .. } | WorkerCommand::Heartbeat => Ok(Accepted::Ok),
+        WorkerCommand::RequestWork { credits } => {
+            request_work(s, &w, credits);
+            Ok(Accepted::Ok)
+        }
+        WorkerCommand::Drain => {
+            drain(s, &w);
+            Ok(Accepted::Ok)
+        }
+        WorkerCommand::Deregister => {
+            remove(s, &w, EndReason::WorkerLeft);
+            s.workers.remove(&w);
+            Ok(Accepted::Ok)
+        }
+        WorkerCommand::AcceptGrant { grant } => lease::accept(s, &w, inst, grant),
+        WorkerCommand::ReleaseGrant { grant } => lease::release(s, &w, grant),
+        WorkerCommand::Renew { fence } => lease::renew(s, &w, inst, fence),
+        WorkerCommand::Complete { fence, output } => lease::complete(s, &w, inst, fence, output),
+        WorkerCommand::Fail {
+            fence,
+            error,
+            permanent,
+        } => lease::fail(s, &w, inst, fence, error, permanent),
+        WorkerCommand::Suspend {
+            fence,
+            waitpoint,
+            timeout_ms,
+            on_timeout,
+        } => suspend::suspend(s, &w, inst, fence, waitpoint, timeout_ms, on_timeout),
+    }
+}
+
+/// Checks that the sender is the worker's current, live instance and notes it was seen.
+fn touch(s: &mut State, w: &WorkerId, inst: InstanceId) -> Result<(), Rejection> {
+    let now = s.now;
+    let worker = s
+        .workers
+        .get_mut(w)
+        .ok_or_else(|| Rejection::UnknownWorker { worker: w.clone() })?;
+    if worker.instance != inst {
+        return Err(Rejection::StaleInstance {
+            worker: w.clone(),
+            presented: inst,
+            current: worker.instance,
+        });
+    }
+    if worker.status == WorkerStatus::Lost {
+        return Err(Rejection::WorkerLost {
+            worker: w.clone(),
+            instance: inst,
+        });
+    }
+    worker.last_seen = now;
+    Ok(())
+}
+
+fn register(
+    s: &mut State,
+    w: WorkerId,
+    inst: InstanceId,
+    mut capabilities: Vec<String>,
+    lanes: Vec<String>,
+    max_concurrency: u32,
+) -> Reply {
+    let limits = &s.config.limits;
+    let invalid = |why: String| Rejection::InvalidWorker {
+        worker: w.clone(),
+        why,
+    };
+    check_name("worker id", &w.0, limits.max_name_len).map_err(|e| invalid(e.to_string()))?;
+    if capabilities.len() as u64 > limits.max_caps_per_worker as u64 {
+        return Err(invalid(format!(
+            "{} capabilities, limit {}",
+            capabilities.len(),
+            limits.max_caps_per_worker
+        )));
+    }
+    check_tokens(&capabilities, limits.max_cap_token_len)
+        .map_err(|(token, why)| Rejection::CapabilityToken { token, why })?;
+    if lanes.len() as u64 > limits.max_lanes_per_worker as u64 {
+        return Err(invalid(format!(
+            "{} lanes, limit {}",
+            lanes.len(),
+            limits.max_lanes_per_worker
+        )));
+    }
+    for lane in &lanes {
+        check_name("lane", lane, limits.max_name_len).map_err(|e| invalid(e.to_string()))?;
+    }
+    if max_concurrency == 0 || max_concurrency > limits.max_concurrency_per_worker {
+        return Err(invalid(format!(
+            "max_concurrency {max_concurrency} outside 1..={}",
+            limits.max_concurrency_per_worker
+        )));
+    }
+    let lane_names = if lanes.is_empty() {
+        vec!["default".to_string()]
+    } else {
+        lanes
+    };
+    capabilities.sort();
+    if let Some(existing) = s.workers.get(&w) {
+        if inst < existing.instance {
+            return Err(Rejection::StaleInstance {
+                worker: w,
+                presented: inst,
+                current: existing.instance,
+            });
+        }
+        if inst == existing.instance {
+            if existing.status == WorkerStatus::Lost {
+                return Err(Rejection::WorkerLost {
+                    worker: w,
+                    instance: inst,
+                });
+            }
+            if existing.capabilities != capabilities
+                || existing.lane_names != lane_names
+                || existing.max_concurrency != max_concurrency
+            {
+                return Err(Rejection::RegistrationConflict {
+                    worker: w,
+                    instance: inst,
+                });
+            }
+            touch(s, &w, inst)?;
+            return Ok(Accepted::Registered {
+                worker: w,
+                instance: inst,
+                duplicate: true,
+            });
+        }
+        // A newer instance: the old process is gone, whatever it still believes.
+        if existing.status != WorkerStatus::Lost {
+            lose(s, &w);
+        }
+    } else {
+        let live = s
+            .workers
+            .values()
+            .filter(|x| x.status != WorkerStatus::Lost)
+            .count();
+        if live as u64 >= s.config.limits.max_workers as u64 {
+            return Err(Rejection::TooManyWorkers {
+                limit: s.config.limits.max_workers,
+            });
+        }
+    }
+    let now = s.now;
+    if let Some(old) = s.workers.get(&w) {
+        s.timers
+            .disarm(old.liveness_timer_at, Timer::WorkerLiveness(w.clone()));
+        if let Some(until) = old.blacklisted_until {
+            s.timers.disarm(until, Timer::BlacklistEnd(w.clone()));
+        }
+    }
+    let lane_ids = lane_names.iter().map(|l| s.names.lane(l)).collect();
+    let liveness_at = now + s.config.liveness_timeout_ms;
+    s.timers.arm(liveness_at, Timer::WorkerLiveness(w.clone()));
+    queue::coverage_changed(s, &capabilities, true);
+    s.workers.insert(
+        w.clone(),
+        Worker {
+            id: w.clone(),
+            instance: inst,
+            capabilities,
+            lane_names,
+            lanes: lane_ids,
+            max_concurrency,
+            status: WorkerStatus::Active,
+            last_seen: now,
+            liveness_timer_at: liveness_at,
+            credits: 0,
+            grants: BTreeSet::new(),
+            leases: BTreeSet::new(),
+            recent_failures: VecDeque::new(),
+            blacklisted_until: None,
+            blacklisted_since: None,
+            lane_cursor: 0,
+        },
+    );
+    Ok(Accepted::Registered {
+        worker: w,
+        instance: inst,
+        duplicate: false,
+    })
+}
+
+fn request_work(s: &mut State, w: &WorkerId, credits: u32) {
+    let Some(worker) = s.workers.get_mut(w) else {
+        return;
+    };
+    if worker.status != WorkerStatus::Active {
+        return;
+    }
+    worker.credits = credits.min(worker.max_concurrency);
+    if worker.credits > 0 {
+        s.demand.insert(w.clone());
+        s.dispatch_dirty = true;
+    } else {
+        s.demand.remove(w);
+    }
+}
+
+fn drain(s: &mut State, w: &WorkerId) {
+    let Some(worker) = s.workers.get_mut(w) else {
+        return;
+    };
+    if worker.status != WorkerStatus::Active {
+        return;
+    }
+    worker.status = WorkerStatus::Draining;
+    worker.credits = 0;
+    let caps = worker.capabilities.clone();
+    let grants: Vec<_> = worker.grants.iter().copied().collect();
+    let idle = worker.leases.is_empty();
+    s.demand.remove(w);
+    queue::coverage_changed(s, &caps, false);
+    for g in grants {
+        lease::withdraw(s, g, EndReason::WorkerLeft, true);
+    }
+    if idle {
+        s.fx.push(Effect::WorkerDrained { worker: w.clone() });
+    }
+}
+
+/// Liveness check: the timer fires at the last known deadline and re-arms itself if the
+/// worker was seen since.
+pub(crate) fn liveness_due(s: &mut State, w: &WorkerId, at: Time) {
+    let timeout = s.config.liveness_timeout_ms;
+    let Some(worker) = s.workers.get_mut(w) else {
+        return;
+    };
+    if worker.status == WorkerStatus::Lost || worker.liveness_timer_at != at {
+        return;
+    }
+    let deadline = worker.last_seen + timeout;
+    if deadline > at {
+        worker.liveness_timer_at = deadline;
+        s.timers.arm(deadline, Timer::WorkerLiveness(w.clone()));
+        return;
+    }
+    lose(s, w);
+}
+
+/// The worker's instance is gone: its grants return, its leases are revoked and their
+/// tasks requeued as new attempts. The entry stays, marked lost, so a zombie of this
+/// instance is told it was lost.
+fn lose(s: &mut State, w: &WorkerId) {
+    let Some(worker) = s.workers.get(w) else {
+        return;
+    };
+    let instance = worker.instance;
+    remove(s, w, EndReason::WorkerLost);
+    if let Some(worker) = s.workers.get_mut(w) {
+        worker.status = WorkerStatus::Lost;
+    }
+    s.fx.push(Effect::WorkerLost {
+        worker: w.clone(),
+        instance,
+    });
+}
+
+/// Takes everything away from a worker that is leaving or lost.
+fn remove(s: &mut State, w: &WorkerId, reason: EndReason) {
+    let Some(worker) = s.workers.get_mut(w) else {
+        return;
+    };
+    let was_active = worker.status == WorkerStatus::Active;
+    worker.credits = 0;
+    worker.status = WorkerStatus::Lost;
+    let caps = worker.capabilities.clone();
+    let grants: Vec<_> = worker.grants.iter().copied().collect();
+    let leases: Vec<_> = worker.leases.iter().copied().collect();
+    s.demand.remove(w);
+    if was_active {
+        queue::coverage_changed(s, &caps, false);
+    }
+    for g in grants {
+        lease::withdraw(s, g, reason, true);
+    }
+    for tid in leases {
+        lease::revoke(s, tid, reason);
+        lease::requeue_lost(s, tid, reason);
+    }
+}
