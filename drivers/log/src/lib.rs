@@ -1,1 +1,34 @@
-//! keel-log
+//! keel-log: the durable log the coordinator appends the engine's inputs to before it
+//! releases their replies, so its state survives crashes of the coordinator and of its
+//! storage.
+//!
+//! - [`Log`] is the contract: per partition, fenced leadership ([`Log::acquire`],
+//!   [`Log::renew`], [`Log::step_down`]), atomic batch appends under the leader's epoch,
+//!   reads, and one snapshot whose storing trims the entries it covers.
+//! - [`MemoryLog`] keeps everything in memory, for tests and the simulator.
+//! - [`RedbLog`] is the embedded default: one redb file under a data directory, fsynced
+//!   on every write. `keel serve` uses it when no Valkey URL is given.
+//! - `keel-valkey` implements the same contract on Valkey and Valkey Cluster.
+//! - [`conformance`] (feature `conformance`) is the test suite every backend passes.
+//!
+//! Every stored record carries a format version and a CRC-32 ([`record`]); a damaged
+//! record stops a reader with [`LogError::Corrupt`] naming the partition and the record.
+//! Nothing is ever skipped.
+
+mod embedded;
+pub mod error;
+mod lease;
+mod log;
+mod memory;
+pub mod record;
+mod scan;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use embedded::{RedbLog, FILE_NAME};
+pub use error::{Corruption, LogError, RecordRef};
+pub use lease::LeaseState;
+pub use log::{Bounds, Epoch, Lease, Log, Offset, Partition, Record, Snapshot};
+pub use memory::MemoryLog;
+pub use scan::{scan, SCAN_CHUNK};

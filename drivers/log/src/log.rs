@@ -1,0 +1,166 @@
+//! The contract every backend implements: a fenced, append-only log per partition with
+//! one snapshot that lets older entries be trimmed.
+
+use crate::error::LogError;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// A partition of the coordinator's state; each has its own log and its own leader.
+pub type Partition = u32;
+/// A leadership term. Granted epochs only ever increase per partition.
+pub type Epoch = u64;
+/// Position of an entry in its partition's log, from 0.
+pub type Offset = u64;
+
+/// One stored entry, checked against its checksum and position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub offset: Offset,
+    /// The epoch of the leader that appended it.
+    pub epoch: Epoch,
+    pub payload: Vec<u8>,
+}
+
+/// A state saved at `offset`: it reflects every entry before `offset` and none after.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub offset: Offset,
+    /// Digest of `state`, checked after restoring it.
+    pub digest: Vec<u8>,
+    pub state: Vec<u8>,
+}
+
+/// The live part of a partition's log: entries `first..end`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    pub first: Offset,
+    pub end: Offset,
+}
+
+/// Leadership of one partition, as granted to `holder`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub partition: Partition,
+    pub holder: String,
+    pub epoch: Epoch,
+    /// Measured from before the request was sent, so the holder stops believing it
+    /// leads no later than the store lets another holder take over.
+    pub valid_until: Instant,
+}
+
+impl Lease {
+    pub fn is_valid(&self, now: Instant) -> bool {
+        now < self.valid_until
+    }
+}
+
+/// A durable log of partitions.
+///
+/// Safety rests on the epoch alone: `append` and `store_snapshot` succeed only under the
+/// partition's current epoch, checked atomically with the write. A new `acquire` or a
+/// `step_down` moves the epoch on, so a deposed leader's writes are refused with
+/// [`LogError::Fenced`] and nothing of them is stored. Lease expiry only decides when
+/// another holder may take over.
+pub trait Log: Send + Sync {
+    /// Takes leadership of `partition` with a fresh, higher epoch. Refused with
+    /// [`LogError::LeaseHeld`] while another holder's lease is live; the same holder may
+    /// take it again (a restarted coordinator), which fences its older epoch.
+    fn acquire(
+        &self,
+        partition: Partition,
+        holder: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Lease, LogError>> + Send;
+
+    /// Extends a lease whose epoch is still current, even if it has just expired and
+    /// nobody took over.
+    fn renew(
+        &self,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Lease, LogError>> + Send;
+
+    /// Gives leadership up: the epoch moves on, so the lease's epoch is fenced from now.
+    fn step_down(&self, lease: &Lease) -> impl Future<Output = Result<(), LogError>> + Send;
+
+    /// Appends `payloads` at `start..start + len` as one atomic batch: all are stored or
+    /// none. Refused if `epoch` is not current or the log does not end at `start`.
+    /// Returns the new end.
+    fn append(
+        &self,
+        partition: Partition,
+        epoch: Epoch,
+        start: Offset,
+        payloads: &[Vec<u8>],
+    ) -> impl Future<Output = Result<Offset, LogError>> + Send;
+
+    /// Up to `max` records from `from` on, each checked. Refused with
+    /// [`LogError::Trimmed`] when `from` is before the first live entry.
+    fn read(
+        &self,
+        partition: Partition,
+        from: Offset,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<Record>, LogError>> + Send;
+
+    fn bounds(&self, partition: Partition)
+        -> impl Future<Output = Result<Bounds, LogError>> + Send;
+
+    /// Replaces the partition's snapshot and trims the entries it covers, atomically and
+    /// under `epoch`. The snapshot's offset must lie between the log's first entry and
+    /// its end.
+    fn store_snapshot(
+        &self,
+        partition: Partition,
+        epoch: Epoch,
+        snapshot: &Snapshot,
+    ) -> impl Future<Output = Result<(), LogError>> + Send;
+
+    /// The newest snapshot, checked.
+    fn load_snapshot(
+        &self,
+        partition: Partition,
+    ) -> impl Future<Output = Result<Option<Snapshot>, LogError>> + Send;
+}
+
+impl Bounds {
+    /// Refuses an append at `start` unless the log ends there.
+    pub fn expect_end(self, partition: Partition, start: Offset) -> Result<(), LogError> {
+        if start == self.end {
+            Ok(())
+        } else {
+            Err(LogError::OffsetMismatch {
+                partition,
+                expected: start,
+                actual: self.end,
+            })
+        }
+    }
+
+    /// Refuses a read from before the first live entry.
+    pub fn expect_live(self, partition: Partition, from: Offset) -> Result<(), LogError> {
+        if from >= self.first {
+            Ok(())
+        } else {
+            Err(LogError::Trimmed {
+                partition,
+                offset: from,
+                first: self.first,
+            })
+        }
+    }
+
+    /// Refuses a snapshot offset outside `first..=end`.
+    pub fn expect_snapshot(self, partition: Partition, offset: Offset) -> Result<(), LogError> {
+        if (self.first..=self.end).contains(&offset) {
+            Ok(())
+        } else {
+            Err(LogError::SnapshotOutOfRange {
+                partition,
+                offset,
+                first: self.first,
+                end: self.end,
+            })
+        }
+    }
+}
