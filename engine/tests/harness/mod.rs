@@ -1,0 +1,201 @@
+//! A small driver for behaviour tests: explicit times, invariants and a snapshot
+//! round-trip checked after every input, and the input log kept for replay checks.
+#![allow(dead_code)]
+
+use keel_engine::*;
+
+pub struct H {
+    pub e: Engine,
+    pub now: Time,
+    pub log: Vec<(Time, Input)>,
+    config: Config,
+}
+
+pub fn inst(n: u64) -> InstanceId {
+    InstanceId(n)
+}
+
+pub fn wid(name: &str) -> WorkerId {
+    WorkerId::new(name)
+}
+
+impl H {
+    pub fn new(config: Config) -> H {
+        H {
+            e: Engine::new(config.clone()),
+            now: 0,
+            log: Vec::new(),
+            config,
+        }
+    }
+
+    pub fn at(&mut self, t: Time) -> &mut H {
+        self.now = t;
+        self
+    }
+
+    pub fn apply(&mut self, input: Input) -> Outputs {
+        self.log.push((self.now, input.clone()));
+        let out = self.e.apply(self.now, input);
+        if let Err(v) = self.e.check_invariants() {
+            panic!("invariant broken after input {}: {v}", self.log.len());
+        }
+        let restored = Engine::restore(&self.e.snapshot()).expect("snapshot restores");
+        assert_eq!(
+            restored.digest(),
+            self.e.digest(),
+            "snapshot round-trip changed the digest"
+        );
+        out
+    }
+
+    pub fn worker(&mut self, w: &str, i: u64, cmd: WorkerCommand) -> Outputs {
+        self.apply(Input::worker(&wid(w), inst(i), cmd))
+    }
+
+    pub fn register(
+        &mut self,
+        w: &str,
+        i: u64,
+        caps: &[&str],
+        max: u32,
+    ) -> Result<Accepted, Rejection> {
+        let cmd = WorkerCommand::Register {
+            capabilities: caps.iter().map(|c| c.to_string()).collect(),
+            lanes: vec![],
+            max_concurrency: max,
+        };
+        self.worker(w, i, cmd).reply.expect("register has a reply")
+    }
+
+    pub fn submit(&mut self, spec: JobSpec) -> Result<(JobId, TaskId), Rejection> {
+        match self
+            .apply(Input::Client(ClientCommand::SubmitJob(spec)))
+            .reply
+        {
+            Some(Ok(Accepted::JobSubmitted {
+                job, first_task, ..
+            })) => Ok((job, first_task)),
+            Some(Err(r)) => Err(r),
+            other => panic!("unexpected submit reply {other:?}"),
+        }
+    }
+
+    /// Asks for work and returns the grants offered to `w` by that input.
+    pub fn request(&mut self, w: &str, i: u64, credits: u32) -> Vec<(GrantId, TaskId)> {
+        let out = self.worker(w, i, WorkerCommand::RequestWork { credits });
+        grants_for(&out.effects, w)
+    }
+
+    pub fn accept(&mut self, w: &str, i: u64, grant: GrantId) -> Result<Fence, Rejection> {
+        match self
+            .worker(w, i, WorkerCommand::AcceptGrant { grant })
+            .reply
+        {
+            Some(Ok(Accepted::LeaseStarted { fence, .. })) => Ok(fence),
+            Some(Err(r)) => Err(r),
+            other => panic!("unexpected accept reply {other:?}"),
+        }
+    }
+
+    /// Requests one grant, accepts it and returns the fence.
+    pub fn take(&mut self, w: &str, i: u64) -> Fence {
+        let grants = self.request(w, i, 1);
+        assert_eq!(grants.len(), 1, "expected one grant for {w}");
+        self.accept(w, i, grants[0].0).expect("accept")
+    }
+
+    pub fn complete(&mut self, w: &str, i: u64, fence: Fence) -> Outputs {
+        self.worker(
+            w,
+            i,
+            WorkerCommand::Complete {
+                fence,
+                output: Payload::default(),
+            },
+        )
+    }
+
+    pub fn fail(&mut self, w: &str, i: u64, fence: Fence, permanent: bool) -> Outputs {
+        let cmd = WorkerCommand::Fail {
+            fence,
+            error: "boom".into(),
+            permanent,
+        };
+        self.worker(w, i, cmd)
+    }
+
+    pub fn tick(&mut self, t: Time) -> Vec<Effect> {
+        self.now = t;
+        self.apply(Input::Tick).effects
+    }
+
+    pub fn task(&self, t: TaskId) -> TaskView {
+        self.e.describe_task(t).expect("task exists")
+    }
+
+    pub fn job_outcome(&self, j: JobId) -> Option<JobOutcome> {
+        self.e.describe_job(j).expect("job exists").status.outcome
+    }
+
+    /// Replays the input log from scratch and checks the same digest comes out.
+    pub fn check_replay(&self) {
+        let mut fresh = Engine::new(self.config.clone());
+        for (t, input) in &self.log {
+            fresh.apply(*t, input.clone());
+        }
+        assert_eq!(fresh.digest(), self.e.digest(), "replay diverged");
+    }
+}
+
+pub fn grants_for(effects: &[Effect], w: &str) -> Vec<(GrantId, TaskId)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::GrantOffered {
+                worker,
+                grant,
+                task,
+                ..
+            } if worker.0 == w => Some((*grant, *task)),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn tasks(keys: &[&str]) -> Vec<TaskSpec> {
+    keys.iter().map(|k| TaskSpec::new(*k)).collect()
+}
+
+pub fn job(name: &str, keys: &[&str]) -> JobSpec {
+    JobSpec::new(name, tasks(keys))
+}
+
+pub fn rejection(out: &Outputs) -> &Rejection {
+    match &out.reply {
+        Some(Err(r)) => r,
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+pub fn accepted(out: &Outputs) -> &Accepted {
+    match &out.reply {
+        Some(Ok(a)) => a,
+        other => panic!("expected acceptance, got {other:?}"),
+    }
+}
+
+pub fn has(effects: &[Effect], pred: impl Fn(&Effect) -> bool) -> bool {
+    effects.iter().any(pred)
+}
+
+/// A config with short, round timeouts so tests read easily.
+pub fn config() -> Config {
+    Config {
+        grant_ttl_ms: 1_000,
+        lease_ttl_ms: 10_000,
+        liveness_timeout_ms: 5_000,
+        max_losses: 3,
+        ..Config::default()
+    }
+}

@@ -1,0 +1,240 @@
+//! Worker membership: registration checks, liveness, instances, drain and leave.
+mod harness;
+use harness::*;
+use keel_engine::*;
+
+#[test]
+fn capability_tokens_are_validated_with_a_reason() {
+    let mut h = H::new(config());
+    let cases: &[(&str, CapabilityIssue)] = &[
+        ("", CapabilityIssue::Empty),
+        ("has space", CapabilityIssue::Whitespace),
+        ("ctl\u{7}", CapabilityIssue::Control),
+    ];
+    for (token, why) in cases {
+        let r = h.register("w", 1, &[token], 1).unwrap_err();
+        assert_eq!(
+            r,
+            Rejection::CapabilityToken {
+                token: token.to_string(),
+                why: why.clone()
+            }
+        );
+    }
+    let long = "x".repeat(65);
+    let r = h.register("w", 1, &[&long], 1).unwrap_err();
+    assert!(matches!(
+        r,
+        Rejection::CapabilityToken {
+            why: CapabilityIssue::TooLong { limit: 64 },
+            ..
+        }
+    ));
+    let r = h.register("w", 1, &["gpu", "gpu"], 1).unwrap_err();
+    assert!(matches!(
+        r,
+        Rejection::CapabilityToken {
+            why: CapabilityIssue::Duplicate,
+            ..
+        }
+    ));
+    let many: Vec<String> = (0..65).map(|i| format!("c{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    assert!(matches!(
+        h.register("w", 1, &many, 1).unwrap_err(),
+        Rejection::InvalidWorker { .. }
+    ));
+    assert!(matches!(
+        h.register("w", 1, &[], 0).unwrap_err(),
+        Rejection::InvalidWorker { .. }
+    ));
+    assert!(
+        h.e.workers().is_empty(),
+        "a refused registration leaves nothing behind"
+    );
+}
+
+#[test]
+fn registration_is_idempotent_and_conflicts_are_refused() {
+    let mut h = H::new(config());
+    assert!(matches!(
+        h.register("w", 1, &["gpu"], 2),
+        Ok(Accepted::Registered {
+            duplicate: false,
+            ..
+        })
+    ));
+    assert!(matches!(
+        h.register("w", 1, &["gpu"], 2),
+        Ok(Accepted::Registered {
+            duplicate: true,
+            ..
+        })
+    ));
+    assert!(matches!(
+        h.register("w", 1, &["ssd"], 2),
+        Err(Rejection::RegistrationConflict { .. })
+    ));
+    // An older instance (a delayed message from a previous process) is refused.
+    h.register("w", 5, &[], 2).unwrap();
+    assert!(matches!(
+        h.register("w", 4, &[], 2),
+        Err(Rejection::StaleInstance { .. })
+    ));
+    let out = h.worker("w", 1, WorkerCommand::Heartbeat);
+    assert!(matches!(rejection(&out), Rejection::StaleInstance { .. }));
+    let out = h.worker("nobody", 1, WorkerCommand::Heartbeat);
+    assert!(matches!(rejection(&out), Rejection::UnknownWorker { .. }));
+}
+
+#[test]
+fn silent_worker_is_lost_and_its_task_requeued_without_spending_retries() {
+    let mut h = H::new(config());
+    h.register("w1", 1, &[], 1).unwrap();
+    let (j, t) = h.submit(job("j", &["a"])).unwrap();
+    let f = h.take("w1", 1);
+    assert_eq!((f.attempt, f.epoch), (1, 1));
+    // w1 goes silent; liveness timeout is 5s from its last message at t=0.
+    let fx = h.tick(4_999);
+    assert!(fx.is_empty());
+    let fx = h.tick(5_000);
+    assert!(has(
+        &fx,
+        |e| matches!(e, Effect::WorkerLost { worker, .. } if worker.0 == "w1")
+    ));
+    assert!(has(&fx, |e| matches!(
+        e,
+        Effect::LeaseRevoked {
+            reason: EndReason::WorkerLost,
+            ..
+        }
+    )));
+    assert!(has(&fx, |e| matches!(
+        e,
+        Effect::TaskRequeued {
+            attempt: 2,
+            reason: EndReason::WorkerLost,
+            ..
+        }
+    )));
+    let v = h.task(t);
+    assert_eq!((v.attempt, v.failures, v.losses), (2, 0, 1));
+    // The zombie cannot act; a new worker gets attempt 2 with a higher epoch.
+    let out = h.complete("w1", 1, f);
+    assert!(matches!(rejection(&out), Rejection::WorkerLost { .. }));
+    h.register("w2", 1, &[], 1).unwrap();
+    let f2 = h.take("w2", 1);
+    assert_eq!((f2.attempt, f2.epoch), (2, 2));
+    h.complete("w2", 1, f2);
+    assert_eq!(h.job_outcome(j), Some(JobOutcome::Succeeded));
+    h.check_replay();
+}
+
+#[test]
+fn heartbeats_keep_a_worker_alive() {
+    let mut h = H::new(config());
+    h.register("w1", 1, &[], 1).unwrap();
+    for t in (1_000..=20_000).step_by(2_000) {
+        h.at(t).worker("w1", 1, WorkerCommand::Heartbeat);
+    }
+    h.tick(22_000);
+    assert_eq!(h.e.workers()[0].status, "active");
+    h.tick(24_000);
+    assert_eq!(h.e.workers()[0].status, "lost");
+}
+
+#[test]
+fn a_task_that_keeps_losing_workers_still_terminates() {
+    let mut h = H::new(config());
+    let (j, t) = h.submit(job("poison", &["a"])).unwrap();
+    for n in 1..=4u64 {
+        let name = format!("w{n}");
+        h.at(n * 100_000).register(&name, 1, &[], 1).unwrap();
+        h.take(&name, 1);
+        h.tick(n * 100_000 + 5_000);
+    }
+    // max_losses is 3: the fourth loss fails the task.
+    assert!(matches!(
+        h.task(t).status,
+        TaskStatus::Done(TaskOutcome::Failed { .. })
+    ));
+    assert_eq!(h.task(t).failures, 0);
+    assert_eq!(h.job_outcome(j), Some(JobOutcome::Failed));
+}
+
+#[test]
+fn a_new_instance_replaces_the_old_one_and_requeues_its_work() {
+    let mut h = H::new(config());
+    h.register("w", 1, &[], 1).unwrap();
+    let (_, t) = h.submit(job("j", &["a"])).unwrap();
+    let f = h.take("w", 1);
+    h.at(100);
+    h.register("w", 2, &[], 1).unwrap();
+    assert_eq!(h.task(t).attempt, 2);
+    let out = h.complete("w", 1, f);
+    assert!(matches!(rejection(&out), Rejection::StaleInstance { .. }));
+    let f2 = h.take("w", 2);
+    assert_eq!(f2.attempt, 2);
+}
+
+#[test]
+fn draining_stops_grants_but_lets_leases_finish() {
+    let mut h = H::new(config());
+    h.register("w", 1, &[], 2).unwrap();
+    h.submit(job("j", &["a", "b"])).unwrap();
+    let f = h.take("w", 1);
+    h.worker("w", 1, WorkerCommand::RequestWork { credits: 1 });
+    let out = h.worker("w", 1, WorkerCommand::Drain);
+    // The pending offer for b is withdrawn; a keeps running.
+    assert!(has(&out.effects, |e| matches!(
+        e,
+        Effect::GrantWithdrawn {
+            reason: EndReason::WorkerLeft,
+            ..
+        }
+    )));
+    assert!(h.request("w", 1, 5).is_empty());
+    let out = h.complete("w", 1, f);
+    assert!(matches!(
+        accepted(&out),
+        Accepted::Completed {
+            duplicate: false,
+            ..
+        }
+    ));
+    assert!(has(&out.effects, |e| matches!(
+        e,
+        Effect::WorkerDrained { .. }
+    )));
+}
+
+#[test]
+fn deregister_requeues_held_tasks_and_forgets_the_worker() {
+    let mut h = H::new(config());
+    h.register("w", 1, &[], 1).unwrap();
+    let (_, t) = h.submit(job("j", &["a"])).unwrap();
+    h.take("w", 1);
+    let out = h.worker("w", 1, WorkerCommand::Deregister);
+    assert!(has(&out.effects, |e| matches!(
+        e,
+        Effect::TaskRequeued {
+            reason: EndReason::WorkerLeft,
+            ..
+        }
+    )));
+    assert_eq!(h.task(t).status, TaskStatus::Queued);
+    assert!(h.e.workers().is_empty());
+}
+
+#[test]
+fn worker_limit_is_enforced() {
+    let mut cfg = config();
+    cfg.limits.max_workers = 2;
+    let mut h = H::new(cfg);
+    h.register("a", 1, &[], 1).unwrap();
+    h.register("b", 1, &[], 1).unwrap();
+    assert_eq!(
+        h.register("c", 1, &[], 1),
+        Err(Rejection::TooManyWorkers { limit: 2 })
+    );
+}
