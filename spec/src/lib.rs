@@ -1,1 +1,33 @@
-//! keel-spec
+//! keel-spec: the files people write to describe jobs and worker pools, and the planner
+//! that shows what Keel will do with a job before it runs.
+//!
+//! Everything here is pure: callers read files and pass their text, and the same text
+//! always gives the same job, the same plan and the same error report.
+//!
+//! ```
+//! use keel_spec::{load_job, plan, Limits};
+//! let src = "[job]\nname = \"hello\"\n\n[[task]]\nid = \"a\"\ncommand = \"echo hi\"\n";
+//! let job = load_job("hello.toml", src, &Limits::default()).unwrap();
+//! let plan = plan(&job, None);
+//! assert_eq!(plan.schedule, ["a"]);
+//! ```
+
+mod duration;
+mod error;
+mod generate;
+mod job_file;
+mod load;
+mod plan;
+mod pool;
+mod render_text;
+mod timing;
+
+pub use error::SpecError;
+pub use generate::generated_job;
+pub use keel_engine::Limits;
+pub use load::{load_job, LoadedJob};
+pub use plan::{
+    plan, CriticalPath, JobSummary, Limit, Need, PathStep, Plan, PoolSummary, Stage, Warning,
+    PLAN_SCHEMA,
+};
+pub use pool::{load_pool, Pool, PoolEntry};

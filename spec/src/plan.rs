@@ -1,0 +1,272 @@
+//! The planner: a pure function from a validated job (and optionally a worker pool) to
+//! a plan a person can review before the job runs. Its JSON form has a stable schema:
+//! fields appear in declaration order and every list is in a documented order.
+
+use crate::load::LoadedJob;
+use crate::pool::{Pool, PoolEntry};
+use crate::timing::{critical_path, timing};
+use serde::Serialize;
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
+
+/// Names the JSON layout; changes to the layout change this string.
+pub const PLAN_SCHEMA: &str = "keel.plan/v1";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub schema: &'static str,
+    pub job: JobSummary,
+    pub pool: Option<PoolSummary>,
+    /// Topological levels: a task's stage is the length of the longest dependency chain
+    /// before it, so every upstream task sits in an earlier stage.
+    pub stages: Vec<Stage>,
+    /// Every task once, ordered by stage, then priority (higher first), then estimated
+    /// work on the longest chain from the task to the end (more first), then
+    /// not-before delay (shorter first), then task id. None of these depends on the
+    /// order of tasks in the file.
+    pub schedule: Vec<String>,
+    pub critical_path: CriticalPath,
+    pub warnings: Vec<Warning>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct JobSummary {
+    pub name: String,
+    pub tenant: String,
+    pub lane: String,
+    pub priority: i32,
+    pub deadline_ms: Option<u64>,
+    pub max_concurrency: Option<u32>,
+    pub tasks: u64,
+    /// Tasks with an estimated duration; the others count as taking no time.
+    pub estimated_tasks: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PoolSummary {
+    pub workers: u64,
+    pub slots: u64,
+    pub entries: Vec<PoolEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Stage {
+    pub index: u32,
+    pub width: u64,
+    /// Tasks of this stage that can run at once: the width, bounded by the job's
+    /// `max_concurrency` and by the slots of pool entries able to run any of them.
+    pub max_parallel: u64,
+    pub limited_by: Limit,
+    /// One entry per distinct capability set, sorted by the set.
+    pub needs: Vec<Need>,
+    /// The stage's tasks in schedule order.
+    pub tasks: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Limit {
+    Width,
+    MaxConcurrency,
+    Pool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Need {
+    /// Sorted; empty when the tasks run anywhere.
+    pub capabilities: Vec<String>,
+    pub tasks: u64,
+    /// Pool entries that serve the job's lane with all these capabilities, in pool
+    /// file order; `None` when no pool was given.
+    pub served_by: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CriticalPath {
+    /// Estimated time from submission until the job can finish with unlimited workers.
+    pub length_ms: u64,
+    pub steps: Vec<PathStep>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PathStep {
+    pub task: String,
+    pub start_ms: u64,
+    pub finish_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Warning {
+    /// No pool entry serves the lane with these capabilities; tasks in schedule order.
+    NoWorkerCanRun {
+        lane: String,
+        capabilities: Vec<String>,
+        tasks: Vec<String>,
+    },
+    /// The job's cap lets fewer tasks of a stage run at once than the stage holds.
+    CapSerialisesStage {
+        stage: u32,
+        width: u64,
+        max_concurrency: u32,
+    },
+    DeadlineBeforeCriticalPath {
+        deadline_ms: u64,
+        critical_path_ms: u64,
+    },
+}
+
+impl Plan {
+    /// The plan as pretty-printed JSON in schema field order.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": {:?}}}", e.to_string()))
+    }
+}
+
+/// Plans `job`, matching its capability needs against `pool` when given.
+pub fn plan(job: &LoadedJob, pool: Option<&Pool>) -> Plan {
+    let (spec, valid) = (job.spec(), job.valid());
+    let tasks = &spec.tasks;
+    let timing = timing(job);
+    let stage_of = |i: usize| valid.depth[i].saturating_sub(1);
+    let mut order: Vec<usize> = (0..tasks.len()).collect();
+    order.sort_unstable_by_key(|&i| {
+        let t = &tasks[i];
+        (
+            stage_of(i),
+            Reverse(t.priority.unwrap_or(spec.priority)),
+            Reverse(timing.tail[i]),
+            t.delay_ms,
+            t.key.as_str(),
+        )
+    });
+    let caps_of = |i: usize| {
+        let mut caps = tasks[i].capabilities.clone();
+        caps.sort_unstable();
+        caps
+    };
+    let serving = |caps: &[String]| -> Option<Vec<&PoolEntry>> {
+        let entries = &pool?.entries;
+        Some(entries.iter().filter(|e| e.serves(&spec.lane, caps)).collect())
+    };
+    let mut stages: Vec<Stage> = Vec::new();
+    let mut needs: BTreeMap<Vec<String>, u64> = BTreeMap::new();
+    for (pos, &i) in order.iter().enumerate() {
+        let index = stage_of(i);
+        if stages.last().is_none_or(|s| s.index != index) {
+            stages.push(Stage {
+                index,
+                width: 0,
+                max_parallel: 0,
+                limited_by: Limit::Width,
+                needs: Vec::new(),
+                tasks: Vec::new(),
+            });
+        }
+        let Some(stage) = stages.last_mut() else { continue };
+        stage.width += 1;
+        stage.tasks.push(tasks[i].key.clone());
+        *needs.entry(caps_of(i)).or_default() += 1;
+        let stage_ends = order.get(pos + 1).is_none_or(|&next| stage_of(next) != index);
+        if stage_ends {
+            finish_stage(stage, std::mem::take(&mut needs), spec.max_concurrency, &serving);
+        }
+    }
+    let path = critical_path(job, &timing);
+    let length_ms = path.last().map_or(0, |&i| timing.finish[i as usize]);
+    let mut warnings = Vec::new();
+    if pool.is_some() {
+        let mut by_caps: BTreeMap<Vec<String>, Vec<String>> = BTreeMap::new();
+        for &i in &order {
+            by_caps.entry(caps_of(i)).or_default().push(tasks[i].key.clone());
+        }
+        for (capabilities, ids) in by_caps {
+            if serving(&capabilities).is_some_and(|s| s.is_empty()) {
+                warnings.push(Warning::NoWorkerCanRun {
+                    lane: spec.lane.clone(),
+                    capabilities,
+                    tasks: ids,
+                });
+            }
+        }
+    }
+    if let Some(cap) = spec.max_concurrency {
+        for s in stages.iter().filter(|s| s.width > u64::from(cap)) {
+            warnings.push(Warning::CapSerialisesStage {
+                stage: s.index,
+                width: s.width,
+                max_concurrency: cap,
+            });
+        }
+    }
+    if let Some(deadline_ms) = spec.deadline_ms.filter(|&d| d < length_ms) {
+        warnings.push(Warning::DeadlineBeforeCriticalPath {
+            deadline_ms,
+            critical_path_ms: length_ms,
+        });
+    }
+    Plan {
+        schema: PLAN_SCHEMA,
+        job: JobSummary {
+            name: spec.name.clone(),
+            tenant: spec.tenant.clone(),
+            lane: spec.lane.clone(),
+            priority: spec.priority,
+            deadline_ms: spec.deadline_ms,
+            max_concurrency: spec.max_concurrency,
+            tasks: tasks.len() as u64,
+            estimated_tasks: tasks.iter().filter(|t| t.estimated_ms.is_some()).count() as u64,
+        },
+        pool: pool.map(|p| PoolSummary {
+            workers: p.workers(),
+            slots: p.slots(),
+            entries: p.entries.clone(),
+        }),
+        schedule: order.iter().map(|&i| tasks[i].key.clone()).collect(),
+        stages,
+        critical_path: CriticalPath {
+            length_ms,
+            steps: path
+                .iter()
+                .map(|&i| PathStep {
+                    task: tasks[i as usize].key.clone(),
+                    start_ms: timing.start[i as usize],
+                    finish_ms: timing.finish[i as usize],
+                })
+                .collect(),
+        },
+        warnings,
+    }
+}
+
+/// Fills in a stage's capability needs and how many of its tasks can run at once.
+fn finish_stage<'p>(
+    stage: &mut Stage,
+    needs: BTreeMap<Vec<String>, u64>,
+    max_concurrency: Option<u32>,
+    serving: &dyn Fn(&[String]) -> Option<Vec<&'p PoolEntry>>,
+) {
+    let mut limit = (stage.width, Limit::Width);
+    if let Some(cap) = max_concurrency.map(u64::from).filter(|&c| c < limit.0) {
+        limit = (cap, Limit::MaxConcurrency);
+    }
+    let mut usable: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut any_pool = false;
+    for (capabilities, count) in needs {
+        let served = serving(&capabilities);
+        if let Some(entries) = &served {
+            any_pool = true;
+            usable.extend(entries.iter().map(|e| (e.name.as_str(), e.slots())));
+        }
+        stage.needs.push(Need {
+            capabilities,
+            tasks: count,
+            served_by: served.map(|es| es.iter().map(|e| e.name.clone()).collect()),
+        });
+    }
+    let slots: u64 = usable.values().sum();
+    if any_pool && slots < limit.0 {
+        limit = (slots, Limit::Pool);
+    }
+    (stage.max_parallel, stage.limited_by) = limit;
+}

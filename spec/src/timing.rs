@@ -1,0 +1,77 @@
+//! Estimated timing with unlimited workers: when each task could start and finish at
+//! the earliest, what gates it, and how much estimated work follows it. Tasks without
+//! an estimate count as taking no time.
+
+use crate::load::LoadedJob;
+
+pub(crate) struct Timing {
+    pub start: Vec<u64>,
+    pub finish: Vec<u64>,
+    /// The upstream task whose finish let this task start; `None` when the task is a
+    /// root or its not-before delay ends later than its dependencies allow.
+    pub gate: Vec<Option<u32>>,
+    /// Estimated work on the longest downstream chain, this task included.
+    pub tail: Vec<u64>,
+}
+
+/// A group of `n` upstream tasks that needs `k` successes is satisfied, at the
+/// earliest, when the k-th of them finishes. Ties between equal finishes go to the
+/// smaller task id, so the result does not depend on file order.
+pub(crate) fn timing(job: &LoadedJob) -> Timing {
+    let (spec, valid) = (job.spec(), job.valid());
+    let n = spec.tasks.len();
+    let est: Vec<u64> = spec.tasks.iter().map(|t| t.estimated_ms.unwrap_or(0)).collect();
+    let mut t = Timing {
+        start: vec![0; n],
+        finish: vec![0; n],
+        gate: vec![None; n],
+        tail: vec![0; n],
+    };
+    let mut ups: Vec<(u64, &str, u32)> = Vec::new();
+    for &i in &valid.topo_order {
+        let i = i as usize;
+        let task = &spec.tasks[i];
+        let delay = task.delay_ms;
+        let mut ready = None;
+        if let (Some(group), Some(upstream)) = (&task.deps, valid.upstream.get(i)) {
+            ups.clear();
+            ups.extend(upstream.iter().map(|&u| {
+                let key = spec.tasks[u as usize].key.as_str();
+                (t.finish[u as usize], key, u)
+            }));
+            ups.sort_unstable();
+            let needed = group.kind.needed(ups.len() as u32).max(1) as usize;
+            ready = ups.get(needed - 1).map(|&(finish, _, u)| (finish, u));
+        }
+        let (start, gate) = match ready {
+            Some((finish, u)) if finish >= delay => (finish, Some(u)),
+            _ => (delay, None),
+        };
+        t.start[i] = start;
+        t.gate[i] = gate;
+        t.finish[i] = start.saturating_add(est[i]);
+    }
+    for &i in valid.topo_order.iter().rev() {
+        let i = i as usize;
+        let after = valid.downstream[i].iter().map(|&d| t.tail[d as usize]).max();
+        t.tail[i] = est[i].saturating_add(after.unwrap_or(0));
+    }
+    t
+}
+
+/// The chain of tasks that decides when the job finishes at the earliest: from the
+/// task that finishes last (ties to the smaller id) back through its gates.
+pub(crate) fn critical_path(job: &LoadedJob, t: &Timing) -> Vec<u32> {
+    let tasks = &job.spec().tasks;
+    let last = (0..tasks.len()).max_by(|&a, &b| {
+        (t.finish[a], &tasks[b].key).cmp(&(t.finish[b], &tasks[a].key))
+    });
+    let mut path = Vec::new();
+    let mut cur = last.map(|i| i as u32);
+    while let Some(i) = cur {
+        path.push(i);
+        cur = t.gate[i as usize];
+    }
+    path.reverse();
+    path
+}
