@@ -73,7 +73,7 @@ impl LeaseState {
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| ttl_ms(d))
+        .map(ttl_ms)
         .unwrap_or(0)
 }
 

@@ -11,24 +11,31 @@
 //! - `keel-valkey` implements the same contract on Valkey and Valkey Cluster.
 //! - [`conformance`] (feature `conformance`) is the test suite every backend passes.
 //!
+//! Recovery ([`recover`]) restores the newest snapshot, checks it against the digest
+//! stored with it, and replays the [`Entry`]s after it through the engine.
+//!
 //! Every stored record carries a format version and a CRC-32 ([`record`]); a damaged
 //! record stops a reader with [`LogError::Corrupt`] naming the partition and the record.
 //! Nothing is ever skipped.
 
 mod embedded;
+mod entry;
 pub mod error;
 mod lease;
 mod log;
 mod memory;
 pub mod record;
+mod recover;
 mod scan;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
 pub use embedded::{RedbLog, FILE_NAME};
+pub use entry::{Entry, ENTRY_VERSION};
 pub use error::{Corruption, LogError, RecordRef};
 pub use lease::LeaseState;
 pub use log::{Bounds, Epoch, Lease, Log, Offset, Partition, Record, Snapshot};
 pub use memory::MemoryLog;
+pub use recover::{append_entries, recover, restore, snapshot_of, RecoverError, Recovered};
 pub use scan::{scan, SCAN_CHUNK};

@@ -9,9 +9,15 @@
 //! directory, a server). Each case uses its own partition, so cases may share a store.
 
 mod contention;
+mod recovery;
 mod snapshots;
+pub mod workload;
 
 pub use contention::two_coordinators_contend;
+pub use recovery::{
+    assert_corrupt, recovery_rebuilds_digest, snapshot_digest_checked, undecodable_entry_named,
+    write_history, History,
+};
 pub use snapshots::{
     snapshot_fencing_and_range, snapshot_of_everything_then_append, snapshot_trims_and_replaces,
 };
@@ -31,7 +37,8 @@ macro_rules! conformance_tests {
             binary_and_large_payloads, empty_batch, stale_epoch_refused, lease_held_until_expiry,
             renew_and_step_down, partitions_are_independent, snapshot_trims_and_replaces,
             snapshot_fencing_and_range, snapshot_of_everything_then_append,
-            two_coordinators_contend);
+            two_coordinators_contend, recovery_rebuilds_digest, snapshot_digest_checked,
+            undecodable_entry_named);
     };
     (@cases $make:expr; $($case:ident),*) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

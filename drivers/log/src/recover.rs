@@ -1,0 +1,125 @@
+//! Rebuilding an engine from its log: restore the newest snapshot, check that it
+//! restores to the digest recorded with it, then replay every entry after it. Any
+//! damaged, missing or undecodable record stops recovery with an error naming it.
+
+use crate::entry::Entry;
+use crate::error::LogError;
+use crate::{scan, Epoch, Log, Offset, Partition, Snapshot};
+use keel_engine::{Config, Digest, Engine, RestoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("partition {partition}: snapshot at {offset} does not restore: {source}")]
+    Restore {
+        partition: Partition,
+        offset: Offset,
+        source: RestoreError,
+    },
+    #[error("partition {partition}: snapshot at {offset} was recorded with digest {recorded} but restores to {rebuilt}")]
+    DigestMismatch {
+        partition: Partition,
+        offset: Offset,
+        recorded: String,
+        rebuilt: Digest,
+    },
+    /// Entries were trimmed but no snapshot covers them.
+    #[error("partition {partition}: the log starts at {first} and there is no snapshot")]
+    MissingSnapshot { partition: Partition, first: Offset },
+}
+
+/// An engine rebuilt from a partition's log.
+#[derive(Debug)]
+pub struct Recovered {
+    pub engine: Engine,
+    /// Where the next append goes.
+    pub next: Offset,
+    /// The offset of the snapshot recovery started from, if any.
+    pub snapshot: Option<Offset>,
+    /// Entries replayed after the snapshot.
+    pub replayed: u64,
+}
+
+/// Rebuilds `partition`'s engine. `config` is used only when the log has no snapshot;
+/// a snapshot carries the configuration it was taken with.
+pub async fn recover<L: Log>(
+    log: &L,
+    partition: Partition,
+    config: Config,
+) -> Result<Recovered, RecoverError> {
+    let (mut engine, from) = match log.load_snapshot(partition).await? {
+        Some(snapshot) => (restore(partition, &snapshot)?, snapshot.offset),
+        None => {
+            let first = log.bounds(partition).await?.first;
+            if first != 0 {
+                return Err(RecoverError::MissingSnapshot { partition, first });
+            }
+            (Engine::new(config), 0)
+        }
+    };
+    let next = scan(log, partition, from, |record| -> Result<(), RecoverError> {
+        let entry = Entry::decode(partition, record.offset, &record.payload)?;
+        engine.apply(entry.now, entry.input);
+        Ok(())
+    })
+    .await?;
+    Ok(Recovered {
+        engine,
+        next,
+        snapshot: (from > 0).then_some(from),
+        replayed: next - from,
+    })
+}
+
+/// Restores a snapshot and checks it against the digest recorded with it.
+pub fn restore(partition: Partition, snapshot: &Snapshot) -> Result<Engine, RecoverError> {
+    let offset = snapshot.offset;
+    let engine = Engine::restore(&snapshot.state).map_err(|source| RecoverError::Restore {
+        partition,
+        offset,
+        source,
+    })?;
+    let rebuilt = engine.digest();
+    if snapshot.digest != digest_bytes(rebuilt) {
+        let recorded = snapshot
+            .digest
+            .iter()
+            .rev()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        return Err(RecoverError::DigestMismatch {
+            partition,
+            offset,
+            recorded,
+            rebuilt,
+        });
+    }
+    Ok(engine)
+}
+
+/// The snapshot of `engine` after it applied every entry before `offset`.
+pub fn snapshot_of(engine: &Engine, offset: Offset) -> Snapshot {
+    Snapshot {
+        offset,
+        digest: digest_bytes(engine.digest()),
+        state: engine.snapshot(),
+    }
+}
+
+/// Encodes, frames and appends `entries` as one batch at `start`; returns the new end.
+pub async fn append_entries<L: Log>(
+    log: &L,
+    partition: Partition,
+    epoch: Epoch,
+    start: Offset,
+    entries: &[Entry],
+) -> Result<Offset, LogError> {
+    let payloads: Vec<Vec<u8>> = entries.iter().map(Entry::encode).collect();
+    log.append(partition, epoch, start, &payloads).await
+}
+
+/// Little-endian bytes of the digest, so they print back as the digest's hex.
+fn digest_bytes(digest: Digest) -> Vec<u8> {
+    digest.0.to_le_bytes().to_vec()
+}
