@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need, then runs the format check,
+# clippy with warnings as errors, the engine's purity checks and the whole test suite.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "toolchain components"
+if command -v rustup >/dev/null 2>&1; then
+    rustup component add rustfmt clippy >/dev/null 2>&1 || true
+fi
+
+step "valkey-server"
+KEEL_VALKEY_SERVER="$(scripts/install-valkey.sh)"
+export KEEL_VALKEY_SERVER
+echo "using $KEEL_VALKEY_SERVER"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "engine purity: builds without default features and depends on no runtime or I/O crate"
+cargo build -p keel-engine --no-default-features --locked
+forbidden=$(cargo tree -p keel-engine -e normal --prefix none --locked \
+    | grep -E '^(tokio|async-std|mio|redis|redb|tonic|hyper|reqwest|rand|getrandom) ' || true)
+if [ -n "$forbidden" ]; then
+    echo "keel-engine must not depend on: $forbidden" >&2
+    exit 1
+fi
+
+step "cargo test"
+cargo test --workspace --locked
