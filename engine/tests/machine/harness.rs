@@ -1,0 +1,244 @@
+//! The engine under test, the inputs derived from generated operations, and what the
+//! test learned from the engine's outputs so later operations can name real ids.
+
+use super::gen::{job_spec, InstPick, Op, Sender, CAPS, WORKERS};
+use super::oracle::Oracle;
+use keel_engine::*;
+use proptest::test_runner::TestCaseError;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The engine under test plus what the test learned from its outputs.
+pub struct Harness {
+    pub engine: Engine,
+    pub now: Time,
+    pub log: Vec<(Time, Input)>,
+    pub outs: Vec<Outputs>,
+    /// Current instance number per worker name as this test believes it (0: never).
+    instances: [u64; WORKERS.len()],
+    grants: Vec<(GrantId, WorkerId)>,
+    leases: Vec<(Fence, WorkerId, InstanceId)>,
+    jobs: Vec<JobId>,
+    suspended: Vec<(TaskId, String)>,
+    offered_at: BTreeMap<GrantId, Time>,
+    blacklist_starts: BTreeSet<(WorkerId, Time)>,
+    oracle: Oracle,
+}
+
+/// Picks from `items` counting back from the newest, so small indices mean recent.
+fn recent<T>(items: &[T], i: usize) -> Option<&T> {
+    (!items.is_empty()).then(|| &items[items.len() - 1 - i % items.len()])
+}
+
+impl Harness {
+    pub fn new(config: Config) -> Harness {
+        Harness {
+            engine: Engine::new(config),
+            now: 0,
+            log: Vec::new(),
+            outs: Vec::new(),
+            instances: [0; WORKERS.len()],
+            grants: Vec::new(),
+            leases: Vec::new(),
+            jobs: Vec::new(),
+            suspended: Vec::new(),
+            offered_at: BTreeMap::new(),
+            blacklist_starts: BTreeSet::new(),
+            oracle: Oracle::default(),
+        }
+    }
+
+    fn worker(&self, w: usize) -> WorkerId {
+        WorkerId::new(WORKERS[w % WORKERS.len()])
+    }
+
+    fn instance(&self, w: usize, pick: InstPick) -> InstanceId {
+        let current = self.instances[w % WORKERS.len()].max(1);
+        match pick {
+            InstPick::Current => InstanceId(current),
+            InstPick::Older => InstanceId(current.saturating_sub(1)),
+        }
+    }
+
+    fn to_worker(&self, w: usize, pick: InstPick, cmd: WorkerCommand) -> Input {
+        Input::worker(&self.worker(w), self.instance(w, pick), cmd)
+    }
+
+    /// Turns an operation into a concrete input, or `None` when it names nothing yet.
+    pub fn input(&mut self, op: &Op) -> Option<(Time, Input)> {
+        let now = self.now;
+        let cur = InstPick::Current;
+        let input = match op {
+            Op::Advance(dt) => {
+                self.now += dt;
+                return Some((self.now, Input::Tick));
+            }
+            Op::Register {
+                w,
+                caps,
+                lanes,
+                conc,
+                next_instance,
+            } => {
+                let slot = w % WORKERS.len();
+                if *next_instance || self.instances[slot] == 0 {
+                    self.instances[slot] += 1;
+                }
+                let capabilities = (0..CAPS.len())
+                    .filter(|b| caps & (1 << b) != 0)
+                    .map(|b| CAPS[b].to_string())
+                    .collect();
+                let lanes = match lanes % 3 {
+                    0 => vec![],
+                    1 => vec!["fast".to_string()],
+                    _ => vec!["fast".to_string(), "default".to_string()],
+                };
+                let reg = WorkerCommand::Register {
+                    capabilities,
+                    lanes,
+                    max_concurrency: *conc,
+                };
+                self.to_worker(*w, cur, reg)
+            }
+            Op::Heartbeat { w, inst } => self.to_worker(*w, *inst, WorkerCommand::Heartbeat),
+            Op::RequestWork { w, credits } => {
+                let credits = *credits;
+                self.to_worker(*w, cur, WorkerCommand::RequestWork { credits })
+            }
+            Op::Drain { w } => self.to_worker(*w, cur, WorkerCommand::Drain),
+            Op::Deregister { w } => self.to_worker(*w, cur, WorkerCommand::Deregister),
+            Op::Accept { grant, as_other } | Op::Release { grant, as_other } => {
+                let (g, owner) = recent(&self.grants, *grant)?.clone();
+                let cmd = match op {
+                    Op::Accept { .. } => WorkerCommand::AcceptGrant { grant: g },
+                    _ => WorkerCommand::ReleaseGrant { grant: g },
+                };
+                match as_other {
+                    Some(o) => self.to_worker(*o, cur, cmd),
+                    None => {
+                        let slot = WORKERS.iter().position(|n| *n == owner.0).unwrap_or(0);
+                        self.to_worker(slot, cur, cmd)
+                    }
+                }
+            }
+            Op::Fenced { lease, sender, cmd } => {
+                let (fence, holder, inst) = recent(&self.leases, *lease)?.clone();
+                let command = cmd.command(fence);
+                match sender {
+                    Sender::Holder => Input::worker(&holder, inst, command),
+                    Sender::HolderCurrent => {
+                        let slot = WORKERS.iter().position(|n| *n == holder.0).unwrap_or(0);
+                        self.to_worker(slot, cur, command)
+                    }
+                    Sender::Other(o) => self.to_worker(*o, cur, command),
+                }
+            }
+            Op::Submit(job) => Input::Client(ClientCommand::SubmitJob(job_spec(job))),
+            Op::Cancel { job } => {
+                let job = recent(&self.jobs, *job).copied().unwrap_or(JobId(1));
+                Input::Client(ClientCommand::CancelJob { job })
+            }
+            Op::Signal {
+                task,
+                right_waitpoint,
+                key,
+            } => {
+                let (task, wp) = recent(&self.suspended, *task)?.clone();
+                Input::Client(ClientCommand::Signal {
+                    task,
+                    waitpoint: if *right_waitpoint { wp } else { "nope".into() },
+                    idempotency_key: format!("k{}", key % 3),
+                    payload: Payload::from("sig"),
+                })
+            }
+        };
+        Some((now, input))
+    }
+
+    pub fn apply(&mut self, at: Time, input: Input) -> Result<(), TestCaseError> {
+        let out = self.engine.apply(at, input.clone());
+        self.learn(at, &input, &out);
+        if let Err(v) = self.engine.check_invariants() {
+            if !self.known_checker_defect(&v) {
+                return Err(TestCaseError::fail(format!(
+                    "invariant broken after {input:?} at t={at}: {v}\noutputs: {out:?}"
+                )));
+            }
+        }
+        self.oracle
+            .observe(&input, &out)
+            .map_err(|e| TestCaseError::fail(format!("{e}\ninput at t={at}: {input:?}")))?;
+        self.log.push((at, input));
+        self.outs.push(out);
+        Ok(())
+    }
+
+    /// The invariant checker cannot order a grant offer and a blacklist start within one
+    /// millisecond (see `grant_offered_in_the_millisecond_a_blacklist_starts_is_not_a_violation`
+    /// in regressions.rs). Its report is let through only when this test saw exactly
+    /// that: the named grant offered in the millisecond the named worker's blacklist began.
+    fn known_checker_defect(&self, v: &Violation) -> bool {
+        let Some((grant, worker)) =
+            v.0.strip_prefix("grant g")
+                .and_then(|r| r.split_once(" offered to blacklisted worker "))
+        else {
+            return false;
+        };
+        let Ok(grant) = grant.parse().map(GrantId) else {
+            return false;
+        };
+        self.offered_at
+            .get(&grant)
+            .is_some_and(|&at| self.blacklist_starts.contains(&(WorkerId::new(worker), at)))
+    }
+
+    /// Restores a snapshot; `None` when restore refused it only for the checker defect
+    /// above, which `restore` runs as well.
+    pub fn restore(&self, bytes: &[u8]) -> Result<Option<Engine>, TestCaseError> {
+        match Engine::restore(bytes) {
+            Ok(e) => Ok(Some(e)),
+            Err(RestoreError::Inconsistent(v)) if self.known_checker_defect(&v) => Ok(None),
+            Err(e) => Err(TestCaseError::fail(format!("restore failed: {e}"))),
+        }
+    }
+
+    /// Remembers ids from the outputs so later operations can name them.
+    fn learn(&mut self, at: Time, input: &Input, out: &Outputs) {
+        match &out.reply {
+            Some(Ok(Accepted::LeaseStarted {
+                fence,
+                duplicate: false,
+                ..
+            })) => {
+                if let Input::Worker {
+                    worker, instance, ..
+                } = input
+                {
+                    self.leases.push((*fence, worker.clone(), *instance));
+                }
+            }
+            Some(Ok(Accepted::JobSubmitted {
+                job,
+                duplicate: false,
+                ..
+            })) => self.jobs.push(*job),
+            _ => {}
+        }
+        for e in &out.effects {
+            match e {
+                Effect::GrantOffered { worker, grant, .. } => {
+                    self.grants.push((*grant, worker.clone()));
+                    self.offered_at.insert(*grant, at);
+                }
+                Effect::WorkerBlacklisted { worker, until } => {
+                    let cooldown = self.engine.config().blacklist.cooldown_ms;
+                    self.blacklist_starts
+                        .insert((worker.clone(), until - cooldown));
+                }
+                Effect::TaskSuspended {
+                    task, waitpoint, ..
+                } => self.suspended.push((*task, waitpoint.clone())),
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! An independent record of lease ownership built only from the engine's outputs. It
+//! knows which fence is the latest started lease of each task and whether that lease
+//! has ended, so it can refuse any completion, failure, renewal or revocation the engine
+//! accepts for a fence that is not live, and any answer to a replayed terminal command
+//! that differs from the first one.
+
+use keel_engine::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Default)]
+pub struct Oracle {
+    /// The latest lease started on each task.
+    latest: BTreeMap<TaskId, Fence>,
+    /// Who started each lease.
+    owner: BTreeMap<Fence, WorkerId>,
+    /// The fence each accepted grant started.
+    accepted: BTreeMap<GrantId, Fence>,
+    /// Leases that were completed, failed, suspended or revoked.
+    ended: BTreeSet<Fence>,
+    completed: BTreeSet<Fence>,
+    failed: BTreeMap<Fence, Option<Time>>,
+    suspended: BTreeSet<Fence>,
+    /// Leases revoked because the attempt timed out. The engine currently answers a late
+    /// `Fail` on one of these as a duplicate of a failure the worker never sent (see
+    /// `fail_after_attempt_timeout_is_refused_as_stale` in regressions.rs); that answer
+    /// is tolerated here so the rest of the properties keep being checked.
+    timed_out: BTreeSet<Fence>,
+    finished_tasks: BTreeSet<TaskId>,
+    finished_jobs: BTreeSet<JobId>,
+}
+
+type Check = Result<(), String>;
+
+macro_rules! check {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+
+impl Oracle {
+    /// The fence must be the latest lease of its task, still running, and `sender`'s.
+    fn live(&self, fence: &Fence, sender: &WorkerId, what: &str) -> Check {
+        check!(
+            self.latest.get(&fence.task) == Some(fence),
+            "{what} accepted for {fence}, but the latest started lease of {} is {:?}",
+            fence.task,
+            self.latest.get(&fence.task)
+        );
+        check!(
+            !self.ended.contains(fence),
+            "{what} accepted for {fence} whose lease had already ended"
+        );
+        check!(
+            self.owner.get(fence) == Some(sender),
+            "{what} accepted for {fence} from {sender}, but {:?} started it",
+            self.owner.get(fence)
+        );
+        Ok(())
+    }
+
+    fn end(&mut self, fence: Fence) {
+        self.ended.insert(fence);
+    }
+
+    /// Checks one input's outputs against everything seen before, then records them.
+    /// The reply is checked before the effects: a lease that the reply ended must not
+    /// also be revoked by an effect of the same input, and vice versa.
+    pub fn observe(&mut self, input: &Input, out: &Outputs) -> Check {
+        if let (
+            Input::Worker {
+                worker, command, ..
+            },
+            Some(Ok(reply)),
+        ) = (input, &out.reply)
+        {
+            self.reply(worker, command, reply)?;
+        }
+        for e in &out.effects {
+            self.effect(e)?;
+        }
+        Ok(())
+    }
+
+    fn reply(&mut self, w: &WorkerId, cmd: &WorkerCommand, reply: &Accepted) -> Check {
+        match reply {
+            Accepted::LeaseStarted {
+                fence, duplicate, ..
+            } => {
+                let WorkerCommand::AcceptGrant { grant } = cmd else {
+                    return Err(format!("LeaseStarted answering {cmd:?}"));
+                };
+                if *duplicate {
+                    check!(
+                        self.accepted.get(grant) == Some(fence),
+                        "replayed accept of {grant} answered {fence}, first answer {:?}",
+                        self.accepted.get(grant)
+                    );
+                    return Ok(());
+                }
+                if let Some(prev) = self.latest.get(&fence.task) {
+                    check!(
+                        fence.epoch > prev.epoch && fence.attempt >= prev.attempt,
+                        "lease {fence} started after {prev}: epoch or attempt went back"
+                    );
+                    check!(
+                        self.ended.contains(prev),
+                        "lease {fence} started while {prev} was still live"
+                    );
+                }
+                check!(
+                    !self.finished_tasks.contains(&fence.task),
+                    "lease {fence} started on a finished task"
+                );
+                self.latest.insert(fence.task, *fence);
+                self.owner.insert(*fence, w.clone());
+                self.accepted.insert(*grant, *fence);
+            }
+            Accepted::Renewed { fence, .. } => self.live(fence, w, "renewal")?,
+            Accepted::Completed { fence, duplicate } => {
+                if *duplicate {
+                    check!(
+                        self.completed.contains(fence) && self.owner.get(fence) == Some(w),
+                        "replayed completion of {fence} by {w} answered as a duplicate of a completion never accepted"
+                    );
+                } else {
+                    self.live(fence, w, "completion")?;
+                    self.end(*fence);
+                    self.completed.insert(*fence);
+                }
+            }
+            Accepted::Failed {
+                fence,
+                duplicate,
+                retry_at,
+            } => {
+                if *duplicate && self.timed_out.contains(fence) && !self.failed.contains_key(fence)
+                {
+                    check!(
+                        self.owner.get(fence) == Some(w),
+                        "failure of timed-out {fence} by {w} answered as a duplicate"
+                    );
+                } else if *duplicate {
+                    check!(
+                        self.failed.get(fence) == Some(retry_at) && self.owner.get(fence) == Some(w),
+                        "replayed failure of {fence} answered retry_at {retry_at:?}, first answer {:?}",
+                        self.failed.get(fence)
+                    );
+                } else {
+                    self.live(fence, w, "failure")?;
+                    self.end(*fence);
+                    self.failed.insert(*fence, *retry_at);
+                }
+            }
+            Accepted::Suspended { fence, duplicate } => {
+                if *duplicate {
+                    check!(
+                        self.suspended.contains(fence),
+                        "replayed suspension of {fence} answered as a duplicate of none"
+                    );
+                } else {
+                    self.live(fence, w, "suspension")?;
+                    self.end(*fence);
+                    self.suspended.insert(*fence);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn effect(&mut self, e: &Effect) -> Check {
+        match e {
+            Effect::LeaseRevoked {
+                worker,
+                fence,
+                reason,
+            } => {
+                self.live(fence, worker, "revocation")?;
+                self.end(*fence);
+                if *reason == EndReason::AttemptTimedOut {
+                    self.timed_out.insert(*fence);
+                }
+            }
+            Effect::GrantOffered { task, .. } => {
+                check!(
+                    !self.finished_tasks.contains(task),
+                    "grant offered for finished task {task}"
+                );
+                if let Some(f) = self.latest.get(task) {
+                    check!(
+                        self.ended.contains(f),
+                        "grant offered for {task} while its lease {f} is live"
+                    );
+                }
+            }
+            Effect::TaskFinished { task, .. } => {
+                check!(
+                    self.finished_tasks.insert(*task),
+                    "task {task} finished twice"
+                );
+                if let Some(f) = self.latest.get(task) {
+                    check!(
+                        self.ended.contains(f),
+                        "task {task} finished while its lease {f} is live"
+                    );
+                }
+            }
+            Effect::JobFinished { job, .. } => {
+                check!(self.finished_jobs.insert(*job), "job {job} finished twice");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
