@@ -32,7 +32,7 @@ pub(crate) fn record_failure(s: &mut State, w: &WorkerId) {
     let until = now + policy.cooldown_ms;
     worker.recent_failures.clear();
     worker.blacklisted_until = Some(until);
-    worker.blacklisted_since = Some(now);
+    worker.blacklisted_from_grant = Some(crate::ids::GrantId(s.next_grant));
     s.timers.arm(until, Timer::BlacklistEnd(w.clone()));
     s.fx.push(Effect::WorkerBlacklisted {
         worker: w.clone(),
@@ -48,7 +48,7 @@ pub(crate) fn readmit(s: &mut State, w: &WorkerId, at: crate::ids::Time) {
         return;
     }
     worker.blacklisted_until = None;
-    worker.blacklisted_since = None;
+    worker.blacklisted_from_grant = None;
     s.dispatch_dirty = true;
     s.fx.push(Effect::WorkerReadmitted { worker: w.clone() });
 }

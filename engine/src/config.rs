@@ -93,6 +93,8 @@ pub struct Limits {
     pub max_jobs_in_flight_per_tenant: u32,
     pub max_workers: u32,
     pub max_concurrency_per_worker: u32,
+    /// Credits one work request may ask for, which bounds a worker's pending offers.
+    pub max_pending_grants_per_worker: u32,
     pub max_lanes_per_worker: u32,
     pub max_signals_per_task: u32,
 }
@@ -111,6 +113,7 @@ impl Default for Limits {
             max_jobs_in_flight_per_tenant: 10_000,
             max_workers: 10_000,
             max_concurrency_per_worker: 4_096,
+            max_pending_grants_per_worker: 1_024,
             max_lanes_per_worker: 16,
             max_signals_per_task: 64,
         }

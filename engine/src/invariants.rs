@@ -82,9 +82,9 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
                     g.worker,
                     s.names.caps(t.capset)
                 );
-                if let Some(since) = w.blacklisted_since {
+                if let Some(first) = w.blacklisted_from_grant {
                     ensure!(
-                        g.offered_at < since || w.blacklisted_until.is_none(),
+                        *grant < first,
                         "grant {grant} offered to blacklisted worker {}",
                         g.worker
                     );

@@ -245,7 +245,12 @@ pub(crate) fn fail(
     error: String,
     permanent: bool,
 ) -> Reply {
-    if let Some(AttemptEnd::Failed { retry_at, .. }) = ended_attempt(s, w, fence) {
+    if let Some(AttemptEnd::Failed {
+        retry_at,
+        reported: true,
+        ..
+    }) = ended_attempt(s, w, fence)
+    {
         return Ok(Accepted::Failed {
             fence,
             duplicate: true,
@@ -262,7 +267,7 @@ pub(crate) fn fail(
         });
     }
     blacklist::record_failure(s, w);
-    let retry_at = fail_attempt(s, fence.task, error, permanent);
+    let retry_at = fail_attempt(s, fence.task, error, permanent, true);
     Ok(Accepted::Failed {
         fence,
         duplicate: false,
@@ -276,6 +281,7 @@ pub(crate) fn fail_attempt(
     tid: TaskId,
     error: String,
     permanent: bool,
+    reported: bool,
 ) -> Option<crate::ids::Time> {
     let now = s.now;
     let seed = s.config.seed;
@@ -292,6 +298,7 @@ pub(crate) fn fail_attempt(
         AttemptEnd::Failed {
             error: error.clone(),
             retry_at,
+            reported,
         },
     );
     match retry_at {

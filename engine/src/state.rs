@@ -215,9 +215,12 @@ pub(crate) struct AttemptRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum AttemptEnd {
     Succeeded,
+    /// `reported` is false when the engine ended the attempt (attempt timeout), so a
+    /// late report from the worker is refused instead of being taken as a replay.
     Failed {
         error: String,
         retry_at: Option<Time>,
+        reported: bool,
     },
     Ended(EndReason),
 }
@@ -245,9 +248,10 @@ pub(crate) struct Worker {
     pub leases: BTreeSet<TaskId>,
     pub recent_failures: VecDeque<Time>,
     pub blacklisted_until: Option<Time>,
-    /// Grants are not offered before this time (when the blacklist started), so the
-    /// invariant checker can tell an old offer from a new one.
-    pub blacklisted_since: Option<Time>,
+    /// The first grant id issued after the blacklist started: offers numbered below it
+    /// predate the blacklist, so the invariant checker can tell them from new ones even
+    /// within one millisecond.
+    pub blacklisted_from_grant: Option<GrantId>,
     pub lane_cursor: u32,
 }
 

@@ -44,7 +44,7 @@ fn fire(s: &mut State, at: Time, timer: Timer) {
             }
             announce_revoke(s, tid, EndReason::AttemptTimedOut);
             blacklist::record_failure(s, &holder);
-            lease::fail_attempt(s, tid, "attempt timed out".into(), false);
+            lease::fail_attempt(s, tid, "attempt timed out".into(), false, false);
         }
         Timer::TaskDue(tid) => {
             if s.tasks

@@ -28,6 +28,14 @@ pub(crate) fn handle(s: &mut State, w: WorkerId, inst: InstanceId, cmd: WorkerCo
     match cmd {
         WorkerCommand::Register { .. } | WorkerCommand::Heartbeat => Ok(Accepted::Ok),
         WorkerCommand::RequestWork { credits } => {
+            let limit = s.config.limits.max_pending_grants_per_worker;
+            if credits > limit {
+                return Err(Rejection::TooLarge {
+                    field: "credits".into(),
+                    size: credits as u64,
+                    limit: limit as u64,
+                });
+            }
             request_work(s, &w, credits);
             Ok(Accepted::Ok)
         }
@@ -203,7 +211,7 @@ fn register(
             leases: BTreeSet::new(),
             recent_failures: VecDeque::new(),
             blacklisted_until: None,
-            blacklisted_since: None,
+            blacklisted_from_grant: None,
             lane_cursor: 0,
         },
     );

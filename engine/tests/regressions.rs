@@ -48,7 +48,6 @@ fn running_task_with_attempt_timeout() -> (Engine, Fence) {
 /// accepted: `ended_attempt` matches the `AttemptEnd::Failed` record that the timeout
 /// wrote, without knowing the worker never sent it.
 #[test]
-#[ignore = "engine bug: Fail after an attempt timeout is answered as a duplicate instead of StaleFence"]
 fn fail_after_attempt_timeout_is_refused_as_stale() {
     let (mut e, fence) = running_task_with_attempt_timeout();
     let fail = WorkerCommand::Fail {
@@ -88,7 +87,6 @@ fn complete_after_attempt_timeout_is_refused_as_stale() {
 /// was offered before the blacklist began, and `restore` refuses a snapshot of this
 /// legitimate state, so a coordinator could not recover from it.
 #[test]
-#[ignore = "engine bug: a grant offered in the millisecond a blacklist starts fails check_invariants and restore"]
 fn grant_offered_in_the_millisecond_a_blacklist_starts_is_not_a_violation() {
     let config = Config {
         blacklist: BlacklistPolicy {
