@@ -5,7 +5,6 @@ use super::gen::{job_spec, InstPick, Op, Sender, CAPS, WORKERS};
 use super::oracle::Oracle;
 use keel_engine::*;
 use proptest::test_runner::TestCaseError;
-use std::collections::{BTreeMap, BTreeSet};
 
 /// The engine under test plus what the test learned from its outputs.
 pub struct Harness {
@@ -19,8 +18,6 @@ pub struct Harness {
     leases: Vec<(Fence, WorkerId, InstanceId)>,
     jobs: Vec<JobId>,
     suspended: Vec<(TaskId, String)>,
-    offered_at: BTreeMap<GrantId, Time>,
-    blacklist_starts: BTreeSet<(WorkerId, Time)>,
     oracle: Oracle,
 }
 
@@ -41,8 +38,6 @@ impl Harness {
             leases: Vec::new(),
             jobs: Vec::new(),
             suspended: Vec::new(),
-            offered_at: BTreeMap::new(),
-            blacklist_starts: BTreeSet::new(),
             oracle: Oracle::default(),
         }
     }
@@ -156,53 +151,26 @@ impl Harness {
 
     pub fn apply(&mut self, at: Time, input: Input) -> Result<(), TestCaseError> {
         let out = self.engine.apply(at, input.clone());
-        self.learn(at, &input, &out);
         if let Err(v) = self.engine.check_invariants() {
-            if !self.known_checker_defect(&v) {
-                return Err(TestCaseError::fail(format!(
-                    "invariant broken after {input:?} at t={at}: {v}\noutputs: {out:?}"
-                )));
-            }
+            return Err(TestCaseError::fail(format!(
+                "invariant broken after {input:?} at t={at}: {v}\noutputs: {out:?}"
+            )));
         }
         self.oracle
             .observe(&input, &out)
             .map_err(|e| TestCaseError::fail(format!("{e}\ninput at t={at}: {input:?}")))?;
+        self.learn(&input, &out);
         self.log.push((at, input));
         self.outs.push(out);
         Ok(())
     }
 
-    /// The invariant checker cannot order a grant offer and a blacklist start within one
-    /// millisecond (see `grant_offered_in_the_millisecond_a_blacklist_starts_is_not_a_violation`
-    /// in regressions.rs). Its report is let through only when this test saw exactly
-    /// that: the named grant offered in the millisecond the named worker's blacklist began.
-    fn known_checker_defect(&self, v: &Violation) -> bool {
-        let Some((grant, worker)) =
-            v.0.strip_prefix("grant g")
-                .and_then(|r| r.split_once(" offered to blacklisted worker "))
-        else {
-            return false;
-        };
-        let Ok(grant) = grant.parse().map(GrantId) else {
-            return false;
-        };
-        self.offered_at
-            .get(&grant)
-            .is_some_and(|&at| self.blacklist_starts.contains(&(WorkerId::new(worker), at)))
-    }
-
-    /// Restores a snapshot; `None` when restore refused it only for the checker defect
-    /// above, which `restore` runs as well.
-    pub fn restore(&self, bytes: &[u8]) -> Result<Option<Engine>, TestCaseError> {
-        match Engine::restore(bytes) {
-            Ok(e) => Ok(Some(e)),
-            Err(RestoreError::Inconsistent(v)) if self.known_checker_defect(&v) => Ok(None),
-            Err(e) => Err(TestCaseError::fail(format!("restore failed: {e}"))),
-        }
+    pub fn restore(bytes: &[u8]) -> Result<Engine, TestCaseError> {
+        Engine::restore(bytes).map_err(|e| TestCaseError::fail(format!("restore failed: {e}")))
     }
 
     /// Remembers ids from the outputs so later operations can name them.
-    fn learn(&mut self, at: Time, input: &Input, out: &Outputs) {
+    fn learn(&mut self, input: &Input, out: &Outputs) {
         match &out.reply {
             Some(Ok(Accepted::LeaseStarted {
                 fence,
@@ -226,13 +194,7 @@ impl Harness {
         for e in &out.effects {
             match e {
                 Effect::GrantOffered { worker, grant, .. } => {
-                    self.grants.push((*grant, worker.clone()));
-                    self.offered_at.insert(*grant, at);
-                }
-                Effect::WorkerBlacklisted { worker, until } => {
-                    let cooldown = self.engine.config().blacklist.cooldown_ms;
-                    self.blacklist_starts
-                        .insert((worker.clone(), until - cooldown));
+                    self.grants.push((*grant, worker.clone()))
                 }
                 Effect::TaskSuspended {
                     task, waitpoint, ..

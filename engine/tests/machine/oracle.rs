@@ -20,11 +20,6 @@ pub struct Oracle {
     completed: BTreeSet<Fence>,
     failed: BTreeMap<Fence, Option<Time>>,
     suspended: BTreeSet<Fence>,
-    /// Leases revoked because the attempt timed out. The engine currently answers a late
-    /// `Fail` on one of these as a duplicate of a failure the worker never sent (see
-    /// `fail_after_attempt_timeout_is_refused_as_stale` in regressions.rs); that answer
-    /// is tolerated here so the rest of the properties keep being checked.
-    timed_out: BTreeSet<Fence>,
     finished_tasks: BTreeSet<TaskId>,
     finished_jobs: BTreeSet<JobId>,
 }
@@ -135,13 +130,7 @@ impl Oracle {
                 duplicate,
                 retry_at,
             } => {
-                if *duplicate && self.timed_out.contains(fence) && !self.failed.contains_key(fence)
-                {
-                    check!(
-                        self.owner.get(fence) == Some(w),
-                        "failure of timed-out {fence} by {w} answered as a duplicate"
-                    );
-                } else if *duplicate {
+                if *duplicate {
                     check!(
                         self.failed.get(fence) == Some(retry_at) && self.owner.get(fence) == Some(w),
                         "replayed failure of {fence} answered retry_at {retry_at:?}, first answer {:?}",
@@ -172,16 +161,9 @@ impl Oracle {
 
     fn effect(&mut self, e: &Effect) -> Check {
         match e {
-            Effect::LeaseRevoked {
-                worker,
-                fence,
-                reason,
-            } => {
+            Effect::LeaseRevoked { worker, fence, .. } => {
                 self.live(fence, worker, "revocation")?;
                 self.end(*fence);
-                if *reason == EndReason::AttemptTimedOut {
-                    self.timed_out.insert(*fence);
-                }
             }
             Effect::GrantOffered { task, .. } => {
                 check!(
