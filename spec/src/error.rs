@@ -26,7 +26,9 @@ impl SpecError {
         let start = floor_char_boundary(source, span.start);
         let end = floor_char_boundary(source, span.end.max(start));
         let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
-        let line_end = source[start..].find('\n').map_or(source.len(), |i| start + i);
+        let line_end = source[start..]
+            .find('\n')
+            .map_or(source.len(), |i| start + i);
         let line = source[..start].matches('\n').count() + 1;
         let column = source[line_start..start].chars().count() + 1;
         let width = source[start..end.min(line_end)].chars().count().max(1);
@@ -128,9 +130,9 @@ mod tests {
 
     #[test]
     fn invalid_utf8_points_at_the_first_bad_byte() {
-        let bytes = b"a = 1\nb = \xff";
-        let err = std::str::from_utf8(bytes).unwrap_err();
-        let e = SpecError::invalid_utf8("f.toml", bytes, err.valid_up_to());
+        let bytes = [b"a = 1\nb = ".as_slice(), &[0xff]].concat();
+        let err = std::str::from_utf8(&bytes).unwrap_err();
+        let e = SpecError::invalid_utf8("f.toml", &bytes, err.valid_up_to());
         assert_eq!((e.line, e.column), (2, 5));
     }
 

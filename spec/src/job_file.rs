@@ -134,7 +134,9 @@ impl<'de> Visitor<'de> for DepsVisitor {
                 return Err(de::Error::custom("quorum needs `of`, the list of task ids"))
             }
             (None, None, None, Some(_)) => {
-                return Err(de::Error::custom("`of` needs `quorum`, how many must succeed"))
+                return Err(de::Error::custom(
+                    "`of` needs `quorum`, how many must succeed",
+                ))
             }
             _ => {
                 return Err(de::Error::custom(

@@ -5,8 +5,8 @@
 use crate::error::SpecError;
 use crate::job_file::{DepKind, Deps, JobFile, OnUnsatisfied, RetryFile, TaskFile};
 use keel_engine::{
-    check_name, validate_job, DepGroup, GroupKind, JobError, JobSpec, Limits, Payload,
-    RetryPolicy, TaskSpec, UnsatisfiedPolicy, ValidJob,
+    check_name, validate_job, DepGroup, GroupKind, JobError, JobSpec, Limits, Payload, RetryPolicy,
+    TaskSpec, UnsatisfiedPolicy, ValidJob,
 };
 use std::ops::Range;
 use toml::Spanned;
@@ -163,8 +163,12 @@ fn convert(file: JobFile) -> Result<(JobSpec, Spans), Located> {
     };
     let spec = JobSpec {
         name: job.name.into_inner(),
-        tenant: job.tenant.map_or_else(|| "default".into(), |s| s.into_inner()),
-        lane: job.lane.map_or_else(|| "default".into(), |s| s.into_inner()),
+        tenant: job
+            .tenant
+            .map_or_else(|| "default".into(), |s| s.into_inner()),
+        lane: job
+            .lane
+            .map_or_else(|| "default".into(), |s| s.into_inner()),
         priority: job.priority,
         deadline_ms: job.deadline.map(|m| m.0),
         max_concurrency: defaults.max_concurrency.map(|c| c.into_inner()),
@@ -210,7 +214,11 @@ fn dep_group(
 }
 
 fn split(items: Vec<Spanned<String>>) -> (Vec<String>, Vec<Range<usize>>) {
-    items.into_iter().map(|s| (s.span(), s.into_inner())).map(|(r, v)| (v, r)).unzip()
+    items
+        .into_iter()
+        .map(|s| (s.span(), s.into_inner()))
+        .map(|(r, v)| (v, r))
+        .unzip()
 }
 
 /// Field-wise: the task's own setting, else the job default, else the engine default.
@@ -241,7 +249,11 @@ fn locate(spec: &JobSpec, spans: &Spans, e: &JobError, source: &str, limits: &Li
             return bad_name(spec, spans, field, why, limits).unwrap_or((whole, e.to_string()))
         }
         JobError::DuplicateTask { key } => {
-            let mut ids = spec.tasks.iter().zip(&spans.tasks).filter(|(t, _)| &t.key == key);
+            let mut ids = spec
+                .tasks
+                .iter()
+                .zip(&spans.tasks)
+                .filter(|(t, _)| &t.key == key);
             let first = ids.next().map(|(_, s)| s.id.start);
             if let (Some(first), Some((_, second))) = (first, ids.next()) {
                 let line = source.get(..first).map_or(0, |s| s.matches('\n').count()) + 1;
@@ -262,15 +274,23 @@ fn locate(spec: &JobSpec, spans: &Spans, e: &JobError, source: &str, limits: &Li
         JobError::QuorumOutOfRange { task: t, .. } => task(t).and_then(|s| s.quorum.clone()),
         JobError::TooDeep { task: t, .. } => id_span(t),
         JobError::PayloadTooLarge { task: t, .. } => task(t).and_then(|s| s.payload.clone()),
-        JobError::TooManyCapabilities { task: t, .. } => {
-            task(t).and_then(|s| s.capabilities.as_ref()).map(|c| c.0.clone())
-        }
-        JobError::Capability { task: t, token, why } => {
+        JobError::TooManyCapabilities { task: t, .. } => task(t)
+            .and_then(|s| s.capabilities.as_ref())
+            .map(|c| c.0.clone()),
+        JobError::Capability {
+            task: t,
+            token,
+            why,
+        } => {
             let nth = usize::from(matches!(why, keel_engine::CapabilityIssue::Duplicate));
             let caps = index(t).and_then(|i| Some((&spec.tasks[i], spans.tasks.get(i)?)));
             caps.and_then(|(ts, s)| {
                 let items = &s.capabilities.as_ref()?.1;
-                let hits = ts.capabilities.iter().zip(items).filter(|(c, _)| *c == token);
+                let hits = ts
+                    .capabilities
+                    .iter()
+                    .zip(items)
+                    .filter(|(c, _)| *c == token);
                 hits.map(|(_, r)| r.clone()).nth(nth)
             })
         }
@@ -278,11 +298,15 @@ fn locate(spec: &JobSpec, spans: &Spans, e: &JobError, source: &str, limits: &Li
             .and_then(|s| s.retry.clone())
             .or_else(|| spans.defaults_retry.clone()),
     };
-    let span = span.or_else(|| task_of(e).and_then(id_span)).unwrap_or(whole);
+    let span = span
+        .or_else(|| task_of(e).and_then(id_span))
+        .unwrap_or(whole);
     let message = match e {
         // Name the retry fields as the file spells them.
         JobError::BadRetry { task, why } => {
-            let why = why.replace("backoff_max_ms", "backoff_max").replace("backoff_base_ms", "backoff");
+            let why = why
+                .replace("backoff_max_ms", "backoff_max")
+                .replace("backoff_base_ms", "backoff");
             format!("task {task:?} retry policy: {why}")
         }
         _ => e.to_string(),
@@ -299,13 +323,21 @@ fn bad_name(
 ) -> Option<Located> {
     let (span, what) = match field {
         "job name" => (spans.name.clone(), "job.name"),
-        "tenant" => (spans.tenant.clone().unwrap_or(spans.job.clone()), "job.tenant"),
+        "tenant" => (
+            spans.tenant.clone().unwrap_or(spans.job.clone()),
+            "job.tenant",
+        ),
         "lane" => (spans.lane.clone().unwrap_or(spans.job.clone()), "job.lane"),
         "task key" => {
-            let bad = spec.tasks.iter().zip(&spans.tasks).find(|(t, _)| {
-                check_name("task key", &t.key, limits.max_name_len).is_err()
-            })?;
-            return Some((bad.1.id.clone(), format!("task id {:?} is invalid: {why}", bad.0.key)));
+            let bad = spec
+                .tasks
+                .iter()
+                .zip(&spans.tasks)
+                .find(|(t, _)| check_name("task key", &t.key, limits.max_name_len).is_err())?;
+            return Some((
+                bad.1.id.clone(),
+                format!("task id {:?} is invalid: {why}", bad.0.key),
+            ));
         }
         _ => return None,
     };
@@ -313,7 +345,13 @@ fn bad_name(
 }
 
 /// The span of the `nth` occurrence of `dep` in the dependency list of task `key`.
-fn dep_span(spec: &JobSpec, spans: &Spans, key: &str, dep: &str, nth: usize) -> Option<Range<usize>> {
+fn dep_span(
+    spec: &JobSpec,
+    spans: &Spans,
+    key: &str,
+    dep: &str,
+    nth: usize,
+) -> Option<Range<usize>> {
     let i = spec.tasks.iter().position(|t| t.key == key)?;
     let group = spec.tasks[i].deps.as_ref()?;
     let items = &spans.tasks.get(i)?.deps.as_ref()?.1;

@@ -119,7 +119,8 @@ pub enum Warning {
 impl Plan {
     /// The plan as pretty-printed JSON in schema field order.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": {:?}}}", e.to_string()))
+        serde_json::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("{{\"error\": {:?}}}", e.to_string()))
     }
 }
 
@@ -147,7 +148,12 @@ pub fn plan(job: &LoadedJob, pool: Option<&Pool>) -> Plan {
     };
     let serving = |caps: &[String]| -> Option<Vec<&PoolEntry>> {
         let entries = &pool?.entries;
-        Some(entries.iter().filter(|e| e.serves(&spec.lane, caps)).collect())
+        Some(
+            entries
+                .iter()
+                .filter(|e| e.serves(&spec.lane, caps))
+                .collect(),
+        )
     };
     let mut stages: Vec<Stage> = Vec::new();
     let mut needs: BTreeMap<Vec<String>, u64> = BTreeMap::new();
@@ -163,13 +169,22 @@ pub fn plan(job: &LoadedJob, pool: Option<&Pool>) -> Plan {
                 tasks: Vec::new(),
             });
         }
-        let Some(stage) = stages.last_mut() else { continue };
+        let Some(stage) = stages.last_mut() else {
+            continue;
+        };
         stage.width += 1;
         stage.tasks.push(tasks[i].key.clone());
         *needs.entry(caps_of(i)).or_default() += 1;
-        let stage_ends = order.get(pos + 1).is_none_or(|&next| stage_of(next) != index);
+        let stage_ends = order
+            .get(pos + 1)
+            .is_none_or(|&next| stage_of(next) != index);
         if stage_ends {
-            finish_stage(stage, std::mem::take(&mut needs), spec.max_concurrency, &serving);
+            finish_stage(
+                stage,
+                std::mem::take(&mut needs),
+                spec.max_concurrency,
+                &serving,
+            );
         }
     }
     let path = critical_path(job, &timing);
@@ -178,7 +193,10 @@ pub fn plan(job: &LoadedJob, pool: Option<&Pool>) -> Plan {
     if pool.is_some() {
         let mut by_caps: BTreeMap<Vec<String>, Vec<String>> = BTreeMap::new();
         for &i in &order {
-            by_caps.entry(caps_of(i)).or_default().push(tasks[i].key.clone());
+            by_caps
+                .entry(caps_of(i))
+                .or_default()
+                .push(tasks[i].key.clone());
         }
         for (capabilities, ids) in by_caps {
             if serving(&capabilities).is_some_and(|s| s.is_empty()) {

@@ -105,7 +105,10 @@ fn entry(
     let name = w.name.into_inner();
     check_name("worker name", &name, limits.max_name_len)
         .map_err(|e| (name_span.clone(), e.to_string()))?;
-    let line = source.get(..name_span.start).map_or(0, |s| s.matches('\n').count()) + 1;
+    let line = source
+        .get(..name_span.start)
+        .map_or(0, |s| s.matches('\n').count())
+        + 1;
     if let Some(first) = first_line.insert(name.clone(), line) {
         let msg = format!("worker name {name:?} is used twice (first on line {first})");
         return Err((name_span, msg));
@@ -122,7 +125,12 @@ fn entry(
         let msg = format!("the pool has more than {} workers", limits.max_workers);
         return Err((entry_span, msg));
     }
-    let capabilities = list(w.capabilities, limits.max_caps_per_worker, "capabilities", &name)?;
+    let capabilities = list(
+        w.capabilities,
+        limits.max_caps_per_worker,
+        "capabilities",
+        &name,
+    )?;
     let values: Vec<String> = capabilities.iter().map(|(v, _)| v.clone()).collect();
     if let Err((token, why)) = check_tokens(&values, limits.max_cap_token_len) {
         let nth = usize::from(why == CapabilityIssue::Duplicate);
@@ -147,9 +155,10 @@ fn entry(
 fn at_least_one(value: Option<Spanned<u32>>, field: &str, name: &str) -> Result<u32, Located> {
     match value {
         None => Ok(1),
-        Some(v) if *v.get_ref() == 0 => {
-            Err((v.span(), format!("worker {name:?} {field} must be at least 1")))
-        }
+        Some(v) if *v.get_ref() == 0 => Err((
+            v.span(),
+            format!("worker {name:?} {field} must be at least 1"),
+        )),
         Some(v) => Ok(v.into_inner()),
     }
 }
@@ -167,8 +176,15 @@ fn list(
     let span = list.span();
     let items = list.into_inner();
     if items.len() as u64 > u64::from(limit) {
-        let msg = format!("worker {name:?} lists {} {field}, limit {limit}", items.len());
+        let msg = format!(
+            "worker {name:?} lists {} {field}, limit {limit}",
+            items.len()
+        );
         return Err((span, msg));
     }
-    Ok(items.into_iter().map(|s| (s.span(), s.into_inner())).map(|(r, v)| (v, r)).collect())
+    Ok(items
+        .into_iter()
+        .map(|s| (s.span(), s.into_inner()))
+        .map(|(r, v)| (v, r))
+        .collect())
 }

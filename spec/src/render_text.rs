@@ -25,7 +25,11 @@ impl Plan {
     fn write_job(&self, out: &mut String) {
         let j = &self.job;
         let _ = writeln!(out, "job {:?}", j.name);
-        let _ = writeln!(out, "  tenant {}, lane {}, priority {}", j.tenant, j.lane, j.priority);
+        let _ = writeln!(
+            out,
+            "  tenant {}, lane {}, priority {}",
+            j.tenant, j.lane, j.priority
+        );
         let stages = plural(self.stages.len() as u64, "stage");
         let _ = writeln!(
             out,
@@ -34,7 +38,9 @@ impl Plan {
             j.estimated_tasks
         );
         let deadline = j.deadline_ms.map_or("none".to_string(), dur);
-        let cap = j.max_concurrency.map_or("none".to_string(), |c| c.to_string());
+        let cap = j
+            .max_concurrency
+            .map_or("none".to_string(), |c| c.to_string());
         let _ = writeln!(out, "  deadline {deadline}, max concurrency {cap}");
     }
 
@@ -179,7 +185,11 @@ fn plural(n: u64, noun: &str) -> String {
 fn wrap(out: &mut String, ids: &[String], indent: &str) {
     let mut line = String::from(indent);
     for (k, id) in ids.iter().enumerate() {
-        let piece = if k + 1 < ids.len() { format!("{id},") } else { id.clone() };
+        let piece = if k + 1 < ids.len() {
+            format!("{id},")
+        } else {
+            id.clone()
+        };
         if line.len() > indent.len() && line.len() + 1 + piece.len() > WIDTH {
             out.push_str(line.trim_end());
             out.push('\n');

@@ -20,7 +20,11 @@ pub(crate) struct Timing {
 pub(crate) fn timing(job: &LoadedJob) -> Timing {
     let (spec, valid) = (job.spec(), job.valid());
     let n = spec.tasks.len();
-    let est: Vec<u64> = spec.tasks.iter().map(|t| t.estimated_ms.unwrap_or(0)).collect();
+    let est: Vec<u64> = spec
+        .tasks
+        .iter()
+        .map(|t| t.estimated_ms.unwrap_or(0))
+        .collect();
     let mut t = Timing {
         start: vec![0; n],
         finish: vec![0; n],
@@ -53,7 +57,10 @@ pub(crate) fn timing(job: &LoadedJob) -> Timing {
     }
     for &i in valid.topo_order.iter().rev() {
         let i = i as usize;
-        let after = valid.downstream[i].iter().map(|&d| t.tail[d as usize]).max();
+        let after = valid.downstream[i]
+            .iter()
+            .map(|&d| t.tail[d as usize])
+            .max();
         t.tail[i] = est[i].saturating_add(after.unwrap_or(0));
     }
     t
@@ -63,9 +70,8 @@ pub(crate) fn timing(job: &LoadedJob) -> Timing {
 /// task that finishes last (ties to the smaller id) back through its gates.
 pub(crate) fn critical_path(job: &LoadedJob, t: &Timing) -> Vec<u32> {
     let tasks = &job.spec().tasks;
-    let last = (0..tasks.len()).max_by(|&a, &b| {
-        (t.finish[a], &tasks[b].key).cmp(&(t.finish[b], &tasks[a].key))
-    });
+    let last = (0..tasks.len())
+        .max_by(|&a, &b| (t.finish[a], &tasks[b].key).cmp(&(t.finish[b], &tasks[a].key)));
     let mut path = Vec::new();
     let mut cur = last.map(|i| i as u32);
     while let Some(i) = cur {

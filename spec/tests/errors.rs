@@ -5,7 +5,9 @@ use keel_spec::{load_job, load_pool, Limits, SpecError};
 use std::path::Path;
 
 fn load(name: &str) -> Result<(), SpecError> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap();
     let file = format!("tests/fixtures/{name}");
     let limits = Limits::default();
@@ -43,8 +45,13 @@ fn every_fixture_is_refused_with_a_golden_report() {
 fn unknown_dependency_points_at_the_missing_id() {
     let err = load("unknown-dependency.toml").unwrap_err();
     assert_eq!((err.line, err.column), (11, 20));
-    assert_eq!(err.message, r#"task "load" depends on unknown task "extract2""#);
-    assert!(err.to_string().starts_with("tests/fixtures/unknown-dependency.toml:11:20: "));
+    assert_eq!(
+        err.message,
+        r#"task "load" depends on unknown task "extract2""#
+    );
+    assert!(err
+        .to_string()
+        .starts_with("tests/fixtures/unknown-dependency.toml:11:20: "));
 }
 
 #[test]
@@ -58,7 +65,11 @@ fn cycle_is_printed_in_execution_order() {
     members.sort();
     assert_eq!(members, ["a", "b", "c"]);
     // The report points at the first edge of the cycle as written in the file.
-    assert!(err.to_string().contains(&format!("deps = [\"{}\"]", ids[0])), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("deps = [\"{}\"]", ids[0])),
+        "{err}"
+    );
 }
 
 #[test]

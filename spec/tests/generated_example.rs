@@ -13,7 +13,10 @@ fn checked_in_example_matches_the_generator() {
         std::fs::write(&path, &text).unwrap();
     }
     let on_disk = std::fs::read_to_string(&path).unwrap();
-    assert!(on_disk == text, "examples/generated-1000.toml is stale; rerun with KEEL_REGENERATE_EXAMPLES=1");
+    assert!(
+        on_disk == text,
+        "examples/generated-1000.toml is stale; rerun with KEEL_REGENERATE_EXAMPLES=1"
+    );
 }
 
 #[test]

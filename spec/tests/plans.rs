@@ -33,7 +33,10 @@ fn every_example_job_has_golden_plans() {
         .collect();
     jobs.sort();
     for job in jobs {
-        assert!(CASES.iter().any(|(j, _)| *j == job), "examples/{job}.toml has no golden plan");
+        assert!(
+            CASES.iter().any(|(j, _)| *j == job),
+            "examples/{job}.toml has no golden plan"
+        );
     }
 }
 

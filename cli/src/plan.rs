@@ -1,0 +1,83 @@
+//! `keel plan`: shows what Keel will do with a job before it runs. Reads the job spec
+//! (and optionally a worker pool), prints the plan as text or JSON, or the located
+//! error report and a non-zero exit code when a file is invalid.
+
+use clap::{Args, ValueEnum};
+use keel_spec::{load_job, load_pool, plan, Limits, SpecError};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// Job spec file (TOML); see examples/README.md for the format.
+    pub job: PathBuf,
+    /// Worker pool file (TOML) to match the job's capability needs against.
+    #[arg(long, value_name = "POOL.toml")]
+    pub workers: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Spec files are small; a bound keeps a wrong path (a device, a huge log) from
+/// exhausting memory.
+const MAX_FILE_BYTES: u64 = 64 << 20;
+
+pub fn run(args: &PlanArgs) -> ExitCode {
+    match render(args) {
+        Ok(out) => {
+            // A closed pipe (`keel plan job.toml | head`) is not an error worth reporting.
+            let _ = std::io::stdout().lock().write_all(out.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(report) => {
+            let _ = writeln!(std::io::stderr().lock(), "{report}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn render(args: &PlanArgs) -> Result<String, String> {
+    let limits = Limits::default();
+    let (name, text) = read(&args.job)?;
+    let job = load_job(&name, &text, &limits).map_err(|e| e.to_string())?;
+    let pool = match &args.workers {
+        Some(path) => {
+            let (name, text) = read(path)?;
+            Some(load_pool(&name, &text, &limits).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
+    let plan = plan(&job, pool.as_ref());
+    Ok(match args.format {
+        Format::Text => plan.to_text(),
+        Format::Json => plan.to_json() + "\n",
+    })
+}
+
+/// Reads a file as UTF-8 text, named in reports as it was given on the command line.
+fn read(path: &Path) -> Result<(String, String), String> {
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| format!("{name}: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{name}: {e}"))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!("{name}: larger than {} MiB", MAX_FILE_BYTES >> 20));
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok((name, text)),
+        Err(e) => {
+            let valid_up_to = e.utf8_error().valid_up_to();
+            Err(SpecError::invalid_utf8(&name, e.as_bytes(), valid_up_to).to_string())
+        }
+    }
+}

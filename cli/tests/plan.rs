@@ -1,0 +1,116 @@
+//! `keel plan` end to end: exit codes, formats, and error reports on stderr.
+
+use std::process::{Command, Output};
+
+fn keel(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn a_valid_job_prints_its_plan_and_exits_zero() {
+    let o = keel(&["plan", "examples/etl-chain.toml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("job \"nightly-etl\"\n"), "{out}");
+    assert!(out.contains("critical path: 57m over 5 tasks"), "{out}");
+    assert!(out.contains("pool: none given"), "{out}");
+}
+
+#[test]
+fn json_with_a_pool_follows_the_schema_order() {
+    let args = [
+        "plan",
+        "examples/gpu-routed.toml",
+        "--workers",
+        "examples/pool.toml",
+        "--format",
+        "json",
+    ];
+    let o = keel(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("{\n  \"schema\": \"keel.plan/v1\",\n  \"job\": {"),
+        "{out}"
+    );
+    let keys = [
+        "\"pool\"",
+        "\"stages\"",
+        "\"schedule\"",
+        "\"critical_path\"",
+        "\"warnings\"",
+    ];
+    let positions: Vec<usize> = keys.iter().map(|k| out.find(k).unwrap()).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+    assert!(out.contains("\"kind\": \"no_worker_can_run\""), "{out}");
+}
+
+#[test]
+fn an_invalid_job_prints_a_located_report_and_exits_non_zero() {
+    let o = keel(&["plan", "spec/tests/fixtures/unknown-dependency.toml"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("spec/tests/fixtures/unknown-dependency.toml:11:20: task \"load\" depends on unknown task \"extract2\"\n"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_invalid_pool_is_reported_against_the_pool_file() {
+    let args = [
+        "plan",
+        "examples/quorum.toml",
+        "--workers",
+        "spec/tests/fixtures/pool-zero-count.toml",
+    ];
+    let o = keel(&args);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with("spec/tests/fixtures/pool-zero-count.toml:3:9: "),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn unreadable_and_non_utf8_files_are_errors_not_panics() {
+    let o = keel(&["plan", "examples/no-such-job.toml"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with("examples/no-such-job.toml: "),
+        "{}",
+        stderr(&o)
+    );
+    let dir = std::env::temp_dir().join(format!("keel-plan-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("latin1.toml");
+    std::fs::write(&bad, b"[job]\nname = \"caf\xe9\"\n").unwrap();
+    let o = keel(&["plan", bad.to_str().unwrap()]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("latin1.toml:2:12: the file is not valid UTF-8"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn an_unknown_format_is_a_usage_error() {
+    let o = keel(&["plan", "examples/etl-chain.toml", "--format", "yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+}
