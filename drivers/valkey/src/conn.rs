@@ -1,0 +1,47 @@
+//! One way to send a command to the node that owns a partition, for a standalone
+//! server and for a cluster alike.
+
+use redis::aio::ConnectionManager;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{
+    get_slot, MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo,
+    SlotAddr,
+};
+use redis::{Cmd, RedisResult, Value};
+
+#[derive(Clone)]
+pub enum Conn {
+    /// Reconnects by itself after the server restarts.
+    Standalone(ConnectionManager),
+    /// Follows slot moves and failovers by itself.
+    Cluster(ClusterConnection),
+}
+
+impl Conn {
+    /// Sends `cmd` to the primary owning `key`'s slot. Commands whose keys the client
+    /// library cannot find (FCALL, WAIT) are routed here explicitly.
+    pub async fn to_owner(&self, key: &str, cmd: &Cmd) -> RedisResult<Value> {
+        match self {
+            Conn::Standalone(conn) => cmd.query_async(&mut conn.clone()).await,
+            Conn::Cluster(conn) => {
+                let route = Route::new(get_slot(key.as_bytes()), SlotAddr::Master);
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+                conn.clone().route_command(cmd, routing).await
+            }
+        }
+    }
+
+    /// Sends `cmd` to every primary and succeeds only if all of them do.
+    pub async fn to_all_primaries(&self, cmd: &Cmd) -> RedisResult<Value> {
+        match self {
+            Conn::Standalone(conn) => cmd.query_async(&mut conn.clone()).await,
+            Conn::Cluster(conn) => {
+                let routing = RoutingInfo::MultiNode((
+                    MultipleNodeRoutingInfo::AllMasters,
+                    Some(ResponsePolicy::AllSucceeded),
+                ));
+                conn.clone().route_command(cmd, routing).await
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Key names. Every key of a partition carries the hash tag `{p<N>}`, so a Valkey
+//! Cluster places all of them in one slot (every function call stays single-slot) and
+//! spreads different partitions over the shards.
+
+use keel_log::Partition;
+
+/// The keys of one partition, in the order the library's functions take them.
+pub struct PartitionKeys {
+    pub epoch: String,
+    pub lease: String,
+    pub log: String,
+    pub first: String,
+    pub snapshot: String,
+}
+
+impl PartitionKeys {
+    pub fn new(prefix: &str, partition: Partition) -> PartitionKeys {
+        let key = |name: &str| format!("{prefix}:{{p{partition}}}:{name}");
+        PartitionKeys {
+            epoch: key("epoch"),
+            lease: key("lease"),
+            log: key("log"),
+            first: key("first"),
+            snapshot: key("snapshot"),
+        }
+    }
+
+    pub fn all(&self) -> [&str; 5] {
+        [
+            &self.epoch,
+            &self.lease,
+            &self.log,
+            &self.first,
+            &self.snapshot,
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_lives_in_one_slot_and_partitions_spread() {
+        let slot = |p| {
+            let keys = PartitionKeys::new("keel", p);
+            let slots: Vec<u16> = keys
+                .all()
+                .iter()
+                .map(|k| redis::cluster_routing::get_slot(k.as_bytes()))
+                .collect();
+            assert!(
+                slots.windows(2).all(|w| w[0] == w[1]),
+                "partition {p}: {slots:?}"
+            );
+            slots[0]
+        };
+        let mut slots: Vec<u16> = (0..64).map(slot).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        assert!(
+            slots.len() > 60,
+            "64 partitions land in {} slots",
+            slots.len()
+        );
+        assert_eq!(PartitionKeys::new("keel", 7).log, "keel:{p7}:log");
+    }
+}

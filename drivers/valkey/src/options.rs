@@ -1,0 +1,44 @@
+//! How to reach Valkey and how durable an acknowledged write must be.
+
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct ValkeyOptions {
+    /// Prefix of every key; lets several Keel deployments share one Valkey.
+    pub key_prefix: String,
+    /// Wait for replicas to acknowledge each append and snapshot (Valkey `WAIT`).
+    pub wait_replicas: Option<WaitReplicas>,
+    /// Bound on one request, so a dead server turns into an error, not a hang.
+    pub response_timeout: Duration,
+    pub connection_timeout: Duration,
+}
+
+impl Default for ValkeyOptions {
+    fn default() -> Self {
+        ValkeyOptions {
+            key_prefix: "keel".into(),
+            wait_replicas: None,
+            response_timeout: Duration::from_secs(5),
+            connection_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// An append or snapshot is acknowledged only after `replicas` replicas have received
+/// it, or fails with [`keel_log::LogError::ReplicaTimeout`] after `timeout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitReplicas {
+    pub replicas: usize,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("valkey at {url}: {source}")]
+    Connect {
+        url: String,
+        source: redis::RedisError,
+    },
+    #[error("valkey: loading the keel function library failed: {0}")]
+    Library(redis::RedisError),
+}

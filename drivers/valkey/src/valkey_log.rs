@@ -1,0 +1,309 @@
+//! [`ValkeyLog`]: the [`Log`] contract on Valkey. Every write is one call of a library
+//! function that checks the caller's epoch and the log's end atomically with the write.
+
+use crate::conn::Conn;
+use crate::keys::PartitionKeys;
+use crate::library;
+use crate::options::{ConnectError, ValkeyOptions};
+use crate::reply::{bulk, unexpected, Reply};
+use keel_log::record::{decode_entry, decode_snapshot, encode_batch, encode_snapshot};
+use keel_log::{Bounds, Epoch, Lease, Log, LogError, Offset, Partition, Record, Snapshot};
+use redis::aio::ConnectionManagerConfig;
+use redis::cluster::ClusterClientBuilder;
+use redis::{Cmd, RedisError, Value};
+use std::time::{Duration, Instant};
+
+pub struct ValkeyLog {
+    conn: Conn,
+    options: ValkeyOptions,
+}
+
+impl ValkeyLog {
+    /// Connects to a standalone server (or a primary), e.g. `redis://127.0.0.1:6379`,
+    /// and loads the function library if it is missing or of another version.
+    pub async fn connect(url: &str, options: ValkeyOptions) -> Result<ValkeyLog, ConnectError> {
+        let fail = |source| ConnectError::Connect {
+            url: url.to_owned(),
+            source,
+        };
+        let client = redis::Client::open(url).map_err(fail)?;
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(options.response_timeout)
+            .set_connection_timeout(options.connection_timeout)
+            .set_number_of_retries(2);
+        let manager = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(fail)?;
+        ValkeyLog::with_conn(Conn::Standalone(manager), options).await
+    }
+
+    /// Connects to a Valkey Cluster through any of its nodes.
+    pub async fn connect_cluster(
+        urls: &[String],
+        options: ValkeyOptions,
+    ) -> Result<ValkeyLog, ConnectError> {
+        let fail = |source| ConnectError::Connect {
+            url: urls.join(","),
+            source,
+        };
+        let client = ClusterClientBuilder::new(urls.to_vec())
+            .response_timeout(options.response_timeout)
+            .connection_timeout(options.connection_timeout)
+            .build()
+            .map_err(fail)?;
+        let conn = client.get_async_connection().await.map_err(fail)?;
+        ValkeyLog::with_conn(Conn::Cluster(conn), options).await
+    }
+
+    async fn with_conn(conn: Conn, options: ValkeyOptions) -> Result<ValkeyLog, ConnectError> {
+        let log = ValkeyLog { conn, options };
+        log.load_library().await.map_err(ConnectError::Library)?;
+        Ok(log)
+    }
+
+    async fn load_library(&self) -> Result<(), RedisError> {
+        let mut load = redis::cmd("FUNCTION");
+        load.arg("LOAD").arg("REPLACE").arg(library::SOURCE);
+        self.conn.to_all_primaries(&load).await.map(drop)
+    }
+
+    fn keys(&self, partition: Partition) -> PartitionKeys {
+        PartitionKeys::new(&self.options.key_prefix, partition)
+    }
+
+    /// Calls library function `name` on `partition`'s keys; reloads the library and
+    /// retries once if the server lacks it or holds another version.
+    async fn call(
+        &self,
+        partition: Partition,
+        name: &str,
+        args: &[&[u8]],
+    ) -> Result<Reply, LogError> {
+        let keys = self.keys(partition);
+        let mut cmd = redis::cmd("FCALL");
+        cmd.arg(name)
+            .arg(5)
+            .arg(&keys.all()[..])
+            .arg(library::VERSION);
+        for arg in args {
+            cmd.arg(*arg);
+        }
+        let storage = |e: RedisError| LogError::storage(partition, e);
+        let value = match self.conn.to_owner(&keys.log, &cmd).await {
+            Err(e) if library_outdated(&e) => {
+                self.load_library().await.map_err(storage)?;
+                self.conn.to_owner(&keys.log, &cmd).await.map_err(storage)?
+            }
+            other => other.map_err(storage)?,
+        };
+        Reply::parse(partition, value)
+    }
+
+    /// Blocks until the configured number of replicas have every write this client sent
+    /// to `partition`'s primary.
+    async fn wait_for_replicas(&self, partition: Partition) -> Result<(), LogError> {
+        let Some(wait) = self.options.wait_replicas else {
+            return Ok(());
+        };
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(wait.replicas)
+            .arg(u64::try_from(wait.timeout.as_millis()).unwrap_or(u64::MAX));
+        let value = self
+            .conn
+            .to_owner(&self.keys(partition).log, &cmd)
+            .await
+            .map_err(|e| LogError::storage(partition, e))?;
+        let acked = match value {
+            Value::Int(n) => usize::try_from(n).unwrap_or(0),
+            other => return Err(unexpected(partition, &other)),
+        };
+        if acked < wait.replicas {
+            return Err(LogError::ReplicaTimeout {
+                partition,
+                wanted: wait.replicas,
+                acked,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn library_outdated(e: &RedisError) -> bool {
+    let text = e.to_string();
+    text.contains("Function not found") || text.contains(library::VERSION_ERROR)
+}
+
+fn millis(ttl: Duration) -> String {
+    ttl.as_millis().max(1).to_string()
+}
+
+impl Log for ValkeyLog {
+    async fn acquire(
+        &self,
+        partition: Partition,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, LogError> {
+        let asked = Instant::now();
+        let reply = self
+            .call(
+                partition,
+                "keel_acquire",
+                &[holder.as_bytes(), millis(ttl).as_bytes()],
+            )
+            .await?;
+        match reply.status {
+            library::OK => Ok(Lease {
+                partition,
+                holder: holder.to_owned(),
+                epoch: reply.int(partition, 0)?,
+                valid_until: asked + ttl,
+            }),
+            library::LEASE_HELD => Err(LogError::LeaseHeld {
+                partition,
+                holder: reply.text(partition, 0)?,
+            }),
+            _ => Err(unexpected(partition, &Value::Int(reply.status))),
+        }
+    }
+
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LogError> {
+        let asked = Instant::now();
+        let p = lease.partition;
+        let (epoch, ttl_ms) = (lease.epoch.to_string(), millis(ttl));
+        let args: [&[u8]; 3] = [lease.holder.as_bytes(), epoch.as_bytes(), ttl_ms.as_bytes()];
+        self.call(p, "keel_renew", &args)
+            .await?
+            .check_fenced(p, lease.epoch)?;
+        Ok(Lease {
+            valid_until: asked + ttl,
+            ..lease.clone()
+        })
+    }
+
+    async fn step_down(&self, lease: &Lease) -> Result<(), LogError> {
+        let p = lease.partition;
+        let epoch = lease.epoch.to_string();
+        self.call(p, "keel_step_down", &[epoch.as_bytes()])
+            .await?
+            .check_fenced(p, lease.epoch)?;
+        Ok(())
+    }
+
+    async fn append(
+        &self,
+        partition: Partition,
+        epoch: Epoch,
+        start: Offset,
+        payloads: &[Vec<u8>],
+    ) -> Result<Offset, LogError> {
+        let frames = encode_batch(epoch, start, payloads);
+        let (epoch_arg, start_arg) = (epoch.to_string(), start.to_string());
+        let mut args: Vec<&[u8]> = vec![epoch_arg.as_bytes(), start_arg.as_bytes()];
+        args.extend(frames.iter().map(Vec::as_slice));
+        let reply = self
+            .call(partition, "keel_append", &args)
+            .await?
+            .check_fenced(partition, epoch)?;
+        match reply.status {
+            library::OK => {
+                self.wait_for_replicas(partition).await?;
+                reply.int(partition, 0)
+            }
+            library::END_MISMATCH => Err(LogError::OffsetMismatch {
+                partition,
+                expected: start,
+                actual: reply.int(partition, 0)?,
+            }),
+            _ => Err(unexpected(partition, &Value::Int(reply.status))),
+        }
+    }
+
+    async fn read(
+        &self,
+        partition: Partition,
+        from: Offset,
+        max: usize,
+    ) -> Result<Vec<Record>, LogError> {
+        let (from_arg, max_arg) = (from.to_string(), max.to_string());
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let mut reply = self
+            .call(
+                partition,
+                "keel_read",
+                &[from_arg.as_bytes(), max_arg.as_bytes()],
+            )
+            .await?;
+        match reply.status {
+            library::OK => {
+                let Some(Value::Array(frames)) = reply.values.pop() else {
+                    return Err(unexpected(partition, &Value::Array(reply.values)));
+                };
+                frames
+                    .into_iter()
+                    .zip(from..)
+                    .map(|(frame, offset)| {
+                        decode_entry(partition, offset, &bulk(partition, frame)?)
+                    })
+                    .collect()
+            }
+            library::TRIMMED => Err(LogError::Trimmed {
+                partition,
+                offset: from,
+                first: reply.int(partition, 0)?,
+            }),
+            _ => Err(unexpected(partition, &Value::Int(reply.status))),
+        }
+    }
+
+    async fn bounds(&self, partition: Partition) -> Result<Bounds, LogError> {
+        let reply = self.call(partition, "keel_bounds", &[]).await?;
+        Ok(Bounds {
+            first: reply.int(partition, 0)?,
+            end: reply.int(partition, 1)?,
+        })
+    }
+
+    async fn store_snapshot(
+        &self,
+        partition: Partition,
+        epoch: Epoch,
+        snapshot: &Snapshot,
+    ) -> Result<(), LogError> {
+        let frame = encode_snapshot(snapshot);
+        let (epoch_arg, offset_arg) = (epoch.to_string(), snapshot.offset.to_string());
+        let args: [&[u8]; 3] = [epoch_arg.as_bytes(), offset_arg.as_bytes(), &frame];
+        let reply = self
+            .call(partition, "keel_snapshot", &args)
+            .await?
+            .check_fenced(partition, epoch)?;
+        match reply.status {
+            library::OK => self.wait_for_replicas(partition).await,
+            library::SNAPSHOT_OUT_OF_RANGE => Err(LogError::SnapshotOutOfRange {
+                partition,
+                offset: snapshot.offset,
+                first: reply.int(partition, 0)?,
+                end: reply.int(partition, 1)?,
+            }),
+            _ => Err(unexpected(partition, &Value::Int(reply.status))),
+        }
+    }
+
+    async fn load_snapshot(&self, partition: Partition) -> Result<Option<Snapshot>, LogError> {
+        let keys = self.keys(partition);
+        let mut get = Cmd::new();
+        get.arg("GET").arg(&keys.snapshot);
+        match self
+            .conn
+            .to_owner(&keys.snapshot, &get)
+            .await
+            .map_err(|e| LogError::storage(partition, e))?
+        {
+            Value::Nil => Ok(None),
+            value => decode_snapshot(partition, &bulk(partition, value)?).map(Some),
+        }
+    }
+}
