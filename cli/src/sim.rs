@@ -1,0 +1,230 @@
+//! `keel sim`: run scenario files and swarms of seeded chaos runs against the real
+//! engine. Seeds run in parallel threads here; each run itself is single-threaded and
+//! deterministic inside keel-sim.
+
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use keel_sim::swarm::{run_seed, scenario_for, summary, SwarmOptions};
+use keel_sim::{load, run, timeline, trace, RunOptions};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct SimArgs {
+    #[command(subcommand)]
+    command: SimCommand,
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// Run one scenario file and check its expected outcomes.
+    Run(RunArgs),
+    /// Run many seeds, each with its own drawn fault profile, in parallel.
+    Swarm(SwarmArgs),
+    /// Print the fault profile and the generated scenario of one swarm seed.
+    Show(ShowArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The scenario file (TOML).
+    scenario: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write the full trace as JSONL, ordered by virtual time.
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// Draw an SVG timeline: a row per worker, a bar per attempt, fault marks.
+    #[arg(long)]
+    timeline: Option<PathBuf>,
+    /// Print the compact trace (the golden form) to stdout.
+    #[arg(long)]
+    print_trace: bool,
+}
+
+#[derive(Args)]
+struct SwarmArgs {
+    /// How many seeds to run.
+    #[arg(long)]
+    seeds: u64,
+    /// The first seed.
+    #[arg(long, default_value_t = 0)]
+    start: u64,
+    /// Parallel threads (default: available cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Reruns allowed to shrink each failure; 0 skips shrinking.
+    #[arg(long, default_value_t = 200)]
+    shrink_budget: u32,
+    /// Print every seed's profile line (always on for 10 seeds or fewer).
+    #[arg(long)]
+    profiles: bool,
+}
+
+#[derive(Args)]
+struct ShowArgs {
+    seed: u64,
+}
+
+pub fn run_command(args: &SimArgs) -> ExitCode {
+    match &args.command {
+        SimCommand::Run(a) => run_scenario(a),
+        SimCommand::Swarm(a) => swarm(a),
+        SimCommand::Show(a) => {
+            let (profile, scenario) = scenario_for(a.seed);
+            println!("# {profile}");
+            print!("{}", scenario.to_toml());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn run_scenario(a: &RunArgs) -> ExitCode {
+    let file = a.scenario.display().to_string();
+    let src = match std::fs::read_to_string(&a.scenario) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot read {file}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let scenario = match load(&file, &src) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let record = a.trace.is_some() || a.print_trace;
+    let report = run(
+        &scenario,
+        RunOptions {
+            record,
+            ..RunOptions::new(a.seed)
+        },
+    );
+    if a.print_trace {
+        print!("{}", trace::compact(&report.lines));
+    }
+    if let Some(path) = &a.trace {
+        if let Err(e) = std::fs::write(path, trace::jsonl(&report.lines)) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    if let Some(path) = &a.timeline {
+        let svg = timeline::svg(
+            &scenario.name,
+            &report.workers,
+            &report.bars,
+            &report.marks,
+            report.end_ms,
+        );
+        if let Err(e) = std::fs::write(path, svg) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    for v in &report.violations {
+        println!("violation: {v}");
+    }
+    for u in &report.unmet {
+        println!("unmet: {u}");
+    }
+    for (job, outcome) in &report.outcomes {
+        println!("job: {job} {outcome}");
+    }
+    println!("{}", report.summary());
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn swarm(a: &SwarmArgs) -> ExitCode {
+    let threads = a
+        .jobs
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+        .max(1);
+    let opts = SwarmOptions {
+        shrink_budget: a.shrink_budget,
+        ..SwarmOptions::default()
+    };
+    let show_profiles = a.profiles || a.seeds <= 10;
+    let next = AtomicU64::new(a.start);
+    let end = a.start + a.seeds;
+    let bar = ProgressBar::new(a.seeds);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} seeds {msg} [{elapsed_precise}, eta {eta}]",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let (tx, rx) = mpsc::channel();
+    let (mut failures, mut events) = (0u64, 0u64);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (next, opts) = (&next, &opts);
+            scope.spawn(move || loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= end {
+                    break;
+                }
+                if tx.send(run_seed(seed, opts)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        for r in rx {
+            events += r.events;
+            if show_profiles {
+                say(
+                    &bar,
+                    format!(
+                        "seed {}: {} events, digest {:016x}, {}",
+                        r.seed,
+                        r.events,
+                        r.digest,
+                        scenario_for(r.seed).0
+                    ),
+                );
+            }
+            if let Some(report) = r.report {
+                failures += 1;
+                say(&bar, report);
+            }
+            bar.set_message(format!("{failures} failed"));
+            bar.inc(1);
+        }
+    });
+    bar.finish_and_clear();
+    println!(
+        "{}",
+        summary(a.seeds, failures, events, started.elapsed().as_secs_f64())
+    );
+    if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Prints above the progress bar, or plainly when there is no terminal to draw on.
+fn say(bar: &ProgressBar, text: String) {
+    if bar.is_hidden() {
+        println!("{}", text.trim_end());
+    } else {
+        bar.println(text.trim_end());
+    }
+}

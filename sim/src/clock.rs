@@ -1,0 +1,89 @@
+//! A worker's own clock. It runs at `1 + ppm/1e6` times virtual speed and can be
+//! stepped forwards or backwards. A worker measures its lease and its timers on this
+//! clock, which is exactly how real drift turns into two workers believing they hold the
+//! same lease.
+
+use keel_engine::Time;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DriftClock {
+    /// Rate error in parts per million; positive runs fast.
+    pub ppm: i64,
+    /// Local minus drift-scaled virtual time, moved by steps.
+    offset: i64,
+    /// Sum of backward steps so far: each one lets a lease be believed that much longer.
+    backward_ms: u64,
+}
+
+const MILLION: i128 = 1_000_000;
+
+impl DriftClock {
+    pub fn new(ppm: i64) -> DriftClock {
+        DriftClock {
+            ppm: ppm.clamp(-500_000, 500_000),
+            offset: 0,
+            backward_ms: 0,
+        }
+    }
+
+    /// Local reading at virtual time `v`; never negative.
+    pub fn local(&self, v: Time) -> Time {
+        let v = v as i128;
+        let l = v + v * self.ppm as i128 / MILLION + self.offset as i128;
+        l.max(0) as Time
+    }
+
+    /// The first virtual time at or after `now` at which the local clock reads `local`.
+    pub fn virtual_at(&self, now: Time, local: Time) -> Time {
+        let num = (local as i128 - self.offset as i128) * MILLION;
+        let den = MILLION + self.ppm as i128;
+        let v = (num + den - 1).div_euclid(den);
+        (v.max(now as i128)) as Time
+    }
+
+    /// Virtual time at which a local duration started now ends.
+    pub fn after_local(&self, now: Time, local_ms: u64) -> Time {
+        self.virtual_at(now, self.local(now) + local_ms)
+    }
+
+    pub fn step(&mut self, delta_ms: i64) {
+        self.offset += delta_ms;
+        if delta_ms < 0 {
+            self.backward_ms += delta_ms.unsigned_abs();
+        }
+    }
+
+    /// How far (virtual ms) a lease of `ttl` measured on this clock can outlive the
+    /// coordinator's view of it.
+    pub fn drift_bound(&self, ttl: u64) -> u64 {
+        let rate = (ttl as i128 * self.ppm.unsigned_abs() as i128 / MILLION) as u64;
+        rate + self.backward_ms + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_clock_reaches_its_deadline_late() {
+        let c = DriftClock::new(-100_000); // 10% slow
+        assert_eq!(c.local(1_000), 900);
+        let end = c.after_local(0, 900);
+        assert_eq!(end, 1_000);
+        assert!(c.drift_bound(30_000) >= 3_000);
+    }
+
+    #[test]
+    fn steps_move_the_reading_and_backward_steps_widen_the_bound() {
+        let mut c = DriftClock::new(0);
+        c.step(500);
+        assert_eq!(c.local(100), 600);
+        assert_eq!(c.virtual_at(0, 600), 100);
+        c.step(-2_000);
+        assert_eq!(c.local(10_000), 8_500);
+        assert_eq!(c.drift_bound(30_000), 2_001);
+        // A deadline already passed on the local clock is due now.
+        assert_eq!(c.virtual_at(50_000, 10), 50_000);
+    }
+}

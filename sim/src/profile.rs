@@ -1,0 +1,444 @@
+//! Swarm profiles: each seed draws its own mix of faults and workload from many knobs,
+//! so thousands of seeds explore very different worlds instead of one average one. The
+//! profile then generates a full scenario (workers, jobs, fault schedule) from the same
+//! seed, which is what gets run, printed and shrunk.
+
+use crate::rng::{SimRng, Stream};
+use crate::scenario::{
+    name_ref, Direction, EngineKnobs, Expect, Fault, FaultKind, GroupSpec, JobPlan, NetworkSpec,
+    Scenario, TaskPlan, WorkerSpec,
+};
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartitionMode {
+    None,
+    Symmetric,
+    Asymmetric,
+    Mixed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobShape {
+    Independent,
+    Chain,
+    FanOutIn,
+    Groups,
+    Mixed,
+}
+
+/// The knobs one seed turned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Profile {
+    pub seed: u64,
+    pub workers: u32,
+    pub max_concurrency: u32,
+    pub loss: f64,
+    pub duplicate: f64,
+    pub reorder: f64,
+    pub latency_max_ms: u64,
+    pub partition: PartitionMode,
+    pub partitions: u32,
+    pub crashes: u32,
+    pub restart: f64,
+    pub pauses: u32,
+    pub pause_ms: u64,
+    pub drift_ppm: i64,
+    pub clock_steps: u32,
+    pub flaky_fraction: f64,
+    pub flaky_rate: f64,
+    pub slow_fraction: f64,
+    pub capabilities: u32,
+    pub shape: JobShape,
+    pub jobs: u32,
+    pub tasks_per_job: u32,
+    pub poison_rate: f64,
+    pub cancel_rate: f64,
+    pub coordinator_crashes: u32,
+    pub grant_ttl_ms: u64,
+    pub lease_ttl_ms: u64,
+    pub liveness_timeout_ms: u64,
+    pub job_caps: bool,
+    pub late_workers: u32,
+    pub fault_ms: u64,
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "profile: seed={} workers={} conc={} loss={:.3} dup={:.3} reorder={:.3} latency_max={}ms partition={:?}x{} \
+             crashes={} restart={:.2} pauses={}x{}ms drift={}ppm clock_steps={} flaky={:.2}@{:.2} slow={:.2} caps={} \
+             shape={:?} jobs={}x{} poison={:.2} cancel={:.2} coord_crashes={} grant_ttl={}ms lease_ttl={}ms \
+             liveness_timeout={}ms job_caps={} late_workers={} fault_phase={}ms",
+            self.seed, self.workers, self.max_concurrency, self.loss, self.duplicate, self.reorder, self.latency_max_ms,
+            self.partition, self.partitions, self.crashes, self.restart, self.pauses, self.pause_ms, self.drift_ppm,
+            self.clock_steps, self.flaky_fraction, self.flaky_rate, self.slow_fraction, self.capabilities, self.shape,
+            self.jobs, self.tasks_per_job, self.poison_rate, self.cancel_rate, self.coordinator_crashes,
+            self.grant_ttl_ms, self.lease_ttl_ms, self.liveness_timeout_ms, self.job_caps, self.late_workers, self.fault_ms
+        )
+    }
+}
+
+/// Off most of the time, otherwise uniform up to `max`: swarm testing's trick of
+/// leaving many knobs at zero so the rest get room to act.
+fn sometimes(r: &mut SimRng, max: f64) -> f64 {
+    if r.chance(0.5) {
+        0.0
+    } else {
+        r.unit() * max
+    }
+}
+
+fn count(r: &mut SimRng, max: u64) -> u32 {
+    if r.chance(0.4) {
+        0
+    } else {
+        r.between(1, max) as u32
+    }
+}
+
+const CAPS: [&str; 3] = ["gpu", "ssd", "arm"];
+
+impl Profile {
+    pub fn draw(seed: u64) -> Profile {
+        let r = &mut SimRng::new(seed, Stream::Profile);
+        let lease_ttl_ms = *r.pick(&[2_000, 5_000, 10_000, 30_000]);
+        Profile {
+            seed,
+            workers: r.between(1, 8) as u32,
+            max_concurrency: r.between(1, 4) as u32,
+            loss: sometimes(r, 0.2),
+            duplicate: sometimes(r, 0.2),
+            reorder: sometimes(r, 0.3),
+            latency_max_ms: *r.pick(&[1, 5, 20, 200]),
+            partition: *r.pick(&[
+                PartitionMode::None,
+                PartitionMode::Symmetric,
+                PartitionMode::Asymmetric,
+                PartitionMode::Mixed,
+            ]),
+            partitions: count(r, 4),
+            crashes: count(r, 4),
+            restart: r.unit(),
+            pauses: count(r, 4),
+            pause_ms: lease_ttl_ms * r.between(1, 4),
+            drift_ppm: sometimes(r, 100_000.0) as i64 * if r.chance(0.5) { -1 } else { 1 },
+            clock_steps: count(r, 3),
+            flaky_fraction: sometimes(r, 1.0),
+            flaky_rate: r.unit(),
+            slow_fraction: sometimes(r, 1.0),
+            capabilities: r.below(4) as u32,
+            shape: *r.pick(&[
+                JobShape::Independent,
+                JobShape::Chain,
+                JobShape::FanOutIn,
+                JobShape::Groups,
+                JobShape::Mixed,
+            ]),
+            jobs: r.between(1, 4) as u32,
+            tasks_per_job: r.between(1, 12) as u32,
+            poison_rate: sometimes(r, 0.3),
+            cancel_rate: sometimes(r, 0.5),
+            coordinator_crashes: count(r, 3),
+            grant_ttl_ms: *r.pick(&[500, 2_000, 5_000]),
+            lease_ttl_ms,
+            liveness_timeout_ms: lease_ttl_ms / 2 * r.between(1, 3),
+            job_caps: r.chance(0.3),
+            late_workers: count(r, 2),
+            fault_ms: r.between(20, 120) * 1_000,
+        }
+    }
+
+    /// The scenario this profile generates: drawn from the seed's profile stream after
+    /// the knobs, so it depends only on the seed.
+    pub fn scenario(&self) -> Scenario {
+        let r = &mut SimRng::new(self.seed, Stream::Profile);
+        for _ in 0..64 {
+            r.next_u64(); // past the knob draws
+        }
+        let workers = self.gen_workers(r);
+        let jobs = self.gen_jobs(r, &workers);
+        let faults = self.gen_faults(r, &workers, &jobs);
+        let conc: u64 = workers.iter().map(|w| w.max_concurrency as u64).sum();
+        let work: u64 = jobs
+            .iter()
+            .flat_map(|j| &j.tasks)
+            .map(|t| t.duration_ms * t.max_attempts as u64)
+            .sum();
+        let liveness_ms = 120_000
+            + 8 * work / conc.max(1)
+            + 10 * self.lease_ttl_ms
+            + 4 * self.liveness_timeout_ms;
+        Scenario {
+            name: format!("swarm-{}", self.seed),
+            description: self.to_string(),
+            heal_at_ms: self.fault_ms,
+            liveness_ms,
+            engine: EngineKnobs {
+                grant_ttl_ms: Some(self.grant_ttl_ms),
+                lease_ttl_ms: Some(self.lease_ttl_ms),
+                liveness_timeout_ms: Some(self.liveness_timeout_ms),
+                blacklist_threshold: Some(3),
+                blacklist_window_ms: Some(30_000),
+                blacklist_cooldown_ms: Some(10_000),
+                ..EngineKnobs::default()
+            },
+            network: NetworkSpec {
+                latency_min_ms: 1,
+                latency_max_ms: self.latency_max_ms,
+                loss: self.loss,
+                duplicate: self.duplicate,
+                reorder: self.reorder,
+                reorder_ms: 2 * self.latency_max_ms + 10,
+                sync_interval_ms: 2,
+            },
+            workers,
+            jobs,
+            faults,
+            expect: Expect::default(),
+        }
+    }
+
+    fn gen_workers(&self, r: &mut SimRng) -> Vec<WorkerSpec> {
+        (0..self.workers)
+            .map(|i| {
+                let caps = CAPS[..self.capabilities as usize]
+                    .iter()
+                    .filter(|_| r.chance(0.5))
+                    .map(|c| c.to_string())
+                    .collect();
+                let flaky = r.chance(self.flaky_fraction);
+                let slow = r.chance(self.slow_fraction);
+                WorkerSpec {
+                    name: format!("w{}", i + 1),
+                    capabilities: caps,
+                    max_concurrency: self.max_concurrency,
+                    slowness: if slow { 1.0 + r.unit() * 9.0 } else { 1.0 },
+                    fail_rate: if flaky { self.flaky_rate } else { 0.0 },
+                    drift_ppm: if self.drift_ppm == 0 {
+                        0
+                    } else {
+                        r.between(0, self.drift_ppm.unsigned_abs()) as i64 * self.drift_ppm.signum()
+                    },
+                    join_ms: if i < self.late_workers {
+                        r.below(self.fault_ms)
+                    } else {
+                        0
+                    },
+                }
+            })
+            .collect()
+    }
+
+    fn gen_jobs(&self, r: &mut SimRng, workers: &[WorkerSpec]) -> Vec<JobPlan> {
+        (0..self.jobs)
+            .map(|j| {
+                let shape = match self.shape {
+                    JobShape::Mixed => *r.pick(&[
+                        JobShape::Independent,
+                        JobShape::Chain,
+                        JobShape::FanOutIn,
+                        JobShape::Groups,
+                    ]),
+                    s => s,
+                };
+                let n = self.tasks_per_job as usize;
+                let tasks = (0..n)
+                    .map(|i| {
+                        // Required capabilities come from some worker, so the task can run.
+                        let caps = if r.chance(0.5) {
+                            r.pick(workers).capabilities.clone()
+                        } else {
+                            Vec::new()
+                        };
+                        let (after, group, quorum) = deps(r, shape, i, n);
+                        TaskPlan {
+                            key: format!("t{i}"),
+                            duration_ms: r.between(50, 3_000),
+                            capabilities: caps,
+                            after: after.into_iter().map(name_ref).collect(),
+                            group,
+                            quorum,
+                            max_attempts: r.between(1, 4) as u32,
+                            backoff_ms: r.between(10, 1_000),
+                            fail_attempts: if r.chance(self.poison_rate) {
+                                r.between(1, 5) as u8
+                            } else {
+                                0
+                            },
+                            allow_failure: r.chance(0.1),
+                            priority: r.chance(0.2).then(|| r.between(0, 10) as i32),
+                        }
+                    })
+                    .collect();
+                JobPlan {
+                    name: format!("job{}", j + 1),
+                    submit_ms: r.below(self.fault_ms / 2),
+                    tenant: None,
+                    max_concurrency: self.job_caps.then(|| r.between(1, 3) as u32),
+                    deadline_ms: None,
+                    tasks,
+                }
+            })
+            .collect()
+    }
+
+    fn gen_faults(&self, r: &mut SimRng, workers: &[WorkerSpec], jobs: &[JobPlan]) -> Vec<Fault> {
+        let mut faults = Vec::new();
+        let at = |r: &mut SimRng| r.below(self.fault_ms);
+        let worker = |r: &mut SimRng| Some(name_ref(r.pick(workers).name.clone()));
+        let blank = |at_ms, kind| Fault {
+            at_ms,
+            kind,
+            worker: None,
+            workers: Vec::new(),
+            job: None,
+            for_ms: None,
+            restart_after_ms: None,
+            delta_ms: None,
+            direction: None,
+        };
+        for _ in 0..self.crashes {
+            let restart = r.chance(self.restart).then(|| r.between(100, 20_000));
+            faults.push(Fault {
+                worker: worker(r),
+                restart_after_ms: restart,
+                ..blank(at(r), FaultKind::CrashWorker)
+            });
+        }
+        for _ in 0..self.pauses {
+            let len = r.between(self.pause_ms / 2, self.pause_ms);
+            faults.push(Fault {
+                worker: worker(r),
+                for_ms: Some(len),
+                ..blank(at(r), FaultKind::PauseWorker)
+            });
+        }
+        if self.partition != PartitionMode::None {
+            for _ in 0..self.partitions {
+                let cut: Vec<_> = workers
+                    .iter()
+                    .filter(|_| r.chance(0.4))
+                    .map(|w| name_ref(w.name.clone()))
+                    .collect();
+                let cut = if cut.is_empty() {
+                    vec![name_ref(r.pick(workers).name.clone())]
+                } else {
+                    cut
+                };
+                let direction = match self.partition {
+                    PartitionMode::Symmetric => Direction::Both,
+                    PartitionMode::Asymmetric => {
+                        *r.pick(&[Direction::ToCoordinator, Direction::FromCoordinator])
+                    }
+                    _ => *r.pick(&[
+                        Direction::Both,
+                        Direction::ToCoordinator,
+                        Direction::FromCoordinator,
+                    ]),
+                };
+                let len = r.between(500, 3 * self.lease_ttl_ms);
+                faults.push(Fault {
+                    workers: cut,
+                    for_ms: Some(len),
+                    direction: Some(direction),
+                    ..blank(at(r), FaultKind::Partition)
+                });
+            }
+        }
+        for _ in 0..self.clock_steps {
+            let delta = r.between(1, self.lease_ttl_ms) as i64 * if r.chance(0.5) { -1 } else { 1 };
+            faults.push(Fault {
+                worker: worker(r),
+                delta_ms: Some(delta),
+                ..blank(at(r), FaultKind::ClockStep)
+            });
+        }
+        for _ in 0..self.coordinator_crashes {
+            faults.push(Fault {
+                for_ms: Some(r.between(10, 5_000)),
+                ..blank(at(r), FaultKind::CrashCoordinator)
+            });
+        }
+        for j in jobs {
+            if r.chance(self.cancel_rate) {
+                let when = j.submit_ms + r.between(0, 10_000);
+                if when < self.fault_ms {
+                    faults.push(Fault {
+                        job: Some(name_ref(j.name.clone())),
+                        ..blank(when, FaultKind::CancelJob)
+                    });
+                }
+            }
+        }
+        faults.sort_by_key(|f| f.at_ms);
+        faults
+    }
+}
+
+/// Upstream keys, group kind and quorum for task `i` of `n` in a job of `shape`.
+fn deps(
+    r: &mut SimRng,
+    shape: JobShape,
+    i: usize,
+    n: usize,
+) -> (Vec<String>, GroupSpec, Option<u32>) {
+    let none = (Vec::new(), GroupSpec::AllOf, None);
+    match shape {
+        JobShape::Independent | JobShape::Mixed => none,
+        JobShape::Chain if i > 0 => (vec![format!("t{}", i - 1)], GroupSpec::AllOf, None),
+        // The last task joins the middle ones; the middle ones fan out from the first.
+        JobShape::FanOutIn if i >= 2 && i + 1 == n => (
+            (1..i).map(|k| format!("t{k}")).collect(),
+            GroupSpec::AllOf,
+            None,
+        ),
+        JobShape::FanOutIn if i > 0 => (vec!["t0".into()], GroupSpec::AllOf, None),
+        JobShape::Groups if i >= 2 => {
+            let ups: Vec<String> = (0..i)
+                .filter(|_| r.chance(0.5))
+                .map(|k| format!("t{k}"))
+                .collect();
+            let ups = if ups.is_empty() {
+                vec![format!("t{}", i - 1)]
+            } else {
+                ups
+            };
+            let k = ups.len() as u32;
+            match r.below(3) {
+                0 => (ups, GroupSpec::AllOf, None),
+                1 => (ups, GroupSpec::AnyOf, None),
+                _ => (ups, GroupSpec::Quorum, Some(r.between(1, k as u64) as u32)),
+            }
+        }
+        _ => none,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_vary_and_generate_valid_scenarios() {
+        let mut shapes = std::collections::BTreeSet::new();
+        for seed in 0..200 {
+            let p = Profile::draw(seed);
+            assert_eq!(p, Profile::draw(seed));
+            shapes.insert(format!("{:?}", p.shape));
+            let s = p.scenario();
+            crate::load::check_generated(&s)
+                .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{}", s.to_toml()));
+            assert_eq!(s, p.scenario());
+        }
+        assert_eq!(shapes.len(), 5);
+    }
+
+    #[test]
+    fn the_profile_line_names_every_knob() {
+        let line = Profile::draw(42).to_string();
+        assert!(line.starts_with("profile: seed=42 "));
+        assert!(line.matches('=').count() >= 25, "{line}");
+    }
+}

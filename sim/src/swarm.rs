@@ -1,0 +1,130 @@
+//! Swarm runs: one seed, one drawn profile, one generated scenario, run with every
+//! check on. A failing seed is reported with its profile, the first violation and the
+//! events leading to it, a command that reproduces it, and a shrunk scenario.
+
+use crate::coordinator::EngineHook;
+use crate::profile::Profile;
+use crate::run::{run, RunOptions, RunReport};
+use crate::scenario::Scenario;
+use crate::shrink::shrink;
+use crate::trace;
+
+#[derive(Clone)]
+pub struct SwarmOptions {
+    pub hook: Option<EngineHook>,
+    /// Reruns allowed for shrinking a failure; 0 skips shrinking.
+    pub shrink_budget: u32,
+    /// Run every seed twice and require the same digest.
+    pub check_determinism: bool,
+    /// What reproduces a seed when followed by the seed number.
+    pub repro_prefix: String,
+}
+
+impl Default for SwarmOptions {
+    fn default() -> Self {
+        SwarmOptions {
+            hook: None,
+            shrink_budget: 200,
+            check_determinism: false,
+            repro_prefix: "keel sim swarm --seeds 1 --start".into(),
+        }
+    }
+}
+
+pub struct SeedResult {
+    pub seed: u64,
+    pub events: u64,
+    pub digest: u64,
+    /// The first violated check, if any.
+    pub failed: Option<&'static str>,
+    /// The full failure report, if the seed failed.
+    pub report: Option<String>,
+}
+
+pub fn scenario_for(seed: u64) -> (Profile, Scenario) {
+    let p = Profile::draw(seed);
+    let s = p.scenario();
+    (p, s)
+}
+
+pub fn run_seed(seed: u64, opts: &SwarmOptions) -> SeedResult {
+    let (profile, scenario) = scenario_for(seed);
+    let run_opts = RunOptions {
+        hook: opts.hook,
+        ..RunOptions::new(seed)
+    };
+    let r = run(&scenario, run_opts);
+    let mut result = SeedResult {
+        seed,
+        events: r.events,
+        digest: r.digest,
+        failed: r.violations.first().map(|v| v.check),
+        report: None,
+    };
+    if opts.check_determinism && result.failed.is_none() {
+        let again = run(&scenario, run_opts);
+        if (again.digest, again.events) != (r.digest, r.events) {
+            result.failed = Some("determinism");
+            result.report = Some(format!(
+                "FAIL seed={seed}\n{profile}\nfirst violation: determinism: digest {:016x} then {:016x}, events {} then {}\nreproduce: {} {seed}\n",
+                r.digest, again.digest, r.events, again.events, opts.repro_prefix
+            ));
+        }
+    }
+    if result.failed.is_some() && result.report.is_none() {
+        result.report = Some(failure_report(&profile, &scenario, &r, run_opts, opts));
+    }
+    result
+}
+
+/// The report a person needs to act on a failing seed.
+pub fn failure_report(
+    profile: &Profile,
+    s: &Scenario,
+    r: &RunReport,
+    run_opts: RunOptions,
+    opts: &SwarmOptions,
+) -> String {
+    let seed = r.seed;
+    let Some(first) = r.violations.first() else {
+        return String::new();
+    };
+    let mut out = format!("FAIL seed={seed}\n{profile}\nfirst violation: {first}\n");
+    let traced = run(
+        s,
+        RunOptions {
+            record: true,
+            ..run_opts
+        },
+    );
+    out.push_str("events leading to it:\n");
+    out.push_str(&trace::compact(traced.leading_to_failure(40)));
+    out.push_str(&format!("reproduce: {} {seed}\n", opts.repro_prefix));
+    if opts.shrink_budget > 0 {
+        let shrunk = shrink(s, run_opts, first.check, opts.shrink_budget);
+        let m = &shrunk.scenario;
+        let tasks: usize = m.jobs.iter().map(|j| j.tasks.len()).sum();
+        out.push_str(&format!(
+            "shrunk in {} runs to {} faults, {} jobs, {} tasks, {} workers; save as repro.toml and run: keel sim run repro.toml --seed {seed}\n",
+            shrunk.runs,
+            m.faults.len(),
+            m.jobs.len(),
+            tasks,
+            m.workers.len()
+        ));
+        out.push_str("----- repro.toml -----\n");
+        out.push_str(&m.to_toml());
+        out.push_str("----------------------\n");
+    }
+    out
+}
+
+/// The closing `swarm:` line.
+pub fn summary(seeds: u64, failures: u64, events: u64, wall_secs: f64) -> String {
+    let rate = if wall_secs > 0.0 {
+        events as f64 / wall_secs
+    } else {
+        0.0
+    };
+    format!("swarm: seeds={seeds} failures={failures} events={events} events_per_sec={rate:.0} wall_secs={wall_secs:.2}")
+}

@@ -1,0 +1,114 @@
+//! The `scenario` fuzz target's checks, run without the fuzzer: every file of the
+//! checked-in corpus (`fuzz/corpus/scenario/`) and random text, both arbitrary and built
+//! from scenario syntax, so a regression the fuzzer once found fails `cargo test`.
+
+#[path = "fuzz_check/mod.rs"]
+mod fuzz_check;
+
+use proptest::prelude::*;
+use std::path::PathBuf;
+
+fn corpus() -> Vec<(String, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/scenario");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("corpus entry").path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let name = p
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            (name, std::fs::read(&p).expect("corpus file reads"))
+        })
+        .collect()
+}
+
+#[test]
+fn every_corpus_file_passes_the_fuzz_checks() {
+    let files = corpus();
+    assert!(files.len() >= 5, "corpus has {} files", files.len());
+    for (name, bytes) in files {
+        let outcome = std::panic::catch_unwind(|| fuzz_check::check(&bytes));
+        assert!(
+            outcome.is_ok(),
+            "corpus file {name} fails the scenario checks"
+        );
+    }
+}
+
+/// Fragments of scenario syntax, so random sequences often load and reach the checks
+/// and the printer rather than stopping at the TOML parser.
+const FRAGMENTS: &[&str] = &[
+    "name = \"s\"\n",
+    "heal_at_ms = 1000\n",
+    "liveness_ms = 5\n",
+    "description = \"d\\n\"\n",
+    "[engine]\n",
+    "lease_ttl_ms = 0\n",
+    "tenant_caps = { t = 1 }\n",
+    "[network]\n",
+    "loss = 0.5\n",
+    "loss = nan\n",
+    "duplicate = 1.5\n",
+    "latency_min_ms = 9\n",
+    "sync_interval_ms = 0\n",
+    "[[worker]]\n",
+    "name = \"w\"\n",
+    "name = \"v\"\n",
+    "capabilities = [\"gpu\"]\n",
+    "max_concurrency = 0\n",
+    "slowness = inf\n",
+    "fail_rate = -0.0\n",
+    "drift_ppm = -9223372036854775808\n",
+    "[[job]]\n",
+    "submit_ms = 18446744073709551615\n",
+    "tenant = \"t\"\n",
+    "[[job.task]]\n",
+    "key = \"a\"\n",
+    "key = \"b\"\n",
+    "after = [\"a\"]\n",
+    "after = [\"zz\"]\n",
+    "group = \"quorum\"\n",
+    "quorum = 3\n",
+    "fail_attempts = 255\n",
+    "[[fault]]\n",
+    "at_ms = 10\n",
+    "kind = \"crash_worker\"\n",
+    "kind = \"partition\"\n",
+    "kind = \"cancel_job\"\n",
+    "worker = \"w\"\n",
+    "workers = [\"w\", \"nobody\"]\n",
+    "job = \"s\"\n",
+    "for_ms = 100\n",
+    "delta_ms = -5\n",
+    "direction = \"to_coordinator\"\n",
+    "[expect]\n",
+    "violations = 0\n",
+    "jobs = { s = \"succeeded\" }\n",
+    "[[expect.count]]\n",
+    "what = \"reject:stale_fence\"\n",
+    "\u{e9}\t\r\n",
+];
+
+fn scenario_like() -> impl Strategy<Value = String> {
+    proptest::collection::vec(proptest::sample::select(FRAGMENTS), 0..40)
+        .prop_map(|parts| parts.concat())
+}
+
+proptest! {
+    #[test]
+    fn scenario_like_text_passes_the_fuzz_checks(text in scenario_like()) {
+        fuzz_check::check(text.as_bytes());
+    }
+
+    #[test]
+    fn arbitrary_text_passes_the_fuzz_checks(text in "\\PC{0,200}") {
+        fuzz_check::check(text.as_bytes());
+    }
+}

@@ -1,0 +1,52 @@
+//! Swarm seeds under `cargo test`: every seed draws its own fault profile and must pass
+//! every safety check and the liveness check. Split into several tests so the harness
+//! runs them in parallel; a sample of seeds is run twice to prove determinism.
+
+use keel_sim::swarm::{run_seed, SwarmOptions};
+
+fn seeds(range: std::ops::Range<u64>) {
+    let opts = SwarmOptions::default();
+    let mut failures = Vec::new();
+    let mut events = 0;
+    for seed in range.clone() {
+        let check = SwarmOptions {
+            check_determinism: seed % 10 == 0,
+            ..opts.clone()
+        };
+        let r = run_seed(seed, &check);
+        events += r.events;
+        if let Some(report) = r.report {
+            failures.push(report);
+            if failures.len() >= 3 {
+                break;
+            }
+        }
+    }
+    assert!(events > 0);
+    assert!(
+        failures.is_empty(),
+        "{} seeds of {range:?} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn swarm_seeds_0_to_125() {
+    seeds(0..125);
+}
+
+#[test]
+fn swarm_seeds_125_to_250() {
+    seeds(125..250);
+}
+
+#[test]
+fn swarm_seeds_250_to_375() {
+    seeds(250..375);
+}
+
+#[test]
+fn swarm_seeds_375_to_500() {
+    seeds(375..500);
+}
