@@ -12,7 +12,7 @@ use redis::{Cmd, RedisResult, Value};
 #[derive(Clone)]
 pub enum Conn {
     /// Reconnects by itself after the server restarts.
-    Standalone(ConnectionManager),
+    Standalone(Box<ConnectionManager>),
     /// Follows slot moves and failovers by itself.
     Cluster(ClusterConnection),
 }
@@ -22,7 +22,7 @@ impl Conn {
     /// library cannot find (FCALL, WAIT) are routed here explicitly.
     pub async fn to_owner(&self, key: &str, cmd: &Cmd) -> RedisResult<Value> {
         match self {
-            Conn::Standalone(conn) => cmd.query_async(&mut conn.clone()).await,
+            Conn::Standalone(conn) => cmd.query_async(&mut ConnectionManager::clone(conn)).await,
             Conn::Cluster(conn) => {
                 let route = Route::new(get_slot(key.as_bytes()), SlotAddr::Master);
                 let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
@@ -34,7 +34,7 @@ impl Conn {
     /// Sends `cmd` to every primary and succeeds only if all of them do.
     pub async fn to_all_primaries(&self, cmd: &Cmd) -> RedisResult<Value> {
         match self {
-            Conn::Standalone(conn) => cmd.query_async(&mut conn.clone()).await,
+            Conn::Standalone(conn) => cmd.query_async(&mut ConnectionManager::clone(conn)).await,
             Conn::Cluster(conn) => {
                 let routing = RoutingInfo::MultiNode((
                     MultipleNodeRoutingInfo::AllMasters,

@@ -32,6 +32,6 @@ mod valkey_log;
 
 pub use cluster::ValkeyCluster;
 pub use keys::PartitionKeys;
-pub use library::VERSION as LIBRARY_VERSION;
+pub use library::{SOURCE as LIBRARY_SOURCE, VERSION as LIBRARY_VERSION};
 pub use options::{ConnectError, ValkeyOptions, WaitReplicas};
 pub use valkey_log::ValkeyLog;

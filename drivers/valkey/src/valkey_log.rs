@@ -35,7 +35,7 @@ impl ValkeyLog {
             .get_connection_manager_with_config(config)
             .await
             .map_err(fail)?;
-        ValkeyLog::with_conn(Conn::Standalone(manager), options).await
+        ValkeyLog::with_conn(Conn::Standalone(Box::new(manager)), options).await
     }
 
     /// Connects to a Valkey Cluster through any of its nodes.
