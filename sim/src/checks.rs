@@ -148,6 +148,7 @@ impl Checker {
                 let w = worker.clone();
                 if let Err(r) = reply {
                     l.count("reject", r.code(), Some(&w));
+                    l.count(command_kind(command), r.code(), Some(&w));
                     return;
                 }
                 match (command, reply) {
@@ -162,6 +163,7 @@ impl Checker {
                         }),
                     ) => {
                         l.register(&w, capabilities, *max_concurrency);
+                        l.count("register", "accepted", Some(&w));
                     }
                     (
                         WorkerCommand::AcceptGrant { grant },
@@ -306,5 +308,23 @@ pub fn outcome_name(o: JobOutcome) -> &'static str {
         JobOutcome::Failed => "failed",
         JobOutcome::Cancelled => "cancelled",
         JobOutcome::DeadlineExceeded => "deadline_exceeded",
+    }
+}
+
+/// The short name of a worker command, as used in expectation counts
+/// (`complete:stale_fence`, `accept:unknown_grant`).
+pub fn command_kind(c: &WorkerCommand) -> &'static str {
+    match c {
+        WorkerCommand::Register { .. } => "register",
+        WorkerCommand::Heartbeat => "heartbeat",
+        WorkerCommand::RequestWork { .. } => "request",
+        WorkerCommand::Drain => "drain",
+        WorkerCommand::Deregister => "deregister",
+        WorkerCommand::AcceptGrant { .. } => "accept",
+        WorkerCommand::ReleaseGrant { .. } => "release",
+        WorkerCommand::Renew { .. } => "renew",
+        WorkerCommand::Complete { .. } => "complete",
+        WorkerCommand::Fail { .. } => "fail",
+        WorkerCommand::Suspend { .. } => "suspend",
     }
 }

@@ -56,8 +56,11 @@ impl DriftClock {
     /// How far (virtual ms) a lease of `ttl` measured on this clock can outlive the
     /// coordinator's view of it.
     pub fn drift_bound(&self, ttl: u64) -> u64 {
-        let rate = (ttl as i128 * self.ppm.unsigned_abs() as i128 / MILLION) as u64;
-        rate + self.backward_ms + 1
+        // A local span of `ttl` lasts ttl * 1e6 / (1e6 + ppm) virtual ms; only a slow
+        // clock (negative ppm) stretches it past `ttl`.
+        let slow = (-self.ppm).max(0) as i128;
+        let stretch = (ttl as i128 * slow).div_euclid(MILLION + self.ppm as i128) as u64;
+        stretch + 1 + self.backward_ms + 1
     }
 }
 
@@ -71,7 +74,9 @@ mod tests {
         assert_eq!(c.local(1_000), 900);
         let end = c.after_local(0, 900);
         assert_eq!(end, 1_000);
-        assert!(c.drift_bound(30_000) >= 3_000);
+        // 1 s of local time is 1.111 s of virtual time on a clock 10% slow.
+        assert_eq!(c.drift_bound(1_000), 113);
+        assert_eq!(DriftClock::new(50_000).drift_bound(30_000), 2);
     }
 
     #[test]
@@ -82,7 +87,7 @@ mod tests {
         assert_eq!(c.virtual_at(0, 600), 100);
         c.step(-2_000);
         assert_eq!(c.local(10_000), 8_500);
-        assert_eq!(c.drift_bound(30_000), 2_001);
+        assert_eq!(c.drift_bound(30_000), 2_002);
         // A deadline already passed on the local clock is due now.
         assert_eq!(c.virtual_at(50_000, 10), 50_000);
     }

@@ -42,7 +42,7 @@ pub struct WorkerParams {
     pub liveness_timeout_ms: u64,
     pub heartbeat_ms: u64,
     pub resend_ms: u64,
-    /// Position in the scenario; instance ids are `ordinal << 20 | incarnation`.
+    /// Position in the scenario; instance ids are `ordinal * 1000 + incarnation`.
     pub ordinal: u64,
 }
 
@@ -88,7 +88,7 @@ pub struct SimWorker {
 impl SimWorker {
     pub fn new(p: WorkerParams) -> SimWorker {
         SimWorker {
-            instance: InstanceId(p.ordinal << 20),
+            instance: InstanceId(p.ordinal * 1_000),
             p,
             registered: false,
             offers: BTreeMap::new(),

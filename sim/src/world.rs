@@ -121,8 +121,10 @@ impl<'a> World<'a> {
             q: EventQueue::default(),
             rng: SimRng::new(opts.seed, Stream::Run),
             net: Network::new(s.network.clone(), s.workers.len()),
+            // A worker trusts a lease no longer than the lease TTL or the liveness
+            // timeout, whichever the coordinator acts on first, so that span bounds drift.
             checker: Checker::new(
-                config.lease_ttl_ms.max(config.liveness_timeout_ms),
+                config.lease_ttl_ms.min(config.liveness_timeout_ms),
                 config.tenants.caps.clone(),
             ),
             coord: Coordinator::new(config, durable, opts.hook, opts.check_every),
@@ -277,9 +279,12 @@ impl<'a> World<'a> {
                 }
             }
         }
-        if self.client.jobs_total() > 0
-            && self.checker.ledger.outcomes().len() >= self.client.jobs_total()
-        {
+        self.check_done();
+    }
+
+    /// The run ends once the fault schedule has played out and every job has ended.
+    fn check_done(&mut self) {
+        if self.healed && self.checker.ledger.outcomes().len() >= self.client.jobs_total() {
             self.done = true;
         }
     }
@@ -528,6 +533,7 @@ impl<'a> World<'a> {
                 Life::Up | Life::NotStarted => {}
             }
         }
+        self.check_done();
     }
 }
 

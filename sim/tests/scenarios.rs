@@ -1,0 +1,85 @@
+//! Every scenario in `scenarios/` runs, meets its expectations, is deterministic, and
+//! matches its golden compact trace under `snapshots/` (one line per event, so a
+//! behaviour change is a readable diff).
+
+use keel_sim::{load, run, trace, RunOptions};
+use std::path::{Path, PathBuf};
+
+fn scenario_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("scenarios/ exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn check(stem: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../scenarios/{stem}.toml"));
+    let src = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let scenario = load(&format!("scenarios/{stem}.toml"), &src).unwrap_or_else(|e| panic!("{e}"));
+    let opts = RunOptions { record: true, ..RunOptions::new(0) };
+    let report = run(&scenario, opts);
+    let compact = trace::compact(&report.lines);
+    assert!(
+        report.ok(),
+        "{stem}: {}\nviolations: {:?}\nunmet: {:?}\ntrace:\n{compact}",
+        report.summary(),
+        report.violations,
+        report.unmet
+    );
+    let again = run(&scenario, RunOptions { record: false, ..opts });
+    assert_eq!(again.digest, report.digest, "{stem}: the same seed gave a different run");
+    insta::with_settings!({ snapshot_path => "../../snapshots", prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!(format!("scenario__{stem}"), compact);
+    });
+}
+
+#[test]
+fn every_scenario_file_has_a_test() {
+    let stems: Vec<String> = scenario_files()
+        .iter()
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect();
+    let listed = [
+        "cancel_running",
+        "capability_routing",
+        "clock_drift_near_expiry",
+        "concurrency_caps",
+        "coordinator_crash_recovery",
+        "dag_groups",
+        "flaky_worker_blacklisted",
+        "grant_expiry",
+        "grant_race",
+        "partition_heal",
+        "stale_worker_requeue",
+        "zombie_completion_rejected",
+    ];
+    assert_eq!(stems, listed, "add a test below for every new scenario file");
+}
+
+macro_rules! scenario_tests {
+    ($($name:ident),* $(,)?) => {
+        $(#[test]
+        fn $name() {
+            check(stringify!($name));
+        })*
+    };
+}
+
+scenario_tests!(
+    cancel_running,
+    capability_routing,
+    clock_drift_near_expiry,
+    concurrency_caps,
+    coordinator_crash_recovery,
+    dag_groups,
+    flaky_worker_blacklisted,
+    grant_expiry,
+    grant_race,
+    partition_heal,
+    stale_worker_requeue,
+    zombie_completion_rejected,
+);
