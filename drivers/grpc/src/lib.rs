@@ -1,0 +1,33 @@
+//! keel-grpc: Keel over gRPC.
+//!
+//! - [`proto`]: the versioned `keel.v1` protocol (`proto/keel/v1/keel.proto`).
+//! - [`server`]: the coordinator's tonic services on top of a `keel_coordinator::Handle`:
+//!   worker sessions, job submission and queries, bearer-token auth, TLS, size limits.
+//! - [`worker`]: the worker SDK: register, receive grants, run a handler per task,
+//!   renew leases in the background, complete or fail, obey revocations, reconnect,
+//!   drain on shutdown.
+//! - [`client`]: connecting to a coordinator as a client or a worker.
+//!
+//! Jobs travel as a `keel.v1.JobSpec` mirroring `keel_engine::JobSpec`: clients parse
+//! their TOML with keel-spec and the coordinator validates what arrives with the
+//! engine's own rules, so no TOML parser sits on the server's request path.
+//!
+//! Per-command refusals on a worker session come back as a `Reply` carrying the gRPC
+//! code they map to (see [`status`]), so one stale fence does not end a session that
+//! holds other leases; a malformed frame ends the session with INVALID_ARGUMENT.
+
+pub mod auth;
+pub mod client;
+mod convert;
+pub mod metrics;
+pub mod server;
+pub mod status;
+pub mod validate;
+pub mod worker;
+
+/// Generated `keel.v1` messages and services.
+pub mod proto {
+    tonic::include_proto!("keel.v1");
+}
+
+pub use convert::{job_spec_from_proto, job_spec_to_proto};

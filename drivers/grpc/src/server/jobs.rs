@@ -1,0 +1,186 @@
+//! The client service: submit, cancel, describe, list and watch jobs.
+
+use super::{unavailable, Shared};
+use crate::auth::require_client;
+use crate::convert::{job_event, job_spec_from_proto, job_status_to_proto, job_view_to_proto};
+use crate::proto::job_service_server::JobService;
+use crate::proto::*;
+use crate::status::rejection_status;
+use crate::validate::invalid;
+use keel_engine::{Accepted, ClientCommand, Effect, Input, JobId, Rejection};
+use std::sync::Arc;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+pub(crate) struct JobSvc(pub Arc<Shared>);
+
+impl JobSvc {
+    async fn apply(&self, command: ClientCommand) -> Result<Accepted, Status> {
+        match self.0.handle.apply(Input::Client(command)).await {
+            Ok(Some(Ok(accepted))) => Ok(accepted),
+            Ok(Some(Err(rejection))) => Err(rejection_status(&rejection)),
+            Ok(None) => Err(Status::internal("the command got no reply")),
+            Err(e) => Err(unavailable(&e)),
+        }
+    }
+
+    async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&keel_engine::Engine) -> R + Send + 'static,
+    ) -> Result<R, Status> {
+        self.0.handle.read(f).await.map_err(|e| unavailable(&e))
+    }
+}
+
+fn unexpected(a: Accepted) -> Status {
+    Status::internal(format!("unexpected reply {a:?}"))
+}
+
+#[tonic::async_trait]
+impl JobService for JobSvc {
+    async fn submit_job(
+        &self,
+        request: Request<SubmitJobRequest>,
+    ) -> Result<Response<SubmitJobResponse>, Status> {
+        require_client(&request)?;
+        let spec = request
+            .into_inner()
+            .spec
+            .ok_or_else(|| invalid("spec", "is required"))?;
+        let spec = job_spec_from_proto(spec)?;
+        let span = tracing::info_span!("submit_job", name = %spec.name, tasks = spec.tasks.len());
+        match self
+            .apply(ClientCommand::SubmitJob(spec))
+            .instrument(span)
+            .await?
+        {
+            Accepted::JobSubmitted {
+                job,
+                first_task,
+                tasks,
+                duplicate,
+            } => Ok(Response::new(SubmitJobResponse {
+                job: job.0,
+                first_task: first_task.0,
+                tasks,
+                duplicate,
+            })),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn cancel_job(
+        &self,
+        request: Request<CancelJobRequest>,
+    ) -> Result<Response<CancelJobResponse>, Status> {
+        require_client(&request)?;
+        let job = JobId(request.into_inner().job);
+        let span = tracing::info_span!("cancel_job", %job);
+        match self
+            .apply(ClientCommand::CancelJob { job })
+            .instrument(span)
+            .await?
+        {
+            Accepted::JobCancelled {
+                already_finished, ..
+            } => Ok(Response::new(CancelJobResponse { already_finished })),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn describe_job(
+        &self,
+        request: Request<DescribeJobRequest>,
+    ) -> Result<Response<DescribeJobResponse>, Status> {
+        let job = JobId(request.into_inner().job);
+        let view = self
+            .read(move |e| e.describe_job(job))
+            .instrument(tracing::debug_span!("describe_job", %job))
+            .await?
+            .map_err(|r| rejection_status(&r))?;
+        let mut reply = job_view_to_proto(&view);
+        for task in &mut reply.tasks {
+            if let Some(report) =
+                self.0
+                    .progress
+                    .latest(keel_engine::TaskId(task.id), task.attempt, task.epoch)
+            {
+                task.progress_per_mille = Some(report.per_mille);
+                task.progress_message = report.message;
+            }
+        }
+        Ok(Response::new(reply))
+    }
+
+    async fn list_jobs(
+        &self,
+        _request: Request<ListJobsRequest>,
+    ) -> Result<Response<ListJobsResponse>, Status> {
+        let jobs = self.read(|e| e.jobs()).await?;
+        Ok(Response::new(ListJobsResponse {
+            jobs: jobs.iter().map(job_status_to_proto).collect(),
+        }))
+    }
+
+    type WatchJobStream = ReceiverStream<Result<JobEvent, Status>>;
+
+    async fn watch_job(
+        &self,
+        request: Request<WatchJobRequest>,
+    ) -> Result<Response<Self::WatchJobStream>, Status> {
+        let job = JobId(request.into_inner().job);
+        // Subscribe before looking, so nothing between the look and the stream is missed.
+        let effects = self.0.handle.watch_job(job);
+        let progress = self.0.progress.subscribe();
+        let status = self
+            .read(move |e| e.describe_job(job).map(|v| v.status))
+            .await?
+            .map_err(|r: Rejection| rejection_status(&r))?;
+        let (tx, rx) = mpsc::channel(256);
+        if let Some(outcome) = status.outcome {
+            let event = job_event(&Effect::JobFinished { job, outcome });
+            let _ = tx.send(Ok(event.unwrap_or_default())).await;
+            return Ok(Response::new(ReceiverStream::new(rx)));
+        }
+        tokio::spawn(
+            forward_job(job, effects, progress, tx)
+                .instrument(tracing::debug_span!("watch_job", %job)),
+        );
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Sends a job's events until it finishes, the watcher leaves or the coordinator closes
+/// the watch. A watcher that fell behind is told how many events it missed.
+async fn forward_job(
+    job: JobId,
+    mut effects: broadcast::Receiver<Effect>,
+    mut progress: broadcast::Receiver<JobEvent>,
+    tx: mpsc::Sender<Result<JobEvent, Status>>,
+) {
+    loop {
+        let event = tokio::select! {
+            effect = effects.recv() => match effect {
+                Ok(effect) => job_event(&effect),
+                Err(broadcast::error::RecvError::Lagged(n)) => Some(JobEvent {
+                    job: job.0,
+                    kind: "lagged".into(),
+                    detail: format!("{n} events missed"),
+                    ..Default::default()
+                }),
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            report = progress.recv() => match report {
+                Ok(report) if report.job == job.0 => Some(report),
+                _ => None,
+            },
+        };
+        let Some(event) = event else { continue };
+        let finished = event.kind == "job_finished";
+        if tx.send(Ok(event)).await.is_err() || finished {
+            break;
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The coordinator's gRPC services over a running `keel_coordinator::Handle`.
+
+mod jobs;
+mod progress;
+mod session;
+
+use crate::auth::{Authenticator, Tokens};
+use crate::metrics::GrpcMetrics;
+use crate::proto::job_service_server::JobServiceServer;
+use crate::proto::worker_service_server::WorkerServiceServer;
+use keel_coordinator::Handle;
+use keel_engine::Config;
+use progress::ProgressBoard;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+/// How the services are exposed.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Bearer tokens; `None` serves without auth.
+    pub tokens: Option<Tokens>,
+    pub tls: Option<TlsFiles>,
+    /// Largest message accepted or sent, in bytes. A job spec is one message, so this
+    /// bounds the size of a submission.
+    pub max_message_bytes: usize,
+    /// Commands of one session in flight at once; more wait for earlier replies.
+    pub max_in_flight: usize,
+    /// How long a new session may take to send its registration.
+    pub register_timeout: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            tokens: None,
+            tls: None,
+            max_message_bytes: 16 << 20,
+            max_in_flight: 4096,
+            register_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// PEM files of the server's certificate chain and private key.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the coordinator is unavailable: {0}")]
+    Coordinator(#[from] keel_coordinator::CoordinatorError),
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// What every request handler shares.
+pub(crate) struct Shared {
+    pub handle: Handle,
+    pub config: Config,
+    pub metrics: Arc<GrpcMetrics>,
+    pub progress: ProgressBoard,
+    pub options: ServerOptions,
+}
+
+/// Serves the worker and job services on `listener` until `shutdown` resolves.
+pub async fn serve(
+    handle: Handle,
+    listener: TcpListener,
+    options: ServerOptions,
+    metrics: Arc<GrpcMetrics>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let config = handle.read(|e| e.config().clone()).await?;
+    let shared = Arc::new(Shared {
+        handle,
+        config,
+        metrics,
+        progress: ProgressBoard::default(),
+        options: options.clone(),
+    });
+    let auth = Authenticator::new(options.tokens.clone());
+    let check = move |req| auth.check(req);
+    let size = options.max_message_bytes;
+    let workers = WorkerServiceServer::new(session::WorkerSvc(shared.clone()))
+        .max_decoding_message_size(size)
+        .max_encoding_message_size(size);
+    let jobs = JobServiceServer::new(jobs::JobSvc(shared))
+        .max_decoding_message_size(size)
+        .max_encoding_message_size(size);
+    let mut builder = Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)));
+    if let Some(tls) = &options.tls {
+        let read = |path: &PathBuf| {
+            std::fs::read(path).map_err(|source| ServeError::Read {
+                path: path.clone(),
+                source,
+            })
+        };
+        let identity = Identity::from_pem(read(&tls.cert)?, read(&tls.key)?);
+        builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
+    }
+    builder
+        .add_service(InterceptedService::new(workers, check.clone()))
+        .add_service(InterceptedService::new(jobs, check))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await?;
+    Ok(())
+}
+
+/// The status a coordinator failure gives a caller: retry elsewhere or later.
+pub(crate) fn unavailable(e: &keel_coordinator::CoordinatorError) -> tonic::Status {
+    tonic::Status::unavailable(format!("{}: {e}", e.code()))
+}

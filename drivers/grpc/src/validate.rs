@@ -1,0 +1,209 @@
+//! Checks on what workers send, before anything reaches the engine. A refusal names the
+//! field, so a worker author can see which part of the message was wrong.
+
+use crate::convert::fence_from_proto;
+use crate::proto;
+use crate::proto::worker_command::Command as Wire;
+use keel_engine::{Fence, GrantId, InstanceId, Limits, Payload, WorkerCommand, WorkerId};
+use tonic::Status;
+
+/// Longest failure message a worker may report.
+pub const MAX_ERROR_BYTES: usize = 16 * 1024;
+/// Longest progress message.
+pub const MAX_PROGRESS_BYTES: usize = 1024;
+
+/// INVALID_ARGUMENT naming `field`.
+pub fn invalid(field: &str, why: &str) -> Status {
+    Status::invalid_argument(format!("{field}: {why}"))
+}
+
+/// A session's command once checked: an engine command, or a progress report that the
+/// service handles itself.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Checked {
+    Engine(WorkerCommand),
+    Progress {
+        fence: Fence,
+        per_mille: u32,
+        message: String,
+    },
+}
+
+/// The identity a session registers with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Registration {
+    pub worker: WorkerId,
+    pub instance: InstanceId,
+    pub command: WorkerCommand,
+}
+
+/// Checks the session's first command, which must be `register`.
+pub fn registration(cmd: &proto::WorkerCommand, limits: &Limits) -> Result<Registration, Status> {
+    let Some(Wire::Register(r)) = &cmd.command else {
+        return Err(invalid(
+            "command",
+            "the first command of a session must be register",
+        ));
+    };
+    if r.worker_id.is_empty() {
+        return Err(invalid("register.worker_id", "must not be empty"));
+    }
+    if r.worker_id.len() > limits.max_name_len as usize {
+        return Err(invalid("register.worker_id", "is too long"));
+    }
+    if r.worker_id
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(invalid(
+            "register.worker_id",
+            "must not contain whitespace or control characters",
+        ));
+    }
+    if r.instance == 0 {
+        return Err(invalid("register.instance", "must be positive"));
+    }
+    if r.max_concurrency == 0 {
+        return Err(invalid("register.max_concurrency", "must be positive"));
+    }
+    Ok(Registration {
+        worker: WorkerId::new(r.worker_id.clone()),
+        instance: InstanceId(r.instance),
+        command: WorkerCommand::Register {
+            capabilities: r.capabilities.clone(),
+            lanes: r.lanes.clone(),
+            max_concurrency: r.max_concurrency,
+        },
+    })
+}
+
+fn fence(field: &str, f: &Option<proto::Fence>) -> Result<Fence, Status> {
+    match f {
+        Some(f) if f.attempt > 0 => Ok(fence_from_proto(f)),
+        Some(_) => Err(invalid(
+            &format!("{field}.fence.attempt"),
+            "must be positive",
+        )),
+        None => Err(invalid(&format!("{field}.fence"), "is required")),
+    }
+}
+
+/// Checks a command after registration.
+pub fn command(cmd: proto::WorkerCommand, limits: &Limits) -> Result<Checked, Status> {
+    let engine = |c: WorkerCommand| Ok(Checked::Engine(c));
+    match cmd.command {
+        None => Err(invalid("command", "must be set")),
+        Some(Wire::Register(_)) => Err(invalid("register", "the session is already registered")),
+        Some(Wire::Heartbeat(_)) => engine(WorkerCommand::Heartbeat),
+        Some(Wire::RequestWork(r)) => {
+            if r.credits > limits.max_pending_grants_per_worker {
+                return Err(invalid(
+                    "request_work.credits",
+                    "exceeds the pending grant limit",
+                ));
+            }
+            engine(WorkerCommand::RequestWork { credits: r.credits })
+        }
+        Some(Wire::Drain(_)) => engine(WorkerCommand::Drain),
+        Some(Wire::Deregister(_)) => engine(WorkerCommand::Deregister),
+        Some(Wire::AcceptGrant(g)) => engine(WorkerCommand::AcceptGrant {
+            grant: GrantId(g.grant),
+        }),
+        Some(Wire::ReleaseGrant(g)) => engine(WorkerCommand::ReleaseGrant {
+            grant: GrantId(g.grant),
+        }),
+        Some(Wire::Renew(r)) => engine(WorkerCommand::Renew {
+            fence: fence("renew", &r.fence)?,
+        }),
+        Some(Wire::Complete(c)) => {
+            let fence = fence("complete", &c.fence)?;
+            if c.output.len() > limits.max_payload_bytes as usize {
+                return Err(invalid("complete.output", "exceeds the payload limit"));
+            }
+            engine(WorkerCommand::Complete {
+                fence,
+                output: Payload::from(c.output),
+            })
+        }
+        Some(Wire::Fail(f)) => {
+            let fence = fence("fail", &f.fence)?;
+            if f.error.len() > MAX_ERROR_BYTES {
+                return Err(invalid("fail.error", "is longer than 16 KiB"));
+            }
+            engine(WorkerCommand::Fail {
+                fence,
+                error: f.error,
+                permanent: f.permanent,
+            })
+        }
+        Some(Wire::Progress(p)) => {
+            let fence = fence("progress", &p.fence)?;
+            if p.done_per_mille > 1000 {
+                return Err(invalid("progress.done_per_mille", "must be at most 1000"));
+            }
+            if p.message.len() > MAX_PROGRESS_BYTES {
+                return Err(invalid("progress.message", "is longer than 1 KiB"));
+            }
+            Ok(Checked::Progress {
+                fence,
+                per_mille: p.done_per_mille,
+                message: p.message,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(command: Wire) -> proto::WorkerCommand {
+        proto::WorkerCommand {
+            seq: 1,
+            command: Some(command),
+        }
+    }
+
+    #[test]
+    fn a_session_must_start_with_a_named_registration() {
+        let limits = Limits::default();
+        let err = registration(&wire(Wire::Heartbeat(proto::Heartbeat {})), &limits).unwrap_err();
+        assert!(err.message().contains("register"));
+        let reg = proto::Register {
+            worker_id: "".into(),
+            instance: 1,
+            max_concurrency: 1,
+            ..Default::default()
+        };
+        let err = registration(&wire(Wire::Register(reg)), &limits).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().starts_with("register.worker_id"));
+    }
+
+    #[test]
+    fn a_completion_without_a_fence_is_refused_naming_the_field() {
+        let err = command(
+            wire(Wire::Complete(proto::Complete::default())),
+            &Limits::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.message(), "complete.fence: is required");
+    }
+
+    #[test]
+    fn credits_are_bounded_by_the_pending_grant_limit() {
+        let limits = Limits::default();
+        let ok = command(
+            wire(Wire::RequestWork(proto::RequestWork { credits: 8 })),
+            &limits,
+        );
+        assert_eq!(
+            ok.unwrap(),
+            Checked::Engine(WorkerCommand::RequestWork { credits: 8 })
+        );
+        let too_many = proto::RequestWork {
+            credits: limits.max_pending_grants_per_worker + 1,
+        };
+        assert!(command(wire(Wire::RequestWork(too_many)), &limits).is_err());
+    }
+}

@@ -1,0 +1,202 @@
+//! The worker SDK: one session with the coordinator that registers, asks for as much
+//! work as there are free slots, accepts grants, runs a handler per task, renews leases
+//! in the background while handlers run, reports outcomes, stops handlers whose lease
+//! is revoked, reconnects with backoff and drains on shutdown.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), keel_grpc::worker::WorkerError> {
+//! use keel_grpc::client::ClientOptions;
+//! use keel_grpc::worker::{Outcome, Task, Worker, WorkerConfig};
+//! let config = WorkerConfig::new(ClientOptions::new("http://127.0.0.1:7070"), "w1", 8);
+//! let summary = Worker::new(config)
+//!     .run(|task: Task| async move { Outcome::Complete(task.payload.clone()) }, async {
+//!         let _ = tokio::signal::ctrl_c().await;
+//!     })
+//!     .await?;
+//! println!("{} tasks completed", summary.completed);
+//! # Ok(()) }
+//! ```
+
+mod session;
+mod state;
+mod task;
+
+pub use task::{Outcome, Task};
+
+use crate::client::{ClientError, ClientOptions};
+use session::{Ended, Session};
+use state::State;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+/// Runs one task. Dropped (cancelled) when the task's lease is revoked.
+pub trait Handler: Send + Sync + 'static {
+    fn run(&self, task: Task) -> impl Future<Output = Outcome> + Send;
+}
+
+impl<F, Fut> Handler for F
+where
+    F: Fn(Task) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send,
+{
+    fn run(&self, task: Task) -> impl Future<Output = Outcome> + Send {
+        self(task)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    pub client: ClientOptions,
+    pub worker_id: String,
+    /// This process's incarnation; must exceed every earlier one of the same worker id.
+    /// Defaults to the start time in milliseconds.
+    pub instance: Option<u64>,
+    pub capabilities: Vec<String>,
+    pub lanes: Vec<String>,
+    /// Tasks run at once.
+    pub concurrency: u32,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// How long shutdown waits for running handlers before cancelling them.
+    pub drain_timeout: Duration,
+}
+
+impl WorkerConfig {
+    pub fn new(client: ClientOptions, worker_id: impl Into<String>, concurrency: u32) -> Self {
+        WorkerConfig {
+            client,
+            worker_id: worker_id.into(),
+            instance: None,
+            capabilities: Vec::new(),
+            lanes: Vec::new(),
+            concurrency,
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a worker did before it stopped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub completed: u64,
+    pub failed: u64,
+    /// Handlers stopped because their lease was revoked or could not be renewed.
+    pub revoked: u64,
+    /// Outcomes the coordinator refused because the attempt was no longer this worker's.
+    pub stale: u64,
+    pub reconnects: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("invalid worker configuration: {0}")]
+    Config(String),
+    #[error("the coordinator refused the registration: {0}")]
+    Refused(String),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+pub struct Worker {
+    config: WorkerConfig,
+}
+
+impl Worker {
+    pub fn new(config: WorkerConfig) -> Worker {
+        Worker { config }
+    }
+
+    /// Serves tasks until `shutdown` resolves, then drains: no new grants, running
+    /// handlers finish (up to `drain_timeout`) and report, and the worker deregisters.
+    pub async fn run<H: Handler>(
+        self,
+        handler: H,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<Summary, WorkerError> {
+        let config = self.config;
+        if config.concurrency == 0 {
+            return Err(WorkerError::Config("concurrency must be positive".into()));
+        }
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let instance = config.instance.unwrap_or_else(now_ms).max(1);
+        let mut state = State::new(config.concurrency, instance, Arc::new(handler), done_tx);
+        let mut backoff = config.backoff_min;
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut drain_deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let outcome = match Session::open(&config, &mut state).await {
+                Ok(mut session) => {
+                    backoff = config.backoff_min;
+                    session
+                        .serve(
+                            &mut state,
+                            &mut done_rx,
+                            &mut shutdown,
+                            &mut drain_deadline,
+                            config.drain_timeout,
+                        )
+                        .await
+                }
+                Err(ended) => ended,
+            };
+            match outcome {
+                Ended::Finished => return Ok(state.summary),
+                Ended::Fatal(e) => {
+                    state.cancel_all();
+                    return Err(e);
+                }
+                Ended::NewInstance => {
+                    state.cancel_all();
+                    state.instance = now_ms().max(state.instance + 1);
+                    tracing::warn!(
+                        instance = state.instance,
+                        "instance declared lost; registering a new one"
+                    );
+                    continue;
+                }
+                Ended::Disconnected(why) => {
+                    tracing::warn!(%why, retry_in = ?backoff, "session lost");
+                    state.summary.reconnects += 1;
+                }
+            }
+            if state.draining && state.idle() {
+                return Ok(state.summary);
+            }
+            if drain_deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                state.cancel_all();
+                return Ok(state.summary);
+            }
+            let pause = jitter(backoff);
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = &mut shutdown, if !state.draining => {
+                    state.draining = true;
+                    drain_deadline = Some(tokio::time::Instant::now() + config.drain_timeout);
+                }
+            }
+            // Outcomes of handlers that finished while disconnected wait in `done_rx`
+            // and are reported by the next session.
+            backoff = (backoff * 2).min(config.backoff_max);
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(1)
+}
+
+/// Up to a quarter off, so workers that lost the same coordinator do not return at once.
+fn jitter(d: Duration) -> Duration {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    d - d.mul_f64(f64::from(nanos % 1000) / 4000.0)
+}

@@ -1,0 +1,352 @@
+//! The worker's bookkeeping, independent of the connection: which grants it is
+//! accepting, which attempts run, which outcomes await an acknowledgement, and the
+//! commands to send next. Outcomes survive reconnects until the coordinator answers.
+
+use super::task::{Note, Outcome, Task};
+use super::{Handler, Summary};
+use crate::convert::{fence_from_proto, fence_to_proto};
+use crate::proto::coordinator_event::Event;
+use crate::proto::worker_command::Command;
+use crate::proto::{self, reply, worker_notice};
+use crate::status::is_fencing;
+use keel_engine::{Fence, JobId, TaskId};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+type Start = Arc<dyn Fn(Task) + Send + Sync>;
+
+/// What a sent command was, so its reply can be interpreted.
+enum Pending {
+    Register,
+    Accept(proto::GrantOffered),
+    Report(TaskId),
+    Renew(Fence),
+    Other,
+}
+
+struct Running {
+    fence: Fence,
+    cancel: CancellationToken,
+}
+
+/// The session must start over with a new instance: the old one was declared lost.
+pub(crate) struct InstanceLost;
+
+pub(crate) struct State {
+    pub concurrency: u32,
+    pub instance: u64,
+    pub draining: bool,
+    pub summary: Summary,
+    start: Start,
+    notes: mpsc::UnboundedSender<Note>,
+    next_seq: u64,
+    pending: HashMap<u64, Pending>,
+    accepting: u32,
+    running: HashMap<TaskId, Running>,
+    reports: BTreeMap<TaskId, (Fence, Outcome)>,
+    outbox: Vec<proto::WorkerCommand>,
+}
+
+impl State {
+    pub fn new<H: Handler>(
+        concurrency: u32,
+        instance: u64,
+        handler: Arc<H>,
+        notes: mpsc::UnboundedSender<Note>,
+    ) -> State {
+        let start: Start = Arc::new(move |task: Task| {
+            let handler = handler.clone();
+            let span = tracing::info_span!("attempt", task = %task.task, attempt = task.attempt, epoch = task.fence.epoch);
+            tokio::spawn(
+                async move {
+                    let (fence, cancel, notes) =
+                        (task.fence, task.cancel.clone(), task.notes.clone());
+                    let outcome = tokio::select! {
+                        outcome = handler.run(task) => Some(outcome),
+                        _ = cancel.cancelled() => None,
+                    };
+                    let _ = notes.send(Note::Done(fence, outcome));
+                }
+                .instrument(span),
+            );
+        });
+        State {
+            concurrency,
+            instance,
+            draining: false,
+            summary: Summary::default(),
+            start,
+            notes,
+            next_seq: 0,
+            pending: HashMap::new(),
+            accepting: 0,
+            running: HashMap::new(),
+            reports: BTreeMap::new(),
+            outbox: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, command: Command, pending: Pending) {
+        self.next_seq += 1;
+        self.pending.insert(self.next_seq, pending);
+        self.outbox.push(proto::WorkerCommand {
+            seq: self.next_seq,
+            command: Some(command),
+        });
+    }
+
+    pub fn take_outbox(&mut self) -> Vec<proto::WorkerCommand> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    pub fn register(&mut self, register: proto::Register) -> u64 {
+        self.pending.clear();
+        self.outbox.clear();
+        self.accepting = 0;
+        self.push(Command::Register(register), Pending::Register);
+        self.next_seq
+    }
+
+    /// After a (re)registration: report what is still unacknowledged, then ask for work
+    /// or say that this worker drains.
+    pub fn connected(&mut self) {
+        let reports: Vec<_> = self.reports.values().cloned().collect();
+        for (fence, outcome) in reports {
+            self.push_report(fence, outcome);
+        }
+        if self.draining {
+            self.push(Command::Drain(proto::Drain {}), Pending::Other);
+        } else {
+            self.request_work();
+        }
+    }
+
+    /// Free slots not already promised to an offer being accepted.
+    fn credits(&self) -> u32 {
+        if self.draining {
+            return 0;
+        }
+        let busy = self.running.len() as u32 + self.accepting;
+        self.concurrency.saturating_sub(busy)
+    }
+
+    fn request_work(&mut self) {
+        let credits = self.credits();
+        self.push(
+            Command::RequestWork(proto::RequestWork { credits }),
+            Pending::Other,
+        );
+    }
+
+    pub fn drain(&mut self) {
+        self.draining = true;
+        self.push(Command::Drain(proto::Drain {}), Pending::Other);
+    }
+
+    pub fn deregister(&mut self) -> u64 {
+        self.push(Command::Deregister(proto::Deregister {}), Pending::Other);
+        self.next_seq
+    }
+
+    pub fn heartbeat(&mut self) {
+        self.push(Command::Heartbeat(proto::Heartbeat {}), Pending::Other);
+    }
+
+    pub fn renew_all(&mut self) {
+        let fences: Vec<Fence> = self.running.values().map(|r| r.fence).collect();
+        for fence in fences {
+            let renew = proto::Renew {
+                fence: Some(fence_to_proto(fence)),
+            };
+            self.push(Command::Renew(renew), Pending::Renew(fence));
+        }
+    }
+
+    /// Nothing runs, nothing is being accepted and every outcome was acknowledged.
+    pub fn idle(&self) -> bool {
+        self.running.is_empty() && self.reports.is_empty() && self.accepting == 0
+    }
+
+    /// Stops every handler; their attempts are the coordinator's to requeue.
+    pub fn cancel_all(&mut self) {
+        for (_, r) in self.running.drain() {
+            r.cancel.cancel();
+        }
+        self.reports.clear();
+        self.accepting = 0;
+    }
+
+    /// Stops the handlers but keeps the outcomes already waiting to be reported.
+    pub fn cancel_running(&mut self) {
+        for (_, r) in self.running.drain() {
+            r.cancel.cancel();
+            self.summary.revoked += 1;
+        }
+    }
+
+    fn push_report(&mut self, fence: Fence, outcome: Outcome) {
+        let f = Some(fence_to_proto(fence));
+        let command = match outcome {
+            Outcome::Complete(output) => Command::Complete(proto::Complete { fence: f, output }),
+            Outcome::Fail { error, permanent } => Command::Fail(proto::Fail {
+                fence: f,
+                error,
+                permanent,
+            }),
+        };
+        self.push(command, Pending::Report(fence.task));
+    }
+
+    pub fn on_note(&mut self, note: Note) {
+        match note {
+            Note::Progress(fence, per_mille, message) => {
+                if self
+                    .running
+                    .get(&fence.task)
+                    .is_some_and(|r| r.fence == fence)
+                {
+                    let progress = proto::Progress {
+                        fence: Some(fence_to_proto(fence)),
+                        done_per_mille: per_mille,
+                        message,
+                    };
+                    self.push(Command::Progress(progress), Pending::Other);
+                }
+            }
+            Note::Done(fence, outcome) => {
+                if self
+                    .running
+                    .get(&fence.task)
+                    .is_none_or(|r| r.fence != fence)
+                {
+                    return;
+                }
+                self.running.remove(&fence.task);
+                if let Some(outcome) = outcome {
+                    self.reports.insert(fence.task, (fence, outcome.clone()));
+                    self.push_report(fence, outcome);
+                }
+                if !self.draining {
+                    self.request_work();
+                }
+            }
+        }
+    }
+
+    pub fn on_event(&mut self, event: proto::CoordinatorEvent) -> Result<(), InstanceLost> {
+        match event.event {
+            Some(Event::Reply(r)) => self.on_reply(r),
+            Some(Event::GrantOffered(offer)) => {
+                let grant = offer.grant;
+                if !self.draining && self.credits() > 0 {
+                    self.accepting += 1;
+                    self.push(
+                        Command::AcceptGrant(proto::AcceptGrant { grant }),
+                        Pending::Accept(offer),
+                    );
+                } else {
+                    self.push(
+                        Command::ReleaseGrant(proto::ReleaseGrant { grant }),
+                        Pending::Other,
+                    );
+                }
+            }
+            Some(Event::LeaseRevoked(revoked)) => {
+                if let Some(fence) = revoked.fence.as_ref().map(fence_from_proto) {
+                    self.stop(fence);
+                }
+            }
+            Some(Event::Notice(n)) if n.kind == worker_notice::Kind::Lost as i32 => {
+                return Err(InstanceLost);
+            }
+            // A withdrawn offer's accept is refused in its reply; notices need nothing.
+            Some(Event::GrantWithdrawn(_)) | Some(Event::Notice(_)) | None => {}
+        }
+        Ok(())
+    }
+
+    /// Stops the handler running `fence`, if it still is.
+    fn stop(&mut self, fence: Fence) {
+        if self
+            .running
+            .get(&fence.task)
+            .is_some_and(|r| r.fence == fence)
+        {
+            if let Some(r) = self.running.remove(&fence.task) {
+                r.cancel.cancel();
+            }
+            self.summary.revoked += 1;
+            if !self.draining {
+                self.request_work();
+            }
+        }
+    }
+
+    fn on_reply(&mut self, reply: proto::Reply) {
+        let Some(pending) = self.pending.remove(&reply.seq) else {
+            return;
+        };
+        let result = reply.result;
+        match (pending, result) {
+            (Pending::Accept(offer), Some(reply::Result::LeaseStarted(started))) => {
+                self.accepting = self.accepting.saturating_sub(1);
+                let fence = started
+                    .fence
+                    .as_ref()
+                    .map(fence_from_proto)
+                    .unwrap_or(Fence {
+                        task: TaskId(offer.task),
+                        attempt: offer.attempt,
+                        epoch: 0,
+                    });
+                let cancel = CancellationToken::new();
+                self.running.insert(
+                    fence.task,
+                    Running {
+                        fence,
+                        cancel: cancel.clone(),
+                    },
+                );
+                (self.start)(Task {
+                    job: JobId(offer.job),
+                    task: fence.task,
+                    attempt: fence.attempt,
+                    fence,
+                    payload: offer.payload,
+                    cancel,
+                    notes: self.notes.clone(),
+                });
+            }
+            (Pending::Accept(offer), other) => {
+                self.accepting = self.accepting.saturating_sub(1);
+                tracing::debug!(grant = offer.grant, reply = ?other, "grant not accepted");
+                if !self.draining {
+                    self.request_work();
+                }
+            }
+            (Pending::Report(task), Some(reply::Result::Refused(refusal))) => {
+                self.reports.remove(&task);
+                self.summary.stale += 1;
+                tracing::warn!(%task, reason = %refusal.reason, message = %refusal.message, "outcome refused");
+            }
+            (Pending::Report(task), result) if self.reports.remove(&task).is_some() => match result
+            {
+                Some(reply::Result::Failed(_)) => self.summary.failed += 1,
+                _ => self.summary.completed += 1,
+            },
+            (Pending::Renew(fence), Some(reply::Result::Refused(refusal)))
+                if is_fencing(&refusal) || refusal.reason == "unknown_task" =>
+            {
+                tracing::warn!(task = %fence.task, reason = %refusal.reason, "lease lost");
+                self.stop(fence);
+            }
+            (_, Some(reply::Result::Refused(refusal))) => {
+                tracing::warn!(reason = %refusal.reason, message = %refusal.message, "command refused");
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! What a handler receives and returns.
+
+use keel_engine::{Fence, JobId, TaskId};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How a handler's attempt ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Complete(Vec<u8>),
+    /// A permanent failure is not retried.
+    Fail {
+        error: String,
+        permanent: bool,
+    },
+}
+
+/// Messages from running handlers to the session.
+#[derive(Debug)]
+pub(crate) enum Note {
+    /// `None` when the handler was cancelled.
+    Done(Fence, Option<Outcome>),
+    Progress(Fence, u32, String),
+}
+
+/// One attempt of one task, as granted to this worker.
+#[derive(Debug)]
+pub struct Task {
+    pub job: JobId,
+    pub task: TaskId,
+    pub attempt: u32,
+    /// Presented with every report on this attempt.
+    pub fence: Fence,
+    pub payload: Vec<u8>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) notes: mpsc::UnboundedSender<Note>,
+}
+
+impl Task {
+    /// Reports progress (per mille, clamped to 1000) to the job's watchers.
+    pub fn progress(&self, per_mille: u32, message: impl Into<String>) {
+        let note = Note::Progress(self.fence, per_mille.min(1000), message.into());
+        let _ = self.notes.send(note);
+    }
+
+    /// Resolves when the coordinator revoked this attempt. The handler's future is
+    /// dropped at that moment too; this lets work spawned elsewhere stop with it.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}

@@ -1,0 +1,176 @@
+//! Coordinator and workers over real loopback gRPC: a DAG job runs to completion,
+//! revoked handlers are dropped, and refusals travel over the wire with their codes.
+
+mod support;
+
+use keel_engine::{GroupKind, JobSpec, Payload, TaskSpec};
+use keel_grpc::job_spec_to_proto;
+use keel_grpc::proto::*;
+use keel_grpc::server::ServerOptions;
+use keel_grpc::worker::{Outcome, Task, Worker, WorkerConfig};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use support::{within, Cluster};
+use tokio::sync::{mpsc, oneshot};
+
+fn dag() -> JobSpec {
+    let mut spec = JobSpec::new(
+        "diamond",
+        vec![
+            TaskSpec::new("extract"),
+            TaskSpec::new("left").after(GroupKind::AllOf, &["extract"]),
+            TaskSpec::new("right").after(GroupKind::AllOf, &["extract"]),
+            TaskSpec::new("load").after(GroupKind::AllOf, &["left", "right"]),
+        ],
+    );
+    for t in &mut spec.tasks {
+        t.payload = Payload::from(t.key.as_str());
+    }
+    spec
+}
+
+async fn wait_finished(jobs: &mut keel_grpc::client::Jobs, job: u64) -> Vec<JobEvent> {
+    let mut events = jobs
+        .watch_job(WatchJobRequest { job })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut seen = Vec::new();
+    while let Some(event) = events.message().await.unwrap() {
+        let last = event.kind == "job_finished";
+        seen.push(event);
+        if last {
+            break;
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dag_job_completes_across_two_sdk_workers() {
+    let cluster = Cluster::start(ServerOptions::default()).await;
+    let ran = Arc::new(AtomicU32::new(0));
+    let mut stops = Vec::new();
+    let mut workers = Vec::new();
+    for name in ["w1", "w2"] {
+        let (stop, stopped) = oneshot::channel::<()>();
+        stops.push(stop);
+        let ran = ran.clone();
+        let handler = move |task: Task| {
+            ran.fetch_add(1, Ordering::SeqCst);
+            async move {
+                task.progress(500, "halfway");
+                let mut out = task.payload.clone();
+                out.make_ascii_uppercase();
+                Outcome::Complete(out)
+            }
+        };
+        let config = WorkerConfig::new(cluster.client(), name, 2);
+        workers.push(tokio::spawn(Worker::new(config).run(handler, async {
+            let _ = stopped.await;
+        })));
+    }
+    let mut jobs = cluster.client().jobs().await.unwrap();
+    let submitted = jobs
+        .submit_job(SubmitJobRequest {
+            spec: Some(job_spec_to_proto(&dag())),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(submitted.tasks, 4);
+    let events = within("the job finishing", wait_finished(&mut jobs, submitted.job)).await;
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last.kind.as_str(), last.detail.as_str()),
+        ("job_finished", "succeeded")
+    );
+    let view = jobs
+        .describe_job(DescribeJobRequest { job: submitted.job })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(view.status.unwrap().outcome, "succeeded");
+    for task in &view.tasks {
+        assert_eq!(task.state, "succeeded", "{task:?}");
+        assert_eq!(task.attempts.len(), 1, "{task:?}");
+    }
+    let listed = jobs
+        .list_jobs(ListJobsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.jobs.len(), 1);
+    for stop in stops {
+        let _ = stop.send(());
+    }
+    let mut completed = 0;
+    for w in workers {
+        completed += within("the worker draining", w)
+            .await
+            .unwrap()
+            .unwrap()
+            .completed;
+    }
+    assert_eq!(completed, 4);
+    assert_eq!(ran.load(Ordering::SeqCst), 4);
+}
+
+/// Sets its flag when the handler holding it is dropped.
+struct DropFlag(mpsc::UnboundedSender<()>);
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_job_stops_its_running_handler() {
+    let cluster = Cluster::start(ServerOptions::default()).await;
+    let (started_tx, mut started) = mpsc::unbounded_channel::<()>();
+    let (dropped_tx, mut dropped) = mpsc::unbounded_channel::<()>();
+    let handler = move |task: Task| {
+        let flag = DropFlag(dropped_tx.clone());
+        let _ = started_tx.send(());
+        async move {
+            let _flag = flag;
+            task.cancelled().await;
+            std::future::pending::<Outcome>().await
+        }
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let config = WorkerConfig::new(cluster.client(), "w1", 1);
+    let worker = tokio::spawn(Worker::new(config).run(handler, async {
+        let _ = stopped.await;
+    }));
+    let mut jobs = cluster.client().jobs().await.unwrap();
+    let job = jobs
+        .submit_job(SubmitJobRequest {
+            spec: Some(job_spec_to_proto(&JobSpec::new(
+                "forever",
+                vec![TaskSpec::new("t")],
+            ))),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .job;
+    within("the handler starting", started.recv())
+        .await
+        .unwrap();
+    let cancelled = jobs
+        .cancel_job(CancelJobRequest { job })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!cancelled.already_finished);
+    within("the handler being dropped", dropped.recv())
+        .await
+        .unwrap();
+    let _ = stop.send(());
+    let summary = within("the worker draining", worker)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((summary.revoked, summary.completed), (1, 0));
+}

@@ -1,0 +1,66 @@
+//! A coordinator on an in-memory log serving gRPC on a free loopback port.
+
+#![allow(dead_code)]
+
+use keel_coordinator::{Coordinator, CoordinatorConfig, Handle, SystemClock};
+use keel_grpc::client::ClientOptions;
+use keel_grpc::server::{serve, ServerOptions};
+use keel_log::MemoryLog;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub struct Cluster {
+    pub url: String,
+    pub handle: Handle,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Cluster {
+    pub async fn start(options: ServerOptions) -> Cluster {
+        Cluster::start_with(CoordinatorConfig::default(), options).await
+    }
+
+    pub async fn start_with(config: CoordinatorConfig, options: ServerOptions) -> Cluster {
+        let log = Arc::new(MemoryLog::new());
+        let handle = Coordinator::start(config, log, Arc::new(SystemClock))
+            .await
+            .expect("coordinator starts");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = serve(handle.clone(), listener, options, Arc::default(), async {
+            let _ = stopped.await;
+        });
+        tokio::spawn(async move {
+            if let Err(e) = server.await {
+                panic!("server failed: {e}");
+            }
+        });
+        Cluster {
+            url,
+            handle,
+            stop: Some(stop),
+        }
+    }
+
+    pub fn client(&self) -> ClientOptions {
+        ClientOptions::new(self.url.clone())
+    }
+}
+
+/// Bounds a test step so a hang fails the test instead of stalling the suite.
+pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not happen within 60s"))
+}
