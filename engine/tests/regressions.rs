@@ -43,10 +43,10 @@ fn running_task_with_attempt_timeout() -> (Engine, Fence) {
 
 /// A worker whose attempt was revoked for timing out never reported a failure, so its
 /// late `Fail` must be refused like any other command on a revoked fence (a late
-/// `Complete` is refused with `StaleFence`). The engine instead answers
+/// `Complete` is refused with `StaleFence`). The engine used to answer
 /// `Failed { duplicate: true }`, telling the worker its failure report had already been
-/// accepted: `ended_attempt` matches the `AttemptEnd::Failed` record that the timeout
-/// wrote, without knowing the worker never sent it.
+/// accepted, because `ended_attempt` matched the `AttemptEnd::Failed` record that the
+/// timeout wrote without knowing the worker never sent it.
 #[test]
 fn fail_after_attempt_timeout_is_refused_as_stale() {
     let (mut e, fence) = running_task_with_attempt_timeout();
@@ -81,11 +81,11 @@ fn complete_after_attempt_timeout_is_refused_as_stale() {
 }
 
 /// A worker holding an unaccepted grant is blacklisted in the same millisecond the grant
-/// was offered. The invariant checker tells an old offer from a forbidden new one by
-/// `offered_at < blacklisted_since`, which cannot order two events of one millisecond,
-/// so `check_invariants` reports "grant offered to blacklisted worker" for a grant that
-/// was offered before the blacklist began, and `restore` refuses a snapshot of this
-/// legitimate state, so a coordinator could not recover from it.
+/// was offered. The invariant checker used to tell an old offer from a forbidden new one
+/// by `offered_at < blacklisted_since`, which cannot order two events of one
+/// millisecond, so `check_invariants` reported "grant offered to blacklisted worker" for
+/// a grant offered before the blacklist began, and `restore` refused a snapshot of this
+/// legitimate state, so a coordinator could not have recovered from it.
 #[test]
 fn grant_offered_in_the_millisecond_a_blacklist_starts_is_not_a_violation() {
     let config = Config {
