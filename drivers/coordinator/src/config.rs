@@ -1,0 +1,71 @@
+//! What a coordinator is told at start.
+
+use crate::error::CoordinatorError;
+use keel_log::Partition;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct CoordinatorConfig {
+    /// Used when the log holds no snapshot; a snapshot carries the configuration (and
+    /// the seed) it was taken with.
+    pub engine: keel_engine::Config,
+    pub partition: Partition,
+    /// Inputs per group commit: one log append carries at most this many.
+    pub max_batch: usize,
+    /// Entries between snapshots; storing one trims the log before it.
+    pub snapshot_every: u64,
+    /// Leadership lease in the log, renewed every third of it.
+    pub lease_ttl: Duration,
+    /// Who this coordinator is to the log. A coordinator re-acquiring under the same
+    /// name takes over at once (a restart); one under another name waits for the
+    /// lease to lapse (a standby). Defaults to host and process id, so two processes
+    /// never share a name.
+    pub holder: String,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        CoordinatorConfig {
+            engine: keel_engine::Config::default(),
+            partition: 0,
+            max_batch: 1024,
+            snapshot_every: 100_000,
+            lease_ttl: Duration::from_secs(5),
+            holder: default_holder(),
+        }
+    }
+}
+
+impl CoordinatorConfig {
+    pub(crate) fn validate(&self) -> Result<(), CoordinatorError> {
+        let invalid = |field, problem| Err(CoordinatorError::InvalidConfig { field, problem });
+        if self.max_batch == 0 {
+            return invalid("max_batch", "must be at least 1");
+        }
+        if self.snapshot_every == 0 {
+            return invalid("snapshot_every", "must be at least 1");
+        }
+        if self.lease_ttl < Duration::from_millis(30) {
+            return invalid("lease_ttl", "must be at least 30ms to be renewable");
+        }
+        if self.holder.is_empty() {
+            return invalid("holder", "must not be empty");
+        }
+        Ok(())
+    }
+}
+
+/// `keel@<host>/<pid>`: unique per process on a host.
+pub fn default_holder() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("keel@{host}/{}", std::process::id())
+}

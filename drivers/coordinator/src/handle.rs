@@ -1,0 +1,129 @@
+//! What the gRPC service and tests hold: a cheap, cloneable way to reach the engine
+//! task, plus the routes and metrics it shares.
+
+use crate::batch::Reply;
+use crate::engine_task::{Command, Shared};
+use crate::error::CoordinatorError;
+use crate::leadership::Status;
+use crate::metrics::Metrics;
+use keel_engine::{Effect, Engine, Input, JobId, WorkerId};
+use keel_log::{Epoch, Partition};
+use std::sync::Arc;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Handle {
+    /// Applies one input once it is durable; returns the engine's reply (None for Tick).
+    pub async fn apply(&self, input: Input) -> Reply {
+        self.refuse_unless_leading()?;
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Apply { input, reply }).await?;
+        answer.await.map_err(|_| self.gone())?
+    }
+
+    /// Routes effects addressed to this worker (`Effect::recipient()` is
+    /// `Recipient::Worker`) to the returned receiver, replacing any earlier route for
+    /// that worker (a reconnect). Effects for a worker with no route are dropped; the
+    /// engine's timers recover from that. The stream ends when the coordinator stops.
+    pub fn route_worker(&self, worker: WorkerId) -> mpsc::UnboundedReceiver<Effect> {
+        self.shared.routes.route_worker(worker)
+    }
+
+    /// Every effect addressed to this job, from now on. The stream ends after the
+    /// job's `JobFinished`, or when the coordinator stops.
+    pub fn watch_job(&self, job: JobId) -> broadcast::Receiver<Effect> {
+        self.shared.routes.watch_job(job)
+    }
+
+    /// Runs a read-only query against the current engine state (not logged). It runs
+    /// after every input sent before it is durable, and only while leading.
+    pub async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Engine) -> R + Send + 'static,
+    ) -> Result<R, CoordinatorError> {
+        self.refuse_unless_leading()?;
+        let (tx, rx) = oneshot::channel();
+        let read = Box::new(move |engine: &Engine| {
+            let _ = tx.send(f(engine));
+        });
+        self.send(Command::Read(read)).await?;
+        rx.await.map_err(|_| self.gone())
+    }
+
+    /// Metrics snapshot for the Prometheus endpoint.
+    pub fn metrics(&self) -> Metrics {
+        let mut metrics = self.shared.metrics().clone();
+        metrics.leader = self.is_leader();
+        metrics
+    }
+
+    /// Whether this coordinator currently leads its partition.
+    pub fn is_leader(&self) -> bool {
+        self.shared.leadership.is_leader()
+    }
+
+    pub fn partition(&self) -> Partition {
+        self.shared.leadership.partition
+    }
+
+    /// The leadership epoch this coordinator holds (or held).
+    pub fn epoch(&self) -> Epoch {
+        self.shared.leadership.epoch
+    }
+
+    /// Resolves once this coordinator stops serving, with the error its requests now
+    /// get, so a server can exit or start over as a standby.
+    pub async fn stopped(&self) -> CoordinatorError {
+        let mut status = self.shared.leadership.subscribe();
+        let status = match status.wait_for(|s| *s != Status::Leading).await {
+            Ok(status) => *status,
+            Err(_) => Status::Stopped,
+        };
+        self.shared.leadership.refusal(status)
+    }
+
+    /// Stops the engine task after flushing the pending batch, and steps down so a
+    /// standby takes over without waiting for the lease to lapse. Succeeds at once if
+    /// the coordinator had already stopped; a coordinator that lost its partition
+    /// reports why.
+    pub async fn shutdown(self) -> Result<(), CoordinatorError> {
+        let (done, finished) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(done)).await.is_err() {
+            return self.stopped_result();
+        }
+        match finished.await {
+            Ok(result) => result,
+            Err(_) => self.stopped_result(),
+        }
+    }
+
+    fn stopped_result(&self) -> Result<(), CoordinatorError> {
+        match self.shared.leadership.status() {
+            Status::Leading | Status::Stopped => Ok(()),
+            deposed => Err(self.shared.leadership.refusal(deposed)),
+        }
+    }
+
+    async fn send(&self, command: Command) -> Result<(), CoordinatorError> {
+        self.commands.send(command).await.map_err(|_| self.gone())
+    }
+
+    fn refuse_unless_leading(&self) -> Result<(), CoordinatorError> {
+        match self.shared.leadership.status() {
+            Status::Leading => Ok(()),
+            other => Err(self.shared.leadership.refusal(other)),
+        }
+    }
+
+    /// The engine task dropped a request: say why.
+    fn gone(&self) -> CoordinatorError {
+        self.shared
+            .leadership
+            .refusal(self.shared.leadership.status())
+    }
+}

@@ -1,0 +1,111 @@
+//! keel-coordinator: the runtime around one [`keel_engine::Engine`].
+//!
+//! - One task owns the engine. [`Handle::apply`] sends it an input; the task drains up
+//!   to `max_batch` queued inputs, applies them in order at [`Clock::now_ms`], appends
+//!   their [`keel_log::Entry`]s to the log as one batch under its leadership epoch,
+//!   and only then releases replies and effects (group commit). A reply is never
+//!   released for an input that is not durable: if the append fails the callers get
+//!   an error, the engine is discarded and the coordinator stops serving.
+//! - A timer sleeps until [`keel_engine::Engine::next_wakeup`] and delivers
+//!   [`keel_engine::Input::Tick`], logged like any input so replay is exact.
+//! - Effects go to the worker session registered with [`Handle::route_worker`] or to
+//!   every watcher of their job ([`Handle::watch_job`]).
+//! - [`Coordinator::start`] acquires the partition (waiting as a standby while another
+//!   coordinator's lease is live), recovers the engine from the newest snapshot plus
+//!   the entries after it, renews the lease in the background and snapshots every
+//!   `snapshot_every` entries. A coordinator whose lease lapses or whose epoch is
+//!   fenced stops serving; the log refuses its writes either way.
+//!
+//! The real clock ([`SystemClock`]) and the engine's seed (in
+//! [`CoordinatorConfig::engine`]) are injected here; the engine itself is the one the
+//! simulator runs.
+
+mod batch;
+mod clock;
+mod config;
+mod engine_task;
+mod error;
+mod handle;
+mod leadership;
+mod metrics;
+mod routing;
+
+pub use clock::{Clock, ManualClock, Sleep, SystemClock};
+pub use config::{default_holder, CoordinatorConfig};
+pub use error::{CoordinatorError, Deposed};
+pub use handle::Handle;
+pub use metrics::{Histogram, Metrics};
+pub use routing::WATCH_CAPACITY;
+
+use engine_task::{EngineTask, Shared};
+use keel_log::Log;
+use leadership::{Leadership, Status};
+use routing::Routes;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+pub struct Coordinator;
+
+impl Coordinator {
+    /// Acquires leadership of the partition in `log` (waiting while another holder's
+    /// lease is live), recovers the engine (snapshot + replay), and spawns the engine
+    /// task. Must be called within a tokio runtime.
+    pub async fn start<L: Log + 'static>(
+        config: CoordinatorConfig,
+        log: Arc<L>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Handle, CoordinatorError> {
+        config.validate()?;
+        let partition = config.partition;
+        let lease = leadership::acquire(&*log, partition, &config.holder, config.lease_ttl).await?;
+        let leadership = Arc::new(Leadership::new(&lease));
+        let renewal = leadership::spawn_renewal(
+            log.clone(),
+            lease.clone(),
+            config.lease_ttl,
+            leadership.clone(),
+        );
+        let recovered = match keel_log::recover(&*log, partition, config.engine.clone()).await {
+            Ok(recovered) => recovered,
+            Err(e) => {
+                drop(renewal);
+                leadership.end(Status::Stopped);
+                if let Err(step) = log.step_down(&lease).await {
+                    tracing::warn!(partition, error = %step, "step-down after failed recovery");
+                }
+                return Err(e.into());
+            }
+        };
+        tracing::info!(
+            partition,
+            epoch = lease.epoch,
+            next = recovered.next,
+            snapshot = ?recovered.snapshot,
+            replayed = recovered.replayed,
+            "recovered"
+        );
+        let mut metrics = metrics::Metrics::new(partition, lease.epoch, recovered.next);
+        metrics.queued = recovered.engine.queued();
+        let shared = Arc::new(Shared {
+            leadership,
+            routes: Routes::default(),
+            metrics: Mutex::new(metrics),
+        });
+        let (commands, receiver) = mpsc::channel(config.max_batch.saturating_mul(2).max(64));
+        let snapshot_from = recovered.snapshot.unwrap_or(0);
+        let task = EngineTask {
+            engine: recovered.engine,
+            log,
+            clock,
+            shared: shared.clone(),
+            commands: receiver,
+            next: recovered.next,
+            snapshot_due: snapshot_from.saturating_add(config.snapshot_every),
+            snapshot_every: config.snapshot_every,
+            max_batch: config.max_batch,
+            _renewal: renewal,
+        };
+        tokio::spawn(task.run());
+        Ok(Handle { commands, shared })
+    }
+}

@@ -1,0 +1,138 @@
+//! Where effects go once their batch is durable: each worker's session stream, and
+//! every watcher of a job. Routes are registered from any thread; the engine task
+//! delivers a whole batch under one lock of each table.
+
+use keel_engine::{Effect, JobId, Recipient, WorkerId};
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+use tokio::sync::{broadcast, mpsc};
+
+/// Effects a job watcher may fall behind by before it misses some (and is told so by
+/// `RecvError::Lagged`).
+pub const WATCH_CAPACITY: usize = 1024;
+
+#[derive(Default)]
+pub(crate) struct Routes {
+    workers: Mutex<BTreeMap<WorkerId, mpsc::UnboundedSender<Effect>>>,
+    jobs: Mutex<BTreeMap<JobId, broadcast::Sender<Effect>>>,
+}
+
+/// What became of a batch's effects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Delivery {
+    /// Worker effects with no live route; the engine's timers recover from their loss.
+    pub dropped: u64,
+}
+
+impl Routes {
+    pub fn route_worker(&self, worker: WorkerId) -> mpsc::UnboundedReceiver<Effect> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.workers).insert(worker, tx);
+        rx
+    }
+
+    pub fn watch_job(&self, job: JobId) -> broadcast::Receiver<Effect> {
+        lock(&self.jobs)
+            .entry(job)
+            .or_insert_with(|| broadcast::channel(WATCH_CAPACITY).0)
+            .subscribe()
+    }
+
+    /// Sends each effect to its recipient, in order. A worker route whose receiver is
+    /// gone is removed; a job's watchers are released (their stream ends) once the job
+    /// finished or nobody listens any more.
+    pub fn deliver(&self, effects: impl IntoIterator<Item = Effect>) -> Delivery {
+        let mut delivery = Delivery::default();
+        let mut workers = None;
+        let mut jobs = None;
+        for effect in effects {
+            match effect.recipient() {
+                Recipient::Worker(worker) => {
+                    let workers = workers.get_or_insert_with(|| lock(&self.workers));
+                    let sent = match workers.get(&worker) {
+                        Some(tx) => tx.send(effect).is_ok(),
+                        None => false,
+                    };
+                    if !sent {
+                        delivery.dropped += 1;
+                        if workers.get(&worker).is_some_and(|tx| tx.is_closed()) {
+                            workers.remove(&worker);
+                        }
+                    }
+                }
+                Recipient::Job(job) => {
+                    let jobs = jobs.get_or_insert_with(|| lock(&self.jobs));
+                    let Some(tx) = jobs.get(&job) else { continue };
+                    let finished = matches!(effect, Effect::JobFinished { .. });
+                    if tx.send(effect).is_err() || finished {
+                        jobs.remove(&job);
+                    }
+                }
+            }
+        }
+        delivery
+    }
+
+    /// Closes every route, ending every worker stream and job watch.
+    pub fn close(&self) {
+        lock(&self.workers).clear();
+        lock(&self.jobs).clear();
+    }
+}
+
+/// Routes hold no invariant a panicking holder could break halfway, so a poisoned lock
+/// is still usable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_engine::{JobOutcome, TaskId};
+
+    fn drained(w: &str) -> Effect {
+        Effect::WorkerDrained {
+            worker: WorkerId::new(w),
+        }
+    }
+
+    #[test]
+    fn a_reconnect_replaces_the_route_and_unrouted_effects_are_dropped() {
+        let routes = Routes::default();
+        let mut old = routes.route_worker(WorkerId::new("w"));
+        let mut new = routes.route_worker(WorkerId::new("w"));
+        let d = routes.deliver([drained("w"), drained("nobody")]);
+        assert_eq!(d.dropped, 1);
+        assert_eq!(new.try_recv().ok(), Some(drained("w")));
+        assert!(old.try_recv().is_err(), "the replaced route got an effect");
+        drop(new);
+        assert_eq!(routes.deliver([drained("w")]).dropped, 1);
+        assert!(lock(&routes.workers).is_empty(), "a dead route was kept");
+    }
+
+    #[test]
+    fn job_watchers_see_every_effect_and_end_with_the_job() {
+        let routes = Routes::default();
+        let job = JobId(7);
+        let mut a = routes.watch_job(job);
+        let mut b = routes.watch_job(job);
+        let resumed = Effect::TaskResumed {
+            job,
+            task: TaskId(1),
+        };
+        let finished = Effect::JobFinished {
+            job,
+            outcome: JobOutcome::Succeeded,
+        };
+        routes.deliver([resumed.clone(), finished.clone()]);
+        for rx in [&mut a, &mut b] {
+            assert_eq!(rx.try_recv().ok(), Some(resumed.clone()));
+            assert_eq!(rx.try_recv().ok(), Some(finished.clone()));
+            assert_eq!(rx.try_recv(), Err(broadcast::error::TryRecvError::Closed));
+        }
+        assert!(lock(&routes.jobs).is_empty());
+    }
+}
