@@ -1,7 +1,12 @@
 //! The `keel` command.
 
+mod connect;
 mod plan;
+mod serve;
 mod sim;
+mod status;
+mod submit;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +27,14 @@ enum Command {
     Plan(plan::PlanArgs),
     /// Deterministic simulation: run scenario files and seeded chaos swarms.
     Sim(sim::SimArgs),
+    /// Run a coordinator: gRPC for workers and clients over the embedded log or Valkey.
+    Serve(serve::ServeArgs),
+    /// Serve tasks by running a shell command per task.
+    Worker(worker::WorkerArgs),
+    /// Submit a job spec file and print its id; --wait follows it to the end.
+    Submit(submit::SubmitArgs),
+    /// Show a job, its tasks and their attempts.
+    Status(status::StatusArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -29,5 +42,9 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         Command::Plan(args) => plan::run(&args),
         Command::Sim(args) => sim::run_command(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Worker(args) => worker::run(&args),
+        Command::Submit(args) => submit::run(&args),
+        Command::Status(args) => status::run(&args),
     }
 }

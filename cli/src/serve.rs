@@ -1,0 +1,169 @@
+//! `keel serve`: a coordinator with the gRPC services. The log is the embedded redb
+//! file under `--data-dir` unless `--valkey` names a Valkey server, so it runs with
+//! nothing else installed and survives restarts on the same directory.
+
+use crate::connect::{init_tracing, runtime, terminated};
+use clap::Args;
+use keel_coordinator::{Coordinator, CoordinatorConfig, Handle, SystemClock};
+use keel_grpc::auth::Tokens;
+use keel_grpc::metrics::{bind_metrics, serve_metrics, GrpcMetrics};
+use keel_grpc::server::{serve, ServerOptions, TlsFiles};
+use keel_log::{Log, RedbLog};
+use keel_valkey::{ValkeyLog, ValkeyOptions};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address the gRPC services listen on (port 0 picks a free one; the chosen
+    /// address is printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+    /// Directory of the embedded log.
+    #[arg(long, value_name = "DIR", default_value = "keel-data")]
+    pub data_dir: PathBuf,
+    /// Keep the log in Valkey at this URL (redis://HOST:PORT) instead.
+    #[arg(long, value_name = "URL")]
+    pub valkey: Option<String>,
+    /// Bearer tokens, one `<client|worker> <token>` per line; without it, no auth.
+    #[arg(long, value_name = "F")]
+    pub token_file: Option<PathBuf>,
+    /// PEM certificate chain for TLS (with --tls-key).
+    #[arg(long, value_name = "F", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS (with --tls-cert).
+    #[arg(long, value_name = "F", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve Prometheus metrics over HTTP on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// A lease lasts this long without renewal.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    pub lease_ttl_ms: u64,
+    /// A worker silent this long is declared lost and its tasks requeued.
+    #[arg(long, value_name = "MS", default_value_t = 15_000)]
+    pub liveness_timeout_ms: u64,
+    /// A grant offer waits this long for its acceptance.
+    #[arg(long, value_name = "MS", default_value_t = 5_000)]
+    pub grant_ttl_ms: u64,
+    /// Inputs per group commit.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub max_batch: usize,
+}
+
+impl ServeArgs {
+    fn coordinator_config(&self) -> CoordinatorConfig {
+        let mut config = CoordinatorConfig {
+            max_batch: self.max_batch,
+            ..CoordinatorConfig::default()
+        };
+        config.engine.lease_ttl_ms = self.lease_ttl_ms;
+        config.engine.liveness_timeout_ms = self.liveness_timeout_ms;
+        config.engine.grant_ttl_ms = self.grant_ttl_ms;
+        config
+    }
+
+    fn server_options(&self) -> Result<ServerOptions, String> {
+        let tokens = match &self.token_file {
+            Some(path) => Some(Tokens::load(path)?),
+            None => None,
+        };
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        };
+        Ok(ServerOptions {
+            tokens,
+            tls,
+            ..ServerOptions::default()
+        })
+    }
+}
+
+pub fn run(args: &ServeArgs) -> ExitCode {
+    init_tracing();
+    match runtime().block_on(serve_until_stopped(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keel serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
+    let options = args.server_options()?;
+    let config = args.coordinator_config();
+    let handle = match &args.valkey {
+        Some(url) => {
+            let log = ValkeyLog::connect(url, ValkeyOptions::default())
+                .await
+                .map_err(|e| format!("connecting to Valkey at {url}: {e}"))?;
+            start(config, log).await?
+        }
+        None => {
+            let log = RedbLog::open(&args.data_dir).map_err(|e| e.to_string())?;
+            start(config, log).await?
+        }
+    };
+    let metrics = Arc::new(GrpcMetrics::default());
+    let exporter = match args.metrics {
+        Some(addr) => {
+            let listener = bind_metrics(addr)
+                .await
+                .map_err(|e| format!("metrics on {addr}: {e}"))?;
+            println!(
+                "metrics on http://{}",
+                listener.local_addr().map_err(|e| e.to_string())?
+            );
+            let (handle, grpc) = (handle.clone(), metrics.clone());
+            Some(serve_metrics(listener, move || {
+                handle.metrics().render_prometheus() + &grpc.render_prometheus()
+            }))
+        }
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("listening on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("listening on {scheme}://{addr}");
+    let deposed = handle.clone();
+    let served = serve(handle.clone(), listener, options, metrics, async move {
+        tokio::select! {
+            _ = terminated() => {}
+            e = deposed.stopped() => tracing::error!(error = %e, "the coordinator stopped serving"),
+        }
+    })
+    .await;
+    if let Some(exporter) = exporter {
+        exporter.abort();
+    }
+    let leading = handle.is_leader();
+    let stopped = tokio::time::timeout(Duration::from_secs(10), handle.shutdown()).await;
+    served.map_err(|e| e.to_string())?;
+    if !leading {
+        return Err("the coordinator lost its partition".into());
+    }
+    match stopped {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err("the coordinator did not stop within 10s".into()),
+    }
+}
+
+async fn start<L: Log + 'static>(config: CoordinatorConfig, log: L) -> Result<Handle, String> {
+    Coordinator::start(config, Arc::new(log), Arc::new(SystemClock))
+        .await
+        .map_err(|e| format!("starting the coordinator: {e}"))
+}

@@ -1,0 +1,121 @@
+//! `keel submit`: reads a job spec file, checks it with keel-spec (the same checks as
+//! `keel plan`), submits it and prints the job id. With `--wait` it shows the tasks'
+//! states until the job ends and exits 0 only if the job succeeded.
+
+use crate::connect::{runtime, ConnectArgs};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use keel_grpc::client::{ClientOptions, Jobs};
+use keel_grpc::job_spec_to_proto;
+use keel_grpc::proto::{DescribeJobRequest, DescribeJobResponse, SubmitJobRequest};
+use keel_spec::{load_job, Limits};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct SubmitArgs {
+    /// Job spec file (TOML), as `keel plan` reads it.
+    pub job: PathBuf,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Wait for the job to end, showing task counts by state.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+pub fn run(args: &SubmitArgs) -> ExitCode {
+    match runtime().block_on(submit(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("keel submit: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn submit(args: &SubmitArgs) -> Result<ExitCode, String> {
+    let name = args.job.display().to_string();
+    let source = std::fs::read_to_string(&args.job).map_err(|e| format!("{name}: {e}"))?;
+    let job = load_job(&name, &source, &Limits::default()).map_err(|e| e.to_string())?;
+    let options = args.connect.options()?;
+    let mut jobs = options.jobs().await.map_err(|e| e.to_string())?;
+    let request = SubmitJobRequest {
+        spec: Some(job_spec_to_proto(job.spec())),
+    };
+    let submitted = jobs
+        .submit_job(request)
+        .await
+        .map_err(|s| s.message().to_string())?
+        .into_inner();
+    println!("{}", submitted.job);
+    if submitted.duplicate {
+        eprintln!(
+            "keel submit: the same job was already submitted as {}",
+            submitted.job
+        );
+    }
+    if !args.wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let outcome = wait(&options, jobs, submitted.job, submitted.tasks).await;
+    eprintln!("job {}: {outcome}", submitted.job);
+    Ok(if outcome == "succeeded" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Polls the job until it ends, reconnecting through coordinator restarts.
+async fn wait(options: &ClientOptions, mut jobs: Jobs, job: u64, tasks: u32) -> String {
+    let bar = ProgressBar::new(u64::from(tasks));
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} done  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    loop {
+        match jobs.describe_job(DescribeJobRequest { job }).await {
+            Ok(view) => {
+                let view = view.into_inner();
+                let (done, counts) = counts(&view);
+                bar.set_position(done);
+                bar.set_message(counts);
+                if let Some(status) = view.status.filter(|s| !s.outcome.is_empty()) {
+                    bar.finish();
+                    return status.outcome;
+                }
+            }
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                bar.abandon();
+                return format!("gone: {}", status.message());
+            }
+            Err(status) => {
+                bar.set_message(format!("waiting for the coordinator: {}", status.message()));
+                if let Ok(again) = options.jobs().await {
+                    jobs = again;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Finished tasks, and "state n" pairs for every state present.
+fn counts(view: &DescribeJobResponse) -> (u64, String) {
+    let mut by_state = BTreeMap::<&str, u32>::new();
+    for t in &view.tasks {
+        *by_state.entry(t.state.as_str()).or_default() += 1;
+    }
+    let done = ["succeeded", "failed", "skipped", "cancelled"]
+        .iter()
+        .map(|s| u64::from(by_state.get(s).copied().unwrap_or(0)))
+        .sum();
+    let text = by_state
+        .iter()
+        .map(|(state, n)| format!("{state} {n}"))
+        .collect::<Vec<_>>()
+        .join("  ");
+    (done, text)
+}
