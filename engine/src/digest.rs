@@ -36,7 +36,38 @@ fn encode(state: &State) -> Vec<u8> {
 }
 
 pub(crate) fn digest(state: &State) -> Digest {
-    Digest(xxhash_rust::xxh3::xxh3_128(&encode(state)))
+    let mut h = Hasher(xxhash_rust::xxh3::Xxh3::new());
+    // Hashing cannot fail; an error could only come from a serializer refusing a value.
+    let _ = postcard::serialize_with_flavor::<State, &mut Hasher, ()>(state, &mut h);
+    Digest(h.0.digest128())
+}
+
+/// 64-bit hash of any serializable value's canonical encoding, without allocating it.
+pub(crate) fn hash64<T: Serialize>(value: &T) -> u64 {
+    let mut h = Hasher(xxhash_rust::xxh3::Xxh3::new());
+    let _ = postcard::serialize_with_flavor::<T, &mut Hasher, ()>(value, &mut h);
+    h.0.digest()
+}
+
+/// A postcard output that feeds a streaming hash instead of a buffer.
+struct Hasher(xxhash_rust::xxh3::Xxh3);
+
+impl postcard::ser_flavors::Flavor for &mut Hasher {
+    type Output = ();
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.update(&[data]);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.update(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 pub(crate) fn snapshot(state: &State) -> Vec<u8> {

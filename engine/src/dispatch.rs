@@ -22,14 +22,22 @@ pub(crate) fn run(s: &mut State) {
         }
         let order = round_order(s);
         let mut granted = false;
+        let mut last = None;
         for w in order {
+            let mut served = false;
             while grant_one(s, &w) {
-                granted = true;
-                s.dispatch_cursor = Some(w.clone());
+                served = true;
                 if s.demand.len() > 1 {
                     break;
                 }
             }
+            if served {
+                granted = true;
+                last = Some(w);
+            }
+        }
+        if last.is_some() {
+            s.dispatch_cursor = last;
         }
         if !granted {
             return;

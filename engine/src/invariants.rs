@@ -43,7 +43,8 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
     let mut per_job: BTreeMap<crate::ids::JobId, JobCount> = BTreeMap::new();
     let mut per_tenant: BTreeMap<u32, u32> = BTreeMap::new();
     let mut queued_total = 0u64;
-    for (tid, t) in &s.tasks {
+    for (tid, t) in s.tasks.iter() {
+        let tid = &tid;
         ensure!(*tid == t.id, "task {tid} stored under the wrong id");
         ensure!(
             s.jobs.contains_key(&t.job),

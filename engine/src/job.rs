@@ -18,9 +18,7 @@ type Reply = Result<Accepted, Rejection>;
 
 pub(crate) fn submit(s: &mut State, spec: JobSpec) -> Reply {
     let valid = validate_job(&spec, &s.config.limits).map_err(Rejection::InvalidJob)?;
-    let spec_hash = postcard::to_allocvec(&spec)
-        .map(|b| xxhash_rust::xxh3::xxh3_64(&b))
-        .unwrap_or(0);
+    let spec_hash = crate::digest::hash64(&spec);
     if let Some(&existing) = s.job_names.get(&spec.name) {
         return match s.jobs.get(&existing) {
             Some(job) if job.spec_hash == spec_hash => Ok(Accepted::JobSubmitted {

@@ -36,6 +36,7 @@ mod queue;
 mod ready;
 mod reject;
 mod retry;
+mod slab;
 mod spec;
 mod state;
 mod suspend;

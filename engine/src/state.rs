@@ -7,6 +7,7 @@ use crate::input::SuspendTimeout;
 use crate::intern::{CapSetId, Interned};
 use crate::output::{Effect, EndReason, JobOutcome, TaskOutcome};
 use crate::ready::{ReadyIndex, ReadyKey};
+use crate::slab::TaskTable;
 use crate::spec::{GroupKind, Payload, RetryPolicy, UnsatisfiedPolicy};
 use crate::timers::Timers;
 use serde::{Deserialize, Serialize};
@@ -21,7 +22,7 @@ pub(crate) struct State {
     pub next_grant: u64,
     pub jobs: BTreeMap<JobId, Job>,
     pub job_names: BTreeMap<String, JobId>,
-    pub tasks: BTreeMap<TaskId, Task>,
+    pub tasks: TaskTable,
     pub workers: BTreeMap<WorkerId, Worker>,
     pub grants: BTreeMap<GrantId, Grant>,
     pub ready: ReadyIndex,
@@ -292,7 +293,7 @@ impl State {
             next_grant: 1,
             jobs: BTreeMap::new(),
             job_names: BTreeMap::new(),
-            tasks: BTreeMap::new(),
+            tasks: TaskTable::default(),
             workers: BTreeMap::new(),
             grants: BTreeMap::new(),
             ready: ReadyIndex::default(),

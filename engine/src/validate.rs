@@ -4,7 +4,7 @@
 use crate::config::Limits;
 use crate::reject::{CapabilityIssue, JobError};
 use crate::spec::{GroupKind, JobSpec};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 /// A spec that passed validation, with its dependency structure resolved to indices.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,13 +80,10 @@ pub fn validate_job(spec: &JobSpec, limits: &Limits) -> Result<ValidJob, JobErro
             limit: limits.max_tasks_per_job,
         });
     }
-    let mut index: BTreeMap<&str, u32> = BTreeMap::new();
-    for (i, t) in spec.tasks.iter().enumerate() {
+    for t in &spec.tasks {
         check_name("task key", &t.key, limits.max_name_len)?;
-        if index.insert(t.key.as_str(), i as u32).is_some() {
-            return Err(JobError::DuplicateTask { key: t.key.clone() });
-        }
     }
+    let index = KeyIndex::new(spec)?;
     let mut upstream = Vec::with_capacity(n);
     for t in &spec.tasks {
         check_task_fields(t, limits)?;
@@ -116,7 +113,7 @@ pub fn validate_job(spec: &JobSpec, limits: &Limits) -> Result<ValidJob, JobErro
             }
             let mut seen = BTreeSet::new();
             for dep in &group.upstream {
-                let Some(&j) = index.get(dep.as_str()) else {
+                let Some(j) = index.get(dep) else {
                     return Err(JobError::UnknownDependency {
                         task: t.key.clone(),
                         dep: dep.clone(),
@@ -204,6 +201,34 @@ fn check_task_fields(t: &crate::spec::TaskSpec, limits: &Limits) -> Result<(), J
             why: why.to_string(),
         }),
         None => Ok(()),
+    }
+}
+
+/// Task keys sorted for binary search: cheaper than a tree for a map built once.
+struct KeyIndex<'a>(Vec<(&'a str, u32)>);
+
+impl<'a> KeyIndex<'a> {
+    fn new(spec: &'a JobSpec) -> Result<Self, JobError> {
+        let mut keys: Vec<(&str, u32)> = spec
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.key.as_str(), i as u32))
+            .collect();
+        keys.sort_unstable();
+        if let Some(w) = keys.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(JobError::DuplicateTask {
+                key: w[0].0.to_string(),
+            });
+        }
+        Ok(KeyIndex(keys))
+    }
+
+    fn get(&self, key: &str) -> Option<u32> {
+        self.0
+            .binary_search_by(|(k, _)| (*k).cmp(key))
+            .ok()
+            .map(|i| self.0[i].1)
     }
 }
 
