@@ -14,6 +14,23 @@
 //! Recovery ([`recover`]) restores the newest snapshot, checks it against the digest
 //! stored with it, and replays the [`Entry`]s after it through the engine.
 //!
+//! ```
+//! use keel_log::{recover, snapshot_of, Entry, Log, RedbLog};
+//! use keel_engine::{Config, Input};
+//! use std::time::Duration;
+//! # let dir = tempfile::tempdir().unwrap();
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let log = RedbLog::open(dir.path())?; // <data dir>/keel-log.redb
+//! let lease = log.acquire(0, "coordinator-a", Duration::from_secs(10)).await?;
+//! let mut recovered = recover(&log, 0, Config::default()).await?;
+//! let entry = Entry::new(5, Input::Tick);
+//! recovered.engine.apply(entry.now, entry.input.clone());
+//! let end = log.append(0, lease.epoch, recovered.next, &[entry.encode()]).await?;
+//! log.store_snapshot(0, lease.epoch, &snapshot_of(&recovered.engine, end)).await?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
 //! Every stored record carries a format version and a CRC-32 ([`record`]); a damaged
 //! record stops a reader with [`LogError::Corrupt`] naming the partition and the record.
 //! Nothing is ever skipped.

@@ -85,7 +85,10 @@ pub trait Log: Send + Sync {
 
     /// Appends `payloads` at `start..start + len` as one atomic batch: all are stored or
     /// none. Refused if `epoch` is not current or the log does not end at `start`.
-    /// Returns the new end.
+    /// Returns the new end. After [`LogError::Storage`] the outcome is unknown (the
+    /// store may have applied the batch before the connection broke): read
+    /// [`Log::bounds`] before retrying; the `start` check keeps a retry from storing a
+    /// batch twice.
     fn append(
         &self,
         partition: Partition,
