@@ -4,6 +4,7 @@
 
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use keel_sim::profile::Profile;
 use keel_sim::swarm::{run_seed, scenario_for, summary, SwarmOptions};
 use keel_sim::{load, run, timeline, trace, RunOptions};
 use std::path::PathBuf;
@@ -26,6 +27,8 @@ enum SimCommand {
     Swarm(SwarmArgs),
     /// Print the fault profile and the generated scenario of one swarm seed.
     Show(ShowArgs),
+    /// One long chaos run at scale (defaults: 50 workers, 10,000 tasks, 1 virtual hour).
+    Scale(ScaleArgs),
 }
 
 #[derive(Args)]
@@ -69,6 +72,23 @@ struct ShowArgs {
     seed: u64,
 }
 
+#[derive(Args)]
+struct ScaleArgs {
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 50)]
+    workers: u32,
+    #[arg(long, default_value_t = 10_000)]
+    tasks: u32,
+    /// Length of the fault phase in virtual minutes.
+    #[arg(long, default_value_t = 60)]
+    minutes: u64,
+    /// Check the engine's own invariants after every this-many applies (history
+    /// checks always run after every event).
+    #[arg(long, default_value_t = 1)]
+    check_every: u32,
+}
+
 pub fn run_command(args: &SimArgs) -> ExitCode {
     match &args.command {
         SimCommand::Run(a) => run_scenario(a),
@@ -79,6 +99,35 @@ pub fn run_command(args: &SimArgs) -> ExitCode {
             print!("{}", scenario.to_toml());
             ExitCode::SUCCESS
         }
+        SimCommand::Scale(a) => scale(a),
+    }
+}
+
+fn scale(a: &ScaleArgs) -> ExitCode {
+    let profile = Profile::at_scale(a.seed, a.workers, a.tasks, a.minutes * 60_000);
+    println!("{profile}");
+    let scenario = profile.scenario();
+    let started = Instant::now();
+    let report = run(
+        &scenario,
+        RunOptions {
+            check_every: a.check_every,
+            ..RunOptions::new(a.seed)
+        },
+    );
+    let wall = started.elapsed().as_secs_f64();
+    for v in &report.violations {
+        println!("violation: {v}");
+    }
+    println!("{}", report.summary());
+    println!(
+        "{}",
+        summary(1, !report.violations.is_empty() as u64, report.events, wall)
+    );
+    if report.violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

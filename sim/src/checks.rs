@@ -36,6 +36,8 @@ struct Belief {
     worker: usize,
     fence: Fence,
     local_deadline: Time,
+    /// When this worker started believing in this fence.
+    since: Time,
 }
 
 #[derive(Default)]
@@ -73,6 +75,10 @@ impl Checker {
         clocks: &[DriftClock],
     ) {
         let list = self.beliefs.entry(task).or_default();
+        let kept = list
+            .iter()
+            .find(|b| b.worker == worker && held.is_some_and(|(f, _)| f == b.fence))
+            .map(|b| b.since);
         list.retain(|b| b.worker != worker);
         // A lease learned of only after its deadline (a reply that waited out a pause)
         // is not believed at all.
@@ -83,23 +89,32 @@ impl Checker {
             }
             return;
         };
-        let mut found = None;
-        list.retain(|b| clocks[b.worker].virtual_at(now, b.local_deadline) > now);
-        for b in list.iter() {
-            let until = clocks[b.worker].virtual_at(now, b.local_deadline);
-            let bound = clocks[b.worker].drift_bound(self.trust_ms);
-            if until > now + bound {
-                found = Some(format!(
-                    "worker #{} believes it holds {} until {} ms while worker #{} starts {}; drift bound {} ms",
-                    b.worker, b.fence, until, worker, fence, bound
-                ));
-            }
-        }
-        list.push(Belief {
+        let n = Belief {
             worker,
             fence,
             local_deadline,
-        });
+            since: kept.unwrap_or(now),
+        };
+        list.retain(|b| clocks[b.worker].virtual_at(now, b.local_deadline) > now);
+        // Of two overlapping beliefs the one with the older fence is stale; it may
+        // outlive the start of the newer one only by its own worker's drift bound.
+        let mut found = None;
+        for b in list.iter() {
+            let (old, new) = if b.fence.epoch < n.fence.epoch {
+                (b, &n)
+            } else {
+                (&n, b)
+            };
+            let until = clocks[old.worker].virtual_at(now, old.local_deadline);
+            let bound = clocks[old.worker].drift_bound(self.trust_ms);
+            if until > new.since + bound || b.fence == n.fence {
+                found = Some(format!(
+                    "worker #{} believes it holds {} until {until} ms while worker #{} holds {} since {} ms; drift bound {bound} ms",
+                    old.worker, old.fence, new.worker, new.fence, new.since
+                ));
+            }
+        }
+        list.push(n);
         if let Some(d) = found {
             self.flag(now, "double_lease", d);
         }
@@ -256,10 +271,8 @@ impl Checker {
                 }
                 self.ledger.clear_task(now, *task, "finished");
             }
-            Effect::JobFinished { job, outcome } => {
-                if !l.job_done(*job, outcome_name(*outcome)) {
-                    self.flag(now, "double_finish", format!("job {job} finished twice"));
-                }
+            Effect::JobFinished { job, outcome } if !l.job_done(*job, outcome_name(*outcome)) => {
+                self.flag(now, "double_finish", format!("job {job} finished twice"));
             }
             Effect::WorkerLost { worker, .. } => l.clear_worker(now, worker),
             Effect::WorkerBlacklisted { worker, .. } => l.blacklist(worker, true),
@@ -272,7 +285,7 @@ impl Checker {
     pub fn liveness(&mut self, now: Time, expected_jobs: &[String]) {
         let stuck: Vec<String> = expected_jobs
             .iter()
-            .filter(|j| !self.ledger.job_outcome(j).is_some())
+            .filter(|j| self.ledger.job_outcome(j).is_none())
             .map(|j| format!("{j} ({})", self.ledger.job_progress(j)))
             .collect();
         if !stuck.is_empty() {
@@ -326,5 +339,43 @@ pub fn command_kind(c: &WorkerCommand) -> &'static str {
         WorkerCommand::Complete { .. } => "complete",
         WorkerCommand::Fail { .. } => "fail",
         WorkerCommand::Suspend { .. } => "suspend",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fence(task: u64, attempt: u32) -> Fence {
+        Fence {
+            task: TaskId(task),
+            attempt,
+            epoch: attempt as u64,
+        }
+    }
+
+    #[test]
+    fn two_live_beliefs_beyond_the_drift_bound_are_flagged() {
+        let clocks = [DriftClock::new(0), DriftClock::new(0)];
+        let mut c = Checker::new(10_000, BTreeMap::new());
+        c.belief(1_000, 0, TaskId(1), Some((fence(1, 1), 11_000)), &clocks);
+        c.belief(5_000, 1, TaskId(1), Some((fence(1, 2), 15_000)), &clocks);
+        assert_eq!(c.violations.len(), 1);
+        assert_eq!(c.violations[0].check, "double_lease");
+    }
+
+    #[test]
+    fn overlap_within_a_slow_clocks_bound_and_ended_beliefs_pass() {
+        // Worker 0's clock is 20% slow: its 10 s lease reads as 12.5 s of virtual time.
+        let clocks = [DriftClock::new(-200_000), DriftClock::new(0)];
+        let mut c = Checker::new(10_000, BTreeMap::new());
+        c.belief(0, 0, TaskId(1), Some((fence(1, 1), 10_000)), &clocks);
+        c.belief(10_500, 1, TaskId(1), Some((fence(1, 2), 20_500)), &clocks);
+        assert!(c.violations.is_empty(), "{:?}", c.violations);
+        // A belief that was dropped does not count, nor does one learned of too late.
+        c.belief(11_000, 1, TaskId(1), None, &clocks);
+        c.belief(11_000, 0, TaskId(1), Some((fence(1, 3), 8_000)), &clocks);
+        c.belief(11_500, 1, TaskId(1), Some((fence(1, 4), 21_500)), &clocks);
+        assert!(c.violations.is_empty(), "{:?}", c.violations);
     }
 }

@@ -42,7 +42,8 @@ pub struct Coordinator {
     sync_digest: Option<Digest>,
     outbox: Vec<Record>,
     hook: Option<EngineHook>,
-    /// Check the engine's own invariants after every this-many applies (1 = always).
+    /// Check the engine's own invariants after every this-many applies (1 = always,
+    /// 0 = only when the run ends).
     check_every: u32,
     applies: u64,
     pub recoveries: u32,
@@ -74,10 +75,19 @@ impl Coordinator {
             sync_digest: None,
             outbox: Vec::new(),
             hook,
-            check_every: check_every.max(1),
+            check_every,
             applies: 0,
             recoveries: 0,
         }
+    }
+
+    /// The engine's own invariant check, now.
+    pub fn check(&self, now: Time) -> Result<(), Violation> {
+        self.engine.check_invariants().map_err(|v| Violation {
+            at: now,
+            check: "engine_invariant",
+            detail: format!("{v:?}"),
+        })
     }
 
     pub fn has_unreleased(&self) -> bool {
@@ -117,12 +127,8 @@ impl Coordinator {
             });
         }
         self.applies += 1;
-        if self.applies % self.check_every as u64 == 0 {
-            self.engine.check_invariants().map_err(|v| Violation {
-                at: now,
-                check: "engine_invariant",
-                detail: format!("{v:?}"),
-            })?;
+        if self.check_every > 0 && self.applies.is_multiple_of(self.check_every as u64) {
+            self.check(now)?;
         }
         Ok(())
     }

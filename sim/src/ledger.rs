@@ -249,7 +249,12 @@ impl Ledger {
             }
             if let Some(j) = self.jobs.get_mut(&t.job) {
                 j.active += 1;
-                *self.tenant_active.entry(j.tenant.clone()).or_default() += 1;
+                match self.tenant_active.get_mut(&j.tenant) {
+                    Some(n) => *n += 1,
+                    None => {
+                        self.tenant_active.insert(j.tenant.clone(), 1);
+                    }
+                }
             }
         }
         t.hold = Some(hold);

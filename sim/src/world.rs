@@ -55,7 +55,9 @@ pub struct RunOptions {
     /// Keep trace lines (for files, goldens and failure reports).
     pub record: bool,
     pub hook: Option<EngineHook>,
-    /// Check the engine's invariants after every this-many applies.
+    /// Check the engine's invariants after every this-many applies, and always at
+    /// the end; 0 checks only at the end. Every history check runs after every event
+    /// regardless.
     pub check_every: u32,
     /// Give up after this many events (a runaway run is itself a failure).
     pub max_events: u64,
@@ -166,6 +168,15 @@ impl<'a> World<'a> {
 
     /// Runs until every job has ended, the liveness bound passes, or a check fails.
     pub fn run(&mut self) {
+        self.event_loop();
+        if self.checker.violations.is_empty() && self.coord.up {
+            if let Err(v) = self.coord.check(self.now) {
+                self.checker.flag(v.at, v.check, v.detail);
+            }
+        }
+    }
+
+    fn event_loop(&mut self) {
         while let Some((at, ev)) = self.q.pop() {
             self.now = at;
             self.events += 1;
@@ -202,7 +213,7 @@ impl<'a> World<'a> {
                 let records = self.coord.sync();
                 self.release(records);
             }
-            Ev::Reply(..) | Ev::Effect(..) | Ev::Timer(..) => self.to_worker(ev),
+            Ev::Reply(..) | Ev::Effect(..) | Ev::Timer(..) => self.at_worker(ev),
             Ev::ToClient(req, reply) => {
                 let sends = self.client.on_reply(req, &reply);
                 self.client_send(sends);
@@ -311,7 +322,7 @@ impl<'a> World<'a> {
         }
     }
 
-    fn to_worker(&mut self, ev: Ev) {
+    fn at_worker(&mut self, ev: Ev) {
         let idx = match &ev {
             Ev::Reply(i, ..) | Ev::Effect(i, ..) | Ev::Timer(i, ..) => *i,
             _ => return,
@@ -389,7 +400,7 @@ impl<'a> World<'a> {
         }
         self.slots[idx].life = Life::Up;
         for ev in std::mem::take(&mut self.slots[idx].deferred) {
-            self.to_worker(ev);
+            self.at_worker(ev);
         }
     }
 
@@ -514,7 +525,10 @@ impl<'a> World<'a> {
             return;
         }
         let r = self.coord.recover(self.now);
-        let what = format!("recovered digest {}", self.coord.engine.digest());
+        let what = match &r {
+            Ok(()) => "recovered: replayed state equals the last synced state".to_string(),
+            Err(v) => format!("recovery failed: {}", v.detail),
+        };
         self.mark("coordinator".into(), what);
         self.tick_at = None;
         self.after_coord(r);

@@ -7,7 +7,9 @@ use keel_engine::{Engine, Faults};
 use keel_sim::swarm::{run_seed, SwarmOptions};
 
 fn no_fencing(e: &mut Engine) {
-    e.inject_faults(Faults { ignore_fencing: true });
+    e.inject_faults(Faults {
+        ignore_fencing: true,
+    });
 }
 
 /// Seeds the swarm may need before it catches the defect.
@@ -21,18 +23,34 @@ fn swarm_catches_an_engine_without_fencing() {
         repro_prefix: "cargo test -p keel-sim --test broken_engine -- seed".into(),
         ..SwarmOptions::default()
     };
-    let caught = (0..BOUND).map(|seed| run_seed(seed, &opts)).find(|r| r.failed.is_some());
-    let r = caught.unwrap_or_else(|| panic!("{BOUND} seeds ran against an engine without fencing and no check failed"));
+    let caught = (0..BOUND)
+        .map(|seed| run_seed(seed, &opts))
+        .find(|r| r.failed.is_some());
+    let r = caught.unwrap_or_else(|| {
+        panic!("{BOUND} seeds ran against an engine without fencing and no check failed")
+    });
     let check = r.failed.unwrap_or_default();
     assert!(
-        matches!(check, "stale_completion" | "double_commit" | "double_finish" | "engine_invariant"),
+        matches!(
+            check,
+            "stale_completion" | "double_commit" | "double_finish" | "engine_invariant"
+        ),
         "seed {} failed {check}, not a fencing check",
         r.seed
     );
     let report = r.report.unwrap_or_default();
     eprintln!("{report}");
-    for needle in [&format!("FAIL seed={}", r.seed), "profile: ", "first violation: ", "events leading to it:", "reproduce: "] {
-        assert!(report.contains(needle), "report lacks {needle:?}:\n{report}");
+    for needle in [
+        &format!("FAIL seed={}", r.seed),
+        "profile: ",
+        "first violation: ",
+        "events leading to it:",
+        "reproduce: ",
+    ] {
+        assert!(
+            report.contains(needle),
+            "report lacks {needle:?}:\n{report}"
+        );
     }
 }
 
@@ -43,14 +61,25 @@ fn the_first_caught_seed_shrinks_to_a_smaller_scenario_that_still_fails() {
         shrink_budget: 0,
         ..SwarmOptions::default()
     };
-    let seed = (0..BOUND).find(|s| run_seed(*s, &opts).failed.is_some()).expect("a failing seed");
+    let seed = (0..BOUND)
+        .find(|s| run_seed(*s, &opts).failed.is_some())
+        .expect("a failing seed");
     let (_, scenario) = keel_sim::swarm::scenario_for(seed);
-    let run_opts = keel_sim::RunOptions { hook: Some(no_fencing), ..keel_sim::RunOptions::new(seed) };
+    let run_opts = keel_sim::RunOptions {
+        hook: Some(no_fencing),
+        ..keel_sim::RunOptions::new(seed)
+    };
     let first = keel_sim::run(&scenario, run_opts);
     let check = first.violations[0].check;
     let shrunk = keel_sim::shrink::shrink(&scenario, run_opts, check, 150).scenario;
-    let size = |s: &keel_sim::Scenario| s.faults.len() + s.jobs.iter().map(|j| j.tasks.len()).sum::<usize>() + s.workers.len();
-    assert!(size(&shrunk) < size(&scenario), "nothing was shrunk:\n{}", shrunk.to_toml());
+    let size = |s: &keel_sim::Scenario| {
+        s.faults.len() + s.jobs.iter().map(|j| j.tasks.len()).sum::<usize>() + s.workers.len()
+    };
+    assert!(
+        size(&shrunk) < size(&scenario),
+        "nothing was shrunk:\n{}",
+        shrunk.to_toml()
+    );
     // The shrunk scenario round-trips through its TOML form and still fails the same way.
     let reloaded = keel_sim::load("repro.toml", &shrunk.to_toml()).expect("the repro file loads");
     let again = keel_sim::run(&reloaded, run_opts);

@@ -20,7 +20,10 @@ fn check(stem: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../scenarios/{stem}.toml"));
     let src = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let scenario = load(&format!("scenarios/{stem}.toml"), &src).unwrap_or_else(|e| panic!("{e}"));
-    let opts = RunOptions { record: true, ..RunOptions::new(0) };
+    let opts = RunOptions {
+        record: true,
+        ..RunOptions::new(0)
+    };
     let report = run(&scenario, opts);
     let compact = trace::compact(&report.lines);
     assert!(
@@ -30,8 +33,17 @@ fn check(stem: &str) {
         report.violations,
         report.unmet
     );
-    let again = run(&scenario, RunOptions { record: false, ..opts });
-    assert_eq!(again.digest, report.digest, "{stem}: the same seed gave a different run");
+    let again = run(
+        &scenario,
+        RunOptions {
+            record: false,
+            ..opts
+        },
+    );
+    assert_eq!(
+        again.digest, report.digest,
+        "{stem}: the same seed gave a different run"
+    );
     insta::with_settings!({ snapshot_path => "../../snapshots", prepend_module_to_snapshot => false, omit_expression => true }, {
         insta::assert_snapshot!(format!("scenario__{stem}"), compact);
     });
@@ -57,7 +69,10 @@ fn every_scenario_file_has_a_test() {
         "stale_worker_requeue",
         "zombie_completion_rejected",
     ];
-    assert_eq!(stems, listed, "add a test below for every new scenario file");
+    assert_eq!(
+        stems, listed,
+        "add a test below for every new scenario file"
+    );
 }
 
 macro_rules! scenario_tests {

@@ -32,21 +32,21 @@ fn seeds(range: std::ops::Range<u64>) {
 }
 
 #[test]
-fn swarm_seeds_0_to_125() {
-    seeds(0..125);
+fn swarm_seeds_0_to_250() {
+    seeds(0..250);
 }
 
 #[test]
-fn swarm_seeds_125_to_250() {
-    seeds(125..250);
+fn swarm_seeds_250_to_500() {
+    seeds(250..500);
 }
 
 #[test]
-fn swarm_seeds_250_to_375() {
-    seeds(250..375);
+fn swarm_seeds_500_to_750() {
+    seeds(500..750);
 }
 
 #[test]
-fn swarm_seeds_375_to_500() {
-    seeds(375..500);
+fn swarm_seeds_750_to_1000() {
+    seeds(750..1000);
 }
