@@ -114,7 +114,7 @@ async fn coordinators_on_separate_connections_are_fenced() {
     let b = ValkeyLog::connect(&server.url(), ValkeyOptions::default())
         .await
         .unwrap();
-    let ttl = Duration::from_millis(200);
+    let ttl = Duration::from_millis(1_000);
     let lease_a = a.acquire(2, "a", ttl).await.unwrap();
     a.append(2, lease_a.epoch, 0, &[b"a".to_vec()])
         .await

@@ -209,7 +209,7 @@ pub async fn stale_epoch_refused<L: Log>(log: &L, p: Partition) {
 }
 
 pub async fn lease_held_until_expiry<L: Log>(log: &L, p: Partition) {
-    let ttl = Duration::from_millis(300);
+    let ttl = Duration::from_millis(1_000);
     let a = log.acquire(p, "a", ttl).await.unwrap();
     assert!(a.is_valid(std::time::Instant::now()));
     match log.acquire(p, "b", ttl).await {
@@ -230,10 +230,11 @@ pub async fn lease_held_until_expiry<L: Log>(log: &L, p: Partition) {
 }
 
 pub async fn renew_and_step_down<L: Log>(log: &L, p: Partition) {
-    let ttl = Duration::from_millis(400);
+    let ttl = Duration::from_millis(1_500);
     let a = log.acquire(p, "a", ttl).await.unwrap();
-    for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    // Four renewals 600 ms apart outlast the 1.5 s lease only if renewing extends it.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(600)).await;
         let renewed = log.renew(&a, ttl).await.expect("a current lease renews");
         assert_eq!(renewed.epoch, a.epoch);
         assert!(renewed.valid_until > a.valid_until);
