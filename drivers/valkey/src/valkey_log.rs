@@ -20,7 +20,8 @@ pub struct ValkeyLog {
 
 impl ValkeyLog {
     /// Connects to a standalone server (or a primary), e.g. `redis://127.0.0.1:6379`,
-    /// and loads the function library if it is missing or of another version.
+    /// and loads this build's function library (replacing any other version, so
+    /// coordinators sharing a server should run the same library version).
     pub async fn connect(url: &str, options: ValkeyOptions) -> Result<ValkeyLog, ConnectError> {
         let fail = |source| ConnectError::Connect {
             url: url.to_owned(),
