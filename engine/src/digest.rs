@@ -36,32 +36,105 @@ fn encode(state: &State) -> Vec<u8> {
 }
 
 pub(crate) fn digest(state: &State) -> Digest {
-    let mut h = Hasher(xxhash_rust::xxh3::Xxh3::new());
+    let mut h = Hasher::new();
     // Hashing cannot fail; an error could only come from a serializer refusing a value.
     let _ = postcard::serialize_with_flavor::<State, &mut Hasher, ()>(state, &mut h);
-    Digest(h.0.digest128())
+    Digest(h.finish().digest128())
 }
 
-/// 64-bit hash of any serializable value's canonical encoding, without allocating it.
-pub(crate) fn hash64<T: Serialize>(value: &T) -> u64 {
-    let mut h = Hasher(xxhash_rust::xxh3::Xxh3::new());
-    let _ = postcard::serialize_with_flavor::<T, &mut Hasher, ()>(value, &mut h);
-    h.0.digest()
+/// A fingerprint of a value through its `Hash` impl, for telling a resubmitted spec from
+/// a different one. Integers are written little-endian and lengths as u64, so it does
+/// not depend on the platform; it is cheaper than hashing a serialized encoding.
+pub(crate) fn fingerprint<T: std::hash::Hash>(value: &T) -> u64 {
+    let mut h = Fingerprint(0x243F_6A88_85A3_08D3);
+    value.hash(&mut h);
+    crate::retry::mix(h.0)
 }
 
-/// A postcard output that feeds a streaming hash instead of a buffer.
-struct Hasher(xxhash_rust::xxh3::Xxh3);
+struct Fingerprint(u64);
+
+impl std::hash::Hasher for Fingerprint {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let h = if bytes.len() <= 8 {
+            let mut word = [0u8; 8];
+            word[..bytes.len()].copy_from_slice(bytes);
+            u64::from_le_bytes(word) ^ ((bytes.len() as u64) << 56)
+        } else {
+            xxhash_rust::xxh3::xxh3_64(bytes)
+        };
+        self.write_u64(h);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(23) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_i32(&mut self, n: i32) {
+        self.write_u64(n as u32 as u64);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+/// A postcard output that feeds a streaming hash through a small buffer, so hashing a
+/// large state needs no allocation of its encoding and small writes stay cheap.
+struct Hasher {
+    hash: xxhash_rust::xxh3::Xxh3,
+    buf: Vec<u8>,
+}
+
+const HASH_BUF: usize = 4096;
+
+impl Hasher {
+    fn new() -> Hasher {
+        Hasher {
+            hash: xxhash_rust::xxh3::Xxh3::new(),
+            buf: Vec::with_capacity(HASH_BUF),
+        }
+    }
+
+    fn finish(mut self) -> xxhash_rust::xxh3::Xxh3 {
+        self.hash.update(&self.buf);
+        self.hash
+    }
+}
 
 impl postcard::ser_flavors::Flavor for &mut Hasher {
     type Output = ();
 
     fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.0.update(&[data]);
+        if self.buf.len() == HASH_BUF {
+            self.hash.update(&self.buf);
+            self.buf.clear();
+        }
+        self.buf.push(data);
         Ok(())
     }
 
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.0.update(data);
+        if self.buf.len() + data.len() > HASH_BUF {
+            self.hash.update(&self.buf);
+            self.buf.clear();
+            if data.len() > HASH_BUF {
+                self.hash.update(data);
+                return Ok(());
+            }
+        }
+        self.buf.extend_from_slice(data);
         Ok(())
     }
 

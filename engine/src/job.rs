@@ -18,7 +18,7 @@ type Reply = Result<Accepted, Rejection>;
 
 pub(crate) fn submit(s: &mut State, spec: JobSpec) -> Reply {
     let valid = validate_job(&spec, &s.config.limits).map_err(Rejection::InvalidJob)?;
-    let spec_hash = crate::digest::hash64(&spec);
+    let spec_hash = crate::digest::fingerprint(&spec);
     if let Some(&existing) = s.job_names.get(&spec.name) {
         return match s.jobs.get(&existing) {
             Some(job) if job.spec_hash == spec_hash => Ok(Accepted::JobSubmitted {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Opaque task input, shared between the task and the grants that carry it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Payload(pub Arc<[u8]>);
 
 impl Payload {
@@ -33,7 +33,7 @@ impl From<Vec<u8>> for Payload {
 }
 
 /// How many upstream tasks must succeed before a task is ready.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum GroupKind {
     AllOf,
     AnyOf,
@@ -52,7 +52,7 @@ impl GroupKind {
 }
 
 /// What happens to a task whose dependency group can no longer be satisfied.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum UnsatisfiedPolicy {
     /// The task is skipped; its own downstream sees a non-success.
     #[default]
@@ -62,7 +62,7 @@ pub enum UnsatisfiedPolicy {
 }
 
 /// The dependencies of one task, named by task key within the same job.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DepGroup {
     pub kind: GroupKind,
     pub upstream: Vec<String>,
@@ -71,7 +71,7 @@ pub struct DepGroup {
 
 /// Retry with exponential backoff: delay = min(max, base * factor^(failures-1)), then
 /// reduced by up to `jitter_pct` percent using deterministic randomness.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RetryPolicy {
     /// Attempts that may fail before the task fails; 1 means no retry.
     pub max_attempts: u32,
@@ -93,7 +93,7 @@ impl Default for RetryPolicy {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TaskSpec {
     /// Unique within the job.
     pub key: String,
@@ -145,7 +145,7 @@ impl TaskSpec {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct JobSpec {
     /// Client-chosen name, unique among live jobs; a resubmission of the same spec under
     /// the same name is answered with the existing job instead of creating another.

@@ -204,31 +204,52 @@ fn check_task_fields(t: &crate::spec::TaskSpec, limits: &Limits) -> Result<(), J
     }
 }
 
-/// Task keys sorted for binary search: cheaper than a tree for a map built once.
-struct KeyIndex<'a>(Vec<(&'a str, u32)>);
+/// Task keys by 64-bit hash, sorted: sorting integers is much cheaper than sorting
+/// strings, and equal hashes are confirmed by comparing the keys themselves.
+struct KeyIndex<'a> {
+    spec: &'a JobSpec,
+    by_hash: Vec<(u64, u32)>,
+}
 
 impl<'a> KeyIndex<'a> {
     fn new(spec: &'a JobSpec) -> Result<Self, JobError> {
-        let mut keys: Vec<(&str, u32)> = spec
+        let mut by_hash: Vec<(u64, u32)> = spec
             .tasks
             .iter()
             .enumerate()
-            .map(|(i, t)| (t.key.as_str(), i as u32))
+            .map(|(i, t)| (xxhash_rust::xxh3::xxh3_64(t.key.as_bytes()), i as u32))
             .collect();
-        keys.sort_unstable();
-        if let Some(w) = keys.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(JobError::DuplicateTask {
-                key: w[0].0.to_string(),
-            });
+        by_hash.sort_unstable();
+        let index = KeyIndex { spec, by_hash };
+        let mut first_dup: Option<u32> = None;
+        for run in index.by_hash.chunk_by(|a, b| a.0 == b.0) {
+            for (n, a) in run.iter().enumerate() {
+                let key = &spec.tasks[a.1 as usize].key;
+                let dup = run[n + 1..]
+                    .iter()
+                    .map(|b| a.1.max(b.1))
+                    .find(|&b| spec.tasks[b as usize].key == *key);
+                if let Some(d) = dup {
+                    first_dup = Some(first_dup.map_or(d, |f| f.min(d)));
+                }
+            }
         }
-        Ok(KeyIndex(keys))
+        match first_dup {
+            Some(i) => Err(JobError::DuplicateTask {
+                key: spec.tasks[i as usize].key.clone(),
+            }),
+            None => Ok(index),
+        }
     }
 
     fn get(&self, key: &str) -> Option<u32> {
-        self.0
-            .binary_search_by(|(k, _)| (*k).cmp(key))
-            .ok()
-            .map(|i| self.0[i].1)
+        let h = xxhash_rust::xxh3::xxh3_64(key.as_bytes());
+        let start = self.by_hash.partition_point(|(k, _)| *k < h);
+        self.by_hash[start..]
+            .iter()
+            .take_while(|(k, _)| *k == h)
+            .map(|(_, i)| *i)
+            .find(|&i| self.spec.tasks[i as usize].key == key)
     }
 }
 
