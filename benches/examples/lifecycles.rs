@@ -10,6 +10,11 @@ use keel_engine::{
 };
 use std::time::Instant;
 
+/// The allocator the `keel` binary ships with; allocation is a large share of a
+/// lifecycle, so measuring with the system allocator would misstate production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BATCH: u32 = 1_000;
 
 fn tasks(prefix: &str, n: u32) -> Vec<TaskSpec> {

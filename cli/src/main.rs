@@ -10,6 +10,11 @@ mod worker;
 
 use clap::{Parser, Subcommand};
 
+/// Allocation is a large share of the engine's per-command cost; mimalloc roughly
+/// halves it against the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "keel",

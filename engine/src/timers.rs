@@ -21,34 +21,145 @@ pub(crate) enum Timer {
     BlacklistEnd(WorkerId),
 }
 
+/// Timers on numbered subjects are packed into one integer, `(time << 64) | (kind <<
+/// 56) | id`, so the hot set compares integers; timers on named workers live in a
+/// second set. Kinds are numbered in `Timer` declaration order and worker timers come
+/// last, so merging the two sets fires timers in exactly `(time, Timer)` order.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Timers {
-    set: BTreeSet<(Time, Timer)>,
+    packed: BTreeSet<u128>,
+    named: BTreeSet<(Time, Timer)>,
+}
+
+const ID_BITS: u32 = 56;
+const ID_MASK: u64 = (1 << ID_BITS) - 1;
+
+fn pack(at: Time, timer: &Timer) -> Option<u128> {
+    let (kind, id) = match timer {
+        Timer::GrantExpiry(g) => (0u64, g.0),
+        Timer::LeaseExpiry(t) => (1, t.0),
+        Timer::AttemptTimeout(t) => (2, t.0),
+        Timer::TaskDue(t) => (3, t.0),
+        Timer::SuspendTimeout(t) => (4, t.0),
+        Timer::JobDeadline(j) => (5, j.0),
+        Timer::JobRetention(j) => (6, j.0),
+        Timer::WorkerLiveness(_) | Timer::BlacklistEnd(_) => return None,
+    };
+    if id > ID_MASK {
+        return None;
+    }
+    Some(((at as u128) << 64) | ((kind << ID_BITS) | id) as u128)
+}
+
+fn unpack(key: u128) -> (Time, Timer) {
+    let at = (key >> 64) as u64;
+    let low = key as u64;
+    let id = low & ID_MASK;
+    let timer = match low >> ID_BITS {
+        0 => Timer::GrantExpiry(GrantId(id)),
+        1 => Timer::LeaseExpiry(TaskId(id)),
+        2 => Timer::AttemptTimeout(TaskId(id)),
+        3 => Timer::TaskDue(TaskId(id)),
+        4 => Timer::SuspendTimeout(TaskId(id)),
+        5 => Timer::JobDeadline(JobId(id)),
+        _ => Timer::JobRetention(JobId(id)),
+    };
+    (at, timer)
 }
 
 impl Timers {
     pub fn arm(&mut self, at: Time, timer: Timer) {
-        self.set.insert((at, timer));
+        match pack(at, &timer) {
+            Some(key) => {
+                self.packed.insert(key);
+            }
+            None => {
+                self.named.insert((at, timer));
+            }
+        }
     }
 
     pub fn disarm(&mut self, at: Time, timer: Timer) {
-        self.set.remove(&(at, timer));
+        match pack(at, &timer) {
+            Some(key) => {
+                self.packed.remove(&key);
+            }
+            None => {
+                self.named.remove(&(at, timer));
+            }
+        }
     }
 
     pub fn next(&self) -> Option<Time> {
-        self.set.first().map(|(t, _)| *t)
+        let packed = self.packed.first().map(|k| (k >> 64) as u64);
+        let named = self.named.first().map(|(t, _)| *t);
+        match (packed, named) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Removes and returns the earliest timer due at or before `now`.
     pub fn pop_due(&mut self, now: Time) -> Option<(Time, Timer)> {
-        if self.set.first()?.0 <= now {
-            self.set.pop_first()
+        let packed = self.packed.first().map(|k| (k >> 64) as u64);
+        let named = self.named.first().map(|(t, _)| *t);
+        let take_packed = match (packed, named) {
+            (Some(a), Some(b)) => a <= b,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return None,
+        };
+        if take_packed {
+            let key = *self.packed.first()?;
+            if (key >> 64) as u64 > now {
+                return None;
+            }
+            self.packed.pop_first();
+            Some(unpack(key))
         } else {
-            None
+            if self.named.first()?.0 > now {
+                return None;
+            }
+            self.named.pop_first()
         }
     }
 
     pub fn contains(&self, at: Time, timer: &Timer) -> bool {
-        self.set.contains(&(at, timer.clone()))
+        match pack(at, timer) {
+            Some(key) => self.packed.contains(&key),
+            None => self.named.contains(&(at, timer.clone())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timers_fire_in_time_then_kind_order_across_both_sets() {
+        let mut t = Timers::default();
+        let w = WorkerId::new("w");
+        t.arm(5, Timer::WorkerLiveness(w.clone()));
+        t.arm(5, Timer::JobRetention(JobId(2)));
+        t.arm(5, Timer::GrantExpiry(GrantId(9)));
+        t.arm(3, Timer::BlacklistEnd(w.clone()));
+        t.arm(7, Timer::LeaseExpiry(TaskId(1)));
+        t.disarm(7, Timer::LeaseExpiry(TaskId(1)));
+        assert_eq!(t.next(), Some(3));
+        let mut fired = Vec::new();
+        while let Some(x) = t.pop_due(10) {
+            fired.push(x);
+        }
+        assert_eq!(
+            fired,
+            vec![
+                (3, Timer::BlacklistEnd(w.clone())),
+                (5, Timer::GrantExpiry(GrantId(9))),
+                (5, Timer::JobRetention(JobId(2))),
+                (5, Timer::WorkerLiveness(w)),
+            ]
+        );
+        assert_eq!(t.next(), None);
     }
 }

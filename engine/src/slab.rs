@@ -1,0 +1,67 @@
+//! Tasks by id. Ids are handed out in increasing order and never reused, and jobs are
+//! forgotten roughly in submission order, so a deque indexed by `id - base` gives
+//! constant-time lookups where an ordered map would search a tree on every command.
+
+use crate::ids::TaskId;
+use crate::state::Task;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct TaskTable {
+    /// Id of the task in `slots[0]`.
+    base: u64,
+    /// Boxed so a forgotten task costs one word while older tasks are still held.
+    slots: VecDeque<Option<Box<Task>>>,
+}
+
+impl TaskTable {
+    fn index(&self, id: TaskId) -> Option<usize> {
+        id.0.checked_sub(self.base).map(|i| i as usize)
+    }
+
+    pub fn get(&self, id: &TaskId) -> Option<&Task> {
+        self.slots.get(self.index(*id)?)?.as_deref()
+    }
+
+    pub fn get_mut(&mut self, id: &TaskId) -> Option<&mut Task> {
+        let i = self.index(*id)?;
+        self.slots.get_mut(i)?.as_deref_mut()
+    }
+
+    pub fn insert(&mut self, id: TaskId, task: Task) {
+        if self.slots.is_empty() {
+            self.base = id.0;
+        }
+        while id.0 < self.base {
+            self.slots.push_front(None);
+            self.base -= 1;
+        }
+        let i = (id.0 - self.base) as usize;
+        if i >= self.slots.len() {
+            self.slots.resize_with(i + 1, || None);
+        }
+        self.slots[i] = Some(Box::new(task));
+    }
+
+    pub fn remove(&mut self, id: &TaskId) -> Option<Task> {
+        let i = self.index(*id)?;
+        let task = self.slots.get_mut(i)?.take();
+        while matches!(self.slots.front(), Some(None)) {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        while matches!(self.slots.back(), Some(None)) {
+            self.slots.pop_back();
+        }
+        task.map(|b| *b)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (TaskId, &Task)> {
+        let base = self.base;
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, t)| t.as_deref().map(|t| (TaskId(base + i as u64), t)))
+    }
+}
