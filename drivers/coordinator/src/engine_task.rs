@@ -73,8 +73,14 @@ impl<L: Log + 'static> EngineTask<L> {
         let clock = self.clock.clone();
         let mut status = self.shared.leadership.subscribe();
         let mut offers = OpenOffers::default();
+        // A wakeup no later than the last tick would make the task tick without pause;
+        // the engine consumes due timers on a tick, so this only guards against a bug.
+        let mut last_tick = None;
         loop {
-            let wakeup = self.engine.next_wakeup();
+            let wakeup = match (self.engine.next_wakeup(), last_tick) {
+                (Some(at), Some(tick)) if at <= tick => Some(tick + 1),
+                (wakeup, _) => wakeup,
+            };
             let wake = tokio::select! {
                 biased;
                 _ = status.changed() => Wake::LeadershipChanged,
@@ -94,7 +100,10 @@ impl<L: Log + 'static> EngineTask<L> {
                 // down, as a crash would; a standby takes over when the lease lapses.
                 Wake::Command(None) => break,
                 Wake::Command(Some(command)) => take(command, &mut batch, &mut shutdown),
-                Wake::Timer(Some(at)) if clock.now_ms() >= at => batch.push_tick(),
+                Wake::Timer(Some(at)) if clock.now_ms() >= at => {
+                    last_tick = Some(clock.now_ms().max(self.engine.now()));
+                    batch.push_tick();
+                }
                 Wake::Timer(_) => continue,
             }
             while shutdown.is_none() && batch.inputs() < self.max_batch {

@@ -1,0 +1,96 @@
+//! The coordinator on a real valkey-server: state survives a coordinator restart and
+//! a server restart, and a standby on its own connection takes over a lapsed lease.
+
+mod support;
+
+use keel_coordinator::{Coordinator, CoordinatorConfig, CoordinatorError, Deposed};
+use keel_valkey::server::ValkeyServer;
+use keel_valkey::{ValkeyLog, ValkeyOptions};
+use std::sync::Arc;
+use std::time::Duration;
+use support::*;
+
+async fn connect(server: &ValkeyServer) -> Arc<ValkeyLog> {
+    let log = within(
+        "connect",
+        ValkeyLog::connect(&server.url(), ValkeyOptions::default()),
+    )
+    .await;
+    Arc::new(log.unwrap_or_else(|e| panic!("connect: {e}")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_survives_a_coordinator_and_a_server_restart() {
+    let mut server = ValkeyServer::start();
+    let clock = manual_clock();
+    let log = connect(&server).await;
+    let first = start(config("a"), &log, &clock).await;
+    let mut worker = Worker::register(&first, "w1").await;
+    let job = submit(&first, "on valkey", &["a", "b"]).await;
+    let fence = worker.claim(&first).await;
+    worker.complete(&first, fence).await;
+    let before = first
+        .read(|e| e.digest())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    within("shutdown", first.shutdown())
+        .await
+        .unwrap_or_else(|e| panic!("shutdown: {e}"));
+    drop(log);
+
+    server.restart();
+    let log = connect(&server).await;
+    let second = start(config("b"), &log, &clock).await;
+    let after = second
+        .read(|e| e.digest())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(after, before);
+    let remaining = second
+        .read(move |e| e.describe_job(job).map(|v| v.status.remaining))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(remaining, Ok(1));
+    submit(&second, "after the restart", &["c"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_on_valkey_takes_over_a_lapsed_lease() {
+    let server = ValkeyServer::start();
+    let clock = manual_clock();
+    let short = |holder| CoordinatorConfig {
+        lease_ttl: Duration::from_millis(500),
+        ..config(holder)
+    };
+    let a_log = FaultyLog::new(connect(&server).await);
+    let b_log = FaultyLog::new(connect(&server).await);
+    let leader = start(short("a"), &a_log, &clock).await;
+    let acknowledged = submit(&leader, "acknowledged", &["t"]).await;
+    let digest = leader
+        .read(|e| e.digest())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let standby = tokio::spawn(Coordinator::start(short("b"), b_log.clone(), clock.clone()));
+    a_log.fail_renewals();
+    let lost = within("the leader to lose its lease", leader.stopped()).await;
+    assert_eq!(deposed_why(&lost), Some(Deposed::LeaseLapsed), "{lost}");
+    let successor = within("the standby to take over", standby)
+        .await
+        .unwrap_or_else(|e| panic!("standby task: {e}"))
+        .unwrap_or_else(|e| panic!("standby start: {e}"));
+    let recovered = successor
+        .read(|e| e.digest())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(recovered, digest);
+    let found = successor
+        .read(move |e| e.describe_job(acknowledged).is_ok())
+        .await;
+    assert!(matches!(found, Ok(true)));
+    let refused = leader.apply(job("to the old leader", &["t"])).await;
+    assert!(
+        matches!(refused, Err(CoordinatorError::NotLeader { .. })),
+        "{refused:?}"
+    );
+}
