@@ -22,14 +22,14 @@ pub(crate) fn record_failure(s: &mut State, w: &WorkerId) {
     while worker
         .recent_failures
         .front()
-        .is_some_and(|&t| t + policy.window_ms <= now)
+        .is_some_and(|&t| t.saturating_add(policy.window_ms) <= now)
     {
         worker.recent_failures.pop_front();
     }
     if worker.recent_failures.len() < policy.threshold as usize {
         return;
     }
-    let until = now + policy.cooldown_ms;
+    let until = now.saturating_add(policy.cooldown_ms);
     worker.recent_failures.clear();
     worker.blacklisted_until = Some(until);
     worker.blacklisted_from_grant = Some(crate::ids::GrantId(s.next_grant));

@@ -113,7 +113,7 @@ fn offer(s: &mut State, w: &WorkerId, q: QueueKey, key: ReadyKey) {
     };
     let grant = GrantId(s.next_grant);
     s.next_grant += 1;
-    let expires_at = s.now + s.config.grant_ttl_ms;
+    let expires_at = s.now.saturating_add(s.config.grant_ttl_ms);
     task.state = TaskState::Offered { grant };
     let (job, attempt, payload) = (task.job, task.attempt, task.payload.clone());
     // The ready index entry is gone; the job's count moves from queued to active.

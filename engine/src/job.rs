@@ -50,7 +50,7 @@ pub(crate) fn submit(s: &mut State, spec: JobSpec) -> Reply {
     let first = s.next_task;
     let n = spec.tasks.len() as u32;
     s.next_task += n as u64;
-    let deadline_at = spec.deadline_ms.map(|d| now + d);
+    let deadline_at = spec.deadline_ms.map(|d| now.saturating_add(d));
     s.jobs.insert(
         id,
         Job {
@@ -119,7 +119,7 @@ pub(crate) fn submit(s: &mut State, spec: JobSpec) -> Reply {
                 priority: t.priority.unwrap_or(spec.priority),
                 retry: t.retry,
                 attempt_timeout_ms: t.attempt_timeout_ms,
-                not_before: now + t.delay_ms,
+                not_before: now.saturating_add(t.delay_ms),
                 allow_failure: t.allow_failure,
                 group,
                 downstream,
@@ -217,7 +217,8 @@ pub(crate) fn finish(s: &mut State, job: JobId) {
     }
     let tenant = j.tenant as usize;
     s.tenants[tenant].jobs_in_flight -= 1;
-    s.timers.arm(now + retention, Timer::JobRetention(job));
+    s.timers
+        .arm(now.saturating_add(retention), Timer::JobRetention(job));
     s.fx.push(Effect::JobFinished { job, outcome });
 }
 

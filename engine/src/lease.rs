@@ -46,7 +46,7 @@ pub(crate) fn accept(s: &mut State, w: &WorkerId, inst: InstanceId, g: GrantId) 
     }
     s.timers.disarm(grant.expires_at, Timer::GrantExpiry(g));
     let now = s.now;
-    let expires_at = now + s.config.lease_ttl_ms;
+    let expires_at = now.saturating_add(s.config.lease_ttl_ms);
     let Some(task) = s.tasks.get_mut(&tid) else {
         return Err(Rejection::UnknownTask { task: tid });
     };
@@ -56,7 +56,7 @@ pub(crate) fn accept(s: &mut State, w: &WorkerId, inst: InstanceId, g: GrantId) 
         attempt: task.attempt,
         epoch: task.epoch,
     };
-    let timeout_at = task.attempt_timeout_ms.map(|ms| now + ms);
+    let timeout_at = task.attempt_timeout_ms.map(|ms| now.saturating_add(ms));
     task.state = TaskState::Running(Lease {
         grant: g,
         worker: w.clone(),
@@ -197,7 +197,7 @@ pub(crate) fn ended_attempt<'a>(
 
 pub(crate) fn renew(s: &mut State, w: &WorkerId, inst: InstanceId, fence: Fence) -> Reply {
     check_fence(s, w, inst, fence)?;
-    let expires_at = s.now + s.config.lease_ttl_ms;
+    let expires_at = s.now.saturating_add(s.config.lease_ttl_ms);
     if let Some(TaskState::Running(l)) = s.tasks.get_mut(&fence.task).map(|t| &mut t.state) {
         l.expires_at = expires_at;
     }
@@ -290,7 +290,13 @@ pub(crate) fn fail_attempt(
     let retry_at = if permanent || task.failures >= task.retry.max_attempts {
         None
     } else {
-        Some(now + retry::backoff_delay(&task.retry, task.failures, seed, tid, task.attempt))
+        Some(now.saturating_add(retry::backoff_delay(
+            &task.retry,
+            task.failures,
+            seed,
+            tid,
+            task.attempt,
+        )))
     };
     end_lease(
         s,

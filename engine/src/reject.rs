@@ -65,6 +65,8 @@ pub enum Rejection {
     NotWaiting { task: TaskId, waitpoint: String },
     #[error("task {task} already received {limit} signals")]
     TooManySignals { task: TaskId, limit: u32 },
+    #[error("{field} is invalid: {why}")]
+    InvalidName { field: String, why: String },
     #[error("{field} is too large: {size} bytes, limit {limit}")]
     TooLarge {
         field: String,
@@ -95,6 +97,7 @@ impl Rejection {
             Rejection::NotLeaseHolder { .. } => "not_lease_holder",
             Rejection::NotWaiting { .. } => "not_waiting",
             Rejection::TooManySignals { .. } => "too_many_signals",
+            Rejection::InvalidName { .. } => "invalid_name",
             Rejection::TooLarge { .. } => "too_large",
         }
     }

@@ -11,7 +11,7 @@ use crate::reject::Rejection;
 use crate::spec::Payload;
 use crate::state::{AttemptEnd, State, TaskState};
 use crate::timers::Timer;
-use crate::validate::check_name;
+use crate::validate::check_command_name;
 
 type Reply = Result<Accepted, Rejection>;
 
@@ -31,19 +31,10 @@ pub(crate) fn suspend(
             duplicate: true,
         });
     }
-    check_name("waitpoint", &waitpoint, s.config.limits.max_name_len).map_err(|e| {
-        Rejection::TooLarge {
-            field: "waitpoint".into(),
-            size: waitpoint.len() as u64,
-            limit: match e {
-                crate::reject::JobError::BadName { .. } => s.config.limits.max_name_len as u64,
-                _ => 0,
-            },
-        }
-    })?;
+    check_command_name("waitpoint", &waitpoint, s.config.limits.max_name_len)?;
     lease::check_fence(s, w, inst, fence)?;
     lease::end_lease(s, fence.task, AttemptEnd::Ended(EndReason::Suspended));
-    let timeout_at = timeout_ms.map(|ms| s.now + ms);
+    let timeout_at = timeout_ms.map(|ms| s.now.saturating_add(ms));
     let Some(task) = s.tasks.get_mut(&fence.task) else {
         return Err(Rejection::UnknownTask { task: fence.task });
     };
@@ -76,6 +67,8 @@ pub(crate) fn signal(
 ) -> Reply {
     let limits = &s.config.limits;
     let (max_signals, max_payload) = (limits.max_signals_per_task, limits.max_payload_bytes);
+    check_command_name("waitpoint", &waitpoint, limits.max_name_len)?;
+    check_command_name("idempotency key", &key, limits.max_name_len)?;
     let task = s
         .tasks
         .get_mut(&tid)

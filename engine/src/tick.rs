@@ -71,6 +71,7 @@ fn fire(s: &mut State, at: Time, timer: Timer) {
         Timer::JobRetention(j) => job::forget(s, j),
         Timer::WorkerLiveness(w) => worker::liveness_due(s, &w, at),
         Timer::BlacklistEnd(w) => blacklist::readmit(s, &w, at),
+        Timer::WorkerForget(w) => worker::forget(s, &w, at),
     }
 }
 

@@ -19,6 +19,8 @@ pub(crate) enum Timer {
     JobRetention(JobId),
     WorkerLiveness(WorkerId),
     BlacklistEnd(WorkerId),
+    /// A lost worker's record is dropped.
+    WorkerForget(WorkerId),
 }
 
 /// Timers on numbered subjects are packed into one integer, `(time << 64) | (kind <<
@@ -43,7 +45,7 @@ fn pack(at: Time, timer: &Timer) -> Option<u128> {
         Timer::SuspendTimeout(t) => (4, t.0),
         Timer::JobDeadline(j) => (5, j.0),
         Timer::JobRetention(j) => (6, j.0),
-        Timer::WorkerLiveness(_) | Timer::BlacklistEnd(_) => return None,
+        Timer::WorkerLiveness(_) | Timer::BlacklistEnd(_) | Timer::WorkerForget(_) => return None,
     };
     if id > ID_MASK {
         return None;

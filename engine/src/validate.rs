@@ -66,6 +66,21 @@ pub fn check_name(field: &'static str, value: &str, max_len: u32) -> Result<(), 
     })
 }
 
+/// `check_name` for names that arrive in commands rather than in a job spec.
+pub(crate) fn check_command_name(
+    field: &'static str,
+    value: &str,
+    max_len: u32,
+) -> Result<(), crate::reject::Rejection> {
+    check_name(field, value, max_len).map_err(|e| match e {
+        JobError::BadName { field, why } => crate::reject::Rejection::InvalidName { field, why },
+        other => crate::reject::Rejection::InvalidName {
+            field: field.to_string(),
+            why: other.to_string(),
+        },
+    })
+}
+
 pub fn validate_job(spec: &JobSpec, limits: &Limits) -> Result<ValidJob, JobError> {
     check_name("job name", &spec.name, limits.max_name_len)?;
     check_name("tenant", &spec.tenant, limits.max_name_len)?;

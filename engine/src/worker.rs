@@ -171,27 +171,32 @@ fn register(
             lose(s, &w);
         }
     } else {
-        let live = s
-            .workers
-            .values()
-            .filter(|x| x.status != WorkerStatus::Lost)
-            .count();
-        if live as u64 >= s.config.limits.max_workers as u64 {
+        // Lost records count too: they are forgotten after a liveness timeout, and
+        // counting them keeps a churn of names from growing the state meanwhile.
+        if s.workers.len() as u64 >= s.config.limits.max_workers as u64 {
             return Err(Rejection::TooManyWorkers {
                 limit: s.config.limits.max_workers,
             });
         }
     }
     let now = s.now;
-    if let Some(old) = s.workers.get(&w) {
-        s.timers
-            .disarm(old.liveness_timer_at, Timer::WorkerLiveness(w.clone()));
-        if let Some(until) = old.blacklisted_until {
-            s.timers.disarm(until, Timer::BlacklistEnd(w.clone()));
-        }
+    // A new process of a blacklisted worker stays blacklisted: the failures were its.
+    let mut carried = (VecDeque::new(), None, None);
+    if let Some(old) = s.workers.get_mut(&w) {
+        let timer = match old.status {
+            WorkerStatus::Lost => Timer::WorkerForget(w.clone()),
+            _ => Timer::WorkerLiveness(w.clone()),
+        };
+        s.timers.disarm(old.liveness_timer_at, timer);
+        carried = (
+            std::mem::take(&mut old.recent_failures),
+            old.blacklisted_until,
+            old.blacklisted_from_grant,
+        );
     }
+    let (recent_failures, blacklisted_until, blacklisted_from_grant) = carried;
     let lane_ids = lane_names.iter().map(|l| s.names.lane(l)).collect();
-    let liveness_at = now + s.config.liveness_timeout_ms;
+    let liveness_at = now.saturating_add(s.config.liveness_timeout_ms);
     s.timers.arm(liveness_at, Timer::WorkerLiveness(w.clone()));
     queue::coverage_changed(s, &capabilities, true);
     s.workers.insert(
@@ -209,9 +214,9 @@ fn register(
             credits: 0,
             grants: BTreeSet::new(),
             leases: BTreeSet::new(),
-            recent_failures: VecDeque::new(),
-            blacklisted_until: None,
-            blacklisted_from_grant: None,
+            recent_failures,
+            blacklisted_until,
+            blacklisted_from_grant,
             lane_cursor: 0,
         },
     );
@@ -270,13 +275,32 @@ pub(crate) fn liveness_due(s: &mut State, w: &WorkerId, at: Time) {
     if worker.status == WorkerStatus::Lost || worker.liveness_timer_at != at {
         return;
     }
-    let deadline = worker.last_seen + timeout;
+    let deadline = worker.last_seen.saturating_add(timeout);
     if deadline > at {
         worker.liveness_timer_at = deadline;
         s.timers.arm(deadline, Timer::WorkerLiveness(w.clone()));
         return;
     }
     lose(s, w);
+}
+
+/// Drops a lost worker's record one liveness timeout after the loss, so churning worker
+/// names cannot grow the state; until then its zombie is told it was lost. A record
+/// still serving a blacklist is kept until the blacklist ends.
+pub(crate) fn forget(s: &mut State, w: &WorkerId, at: Time) {
+    let Some(worker) = s.workers.get_mut(w) else {
+        return;
+    };
+    if worker.status != WorkerStatus::Lost || worker.liveness_timer_at != at {
+        return;
+    }
+    if let Some(until) = worker.blacklisted_until {
+        let next = until.max(at.saturating_add(1));
+        worker.liveness_timer_at = next;
+        s.timers.arm(next, Timer::WorkerForget(w.clone()));
+        return;
+    }
+    s.workers.remove(w);
 }
 
 /// The worker's instance is gone: its grants return, its leases are revoked and their
@@ -288,9 +312,12 @@ fn lose(s: &mut State, w: &WorkerId) {
     };
     let instance = worker.instance;
     remove(s, w, EndReason::WorkerLost);
+    let forget_at = s.now.saturating_add(s.config.liveness_timeout_ms);
     if let Some(worker) = s.workers.get_mut(w) {
         worker.status = WorkerStatus::Lost;
+        worker.liveness_timer_at = forget_at;
     }
+    s.timers.arm(forget_at, Timer::WorkerForget(w.clone()));
     s.fx.push(Effect::WorkerLost {
         worker: w.clone(),
         instance,

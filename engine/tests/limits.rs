@@ -336,7 +336,6 @@ fn regrant(t: &mut T) -> Fence {
 }
 
 #[test]
-#[ignore = "limit not enforced yet: a signal's idempotency key (kept for dedup) and waitpoint are stored unchecked, any length"]
 fn signal_keys_are_bounded_like_names() {
     let mut t = T::new(limits(|l| l.max_name_len = 16));
     t.accepted(submit(JobSpec::new("j", tasks(1))));
@@ -358,7 +357,6 @@ fn signal_keys_are_bounded_like_names() {
 }
 
 #[test]
-#[ignore = "limit not enforced yet: lost workers are never forgotten and max_workers counts only live ones, so churning worker names grows the state without bound"]
 fn lost_workers_do_not_accumulate() {
     let mut config = limits(|l| l.max_workers = 2);
     config.liveness_timeout_ms = 100;
