@@ -54,7 +54,12 @@ pub fn load_job(file: &str, source: &str, limits: &Limits) -> Result<LoadedJob, 
 /// Reports a TOML syntax, unknown-field or wrong-type error at the span toml gives,
 /// naming the field when the span is the value of a `key = value` pair.
 pub(crate) fn toml_error(file: &str, source: &str, e: &toml::de::Error) -> SpecError {
-    let message = e.message().trim_end().replace('\n', "; ");
+    let mut message = e.message().trim_end().replace('\n', "; ");
+    if message.is_empty() {
+        // toml gives no message for a few syntax errors (a control character in a
+        // comment, a key with no value at the end of the file).
+        message = "invalid TOML syntax".to_string();
+    }
     match e.span() {
         Some(span) => {
             let message = match field_before(source, span.start) {

@@ -6,6 +6,7 @@ use crate::load::LoadedJob;
 use crate::pool::{Pool, PoolEntry};
 use crate::timing::{critical_path, timing};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
@@ -13,20 +14,20 @@ use std::collections::BTreeMap;
 pub const PLAN_SCHEMA: &str = "keel.plan/v1";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Plan {
+pub struct Plan<'a> {
     pub schema: &'static str,
     pub job: JobSummary,
     pub pool: Option<PoolSummary>,
     /// Topological levels: a task's stage is the length of the longest dependency chain
     /// before it, so every upstream task sits in an earlier stage.
-    pub stages: Vec<Stage>,
+    pub stages: Vec<Stage<'a>>,
     /// Every task once, ordered by stage, then priority (higher first), then estimated
     /// work on the longest chain from the task to the end (more first), then
     /// not-before delay (shorter first), then task id. None of these depends on the
     /// order of tasks in the file.
-    pub schedule: Vec<String>,
-    pub critical_path: CriticalPath,
-    pub warnings: Vec<Warning>,
+    pub schedule: Vec<&'a str>,
+    pub critical_path: CriticalPath<'a>,
+    pub warnings: Vec<Warning<'a>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -50,7 +51,7 @@ pub struct PoolSummary {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Stage {
+pub struct Stage<'a> {
     pub index: u32,
     pub width: u64,
     /// Tasks of this stage that can run at once: the width, bounded by the job's
@@ -60,7 +61,7 @@ pub struct Stage {
     /// One entry per distinct capability set, sorted by the set.
     pub needs: Vec<Need>,
     /// The stage's tasks in schedule order.
-    pub tasks: Vec<String>,
+    pub tasks: Vec<&'a str>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -82,27 +83,27 @@ pub struct Need {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct CriticalPath {
+pub struct CriticalPath<'a> {
     /// Estimated time from submission until the job can finish with unlimited workers.
     pub length_ms: u64,
-    pub steps: Vec<PathStep>,
+    pub steps: Vec<PathStep<'a>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PathStep {
-    pub task: String,
+pub struct PathStep<'a> {
+    pub task: &'a str,
     pub start_ms: u64,
     pub finish_ms: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Warning {
+pub enum Warning<'a> {
     /// No pool entry serves the lane with these capabilities; tasks in schedule order.
     NoWorkerCanRun {
         lane: String,
         capabilities: Vec<String>,
-        tasks: Vec<String>,
+        tasks: Vec<&'a str>,
     },
     /// The job's cap lets fewer tasks of a stage run at once than the stage holds.
     CapSerialisesStage {
@@ -116,7 +117,7 @@ pub enum Warning {
     },
 }
 
-impl Plan {
+impl Plan<'_> {
     /// The plan as pretty-printed JSON in schema field order.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self)
@@ -125,27 +126,39 @@ impl Plan {
 }
 
 /// Plans `job`, matching its capability needs against `pool` when given.
-pub fn plan(job: &LoadedJob, pool: Option<&Pool>) -> Plan {
+pub fn plan<'a>(job: &'a LoadedJob, pool: Option<&Pool>) -> Plan<'a> {
     let (spec, valid) = (job.spec(), job.valid());
     let tasks = &spec.tasks;
     let timing = timing(job);
     let stage_of = |i: usize| valid.depth[i].saturating_sub(1);
-    let mut order: Vec<usize> = (0..tasks.len()).collect();
-    order.sort_unstable_by_key(|&i| {
-        let t = &tasks[i];
-        (
-            stage_of(i),
-            Reverse(t.priority.unwrap_or(spec.priority)),
-            Reverse(timing.tail[i]),
-            t.delay_ms,
-            t.key.as_str(),
-        )
-    });
-    let caps_of = |i: usize| {
-        let mut caps = tasks[i].capabilities.clone();
-        caps.sort_unstable();
-        caps
-    };
+    let mut keyed: Vec<_> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let key = (
+                stage_of(i),
+                Reverse(t.priority.unwrap_or(spec.priority)),
+                Reverse(timing.tail[i]),
+                t.delay_ms,
+                t.key.as_str(),
+            );
+            (key, i)
+        })
+        .collect();
+    keyed.sort_unstable();
+    let order: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
+    // Capability sets compare sorted; most specs list them sorted already.
+    let caps: Vec<Cow<[String]>> = tasks
+        .iter()
+        .map(|t| match t.capabilities.is_sorted() {
+            true => Cow::Borrowed(t.capabilities.as_slice()),
+            false => {
+                let mut sorted = t.capabilities.clone();
+                sorted.sort_unstable();
+                Cow::Owned(sorted)
+            }
+        })
+        .collect();
     let serving = |caps: &[String]| -> Option<Vec<&PoolEntry>> {
         let entries = &pool?.entries;
         Some(
@@ -156,7 +169,7 @@ pub fn plan(job: &LoadedJob, pool: Option<&Pool>) -> Plan {
         )
     };
     let mut stages: Vec<Stage> = Vec::new();
-    let mut needs: BTreeMap<Vec<String>, u64> = BTreeMap::new();
+    let mut needs: BTreeMap<&[String], u64> = BTreeMap::new();
     for (pos, &i) in order.iter().enumerate() {
         let index = stage_of(i);
         if stages.last().is_none_or(|s| s.index != index) {
@@ -173,8 +186,8 @@ pub fn plan(job: &LoadedJob, pool: Option<&Pool>) -> Plan {
             continue;
         };
         stage.width += 1;
-        stage.tasks.push(tasks[i].key.clone());
-        *needs.entry(caps_of(i)).or_default() += 1;
+        stage.tasks.push(&tasks[i].key);
+        *needs.entry(&caps[i]).or_default() += 1;
         let stage_ends = order
             .get(pos + 1)
             .is_none_or(|&next| stage_of(next) != index);
@@ -191,18 +204,15 @@ pub fn plan(job: &LoadedJob, pool: Option<&Pool>) -> Plan {
     let length_ms = path.last().map_or(0, |&i| timing.finish[i as usize]);
     let mut warnings = Vec::new();
     if pool.is_some() {
-        let mut by_caps: BTreeMap<Vec<String>, Vec<String>> = BTreeMap::new();
+        let mut by_caps: BTreeMap<&[String], Vec<&str>> = BTreeMap::new();
         for &i in &order {
-            by_caps
-                .entry(caps_of(i))
-                .or_default()
-                .push(tasks[i].key.clone());
+            by_caps.entry(&caps[i]).or_default().push(&tasks[i].key);
         }
         for (capabilities, ids) in by_caps {
-            if serving(&capabilities).is_some_and(|s| s.is_empty()) {
+            if serving(capabilities).is_some_and(|s| s.is_empty()) {
                 warnings.push(Warning::NoWorkerCanRun {
                     lane: spec.lane.clone(),
-                    capabilities,
+                    capabilities: capabilities.to_vec(),
                     tasks: ids,
                 });
             }
@@ -240,14 +250,14 @@ pub fn plan(job: &LoadedJob, pool: Option<&Pool>) -> Plan {
             slots: p.slots(),
             entries: p.entries.clone(),
         }),
-        schedule: order.iter().map(|&i| tasks[i].key.clone()).collect(),
+        schedule: order.iter().map(|&i| tasks[i].key.as_str()).collect(),
         stages,
         critical_path: CriticalPath {
             length_ms,
             steps: path
                 .iter()
                 .map(|&i| PathStep {
-                    task: tasks[i as usize].key.clone(),
+                    task: &tasks[i as usize].key,
                     start_ms: timing.start[i as usize],
                     finish_ms: timing.finish[i as usize],
                 })
@@ -259,8 +269,8 @@ pub fn plan(job: &LoadedJob, pool: Option<&Pool>) -> Plan {
 
 /// Fills in a stage's capability needs and how many of its tasks can run at once.
 fn finish_stage<'p>(
-    stage: &mut Stage,
-    needs: BTreeMap<Vec<String>, u64>,
+    stage: &mut Stage<'_>,
+    needs: BTreeMap<&[String], u64>,
     max_concurrency: Option<u32>,
     serving: &dyn Fn(&[String]) -> Option<Vec<&'p PoolEntry>>,
 ) {
@@ -271,13 +281,13 @@ fn finish_stage<'p>(
     let mut usable: BTreeMap<&str, u64> = BTreeMap::new();
     let mut any_pool = false;
     for (capabilities, count) in needs {
-        let served = serving(&capabilities);
+        let served = serving(capabilities);
         if let Some(entries) = &served {
             any_pool = true;
             usable.extend(entries.iter().map(|e| (e.name.as_str(), e.slots())));
         }
         stage.needs.push(Need {
-            capabilities,
+            capabilities: capabilities.to_vec(),
             tasks: count,
             served_by: served.map(|es| es.iter().map(|e| e.name.clone()).collect()),
         });

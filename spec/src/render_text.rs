@@ -11,7 +11,7 @@ const WIDTH: usize = 96;
 /// Task ids shown in a warning before the rest are counted instead.
 const SHOWN: usize = 8;
 
-impl Plan {
+impl Plan<'_> {
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         self.write_job(&mut out);
@@ -142,7 +142,7 @@ impl Plan {
                     capabilities,
                     tasks,
                 } => {
-                    let mut ids = tasks.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+                    let mut ids = tasks[..tasks.len().min(SHOWN)].join(", ");
                     if tasks.len() > SHOWN {
                         let _ = write!(ids, " (+{} more)", tasks.len() - SHOWN);
                     }
@@ -182,13 +182,13 @@ fn plural(n: u64, noun: &str) -> String {
 }
 
 /// Writes `ids` comma-separated, wrapping lines before `WIDTH` columns.
-fn wrap(out: &mut String, ids: &[String], indent: &str) {
+fn wrap(out: &mut String, ids: &[&str], indent: &str) {
     let mut line = String::from(indent);
     for (k, id) in ids.iter().enumerate() {
         let piece = if k + 1 < ids.len() {
             format!("{id},")
         } else {
-            id.clone()
+            id.to_string()
         };
         if line.len() > indent.len() && line.len() + 1 + piece.len() > WIDTH {
             out.push_str(line.trim_end());

@@ -38,14 +38,23 @@ pub(crate) fn timing(job: &LoadedJob) -> Timing {
         let delay = task.delay_ms;
         let mut ready = None;
         if let (Some(group), Some(upstream)) = (&task.deps, valid.upstream.get(i)) {
-            ups.clear();
-            ups.extend(upstream.iter().map(|&u| {
-                let key = spec.tasks[u as usize].key.as_str();
-                (t.finish[u as usize], key, u)
-            }));
-            ups.sort_unstable();
-            let needed = group.kind.needed(ups.len() as u32).max(1) as usize;
-            ready = ups.get(needed - 1).map(|&(finish, _, u)| (finish, u));
+            let finish = |u: &u32| {
+                let key = spec.tasks[*u as usize].key.as_str();
+                (t.finish[*u as usize], key, *u)
+            };
+            let needed = group.kind.needed(upstream.len() as u32).max(1) as usize;
+            // All-of and any-of need the last and the first finish; only a quorum
+            // needs the k-th, found by selection rather than a full sort.
+            let kth = if needed >= upstream.len() {
+                upstream.iter().map(finish).max()
+            } else if needed == 1 {
+                upstream.iter().map(finish).min()
+            } else {
+                ups.clear();
+                ups.extend(upstream.iter().map(finish));
+                Some(*ups.select_nth_unstable(needed - 1).1)
+            };
+            ready = kth.map(|(finish, _, u)| (finish, u));
         }
         let (start, gate) = match ready {
             Some((finish, u)) if finish >= delay => (finish, Some(u)),

@@ -2,18 +2,20 @@
 
 use keel_spec::{load_job, load_pool, plan, Limit, Limits, Plan, Warning};
 
-fn plan_of(job: &str, pool: Option<&str>) -> Plan {
+/// Plans a job given as text; the job is leaked so the plan can borrow its ids.
+fn plan_of(job: &str, pool: Option<&str>) -> Plan<'static> {
     let limits = Limits::default();
     let job = load_job("job.toml", job, &limits).unwrap_or_else(|e| panic!("{e}"));
+    let job = Box::leak(Box::new(job));
     let pool = pool.map(|p| load_pool("pool.toml", p, &limits).unwrap_or_else(|e| panic!("{e}")));
-    plan(&job, pool.as_ref())
+    plan(job, pool.as_ref())
 }
 
-fn path(p: &Plan) -> Vec<(&str, u64, u64)> {
+fn path<'a>(p: &Plan<'a>) -> Vec<(&'a str, u64, u64)> {
     let steps = &p.critical_path.steps;
     steps
         .iter()
-        .map(|s| (s.task.as_str(), s.start_ms, s.finish_ms))
+        .map(|s| (s.task, s.start_ms, s.finish_ms))
         .collect()
 }
 
