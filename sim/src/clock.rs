@@ -56,11 +56,13 @@ impl DriftClock {
     /// How far (virtual ms) a lease of `ttl` measured on this clock can outlive the
     /// coordinator's view of it.
     pub fn drift_bound(&self, ttl: u64) -> u64 {
-        // A local span of `ttl` lasts ttl * 1e6 / (1e6 + ppm) virtual ms; only a slow
-        // clock (negative ppm) stretches it past `ttl`.
-        let slow = (-self.ppm).max(0) as i128;
-        let stretch = (ttl as i128 * slow).div_euclid(MILLION + self.ppm as i128) as u64;
-        stretch + 1 + self.backward_ms + 1
+        // The local clock must travel `ttl` plus every backward step to reach the
+        // deadline, at (1e6 + ppm) / 1e6 local ms per virtual ms; whatever that takes
+        // beyond `ttl` is the excess, plus a millisecond for rounding either side.
+        let span = (ttl + self.backward_ms) as i128 * MILLION;
+        let rate = MILLION + self.ppm as i128;
+        let virtual_ms = (span + rate - 1).div_euclid(rate) as u64;
+        virtual_ms.saturating_sub(ttl) + 2
     }
 }
 
@@ -75,7 +77,7 @@ mod tests {
         let end = c.after_local(0, 900);
         assert_eq!(end, 1_000);
         // 1 s of local time is 1.111 s of virtual time on a clock 10% slow.
-        assert_eq!(c.drift_bound(1_000), 113);
+        assert_eq!(c.drift_bound(1_000), 114);
         assert_eq!(DriftClock::new(50_000).drift_bound(30_000), 2);
     }
 
@@ -88,6 +90,10 @@ mod tests {
         c.step(-2_000);
         assert_eq!(c.local(10_000), 8_500);
         assert_eq!(c.drift_bound(30_000), 2_002);
+        // Steps back on a slow clock take longer than their size to win back.
+        let mut slow = DriftClock::new(-200_000);
+        slow.step(-800);
+        assert_eq!(slow.drift_bound(4_000), 1_000 + 1_000 + 2);
         // A deadline already passed on the local clock is due now.
         assert_eq!(c.virtual_at(50_000, 10), 50_000);
     }

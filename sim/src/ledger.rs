@@ -124,6 +124,14 @@ impl Ledger {
         &self.outcomes
     }
 
+    /// Jobs whose admission was acknowledged and which have not ended.
+    pub fn open_jobs(&self) -> impl Iterator<Item = (JobId, &str)> {
+        self.jobs
+            .iter()
+            .filter(|(_, j)| !self.outcomes.contains_key(&j.name))
+            .map(|(id, j)| (*id, j.name.as_str()))
+    }
+
     pub fn job_progress(&self, name: &str) -> String {
         match self.job_ids.get(name).and_then(|id| self.jobs.get(id)) {
             Some(j) => format!(
@@ -145,10 +153,7 @@ impl Ledger {
             });
         w.caps = caps.iter().cloned().collect();
         w.max = max;
-        // The engine starts a new instance with a clean failure record, blacklist
-        // included, without a WorkerReadmitted effect; follow it so the swarm checks
-        // everything else (see the ignored scenario test about restarts).
-        w.blacklisted = false;
+        // A new instance keeps the worker's blacklist: only WorkerReadmitted ends it.
     }
 
     pub fn blacklist(&mut self, worker: &WorkerId, on: bool) {

@@ -177,16 +177,21 @@ impl Profile {
         let workers = self.gen_workers(r);
         let jobs = self.gen_jobs(r, &workers);
         let faults = self.gen_faults(r, &workers, &jobs);
-        let conc: u64 = workers.iter().map(|w| w.max_concurrency as u64).sum();
-        let work: u64 = jobs
+        // Worst case, as if every attempt ran one after another on the slowest worker
+        // after its backoff and after every timeout that can delay it: generous, but a
+        // stuck job still fails the bound.
+        let slowest = workers.iter().map(|w| w.slowness).fold(1.0, f64::max);
+        let overhead =
+            self.grant_ttl_ms + 2 * self.lease_ttl_ms + self.liveness_timeout_ms + 10_000;
+        let worst: u64 = jobs
             .iter()
             .flat_map(|j| &j.tasks)
-            .map(|t| t.duration_ms * t.max_attempts as u64)
+            .map(|t| {
+                (t.max_attempts as u64 + 5)
+                    * ((t.duration_ms as f64 * slowest) as u64 + 8 * t.backoff_ms + overhead)
+            })
             .sum();
-        let liveness_ms = 120_000
-            + 8 * work / conc.max(1)
-            + 10 * self.lease_ttl_ms
-            + 4 * self.liveness_timeout_ms;
+        let liveness_ms = 120_000 + worst;
         Scenario {
             name: format!("swarm-{}", self.seed),
             description: self.to_string(),

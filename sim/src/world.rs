@@ -123,10 +123,11 @@ impl<'a> World<'a> {
             q: EventQueue::default(),
             rng: SimRng::new(opts.seed, Stream::Run),
             net: Network::new(s.network.clone(), s.workers.len()),
-            // A worker trusts a lease no longer than the lease TTL or the liveness
-            // timeout, whichever the coordinator acts on first, so that span bounds drift.
+            // A belief ends at a lease deadline or a session deadline, measured over
+            // at most the lease TTL or the liveness timeout: drift over the longer
+            // of the two bounds how far it can outlive the coordinator's view.
             checker: Checker::new(
-                config.lease_ttl_ms.min(config.liveness_timeout_ms),
+                config.lease_ttl_ms.max(config.liveness_timeout_ms),
                 config.tenants.caps.clone(),
             ),
             coord: Coordinator::new(config, durable, opts.hook, opts.check_every),
@@ -418,11 +419,7 @@ impl<'a> World<'a> {
             return;
         }
         let f = &self.s.faults[i];
-        let worker = f
-            .worker
-            .as_ref()
-            .map(|w| w.get_ref().clone())
-            .unwrap_or_default();
+        let worker = fault_worker(f);
         match f.kind {
             FaultKind::CrashWorker => {
                 let idx = self.worker_idx(&worker);
@@ -489,11 +486,7 @@ impl<'a> World<'a> {
             return;
         }
         let f = &self.s.faults[i];
-        let worker = f
-            .worker
-            .as_ref()
-            .map(|w| w.get_ref().clone())
-            .unwrap_or_default();
+        let worker = fault_worker(f);
         match f.kind {
             FaultKind::CrashWorker => {
                 let idx = self.worker_idx(&worker);
@@ -524,7 +517,10 @@ impl<'a> World<'a> {
         if self.coord.up {
             return;
         }
-        let r = self.coord.recover(self.now);
+        let r = self
+            .coord
+            .recover(self.now)
+            .and_then(|()| self.acknowledged_survived());
         let what = match &r {
             Ok(()) => "recovered: replayed state equals the last synced state".to_string(),
             Err(v) => format!("recovery failed: {}", v.detail),
@@ -532,6 +528,23 @@ impl<'a> World<'a> {
         self.mark("coordinator".into(), what);
         self.tick_at = None;
         self.after_coord(r);
+    }
+
+    /// Everything whose reply went out was durable: a recovered coordinator still knows
+    /// every job it acknowledged and has not finished.
+    fn acknowledged_survived(&self) -> Result<(), crate::checks::Violation> {
+        for (job, name) in self.checker.ledger.open_jobs() {
+            if self.coord.engine.describe_job(job).is_err() {
+                return Err(crate::checks::Violation {
+                    at: self.now,
+                    check: "lost_acknowledged_input",
+                    detail: format!(
+                        "job {name} ({job}) was acknowledged but is unknown after recovery"
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The liveness phase begins: every fault heals and every process comes back.
@@ -549,6 +562,14 @@ impl<'a> World<'a> {
         }
         self.check_done();
     }
+}
+
+/// The worker a fault names (empty for faults that name none).
+fn fault_worker(f: &crate::scenario::Fault) -> String {
+    f.worker
+        .as_ref()
+        .map(|w| w.get_ref().clone())
+        .unwrap_or_default()
 }
 
 fn direction_name(d: Direction) -> &'static str {
