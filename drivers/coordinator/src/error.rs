@@ -14,8 +14,6 @@ pub enum Deposed {
     /// The log failed to store a batch or a snapshot; the engine, now ahead of the log,
     /// was discarded.
     StorageFailed,
-    /// This coordinator gave the partition up on shutdown.
-    SteppedDown,
 }
 
 impl fmt::Display for Deposed {
@@ -24,7 +22,6 @@ impl fmt::Display for Deposed {
             Deposed::Fenced { current } => write!(f, "fenced by epoch {current}"),
             Deposed::LeaseLapsed => f.write_str("its lease lapsed"),
             Deposed::StorageFailed => f.write_str("the log failed to store a write"),
-            Deposed::SteppedDown => f.write_str("it stepped down"),
         }
     }
 }

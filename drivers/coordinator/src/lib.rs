@@ -16,6 +16,16 @@
 //!   `snapshot_every` entries. A coordinator whose lease lapses or whose epoch is
 //!   fenced stops serving; the log refuses its writes either way.
 //!
+//! A coordinator that stopped serving stays stopped: its handle refuses everything
+//! with [`CoordinatorError::NotLeader`] (or [`CoordinatorError::Stopped`] after
+//! [`Handle::shutdown`]) and [`Handle::stopped`] resolves, so a server can exit or
+//! call [`Coordinator::start`] again, which waits as a standby and recovers from the
+//! log. [`Handle::shutdown`] steps down so a standby takes over at once; dropping
+//! every handle stops the task like a crash, and a standby waits for the lease.
+//!
+//! Log calls run on the engine task. The redb log fsyncs inside its calls, so on a
+//! multi-threaded runtime one worker thread waits for each group commit's fsync.
+//!
 //! The real clock ([`SystemClock`]) and the engine's seed (in
 //! [`CoordinatorConfig::engine`]) are injected here; the engine itself is the one the
 //! simulator runs.
