@@ -46,6 +46,12 @@ async fn a_job_runs_to_completion_and_its_effects_reach_worker_and_watchers() {
     assert_eq!((metrics.inputs, metrics.grants, metrics.log_end), (5, 1, 5));
     assert_eq!(metrics.claim_to_start_seconds.count, 1);
     assert!(metrics.leader);
+    let text = metrics.render_prometheus();
+    assert!(
+        text.contains("keel_coordinator_grants_total{partition=\"0\"} 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("keel_coordinator_claim_to_start_seconds_count{partition=\"0\"} 1\n"));
 }
 
 #[tokio::test]
@@ -138,6 +144,11 @@ async fn a_failed_append_releases_nothing_and_stops_serving() {
         None
     );
     assert!(!handle.is_leader());
+    let text = handle.metrics().render_prometheus();
+    assert!(
+        text.contains("keel_coordinator_leader{partition=\"0\"} 0\n"),
+        "{text}"
+    );
     let stopped = within("stopped", handle.stopped()).await;
     assert_eq!(deposed_why(&stopped), Some(Deposed::StorageFailed));
     let again = handle.apply(job("later", &["t"])).await;
