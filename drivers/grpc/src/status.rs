@@ -17,7 +17,8 @@ pub fn code_of(rejection: &Rejection) -> Code {
         | Rejection::RegistrationConflict { .. } => Code::FailedPrecondition,
         Rejection::InvalidJob(_)
         | Rejection::InvalidWorker { .. }
-        | Rejection::CapabilityToken { .. } => Code::InvalidArgument,
+        | Rejection::CapabilityToken { .. }
+        | Rejection::InvalidName { .. } => Code::InvalidArgument,
         Rejection::UnknownJob { .. }
         | Rejection::UnknownTask { .. }
         | Rejection::UnknownWorker { .. }

@@ -1,0 +1,172 @@
+//! Real `keel` processes for tests: each child is killed when its guard drops, even if
+//! the test panics; servers listen on free loopback ports; every wait is bounded.
+
+#![allow(dead_code)]
+
+use keel_grpc::client::ClientOptions;
+use keel_grpc::proto::{DescribeJobRequest, DescribeJobResponse};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long any one awaited condition may take before the test fails.
+pub const BOUND: Duration = Duration::from_secs(90);
+
+pub struct Proc {
+    child: Option<Child>,
+}
+
+impl Proc {
+    /// SIGKILL: no drain, no goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn keel() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_keel"))
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A `keel serve` process on a fixed port, restartable on the same log.
+pub struct Serve {
+    proc: Proc,
+    pub port: u16,
+    data_dir: PathBuf,
+    valkey: Option<String>,
+}
+
+impl Serve {
+    pub fn start(data_dir: &Path, valkey: Option<String>) -> Serve {
+        let port = free_port();
+        let proc = spawn_serve(port, data_dir, valkey.as_deref());
+        Serve {
+            proc,
+            port,
+            data_dir: data_dir.to_owned(),
+            valkey,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL, then start again on the same port and log.
+    pub fn kill_and_restart(&mut self) {
+        self.proc.kill();
+        self.proc = spawn_serve(self.port, &self.data_dir, self.valkey.as_deref());
+    }
+}
+
+fn spawn_serve(port: u16, data_dir: &Path, valkey: Option<&str>) -> Proc {
+    let mut cmd = keel();
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--liveness-timeout-ms", "2000", "--lease-ttl-ms", "4000"])
+        .args(["--grant-ttl-ms", "2000"]);
+    if let Some(url) = valkey {
+        cmd.args(["--valkey", url]);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("keel serve starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let proc = Proc { child: Some(child) };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("listening on") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(BOUND)
+        .expect("keel serve printed its address");
+    proc
+}
+
+/// A `keel worker` running each task's payload as a shell script.
+pub fn worker(url: &str, id: &str, concurrency: u32) -> Proc {
+    let child = keel()
+        .args(["worker", "--coordinator", url, "--id", id])
+        .args(["--concurrency", &concurrency.to_string(), "--exec", "sh"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("keel worker starts");
+    Proc { child: Some(child) }
+}
+
+/// Runs `keel submit` and returns the job id it printed.
+pub fn submit(url: &str, job_file: &Path) -> u64 {
+    let out = keel()
+        .arg("submit")
+        .arg(job_file)
+        .args(["--coordinator", url])
+        .output()
+        .expect("keel submit runs");
+    assert!(
+        out.status.success(),
+        "keel submit failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("keel submit printed a job id")
+}
+
+/// Describes a job, retrying through connection failures (a restarting coordinator).
+pub async fn describe(url: &str, job: u64) -> DescribeJobResponse {
+    let options = ClientOptions::new(url);
+    loop {
+        if let Ok(mut jobs) = options.jobs().await {
+            if let Ok(view) = jobs.describe_job(DescribeJobRequest { job }).await {
+                return view.into_inner();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Polls the job until `done` holds for it, failing the test after [`BOUND`].
+pub async fn until(
+    url: &str,
+    job: u64,
+    what: &str,
+    done: impl Fn(&DescribeJobResponse) -> bool,
+) -> DescribeJobResponse {
+    let poll = async {
+        loop {
+            let view = describe(url, job).await;
+            if done(&view) {
+                return view;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(BOUND, poll)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not happen within {BOUND:?}"))
+}
