@@ -1,7 +1,9 @@
 //! The `keel` command.
 
+mod bench_e2e;
 mod connect;
 mod plan;
+mod plan_simulate;
 mod serve;
 mod sim;
 mod status;
@@ -40,6 +42,8 @@ enum Command {
     Submit(submit::SubmitArgs),
     /// Show a job, its tasks and their attempts.
     Status(status::StatusArgs),
+    /// Measure end-to-end throughput and claim-to-start latency on loopback.
+    BenchE2e(bench_e2e::BenchE2eArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -51,5 +55,6 @@ fn main() -> std::process::ExitCode {
         Command::Worker(args) => worker::run(&args),
         Command::Submit(args) => submit::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::BenchE2e(args) => bench_e2e::run(&args),
     }
 }

@@ -38,6 +38,24 @@ impl Histogram {
         self.count.load(Ordering::Relaxed)
     }
 
+    /// The upper bound of the bucket holding quantile `q` (0..=1); `None` when empty or
+    /// beyond the largest bucket.
+    pub fn quantile_bound(&self, q: f64) -> Option<Duration> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = (q * total as f64).ceil() as u64;
+        let mut cumulative = 0;
+        for (bound, count) in BUCKETS.iter().zip(&self.counts) {
+            cumulative += count.load(Ordering::Relaxed);
+            if cumulative >= rank {
+                return Some(Duration::from_secs_f64(*bound));
+            }
+        }
+        None
+    }
+
     fn render(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         let mut cumulative = 0;
@@ -172,6 +190,9 @@ mod tests {
         assert!(text.contains("keel_claim_to_start_seconds_bucket{le=\"0.005\"} 2"));
         assert!(text.contains("keel_claim_to_start_seconds_bucket{le=\"+Inf\"} 3"));
         assert!(text.contains("keel_claim_to_start_seconds_count 3"));
+        let p50 = m.claim_to_start.quantile_bound(0.5);
+        assert_eq!(p50, Some(Duration::from_secs_f64(0.005)));
+        assert_eq!(m.claim_to_start.quantile_bound(0.99), None);
     }
 
     #[tokio::test]
