@@ -171,6 +171,17 @@ impl Engine {
         self.state.ready.len()
     }
 
+    /// Ready tasks waiting in the ready index, per lane name (lanes with none omitted).
+    pub fn queued_by_lane(&self) -> Vec<(String, u64)> {
+        let names = &self.state.names.lanes;
+        self.state
+            .ready
+            .per_lane()
+            .into_iter()
+            .map(|(lane, n)| (names[lane as usize].clone(), n))
+            .collect()
+    }
+
     #[cfg(feature = "fault-injection")]
     pub fn inject_faults(&mut self, faults: Faults) {
         self.state.faults = faults;

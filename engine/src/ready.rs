@@ -52,6 +52,18 @@ impl ReadyIndex {
         self.len
     }
 
+    /// Queued tasks per interned lane, ascending by lane id.
+    pub fn per_lane(&self) -> Vec<(u32, u64)> {
+        let mut out: Vec<(u32, u64)> = Vec::new();
+        for (q, set) in &self.queues {
+            match out.last_mut() {
+                Some((lane, n)) if *lane == q.lane => *n += set.len() as u64,
+                _ => out.push((q.lane, set.len() as u64)),
+            }
+        }
+        out
+    }
+
     /// Non-empty queues of one lane with their head, in (tenant, capset) order.
     pub fn heads(&self, lane: u32) -> impl Iterator<Item = (QueueKey, ReadyKey)> + '_ {
         let lo = QueueKey {

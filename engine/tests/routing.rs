@@ -179,6 +179,10 @@ fn lanes_are_separate_queues_served_in_turn() {
     fast.lane = "fast".into();
     let (jb, _) = h.submit(bulk).unwrap();
     let (jf, _) = h.submit(fast).unwrap();
+    assert_eq!(
+        h.e.queued_by_lane(),
+        vec![("bulk".to_string(), 3), ("fast".to_string(), 2)]
+    );
     let g = h.request("fast-only", 1, 4);
     assert!(g.iter().all(|(_, t)| h.task(*t).job == jf));
     assert_eq!(g.len(), 2);
