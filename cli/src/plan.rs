@@ -2,6 +2,7 @@
 //! (and optionally a worker pool), prints the plan as text or JSON, or the located
 //! error report and a non-zero exit code when a file is invalid.
 
+use crate::plan_simulate::simulate;
 use clap::{Args, ValueEnum};
 use keel_spec::{load_job, load_pool, plan, Limits, SpecError};
 use std::io::{Read, Write};
@@ -18,6 +19,13 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Also run the job in the deterministic simulator on the pool, with no faults,
+    /// and report the makespan and each worker's utilisation (text format only).
+    #[arg(long, requires = "workers")]
+    pub simulate: bool,
+    /// Write the simulated timeline as SVG to this file.
+    #[arg(long, value_name = "FILE.svg", requires = "simulate")]
+    pub timeline: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -45,6 +53,9 @@ pub fn run(args: &PlanArgs) -> ExitCode {
 }
 
 fn render(args: &PlanArgs) -> Result<String, String> {
+    if args.simulate && args.format == Format::Json {
+        return Err("--simulate reports as text; drop --format json".to_string());
+    }
     let limits = Limits::default();
     let (name, text) = read(&args.job)?;
     let job = load_job(&name, &text, &limits).map_err(|e| e.to_string())?;
@@ -56,10 +67,14 @@ fn render(args: &PlanArgs) -> Result<String, String> {
         None => None,
     };
     let plan = plan(&job, pool.as_ref());
-    Ok(match args.format {
+    let mut out = match args.format {
         Format::Text => plan.to_text(),
         Format::Json => plan.to_json() + "\n",
-    })
+    };
+    if let (true, Some(pool)) = (args.simulate, &pool) {
+        out += &simulate(&job, pool, args.timeline.as_deref())?;
+    }
+    Ok(out)
 }
 
 /// Reads a file as UTF-8 text, named in reports as it was given on the command line.

@@ -114,3 +114,43 @@ fn an_unknown_format_is_a_usage_error() {
     let o = keel(&["plan", "examples/etl-chain.toml", "--format", "yaml"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn simulate_reports_makespan_utilisation_and_writes_the_timeline() {
+    let svg = std::env::temp_dir().join(format!("keel-plan-timeline-{}.svg", std::process::id()));
+    let svg_arg = svg.to_str().unwrap();
+    let args = [
+        "plan",
+        "examples/etl-chain.toml",
+        "--workers",
+        "examples/pool.toml",
+        "--simulate",
+        "--timeline",
+        svg_arg,
+    ];
+    let o = keel(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let sim = &out[out.find("\nsimulation: ").expect("a simulation section")..];
+    // A chain runs one task at a time, so the makespan is at least the critical path.
+    let makespan = sim.lines().nth(2).unwrap();
+    assert!(
+        makespan.starts_with("  outcome succeeded, makespan 57m"),
+        "{sim}"
+    );
+    assert!(sim.contains("  cpu-1 "), "{sim}");
+    assert!(sim.contains("utilisation"), "{sim}");
+    let written = std::fs::read_to_string(&svg).unwrap();
+    std::fs::remove_file(&svg).unwrap();
+    assert!(
+        written.starts_with("<svg"),
+        "{}",
+        &written[..written.len().min(80)]
+    );
+}
+
+#[test]
+fn simulate_needs_a_pool() {
+    let o = keel(&["plan", "examples/etl-chain.toml", "--simulate"]);
+    assert_eq!(o.status.code(), Some(2));
+}

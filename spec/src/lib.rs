@@ -22,6 +22,7 @@ mod pool;
 mod render_text;
 mod timing;
 
+pub use duration::format as format_duration;
 pub use error::SpecError;
 pub use generate::generated_job;
 pub use keel_engine::Limits;
