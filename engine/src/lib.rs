@@ -171,15 +171,19 @@ impl Engine {
         self.state.ready.len()
     }
 
-    /// Ready tasks waiting in the ready index, per lane name (lanes with none omitted).
+    /// Ready tasks waiting in the ready index, per lane name in name order (lanes with
+    /// none omitted).
     pub fn queued_by_lane(&self) -> Vec<(String, u64)> {
         let names = &self.state.names.lanes;
-        self.state
+        let mut out: Vec<(String, u64)> = self
+            .state
             .ready
             .per_lane()
             .into_iter()
             .map(|(lane, n)| (names[lane as usize].clone(), n))
-            .collect()
+            .collect();
+        out.sort();
+        out
     }
 
     #[cfg(feature = "fault-injection")]
