@@ -19,6 +19,7 @@
 pub mod auth;
 pub mod client;
 mod convert;
+mod job_spec;
 pub mod metrics;
 pub mod server;
 pub mod status;
@@ -30,4 +31,4 @@ pub mod proto {
     tonic::include_proto!("keel.v1");
 }
 
-pub use convert::{job_spec_from_proto, job_spec_to_proto};
+pub use job_spec::{job_spec_from_proto, job_spec_to_proto};

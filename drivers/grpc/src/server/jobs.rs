@@ -2,7 +2,8 @@
 
 use super::{unavailable, Shared};
 use crate::auth::require_client;
-use crate::convert::{job_event, job_spec_from_proto, job_status_to_proto, job_view_to_proto};
+use crate::convert::{job_event, job_status_to_proto, job_view_to_proto};
+use crate::job_spec::job_spec_from_proto;
 use crate::proto::job_service_server::JobService;
 use crate::proto::*;
 use crate::status::rejection_status;
