@@ -5,6 +5,7 @@
 use crate::connect::{init_tracing, runtime, terminated};
 use clap::Args;
 use keel_coordinator::{Coordinator, CoordinatorConfig, Handle, SystemClock};
+use keel_engine::TaskStatus;
 use keel_grpc::auth::Tokens;
 use keel_grpc::metrics::{bind_metrics, serve_metrics, GrpcMetrics};
 use keel_grpc::server::{serve, ServerOptions, TlsFiles};
@@ -122,9 +123,12 @@ async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
                 "metrics on http://{}",
                 listener.local_addr().map_err(|e| e.to_string())?
             );
+            let lanes = Arc::new(std::sync::Mutex::new(String::new()));
+            tokio::spawn(track_lane_depth(handle.clone(), lanes.clone()));
             let (handle, grpc) = (handle.clone(), metrics.clone());
             Some(serve_metrics(listener, move || {
-                handle.metrics().render_prometheus() + &grpc.render_prometheus()
+                let lanes = lanes.lock().map(|l| l.clone()).unwrap_or_default();
+                handle.metrics().render_prometheus() + &grpc.render_prometheus() + &lanes
             }))
         }
         None => None,
@@ -166,4 +170,35 @@ async fn start<L: Log + 'static>(config: CoordinatorConfig, log: L) -> Result<Ha
     Coordinator::start(config, Arc::new(log), Arc::new(SystemClock))
         .await
         .map_err(|e| format!("starting the coordinator: {e}"))
+}
+
+/// Queue depth per lane, recounted every few seconds from the live jobs' task states
+/// (the coordinator's own metrics count the ready queue as a whole).
+async fn track_lane_depth(handle: Handle, out: Arc<std::sync::Mutex<String>>) {
+    loop {
+        let counted = handle
+            .read(|engine| {
+                let mut depth = std::collections::BTreeMap::<String, u64>::new();
+                for job in engine.jobs().into_iter().filter(|j| j.outcome.is_none()) {
+                    let queued = engine.describe_job(job.id).map_or(0, |view| {
+                        let queued = view.tasks.iter().filter(|t| t.status == TaskStatus::Queued);
+                        queued.count() as u64
+                    });
+                    *depth.entry(job.lane).or_default() += queued;
+                }
+                depth
+            })
+            .await;
+        let Ok(depth) = counted else { return };
+        let mut text = String::from(
+            "# HELP keel_lane_queue_depth Ready tasks waiting for a grant, per lane.\n# TYPE keel_lane_queue_depth gauge\n",
+        );
+        for (lane, n) in depth {
+            text.push_str(&format!("keel_lane_queue_depth{{lane={lane:?}}} {n}\n"));
+        }
+        if let Ok(mut slot) = out.lock() {
+            *slot = text;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
 }
