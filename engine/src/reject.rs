@@ -177,6 +177,12 @@ pub enum JobError {
     },
     #[error("task {task:?} retry policy: {why}")]
     BadRetry { task: String, why: String },
+    #[error("{}{field}: {why}", task.as_ref().map(|t| format!("task {t:?} ")).unwrap_or_default())]
+    BadField {
+        task: Option<String>,
+        field: String,
+        why: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Error, Serialize, Deserialize)]

@@ -85,6 +85,19 @@ pub fn validate_job(spec: &JobSpec, limits: &Limits) -> Result<ValidJob, JobErro
     check_name("job name", &spec.name, limits.max_name_len)?;
     check_name("tenant", &spec.tenant, limits.max_name_len)?;
     check_name("lane", &spec.lane, limits.max_name_len)?;
+    let positive = |task: Option<&str>, field: &str, value: Option<u64>| match value {
+        Some(0) => Err(JobError::BadField {
+            task: task.map(str::to_string),
+            field: field.to_string(),
+            why: "must be at least 1".to_string(),
+        }),
+        _ => Ok(()),
+    };
+    positive(None, "max_concurrency", spec.max_concurrency.map(u64::from))?;
+    positive(None, "deadline_ms", spec.deadline_ms)?;
+    for t in &spec.tasks {
+        positive(Some(&t.key), "attempt_timeout_ms", t.attempt_timeout_ms)?;
+    }
     let n = spec.tasks.len();
     if n == 0 {
         return Err(JobError::Empty);

@@ -239,3 +239,22 @@ fn quorum_releases_the_downstream_before_stragglers_finish() {
     );
     assert_eq!(h.task(TaskId(first.0 + 2)).status, TaskStatus::Offered);
 }
+
+#[test]
+fn zero_caps_deadlines_and_timeouts_are_refused() {
+    let mut spec = job("j", &["a"]);
+    spec.max_concurrency = Some(0);
+    assert!(
+        matches!(submit_err(spec), JobError::BadField { field, .. } if field == "max_concurrency")
+    );
+    let mut spec = job("j", &["a"]);
+    spec.deadline_ms = Some(0);
+    assert!(matches!(submit_err(spec), JobError::BadField { field, .. } if field == "deadline_ms"));
+    let mut spec = job("j", &["a"]);
+    spec.tasks[0].attempt_timeout_ms = Some(0);
+    let e = submit_err(spec);
+    assert_eq!(
+        e.to_string(),
+        "task \"a\" attempt_timeout_ms: must be at least 1"
+    );
+}

@@ -302,6 +302,8 @@ fn locate(spec: &JobSpec, spans: &Spans, e: &JobError, source: &str, limits: &Li
         JobError::BadRetry { task: t, .. } => task(t)
             .and_then(|s| s.retry.clone())
             .or_else(|| spans.defaults_retry.clone()),
+        // The loader refuses these fields first; an engine refusal points at the task.
+        JobError::BadField { .. } => None,
     };
     let span = span
         .or_else(|| task_of(e).and_then(id_span))
@@ -376,6 +378,7 @@ fn task_of(e: &JobError) -> Option<&str> {
         | JobError::TooManyCapabilities { task, .. }
         | JobError::Capability { task, .. }
         | JobError::BadRetry { task, .. } => Some(task),
+        JobError::BadField { task, .. } => task.as_deref(),
         _ => None,
     }
 }
