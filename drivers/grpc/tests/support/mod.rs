@@ -36,7 +36,12 @@ impl Cluster {
             .await
             .expect("coordinator starts");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let url = format!("{scheme}://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let server = serve(handle.clone(), listener, options, Arc::default(), async {
             let _ = stopped.await;
