@@ -48,6 +48,8 @@ pub(crate) struct State {
     running: HashMap<TaskId, Running>,
     reports: BTreeMap<TaskId, (Fence, Outcome)>,
     outbox: Vec<proto::WorkerCommand>,
+    /// Slots freed since the last frame; one work request per frame tops them up.
+    top_up: bool,
 }
 
 impl State {
@@ -86,6 +88,7 @@ impl State {
             running: HashMap::new(),
             reports: BTreeMap::new(),
             outbox: Vec::new(),
+            top_up: false,
         }
     }
 
@@ -99,6 +102,9 @@ impl State {
     }
 
     pub fn take_outbox(&mut self) -> Vec<proto::WorkerCommand> {
+        if std::mem::take(&mut self.top_up) && !self.draining {
+            self.request_work();
+        }
         std::mem::take(&mut self.outbox)
     }
 
@@ -106,6 +112,7 @@ impl State {
         self.pending.clear();
         self.outbox.clear();
         self.accepting = 0;
+        self.top_up = false;
         self.push(Command::Register(register), Pending::Register);
         self.next_seq
     }
@@ -229,9 +236,7 @@ impl State {
                     self.reports.insert(fence.task, (fence, outcome.clone()));
                     self.push_report(fence, outcome);
                 }
-                if !self.draining {
-                    self.request_work();
-                }
+                self.top_up = true;
             }
         }
     }
@@ -279,9 +284,7 @@ impl State {
                 r.cancel.cancel();
             }
             self.summary.revoked += 1;
-            if !self.draining {
-                self.request_work();
-            }
+            self.top_up = true;
         }
     }
 
@@ -323,9 +326,7 @@ impl State {
             (Pending::Accept(offer), other) => {
                 self.accepting = self.accepting.saturating_sub(1);
                 tracing::debug!(grant = offer.grant, reply = ?other, "grant not accepted");
-                if !self.draining {
-                    self.request_work();
-                }
+                self.top_up = true;
             }
             (Pending::Report(task), Some(reply::Result::Refused(refusal))) => {
                 self.reports.remove(&task);
