@@ -83,9 +83,10 @@ struct ScaleArgs {
     /// Length of the fault phase in virtual minutes.
     #[arg(long, default_value_t = 60)]
     minutes: u64,
-    /// Check the engine's own invariants after every this-many applies (history
-    /// checks always run after every event).
-    #[arg(long, default_value_t = 1)]
+    /// Check the engine's own invariants after every this-many applies and at the
+    /// end (0: only at the end); the check walks the whole engine state, so at this
+    /// scale it is sampled. History checks always run after every event.
+    #[arg(long, default_value_t = 1_000)]
     check_every: u32,
 }
 
