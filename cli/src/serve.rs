@@ -110,6 +110,13 @@ async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
         }
         None => {
             let log = RedbLog::open(&args.data_dir).map_err(|e| e.to_string())?;
+            // redb lets one process open the file at a time, so whoever opened it is the
+            // only possible leader: a fixed holder name lets a restart after a crash
+            // serve at once instead of waiting for its own old lease to lapse.
+            let config = CoordinatorConfig {
+                holder: "keel-serve-embedded".to_string(),
+                ..config
+            };
             start(config, log).await?
         }
     };
