@@ -23,6 +23,9 @@ pub struct PlanArgs {
     /// and report the makespan and each worker's utilisation (text format only).
     #[arg(long, requires = "workers")]
     pub simulate: bool,
+    /// Seed of the simulation (with --simulate); the same seed gives the same run.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "simulate")]
+    pub seed: u64,
     /// Write the simulated timeline as SVG to this file.
     #[arg(long, value_name = "FILE.svg", requires = "simulate")]
     pub timeline: Option<PathBuf>,
@@ -72,7 +75,7 @@ fn render(args: &PlanArgs) -> Result<String, String> {
         Format::Json => plan.to_json() + "\n",
     };
     if let (true, Some(pool)) = (args.simulate, &pool) {
-        out += &simulate(&job, pool, args.timeline.as_deref())?;
+        out += &simulate(&job, pool, args.seed, args.timeline.as_deref())?;
     }
     Ok(out)
 }

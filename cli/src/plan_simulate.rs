@@ -22,9 +22,14 @@ fn workers(pool: &Pool) -> Vec<PlanWorker> {
 }
 
 /// The simulation section of the report; writes the SVG timeline when asked.
-pub fn simulate(job: &LoadedJob, pool: &Pool, timeline: Option<&Path>) -> Result<String, String> {
+pub fn simulate(
+    job: &LoadedJob,
+    pool: &Pool,
+    seed: u64,
+    timeline: Option<&Path>,
+) -> Result<String, String> {
     let workers = workers(pool);
-    let run = simulate_plan(job.spec(), &workers)?;
+    let run = simulate_plan(job.spec(), &workers, seed)?;
     let mut out = String::new();
     out.push_str("\nsimulation: no faults, each task takes its estimate (the simulator's default without one)\n");
     let _ = writeln!(

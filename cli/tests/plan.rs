@@ -154,3 +154,25 @@ fn simulate_needs_a_pool() {
     let o = keel(&["plan", "examples/etl-chain.toml", "--simulate"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn simulate_is_reproducible_from_its_seed() {
+    let run = |seed: &str| {
+        let o = keel(&[
+            "plan",
+            "examples/fan-out-fan-in.toml",
+            "--workers",
+            "examples/pool.toml",
+            "--simulate",
+            "--seed",
+            seed,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let first = run("11");
+    assert!(first.contains("makespan"), "{first}");
+    assert_eq!(first, run("11"), "the same seed must give the same simulation");
+    let without = keel(&["plan", "examples/fan-out-fan-in.toml", "--seed", "11"]);
+    assert!(!without.status.success(), "--seed without --simulate is a usage error");
+}

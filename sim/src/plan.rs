@@ -34,7 +34,12 @@ pub struct PlanOutcome {
 pub const DEFAULT_TASK_MS: u64 = 1_000;
 
 /// Runs `spec` on `workers` with no faults. Deterministic; `Err` names an invalid input.
-pub fn simulate_plan(spec: &JobSpec, workers: &[PlanWorker]) -> Result<PlanOutcome, String> {
+/// `seed` drives the simulator's tie-breaks; a run is reproducible from it.
+pub fn simulate_plan(
+    spec: &JobSpec,
+    workers: &[PlanWorker],
+    seed: u64,
+) -> Result<PlanOutcome, String> {
     if workers.is_empty() {
         return Err("simulating a plan needs at least one worker".into());
     }
@@ -104,7 +109,7 @@ pub fn simulate_plan(spec: &JobSpec, workers: &[PlanWorker]) -> Result<PlanOutco
         expect: Default::default(),
     };
     crate::load::check_generated(&scenario).map_err(|e| e.message)?;
-    let report = run(&scenario, RunOptions::new(0));
+    let report = run(&scenario, RunOptions::new(seed));
     if let Some(v) = report.violations.first() {
         return Err(format!("the plan could not be simulated: {v}"));
     }
@@ -157,7 +162,7 @@ mod tests {
                 max_concurrency: 1,
             })
             .collect();
-        let out = simulate_plan(&spec, &pool).unwrap();
+        let out = simulate_plan(&spec, &pool, 0).unwrap();
         assert_eq!(out.outcome, "succeeded");
         assert_eq!(out.timeline.len(), 4);
         // Critical path a -> b -> d is 5 s; scheduling and sync add a few ms per hop.
