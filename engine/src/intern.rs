@@ -92,6 +92,25 @@ impl Interned {
         id
     }
 
+    /// Every name maps to an id in range and back to itself; a snapshot from outside is
+    /// checked with this before anything indexes by these ids.
+    pub fn consistent(&self) -> bool {
+        let names_ok = |ids: &BTreeMap<String, u32>, names: &[String]| {
+            ids.len() == names.len()
+                && ids
+                    .iter()
+                    .all(|(n, &i)| names.get(i as usize).is_some_and(|m| m == n))
+        };
+        names_ok(&self.lane_ids, &self.lanes)
+            && names_ok(&self.tenant_ids, &self.tenants)
+            && self.capset_ids.len() == self.capsets.len()
+            && self.capset_ids.iter().all(|(caps, id)| {
+                self.capsets
+                    .get(id.0 as usize)
+                    .is_some_and(|c| &c.caps == caps)
+            })
+    }
+
     pub fn caps(&self, id: CapSetId) -> &[String] {
         &self.capsets[id.0 as usize].caps
     }

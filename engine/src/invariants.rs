@@ -40,6 +40,7 @@ struct JobCount {
 }
 
 pub(crate) fn check(s: &State) -> Result<(), Violation> {
+    check_references(s)?;
     let mut per_job: BTreeMap<crate::ids::JobId, JobCount> = BTreeMap::new();
     let mut per_tenant: BTreeMap<u32, u32> = BTreeMap::new();
     let mut queued_total = 0u64;
@@ -246,14 +247,14 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
         ensure!(
             load.active == found,
             "tenant {} counts {} active, found {found}",
-            s.names.tenants[i],
+            s.names.tenants.get(i).map_or("?", String::as_str),
             load.active
         );
         if let Some(cap) = load.cap {
             ensure!(
                 load.active <= cap,
                 "tenant {} has {} active tasks over its cap {cap}",
-                s.names.tenants[i],
+                s.names.tenants.get(i).map_or("?", String::as_str),
                 load.active
             );
         }
@@ -280,6 +281,53 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
             _ => false,
         });
         ensure!(ok, "grant {g} is not held by task {}", grant.task);
+    }
+    Ok(())
+}
+
+/// Every interned id a task, job, queue or tenant load refers to exists, so the rest of
+/// the checker (and the engine after a restore) can index by them without panicking.
+fn check_references(s: &State) -> Result<(), Violation> {
+    let (lanes, tenants, capsets) = (
+        s.names.lanes.len() as u32,
+        s.names.tenants.len() as u32,
+        s.names.capsets.len() as u32,
+    );
+    ensure!(
+        s.tenants.len() as u32 == tenants,
+        "{} tenant loads for {tenants} tenants",
+        s.tenants.len()
+    );
+    ensure!(s.names.consistent(), "interned names and ids disagree");
+    ensure!(
+        capsets > 0 && s.names.capsets[0].caps.is_empty(),
+        "capability set 0 must be the empty set"
+    );
+    for (tid, t) in s.tasks.iter() {
+        ensure!(
+            t.lane < lanes && t.tenant < tenants && t.capset.0 < capsets,
+            "task {tid} names a lane, tenant or capability set that does not exist"
+        );
+    }
+    for (jid, j) in &s.jobs {
+        ensure!(
+            j.lane < lanes && j.tenant < tenants,
+            "job {jid} names a lane or tenant that does not exist"
+        );
+    }
+    for (q, key) in s.ready.iter() {
+        ensure!(
+            q.lane < lanes && q.tenant < tenants && q.capset.0 < capsets,
+            "ready entry {} names a lane, tenant or capability set that does not exist",
+            key.task
+        );
+    }
+    for (wid, w) in &s.workers {
+        ensure!(
+            w.lanes.iter().all(|&l| l < lanes),
+            "worker {wid} serves a lane that does not exist"
+        );
+        ensure!(!w.lanes.is_empty(), "worker {wid} serves no lane");
     }
     Ok(())
 }

@@ -111,7 +111,6 @@ proptest! {
 /// interned tenant names. Kept out of the corpus, where libFuzzer would stop on it at
 /// start-up, until the engine refuses it.
 #[test]
-#[ignore = "crash: Engine::restore panics (index out of bounds in invariants.rs, tenant names) on a snapshot with more tenant loads than tenant names instead of returning RestoreError::Inconsistent"]
 fn a_snapshot_with_tenant_loads_but_no_tenant_names_is_refused() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../fuzz/regressions/log_records/restore-tenant-loads-without-names");
@@ -124,7 +123,6 @@ fn a_snapshot_with_tenant_loads_but_no_tenant_names_is_refused() {
 /// Found by the fuzzer: a snapshot that restores although a task names a capability set
 /// the state does not hold; the next input that looks the set up panics.
 #[test]
-#[ignore = "crash: Engine::restore accepts a snapshot whose task names a missing capability set; the next apply panics (index out of bounds in intern.rs Interned::caps)"]
 fn a_snapshot_naming_a_missing_capability_set_is_refused() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../fuzz/regressions/log_records/capset-id-without-capset");
