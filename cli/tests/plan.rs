@@ -172,7 +172,14 @@ fn simulate_is_reproducible_from_its_seed() {
     };
     let first = run("11");
     assert!(first.contains("makespan"), "{first}");
-    assert_eq!(first, run("11"), "the same seed must give the same simulation");
+    assert_eq!(
+        first,
+        run("11"),
+        "the same seed must give the same simulation"
+    );
     let without = keel(&["plan", "examples/fan-out-fan-in.toml", "--seed", "11"]);
-    assert!(!without.status.success(), "--seed without --simulate is a usage error");
+    assert!(
+        !without.status.success(),
+        "--seed without --simulate is a usage error"
+    );
 }
