@@ -131,12 +131,7 @@ impl Log for RedbLog {
         let epoch = self.write(partition, |_, meta| {
             meta.lease.acquire(partition, holder, now_ms(), ttl)
         })?;
-        Ok(Lease {
-            partition,
-            holder: holder.to_owned(),
-            epoch,
-            valid_until: asked + ttl,
-        })
+        Ok(Lease::granted(partition, holder, epoch, asked, ttl))
     }
 
     async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LogError> {
@@ -145,10 +140,7 @@ impl Log for RedbLog {
             meta.lease
                 .renew(lease.partition, lease.epoch, now_ms(), ttl)
         })?;
-        Ok(Lease {
-            valid_until: asked + ttl,
-            ..lease.clone()
-        })
+        Ok(lease.renewed(asked, ttl))
     }
 
     async fn step_down(&self, lease: &Lease) -> Result<(), LogError> {

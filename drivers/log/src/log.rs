@@ -49,6 +49,31 @@ pub struct Lease {
 }
 
 impl Lease {
+    /// The lease a backend hands out: valid for `ttl` from `asked`, the moment before
+    /// the request was sent.
+    pub fn granted(
+        partition: Partition,
+        holder: &str,
+        epoch: Epoch,
+        asked: Instant,
+        ttl: Duration,
+    ) -> Lease {
+        Lease {
+            partition,
+            holder: holder.to_owned(),
+            epoch,
+            valid_until: asked + ttl,
+        }
+    }
+
+    /// The same lease after a renewal asked at `asked`.
+    pub fn renewed(&self, asked: Instant, ttl: Duration) -> Lease {
+        Lease {
+            valid_until: asked + ttl,
+            ..self.clone()
+        }
+    }
+
     pub fn is_valid(&self, now: Instant) -> bool {
         now < self.valid_until
     }

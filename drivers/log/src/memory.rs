@@ -88,12 +88,7 @@ impl Log for MemoryLog {
         let epoch = self.with(partition, |log| {
             log.lease.acquire(partition, holder, now_ms(), ttl)
         })?;
-        Ok(Lease {
-            partition,
-            holder: holder.to_owned(),
-            epoch,
-            valid_until: asked + ttl,
-        })
+        Ok(Lease::granted(partition, holder, epoch, asked, ttl))
     }
 
     async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LogError> {
@@ -101,10 +96,7 @@ impl Log for MemoryLog {
         self.with(lease.partition, |log| {
             log.lease.renew(lease.partition, lease.epoch, now_ms(), ttl)
         })?;
-        Ok(Lease {
-            valid_until: asked + ttl,
-            ..lease.clone()
-        })
+        Ok(lease.renewed(asked, ttl))
     }
 
     async fn step_down(&self, lease: &Lease) -> Result<(), LogError> {
