@@ -4,6 +4,8 @@ mod bench_e2e;
 mod connect;
 mod plan;
 mod plan_simulate;
+#[cfg(unix)]
+mod process_group;
 mod serve;
 mod sim;
 mod status;

@@ -1,13 +1,18 @@
 //! `keel worker`: serves tasks by running a shell command per task. The task's ids and
 //! attempt are in environment variables and its payload on stdin; exit code 0 completes
 //! the task with the command's stdout as output, anything else fails it with the end of
-//! its stderr. A revoked lease kills the command.
+//! its stderr. Each command leads its own process group: when the attempt is revoked,
+//! times out or is abandoned at shutdown, or when the command exits, every process left
+//! in the group gets SIGTERM and, after `--kill-grace-ms`, SIGKILL.
 
 use crate::connect::{init_tracing, runtime, terminated, ConnectArgs};
+#[cfg(unix)]
+use crate::process_group::{self, Group};
 use clap::Args;
 use keel_grpc::worker::{Outcome, Task, Worker, WorkerConfig};
 use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
@@ -34,6 +39,13 @@ pub struct WorkerArgs {
     /// This worker's name; defaults to host and process id.
     #[arg(long, value_name = "NAME")]
     pub id: Option<String>,
+    /// On SIGINT/SIGTERM, how long running commands may take to finish before they are
+    /// stopped.
+    #[arg(long, value_name = "MS", default_value_t = 60_000)]
+    pub drain_timeout_ms: u64,
+    /// Between SIGTERM and SIGKILL when a command's process group is stopped.
+    #[arg(long, value_name = "MS", default_value_t = 3_000)]
+    pub kill_grace_ms: u64,
 }
 
 pub fn run(args: &WorkerArgs) -> ExitCode {
@@ -49,12 +61,18 @@ pub fn run(args: &WorkerArgs) -> ExitCode {
     let mut config = WorkerConfig::new(client, id, args.concurrency);
     config.capabilities = args.capabilities.clone();
     config.lanes = args.lanes.clone();
+    config.drain_timeout = Duration::from_millis(args.drain_timeout_ms);
     let exec = Arc::new(args.exec.clone());
+    let grace = Duration::from_millis(args.kill_grace_ms);
     let handler = move |task: Task| {
         let exec = exec.clone();
-        async move { run_command(&exec, &task).await }
+        async move { run_command(&exec, &task, grace).await }
     };
-    match runtime().block_on(Worker::new(config).run(handler, terminated())) {
+    // The runtime is gone after this statement, and with it every handler still running.
+    let result = runtime().block_on(Worker::new(config).run(handler, terminated()));
+    #[cfg(unix)]
+    process_group::finish_all();
+    match result {
         Ok(summary) => {
             eprintln!(
                 "keel worker: {} completed, {} failed, {} revoked",
@@ -83,9 +101,15 @@ fn default_id() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-/// Runs `exec` for one task. Dropping the returned future (a revoked lease) kills it.
-async fn run_command(exec: &str, task: &Task) -> Outcome {
-    let child = Command::new("sh")
+/// Runs `exec` for one task. Dropping the returned future (a revoked lease) stops its
+/// process group.
+async fn run_command(exec: &str, task: &Task, grace: Duration) -> Outcome {
+    let mut command = Command::new("sh");
+    #[cfg(unix)]
+    command.process_group(0);
+    #[cfg(not(unix))]
+    command.kill_on_drop(true);
+    let child = command
         .arg("-c")
         .arg(exec)
         .env("KEEL_JOB_ID", task.job.0.to_string())
@@ -99,7 +123,6 @@ async fn run_command(exec: &str, task: &Task) -> Outcome {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn();
     let mut child = match child {
         Ok(child) => child,
@@ -110,6 +133,10 @@ async fn run_command(exec: &str, task: &Task) -> Outcome {
             }
         }
     };
+    #[cfg(unix)]
+    let group = child.id().and_then(|pid| Group::of(pid, grace));
+    #[cfg(not(unix))]
+    let _ = grace;
     let stdin = child.stdin.take();
     let payload = task.payload.clone();
     let feed = async move {
@@ -120,7 +147,15 @@ async fn run_command(exec: &str, task: &Task) -> Outcome {
     };
     let stdout = read_bounded(child.stdout.take(), MAX_OUTPUT);
     let stderr = read_bounded(child.stderr.take(), 64 * 1024);
-    let (_, stdout, stderr, status) = tokio::join!(feed, stdout, stderr, child.wait());
+    // Whatever the command left running goes once it exits: a background job holding
+    // its stdout would otherwise keep the task from ending.
+    let exited = async {
+        let status = child.wait().await;
+        #[cfg(unix)]
+        drop(group);
+        status
+    };
+    let (_, stdout, stderr, status) = tokio::join!(feed, stdout, stderr, exited);
     match status {
         Ok(status) if status.success() => Outcome::Complete(stdout),
         Ok(status) => {

@@ -19,6 +19,34 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Sends `signal` (e.g. "TERM") without waiting for the process to exit.
+    pub fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .args([format!("-{signal}"), child.id().to_string()])
+                .status()
+                .expect("kill runs");
+            assert!(status.success(), "kill -{signal} failed");
+        }
+    }
+
+    /// Waits for the process to exit by itself, failing the test after `bound`.
+    pub fn wait_exit(&mut self, bound: Duration) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("a running process");
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                start.elapsed() < bound,
+                "the process did not exit within {bound:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGKILL: no drain, no goodbye.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -108,9 +136,14 @@ fn spawn_serve(port: u16, data_dir: &Path, valkey: Option<&str>) -> Proc {
 
 /// A `keel worker` running each task's payload as a shell script.
 pub fn worker(url: &str, id: &str, concurrency: u32) -> Proc {
+    worker_with(url, id, &["--concurrency", &concurrency.to_string()])
+}
+
+/// [`worker`] with more `keel worker` options.
+pub fn worker_with(url: &str, id: &str, options: &[&str]) -> Proc {
     let child = keel()
-        .args(["worker", "--coordinator", url, "--id", id])
-        .args(["--concurrency", &concurrency.to_string(), "--exec", "sh"])
+        .args(["worker", "--coordinator", url, "--id", id, "--exec", "sh"])
+        .args(options)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
