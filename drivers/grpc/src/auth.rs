@@ -124,7 +124,7 @@ pub fn require_client<T>(request: &Request<T>) -> Result<(), Status> {
     match request.extensions().get::<Role>() {
         Some(Role::Client) => Ok(()),
         _ => Err(Status::permission_denied(
-            "a worker token cannot submit or cancel jobs",
+            "a worker token cannot submit, cancel or signal jobs",
         )),
     }
 }

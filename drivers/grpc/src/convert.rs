@@ -2,8 +2,8 @@
 
 use crate::proto;
 use keel_engine::{
-    Accepted, Effect, EndReason, Fence, JobOutcome, JobStatus, JobView, TaskId, TaskOutcome,
-    TaskStatus, TaskView,
+    Accepted, Effect, EndReason, Fence, JobOutcome, JobStatus, JobView, SuspendTimeout, TaskId,
+    TaskOutcome, TaskStatus, TaskView,
 };
 
 pub fn fence_to_proto(f: Fence) -> proto::Fence {
@@ -19,6 +19,23 @@ pub fn fence_from_proto(f: &proto::Fence) -> Fence {
         task: TaskId(f.task),
         attempt: f.attempt,
         epoch: f.epoch,
+    }
+}
+
+/// `None` for a value this version does not know; unspecified means the engine's
+/// default, failing.
+pub fn suspend_timeout_from_proto(value: i32) -> Option<SuspendTimeout> {
+    use proto::SuspendTimeout as P;
+    match P::try_from(value).ok()? {
+        P::Unspecified | P::Fail => Some(SuspendTimeout::Fail),
+        P::Resume => Some(SuspendTimeout::Resume),
+    }
+}
+
+pub fn suspend_timeout_to_proto(t: SuspendTimeout) -> proto::SuspendTimeout {
+    match t {
+        SuspendTimeout::Fail => proto::SuspendTimeout::Fail,
+        SuspendTimeout::Resume => proto::SuspendTimeout::Resume,
     }
 }
 
@@ -74,6 +91,10 @@ pub fn accepted_to_reply(a: Accepted, lease_ttl_ms: u64, liveness_ms: u64) -> pr
             fence: Some(fence_to_proto(fence)),
             duplicate,
             retry_at_ms: retry_at,
+        }),
+        Accepted::Suspended { fence, duplicate } => R::Suspended(proto::Suspended {
+            fence: Some(fence_to_proto(fence)),
+            duplicate,
         }),
         _ => R::Ok(proto::Done {}),
     }

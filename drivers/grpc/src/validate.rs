@@ -1,10 +1,13 @@
-//! Checks on what workers send, before anything reaches the engine. A refusal names the
-//! field, so a worker author can see which part of the message was wrong.
+//! Checks on what workers and clients send, before anything reaches the engine. A
+//! refusal names the field, so an author can see which part of the message was wrong.
 
-use crate::convert::fence_from_proto;
+use crate::convert::{fence_from_proto, suspend_timeout_from_proto};
 use crate::proto;
 use crate::proto::worker_command::Command as Wire;
-use keel_engine::{Fence, GrantId, InstanceId, Limits, Payload, WorkerCommand, WorkerId};
+use keel_engine::{
+    check_name, ClientCommand, Fence, GrantId, InstanceId, JobError, JobId, Limits, Payload,
+    TaskId, WorkerCommand, WorkerId,
+};
 use tonic::Status;
 
 /// Longest failure message a worker may report.
@@ -88,6 +91,63 @@ fn fence(field: &str, f: &Option<proto::Fence>) -> Result<Fence, Status> {
     }
 }
 
+/// A name the engine would refuse (empty, too long, control characters), refused here
+/// under the wire field's name.
+fn name(field: &str, value: &str, limits: &Limits) -> Result<(), Status> {
+    match check_name("name", value, limits.max_name_len) {
+        Ok(()) => Ok(()),
+        Err(JobError::BadName { why, .. }) => Err(invalid(field, &why)),
+        Err(other) => Err(invalid(field, &other.to_string())),
+    }
+}
+
+fn suspend(s: proto::Suspend, limits: &Limits) -> Result<WorkerCommand, Status> {
+    let fence = fence("suspend", &s.fence)?;
+    name("suspend.waitpoint", &s.waitpoint, limits)?;
+    if s.timeout_ms == Some(0) {
+        return Err(invalid("suspend.timeout_ms", "must be positive when set"));
+    }
+    let on_timeout = suspend_timeout_from_proto(s.on_timeout)
+        .ok_or_else(|| invalid("suspend.on_timeout", "is not a known value"))?;
+    Ok(WorkerCommand::Suspend {
+        fence,
+        waitpoint: s.waitpoint,
+        timeout_ms: s.timeout_ms,
+        on_timeout,
+    })
+}
+
+/// A signal request once checked: the engine command and the job its task must be in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Signal {
+    pub job: JobId,
+    pub task: TaskId,
+    pub command: ClientCommand,
+}
+
+/// Checks a `SignalTask` request.
+pub fn signal(r: proto::SignalTaskRequest, limits: &Limits) -> Result<Signal, Status> {
+    if r.job == 0 {
+        return Err(invalid("job", "is required"));
+    }
+    if r.task == 0 {
+        return Err(invalid("task", "is required"));
+    }
+    name("waitpoint", &r.waitpoint, limits)?;
+    name("idempotency_key", &r.idempotency_key, limits)?;
+    let task = TaskId(r.task);
+    Ok(Signal {
+        job: JobId(r.job),
+        task,
+        command: ClientCommand::Signal {
+            task,
+            waitpoint: r.waitpoint,
+            idempotency_key: r.idempotency_key,
+            payload: Payload::default(),
+        },
+    })
+}
+
 /// Checks a command after registration.
 pub fn command(cmd: proto::WorkerCommand, limits: &Limits) -> Result<Checked, Status> {
     let engine = |c: WorkerCommand| Ok(Checked::Engine(c));
@@ -136,6 +196,7 @@ pub fn command(cmd: proto::WorkerCommand, limits: &Limits) -> Result<Checked, St
                 permanent: f.permanent,
             })
         }
+        Some(Wire::Suspend(s)) => engine(suspend(s, limits)?),
         Some(Wire::Progress(p)) => {
             let fence = fence("progress", &p.fence)?;
             if p.done_per_mille > 1000 {
@@ -188,6 +249,119 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.message(), "complete.fence: is required");
+    }
+
+    #[test]
+    fn a_suspension_names_its_bad_field() {
+        let limits = Limits::default();
+        let fence = Some(proto::Fence {
+            task: 1,
+            attempt: 1,
+            epoch: 1,
+        });
+        let bad = [
+            (proto::Suspend::default(), "suspend.fence: is required"),
+            (
+                proto::Suspend {
+                    fence,
+                    ..Default::default()
+                },
+                "suspend.waitpoint: empty",
+            ),
+            (
+                proto::Suspend {
+                    fence,
+                    waitpoint: "approval".into(),
+                    timeout_ms: Some(0),
+                    ..Default::default()
+                },
+                "suspend.timeout_ms: must be positive when set",
+            ),
+            (
+                proto::Suspend {
+                    fence,
+                    waitpoint: "approval".into(),
+                    on_timeout: 9,
+                    ..Default::default()
+                },
+                "suspend.on_timeout: is not a known value",
+            ),
+        ];
+        for (suspend, message) in bad {
+            let err = command(wire(Wire::Suspend(suspend)), &limits).unwrap_err();
+            assert_eq!(
+                (err.code(), err.message()),
+                (tonic::Code::InvalidArgument, message)
+            );
+        }
+        let ok = proto::Suspend {
+            fence,
+            waitpoint: "approval".into(),
+            timeout_ms: Some(5),
+            on_timeout: proto::SuspendTimeout::Resume as i32,
+        };
+        assert_eq!(
+            command(wire(Wire::Suspend(ok)), &limits).unwrap(),
+            Checked::Engine(WorkerCommand::Suspend {
+                fence: Fence {
+                    task: TaskId(1),
+                    attempt: 1,
+                    epoch: 1
+                },
+                waitpoint: "approval".into(),
+                timeout_ms: Some(5),
+                on_timeout: keel_engine::SuspendTimeout::Resume,
+            })
+        );
+    }
+
+    #[test]
+    fn a_signal_needs_a_job_a_task_a_waitpoint_and_a_key() {
+        let limits = Limits::default();
+        let good = proto::SignalTaskRequest {
+            job: 1,
+            task: 2,
+            waitpoint: "approval".into(),
+            idempotency_key: "k1".into(),
+        };
+        assert_eq!(signal(good.clone(), &limits).unwrap().task, TaskId(2));
+        let cases = [
+            (
+                proto::SignalTaskRequest {
+                    job: 0,
+                    ..good.clone()
+                },
+                "job: is required",
+            ),
+            (
+                proto::SignalTaskRequest {
+                    task: 0,
+                    ..good.clone()
+                },
+                "task: is required",
+            ),
+            (
+                proto::SignalTaskRequest {
+                    waitpoint: String::new(),
+                    ..good.clone()
+                },
+                "waitpoint: empty",
+            ),
+            (
+                proto::SignalTaskRequest {
+                    idempotency_key: "a\nb".into(),
+                    ..good.clone()
+                },
+                "idempotency_key: contains a control character",
+            ),
+        ];
+        for (request, message) in cases {
+            let err = signal(request, &limits).unwrap_err();
+            assert_eq!(
+                (err.code(), err.message()),
+                (tonic::Code::InvalidArgument, message)
+            );
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use keel_grpc::server::ServerOptions;
 use keel_grpc::worker::{Outcome, Task, Worker, WorkerConfig};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use support::{within, Cluster};
+use support::{submit, within, Cluster};
 use tokio::sync::{mpsc, oneshot};
 
 fn dag() -> JobSpec {
@@ -173,4 +173,100 @@ async fn cancelling_a_job_stops_its_running_handler() {
         .unwrap()
         .unwrap();
     assert_eq!((summary.revoked, summary.completed), (1, 0));
+}
+
+/// A handler that suspends the first lease of each task on "approval" and completes the
+/// lease that follows the signal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_task_resumes_on_a_signal_and_completes() {
+    let cluster = Cluster::start(ServerOptions::default()).await;
+    let leases = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = leases.clone();
+    let handler = move |task: Task| {
+        let first = {
+            let mut seen = seen.lock().unwrap();
+            seen.push((task.attempt, task.fence.epoch));
+            seen.len() == 1
+        };
+        async move {
+            if first {
+                Outcome::Suspend {
+                    waitpoint: "approval".into(),
+                    timeout: Some(std::time::Duration::from_secs(600)),
+                    on_timeout: keel_engine::SuspendTimeout::Fail,
+                }
+            } else {
+                Outcome::Complete(b"approved".to_vec())
+            }
+        }
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let config = WorkerConfig::new(cluster.client(), "w1", 1);
+    let worker = tokio::spawn(Worker::new(config).run(handler, async {
+        let _ = stopped.await;
+    }));
+    let mut jobs = cluster.client().jobs().await.unwrap();
+    let spec = JobSpec::new("gated", vec![TaskSpec::new("deploy")]);
+    let submitted = submit(&mut jobs, &spec).await;
+    let (job, task) = (submitted.job, submitted.first_task);
+    let mut events = jobs
+        .watch_job(WatchJobRequest { job })
+        .await
+        .unwrap()
+        .into_inner();
+    let suspended = within("the task suspending", async {
+        loop {
+            let event = events.message().await.unwrap().expect("a job event");
+            if event.kind == "task_suspended" {
+                return event;
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        (suspended.task, suspended.detail.as_str()),
+        (task, "approval")
+    );
+
+    let signal = SignalTaskRequest {
+        job,
+        task,
+        waitpoint: "approval".into(),
+        idempotency_key: "approve-1".into(),
+    };
+    let sent = jobs.signal_task(signal.clone()).await.unwrap().into_inner();
+    assert_eq!((sent.resumed, sent.duplicate), (true, false));
+    let again = jobs.signal_task(signal).await.unwrap().into_inner();
+    assert_eq!((again.resumed, again.duplicate), (false, true));
+
+    let events = within("the job finishing", wait_finished(&mut jobs, job)).await;
+    assert_eq!(events.last().unwrap().detail, "succeeded");
+    let view = jobs
+        .describe_job(DescribeJobRequest { job })
+        .await
+        .unwrap()
+        .into_inner();
+    let ends: Vec<_> = view.tasks[0]
+        .attempts
+        .iter()
+        .map(|a| (a.attempt, a.end.as_str()))
+        .collect();
+    // An attempt the engine ended shows its reason as the engine names it.
+    assert_eq!(ends, [(1, "Suspended"), (1, "succeeded")]);
+    let leases = leases.lock().unwrap().clone();
+    assert_eq!(leases.len(), 2, "{leases:?}");
+    assert_eq!(
+        leases[0].0, leases[1].0,
+        "the resumed lease is the same attempt"
+    );
+    assert!(
+        leases[1].1 > leases[0].1,
+        "the resumed lease has a new epoch"
+    );
+    let _ = stop.send(());
+    let summary = within("the worker draining", worker)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((summary.suspended, summary.completed), (1, 1));
 }

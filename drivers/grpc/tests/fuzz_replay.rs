@@ -81,7 +81,7 @@ impl Rng {
 }
 
 fn wire_command(rng: &mut Rng) -> Wire {
-    match rng.below(10) {
+    match rng.below(11) {
         0 => Wire::Heartbeat(proto::Heartbeat {}),
         1 => Wire::RequestWork(proto::RequestWork {
             credits: rng.below(2_000) as u32,
@@ -99,6 +99,12 @@ fn wire_command(rng: &mut Rng) -> Wire {
             fence: rng.fence(),
             done_per_mille: rng.below(1_200) as u32,
             message: "p".repeat(rng.below(3) as usize),
+        }),
+        9 => Wire::Suspend(proto::Suspend {
+            fence: rng.fence(),
+            waitpoint: ["", "w", "a\tb"][rng.below(3) as usize].into(),
+            timeout_ms: (rng.below(2) == 0).then(|| rng.time()),
+            on_timeout: rng.below(4) as i32,
         }),
         8 => Wire::Complete(proto::Complete {
             fence: rng.fence(),
@@ -211,5 +217,19 @@ fn job_requests_pass_the_fuzz_checks() {
         for job in 0..4 {
             fuzz_check::check(&input(kind, &proto::CancelJobRequest { job }));
         }
+    }
+}
+
+#[test]
+fn well_formed_signals_pass_the_fuzz_checks() {
+    let mut rng = Rng(17);
+    for _ in 0..500 {
+        let request = proto::SignalTaskRequest {
+            job: rng.below(3),
+            task: rng.below(4),
+            waitpoint: ["", "w", "a\nb"][rng.below(3) as usize].into(),
+            idempotency_key: ["", "k", "k2"][rng.below(3) as usize].into(),
+        };
+        fuzz_check::check(&input(6, &request));
     }
 }

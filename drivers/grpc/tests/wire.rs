@@ -10,7 +10,7 @@ use keel_grpc::proto::coordinator_event::Event;
 use keel_grpc::proto::worker_command::Command;
 use keel_grpc::proto::*;
 use keel_grpc::server::ServerOptions;
-use support::{within, Cluster};
+use support::{submit, within, Cluster};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Code, Streaming};
@@ -18,6 +18,8 @@ use tonic::{Code, Streaming};
 struct RawSession {
     out: mpsc::UnboundedSender<WorkerFrame>,
     inbound: Streaming<CoordinatorFrame>,
+    /// Events of a frame not yet looked at: a frame may batch several.
+    received: std::collections::VecDeque<Event>,
     seq: u64,
 }
 
@@ -31,6 +33,7 @@ impl RawSession {
                 tonic_prost::ProstDecoder::default(),
                 tonic::body::Body::empty(),
             ),
+            received: Default::default(),
             seq: 0,
         };
         session.send(first);
@@ -58,13 +61,15 @@ impl RawSession {
 
     async fn next_event(&mut self) -> Event {
         loop {
+            if let Some(event) = self.received.pop_front() {
+                return event;
+            }
             let frame = within("an event", self.inbound.message())
                 .await
                 .unwrap()
                 .unwrap();
-            if let Some(event) = frame.events.into_iter().find_map(|e| e.event) {
-                return event;
-            }
+            self.received
+                .extend(frame.events.into_iter().filter_map(|e| e.event));
         }
     }
 
@@ -99,30 +104,7 @@ fn complete(fence: Fence) -> Command {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_fence_is_refused_over_the_wire() {
     let cluster = Cluster::start(ServerOptions::default()).await;
-    let mut jobs = cluster.client().jobs().await.unwrap();
-    let spec = JobSpec::new("one", vec![TaskSpec::new("t")]);
-    jobs.submit_job(SubmitJobRequest {
-        spec: Some(job_spec_to_proto(&spec)),
-    })
-    .await
-    .unwrap();
-    let mut s = RawSession::open(&cluster, vec![register("w1")])
-        .await
-        .unwrap();
-    assert!(matches!(s.reply(1).await, reply::Result::Registered(_)));
-    s.send(vec![Command::RequestWork(RequestWork { credits: 1 })]);
-    let offer = loop {
-        if let Event::GrantOffered(offer) = s.next_event().await {
-            break offer;
-        }
-    };
-    let seq = s.send(vec![Command::AcceptGrant(AcceptGrant {
-        grant: offer.grant,
-    })]);
-    let reply::Result::LeaseStarted(started) = s.reply(seq).await else {
-        panic!("the accept was refused");
-    };
-    let fence = started.fence.unwrap();
+    let (mut s, _, fence) = lease_one(&cluster).await;
 
     let stale = Fence {
         epoch: fence.epoch + 1,
@@ -249,4 +231,147 @@ async fn bad_submissions_are_invalid_argument_naming_the_problem() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
+}
+
+fn suspend(fence: Option<Fence>, waitpoint: &str) -> Command {
+    Command::Suspend(Suspend {
+        fence,
+        waitpoint: waitpoint.into(),
+        timeout_ms: None,
+        on_timeout: SuspendTimeout::Unspecified as i32,
+    })
+}
+
+/// Registers `w1`, takes the only task of a fresh one-task job and returns its fence.
+async fn lease_one(cluster: &Cluster) -> (RawSession, u64, Fence) {
+    let mut jobs = cluster.client().jobs().await.unwrap();
+    let spec = JobSpec::new("one", vec![TaskSpec::new("t")]);
+    let job = submit(&mut jobs, &spec).await.job;
+    let mut s = RawSession::open(cluster, vec![register("w1")])
+        .await
+        .unwrap();
+    assert!(matches!(s.reply(1).await, reply::Result::Registered(_)));
+    s.send(vec![Command::RequestWork(RequestWork { credits: 1 })]);
+    let offer = loop {
+        if let Event::GrantOffered(offer) = s.next_event().await {
+            break offer;
+        }
+    };
+    let seq = s.send(vec![Command::AcceptGrant(AcceptGrant {
+        grant: offer.grant,
+    })]);
+    let reply::Result::LeaseStarted(started) = s.reply(seq).await else {
+        panic!("the accept was refused");
+    };
+    (s, job, started.fence.unwrap())
+}
+
+async fn refused(s: &mut RawSession, command: Command) -> Refusal {
+    let seq = s.send(vec![command]);
+    match s.reply(seq).await {
+        reply::Result::Refused(refusal) => refusal,
+        other => panic!("accepted: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspending_checks_the_fence_and_names_bad_fields() {
+    let cluster = Cluster::start(ServerOptions::default()).await;
+    let (mut s, _, fence) = lease_one(&cluster).await;
+
+    let no_fence = refused(&mut s, suspend(None, "approval")).await;
+    assert_eq!(no_fence.status, Code::InvalidArgument as i32);
+    assert_eq!(no_fence.message, "suspend.fence: is required");
+    let no_name = refused(&mut s, suspend(Some(fence), "")).await;
+    assert_eq!(no_name.status, Code::InvalidArgument as i32);
+    assert_eq!(no_name.message, "suspend.waitpoint: empty");
+    let stale = Fence {
+        epoch: fence.epoch + 1,
+        ..fence
+    };
+    let stale = refused(&mut s, suspend(Some(stale), "approval")).await;
+    assert_eq!(
+        (stale.status, stale.reason.as_str()),
+        (Code::FailedPrecondition as i32, "stale_fence")
+    );
+
+    let seq = s.send(vec![suspend(Some(fence), "approval")]);
+    let reply::Result::Suspended(done) = s.reply(seq).await else {
+        panic!("the suspension was refused");
+    };
+    assert!(!done.duplicate);
+    let seq = s.send(vec![suspend(Some(fence), "approval")]);
+    let reply::Result::Suspended(again) = s.reply(seq).await else {
+        panic!("a replayed suspension was refused");
+    };
+    assert!(again.duplicate);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_are_checked_and_resume_the_task_with_a_new_grant() {
+    let cluster = Cluster::start(ServerOptions::default()).await;
+    let (mut s, job, fence) = lease_one(&cluster).await;
+    let seq = s.send(vec![
+        suspend(Some(fence), "approval"),
+        Command::RequestWork(RequestWork { credits: 1 }),
+    ]);
+    assert!(matches!(
+        s.reply(seq - 1).await,
+        reply::Result::Suspended(_)
+    ));
+    let mut jobs = cluster.client().jobs().await.unwrap();
+    let signal = SignalTaskRequest {
+        job,
+        task: fence.task,
+        waitpoint: "approval".into(),
+        idempotency_key: "k1".into(),
+    };
+    let fails = [
+        (
+            SignalTaskRequest {
+                idempotency_key: String::new(),
+                ..signal.clone()
+            },
+            Code::InvalidArgument,
+            "idempotency_key: empty",
+        ),
+        (
+            SignalTaskRequest {
+                task: 0,
+                ..signal.clone()
+            },
+            Code::InvalidArgument,
+            "task: is required",
+        ),
+        (
+            SignalTaskRequest {
+                job: job + 1,
+                ..signal.clone()
+            },
+            Code::NotFound,
+            "unknown_task: ",
+        ),
+        (
+            SignalTaskRequest {
+                waitpoint: "other".into(),
+                ..signal.clone()
+            },
+            Code::FailedPrecondition,
+            "not_waiting: ",
+        ),
+    ];
+    for (request, code, message) in fails {
+        let err = jobs.signal_task(request).await.unwrap_err();
+        assert_eq!(err.code(), code, "{}", err.message());
+        assert!(err.message().starts_with(message), "{}", err.message());
+    }
+
+    let sent = jobs.signal_task(signal).await.unwrap().into_inner();
+    assert!(sent.resumed && !sent.duplicate);
+    let offer = loop {
+        if let Event::GrantOffered(offer) = s.next_event().await {
+            break offer;
+        }
+    };
+    assert_eq!((offer.task, offer.attempt), (fence.task, fence.attempt));
 }

@@ -1,4 +1,5 @@
-//! The client service: submit, cancel, describe, list and watch jobs.
+//! The client service: submit, cancel, describe, list and watch jobs, and signal their
+//! suspended tasks.
 
 use super::{unavailable, Shared};
 use crate::auth::require_client;
@@ -7,7 +8,7 @@ use crate::job_spec::job_spec_from_proto;
 use crate::proto::job_service_server::JobService;
 use crate::proto::*;
 use crate::status::rejection_status;
-use crate::validate::invalid;
+use crate::validate::{self, invalid};
 use keel_engine::{Accepted, ClientCommand, Effect, Input, JobId, Rejection};
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
@@ -87,6 +88,32 @@ impl JobService for JobSvc {
             Accepted::JobCancelled {
                 already_finished, ..
             } => Ok(Response::new(CancelJobResponse { already_finished })),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn signal_task(
+        &self,
+        request: Request<SignalTaskRequest>,
+    ) -> Result<Response<SignalTaskResponse>, Status> {
+        require_client(&request)?;
+        let signal = validate::signal(request.into_inner(), &self.0.config.limits)?;
+        let (job, task) = (signal.job, signal.task);
+        // A task's job never changes, so this look stays true until the signal lands.
+        let owner = self
+            .read(move |e| e.describe_task(task).map(|t| t.job))
+            .await?
+            .map_err(|r| rejection_status(&r))?;
+        if owner != job {
+            return Err(Status::not_found(format!(
+                "unknown_task: task {task} is not in job {job}"
+            )));
+        }
+        let span = tracing::info_span!("signal_task", %job, %task);
+        match self.apply(signal.command).instrument(span).await? {
+            Accepted::Signalled {
+                resumed, duplicate, ..
+            } => Ok(Response::new(SignalTaskResponse { resumed, duplicate })),
             other => Err(unexpected(other)),
         }
     }

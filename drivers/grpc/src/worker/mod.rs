@@ -1,7 +1,8 @@
 //! The worker SDK: one session with the coordinator that registers, asks for as much
 //! work as there are free slots, accepts grants, runs a handler per task, renews leases
-//! in the background while handlers run, reports outcomes, stops handlers whose lease
-//! is revoked, reconnects with backoff and drains on shutdown.
+//! in the background while handlers run, reports outcomes (complete, fail, or suspend
+//! until a signal), stops handlers whose lease is revoked, reconnects with backoff and
+//! drains on shutdown.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), keel_grpc::worker::WorkerError> {
@@ -84,6 +85,8 @@ impl WorkerConfig {
 pub struct Summary {
     pub completed: u64,
     pub failed: u64,
+    /// Attempts that gave up their lease to wait for a signal.
+    pub suspended: u64,
     /// Handlers stopped because their lease was revoked or could not be renewed.
     pub revoked: u64,
     /// Outcomes the coordinator refused because the attempt was no longer this worker's.

@@ -4,7 +4,7 @@
 
 use super::task::{Note, Outcome, Task};
 use super::{Handler, Summary};
-use crate::convert::{fence_from_proto, fence_to_proto};
+use crate::convert::{fence_from_proto, fence_to_proto, suspend_timeout_to_proto};
 use crate::proto::coordinator_event::Event;
 use crate::proto::worker_command::Command;
 use crate::proto::{self, reply, worker_notice};
@@ -203,6 +203,17 @@ impl State {
                 error,
                 permanent,
             }),
+            Outcome::Suspend {
+                waitpoint,
+                timeout,
+                on_timeout,
+            } => Command::Suspend(proto::Suspend {
+                fence: f,
+                waitpoint,
+                // At least 1 ms: the wire refuses a zero timeout.
+                timeout_ms: timeout.map(|t| (t.as_millis() as u64).max(1)),
+                on_timeout: suspend_timeout_to_proto(on_timeout) as i32,
+            }),
         };
         self.push(command, Pending::Report(fence.task));
     }
@@ -336,6 +347,7 @@ impl State {
             (Pending::Report(task), result) if self.reports.remove(&task).is_some() => match result
             {
                 Some(reply::Result::Failed(_)) => self.summary.failed += 1,
+                Some(reply::Result::Suspended(_)) => self.summary.suspended += 1,
                 _ => self.summary.completed += 1,
             },
             (Pending::Renew(fence), Some(reply::Result::Refused(refusal)))

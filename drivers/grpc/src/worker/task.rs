@@ -1,6 +1,7 @@
 //! What a handler receives and returns.
 
-use keel_engine::{Fence, JobId, TaskId};
+use keel_engine::{Fence, JobId, SuspendTimeout, TaskId};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -12,6 +13,14 @@ pub enum Outcome {
     Fail {
         error: String,
         permanent: bool,
+    },
+    /// Give up the lease until a client signals `waitpoint` (`JobService.SignalTask`);
+    /// the task is then granted again, with the same attempt and a new fence. Without a
+    /// signal within `timeout` (if set), `on_timeout` decides.
+    Suspend {
+        waitpoint: String,
+        timeout: Option<Duration>,
+        on_timeout: SuspendTimeout,
     },
 }
 

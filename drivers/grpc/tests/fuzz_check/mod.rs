@@ -3,18 +3,18 @@
 //!
 //! The first byte picks a request message, the rest is its protobuf encoding: a worker
 //! session's frame (the first command must register, the rest go through the session's
-//! checks), or a submit, cancel, describe or watch request. Every message is decoded,
+//! checks), or a submit, cancel, describe, watch, list or signal request. Every message is decoded,
 //! converted as the service converts it and applied to an engine that already holds a
 //! worker and a job. Nothing may panic; invariants hold after every input; a refused
 //! client command leaves the engine exactly as it was; and a job spec that converts
 //! comes back unchanged through the wire form.
 
 use keel_engine::{
-    ClientCommand, Config, Engine, Input, InstanceId, JobId, JobSpec, Limits, TaskSpec,
-    WorkerCommand, WorkerId,
+    Accepted, ClientCommand, Config, Effect, Engine, Input, InstanceId, JobId, JobSpec, Limits,
+    SuspendTimeout, TaskId, TaskSpec, WorkerCommand, WorkerId,
 };
 use keel_grpc::proto;
-use keel_grpc::validate::{command, registration, Checked};
+use keel_grpc::validate::{command, registration, signal, Checked};
 use keel_grpc::{job_spec_from_proto, job_spec_to_proto};
 use prost::Message;
 
@@ -25,7 +25,7 @@ pub fn check(data: &[u8]) {
     let limits = Limits::default();
     let mut engine = engine();
     let mut now = 10;
-    let client = match kind % 6 {
+    let client = match kind % 7 {
         0 => return session(&mut engine, body, &limits),
         1 => match proto::SubmitJobRequest::decode(body)
             .ok()
@@ -53,12 +53,26 @@ pub fn check(data: &[u8]) {
             }
             return;
         }
-        _ => {
+        5 => {
             if proto::ListJobsRequest::decode(body).is_ok() {
                 let _ = engine.jobs();
             }
             return;
         }
+        _ => match proto::SignalTaskRequest::decode(body).map(|r| signal(r, &limits)) {
+            Ok(Ok(signal)) => {
+                // The service refuses a task of another job before the engine sees it.
+                match engine.describe_task(signal.task) {
+                    Ok(task) if task.job == signal.job => signal.command,
+                    _ => return,
+                }
+            }
+            Ok(Err(status)) => {
+                assert!(!status.message().is_empty(), "a refusal names no field");
+                return;
+            }
+            Err(_) => return,
+        },
     };
     now += 1;
     engine.apply(now, Input::Tick);
@@ -71,8 +85,8 @@ pub fn check(data: &[u8]) {
     }
 }
 
-/// An engine with one registered worker and one job in flight, so requests naming
-/// small ids reach real state.
+/// An engine with one registered worker and one job in flight (task 1 offered, task 2
+/// suspended on waitpoint "w"), so requests naming small ids reach real state.
 fn engine() -> Engine {
     let mut e = Engine::new(Config::default());
     let w = WorkerId::new("w1");
@@ -84,10 +98,28 @@ fn engine() -> Engine {
     e.apply(0, Input::worker(&w, InstanceId(1), reg));
     let job = JobSpec::new("j", vec![TaskSpec::new("a"), TaskSpec::new("b")]);
     e.apply(1, Input::Client(ClientCommand::SubmitJob(job)));
-    e.apply(
+    let offers = e.apply(
         2,
         Input::worker(&w, InstanceId(1), WorkerCommand::RequestWork { credits: 2 }),
     );
+    let grant = offers.effects.iter().find_map(|effect| match effect {
+        Effect::GrantOffered { grant, task, .. } if *task == TaskId(2) => Some(*grant),
+        _ => None,
+    });
+    let accept = WorkerCommand::AcceptGrant {
+        grant: grant.expect("task 2 is offered"),
+    };
+    let started = e.apply(3, Input::worker(&w, InstanceId(1), accept));
+    let Some(Ok(Accepted::LeaseStarted { fence, .. })) = started.reply else {
+        panic!("the accept was refused: {:?}", started.reply);
+    };
+    let suspend = WorkerCommand::Suspend {
+        fence,
+        waitpoint: "w".into(),
+        timeout_ms: None,
+        on_timeout: SuspendTimeout::Fail,
+    };
+    e.apply(4, Input::worker(&w, InstanceId(1), suspend));
     e
 }
 

@@ -69,3 +69,14 @@ pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T
         .await
         .unwrap_or_else(|_| panic!("{what} did not happen within 60s"))
 }
+
+/// Submits `spec` through `jobs`, failing the test if it is refused.
+pub async fn submit(
+    jobs: &mut keel_grpc::client::Jobs,
+    spec: &keel_engine::JobSpec,
+) -> keel_grpc::proto::SubmitJobResponse {
+    let request = keel_grpc::proto::SubmitJobRequest {
+        spec: Some(keel_grpc::job_spec_to_proto(spec)),
+    };
+    jobs.submit_job(request).await.unwrap().into_inner()
+}
