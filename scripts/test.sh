@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need, then runs the format check,
-# clippy with warnings as errors, the engine's purity checks and the whole test suite.
+# clippy with warnings as errors, the engine's purity checks, the whole test suite and
+# the madsim simulation of the coordinator and workers.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -33,3 +34,7 @@ fi
 
 step "cargo test"
 cargo test --workspace --locked
+
+step "madsim: coordinator and SDK workers under node kills, restarts and partitions"
+RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/madsim" \
+    cargo test -p keel-grpc --test madsim --locked

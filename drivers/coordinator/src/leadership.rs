@@ -175,8 +175,8 @@ pub(crate) fn spawn_renewal<L: Log + 'static>(
             if leadership.status() != Status::Leading {
                 return;
             }
-            let deadline = tokio::time::Instant::from_std(lease.valid_until);
-            match tokio::time::timeout_at(deadline, log.renew(&lease, ttl)).await {
+            let left = lease.valid_until.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, log.renew(&lease, ttl)).await {
                 Ok(Ok(renewed)) => {
                     leadership.extend(renewed.valid_until);
                     lease = renewed;

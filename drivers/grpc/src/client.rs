@@ -6,9 +6,10 @@ use crate::proto::worker_service_client::WorkerServiceClient;
 use std::path::PathBuf;
 use std::time::Duration;
 use tonic::metadata::{Ascii, MetadataValue};
+#[cfg(not(madsim))]
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
 /// Where and how to reach a coordinator.
@@ -59,8 +60,15 @@ impl Interceptor for BearerToken {
     }
 }
 
+#[cfg(not(madsim))]
 pub type Jobs = JobServiceClient<InterceptedService<Channel, BearerToken>>;
+#[cfg(not(madsim))]
 pub type Workers = WorkerServiceClient<InterceptedService<Channel, BearerToken>>;
+// The simulated clients carry their interceptor as a type parameter instead.
+#[cfg(madsim)]
+pub type Jobs = JobServiceClient<Channel, BearerToken>;
+#[cfg(madsim)]
+pub type Workers = WorkerServiceClient<Channel, BearerToken>;
 
 impl ClientOptions {
     pub fn new(url: impl Into<String>) -> ClientOptions {
@@ -75,30 +83,49 @@ impl ClientOptions {
             url: self.url.clone(),
             why,
         };
-        let mut endpoint = Endpoint::from_shared(self.url.clone())
+        let endpoint = Endpoint::from_shared(self.url.clone())
             .map_err(|e| url_err(e.to_string()))?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(20));
         if self.url.starts_with("https://") {
-            let mut tls = ClientTlsConfig::new();
-            if let Some(ca) = &self.ca {
-                let pem = std::fs::read(ca).map_err(|source| ClientError::Read {
-                    path: ca.clone(),
-                    source,
-                })?;
-                tls = tls.ca_certificate(Certificate::from_pem(pem));
-            }
-            if let Some(domain) = &self.domain {
-                tls = tls.domain_name(domain.clone());
-            }
-            endpoint = endpoint
-                .tls_config(tls)
-                .map_err(|e| url_err(e.to_string()))?;
-        } else if !self.url.starts_with("http://") {
-            return Err(url_err("must start with http:// or https://".into()));
+            self.with_tls(endpoint, url_err)
+        } else if self.url.starts_with("http://") {
+            Ok(endpoint)
+        } else {
+            Err(url_err("must start with http:// or https://".into()))
         }
+    }
+
+    #[cfg(not(madsim))]
+    fn with_tls(
+        &self,
+        endpoint: Endpoint,
+        url_err: impl Fn(String) -> ClientError,
+    ) -> Result<Endpoint, ClientError> {
+        use tonic::transport::{Certificate, ClientTlsConfig};
+        let mut tls = ClientTlsConfig::new();
+        if let Some(ca) = &self.ca {
+            let pem = std::fs::read(ca).map_err(|source| ClientError::Read {
+                path: ca.clone(),
+                source,
+            })?;
+            tls = tls.ca_certificate(Certificate::from_pem(pem));
+        }
+        if let Some(domain) = &self.domain {
+            tls = tls.domain_name(domain.clone());
+        }
+        endpoint.tls_config(tls).map_err(|e| url_err(e.to_string()))
+    }
+
+    /// The simulated transport has no TLS: an `https://` URL connects in the clear.
+    #[cfg(madsim)]
+    fn with_tls(
+        &self,
+        endpoint: Endpoint,
+        _url_err: impl Fn(String) -> ClientError,
+    ) -> Result<Endpoint, ClientError> {
         Ok(endpoint)
     }
 

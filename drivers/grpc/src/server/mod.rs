@@ -16,8 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 
 /// How the services are exposed.
 #[derive(Clone, Debug)]
@@ -62,6 +61,8 @@ pub enum ServeError {
     },
     #[error("the coordinator is unavailable: {0}")]
     Coordinator(#[from] keel_coordinator::CoordinatorError),
+    #[error("the listener has no local address: {0}")]
+    Listener(std::io::Error),
     #[error(transparent)]
     Transport(#[from] tonic::transport::Error),
 }
@@ -93,36 +94,69 @@ pub async fn serve(
     });
     let auth = Authenticator::new(options.tokens.clone());
     let check = move |req| auth.check(req);
-    let size = options.max_message_bytes;
-    let workers = WorkerServiceServer::new(session::WorkerSvc(shared.clone()))
-        .max_decoding_message_size(size)
-        .max_encoding_message_size(size);
-    let jobs = JobServiceServer::new(jobs::JobSvc(shared))
-        .max_decoding_message_size(size)
-        .max_encoding_message_size(size);
     let mut builder = Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)));
     if let Some(tls) = &options.tls {
-        let read = |path: &PathBuf| {
-            std::fs::read(path).map_err(|source| ServeError::Read {
-                path: path.clone(),
-                source,
-            })
-        };
-        let identity = Identity::from_pem(read(&tls.cert)?, read(&tls.key)?);
-        builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
+        builder = with_tls(builder, tls)?;
     }
-    builder
-        .add_service(InterceptedService::new(workers, check.clone()))
-        .add_service(InterceptedService::new(jobs, check))
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
-        .await?;
+    let size = options.max_message_bytes;
+    #[cfg(not(madsim))]
+    {
+        use tonic::service::interceptor::InterceptedService;
+        let workers = WorkerServiceServer::new(session::WorkerSvc(shared.clone()))
+            .max_decoding_message_size(size)
+            .max_encoding_message_size(size);
+        let jobs = JobServiceServer::new(jobs::JobSvc(shared))
+            .max_decoding_message_size(size)
+            .max_encoding_message_size(size);
+        builder
+            .add_service(InterceptedService::new(workers, check.clone()))
+            .add_service(InterceptedService::new(jobs, check))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                shutdown,
+            )
+            .await?;
+    }
+    // The simulated server binds its own endpoint and takes the interceptor inside the
+    // service; it ignores size limits.
+    #[cfg(madsim)]
+    {
+        let addr = listener.local_addr().map_err(ServeError::Listener)?;
+        drop(listener);
+        let workers = WorkerServiceServer::with_interceptor(
+            session::WorkerSvc(shared.clone()),
+            check.clone(),
+        );
+        let jobs = JobServiceServer::with_interceptor(jobs::JobSvc(shared), check);
+        builder
+            .add_service(workers.max_decoding_message_size(size))
+            .add_service(jobs.max_decoding_message_size(size))
+            .serve_with_shutdown(addr, shutdown)
+            .await?;
+    }
     Ok(())
+}
+
+#[cfg(not(madsim))]
+fn with_tls(builder: Server, tls: &TlsFiles) -> Result<Server, ServeError> {
+    use tonic::transport::{Identity, ServerTlsConfig};
+    let read = |path: &PathBuf| {
+        std::fs::read(path).map_err(|source| ServeError::Read {
+            path: path.clone(),
+            source,
+        })
+    };
+    let identity = Identity::from_pem(read(&tls.cert)?, read(&tls.key)?);
+    Ok(builder.tls_config(ServerTlsConfig::new().identity(identity))?)
+}
+
+/// The simulated transport has no TLS: the services are served in the clear.
+#[cfg(madsim)]
+fn with_tls(builder: Server, _tls: &TlsFiles) -> Result<Server, ServeError> {
+    Ok(builder)
 }
 
 /// The status a coordinator failure gives a caller: retry elsewhere or later.
