@@ -34,6 +34,11 @@ impl ConnectArgs {
             max_message_bytes: Some(64 << 20),
         })
     }
+
+    /// A connected job client, with any failure as the message a command prints.
+    pub async fn jobs(&self) -> Result<keel_grpc::client::Jobs, String> {
+        self.options()?.jobs().await.map_err(|e| e.to_string())
+    }
 }
 
 /// A multi-threaded runtime for one command.

@@ -7,6 +7,7 @@ mod plan_simulate;
 #[cfg(unix)]
 mod process_group;
 mod serve;
+mod signal;
 mod sim;
 mod status;
 mod submit;
@@ -44,6 +45,8 @@ enum Command {
     Submit(submit::SubmitArgs),
     /// Show a job, its tasks and their attempts.
     Status(status::StatusArgs),
+    /// Resume a task suspended on a waitpoint.
+    Signal(signal::SignalArgs),
     /// Measure end-to-end throughput and claim-to-start latency on loopback.
     BenchE2e(bench_e2e::BenchE2eArgs),
 }
@@ -57,6 +60,7 @@ fn main() -> std::process::ExitCode {
         Command::Worker(args) => worker::run(&args),
         Command::Submit(args) => submit::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::Signal(args) => signal::run(&args),
         Command::BenchE2e(args) => bench_e2e::run(&args),
     }
 }

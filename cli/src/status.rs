@@ -20,12 +20,7 @@ pub fn run(args: &StatusArgs) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let result = runtime().block_on(async {
-        let mut jobs = args
-            .connect
-            .options()?
-            .jobs()
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut jobs = args.connect.jobs().await?;
         jobs.describe_job(DescribeJobRequest { job })
             .await
             .map(|r| r.into_inner())
@@ -43,7 +38,7 @@ pub fn run(args: &StatusArgs) -> ExitCode {
     }
 }
 
-fn parse_job_id(s: &str) -> Option<u64> {
+pub(crate) fn parse_job_id(s: &str) -> Option<u64> {
     s.strip_prefix('j').unwrap_or(s).parse().ok()
 }
 
