@@ -1,10 +1,12 @@
 //! The one task that owns the engine. It sleeps until an input arrives, the engine's
-//! next timer is due, or leadership is lost; then it drains up to `max_batch` inputs,
-//! group-commits them and releases their outputs. When the log refuses a write the
+//! next timer is due, an append finishes, or leadership is lost; then it drains up to
+//! `max_batch` inputs, applies them and group-commits them, releasing their outputs
+//! once durable. The next batch is applied while the previous one is being appended. When the log refuses a write the
 //! engine, now ahead of the log, is dropped with the task: serving again means
 //! recovering from the log.
 
-use crate::batch::{Batch, ReadFn, ReplyTx};
+use crate::append::{Durable, InFlight};
+use crate::batch::{Applied, Batch, ReadFn, RepliesTx, ReplyTx};
 use crate::clock::Clock;
 use crate::error::{CoordinatorError, Deposed};
 use crate::leadership::{Leadership, Renewal, Status};
@@ -13,12 +15,18 @@ use crate::routing::Routes;
 use keel_engine::{Engine, Input};
 use keel_log::{Log, LogError, Offset};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 /// What handles send the engine task.
 pub(crate) enum Command {
-    Apply { input: Input, reply: ReplyTx },
+    Apply {
+        input: Input,
+        reply: ReplyTx,
+    },
+    ApplyAll {
+        inputs: Vec<Input>,
+        reply: RepliesTx,
+    },
     Read(ReadFn),
     Shutdown(oneshot::Sender<Result<(), CoordinatorError>>),
 }
@@ -59,6 +67,7 @@ pub(crate) struct EngineTask<L> {
 enum Wake {
     Command(Option<Command>),
     Timer(Option<u64>),
+    Durable(Durable),
     LeadershipChanged,
 }
 
@@ -68,15 +77,56 @@ enum Served {
     Deposed,
 }
 
+/// Batches past the engine but not yet released. One is being appended; the next may
+/// already be applied and waits for it, so applying overlaps the log's latency. Never
+/// more: a batch's entries can only go to the log once the one before is durable.
+#[derive(Default)]
+struct Pipeline {
+    appending: Option<InFlight>,
+    waiting: Option<Applied>,
+}
+
+impl Pipeline {
+    fn is_empty(&self) -> bool {
+        self.appending.is_none() && self.waiting.is_none()
+    }
+
+    /// Every caller still waiting gets `error()`.
+    fn fail(&mut self, error: impl Fn() -> CoordinatorError) {
+        if let Some(flight) = self.appending.take() {
+            flight.applied.fail(&error);
+        }
+        if let Some(applied) = self.waiting.take() {
+            applied.fail(&error);
+        }
+    }
+}
+
+async fn durable(appending: &mut Option<InFlight>) -> Durable {
+    match appending {
+        Some(flight) => flight.durable().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl<L: Log + 'static> EngineTask<L> {
     pub async fn run(mut self) {
         let clock = self.clock.clone();
         let mut status = self.shared.leadership.subscribe();
         let mut offers = OpenOffers::default();
+        let mut pipeline = Pipeline::default();
+        let mut shutdown: Option<oneshot::Sender<_>> = None;
         // A wakeup no later than the last tick would make the task tick without pause;
         // the engine consumes due timers on a tick, so this only guards against a bug.
         let mut last_tick = None;
         loop {
+            if pipeline.is_empty() {
+                if let Some(done) = shutdown.take() {
+                    let _ = done.send(self.step_down().await);
+                    break;
+                }
+            }
+            let taking = shutdown.is_none() && self.may_apply(&pipeline);
             let wakeup = match (self.engine.next_wakeup(), last_tick) {
                 (Some(at), Some(tick)) if at <= tick => Some(tick + 1),
                 (wakeup, _) => wakeup,
@@ -84,14 +134,23 @@ impl<L: Log + 'static> EngineTask<L> {
             let wake = tokio::select! {
                 biased;
                 _ = status.changed() => Wake::LeadershipChanged,
-                command = self.commands.recv() => Wake::Command(command),
-                () = sleep_until(&*clock, wakeup) => Wake::Timer(wakeup),
+                done = durable(&mut pipeline.appending) => Wake::Durable(done),
+                command = self.commands.recv(), if taking => Wake::Command(command),
+                () = sleep_until(&*clock, wakeup), if taking => Wake::Timer(wakeup),
             };
             let mut batch = Batch::default();
-            let mut shutdown = None;
             match wake {
                 Wake::LeadershipChanged => {
-                    if self.shared.leadership.status() != Status::Leading {
+                    let now = self.shared.leadership.status();
+                    if now != Status::Leading {
+                        let leadership = self.shared.leadership.clone();
+                        pipeline.fail(|| leadership.refusal(now));
+                        break;
+                    }
+                    continue;
+                }
+                Wake::Durable(done) => {
+                    if let Served::Deposed = self.durable(done, &mut pipeline, &mut offers).await {
                         break;
                     }
                     continue;
@@ -112,11 +171,7 @@ impl<L: Log + 'static> EngineTask<L> {
                     Err(_) => break,
                 }
             }
-            if let Served::Deposed = self.commit(batch, &mut offers).await {
-                break;
-            }
-            if let Some(done) = shutdown {
-                let _ = done.send(self.step_down().await);
+            if let Served::Deposed = self.apply(batch, &mut pipeline) {
                 break;
             }
         }
@@ -125,66 +180,108 @@ impl<L: Log + 'static> EngineTask<L> {
         self.shared.routes.close();
     }
 
-    /// Applies, appends and releases one batch.
-    async fn commit(&mut self, batch: Batch, offers: &mut OpenOffers) -> Served {
+    /// Whether another batch may be applied now. Not while one already waits, not
+    /// while the batch being appended has reads (they must see exactly its state), and
+    /// not while a snapshot is due (it must capture only durable state).
+    fn may_apply(&self, pipeline: &Pipeline) -> bool {
+        match &pipeline.appending {
+            None => true,
+            Some(flight) => {
+                pipeline.waiting.is_none()
+                    && !flight.applied.has_reads()
+                    && self.next < self.snapshot_due
+            }
+        }
+    }
+
+    /// Applies a batch and starts its append, or parks it behind the one appending.
+    fn apply(&mut self, batch: Batch, pipeline: &mut Pipeline) -> Served {
         if batch.is_empty() {
             return Served::Continue;
         }
         let leadership = self.shared.leadership.clone();
         if let Err(refusal) = leadership.check() {
             tracing::debug!(error = %refusal, "refusing a batch");
-            batch.refuse(|| leadership.refusal(leadership.status()));
+            let refuse = || leadership.refusal(leadership.status());
+            batch.refuse(refuse);
+            pipeline.fail(refuse);
             return Served::Deposed;
         }
         let applied = batch.apply(&mut self.engine, &*self.clock);
-        let size = applied.payloads.len();
-        let mut latency = None;
-        if size > 0 {
-            let started = Instant::now();
-            let appended = self
-                .log
-                .append(
-                    leadership.partition,
-                    leadership.epoch,
-                    self.next,
-                    &applied.payloads,
-                )
-                .await;
-            match appended {
-                Ok(end) => self.next = end,
-                Err(e) => {
-                    let partition = leadership.partition;
-                    let (code, message) = (e.code(), e.to_string());
-                    tracing::error!(partition, error = %e, "append failed; stopping");
-                    match self.depose(e) {
-                        Deposed::Fenced { current } => {
-                            applied.fail(|| CoordinatorError::NotLeader {
-                                partition,
-                                epoch: leadership.epoch,
-                                why: Deposed::Fenced { current },
-                            })
-                        }
-                        _ => applied.fail(|| CoordinatorError::NotDurable {
-                            partition,
-                            code,
-                            message: message.clone(),
-                        }),
-                    }
-                    return Served::Deposed;
-                }
-            }
-            latency = Some(started.elapsed().as_secs_f64());
+        if pipeline.appending.is_none() {
+            pipeline.appending = Some(self.start_append(applied));
+        } else {
+            pipeline.waiting = Some(applied);
         }
+        Served::Continue
+    }
+
+    fn start_append(&self, applied: Applied) -> InFlight {
+        let leadership = &self.shared.leadership;
+        InFlight::start(
+            &self.log,
+            leadership.partition,
+            leadership.epoch,
+            self.next,
+            applied,
+        )
+    }
+
+    /// The append finished: releases its batch and starts the waiting one, or stops
+    /// serving if the log refused it.
+    async fn durable(
+        &mut self,
+        done: Durable,
+        pipeline: &mut Pipeline,
+        offers: &mut OpenOffers,
+    ) -> Served {
+        let Some(flight) = pipeline.appending.take() else {
+            return Served::Continue;
+        };
+        let appended = match done {
+            Ok(appended) => appended,
+            Err(e) => {
+                let leadership = self.shared.leadership.clone();
+                let partition = leadership.partition;
+                let (code, message) = (e.code(), e.to_string());
+                tracing::error!(partition, error = %e, "append failed; stopping");
+                let why = self.depose(e);
+                let error = || match why {
+                    Deposed::Fenced { current } => CoordinatorError::NotLeader {
+                        partition,
+                        epoch: leadership.epoch,
+                        why: Deposed::Fenced { current },
+                    },
+                    _ => CoordinatorError::NotDurable {
+                        partition,
+                        code,
+                        message: message.clone(),
+                    },
+                };
+                flight.applied.fail(error);
+                pipeline.fail(error);
+                return Served::Deposed;
+            }
+        };
         {
             let mut metrics = self.shared.metrics();
-            if let Some(latency) = latency {
-                metrics.append_batch_size.observe(size as f64);
-                metrics.append_latency_seconds.observe(latency);
+            if let Some((end, took)) = appended {
+                self.next = end;
+                metrics.append_batch_size.observe(flight.size as f64);
+                metrics.append_latency_seconds.observe(took.as_secs_f64());
             }
             metrics.log_end = self.next;
-            applied.release(&self.engine, &self.shared.routes, &mut metrics, offers);
+            flight
+                .applied
+                .release(&self.engine, &self.shared.routes, &mut metrics, offers);
         }
-        self.snapshot_if_due().await
+        match pipeline.waiting.take() {
+            Some(next) => {
+                pipeline.appending = Some(self.start_append(next));
+                Served::Continue
+            }
+            None => self.snapshot_if_due().await,
+        }
     }
 
     /// Stores a snapshot once `snapshot_every` entries followed the last one. A failed
@@ -246,6 +343,7 @@ fn take(
 ) {
     match command {
         Command::Apply { input, reply } => batch.push_input(input, reply),
+        Command::ApplyAll { inputs, reply } => batch.push_group(inputs, reply),
         Command::Read(read) => batch.push_read(read),
         Command::Shutdown(done) => *shutdown = Some(done),
     }

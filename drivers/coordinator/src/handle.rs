@@ -1,7 +1,7 @@
 //! What the gRPC service and tests hold: a cheap, cloneable way to reach the engine
 //! task, plus the routes and metrics it shares.
 
-use crate::batch::Reply;
+use crate::batch::{Replies, Reply};
 use crate::engine_task::{Command, Shared};
 use crate::error::CoordinatorError;
 use crate::leadership::Status;
@@ -23,6 +23,16 @@ impl Handle {
         self.refuse_unless_leading()?;
         let (reply, answer) = oneshot::channel();
         self.send(Command::Apply { input, reply }).await?;
+        answer.await.map_err(|_| self.gone())?
+    }
+
+    /// Applies `inputs` one after another in the same group commit and answers them
+    /// together, in order, once all are durable: one message to the engine task for a
+    /// whole frame of a worker's commands.
+    pub async fn apply_all(&self, inputs: Vec<Input>) -> Replies {
+        self.refuse_unless_leading()?;
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::ApplyAll { inputs, reply }).await?;
         answer.await.map_err(|_| self.gone())?
     }
 

@@ -23,13 +23,15 @@
 //! log. [`Handle::shutdown`] steps down so a standby takes over at once; dropping
 //! every handle stops the task like a crash, and a standby waits for the lease.
 //!
-//! Log calls run on the engine task. The redb log fsyncs inside its calls, so on a
-//! multi-threaded runtime one worker thread waits for each group commit's fsync.
+//! Appends run in their own task while the engine task applies the next batch (at
+//! most one batch waits behind the append). A log that fsyncs inside its calls (redb)
+//! appends on the blocking pool, so no runtime worker thread waits for the disk.
 //!
 //! The real clock ([`SystemClock`]) and the engine's seed (in
 //! [`CoordinatorConfig::engine`]) are injected here; the engine itself is the one the
 //! simulator runs.
 
+mod append;
 mod batch;
 mod clock;
 mod config;
@@ -40,6 +42,7 @@ mod leadership;
 mod metrics;
 mod routing;
 
+pub use batch::Answer;
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use config::{default_holder, CoordinatorConfig};
 pub use error::{CoordinatorError, Deposed};

@@ -121,6 +121,10 @@ fn bounds_in(
 }
 
 impl Log for RedbLog {
+    fn blocks(&self) -> bool {
+        true
+    }
+
     async fn acquire(
         &self,
         partition: Partition,

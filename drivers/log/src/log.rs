@@ -87,6 +87,13 @@ impl Lease {
 /// [`LogError::Fenced`] and nothing of them is stored. Lease expiry only decides when
 /// another holder may take over.
 pub trait Log: Send + Sync {
+    /// Whether calls do their I/O synchronously inside the returned future (an embedded
+    /// store that fsyncs in place), so an async runtime should run them on a thread
+    /// allowed to block.
+    fn blocks(&self) -> bool {
+        false
+    }
+
     /// Takes leadership of `partition` with a fresh, higher epoch. Refused with
     /// [`LogError::LeaseHeld`] while another holder's lease is live; the same holder may
     /// take it again (a restarted coordinator), which fences its older epoch.

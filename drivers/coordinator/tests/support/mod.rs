@@ -11,7 +11,7 @@ use keel_engine::{
 };
 use keel_log::{Bounds, Epoch, Lease, Log, LogError, Offset, Partition, Record, Snapshot};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -161,7 +161,11 @@ pub struct FaultyLog<L> {
     open: watch::Sender<bool>,
     started: watch::Sender<u64>,
     fail_next_append: AtomicBool,
+    /// The number (counting from 1) of an append to fail; 0 for none.
+    fail_append_number: AtomicU64,
     fail_renewals: AtomicBool,
+    /// Milliseconds every append takes once past the gate.
+    delay_ms: AtomicU64,
 }
 
 impl<L: Log> FaultyLog<L> {
@@ -171,7 +175,9 @@ impl<L: Log> FaultyLog<L> {
             open: watch::Sender::new(true),
             started: watch::Sender::new(0),
             fail_next_append: AtomicBool::new(false),
+            fail_append_number: AtomicU64::new(0),
             fail_renewals: AtomicBool::new(false),
+            delay_ms: AtomicU64::new(0),
         })
     }
 
@@ -196,12 +202,27 @@ impl<L: Log> FaultyLog<L> {
         self.fail_next_append.store(true, Ordering::SeqCst);
     }
 
+    /// Fails the `n`th append counted from the log's creation, whatever runs first.
+    pub fn fail_append_number(&self, n: u64) {
+        self.fail_append_number.store(n, Ordering::SeqCst);
+    }
+
+    /// Every append from now on takes `delay` longer.
+    pub fn slow_down(&self, delay: Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
     pub fn fail_renewals(&self) {
         self.fail_renewals.store(true, Ordering::SeqCst);
     }
 }
 
 impl<L: Log> Log for FaultyLog<L> {
+    fn blocks(&self) -> bool {
+        self.inner.blocks()
+    }
+
     async fn acquire(&self, p: Partition, holder: &str, ttl: Duration) -> Result<Lease, LogError> {
         self.inner.acquire(p, holder, ttl).await
     }
@@ -227,12 +248,21 @@ impl<L: Log> Log for FaultyLog<L> {
         start: Offset,
         payloads: &[Vec<u8>],
     ) -> Result<Offset, LogError> {
-        self.started.send_modify(|n| *n += 1);
+        let mut number = 0;
+        self.started.send_modify(|n| {
+            *n += 1;
+            number = *n;
+        });
         let mut open = self.open.subscribe();
         if open.wait_for(|open| *open).await.is_err() {
             return Err(LogError::storage(p, "gate dropped"));
         }
-        if self.fail_next_append.swap(false, Ordering::SeqCst) {
+        let delay = self.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        let numbered = self.fail_append_number.load(Ordering::SeqCst) == number;
+        if self.fail_next_append.swap(false, Ordering::SeqCst) || numbered {
             return Err(LogError::storage(p, "disk on fire"));
         }
         self.inner.append(p, epoch, start, payloads).await

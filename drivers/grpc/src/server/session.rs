@@ -1,10 +1,11 @@
 //! One worker session: the registration, then commands applied through the coordinator
 //! with their replies, and the worker's effects, batched into frames.
 //!
-//! Commands of a session are submitted to the coordinator in the order they arrive and
-//! run concurrently up to `max_in_flight`; replies come back as they are durable, each
-//! carrying its command's `seq`. A worker that needs an order waits for a reply (the
-//! SDK does: it completes only after its accept was answered).
+//! The commands waiting when the session is ready for more (usually one frame's) go to
+//! the coordinator as one group, applied in order in one group commit; groups run
+//! concurrently up to `max_in_flight` commands, and each command's reply carries its
+//! `seq`. A worker that needs an order across frames waits for a reply (the SDK does:
+//! it completes only after its accept was answered).
 
 use super::progress::Report;
 use super::{unavailable, Shared};
@@ -184,11 +185,16 @@ async fn read_commands(
         .fetch_add(1, Ordering::Relaxed);
     let cap = shared.options.max_in_flight.max(1);
     let mut in_flight = FuturesUnordered::new();
+    let mut commands_in_flight = 0;
     let mut open = true;
     loop {
-        while in_flight.len() < cap {
-            let Some(cmd) = queued.pop_front() else { break };
-            in_flight.push(run(&shared, &who, cmd, &offers));
+        if commands_in_flight < cap && !queued.is_empty() {
+            let n = queued.len().min(cap - commands_in_flight);
+            let group: Vec<_> = queued.drain(..n).collect();
+            commands_in_flight += n;
+            let offers = &offers;
+            let (shared, who) = (&shared, &who);
+            in_flight.push(async move { (n, run_group(shared, who, group, offers).await) });
         }
         if !open && queued.is_empty() && in_flight.is_empty() {
             break;
@@ -202,17 +208,20 @@ async fn read_commands(
                     open = false;
                 }
             },
-            Some(done) = in_flight.next(), if !in_flight.is_empty() => match done {
-                Ok(event) => {
-                    if events.send(event).is_err() {
+            Some((n, done)) = in_flight.next(), if !in_flight.is_empty() => {
+                commands_in_flight -= n;
+                match done {
+                    Ok(replies) => {
+                        if replies.into_iter().any(|event| events.send(event).is_err()) {
+                            break;
+                        }
+                    }
+                    Err(status) => {
+                        let _ = out.send(Err(status)).await;
                         break;
                     }
                 }
-                Err(status) => {
-                    let _ = out.send(Err(status)).await;
-                    break;
-                }
-            },
+            }
         }
     }
     shared
@@ -221,75 +230,119 @@ async fn read_commands(
         .fetch_sub(1, Ordering::Relaxed);
 }
 
-/// One command, checked, applied and answered.
-async fn run(
+/// Where a command's reply comes from.
+enum Slot {
+    Ready(reply::Result),
+    /// The engine's answer at this index of the group applied.
+    Engine(usize),
+}
+
+/// What the reply to an engine command needs to know about it.
+struct Sent {
+    accepting: Option<u64>,
+    ending: Option<Fence>,
+}
+
+/// Commands of a session, checked, then applied in order as one group (one message to
+/// the engine task, answered once durable), with a reply event for each.
+async fn run_group(
     shared: &Shared,
     who: &Who,
-    cmd: proto::WorkerCommand,
+    group: Vec<proto::WorkerCommand>,
     offers: &Offers,
-) -> Result<CoordinatorEvent, Status> {
-    let seq = cmd.seq;
-    shared.metrics.commands.fetch_add(1, Ordering::Relaxed);
-    let result = match validate::command(cmd, &shared.config.limits) {
-        Err(status) => {
-            shared
-                .metrics
-                .invalid_requests
-                .fetch_add(1, Ordering::Relaxed);
-            reply::Result::Refused(invalid_refusal(&status))
-        }
-        Ok(Checked::Progress {
-            fence,
-            per_mille,
-            message,
-        }) => progress(shared, who, fence, per_mille, message).await?,
-        Ok(Checked::Engine(command)) => {
-            let grant = match &command {
-                WorkerCommand::AcceptGrant { grant } => Some(grant.0),
-                _ => None,
-            };
-            let ended = match &command {
-                WorkerCommand::Complete { fence, .. } | WorkerCommand::Fail { fence, .. } => {
-                    Some(*fence)
-                }
-                _ => None,
-            };
-            let input = Input::worker(&who.worker, who.instance, command);
-            let reply = shared
-                .handle
-                .apply(input)
-                .await
-                .map_err(|e| unavailable(&e))?;
-            if let Some(grant) = grant {
-                let offered = lock(offers).remove(&grant);
-                if let (Some(at), Some(Ok(Accepted::LeaseStarted { fence, .. }))) =
-                    (offered, &reply)
-                {
-                    shared.metrics.claim_to_start.observe(at.elapsed());
-                    tracing::debug!(task = %fence.task, attempt = fence.attempt, epoch = fence.epoch, "attempt started");
-                }
+) -> Result<Vec<CoordinatorEvent>, Status> {
+    let mut slots = Vec::with_capacity(group.len());
+    let mut inputs = Vec::with_capacity(group.len());
+    let mut sent = Vec::with_capacity(group.len());
+    for cmd in group {
+        let seq = cmd.seq;
+        shared.metrics.commands.fetch_add(1, Ordering::Relaxed);
+        let slot = match validate::command(cmd, &shared.config.limits) {
+            Err(status) => {
+                shared
+                    .metrics
+                    .invalid_requests
+                    .fetch_add(1, Ordering::Relaxed);
+                Slot::Ready(reply::Result::Refused(invalid_refusal(&status)))
             }
-            match reply {
-                Some(Ok(accepted)) => {
-                    if let Some(fence) = ended {
-                        shared.progress.clear(fence.task);
-                        tracing::debug!(task = %fence.task, attempt = fence.attempt, "attempt ended");
-                    }
-                    accepted_to_reply(
-                        accepted,
-                        shared.config.lease_ttl_ms,
-                        shared.config.liveness_timeout_ms,
-                    )
-                }
-                Some(Err(rejection)) => {
-                    shared.metrics.refusals.fetch_add(1, Ordering::Relaxed);
-                    reply::Result::Refused(refusal(&rejection))
-                }
-                None => reply::Result::Ok(proto::Done {}),
+            Ok(Checked::Progress {
+                fence,
+                per_mille,
+                message,
+            }) => Slot::Ready(progress(shared, who, fence, per_mille, message).await?),
+            Ok(Checked::Engine(command)) => {
+                sent.push(Sent {
+                    accepting: match &command {
+                        WorkerCommand::AcceptGrant { grant } => Some(grant.0),
+                        _ => None,
+                    },
+                    ending: match &command {
+                        WorkerCommand::Complete { fence, .. }
+                        | WorkerCommand::Fail { fence, .. } => Some(*fence),
+                        _ => None,
+                    },
+                });
+                inputs.push(Input::worker(&who.worker, who.instance, command));
+                Slot::Engine(inputs.len() - 1)
             }
-        }
+        };
+        slots.push((seq, slot));
+    }
+    let mut engine = if inputs.is_empty() {
+        Vec::new()
+    } else {
+        shared
+            .handle
+            .apply_all(inputs)
+            .await
+            .map_err(|e| unavailable(&e))?
     };
-    Ok(reply_event(seq, result))
+    let mut replies = Vec::with_capacity(slots.len());
+    for (seq, slot) in slots {
+        let result = match slot {
+            Slot::Ready(result) => result,
+            Slot::Engine(i) => {
+                let reply = std::mem::take(&mut engine[i]);
+                engine_reply(shared, &sent[i], reply, offers)
+            }
+        };
+        replies.push(reply_event(seq, result));
+    }
+    Ok(replies)
+}
+
+/// The reply to one engine command, recording claim-to-start for an accepted grant.
+fn engine_reply(
+    shared: &Shared,
+    sent: &Sent,
+    reply: keel_coordinator::Answer,
+    offers: &Offers,
+) -> reply::Result {
+    if let Some(grant) = sent.accepting {
+        let offered = lock(offers).remove(&grant);
+        if let (Some(at), Some(Ok(Accepted::LeaseStarted { fence, .. }))) = (offered, &reply) {
+            shared.metrics.claim_to_start.observe(at.elapsed());
+            tracing::debug!(task = %fence.task, attempt = fence.attempt, epoch = fence.epoch, "attempt started");
+        }
+    }
+    match reply {
+        Some(Ok(accepted)) => {
+            if let Some(fence) = sent.ending {
+                shared.progress.clear(fence.task);
+                tracing::debug!(task = %fence.task, attempt = fence.attempt, "attempt ended");
+            }
+            accepted_to_reply(
+                accepted,
+                shared.config.lease_ttl_ms,
+                shared.config.liveness_timeout_ms,
+            )
+        }
+        Some(Err(rejection)) => {
+            shared.metrics.refusals.fetch_add(1, Ordering::Relaxed);
+            reply::Result::Refused(refusal(&rejection))
+        }
+        None => reply::Result::Ok(proto::Done {}),
+    }
 }
 
 /// Accepts a progress report only from the worker running the attempt it names.
