@@ -114,8 +114,10 @@ pub async fn serve(
         builder
             .add_service(InterceptedService::new(workers, check.clone()))
             .add_service(InterceptedService::new(jobs, check))
+            // Accepted connections do not inherit `tcp_nodelay`; without it small
+            // frames to workers wait for delayed acknowledgements (40 ms on Linux).
             .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
                 shutdown,
             )
             .await?;
