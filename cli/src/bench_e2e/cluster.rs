@@ -1,0 +1,125 @@
+//! The cluster a bench run measures: a coordinator on redb (in a temporary directory)
+//! or Valkey, the gRPC services on 127.0.0.1, and SDK workers with a no-op handler
+//! that count the tasks they ran, all in this process.
+
+use super::BenchE2eArgs;
+use keel_coordinator::{Coordinator, CoordinatorConfig, Handle, Metrics, SystemClock};
+use keel_grpc::client::ClientOptions;
+use keel_grpc::metrics::GrpcMetrics;
+use keel_grpc::server::{serve, ServerOptions};
+use keel_grpc::worker::{Outcome, Task, Worker, WorkerConfig};
+use keel_log::{Log, RedbLog};
+use keel_valkey::{ValkeyLog, ValkeyOptions};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub(super) struct Cluster {
+    pub url: String,
+    pub handle: Handle,
+    pub metrics: Arc<GrpcMetrics>,
+    /// Handler runs so far, across workers.
+    pub ran: Arc<AtomicU64>,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<Result<(), keel_grpc::server::ServeError>>,
+    workers: Vec<JoinHandle<Result<keel_grpc::worker::Summary, keel_grpc::worker::WorkerError>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// `run` tells runs apart: each gets a fresh Valkey partition, so no run replays
+    /// another's entries.
+    pub async fn start(args: &BenchE2eArgs, run: u32) -> Result<Cluster, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let config = CoordinatorConfig {
+            max_batch: 8192,
+            snapshot_every: 10_000_000,
+            holder: format!("bench-{}", std::process::id()),
+            ..CoordinatorConfig::default()
+        };
+        let handle = match &args.valkey {
+            Some(url) => {
+                let log = ValkeyLog::connect(url, ValkeyOptions::default())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let config = CoordinatorConfig {
+                    partition: std::process::id().wrapping_mul(4) ^ run,
+                    ..config
+                };
+                start(config, log).await?
+            }
+            None => {
+                start(
+                    config,
+                    RedbLog::open(dir.path()).map_err(|e| e.to_string())?,
+                )
+                .await?
+            }
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let url = format!(
+            "http://{}",
+            listener.local_addr().map_err(|e| e.to_string())?
+        );
+        let metrics = Arc::new(GrpcMetrics::default());
+        let (stop, stopped) = watch::channel(false);
+        let server = tokio::spawn(serve(
+            handle.clone(),
+            listener,
+            ServerOptions::default(),
+            metrics.clone(),
+            until(stopped.clone()),
+        ));
+        let ran = Arc::new(AtomicU64::new(0));
+        let workers = (0..args.workers)
+            .map(|i| {
+                let config = WorkerConfig::new(
+                    ClientOptions::new(url.clone()),
+                    format!("bench-{i}"),
+                    args.concurrency,
+                );
+                let ran = ran.clone();
+                let noop = move |_t: Task| {
+                    ran.fetch_add(1, Ordering::Relaxed);
+                    async { Outcome::Complete(Vec::new()) }
+                };
+                tokio::spawn(Worker::new(config).run(noop, until(stopped.clone())))
+            })
+            .collect();
+        Ok(Cluster {
+            url,
+            handle,
+            metrics,
+            ran,
+            stop,
+            server,
+            workers,
+            _dir: dir,
+        })
+    }
+
+    /// Stops workers, server and coordinator; returns the coordinator's metrics.
+    pub async fn stop(self) -> Metrics {
+        let _ = self.stop.send(true);
+        for worker in self.workers {
+            let _ = worker.await;
+        }
+        let _ = self.server.await;
+        let metrics = self.handle.metrics();
+        let _ = self.handle.shutdown().await;
+        metrics
+    }
+}
+
+async fn until(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
+}
+
+async fn start<L: Log + 'static>(config: CoordinatorConfig, log: L) -> Result<Handle, String> {
+    Coordinator::start(config, Arc::new(log), Arc::new(SystemClock))
+        .await
+        .map_err(|e| e.to_string())
+}

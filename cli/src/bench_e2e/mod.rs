@@ -1,0 +1,238 @@
+//! `keel bench-e2e`: end-to-end throughput and claim-to-start latency on loopback.
+//! Each run starts its own cluster ([`cluster`]) and submits jobs through the client
+//! API: first as fast as `--submitters` concurrent clients can (throughput), then at a
+//! steady rate, small jobs at even intervals (latency), by default half the measured
+//! throughput. A task counts once its job is reported finished. Every run is bounded by
+//! the task count and `--timeout`.
+
+mod cluster;
+
+use crate::connect::runtime;
+use clap::Args;
+use cluster::Cluster;
+use keel_coordinator::{Histogram, Metrics};
+use keel_engine::{JobSpec, TaskSpec};
+use keel_grpc::client::{ClientOptions, Jobs};
+use keel_grpc::job_spec_to_proto;
+use keel_grpc::proto::{ListJobsRequest, SubmitJobRequest};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchE2eArgs {
+    /// Keep the log in Valkey at this URL instead of a temporary redb file.
+    #[arg(long, value_name = "URL")]
+    pub valkey: Option<String>,
+    /// Tasks per run.
+    #[arg(long, default_value_t = 200_000)]
+    pub tasks: u32,
+    /// Tasks per job in the throughput run.
+    #[arg(long, default_value_t = 1_000)]
+    pub job_size: u32,
+    /// Clients submitting at once in the throughput run.
+    #[arg(long, default_value_t = 4)]
+    pub submitters: u32,
+    /// Tasks per second offered in the latency run; half the measured throughput if unset.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Tasks per job in the latency run, submitted at even intervals.
+    #[arg(long, default_value_t = 50)]
+    pub paced_job_size: u32,
+    #[arg(long, default_value_t = 4)]
+    pub workers: u32,
+    /// Concurrency of each worker.
+    #[arg(long, default_value_t = 512)]
+    pub concurrency: u32,
+    /// Give up on a run after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+}
+
+pub fn run(args: &BenchE2eArgs) -> ExitCode {
+    match runtime().block_on(bench(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keel bench-e2e: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// How a run offers its jobs.
+#[derive(Clone, Copy)]
+enum Load {
+    /// `submitters` clients, each submitting its share back to back.
+    Flat { job_size: u32, submitters: u32 },
+    /// One job of `job_size` tasks every `job_size / rate` seconds.
+    Paced { job_size: u32, rate: f64 },
+}
+
+async fn bench(args: &BenchE2eArgs) -> Result<(), String> {
+    let backend = if args.valkey.is_some() {
+        "valkey"
+    } else {
+        "redb"
+    };
+    let flat = Load::Flat {
+        job_size: args.job_size.max(1),
+        submitters: args.submitters.max(1),
+    };
+    let full = run_once(args, flat, 0).await?;
+    println!(
+        "{backend} throughput: {} tasks in {:.2}s = {:.0} tasks/s ({} submitters, jobs of {} tasks); {}",
+        full.tasks, full.secs, full.rate, args.submitters, args.job_size, full.latency
+    );
+    println!("  {}", full.log);
+    let rate = args.rate.unwrap_or(full.rate / 2.0);
+    let paced = Load::Paced {
+        job_size: args.paced_job_size.max(1),
+        rate,
+    };
+    let half = run_once(args, paced, 1).await?;
+    println!(
+        "{backend} latency: {rate:.0} tasks/s offered (jobs of {} tasks at even intervals), {:.0} tasks/s done; {}",
+        args.paced_job_size, half.rate, half.latency
+    );
+    println!("  {}", half.log);
+    Ok(())
+}
+
+struct RunResult {
+    tasks: u32,
+    secs: f64,
+    rate: f64,
+    latency: String,
+    log: String,
+}
+
+async fn run_once(args: &BenchE2eArgs, load: Load, run: u32) -> Result<RunResult, String> {
+    let cluster = Cluster::start(args, run).await?;
+    let jobs = ClientOptions::new(cluster.url.clone())
+        .jobs()
+        .await
+        .map_err(|e| e.to_string())?;
+    let (job_size, count) = match load {
+        Load::Flat { job_size, .. } | Load::Paced { job_size, .. } => {
+            (job_size, args.tasks.div_ceil(job_size))
+        }
+    };
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(args.timeout), async {
+        submit_all(&jobs, load, count).await?;
+        wait_finished(&jobs, &cluster, count, u64::from(count * job_size)).await
+    })
+    .await;
+    let secs = started.elapsed().as_secs_f64();
+    let claim = &cluster.metrics.claim_to_start;
+    let show = |q| match claim.quantile_bound(q) {
+        Some(d) => format!("{:.1}ms", d.as_secs_f64() * 1e3),
+        None => "over 5s".to_string(),
+    };
+    let latency = format!(
+        "claim-to-start p50 <= {} p99 <= {} p99.9 <= {}",
+        show(0.5),
+        show(0.99),
+        show(0.999)
+    );
+    let coordinator = cluster.stop().await;
+    match outcome {
+        Ok(result) => result?,
+        Err(_) => return Err(format!("the run did not finish within {}s", args.timeout)),
+    }
+    let tasks = count * job_size;
+    Ok(RunResult {
+        tasks,
+        secs,
+        rate: f64::from(tasks) / secs,
+        latency,
+        log: log_summary(&coordinator),
+    })
+}
+
+fn log_summary(m: &Metrics) -> String {
+    let mean = |h: &Histogram| h.sum / (h.count.max(1) as f64);
+    format!(
+        "log: {} inputs in {} appends, {:.0} entries and {:.2}ms per append on average",
+        m.inputs,
+        m.append_batch_size.count,
+        mean(&m.append_batch_size),
+        mean(&m.append_latency_seconds) * 1e3
+    )
+}
+
+/// Submits `count` jobs as `load` says, each answered before it counts as submitted.
+async fn submit_all(jobs: &Jobs, load: Load, count: u32) -> Result<(), String> {
+    let mut running = JoinSet::new();
+    match load {
+        Load::Flat {
+            job_size,
+            submitters,
+        } => {
+            for s in 0..submitters {
+                let mut client = jobs.clone();
+                running.spawn(async move {
+                    for j in (s..count).step_by(submitters as usize) {
+                        submit(&mut client, j, job_size).await?;
+                    }
+                    Ok::<(), String>(())
+                });
+            }
+        }
+        Load::Paced { job_size, rate } => {
+            let start = tokio::time::Instant::now();
+            for j in 0..count {
+                let due = Duration::from_secs_f64(f64::from(j * job_size) / rate);
+                tokio::time::sleep_until(start + due).await;
+                let mut client = jobs.clone();
+                running.spawn(async move { submit(&mut client, j, job_size).await });
+            }
+        }
+    }
+    while let Some(done) = running.join_next().await {
+        done.map_err(|e| e.to_string())??;
+    }
+    Ok(())
+}
+
+async fn submit(client: &mut Jobs, j: u32, job_size: u32) -> Result<(), String> {
+    let tasks = (0..job_size)
+        .map(|i| TaskSpec::new(format!("t{i}")))
+        .collect();
+    let spec = JobSpec::new(format!("bench-{j}"), tasks);
+    let request = SubmitJobRequest {
+        spec: Some(job_spec_to_proto(&spec)),
+    };
+    client
+        .submit_job(request)
+        .await
+        .map(|_| ())
+        .map_err(|s| s.message().to_string())
+}
+
+/// Waits until the handlers ran every task, then until the coordinator reports every
+/// job finished (their completions durable).
+async fn wait_finished(
+    jobs: &Jobs,
+    cluster: &Cluster,
+    count: u32,
+    tasks: u64,
+) -> Result<(), String> {
+    while cluster.ran.load(Ordering::Relaxed) < tasks {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let mut client = jobs.clone();
+    loop {
+        let list = client
+            .list_jobs(ListJobsRequest {})
+            .await
+            .map_err(|s| s.message().to_string())?
+            .into_inner()
+            .jobs;
+        if list.len() as u32 == count && list.iter().all(|j| !j.outcome.is_empty()) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
