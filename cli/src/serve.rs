@@ -5,7 +5,6 @@
 use crate::connect::{init_tracing, runtime, terminated};
 use clap::Args;
 use keel_coordinator::{Coordinator, CoordinatorConfig, Handle, SystemClock};
-use keel_engine::TaskStatus;
 use keel_grpc::auth::Tokens;
 use keel_grpc::metrics::{bind_metrics, serve_metrics, GrpcMetrics};
 use keel_grpc::server::{serve, ServerOptions, TlsFiles};
@@ -179,23 +178,11 @@ async fn start<L: Log + 'static>(config: CoordinatorConfig, log: L) -> Result<Ha
         .map_err(|e| format!("starting the coordinator: {e}"))
 }
 
-/// Queue depth per lane, recounted every few seconds from the live jobs' task states
-/// (the coordinator's own metrics count the ready queue as a whole).
+/// Queue depth per lane, read every few seconds from the engine's ready index (the
+/// coordinator's own metrics count the ready queue as a whole).
 async fn track_lane_depth(handle: Handle, out: Arc<std::sync::Mutex<String>>) {
     loop {
-        let counted = handle
-            .read(|engine| {
-                let mut depth = std::collections::BTreeMap::<String, u64>::new();
-                for job in engine.jobs().into_iter().filter(|j| j.outcome.is_none()) {
-                    let queued = engine.describe_job(job.id).map_or(0, |view| {
-                        let queued = view.tasks.iter().filter(|t| t.status == TaskStatus::Queued);
-                        queued.count() as u64
-                    });
-                    *depth.entry(job.lane).or_default() += queued;
-                }
-                depth
-            })
-            .await;
+        let counted = handle.read(|engine| engine.queued_by_lane()).await;
         let Ok(depth) = counted else { return };
         let mut text = String::from(
             "# HELP keel_lane_queue_depth Ready tasks waiting for a grant, per lane.\n# TYPE keel_lane_queue_depth gauge\n",

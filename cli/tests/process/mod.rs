@@ -79,17 +79,24 @@ pub struct Serve {
     pub port: u16,
     data_dir: PathBuf,
     valkey: Option<String>,
+    extra: Vec<String>,
 }
 
 impl Serve {
     pub fn start(data_dir: &Path, valkey: Option<String>) -> Serve {
+        Serve::start_with(data_dir, valkey, &[])
+    }
+
+    /// [`Serve::start`] with more `keel serve` options.
+    pub fn start_with(data_dir: &Path, valkey: Option<String>, extra: &[String]) -> Serve {
         let port = free_port();
-        let proc = spawn_serve(port, data_dir, valkey.as_deref());
+        let proc = spawn_serve(port, data_dir, valkey.as_deref(), extra);
         Serve {
             proc,
             port,
             data_dir: data_dir.to_owned(),
             valkey,
+            extra: extra.to_vec(),
         }
     }
 
@@ -100,11 +107,16 @@ impl Serve {
     /// SIGKILL, then start again on the same port and log.
     pub fn kill_and_restart(&mut self) {
         self.proc.kill();
-        self.proc = spawn_serve(self.port, &self.data_dir, self.valkey.as_deref());
+        self.proc = spawn_serve(
+            self.port,
+            &self.data_dir,
+            self.valkey.as_deref(),
+            &self.extra,
+        );
     }
 }
 
-fn spawn_serve(port: u16, data_dir: &Path, valkey: Option<&str>) -> Proc {
+fn spawn_serve(port: u16, data_dir: &Path, valkey: Option<&str>, extra: &[String]) -> Proc {
     let mut cmd = keel();
     cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
@@ -114,6 +126,7 @@ fn spawn_serve(port: u16, data_dir: &Path, valkey: Option<&str>) -> Proc {
     if let Some(url) = valkey {
         cmd.args(["--valkey", url]);
     }
+    cmd.args(extra);
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
