@@ -3,6 +3,7 @@
 //! nothing else installed and survives restarts on the same directory.
 
 use crate::connect::{init_tracing, runtime, terminated};
+use crate::serve_identity::{holder_for, lock_dir};
 use clap::Args;
 use keel_coordinator::{Coordinator, CoordinatorConfig, Handle, SystemClock};
 use keel_grpc::auth::Tokens;
@@ -22,7 +23,8 @@ pub struct ServeArgs {
     /// address is printed).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
-    /// Directory of the embedded log.
+    /// Directory of the embedded log; with --valkey, where this server keeps its
+    /// identity, so a restart on it takes the partition back at once.
     #[arg(long, value_name = "DIR", default_value = "keel-data")]
     pub data_dir: PathBuf,
     /// Keep the log in Valkey at this URL (redis://HOST:PORT) instead.
@@ -52,12 +54,21 @@ pub struct ServeArgs {
     /// Inputs per group commit.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub max_batch: usize,
+    /// The leadership lease in the log; a standby takes over this long after the
+    /// leader stops renewing it.
+    #[arg(long, value_name = "MS", default_value_t = 5_000)]
+    pub leader_ttl_ms: u64,
+    /// Who this server is to the log's leadership lease (default: made once and kept
+    /// in --data-dir). Servers sharing a partition need different names.
+    #[arg(long, value_name = "NAME")]
+    pub holder: Option<String>,
 }
 
 impl ServeArgs {
     fn coordinator_config(&self) -> CoordinatorConfig {
         let mut config = CoordinatorConfig {
             max_batch: self.max_batch,
+            lease_ttl: Duration::from_millis(self.leader_ttl_ms),
             ..CoordinatorConfig::default()
         };
         config.engine.lease_ttl_ms = self.lease_ttl_ms;
@@ -100,23 +111,29 @@ pub fn run(args: &ServeArgs) -> ExitCode {
 async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
     let options = args.server_options()?;
     let config = args.coordinator_config();
+    let _dir_lock;
     let handle = match &args.valkey {
         Some(url) => {
+            _dir_lock = lock_dir(&args.data_dir)?;
+            let holder = match &args.holder {
+                Some(name) => name.clone(),
+                None => holder_for(&args.data_dir)?,
+            };
             let log = ValkeyLog::connect(url, ValkeyOptions::default())
                 .await
                 .map_err(|e| format!("connecting to Valkey at {url}: {e}"))?;
-            start(config, log).await?
+            start(CoordinatorConfig { holder, ..config }, log).await?
         }
         None => {
             let log = RedbLog::open(&args.data_dir).map_err(|e| e.to_string())?;
             // redb lets one process open the file at a time, so whoever opened it is the
             // only possible leader: a fixed holder name lets a restart after a crash
             // serve at once instead of waiting for its own old lease to lapse.
-            let config = CoordinatorConfig {
-                holder: "keel-serve-embedded".to_string(),
-                ..config
-            };
-            start(config, log).await?
+            let holder = args
+                .holder
+                .clone()
+                .unwrap_or_else(|| "keel-serve-embedded".to_string());
+            start(CoordinatorConfig { holder, ..config }, log).await?
         }
     };
     let metrics = Arc::new(GrpcMetrics::default());

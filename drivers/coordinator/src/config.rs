@@ -57,7 +57,12 @@ impl CoordinatorConfig {
 
 /// `keel@<host>/<pid>`: unique per process on a host.
 pub fn default_holder() -> String {
-    let host = std::env::var("HOSTNAME")
+    format!("keel@{}/{}", host_name(), std::process::id())
+}
+
+/// This machine's name from `HOSTNAME` or `/etc/hostname`, else `localhost`.
+pub fn host_name() -> String {
+    std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
         .or_else(|| {
@@ -66,6 +71,5 @@ pub fn default_holder() -> String {
                 .map(|h| h.trim().to_owned())
         })
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned());
-    format!("keel@{host}/{}", std::process::id())
+        .unwrap_or_else(|| "localhost".to_owned())
 }

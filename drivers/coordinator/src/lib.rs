@@ -44,7 +44,7 @@ mod routing;
 
 pub use batch::Answer;
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
-pub use config::{default_holder, CoordinatorConfig};
+pub use config::{default_holder, host_name, CoordinatorConfig};
 pub use error::{CoordinatorError, Deposed};
 pub use handle::Handle;
 pub use metrics::{Histogram, Metrics};
