@@ -183,6 +183,25 @@ pub enum EndReason {
     DependencyUnsatisfied,
 }
 
+impl EndReason {
+    /// A short snake_case word for tables, traces and attempt histories.
+    pub fn label(self) -> &'static str {
+        match self {
+            EndReason::GrantExpired => "grant_expired",
+            EndReason::GrantReleased => "grant_released",
+            EndReason::LeaseExpired => "lease_expired",
+            EndReason::WorkerLost => "worker_lost",
+            EndReason::WorkerLeft => "worker_left",
+            EndReason::AttemptTimedOut => "attempt_timed_out",
+            EndReason::AttemptFailed => "attempt_failed",
+            EndReason::JobCancelled => "job_cancelled",
+            EndReason::DeadlineExceeded => "deadline_exceeded",
+            EndReason::Suspended => "suspended",
+            EndReason::DependencyUnsatisfied => "dependency_unsatisfied",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TaskOutcome {
     Succeeded,

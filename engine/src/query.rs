@@ -209,7 +209,7 @@ fn task_view(t: &Task) -> TaskView {
                 end: r.ended.as_ref().map(|(_, e)| match e {
                     AttemptEnd::Succeeded => "succeeded".to_string(),
                     AttemptEnd::Failed { error, .. } => format!("failed: {error}"),
-                    AttemptEnd::Ended(reason) => format!("{reason:?}"),
+                    AttemptEnd::Ended(reason) => reason.label().to_string(),
                 }),
             })
             .collect(),

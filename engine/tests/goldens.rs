@@ -181,7 +181,7 @@ fn zombie_completion_rejected() {
     );
     let view = s.engine.describe_task(tid).unwrap();
     assert_eq!(view.attempts.len(), 2);
-    assert_eq!(view.attempts[0].end.as_deref(), Some("LeaseExpired"));
+    assert_eq!(view.attempts[0].end.as_deref(), Some("lease_expired"));
     assert_eq!(view.attempts[1].worker, WorkerId::new("w2"));
     golden("zombie_completion_rejected", &s.text);
 }

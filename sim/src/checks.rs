@@ -299,20 +299,7 @@ impl Checker {
 }
 
 pub fn reason_name(r: keel_engine::EndReason) -> &'static str {
-    use keel_engine::EndReason::*;
-    match r {
-        GrantExpired => "grant_expired",
-        GrantReleased => "grant_released",
-        LeaseExpired => "lease_expired",
-        WorkerLost => "worker_lost",
-        WorkerLeft => "worker_left",
-        AttemptTimedOut => "attempt_timed_out",
-        AttemptFailed => "attempt_failed",
-        JobCancelled => "job_cancelled",
-        DeadlineExceeded => "deadline_exceeded",
-        Suspended => "suspended",
-        DependencyUnsatisfied => "dependency_unsatisfied",
-    }
+    r.label()
 }
 
 pub fn outcome_name(o: JobOutcome) -> &'static str {
