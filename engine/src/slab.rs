@@ -1,6 +1,8 @@
 //! Tasks by id. Ids are handed out in increasing order and never reused, and jobs are
 //! forgotten roughly in submission order, so a deque indexed by `id - base` gives
 //! constant-time lookups where an ordered map would search a tree on every command.
+//! A task that outlives many younger ones keeps their slots (one word each) until it
+//! is forgotten.
 
 use crate::ids::TaskId;
 use crate::state::Task;
@@ -51,9 +53,9 @@ impl TaskTable {
             self.slots.pop_front();
             self.base += 1;
         }
-        while matches!(self.slots.back(), Some(None)) {
-            self.slots.pop_back();
-        }
+        // Empty slots at the back stay: ids only grow, so the next insert would put
+        // them back, and trimming them on every removal made forgetting a job behind a
+        // long-lived older task quadratic.
         task.map(|b| *b)
     }
 
