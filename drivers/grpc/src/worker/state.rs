@@ -22,7 +22,7 @@ type Start = Arc<dyn Fn(Task) + Send + Sync>;
 enum Pending {
     Register,
     Accept(proto::GrantOffered),
-    Report(TaskId),
+    Report(Fence),
     Renew(Fence),
     Other,
 }
@@ -46,7 +46,9 @@ pub(crate) struct State {
     pending: HashMap<u64, Pending>,
     accepting: u32,
     running: HashMap<TaskId, Running>,
-    reports: BTreeMap<TaskId, (Fence, Outcome)>,
+    /// Outcomes not yet acknowledged, by the attempt's fence: a resumed task's next
+    /// outcome never replaces the one before it.
+    reports: BTreeMap<Fence, Outcome>,
     outbox: Vec<proto::WorkerCommand>,
     /// Slots freed since the last frame; one work request per frame tops them up.
     top_up: bool,
@@ -120,7 +122,11 @@ impl State {
     /// After a (re)registration: report what is still unacknowledged, then ask for work
     /// or say that this worker drains.
     pub fn connected(&mut self) {
-        let reports: Vec<_> = self.reports.values().cloned().collect();
+        let reports: Vec<_> = self
+            .reports
+            .iter()
+            .map(|(fence, outcome)| (*fence, outcome.clone()))
+            .collect();
         for (fence, outcome) in reports {
             self.push_report(fence, outcome);
         }
@@ -215,7 +221,7 @@ impl State {
                 on_timeout: suspend_timeout_to_proto(on_timeout) as i32,
             }),
         };
-        self.push(command, Pending::Report(fence.task));
+        self.push(command, Pending::Report(fence));
     }
 
     pub fn on_note(&mut self, note: Note) {
@@ -244,7 +250,7 @@ impl State {
                 }
                 self.running.remove(&fence.task);
                 if let Some(outcome) = outcome {
-                    self.reports.insert(fence.task, (fence, outcome.clone()));
+                    self.reports.insert(fence, outcome.clone());
                     self.push_report(fence, outcome);
                 }
                 self.top_up = true;
@@ -339,17 +345,18 @@ impl State {
                 tracing::debug!(grant = offer.grant, reply = ?other, "grant not accepted");
                 self.top_up = true;
             }
-            (Pending::Report(task), Some(reply::Result::Refused(refusal))) => {
-                self.reports.remove(&task);
+            (Pending::Report(fence), Some(reply::Result::Refused(refusal))) => {
+                self.reports.remove(&fence);
                 self.summary.stale += 1;
-                tracing::warn!(%task, reason = %refusal.reason, message = %refusal.message, "outcome refused");
+                tracing::warn!(task = %fence.task, reason = %refusal.reason, message = %refusal.message, "outcome refused");
             }
-            (Pending::Report(task), result) if self.reports.remove(&task).is_some() => match result
-            {
-                Some(reply::Result::Failed(_)) => self.summary.failed += 1,
-                Some(reply::Result::Suspended(_)) => self.summary.suspended += 1,
-                _ => self.summary.completed += 1,
-            },
+            (Pending::Report(fence), result) if self.reports.remove(&fence).is_some() => {
+                match result {
+                    Some(reply::Result::Failed(_)) => self.summary.failed += 1,
+                    Some(reply::Result::Suspended(_)) => self.summary.suspended += 1,
+                    _ => self.summary.completed += 1,
+                }
+            }
             (Pending::Renew(fence), Some(reply::Result::Refused(refusal)))
                 if is_fencing(&refusal) || refusal.reason == "unknown_task" =>
             {
@@ -363,3 +370,7 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

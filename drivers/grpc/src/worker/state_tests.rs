@@ -1,0 +1,95 @@
+//! The worker's bookkeeping without a connection: events and notes in, commands out.
+
+use super::*;
+use crate::proto::worker_command::Command;
+use keel_engine::SuspendTimeout;
+
+fn offer(grant: u64, task: u64) -> proto::CoordinatorEvent {
+    proto::CoordinatorEvent {
+        event: Some(Event::GrantOffered(proto::GrantOffered {
+            grant,
+            job: 1,
+            task,
+            attempt: 1,
+            ..Default::default()
+        })),
+    }
+}
+
+fn reply(seq: u64, result: reply::Result) -> proto::CoordinatorEvent {
+    proto::CoordinatorEvent {
+        event: Some(Event::Reply(proto::Reply {
+            seq,
+            result: Some(result),
+        })),
+    }
+}
+
+fn started(fence: Fence) -> reply::Result {
+    reply::Result::LeaseStarted(proto::LeaseStarted {
+        fence: Some(fence_to_proto(fence)),
+        ..Default::default()
+    })
+}
+
+/// The seq of the last command of `kind` in the outbox.
+fn last_seq(commands: &[proto::WorkerCommand], kind: fn(&Command) -> bool) -> u64 {
+    let found = commands
+        .iter()
+        .rev()
+        .find(|c| c.command.as_ref().is_some_and(kind));
+    found.map(|c| c.seq).expect("the command was sent")
+}
+
+#[tokio::test]
+async fn a_resumed_attempts_outcome_survives_the_late_answer_to_its_suspension() {
+    let (notes, _notes_rx) = mpsc::unbounded_channel();
+    let handler = Arc::new(|_task: Task| async { Outcome::Complete(Vec::new()) });
+    let mut state = State::new(1, 1, handler, notes);
+    let first = Fence {
+        task: TaskId(7),
+        attempt: 1,
+        epoch: 1,
+    };
+    let resumed = Fence { epoch: 2, ..first };
+
+    state.on_event(offer(1, 7)).ok();
+    let accept = last_seq(&state.take_outbox(), |c| {
+        matches!(c, Command::AcceptGrant(_))
+    });
+    state.on_event(reply(accept, started(first))).ok();
+    let suspend = Outcome::Suspend {
+        waitpoint: "approval".into(),
+        timeout: None,
+        on_timeout: SuspendTimeout::default(),
+    };
+    state.on_note(Note::Done(first, Some(suspend)));
+    let suspended = last_seq(&state.take_outbox(), |c| matches!(c, Command::Suspend(_)));
+
+    // The signal resumed the task and its next attempt finished before the answer to
+    // the suspension arrived.
+    state.on_event(offer(2, 7)).ok();
+    let accept = last_seq(&state.take_outbox(), |c| {
+        matches!(c, Command::AcceptGrant(_))
+    });
+    state.on_event(reply(accept, started(resumed))).ok();
+    state.on_note(Note::Done(resumed, Some(Outcome::Complete(Vec::new()))));
+    state.take_outbox();
+    let answer = reply::Result::Suspended(proto::Suspended {
+        fence: Some(fence_to_proto(first)),
+        duplicate: false,
+    });
+    state.on_event(reply(suspended, answer)).ok();
+
+    assert!(!state.idle(), "the completion is still unacknowledged");
+    // A reconnect sends it again.
+    state.register(proto::Register::default());
+    state.connected();
+    let again = state.take_outbox();
+    let resent = again.iter().any(|c| {
+        matches!(&c.command, Some(Command::Complete(done))
+            if done.fence.as_ref().map(fence_from_proto) == Some(resumed))
+    });
+    assert!(resent, "the completion was not sent again: {again:?}");
+    assert_eq!(state.summary.suspended, 1);
+}
