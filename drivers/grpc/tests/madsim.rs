@@ -164,6 +164,13 @@ async fn scenario(seed: u64) -> Run {
     while tally.summaries.lock().unwrap().len() < usize::from(WORKERS) {
         tokio::time::sleep(ms(100)).await;
     }
+    let snapshot = keel_log::Log::load_snapshot(&*log, 0)
+        .await
+        .expect("the snapshot loads");
+    assert!(
+        snapshot.is_some_and(|s| s.offset > 0),
+        "seed {seed}: no snapshot was taken; recovery never started from one"
+    );
     let recovered = keel_log::recover(&*log, 0, sim::engine_config(seed))
         .await
         .expect("the log replays");

@@ -56,6 +56,10 @@ pub async fn coordinator(log: Arc<MemoryLog>, seed: u64) {
     let config = CoordinatorConfig {
         engine: engine_config(seed),
         holder: "coordinator".into(),
+        // Small batches and frequent snapshots, so a seed's few hundred entries go
+        // through the append pipeline and recoveries start from snapshots.
+        max_batch: 16,
+        snapshot_every: 64,
         ..CoordinatorConfig::default()
     };
     let handle = Coordinator::start(config, log, Arc::new(SimClock))
