@@ -155,12 +155,13 @@ impl Log for ValkeyLog {
             )
             .await?;
         match reply.status {
-            library::OK => Ok(Lease {
+            library::OK => Ok(Lease::granted(
                 partition,
-                holder: holder.to_owned(),
-                epoch: reply.int(partition, 0)?,
-                valid_until: asked + ttl,
-            }),
+                holder,
+                reply.int(partition, 0)?,
+                asked,
+                ttl,
+            )),
             library::LEASE_HELD => Err(LogError::LeaseHeld {
                 partition,
                 holder: reply.text(partition, 0)?,
@@ -177,10 +178,7 @@ impl Log for ValkeyLog {
         self.call(p, "keel_renew", &args)
             .await?
             .check_fenced(p, lease.epoch)?;
-        Ok(Lease {
-            valid_until: asked + ttl,
-            ..lease.clone()
-        })
+        Ok(lease.renewed(asked, ttl))
     }
 
     async fn step_down(&self, lease: &Lease) -> Result<(), LogError> {
