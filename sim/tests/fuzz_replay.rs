@@ -2,44 +2,16 @@
 //! checked-in corpus (`fuzz/corpus/scenario/`) and random text, both arbitrary and built
 //! from scenario syntax, so a regression the fuzzer once found fails `cargo test`.
 
+#[path = "../../fuzz/corpus_replay.rs"]
+mod corpus_replay;
 #[path = "fuzz_check/mod.rs"]
 mod fuzz_check;
 
 use proptest::prelude::*;
-use std::path::PathBuf;
-
-fn corpus() -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/scenario");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.expect("corpus entry").path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| {
-            let name = p
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            (name, std::fs::read(&p).expect("corpus file reads"))
-        })
-        .collect()
-}
 
 #[test]
 fn every_corpus_file_passes_the_fuzz_checks() {
-    let files = corpus();
-    assert!(files.len() >= 5, "corpus has {} files", files.len());
-    for (name, bytes) in files {
-        let outcome = std::panic::catch_unwind(|| fuzz_check::check(&bytes));
-        assert!(
-            outcome.is_ok(),
-            "corpus file {name} fails the scenario checks"
-        );
-    }
+    corpus_replay::replay("scenario", 5, fuzz_check::check);
 }
 
 /// Fragments of scenario syntax, so random sequences often load and reach the checks
@@ -115,7 +87,7 @@ proptest! {
 
 #[test]
 fn every_syntax_error_is_reported_with_a_message() {
-    for (name, bytes) in corpus() {
+    for (name, bytes) in corpus_replay::corpus("scenario") {
         if !name.starts_with("regression-empty-message") {
             continue;
         }

@@ -4,46 +4,18 @@
 //! small seeded generator: keel-grpc has no proptest), so a regression the fuzzer once
 //! found fails `cargo test`.
 
+#[path = "../../../fuzz/corpus_replay.rs"]
+mod corpus_replay;
 #[path = "fuzz_check/mod.rs"]
 mod fuzz_check;
 
 use keel_grpc::proto;
 use keel_grpc::proto::worker_command::Command as Wire;
 use prost::Message;
-use std::path::PathBuf;
-
-fn corpus() -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/grpc_requests");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.expect("corpus entry").path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| {
-            let name = p
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            (name, std::fs::read(&p).expect("corpus file reads"))
-        })
-        .collect()
-}
 
 #[test]
 fn every_corpus_file_passes_the_fuzz_checks() {
-    let files = corpus();
-    assert!(files.len() >= 5, "corpus has {} files", files.len());
-    for (name, bytes) in files {
-        let outcome = std::panic::catch_unwind(|| fuzz_check::check(&bytes));
-        assert!(
-            outcome.is_ok(),
-            "corpus file {name} fails the grpc_requests checks"
-        );
-    }
+    corpus_replay::replay("grpc_requests", 5, fuzz_check::check);
 }
 
 fn input(kind: u8, message: &impl Message) -> Vec<u8> {
@@ -175,7 +147,7 @@ fn random_bytes_pass_the_fuzz_checks() {
 #[test]
 fn damaged_corpus_files_pass_the_fuzz_checks() {
     let mut rng = Rng(7);
-    for (_, bytes) in corpus() {
+    for (_, bytes) in corpus_replay::corpus("grpc_requests") {
         for _ in 0..100 {
             let mut damaged = bytes.clone();
             if damaged.len() > 1 {

@@ -3,6 +3,8 @@
 //! bytes and well-formed logs with one record damaged, so a regression the fuzzer once
 //! found fails `cargo test`.
 
+#[path = "../../../fuzz/corpus_replay.rs"]
+mod corpus_replay;
 #[path = "fuzz_check/mod.rs"]
 mod fuzz_check;
 
@@ -10,40 +12,10 @@ use keel_engine::{ClientCommand, Input, InstanceId, JobSpec, TaskSpec, WorkerCom
 use keel_log::record::encode_entry;
 use keel_log::Entry;
 use proptest::prelude::*;
-use std::path::PathBuf;
-
-fn corpus() -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/log_records");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.expect("corpus entry").path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| {
-            let name = p
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            (name, std::fs::read(&p).expect("corpus file reads"))
-        })
-        .collect()
-}
 
 #[test]
 fn every_corpus_file_passes_the_fuzz_checks() {
-    let files = corpus();
-    assert!(files.len() >= 5, "corpus has {} files", files.len());
-    for (name, bytes) in files {
-        let outcome = std::panic::catch_unwind(|| fuzz_check::check(&bytes));
-        assert!(
-            outcome.is_ok(),
-            "corpus file {name} fails the log_records checks"
-        );
-    }
+    corpus_replay::replay("log_records", 5, fuzz_check::check);
 }
 
 /// Entries a coordinator really writes: a worker joining, a job, work requested.
@@ -112,8 +84,8 @@ proptest! {
 /// start-up, until the engine refuses it.
 #[test]
 fn a_snapshot_with_tenant_loads_but_no_tenant_names_is_refused() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/regressions/log_records/restore-tenant-loads-without-names");
+    let path = corpus_replay::fuzz_dir()
+        .join("regressions/log_records/restore-tenant-loads-without-names");
     let bytes = std::fs::read(path).expect("regression input reads");
     let records = fuzz_check::split_records(&bytes[1..]);
     assert!(keel_engine::Engine::restore(records[0]).is_err());
@@ -124,8 +96,7 @@ fn a_snapshot_with_tenant_loads_but_no_tenant_names_is_refused() {
 /// the state does not hold; the next input that looks the set up panics.
 #[test]
 fn a_snapshot_naming_a_missing_capability_set_is_refused() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/regressions/log_records/capset-id-without-capset");
+    let path = corpus_replay::fuzz_dir().join("regressions/log_records/capset-id-without-capset");
     let bytes = std::fs::read(path).expect("regression input reads");
     fuzz_check::check(&bytes);
 }
