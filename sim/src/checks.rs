@@ -45,14 +45,15 @@ pub struct Checker {
     pub ledger: Ledger,
     beliefs: BTreeMap<TaskId, Vec<Belief>>,
     pub violations: Vec<Violation>,
-    trust_ms: u64,
+    /// The local spans a belief can be measured over (lease TTL, liveness timeout).
+    trust_ms: Vec<u64>,
 }
 
 impl Checker {
-    pub fn new(trust_ms: u64, tenant_caps: BTreeMap<String, u32>) -> Checker {
+    pub fn new(trust_ms: &[u64], tenant_caps: BTreeMap<String, u32>) -> Checker {
         Checker {
             ledger: Ledger::new(tenant_caps),
-            trust_ms,
+            trust_ms: trust_ms.to_vec(),
             ..Checker::default()
         }
     }
@@ -106,7 +107,15 @@ impl Checker {
                 (&n, b)
             };
             let until = clocks[old.worker].virtual_at(now, old.local_deadline);
-            let bound = clocks[old.worker].drift_bound(self.trust_ms);
+            // A slow clock strays furthest over the longest span, a fast one that
+            // stepped back over the shortest: the bound is the worst of them.
+            let clock = &clocks[old.worker];
+            let bound = self
+                .trust_ms
+                .iter()
+                .map(|span| clock.drift_bound(*span))
+                .max()
+                .unwrap_or(0);
             if until > new.since + bound || b.fence == n.fence {
                 found = Some(format!(
                     "worker #{} believes it holds {} until {until} ms while worker #{} holds {} since {} ms; drift bound {bound} ms",
@@ -344,7 +353,7 @@ mod tests {
     #[test]
     fn two_live_beliefs_beyond_the_drift_bound_are_flagged() {
         let clocks = [DriftClock::new(0), DriftClock::new(0)];
-        let mut c = Checker::new(10_000, BTreeMap::new());
+        let mut c = Checker::new(&[10_000], BTreeMap::new());
         c.belief(1_000, 0, TaskId(1), Some((fence(1, 1), 11_000)), &clocks);
         c.belief(5_000, 1, TaskId(1), Some((fence(1, 2), 15_000)), &clocks);
         assert_eq!(c.violations.len(), 1);
@@ -352,10 +361,40 @@ mod tests {
     }
 
     #[test]
+    fn a_fast_clock_that_stepped_back_is_bounded_over_its_shortest_span() {
+        // Swarm seed 106832: a worker 5.8% fast, paused, its clock stepped back 15.4 s.
+        // Its session (15 s liveness) then ends 28.7 s of virtual time after it began:
+        // 13.7 s late, more than the 12.9 s a 30 s lease span allows, within the 13.7 s
+        // the 15 s span allows.
+        let mut fast = DriftClock::new(57_756);
+        fast.step(-15_405);
+        let clocks = [fast, DriftClock::new(0)];
+        let session_end = clocks[0].local(34_801 + 28_745);
+        let start = |spans: &[u64]| {
+            let mut c = Checker::new(spans, BTreeMap::new());
+            c.belief(
+                49_000,
+                0,
+                TaskId(1),
+                Some((fence(1, 1), session_end)),
+                &clocks,
+            );
+            c.belief(49_808, 1, TaskId(1), Some((fence(1, 2), 79_808)), &clocks);
+            c.violations.len()
+        };
+        assert_eq!(start(&[30_000, 15_000]), 0);
+        assert_eq!(
+            start(&[30_000]),
+            1,
+            "the long span alone understates the bound"
+        );
+    }
+
+    #[test]
     fn overlap_within_a_slow_clocks_bound_and_ended_beliefs_pass() {
         // Worker 0's clock is 20% slow: its 10 s lease reads as 12.5 s of virtual time.
         let clocks = [DriftClock::new(-200_000), DriftClock::new(0)];
-        let mut c = Checker::new(10_000, BTreeMap::new());
+        let mut c = Checker::new(&[10_000], BTreeMap::new());
         c.belief(0, 0, TaskId(1), Some((fence(1, 1), 10_000)), &clocks);
         c.belief(10_500, 1, TaskId(1), Some((fence(1, 2), 20_500)), &clocks);
         assert!(c.violations.is_empty(), "{:?}", c.violations);

@@ -124,10 +124,10 @@ impl<'a> World<'a> {
             rng: SimRng::new(opts.seed, Stream::Run),
             net: Network::new(s.network.clone(), s.workers.len()),
             // A belief ends at a lease deadline or a session deadline, measured over
-            // at most the lease TTL or the liveness timeout: drift over the longer
-            // of the two bounds how far it can outlive the coordinator's view.
+            // the lease TTL or the liveness timeout: drift over either bounds how far
+            // it can outlive the coordinator's view.
             checker: Checker::new(
-                config.lease_ttl_ms.max(config.liveness_timeout_ms),
+                &[config.lease_ttl_ms, config.liveness_timeout_ms],
                 config.tenants.caps.clone(),
             ),
             coord: Coordinator::new(config, durable, opts.hook, opts.check_every),
