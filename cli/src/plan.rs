@@ -2,7 +2,7 @@
 //! (and optionally a worker pool), prints the plan as text or JSON, or the located
 //! error report and a non-zero exit code when a file is invalid.
 
-use crate::plan_simulate::simulate;
+use crate::plan_simulate::{simulate, Simulation};
 use clap::{Args, ValueEnum};
 use keel_spec::{load_job, load_pool, plan, Limits, SpecError};
 use std::io::{Read, Write};
@@ -20,7 +20,8 @@ pub struct PlanArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Also run the job in the deterministic simulator on the pool, with no faults,
-    /// and report the makespan and each worker's utilisation (text format only).
+    /// and report the makespan and each worker's utilisation (in JSON, as a
+    /// `simulation` object beside the plan's fields).
     #[arg(long, requires = "workers")]
     pub simulate: bool,
     /// Seed of the simulation (with --simulate); the same seed gives the same run.
@@ -56,9 +57,6 @@ pub fn run(args: &PlanArgs) -> ExitCode {
 }
 
 fn render(args: &PlanArgs) -> Result<String, String> {
-    if args.simulate && args.format == Format::Json {
-        return Err("--simulate reports as text; drop --format json".to_string());
-    }
     let limits = Limits::default();
     let (name, text) = read(&args.job)?;
     let job = load_job(&name, &text, &limits).map_err(|e| e.to_string())?;
@@ -70,14 +68,28 @@ fn render(args: &PlanArgs) -> Result<String, String> {
         None => None,
     };
     let plan = plan(&job, pool.as_ref());
-    let mut out = match args.format {
-        Format::Text => plan.to_text(),
-        Format::Json => plan.to_json() + "\n",
+    let simulation = match (args.simulate, &pool) {
+        (true, Some(pool)) => Some(simulate(&job, pool, args.seed, args.timeline.as_deref())?),
+        _ => None,
     };
-    if let (true, Some(pool)) = (args.simulate, &pool) {
-        out += &simulate(&job, pool, args.seed, args.timeline.as_deref())?;
-    }
-    Ok(out)
+    Ok(match (args.format, simulation) {
+        (Format::Text, None) => plan.to_text(),
+        (Format::Text, Some(simulation)) => plan.to_text() + &simulation.to_text(),
+        (Format::Json, None) => plan.to_json() + "\n",
+        (Format::Json, Some(simulation)) => {
+            #[derive(serde::Serialize)]
+            struct Simulated<'a, P: serde::Serialize> {
+                #[serde(flatten)]
+                plan: &'a P,
+                simulation: Simulation,
+            }
+            let both = Simulated {
+                plan: &plan,
+                simulation,
+            };
+            serde_json::to_string_pretty(&both).map_err(|e| e.to_string())? + "\n"
+        }
+    })
 }
 
 /// Reads a file as UTF-8 text, named in reports as it was given on the command line.

@@ -183,3 +183,37 @@ fn simulate_is_reproducible_from_its_seed() {
         "--seed without --simulate is a usage error"
     );
 }
+
+#[test]
+fn simulate_in_json_adds_a_simulation_object_to_the_plan() {
+    let args = [
+        "plan",
+        "examples/etl-chain.toml",
+        "--workers",
+        "examples/pool.toml",
+        "--simulate",
+        "--seed",
+        "3",
+        "--format",
+        "json",
+    ];
+    let o = keel(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("one JSON document");
+    assert_eq!(json["schema"], "keel.plan/v1");
+    let sim = &json["simulation"];
+    assert_eq!(sim["seed"], 3);
+    assert_eq!(sim["outcome"], "succeeded");
+    // The chain's critical path is 57 minutes of estimates.
+    assert!(sim["makespan_ms"].as_u64().unwrap() >= 57 * 60_000, "{sim}");
+    let workers = sim["workers"].as_array().unwrap();
+    assert!(workers.iter().any(|w| w["name"] == "cpu-1"), "{sim}");
+    let busy: u64 = workers.iter().map(|w| w["busy_ms"].as_u64().unwrap()).sum();
+    assert!(busy > 0, "{sim}");
+    assert!(sim["timeline"].is_null());
+    assert_eq!(
+        stdout(&keel(&args)),
+        stdout(&o),
+        "the same seed gives the same JSON"
+    );
+}
