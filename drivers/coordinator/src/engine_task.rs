@@ -90,16 +90,6 @@ impl Pipeline {
     fn is_empty(&self) -> bool {
         self.appending.is_none() && self.waiting.is_none()
     }
-
-    /// Every caller still waiting gets `error()`.
-    fn fail(&mut self, error: impl Fn() -> CoordinatorError) {
-        if let Some(flight) = self.appending.take() {
-            flight.applied.fail(&error);
-        }
-        if let Some(applied) = self.waiting.take() {
-            applied.fail(&error);
-        }
-    }
 }
 
 async fn durable(appending: &mut Option<InFlight>) -> Durable {
@@ -141,10 +131,7 @@ impl<L: Log + 'static> EngineTask<L> {
             let mut batch = Batch::default();
             match wake {
                 Wake::LeadershipChanged => {
-                    let now = self.shared.leadership.status();
-                    if now != Status::Leading {
-                        let leadership = self.shared.leadership.clone();
-                        pipeline.fail(|| leadership.refusal(now));
+                    if self.shared.leadership.status() != Status::Leading {
                         break;
                     }
                     continue;
@@ -175,9 +162,24 @@ impl<L: Log + 'static> EngineTask<L> {
                 break;
             }
         }
+        self.settle(&mut pipeline, &mut offers).await;
         self.shared.leadership.end(Status::Stopped);
         self.shared.metrics().leader = false;
         self.shared.routes.close();
+    }
+
+    /// Once serving stops: the batch not yet sent to the log is refused, as nothing
+    /// of it was recorded; the one being appended is answered by how its append ends,
+    /// since the log may well have stored it.
+    async fn settle(&mut self, pipeline: &mut Pipeline, offers: &mut OpenOffers) {
+        let leadership = self.shared.leadership.clone();
+        if let Some(applied) = pipeline.waiting.take() {
+            applied.fail(|| leadership.refusal(leadership.status()));
+        }
+        if let Some(mut flight) = pipeline.appending.take() {
+            let done = flight.durable().await;
+            let _ = self.finish_append(flight, done, offers);
+        }
     }
 
     /// Whether another batch may be applied now. Not while one already waits, not
@@ -202,9 +204,7 @@ impl<L: Log + 'static> EngineTask<L> {
         let leadership = self.shared.leadership.clone();
         if let Err(refusal) = leadership.check() {
             tracing::debug!(error = %refusal, "refusing a batch");
-            let refuse = || leadership.refusal(leadership.status());
-            batch.refuse(refuse);
-            pipeline.fail(refuse);
+            batch.refuse(|| leadership.refusal(leadership.status()));
             return Served::Deposed;
         }
         let applied = batch.apply(&mut self.engine, &*self.clock);
@@ -238,6 +238,26 @@ impl<L: Log + 'static> EngineTask<L> {
         let Some(flight) = pipeline.appending.take() else {
             return Served::Continue;
         };
+        if let Served::Deposed = self.finish_append(flight, done, offers) {
+            return Served::Deposed;
+        }
+        match pipeline.waiting.take() {
+            Some(next) => {
+                pipeline.appending = Some(self.start_append(next));
+                Served::Continue
+            }
+            None => self.snapshot_if_due().await,
+        }
+    }
+
+    /// Releases a durable batch, or answers its callers with why it is not known to be
+    /// and stops leading.
+    fn finish_append(
+        &mut self,
+        flight: InFlight,
+        done: Durable,
+        offers: &mut OpenOffers,
+    ) -> Served {
         let appended = match done {
             Ok(appended) => appended,
             Err(e) => {
@@ -246,7 +266,7 @@ impl<L: Log + 'static> EngineTask<L> {
                 let (code, message) = (e.code(), e.to_string());
                 tracing::error!(partition, error = %e, "append failed; stopping");
                 let why = self.depose(e);
-                let error = || match why {
+                flight.applied.fail(|| match why {
                     Deposed::Fenced { current } => CoordinatorError::NotLeader {
                         partition,
                         epoch: leadership.epoch,
@@ -257,31 +277,21 @@ impl<L: Log + 'static> EngineTask<L> {
                         code,
                         message: message.clone(),
                     },
-                };
-                flight.applied.fail(error);
-                pipeline.fail(error);
+                });
                 return Served::Deposed;
             }
         };
-        {
-            let mut metrics = self.shared.metrics();
-            if let Some((end, took)) = appended {
-                self.next = end;
-                metrics.append_batch_size.observe(flight.size as f64);
-                metrics.append_latency_seconds.observe(took.as_secs_f64());
-            }
-            metrics.log_end = self.next;
-            flight
-                .applied
-                .release(&self.engine, &self.shared.routes, &mut metrics, offers);
+        let mut metrics = self.shared.metrics();
+        if let Some((end, took)) = appended {
+            self.next = end;
+            metrics.append_batch_size.observe(flight.size as f64);
+            metrics.append_latency_seconds.observe(took.as_secs_f64());
         }
-        match pipeline.waiting.take() {
-            Some(next) => {
-                pipeline.appending = Some(self.start_append(next));
-                Served::Continue
-            }
-            None => self.snapshot_if_due().await,
-        }
+        metrics.log_end = self.next;
+        flight
+            .applied
+            .release(&self.engine, &self.shared.routes, &mut metrics, offers);
+        Served::Continue
     }
 
     /// Stores a snapshot once `snapshot_every` entries followed the last one. A failed

@@ -4,7 +4,7 @@
 
 mod support;
 
-use keel_coordinator::{CoordinatorConfig, CoordinatorError};
+use keel_coordinator::{CoordinatorConfig, CoordinatorError, Deposed};
 use keel_engine::{Accepted, WorkerCommand};
 use keel_log::{Log, MemoryLog};
 use std::sync::Arc;
@@ -120,6 +120,42 @@ async fn reads_never_see_a_batch_that_is_not_durable() {
         other => panic!("expected NotDurable, got {other:?}"),
     }
     assert_eq!(seen.ok(), Some(2), "the read saw a job the log never held");
+}
+
+#[tokio::test]
+async fn an_append_under_way_when_the_lease_lapses_is_answered_by_how_it_ends() {
+    let inner = Arc::new(MemoryLog::new());
+    let log = FaultyLog::new(inner.clone());
+    let clock = manual_clock();
+    let config = CoordinatorConfig {
+        lease_ttl: Duration::from_millis(300),
+        ..config("a")
+    };
+    let handle = start(config, &log, &clock).await;
+
+    log.hold();
+    let mut first = Box::pin(handle.apply(job_input("first")));
+    assert!(poll_once(&mut first).await.is_none());
+    log.appends_started(1).await;
+    let mut second = Box::pin(handle.apply(job_input("second")));
+    assert!(poll_once(&mut second).await.is_none());
+    log.fail_renewals();
+    let lost = within("the lease to lapse", handle.stopped()).await;
+    assert_eq!(deposed_why(&lost), Some(Deposed::LeaseLapsed), "{lost}");
+    // The log still takes the held append: the epoch was never fenced.
+    log.release();
+
+    match within("the first reply", first).await {
+        Ok(Some(Ok(Accepted::JobSubmitted { .. }))) => {}
+        other => panic!("a durable input must be answered as done, got {other:?}"),
+    }
+    let second = within("the second reply", second).await;
+    assert_eq!(
+        second.as_ref().err().and_then(deposed_why),
+        Some(Deposed::LeaseLapsed),
+        "{second:?}"
+    );
+    assert_eq!(inner.bounds(0).await.map(|b| b.end).ok(), Some(1));
 }
 
 fn job_input(name: &str) -> keel_engine::Input {
