@@ -76,6 +76,7 @@ impl Session {
             )));
         };
         tracing::info!(instance = state.instance, "registered");
+        state.set_lease_ttl(Duration::from_millis(registered.lease_ttl_ms.max(30)));
         state.connected();
         let session = Session {
             out,
@@ -132,6 +133,7 @@ impl Session {
                     }
                 }
                 _ = renew.tick() => state.renew_all(),
+                _ = sleep_until(state.next_expiry()) => state.expire(Instant::now()),
                 _ = beat.tick() => state.heartbeat(),
                 _ = shutdown.as_mut(), if !state.draining => {
                     tracing::info!("draining");

@@ -1,6 +1,10 @@
 //! The worker's bookkeeping, independent of the connection: which grants it is
 //! accepting, which attempts run, which outcomes await an acknowledgement, and the
 //! commands to send next. Outcomes survive reconnects until the coordinator answers.
+//! A lease is trusted for one TTL from when its accept or its last answered renewal
+//! was sent, which is before the coordinator's own clock for it started; a handler
+//! whose lease was not renewed in time is stopped, as the task may already run
+//! elsewhere.
 
 use super::task::{Note, Outcome, Task};
 use super::{Handler, Summary};
@@ -12,7 +16,9 @@ use crate::status::is_fencing;
 use keel_engine::{Fence, JobId, TaskId};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -21,15 +27,18 @@ type Start = Arc<dyn Fn(Task) + Send + Sync>;
 /// What a sent command was, so its reply can be interpreted.
 enum Pending {
     Register,
-    Accept(proto::GrantOffered),
+    /// With when the command was queued: the lease can be trusted from then on.
+    Accept(proto::GrantOffered, Instant),
     Report(Fence),
-    Renew(Fence),
+    Renew(Fence, Instant),
     Other,
 }
 
 struct Running {
     fence: Fence,
     cancel: CancellationToken,
+    /// None until the coordinator told this session its lease TTL.
+    trusted_until: Option<Instant>,
 }
 
 /// The session must start over with a new instance: the old one was declared lost.
@@ -52,6 +61,8 @@ pub(crate) struct State {
     outbox: Vec<proto::WorkerCommand>,
     /// Slots freed since the last frame; one work request per frame tops them up.
     top_up: bool,
+    /// The coordinator's lease TTL, learned at registration.
+    lease_ttl: Option<Duration>,
 }
 
 impl State {
@@ -91,6 +102,7 @@ impl State {
             reports: BTreeMap::new(),
             outbox: Vec::new(),
             top_up: false,
+            lease_ttl: None,
         }
     }
 
@@ -174,7 +186,31 @@ impl State {
             let renew = proto::Renew {
                 fence: Some(fence_to_proto(fence)),
             };
-            self.push(Command::Renew(renew), Pending::Renew(fence));
+            self.push(Command::Renew(renew), Pending::Renew(fence, Instant::now()));
+        }
+    }
+
+    /// The lease TTL the coordinator announced; leases trusted from now on end with it.
+    pub fn set_lease_ttl(&mut self, ttl: Duration) {
+        self.lease_ttl = Some(ttl);
+    }
+
+    /// When the first running lease stops being trusted, if any can.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.running.values().filter_map(|r| r.trusted_until).min()
+    }
+
+    /// Stops every handler whose lease was not renewed by `now`.
+    pub fn expire(&mut self, now: Instant) {
+        let expired: Vec<Fence> = self
+            .running
+            .values()
+            .filter(|r| r.trusted_until.is_some_and(|t| t <= now))
+            .map(|r| r.fence)
+            .collect();
+        for fence in expired {
+            tracing::warn!(task = %fence.task, attempt = fence.attempt, "lease not renewed in time; stopping the handler");
+            self.stop(fence);
         }
     }
 
@@ -267,7 +303,7 @@ impl State {
                     self.accepting += 1;
                     self.push(
                         Command::AcceptGrant(proto::AcceptGrant { grant }),
-                        Pending::Accept(offer),
+                        Pending::Accept(offer, Instant::now()),
                     );
                 } else {
                     self.push(
@@ -311,7 +347,7 @@ impl State {
         };
         let result = reply.result;
         match (pending, result) {
-            (Pending::Accept(offer), Some(reply::Result::LeaseStarted(started))) => {
+            (Pending::Accept(offer, sent), Some(reply::Result::LeaseStarted(started))) => {
                 self.accepting = self.accepting.saturating_sub(1);
                 let fence = started
                     .fence
@@ -328,6 +364,7 @@ impl State {
                     Running {
                         fence,
                         cancel: cancel.clone(),
+                        trusted_until: self.lease_ttl.map(|ttl| sent + ttl),
                     },
                 );
                 (self.start)(Task {
@@ -340,7 +377,7 @@ impl State {
                     notes: self.notes.clone(),
                 });
             }
-            (Pending::Accept(offer), other) => {
+            (Pending::Accept(offer, _), other) => {
                 self.accepting = self.accepting.saturating_sub(1);
                 tracing::debug!(grant = offer.grant, reply = ?other, "grant not accepted");
                 self.top_up = true;
@@ -357,7 +394,18 @@ impl State {
                     _ => self.summary.completed += 1,
                 }
             }
-            (Pending::Renew(fence), Some(reply::Result::Refused(refusal)))
+            (Pending::Renew(fence, sent), Some(reply::Result::Renewed(_))) => {
+                let ttl = self.lease_ttl;
+                if let Some(r) = self
+                    .running
+                    .get_mut(&fence.task)
+                    .filter(|r| r.fence == fence)
+                {
+                    let renewed = ttl.map(|ttl| sent + ttl);
+                    r.trusted_until = r.trusted_until.max(renewed);
+                }
+            }
+            (Pending::Renew(fence, _), Some(reply::Result::Refused(refusal)))
                 if is_fencing(&refusal) || refusal.reason == "unknown_task" =>
             {
                 tracing::warn!(task = %fence.task, reason = %refusal.reason, "lease lost");

@@ -3,6 +3,7 @@
 use super::*;
 use crate::proto::worker_command::Command;
 use keel_engine::SuspendTimeout;
+use tokio::time::Instant;
 
 fn offer(grant: u64, task: u64) -> proto::CoordinatorEvent {
     proto::CoordinatorEvent {
@@ -92,4 +93,54 @@ async fn a_resumed_attempts_outcome_survives_the_late_answer_to_its_suspension()
     });
     assert!(resent, "the completion was not sent again: {again:?}");
     assert_eq!(state.summary.suspended, 1);
+}
+
+#[tokio::test]
+async fn a_lease_not_renewed_in_time_stops_its_handler() {
+    let (notes, _notes_rx) = mpsc::unbounded_channel();
+    let handler = Arc::new(|_task: Task| async { Outcome::Complete(Vec::new()) });
+    let mut state = State::new(2, 1, handler, notes);
+    let ttl = std::time::Duration::from_secs(30);
+    state.set_lease_ttl(ttl);
+    let fence = Fence {
+        task: TaskId(7),
+        attempt: 1,
+        epoch: 1,
+    };
+
+    let before_accept = Instant::now();
+    state.on_event(offer(1, 7)).ok();
+    let accept = last_seq(&state.take_outbox(), |c| {
+        matches!(c, Command::AcceptGrant(_))
+    });
+    state.on_event(reply(accept, started(fence))).ok();
+    let until = state
+        .next_expiry()
+        .expect("a running lease is trusted until a deadline");
+    assert!(until >= before_accept + ttl && until <= Instant::now() + ttl);
+
+    // A renewal answered moves the deadline on, from when the renewal was sent.
+    let before_renew = Instant::now();
+    state.renew_all();
+    let renew = last_seq(&state.take_outbox(), |c| matches!(c, Command::Renew(_)));
+    let renewed = reply::Result::Renewed(proto::Renewed {
+        fence: Some(fence_to_proto(fence)),
+        expires_at_ms: 0,
+    });
+    state.on_event(reply(renew, renewed)).ok();
+    let later = state.next_expiry().unwrap();
+    assert!(
+        later >= before_renew + ttl,
+        "the renewal did not extend the lease"
+    );
+
+    state.expire(later - std::time::Duration::from_millis(1));
+    assert_eq!(state.summary.revoked, 0, "stopped before its deadline");
+    state.expire(later);
+    assert_eq!(state.summary.revoked, 1);
+    assert_eq!(state.next_expiry(), None);
+    assert!(
+        state.idle(),
+        "the stopped attempt is the coordinator's to requeue"
+    );
 }
