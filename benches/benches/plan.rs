@@ -2,7 +2,7 @@
 //! The budget is one second for planning; validation is measured with it as well.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use keel_spec::{generated_job, load_job, load_pool, plan, Limits};
+use keel_jobs::{generated_job, load_job, load_pool, plan, Limits};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -30,7 +30,7 @@ fn bench_plan(c: &mut Criterion) {
     });
     group.bench_function("validate_and_plan_100k_tasks", |b| {
         b.iter(|| {
-            let loaded = keel_spec::LoadedJob::from_spec(job.spec().clone(), &limits);
+            let loaded = keel_jobs::LoadedJob::from_spec(job.spec().clone(), &limits);
             let loaded = loaded.expect("valid");
             plan(&loaded, Some(&pool)).schedule.len()
         })

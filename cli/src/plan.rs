@@ -4,7 +4,7 @@
 
 use crate::plan_simulate::{simulate, Simulation};
 use clap::{Args, ValueEnum};
-use keel_spec::{load_job, load_pool, plan, Limits, SpecError};
+use keel_jobs::{load_job, load_pool, plan, Limits, SpecError};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

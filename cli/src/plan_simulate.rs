@@ -4,7 +4,7 @@
 //! `simulation` object added to the JSON plan.
 
 use keel_sim::{simulate_plan, PlanWorker};
-use keel_spec::{format_duration as dur, LoadedJob, Pool};
+use keel_jobs::{format_duration as dur, LoadedJob, Pool};
 use serde::Serialize;
 use std::fmt::Write;
 use std::path::Path;

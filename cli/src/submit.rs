@@ -1,4 +1,4 @@
-//! `keel submit`: reads a job spec file, checks it with keel-spec (the same checks as
+//! `keel submit`: reads a job spec file, checks it with keel-jobs (the same checks as
 //! `keel plan`), submits it and prints the job id. With `--wait` it shows the tasks'
 //! states until the job ends and exits 0 only if the job succeeded.
 
@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use keel_grpc::client::{ClientOptions, Jobs};
 use keel_grpc::job_spec_to_proto;
 use keel_grpc::proto::{DescribeJobRequest, DescribeJobResponse, SubmitJobRequest};
-use keel_spec::{load_job, Limits};
+use keel_jobs::{load_job, Limits};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;

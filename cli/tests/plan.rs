@@ -59,12 +59,12 @@ fn json_with_a_pool_follows_the_schema_order() {
 
 #[test]
 fn an_invalid_job_prints_a_located_report_and_exits_non_zero() {
-    let o = keel(&["plan", "spec/tests/fixtures/unknown-dependency.toml"]);
+    let o = keel(&["plan", "jobs/tests/fixtures/unknown-dependency.toml"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(o.stdout.is_empty());
     let err = stderr(&o);
     assert!(
-        err.starts_with("spec/tests/fixtures/unknown-dependency.toml:11:20: task \"load\" depends on unknown task \"extract2\"\n"),
+        err.starts_with("jobs/tests/fixtures/unknown-dependency.toml:11:20: task \"load\" depends on unknown task \"extract2\"\n"),
         "{err}"
     );
 }
@@ -75,12 +75,12 @@ fn an_invalid_pool_is_reported_against_the_pool_file() {
         "plan",
         "examples/quorum.toml",
         "--workers",
-        "spec/tests/fixtures/pool-zero-count.toml",
+        "jobs/tests/fixtures/pool-zero-count.toml",
     ];
     let o = keel(&args);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).starts_with("spec/tests/fixtures/pool-zero-count.toml:3:9: "),
+        stderr(&o).starts_with("jobs/tests/fixtures/pool-zero-count.toml:3:9: "),
         "{}",
         stderr(&o)
     );

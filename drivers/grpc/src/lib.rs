@@ -9,7 +9,7 @@
 //! - [`client`]: connecting to a coordinator as a client or a worker.
 //!
 //! Jobs travel as a `keel.v1.JobSpec` mirroring `keel_engine::JobSpec`: clients parse
-//! their TOML with keel-spec and the coordinator validates what arrives with the
+//! their TOML with keel-jobs and the coordinator validates what arrives with the
 //! engine's own rules, so no TOML parser sits on the server's request path.
 //!
 //! Per-command refusals on a worker session come back as a `Reply` carrying the gRPC

@@ -1,7 +1,7 @@
 //! Properties of the planner over random DAGs, and of the loaders over arbitrary text.
 
 use keel_engine::{GroupKind, JobSpec, TaskSpec};
-use keel_spec::{load_job, load_pool, plan, Limits, LoadedJob, Pool, PoolEntry};
+use keel_jobs::{load_job, load_pool, plan, Limits, LoadedJob, Pool, PoolEntry};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! Golden plans: the text and JSON plan of every example job, in snapshots/. A change
 //! to planning shows up here as a diff to review.
 
-use keel_spec::{load_job, load_pool, plan, Limits};
+use keel_jobs::{load_job, load_pool, plan, Limits};
 use std::path::Path;
 
 /// Each example job with the pool it is planned against.

@@ -1,11 +1,11 @@
-//! keel-spec: the files people write to describe jobs and worker pools, and the planner
+//! keel-jobs: the files people write to describe jobs and worker pools, and the planner
 //! that shows what Keel will do with a job before it runs.
 //!
 //! Everything here is pure: callers read files and pass their text, and the same text
 //! always gives the same job, the same plan and the same error report.
 //!
 //! ```
-//! use keel_spec::{load_job, plan, Limits};
+//! use keel_jobs::{load_job, plan, Limits};
 //! let src = "[job]\nname = \"hello\"\n\n[[task]]\nid = \"a\"\ncommand = \"echo hi\"\n";
 //! let job = load_job("hello.toml", src, &Limits::default()).unwrap();
 //! let plan = plan(&job, None);

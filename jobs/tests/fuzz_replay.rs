@@ -84,7 +84,7 @@ fn every_syntax_error_is_reported_with_a_message() {
             continue;
         }
         let src = String::from_utf8(bytes).expect("regression inputs are UTF-8");
-        let e = keel_spec::load_job("job.toml", &src, &keel_spec::Limits::default())
+        let e = keel_jobs::load_job("job.toml", &src, &keel_jobs::Limits::default())
             .expect_err("regression inputs are refused");
         assert!(!e.message.is_empty(), "{name}: {e}");
     }

@@ -1,6 +1,6 @@
 //! Planner behaviour on small jobs written for one rule each.
 
-use keel_spec::{load_job, load_pool, plan, Limit, Limits, Plan, Warning};
+use keel_jobs::{load_job, load_pool, plan, Limit, Limits, Plan, Warning};
 
 /// Plans a job given as text; the job is leaked so the plan can borrow its ids.
 fn plan_of(job: &str, pool: Option<&str>) -> Plan<'static> {

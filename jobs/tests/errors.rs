@@ -1,7 +1,7 @@
 //! Golden error reports for invalid job and pool files in tests/fixtures/: each names
 //! the file, line and column, and the offending field or task ids.
 
-use keel_spec::{load_job, load_pool, Limits, SpecError};
+use keel_jobs::{load_job, load_pool, Limits, SpecError};
 use std::path::Path;
 
 fn load(name: &str) -> Result<(), SpecError> {

@@ -2,7 +2,7 @@
 //! file and its generator cannot drift apart. Run with KEEL_REGENERATE_EXAMPLES=1 to
 //! rewrite the file after changing the generator.
 
-use keel_spec::{generated_job, load_job, Limits};
+use keel_jobs::{generated_job, load_job, Limits};
 use std::path::Path;
 
 #[test]

@@ -7,7 +7,7 @@
 //! by a fresh engine as it stands, since the loader runs the engine's own validation.
 
 use keel_engine::{Accepted, ClientCommand, Config, Engine, Input, Limits};
-use keel_spec::{load_job, load_pool, plan, SpecError};
+use keel_jobs::{load_job, load_pool, plan, SpecError};
 
 /// Separates the job part of an input from its optional pool part.
 pub const POOL_MARKER: &str = "\n#--- pool\n";
