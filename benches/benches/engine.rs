@@ -250,7 +250,11 @@ impl ValueFormatter for CpuFormatter {
 
     fn scale_throughputs(&self, typical: f64, t: &Throughput, values: &mut [f64]) -> &'static str {
         let n = match t {
-            Throughput::Bytes(n) | Throughput::BytesDecimal(n) | Throughput::Elements(n) => *n,
+            Throughput::Bytes(n)
+            | Throughput::BytesDecimal(n)
+            | Throughput::Elements(n)
+            | Throughput::Bits(n) => *n,
+            Throughput::ElementsAndBytes { elements, .. } => *elements,
         } as f64;
         let per_s = n * 1e9 / typical;
         let (div, unit) = match per_s {

@@ -78,7 +78,14 @@ fn field_before(source: &str, at: usize) -> Option<&str> {
     let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
     let lhs = line.trim_end().strip_suffix('=')?.trim_end();
     let is_key = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
-    let key = &lhs[lhs.rfind(|c| !is_key(c)).map_or(0, |i| i + 1)..];
+    // The key is the run of key characters that ends the left-hand side; the
+    // character before it may be several bytes long.
+    let start = lhs
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !is_key(c))
+        .map_or(0, |(i, c)| i + c.len_utf8());
+    let key = &lhs[start..];
     (!key.is_empty()).then_some(key)
 }
 
@@ -380,5 +387,19 @@ fn task_of(e: &JobError) -> Option<&str> {
         | JobError::BadRetry { task, .. } => Some(task),
         JobError::BadField { task, .. } => task.as_deref(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_before;
+
+    #[test]
+    fn the_field_before_a_value_is_found_after_multibyte_characters() {
+        let src = "𑌣 key = 1";
+        assert_eq!(field_before(src, src.len() - 1), Some("key"));
+        let src = "é𑌣= 1";
+        assert_eq!(field_before(src, src.len() - 1), None);
+        assert_eq!(field_before("a = 1", 99), None);
     }
 }

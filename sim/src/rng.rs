@@ -4,7 +4,7 @@
 //! randomness the run itself consumes, so a shrunk scenario replays with the same seed.
 
 use rand_chacha::ChaCha8Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::{Rng, SeedableRng};
 
 /// Which ChaCha stream of the seed's key a generator reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
