@@ -2,12 +2,14 @@
 
 mod bench_e2e;
 mod connect;
+mod output;
 mod plan;
 mod plan_simulate;
 #[cfg(unix)]
 mod process_group;
 mod serve;
 mod serve_identity;
+mod serve_listen;
 mod signal;
 mod sim;
 mod status;

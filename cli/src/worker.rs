@@ -6,6 +6,7 @@
 //! in the group gets SIGTERM and, after `--kill-grace-ms`, SIGKILL.
 
 use crate::connect::{init_tracing, runtime, terminated, ConnectArgs};
+use crate::output::errln;
 #[cfg(unix)]
 use crate::process_group::{self, Group};
 use clap::Args;
@@ -53,7 +54,7 @@ pub fn run(args: &WorkerArgs) -> ExitCode {
     let client = match args.connect.options() {
         Ok(client) => client,
         Err(e) => {
-            eprintln!("keel worker: {e}");
+            errln!("keel worker: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -74,14 +75,16 @@ pub fn run(args: &WorkerArgs) -> ExitCode {
     process_group::finish_all();
     match result {
         Ok(summary) => {
-            eprintln!(
+            errln!(
                 "keel worker: {} completed, {} failed, {} revoked",
-                summary.completed, summary.failed, summary.revoked
+                summary.completed,
+                summary.failed,
+                summary.revoked
             );
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("keel worker: {e}");
+            errln!("keel worker: {e}");
             ExitCode::FAILURE
         }
     }

@@ -19,6 +19,11 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Takes charge of `child`: it is killed when the guard drops.
+    pub fn of(child: Child) -> Proc {
+        Proc { child: Some(child) }
+    }
+
     /// Sends `signal` (e.g. "TERM") without waiting for the process to exit.
     pub fn signal(&self, signal: &str) {
         if let Some(child) = &self.child {
