@@ -3,6 +3,7 @@
 //! of its stderr as its error.
 
 use crate::process_group::{self, Group};
+use crate::worker_state::PAYLOAD_PREFIX;
 use keel_grpc::worker::{Outcome, Task};
 use std::io::Write;
 use std::path::Path;
@@ -111,10 +112,11 @@ fn launch_failed(exec: &str, e: &std::io::Error) -> Outcome {
     }
 }
 
-/// The payload as a private file (mode 0600) in `dir`, removed when dropped.
+/// The payload as a private file (mode 0600) in `dir`, removed when dropped; a killed
+/// worker's are removed by its reaper.
 fn payload_file(dir: &Path, payload: &[u8]) -> std::io::Result<tempfile::NamedTempFile> {
     let mut file = tempfile::Builder::new()
-        .prefix("payload-")
+        .prefix(PAYLOAD_PREFIX)
         .tempfile_in(dir)?;
     file.write_all(payload)?;
     file.flush()?;

@@ -110,7 +110,10 @@ pub fn lock(path: &Path) -> Result<File, String> {
     }
 }
 
-/// Removes every file in `dir` (payloads of commands known to be dead); makes `dir`.
+/// How every payload file's name starts; nothing else in a payload directory is removed.
+pub const PAYLOAD_PREFIX: &str = "payload-";
+
+/// Removes the payload files in `dir` (of commands known to be dead); makes `dir`.
 pub fn clear_payloads(dir: &Path) -> Result<(), String> {
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -119,7 +122,13 @@ pub fn clear_payloads(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("making {}: {e}", dir.display()))?;
     let entries = std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
     for entry in entries.flatten() {
-        let _ = std::fs::remove_file(entry.path());
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(PAYLOAD_PREFIX)
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
     Ok(())
 }
@@ -190,5 +199,17 @@ mod tests {
             state_dir(Some(&dir.path().join("new"))).unwrap(),
             dir.path().join("new")
         );
+    }
+
+    #[test]
+    fn clearing_payloads_removes_payload_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let payloads = dir.path().join("w.payloads");
+        clear_payloads(&payloads).unwrap();
+        std::fs::write(payloads.join("payload-abc"), "x").unwrap();
+        std::fs::write(payloads.join("notes"), "keep").unwrap();
+        clear_payloads(&payloads).unwrap();
+        assert!(!payloads.join("payload-abc").exists());
+        assert!(payloads.join("notes").exists());
     }
 }

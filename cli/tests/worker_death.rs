@@ -102,6 +102,10 @@ async fn a_worker_restarted_at_once_after_sigkill_never_overlaps_its_old_attempt
             "two attempts overlapped by {} ms: {spans:?}",
             (first_end - second_start) / 1_000_000
         );
+        eprintln!(
+            "{} ms between the old attempt's last write and the new one's first",
+            (second_start - first_end) / 1_000_000
+        );
     }
 }
 
@@ -171,9 +175,12 @@ fn a_second_live_worker_with_the_same_id_is_refused() {
     let state = dir.path().join("state");
     // No coordinator answers here: the first worker keeps retrying, holding its id.
     let url = format!("http://127.0.0.1:{}", process::free_port());
-    let _first = worker_in(&state, &url, "twin", &[]);
-    let lock = state.join("twin.worker.lock");
-    wait_for("the first worker's lock", BOUND, || lock.exists());
+    let first = worker_in(&state, &url, "twin", &[]);
+    let pid = first.id().unwrap();
+    // The reaper is started once the worker holds its id's lock.
+    wait_for("the first worker's reaper", BOUND, || {
+        !children(pid).is_empty()
+    });
     let mut child = keel()
         .args([
             "worker",
@@ -196,6 +203,76 @@ fn a_second_live_worker_with_the_same_id_is_refused() {
     std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
     assert!(
         text.contains("another keel worker with id \"twin\" is running on this host"),
+        "{text}"
+    );
+}
+
+/// The pids whose parent is `parent`, read from /proc.
+fn children(parent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().nth(1));
+        if ppid == Some(parent.to_string().as_str()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Without its reaper a worker's commands could outlive it, so a worker whose reaper
+/// dies stops, saying why.
+#[test]
+fn a_worker_whose_reaper_dies_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}", process::free_port());
+    let mut child = keel()
+        .args([
+            "worker",
+            "--coordinator",
+            &url,
+            "--id",
+            "w1",
+            "--exec",
+            "true",
+        ])
+        .arg("--state-dir")
+        .arg(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut worker = Proc::of(child);
+    let pid = worker.id().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = log.clone();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    // Past its reaper's start, the worker tries to reach the (absent) coordinator.
+    wait_for("the worker serving", BOUND, || {
+        log.lock().unwrap().contains("session lost")
+    });
+    let reaper = children(pid)[0];
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &reaper.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = worker.wait_exit(BOUND);
+    assert!(!status.success());
+    reader.join().unwrap();
+    let text = log.lock().unwrap().clone();
+    assert!(
+        text.contains(&format!("the reaper (pid {reaper}) exited")),
         "{text}"
     );
 }
