@@ -51,6 +51,11 @@ pub(crate) fn one_line(text: &str, max: usize) -> String {
     }
 }
 
+/// Each line of `text` escaped ([`terminal_safe`]), the line breaks kept.
+pub(crate) fn safe_lines(text: &str) -> String {
+    text.lines().map(|l| terminal_safe(l) + "\n").collect()
+}
+
 /// `println!` through [`stdout`].
 macro_rules! outln {
     ($($arg:tt)*) => {

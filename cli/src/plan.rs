@@ -73,8 +73,11 @@ fn render(args: &PlanArgs) -> Result<String, String> {
         _ => None,
     };
     Ok(match (args.format, simulation) {
-        (Format::Text, None) => plan.to_text(),
-        (Format::Text, Some(simulation)) => plan.to_text() + &simulation.to_text(),
+        // Names may hold bidirectional-text controls; JSON output is left to its reader.
+        (Format::Text, None) => output::safe_lines(&plan.to_text()),
+        (Format::Text, Some(simulation)) => {
+            output::safe_lines(&(plan.to_text() + &simulation.to_text()))
+        }
         (Format::Json, None) => plan.to_json() + "\n",
         (Format::Json, Some(simulation)) => {
             #[derive(serde::Serialize)]

@@ -2,7 +2,7 @@
 //! engine. Seeds run in parallel threads here; each run itself is single-threaded and
 //! deterministic inside keel-sim.
 
-use crate::output::{errln, one_line, out, outln};
+use crate::output::{errln, one_line, out, outln, safe_lines};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use keel_jobs::terminal_safe;
@@ -279,9 +279,4 @@ fn say(bar: &ProgressBar, text: String) {
     } else {
         bar.println(text.trim_end());
     }
-}
-
-/// Each line of `text` escaped ([`terminal_safe`]), the line breaks kept.
-fn safe_lines(text: &str) -> String {
-    text.lines().map(|l| terminal_safe(l) + "\n").collect()
 }
