@@ -125,7 +125,10 @@ fn serve(args: &WorkerArgs) -> Result<Summary, String> {
     // The runtime is gone after this statement, and with it every handler still running.
     drop(runtime);
     process_group::finish_all();
-    reaper.finish();
+    if reaper.finish() && args.id.is_none() {
+        // A default id names this process only: nobody will take its files again.
+        files.remove();
+    }
     let summary = result.map_err(|e| e.to_string())?;
     match lost {
         Some(why) => Err(why),

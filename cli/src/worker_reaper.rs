@@ -94,8 +94,8 @@ impl Reaper {
 
     /// Closes the pipe, so the reaper kills what is left of the commands and exits, and
     /// waits (bounded) for it: when the worker exits, its commands are gone and the
-    /// commands lock is free.
-    pub fn finish(mut self) {
+    /// commands lock is free. False if the reaper had not exited in time.
+    pub fn finish(mut self) -> bool {
         FD.store(-1, Ordering::SeqCst);
         drop(pipe().take());
         let start = Instant::now();
@@ -104,10 +104,11 @@ impl Reaper {
                 Err(oneshot::error::TryRecvError::Empty) => {
                     std::thread::sleep(Duration::from_millis(10))
                 }
-                _ => return,
+                _ => return true,
             }
         }
         tracing::warn!(pid = self.pid, "the reaper has not exited; leaving it");
+        false
     }
 }
 

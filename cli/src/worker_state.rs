@@ -37,6 +37,14 @@ impl WorkerFiles {
             payloads: state_dir.join(format!("{stem}.payloads")),
         }
     }
+
+    /// Removes the files, once no process will use them again (the payload directory
+    /// only if empty).
+    pub fn remove(&self) {
+        let _ = std::fs::remove_file(&self.worker_lock);
+        let _ = std::fs::remove_file(&self.commands_lock);
+        let _ = std::fs::remove_dir(&self.payloads);
+    }
 }
 
 /// The state directory: `flag` if given, else `$XDG_RUNTIME_DIR/keel`, else

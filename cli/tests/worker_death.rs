@@ -277,6 +277,35 @@ fn a_worker_whose_reaper_dies_stops() {
     );
 }
 
+/// A default id (host and pid) is never used again, so a worker stopped cleanly removes
+/// its lock files and payload directory; they would pile up otherwise.
+#[test]
+fn a_worker_with_a_default_id_leaves_no_files_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}", process::free_port());
+    let child = keel()
+        .args(["worker", "--coordinator", &url, "--exec", "true"])
+        .arg("--state-dir")
+        .arg(dir.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut worker = Proc::of(child);
+    let pid = worker.id().unwrap();
+    wait_for("the reaper starting", BOUND, || !children(pid).is_empty());
+    wait_for("the state files", BOUND, || {
+        std::fs::read_dir(dir.path()).unwrap().count() == 3
+    });
+    worker.signal("TERM");
+    assert!(worker.wait_exit(BOUND).success());
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
 /// Kills the pids if a failed assertion left them running.
 struct Reap(Vec<u32>);
 impl Drop for Reap {
