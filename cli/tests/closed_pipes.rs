@@ -7,7 +7,8 @@
 
 mod process;
 
-use process::{keel, submit, Serve};
+use process::{keel, submit, Proc, Serve, BOUND};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/etl-chain.toml");
@@ -88,4 +89,40 @@ fn client_commands_end_quietly_on_a_closed_stdout() {
         .arg(&spec)
         .args(["--coordinator", &url, "--wait"]);
     ends_quietly(wait, Stream::Stdout, "keel submit --wait");
+}
+
+/// A server whose log reader went away (`keel serve 2>&1 | head`) keeps serving: log
+/// lines it cannot write are dropped.
+#[test]
+fn a_server_keeps_serving_with_a_closed_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let mut child = keel()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(writer)
+        .spawn()
+        .expect("keel serve starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut serve = Proc::of(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(BOUND).expect("keel serve printed a line");
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    let spec = dir.path().join("one.toml");
+    std::fs::write(&spec, "[job]\nname = \"one\"\n\n[[task]]\nid = \"a\"\n").unwrap();
+    submit(&url, &spec);
+    serve.signal("TERM");
+    let status = serve.wait_exit(BOUND);
+    assert!(status.success(), "keel serve exited with {status}");
 }
