@@ -122,7 +122,7 @@ fn serve(args: &WorkerArgs) -> Result<Summary, String> {
         .build()
         .map_err(|e| format!("starting the runtime: {e}"))?;
     let result = runtime.block_on(Worker::new(config).run(handler, stopped));
-    // The runtime is gone after this statement, and with it every handler still running.
+    // Every handler still running goes with the runtime; their groups are stopped next.
     drop(runtime);
     process_group::finish_all();
     if reaper.finish() && args.id.is_none() {
