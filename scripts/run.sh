@@ -36,7 +36,7 @@ for n in 1 2; do
     "$keel" worker --coordinator "$url" --id "worker-$n" --concurrency 2 \
         --lane default --lane batch --lane control --lane gpu \
         --capability net:warehouse --capability gpu \
-        --exec "$exec_cmd" >"$dir/worker-$n.log" 2>&1 &
+        --state-dir "$dir/state" --exec "$exec_cmd" >"$dir/worker-$n.log" 2>&1 &
     pids+=($!)
 done
 

@@ -54,9 +54,12 @@ pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("warn,keel=info,keel_grpc=info,keel_coordinator=info")
     });
+    // A log line that cannot be written is dropped: by default the subscriber reports it
+    // with `eprintln!`, which panics when stderr is a closed pipe.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .try_init();
 }
 

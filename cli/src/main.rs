@@ -1,18 +1,26 @@
 //! The `keel` command.
 
+#[cfg(not(unix))]
+compile_error!("keel needs a Unix system: its worker runs commands in process groups");
+
 mod bench_e2e;
 mod connect;
+mod output;
 mod plan;
 mod plan_simulate;
-#[cfg(unix)]
 mod process_group;
+mod reaper;
 mod serve;
 mod serve_identity;
+mod serve_listen;
 mod signal;
 mod sim;
 mod status;
 mod submit;
 mod worker;
+mod worker_exec;
+mod worker_reaper;
+mod worker_state;
 
 use clap::{Parser, Subcommand};
 
@@ -50,6 +58,9 @@ enum Command {
     Signal(signal::SignalArgs),
     /// Measure end-to-end throughput and claim-to-start latency on loopback.
     BenchE2e(bench_e2e::BenchE2eArgs),
+    /// Kills a worker's commands when the worker dies (started by `keel worker`).
+    #[command(hide = true)]
+    Reaper(reaper::ReaperArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -63,5 +74,6 @@ fn main() -> std::process::ExitCode {
         Command::Status(args) => status::run(&args),
         Command::Signal(args) => signal::run(&args),
         Command::BenchE2e(args) => bench_e2e::run(&args),
+        Command::Reaper(args) => reaper::run(&args),
     }
 }

@@ -2,6 +2,7 @@
 //! (and optionally a worker pool), prints the plan as text or JSON, or the located
 //! error report and a non-zero exit code when a file is invalid.
 
+use crate::output;
 use crate::plan_simulate::{simulate, Simulation};
 use clap::{Args, ValueEnum};
 use keel_jobs::{load_job, load_pool, plan, Limits, SpecError};
@@ -45,8 +46,7 @@ const MAX_FILE_BYTES: u64 = 64 << 20;
 pub fn run(args: &PlanArgs) -> ExitCode {
     match render(args) {
         Ok(out) => {
-            // A closed pipe (`keel plan job.toml | head`) is not an error worth reporting.
-            let _ = std::io::stdout().lock().write_all(out.as_bytes());
+            output::stdout(&out);
             ExitCode::SUCCESS
         }
         Err(report) => {
@@ -73,8 +73,11 @@ fn render(args: &PlanArgs) -> Result<String, String> {
         _ => None,
     };
     Ok(match (args.format, simulation) {
-        (Format::Text, None) => plan.to_text(),
-        (Format::Text, Some(simulation)) => plan.to_text() + &simulation.to_text(),
+        // Names may hold bidirectional-text controls; JSON output is left to its reader.
+        (Format::Text, None) => output::safe_lines(&plan.to_text()),
+        (Format::Text, Some(simulation)) => {
+            output::safe_lines(&(plan.to_text() + &simulation.to_text()))
+        }
         (Format::Json, None) => plan.to_json() + "\n",
         (Format::Json, Some(simulation)) => {
             #[derive(serde::Serialize)]

@@ -7,8 +7,15 @@
 //! A group gets SIGTERM at once and SIGKILL after a grace period. The SIGKILL normally
 //! comes from a runtime task; groups still in their grace period when the worker exits
 //! are finished by [`finish_all`], which the worker calls after its runtime has stopped.
+//!
+//! When the worker itself dies, the group's leader gets SIGKILL from the kernel
+//! (`PR_SET_PDEATHSIG`) and the rest of the group from the reaper, which each command
+//! registers with before it runs ([`lead_own_group`]); a group that is gone or has been
+//! SIGKILLed is withdrawn from the reaper.
 
+use crate::worker_reaper::{registration_fd, withdraw};
 use std::collections::BTreeMap;
+use std::io;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -38,6 +45,7 @@ impl Group {
 impl Drop for Group {
     fn drop(&mut self) {
         if !signal(self.pgid, libc::SIGTERM) {
+            withdraw(self.pgid);
             return;
         }
         let pgid = self.pgid;
@@ -49,6 +57,7 @@ impl Drop for Group {
                 tokio::time::sleep_until(due.into()).await;
                 if lock().remove(&pgid).is_some() {
                     signal(pgid, libc::SIGKILL);
+                    withdraw(pgid);
                 }
             });
         }
@@ -68,10 +77,88 @@ pub fn finish_all() {
     }
     for &pgid in dying.keys() {
         signal(pgid, libc::SIGKILL);
+        withdraw(pgid);
     }
     let reaped_by = Instant::now() + REAP_WAIT;
     while live(&dying) && Instant::now() < reaped_by {
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Makes `command` lead its own process group, die with the worker and register that
+/// group with the reaper before it runs, so that no moment exists in which the worker
+/// could die leaving an untracked group behind.
+///
+/// The kernel sends the parent-death signal when the thread that spawned the child
+/// exits, not the process: commands must be spawned from a thread that lives as long
+/// as the worker (the worker runs a current-thread runtime on its main thread).
+pub fn lead_own_group(command: &mut tokio::process::Command) {
+    command.process_group(0);
+    // Pids fit in pid_t; the cast only restores the type std widened them from.
+    let parent = std::process::id() as libc::pid_t;
+    let fd = registration_fd();
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed: it uses prctl, getppid, getpid, signal and
+    // write on stack memory, and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            #[cfg(target_os = "linux")]
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            // The worker may have died before the signal was armed; then none will come,
+            // so the command must not run at all.
+            if libc::getppid() != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            if fd >= 0 {
+                register(fd)?;
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Writes `+PID\n` (this process leads the group of that id) to the reaper's pipe, in
+/// one write, which a pipe keeps whole. Runs between fork and exec.
+///
+/// # Safety
+/// `fd` must be the reaper pipe's descriptor, still open in this process.
+unsafe fn register(fd: libc::c_int) -> io::Result<()> {
+    let mut line = [0u8; 16];
+    let mut digits = [0u8; 12];
+    let mut pid = libc::getpid().unsigned_abs();
+    let mut n = 0;
+    loop {
+        digits[n] = b'0' + (pid % 10) as u8;
+        n += 1;
+        pid /= 10;
+        if pid == 0 {
+            break;
+        }
+    }
+    line[0] = b'+';
+    for i in 0..n {
+        line[1 + i] = digits[n - 1 - i];
+    }
+    line[1 + n] = b'\n';
+    let len = n + 2;
+    // A dead reaper must fail the spawn, not kill this child with SIGPIPE.
+    let old = libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    let written = libc::write(fd, line.as_ptr().cast(), len);
+    let error = io::Error::last_os_error();
+    libc::signal(libc::SIGPIPE, old);
+    match written {
+        w if w == len as isize => Ok(()),
+        w if w < 0 => Err(error),
+        _ => Err(io::Error::from_raw_os_error(libc::EPIPE)),
     }
 }
 

@@ -3,7 +3,9 @@
 //! nothing else installed and survives restarts on the same directory.
 
 use crate::connect::{init_tracing, runtime, terminated};
+use crate::output;
 use crate::serve_identity::{holder_for, lock_dir};
+use crate::serve_listen;
 use clap::Args;
 use keel_coordinator::{Coordinator, CoordinatorConfig, Handle, SystemClock};
 use keel_grpc::auth::Tokens;
@@ -19,10 +21,10 @@ use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address the gRPC services listen on (port 0 picks a free one; the chosen
-    /// address is printed).
+    /// Address the gRPC services listen on, HOST:PORT (a host name is resolved; port 0
+    /// picks a free one; the chosen address is printed).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7070")]
-    pub listen: SocketAddr,
+    pub listen: String,
     /// Directory of the embedded log; with --valkey, where this server keeps its
     /// identity, so a restart on it takes the partition back at once.
     #[arg(long, value_name = "DIR", default_value = "keel-data")]
@@ -89,6 +91,9 @@ impl ServeArgs {
             }),
             _ => None,
         };
+        if let Some(tls) = &tls {
+            serve_listen::check_tls(tls)?;
+        }
         Ok(ServerOptions {
             tokens,
             tls,
@@ -102,7 +107,7 @@ pub fn run(args: &ServeArgs) -> ExitCode {
     match runtime().block_on(serve_until_stopped(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("keel serve: {e}");
+            output::stderr(&format!("keel serve: {e}\n"));
             ExitCode::FAILURE
         }
     }
@@ -111,6 +116,7 @@ pub fn run(args: &ServeArgs) -> ExitCode {
 async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
     let options = args.server_options()?;
     let config = args.coordinator_config();
+    let listener = serve_listen::bind(&args.listen).await?;
     let _dir_lock;
     let handle = match &args.valkey {
         Some(url) => {
@@ -122,7 +128,7 @@ async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
             let log = ValkeyLog::connect(url, ValkeyOptions::default())
                 .await
                 .map_err(|e| format!("connecting to Valkey at {url}: {e}"))?;
-            start(CoordinatorConfig { holder, ..config }, log).await?
+            start(CoordinatorConfig { holder, ..config }, log, &listener).await?
         }
         None => {
             let log = RedbLog::open(&args.data_dir).map_err(|e| e.to_string())?;
@@ -133,7 +139,7 @@ async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
                 .holder
                 .clone()
                 .unwrap_or_else(|| "keel-serve-embedded".to_string());
-            start(CoordinatorConfig { holder, ..config }, log).await?
+            start(CoordinatorConfig { holder, ..config }, log, &listener).await?
         }
     };
     let metrics = Arc::new(GrpcMetrics::default());
@@ -142,10 +148,10 @@ async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
             let listener = bind_metrics(addr)
                 .await
                 .map_err(|e| format!("metrics on {addr}: {e}"))?;
-            println!(
-                "metrics on http://{}",
+            output::stdout_best_effort(&format!(
+                "metrics on http://{}\n",
                 listener.local_addr().map_err(|e| e.to_string())?
-            );
+            ));
             let lanes = Arc::new(std::sync::Mutex::new(String::new()));
             tokio::spawn(track_lane_depth(handle.clone(), lanes.clone()));
             let (handle, grpc) = (handle.clone(), metrics.clone());
@@ -156,16 +162,13 @@ async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
         }
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("listening on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let scheme = if options.tls.is_some() {
         "https"
     } else {
         "http"
     };
-    println!("listening on {scheme}://{addr}");
+    output::stdout_best_effort(&format!("listening on {scheme}://{addr}\n"));
     let deposed = handle.clone();
     let served = serve(handle.clone(), listener, options, metrics, async move {
         tokio::select! {
@@ -189,8 +192,13 @@ async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
     }
 }
 
-async fn start<L: Log + 'static>(config: CoordinatorConfig, log: L) -> Result<Handle, String> {
-    Coordinator::start(config, Arc::new(log), Arc::new(SystemClock))
+async fn start<L: Log + 'static>(
+    config: CoordinatorConfig,
+    log: L,
+    listener: &tokio::net::TcpListener,
+) -> Result<Handle, String> {
+    let starting = Coordinator::start(config, Arc::new(log), Arc::new(SystemClock));
+    serve_listen::refusing(listener, starting)
         .await
         .map_err(|e| format!("starting the coordinator: {e}"))
 }

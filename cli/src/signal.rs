@@ -1,9 +1,11 @@
 //! `keel signal`: resumes a task suspended on a waitpoint.
 
 use crate::connect::{runtime, ConnectArgs};
+use crate::output::{errln, outln};
 use crate::status::parse_job_id;
 use clap::Args;
 use keel_grpc::proto::{DescribeJobRequest, SignalTaskRequest, TaskView};
+use keel_jobs::terminal_safe;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,7 +27,10 @@ pub struct SignalArgs {
 
 pub fn run(args: &SignalArgs) -> ExitCode {
     let Some(job) = parse_job_id(&args.job_id) else {
-        eprintln!("keel signal: {:?} is not a job id", args.job_id);
+        errln!(
+            "keel signal: \"{}\" is not a job id",
+            terminal_safe(&args.job_id)
+        );
         return ExitCode::FAILURE;
     };
     let key = args.key.clone().unwrap_or_else(fresh_key);
@@ -37,7 +42,7 @@ pub fn run(args: &SignalArgs) -> ExitCode {
             .map_err(|s| s.message().to_string())?
             .into_inner();
         let task = resolve_task(&view.tasks, &args.task)
-            .ok_or_else(|| format!("job {job} has no task {:?}", args.task))?;
+            .ok_or_else(|| format!("job {job} has no task \"{}\"", terminal_safe(&args.task)))?;
         let request = SignalTaskRequest {
             job,
             task,
@@ -53,15 +58,18 @@ pub fn run(args: &SignalArgs) -> ExitCode {
     });
     match result {
         Ok((task, answer)) if answer.duplicate => {
-            println!("t{task}: signal {key:?} was already delivered");
+            outln!(
+                "t{task}: signal \"{}\" was already delivered",
+                terminal_safe(&key)
+            );
             ExitCode::SUCCESS
         }
         Ok((task, _)) => {
-            println!("t{task} resumed");
+            outln!("t{task} resumed");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("keel signal: {e}");
+            errln!("keel signal: {}", terminal_safe(&e));
             ExitCode::FAILURE
         }
     }

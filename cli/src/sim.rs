@@ -2,8 +2,10 @@
 //! engine. Seeds run in parallel threads here; each run itself is single-threaded and
 //! deterministic inside keel-sim.
 
+use crate::output::{errln, one_line, out, outln, safe_lines};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use keel_jobs::terminal_safe;
 use keel_sim::profile::Profile;
 use keel_sim::swarm::{run_seed, scenario_for, summary, SwarmOptions};
 use keel_sim::{load, run, timeline, trace, RunOptions};
@@ -96,8 +98,8 @@ pub fn run_command(args: &SimArgs) -> ExitCode {
         SimCommand::Swarm(a) => swarm(a),
         SimCommand::Show(a) => {
             let (profile, scenario) = scenario_for(a.seed);
-            println!("# {profile}");
-            print!("{}", scenario.to_toml());
+            outln!("# {profile}");
+            out!("{}", scenario.to_toml());
             ExitCode::SUCCESS
         }
         SimCommand::Scale(a) => scale(a),
@@ -106,7 +108,7 @@ pub fn run_command(args: &SimArgs) -> ExitCode {
 
 fn scale(a: &ScaleArgs) -> ExitCode {
     let profile = Profile::at_scale(a.seed, a.workers, a.tasks, a.minutes * 60_000);
-    println!("{profile}");
+    outln!("{profile}");
     let scenario = profile.scenario();
     let started = Instant::now();
     let report = run(
@@ -118,10 +120,10 @@ fn scale(a: &ScaleArgs) -> ExitCode {
     );
     let wall = started.elapsed().as_secs_f64();
     for v in &report.violations {
-        println!("violation: {v}");
+        outln!("violation: {v}");
     }
-    println!("{}", report.summary());
-    println!(
+    outln!("{}", report.summary());
+    outln!(
         "{}",
         summary(1, !report.violations.is_empty() as u64, report.events, wall)
     );
@@ -137,14 +139,14 @@ fn run_scenario(a: &RunArgs) -> ExitCode {
     let src = match std::fs::read_to_string(&a.scenario) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: cannot read {file}: {e}");
+            errln!("error: cannot read {}: {e}", terminal_safe(&file));
             return ExitCode::from(2);
         }
     };
     let scenario = match load(&file, &src) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {}", one_line(&e.to_string(), 1000));
             return ExitCode::from(2);
         }
     };
@@ -157,11 +159,11 @@ fn run_scenario(a: &RunArgs) -> ExitCode {
         },
     );
     if a.print_trace {
-        print!("{}", trace::compact(&report.lines));
+        out!("{}", safe_lines(&trace::compact(&report.lines)));
     }
     if let Some(path) = &a.trace {
         if let Err(e) = std::fs::write(path, trace::jsonl(&report.lines)) {
-            eprintln!("error: cannot write {}: {e}", path.display());
+            errln!("error: cannot write {}: {e}", path.display());
             return ExitCode::from(2);
         }
     }
@@ -174,20 +176,20 @@ fn run_scenario(a: &RunArgs) -> ExitCode {
             report.end_ms,
         );
         if let Err(e) = std::fs::write(path, svg) {
-            eprintln!("error: cannot write {}: {e}", path.display());
+            errln!("error: cannot write {}: {e}", path.display());
             return ExitCode::from(2);
         }
     }
     for v in &report.violations {
-        println!("violation: {v}");
+        outln!("violation: {}", terminal_safe(&v.to_string()));
     }
     for u in &report.unmet {
-        println!("unmet: {u}");
+        outln!("unmet: {}", terminal_safe(&u.to_string()));
     }
     for (job, outcome) in &report.outcomes {
-        println!("job: {job} {outcome}");
+        outln!("job: {} {outcome}", terminal_safe(&job.to_string()));
     }
-    println!("{}", report.summary());
+    outln!("{}", terminal_safe(&report.summary()));
     if report.ok() {
         ExitCode::SUCCESS
     } else {
@@ -259,7 +261,7 @@ fn swarm(a: &SwarmArgs) -> ExitCode {
         }
     });
     bar.finish_and_clear();
-    println!(
+    outln!(
         "{}",
         summary(a.seeds, failures, events, started.elapsed().as_secs_f64())
     );
@@ -273,7 +275,7 @@ fn swarm(a: &SwarmArgs) -> ExitCode {
 /// Prints above the progress bar, or plainly when there is no terminal to draw on.
 fn say(bar: &ProgressBar, text: String) {
     if bar.is_hidden() {
-        println!("{}", text.trim_end());
+        outln!("{}", text.trim_end());
     } else {
         bar.println(text.trim_end());
     }

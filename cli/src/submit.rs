@@ -3,12 +3,13 @@
 //! states until the job ends and exits 0 only if the job succeeded.
 
 use crate::connect::{runtime, ConnectArgs};
+use crate::output::{errln, one_line, outln};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use keel_grpc::client::{ClientOptions, Jobs};
 use keel_grpc::job_spec_to_proto;
 use keel_grpc::proto::{DescribeJobRequest, DescribeJobResponse, SubmitJobRequest};
-use keel_jobs::{load_job, Limits};
+use keel_jobs::{load_job, terminal_safe, Limits};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,7 +30,7 @@ pub fn run(args: &SubmitArgs) -> ExitCode {
     match runtime().block_on(submit(args)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("keel submit: {e}");
+            errln!("keel submit: {e}");
             ExitCode::FAILURE
         }
     }
@@ -37,21 +38,25 @@ pub fn run(args: &SubmitArgs) -> ExitCode {
 
 async fn submit(args: &SubmitArgs) -> Result<ExitCode, String> {
     let name = args.job.display().to_string();
-    let source = std::fs::read_to_string(&args.job).map_err(|e| format!("{name}: {e}"))?;
+    let source =
+        std::fs::read_to_string(&args.job).map_err(|e| format!("{}: {e}", terminal_safe(&name)))?;
     let job = load_job(&name, &source, &Limits::default()).map_err(|e| e.to_string())?;
     let options = args.connect.options()?;
-    let mut jobs = options.jobs().await.map_err(|e| e.to_string())?;
+    let mut jobs = options
+        .jobs()
+        .await
+        .map_err(|e| terminal_safe(&e.to_string()).into_owned())?;
     let request = SubmitJobRequest {
         spec: Some(job_spec_to_proto(job.spec())),
     };
     let submitted = jobs
         .submit_job(request)
         .await
-        .map_err(|s| s.message().to_string())?
+        .map_err(|s| terminal_safe(s.message()).into_owned())?
         .into_inner();
-    println!("{}", submitted.job);
+    outln!("{}", submitted.job);
     if submitted.duplicate {
-        eprintln!(
+        errln!(
             "keel submit: the same job was already submitted as {}",
             submitted.job
         );
@@ -60,7 +65,7 @@ async fn submit(args: &SubmitArgs) -> Result<ExitCode, String> {
         return Ok(ExitCode::SUCCESS);
     }
     let outcome = wait(&options, jobs, submitted.job, submitted.tasks).await;
-    eprintln!("job {}: {outcome}", submitted.job);
+    errln!("job {}: {}", submitted.job, one_line(&outcome, 200));
     Ok(if outcome == "succeeded" {
         ExitCode::SUCCESS
     } else {
@@ -92,7 +97,10 @@ async fn wait(options: &ClientOptions, mut jobs: Jobs, job: u64, tasks: u32) -> 
                 return format!("gone: {}", status.message());
             }
             Err(status) => {
-                bar.set_message(format!("waiting for the coordinator: {}", status.message()));
+                bar.set_message(format!(
+                    "waiting for the coordinator: {}",
+                    one_line(status.message(), 200)
+                ));
                 if let Ok(again) = options.jobs().await {
                     jobs = again;
                 }
@@ -114,7 +122,7 @@ fn counts(view: &DescribeJobResponse) -> (u64, String) {
         .sum();
     let text = by_state
         .iter()
-        .map(|(state, n)| format!("{state} {n}"))
+        .map(|(state, n)| format!("{} {n}", terminal_safe(state)))
         .collect::<Vec<_>>()
         .join("  ");
     (done, text)

@@ -1,24 +1,26 @@
 //! `keel worker`: serves tasks by running a shell command per task. The task's ids and
-//! attempt are in environment variables and its payload on stdin; exit code 0 completes
-//! the task with the command's stdout as output, anything else fails it with the end of
-//! its stderr. Each command leads its own process group: when the attempt is revoked,
-//! times out or is abandoned at shutdown, or when the command exits, every process left
-//! in the group gets SIGTERM and, after `--kill-grace-ms`, SIGKILL.
+//! attempt are in environment variables and its payload on stdin and in a file; exit
+//! code 0 completes the task with the command's stdout as output, anything else fails
+//! it with the end of its stderr. Each command leads its own process group: when the
+//! attempt is revoked, times out or is abandoned at shutdown, or when the command
+//! exits, every process left in the group gets SIGTERM and, after `--kill-grace-ms`,
+//! SIGKILL. When the worker dies, its commands die with it: each command's shell gets
+//! SIGKILL from the kernel and the rest of its group from the worker's reaper, and a
+//! worker restarted with the same id registers only once they are dead.
 
-use crate::connect::{init_tracing, runtime, terminated, ConnectArgs};
-#[cfg(unix)]
-use crate::process_group::{self, Group};
+use crate::connect::{init_tracing, terminated, ConnectArgs};
+use crate::output::errln;
+use crate::process_group;
+use crate::worker_exec::run_command;
+use crate::worker_reaper::Reaper;
+use crate::worker_state::{self, WorkerFiles};
 use clap::Args;
-use keel_grpc::worker::{Outcome, Task, Worker, WorkerConfig};
-use std::process::{ExitCode, Stdio};
+use keel_grpc::worker::{Summary, Task, Worker, WorkerConfig};
+use keel_jobs::terminal_safe;
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::Command;
-
-/// Most output kept from a command's stdout (the task's output) and stderr (its error).
-const MAX_OUTPUT: usize = 1 << 20;
-const MAX_ERROR: usize = 4096;
 
 #[derive(Args, Debug)]
 pub struct WorkerArgs {
@@ -46,44 +48,91 @@ pub struct WorkerArgs {
     /// Between SIGTERM and SIGKILL when a command's process group is stopped.
     #[arg(long, value_name = "MS", default_value_t = 3_000)]
     pub kill_grace_ms: u64,
+    /// Where this worker keeps its lock files and payload files (default:
+    /// $XDG_RUNTIME_DIR/keel, else keel-<uid> in the system temp directory). A worker
+    /// restarted with the same --id must use the same directory to wait for the
+    /// commands of its previous instance.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 pub fn run(args: &WorkerArgs) -> ExitCode {
     init_tracing();
-    let client = match args.connect.options() {
-        Ok(client) => client,
-        Err(e) => {
-            eprintln!("keel worker: {e}");
-            return ExitCode::FAILURE;
+    match serve(args) {
+        Ok(summary) => {
+            errln!(
+                "keel worker: {} completed, {} failed, {} revoked",
+                summary.completed,
+                summary.failed,
+                summary.revoked
+            );
+            ExitCode::SUCCESS
         }
-    };
+        Err(e) => {
+            errln!("keel worker: {}", terminal_safe(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Takes this worker id's locks, starts the reaper, serves until stopped, and stops
+/// every command before returning.
+fn serve(args: &WorkerArgs) -> Result<Summary, String> {
+    let client = args.connect.options()?;
     let id = args.id.clone().unwrap_or_else(default_id);
+    let state = worker_state::state_dir(args.state_dir.as_deref())?;
+    let files = WorkerFiles::new(&state, &id);
+    let Some(_live) = worker_state::try_lock(&files.worker_lock)? else {
+        return Err(format!(
+            "another keel worker with id \"{}\" is running on this host (it holds {}); \
+             two live workers cannot share an id",
+            terminal_safe(&id),
+            files.worker_lock.display()
+        ));
+    };
+    // Before registering: a restart waits here until its previous instance's
+    // commands are dead.
+    let mut reaper = Reaper::start(&files, &id)?;
+    worker_state::clear_payloads(&files.payloads)?;
     let mut config = WorkerConfig::new(client, id, args.concurrency);
     config.capabilities = args.capabilities.clone();
     config.lanes = args.lanes.clone();
     config.drain_timeout = Duration::from_millis(args.drain_timeout_ms);
     let exec = Arc::new(args.exec.clone());
+    let payloads = Arc::new(files.payloads.clone());
     let grace = Duration::from_millis(args.kill_grace_ms);
     let handler = move |task: Task| {
-        let exec = exec.clone();
-        async move { run_command(&exec, &task, grace).await }
+        let (exec, payloads) = (exec.clone(), payloads.clone());
+        async move { run_command(&exec, &task, grace, &payloads).await }
     };
-    // The runtime is gone after this statement, and with it every handler still running.
-    let result = runtime().block_on(Worker::new(config).run(handler, terminated()));
-    #[cfg(unix)]
+    let mut lost = None;
+    let stopped = async {
+        tokio::select! {
+            _ = terminated() => {}
+            why = reaper.lost() => {
+                tracing::error!("{why}");
+                lost = Some(why);
+            }
+        }
+    };
+    // Commands are spawned on this thread, which lives as long as the process: the
+    // kernel delivers their parent-death signal when the spawning thread ends.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the runtime: {e}"))?;
+    let result = runtime.block_on(Worker::new(config).run(handler, stopped));
+    // Every handler still running goes with the runtime; their groups are stopped next.
+    drop(runtime);
     process_group::finish_all();
-    match result {
-        Ok(summary) => {
-            eprintln!(
-                "keel worker: {} completed, {} failed, {} revoked",
-                summary.completed, summary.failed, summary.revoked
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("keel worker: {e}");
-            ExitCode::FAILURE
-        }
+    if reaper.finish() && args.id.is_none() {
+        // A default id names this process only: nobody will take its files again.
+        files.remove();
+    }
+    let summary = result.map_err(|e| e.to_string())?;
+    match lost {
+        Some(why) => Err(why),
+        None => Ok(summary),
     }
 }
 
@@ -99,93 +148,4 @@ fn default_id() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into());
     format!("{host}-{}", std::process::id())
-}
-
-/// Runs `exec` for one task. Dropping the returned future (a revoked lease) stops its
-/// process group.
-async fn run_command(exec: &str, task: &Task, grace: Duration) -> Outcome {
-    let mut command = Command::new("sh");
-    #[cfg(unix)]
-    command.process_group(0);
-    #[cfg(not(unix))]
-    command.kill_on_drop(true);
-    let child = command
-        .arg("-c")
-        .arg(exec)
-        .env("KEEL_JOB_ID", task.job.0.to_string())
-        .env("KEEL_TASK_ID", task.task.0.to_string())
-        .env("KEEL_ATTEMPT", task.attempt.to_string())
-        .env("KEEL_EPOCH", task.fence.epoch.to_string())
-        .env(
-            "KEEL_PAYLOAD",
-            String::from_utf8_lossy(&task.payload).as_ref(),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(e) => {
-            return Outcome::Fail {
-                error: format!("spawning sh: {e}"),
-                permanent: false,
-            }
-        }
-    };
-    #[cfg(unix)]
-    let group = child.id().and_then(|pid| Group::of(pid, grace));
-    #[cfg(not(unix))]
-    let _ = grace;
-    let stdin = child.stdin.take();
-    let payload = task.payload.clone();
-    let feed = async move {
-        if let Some(mut stdin) = stdin {
-            // A command that does not read its stdin closes it early; that is fine.
-            let _ = stdin.write_all(&payload).await;
-        }
-    };
-    let stdout = read_bounded(child.stdout.take(), MAX_OUTPUT);
-    let stderr = read_bounded(child.stderr.take(), 64 * 1024);
-    // Whatever the command left running goes once it exits: a background job holding
-    // its stdout would otherwise keep the task from ending.
-    let exited = async {
-        let status = child.wait().await;
-        #[cfg(unix)]
-        drop(group);
-        status
-    };
-    let (_, stdout, stderr, status) = tokio::join!(feed, stdout, stderr, exited);
-    match status {
-        Ok(status) if status.success() => Outcome::Complete(stdout),
-        Ok(status) => {
-            let tail = &stderr[stderr.len().saturating_sub(MAX_ERROR)..];
-            Outcome::Fail {
-                error: format!("{status}: {}", String::from_utf8_lossy(tail).trim()),
-                permanent: false,
-            }
-        }
-        Err(e) => Outcome::Fail {
-            error: format!("waiting for the command: {e}"),
-            permanent: false,
-        },
-    }
-}
-
-/// Reads a pipe to its end, keeping at most `limit` bytes (the first ones).
-async fn read_bounded(pipe: Option<impl AsyncReadExt + Unpin>, limit: usize) -> Vec<u8> {
-    let Some(mut pipe) = pipe else {
-        return Vec::new();
-    };
-    let mut kept = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match pipe.read(&mut buf).await {
-            Ok(0) | Err(_) => return kept,
-            Ok(n) => {
-                let room = limit.saturating_sub(kept.len()).min(n);
-                kept.extend_from_slice(&buf[..room]);
-            }
-        }
-    }
 }

@@ -217,3 +217,37 @@ fn simulate_in_json_adds_a_simulation_object_to_the_plan() {
         "the same seed gives the same JSON"
     );
 }
+
+#[test]
+fn names_that_reorder_text_are_escaped_in_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("bidi.toml");
+    let toml = "[job]\nname = \"invoice\u{202e}fdp.exe\"\n\n[[task]]\nid = \"a\u{2066}b\"\ncommand = \"x\"\n";
+    std::fs::write(&job, toml).unwrap();
+    let o = keel(&["plan", job.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("job \"invoice\\u{202e}fdp.exe\"\n"),
+        "{out}"
+    );
+    assert!(out.contains("a\\u{2066}b"), "{out}");
+    assert!(
+        !out.contains('\u{202e}') && !out.contains('\u{2066}'),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_error_on_a_50_mb_line_yields_a_short_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("huge.toml");
+    let huge = "p".repeat(50 << 20);
+    let toml = format!("[job]\nname = \"big\"\npriority = \"{huge}\"\n\n[[task]]\nid = \"a\"\n");
+    std::fs::write(&job, toml).unwrap();
+    let o = keel(&["plan", job.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.len() < 2_000, "{} bytes", err.len());
+    assert!(err.contains(":3:12: field `priority`"), "{err}");
+}

@@ -23,7 +23,7 @@ mod render_text;
 mod timing;
 
 pub use duration::format as format_duration;
-pub use error::SpecError;
+pub use error::{terminal_safe, SpecError};
 pub use generate::generated_job;
 pub use keel_engine::Limits;
 pub use load::{load_job, LoadedJob};

@@ -8,6 +8,7 @@
 mod cluster;
 
 use crate::connect::runtime;
+use crate::output::{errln, outln};
 use clap::Args;
 use cluster::Cluster;
 use keel_coordinator::{Histogram, Metrics};
@@ -54,7 +55,7 @@ pub fn run(args: &BenchE2eArgs) -> ExitCode {
     match runtime().block_on(bench(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("keel bench-e2e: {e}");
+            errln!("keel bench-e2e: {e}");
             ExitCode::FAILURE
         }
     }
@@ -80,22 +81,22 @@ async fn bench(args: &BenchE2eArgs) -> Result<(), String> {
         submitters: args.submitters.max(1),
     };
     let full = run_once(args, flat, 0).await?;
-    println!(
+    outln!(
         "{backend} throughput: {} tasks in {:.2}s = {:.0} tasks/s ({} submitters, jobs of {} tasks); {}",
         full.tasks, full.secs, full.rate, args.submitters, args.job_size, full.latency
     );
-    println!("  {}", full.log);
+    outln!("  {}", full.log);
     let rate = args.rate.unwrap_or(full.rate / 2.0);
     let paced = Load::Paced {
         job_size: args.paced_job_size.max(1),
         rate,
     };
     let half = run_once(args, paced, 1).await?;
-    println!(
+    outln!(
         "{backend} latency: {rate:.0} tasks/s offered (jobs of {} tasks at even intervals), {:.0} tasks/s done; {}",
         args.paced_job_size, half.rate, half.latency
     );
-    println!("  {}", half.log);
+    outln!("  {}", half.log);
     Ok(())
 }
 

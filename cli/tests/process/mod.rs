@@ -16,9 +16,24 @@ pub const BOUND: Duration = Duration::from_secs(90);
 
 pub struct Proc {
     child: Option<Child>,
+    /// A directory that lives as long as the process (a worker's state directory).
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Proc {
+    /// Takes charge of `child`: it is killed when the guard drops.
+    pub fn of(child: Child) -> Proc {
+        Proc {
+            child: Some(child),
+            _dir: None,
+        }
+    }
+
+    /// The process id, while it runs.
+    pub fn id(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Sends `signal` (e.g. "TERM") without waiting for the process to exit.
     pub fn signal(&self, signal: &str) {
         if let Some(child) = &self.child {
@@ -133,7 +148,7 @@ fn spawn_serve(port: u16, data_dir: &Path, valkey: Option<&str>, extra: &[String
         .spawn()
         .expect("keel serve starts");
     let stdout = child.stdout.take().expect("piped stdout");
-    let proc = Proc { child: Some(child) };
+    let proc = Proc::of(child);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -152,16 +167,33 @@ pub fn worker(url: &str, id: &str, concurrency: u32) -> Proc {
     worker_with(url, id, &["--concurrency", &concurrency.to_string()])
 }
 
-/// [`worker`] with more `keel worker` options.
+/// [`worker`] with more `keel worker` options. Each worker gets its own state directory
+/// (lock files), so tests running at once may use the same ids.
 pub fn worker_with(url: &str, id: &str, options: &[&str]) -> Proc {
+    let dir = tempfile::tempdir().expect("a state directory");
+    let mut proc = worker_in(dir.path(), url, id, options);
+    proc._dir = Some(dir);
+    proc
+}
+
+/// [`worker_with`] on a given state directory: a worker restarted on the same one waits
+/// for the commands of its previous instance.
+pub fn worker_in(state: &Path, url: &str, id: &str, options: &[&str]) -> Proc {
+    worker_exec(state, url, id, "sh", options)
+}
+
+/// A `keel worker` running `exec` per task, on state directory `state`.
+pub fn worker_exec(state: &Path, url: &str, id: &str, exec: &str, options: &[&str]) -> Proc {
     let child = keel()
-        .args(["worker", "--coordinator", url, "--id", id, "--exec", "sh"])
+        .args(["worker", "--coordinator", url, "--id", id, "--exec", exec])
+        .arg("--state-dir")
+        .arg(state)
         .args(options)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("keel worker starts");
-    Proc { child: Some(child) }
+    Proc::of(child)
 }
 
 /// Runs `keel submit` and returns the job id it printed.

@@ -1,0 +1,246 @@
+//! Running one task's command: `sh -c CMD` with the task's ids in the environment and
+//! its payload on stdin and in a file, its stdout kept as the task's output and the end
+//! of its stderr as its error.
+
+use crate::process_group::{self, Group};
+use crate::worker_state::PAYLOAD_PREFIX;
+use keel_grpc::worker::{Outcome, Task};
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+/// Most of a command's stdout kept (the task's output).
+const MAX_OUTPUT: usize = 1 << 20;
+/// Bytes kept from the end of a command's stderr (the task's error).
+const MAX_ERROR: usize = 4096;
+/// Largest payload also passed in `KEEL_PAYLOAD`; the environment of a new process is
+/// limited (128 KiB per variable on Linux, a few MiB in all).
+const MAX_ENV_PAYLOAD: usize = 32 << 10;
+
+/// Runs `exec` for one task. Dropping the returned future (a revoked lease) stops its
+/// process group.
+pub async fn run_command(exec: &str, task: &Task, grace: Duration, payloads: &Path) -> Outcome {
+    let file = match payload_file(payloads, &task.payload) {
+        Ok(file) => file,
+        Err(e) => {
+            return Outcome::Fail {
+                error: format!("writing the payload file in {}: {e}", payloads.display()),
+                permanent: false,
+            }
+        }
+    };
+    let mut command = Command::new("sh");
+    process_group::lead_own_group(&mut command);
+    command
+        .arg("-c")
+        .arg(exec)
+        .env("KEEL_JOB_ID", task.job.0.to_string())
+        .env("KEEL_TASK_ID", task.task.0.to_string())
+        .env("KEEL_ATTEMPT", task.attempt.to_string())
+        .env("KEEL_EPOCH", task.fence.epoch.to_string())
+        .env("KEEL_PAYLOAD_FILE", file.path())
+        .env_remove("KEEL_PAYLOAD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(text) = env_payload(&task.payload) {
+        command.env("KEEL_PAYLOAD", text);
+    }
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => return launch_failed(exec, &e),
+    };
+    let group = child.id().and_then(|pid| Group::of(pid, grace));
+    let stdin = child.stdin.take();
+    let payload = &task.payload;
+    let feed = async move {
+        if let Some(mut stdin) = stdin {
+            // A command that does not read its stdin closes it early (EPIPE); fine.
+            let _ = stdin.write_all(payload).await;
+        }
+    };
+    let stdout = read_head(child.stdout.take(), MAX_OUTPUT);
+    let stderr = read_tail(child.stderr.take(), MAX_ERROR);
+    // Whatever the command left running goes once it exits: a background job holding
+    // its stdout would otherwise keep the task from ending.
+    let exited = async {
+        let status = child.wait().await;
+        drop(group);
+        status
+    };
+    let (_, stdout, (stderr, cut), status) = tokio::join!(feed, stdout, stderr, exited);
+    drop(file);
+    match status {
+        Ok(status) if status.success() => Outcome::Complete(stdout),
+        Ok(status) => {
+            let text = String::from_utf8_lossy(&stderr);
+            let ellipsis = if cut { "…" } else { "" };
+            Outcome::Fail {
+                error: format!("{status}: {ellipsis}{}", text.trim()),
+                permanent: false,
+            }
+        }
+        Err(e) => Outcome::Fail {
+            error: format!("waiting for the command: {e}"),
+            permanent: false,
+        },
+    }
+}
+
+/// A command that could not be started fails for good when retrying cannot help (no
+/// `sh`, not executable, an environment too large), and is retried when the cause is
+/// passing (out of processes, memory or descriptors; the worker's reaper gone).
+fn launch_failed(exec: &str, e: &std::io::Error) -> Outcome {
+    let passing = matches!(
+        e.raw_os_error(),
+        Some(libc::EAGAIN | libc::ENOMEM | libc::EMFILE | libc::ENFILE | libc::EINTR)
+    );
+    if e.raw_os_error() == Some(libc::EPIPE) {
+        return Outcome::Fail {
+            error: "the worker's reaper is gone; the command was not started".into(),
+            permanent: false,
+        };
+    }
+    let shown: String = exec.chars().take(80).collect();
+    let more = if shown.len() < exec.len() { "…" } else { "" };
+    Outcome::Fail {
+        error: format!("launching sh -c {shown:?}{more}: {e}"),
+        permanent: !passing,
+    }
+}
+
+/// The payload as a private file (mode 0600) in `dir`, removed when dropped; a killed
+/// worker's are removed by its reaper.
+fn payload_file(dir: &Path, payload: &[u8]) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut file = tempfile::Builder::new()
+        .prefix(PAYLOAD_PREFIX)
+        .tempfile_in(dir)?;
+    file.write_all(payload)?;
+    file.flush()?;
+    Ok(file)
+}
+
+/// The payload as `KEEL_PAYLOAD` when it fits an environment variable: UTF-8 text with
+/// no NUL of at most 32 KiB.
+fn env_payload(payload: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(payload).ok()?;
+    (text.len() <= MAX_ENV_PAYLOAD && !text.contains('\0')).then_some(text)
+}
+
+/// Reads a pipe to its end, keeping the first `limit` bytes.
+async fn read_head(pipe: Option<impl AsyncRead + Unpin>, limit: usize) -> Vec<u8> {
+    let Some(mut pipe) = pipe else {
+        return Vec::new();
+    };
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => return kept,
+            Ok(n) => {
+                let room = limit.saturating_sub(kept.len()).min(n);
+                kept.extend_from_slice(&buf[..room]);
+            }
+        }
+    }
+}
+
+/// Reads a pipe to its end, keeping the last `limit` bytes (starting on a character
+/// boundary) and whether anything before them was dropped: the end of stderr is what
+/// says why a command failed.
+async fn read_tail(pipe: Option<impl AsyncRead + Unpin>, limit: usize) -> (Vec<u8>, bool) {
+    let Some(mut pipe) = pipe else {
+        return (Vec::new(), false);
+    };
+    let mut kept = Vec::new();
+    let mut cut = false;
+    let mut buf = [0u8; 8192];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                kept.extend_from_slice(&buf[..n]);
+                // Trimmed only past twice the limit, so the copy is amortised.
+                if kept.len() > 2 * limit {
+                    kept.drain(..kept.len() - limit);
+                    cut = true;
+                }
+            }
+        }
+    }
+    if kept.len() > limit {
+        kept.drain(..kept.len() - limit);
+        cut = true;
+    }
+    // Skip the rest of a character the cut went through.
+    let partial = kept
+        .iter()
+        .take(3)
+        .take_while(|b| *b & 0xC0 == 0x80)
+        .count();
+    if cut {
+        kept.drain(..partial);
+    }
+    (kept, cut)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_tail_keeps_the_last_bytes_on_a_character_boundary() {
+        let mut text = "early noise\n".repeat(10_000).into_bytes();
+        text.extend_from_slice("é".repeat(10).as_bytes());
+        text.extend_from_slice(b"\nthe real error\n");
+        let (tail, cut) = read_tail(Some(&text[..]), 21).await;
+        assert!(cut);
+        assert_eq!(String::from_utf8(tail).unwrap(), "éé\nthe real error\n");
+        let (tail, cut) = read_tail(Some(&b"short"[..]), 21).await;
+        assert_eq!((&tail[..], cut), (&b"short"[..], false));
+    }
+
+    #[tokio::test]
+    async fn the_head_keeps_the_first_bytes() {
+        let data = vec![7u8; 100_000];
+        assert_eq!(read_head(Some(&data[..]), 10).await, vec![7u8; 10]);
+    }
+
+    #[test]
+    fn only_small_text_payloads_go_in_the_environment() {
+        assert_eq!(env_payload(b"echo hi"), Some("echo hi"));
+        assert_eq!(env_payload(b"a\0b"), None);
+        assert_eq!(env_payload(&[0xff, 0xfe]), None);
+        assert_eq!(env_payload(&vec![b'x'; MAX_ENV_PAYLOAD + 1]), None);
+        assert!(env_payload(&vec![b'x'; MAX_ENV_PAYLOAD]).is_some());
+    }
+
+    #[test]
+    fn launch_failures_are_permanent_unless_passing() {
+        let missing = std::io::Error::from_raw_os_error(libc::ENOENT);
+        let Outcome::Fail { error, permanent } = launch_failed("run it", &missing) else {
+            panic!("not a failure");
+        };
+        assert!(permanent);
+        assert!(error.starts_with("launching sh -c \"run it\": "), "{error}");
+        let busy = std::io::Error::from_raw_os_error(libc::EAGAIN);
+        assert!(matches!(
+            launch_failed("x", &busy),
+            Outcome::Fail {
+                permanent: false,
+                ..
+            }
+        ));
+        let reaper = std::io::Error::from_raw_os_error(libc::EPIPE);
+        assert!(matches!(
+            launch_failed("x", &reaper),
+            Outcome::Fail {
+                permanent: false,
+                ..
+            }
+        ));
+    }
+}
