@@ -5,6 +5,11 @@
 //! was sent, which is before the coordinator's own clock for it started; a handler
 //! whose lease was not renewed in time is stopped, as the task may already run
 //! elsewhere.
+//!
+//! Frames are cut to the coordinator's size limit. An outcome that cannot fit any frame
+//! (an output larger than the coordinator accepts) is reported as a permanent failure
+//! naming the limit rather than sent and refused again after every reconnect; failure
+//! and progress messages are cut to what the coordinator accepts.
 
 use super::task::{Note, Outcome, Task};
 use super::{Handler, Summary};
@@ -12,7 +17,9 @@ use crate::convert::{fence_from_proto, fence_to_proto, suspend_timeout_to_proto}
 use crate::proto::coordinator_event::Event;
 use crate::proto::worker_command::Command;
 use crate::proto::{self, reply, worker_notice};
+use crate::server::FRAME_OVERHEAD_BYTES;
 use crate::status::is_fencing;
+use crate::validate::{MAX_ERROR_BYTES, MAX_PROGRESS_BYTES};
 use keel_engine::{Fence, JobId, TaskId};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -50,7 +57,7 @@ pub(crate) struct State {
     pub draining: bool,
     pub summary: Summary,
     start: Start,
-    notes: mpsc::UnboundedSender<Note>,
+    notes: mpsc::Sender<Note>,
     next_seq: u64,
     pending: HashMap<u64, Pending>,
     accepting: u32,
@@ -63,6 +70,8 @@ pub(crate) struct State {
     top_up: bool,
     /// The coordinator's lease TTL, learned at registration.
     lease_ttl: Option<Duration>,
+    /// The largest frame the coordinator accepts, learned at registration.
+    frame_limit: Option<usize>,
 }
 
 impl State {
@@ -70,7 +79,7 @@ impl State {
         concurrency: u32,
         instance: u64,
         handler: Arc<H>,
-        notes: mpsc::UnboundedSender<Note>,
+        notes: mpsc::Sender<Note>,
     ) -> State {
         let start: Start = Arc::new(move |task: Task| {
             let handler = handler.clone();
@@ -83,7 +92,7 @@ impl State {
                         outcome = handler.run(task) => Some(outcome),
                         _ = cancel.cancelled() => None,
                     };
-                    let _ = notes.send(Note::Done(fence, outcome));
+                    let _ = notes.send(Note::Done(fence, outcome)).await;
                 }
                 .instrument(span),
             );
@@ -103,6 +112,7 @@ impl State {
             outbox: Vec::new(),
             top_up: false,
             lease_ttl: None,
+            frame_limit: None,
         }
     }
 
@@ -120,6 +130,17 @@ impl State {
             self.request_work();
         }
         std::mem::take(&mut self.outbox)
+    }
+
+    /// The commands to send next, in frames under the coordinator's limit.
+    pub fn take_frames(&mut self) -> Vec<proto::WorkerFrame> {
+        let limit = self.frame_limit.unwrap_or(usize::MAX);
+        split_frames(self.take_outbox(), limit)
+    }
+
+    /// The coordinator's frame limit; outcomes too large for it become failures.
+    pub fn set_frame_limit(&mut self, bytes: usize) {
+        self.frame_limit = Some(bytes);
     }
 
     pub fn register(&mut self, register: proto::Register) -> u64 {
@@ -236,7 +257,40 @@ impl State {
         }
     }
 
+    /// `outcome` as it can be reported: an output too large for any frame becomes a
+    /// permanent failure saying so, and a failure message is cut to what the
+    /// coordinator accepts.
+    fn reportable(&self, outcome: Outcome) -> Outcome {
+        match outcome {
+            Outcome::Complete(output) => {
+                let room = self
+                    .frame_limit
+                    .map_or(usize::MAX, |l| l.saturating_sub(FRAME_OVERHEAD_BYTES));
+                if output.len() <= room {
+                    return Outcome::Complete(output);
+                }
+                let limit = self.frame_limit.unwrap_or_default();
+                Outcome::Fail {
+                    error: format!(
+                        "the task's output of {} bytes does not fit the coordinator's max_message_bytes ({limit} bytes)",
+                        output.len()
+                    ),
+                    permanent: true,
+                }
+            }
+            Outcome::Fail { error, permanent } => Outcome::Fail {
+                error: cut(error, MAX_ERROR_BYTES),
+                permanent,
+            },
+            other => other,
+        }
+    }
+
     fn push_report(&mut self, fence: Fence, outcome: Outcome) {
+        let outcome = self.reportable(outcome);
+        if let Some(kept) = self.reports.get_mut(&fence) {
+            kept.clone_from(&outcome);
+        }
         let f = Some(fence_to_proto(fence));
         let command = match outcome {
             Outcome::Complete(output) => Command::Complete(proto::Complete { fence: f, output }),
@@ -271,7 +325,7 @@ impl State {
                     let progress = proto::Progress {
                         fence: Some(fence_to_proto(fence)),
                         done_per_mille: per_mille,
-                        message,
+                        message: cut(message, MAX_PROGRESS_BYTES),
                     };
                     self.push(Command::Progress(progress), Pending::Other);
                 }
@@ -382,6 +436,20 @@ impl State {
                 tracing::debug!(grant = offer.grant, reply = ?other, "grant not accepted");
                 self.top_up = true;
             }
+            (Pending::Report(fence), Some(reply::Result::Refused(refusal)))
+                if refusal.reason == "too_large"
+                    && matches!(self.reports.get(&fence), Some(Outcome::Complete(_))) =>
+            {
+                // The output is over the engine's limit: the attempt fails for good
+                // instead of being lost and run again with the same result.
+                let error = format!("the task's output was refused: {}", refusal.message);
+                let failed = Outcome::Fail {
+                    error,
+                    permanent: true,
+                };
+                self.reports.insert(fence, failed.clone());
+                self.push_report(fence, failed);
+            }
             (Pending::Report(fence), Some(reply::Result::Refused(refusal))) => {
                 self.reports.remove(&fence);
                 self.summary.stale += 1;
@@ -417,6 +485,46 @@ impl State {
             _ => {}
         }
     }
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+/// `commands` in frames of at most `limit` bytes each; a command larger than the limit
+/// on its own goes alone.
+pub(crate) fn split_frames(
+    commands: Vec<proto::WorkerCommand>,
+    limit: usize,
+) -> Vec<proto::WorkerFrame> {
+    use prost::Message;
+    let mut frames = Vec::new();
+    let mut current = Vec::new();
+    let mut size = 0usize;
+    for command in commands {
+        let n = command.encoded_len();
+        let n = 1 + prost::length_delimiter_len(n) + n;
+        if !current.is_empty() && size.saturating_add(n) > limit {
+            frames.push(proto::WorkerFrame {
+                commands: std::mem::take(&mut current),
+            });
+            size = 0;
+        }
+        size = size.saturating_add(n);
+        current.push(command);
+    }
+    if !current.is_empty() {
+        frames.push(proto::WorkerFrame { commands: current });
+    }
+    frames
 }
 
 #[cfg(test)]
