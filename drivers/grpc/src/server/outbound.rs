@@ -30,15 +30,38 @@ pub(crate) type Frames = ReceiverStream<Result<CoordinatorFrame, Status>>;
 #[derive(Default)]
 pub(crate) struct End {
     token: CancellationToken,
-    status: Mutex<Option<Status>>,
+    status: Mutex<Option<Reason>>,
+}
+
+/// Why a session ended, and whether the events already queued go out before it.
+struct Reason {
+    status: Status,
+    flush: bool,
 }
 
 impl End {
+    /// Ends the session after the events already queued (the replies to the commands
+    /// read before the end).
     pub fn end(&self, status: Option<Status>) {
-        if let Some(status) = status {
+        self.set(status.map(|status| Reason {
+            status,
+            flush: true,
+        }));
+    }
+
+    /// Ends the session at once with `status`: the worker does not read what is queued.
+    fn abandon(&self, status: Status) {
+        self.set(Some(Reason {
+            status,
+            flush: false,
+        }));
+    }
+
+    fn set(&self, reason: Option<Reason>) {
+        if let Some(reason) = reason {
             let mut slot = self.status.lock().unwrap_or_else(|p| p.into_inner());
             if slot.is_none() && !self.token.is_cancelled() {
-                *slot = Some(status);
+                *slot = Some(reason);
             }
         }
         self.token.cancel();
@@ -48,7 +71,7 @@ impl End {
         self.token.cancelled().await
     }
 
-    fn reason(&self) -> Option<Status> {
+    fn reason(&self) -> Option<Reason> {
         self.status.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
@@ -67,11 +90,11 @@ impl Queue {
         match self.tx.try_send(event) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.end.end(Some(limit_reached(
+                self.end.abandon(limit_reached(
                     "session_queue",
                     self.capacity as u64,
                     "the worker did not read its session while that many events waited for it",
-                )));
+                ));
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -97,7 +120,8 @@ pub(crate) fn open<H: Send + 'static>(
 type Out = mpsc::Sender<Result<CoordinatorFrame, Status>>;
 
 /// Batches whatever events wait into frames no larger than `max_bytes` until the session
-/// ends; then hands over what is left (a clean end) or the reason (an error), briefly.
+/// ends; then hands over what is left (unless the worker stopped reading) and the
+/// reason, if any, within a short grace period.
 async fn frame_events<H>(
     mut events: mpsc::Receiver<CoordinatorEvent>,
     out: Out,
@@ -131,25 +155,20 @@ async fn frame_events<H>(
         }
     }
     end.end(None);
+    let reason = end.reason();
     let _ = tokio::time::timeout(END_GRACE, async {
-        match end.reason() {
-            Some(status) => {
-                let _ = out.send(Err(status)).await;
-            }
-            None => {
-                let mut rest = carry;
-                loop {
-                    let first = match rest.take().or_else(|| events.try_recv().ok()) {
-                        Some(event) => event,
-                        None => break,
-                    };
-                    let (frame, more) = fill(first, &mut events, max_bytes);
-                    rest = more;
-                    if out.send(Ok(frame)).await.is_err() {
-                        break;
-                    }
+        if reason.as_ref().is_none_or(|r| r.flush) {
+            let mut rest = carry;
+            while let Some(first) = rest.take().or_else(|| events.try_recv().ok()) {
+                let (frame, more) = fill(first, &mut events, max_bytes);
+                rest = more;
+                if out.send(Ok(frame)).await.is_err() {
+                    return;
                 }
             }
+        }
+        if let Some(reason) = reason {
+            let _ = out.send(Err(reason.status)).await;
         }
     })
     .await;
@@ -235,21 +254,34 @@ mod tests {
         assert!(!queue.push(offer(3, 1)));
         end.ended().await;
         let reason = end.reason().expect("a reason");
-        assert_eq!(reason.code(), Code::ResourceExhausted);
+        assert!(
+            !reason.flush,
+            "a worker that does not read is not sent its queue"
+        );
+        assert_eq!(reason.status.code(), Code::ResourceExhausted);
         assert!(reason
+            .status
             .message()
             .starts_with("limit_reached: session_queue = 2: "));
     }
 
     #[tokio::test]
-    async fn an_ended_session_streams_its_reason_last() {
+    async fn an_ended_session_streams_what_was_queued_then_its_reason() {
         let end = Arc::new(End::default());
         let (queue, mut frames) = open(8, 10_000, end.clone(), ());
         end.end(Some(Status::unavailable("stopping")));
         end.end(Some(Status::internal("a later reason is not kept")));
+        queue.push(offer(1, 1));
         drop(queue);
         use tokio_stream::StreamExt;
-        let last = frames.next().await.unwrap().unwrap_err();
+        let mut queued = 0;
+        let last = loop {
+            match frames.next().await.unwrap() {
+                Ok(frame) => queued += frame.events.len(),
+                Err(status) => break status,
+            }
+        };
+        assert!(queued <= 1);
         assert_eq!(last.code(), Code::Unavailable);
         assert!(frames.next().await.is_none());
     }

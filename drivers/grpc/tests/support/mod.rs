@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod raw;
+
 use keel_coordinator::{Coordinator, CoordinatorConfig, Handle, SystemClock};
 use keel_grpc::client::ClientOptions;
 use keel_grpc::server::{serve, ServerOptions};
