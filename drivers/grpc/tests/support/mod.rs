@@ -82,3 +82,22 @@ pub async fn submit(
     };
     jobs.submit_job(request).await.unwrap().into_inner()
 }
+
+/// Follows a job's events until it finishes; its outcome.
+pub async fn finished(jobs: &mut keel_grpc::client::Jobs, job: u64) -> String {
+    let mut events = jobs
+        .watch_job(keel_grpc::proto::WatchJobRequest { job })
+        .await
+        .unwrap()
+        .into_inner();
+    loop {
+        let e = events
+            .message()
+            .await
+            .unwrap()
+            .expect("the watch ended early");
+        if e.kind == "job_finished" {
+            return e.detail;
+        }
+    }
+}
