@@ -34,7 +34,7 @@ async fn failure(options: ClientOptions) -> (String, Duration) {
     let result = tokio::time::timeout(bound, options.jobs())
         .await
         .unwrap_or_else(|_| panic!("connecting to {} took over {bound:?}", options.url));
-    let error = result.err().expect("the connection was not refused");
+    let error = result.expect_err("the connection was not refused");
     assert!(matches!(error, ClientError::Unreachable(_)), "{error:?}");
     (error.to_string(), started.elapsed())
 }

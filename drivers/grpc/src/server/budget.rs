@@ -121,9 +121,9 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
 
 /// `2GiB`, `300MiB` or a byte count, for messages.
 pub fn show_bytes(n: u64) -> String {
-    if n >= GIB && n % GIB == 0 {
+    if n >= GIB && n.is_multiple_of(GIB) {
         format!("{}GiB", n / GIB)
-    } else if n >= MIB && n % MIB == 0 {
+    } else if n >= MIB && n.is_multiple_of(MIB) {
         format!("{}MiB", n / MIB)
     } else {
         format!("{n} bytes")
