@@ -20,7 +20,7 @@ use tonic::{Code, Status, Streaming};
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames handed to the transport ahead of the coordinator reading them; a coordinator
 /// that falls this far behind is treated as gone and the session starts over.
-const FRAMES_AHEAD: usize = 64;
+const FRAMES_AHEAD: usize = 256;
 /// The frame limit assumed from a coordinator that does not announce one: tonic's
 /// default for what a server decodes.
 const DEFAULT_FRAME_BYTES: usize = 4 << 20;
