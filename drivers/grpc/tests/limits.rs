@@ -231,3 +231,43 @@ async fn a_worker_that_never_reads_has_its_session_ended_not_buffered() {
         .unwrap();
     assert!(jobs.list_jobs(ListJobsRequest {}).await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sdk_output_larger_than_the_coordinator_accepts_fails_its_task_naming_the_limit() {
+    let limit = (1 << 20) + FRAME_OVERHEAD_BYTES;
+    let cluster = Cluster::start(ServerOptions {
+        max_message_bytes: limit,
+        ..ServerOptions::default()
+    })
+    .await;
+    let mut jobs = cluster.client().jobs().await.unwrap();
+    let job = support::submit(&mut jobs, &JobSpec::new("huge", vec![TaskSpec::new("t")]))
+        .await
+        .job;
+    let config = keel_grpc::worker::WorkerConfig::new(cluster.client(), "w1", 1);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(keel_grpc::worker::Worker::new(config).run(
+        move |_t: keel_grpc::worker::Task| async move {
+            keel_grpc::worker::Outcome::Complete(vec![0; limit])
+        },
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let outcome = soon("the job ending", support::finished(&mut jobs, job)).await;
+    assert_eq!(outcome, "failed");
+    let view = jobs
+        .describe_job(DescribeJobRequest { job })
+        .await
+        .unwrap()
+        .into_inner();
+    let detail = &view.tasks[0].detail;
+    assert!(
+        detail.contains(&format!("max_message_bytes ({limit} bytes)")),
+        "{detail}"
+    );
+    let _ = stop.send(());
+    let summary = soon("the worker stopping", worker).await.unwrap().unwrap();
+    assert_eq!(summary.reconnects, 0, "{summary:?}");
+    assert_eq!(summary.failed, 1);
+}
