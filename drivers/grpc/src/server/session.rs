@@ -72,38 +72,14 @@ impl WorkerService for WorkerSvc {
                 .fetch_add(1, Ordering::Relaxed);
         })?;
         let mut inbound = request.into_inner();
-        let first = tokio::time::timeout(shared.options.register_timeout, inbound.message())
-            .await
-            .map_err(|_| Status::deadline_exceeded("no registration in time"))?
-            .map_err(|status| frame_refused(&shared, status))?
-            .ok_or_else(|| invalid("commands", "the session ended before registering"))?;
-        let mut commands: VecDeque<_> = first.commands.into();
-        let register = commands
-            .pop_front()
-            .ok_or_else(|| invalid("commands", "the first frame must hold a register command"))?;
-        let reg = validate::registration(&register, &shared.config.limits).inspect_err(|_| {
-            shared
-                .metrics
-                .invalid_requests
-                .fetch_add(1, Ordering::Relaxed);
-        })?;
+        let Registration {
+            who,
+            seq,
+            accepted,
+            rest,
+        } = register(&shared, &mut inbound).await?;
         let span =
-            tracing::info_span!("worker_session", worker = %reg.worker, instance = %reg.instance);
-        let who = Who {
-            worker: reg.worker.clone(),
-            instance: reg.instance,
-        };
-        let input = Input::worker(&who.worker, who.instance, reg.command);
-        let accepted = match shared
-            .handle
-            .apply(input)
-            .await
-            .map_err(|e| unavailable(&e))?
-        {
-            Some(Ok(accepted)) => accepted,
-            Some(Err(rejection)) => return Err(rejection_status(&rejection)),
-            None => return Err(Status::internal("registration got no reply")),
-        };
+            tracing::info_span!("worker_session", worker = %who.worker, instance = %who.instance);
         let effects = shared.handle.route_worker(who.worker.clone());
         span.in_scope(|| tracing::info!("registered"));
         shared
@@ -134,7 +110,7 @@ impl WorkerService for WorkerSvc {
         if let reply::Result::Registered(r) = &mut registered {
             r.max_message_bytes = shared.options.max_message_bytes as u64;
         }
-        queue.push(reply_event(register.seq, registered));
+        queue.push(reply_event(seq, registered));
         let offers = Offers::default();
         let forward = forward_effects(
             shared.handle.clone(),
@@ -152,9 +128,62 @@ impl WorkerService for WorkerSvc {
             end,
             _live: live,
         };
-        tokio::spawn(session.read_commands(inbound, commands).instrument(span));
+        tokio::spawn(session.read_commands(inbound, rest).instrument(span));
         Ok(Response::new(frames))
     }
+}
+
+/// A session's registration, accepted by the engine.
+struct Registration {
+    who: Who,
+    /// The register command's seq, for its reply.
+    seq: u64,
+    accepted: keel_engine::Accepted,
+    /// The commands that followed it in the first frame.
+    rest: VecDeque<proto::WorkerCommand>,
+}
+
+/// Reads the first frame, checks that it starts with a valid registration and applies it.
+async fn register(
+    shared: &Shared,
+    inbound: &mut Streaming<WorkerFrame>,
+) -> Result<Registration, Status> {
+    let first = tokio::time::timeout(shared.options.register_timeout, inbound.message())
+        .await
+        .map_err(|_| Status::deadline_exceeded("no registration in time"))?
+        .map_err(|status| frame_refused(shared, status))?
+        .ok_or_else(|| invalid("commands", "the session ended before registering"))?;
+    let mut rest: VecDeque<_> = first.commands.into();
+    let register = rest
+        .pop_front()
+        .ok_or_else(|| invalid("commands", "the first frame must hold a register command"))?;
+    let reg = validate::registration(&register, &shared.config.limits).inspect_err(|_| {
+        shared
+            .metrics
+            .invalid_requests
+            .fetch_add(1, Ordering::Relaxed);
+    })?;
+    let who = Who {
+        worker: reg.worker.clone(),
+        instance: reg.instance,
+    };
+    let input = Input::worker(&who.worker, who.instance, reg.command);
+    let accepted = match shared
+        .handle
+        .apply(input)
+        .await
+        .map_err(|e| unavailable(&e))?
+    {
+        Some(Ok(accepted)) => accepted,
+        Some(Err(rejection)) => return Err(rejection_status(&rejection)),
+        None => return Err(Status::internal("registration got no reply")),
+    };
+    Ok(Registration {
+        who,
+        seq: register.seq,
+        accepted,
+        rest,
+    })
 }
 
 /// A frame the transport refused: over the size limit (RESOURCE_EXHAUSTED naming it),

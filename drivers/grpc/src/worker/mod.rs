@@ -30,6 +30,7 @@
 //! # Ok(()) }
 //! ```
 
+mod frames;
 mod session;
 mod state;
 mod task;

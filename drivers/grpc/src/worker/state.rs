@@ -5,21 +5,17 @@
 //! was sent, which is before the coordinator's own clock for it started; a handler
 //! whose lease was not renewed in time is stopped, as the task may already run
 //! elsewhere.
-//!
-//! Frames are cut to the coordinator's size limit. An outcome that cannot fit any frame
-//! (an output larger than the coordinator accepts) is reported as a permanent failure
-//! naming the limit rather than sent and refused again after every reconnect; failure
-//! and progress messages are cut to what the coordinator accepts.
+//! Commands leave in frames under the coordinator's size limit (`frames`).
 
+use super::frames::{cut, reportable, split_frames};
 use super::task::{Note, Outcome, Task};
 use super::{Handler, Summary};
 use crate::convert::{fence_from_proto, fence_to_proto, suspend_timeout_to_proto};
 use crate::proto::coordinator_event::Event;
 use crate::proto::worker_command::Command;
 use crate::proto::{self, reply, worker_notice};
-use crate::server::FRAME_OVERHEAD_BYTES;
 use crate::status::is_fencing;
-use crate::validate::{MAX_ERROR_BYTES, MAX_PROGRESS_BYTES};
+use crate::validate::MAX_PROGRESS_BYTES;
 use keel_engine::{Fence, JobId, TaskId};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -257,37 +253,8 @@ impl State {
         }
     }
 
-    /// `outcome` as it can be reported: an output too large for any frame becomes a
-    /// permanent failure saying so, and a failure message is cut to what the
-    /// coordinator accepts.
-    fn reportable(&self, outcome: Outcome) -> Outcome {
-        match outcome {
-            Outcome::Complete(output) => {
-                let room = self
-                    .frame_limit
-                    .map_or(usize::MAX, |l| l.saturating_sub(FRAME_OVERHEAD_BYTES));
-                if output.len() <= room {
-                    return Outcome::Complete(output);
-                }
-                let limit = self.frame_limit.unwrap_or_default();
-                Outcome::Fail {
-                    error: format!(
-                        "the task's output of {} bytes does not fit the coordinator's max_message_bytes ({limit} bytes)",
-                        output.len()
-                    ),
-                    permanent: true,
-                }
-            }
-            Outcome::Fail { error, permanent } => Outcome::Fail {
-                error: cut(error, MAX_ERROR_BYTES),
-                permanent,
-            },
-            other => other,
-        }
-    }
-
     fn push_report(&mut self, fence: Fence, outcome: Outcome) {
-        let outcome = self.reportable(outcome);
+        let outcome = reportable(outcome, self.frame_limit);
         if let Some(kept) = self.reports.get_mut(&fence) {
             kept.clone_from(&outcome);
         }
@@ -485,46 +452,6 @@ impl State {
             _ => {}
         }
     }
-}
-
-/// `text` cut to at most `max` bytes, on a character boundary.
-fn cut(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    text
-}
-
-/// `commands` in frames of at most `limit` bytes each; a command larger than the limit
-/// on its own goes alone.
-pub(crate) fn split_frames(
-    commands: Vec<proto::WorkerCommand>,
-    limit: usize,
-) -> Vec<proto::WorkerFrame> {
-    use prost::Message;
-    let mut frames = Vec::new();
-    let mut current = Vec::new();
-    let mut size = 0usize;
-    for command in commands {
-        let n = command.encoded_len();
-        let n = 1 + prost::length_delimiter_len(n) + n;
-        if !current.is_empty() && size.saturating_add(n) > limit {
-            frames.push(proto::WorkerFrame {
-                commands: std::mem::take(&mut current),
-            });
-            size = 0;
-        }
-        size = size.saturating_add(n);
-        current.push(command);
-    }
-    if !current.is_empty() {
-        frames.push(proto::WorkerFrame { commands: current });
-    }
-    frames
 }
 
 #[cfg(test)]

@@ -214,29 +214,3 @@ async fn an_output_the_engine_refuses_as_too_large_fails_the_attempt_for_good() 
     assert!(permanent && error.contains("too_large"), "{error}");
     assert!(!state.idle(), "the failure awaits its answer");
 }
-
-#[test]
-fn frames_are_cut_to_the_limit_and_long_messages_to_what_is_accepted() {
-    let command = |seq: u64, bytes: usize| proto::WorkerCommand {
-        seq,
-        command: Some(Command::Complete(proto::Complete {
-            fence: None,
-            output: vec![0; bytes],
-        })),
-    };
-    let commands = vec![
-        command(1, 400),
-        command(2, 400),
-        command(3, 2_000),
-        command(4, 10),
-    ];
-    let frames = split_frames(commands, 1_000);
-    let seqs: Vec<Vec<u64>> = frames
-        .iter()
-        .map(|f| f.commands.iter().map(|c| c.seq).collect())
-        .collect();
-    assert_eq!(seqs, vec![vec![1, 2], vec![3], vec![4]]);
-    assert!(split_frames(Vec::new(), 1_000).is_empty());
-    assert_eq!(cut("héllo".into(), 2), "h");
-    assert_eq!(cut("abc".into(), 10), "abc");
-}
