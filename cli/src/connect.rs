@@ -1,14 +1,17 @@
-//! How the client commands reach a coordinator: URL, token file and TLS CA.
+//! How the client commands reach a coordinator: URLs, token file, TLS CA, timeouts.
 
 use clap::Args;
-use keel_grpc::client::{read_token, ClientOptions};
+use keel_grpc::client::{read_token, Client, ClientOptions};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Args, Debug, Clone)]
 pub struct ConnectArgs {
-    /// Coordinator URL: http://HOST:PORT, or https://HOST:PORT with TLS.
-    #[arg(long, value_name = "URL")]
-    pub coordinator: String,
+    /// Coordinator URL: http://HOST:PORT, or https://HOST:PORT with TLS. Give several
+    /// (comma-separated, or the flag repeated) to follow whichever coordinator leads; a
+    /// host name with several addresses stands for all of them.
+    #[arg(long, value_name = "URL", required = true, value_delimiter = ',')]
+    pub coordinator: Vec<String>,
     /// File holding the bearer token to present.
     #[arg(long, value_name = "F")]
     pub token_file: Option<PathBuf>,
@@ -18,6 +21,9 @@ pub struct ConnectArgs {
     /// Name to check the coordinator's certificate against, if not the URL's host.
     #[arg(long, value_name = "NAME")]
     pub tls_domain: Option<String>,
+    /// How long connecting to a coordinator may take, and then its first answer.
+    #[arg(long, value_name = "MS", default_value_t = 5_000)]
+    pub connect_timeout_ms: u64,
 }
 
 impl ConnectArgs {
@@ -26,18 +32,26 @@ impl ConnectArgs {
             Some(path) => Some(read_token(path).map_err(|e| e.to_string())?),
             None => None,
         };
+        if self.connect_timeout_ms == 0 {
+            return Err("--connect-timeout-ms must be at least 1".into());
+        }
         Ok(ClientOptions {
-            url: self.coordinator.clone(),
+            url: self.coordinator.join(","),
             token,
             ca: self.tls_ca.clone(),
             domain: self.tls_domain.clone(),
             max_message_bytes: Some(64 << 20),
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            ..ClientOptions::default()
         })
     }
 
-    /// A connected job client, with any failure as the message a command prints.
-    pub async fn jobs(&self) -> Result<keel_grpc::client::Jobs, String> {
-        self.options()?.jobs().await.map_err(|e| e.to_string())
+    /// A client connected to the coordinator that leads, with any failure as the
+    /// message a command prints.
+    pub async fn client(&self) -> Result<Client, String> {
+        Client::connect(self.options()?)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -83,4 +97,56 @@ pub async fn terminated() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        connect: ConnectArgs,
+    }
+
+    #[test]
+    fn coordinators_are_comma_separated_or_repeated() {
+        let cli = Cli::parse_from([
+            "keel",
+            "--coordinator",
+            "http://a:1,http://b:2",
+            "--coordinator",
+            "http://c:3",
+        ]);
+        let options = cli.connect.options().unwrap();
+        assert_eq!(options.url, "http://a:1,http://b:2,http://c:3");
+        assert_eq!(options.connect_timeout, Duration::from_secs(5));
+        let quick = Cli::parse_from([
+            "keel",
+            "--coordinator",
+            "http://a:1",
+            "--connect-timeout-ms",
+            "250",
+        ]);
+        assert_eq!(
+            quick.connect.options().unwrap().connect_timeout,
+            Duration::from_millis(250)
+        );
+        let zero = Cli::parse_from([
+            "keel",
+            "--coordinator",
+            "http://a:1",
+            "--connect-timeout-ms",
+            "0",
+        ]);
+        assert_eq!(
+            zero.connect.options().unwrap_err(),
+            "--connect-timeout-ms must be at least 1"
+        );
+        assert!(
+            Cli::try_parse_from(["keel"]).is_err(),
+            "a coordinator is required"
+        );
+    }
 }

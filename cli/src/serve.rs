@@ -10,6 +10,7 @@ use clap::Args;
 use keel_coordinator::{Coordinator, CoordinatorConfig, Handle, SystemClock};
 use keel_grpc::auth::Tokens;
 use keel_grpc::metrics::{bind_metrics, serve_metrics, GrpcMetrics};
+use keel_grpc::server::budget::{parse_bytes, Sizing};
 use keel_grpc::server::{serve, ServerOptions, TlsFiles};
 use keel_log::{Log, RedbLog};
 use keel_valkey::{ValkeyLog, ValkeyOptions};
@@ -64,6 +65,12 @@ pub struct ServeArgs {
     /// in --data-dir). Servers sharing a partition need different names.
     #[arg(long, value_name = "NAME")]
     pub holder: Option<String>,
+    /// Memory this server may use (e.g. 2GiB, 512MiB; at least 256MiB). Its limits on
+    /// worker sessions, job watches, message size, workers and jobs per tenant are
+    /// sized from it, so load is refused (RESOURCE_EXHAUSTED naming the limit) before
+    /// memory runs out.
+    #[arg(long, value_name = "SIZE", default_value = "2GiB", value_parser = parse_bytes)]
+    pub max_memory: u64,
 }
 
 impl ServeArgs {
@@ -114,8 +121,10 @@ pub fn run(args: &ServeArgs) -> ExitCode {
 }
 
 async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
-    let options = args.server_options()?;
-    let config = args.coordinator_config();
+    let sizing = Sizing::for_memory(args.max_memory)?;
+    let mut options = args.server_options()?;
+    let mut config = args.coordinator_config();
+    sizing.apply(&mut config.engine.limits, &mut options);
     let listener = serve_listen::bind(&args.listen).await?;
     let _dir_lock;
     let handle = match &args.valkey {

@@ -4,7 +4,7 @@ use crate::connect::{runtime, ConnectArgs};
 use crate::output::{errln, outln};
 use crate::status::parse_job_id;
 use clap::Args;
-use keel_grpc::proto::{DescribeJobRequest, SignalTaskRequest, TaskView};
+use keel_grpc::proto::{SignalTaskRequest, TaskView};
 use keel_jobs::terminal_safe;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -35,12 +35,8 @@ pub fn run(args: &SignalArgs) -> ExitCode {
     };
     let key = args.key.clone().unwrap_or_else(fresh_key);
     let result = runtime().block_on(async {
-        let mut jobs = args.connect.jobs().await?;
-        let view = jobs
-            .describe_job(DescribeJobRequest { job })
-            .await
-            .map_err(|s| s.message().to_string())?
-            .into_inner();
+        let mut client = args.connect.client().await?;
+        let view = client.describe_job(job).await.map_err(|e| e.to_string())?;
         let task = resolve_task(&view.tasks, &args.task)
             .ok_or_else(|| format!("job {job} has no task \"{}\"", terminal_safe(&args.task)))?;
         let request = SignalTaskRequest {
@@ -49,11 +45,11 @@ pub fn run(args: &SignalArgs) -> ExitCode {
             waitpoint: args.waitpoint.clone(),
             idempotency_key: key.clone(),
         };
-        let answer = jobs
+        // A retry on another coordinator carries the same key, so it lands once.
+        let answer = client
             .signal_task(request)
             .await
-            .map_err(|s| s.message().to_string())?
-            .into_inner();
+            .map_err(|e| e.to_string())?;
         Ok::<_, String>((task, answer))
     });
     match result {

@@ -3,7 +3,7 @@
 use crate::connect::{runtime, ConnectArgs};
 use crate::output::{self, errln, out};
 use clap::Args;
-use keel_grpc::proto::{DescribeJobRequest, DescribeJobResponse};
+use keel_grpc::proto::DescribeJobResponse;
 use keel_jobs::terminal_safe;
 use std::fmt::Write;
 use std::process::ExitCode;
@@ -25,11 +25,8 @@ pub fn run(args: &StatusArgs) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let result = runtime().block_on(async {
-        let mut jobs = args.connect.jobs().await?;
-        jobs.describe_job(DescribeJobRequest { job })
-            .await
-            .map(|r| r.into_inner())
-            .map_err(|s| s.message().to_string())
+        let mut client = args.connect.client().await?;
+        client.describe_job(job).await.map_err(|e| e.to_string())
     });
     match result {
         Ok(view) => {

@@ -6,9 +6,9 @@ use crate::connect::{runtime, ConnectArgs};
 use crate::output::{errln, one_line, outln};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use keel_grpc::client::{ClientOptions, Jobs};
+use keel_grpc::client::Client;
 use keel_grpc::job_spec_to_proto;
-use keel_grpc::proto::{DescribeJobRequest, DescribeJobResponse, SubmitJobRequest};
+use keel_grpc::proto::DescribeJobResponse;
 use keel_jobs::{load_job, terminal_safe, Limits};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -41,21 +41,25 @@ async fn submit(args: &SubmitArgs) -> Result<ExitCode, String> {
     let source =
         std::fs::read_to_string(&args.job).map_err(|e| format!("{}: {e}", terminal_safe(&name)))?;
     let job = load_job(&name, &source, &Limits::default()).map_err(|e| e.to_string())?;
-    let options = args.connect.options()?;
-    let mut jobs = options
-        .jobs()
+    let mut client = args
+        .connect
+        .client()
+        .await
+        .map_err(|e| terminal_safe(&e).into_owned())?;
+    // Safe to retry on another coordinator: the engine answers a job it already has
+    // (same name and spec) as a duplicate with the same id.
+    let answer = client
+        .submit_job(job_spec_to_proto(job.spec()))
         .await
         .map_err(|e| terminal_safe(&e.to_string()).into_owned())?;
-    let request = SubmitJobRequest {
-        spec: Some(job_spec_to_proto(job.spec())),
-    };
-    let submitted = jobs
-        .submit_job(request)
-        .await
-        .map_err(|s| terminal_safe(s.message()).into_owned())?
-        .into_inner();
+    let submitted = answer.response;
     outln!("{}", submitted.job);
-    if submitted.duplicate {
+    if submitted.duplicate && answer.attempts > 1 {
+        errln!(
+            "keel submit: job {} was already recorded, by an earlier attempt of this submission (the coordinator changed while answering) or an earlier submission of the same job",
+            submitted.job
+        );
+    } else if submitted.duplicate {
         errln!(
             "keel submit: the same job was already submitted as {}",
             submitted.job
@@ -64,7 +68,7 @@ async fn submit(args: &SubmitArgs) -> Result<ExitCode, String> {
     if !args.wait {
         return Ok(ExitCode::SUCCESS);
     }
-    let outcome = wait(&options, jobs, submitted.job, submitted.tasks).await;
+    let outcome = wait(&mut client, submitted.job, submitted.tasks).await;
     errln!("job {}: {}", submitted.job, one_line(&outcome, 200));
     Ok(if outcome == "succeeded" {
         ExitCode::SUCCESS
@@ -73,17 +77,17 @@ async fn submit(args: &SubmitArgs) -> Result<ExitCode, String> {
     })
 }
 
-/// Polls the job until it ends, reconnecting through coordinator restarts.
-async fn wait(options: &ClientOptions, mut jobs: Jobs, job: u64, tasks: u32) -> String {
+/// Polls the job until it ends, reconnecting through coordinator restarts and moving
+/// to whichever coordinator leads.
+async fn wait(client: &mut Client, job: u64, tasks: u32) -> String {
     let bar = ProgressBar::new(u64::from(tasks));
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} done  {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     loop {
-        match jobs.describe_job(DescribeJobRequest { job }).await {
+        match client.describe_job(job).await {
             Ok(view) => {
-                let view = view.into_inner();
                 let (done, counts) = counts(&view);
                 bar.set_position(done);
                 bar.set_message(counts);
@@ -92,19 +96,14 @@ async fn wait(options: &ClientOptions, mut jobs: Jobs, job: u64, tasks: u32) -> 
                     return status.outcome;
                 }
             }
-            Err(status) if status.code() == tonic::Code::NotFound => {
+            Err(e) if e.code() == Some(tonic::Code::NotFound) => {
                 bar.abandon();
-                return format!("gone: {}", status.message());
+                return format!("gone: {}", one_line(&e.to_string(), 200));
             }
-            Err(status) => {
-                bar.set_message(format!(
-                    "waiting for the coordinator: {}",
-                    one_line(status.message(), 200)
-                ));
-                if let Ok(again) = options.jobs().await {
-                    jobs = again;
-                }
-            }
+            Err(e) => bar.set_message(format!(
+                "waiting for the coordinator: {}",
+                one_line(&e.to_string(), 200)
+            )),
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -65,6 +65,8 @@ pub fn accepted_to_reply(a: Accepted, lease_ttl_ms: u64, liveness_ms: u64) -> pr
             duplicate,
             lease_ttl_ms,
             liveness_timeout_ms: liveness_ms,
+            // The session adds its server's limit.
+            max_message_bytes: 0,
         }),
         Accepted::LeaseStarted {
             fence,

@@ -17,6 +17,7 @@
 //! holds other leases; a malformed frame ends the session with INVALID_ARGUMENT.
 
 pub mod auth;
+mod backoff;
 pub mod client;
 mod convert;
 mod job_spec;

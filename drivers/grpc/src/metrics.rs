@@ -80,6 +80,8 @@ pub struct GrpcMetrics {
     pub commands: AtomicU64,
     pub refusals: AtomicU64,
     pub invalid_requests: AtomicU64,
+    /// Sessions, watches and messages refused by a server limit (RESOURCE_EXHAUSTED).
+    pub limit_refusals: AtomicU64,
 }
 
 impl GrpcMetrics {
@@ -120,6 +122,12 @@ impl GrpcMetrics {
                 "counter",
                 "Malformed requests refused.",
                 &self.invalid_requests,
+            ),
+            (
+                "keel_grpc_limit_refusals_total",
+                "counter",
+                "Sessions, watches and messages refused by a server limit.",
+                &self.limit_refusals,
             ),
         ];
         for (name, kind, help, value) in counters {

@@ -3,7 +3,12 @@
 
 use crate::proto::Refusal;
 use keel_engine::Rejection;
+use prost::Message;
 use tonic::{Code, Status};
+
+/// The stable code of a refusal by one of the server's own limits (sessions, watches,
+/// message size, a session's queue); the message names the limit and its value.
+pub const LIMIT_REACHED: &str = "limit_reached";
 
 /// The gRPC code a rejection maps to.
 pub fn code_of(rejection: &Rejection) -> Code {
@@ -36,16 +41,57 @@ pub fn message_of(rejection: &Rejection) -> String {
     format!("{}: {rejection}", rejection.code())
 }
 
+/// The status a rejection ends a call with. Its details hold the same `Refusal` a
+/// session reply would carry, so a caller can read typed fields such as the current
+/// instance of a worker without parsing the message.
 pub fn rejection_status(rejection: &Rejection) -> Status {
-    Status::new(code_of(rejection), message_of(rejection))
+    let details = refusal(rejection).encode_to_vec();
+    Status::with_details(code_of(rejection), message_of(rejection), details.into())
 }
 
 pub fn refusal(rejection: &Rejection) -> Refusal {
+    let current_instance = match rejection {
+        Rejection::StaleInstance { current, .. } => Some(current.0),
+        _ => None,
+    };
     Refusal {
         status: code_of(rejection) as i32,
         reason: rejection.code().to_string(),
         message: message_of(rejection),
+        current_instance,
     }
+}
+
+/// The `Refusal` a status carries in its details, if it carries one.
+pub fn refusal_of(status: &Status) -> Option<Refusal> {
+    if status.details().is_empty() {
+        return None;
+    }
+    Refusal::decode(status.details()).ok()
+}
+
+/// RESOURCE_EXHAUSTED naming the server limit `limit` and its `value`.
+pub fn limit_reached(limit: &str, value: u64, what: &str) -> Status {
+    Status::resource_exhausted(format!("{LIMIT_REACHED}: {limit} = {value}: {what}"))
+}
+
+/// tonic refuses a message over its size limit with OUT_OF_RANGE and a text of its own;
+/// this is that refusal as RESOURCE_EXHAUSTED naming the setting (`max_message_bytes`),
+/// or `None` for any other status. `what` names the message (`worker frame`, `request`).
+pub fn oversized(status: &Status, what: &str) -> Option<Status> {
+    if status.code() != Code::OutOfRange {
+        return None;
+    }
+    let text = status.message();
+    let rest = text.strip_prefix("Error, decoded message length too large: found ")?;
+    let (found, rest) = rest.split_once(" bytes, the limit is: ")?;
+    let limit = rest.strip_suffix(" bytes")?;
+    let (found, limit): (u64, u64) = (found.parse().ok()?, limit.parse().ok()?);
+    Some(limit_reached(
+        "max_message_bytes",
+        limit,
+        &format!("a {what} of {found} bytes is larger than the coordinator accepts"),
+    ))
 }
 
 /// A refusal of a malformed command, before it reaches the engine.
@@ -54,6 +100,7 @@ pub fn invalid_refusal(status: &Status) -> Refusal {
         status: status.code() as i32,
         reason: "invalid_argument".to_string(),
         message: status.message().to_string(),
+        current_instance: None,
     }
 }
 
@@ -95,6 +142,36 @@ mod tests {
         };
         assert_eq!(code_of(&lost), Code::FailedPrecondition);
         assert!(is_fencing(&refusal(&lost)));
+    }
+
+    #[test]
+    fn a_stale_instance_names_the_current_one_in_its_details() {
+        let stale = Rejection::StaleInstance {
+            worker: WorkerId::new("w"),
+            presented: keel_engine::InstanceId(3),
+            current: keel_engine::InstanceId(9),
+        };
+        let status = rejection_status(&stale);
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        let carried = refusal_of(&status).expect("the status carries its refusal");
+        assert_eq!(carried.reason, "stale_instance");
+        assert_eq!(carried.current_instance, Some(9));
+        assert_eq!(refusal_of(&Status::unavailable("x")), None);
+    }
+
+    #[test]
+    fn tonics_size_refusal_becomes_resource_exhausted_naming_the_setting() {
+        let tonic = Status::out_of_range(
+            "Error, decoded message length too large: found 20971576 bytes, the limit is: 16777216 bytes",
+        );
+        let named = oversized(&tonic, "request").expect("recognised");
+        assert_eq!(named.code(), Code::ResourceExhausted);
+        assert_eq!(
+            named.message(),
+            "limit_reached: max_message_bytes = 16777216: a request of 20971576 bytes is larger than the coordinator accepts"
+        );
+        assert!(oversized(&Status::out_of_range("deadline"), "request").is_none());
+        assert!(oversized(&Status::internal("x"), "request").is_none());
     }
 
     #[test]

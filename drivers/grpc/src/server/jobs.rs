@@ -1,6 +1,7 @@
 //! The client service: submit, cancel, describe, list and watch jobs, and signal their
 //! suspended tasks.
 
+use super::slots::Slot;
 use super::{unavailable, Shared};
 use crate::auth::require_client;
 use crate::convert::{job_event, job_status_to_proto, job_view_to_proto};
@@ -10,9 +11,11 @@ use crate::proto::*;
 use crate::status::rejection_status;
 use crate::validate::{self, invalid};
 use keel_engine::{Accepted, ClientCommand, Effect, Input, JobId, Rejection};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -152,12 +155,30 @@ impl JobService for JobSvc {
         }))
     }
 
+    async fn hello(
+        &self,
+        _request: Request<HelloRequest>,
+    ) -> Result<Response<HelloResponse>, Status> {
+        let handle = &self.0.handle;
+        Ok(Response::new(HelloResponse {
+            leading: handle.is_leader() && !self.0.stopping.is_cancelled(),
+            epoch: handle.epoch(),
+            max_message_bytes: self.0.options.max_message_bytes as u64,
+        }))
+    }
+
     type WatchJobStream = ReceiverStream<Result<JobEvent, Status>>;
 
     async fn watch_job(
         &self,
         request: Request<WatchJobRequest>,
     ) -> Result<Response<Self::WatchJobStream>, Status> {
+        let slot = self.0.slots.watch().inspect_err(|_| {
+            self.0
+                .metrics
+                .limit_refusals
+                .fetch_add(1, Ordering::Relaxed);
+        })?;
         let job = JobId(request.into_inner().job);
         // Subscribe before looking, so nothing between the look and the stream is missed.
         let effects = self.0.handle.watch_job(job);
@@ -172,43 +193,73 @@ impl JobService for JobSvc {
             let _ = tx.send(Ok(event.unwrap_or_default())).await;
             return Ok(Response::new(ReceiverStream::new(rx)));
         }
+        let watch = Watch {
+            job,
+            stopping: self.0.stopping.clone(),
+            _slot: slot,
+        };
         tokio::spawn(
-            forward_job(job, effects, progress, tx)
+            watch
+                .forward(effects, progress, tx)
                 .instrument(tracing::debug_span!("watch_job", %job)),
         );
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
 
-/// Sends a job's events until it finishes, the watcher leaves or the coordinator closes
-/// the watch. A watcher that fell behind is told how many events it missed.
-async fn forward_job(
+/// One open watch, holding its slot against `max_watches` until it ends.
+struct Watch {
     job: JobId,
-    mut effects: broadcast::Receiver<Effect>,
-    mut progress: broadcast::Receiver<JobEvent>,
-    tx: mpsc::Sender<Result<JobEvent, Status>>,
-) {
-    loop {
-        let event = tokio::select! {
-            effect = effects.recv() => match effect {
-                Ok(effect) => job_event(&effect),
-                Err(broadcast::error::RecvError::Lagged(n)) => Some(JobEvent {
-                    job: job.0,
-                    kind: "lagged".into(),
-                    detail: format!("{n} events missed"),
-                    ..Default::default()
-                }),
-                Err(broadcast::error::RecvError::Closed) => break,
-            },
-            report = progress.recv() => match report {
-                Ok(report) if report.job == job.0 => Some(report),
-                _ => None,
-            },
-        };
-        let Some(event) = event else { continue };
-        let finished = event.kind == "job_finished";
-        if tx.send(Ok(event)).await.is_err() || finished {
-            break;
+    stopping: CancellationToken,
+    _slot: Slot,
+}
+
+impl Watch {
+    /// Sends a job's events until it finishes, the watcher leaves, the coordinator closes
+    /// the watch or the server stops. A watcher that fell behind is told how many events
+    /// it missed.
+    async fn forward(
+        self,
+        mut effects: broadcast::Receiver<Effect>,
+        mut progress: broadcast::Receiver<JobEvent>,
+        tx: mpsc::Sender<Result<JobEvent, Status>>,
+    ) {
+        let job = self.job;
+        loop {
+            let event = tokio::select! {
+                _ = tx.closed() => break,
+                _ = self.stopping.cancelled() => {
+                    let _ = tx.try_send(Err(Status::unavailable("stopping: the coordinator is shutting down")));
+                    break;
+                }
+                effect = effects.recv() => match effect {
+                    Ok(effect) => job_event(&effect),
+                    Err(broadcast::error::RecvError::Lagged(n)) => Some(JobEvent {
+                        job: job.0,
+                        kind: "lagged".into(),
+                        detail: format!("{n} events missed"),
+                        ..Default::default()
+                    }),
+                    Err(broadcast::error::RecvError::Closed) => {
+                        let gone = Status::unavailable("not_leader: the coordinator stopped serving this job's events");
+                        let _ = tx.try_send(Err(gone));
+                        break;
+                    }
+                },
+                report = progress.recv() => match report {
+                    Ok(report) if report.job == job.0 => Some(report),
+                    _ => None,
+                },
+            };
+            let Some(event) = event else { continue };
+            let finished = event.kind == "job_finished";
+            let sent = tokio::select! {
+                sent = tx.send(Ok(event)) => sent.is_ok(),
+                _ = self.stopping.cancelled() => false,
+            };
+            if !sent || finished {
+                break;
+            }
         }
     }
 }

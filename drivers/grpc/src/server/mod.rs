@@ -1,8 +1,21 @@
 //! The coordinator's gRPC services over a running `keel_coordinator::Handle`.
+//!
+//! Everything a peer can make the server hold is bounded: worker sessions and job
+//! watches per server (`max_sessions`, `max_watches`), commands in flight and events
+//! queued per session (`max_in_flight`, `session_queue`), and the size of every message
+//! (`max_message_bytes`). Each refusal is RESOURCE_EXHAUSTED naming the limit
+//! (`limit_reached: max_sessions = 2048: ...`). [`budget`] sizes them from one memory
+//! budget.
 
+pub mod budget;
 mod jobs;
+mod outbound;
 mod progress;
 mod session;
+mod session_commands;
+#[cfg(not(madsim))]
+mod size_names;
+mod slots;
 
 use crate::auth::{Authenticator, Tokens};
 use crate::metrics::GrpcMetrics;
@@ -11,12 +24,17 @@ use crate::proto::worker_service_server::WorkerServiceServer;
 use keel_coordinator::Handle;
 use keel_engine::Config;
 use progress::ProgressBoard;
+use slots::Slots;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
+
+/// Room kept in a frame for everything but the payloads and outputs it carries.
+pub const FRAME_OVERHEAD_BYTES: usize = 64 << 10;
 
 /// How the services are exposed.
 #[derive(Clone, Debug)]
@@ -25,23 +43,82 @@ pub struct ServerOptions {
     pub tokens: Option<Tokens>,
     pub tls: Option<TlsFiles>,
     /// Largest message accepted or sent, in bytes. A job spec is one message, so this
-    /// bounds the size of a submission.
+    /// bounds the size of a submission; a worker frame over it ends the session with
+    /// RESOURCE_EXHAUSTED. It must leave room for the engine's largest payload.
     pub max_message_bytes: usize,
     /// Commands of one session in flight at once; more wait for earlier replies.
     pub max_in_flight: usize,
     /// How long a new session may take to send its registration.
     pub register_timeout: Duration,
+    /// Worker sessions open at once on this server; more are refused.
+    pub max_sessions: usize,
+    /// `WatchJob` streams open at once on this server; more are refused.
+    pub max_watches: usize,
+    /// Events (replies, offers, revocations) waiting to be sent to one worker. A worker
+    /// that does not read its session until this many wait has its session ended with
+    /// RESOURCE_EXHAUSTED; the server never buffers more for it. It must exceed
+    /// `max_in_flight` plus the engine's pending grants per worker.
+    pub session_queue: usize,
 }
 
 impl Default for ServerOptions {
+    /// The limits of the default memory budget ([`budget::DEFAULT_MEMORY_BYTES`]).
     fn default() -> Self {
-        ServerOptions {
+        let mut options = ServerOptions {
             tokens: None,
             tls: None,
             max_message_bytes: 16 << 20,
             max_in_flight: 4096,
             register_timeout: Duration::from_secs(10),
+            max_sessions: 2048,
+            max_watches: 512,
+            session_queue: 16_384,
+        };
+        if let Ok(sizing) = budget::Sizing::for_memory(budget::DEFAULT_MEMORY_BYTES) {
+            sizing.apply(&mut keel_engine::Limits::default(), &mut options);
         }
+        options
+    }
+}
+
+impl ServerOptions {
+    /// Refuses options the services cannot honour, naming the field.
+    pub fn validate(&self, limits: &keel_engine::Limits) -> Result<(), ServeError> {
+        let invalid = |field: &'static str, problem: String| {
+            Err(ServeError::InvalidOptions { field, problem })
+        };
+        let payload = limits.max_payload_bytes as usize;
+        if self.max_message_bytes < payload.saturating_add(FRAME_OVERHEAD_BYTES) {
+            return invalid(
+                "max_message_bytes",
+                format!(
+                    "{} leaves no room for a payload of the engine's max_payload_bytes ({payload}) plus {FRAME_OVERHEAD_BYTES} bytes",
+                    self.max_message_bytes
+                ),
+            );
+        }
+        for (field, value) in [
+            ("max_in_flight", self.max_in_flight),
+            ("max_sessions", self.max_sessions),
+            ("max_watches", self.max_watches),
+        ] {
+            if value == 0 {
+                return invalid(field, "must be at least 1".into());
+            }
+        }
+        let needed = self
+            .max_in_flight
+            .saturating_add(limits.max_pending_grants_per_worker as usize);
+        if self.session_queue <= needed {
+            return invalid(
+                "session_queue",
+                format!(
+                    "{} must exceed max_in_flight ({}) plus the engine's max_pending_grants_per_worker ({})",
+                    self.session_queue, self.max_in_flight, limits.max_pending_grants_per_worker
+                ),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -63,6 +140,11 @@ pub enum ServeError {
     Coordinator(#[from] keel_coordinator::CoordinatorError),
     #[error("the listener has no local address: {0}")]
     Listener(std::io::Error),
+    #[error("invalid server option {field}: {problem}")]
+    InvalidOptions {
+        field: &'static str,
+        problem: String,
+    },
     #[error(transparent)]
     Transport(#[from] tonic::transport::Error),
 }
@@ -74,6 +156,11 @@ pub(crate) struct Shared {
     pub metrics: Arc<GrpcMetrics>,
     pub progress: ProgressBoard,
     pub options: ServerOptions,
+    /// Sessions and watches open now, against their limits.
+    pub slots: Slots,
+    /// Cancelled when the server stops: open sessions and watches end with UNAVAILABLE,
+    /// so their peers move to another coordinator and the server can finish.
+    pub stopping: CancellationToken,
 }
 
 /// Serves the worker and job services on `listener` until `shutdown` resolves.
@@ -85,13 +172,21 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let config = handle.read(|e| e.config().clone()).await?;
+    options.validate(&config.limits)?;
+    let stopping = CancellationToken::new();
     let shared = Arc::new(Shared {
         handle,
         config,
         metrics,
         progress: ProgressBoard::default(),
+        slots: Slots::new(options.max_sessions, options.max_watches),
         options: options.clone(),
+        stopping: stopping.clone(),
     });
+    let shutdown = async move {
+        shutdown.await;
+        stopping.cancel();
+    };
     let auth = Authenticator::new(options.tokens.clone());
     let check = move |req| auth.check(req);
     let mut builder = Server::builder()
@@ -104,6 +199,7 @@ pub async fn serve(
     let size = options.max_message_bytes;
     #[cfg(not(madsim))]
     {
+        use size_names::NameSizeLimit;
         use tonic::service::interceptor::InterceptedService;
         let workers = WorkerServiceServer::new(session::WorkerSvc(shared.clone()))
             .max_decoding_message_size(size)
@@ -112,8 +208,11 @@ pub async fn serve(
             .max_decoding_message_size(size)
             .max_encoding_message_size(size);
         builder
-            .add_service(InterceptedService::new(workers, check.clone()))
-            .add_service(InterceptedService::new(jobs, check))
+            .add_service(NameSizeLimit(InterceptedService::new(
+                workers,
+                check.clone(),
+            )))
+            .add_service(NameSizeLimit(InterceptedService::new(jobs, check)))
             // Accepted connections do not inherit `tcp_nodelay`; without it small
             // frames to workers wait for delayed acknowledgements (40 ms on Linux).
             .serve_with_incoming_shutdown(

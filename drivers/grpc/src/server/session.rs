@@ -6,112 +6,202 @@
 //! concurrently up to `max_in_flight` commands, and each command's reply carries its
 //! `seq`. A worker that needs an order across frames waits for a reply (the SDK does:
 //! it completes only after its accept was answered).
+//!
+//! A session ends with a status the worker can act on: RESOURCE_EXHAUSTED naming the
+//! limit for a frame over `max_message_bytes` (after the commands before it are
+//! answered) or a worker that stopped reading (`session_queue`); UNAVAILABLE when the
+//! coordinator stops leading or the server stops; ABORTED when a newer session of the
+//! same worker took its effects.
 
-use super::progress::Report;
+use super::outbound::{self, End, Queue};
+use super::session_commands::{run_group, Offers};
+use super::slots::Slot;
 use super::{unavailable, Shared};
 use crate::convert::{accepted_to_reply, worker_event};
 use crate::proto::worker_service_server::WorkerService;
-use crate::proto::{self, reply, CoordinatorEvent, CoordinatorFrame, WorkerFrame};
-use crate::status::{invalid_refusal, refusal, rejection_status};
-use crate::validate::{self, invalid, Checked};
+use crate::proto::{self, reply, CoordinatorEvent, WorkerFrame};
+use crate::status::{oversized, rejection_status};
+use crate::validate::{self, invalid};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use keel_engine::{
-    Accepted, Effect, Fence, Input, InstanceId, Rejection, TaskStatus, WorkerCommand, WorkerId,
-};
-use std::collections::{HashMap, VecDeque};
+use keel_engine::{Effect, Input, InstanceId, WorkerId};
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
 pub(crate) struct WorkerSvc(pub Arc<Shared>);
 
-/// Events of one session wait here to be framed.
-type Events = mpsc::UnboundedSender<CoordinatorEvent>;
-type Out = mpsc::Sender<Result<CoordinatorFrame, Status>>;
-/// When each outstanding grant offer was sent, for the claim-to-start histogram.
-type Offers = Arc<Mutex<HashMap<u64, Instant>>>;
-
-/// Most events in one frame.
-const MAX_FRAME_EVENTS: usize = 1024;
-
 #[derive(Clone)]
-struct Who {
-    worker: WorkerId,
-    instance: InstanceId,
+pub(crate) struct Who {
+    pub worker: WorkerId,
+    pub instance: InstanceId,
+}
+
+/// Held by every task of a session: its slot against `max_sessions` and its place in
+/// the active-sessions gauge, both given back when the last task ends.
+struct Live {
+    shared: Arc<Shared>,
+    _slot: Slot,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.shared
+            .metrics
+            .sessions_active
+            .fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[tonic::async_trait]
 impl WorkerService for WorkerSvc {
-    type SessionStream = ReceiverStream<Result<CoordinatorFrame, Status>>;
+    type SessionStream = outbound::Frames;
 
     async fn session(
         &self,
         request: Request<Streaming<WorkerFrame>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
         let shared = self.0.clone();
-        let mut inbound = request.into_inner();
-        let first = tokio::time::timeout(shared.options.register_timeout, inbound.message())
-            .await
-            .map_err(|_| Status::deadline_exceeded("no registration in time"))??
-            .ok_or_else(|| invalid("commands", "the session ended before registering"))?;
-        let mut commands: VecDeque<_> = first.commands.into();
-        let register = commands
-            .pop_front()
-            .ok_or_else(|| invalid("commands", "the first frame must hold a register command"))?;
-        let reg = validate::registration(&register, &shared.config.limits).inspect_err(|_| {
+        let slot = shared.slots.session().inspect_err(|_| {
             shared
                 .metrics
-                .invalid_requests
+                .limit_refusals
                 .fetch_add(1, Ordering::Relaxed);
         })?;
+        let mut inbound = request.into_inner();
+        let Registration {
+            who,
+            seq,
+            accepted,
+            rest,
+        } = register(&shared, &mut inbound).await?;
         let span =
-            tracing::info_span!("worker_session", worker = %reg.worker, instance = %reg.instance);
-        let who = Who {
-            worker: reg.worker.clone(),
-            instance: reg.instance,
-        };
-        let input = Input::worker(&who.worker, who.instance, reg.command);
-        let accepted = match shared
-            .handle
-            .apply(input)
-            .await
-            .map_err(|e| unavailable(&e))?
-        {
-            Some(Ok(accepted)) => accepted,
-            Some(Err(rejection)) => return Err(rejection_status(&rejection)),
-            None => return Err(Status::internal("registration got no reply")),
-        };
+            tracing::info_span!("worker_session", worker = %who.worker, instance = %who.instance);
         let effects = shared.handle.route_worker(who.worker.clone());
         span.in_scope(|| tracing::info!("registered"));
         shared
             .metrics
             .sessions_opened
             .fetch_add(1, Ordering::Relaxed);
+        shared
+            .metrics
+            .sessions_active
+            .fetch_add(1, Ordering::Relaxed);
+        let live = Arc::new(Live {
+            shared: shared.clone(),
+            _slot: slot,
+        });
 
-        let (out_tx, out_rx) = mpsc::channel(64);
-        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-        let registered = accepted_to_reply(
+        let end = Arc::new(End::default());
+        let (queue, frames) = outbound::open(
+            shared.options.session_queue,
+            shared.options.max_message_bytes,
+            end.clone(),
+            live.clone(),
+        );
+        let mut registered = accepted_to_reply(
             accepted,
             shared.config.lease_ttl_ms,
             shared.config.liveness_timeout_ms,
         );
-        let _ = ev_tx.send(reply_event(register.seq, registered));
+        if let reply::Result::Registered(r) = &mut registered {
+            r.max_message_bytes = shared.options.max_message_bytes as u64;
+        }
+        queue.push(reply_event(seq, registered));
         let offers = Offers::default();
-        tokio::spawn(
-            forward_effects(effects, ev_tx.clone(), offers.clone()).instrument(span.clone()),
+        let forward = forward_effects(
+            shared.handle.clone(),
+            effects,
+            queue.clone(),
+            offers.clone(),
+            end.clone(),
         );
-        tokio::spawn(frame_events(ev_rx, out_tx.clone()));
-        let reader = read_commands(shared, who, inbound, commands, ev_tx, offers, out_tx);
-        tokio::spawn(reader.instrument(span));
-        Ok(Response::new(ReceiverStream::new(out_rx)))
+        tokio::spawn(forward.instrument(span.clone()));
+        let session = SessionTask {
+            shared,
+            who,
+            queue,
+            offers,
+            end,
+            _live: live,
+        };
+        tokio::spawn(session.read_commands(inbound, rest).instrument(span));
+        Ok(Response::new(frames))
     }
 }
 
-fn reply_event(seq: u64, result: reply::Result) -> CoordinatorEvent {
+/// A session's registration, accepted by the engine.
+struct Registration {
+    who: Who,
+    /// The register command's seq, for its reply.
+    seq: u64,
+    accepted: keel_engine::Accepted,
+    /// The commands that followed it in the first frame.
+    rest: VecDeque<proto::WorkerCommand>,
+}
+
+/// Reads the first frame, checks that it starts with a valid registration and applies it.
+async fn register(
+    shared: &Shared,
+    inbound: &mut Streaming<WorkerFrame>,
+) -> Result<Registration, Status> {
+    let first = tokio::time::timeout(shared.options.register_timeout, inbound.message())
+        .await
+        .map_err(|_| Status::deadline_exceeded("no registration in time"))?
+        .map_err(|status| frame_refused(shared, status))?
+        .ok_or_else(|| invalid("commands", "the session ended before registering"))?;
+    let mut rest: VecDeque<_> = first.commands.into();
+    let register = rest
+        .pop_front()
+        .ok_or_else(|| invalid("commands", "the first frame must hold a register command"))?;
+    let reg = validate::registration(&register, &shared.config.limits).inspect_err(|_| {
+        shared
+            .metrics
+            .invalid_requests
+            .fetch_add(1, Ordering::Relaxed);
+    })?;
+    let who = Who {
+        worker: reg.worker.clone(),
+        instance: reg.instance,
+    };
+    let input = Input::worker(&who.worker, who.instance, reg.command);
+    let accepted = match shared
+        .handle
+        .apply(input)
+        .await
+        .map_err(|e| unavailable(&e))?
+    {
+        Some(Ok(accepted)) => accepted,
+        Some(Err(rejection)) => return Err(rejection_status(&rejection)),
+        None => return Err(Status::internal("registration got no reply")),
+    };
+    Ok(Registration {
+        who,
+        seq: register.seq,
+        accepted,
+        rest,
+    })
+}
+
+/// A frame the transport refused: over the size limit (RESOURCE_EXHAUSTED naming it),
+/// or anything else as it came.
+fn frame_refused(shared: &Shared, status: Status) -> Status {
+    match oversized(&status, "worker frame") {
+        Some(named) => {
+            shared
+                .metrics
+                .limit_refusals
+                .fetch_add(1, Ordering::Relaxed);
+            named
+        }
+        None => status,
+    }
+}
+
+pub(crate) fn reply_event(seq: u64, result: reply::Result) -> CoordinatorEvent {
     CoordinatorEvent {
         event: Some(proto::coordinator_event::Event::Reply(proto::Reply {
             seq,
@@ -120,279 +210,118 @@ fn reply_event(seq: u64, result: reply::Result) -> CoordinatorEvent {
     }
 }
 
-/// Moves the worker's effects into the session until the route is replaced (the worker
-/// reconnected elsewhere) or the session is gone.
+/// Moves the worker's effects into the session's queue. The route ends when a newer
+/// session of the worker replaced it or the coordinator stopped; either ends this
+/// session.
 async fn forward_effects(
+    handle: keel_coordinator::Handle,
     mut effects: mpsc::UnboundedReceiver<Effect>,
-    events: Events,
+    queue: Queue,
     offers: Offers,
+    end: Arc<End>,
 ) {
-    while let Some(effect) = effects.recv().await {
+    loop {
+        let effect = tokio::select! {
+            biased;
+            _ = end.ended() => return,
+            effect = effects.recv() => effect,
+        };
+        let Some(effect) = effect else {
+            end.end(Some(if handle.is_leader() {
+                Status::aborted(
+                    "session_replaced: a newer session of this worker receives its effects",
+                )
+            } else {
+                Status::unavailable("not_leader: the coordinator stopped leading its partition")
+            }));
+            return;
+        };
         match &effect {
             Effect::GrantOffered { grant, .. } => {
-                lock(&offers).insert(grant.0, Instant::now());
+                offers.offered(grant.0, Instant::now());
             }
             Effect::GrantWithdrawn { grant, .. } => {
-                lock(&offers).remove(&grant.0);
+                offers.take(grant.0);
             }
             _ => {}
         }
         if let Some(event) = worker_event(effect) {
-            if events
-                .send(CoordinatorEvent { event: Some(event) })
-                .is_err()
-            {
-                break;
+            if !queue.push(CoordinatorEvent { event: Some(event) }) {
+                return;
             }
         }
     }
 }
 
-/// Batches whatever events are waiting into one frame per send.
-async fn frame_events(mut events: mpsc::UnboundedReceiver<CoordinatorEvent>, out: Out) {
-    while let Some(first) = events.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_FRAME_EVENTS {
-            match events.try_recv() {
-                Ok(e) => batch.push(e),
-                Err(_) => break,
-            }
-        }
-        if out
-            .send(Ok(CoordinatorFrame { events: batch }))
-            .await
-            .is_err()
-        {
-            break;
-        }
-    }
-}
-
-/// Reads the worker's frames and runs their commands. A coordinator failure ends the
-/// session with UNAVAILABLE so the worker reconnects, to this or another coordinator.
-async fn read_commands(
+/// The reading side of a session and what its commands need.
+struct SessionTask {
     shared: Arc<Shared>,
     who: Who,
-    mut inbound: Streaming<WorkerFrame>,
-    mut queued: VecDeque<proto::WorkerCommand>,
-    events: Events,
+    queue: Queue,
     offers: Offers,
-    out: Out,
-) {
-    shared
-        .metrics
-        .sessions_active
-        .fetch_add(1, Ordering::Relaxed);
-    let cap = shared.options.max_in_flight.max(1);
-    let mut in_flight = FuturesUnordered::new();
-    let mut commands_in_flight = 0;
-    let mut open = true;
-    loop {
-        if commands_in_flight < cap && !queued.is_empty() {
-            let n = queued.len().min(cap - commands_in_flight);
-            let group: Vec<_> = queued.drain(..n).collect();
-            commands_in_flight += n;
-            let offers = &offers;
-            let (shared, who) = (&shared, &who);
-            in_flight.push(async move { (n, run_group(shared, who, group, offers).await) });
-        }
-        if !open && queued.is_empty() && in_flight.is_empty() {
-            break;
-        }
-        tokio::select! {
-            frame = inbound.message(), if open && queued.is_empty() => match frame {
-                Ok(Some(frame)) => queued.extend(frame.commands),
-                Ok(None) => open = false,
-                Err(status) => {
-                    tracing::debug!(%status, "session stream ended");
-                    open = false;
+    end: Arc<End>,
+    _live: Arc<Live>,
+}
+
+impl SessionTask {
+    /// Reads the worker's frames and runs their commands until the worker closes its
+    /// side, a frame is refused, the coordinator fails or the session ends otherwise.
+    async fn read_commands(
+        self,
+        mut inbound: Streaming<WorkerFrame>,
+        mut queued: VecDeque<proto::WorkerCommand>,
+    ) {
+        let cap = self.shared.options.max_in_flight.max(1);
+        let mut in_flight = FuturesUnordered::new();
+        let mut commands_in_flight = 0;
+        let mut open = true;
+        // Why the session ends once the commands already read are answered.
+        let mut closing: Option<Status> = None;
+        loop {
+            if commands_in_flight < cap && !queued.is_empty() {
+                let n = queued.len().min(cap - commands_in_flight);
+                let group: Vec<_> = queued.drain(..n).collect();
+                commands_in_flight += n;
+                let (shared, who, offers) = (&self.shared, &self.who, &self.offers);
+                in_flight.push(async move { (n, run_group(shared, who, group, offers).await) });
+            }
+            if !open && queued.is_empty() && in_flight.is_empty() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                _ = self.end.ended() => return,
+                _ = self.shared.stopping.cancelled() => {
+                    closing = Some(Status::unavailable("stopping: the coordinator is shutting down"));
+                    break;
                 }
-            },
-            Some((n, done)) = in_flight.next(), if !in_flight.is_empty() => {
-                commands_in_flight -= n;
-                match done {
-                    Ok(replies) => {
-                        if replies.into_iter().any(|event| events.send(event).is_err()) {
+                Some((n, done)) = in_flight.next(), if !in_flight.is_empty() => {
+                    commands_in_flight -= n;
+                    match done {
+                        Ok(replies) => {
+                            if !replies.into_iter().all(|event| self.queue.push(event)) {
+                                return;
+                            }
+                        }
+                        Err(status) => {
+                            closing = Some(status);
                             break;
                         }
                     }
-                    Err(status) => {
-                        let _ = out.send(Err(status)).await;
-                        break;
-                    }
                 }
+                frame = inbound.message(), if open && queued.is_empty() => match frame {
+                    Ok(Some(frame)) => queued.extend(frame.commands),
+                    Ok(None) => open = false,
+                    Err(status) => {
+                        tracing::debug!(%status, "session stream ended");
+                        open = false;
+                        closing = oversized(&status, "worker frame").inspect(|_| {
+                            self.shared.metrics.limit_refusals.fetch_add(1, Ordering::Relaxed);
+                        });
+                    }
+                },
             }
         }
+        self.end.end(closing);
     }
-    shared
-        .metrics
-        .sessions_active
-        .fetch_sub(1, Ordering::Relaxed);
-}
-
-/// Where a command's reply comes from.
-enum Slot {
-    Ready(reply::Result),
-    /// The engine's answer at this index of the group applied.
-    Engine(usize),
-}
-
-/// What the reply to an engine command needs to know about it.
-struct Sent {
-    accepting: Option<u64>,
-    ending: Option<Fence>,
-}
-
-/// Commands of a session, checked, then applied in order as one group (one message to
-/// the engine task, answered once durable), with a reply event for each.
-async fn run_group(
-    shared: &Shared,
-    who: &Who,
-    group: Vec<proto::WorkerCommand>,
-    offers: &Offers,
-) -> Result<Vec<CoordinatorEvent>, Status> {
-    let mut slots = Vec::with_capacity(group.len());
-    let mut inputs = Vec::with_capacity(group.len());
-    let mut sent = Vec::with_capacity(group.len());
-    for cmd in group {
-        let seq = cmd.seq;
-        shared.metrics.commands.fetch_add(1, Ordering::Relaxed);
-        let slot = match validate::command(cmd, &shared.config.limits) {
-            Err(status) => {
-                shared
-                    .metrics
-                    .invalid_requests
-                    .fetch_add(1, Ordering::Relaxed);
-                Slot::Ready(reply::Result::Refused(invalid_refusal(&status)))
-            }
-            Ok(Checked::Progress {
-                fence,
-                per_mille,
-                message,
-            }) => Slot::Ready(progress(shared, who, fence, per_mille, message).await?),
-            Ok(Checked::Engine(command)) => {
-                sent.push(Sent {
-                    accepting: match &command {
-                        WorkerCommand::AcceptGrant { grant } => Some(grant.0),
-                        _ => None,
-                    },
-                    ending: match &command {
-                        WorkerCommand::Complete { fence, .. }
-                        | WorkerCommand::Fail { fence, .. } => Some(*fence),
-                        _ => None,
-                    },
-                });
-                inputs.push(Input::worker(&who.worker, who.instance, command));
-                Slot::Engine(inputs.len() - 1)
-            }
-        };
-        slots.push((seq, slot));
-    }
-    let mut engine = if inputs.is_empty() {
-        Vec::new()
-    } else {
-        shared
-            .handle
-            .apply_all(inputs)
-            .await
-            .map_err(|e| unavailable(&e))?
-    };
-    let mut replies = Vec::with_capacity(slots.len());
-    for (seq, slot) in slots {
-        let result = match slot {
-            Slot::Ready(result) => result,
-            Slot::Engine(i) => {
-                let reply = std::mem::take(&mut engine[i]);
-                engine_reply(shared, &sent[i], reply, offers)
-            }
-        };
-        replies.push(reply_event(seq, result));
-    }
-    Ok(replies)
-}
-
-/// The reply to one engine command, recording claim-to-start for an accepted grant.
-fn engine_reply(
-    shared: &Shared,
-    sent: &Sent,
-    reply: keel_coordinator::Answer,
-    offers: &Offers,
-) -> reply::Result {
-    if let Some(grant) = sent.accepting {
-        let offered = lock(offers).remove(&grant);
-        if let (Some(at), Some(Ok(Accepted::LeaseStarted { fence, .. }))) = (offered, &reply) {
-            shared.metrics.claim_to_start.observe(at.elapsed());
-            tracing::debug!(task = %fence.task, attempt = fence.attempt, epoch = fence.epoch, "attempt started");
-        }
-    }
-    match reply {
-        Some(Ok(accepted)) => {
-            if let Some(fence) = sent.ending {
-                shared.progress.clear(fence.task);
-                tracing::debug!(task = %fence.task, attempt = fence.attempt, "attempt ended");
-            }
-            accepted_to_reply(
-                accepted,
-                shared.config.lease_ttl_ms,
-                shared.config.liveness_timeout_ms,
-            )
-        }
-        Some(Err(rejection)) => {
-            shared.metrics.refusals.fetch_add(1, Ordering::Relaxed);
-            reply::Result::Refused(refusal(&rejection))
-        }
-        None => reply::Result::Ok(proto::Done {}),
-    }
-}
-
-/// Accepts a progress report only from the worker running the attempt it names.
-async fn progress(
-    shared: &Shared,
-    who: &Who,
-    fence: Fence,
-    per_mille: u32,
-    message: String,
-) -> Result<reply::Result, Status> {
-    let task = fence.task;
-    let view = shared
-        .handle
-        .read(move |e| e.describe_task(task))
-        .await
-        .map_err(|e| unavailable(&e))?;
-    let view = match view {
-        Ok(view) => view,
-        Err(rejection) => return Ok(reply::Result::Refused(refusal(&rejection))),
-    };
-    let holder =
-        matches!(&view.status, TaskStatus::Running { worker, .. } if *worker == who.worker);
-    let refused = if view.attempt != fence.attempt || view.epoch != fence.epoch {
-        Some(Rejection::StaleFence {
-            task,
-            attempt_seen: fence.attempt,
-            epoch_seen: fence.epoch,
-            attempt_current: view.attempt,
-            epoch_current: view.epoch,
-        })
-    } else if !holder {
-        Some(Rejection::NotLeaseHolder {
-            task,
-            worker: who.worker.clone(),
-        })
-    } else {
-        None
-    };
-    if let Some(rejection) = refused {
-        return Ok(reply::Result::Refused(refusal(&rejection)));
-    }
-    let report = Report {
-        fence,
-        per_mille,
-        message,
-    };
-    shared.progress.report(view.job, report);
-    Ok(reply::Result::Ok(proto::Done {}))
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

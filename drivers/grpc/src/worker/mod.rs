@@ -4,6 +4,18 @@
 //! until a signal), stops handlers whose lease is revoked, reconnects with backoff and
 //! drains on shutdown.
 //!
+//! **Instances.** A registration carries an instance that must exceed every earlier one
+//! of the same worker id (the engine refuses smaller ones as delayed messages from dead
+//! processes). The first guess is the start time in milliseconds, but nothing relies on
+//! the clock: a refusal as stale names the current instance, and the next attempt
+//! registers the one after it. Every refused registration waits its turn in the same
+//! jittered exponential backoff as a reconnect, so a worker whose instance keeps being
+//! refused cannot flood the coordinator (and its log) with registrations.
+//!
+//! **Coordinators.** Given several addresses, every (re)connection asks them all and
+//! registers with the one that leads, so a takeover by a standby elsewhere needs no
+//! restart of the worker.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), keel_grpc::worker::WorkerError> {
 //! use keel_grpc::client::ClientOptions;
@@ -18,12 +30,14 @@
 //! # Ok(()) }
 //! ```
 
+mod frames;
 mod session;
 mod state;
 mod task;
 
 pub use task::{Outcome, Task};
 
+use crate::backoff::Backoff;
 use crate::client::{ClientError, ClientOptions};
 use session::{Ended, Session};
 use state::State;
@@ -31,6 +45,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
+
+/// Notes from handlers (progress, outcomes) waiting for the session; a handler's
+/// outcome waits for room, progress beyond it is dropped (it is advisory).
+const NOTES: usize = 1024;
 
 /// Runs one task. Dropped (cancelled) when the task's lease is revoked.
 pub trait Handler: Send + Sync + 'static {
@@ -51,13 +69,16 @@ where
 pub struct WorkerConfig {
     pub client: ClientOptions,
     pub worker_id: String,
-    /// This process's incarnation; must exceed every earlier one of the same worker id.
-    /// Defaults to the start time in milliseconds.
+    /// This process's first instance; defaults to the start time in milliseconds. If
+    /// the coordinator knows a larger one for this worker id, the worker registers the
+    /// one after it instead (see the module documentation).
     pub instance: Option<u64>,
     pub capabilities: Vec<String>,
     pub lanes: Vec<String>,
     /// Tasks run at once.
     pub concurrency: u32,
+    /// First pause before reconnecting or registering again after a refusal; doubles
+    /// with each failure in a row, up to `backoff_max`.
     pub backoff_min: Duration,
     pub backoff_max: Duration,
     /// How long shutdown waits for running handlers before cancelling them.
@@ -92,6 +113,10 @@ pub struct Summary {
     /// Outcomes the coordinator refused because the attempt was no longer this worker's.
     pub stale: u64,
     pub reconnects: u64,
+    /// Times this worker had to register a new instance: its registration was refused
+    /// (stale or lost instance) or the coordinator declared the instance lost. Each was
+    /// followed by a backoff pause.
+    pub registrations_refused: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,16 +149,16 @@ impl Worker {
         if config.concurrency == 0 {
             return Err(WorkerError::Config("concurrency must be positive".into()));
         }
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let (done_tx, mut done_rx) = mpsc::channel(NOTES);
         let instance = config.instance.unwrap_or_else(now_ms).max(1);
         let mut state = State::new(config.concurrency, instance, Arc::new(handler), done_tx);
-        let mut backoff = config.backoff_min;
+        let mut backoff = Backoff::new(config.backoff_min, config.backoff_max);
         let mut shutdown = std::pin::pin!(shutdown);
         let mut drain_deadline: Option<tokio::time::Instant> = None;
         loop {
             let outcome = match Session::open(&config, &mut state).await {
                 Ok(mut session) => {
-                    backoff = config.backoff_min;
+                    backoff.reset();
                     session
                         .serve(
                             &mut state,
@@ -152,17 +177,18 @@ impl Worker {
                     state.cancel_all();
                     return Err(e);
                 }
-                Ended::NewInstance => {
+                Ended::NewInstance { current } => {
                     state.cancel_all();
-                    state.instance = now_ms().max(state.instance + 1);
+                    state.summary.registrations_refused += 1;
+                    state.instance = next_instance(state.instance, current);
                     tracing::warn!(
                         instance = state.instance,
-                        "instance declared lost; registering a new one"
+                        ?current,
+                        "instance refused or declared lost; registering a new one"
                     );
-                    continue;
                 }
                 Ended::Disconnected(why) => {
-                    tracing::warn!(%why, retry_in = ?backoff, "session lost");
+                    tracing::warn!(%why, "session lost");
                     state.summary.reconnects += 1;
                 }
             }
@@ -173,7 +199,8 @@ impl Worker {
                 state.cancel_all();
                 return Ok(state.summary);
             }
-            let pause = jitter(backoff);
+            let pause = backoff.next_pause();
+            tracing::debug!(?pause, "waiting before the next session");
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
                 _ = &mut shutdown, if !state.draining => {
@@ -183,9 +210,16 @@ impl Worker {
             }
             // Outcomes of handlers that finished while disconnected wait in `done_rx`
             // and are reported by the next session.
-            backoff = (backoff * 2).min(config.backoff_max);
         }
     }
+}
+
+/// The instance to register after `refused` was refused: past the coordinator's current
+/// one when the refusal named it, and past the start time otherwise, so a clock that
+/// went backwards costs one refusal, not one per millisecond.
+fn next_instance(refused: u64, current: Option<u64>) -> u64 {
+    let past_current = current.map_or(0, |c| c.saturating_add(1));
+    refused.saturating_add(1).max(past_current).max(now_ms())
 }
 
 fn now_ms() -> u64 {
@@ -195,11 +229,18 @@ fn now_ms() -> u64 {
         .unwrap_or(1)
 }
 
-/// Up to a quarter off, so workers that lost the same coordinator do not return at once.
-fn jitter(d: Duration) -> Duration {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    d - d.mul_f64(f64::from(nanos % 1000) / 4000.0)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_naming_the_current_instance_jumps_past_it() {
+        let far_future = now_ms() + 1_000_000_000;
+        assert_eq!(next_instance(5, Some(far_future)), far_future + 1);
+        // Without a hint, past the refused one and the clock.
+        assert!(next_instance(5, None) >= now_ms().min(u64::MAX - 1));
+        assert_eq!(next_instance(u64::MAX, Some(u64::MAX)), u64::MAX);
+        let ahead = now_ms() + 10_000_000;
+        assert_eq!(next_instance(ahead, None), ahead + 1);
+    }
 }

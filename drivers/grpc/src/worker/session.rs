@@ -1,49 +1,75 @@
-//! One connected session: open the stream, register, then move events and handler
-//! notes through the worker's state until the stream breaks or the worker is done.
+//! One connected session: connect to the coordinator that leads, register, then move
+//! events and handler notes through the worker's state until the stream breaks or the
+//! worker is done.
 
 use super::state::State;
 use super::task::Note;
 use super::{WorkerConfig, WorkerError};
 use crate::client::ClientError;
 use crate::proto::{self, reply, CoordinatorFrame, WorkerFrame};
+use crate::status::refusal_of;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{interval_at, Instant};
-use tokio_stream::wrappers::UnboundedReceiverStream;
-use tonic::{Code, Streaming};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Status, Streaming};
 
 /// How long the coordinator may take to answer a registration or a deregistration.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Frames handed to the transport ahead of the coordinator reading them; a coordinator
+/// that falls this far behind is treated as gone and the session starts over.
+const FRAMES_AHEAD: usize = 256;
+/// The frame limit assumed from a coordinator that does not announce one: tonic's
+/// default for what a server decodes.
+const DEFAULT_FRAME_BYTES: usize = 4 << 20;
 
 pub(crate) enum Ended {
     /// Drained and deregistered.
     Finished,
     Fatal(WorkerError),
-    /// This instance was declared lost or superseded; register a new one.
-    NewInstance,
+    /// This instance was refused as stale or lost, or declared lost: register a new
+    /// one, past `current` when the coordinator named its current instance.
+    NewInstance {
+        current: Option<u64>,
+    },
     Disconnected(String),
 }
 
 pub(crate) struct Session {
-    out: mpsc::UnboundedSender<WorkerFrame>,
+    out: mpsc::Sender<WorkerFrame>,
     inbound: Streaming<CoordinatorFrame>,
     lease_ttl_ms: u64,
     liveness_ms: u64,
 }
 
-fn frame(commands: Vec<proto::WorkerCommand>) -> WorkerFrame {
-    WorkerFrame { commands }
+/// How a refused registration ends the attempt.
+fn refused(status: &Status) -> Ended {
+    match status.code() {
+        // Refused as stale or conflicting: start afresh, past the current instance.
+        Code::FailedPrecondition => Ended::NewInstance {
+            current: refusal_of(status).and_then(|r| r.current_instance),
+        },
+        Code::InvalidArgument | Code::Unauthenticated | Code::PermissionDenied => {
+            Ended::Fatal(WorkerError::Refused(status.message().to_string()))
+        }
+        // RESOURCE_EXHAUSTED (a server or engine limit) passes; so does UNAVAILABLE.
+        _ => Ended::Disconnected(format!("{:?}: {}", status.code(), status.message())),
+    }
 }
 
 impl Session {
     pub async fn open(config: &WorkerConfig, state: &mut State) -> Result<Session, Ended> {
-        let mut client = config.client.workers().await.map_err(|e| match e {
-            ClientError::Connect { .. } => Ended::Disconnected(e.to_string()),
+        let connection = config.client.connect().await.map_err(|e| match e {
+            ClientError::Unreachable(_) => Ended::Disconnected(e.to_string()),
             other => Ended::Fatal(other.into()),
         })?;
-        let (out, rx) = mpsc::unbounded_channel();
+        let mut client = config
+            .client
+            .workers_on(&connection)
+            .map_err(|e| Ended::Fatal(e.into()))?;
+        let (out, rx) = mpsc::channel(FRAMES_AHEAD);
         let seq = state.register(proto::Register {
             worker_id: config.worker_id.clone(),
             instance: state.instance,
@@ -51,31 +77,43 @@ impl Session {
             lanes: config.lanes.clone(),
             max_concurrency: config.concurrency,
         });
-        let _ = out.send(frame(state.take_outbox()));
-        let response = client
-            .session(UnboundedReceiverStream::new(rx))
+        let _ = out.try_send(WorkerFrame {
+            commands: state.take_outbox(),
+        });
+        let opened = async {
+            let response = client
+                .session(ReceiverStream::new(rx))
+                .await
+                .map_err(|status| refused(&status))?;
+            let mut inbound = response.into_inner();
+            let answer = wait_reply(&mut inbound, state, seq).await?;
+            Ok((inbound, answer))
+        };
+        let (inbound, registered) = tokio::time::timeout(ANSWER_TIMEOUT, opened)
             .await
-            .map_err(|status| match status.code() {
-                // The registration was refused as stale or conflicting: start afresh.
-                Code::FailedPrecondition => Ended::NewInstance,
-                Code::InvalidArgument
-                | Code::Unauthenticated
-                | Code::PermissionDenied
-                | Code::ResourceExhausted => {
-                    Ended::Fatal(WorkerError::Refused(status.message().to_string()))
-                }
-                _ => Ended::Disconnected(status.to_string()),
-            })?;
-        let mut inbound = response.into_inner();
-        let registered = tokio::time::timeout(ANSWER_TIMEOUT, wait_reply(&mut inbound, state, seq))
-            .await
-            .map_err(|_| Ended::Disconnected("no answer to the registration".into()))??;
+            .map_err(|_| {
+                Ended::Disconnected(format!(
+                    "{} did not answer the registration within {} s",
+                    connection.address,
+                    ANSWER_TIMEOUT.as_secs()
+                ))
+            })??;
         let Some(reply::Result::Registered(registered)) = registered else {
             return Err(Ended::Disconnected(format!(
                 "unexpected registration answer {registered:?}"
             )));
         };
-        tracing::info!(instance = state.instance, "registered");
+        tracing::info!(instance = state.instance, coordinator = %connection.address, "registered");
+        let announced = usize::try_from(registered.max_message_bytes).unwrap_or(usize::MAX);
+        let frame_limit = match announced {
+            0 => DEFAULT_FRAME_BYTES,
+            n => n,
+        };
+        let own_limit = config
+            .client
+            .max_message_bytes
+            .unwrap_or(crate::client::DEFAULT_MAX_MESSAGE_BYTES);
+        state.set_frame_limit(frame_limit.min(own_limit));
         state.set_lease_ttl(Duration::from_millis(registered.lease_ttl_ms.max(30)));
         state.connected();
         let session = Session {
@@ -88,20 +126,28 @@ impl Session {
         Ok(session)
     }
 
+    /// Sends what the state has to say, in frames under the coordinator's size limit.
     fn flush(&self, state: &mut State) -> Result<(), Ended> {
-        let commands = state.take_outbox();
-        if commands.is_empty() {
-            return Ok(());
+        for frame in state.take_frames() {
+            match self.out.try_send(frame) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    return Err(Ended::Disconnected(format!(
+                        "the coordinator did not read {FRAMES_AHEAD} frames in a row"
+                    )))
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    return Err(Ended::Disconnected("the session's sender closed".into()))
+                }
+            }
         }
-        self.out
-            .send(frame(commands))
-            .map_err(|_| Ended::Disconnected("the session's sender closed".into()))
+        Ok(())
     }
 
     pub async fn serve<F: Future<Output = ()>>(
         &mut self,
         state: &mut State,
-        notes: &mut mpsc::UnboundedReceiver<Note>,
+        notes: &mut mpsc::Receiver<Note>,
         shutdown: &mut Pin<&mut F>,
         drain_deadline: &mut Option<Instant>,
         drain_timeout: Duration,
@@ -119,12 +165,12 @@ impl Session {
                     Ok(Some(frame)) => {
                         for event in frame.events {
                             if state.on_event(event).is_err() {
-                                return Ended::NewInstance;
+                                return Ended::NewInstance { current: None };
                             }
                         }
                     }
                     Ok(None) => return Ended::Disconnected("the coordinator closed the session".into()),
-                    Err(status) => return Ended::Disconnected(status.to_string()),
+                    Err(status) => return Ended::Disconnected(format!("{:?}: {}", status.code(), status.message())),
                 },
                 Some(note) = notes.recv() => {
                     state.on_note(note);
@@ -182,21 +228,23 @@ async fn wait_reply(
         let frame = match inbound.message().await {
             Ok(Some(frame)) => frame,
             Ok(None) => return Err(Ended::Disconnected("closed before answering".into())),
-            Err(status) => return Err(Ended::Disconnected(status.to_string())),
+            Err(status) => return Err(refused(&status)),
         };
         for event in frame.events {
             if let Some(proto::coordinator_event::Event::Reply(r)) = &event.event {
                 if r.seq == seq {
                     if let Some(reply::Result::Refused(refusal)) = &r.result {
                         if refusal.status == Code::FailedPrecondition as i32 {
-                            return Err(Ended::NewInstance);
+                            return Err(Ended::NewInstance {
+                                current: refusal.current_instance,
+                            });
                         }
                     }
                     return Ok(r.result.clone());
                 }
             }
             if state.on_event(event).is_err() {
-                return Err(Ended::NewInstance);
+                return Err(Ended::NewInstance { current: None });
             }
         }
     }

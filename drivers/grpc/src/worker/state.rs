@@ -5,7 +5,9 @@
 //! was sent, which is before the coordinator's own clock for it started; a handler
 //! whose lease was not renewed in time is stopped, as the task may already run
 //! elsewhere.
+//! Commands leave in frames under the coordinator's size limit (`frames`).
 
+use super::frames::{cut, reportable, split_frames};
 use super::task::{Note, Outcome, Task};
 use super::{Handler, Summary};
 use crate::convert::{fence_from_proto, fence_to_proto, suspend_timeout_to_proto};
@@ -13,6 +15,7 @@ use crate::proto::coordinator_event::Event;
 use crate::proto::worker_command::Command;
 use crate::proto::{self, reply, worker_notice};
 use crate::status::is_fencing;
+use crate::validate::MAX_PROGRESS_BYTES;
 use keel_engine::{Fence, JobId, TaskId};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -50,7 +53,7 @@ pub(crate) struct State {
     pub draining: bool,
     pub summary: Summary,
     start: Start,
-    notes: mpsc::UnboundedSender<Note>,
+    notes: mpsc::Sender<Note>,
     next_seq: u64,
     pending: HashMap<u64, Pending>,
     accepting: u32,
@@ -63,6 +66,8 @@ pub(crate) struct State {
     top_up: bool,
     /// The coordinator's lease TTL, learned at registration.
     lease_ttl: Option<Duration>,
+    /// The largest frame the coordinator accepts, learned at registration.
+    frame_limit: Option<usize>,
 }
 
 impl State {
@@ -70,7 +75,7 @@ impl State {
         concurrency: u32,
         instance: u64,
         handler: Arc<H>,
-        notes: mpsc::UnboundedSender<Note>,
+        notes: mpsc::Sender<Note>,
     ) -> State {
         let start: Start = Arc::new(move |task: Task| {
             let handler = handler.clone();
@@ -83,7 +88,7 @@ impl State {
                         outcome = handler.run(task) => Some(outcome),
                         _ = cancel.cancelled() => None,
                     };
-                    let _ = notes.send(Note::Done(fence, outcome));
+                    let _ = notes.send(Note::Done(fence, outcome)).await;
                 }
                 .instrument(span),
             );
@@ -103,6 +108,7 @@ impl State {
             outbox: Vec::new(),
             top_up: false,
             lease_ttl: None,
+            frame_limit: None,
         }
     }
 
@@ -120,6 +126,17 @@ impl State {
             self.request_work();
         }
         std::mem::take(&mut self.outbox)
+    }
+
+    /// The commands to send next, in frames under the coordinator's limit.
+    pub fn take_frames(&mut self) -> Vec<proto::WorkerFrame> {
+        let limit = self.frame_limit.unwrap_or(usize::MAX);
+        split_frames(self.take_outbox(), limit)
+    }
+
+    /// The coordinator's frame limit; outcomes too large for it become failures.
+    pub fn set_frame_limit(&mut self, bytes: usize) {
+        self.frame_limit = Some(bytes);
     }
 
     pub fn register(&mut self, register: proto::Register) -> u64 {
@@ -237,6 +254,10 @@ impl State {
     }
 
     fn push_report(&mut self, fence: Fence, outcome: Outcome) {
+        let outcome = reportable(outcome, self.frame_limit);
+        if let Some(kept) = self.reports.get_mut(&fence) {
+            kept.clone_from(&outcome);
+        }
         let f = Some(fence_to_proto(fence));
         let command = match outcome {
             Outcome::Complete(output) => Command::Complete(proto::Complete { fence: f, output }),
@@ -271,7 +292,7 @@ impl State {
                     let progress = proto::Progress {
                         fence: Some(fence_to_proto(fence)),
                         done_per_mille: per_mille,
-                        message,
+                        message: cut(message, MAX_PROGRESS_BYTES),
                     };
                     self.push(Command::Progress(progress), Pending::Other);
                 }
@@ -381,6 +402,20 @@ impl State {
                 self.accepting = self.accepting.saturating_sub(1);
                 tracing::debug!(grant = offer.grant, reply = ?other, "grant not accepted");
                 self.top_up = true;
+            }
+            (Pending::Report(fence), Some(reply::Result::Refused(refusal)))
+                if refusal.reason == "too_large"
+                    && matches!(self.reports.get(&fence), Some(Outcome::Complete(_))) =>
+            {
+                // The output is over the engine's limit: the attempt fails for good
+                // instead of being lost and run again with the same result.
+                let error = format!("the task's output was refused: {}", refusal.message);
+                let failed = Outcome::Fail {
+                    error,
+                    permanent: true,
+                };
+                self.reports.insert(fence, failed.clone());
+                self.push_report(fence, failed);
             }
             (Pending::Report(fence), Some(reply::Result::Refused(refusal))) => {
                 self.reports.remove(&fence);

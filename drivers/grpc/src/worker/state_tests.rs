@@ -44,7 +44,7 @@ fn last_seq(commands: &[proto::WorkerCommand], kind: fn(&Command) -> bool) -> u6
 
 #[tokio::test]
 async fn a_resumed_attempts_outcome_survives_the_late_answer_to_its_suspension() {
-    let (notes, _notes_rx) = mpsc::unbounded_channel();
+    let (notes, _notes_rx) = mpsc::channel(16);
     let handler = Arc::new(|_task: Task| async { Outcome::Complete(Vec::new()) });
     let mut state = State::new(1, 1, handler, notes);
     let first = Fence {
@@ -97,7 +97,7 @@ async fn a_resumed_attempts_outcome_survives_the_late_answer_to_its_suspension()
 
 #[tokio::test]
 async fn a_lease_not_renewed_in_time_stops_its_handler() {
-    let (notes, _notes_rx) = mpsc::unbounded_channel();
+    let (notes, _notes_rx) = mpsc::channel(16);
     let handler = Arc::new(|_task: Task| async { Outcome::Complete(Vec::new()) });
     let mut state = State::new(2, 1, handler, notes);
     let ttl = std::time::Duration::from_secs(30);
@@ -143,4 +143,74 @@ async fn a_lease_not_renewed_in_time_stops_its_handler() {
         state.idle(),
         "the stopped attempt is the coordinator's to requeue"
     );
+}
+
+/// A state with one running attempt of task 7 under `fence`.
+fn running(frame_limit: usize) -> (State, Fence) {
+    let (notes, _) = mpsc::channel(16);
+    let handler = Arc::new(|_task: Task| async { Outcome::Complete(Vec::new()) });
+    let mut state = State::new(1, 1, handler, notes);
+    state.set_frame_limit(frame_limit);
+    let fence = Fence {
+        task: TaskId(7),
+        attempt: 1,
+        epoch: 1,
+    };
+    state.on_event(offer(1, 7)).ok();
+    let accept = last_seq(&state.take_outbox(), |c| {
+        matches!(c, Command::AcceptGrant(_))
+    });
+    state.on_event(reply(accept, started(fence))).ok();
+    (state, fence)
+}
+
+fn failure_sent(commands: &[proto::WorkerCommand]) -> Option<(String, bool)> {
+    commands.iter().find_map(|c| match &c.command {
+        Some(Command::Fail(f)) => Some((f.error.clone(), f.permanent)),
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn an_output_too_large_for_any_frame_is_reported_as_a_permanent_failure() {
+    let limit = 256 << 10;
+    let (mut state, fence) = running(limit);
+    let output = vec![7u8; limit];
+    state.on_note(Note::Done(fence, Some(Outcome::Complete(output))));
+    let sent = state.take_outbox();
+    assert!(
+        !sent
+            .iter()
+            .any(|c| matches!(c.command, Some(Command::Complete(_)))),
+        "an unsendable completion was queued"
+    );
+    let (error, permanent) = failure_sent(&sent).expect("a failure is reported instead");
+    assert!(permanent);
+    assert!(
+        error.contains("262144 bytes") && error.contains("max_message_bytes"),
+        "{error}"
+    );
+    // After a reconnect the same failure is sent, not the output.
+    state.register(proto::Register::default());
+    state.connected();
+    assert!(failure_sent(&state.take_outbox()).is_some());
+}
+
+#[tokio::test]
+async fn an_output_the_engine_refuses_as_too_large_fails_the_attempt_for_good() {
+    let (mut state, fence) = running(16 << 20);
+    state.on_note(Note::Done(fence, Some(Outcome::Complete(vec![1; 100]))));
+    let complete = last_seq(&state.take_outbox(), |c| matches!(c, Command::Complete(_)));
+    let refusal = proto::Refusal {
+        status: tonic::Code::ResourceExhausted as i32,
+        reason: "too_large".into(),
+        message: "too_large: output of 100 bytes exceeds 10".into(),
+        current_instance: None,
+    };
+    state
+        .on_event(reply(complete, reply::Result::Refused(refusal)))
+        .ok();
+    let (error, permanent) = failure_sent(&state.take_outbox()).expect("a failure follows");
+    assert!(permanent && error.contains("too_large"), "{error}");
+    assert!(!state.idle(), "the failure awaits its answer");
 }

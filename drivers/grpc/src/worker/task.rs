@@ -42,14 +42,15 @@ pub struct Task {
     pub fence: Fence,
     pub payload: Vec<u8>,
     pub(crate) cancel: CancellationToken,
-    pub(crate) notes: mpsc::UnboundedSender<Note>,
+    pub(crate) notes: mpsc::Sender<Note>,
 }
 
 impl Task {
-    /// Reports progress (per mille, clamped to 1000) to the job's watchers.
+    /// Reports progress (per mille, clamped to 1000) to the job's watchers. Progress is
+    /// advisory: a report made while the worker is far behind sending is dropped.
     pub fn progress(&self, per_mille: u32, message: impl Into<String>) {
         let note = Note::Progress(self.fence, per_mille.min(1000), message.into());
-        let _ = self.notes.send(note);
+        let _ = self.notes.try_send(note);
     }
 
     /// Resolves when the coordinator revoked this attempt. The handler's future is

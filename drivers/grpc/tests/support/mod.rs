@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod raw;
+
 use keel_coordinator::{Coordinator, CoordinatorConfig, Handle, SystemClock};
 use keel_grpc::client::ClientOptions;
 use keel_grpc::server::{serve, ServerOptions};
@@ -79,4 +81,23 @@ pub async fn submit(
         spec: Some(keel_grpc::job_spec_to_proto(spec)),
     };
     jobs.submit_job(request).await.unwrap().into_inner()
+}
+
+/// Follows a job's events until it finishes; its outcome.
+pub async fn finished(jobs: &mut keel_grpc::client::Jobs, job: u64) -> String {
+    let mut events = jobs
+        .watch_job(keel_grpc::proto::WatchJobRequest { job })
+        .await
+        .unwrap()
+        .into_inner();
+    loop {
+        let e = events
+            .message()
+            .await
+            .unwrap()
+            .expect("the watch ended early");
+        if e.kind == "job_finished" {
+            return e.detail;
+        }
+    }
 }
