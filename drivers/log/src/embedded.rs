@@ -9,8 +9,9 @@
 use crate::error::{Corruption, LogError, RecordRef};
 use crate::lease::{now_ms, LeaseState};
 use crate::record::{decode_entry, decode_snapshot, encode_batch, encode_snapshot};
+use crate::upgrade::{upgrade_v2, CURRENT_FORMAT};
 use crate::{Bounds, Epoch, Lease, Log, Offset, Partition, Record, Snapshot};
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -44,10 +45,29 @@ impl RedbLog {
         RedbLog::open_file(&data_dir.join(FILE_NAME))
     }
 
+    /// Opens (creating if needed) the log in the file at `path`. A file in redb's format
+    /// v2 (written before redb 3) is upgraded first, its original kept beside it with
+    /// the suffix [`BACKUP_SUFFIX`](crate::upgrade::BACKUP_SUFFIX).
     pub fn open_file(path: &Path) -> Result<RedbLog, LogError> {
         let fail =
             |e: &dyn std::fmt::Display| LogError::storage(0, format!("{}: {e}", path.display()));
-        let db = Database::create(path).map_err(|e| fail(&e))?;
+        let db = match Database::create(path) {
+            Err(DatabaseError::UpgradeRequired(2)) => {
+                upgrade_v2(path).map_err(|e| {
+                    fail(&format!(
+                        "written in redb file format v2 (keel-log on redb 2): {e}"
+                    ))
+                })?;
+                Database::create(path).map_err(|e| fail(&e))?
+            }
+            Err(DatabaseError::UpgradeRequired(found)) => {
+                return Err(fail(&format!(
+                    "written in redb file format v{found}, which this build cannot read or \
+                     upgrade (it reads v{CURRENT_FORMAT} and upgrades v2)"
+                )))
+            }
+            other => other.map_err(|e| fail(&e))?,
+        };
         let tx = db.begin_write().map_err(|e| fail(&e))?;
         tx.open_table(ENTRIES).map_err(|e| fail(&e))?;
         tx.open_table(META).map_err(|e| fail(&e))?;

@@ -7,7 +7,11 @@
 //!   reads, and one snapshot whose storing trims the entries it covers.
 //! - [`MemoryLog`] keeps everything in memory, for tests and the simulator.
 //! - [`RedbLog`] is the embedded default: one redb file under a data directory, fsynced
-//!   on every write. `keel serve` uses it when no Valkey URL is given.
+//!   on every write. `keel serve` uses it when no Valkey URL is given. The file is in
+//!   redb's format v3 ([`CURRENT_FORMAT`]); a file written by an older keel-log (redb 2,
+//!   format v2) is upgraded when it is opened, and the original is kept beside it with
+//!   the suffix [`BACKUP_SUFFIX`] until the operator deletes it. Any other format is
+//!   refused with an error naming the version found.
 //! - `keel-valkey` implements the same contract on Valkey and Valkey Cluster.
 //! - [`conformance`] (feature `conformance`) is the test suite every backend passes.
 //!
@@ -44,6 +48,7 @@ mod memory;
 pub mod record;
 mod recover;
 mod scan;
+mod upgrade;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -56,3 +61,4 @@ pub use log::{Bounds, Epoch, Lease, Log, Offset, Partition, Record, Snapshot};
 pub use memory::MemoryLog;
 pub use recover::{append_entries, recover, restore, snapshot_of, RecoverError, Recovered};
 pub use scan::{scan, SCAN_CHUNK};
+pub use upgrade::{BACKUP_SUFFIX, CURRENT_FORMAT};

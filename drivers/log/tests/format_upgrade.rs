@@ -1,14 +1,15 @@
 //! A data directory written by an older build of the redb log opens with this one and
 //! holds exactly what was written (`tests/fixtures/README.md` says how the fixture was
-//! made).
+//! made). A log in redb's file format v2 is upgraded to v3 on open, and the original is
+//! kept beside it.
 
-use keel_log::{Bounds, Log, RedbLog, Snapshot, FILE_NAME};
+use keel_log::{Bounds, Log, RedbLog, Snapshot, BACKUP_SUFFIX, FILE_NAME};
 use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-/// Unpacks a gzipped fixture log into `dir` as its log file.
-fn unpack(fixture: &str, dir: &Path) {
+/// Unpacks a gzipped fixture log into `dir` as its log file; returns its bytes.
+fn unpack(fixture: &str, dir: &Path) -> Vec<u8> {
     let packed = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(fixture);
@@ -17,7 +18,8 @@ fn unpack(fixture: &str, dir: &Path) {
     flate2::read::GzDecoder::new(file)
         .read_to_end(&mut bytes)
         .expect("fixture unpacks");
-    std::fs::write(dir.join(FILE_NAME), bytes).expect("write the fixture log");
+    std::fs::write(dir.join(FILE_NAME), &bytes).expect("write the fixture log");
+    bytes
 }
 
 /// What the fixture's writer stored (see the fixtures README).
@@ -51,9 +53,19 @@ async fn assert_fixture_content(log: &RedbLog) {
 #[tokio::test]
 async fn a_redb2_data_directory_opens_with_everything_in_it() {
     let dir = tempfile::tempdir().unwrap();
-    unpack("redb2/keel-log.redb.gz", dir.path());
+    let original = unpack("redb2/keel-log.redb.gz", dir.path());
+    // What a crash in the middle of an earlier upgrade leaves behind.
+    let work = dir.path().join(format!("{FILE_NAME}.upgrading"));
+    std::fs::write(&work, b"half an upgrade").unwrap();
     let log = RedbLog::open(dir.path()).expect("the old log opens");
     assert_fixture_content(&log).await;
+    let backup = dir.path().join(format!("{FILE_NAME}{BACKUP_SUFFIX}"));
+    assert_eq!(
+        std::fs::read(&backup).expect("the original is kept"),
+        original,
+        "the backup is the untouched original"
+    );
+    assert!(!work.exists(), "the upgraded copy replaced the log");
     // Leadership state came along: the writer's lease lapsed long ago, and partition 9
     // was stepped down at epoch 2.
     let lease = log
@@ -68,4 +80,16 @@ async fn a_redb2_data_directory_opens_with_everything_in_it() {
         .await
         .unwrap();
     assert_eq!(nine.epoch, 3);
+}
+
+#[tokio::test]
+async fn an_upgraded_log_is_not_upgraded_again() {
+    let dir = tempfile::tempdir().unwrap();
+    unpack("redb2/keel-log.redb.gz", dir.path());
+    drop(RedbLog::open(dir.path()).expect("the old log opens"));
+    let backup = dir.path().join(format!("{FILE_NAME}{BACKUP_SUFFIX}"));
+    std::fs::remove_file(&backup).unwrap();
+    let log = RedbLog::open(dir.path()).expect("the upgraded log opens");
+    assert_fixture_content(&log).await;
+    assert!(!backup.exists(), "a v3 file is opened as it is");
 }

@@ -29,8 +29,8 @@ impl ValkeyLog {
         };
         let client = redis::Client::open(url).map_err(fail)?;
         let config = ConnectionManagerConfig::new()
-            .set_response_timeout(options.response_timeout)
-            .set_connection_timeout(options.connection_timeout)
+            .set_response_timeout(Some(options.response_timeout))
+            .set_connection_timeout(Some(options.connection_timeout))
             .set_number_of_retries(2);
         let manager = client
             .get_connection_manager_with_config(config)
