@@ -78,6 +78,11 @@ async fn flipped_byte_in_redb_names_the_entry() {
     assert_eq!(log.bounds(P).await.unwrap().end, end);
     let err = recover(&log, P, Config::default()).await.unwrap_err();
     assert_corrupt(&err, P, 33);
+    let named = format!(
+        "{}: partition 3, entry 33: checksum mismatch",
+        dir.path().join(FILE_NAME).display()
+    );
+    assert!(err.to_string().starts_with(&named), "{err}");
 }
 
 #[tokio::test]

@@ -186,3 +186,22 @@ async fn a_server_at_its_memory_limit_refuses_writes_as_out_of_space() {
         end + 3
     );
 }
+
+#[tokio::test]
+async fn connecting_to_a_server_that_is_down_is_unavailable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let url = format!("redis://127.0.0.1:{port}");
+    let err = ValkeyLog::connect(&url, options())
+        .await
+        .err()
+        .expect("nothing listens there");
+    assert!(err.is_unavailable(), "{err}");
+    let bad = ValkeyLog::connect("not a url", options())
+        .await
+        .err()
+        .expect("not a url");
+    assert!(!bad.is_unavailable(), "{bad}");
+}

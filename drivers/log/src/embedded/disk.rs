@@ -67,6 +67,7 @@ impl Default for DiskFaults {
 }
 
 impl DiskFaults {
+    /// A disk with unlimited space.
     pub fn new() -> DiskFaults {
         DiskFaults::default()
     }

@@ -41,6 +41,7 @@ const META: TableDefinition<u32, &[u8]> = TableDefinition::new("partitions");
 /// Per partition: the framed newest snapshot.
 const SNAPSHOTS: TableDefinition<u32, &[u8]> = TableDefinition::new("snapshots");
 
+/// The log in one redb file; see the module documentation of this crate.
 pub struct RedbLog {
     path: PathBuf,
     options: RedbOptions,
@@ -81,6 +82,8 @@ impl RedbLog {
         RedbLog::open_with(data_dir, RedbOptions::default())
     }
 
+    /// [`RedbLog::open`] with options: `--init`, skipping the page check, a simulated
+    /// disk.
     pub fn open_with(data_dir: &Path, options: RedbOptions) -> Result<RedbLog, OpenError> {
         let state = Arc::new(DiskState::default());
         let opened = open::open_dir(data_dir, &options, &state)?;
@@ -93,6 +96,7 @@ impl RedbLog {
         })
     }
 
+    /// The log file.
     pub fn path(&self) -> &Path {
         &self.path
     }
