@@ -12,7 +12,7 @@ use keel_grpc::auth::Tokens;
 use keel_grpc::metrics::{bind_metrics, serve_metrics, GrpcMetrics};
 use keel_grpc::server::budget::{parse_bytes, Sizing};
 use keel_grpc::server::{serve, ServerOptions, TlsFiles};
-use keel_log::{Log, RedbLog};
+use keel_log::{Log, RedbLog, RedbOptions};
 use keel_valkey::{ValkeyLog, ValkeyOptions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// memory runs out.
     #[arg(long, value_name = "SIZE", default_value = "2GiB", value_parser = parse_bytes)]
     pub max_memory: u64,
+    /// Start a new, empty embedded log when the one in --data-dir is missing or empty.
+    /// Without it, a directory that has held a log refuses to start without its log.
+    #[arg(long)]
+    pub init: bool,
 }
 
 impl ServeArgs {
@@ -140,7 +144,11 @@ async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
             start(CoordinatorConfig { holder, ..config }, log, &listener).await?
         }
         None => {
-            let log = RedbLog::open(&args.data_dir).map_err(|e| e.to_string())?;
+            let options = RedbOptions {
+                init: args.init,
+                ..RedbOptions::default()
+            };
+            let log = RedbLog::open_with(&args.data_dir, options).map_err(|e| e.to_string())?;
             // redb lets one process open the file at a time, so whoever opened it is the
             // only possible leader: a fixed holder name lets a restart after a crash
             // serve at once instead of waiting for its own old lease to lapse.

@@ -7,9 +7,17 @@
 //!   reads, and one snapshot whose storing trims the entries it covers.
 //! - [`MemoryLog`] keeps everything in memory, for tests and the simulator.
 //! - [`RedbLog`] is the embedded default: one redb file under a data directory, fsynced
-//!   on every write. `keel serve` uses it when no Valkey URL is given.
+//!   on every write. `keel serve` uses it when no Valkey URL is given. The file is in
+//!   redb's format v3 ([`CURRENT_FORMAT`]); a file written by an older keel-log (redb 2,
+//!   format v2) is upgraded when it is opened, and the original is kept beside it with
+//!   the suffix [`BACKUP_SUFFIX`] until the operator deletes it. Any other format is
+//!   refused with an error naming the version found. Opening checks every page of the
+//!   file and refuses a damaged, emptied or deleted log with an [`OpenError`] naming the
+//!   file: a data directory remembers that it held a log ([`MARKER_NAME`]), so a lost
+//!   log never passes for a new one unless the caller asks for a new one
+//!   ([`RedbOptions::init`], `keel serve --init`).
 //! - `keel-valkey` implements the same contract on Valkey and Valkey Cluster.
-//! - [`conformance`] (feature `conformance`) is the test suite every backend passes.
+//! - `conformance` (feature `conformance`) is the test suite every backend passes.
 //!
 //! Recovery ([`recover`]) restores the newest snapshot, checks it against the digest
 //! stored with it, and replays the [`Entry`]s after it through the engine.
@@ -32,8 +40,14 @@
 //! ```
 //!
 //! Every stored record carries a format version and a CRC-32 ([`record`]); a damaged
-//! record stops a reader with [`LogError::Corrupt`] naming the partition and the record.
-//! Nothing is ever skipped.
+//! record stops a reader with [`LogError::Corrupt`] naming the store, the partition and
+//! the record. Entry frames also record where their append ended, so a batch whose tail
+//! is gone is found ([`scan`]). Nothing is ever skipped, and recovery never starts from
+//! less than the log held.
+//!
+//! Failures are classified for the caller ([`LogError::kind`], [`LogError::outcome`]):
+//! deposed, unavailable (retry later), out of space, corrupt; the [`Log`] trait's
+//! documentation says how to react to each.
 
 mod embedded;
 mod entry;
@@ -44,15 +58,17 @@ mod memory;
 pub mod record;
 mod recover;
 mod scan;
+mod upgrade;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use embedded::{RedbLog, FILE_NAME};
+pub use embedded::{DiskFaults, OpenError, RedbLog, RedbOptions, FILE_NAME, MARKER_NAME};
 pub use entry::{Entry, ENTRY_VERSION};
-pub use error::{Corruption, LogError, RecordRef};
+pub use error::{Corruption, ErrorKind, LogError, Outcome, RecordRef};
 pub use lease::LeaseState;
 pub use log::{Bounds, Epoch, Lease, Log, Offset, Partition, Record, Snapshot};
 pub use memory::MemoryLog;
 pub use recover::{append_entries, recover, restore, snapshot_of, RecoverError, Recovered};
 pub use scan::{scan, SCAN_CHUNK};
+pub use upgrade::{BACKUP_SUFFIX, CURRENT_FORMAT};

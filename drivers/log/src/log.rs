@@ -18,6 +18,9 @@ pub struct Record {
     pub offset: Offset,
     /// The epoch of the leader that appended it.
     pub epoch: Epoch,
+    /// Where the append that stored it ended; None for entries written before frames
+    /// recorded it (each counts as a batch of its own).
+    pub batch_end: Option<Offset>,
     pub payload: Vec<u8>,
 }
 
@@ -86,12 +89,46 @@ impl Lease {
 /// `step_down` moves the epoch on, so a deposed leader's writes are refused with
 /// [`LogError::Fenced`] and nothing of them is stored. Lease expiry only decides when
 /// another holder may take over.
+///
+/// # Failures
+///
+/// Every failure is a [`LogError`] whose [`kind`](LogError::kind) says how to react and
+/// whose [`outcome`](LogError::outcome) says whether the failed call may have been
+/// stored ([`Outcome::NotWritten`](crate::Outcome::NotWritten) or
+/// [`Outcome::Unknown`](crate::Outcome::Unknown)):
+///
+/// - [`ErrorKind::Deposed`](crate::ErrorKind::Deposed) (`Fenced`, `LeaseHeld`): another
+///   holder leads. Stop writing; nothing was written.
+/// - [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) (`Unavailable`,
+///   `ReplicaTimeout`): the store is unreachable or refuses service for now (Valkey down,
+///   a timeout, `LOADING`, `READONLY`, a cluster without quorum). Leadership is not lost
+///   by this: the epoch stays current until someone acquires the partition, and
+///   [`Log::renew`] extends a lapsed lease whose epoch is still current. Retry with
+///   backoff; when the outcome is unknown, read [`Log::bounds`] before appending again.
+/// - [`ErrorKind::NoSpace`](crate::ErrorKind::NoSpace) (`NoSpace`, displayed as
+///   `not durable: no space left on <store>`): a full disk or quota under the redb file,
+///   a Valkey at `maxmemory` (`OOM`) or unable to persist (`MISCONF`). Nothing more can
+///   be made durable until space is freed; the same log resumes then.
+/// - [`ErrorKind::Corrupt`](crate::ErrorKind::Corrupt) (`Corrupt`, `Damaged`): stored
+///   data is damaged; the error names the store and the record. Retrying cannot help.
+/// - [`ErrorKind::Rejected`](crate::ErrorKind::Rejected): the caller's view of the log
+///   is wrong (offset, trimmed, snapshot range); nothing was written.
+/// - [`ErrorKind::Storage`](crate::ErrorKind::Storage): anything else; outcome unknown.
+///
+/// [`LogError::is_transient_and_not_written`] answers the common question "may I retry
+/// this exact call later without storing it twice?".
 pub trait Log: Send + Sync {
     /// Whether calls do their I/O synchronously inside the returned future (an embedded
     /// store that fsyncs in place), so an async runtime should run them on a thread
     /// allowed to block.
     fn blocks(&self) -> bool {
         false
+    }
+
+    /// Where this log keeps its data (a file, a server), to name it in errors about
+    /// damaged records.
+    fn location(&self) -> String {
+        "the log".into()
     }
 
     /// Takes leadership of `partition` with a fresh, higher epoch. Refused with
@@ -117,8 +154,8 @@ pub trait Log: Send + Sync {
 
     /// Appends `payloads` at `start..start + len` as one atomic batch: all are stored or
     /// none. Refused if `epoch` is not current or the log does not end at `start`.
-    /// Returns the new end. After [`LogError::Storage`] the outcome is unknown (the
-    /// store may have applied the batch before the connection broke): read
+    /// Returns the new end. When [`LogError::outcome`] is unknown (the store may have
+    /// applied the batch before the connection broke or a sync failed): read
     /// [`Log::bounds`] before retrying; the `start` check keeps a retry from storing a
     /// batch twice.
     fn append(

@@ -60,6 +60,24 @@ impl MemoryLog {
         }
     }
 
+    /// Drops the entries from `end` on, as a store that lost the tail of its log, to
+    /// test what readers do with it. Returns false when the log does not reach `end`.
+    pub fn truncate(&self, partition: Partition, end: Offset) -> bool {
+        let mut partitions = self.lock();
+        let Some(log) = partitions.get_mut(&partition) else {
+            return false;
+        };
+        let Some(keep) = end.checked_sub(log.first) else {
+            return false;
+        };
+        let keep = keep as usize;
+        if keep > log.frames.len() {
+            return false;
+        }
+        log.frames.truncate(keep);
+        true
+    }
+
     fn lock(&self) -> MutexGuard<'_, BTreeMap<Partition, PartitionLog>> {
         // A panic while holding the lock cannot leave a partition half-written: every
         // mutation below checks first and then changes state without failing.
@@ -78,6 +96,10 @@ impl MemoryLog {
 }
 
 impl Log for MemoryLog {
+    fn location(&self) -> String {
+        "memory".into()
+    }
+
     async fn acquire(
         &self,
         partition: Partition,

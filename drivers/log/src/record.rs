@@ -2,37 +2,62 @@
 //! and ends with a CRC-32 of everything before it, so a torn or flipped record is found
 //! when it is read instead of being fed to the engine.
 //!
-//! Entry frame: `version u8 | epoch u64 | offset u64 | payload | crc32 u32` (little
-//! endian). The offset inside the frame catches records stored in the wrong place.
+//! Entry frame, version 2 (written by this build): `2 | epoch u64 | offset u64 |
+//! batch_end u64 | payload | crc32 u32` (little endian). The offset inside the frame
+//! catches records stored in the wrong place; `batch_end` is the end offset of the append
+//! the entry was part of, so a reader finds a batch whose tail is gone
+//! ([`crate::scan`]). Version 1 (`1 | epoch | offset | payload | crc32`) is still read;
+//! it carries no batch, and each such entry counts as a batch of its own.
 //!
-//! Snapshot frame: `version u8 | offset u64 | digest_len u32 | digest | state | crc32 u32`.
+//! Snapshot frame, version 1: `1 | offset u64 | digest_len u32 | digest | state | crc32 u32`.
 
 use crate::error::{Corruption, LogError, RecordRef};
 use crate::{Epoch, Offset, Partition, Record, Snapshot};
 
-/// Format version of entry and snapshot frames written by this build.
-pub const FORMAT_VERSION: u8 = 1;
+/// Format version of entry frames written by this build.
+pub const ENTRY_FRAME_VERSION: u8 = 2;
+/// Format version of snapshot frames written by this build.
+pub const SNAPSHOT_FRAME_VERSION: u8 = 1;
 
-const ENTRY_HEADER: usize = 1 + 8 + 8;
+const ENTRY_HEADER_V1: usize = 1 + 8 + 8;
+const ENTRY_HEADER: usize = ENTRY_HEADER_V1 + 8;
 const SNAPSHOT_HEADER: usize = 1 + 8 + 4;
 const CRC: usize = 4;
 
-/// Frames one entry's payload for storage at `offset`.
-pub fn encode_entry(epoch: Epoch, offset: Offset, payload: &[u8]) -> Vec<u8> {
+/// Frames one entry's payload for storage at `offset`, in an append that ends at
+/// `batch_end`.
+pub fn encode_entry(epoch: Epoch, offset: Offset, batch_end: Offset, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(ENTRY_HEADER + payload.len() + CRC);
-    out.push(FORMAT_VERSION);
+    out.push(ENTRY_FRAME_VERSION);
     out.extend_from_slice(&epoch.to_le_bytes());
     out.extend_from_slice(&offset.to_le_bytes());
+    out.extend_from_slice(&batch_end.to_le_bytes());
     out.extend_from_slice(payload);
     seal(out)
 }
 
+/// Frames a record as it was stored: version 1 when it carries no batch, else version 2.
+pub fn encode_record(record: &Record) -> Vec<u8> {
+    match record.batch_end {
+        Some(batch_end) => encode_entry(record.epoch, record.offset, batch_end, &record.payload),
+        None => {
+            let mut out = Vec::with_capacity(ENTRY_HEADER_V1 + record.payload.len() + CRC);
+            out.push(1);
+            out.extend_from_slice(&record.epoch.to_le_bytes());
+            out.extend_from_slice(&record.offset.to_le_bytes());
+            out.extend_from_slice(&record.payload);
+            seal(out)
+        }
+    }
+}
+
 /// Frames a batch of payloads to be stored from `start` on.
 pub fn encode_batch(epoch: Epoch, start: Offset, payloads: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let batch_end = start + payloads.len() as u64;
     payloads
         .iter()
         .zip(start..)
-        .map(|(payload, offset)| encode_entry(epoch, offset, payload))
+        .map(|(payload, offset)| encode_entry(epoch, offset, batch_end, payload))
         .collect()
 }
 
@@ -43,7 +68,13 @@ pub fn decode_entry(
     frame: &[u8],
 ) -> Result<Record, LogError> {
     let fail = |corruption| LogError::corrupt(partition, RecordRef::Entry(offset), corruption);
-    let body = unseal(frame, ENTRY_HEADER).map_err(fail)?;
+    let body = unseal(frame, ENTRY_HEADER_V1).map_err(fail)?;
+    let (header, batch_end) = match body[0] {
+        1 => (ENTRY_HEADER_V1, None),
+        2 if body.len() >= ENTRY_HEADER => (ENTRY_HEADER, Some(u64_at(body, 17))),
+        2 => return Err(fail(Corruption::Truncated { len: frame.len() })),
+        version => return Err(fail(Corruption::Version(version))),
+    };
     let epoch = u64_at(body, 1);
     let found = u64_at(body, 9);
     if found != offset {
@@ -52,7 +83,8 @@ pub fn decode_entry(
     Ok(Record {
         offset,
         epoch,
-        payload: body[ENTRY_HEADER..].to_vec(),
+        batch_end,
+        payload: body[header..].to_vec(),
     })
 }
 
@@ -60,7 +92,7 @@ pub fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
     let digest_len = snapshot.digest.len() as u32;
     let mut out =
         Vec::with_capacity(SNAPSHOT_HEADER + snapshot.digest.len() + snapshot.state.len() + CRC);
-    out.push(FORMAT_VERSION);
+    out.push(SNAPSHOT_FRAME_VERSION);
     out.extend_from_slice(&snapshot.offset.to_le_bytes());
     out.extend_from_slice(&digest_len.to_le_bytes());
     out.extend_from_slice(&snapshot.digest);
@@ -71,6 +103,9 @@ pub fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
 pub fn decode_snapshot(partition: Partition, frame: &[u8]) -> Result<Snapshot, LogError> {
     let fail = |corruption| LogError::corrupt(partition, RecordRef::Snapshot, corruption);
     let body = unseal(frame, SNAPSHOT_HEADER).map_err(fail)?;
+    if body[0] != SNAPSHOT_FRAME_VERSION {
+        return Err(fail(Corruption::Version(body[0])));
+    }
     let offset = u64_at(body, 1);
     let digest_len = u32::from_le_bytes([body[9], body[10], body[11], body[12]]) as usize;
     let digest_end = SNAPSHOT_HEADER.saturating_add(digest_len);
@@ -90,7 +125,7 @@ fn seal(mut out: Vec<u8>) -> Vec<u8> {
     out
 }
 
-/// Verifies length, checksum and version; returns the frame without its checksum.
+/// Verifies length and checksum; returns the frame without its checksum.
 fn unseal(frame: &[u8], header: usize) -> Result<&[u8], Corruption> {
     if frame.len() < header + CRC {
         return Err(Corruption::Truncated { len: frame.len() });
@@ -100,9 +135,6 @@ fn unseal(frame: &[u8], header: usize) -> Result<&[u8], Corruption> {
     let computed = crc32fast::hash(body);
     if stored != computed {
         return Err(Corruption::Checksum { stored, computed });
-    }
-    if body[0] != FORMAT_VERSION {
-        return Err(Corruption::Version(body[0]));
     }
     Ok(body)
 }
@@ -119,12 +151,18 @@ mod tests {
 
     #[test]
     fn entry_round_trips_and_names_its_offset() {
-        let frame = encode_entry(3, 41, b"hello");
+        let frame = encode_entry(3, 41, 43, b"hello");
         let record = decode_entry(7, 41, &frame).unwrap();
         assert_eq!(
-            (record.offset, record.epoch, &record.payload[..]),
-            (41, 3, &b"hello"[..])
+            (
+                record.offset,
+                record.epoch,
+                record.batch_end,
+                &record.payload[..]
+            ),
+            (41, 3, Some(43), &b"hello"[..])
         );
+        assert_eq!(encode_record(&record), frame);
         let err = decode_entry(7, 42, &frame).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -134,7 +172,7 @@ mod tests {
 
     #[test]
     fn every_flipped_byte_is_caught() {
-        let frame = encode_entry(1, 0, b"payload");
+        let frame = encode_entry(1, 0, 1, b"payload");
         for at in 0..frame.len() {
             let mut bad = frame.clone();
             bad[at] ^= 0x40;
@@ -154,6 +192,36 @@ mod tests {
         for len in 0..frame.len() {
             assert!(decode_entry(0, 0, &frame[..len]).is_err());
         }
+    }
+
+    #[test]
+    fn version_1_entries_are_read_as_batches_of_one() {
+        let v1 = Record {
+            offset: 5,
+            epoch: 2,
+            batch_end: None,
+            payload: b"old".to_vec(),
+        };
+        let frame = encode_record(&v1);
+        assert_eq!((frame[0], frame.len()), (1, 17 + 3 + 4));
+        assert_eq!(decode_entry(0, 5, &frame).unwrap(), v1);
+        let mut future = frame[..frame.len() - 4].to_vec();
+        future[0] = 3;
+        let err = decode_entry(4, 5, &seal(future)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "partition 4, entry 5: unknown format version 3"
+        );
+        // A version 2 frame too short to hold its batch end.
+        let mut short = frame[..frame.len() - 4].to_vec();
+        short[0] = 2;
+        assert!(matches!(
+            decode_entry(4, 5, &seal(short)),
+            Err(LogError::Corrupt {
+                corruption: Corruption::Truncated { .. },
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! damaged, missing or undecodable record stops recovery with an error naming it.
 
 use crate::entry::Entry;
-use crate::error::LogError;
+use crate::error::{Corruption, LogError, RecordRef};
 use crate::{scan, Epoch, Log, Offset, Partition, Snapshot};
 use keel_engine::{Config, Digest, Engine, RestoreError};
 
@@ -11,22 +11,30 @@ use keel_engine::{Config, Digest, Engine, RestoreError};
 pub enum RecoverError {
     #[error(transparent)]
     Log(#[from] LogError),
-    #[error("partition {partition}: snapshot at {offset} does not restore: {source}")]
+    #[error("{location}: partition {partition}: snapshot at {offset} does not restore: {source}")]
     Restore {
+        location: String,
         partition: Partition,
         offset: Offset,
         source: RestoreError,
     },
-    #[error("partition {partition}: snapshot at {offset} was recorded with digest {recorded} but restores to {rebuilt}")]
+    #[error("{location}: partition {partition}: snapshot at {offset} was recorded with digest {recorded} but restores to {rebuilt}")]
     DigestMismatch {
+        location: String,
         partition: Partition,
         offset: Offset,
         recorded: String,
         rebuilt: Digest,
     },
     /// Entries were trimmed but no snapshot covers them.
-    #[error("partition {partition}: the log starts at {first} and there is no snapshot")]
-    MissingSnapshot { partition: Partition, first: Offset },
+    #[error(
+        "{location}: partition {partition}: the log starts at {first} and there is no snapshot"
+    )]
+    MissingSnapshot {
+        location: String,
+        partition: Partition,
+        first: Offset,
+    },
 }
 
 /// An engine rebuilt from a partition's log.
@@ -43,23 +51,53 @@ pub struct Recovered {
 
 /// Rebuilds `partition`'s engine. `config` is used only when the log has no snapshot;
 /// a snapshot carries the configuration it was taken with.
+///
+/// Recovery never starts from less than the log holds: a snapshot outside the live
+/// entries, trimmed entries without a snapshot, a damaged or misplaced record and a
+/// batch whose tail is gone ([`scan`]) each stop it with an error naming the store,
+/// the partition and the record.
 pub async fn recover<L: Log>(
     log: &L,
     partition: Partition,
     config: Config,
 ) -> Result<Recovered, RecoverError> {
-    let (mut engine, from) = match log.load_snapshot(partition).await? {
-        Some(snapshot) => (restore(partition, &snapshot)?, snapshot.offset),
-        None => {
-            let first = log.bounds(partition).await?.first;
-            if first != 0 {
-                return Err(RecoverError::MissingSnapshot { partition, first });
+    let location = log.location();
+    let bounds = log
+        .bounds(partition)
+        .await
+        .map_err(|e| e.located(&location))?;
+    let snapshot = log
+        .load_snapshot(partition)
+        .await
+        .map_err(|e| e.located(&location))?;
+    let (mut engine, from) = match snapshot {
+        Some(snapshot) => {
+            if !(bounds.first..=bounds.end).contains(&snapshot.offset) {
+                let outside = Corruption::SnapshotOutsideLog {
+                    offset: snapshot.offset,
+                    first: bounds.first,
+                    end: bounds.end,
+                };
+                let err = LogError::corrupt(partition, RecordRef::Snapshot, outside);
+                return Err(err.located(&location).into());
             }
-            (Engine::new(config), 0)
+            (
+                restore_at(&location, partition, &snapshot)?,
+                snapshot.offset,
+            )
         }
+        None if bounds.first != 0 => {
+            return Err(RecoverError::MissingSnapshot {
+                location,
+                partition,
+                first: bounds.first,
+            })
+        }
+        None => (Engine::new(config), 0),
     };
     let next = scan(log, partition, from, |record| -> Result<(), RecoverError> {
-        let entry = Entry::decode(partition, record.offset, &record.payload)?;
+        let entry = Entry::decode(partition, record.offset, &record.payload)
+            .map_err(|e| e.located(&location))?;
         engine.apply(entry.now, entry.input);
         Ok(())
     })
@@ -74,8 +112,17 @@ pub async fn recover<L: Log>(
 
 /// Restores a snapshot and checks it against the digest recorded with it.
 pub fn restore(partition: Partition, snapshot: &Snapshot) -> Result<Engine, RecoverError> {
+    restore_at("the log", partition, snapshot)
+}
+
+fn restore_at(
+    location: &str,
+    partition: Partition,
+    snapshot: &Snapshot,
+) -> Result<Engine, RecoverError> {
     let offset = snapshot.offset;
     let engine = Engine::restore(&snapshot.state).map_err(|source| RecoverError::Restore {
+        location: location.to_owned(),
         partition,
         offset,
         source,
@@ -89,6 +136,7 @@ pub fn restore(partition: Partition, snapshot: &Snapshot) -> Result<Engine, Reco
             .map(|b| format!("{b:02x}"))
             .collect();
         return Err(RecoverError::DigestMismatch {
+            location: location.to_owned(),
             partition,
             offset,
             recorded,

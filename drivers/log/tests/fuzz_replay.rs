@@ -54,7 +54,7 @@ fn a_damaged_frame_stops_recovery_wherever_it_is() {
     let entries = plausible_entries();
     for flags in 0..=255u8 {
         fuzz_check::check(&input(flags, b"\x01garbage", &entries));
-        let valid_elsewhere = encode_entry(1, 7, &entries[1].encode());
+        let valid_elsewhere = encode_entry(1, 7, 8, &entries[1].encode());
         fuzz_check::check(&input(flags, &valid_elsewhere, &entries));
     }
 }

@@ -63,19 +63,28 @@ fn run_child(dir: &std::path::Path, round: u32, kill_after: u32) -> u32 {
         .expect("spawn child");
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last_acked = None;
-    let lines = BufReader::new(child.stdout.take().expect("child stdout")).lines();
-    for line in lines.map_while(Result::ok) {
+    let mut lines = BufReader::new(child.stdout.take().expect("child stdout")).lines();
+    let mut note = |line: String| {
         // libtest prints its "test ... " prefix on the first line.
-        let report = line.rsplit_once("acked ").map(|(_, n)| n);
-        if let Some(n) = report.and_then(|n| n.parse::<u32>().ok()) {
-            last_acked = Some(n);
-            if n >= kill_after || Instant::now() > deadline {
-                break;
-            }
+        let report = line.rsplit_once("acked ").map(|(_, n)| n.to_owned());
+        let n = report.and_then(|n| n.parse::<u32>().ok());
+        if n.is_some() {
+            last_acked = n;
+        }
+        n
+    };
+    for line in lines.by_ref().map_while(Result::ok) {
+        if note(line).is_some_and(|n| n >= kill_after) || Instant::now() > deadline {
+            break;
         }
     }
     child.kill().expect("SIGKILL the child");
     child.wait().expect("reap the child");
+    // The child ran on while this process read; what it reported before it died is
+    // still in the pipe.
+    for line in lines.map_while(Result::ok) {
+        note(line);
+    }
     last_acked.expect("the child acknowledged batches before it was killed")
 }
 

@@ -4,8 +4,7 @@
 use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{
-    get_slot, MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo,
-    SlotAddr,
+    MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
 };
 use redis::{Cmd, RedisResult, Value};
 
@@ -24,9 +23,13 @@ impl Conn {
         match self {
             Conn::Standalone(conn) => cmd.query_async(&mut ConnectionManager::clone(conn)).await,
             Conn::Cluster(conn) => {
-                let route = Route::new(get_slot(key.as_bytes()), SlotAddr::Master);
+                let route = Route::with_key(key, SlotAddr::Master);
                 let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
-                conn.clone().route_command(cmd, routing).await
+                // A routed command hands a server's error reply back as a value.
+                conn.clone()
+                    .route_command(cmd.clone(), routing)
+                    .await
+                    .and_then(Value::extract_error)
             }
         }
     }
@@ -40,7 +43,10 @@ impl Conn {
                     MultipleNodeRoutingInfo::AllMasters,
                     Some(ResponsePolicy::AllSucceeded),
                 ));
-                conn.clone().route_command(cmd, routing).await
+                conn.clone()
+                    .route_command(cmd.clone(), routing)
+                    .await
+                    .and_then(Value::extract_error)
             }
         }
     }

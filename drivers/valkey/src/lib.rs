@@ -21,6 +21,7 @@
 //! Valkey unchanged, and its connection manager and cluster client reconnect and follow
 //! failovers by themselves.
 
+mod classify;
 mod cluster;
 mod conn;
 mod keys;

@@ -42,3 +42,13 @@ pub enum ConnectError {
     #[error("valkey: loading the keel function library failed: {0}")]
     Library(redis::RedisError),
 }
+
+impl ConnectError {
+    /// The server could not be reached or refused service for now (down, restarting,
+    /// loading its data, a replica): connecting again later may succeed, as opposed to
+    /// a wrong URL or a server that rejects the function library.
+    pub fn is_unavailable(&self) -> bool {
+        let (ConnectError::Connect { source, .. } | ConnectError::Library(source)) = self;
+        crate::classify::classify(0, "valkey", source).is_unavailable()
+    }
+}

@@ -1,13 +1,14 @@
 //! [`ValkeyLog`]: the [`Log`] contract on Valkey. Every write is one call of a library
 //! function that checks the caller's epoch and the log's end atomically with the write.
 
+use crate::classify::classify;
 use crate::conn::Conn;
 use crate::keys::PartitionKeys;
 use crate::library;
 use crate::options::{ConnectError, ValkeyOptions};
 use crate::reply::{bulk, unexpected, Reply};
 use keel_log::record::{decode_entry, decode_snapshot, encode_batch, encode_snapshot};
-use keel_log::{Bounds, Epoch, Lease, Log, LogError, Offset, Partition, Record, Snapshot};
+use keel_log::{Bounds, Epoch, Lease, Log, LogError, Offset, Outcome, Partition, Record, Snapshot};
 use redis::aio::ConnectionManagerConfig;
 use redis::cluster::ClusterClientBuilder;
 use redis::{Cmd, RedisError, Value};
@@ -16,6 +17,8 @@ use std::time::{Duration, Instant};
 pub struct ValkeyLog {
     conn: Conn,
     options: ValkeyOptions,
+    /// How errors name the store: `valkey at <url>`.
+    store: String,
 }
 
 impl ValkeyLog {
@@ -29,14 +32,15 @@ impl ValkeyLog {
         };
         let client = redis::Client::open(url).map_err(fail)?;
         let config = ConnectionManagerConfig::new()
-            .set_response_timeout(options.response_timeout)
-            .set_connection_timeout(options.connection_timeout)
+            .set_response_timeout(Some(options.response_timeout))
+            .set_connection_timeout(Some(options.connection_timeout))
             .set_number_of_retries(2);
         let manager = client
             .get_connection_manager_with_config(config)
             .await
             .map_err(fail)?;
-        ValkeyLog::with_conn(Conn::Standalone(Box::new(manager)), options).await
+        let store = format!("valkey at {url}");
+        ValkeyLog::with_conn(Conn::Standalone(Box::new(manager)), options, store).await
     }
 
     /// Connects to a Valkey Cluster through any of its nodes.
@@ -54,11 +58,20 @@ impl ValkeyLog {
             .build()
             .map_err(fail)?;
         let conn = client.get_async_connection().await.map_err(fail)?;
-        ValkeyLog::with_conn(Conn::Cluster(conn), options).await
+        let store = format!("valkey cluster at {}", urls.join(","));
+        ValkeyLog::with_conn(Conn::Cluster(conn), options, store).await
     }
 
-    async fn with_conn(conn: Conn, options: ValkeyOptions) -> Result<ValkeyLog, ConnectError> {
-        let log = ValkeyLog { conn, options };
+    async fn with_conn(
+        conn: Conn,
+        options: ValkeyOptions,
+        store: String,
+    ) -> Result<ValkeyLog, ConnectError> {
+        let log = ValkeyLog {
+            conn,
+            options,
+            store,
+        };
         log.load_library().await.map_err(ConnectError::Library)?;
         Ok(log)
     }
@@ -71,6 +84,16 @@ impl ValkeyLog {
 
     fn keys(&self, partition: Partition) -> PartitionKeys {
         PartitionKeys::new(&self.options.key_prefix, partition)
+    }
+
+    /// The typed error for a failed request on `partition`.
+    fn fail(&self, partition: Partition, e: &RedisError) -> LogError {
+        classify(partition, &self.store, e)
+    }
+
+    /// Names the key a corrupt record of `partition` was read from.
+    fn located(&self, e: LogError, key: &str) -> LogError {
+        e.located(&format!("{}, key {key}", self.store))
     }
 
     /// Calls library function `name` on `partition`'s keys; reloads the library and
@@ -90,13 +113,13 @@ impl ValkeyLog {
         for arg in args {
             cmd.arg(*arg);
         }
-        let storage = |e: RedisError| LogError::storage(partition, e);
+        let fail = |e: RedisError| self.fail(partition, &e);
         let value = match self.conn.to_owner(&keys.log, &cmd).await {
             Err(e) if library_outdated(&e) => {
-                self.load_library().await.map_err(storage)?;
-                self.conn.to_owner(&keys.log, &cmd).await.map_err(storage)?
+                self.load_library().await.map_err(fail)?;
+                self.conn.to_owner(&keys.log, &cmd).await.map_err(fail)?
             }
-            other => other.map_err(storage)?,
+            other => other.map_err(fail)?,
         };
         Reply::parse(partition, value)
     }
@@ -110,11 +133,25 @@ impl ValkeyLog {
         let mut cmd = redis::cmd("WAIT");
         cmd.arg(wait.replicas)
             .arg(u64::try_from(wait.timeout.as_millis()).unwrap_or(u64::MAX));
+        // The write is on the primary already, whatever happens to the wait.
         let value = self
             .conn
             .to_owner(&self.keys(partition).log, &cmd)
             .await
-            .map_err(|e| LogError::storage(partition, e))?;
+            .map_err(|e| match self.fail(partition, &e) {
+                LogError::Unavailable {
+                    partition,
+                    store,
+                    reason,
+                    ..
+                } => LogError::Unavailable {
+                    partition,
+                    store,
+                    reason,
+                    outcome: Outcome::Unknown,
+                },
+                other => other,
+            })?;
         let acked = match value {
             Value::Int(n) => usize::try_from(n).unwrap_or(0),
             other => return Err(unexpected(partition, &other)),
@@ -140,6 +177,10 @@ fn millis(ttl: Duration) -> String {
 }
 
 impl Log for ValkeyLog {
+    fn location(&self) -> String {
+        self.store.clone()
+    }
+
     async fn acquire(
         &self,
         partition: Partition,
@@ -241,11 +282,13 @@ impl Log for ValkeyLog {
                 let Some(Value::Array(frames)) = reply.values.pop() else {
                     return Err(unexpected(partition, &Value::Array(reply.values)));
                 };
+                let log_key = self.keys(partition).log;
                 frames
                     .into_iter()
                     .zip(from..)
                     .map(|(frame, offset)| {
                         decode_entry(partition, offset, &bulk(partition, frame)?)
+                            .map_err(|e| self.located(e, &log_key))
                     })
                     .collect()
             }
@@ -299,10 +342,12 @@ impl Log for ValkeyLog {
             .conn
             .to_owner(&keys.snapshot, &get)
             .await
-            .map_err(|e| LogError::storage(partition, e))?
+            .map_err(|e| self.fail(partition, &e))?
         {
             Value::Nil => Ok(None),
-            value => decode_snapshot(partition, &bulk(partition, value)?).map(Some),
+            value => decode_snapshot(partition, &bulk(partition, value)?)
+                .map(Some)
+                .map_err(|e| self.located(e, &keys.snapshot)),
         }
     }
 }

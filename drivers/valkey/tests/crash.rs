@@ -62,8 +62,8 @@ async fn run() {
     server.kill();
     let stopped_by = appender.await.expect("appender task");
     assert!(
-        matches!(stopped_by, LogError::Storage { partition: P, .. }),
-        "{stopped_by}"
+        matches!(stopped_by, LogError::Unavailable { partition: P, .. }),
+        "a server killed mid-stream is unavailable: {stopped_by}"
     );
     let acked = acked.lock().expect("journal").clone();
     let &(last, acked_end) = acked.last().expect("acknowledged batches");

@@ -91,11 +91,15 @@ async fn cluster_nodes_that_lost_the_library_are_reloaded() {
             format!("p{p}").into_bytes()
         );
     }
+    let mut admin = cluster.nodes[0].admin();
     let owners: std::collections::BTreeSet<u16> = (0..12)
         .map(|p| {
-            redis::cluster_routing::get_slot(
-                keel_valkey::PartitionKeys::new("keel", p).log.as_bytes(),
-            ) / 5_461
+            let slot: u16 = redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(keel_valkey::PartitionKeys::new("keel", p).log)
+                .query(&mut admin)
+                .expect("CLUSTER KEYSLOT");
+            slot / 5_461
         })
         .collect();
     assert_eq!(

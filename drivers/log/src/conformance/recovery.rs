@@ -138,6 +138,7 @@ pub fn assert_corrupt(err: &RecoverError, p: Partition, offset: Offset) {
             partition,
             record: RecordRef::Entry(at),
             corruption,
+            ..
         }) => {
             assert_eq!((*partition, *at), (p, offset), "{err}");
             assert!(!matches!(corruption, Corruption::Missing { .. }), "{err}");

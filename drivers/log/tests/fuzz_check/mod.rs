@@ -11,7 +11,7 @@
 //! same entries from scratch.
 
 use keel_engine::{Config, Engine};
-use keel_log::record::{decode_entry, decode_snapshot, encode_entry, encode_snapshot};
+use keel_log::record::{decode_entry, decode_snapshot, encode_record, encode_snapshot};
 use keel_log::{recover, snapshot_of, Entry, Log, MemoryLog, RecoverError};
 use std::future::Future;
 use std::pin::pin;
@@ -56,7 +56,7 @@ pub fn split_records(mut data: &[u8]) -> Vec<&[u8]> {
 fn frames_round_trip(offset: u64, bytes: &[u8]) {
     if let Ok(record) = decode_entry(PARTITION, offset, bytes) {
         assert_eq!(record.offset, offset);
-        let again = encode_entry(record.epoch, record.offset, &record.payload);
+        let again = encode_record(&record);
         assert_eq!(
             again, bytes,
             "an entry frame decodes but re-encodes differently"
