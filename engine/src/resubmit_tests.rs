@@ -25,7 +25,7 @@ fn offers(out: &Outputs) -> Vec<(GrantId, TaskId)> {
 /// until nothing more is offered.
 fn run_all(engine: &mut Engine, fail: &[&str]) {
     let w = WorkerId::new("w");
-    let mut send =
+    let send =
         |engine: &mut Engine, command| engine.apply(2, Input::worker(&w, InstanceId(1), command));
     let register = WorkerCommand::Register {
         capabilities: vec![],
