@@ -7,6 +7,7 @@ mod plan_simulate;
 #[cfg(unix)]
 mod process_group;
 mod serve;
+mod serve_console;
 mod serve_identity;
 mod signal;
 mod sim;

@@ -249,22 +249,23 @@
 
   function jobPage(id) {
     const view = el('div', { id: 'job' });
+    // Outlives redraws, so the answer to a click stays on screen.
+    const note = el('span', { role: 'status', id: 'action-state' });
     main.replaceChildren(view);
     const refresh = refresher(async () => {
-      try { drawJob(view, await api(`/api/jobs/${id}`), refresh); } catch (e) { showError(view, e); }
+      try { drawJob(view, await api(`/api/jobs/${id}`), refresh, note); } catch (e) { showError(view, e); }
     });
     refresh();
     connectLive((u) => { if (u.jobs === null || u.jobs.includes(id)) refresh(); });
   }
 
-  function actions(d, refresh) {
+  function actions(d, refresh, note) {
     const job = d.job;
     const out = el('p', { class: 'actions' });
     if (!d.writable) {
       out.append('Read-only: the coordinator has no token file, so cancel and retry are off.');
       return out;
     }
-    const note = el('span', { role: 'status', id: 'action-state' });
     const finished = job.finished_at !== null;
     const failedPart = job.counts.some(([s]) => ['failed', 'skipped', 'cancelled'].includes(s));
     const act = (label) => el('button', { type: 'button', id: `do-${label.toLowerCase()}` }, label);
@@ -292,7 +293,7 @@
     return out;
   }
 
-  function drawJob(view, d, refresh) {
+  function drawJob(view, d, refresh, note) {
     const job = d.job;
     document.title = `Job ${job.id}: ${job.name} · Keel`;
     const dl = el('dl', { class: 'facts' });
@@ -316,7 +317,7 @@
       el('td', { class: a.end && a.end.startsWith('failed') ? 'error-text' : '' }, a.end ?? 'running')));
     view.replaceChildren(
       el('h1', {}, `Job ${job.id}: `, el('span', { class: 'name' }, job.name)),
-      dl, actions(d, refresh),
+      dl, actions(d, refresh, note),
       el('section', { 'aria-labelledby': 'h-graph' }, el('h2', { id: 'h-graph' }, 'Graph'), graph),
       el('section', { 'aria-labelledby': 'h-tasks' }, el('h2', { id: 'h-tasks' }, 'Tasks'),
         el('div', { class: 'scroll' }, table('tasks', `Showing ${d.tasks.length} of ${d.tasks_total} tasks`,
