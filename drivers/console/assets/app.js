@@ -56,6 +56,9 @@
     for (const t of document.querySelectorAll('time[data-at]')) {
       t.textContent = `${duration(serverNow() - Number(t.dataset.at))} ago`;
     }
+    for (const s of document.querySelectorAll('[data-since]')) {
+      s.textContent = `${duration(serverNow() - Number(s.dataset.since))} so far`;
+    }
   }
   function stateBadge(state) {
     return el('span', { class: `state state-${state}`, 'data-state': state }, state.replace('_', ' '));
@@ -229,9 +232,12 @@
   function counts(job) {
     return job.counts.map(([s, n]) => `${n} ${s}`).join(', ');
   }
+  /** How long the job ran, still counting while it runs. */
   function ran(job) {
-    const end = job.finished_at ?? serverNow();
-    return duration(end - job.submitted_at) + (job.finished_at ? '' : ' so far');
+    if (job.finished_at !== null) return duration(job.finished_at - job.submitted_at);
+    const span = el('span', { 'data-since': job.submitted_at });
+    span.textContent = `${duration(serverNow() - job.submitted_at)} so far`;
+    return span;
   }
   function jobRow(job) {
     const link = `/jobs/${job.id}`;
