@@ -76,16 +76,20 @@ fn row_state(job: u64) -> String {
     format!("document.querySelector('tr[data-job-id=\"{job}\"] [data-state]')?.dataset.state")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_console_shows_a_job_live_its_graph_and_the_workers() {
-    let started = Instant::now();
+/// `keel serve --ui` with a token file, two workers, and what the steps need.
+struct Cluster {
+    dir: tempfile::TempDir,
+    serve: Serve,
+    client: PathBuf,
+    console: String,
+    _workers: [process::Proc; 2],
+}
+
+fn cluster() -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
-    std::fs::write(
-        &tokens,
-        format!("client {CLIENT_TOKEN}\nworker {WORKER_TOKEN}\n"),
-    )
-    .unwrap();
+    let lines = format!("client {CLIENT_TOKEN}\nworker {WORKER_TOKEN}\n");
+    std::fs::write(&tokens, lines).unwrap();
     let (client, worker_token) = (dir.path().join("client"), dir.path().join("worker"));
     std::fs::write(&client, CLIENT_TOKEN).unwrap();
     std::fs::write(&worker_token, WORKER_TOKEN).unwrap();
@@ -97,40 +101,35 @@ async fn the_console_shows_a_job_live_its_graph_and_the_workers() {
         tokens.display().to_string(),
     ];
     let serve = Serve::start_with(&dir.path().join("data"), None, &extra);
-    let url = serve.url();
     let wt = worker_token.display().to_string();
-    let _w1 = worker_with(
-        &url,
-        "browser-w1",
-        &["--concurrency", "2", "--token-file", &wt],
-    );
-    let _w2 = worker_with(
-        &url,
-        "browser-w2",
-        &["--concurrency", "2", "--token-file", &wt],
-    );
-    let job = submit(&url, &diamond(dir.path()), &client);
-    let console = format!("http://{ui}");
-    let shots = screenshots();
+    let options = ["--concurrency", "2", "--token-file", &wt];
+    let workers = [
+        worker_with(&serve.url(), "browser-w1", &options),
+        worker_with(&serve.url(), "browser-w2", &options),
+    ];
+    Cluster {
+        dir,
+        serve,
+        client,
+        console: format!("http://{ui}"),
+        _workers: workers,
+    }
+}
 
-    let mut page = Browser::launch().await;
-    page.open(&format!("{console}/")).await;
-    let show = "document.getElementById('main').innerText";
-    page.wait_for(
-        "the job running in the list",
-        &format!("{} === 'running'", row_state(job)),
-        show,
-    )
-    .await;
+const SHOW: &str = "document.getElementById('main').innerText";
+
+/// The jobs list shows the job running, then succeeded without reloading.
+async fn job_turns_succeeded_live(page: &mut Browser, c: &Cluster, job: u64, shots: &Path) {
+    page.open(&format!("{}/", c.console)).await;
+    let running = format!("{} === 'running'", row_state(job));
+    page.wait_for("the job running in the list", &running, SHOW)
+        .await;
     // Anything that reloads the page loses this mark.
     page.eval("window.keelMark = 'kept'").await;
-    std::fs::write(dir.path().join("go"), "").unwrap();
-    page.wait_for(
-        "the job turning succeeded",
-        &format!("{} === 'succeeded'", row_state(job)),
-        show,
-    )
-    .await;
+    std::fs::write(c.dir.path().join("go"), "").unwrap();
+    let succeeded = format!("{} === 'succeeded'", row_state(job));
+    page.wait_for("the job turning succeeded", &succeeded, SHOW)
+        .await;
     assert_eq!(
         page.eval("window.keelMark").await,
         "kept",
@@ -141,46 +140,45 @@ async fn the_console_shows_a_job_live_its_graph_and_the_workers() {
         .await;
     assert_eq!(live, "live");
     page.screenshot(&shots.join("jobs.png")).await;
+}
 
-    page.open(&format!("{console}/jobs/{job}")).await;
+/// The job page draws the DAG with every task succeeded, and the attempts.
+async fn graph_is_drawn(page: &mut Browser, c: &Cluster, job: u64, shots: &Path) {
+    page.open(&format!("{}/jobs/{job}", c.console)).await;
     let nodes = "document.querySelectorAll('#dag g.node[data-state=\"succeeded\"]').length";
     page.wait_for(
-        "the DAG drawn with four succeeded tasks",
+        "the DAG with four succeeded tasks",
         &format!("{nodes} === 4"),
-        show,
+        SHOW,
     )
     .await;
     let edges = page
         .eval("document.querySelectorAll('#dag path.edge').length")
         .await;
     assert_eq!(edges, 4);
-    let timeline = page
+    let bars = page
         .eval("document.querySelectorAll('#timeline rect').length > 4")
         .await;
-    assert_eq!(
-        timeline, true,
-        "the attempts timeline has a bar per attempt"
-    );
+    assert_eq!(bars, true, "the attempts timeline has a bar per attempt");
     page.screenshot(&shots.join("job.png")).await;
+}
 
-    page.open(&format!("{console}/workers")).await;
-    page.wait_for(
-        "both workers listed",
-        "document.querySelector('tr[data-worker=\"browser-w1\"]') && document.querySelector('tr[data-worker=\"browser-w2\"]')",
-        show,
-    )
-    .await;
+async fn workers_are_listed(page: &mut Browser, c: &Cluster, shots: &Path) {
+    page.open(&format!("{}/workers", c.console)).await;
+    let both = "document.querySelector('tr[data-worker=\"browser-w1\"]') \
+        && document.querySelector('tr[data-worker=\"browser-w2\"]')";
+    page.wait_for("both workers listed", both, SHOW).await;
     page.screenshot(&shots.join("workers.png")).await;
+}
 
-    // A failed job is retried from its page once the client token is entered.
-    let failed = submit(&url, &failing(dir.path()), &client);
-    page.open(&format!("{console}/jobs/{failed}")).await;
-    page.wait_for(
-        "the retry button of the failed job",
-        "document.getElementById('do-retry')",
-        show,
-    )
-    .await;
+/// A failed job is retried from its page once the client token is entered; the new
+/// job links back to it.
+async fn failed_job_is_retried(page: &mut Browser, c: &Cluster, shots: &Path) {
+    let failed = submit(&c.serve.url(), &failing(c.dir.path()), &c.client);
+    page.open(&format!("{}/jobs/{failed}", c.console)).await;
+    let button = "document.getElementById('do-retry')";
+    page.wait_for("the retry button of the failed job", button, SHOW)
+        .await;
     let title = page
         .eval("document.querySelector('h1 .name').textContent")
         .await;
@@ -190,19 +188,21 @@ async fn the_console_shows_a_job_live_its_graph_and_the_workers() {
          document.getElementById('token-form').requestSubmit()"
     ))
     .await;
+    let state = "document.getElementById('token-state').textContent";
     page.wait_for(
         "the token accepted",
-        "document.getElementById('token-state').textContent === 'token accepted'",
-        "document.getElementById('token-state').textContent",
+        &format!("{state} === 'token accepted'"),
+        state,
     )
     .await;
     page.screenshot(&shots.join("job-failed.png")).await;
     page.eval("document.getElementById('do-retry').click()")
         .await;
+    let note = "document.getElementById('action-state').textContent";
     page.wait_for(
         "a link to the retry job",
         "document.querySelector('#action-state a')",
-        "document.getElementById('action-state').textContent",
+        note,
     )
     .await;
     let link = page
@@ -215,13 +215,23 @@ async fn the_console_shows_a_job_live_its_graph_and_the_workers() {
         .parse()
         .unwrap();
     assert!(retry > failed, "{link}");
-    page.open(&format!("{console}/jobs/{retry}")).await;
-    page.wait_for(
-        "the retry job linking back",
-        &format!("document.querySelector('a[href=\"/jobs/{failed}\"]')"),
-        show,
-    )
-    .await;
+    page.open(&format!("{}/jobs/{retry}", c.console)).await;
+    let back = format!("document.querySelector('a[href=\"/jobs/{failed}\"]')");
+    page.wait_for("the retry job linking back", &back, SHOW)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_a_job_live_its_graph_and_the_workers() {
+    let started = Instant::now();
+    let c = cluster();
+    let job = submit(&c.serve.url(), &diamond(c.dir.path()), &c.client);
+    let shots = screenshots();
+    let mut page = Browser::launch().await;
+    job_turns_succeeded_live(&mut page, &c, job, &shots).await;
+    graph_is_drawn(&mut page, &c, job, &shots).await;
+    workers_are_listed(&mut page, &c, &shots).await;
+    failed_job_is_retried(&mut page, &c, &shots).await;
     eprintln!(
         "console browser test: {:.1}s, screenshots in {}",
         started.elapsed().as_secs_f64(),

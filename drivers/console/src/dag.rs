@@ -82,13 +82,17 @@ fn depths(upstream: &[Vec<usize>]) -> Vec<usize> {
     depth
 }
 
-/// Draws `spec`'s DAG with each task's state from `state_of` (by task key). None when
-/// the job has more than [`MAX_DRAWN`] tasks.
-pub fn svg(spec: &JobSpec, state_of: &BTreeMap<&str, &'static str>) -> Option<String> {
+/// Where each task goes: its column (depth) and its row within the column.
+struct Layout {
+    upstream: Vec<Vec<usize>>,
+    depth: Vec<usize>,
+    row: Vec<usize>,
+    columns: usize,
+    tallest: usize,
+}
+
+fn layout(spec: &JobSpec) -> Layout {
     let n = spec.tasks.len();
-    if n > MAX_DRAWN || n == 0 {
-        return None;
-    }
     let index: BTreeMap<&str, usize> = spec
         .tasks
         .iter()
@@ -108,7 +112,7 @@ pub fn svg(spec: &JobSpec, state_of: &BTreeMap<&str, &'static str>) -> Option<St
         .collect();
     let depth = depths(&upstream);
     let columns = depth.iter().max().map_or(1, |d| d + 1);
-    // Row of each task: in its column, ordered by the mean row of its upstream tasks.
+    // Within a column, tasks are ordered by the mean row of their upstream tasks.
     let mut row = vec![0usize; n];
     let mut tallest = 1;
     for col in 0..columns {
@@ -130,17 +134,34 @@ pub fn svg(spec: &JobSpec, state_of: &BTreeMap<&str, &'static str>) -> Option<St
         }
         tallest = tallest.max(members.len());
     }
-    let x = |i: usize| PAD + depth[i] * (BOX_W + GAP_X);
-    let y = |i: usize| PAD + 14 + row[i] * (BOX_H + GAP_Y);
-    let width = PAD * 2 + columns * BOX_W + (columns - 1) * GAP_X;
-    let height = PAD * 2 + 14 + tallest * (BOX_H + GAP_Y);
+    Layout {
+        upstream,
+        depth,
+        row,
+        columns,
+        tallest,
+    }
+}
+
+/// Draws `spec`'s DAG with each task's state from `state_of` (by task key). None when
+/// the job has more than [`MAX_DRAWN`] tasks.
+pub fn svg(spec: &JobSpec, state_of: &BTreeMap<&str, &'static str>) -> Option<String> {
+    let n = spec.tasks.len();
+    if n > MAX_DRAWN || n == 0 {
+        return None;
+    }
+    let l = layout(spec);
+    let x = |i: usize| PAD + l.depth[i] * (BOX_W + GAP_X);
+    let y = |i: usize| PAD + 14 + l.row[i] * (BOX_H + GAP_Y);
+    let width = PAD * 2 + l.columns * BOX_W + (l.columns - 1) * GAP_X;
+    let height = PAD * 2 + 14 + l.tallest * (BOX_H + GAP_Y);
     let mut s = String::new();
     let _ = write!(
         s,
         r##"<svg xmlns="http://www.w3.org/2000/svg" id="dag" role="img" aria-labelledby="dag-title" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12"><title id="dag-title">Dependency graph of {} ({n} tasks)</title><defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#7b8794"/></marker></defs>"##,
         esc(&spec.name)
     );
-    for (d, ups) in upstream.iter().enumerate() {
+    for (d, ups) in l.upstream.iter().enumerate() {
         for &u in ups {
             let (x1, y1) = (x(u) + BOX_W, y(u) + BOX_H / 2);
             let (x2, y2) = (x(d), y(d) + BOX_H / 2);
@@ -158,15 +179,11 @@ pub fn svg(spec: &JobSpec, state_of: &BTreeMap<&str, &'static str>) -> Option<St
             .get(task.key.as_str())
             .copied()
             .unwrap_or("unknown");
-        node(
-            &mut s,
-            (x(i), y(i)),
-            &task.key,
-            state,
-            task.deps
-                .as_ref()
-                .and_then(|g| needs(g.kind, g.upstream.len())),
-        );
+        let needs = task
+            .deps
+            .as_ref()
+            .and_then(|g| needs(g.kind, g.upstream.len()));
+        node(&mut s, (x(i), y(i)), &task.key, state, needs);
     }
     s.push_str("</svg>");
     Some(s)
