@@ -315,7 +315,8 @@
       el('th', { scope: 'row' }, t.key), el('td', {}, String(t.id)), el('td', {}, stateBadge(t.state)),
       el('td', {}, String(t.attempt)), el('td', {}, String(t.failures)), el('td', {}, String(t.losses)),
       el('td', {}, t.upstream.length ? `${t.needs} of ${t.upstream.join(', ')}` : '–'),
-      el('td', {}, t.detail), el('td', { class: 'error-text' }, t.error || '')));
+      el('td', {}, t.detail, t.until === null ? null : ` ${absolute(t.until)}`),
+      el('td', { class: 'error-text' }, t.error || '')));
     const attemptRows = d.attempts.map((a) => el('tr', {},
       el('td', {}, a.key), el('td', {}, String(a.attempt)), el('td', {}, a.worker),
       el('td', {}, ago(a.started_at)),

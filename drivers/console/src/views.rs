@@ -145,6 +145,8 @@ pub struct TaskRow {
     pub losses: u32,
     /// Where it runs, what it waits for, or why it ended.
     pub detail: String,
+    /// When a delayed task becomes ready (a delay or a retry backoff).
+    pub until: Option<Time>,
     /// The latest failure reported by a worker, if any.
     pub error: Option<String>,
     /// Upstream task keys and how many must succeed ("all", "any", "2 of 3").
@@ -156,7 +158,7 @@ impl TaskRow {
     pub fn new(task: &TaskView) -> TaskRow {
         let detail = match &task.status {
             TaskStatus::Running { worker, .. } => format!("on {worker}"),
-            TaskStatus::Delayed { until } => format!("not before {until}"),
+            TaskStatus::Delayed { .. } => "not before".into(),
             TaskStatus::Suspended { waitpoint } => format!("waiting for {waitpoint}"),
             TaskStatus::Blocked => "no live worker has its capabilities".into(),
             TaskStatus::Parked => "held back by the job's concurrency cap".into(),
@@ -175,6 +177,10 @@ impl TaskRow {
                 .map(str::to_string)
                 .next(),
         };
+        let until = match task.status {
+            TaskStatus::Delayed { until } => Some(until),
+            _ => None,
+        };
         TaskRow {
             id: task.id.0,
             key: task.key.clone(),
@@ -183,6 +189,7 @@ impl TaskRow {
             failures: task.failures,
             losses: task.losses,
             detail,
+            until,
             error,
             upstream: Vec::new(),
             needs: None,

@@ -81,6 +81,9 @@ async fn a_job_page_has_its_graph_tasks_attempts_and_errors() {
     let console = console(&handle, false);
     let mut spec = pipeline("<img src=x onerror=alert(1)>");
     spec.tasks[0].retry.max_attempts = 1;
+    let mut later = TaskSpec::new("later");
+    later.delay_ms = 3_600_000;
+    spec.tasks.push(later);
     let job = submit(&handle, spec).await;
     let mut worker = Worker::register(&handle, "w<1>").await;
     let fence = worker.claim(&handle).await;
@@ -89,7 +92,10 @@ async fn a_job_page_has_its_graph_tasks_attempts_and_errors() {
     let answer = get(&console, &format!("/api/jobs/{}", job.0)).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     let d = answer.json();
-    assert_eq!(d["job"]["state"], "failed");
+    assert_eq!(
+        d["job"]["state"], "queued",
+        "the delayed task keeps the job open"
+    );
     let dag = d["dag_svg"].as_str().unwrap();
     assert!(
         dag.contains(r#"data-key="extract" data-state="failed""#),
@@ -110,6 +116,12 @@ async fn a_job_page_has_its_graph_tasks_attempts_and_errors() {
     assert_eq!(tasks[0]["error"], "disk <full>");
     assert_eq!(tasks[1]["upstream"], serde_json::json!(["extract"]));
     assert_eq!(tasks[1]["needs"], "all");
+    assert_eq!(
+        (tasks[2]["state"].as_str(), tasks[2]["detail"].as_str()),
+        (Some("delayed"), Some("not before"))
+    );
+    let submitted = d["job"]["submitted_at"].as_u64().unwrap();
+    assert_eq!(tasks[2]["until"].as_u64(), Some(submitted + 3_600_000));
     assert_eq!(d["attempts"][0]["end"], "failed: disk <full>");
     assert_eq!(d["attempts"][0]["worker"], "w<1>");
     assert_eq!(d["writable"], false);
