@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one test command: installs what the tests need, then runs the format check,
+# The one test command: installs what the tests need (valkey-server, Chromium), then runs the format check,
 # clippy with warnings as errors, the engine's purity checks, the whole test suite and
 # the madsim simulation of the coordinator and workers.
 set -euo pipefail
@@ -16,6 +16,11 @@ step "valkey-server"
 KEEL_VALKEY_SERVER="$(scripts/install-valkey.sh)"
 export KEEL_VALKEY_SERVER
 echo "using $KEEL_VALKEY_SERVER"
+
+step "chromium (the console's browser test)"
+KEEL_CHROMIUM="$(scripts/install-chromium.sh)"
+export KEEL_CHROMIUM
+echo "using $KEEL_CHROMIUM"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

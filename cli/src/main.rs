@@ -11,6 +11,7 @@ mod plan_simulate;
 mod process_group;
 mod reaper;
 mod serve;
+mod serve_console;
 mod serve_identity;
 mod serve_listen;
 mod signal;

@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics over HTTP on this address.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
+    /// Serve the web console over HTTP on this address (read-only unless
+    /// --token-file is given: its client tokens allow cancel and retry).
+    #[arg(long, value_name = "ADDR")]
+    pub ui: Option<SocketAddr>,
     /// A lease lasts this long without renewal.
     #[arg(long, value_name = "MS", default_value_t = 30_000)]
     pub lease_ttl_ms: u64,
@@ -176,6 +180,12 @@ async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
                 let lanes = lanes.lock().map(|l| l.clone()).unwrap_or_default();
                 handle.metrics().render_prometheus() + &grpc.render_prometheus() + &lanes
             }))
+        }
+        None => None,
+    };
+    let _console = match args.ui {
+        Some(addr) => {
+            Some(crate::serve_console::start(addr, &handle, options.tokens.clone()).await?)
         }
         None => None,
     };

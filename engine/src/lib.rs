@@ -21,6 +21,7 @@
 
 mod blacklist;
 mod config;
+mod counts;
 mod dag;
 mod digest;
 mod dispatch;
@@ -35,6 +36,7 @@ mod query;
 mod queue;
 mod ready;
 mod reject;
+mod resubmit;
 mod retry;
 mod slab;
 mod spec;
@@ -46,6 +48,7 @@ mod validate;
 mod worker;
 
 pub use config::{BlacklistPolicy, Config, Limits, TenantPolicy};
+pub use counts::TaskCounts;
 pub use digest::{Digest, RestoreError, SNAPSHOT_VERSION};
 pub use ids::{Fence, GrantId, InstanceId, JobId, TaskId, Time, WorkerId};
 pub use input::{ClientCommand, Input, SuspendTimeout, WorkerCommand};
@@ -53,6 +56,7 @@ pub use invariants::Violation;
 pub use output::{Accepted, Effect, EndReason, JobOutcome, Outputs, Recipient, TaskOutcome};
 pub use query::{AttemptView, JobStatus, JobView, TaskStatus, TaskView, WorkerView};
 pub use reject::{CapabilityIssue, JobError, Rejection};
+pub use resubmit::{retried_from, retry_name, RetryRefusal};
 pub use retry::backoff_delay;
 pub use spec::{DepGroup, GroupKind, JobSpec, Payload, RetryPolicy, TaskSpec, UnsatisfiedPolicy};
 pub use validate::{check_name, check_token, check_tokens, validate_job, ValidJob};
@@ -160,6 +164,23 @@ impl Engine {
 
     pub fn jobs(&self) -> Vec<JobStatus> {
         query::jobs(&self.state)
+    }
+
+    /// How many of the job's tasks are in each state, without copying them.
+    pub fn task_counts(&self, job: JobId) -> Result<TaskCounts, Rejection> {
+        counts::task_counts(&self.state, job)
+    }
+
+    /// The spec the job was admitted with, rebuilt from its tasks.
+    pub fn job_spec(&self, job: JobId) -> Result<JobSpec, Rejection> {
+        resubmit::job_spec(&self.state, job)
+    }
+
+    /// A new job that runs again the tasks of finished job `job` that did not succeed
+    /// (dead-letter replay); submit it as any job. Its name links it to `job`
+    /// ([`retried_from`]).
+    pub fn retry_spec(&self, job: JobId) -> Result<JobSpec, RetryRefusal> {
+        resubmit::retry_spec(&self.state, job)
     }
 
     pub fn workers(&self) -> Vec<WorkerView> {

@@ -105,6 +105,8 @@ pub struct WorkerView {
     pub leases: Vec<TaskId>,
     pub credits: u32,
     pub blacklisted_until: Option<Time>,
+    /// When the worker's last accepted command arrived.
+    pub last_seen: Time,
 }
 
 fn job_status(s: &State, job: &crate::state::Job) -> JobStatus {
@@ -165,6 +167,7 @@ pub(crate) fn workers(s: &State) -> Vec<WorkerView> {
             leases: w.leases.iter().copied().collect(),
             credits: w.credits,
             blacklisted_until: w.blacklisted_until,
+            last_seen: w.last_seen,
         })
         .collect()
 }

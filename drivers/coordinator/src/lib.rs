@@ -40,6 +40,7 @@ mod error;
 mod handle;
 mod leadership;
 mod metrics;
+mod retry;
 mod routing;
 
 pub use batch::Answer;
@@ -48,6 +49,7 @@ pub use config::{default_holder, host_name, CoordinatorConfig};
 pub use error::{CoordinatorError, Deposed};
 pub use handle::Handle;
 pub use metrics::{Histogram, Metrics};
+pub use retry::{Retried, RetryError};
 pub use routing::WATCH_CAPACITY;
 
 use engine_task::{EngineTask, Shared};

@@ -1,0 +1,123 @@
+//! How many of a job's tasks are in each state, counted in place: job tables and live
+//! views need the numbers, not a copy of every task and its attempt history.
+
+use crate::ids::JobId;
+use crate::output::TaskOutcome;
+use crate::reject::Rejection;
+use crate::state::{ReadyPlace, State, TaskState};
+use serde::{Deserialize, Serialize};
+
+/// Tasks of one job per state; the states are those of [`crate::TaskStatus`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskCounts {
+    pub waiting: u32,
+    pub delayed: u32,
+    pub queued: u32,
+    pub parked: u32,
+    pub blocked: u32,
+    pub offered: u32,
+    pub running: u32,
+    pub suspended: u32,
+    pub succeeded: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub cancelled: u32,
+}
+
+impl TaskCounts {
+    /// Each count under the word [`crate::TaskStatus::label`] uses for its state.
+    pub fn labelled(&self) -> [(&'static str, u32); 12] {
+        [
+            ("waiting", self.waiting),
+            ("delayed", self.delayed),
+            ("queued", self.queued),
+            ("parked", self.parked),
+            ("blocked", self.blocked),
+            ("offered", self.offered),
+            ("running", self.running),
+            ("suspended", self.suspended),
+            ("succeeded", self.succeeded),
+            ("failed", self.failed),
+            ("skipped", self.skipped),
+            ("cancelled", self.cancelled),
+        ]
+    }
+
+    fn count(&mut self, state: &TaskState) {
+        let slot = match state {
+            TaskState::Waiting => &mut self.waiting,
+            TaskState::Delayed { .. } => &mut self.delayed,
+            TaskState::Ready { place } => match place {
+                ReadyPlace::Queued => &mut self.queued,
+                ReadyPlace::Parked => &mut self.parked,
+                ReadyPlace::Blocked => &mut self.blocked,
+            },
+            TaskState::Offered { .. } => &mut self.offered,
+            TaskState::Running(_) => &mut self.running,
+            TaskState::Suspended { .. } => &mut self.suspended,
+            TaskState::Done(outcome) => match outcome {
+                TaskOutcome::Succeeded => &mut self.succeeded,
+                TaskOutcome::Failed { .. } => &mut self.failed,
+                TaskOutcome::Skipped => &mut self.skipped,
+                TaskOutcome::Cancelled { .. } => &mut self.cancelled,
+            },
+        };
+        *slot += 1;
+    }
+}
+
+pub(crate) fn task_counts(s: &State, id: JobId) -> Result<TaskCounts, Rejection> {
+    let job = s.jobs.get(&id).ok_or(Rejection::UnknownJob { job: id })?;
+    let mut counts = TaskCounts::default();
+    for task in job.task_ids().filter_map(|t| s.tasks.get(&t)) {
+        counts.count(&task.state);
+    }
+    Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn counts_agree_with_the_labels_of_described_tasks() {
+        let mut engine = Engine::new(Config::default());
+        let w = WorkerId::new("w");
+        let register = WorkerCommand::Register {
+            capabilities: vec![],
+            lanes: vec![],
+            max_concurrency: 1,
+        };
+        engine.apply(0, Input::worker(&w, InstanceId(1), register));
+        let tasks = vec![
+            TaskSpec::new("a"),
+            TaskSpec::new("b").after(GroupKind::AllOf, &["a"]),
+            TaskSpec::new("gpu").requires(&["gpu"]),
+            TaskSpec::new("c"),
+        ];
+        engine.apply(
+            0,
+            Input::Client(ClientCommand::SubmitJob(JobSpec::new("j", tasks))),
+        );
+        let ask = WorkerCommand::RequestWork { credits: 1 };
+        engine.apply(1, Input::worker(&w, InstanceId(1), ask));
+
+        let counts = engine.task_counts(JobId(1)).unwrap();
+        let mut expected: BTreeMap<&str, u32> = BTreeMap::new();
+        for t in engine.describe_job(JobId(1)).unwrap().tasks {
+            *expected.entry(t.status.label()).or_default() += 1;
+        }
+        let got: BTreeMap<&str, u32> = counts
+            .labelled()
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        assert_eq!(got, expected);
+        assert_eq!((counts.offered, counts.waiting, counts.blocked), (1, 1, 1));
+        assert_eq!(
+            engine.task_counts(JobId(9)),
+            Err(Rejection::UnknownJob { job: JobId(9) })
+        );
+    }
+}
