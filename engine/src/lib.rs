@@ -20,10 +20,12 @@
 //! ```
 
 mod blacklist;
+mod budget;
 mod config;
 mod dag;
 mod digest;
 mod dispatch;
+mod floors;
 mod ids;
 mod input;
 mod intern;
@@ -47,6 +49,7 @@ mod worker;
 
 pub use config::{BlacklistPolicy, Config, Limits, TenantPolicy};
 pub use digest::{Digest, RestoreError, SNAPSHOT_VERSION};
+pub use floors::{ConfigError, Unit};
 pub use ids::{Fence, GrantId, InstanceId, JobId, TaskId, Time, WorkerId};
 pub use input::{ClientCommand, Input, SuspendTimeout, WorkerCommand};
 pub use invariants::Violation;
@@ -74,10 +77,19 @@ pub struct Faults {
 }
 
 impl Engine {
+    /// An engine with any configuration. Nothing the engine does panics on one, but a
+    /// configuration below its floors (a zero grant TTL, say) leaves a cluster unable
+    /// to run anything: drivers check it with `Config::validate` or use `try_new`.
     pub fn new(config: Config) -> Engine {
         Engine {
             state: State::new(config),
         }
+    }
+
+    /// An engine, if `config` passes `Config::validate`.
+    pub fn try_new(config: Config) -> Result<Engine, ConfigError> {
+        config.validate()?;
+        Ok(Engine::new(config))
     }
 
     /// Applies one input at logical time `now`. Timers due at or before `now` fire
@@ -180,7 +192,7 @@ impl Engine {
             .ready
             .per_lane()
             .into_iter()
-            .map(|(lane, n)| (names[lane as usize].clone(), n))
+            .map(|(lane, n)| (names.name(lane).to_string(), n))
             .collect();
         out.sort();
         out

@@ -55,7 +55,7 @@ pub(crate) fn schedule(s: &mut State, tid: TaskId, until: Time, reason: EndReaso
     let Some(task) = s.tasks.get_mut(&tid) else {
         return;
     };
-    task.attempt += 1;
+    task.attempt = task.attempt.saturating_add(1);
     task.state = TaskState::Delayed { until };
     s.fx.push(Effect::TaskRequeued {
         job: task.job,
@@ -88,7 +88,16 @@ mod tests {
 
     #[test]
     fn extreme_policies_give_a_delay_within_bounds() {
-        let extremes = [0, 1, 2, 99, 100, u64::from(u32::MAX), u64::MAX - 1, u64::MAX];
+        let extremes = [
+            0,
+            1,
+            2,
+            99,
+            100,
+            u64::from(u32::MAX),
+            u64::MAX - 1,
+            u64::MAX,
+        ];
         for base in extremes {
             for max in extremes {
                 for factor in [0, 1, 2, u32::MAX] {

@@ -173,11 +173,19 @@ fn retry_with_backoff_near_u64_max_and_full_jitter_does_not_panic() {
             max_concurrency: 1,
         };
         apply(&mut e, now, as_instance(reg));
-        let out = apply(&mut e, now, as_instance(WorkerCommand::RequestWork { credits: 1 }));
+        let out = apply(
+            &mut e,
+            now,
+            as_instance(WorkerCommand::RequestWork { credits: 1 }),
+        );
         let [Effect::GrantOffered { grant, .. }] = out.effects[..] else {
             panic!("expected one grant, got {out:?}");
         };
-        let out = apply(&mut e, now, as_instance(WorkerCommand::AcceptGrant { grant }));
+        let out = apply(
+            &mut e,
+            now,
+            as_instance(WorkerCommand::AcceptGrant { grant }),
+        );
         let Some(Ok(Accepted::LeaseStarted { fence, .. })) = out.reply else {
             panic!("accept failed: {out:?}");
         };
