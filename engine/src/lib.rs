@@ -26,6 +26,8 @@ mod dag;
 mod digest;
 mod dispatch;
 mod floors;
+#[cfg(test)]
+mod hostile_snapshots;
 mod ids;
 mod input;
 mod intern;
@@ -60,7 +62,23 @@ pub use retry::backoff_delay;
 pub use spec::{DepGroup, GroupKind, JobSpec, Payload, RetryPolicy, TaskSpec, UnsatisfiedPolicy};
 pub use validate::{check_name, check_token, check_tokens, validate_job, ValidJob};
 
+use serde::{Deserialize, Serialize};
 use state::State;
+
+/// What an engine holds, for metrics and for checking the engine-wide limits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Jobs held: in flight, or finished and retained (`Limits::max_live_jobs`).
+    pub jobs: u64,
+    /// Tasks of those jobs (`Limits::max_live_tasks`).
+    pub tasks: u64,
+    /// Tenant names those jobs use (`Limits::max_tenants`).
+    pub tenants: u64,
+    /// Lane names jobs and worker records use.
+    pub lanes: u64,
+    /// Payload, signal and output bytes held (`Limits::max_stored_bytes`).
+    pub stored_bytes: u64,
+}
 
 /// One coordinator's decision core.
 #[derive(Clone, Debug)]
@@ -176,6 +194,18 @@ impl Engine {
 
     pub fn workers(&self) -> Vec<WorkerView> {
         query::workers(&self.state)
+    }
+
+    /// What the engine holds, against `Limits`' engine-wide limits.
+    pub fn usage(&self) -> Usage {
+        let s = &self.state;
+        Usage {
+            jobs: s.jobs.len() as u64,
+            tasks: s.tasks.len(),
+            tenants: s.names.tenants.in_use() as u64,
+            lanes: s.names.lanes.in_use() as u64,
+            stored_bytes: s.stored_bytes,
+        }
     }
 
     /// Ready tasks waiting in the ready index.

@@ -88,6 +88,12 @@ impl TaskTable {
         self.slots.iter().filter(|t| t.is_some()).count() as u64
     }
 
+    /// Moves the table to start at `base`, for tests of hostile snapshots.
+    #[cfg(test)]
+    pub fn rebase(&mut self, base: u64) {
+        self.base = base;
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (TaskId, &Task)> {
         let base = self.base;
         self.slots
