@@ -47,7 +47,7 @@ pub(crate) fn accept(s: &mut State, w: &WorkerId, inst: InstanceId, g: GrantId) 
     }
     s.timers.disarm(grant.expires_at, Timer::GrantExpiry(g));
     let now = s.now;
-    let expires_at = now.saturating_add(s.config.lease_ttl_ms);
+    let expires_at = lease_end(s, now);
     let Some(task) = s.tasks.get_mut(&tid) else {
         return Err(Rejection::UnknownTask { task: tid });
     };
@@ -91,6 +91,12 @@ pub(crate) fn accept(s: &mut State, w: &WorkerId, inst: InstanceId, g: GrantId) 
         expires_at,
         duplicate: false,
     })
+}
+
+/// When a lease started or renewed at `now` ends. A lease lasts at least 1 ms, so even
+/// under a zero TTL (which `Config::validate` refuses) it is held when it starts.
+fn lease_end(s: &State, now: crate::ids::Time) -> crate::ids::Time {
+    now.saturating_add(s.config.lease_ttl_ms.max(1))
 }
 
 pub(crate) fn release(s: &mut State, w: &WorkerId, g: GrantId) -> Reply {
@@ -199,7 +205,7 @@ pub(crate) fn ended_attempt<'a>(
 
 pub(crate) fn renew(s: &mut State, w: &WorkerId, inst: InstanceId, fence: Fence) -> Reply {
     check_fence(s, w, inst, fence)?;
-    let expires_at = s.now.saturating_add(s.config.lease_ttl_ms);
+    let expires_at = lease_end(s, s.now);
     if let Some(TaskState::Running(l)) = s.tasks.get_mut(&fence.task).map(|t| &mut t.state) {
         l.expires_at = expires_at;
     }
