@@ -89,6 +89,7 @@ struct Spans {
     tenant: Option<Range<usize>>,
     lane: Option<Range<usize>>,
     defaults_retry: Option<Range<usize>>,
+    deadline: Option<Range<usize>>,
     tasks: Vec<TaskSpans>,
 }
 
@@ -101,6 +102,8 @@ struct TaskSpans {
     capabilities: Option<(Range<usize>, Vec<Range<usize>>)>,
     payload: Option<Range<usize>>,
     retry: Option<Range<usize>>,
+    /// The task's own `attempt_timeout`, else the one in `[defaults]`.
+    attempt_timeout: Option<Range<usize>>,
 }
 
 type Located = (Range<usize>, String);
@@ -144,6 +147,11 @@ fn convert(file: JobFile) -> Result<(JobSpec, Spans), Located> {
             capabilities: cap_spans,
             payload: t.command.as_ref().or(t.data.as_ref()).map(|p| p.span()),
             retry: t.retry.as_ref().map(|r| r.span()),
+            attempt_timeout: t
+                .attempt_timeout
+                .as_ref()
+                .or(defaults.attempt_timeout.as_ref())
+                .map(|m| m.span()),
         });
         tasks.push(TaskSpec {
             key: t.id.into_inner(),
@@ -151,7 +159,11 @@ fn convert(file: JobFile) -> Result<(JobSpec, Spans), Located> {
             capabilities,
             deps,
             retry: retry_policy(t.retry.as_ref().map(|r| r.get_ref()), default_retry),
-            attempt_timeout_ms: t.attempt_timeout.or(defaults.attempt_timeout).map(|m| m.0),
+            attempt_timeout_ms: t
+                .attempt_timeout
+                .as_ref()
+                .or(defaults.attempt_timeout.as_ref())
+                .map(|m| m.get_ref().0),
             delay_ms: t.delay.map_or(0, |m| m.0),
             priority: t.priority,
             allow_failure: t.allow_failure,
@@ -164,6 +176,7 @@ fn convert(file: JobFile) -> Result<(JobSpec, Spans), Located> {
         tenant: job.tenant.as_ref().map(|s| s.span()),
         lane: job.lane.as_ref().map(|s| s.span()),
         defaults_retry: defaults.retry.as_ref().map(|r| r.span()),
+        deadline: job.deadline.as_ref().map(|d| d.span()),
         tasks: task_spans,
     };
     let spec = JobSpec {
@@ -175,7 +188,7 @@ fn convert(file: JobFile) -> Result<(JobSpec, Spans), Located> {
             .lane
             .map_or_else(|| "default".into(), |s| s.into_inner()),
         priority: job.priority,
-        deadline_ms: job.deadline.map(|m| m.0),
+        deadline_ms: job.deadline.map(|m| m.into_inner().0),
         max_concurrency: defaults.max_concurrency.map(|c| c.into_inner()),
         tasks,
     };
@@ -302,7 +315,16 @@ fn locate(spec: &JobSpec, spans: &Spans, e: &JobError, source: &str, limits: &Li
         JobError::BadRetry { task: t, .. } => task(t)
             .and_then(|s| s.retry.clone())
             .or_else(|| spans.defaults_retry.clone()),
-        // The loader refuses these fields first; an engine refusal points at the task.
+        JobError::BadField {
+            task: None, field, ..
+        } if field == "deadline_ms" => spans.deadline.clone(),
+        JobError::BadField {
+            task: Some(t),
+            field,
+            ..
+        } if field == "attempt_timeout_ms" => task(t).and_then(|s| s.attempt_timeout.clone()),
+        // The loader refuses `max_concurrency = 0` itself; anything else points at the
+        // task, or the job.
         JobError::BadField { .. } => None,
     };
     let span = span
@@ -315,6 +337,18 @@ fn locate(spec: &JobSpec, spans: &Spans, e: &JobError, source: &str, limits: &Li
                 .replace("backoff_max_ms", "backoff_max")
                 .replace("backoff_base_ms", "backoff");
             format!("task {task:?} retry policy: {why}")
+        }
+        // Name the fields as the file spells them.
+        JobError::BadField { task, field, why } => {
+            let field = match field.as_str() {
+                "deadline_ms" => "job.deadline",
+                "attempt_timeout_ms" => "attempt_timeout",
+                other => other,
+            };
+            match task {
+                Some(t) => format!("task {t:?} {field}: {why}"),
+                None => format!("{field}: {why}"),
+            }
         }
         _ => e.to_string(),
     };
