@@ -3,6 +3,8 @@
 //! commands taken from the edges of its type as often as from ordinary values, and
 //! every input of the checked-in corpus (`fuzz/corpus/extreme_values/`).
 
+// Tests read and write the corpus; the engine itself does no I/O.
+#[allow(clippy::disallowed_methods)]
 #[path = "../../fuzz/corpus_replay.rs"]
 mod corpus_replay;
 #[path = "extreme/mod.rs"]
@@ -428,6 +430,7 @@ fn the_reported_retry_overflow_runs_clean() {
 /// `cargo test -p keel-engine --test extreme_values -- --ignored write_seed_corpus`
 #[test]
 #[ignore = "writes fuzz/corpus/extreme_values; run by hand after changing Case"]
+#[allow(clippy::disallowed_methods)]
 fn write_seed_corpus() {
     let dir = corpus_replay::fuzz_dir().join("corpus/extreme_values");
     std::fs::create_dir_all(&dir).expect("corpus directory");
