@@ -9,7 +9,7 @@
 //! only rises together with `SNAPSHOT_VERSION`, or snapshots taken under the old floor
 //! could no longer be restored.
 
-use crate::config::Config;
+use crate::config::{Config, Limits, TenantPolicy};
 use thiserror::Error;
 
 /// What a configuration value counts, for messages.
@@ -113,73 +113,82 @@ impl Config {
             Self::MIN_RETENTION_MS,
             Ms,
         )?;
-        let l = &self.limits;
-        let counts = [
-            ("limits.max_tasks_per_job", l.max_tasks_per_job),
-            ("limits.max_dag_depth", l.max_dag_depth),
-            ("limits.max_payload_bytes", l.max_payload_bytes),
-            (
-                "limits.max_jobs_in_flight_per_tenant",
-                l.max_jobs_in_flight_per_tenant,
-            ),
-            ("limits.max_workers", l.max_workers),
-            (
-                "limits.max_concurrency_per_worker",
-                l.max_concurrency_per_worker,
-            ),
-            (
-                "limits.max_pending_grants_per_worker",
-                l.max_pending_grants_per_worker,
-            ),
-            ("limits.max_live_jobs", l.max_live_jobs),
-            ("limits.max_live_tasks", l.max_live_tasks),
-            ("limits.max_tenants", l.max_tenants),
-        ];
-        for (field, value) in counts {
-            let unit = if field.ends_with("bytes") {
-                Bytes
-            } else {
-                Count
-            };
-            at_least(field, u64::from(value), 1, unit)?;
-        }
-        let name_len = u64::from(l.max_name_len);
-        at_least(
-            "limits.max_name_len",
-            name_len,
-            u64::from(Self::MIN_NAME_LEN),
-            Bytes,
-        )?;
-        // One payload at the limit must fit in the store.
-        at_least(
-            "limits.max_stored_bytes",
-            l.max_stored_bytes,
-            u64::from(l.max_payload_bytes),
-            Bytes,
-        )
-        .map_err(|e| ConfigError {
-            floor_from: Some("limits.max_payload_bytes"),
-            ..e
-        })?;
-        // A cap of 0 would queue a tenant's jobs until their deadline; a weight of 0
-        // would give it no share.
-        let t = &self.tenants;
-        if let Some(cap) = t.default_cap {
-            at_least("tenants.default_cap", u64::from(cap), 1, Count)?;
-        }
-        for (tenant, &cap) in &t.caps {
-            at_least(&format!("tenants.caps.{tenant}"), u64::from(cap), 1, Count)?;
-        }
-        for (tenant, &weight) in &t.weights {
-            at_least(
-                &format!("tenants.weights.{tenant}"),
-                u64::from(weight),
-                1,
-                Count,
-            )?;
-        }
-        Ok(())
+        check_limits(&self.limits)?;
+        check_tenants(&self.tenants)
     }
+}
+
+fn check_limits(l: &Limits) -> Result<(), ConfigError> {
+    use Unit::{Bytes, Count};
+    let counts = [
+        ("limits.max_tasks_per_job", l.max_tasks_per_job),
+        ("limits.max_dag_depth", l.max_dag_depth),
+        ("limits.max_payload_bytes", l.max_payload_bytes),
+        (
+            "limits.max_jobs_in_flight_per_tenant",
+            l.max_jobs_in_flight_per_tenant,
+        ),
+        ("limits.max_workers", l.max_workers),
+        (
+            "limits.max_concurrency_per_worker",
+            l.max_concurrency_per_worker,
+        ),
+        (
+            "limits.max_pending_grants_per_worker",
+            l.max_pending_grants_per_worker,
+        ),
+        ("limits.max_live_jobs", l.max_live_jobs),
+        ("limits.max_live_tasks", l.max_live_tasks),
+        ("limits.max_tenants", l.max_tenants),
+    ];
+    for (field, value) in counts {
+        let unit = if field.ends_with("bytes") {
+            Bytes
+        } else {
+            Count
+        };
+        at_least(field, u64::from(value), 1, unit)?;
+    }
+    let name_len = u64::from(l.max_name_len);
+    at_least(
+        "limits.max_name_len",
+        name_len,
+        u64::from(Config::MIN_NAME_LEN),
+        Bytes,
+    )?;
+    // One payload at the limit must fit in the store.
+    at_least(
+        "limits.max_stored_bytes",
+        l.max_stored_bytes,
+        u64::from(l.max_payload_bytes),
+        Bytes,
+    )
+    .map_err(|e| ConfigError {
+        floor_from: Some("limits.max_payload_bytes"),
+        ..e
+    })?;
+    Ok(())
+}
+
+fn check_tenants(t: &TenantPolicy) -> Result<(), ConfigError> {
+    use Unit::Count;
+    // A cap of 0 would queue a tenant's jobs until their deadline; a weight of 0
+    // would give it no share.
+    if let Some(cap) = t.default_cap {
+        at_least("tenants.default_cap", u64::from(cap), 1, Count)?;
+    }
+    for (tenant, &cap) in &t.caps {
+        at_least(&format!("tenants.caps.{tenant}"), u64::from(cap), 1, Count)?;
+    }
+    for (tenant, &weight) in &t.weights {
+        at_least(
+            &format!("tenants.weights.{tenant}"),
+            u64::from(weight),
+            1,
+            Count,
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -330,7 +330,12 @@ fn locate(spec: &JobSpec, spans: &Spans, e: &JobError, source: &str, limits: &Li
     let span = span
         .or_else(|| task_of(e).and_then(id_span))
         .unwrap_or(whole);
-    let message = match e {
+    (span, message(e))
+}
+
+/// The refusal's message, naming fields as the file spells them.
+fn message(e: &JobError) -> String {
+    match e {
         // Name the retry fields as the file spells them.
         JobError::BadRetry { task, why } => {
             let why = why
@@ -351,8 +356,7 @@ fn locate(spec: &JobSpec, spans: &Spans, e: &JobError, source: &str, limits: &Li
             }
         }
         _ => e.to_string(),
-    };
-    (span, message)
+    }
 }
 
 fn bad_name(

@@ -308,34 +308,10 @@ impl Seen {
                 };
                 Some(Input::worker(&w, self.instance_of(&w), cmd))
             }
-            Step::Renew { lease } => {
-                self.fenced(*lease, |fence| Some(WorkerCommand::Renew { fence }))
+            Step::Renew { lease } | Step::Complete { lease, .. } | Step::Fail { lease, .. } => {
+                self.fenced(*lease, |fence| self.on_lease(fence, step))
             }
-            Step::Complete { lease, output } => {
-                self.fenced(*lease, |f| self.with_lease(f, &Then::Complete(*output)))
-            }
-            Step::Fail {
-                lease,
-                permanent,
-                error,
-            } => self.fenced(*lease, |f| {
-                let fail = Then::Fail {
-                    permanent: *permanent,
-                    error: *error,
-                };
-                self.with_lease(f, &fail)
-            }),
-            Step::Suspend {
-                lease,
-                timeout_ms,
-                resume,
-            } => self.fenced(*lease, |f| {
-                let suspend = Then::Suspend {
-                    timeout_ms: *timeout_ms,
-                    resume: *resume,
-                };
-                self.with_lease(f, &suspend)
-            }),
+            Step::Suspend { lease, .. } => self.fenced(*lease, |fence| self.on_lease(fence, step)),
             Step::Signal { task, key, payload } => {
                 let (task, waitpoint) = recent(&self.suspended, *task)?;
                 Some(Input::Client(ClientCommand::Signal {
@@ -354,6 +330,28 @@ impl Seen {
                 None
             }
         }
+    }
+
+    /// The command of a fenced step on the lease `fence`.
+    fn on_lease(&self, fence: Fence, step: &Step) -> Option<WorkerCommand> {
+        let then = match step {
+            Step::Renew { .. } => return Some(WorkerCommand::Renew { fence }),
+            Step::Complete { output, .. } => Then::Complete(*output),
+            Step::Fail {
+                permanent, error, ..
+            } => Then::Fail {
+                permanent: *permanent,
+                error: *error,
+            },
+            Step::Suspend {
+                timeout_ms, resume, ..
+            } => Then::Suspend {
+                timeout_ms: *timeout_ms,
+                resume: *resume,
+            },
+            _ => return None,
+        };
+        self.with_lease(fence, &then)
     }
 
     fn job(&self, d: &JobDraw) -> JobSpec {
