@@ -87,7 +87,7 @@ impl Config {
     /// least 1; zero stays allowed where it switches a feature off (capabilities,
     /// lanes, dependencies, signals, the loss budget, blacklisting).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        use Unit::{Bytes, Count, Ms};
+        use Unit::Ms;
         at_least(
             "grant_ttl_ms",
             self.grant_ttl_ms,
