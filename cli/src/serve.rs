@@ -82,7 +82,9 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    fn coordinator_config(&self) -> CoordinatorConfig {
+    /// The coordinator's configuration, refused (naming the flag and its floor) when
+    /// the engine's `Config::validate` refuses it.
+    fn coordinator_config(&self) -> Result<CoordinatorConfig, String> {
         let mut config = CoordinatorConfig {
             max_batch: self.max_batch,
             lease_ttl: Duration::from_millis(self.leader_ttl_ms),
@@ -91,7 +93,16 @@ impl ServeArgs {
         config.engine.lease_ttl_ms = self.lease_ttl_ms;
         config.engine.liveness_timeout_ms = self.liveness_timeout_ms;
         config.engine.grant_ttl_ms = self.grant_ttl_ms;
-        config
+        config.engine.validate().map_err(|e| {
+            let flag = match e.field.as_str() {
+                "grant_ttl_ms" => "--grant-ttl-ms",
+                "lease_ttl_ms" => "--lease-ttl-ms",
+                "liveness_timeout_ms" => "--liveness-timeout-ms",
+                _ => return e.to_string(),
+            };
+            e.message_for(flag)
+        })?;
+        Ok(config)
     }
 
     fn server_options(&self) -> Result<ServerOptions, String> {
@@ -131,8 +142,12 @@ pub fn run(args: &ServeArgs) -> ExitCode {
 async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
     let sizing = Sizing::for_memory(args.max_memory)?;
     let mut options = args.server_options()?;
-    let mut config = args.coordinator_config();
+    let mut config = args.coordinator_config()?;
     sizing.apply(&mut config.engine.limits, &mut options);
+    config
+        .engine
+        .validate()
+        .map_err(|e| format!("--max-memory {}: {e}", args.max_memory))?;
     let listener = serve_listen::bind(&args.listen).await?;
     let _dir_lock;
     let handle = match &args.valkey {
@@ -246,5 +261,43 @@ async fn track_lane_depth(handle: Handle, out: Arc<std::sync::Mutex<String>>) {
             *slot = text;
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn config_of(flags: &[&str]) -> Result<CoordinatorConfig, String> {
+        let argv = std::iter::once("serve").chain(flags.iter().copied());
+        Serve::parse_from(argv).args.coordinator_config()
+    }
+
+    #[test]
+    fn timeouts_below_their_floors_are_refused_naming_the_flag() {
+        for (flags, message) in [
+            (
+                ["--grant-ttl-ms", "0"],
+                "--grant-ttl-ms must be at least 100 ms",
+            ),
+            (
+                ["--lease-ttl-ms", "0"],
+                "--lease-ttl-ms must be at least 1000 ms",
+            ),
+            (
+                ["--liveness-timeout-ms", "999"],
+                "--liveness-timeout-ms must be at least 1000 ms",
+            ),
+        ] {
+            assert_eq!(config_of(&flags).err().as_deref(), Some(message));
+        }
+        assert!(config_of(&[]).is_ok());
     }
 }

@@ -80,6 +80,13 @@ impl TenantPolicy {
 }
 
 /// Bounds on everything that arrives from outside. Each refusal is a typed rejection.
+///
+/// The `max_live_*`, `max_tenants` and `max_stored_bytes` limits bound the engine as a
+/// whole, whatever tenant names clients choose: a command that would take the engine
+/// past one is refused with `Rejection::LimitReached` (retryable: room comes back as
+/// jobs finish and are forgotten). The defaults keep the engine's state within a few
+/// hundred MiB, for a coordinator process of 1 to 2 GiB (a snapshot briefly needs a
+/// second copy of the state).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     pub max_tasks_per_job: u32,
@@ -97,6 +104,19 @@ pub struct Limits {
     pub max_pending_grants_per_worker: u32,
     pub max_lanes_per_worker: u32,
     pub max_signals_per_task: u32,
+    /// Jobs the engine holds: in flight, or finished and kept for `retention_ms`.
+    pub max_live_jobs: u32,
+    /// Tasks of the jobs the engine holds; each costs a few hundred bytes.
+    pub max_live_tasks: u32,
+    /// Distinct tenant names of the jobs the engine holds. A tenant name no held job
+    /// uses is forgotten, so a client inventing names cannot grow the tenant table, and
+    /// fair share looks at no more tenants than this.
+    pub max_tenants: u32,
+    /// Bytes of task payloads, signal payloads and outputs the engine holds. A task's
+    /// payload and signal payloads are let go when it ends; its output stays until its
+    /// job is forgotten. Refused past it: a submit, a signal, and a completion whose
+    /// output would not fit after its task lets go of its payload.
+    pub max_stored_bytes: u64,
 }
 
 impl Default for Limits {
@@ -116,6 +136,10 @@ impl Default for Limits {
             max_pending_grants_per_worker: 1_024,
             max_lanes_per_worker: 16,
             max_signals_per_task: 64,
+            max_live_jobs: 100_000,
+            max_live_tasks: 1_000_000,
+            max_tenants: 1_000,
+            max_stored_bytes: 512 << 20,
         }
     }
 }

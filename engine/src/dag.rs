@@ -1,6 +1,7 @@
 //! Dependency groups: a task becomes ready when enough of its upstream tasks succeeded,
 //! and is skipped or cancelled (by its policy) once that can no longer happen.
 
+use crate::budget;
 use crate::ids::TaskId;
 use crate::job;
 use crate::output::{Effect, EndReason, TaskOutcome};
@@ -42,8 +43,10 @@ pub(crate) fn finish_task(s: &mut State, tid: TaskId, outcome: TaskOutcome) {
         };
         let succeeded = outcome == TaskOutcome::Succeeded;
         task.state = TaskState::Done(outcome.clone());
+        let freed = budget::let_go(task);
         let job_id = task.job;
         let downstream = std::mem::take(&mut task.downstream);
+        budget::unstore(s, freed);
         s.fx.push(Effect::TaskFinished {
             job: job_id,
             task: tid,
@@ -52,9 +55,9 @@ pub(crate) fn finish_task(s: &mut State, tid: TaskId, outcome: TaskOutcome) {
         let Some(job) = s.jobs.get_mut(&job_id) else {
             continue;
         };
-        job.remaining -= 1;
+        job.remaining = job.remaining.saturating_sub(1);
         if fails_job {
-            job.failed += 1;
+            job.failed = job.failed.saturating_add(1);
         }
         let ending = job.forced.is_some();
         let done = job.remaining == 0;
@@ -79,9 +82,9 @@ fn propagate(s: &mut State, d: TaskId, succeeded: bool) -> Option<TaskOutcome> {
     let task = s.tasks.get_mut(&d)?;
     let group = task.group.as_mut()?;
     if succeeded {
-        group.succeeded += 1;
+        group.succeeded = group.succeeded.saturating_add(1);
     } else {
-        group.unsucceeded += 1;
+        group.unsucceeded = group.unsucceeded.saturating_add(1);
     }
     if task.state != TaskState::Waiting {
         return None;

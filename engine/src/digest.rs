@@ -1,14 +1,16 @@
 //! Snapshots and the state digest. Both come from one canonical encoding of the state
 //! (postcard over ordered collections), so equal states give equal bytes and digests.
 
+use crate::floors::ConfigError;
 use crate::invariants::{self, Violation};
 use crate::state::State;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use thiserror::Error;
 
-/// Format version of snapshots; bumped whenever the state's shape changes.
-pub const SNAPSHOT_VERSION: u32 = 1;
+/// Format version of snapshots; bumped whenever the state's shape changes (version 2:
+/// engine-wide limits, holder counts of interned ids, stored bytes).
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// A 128-bit hash of the whole engine state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -28,6 +30,9 @@ pub enum RestoreError {
     Decode(String),
     #[error("snapshot decodes to an inconsistent state: {0}")]
     Inconsistent(Violation),
+    /// The snapshot's configuration is below a floor of `Config::validate`.
+    #[error("snapshot holds an invalid configuration: {0}")]
+    Config(ConfigError),
 }
 
 fn encode(state: &State) -> Vec<u8> {
@@ -164,6 +169,7 @@ pub(crate) fn restore(bytes: &[u8]) -> Result<State, RestoreError> {
     }
     let state: State =
         postcard::from_bytes(body).map_err(|e| RestoreError::Decode(e.to_string()))?;
+    state.config.validate().map_err(RestoreError::Config)?;
     invariants::check(&state).map_err(RestoreError::Inconsistent)?;
     Ok(state)
 }

@@ -98,7 +98,9 @@ fn best_head(s: &State, w: &WorkerId, lane: u32) -> Option<(QueueKey, ReadyKey)>
         if q.capset != CapSetId::ANY && !covers(&worker.capabilities, s.names.caps(q.capset)) {
             continue;
         }
-        let share = (load.active as u64) * 1_000_000 / load.weight as u64;
+        // At most 2^32 * 10^6 < 2^52: no overflow, and a weight of 0 (refused by
+        // `Config::validate`) counts as 1.
+        let share = u64::from(load.active) * 1_000_000 / u64::from(load.weight.max(1));
         if best.is_none_or(|(bs, bk, _)| (share, key) < (bs, bk)) {
             best = Some((share, key, q));
         }

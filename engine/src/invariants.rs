@@ -31,6 +31,9 @@ macro_rules! ensure {
     };
 }
 
+#[path = "accounting.rs"]
+mod accounting;
+
 #[derive(Default)]
 struct JobCount {
     active: u32,
@@ -40,6 +43,7 @@ struct JobCount {
 }
 
 pub(crate) fn check(s: &State) -> Result<(), Violation> {
+    accounting::check_shape(s)?;
     check_references(s)?;
     let mut per_job: BTreeMap<crate::ids::JobId, JobCount> = BTreeMap::new();
     let mut per_tenant: BTreeMap<u32, u32> = BTreeMap::new();
@@ -57,6 +61,7 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
             c.remaining += 1;
         }
         check_history(*tid, t)?;
+        accounting::check_task(s, *tid, t)?;
         match &t.state {
             TaskState::Offered { grant } => {
                 c.active += 1;
@@ -128,8 +133,9 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
                     l.timer_at <= l.expires_at,
                     "lease timer on {tid} after its expiry"
                 );
+                // A deadline saturated at the end of time is still held at that time.
                 ensure!(
-                    l.expires_at > s.now,
+                    l.expires_at > s.now || l.expires_at == crate::ids::Time::MAX,
                     "lease on {tid} expired at {} but is still held at {}",
                     l.expires_at,
                     s.now
@@ -244,23 +250,26 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
     }
     for (i, load) in s.tenants.iter().enumerate() {
         let found = per_tenant.get(&(i as u32)).copied().unwrap_or(0);
+        let name = s.names.tenants.name(i as u32);
         ensure!(
             load.active == found,
-            "tenant {} counts {} active, found {found}",
-            s.names.tenants.get(i).map_or("?", String::as_str),
+            "tenant {name} counts {} active, found {found}",
             load.active
         );
         if let Some(cap) = load.cap {
             ensure!(
                 load.active <= cap,
-                "tenant {} has {} active tasks over its cap {cap}",
-                s.names.tenants.get(i).map_or("?", String::as_str),
+                "tenant {name} has {} active tasks over its cap {cap}",
                 load.active
             );
         }
     }
     check_workers(s)?;
+    accounting::check_counts(s)?;
     for (i, set) in s.names.capsets.iter().enumerate().skip(1) {
+        if !s.names.capset_held(i) {
+            continue;
+        }
         let live = queue::coverage(&s.workers, &set.caps);
         ensure!(
             set.coverage == live,
@@ -289,8 +298,8 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
 /// the checker (and the engine after a restore) can index by them without panicking.
 fn check_references(s: &State) -> Result<(), Violation> {
     let (lanes, tenants, capsets) = (
-        s.names.lanes.len() as u32,
-        s.names.tenants.len() as u32,
+        s.names.lanes.slots() as u32,
+        s.names.tenants.slots() as u32,
         s.names.capsets.len() as u32,
     );
     ensure!(

@@ -1,9 +1,9 @@
 //! Job admission, the end of a job (all tasks terminal, cancelled, or past its
 //! deadline) and forgetting finished jobs after the retention period.
 
+use crate::budget;
 use crate::dag;
 use crate::ids::{JobId, TaskId};
-use crate::intern::CapSetId;
 use crate::lease;
 use crate::output::{Accepted, Effect, EndReason, JobOutcome, TaskOutcome};
 use crate::queue;
@@ -34,7 +34,7 @@ pub(crate) fn submit(s: &mut State, spec: JobSpec) -> Reply {
         };
     }
     let limit = s.config.limits.max_jobs_in_flight_per_tenant;
-    if let Some(t) = s.names.tenant_id(&spec.tenant) {
+    if let Some(t) = s.names.tenants.get(&spec.tenant) {
         if s.tenants[t as usize].jobs_in_flight >= limit {
             return Err(Rejection::TenantJobLimit {
                 tenant: spec.tenant,
@@ -42,9 +42,12 @@ pub(crate) fn submit(s: &mut State, spec: JobSpec) -> Reply {
             });
         }
     }
+    budget::admit(s, &spec)?;
     let now = s.now;
-    let tenant = s.tenant_id(&spec.tenant);
-    let lane = s.names.lane(&spec.lane);
+    let tenant = s.hold_tenant(&spec.tenant);
+    let lane = s.names.lanes.acquire(&spec.lane);
+    // Ids stay far below `u64::MAX`: `restore` refuses counters past `ID_CEILING`, and
+    // each input moves them by at most one job's tasks.
     let id = JobId(s.next_job);
     s.next_job += 1;
     let first = s.next_task;
@@ -75,19 +78,21 @@ pub(crate) fn submit(s: &mut State, spec: JobSpec) -> Reply {
     );
     s.job_names.insert(spec.name.clone(), id);
     s.tenants[tenant as usize].jobs_in_flight += 1;
+    let bytes = spec
+        .tasks
+        .iter()
+        .fold(0u64, |sum, t| sum.saturating_add(t.payload.len() as u64));
+    budget::store(s, bytes);
     if let Some(at) = deadline_at {
         s.timers.arm(at, Timer::JobDeadline(id));
     }
     let mut roots = Vec::new();
     for (i, t) in spec.tasks.into_iter().enumerate() {
         let tid = TaskId(first + i as u64);
-        let capset = if t.capabilities.is_empty() {
-            CapSetId::ANY
-        } else {
-            let workers = &s.workers;
-            s.names
-                .capset(&t.capabilities, |need| queue::coverage(workers, need))
-        };
+        let workers = &s.workers;
+        let capset = s
+            .names
+            .capset(&t.capabilities, |need| queue::coverage(workers, need));
         let group = t.deps.as_ref().map(|g| {
             let total = g.upstream.len() as u32;
             Group {
@@ -216,7 +221,7 @@ pub(crate) fn finish(s: &mut State, job: JobId) {
         s.timers.disarm(at, Timer::JobDeadline(job));
     }
     let tenant = j.tenant as usize;
-    s.tenants[tenant].jobs_in_flight -= 1;
+    s.tenants[tenant].jobs_in_flight = s.tenants[tenant].jobs_in_flight.saturating_sub(1);
     s.timers
         .arm(now.saturating_add(retention), Timer::JobRetention(job));
     s.fx.push(Effect::JobFinished { job, outcome });
@@ -230,11 +235,17 @@ pub(crate) fn forget(s: &mut State, job: JobId) {
     if j.end.is_none() {
         return;
     }
-    for tid in j.task_ids() {
-        s.tasks.remove(&tid);
-    }
+    let (tenant, lane, ids) = (j.tenant, j.lane, j.task_ids());
     if s.job_names.get(&j.name) == Some(&job) {
         s.job_names.remove(&j.name);
     }
+    for tid in ids {
+        if let Some(t) = s.tasks.remove(&tid) {
+            budget::unstore(s, budget::held_bytes(&t));
+            s.names.release_capset(t.capset);
+        }
+    }
     s.jobs.remove(&job);
+    s.names.tenants.release(tenant);
+    s.names.lanes.release(lane);
 }

@@ -2,6 +2,7 @@
 //! complete, fail. A command whose fence is not the task's current one changes nothing.
 
 use crate::blacklist;
+use crate::budget;
 use crate::dag;
 use crate::ids::{Fence, GrantId, InstanceId, TaskId, WorkerId};
 use crate::output::{Accepted, Effect, EndReason, TaskOutcome};
@@ -46,10 +47,11 @@ pub(crate) fn accept(s: &mut State, w: &WorkerId, inst: InstanceId, g: GrantId) 
     }
     s.timers.disarm(grant.expires_at, Timer::GrantExpiry(g));
     let now = s.now;
-    let expires_at = now.saturating_add(s.config.lease_ttl_ms);
+    let expires_at = lease_end(s, now);
     let Some(task) = s.tasks.get_mut(&tid) else {
         return Err(Rejection::UnknownTask { task: tid });
     };
+    // Below `ID_CEILING` (checked on restore), one step per lease.
     task.epoch += 1;
     let fence = Fence {
         task: tid,
@@ -89,6 +91,12 @@ pub(crate) fn accept(s: &mut State, w: &WorkerId, inst: InstanceId, g: GrantId) 
         expires_at,
         duplicate: false,
     })
+}
+
+/// When a lease started or renewed at `now` ends. A lease lasts at least 1 ms, so even
+/// under a zero TTL (which `Config::validate` refuses) it is held when it starts.
+fn lease_end(s: &State, now: crate::ids::Time) -> crate::ids::Time {
+    now.saturating_add(s.config.lease_ttl_ms.max(1))
 }
 
 pub(crate) fn release(s: &mut State, w: &WorkerId, g: GrantId) -> Reply {
@@ -197,7 +205,7 @@ pub(crate) fn ended_attempt<'a>(
 
 pub(crate) fn renew(s: &mut State, w: &WorkerId, inst: InstanceId, fence: Fence) -> Reply {
     check_fence(s, w, inst, fence)?;
-    let expires_at = s.now.saturating_add(s.config.lease_ttl_ms);
+    let expires_at = lease_end(s, s.now);
     if let Some(TaskState::Running(l)) = s.tasks.get_mut(&fence.task).map(|t| &mut t.state) {
         l.expires_at = expires_at;
     }
@@ -226,7 +234,11 @@ pub(crate) fn complete(
             limit: limit as u64,
         });
     }
+    if let Some(t) = s.tasks.get(&fence.task) {
+        budget::admit_output(s, t, &output)?;
+    }
     end_lease(s, fence.task, AttemptEnd::Succeeded);
+    budget::store(s, output.len() as u64);
     if let Some(t) = s.tasks.get_mut(&fence.task) {
         t.output = Some(output);
     }
@@ -286,7 +298,7 @@ pub(crate) fn fail_attempt(
     let now = s.now;
     let seed = s.config.seed;
     let task = s.tasks.get_mut(&tid)?;
-    task.failures += 1;
+    task.failures = task.failures.saturating_add(1);
     let retry_at = if permanent || task.failures >= task.retry.max_attempts {
         None
     } else {
@@ -369,13 +381,13 @@ pub(crate) fn requeue_lost(s: &mut State, tid: TaskId, reason: EndReason) {
     let Some(task) = s.tasks.get_mut(&tid) else {
         return;
     };
-    task.losses += 1;
-    if task.losses > max_losses {
+    task.losses = task.losses.saturating_add(1);
+    if task.losses > max_losses || task.losses == u32::MAX {
         let error = format!("lost {} times, last by {reason:?}", task.losses);
         dag::finish_task(s, tid, TaskOutcome::Failed { error });
         return;
     }
-    task.attempt += 1;
+    task.attempt = task.attempt.saturating_add(1);
     let (job, attempt) = (task.job, task.attempt);
     s.fx.push(Effect::TaskRequeued {
         job,

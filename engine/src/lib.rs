@@ -20,11 +20,15 @@
 //! ```
 
 mod blacklist;
+mod budget;
 mod config;
 mod counts;
 mod dag;
 mod digest;
 mod dispatch;
+mod floors;
+#[cfg(test)]
+mod hostile_snapshots;
 mod ids;
 mod input;
 mod intern;
@@ -50,6 +54,7 @@ mod worker;
 pub use config::{BlacklistPolicy, Config, Limits, TenantPolicy};
 pub use counts::TaskCounts;
 pub use digest::{Digest, RestoreError, SNAPSHOT_VERSION};
+pub use floors::{ConfigError, Unit};
 pub use ids::{Fence, GrantId, InstanceId, JobId, TaskId, Time, WorkerId};
 pub use input::{ClientCommand, Input, SuspendTimeout, WorkerCommand};
 pub use invariants::Violation;
@@ -61,7 +66,23 @@ pub use retry::backoff_delay;
 pub use spec::{DepGroup, GroupKind, JobSpec, Payload, RetryPolicy, TaskSpec, UnsatisfiedPolicy};
 pub use validate::{check_name, check_token, check_tokens, validate_job, ValidJob};
 
+use serde::{Deserialize, Serialize};
 use state::State;
+
+/// What an engine holds, for metrics and for checking the engine-wide limits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Jobs held: in flight, or finished and retained (`Limits::max_live_jobs`).
+    pub jobs: u64,
+    /// Tasks of those jobs (`Limits::max_live_tasks`).
+    pub tasks: u64,
+    /// Tenant names those jobs use (`Limits::max_tenants`).
+    pub tenants: u64,
+    /// Lane names jobs and worker records use.
+    pub lanes: u64,
+    /// Payload, signal and output bytes held (`Limits::max_stored_bytes`).
+    pub stored_bytes: u64,
+}
 
 /// One coordinator's decision core.
 #[derive(Clone, Debug)]
@@ -78,10 +99,19 @@ pub struct Faults {
 }
 
 impl Engine {
+    /// An engine with any configuration. Nothing the engine does panics on one, but a
+    /// configuration below its floors (a zero grant TTL, say) leaves a cluster unable
+    /// to run anything: drivers check it with `Config::validate` or use `try_new`.
     pub fn new(config: Config) -> Engine {
         Engine {
             state: State::new(config),
         }
+    }
+
+    /// An engine, if `config` passes `Config::validate`.
+    pub fn try_new(config: Config) -> Result<Engine, ConfigError> {
+        config.validate()?;
+        Ok(Engine::new(config))
     }
 
     /// Applies one input at logical time `now`. Timers due at or before `now` fire
@@ -187,6 +217,18 @@ impl Engine {
         query::workers(&self.state)
     }
 
+    /// What the engine holds, against `Limits`' engine-wide limits.
+    pub fn usage(&self) -> Usage {
+        let s = &self.state;
+        Usage {
+            jobs: s.jobs.len() as u64,
+            tasks: s.tasks.len(),
+            tenants: s.names.tenants.in_use() as u64,
+            lanes: s.names.lanes.in_use() as u64,
+            stored_bytes: s.stored_bytes,
+        }
+    }
+
     /// Ready tasks waiting in the ready index.
     pub fn queued(&self) -> u64 {
         self.state.ready.len()
@@ -201,7 +243,7 @@ impl Engine {
             .ready
             .per_lane()
             .into_iter()
-            .map(|(lane, n)| (names[lane as usize].clone(), n))
+            .map(|(lane, n)| (names.name(lane).to_string(), n))
             .collect();
         out.sort();
         out

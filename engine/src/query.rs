@@ -113,8 +113,8 @@ fn job_status(s: &State, job: &crate::state::Job) -> JobStatus {
     JobStatus {
         id: job.id,
         name: job.name.clone(),
-        tenant: s.names.tenants[job.tenant as usize].clone(),
-        lane: s.names.lanes[job.lane as usize].clone(),
+        tenant: s.names.tenants.name(job.tenant).to_string(),
+        lane: s.names.lanes.name(job.lane).to_string(),
         submitted_at: job.submitted_at,
         tasks: job.task_count,
         remaining: job.remaining,

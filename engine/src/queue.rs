@@ -117,7 +117,7 @@ fn refill_parked(s: &mut State, job_id: JobId) {
 /// blocked when their requirement loses its last worker and unblocked when one comes.
 pub(crate) fn coverage_changed(s: &mut State, caps: &[String], joined: bool) {
     for i in 1..s.names.capsets.len() {
-        if !covers(caps, &s.names.capsets[i].caps) {
+        if !s.names.capset_held(i) || !covers(caps, &s.names.capsets[i].caps) {
             continue;
         }
         let set = &mut s.names.capsets[i];
@@ -136,7 +136,7 @@ pub(crate) fn coverage_changed(s: &mut State, caps: &[String], joined: bool) {
                 }
             }
         } else {
-            set.coverage -= 1;
+            set.coverage = set.coverage.saturating_sub(1);
             if set.coverage == 0 {
                 block_capset(s, CapSetId(i as u32));
             }

@@ -73,6 +73,10 @@ pub enum Rejection {
         size: u64,
         limit: u64,
     },
+    /// An engine-wide limit (a `Limits` field such as `max_stored_bytes`) is reached;
+    /// `value` is the limit. Room comes back as jobs finish and are forgotten.
+    #[error("limit {limit} ({value}) reached")]
+    LimitReached { limit: String, value: u64 },
 }
 
 impl Rejection {
@@ -99,6 +103,7 @@ impl Rejection {
             Rejection::TooManySignals { .. } => "too_many_signals",
             Rejection::InvalidName { .. } => "invalid_name",
             Rejection::TooLarge { .. } => "too_large",
+            Rejection::LimitReached { .. } => "limit_reached",
         }
     }
 
@@ -109,6 +114,7 @@ impl Rejection {
             Rejection::TenantJobLimit { .. }
                 | Rejection::TooManyWorkers { .. }
                 | Rejection::NotWaiting { .. }
+                | Rejection::LimitReached { .. }
         )
     }
 

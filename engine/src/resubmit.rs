@@ -115,8 +115,8 @@ pub(crate) fn job_spec(s: &State, id: JobId) -> Result<JobSpec, Rejection> {
         .collect();
     Ok(JobSpec {
         name: job.name.clone(),
-        tenant: s.names.tenants[job.tenant as usize].clone(),
-        lane: s.names.lanes[job.lane as usize].clone(),
+        tenant: s.names.tenants.name(job.tenant).to_string(),
+        lane: s.names.lanes.name(job.lane).to_string(),
         priority: 0,
         deadline_ms: job.deadline_at.map(|d| d.saturating_sub(job.submitted_at)),
         max_concurrency: job.max_concurrency,

@@ -9,6 +9,9 @@ use crate::timers::Timer;
 
 /// Delay before the retry that follows the `failures`-th failure:
 /// `min(max, base * factor^(failures-1))`, reduced by up to `jitter_pct` percent.
+/// Total for every policy, validated or not: the product saturates at `u64::MAX`, a jitter
+/// above 100 percent counts as 100, and a delay of `u64::MAX` with full jitter (whose
+/// span of `u64::MAX + 1` values does not fit a `u64`) draws from the whole range.
 pub fn backoff_delay(
     policy: &RetryPolicy,
     failures: u32,
@@ -17,21 +20,26 @@ pub fn backoff_delay(
     attempt: u32,
 ) -> u64 {
     let exp = failures.saturating_sub(1);
-    let mut delay = policy.backoff_base_ms;
-    for _ in 0..exp {
-        delay = delay.saturating_mul(policy.backoff_factor as u64);
-        if delay >= policy.backoff_max_ms {
-            break;
-        }
-    }
-    let delay = delay.min(policy.backoff_max_ms);
-    let span =
-        delay / 100 * policy.jitter_pct as u64 + delay % 100 * policy.jitter_pct as u64 / 100;
+    // By squaring, so a task with billions of failures costs no more than one with two.
+    let growth = u64::from(policy.backoff_factor)
+        .checked_pow(exp)
+        .unwrap_or(u64::MAX);
+    let delay = policy
+        .backoff_base_ms
+        .saturating_mul(growth)
+        .min(policy.backoff_max_ms);
+    let pct = u64::from(policy.jitter_pct.min(100));
+    // At most `delay`: both terms are at most their share of it.
+    let span = delay / 100 * pct + delay % 100 * pct / 100;
     if span == 0 {
         return delay;
     }
     let r = mix(seed ^ task.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((attempt as u64) << 32));
-    delay - r % (span + 1)
+    let cut = match span.checked_add(1) {
+        Some(values) => r % values,
+        None => r,
+    };
+    delay - cut
 }
 
 /// SplitMix64 finaliser: a well-mixed 64-bit value from any 64-bit input.
@@ -47,7 +55,7 @@ pub(crate) fn schedule(s: &mut State, tid: TaskId, until: Time, reason: EndReaso
     let Some(task) = s.tasks.get_mut(&tid) else {
         return;
     };
-    task.attempt += 1;
+    task.attempt = task.attempt.saturating_add(1);
     task.state = TaskState::Delayed { until };
     s.fx.push(Effect::TaskRequeued {
         job: task.job,
@@ -76,6 +84,39 @@ mod tests {
             .map(|f| backoff_delay(&p, f, 1, TaskId(1), f))
             .collect();
         assert_eq!(d, vec![100, 200, 400, 800, 1_000, 1_000]);
+    }
+
+    #[test]
+    fn extreme_policies_give_a_delay_within_bounds() {
+        let extremes = [
+            0,
+            1,
+            2,
+            99,
+            100,
+            u64::from(u32::MAX),
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        for base in extremes {
+            for max in extremes {
+                for factor in [0, 1, 2, u32::MAX] {
+                    for jitter_pct in [0, 1, 50, 99, 100, 101, u8::MAX] {
+                        let p = RetryPolicy {
+                            max_attempts: u32::MAX,
+                            backoff_base_ms: base,
+                            backoff_factor: factor,
+                            backoff_max_ms: max,
+                            jitter_pct,
+                        };
+                        for failures in [0, 1, 2, 64, u32::MAX] {
+                            let d = backoff_delay(&p, failures, u64::MAX, TaskId(u64::MAX), 7);
+                            assert!(d <= max, "{p:?} failures {failures}: {d}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

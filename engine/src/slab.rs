@@ -15,6 +15,8 @@ pub(crate) struct TaskTable {
     base: u64,
     /// Boxed so a forgotten task costs one word while older tasks are still held.
     slots: VecDeque<Option<Box<Task>>>,
+    /// Tasks held (occupied slots).
+    live: u64,
 }
 
 impl TaskTable {
@@ -43,12 +45,17 @@ impl TaskTable {
         if i >= self.slots.len() {
             self.slots.resize_with(i + 1, || None);
         }
-        self.slots[i] = Some(Box::new(task));
+        if self.slots[i].replace(Box::new(task)).is_none() {
+            self.live += 1;
+        }
     }
 
     pub fn remove(&mut self, id: &TaskId) -> Option<Task> {
         let i = self.index(*id)?;
         let task = self.slots.get_mut(i)?.take();
+        if task.is_some() {
+            self.live = self.live.saturating_sub(1);
+        }
         while matches!(self.slots.front(), Some(None)) {
             self.slots.pop_front();
             self.base += 1;
@@ -57,6 +64,34 @@ impl TaskTable {
         // them back, and trimming them on every removal made forgetting a job behind a
         // long-lived older task quadratic.
         task.map(|b| *b)
+    }
+
+    /// Tasks held.
+    pub fn len(&self) -> u64 {
+        self.live
+    }
+
+    /// One past the last slot's id, or `None` if that does not fit a `u64`; `base` when
+    /// no slot is left. The engine inserts ids in increasing order, so a non-empty table
+    /// ends at the next task id.
+    pub fn end(&self) -> Option<u64> {
+        self.base.checked_add(self.slots.len() as u64)
+    }
+
+    /// Whether the table is empty of slots, held or not.
+    pub fn no_slots(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Occupied slots, counted; a snapshot's `len` is checked against it.
+    pub fn count(&self) -> u64 {
+        self.slots.iter().filter(|t| t.is_some()).count() as u64
+    }
+
+    /// Moves the table to start at `base`, for tests of hostile snapshots.
+    #[cfg(test)]
+    pub fn rebase(&mut self, base: u64) {
+        self.base = base;
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (TaskId, &Task)> {

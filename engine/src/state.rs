@@ -32,8 +32,11 @@ pub(crate) struct State {
     /// Where the next dispatch round starts, so no worker is always served first.
     pub dispatch_cursor: Option<WorkerId>,
     pub names: Interned,
-    /// Per interned tenant: tasks holding a grant or lease, and jobs in flight.
+    /// Per interned tenant id: tasks holding a grant or lease, and jobs in flight.
     pub tenants: Vec<TenantLoad>,
+    /// Bytes of payloads, signal payloads and outputs held by tasks; see
+    /// `Limits::max_stored_bytes`.
+    pub stored_bytes: u64,
     /// Effects produced by the input being applied; drained by `apply`.
     #[serde(skip)]
     pub fx: Vec<Effect>,
@@ -91,12 +94,12 @@ pub(crate) struct JobEnd {
 impl Job {
     pub fn task_ids(&self) -> impl Iterator<Item = TaskId> {
         let first = self.first_task.0;
-        (first..first + self.task_count as u64).map(TaskId)
+        (first..first.saturating_add(self.task_count as u64)).map(TaskId)
     }
 
     pub fn at_cap(&self) -> bool {
         self.max_concurrency
-            .is_some_and(|cap| self.active + self.queued >= cap)
+            .is_some_and(|cap| self.active.saturating_add(self.queued) >= cap)
     }
 }
 
@@ -157,7 +160,7 @@ impl Group {
         self.succeeded >= self.needed
     }
     pub fn unsatisfiable(&self) -> bool {
-        self.unsucceeded > self.total - self.needed
+        self.unsucceeded > self.total.saturating_sub(self.needed)
     }
 }
 
@@ -302,6 +305,7 @@ impl State {
             dispatch_cursor: None,
             names: Interned::default(),
             tenants: Vec::new(),
+            stored_bytes: 0,
             fx: Vec::new(),
             dispatch_dirty: false,
             #[cfg(feature = "fault-injection")]
@@ -309,19 +313,22 @@ impl State {
         }
     }
 
-    /// Interns a tenant and makes sure its load entry exists.
-    pub fn tenant_id(&mut self, name: &str) -> u32 {
-        let id = self.names.tenant(name);
+    /// Holds a tenant for one more job; a tenant held for the first time (a new name,
+    /// or a dropped id reused for another) starts with an empty load and its policy.
+    pub fn hold_tenant(&mut self, name: &str) -> u32 {
+        let id = self.names.tenants.acquire(name);
         let i = id as usize;
-        while self.tenants.len() <= i {
-            let name = &self.names.tenants[self.tenants.len()];
+        if self.tenants.len() <= i {
+            self.tenants.resize(i + 1, TenantLoad::default());
+        }
+        if self.names.tenants.refs(id) == 1 {
             let policy = &self.config.tenants;
-            self.tenants.push(TenantLoad {
+            self.tenants[i] = TenantLoad {
                 active: 0,
                 jobs_in_flight: 0,
                 cap: policy.cap(name),
                 weight: policy.weight(name),
-            });
+            };
         }
         id
     }

@@ -1,6 +1,7 @@
 //! Suspension: a running task gives up its lease to wait on a named waitpoint, and a
 //! signal (deduplicated by idempotency key) makes it ready again.
 
+use crate::budget;
 use crate::dag;
 use crate::ids::{Fence, InstanceId, TaskId, WorkerId};
 use crate::input::SuspendTimeout;
@@ -106,8 +107,14 @@ pub(crate) fn signal(
             })
         }
     };
+    budget::admit_signal(s, &payload)?;
+    let bytes = payload.len() as u64;
+    let Some(task) = s.tasks.get_mut(&tid) else {
+        return Err(Rejection::UnknownTask { task: tid });
+    };
     task.signals.insert(key, payload);
     let job = task.job;
+    budget::store(s, bytes);
     if let Some(at) = timeout_at {
         s.timers.disarm(at, Timer::SuspendTimeout(tid));
     }

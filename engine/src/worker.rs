@@ -45,7 +45,7 @@ pub(crate) fn handle(s: &mut State, w: WorkerId, inst: InstanceId, cmd: WorkerCo
         }
         WorkerCommand::Deregister => {
             remove(s, &w, EndReason::WorkerLeft);
-            s.workers.remove(&w);
+            drop_record(s, &w);
             Ok(Accepted::Ok)
         }
         WorkerCommand::AcceptGrant { grant } => lease::accept(s, &w, inst, grant),
@@ -193,9 +193,13 @@ fn register(
             old.blacklisted_until,
             old.blacklisted_from_grant,
         );
+        drop_record(s, &w);
     }
     let (recent_failures, blacklisted_until, blacklisted_from_grant) = carried;
-    let lane_ids = lane_names.iter().map(|l| s.names.lane(l)).collect();
+    let lane_ids = lane_names
+        .iter()
+        .map(|l| s.names.lanes.acquire(l))
+        .collect();
     let liveness_at = now.saturating_add(s.config.liveness_timeout_ms);
     s.timers.arm(liveness_at, Timer::WorkerLiveness(w.clone()));
     queue::coverage_changed(s, &capabilities, true);
@@ -300,7 +304,16 @@ pub(crate) fn forget(s: &mut State, w: &WorkerId, at: Time) {
         s.timers.arm(next, Timer::WorkerForget(w.clone()));
         return;
     }
-    s.workers.remove(w);
+    drop_record(s, w);
+}
+
+/// Removes a worker's record and lets go of the lanes it held.
+fn drop_record(s: &mut State, w: &WorkerId) {
+    if let Some(old) = s.workers.remove(w) {
+        for lane in old.lanes {
+            s.names.lanes.release(lane);
+        }
+    }
 }
 
 /// The worker's instance is gone: its grants return, its leases are revoked and their

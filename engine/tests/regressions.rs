@@ -137,3 +137,80 @@ fn grant_offered_in_the_millisecond_a_blacklist_starts_is_not_a_violation() {
     assert_eq!(e.check_invariants(), Ok(()));
     assert!(Engine::restore(&e.snapshot()).is_ok());
 }
+
+/// A retry policy whose backoff and cap are near `u64::MAX` ms with `jitter_pct = 100`
+/// (accepted by the job-file loader and by `keel plan`). Once the delay reached
+/// `u64::MAX` the jitter span equalled it, so `r % (span + 1)` overflowed `span + 1` to
+/// 0: "attempt to add with overflow" with overflow checks, a remainder by zero without.
+/// The coordinator's engine task died on the worker's `Fail`, and again when recovery
+/// replayed it.
+#[test]
+fn retry_with_backoff_near_u64_max_and_full_jitter_does_not_panic() {
+    let mut e = Engine::new(Config::default());
+    let mut log: Vec<(Time, Input)> = Vec::new();
+    let mut apply = |e: &mut Engine, now: Time, input: Input| {
+        log.push((now, input.clone()));
+        e.apply(now, input)
+    };
+    let mut task = TaskSpec::new("a");
+    task.retry = RetryPolicy {
+        max_attempts: 3,
+        backoff_base_ms: u64::MAX - 1,
+        backoff_factor: 2,
+        backoff_max_ms: u64::MAX,
+        jitter_pct: 100,
+    };
+    let job = JobSpec::new("j", vec![task]);
+    apply(&mut e, 0, Input::Client(ClientCommand::SubmitJob(job)));
+    let mut now = 1;
+    // The first failure backs off `u64::MAX - 1` ms, the second `u64::MAX` ms. The
+    // worker is lost while the clock jumps, so a new instance serves each attempt.
+    for failure in 1..=2u64 {
+        let as_instance = |cmd| Input::worker(&WorkerId::new("w1"), InstanceId(failure), cmd);
+        let reg = WorkerCommand::Register {
+            capabilities: vec![],
+            lanes: vec![],
+            max_concurrency: 1,
+        };
+        apply(&mut e, now, as_instance(reg));
+        let out = apply(
+            &mut e,
+            now,
+            as_instance(WorkerCommand::RequestWork { credits: 1 }),
+        );
+        let [Effect::GrantOffered { grant, .. }] = out.effects[..] else {
+            panic!("expected one grant, got {out:?}");
+        };
+        let out = apply(
+            &mut e,
+            now,
+            as_instance(WorkerCommand::AcceptGrant { grant }),
+        );
+        let Some(Ok(Accepted::LeaseStarted { fence, .. })) = out.reply else {
+            panic!("accept failed: {out:?}");
+        };
+        let fail = WorkerCommand::Fail {
+            fence,
+            error: "boom".into(),
+            permanent: false,
+        };
+        let out = apply(&mut e, now, as_instance(fail));
+        let Some(Ok(Accepted::Failed {
+            retry_at: Some(at), ..
+        })) = out.reply
+        else {
+            panic!("failure {failure} should schedule a retry: {out:?}");
+        };
+        assert!(at >= now, "the retry is not scheduled in the past: {at}");
+        assert_eq!(e.check_invariants(), Ok(()));
+        now = at;
+    }
+    // Recovery replays the same inputs; it must reach the same state.
+    let mut replayed = Engine::new(Config::default());
+    for (now, input) in log {
+        replayed.apply(now, input);
+    }
+    assert_eq!(replayed.digest(), e.digest());
+    let restored = Engine::restore(&e.snapshot()).expect("restores");
+    assert_eq!(restored.digest(), e.digest());
+}

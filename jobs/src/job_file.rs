@@ -25,7 +25,7 @@ pub(crate) struct JobSection {
     pub lane: Option<Spanned<String>>,
     #[serde(default)]
     pub priority: i32,
-    pub deadline: Option<Millis>,
+    pub deadline: Option<Spanned<Millis>>,
 }
 
 /// Settings every task inherits unless it overrides them, and the job-wide cap.
@@ -33,7 +33,7 @@ pub(crate) struct JobSection {
 #[serde(deny_unknown_fields)]
 pub(crate) struct Defaults {
     pub retry: Option<Spanned<RetryFile>>,
-    pub attempt_timeout: Option<Millis>,
+    pub attempt_timeout: Option<Spanned<Millis>>,
     pub estimate: Option<Millis>,
     pub max_concurrency: Option<Spanned<u32>>,
 }
@@ -59,7 +59,7 @@ pub(crate) struct TaskFile {
     pub deps: Option<Spanned<Deps>>,
     pub on_unsatisfied: Option<OnUnsatisfied>,
     pub retry: Option<Spanned<RetryFile>>,
-    pub attempt_timeout: Option<Millis>,
+    pub attempt_timeout: Option<Spanned<Millis>>,
     pub delay: Option<Millis>,
     pub estimate: Option<Millis>,
     pub priority: Option<i32>,

@@ -96,6 +96,7 @@ struct Spans {
     tenant: Option<Range<usize>>,
     lane: Option<Range<usize>>,
     defaults_retry: Option<Range<usize>>,
+    deadline: Option<Range<usize>>,
     tasks: Vec<TaskSpans>,
 }
 
@@ -108,6 +109,8 @@ struct TaskSpans {
     capabilities: Option<(Range<usize>, Vec<Range<usize>>)>,
     payload: Option<Range<usize>>,
     retry: Option<Range<usize>>,
+    /// The task's own `attempt_timeout`, else the one in `[defaults]`.
+    attempt_timeout: Option<Range<usize>>,
 }
 
 type Located = (Range<usize>, String);
@@ -151,6 +154,11 @@ fn convert(file: JobFile) -> Result<(JobSpec, Spans), Located> {
             capabilities: cap_spans,
             payload: t.command.as_ref().or(t.data.as_ref()).map(|p| p.span()),
             retry: t.retry.as_ref().map(|r| r.span()),
+            attempt_timeout: t
+                .attempt_timeout
+                .as_ref()
+                .or(defaults.attempt_timeout.as_ref())
+                .map(|m| m.span()),
         });
         tasks.push(TaskSpec {
             key: t.id.into_inner(),
@@ -158,7 +166,11 @@ fn convert(file: JobFile) -> Result<(JobSpec, Spans), Located> {
             capabilities,
             deps,
             retry: retry_policy(t.retry.as_ref().map(|r| r.get_ref()), default_retry),
-            attempt_timeout_ms: t.attempt_timeout.or(defaults.attempt_timeout).map(|m| m.0),
+            attempt_timeout_ms: t
+                .attempt_timeout
+                .as_ref()
+                .or(defaults.attempt_timeout.as_ref())
+                .map(|m| m.get_ref().0),
             delay_ms: t.delay.map_or(0, |m| m.0),
             priority: t.priority,
             allow_failure: t.allow_failure,
@@ -171,6 +183,7 @@ fn convert(file: JobFile) -> Result<(JobSpec, Spans), Located> {
         tenant: job.tenant.as_ref().map(|s| s.span()),
         lane: job.lane.as_ref().map(|s| s.span()),
         defaults_retry: defaults.retry.as_ref().map(|r| r.span()),
+        deadline: job.deadline.as_ref().map(|d| d.span()),
         tasks: task_spans,
     };
     let spec = JobSpec {
@@ -182,7 +195,7 @@ fn convert(file: JobFile) -> Result<(JobSpec, Spans), Located> {
             .lane
             .map_or_else(|| "default".into(), |s| s.into_inner()),
         priority: job.priority,
-        deadline_ms: job.deadline.map(|m| m.0),
+        deadline_ms: job.deadline.map(|m| m.into_inner().0),
         max_concurrency: defaults.max_concurrency.map(|c| c.into_inner()),
         tasks,
     };
@@ -309,13 +322,27 @@ fn locate(spec: &JobSpec, spans: &Spans, e: &JobError, source: &str, limits: &Li
         JobError::BadRetry { task: t, .. } => task(t)
             .and_then(|s| s.retry.clone())
             .or_else(|| spans.defaults_retry.clone()),
-        // The loader refuses these fields first; an engine refusal points at the task.
+        JobError::BadField {
+            task: None, field, ..
+        } if field == "deadline_ms" => spans.deadline.clone(),
+        JobError::BadField {
+            task: Some(t),
+            field,
+            ..
+        } if field == "attempt_timeout_ms" => task(t).and_then(|s| s.attempt_timeout.clone()),
+        // The loader refuses `max_concurrency = 0` itself; anything else points at the
+        // task, or the job.
         JobError::BadField { .. } => None,
     };
     let span = span
         .or_else(|| task_of(e).and_then(id_span))
         .unwrap_or(whole);
-    let message = match e {
+    (span, message(e))
+}
+
+/// The refusal's message, naming fields as the file spells them.
+fn message(e: &JobError) -> String {
+    match e {
         // Name the retry fields as the file spells them.
         JobError::BadRetry { task, why } => {
             let why = why
@@ -323,9 +350,20 @@ fn locate(spec: &JobSpec, spans: &Spans, e: &JobError, source: &str, limits: &Li
                 .replace("backoff_base_ms", "backoff");
             format!("task {task:?} retry policy: {why}")
         }
+        // Name the fields as the file spells them.
+        JobError::BadField { task, field, why } => {
+            let field = match field.as_str() {
+                "deadline_ms" => "job.deadline",
+                "attempt_timeout_ms" => "attempt_timeout",
+                other => other,
+            };
+            match task {
+                Some(t) => format!("task {t:?} {field}: {why}"),
+                None => format!("{field}: {why}"),
+            }
+        }
         _ => e.to_string(),
-    };
-    (span, message)
+    }
 }
 
 fn bad_name(

@@ -169,6 +169,7 @@ fn check(ctx: &Ctx, s: &Scenario) -> Result<(), ScenarioError> {
     for (i, f) in s.faults.iter().enumerate() {
         check_fault(ctx, s, &workers, &jobs, f, i)?;
     }
+    check_engine(ctx, s)?;
     for name in s.expect.jobs.keys() {
         if !jobs.contains(name.as_str()) {
             return Err(ctx.err(
@@ -178,6 +179,34 @@ fn check(ctx: &Ctx, s: &Scenario) -> Result<(), ScenarioError> {
         }
     }
     Ok(())
+}
+
+/// The engine's own configuration floors (a zero liveness timeout livelocks a run),
+/// reported at the `[engine]` key that set the value.
+fn check_engine(ctx: &Ctx, s: &Scenario) -> Result<(), ScenarioError> {
+    let Err(e) = crate::setup::engine_config(s, 0).validate() else {
+        return Ok(());
+    };
+    let key = match e.field.as_str() {
+        "blacklist.threshold" => "blacklist_threshold".to_string(),
+        "blacklist.window_ms" => "blacklist_window_ms".to_string(),
+        "blacklist.cooldown_ms" => "blacklist_cooldown_ms".to_string(),
+        field => match field.strip_prefix("tenants.caps.") {
+            Some(_) => "tenant_caps".to_string(),
+            None => field.to_string(),
+        },
+    };
+    let header = ctx.header("[engine]", 0);
+    let at = header.clone().and_then(|h| {
+        let from = h.end;
+        let i = ctx.src[from..].find(&format!("\n{key}"))? + from + 1;
+        Some(i..i + key.len())
+    });
+    let name = match e.field.strip_prefix("tenants.caps.") {
+        Some(tenant) => format!("engine.tenant_caps.{tenant}"),
+        None => format!("engine.{key}"),
+    };
+    Err(ctx.err(at.or(header), e.message_for(&name)))
 }
 
 fn check_fault(
@@ -264,6 +293,30 @@ key = "a"
 key = "b"
 after = ["a"]
 "#;
+
+    #[test]
+    fn engine_timeouts_below_their_floors_are_refused_at_their_key() {
+        let src = OK.replace(
+            "[[worker]]",
+            "[engine]\ngrant_ttl_ms = 500\nliveness_timeout_ms = 0\n\n[[worker]]",
+        );
+        let e = load("zero.toml", &src).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "zero.toml:6:1: engine.liveness_timeout_ms must be at least 1000 ms"
+        );
+        let src = OK.replace(
+            "[[worker]]",
+            "[engine]\ntenant_caps = { t = 0 }\n\n[[worker]]",
+        );
+        let e = load("caps.toml", &src).unwrap_err();
+        assert_eq!(e.line, 5);
+        assert!(
+            e.message
+                .starts_with("engine.tenant_caps.t must be at least 1"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn a_valid_file_loads() {

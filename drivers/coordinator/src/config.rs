@@ -51,6 +51,7 @@ impl CoordinatorConfig {
         if self.holder.is_empty() {
             return invalid("holder", "must not be empty");
         }
+        self.engine.validate()?;
         Ok(())
     }
 }
@@ -72,4 +73,22 @@ pub fn host_name() -> String {
         })
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_engine_config_below_its_floors_is_refused() {
+        let mut config = CoordinatorConfig::default();
+        assert!(config.validate().is_ok());
+        config.engine.liveness_timeout_ms = 0;
+        let e = config.validate().unwrap_err();
+        assert_eq!(e.code(), "invalid_config");
+        assert_eq!(
+            e.to_string(),
+            "invalid engine config: liveness_timeout_ms must be at least 1000 ms"
+        );
+    }
 }

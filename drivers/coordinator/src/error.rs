@@ -53,6 +53,9 @@ pub enum CoordinatorError {
         field: &'static str,
         problem: &'static str,
     },
+    /// The engine configuration is below a floor of `keel_engine::Config::validate`.
+    #[error("invalid engine config: {0}")]
+    InvalidEngineConfig(#[from] keel_engine::ConfigError),
     /// The coordinator was shut down, or its engine task ended.
     #[error("the coordinator has stopped")]
     Stopped,
@@ -66,7 +69,9 @@ impl CoordinatorError {
             CoordinatorError::NotDurable { .. } => "not_durable",
             CoordinatorError::Log(e) => e.code(),
             CoordinatorError::Recover(_) => "recover",
-            CoordinatorError::InvalidConfig { .. } => "invalid_config",
+            CoordinatorError::InvalidConfig { .. } | CoordinatorError::InvalidEngineConfig(_) => {
+                "invalid_config"
+            }
             CoordinatorError::Stopped => "stopped",
         }
     }
@@ -78,7 +83,9 @@ impl CoordinatorError {
             | CoordinatorError::NotDurable { .. }
             | CoordinatorError::Stopped => true,
             CoordinatorError::Log(e) => e.retryable(),
-            CoordinatorError::Recover(_) | CoordinatorError::InvalidConfig { .. } => false,
+            CoordinatorError::Recover(_)
+            | CoordinatorError::InvalidConfig { .. }
+            | CoordinatorError::InvalidEngineConfig(_) => false,
         }
     }
 }

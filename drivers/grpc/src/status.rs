@@ -32,7 +32,8 @@ pub fn code_of(rejection: &Rejection) -> Code {
         Rejection::TenantJobLimit { .. }
         | Rejection::TooManyWorkers { .. }
         | Rejection::TooManySignals { .. }
-        | Rejection::TooLarge { .. } => Code::ResourceExhausted,
+        | Rejection::TooLarge { .. }
+        | Rejection::LimitReached { .. } => Code::ResourceExhausted,
     }
 }
 
@@ -186,5 +187,15 @@ mod tests {
         };
         assert_eq!(code_of(&limit), Code::ResourceExhausted);
         assert!(!is_fencing(&refusal(&limit)));
+        let global = Rejection::LimitReached {
+            limit: "max_stored_bytes".into(),
+            value: 1 << 30,
+        };
+        let status = rejection_status(&global);
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(
+            status.message(),
+            "limit_reached: limit max_stored_bytes (1073741824) reached"
+        );
     }
 }

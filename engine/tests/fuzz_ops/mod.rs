@@ -161,9 +161,9 @@ pub fn config(seed: u64) -> Config {
     tenants.weights.insert("t1".into(), 2);
     Config {
         seed,
-        grant_ttl_ms: 50,
-        lease_ttl_ms: 300,
-        liveness_timeout_ms: 200,
+        grant_ttl_ms: Config::MIN_GRANT_TTL_MS,
+        lease_ttl_ms: Config::MIN_LEASE_TTL_MS,
+        liveness_timeout_ms: Config::MIN_LIVENESS_TIMEOUT_MS,
         max_losses: 2,
         retention_ms: 1_000,
         blacklist: BlacklistPolicy {
@@ -187,6 +187,10 @@ pub fn config(seed: u64) -> Config {
             max_pending_grants_per_worker: 5,
             max_lanes_per_worker: 2,
             max_signals_per_task: 2,
+            max_live_jobs: 6,
+            max_live_tasks: 16,
+            max_tenants: 2,
+            max_stored_bytes: 160,
         },
     }
 }

@@ -11,14 +11,13 @@
 //! | `max_watches` (`WatchJob` streams at once) | `B / 4 MiB` | 512 |
 //! | engine `max_workers` | `max_sessions` | 2,048 |
 //! | engine `max_jobs_in_flight_per_tenant` | `min(10,000, max_live_jobs)` | 10,000 |
-//! | engine `max_stored_bytes` (payloads and outputs kept) | `B / 2` | 1 GiB |
+//! | engine `max_stored_bytes` (payloads and outputs kept) | `B / 4`: the process holds about 1.7 bytes per stored byte, and a snapshot briefly copies the state | 512 MiB |
 //! | engine `max_live_jobs` | `B / 64 KiB` | 32,768 |
+//! | engine `max_live_tasks` | `B / 2 KiB` | 1,048,576 |
 //! | engine `max_tenants` | `B / 1 MiB` | 2,048 |
 //!
 //! A session's own queue (`session_queue` events) and commands in flight
-//! (`max_in_flight`) are per-session bounds and stay fixed. The last three engine limits
-//! are computed here for the engine's global `Limits`; [`Sizing::apply`] sets the
-//! fields the engine has.
+//! (`max_in_flight`) are per-session bounds and stay fixed.
 
 use super::ServerOptions;
 use keel_engine::Limits;
@@ -42,6 +41,7 @@ pub struct Sizing {
     pub max_jobs_in_flight_per_tenant: u32,
     pub max_stored_bytes: u64,
     pub max_live_jobs: u32,
+    pub max_live_tasks: u32,
     pub max_tenants: u32,
 }
 
@@ -63,21 +63,24 @@ impl Sizing {
             max_watches: (bytes / (4 * MIB)) as usize,
             max_workers: clamp_u32(max_sessions),
             max_jobs_in_flight_per_tenant: max_live_jobs.min(10_000),
-            max_stored_bytes: bytes / 2,
+            max_stored_bytes: bytes / 4,
             max_live_jobs,
+            max_live_tasks: clamp_u32(bytes / (2 * KIB)),
             max_tenants: clamp_u32(bytes / MIB),
         })
     }
 
-    /// Sets the server's limits and the engine limits that exist in `limits`.
-    /// `max_stored_bytes`, `max_live_jobs` and `max_tenants` go to the engine's global
-    /// limits of the same names.
+    /// Sets the server's limits and the engine's global limits.
     pub fn apply(&self, limits: &mut Limits, options: &mut ServerOptions) {
         options.max_message_bytes = self.max_message_bytes;
         options.max_sessions = self.max_sessions;
         options.max_watches = self.max_watches;
         limits.max_workers = self.max_workers;
         limits.max_jobs_in_flight_per_tenant = self.max_jobs_in_flight_per_tenant;
+        limits.max_stored_bytes = self.max_stored_bytes;
+        limits.max_live_jobs = self.max_live_jobs;
+        limits.max_live_tasks = self.max_live_tasks;
+        limits.max_tenants = self.max_tenants;
     }
 }
 
@@ -162,7 +165,7 @@ mod tests {
         assert_eq!(s.max_watches, 512);
         assert_eq!(s.max_workers, 2048);
         assert_eq!(s.max_jobs_in_flight_per_tenant, 10_000);
-        assert_eq!(s.max_stored_bytes, GIB);
+        assert_eq!(s.max_stored_bytes, 512 * MIB);
         assert_eq!(s.max_live_jobs, 32_768);
         assert_eq!(s.max_tenants, 2048);
         assert_eq!(ServerOptions::default().max_sessions, s.max_sessions);
@@ -195,5 +198,12 @@ mod tests {
         assert_eq!(options.max_message_bytes, 4 << 20);
         assert_eq!(limits.max_workers, 512);
         assert_eq!(limits.max_jobs_in_flight_per_tenant, 8192);
+        assert_eq!(limits.max_stored_bytes, 128 * MIB);
+        assert_eq!(limits.max_live_jobs, 8192);
+        assert_eq!(limits.max_live_tasks, 262_144);
+        assert_eq!(limits.max_tenants, 512);
+        let mut config = keel_engine::Config::default();
+        config.limits = limits;
+        assert_eq!(config.validate(), Ok(()));
     }
 }

@@ -1,0 +1,221 @@
+//! Invariants on what the engine counts rather than decides: id counters, the task
+//! table's shape, holders of interned ids, jobs in flight per tenant, stored bytes and
+//! the engine-wide limits. A snapshot from disk passes these before any of the counts
+//! is decremented or used as an index, so no arithmetic on them can overflow later.
+
+use super::Violation;
+use crate::ids::{TaskId, Time};
+use crate::intern::CapSetId;
+use crate::state::{State, Task, TaskState};
+use crate::timers::Timer;
+use crate::{budget, ids::JobId};
+use std::collections::BTreeMap;
+
+/// Job, task and grant ids and task epochs stay at or below this. Each input moves a
+/// counter by at most one job's tasks (under 2^32), so an engine reaches it only
+/// after some 2^30 inputs of maximal jobs, and `+ 1` on a counter can never overflow.
+pub(crate) const ID_CEILING: u64 = 1 << 62;
+
+/// Counters and the task table, checked before anything iterates or indexes by them.
+pub(super) fn check_shape(s: &State) -> Result<(), Violation> {
+    for (name, value) in [
+        ("next job id", s.next_job),
+        ("next task id", s.next_task),
+        ("next grant id", s.next_grant),
+    ] {
+        ensure!(
+            value <= ID_CEILING,
+            "{name} {value} is past the id ceiling {ID_CEILING}"
+        );
+    }
+    let end = s.tasks.end();
+    ensure!(end.is_some(), "the task table ends past u64::MAX");
+    ensure!(
+        s.tasks.no_slots() || end == Some(s.next_task),
+        "the task table ends at {end:?}, not at the next task id {}",
+        s.next_task
+    );
+    ensure!(
+        s.tasks.len() == s.tasks.count(),
+        "the task table counts {} tasks, holds {}",
+        s.tasks.len(),
+        s.tasks.count()
+    );
+    for (jid, j) in &s.jobs {
+        let last = j.first_task.0.checked_add(u64::from(j.task_count));
+        ensure!(
+            jid == &j.id && j.first_task.0 >= 1 && last.is_some_and(|l| l <= s.next_task),
+            "job {jid} has tasks {}+{} outside the ids handed out",
+            j.first_task,
+            j.task_count
+        );
+    }
+    Ok(())
+}
+
+/// What one task must satisfy beyond its state machine; its job exists.
+pub(super) fn check_task(s: &State, tid: TaskId, t: &Task) -> Result<(), Violation> {
+    ensure!(
+        t.epoch <= ID_CEILING,
+        "task {tid} epoch {} past the id ceiling",
+        t.epoch
+    );
+    let j = &s.jobs[&t.job];
+    let in_range =
+        (j.first_task.0..j.first_task.0.saturating_add(u64::from(j.task_count))).contains(&tid.0);
+    ensure!(
+        in_range && t.tenant == j.tenant && t.lane == j.lane,
+        "task {tid} is outside job {} or disagrees with its tenant or lane",
+        t.job
+    );
+    if let Some(g) = &t.group {
+        ensure!(
+            g.needed <= g.total && g.succeeded.saturating_add(g.unsucceeded) <= g.total,
+            "task {tid} group counts exceed its {} upstream tasks",
+            g.total
+        );
+    }
+    if t.is_terminal() {
+        ensure!(
+            t.payload.is_empty() && t.signals.values().all(|p| p.is_empty()),
+            "finished task {tid} still holds its payload"
+        );
+    }
+    let timer = match &t.state {
+        TaskState::Suspended {
+            timeout_at: Some(at),
+            ..
+        } => Some((*at, Timer::SuspendTimeout(tid))),
+        TaskState::Running(l) => l.timeout_at.map(|at| (at, Timer::AttemptTimeout(tid))),
+        _ => None,
+    };
+    if let Some((at, timer)) = timer {
+        ensure!(
+            s.timers.contains(at, &timer),
+            "task {tid} has no {timer:?} timer at {at}"
+        );
+    }
+    Ok(())
+}
+
+/// Holders of interned ids, jobs in flight, stored bytes and the engine-wide limits,
+/// recomputed from the tasks, jobs and workers.
+pub(super) fn check_counts(s: &State) -> Result<(), Violation> {
+    let mut tenant_refs: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut lane_refs: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut in_flight: BTreeMap<u32, u32> = BTreeMap::new();
+    for (jid, j) in &s.jobs {
+        *tenant_refs.entry(j.tenant).or_default() += 1;
+        *lane_refs.entry(j.lane).or_default() += 1;
+        if j.end.is_none() {
+            *in_flight.entry(j.tenant).or_default() += 1;
+        }
+        check_job_timers(s, *jid)?;
+    }
+    for w in s.workers.values() {
+        for &lane in &w.lanes {
+            *lane_refs.entry(lane).or_default() += 1;
+        }
+    }
+    let mut capset_refs: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut stored = 0u64;
+    for (_, t) in s.tasks.iter() {
+        if t.capset != CapSetId::ANY {
+            *capset_refs.entry(t.capset.0).or_default() += 1;
+        }
+        stored = stored.saturating_add(budget::held_bytes(t));
+    }
+    for (table, name, refs) in [
+        (&s.names.tenants, "tenant", &tenant_refs),
+        (&s.names.lanes, "lane", &lane_refs),
+    ] {
+        for id in 0..table.slots() as u32 {
+            let found = refs.get(&id).copied().unwrap_or(0);
+            ensure!(
+                table.refs(id) == found,
+                "{name} {id} ({:?}) counts {} holders, found {found}",
+                table.name(id),
+                table.refs(id)
+            );
+        }
+    }
+    for (id, set) in s.names.capsets.iter().enumerate().skip(1) {
+        let found = capset_refs.get(&(id as u32)).copied().unwrap_or(0);
+        ensure!(
+            set.refs == found,
+            "capability set {id} counts {} holding tasks, found {found}",
+            set.refs
+        );
+        for tid in &set.blocked {
+            let ok = s.tasks.get(tid).is_some_and(|t| {
+                t.capset.0 as usize == id
+                    && t.state
+                        == TaskState::Ready {
+                            place: crate::state::ReadyPlace::Blocked,
+                        }
+            });
+            ensure!(
+                ok,
+                "capability set {id} blocks {tid}, which is not blocked on it"
+            );
+        }
+    }
+    for (i, load) in s.tenants.iter().enumerate() {
+        let found = in_flight.get(&(i as u32)).copied().unwrap_or(0);
+        ensure!(
+            load.jobs_in_flight == found,
+            "tenant {i} counts {} jobs in flight, found {found}",
+            load.jobs_in_flight
+        );
+        ensure!(
+            load.weight >= 1 || s.names.tenants.refs(i as u32) == 0,
+            "tenant {i} has weight 0"
+        );
+    }
+    ensure!(
+        s.stored_bytes == stored,
+        "the engine counts {} stored bytes, tasks hold {stored}",
+        s.stored_bytes
+    );
+    check_limits(s)
+}
+
+fn check_limits(s: &State) -> Result<(), Violation> {
+    let l = &s.config.limits;
+    for (limit, held, max) in [
+        (
+            "max_live_jobs",
+            s.jobs.len() as u64,
+            u64::from(l.max_live_jobs),
+        ),
+        ("max_live_tasks", s.tasks.len(), u64::from(l.max_live_tasks)),
+        (
+            "max_tenants",
+            s.names.tenants.in_use() as u64,
+            u64::from(l.max_tenants),
+        ),
+        ("max_stored_bytes", s.stored_bytes, l.max_stored_bytes),
+    ] {
+        ensure!(held <= max, "{held} held, over {limit} {max}");
+    }
+    Ok(())
+}
+
+/// A finished job waits for its retention timer; a running one with a deadline for
+/// its deadline timer. Without them a job would be held forever.
+fn check_job_timers(s: &State, jid: JobId) -> Result<(), Violation> {
+    let j = &s.jobs[&jid];
+    let (at, timer): (Time, Timer) = match (j.end, j.deadline_at) {
+        (Some(end), _) => (
+            end.at.saturating_add(s.config.retention_ms),
+            Timer::JobRetention(jid),
+        ),
+        (None, Some(at)) => (at, Timer::JobDeadline(jid)),
+        (None, None) => return Ok(()),
+    };
+    ensure!(
+        s.timers.contains(at, &timer),
+        "job {jid} has no {timer:?} timer at {at}"
+    );
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! The engine-wide limits: jobs and tasks held, tenants in use, and bytes stored for
+//! clients and workers. Each is checked before anything changes, so a refusal leaves
+//! the state as it was, and the counters are kept exactly (the invariant checker
+//! recomputes them).
+
+use crate::reject::Rejection;
+use crate::spec::{JobSpec, Payload};
+use crate::state::{State, Task};
+
+fn reached(limit: &str, value: u64) -> Rejection {
+    Rejection::LimitReached {
+        limit: limit.to_string(),
+        value,
+    }
+}
+
+/// Bytes a task holds: its payload, its signals' payloads and its output.
+pub(crate) fn held_bytes(t: &Task) -> u64 {
+    let signals = t
+        .signals
+        .values()
+        .fold(0u64, |sum, p| sum.saturating_add(p.len() as u64));
+    (t.payload.len() as u64)
+        .saturating_add(t.output.as_ref().map_or(0, |o| o.len() as u64))
+        .saturating_add(signals)
+}
+
+/// Bytes a task lets go when it ends: its payload and its signals' payloads.
+fn released_at_end(t: &Task) -> u64 {
+    held_bytes(t).saturating_sub(t.output.as_ref().map_or(0, |o| o.len() as u64))
+}
+
+/// Whether `spec`, already validated and new, fits every engine-wide limit.
+pub(crate) fn admit(s: &State, spec: &JobSpec) -> Result<(), Rejection> {
+    let l = &s.config.limits;
+    if s.jobs.len() as u64 >= u64::from(l.max_live_jobs) {
+        return Err(reached("max_live_jobs", u64::from(l.max_live_jobs)));
+    }
+    let tasks = spec.tasks.len() as u64;
+    if s.tasks.len().saturating_add(tasks) > u64::from(l.max_live_tasks) {
+        return Err(reached("max_live_tasks", u64::from(l.max_live_tasks)));
+    }
+    let new_tenant = s.names.tenants.get(&spec.tenant).is_none();
+    if new_tenant && s.names.tenants.in_use() as u64 >= u64::from(l.max_tenants) {
+        return Err(reached("max_tenants", u64::from(l.max_tenants)));
+    }
+    let bytes = spec
+        .tasks
+        .iter()
+        .fold(0u64, |sum, t| sum.saturating_add(t.payload.len() as u64));
+    fits(s, bytes, 0)
+}
+
+/// Whether `adding` more bytes fit once `freeing` bytes are let go.
+fn fits(s: &State, adding: u64, freeing: u64) -> Result<(), Rejection> {
+    let max = s.config.limits.max_stored_bytes;
+    if s.stored_bytes
+        .saturating_sub(freeing)
+        .saturating_add(adding)
+        > max
+    {
+        return Err(reached("max_stored_bytes", max));
+    }
+    Ok(())
+}
+
+/// Whether a signal payload fits.
+pub(crate) fn admit_signal(s: &State, payload: &Payload) -> Result<(), Rejection> {
+    fits(s, payload.len() as u64, 0)
+}
+
+/// Whether `t`'s output fits once the task, ending, lets go of its payload.
+pub(crate) fn admit_output(s: &State, t: &Task, output: &Payload) -> Result<(), Rejection> {
+    fits(s, output.len() as u64, released_at_end(t))
+}
+
+pub(crate) fn store(s: &mut State, bytes: u64) {
+    s.stored_bytes = s.stored_bytes.saturating_add(bytes);
+}
+
+pub(crate) fn unstore(s: &mut State, bytes: u64) {
+    s.stored_bytes = s.stored_bytes.saturating_sub(bytes);
+}
+
+/// A task that ended lets go of its payload and its signals' payloads (nothing reads
+/// them again); the signal keys stay, so a repeated signal is still a duplicate.
+/// Returns the bytes let go, for `unstore`.
+pub(crate) fn let_go(t: &mut Task) -> u64 {
+    let freed = released_at_end(t);
+    t.payload = Payload::default();
+    for p in t.signals.values_mut() {
+        *p = Payload::default();
+    }
+    freed
+}

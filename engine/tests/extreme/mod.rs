@@ -1,0 +1,400 @@
+//! The `extreme_values` fuzz target: an engine configuration and a run of client and
+//! worker commands in which every number (durations, deadlines, delays, timeouts,
+//! backoff factors, counts, priorities, quorums, limits, credits, concurrency,
+//! instance ids, tenant caps and weights, clock jumps) is drawn from the edges of its
+//! type: 0, 1, 2, `u32::MAX` and `u32::MAX - 1`, `u64::MAX` and `u64::MAX - 1`,
+//! `i32::MIN`, or an ordinary value. Shared with the in-tree tests
+//! (`tests/extreme_values.rs`) through `#[path]`, so both run exactly the same code.
+//!
+//! A case is plain data, encoded with postcard: the fuzz target decodes its input
+//! bytes as a `Case` (one byte picks an edge), `cargo test` decodes the checked-in
+//! corpus the same way and also runs cases drawn by proptest.
+//!
+//! Nothing may panic. After every step the invariants hold; a snapshot restores to the
+//! same digest when the configuration is valid, and is refused with the same
+//! `ConfigError` as `Config::validate` when it is not; a snapshot with one byte
+//! replaced restores or is refused, never panics, and an engine restored from it
+//! survives further inputs. At the end, replaying the input log from scratch gives the
+//! digest recorded after every step.
+#![allow(dead_code)]
+
+mod draw;
+
+use draw::Seen;
+use keel_engine::*;
+use serde::{Deserialize, Serialize};
+
+/// A `u64` from the edges of its range, or any value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum U64 {
+    Zero,
+    One,
+    Two,
+    U32Max,
+    U32MaxLess1,
+    MaxLess1,
+    Max,
+    Any(u64),
+}
+
+impl U64 {
+    pub fn get(self) -> u64 {
+        match self {
+            U64::Zero => 0,
+            U64::One => 1,
+            U64::Two => 2,
+            U64::U32Max => u64::from(u32::MAX),
+            U64::U32MaxLess1 => u64::from(u32::MAX - 1),
+            U64::MaxLess1 => u64::MAX - 1,
+            U64::Max => u64::MAX,
+            U64::Any(v) => v,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum U32 {
+    Zero,
+    One,
+    Two,
+    MaxLess1,
+    Max,
+    Any(u32),
+}
+
+impl U32 {
+    pub fn get(self) -> u32 {
+        match self {
+            U32::Zero => 0,
+            U32::One => 1,
+            U32::Two => 2,
+            U32::MaxLess1 => u32::MAX - 1,
+            U32::Max => u32::MAX,
+            U32::Any(v) => v,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum I32 {
+    Zero,
+    One,
+    MinusOne,
+    Min,
+    MinPlus1,
+    Max,
+    Any(i32),
+}
+
+impl I32 {
+    pub fn get(self) -> i32 {
+        match self {
+            I32::Zero => 0,
+            I32::One => 1,
+            I32::MinusOne => -1,
+            I32::Min => i32::MIN,
+            I32::MinPlus1 => i32::MIN + 1,
+            I32::Max => i32::MAX,
+            I32::Any(v) => v,
+        }
+    }
+}
+
+/// A byte length, relative to the configured payload limit so both sides of it come
+/// up; capped so a huge limit does not allocate gigabytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Len {
+    Zero,
+    One,
+    AtLimit,
+    OverLimit,
+    Any(u16),
+}
+
+/// Longest payload a case allocates.
+pub const MAX_LEN: u64 = 1 << 16;
+
+impl Len {
+    pub fn get(self, limit: u32) -> usize {
+        let limit = u64::from(limit).min(MAX_LEN);
+        (match self {
+            Len::Zero => 0,
+            Len::One => 1,
+            Len::AtLimit => limit,
+            Len::OverLimit => limit + 1,
+            Len::Any(n) => u64::from(n),
+        }) as usize
+    }
+}
+
+/// Every field of `Config`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConfigDraw {
+    pub seed: U64,
+    pub grant_ttl_ms: U64,
+    pub lease_ttl_ms: U64,
+    pub liveness_timeout_ms: U64,
+    pub max_losses: U32,
+    pub retention_ms: U64,
+    pub blacklist: (U32, U64, U64),
+    pub default_cap: Option<U32>,
+    /// By index into the tenant names of `draw::TENANTS`.
+    pub caps: Vec<(u8, U32)>,
+    pub weights: Vec<(u8, U32)>,
+    /// The `u32` fields of `Limits` in declaration order.
+    pub limits: [U32; 17],
+    pub max_stored_bytes: U64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Group {
+    AllOf,
+    AnyOf,
+    Quorum(U32),
+}
+
+/// Every field of `TaskSpec`, `RetryPolicy` and `DepGroup`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TaskDraw {
+    pub payload: Len,
+    pub caps: u8,
+    /// Upstream tasks by index into the job's tasks.
+    pub deps: Vec<u8>,
+    pub group: Group,
+    pub cancel_on_unsatisfied: bool,
+    pub max_attempts: U32,
+    pub backoff_base_ms: U64,
+    pub backoff_factor: U32,
+    pub backoff_max_ms: U64,
+    pub jitter_pct: u8,
+    pub attempt_timeout_ms: Option<U64>,
+    pub delay_ms: U64,
+    pub priority: Option<I32>,
+    pub allow_failure: bool,
+    pub estimated_ms: Option<U64>,
+}
+
+/// Every field of `JobSpec`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JobDraw {
+    pub name: u8,
+    pub tenant: u8,
+    pub lane: u8,
+    pub priority: I32,
+    pub deadline_ms: Option<U64>,
+    pub max_concurrency: Option<U32>,
+    pub tasks: Vec<TaskDraw>,
+}
+
+/// One step. Workers are named by index into `draw::WORKERS`; grants, leases, jobs and
+/// suspended tasks by how recently the run saw them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Step {
+    Register {
+        worker: u8,
+        /// `None`: the instance after the newest the run saw for this worker.
+        instance: Option<U64>,
+        caps: u8,
+        lanes: u8,
+        max_concurrency: U32,
+    },
+    Heartbeat {
+        worker: u8,
+    },
+    RequestWork {
+        worker: u8,
+        credits: U32,
+    },
+    /// A work request for one task, the acceptance of the offer it brings, then what
+    /// the worker does with the lease.
+    Take {
+        worker: u8,
+        then: Then,
+    },
+    Accept {
+        grant: u8,
+    },
+    Release {
+        grant: u8,
+    },
+    Renew {
+        lease: u8,
+    },
+    Complete {
+        lease: u8,
+        output: Len,
+    },
+    Fail {
+        lease: u8,
+        permanent: bool,
+        error: Len,
+    },
+    Suspend {
+        lease: u8,
+        timeout_ms: Option<U64>,
+        resume: bool,
+    },
+    Signal {
+        task: u8,
+        key: u8,
+        payload: Len,
+    },
+    Submit(JobDraw),
+    Cancel {
+        job: u8,
+    },
+    Drain {
+        worker: u8,
+    },
+    Deregister {
+        worker: u8,
+    },
+    /// Moves the clock forward, saturating at `u64::MAX`.
+    Advance {
+        ms: U64,
+    },
+    /// Sets the clock, possibly back (the engine then keeps its own).
+    SetClock {
+        at: U64,
+    },
+    /// Replaces the engine by a restore of its own snapshot.
+    Restart,
+    /// Restores a copy of the snapshot with byte `at` (modulo its length) replaced.
+    Corrupt {
+        at: U32,
+        byte: u8,
+    },
+}
+
+/// What a worker does with a lease it just took.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Then {
+    Hold,
+    Complete(Len),
+    Fail {
+        permanent: bool,
+        error: Len,
+    },
+    Suspend {
+        timeout_ms: Option<U64>,
+        resume: bool,
+    },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Case {
+    pub config: ConfigDraw,
+    pub steps: Vec<Step>,
+}
+
+/// Decodes fuzz input bytes as a case and runs it; bytes that do not decode are
+/// skipped, as libFuzzer does with an undecodable input.
+pub fn run_bytes(data: &[u8]) {
+    if let Ok(case) = postcard::from_bytes::<Case>(data) {
+        run(&case);
+    }
+}
+
+pub fn encode(case: &Case) -> Vec<u8> {
+    postcard::to_allocvec(case).expect("a case encodes")
+}
+
+/// Runs the case; panics with a description of the first broken property.
+pub fn run(case: &Case) {
+    drive(case, |_, _| {});
+}
+
+/// Runs the case, showing `observe` every input and its outputs.
+pub fn drive(case: &Case, mut observe: impl FnMut(&Input, &Outputs)) {
+    let config = draw::config(&case.config);
+    let valid = config.validate();
+    let mut engine = Engine::new(config.clone());
+    let mut seen = Seen::new(config.limits.max_payload_bytes);
+    let mut now: Time = 0;
+    let mut log: Vec<(Time, Input)> = Vec::new();
+    let mut digests: Vec<Digest> = Vec::new();
+    for step in &case.steps {
+        match step {
+            Step::Advance { ms } => now = now.saturating_add(ms.get()),
+            Step::SetClock { at } => now = at.get(),
+            Step::Restart => engine = restart(&engine, &valid),
+            Step::Corrupt { at, byte } => corrupt(&engine, at.get(), *byte, now),
+            _ => {}
+        }
+        let mut next = Some(seen.input(step).unwrap_or(Input::Tick));
+        while let Some(input) = next.take() {
+            let out = engine.apply(now, input.clone());
+            if let Err(v) = engine.check_invariants() {
+                panic!("invariant broken after {step:?} as {input:?}: {v}");
+            }
+            observe(&input, &out);
+            seen.learn(&input, &out);
+            if let Step::Take { then, .. } = step {
+                next = seen.follow_up(then, &input, &out);
+            }
+            log.push((now, input));
+            digests.push(engine.digest());
+        }
+    }
+    let mut replay = Engine::new(config);
+    for (i, (now, input)) in log.iter().enumerate() {
+        replay.apply(*now, input.clone());
+        assert_eq!(replay.digest(), digests[i], "replay diverges at {input:?}");
+    }
+}
+
+/// A restore of the engine's own snapshot: the same digest, or the refusal
+/// `Config::validate` gives (the run then goes on with the engine it has).
+fn restart(engine: &Engine, valid: &Result<(), ConfigError>) -> Engine {
+    match (Engine::restore(&engine.snapshot()), valid) {
+        (Ok(restored), Ok(())) => {
+            assert_eq!(
+                restored.digest(),
+                engine.digest(),
+                "restore changed the state"
+            );
+            restored
+        }
+        (Err(RestoreError::Config(e)), Err(expected)) => {
+            assert_eq!(&e, expected, "restore refused another field");
+            engine.clone()
+        }
+        (other, _) => panic!(
+            "restore of an engine with config {valid:?} answered {:?}",
+            other.map(|e| e.digest())
+        ),
+    }
+}
+
+/// A snapshot with one byte replaced restores or is refused; restored, it keeps its
+/// invariants through a clock jump, work requests and cancellations.
+fn corrupt(engine: &Engine, at: u32, byte: u8, now: Time) {
+    let mut bytes = engine.snapshot();
+    let i = at as usize % bytes.len();
+    bytes[i] = byte;
+    let Ok(mut hostile) = Engine::restore(&bytes) else {
+        return;
+    };
+    let workers: Vec<(WorkerId, InstanceId)> = hostile
+        .workers()
+        .iter()
+        .map(|w| (w.id.clone(), w.instance))
+        .collect();
+    let jobs: Vec<JobId> = hostile.jobs().iter().map(|j| j.id).collect();
+    let mut inputs = vec![(now, Input::Tick)];
+    for (w, inst) in &workers {
+        let ask = WorkerCommand::RequestWork { credits: 2 };
+        inputs.push((now, Input::worker(w, *inst, ask)));
+    }
+    inputs.extend(
+        jobs.iter()
+            .map(|&job| (now, Input::Client(ClientCommand::CancelJob { job }))),
+    );
+    inputs.push((Time::MAX, Input::Tick));
+    for (t, input) in inputs {
+        hostile.apply(t, input.clone());
+        if let Err(v) = hostile.check_invariants() {
+            panic!("a snapshot with byte {i} set to {byte} restored, then {input:?} broke: {v}");
+        }
+    }
+}

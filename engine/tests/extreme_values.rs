@@ -1,0 +1,502 @@
+//! The `extreme_values` fuzz target's checks, run without the fuzzer: cases drawn by
+//! proptest with every numeric field of the configuration, the job spec and the
+//! commands taken from the edges of its type as often as from ordinary values, and
+//! every input of the checked-in corpus (`fuzz/corpus/extreme_values/`).
+
+// Tests read and write the corpus; the engine itself does no I/O.
+#[allow(clippy::disallowed_methods)]
+#[path = "../../fuzz/corpus_replay.rs"]
+mod corpus_replay;
+#[path = "extreme/mod.rs"]
+mod extreme;
+
+use extreme::*;
+use keel_engine::{Accepted, Rejection};
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use std::ops::Range;
+
+fn u64_edges() -> impl Strategy<Value = U64> {
+    prop_oneof![
+        Just(U64::Zero),
+        Just(U64::One),
+        Just(U64::Two),
+        Just(U64::U32Max),
+        Just(U64::U32MaxLess1),
+        Just(U64::MaxLess1),
+        Just(U64::Max),
+    ]
+}
+
+/// An edge one time in `1 + normal_weight`, else a value from `normal`.
+fn u64_in(normal: Range<u64>, normal_weight: u32) -> impl Strategy<Value = U64> {
+    prop_oneof![
+        normal_weight => normal.prop_map(U64::Any),
+        1 => u64_edges(),
+    ]
+}
+
+fn u32_in(normal: Range<u32>, normal_weight: u32) -> impl Strategy<Value = U32> {
+    let edges = prop_oneof![
+        Just(U32::Zero),
+        Just(U32::One),
+        Just(U32::Two),
+        Just(U32::MaxLess1),
+        Just(U32::Max),
+    ];
+    prop_oneof![normal_weight => normal.prop_map(U32::Any), 1 => edges]
+}
+
+/// For fields where validation refuses 0: the other edges as often as `u32_in`'s, 0
+/// one time in 40, so most specs are admitted and carry their edges into the engine.
+fn u32_pos(normal: Range<u32>) -> impl Strategy<Value = U32> {
+    let edges = prop_oneof![
+        Just(U32::One),
+        Just(U32::Two),
+        Just(U32::MaxLess1),
+        Just(U32::Max),
+    ];
+    prop_oneof![30 => normal.prop_map(U32::Any), 9 => edges, 1 => Just(U32::Zero)]
+}
+
+fn u64_pos(normal: Range<u64>) -> impl Strategy<Value = U64> {
+    let edges = prop_oneof![
+        Just(U64::One),
+        Just(U64::Two),
+        Just(U64::U32Max),
+        Just(U64::U32MaxLess1),
+        Just(U64::MaxLess1),
+        Just(U64::Max),
+    ];
+    prop_oneof![30 => normal.prop_map(U64::Any), 9 => edges, 1 => Just(U64::Zero)]
+}
+
+fn i32_any() -> impl Strategy<Value = I32> {
+    prop_oneof![
+        2 => (-5i32..5).prop_map(I32::Any),
+        1 => prop_oneof![
+            Just(I32::Zero),
+            Just(I32::One),
+            Just(I32::MinusOne),
+            Just(I32::Min),
+            Just(I32::MinPlus1),
+            Just(I32::Max),
+        ],
+    ]
+}
+
+/// Payload lengths: at the limit often, past it (refused) one time in 20.
+fn len() -> impl Strategy<Value = Len> {
+    prop_oneof![
+        4 => Just(Len::Zero),
+        4 => Just(Len::One),
+        5 => Just(Len::AtLimit),
+        1 => Just(Len::OverLimit),
+        6 => (0u16..16).prop_map(Len::Any),
+    ]
+}
+
+/// Jitter percentages; above 100 is refused by validation.
+fn jitter() -> impl Strategy<Value = u8> {
+    prop_oneof![
+        24 => prop_oneof![Just(0u8), Just(1), Just(50), Just(99), Just(100), Just(100)],
+        1 => prop_oneof![Just(101u8), Just(u8::MAX)],
+        16 => 0u8..=100,
+    ]
+}
+
+/// Timeouts around their floors and far past them; limits small enough that short
+/// runs reach them, each one sometimes at an edge instead.
+fn config_draw() -> impl Strategy<Value = ConfigDraw> {
+    let ms = |lo: u64, hi: u64| u64_in(lo..hi, 6);
+    let timeouts = (
+        u64_in(0..u64::MAX, 1),
+        ms(100, 5_000),
+        ms(1_000, 30_000),
+        ms(1_000, 30_000),
+        u32_in(0..6, 6),
+        ms(1_000, 60_000),
+    );
+    let tenants = (
+        (u32_in(1..5, 3), u64_in(0..5_000, 3), u64_in(0..5_000, 3)),
+        proptest::option::weighted(0.3, u32_in(1..4, 3)),
+        proptest::collection::vec((0u8..5, u32_in(1..4, 3)), 0..3),
+        proptest::collection::vec((0u8..5, u32_in(1..4, 3)), 0..3),
+    );
+    // Ordinary limits admit what the steps send, so runs get far; each limit is at an
+    // edge one time in 25.
+    let small = |lo: u32, hi: u32| u32_in(lo..hi, 24);
+    let limits = [
+        small(4, 7),
+        small(2, 5),
+        small(2, 6),
+        small(16, 256),
+        small(3, 5),
+        small(3, 5),
+        small(3, 8),
+        small(8, 32),
+        small(2, 6),
+        small(4, 6),
+        small(4, 8),
+        small(4, 8),
+        small(3, 5),
+        small(1, 4),
+        small(3, 10),
+        small(6, 30),
+        small(2, 6),
+    ];
+    (timeouts, tenants, limits, u64_in(512..8_192, 12)).prop_map(
+        |(
+            (seed, grant, lease, live, losses, retention),
+            (blacklist, dcap, caps, weights),
+            limits,
+            stored,
+        )| {
+            ConfigDraw {
+                seed,
+                grant_ttl_ms: grant,
+                lease_ttl_ms: lease,
+                liveness_timeout_ms: live,
+                max_losses: losses,
+                retention_ms: retention,
+                blacklist,
+                default_cap: dcap,
+                caps,
+                weights,
+                limits,
+                max_stored_bytes: stored,
+            }
+        },
+    )
+}
+
+fn task_draw() -> impl Strategy<Value = TaskDraw> {
+    let group = prop_oneof![
+        Just(Group::AllOf),
+        Just(Group::AnyOf),
+        u32_in(1..2, 12).prop_map(Group::Quorum),
+    ];
+    let shape = (
+        len(),
+        prop_oneof![4 => Just(0u8), 1 => 0u8..8],
+        proptest::collection::vec(any::<u8>(), 0..3),
+        group,
+        any::<bool>(),
+    );
+    // The reported panic lived here: edges as often as ordinary values, and one time
+    // in four base and cap at the same edge with full jitter. The cap is mostly at or
+    // above the base, which validation requires.
+    let independent = (
+        u64_in(0..2_000, 1),
+        u64_in(2_000..10_000, 1),
+        proptest::bool::weighted(0.95),
+        jitter(),
+    )
+        .prop_map(|(base, max, ordered, jitter)| {
+            let (base, max) = match ordered && max.get() < base.get() {
+                true => (max, base),
+                false => (base, max),
+            };
+            (base, max, jitter)
+        });
+    let same_edge = u64_edges().prop_map(|edge| (edge, edge, 100u8));
+    let backoff = prop_oneof![3 => independent, 1 => same_edge];
+    let retry = (u32_pos(1..4), backoff, u32_pos(1..4));
+    let timing = (
+        proptest::option::weighted(0.4, u64_pos(1..3_000)),
+        u64_in(0..1_000, 6),
+        proptest::option::of(i32_any()),
+        any::<bool>(),
+        proptest::option::of(u64_in(0..10_000, 2)),
+    );
+    (shape, retry, timing).prop_map(
+        |(
+            (payload, caps, deps, group, cancel),
+            (max_attempts, (base, max, jitter_pct), factor),
+            (attempt_timeout_ms, delay_ms, priority, allow_failure, estimated_ms),
+        )| TaskDraw {
+            payload,
+            caps: caps & 0x07,
+            deps,
+            group,
+            cancel_on_unsatisfied: cancel,
+            max_attempts,
+            backoff_base_ms: base,
+            backoff_factor: factor,
+            backoff_max_ms: max,
+            jitter_pct,
+            attempt_timeout_ms,
+            delay_ms,
+            priority,
+            allow_failure,
+            estimated_ms,
+        },
+    )
+}
+
+fn job_draw() -> impl Strategy<Value = JobDraw> {
+    (
+        any::<u8>(),
+        any::<u8>(),
+        any::<u8>(),
+        i32_any(),
+        proptest::option::weighted(0.4, u64_pos(1..20_000)),
+        proptest::option::weighted(0.3, u32_pos(1..4)),
+        proptest::collection::vec(task_draw(), 1..5),
+    )
+        .prop_map(
+            |(name, tenant, lane, priority, deadline_ms, max_concurrency, tasks)| JobDraw {
+                name,
+                tenant,
+                lane,
+                priority,
+                deadline_ms,
+                max_concurrency,
+                tasks,
+            },
+        )
+}
+
+fn register() -> impl Strategy<Value = Step> {
+    (
+        0u8..4,
+        proptest::option::weighted(0.2, u64_in(1..5, 2)),
+        any::<u8>(),
+        prop_oneof![3 => Just(0u8), 1 => 0u8..8],
+        u32_in(1..4, 6),
+    )
+        .prop_map(
+            |(worker, instance, caps, lanes, max_concurrency)| Step::Register {
+                worker,
+                instance,
+                caps: caps & 0x07,
+                lanes,
+                max_concurrency,
+            },
+        )
+}
+
+fn then() -> impl Strategy<Value = Then> {
+    prop_oneof![
+        2 => Just(Then::Hold),
+        3 => len().prop_map(Then::Complete),
+        4 => (proptest::bool::weighted(0.2), len())
+            .prop_map(|(permanent, error)| Then::Fail { permanent, error }),
+        1 => (proptest::option::of(u64_in(0..3_000, 2)), any::<bool>())
+            .prop_map(|(timeout_ms, resume)| Then::Suspend { timeout_ms, resume }),
+    ]
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let w = 0u8..4;
+    // Mostly the newest lease, sometimes an older (often stale) one.
+    let lease = prop_oneof![6 => Just(0u8), 1 => 1u8..4];
+    prop_oneof![
+        4 => register(),
+        3 => w.clone().prop_map(|worker| Step::Heartbeat { worker }),
+        2 => (w.clone(), u32_in(1..4, 3)).prop_map(|(worker, credits)| Step::RequestWork { worker, credits }),
+        12 => (w.clone(), then()).prop_map(|(worker, then)| Step::Take { worker, then }),
+        2 => (0u8..2).prop_map(|grant| Step::Accept { grant }),
+        1 => (0u8..3).prop_map(|grant| Step::Release { grant }),
+        2 => lease.clone().prop_map(|lease| Step::Renew { lease }),
+        4 => (lease.clone(), len()).prop_map(|(lease, output)| Step::Complete { lease, output }),
+        4 => (lease.clone(), any::<bool>(), len())
+            .prop_map(|(lease, permanent, error)| Step::Fail { lease, permanent, error }),
+        2 => (lease, proptest::option::of(u64_in(0..3_000, 2)), any::<bool>())
+            .prop_map(|(lease, timeout_ms, resume)| Step::Suspend { lease, timeout_ms, resume }),
+        2 => (prop_oneof![3 => Just(0u8), 1 => 1u8..3], any::<u8>(), len())
+            .prop_map(|(task, key, payload)| Step::Signal { task, key, payload }),
+        10 => job_draw().prop_map(Step::Submit),
+        1 => (0u8..4).prop_map(|job| Step::Cancel { job }),
+        1 => w.clone().prop_map(|worker| Step::Drain { worker }),
+        1 => w.prop_map(|worker| Step::Deregister { worker }),
+        4 => u64_in(0..1_000, 4).prop_map(|ms| Step::Advance { ms }),
+        2 => prop_oneof![
+            1 => (0u64..10_000).prop_map(U64::Any),
+            1 => u64_edges(),
+        ].prop_map(|at| Step::SetClock { at }),
+        1 => Just(Step::Restart),
+        1 => (u32_in(0..4_096, 4), any::<u8>()).prop_map(|(at, byte)| Step::Corrupt { at, byte }),
+    ]
+}
+
+/// Every worker registers first with ordinary settings, so most steps reach a live
+/// worker; later registrations draw from the edges.
+fn case() -> impl Strategy<Value = Case> {
+    (config_draw(), proptest::collection::vec(step(), 1..120)).prop_map(|(config, rest)| {
+        let mut steps: Vec<Step> = (0..4)
+            .map(|worker| Step::Register {
+                worker,
+                instance: Some(U64::One),
+                caps: worker & 0x07,
+                lanes: 0x07,
+                max_concurrency: U32::Two,
+            })
+            .collect();
+        steps.extend(rest);
+        Case { config, steps }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn extreme_values_never_panic_and_keep_every_property(case in case()) {
+        run(&case);
+    }
+}
+
+/// Every checked-in input must still decode as a `Case` (a stale corpus would otherwise
+/// pass by being skipped).
+#[test]
+fn every_corpus_input_keeps_every_property() {
+    corpus_replay::replay("extreme_values", 10, |bytes| {
+        let case: Case = postcard::from_bytes(bytes).expect("the corpus file decodes");
+        run(&case);
+    });
+}
+
+/// The reported job file as a case: backoff and cap at `u64::MAX`, full jitter, a
+/// failure (where `span + 1` overflowed), then a restart and the replay of the log,
+/// as the coordinator's recovery does.
+pub fn retry_overflow_case() -> Case {
+    let config = ConfigDraw {
+        seed: U64::Zero,
+        grant_ttl_ms: U64::Any(5_000),
+        lease_ttl_ms: U64::Any(30_000),
+        liveness_timeout_ms: U64::Max,
+        max_losses: U32::Any(5),
+        retention_ms: U64::Any(3_600_000),
+        blacklist: (U32::Zero, U64::Zero, U64::Zero),
+        default_cap: None,
+        caps: vec![],
+        weights: vec![],
+        limits: [U32::Any(16); 17],
+        max_stored_bytes: U64::Any(1 << 20),
+    };
+    let task = TaskDraw {
+        payload: Len::Zero,
+        caps: 0,
+        deps: vec![],
+        group: Group::AllOf,
+        cancel_on_unsatisfied: false,
+        max_attempts: U32::Any(3),
+        backoff_base_ms: U64::Max,
+        backoff_factor: U32::Two,
+        backoff_max_ms: U64::Max,
+        jitter_pct: 100,
+        attempt_timeout_ms: None,
+        delay_ms: U64::Zero,
+        priority: None,
+        allow_failure: false,
+        estimated_ms: None,
+    };
+    let job = JobDraw {
+        name: 0,
+        tenant: 0,
+        lane: 0,
+        priority: I32::Zero,
+        deadline_ms: None,
+        max_concurrency: None,
+        tasks: vec![task],
+    };
+    let steps = vec![
+        Step::Register {
+            worker: 0,
+            instance: Some(U64::One),
+            caps: 0,
+            lanes: 0,
+            max_concurrency: U32::One,
+        },
+        Step::Submit(job),
+        Step::RequestWork {
+            worker: 0,
+            credits: U32::One,
+        },
+        Step::Accept { grant: 0 },
+        Step::Fail {
+            lease: 0,
+            permanent: false,
+            error: Len::One,
+        },
+        Step::Restart,
+        Step::SetClock { at: U64::Max },
+    ];
+    Case { config, steps }
+}
+
+#[test]
+fn the_reported_retry_overflow_runs_clean() {
+    run(&retry_overflow_case());
+}
+
+/// Writes the seed corpus: the reported case and cases drawn by the strategy above.
+/// `cargo test -p keel-engine --test extreme_values -- --ignored write_seed_corpus`
+#[test]
+#[ignore = "writes fuzz/corpus/extreme_values; run by hand after changing Case"]
+#[allow(clippy::disallowed_methods)]
+fn write_seed_corpus() {
+    let dir = corpus_replay::fuzz_dir().join("corpus/extreme_values");
+    std::fs::create_dir_all(&dir).expect("corpus directory");
+    let write = |name: &str, case: &Case| {
+        std::fs::write(dir.join(name), encode(case)).expect("corpus file written");
+    };
+    write("retry-backoff-u64-max", &retry_overflow_case());
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = case();
+    for i in 0..24 {
+        let case = strategy.new_tree(&mut runner).expect("a case").current();
+        write(&format!("seed-{i:02}"), &case);
+    }
+}
+
+/// The generator is only as good as what it reaches: over a fixed sample of cases,
+/// every kind of acceptance comes up, and so does a lease at the end of time.
+#[test]
+fn the_generator_reaches_every_outcome() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = case();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..96 {
+        let case = strategy.new_tree(&mut runner).expect("a case").current();
+        drive(&case, |_, out| {
+            let kind = match &out.reply {
+                Some(Ok(a)) => format!("{a:?}"),
+                Some(Err(Rejection::InvalidJob(e))) => format!("invalid_job {e:?}"),
+                Some(Err(r)) => r.code().to_string(),
+                None => String::new(),
+            };
+            let kind = kind.split(['{', '(']).next().unwrap_or_default().trim();
+            seen.insert(kind.to_string());
+            if let Some(Ok(Accepted::LeaseStarted { expires_at, .. })) = &out.reply {
+                if *expires_at > u64::MAX - u64::from(u32::MAX) {
+                    seen.insert("lease at the end of time".into());
+                }
+            }
+            if let Some(Ok(Accepted::Failed {
+                retry_at: Some(_), ..
+            })) = &out.reply
+            {
+                seen.insert("retry".into());
+            }
+        });
+    }
+    for kind in [
+        "JobSubmitted",
+        "LeaseStarted",
+        "Renewed",
+        "Completed",
+        "Failed",
+        "retry",
+        "Suspended",
+        "Signalled",
+        "JobCancelled",
+        "limit_reached",
+        "invalid_job BadRetry",
+        "stale_fence",
+        "lease at the end of time",
+    ] {
+        assert!(seen.contains(kind), "no case reached {kind}: {seen:?}");
+    }
+}
