@@ -11,22 +11,89 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// The first invariant found broken, described for a person.
+/// The first invariant found broken: which kind of invariant, and what broke it,
+/// described for a person.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Violation(pub String);
+pub struct Violation {
+    pub kind: InvariantKind,
+    pub detail: String,
+}
+
+/// The kinds of safety invariant the checker recomputes, so a caller can tell a broken
+/// count from a broken fence without reading the sentence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum InvariantKind {
+    /// An id names nothing (a job, worker, lane, tenant or capability set), or a record
+    /// is stored under another id.
+    Reference,
+    /// A grant or lease and the task, worker and grant records that hold it disagree.
+    Holding,
+    /// A count kept as things change (per job, tenant or capability set) differs from
+    /// a recount.
+    Count,
+    /// A worker, job or tenant holds more than its concurrency cap.
+    ConcurrencyCap,
+    /// A task went to a worker without its capabilities, or is blocked while covered.
+    Capability,
+    /// A blacklisted worker was offered a grant.
+    Blacklist,
+    /// A deadline has no timer, or a lease outlived its expiry.
+    Timer,
+    /// The ready index or a parked or blocked set disagrees with a task's state.
+    ReadyIndex,
+    /// A task's attempt history is out of order or disagrees with its state.
+    History,
+    /// A worker waits for work without credits.
+    Credits,
+}
+
+impl InvariantKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [InvariantKind; 10] = [
+        InvariantKind::Reference,
+        InvariantKind::Holding,
+        InvariantKind::Count,
+        InvariantKind::ConcurrencyCap,
+        InvariantKind::Capability,
+        InvariantKind::Blacklist,
+        InvariantKind::Timer,
+        InvariantKind::ReadyIndex,
+        InvariantKind::History,
+        InvariantKind::Credits,
+    ];
+
+    /// A stable snake_case name.
+    pub fn label(self) -> &'static str {
+        match self {
+            InvariantKind::Reference => "reference",
+            InvariantKind::Holding => "holding",
+            InvariantKind::Count => "count",
+            InvariantKind::ConcurrencyCap => "concurrency_cap",
+            InvariantKind::Capability => "capability",
+            InvariantKind::Blacklist => "blacklist",
+            InvariantKind::Timer => "timer",
+            InvariantKind::ReadyIndex => "ready_index",
+            InvariantKind::History => "history",
+            InvariantKind::Credits => "credits",
+        }
+    }
+}
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        write!(f, "{}: {}", self.kind.label(), self.detail)
     }
 }
 
 impl std::error::Error for Violation {}
 
 macro_rules! ensure {
-    ($cond:expr, $($msg:tt)+) => {
+    ($kind:ident, $cond:expr, $($msg:tt)+) => {
         if !$cond {
-            return Err(Violation(format!($($msg)+)));
+            return Err(Violation {
+                kind: InvariantKind::$kind,
+                detail: format!($($msg)+),
+            });
         }
     };
 }
@@ -46,8 +113,13 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
     let mut queued_total = 0u64;
     for (tid, t) in s.tasks.iter() {
         let tid = &tid;
-        ensure!(*tid == t.id, "task {tid} stored under the wrong id");
         ensure!(
+            Reference,
+            *tid == t.id,
+            "task {tid} stored under the wrong id"
+        );
+        ensure!(
+            Reference,
             s.jobs.contains_key(&t.job),
             "task {tid} belongs to unknown job {}",
             t.job
@@ -62,23 +134,26 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
                 c.active += 1;
                 *per_tenant.entry(t.tenant).or_default() += 1;
                 let g = s.grants.get(grant);
-                ensure!(
+                ensure!(Holding,
                     g.is_some_and(|g| g.task == *tid && g.accepted.is_none()),
                     "task {tid} offered under grant {grant} that is missing or not a pending offer for it"
                 );
                 let g = &s.grants[grant];
                 let w = holder(s, &g.worker, *tid)?;
                 ensure!(
+                    Holding,
                     w.grants.contains(grant),
                     "worker {} does not list grant {grant}",
                     g.worker
                 );
                 ensure!(
+                    Holding,
                     w.instance == g.instance,
                     "grant {grant} names a stale instance of {}",
                     g.worker
                 );
                 ensure!(
+                    Capability,
                     covers(&w.capabilities, s.names.caps(t.capset)),
                     "task {tid} offered to {} which lacks {:?}",
                     g.worker,
@@ -86,12 +161,14 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
                 );
                 if let Some(first) = w.blacklisted_from_grant {
                     ensure!(
+                        Blacklist,
                         *grant < first,
                         "grant {grant} offered to blacklisted worker {}",
                         g.worker
                     );
                 }
                 ensure!(
+                    Timer,
                     s.timers.contains(g.expires_at, &Timer::GrantExpiry(*grant)),
                     "grant {grant} has no expiry timer"
                 );
@@ -101,16 +178,19 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
                 *per_tenant.entry(t.tenant).or_default() += 1;
                 let w = holder(s, &l.worker, *tid)?;
                 ensure!(
+                    Holding,
                     w.leases.contains(tid),
                     "worker {} does not list its lease on {tid}",
                     l.worker
                 );
                 ensure!(
+                    Holding,
                     w.instance == l.instance,
                     "lease on {tid} names a stale instance of {}",
                     l.worker
                 );
                 ensure!(
+                    Capability,
                     covers(&w.capabilities, s.names.caps(t.capset)),
                     "task {tid} runs on {} which lacks {:?}",
                     l.worker,
@@ -118,6 +198,7 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
                 );
                 let g = s.grants.get(&l.grant);
                 ensure!(
+                    Holding,
                     g.is_some_and(|g| g
                         .accepted
                         .is_some_and(|f| f.epoch == t.epoch && f.task == *tid)),
@@ -125,20 +206,24 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
                     t.epoch
                 );
                 ensure!(
+                    Timer,
                     l.timer_at <= l.expires_at,
                     "lease timer on {tid} after its expiry"
                 );
                 ensure!(
+                    Timer,
                     l.expires_at > s.now,
                     "lease on {tid} expired at {} but is still held at {}",
                     l.expires_at,
                     s.now
                 );
                 ensure!(
+                    Timer,
                     s.timers.contains(l.timer_at, &Timer::LeaseExpiry(*tid)),
                     "lease on {tid} has no expiry timer"
                 );
                 ensure!(
+                    History,
                     t.history
                         .last()
                         .is_some_and(|r| r.epoch == t.epoch && r.ended.is_none()),
@@ -155,6 +240,7 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
                     ReadyPlace::Parked => {
                         c.parked += 1;
                         ensure!(
+                            ReadyIndex,
                             s.jobs[&t.job].parked.contains(&key),
                             "parked task {tid} missing from its job's parked set"
                         );
@@ -162,10 +248,12 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
                     ReadyPlace::Blocked => {
                         let set = &s.names.capsets[t.capset.0 as usize];
                         ensure!(
+                            ReadyIndex,
                             set.blocked.contains(tid),
                             "blocked task {tid} missing from its capability set"
                         );
                         ensure!(
+                            Capability,
                             set.coverage == 0 && t.capset != CapSetId::ANY,
                             "task {tid} is blocked although a live worker covers it"
                         );
@@ -174,6 +262,7 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
             }
             TaskState::Delayed { until } => {
                 ensure!(
+                    Timer,
                     s.timers.contains(*until, &Timer::TaskDue(*tid)),
                     "delayed task {tid} has no timer"
                 );
@@ -184,6 +273,7 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
     for (q, key) in s.ready.iter() {
         let t = s.tasks.get(&key.task);
         ensure!(
+            ReadyIndex,
             t.is_some_and(|t| t.state
                 == TaskState::Ready {
                     place: ReadyPlace::Queued
@@ -199,6 +289,7 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
         );
     }
     ensure!(
+        ReadyIndex,
         s.ready.len() == queued_total,
         "ready index length {} but {queued_total} queued tasks",
         s.ready.len()
@@ -206,24 +297,28 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
     for (jid, j) in &s.jobs {
         let c = per_job.remove(jid).unwrap_or_default();
         ensure!(
+            Count,
             j.active == c.active,
             "job {jid} counts {} active, found {}",
             j.active,
             c.active
         );
         ensure!(
+            Count,
             j.queued == c.queued,
             "job {jid} counts {} queued, found {}",
             j.queued,
             c.queued
         );
         ensure!(
+            Count,
             j.parked.len() as u32 == c.parked,
             "job {jid} parks {} tasks, found {}",
             j.parked.len(),
             c.parked
         );
         ensure!(
+            Count,
             j.remaining == c.remaining,
             "job {jid} counts {} remaining, found {}",
             j.remaining,
@@ -231,12 +326,14 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
         );
         if let Some(cap) = j.max_concurrency {
             ensure!(
+                ConcurrencyCap,
                 j.active <= cap,
                 "job {jid} has {} active tasks over its cap {cap}",
                 j.active
             );
         }
         ensure!(
+            Count,
             j.end.is_some() == (j.remaining == 0),
             "job {jid} end state disagrees with {} remaining tasks",
             j.remaining
@@ -245,6 +342,7 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
     for (i, load) in s.tenants.iter().enumerate() {
         let found = per_tenant.get(&(i as u32)).copied().unwrap_or(0);
         ensure!(
+            Count,
             load.active == found,
             "tenant {} counts {} active, found {found}",
             s.names.tenants.get(i).map_or("?", String::as_str),
@@ -252,6 +350,7 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
         );
         if let Some(cap) = load.cap {
             ensure!(
+                ConcurrencyCap,
                 load.active <= cap,
                 "tenant {} has {} active tasks over its cap {cap}",
                 s.names.tenants.get(i).map_or("?", String::as_str),
@@ -263,12 +362,14 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
     for (i, set) in s.names.capsets.iter().enumerate().skip(1) {
         let live = queue::coverage(&s.workers, &set.caps);
         ensure!(
+            Count,
             set.coverage == live,
             "capability set {:?} counts {} live workers, found {live}",
             set.caps,
             set.coverage
         );
         ensure!(
+            Capability,
             set.coverage == 0 || set.blocked.is_empty(),
             "capability set {i} is covered but still blocks tasks"
         );
@@ -280,7 +381,7 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
             TaskState::Running(l) => l.grant == *g,
             _ => false,
         });
-        ensure!(ok, "grant {g} is not held by task {}", grant.task);
+        ensure!(Holding, ok, "grant {g} is not held by task {}", grant.task);
     }
     Ok(())
 }
@@ -294,29 +395,38 @@ fn check_references(s: &State) -> Result<(), Violation> {
         s.names.capsets.len() as u32,
     );
     ensure!(
+        Reference,
         s.tenants.len() as u32 == tenants,
         "{} tenant loads for {tenants} tenants",
         s.tenants.len()
     );
-    ensure!(s.names.consistent(), "interned names and ids disagree");
     ensure!(
+        Reference,
+        s.names.consistent(),
+        "interned names and ids disagree"
+    );
+    ensure!(
+        Reference,
         capsets > 0 && s.names.capsets[0].caps.is_empty(),
         "capability set 0 must be the empty set"
     );
     for (tid, t) in s.tasks.iter() {
         ensure!(
+            Reference,
             t.lane < lanes && t.tenant < tenants && t.capset.0 < capsets,
             "task {tid} names a lane, tenant or capability set that does not exist"
         );
     }
     for (jid, j) in &s.jobs {
         ensure!(
+            Reference,
             j.lane < lanes && j.tenant < tenants,
             "job {jid} names a lane or tenant that does not exist"
         );
     }
     for (q, key) in s.ready.iter() {
         ensure!(
+            Reference,
             q.lane < lanes && q.tenant < tenants && q.capset.0 < capsets,
             "ready entry {} names a lane, tenant or capability set that does not exist",
             key.task
@@ -324,10 +434,15 @@ fn check_references(s: &State) -> Result<(), Violation> {
     }
     for (wid, w) in &s.workers {
         ensure!(
+            Reference,
             w.lanes.iter().all(|&l| l < lanes),
             "worker {wid} serves a lane that does not exist"
         );
-        ensure!(!w.lanes.is_empty(), "worker {wid} serves no lane");
+        ensure!(
+            Reference,
+            !w.lanes.is_empty(),
+            "worker {wid} serves no lane"
+        );
     }
     Ok(())
 }
@@ -337,11 +452,12 @@ fn holder<'a>(
     w: &WorkerId,
     tid: TaskId,
 ) -> Result<&'a crate::state::Worker, Violation> {
-    let worker = s
-        .workers
-        .get(w)
-        .ok_or_else(|| Violation(format!("task {tid} held by unknown worker {w}")))?;
+    let worker = s.workers.get(w).ok_or_else(|| Violation {
+        kind: InvariantKind::Reference,
+        detail: format!("task {tid} held by unknown worker {w}"),
+    })?;
     ensure!(
+        Holding,
         worker.status != WorkerStatus::Lost,
         "task {tid} held by lost worker {w}"
     );
@@ -352,17 +468,20 @@ fn check_history(tid: TaskId, t: &crate::state::Task) -> Result<(), Violation> {
     let mut last_epoch = 0;
     for (i, r) in t.history.iter().enumerate() {
         ensure!(
+            History,
             r.epoch > last_epoch,
             "task {tid} attempt epochs do not strictly increase"
         );
         last_epoch = r.epoch;
         let open = r.ended.is_none();
         ensure!(
+            History,
             !open || i + 1 == t.history.len(),
             "task {tid} has an open attempt that is not the last"
         );
     }
     ensure!(
+        History,
         last_epoch == t.epoch,
         "task {tid} epoch {} differs from its last attempt's {last_epoch}",
         t.epoch
@@ -370,6 +489,7 @@ fn check_history(tid: TaskId, t: &crate::state::Task) -> Result<(), Violation> {
     let running = matches!(t.state, TaskState::Running(_));
     let open = t.history.last().is_some_and(|r| r.ended.is_none());
     ensure!(
+        History,
         running == open,
         "task {tid} running={running} but open attempt={open}"
     );
@@ -378,8 +498,13 @@ fn check_history(tid: TaskId, t: &crate::state::Task) -> Result<(), Violation> {
 
 fn check_workers(s: &State) -> Result<(), Violation> {
     for (wid, w) in &s.workers {
-        ensure!(*wid == w.id, "worker {wid} stored under the wrong id");
         ensure!(
+            Reference,
+            *wid == w.id,
+            "worker {wid} stored under the wrong id"
+        );
+        ensure!(
+            ConcurrencyCap,
             w.active() <= w.max_concurrency,
             "worker {wid} holds {} over its concurrency {}",
             w.active(),
@@ -387,12 +512,14 @@ fn check_workers(s: &State) -> Result<(), Violation> {
         );
         if w.status == WorkerStatus::Lost {
             ensure!(
+                Holding,
                 w.active() == 0,
                 "lost worker {wid} still holds grants or leases"
             );
         }
         for g in &w.grants {
             ensure!(
+                Holding,
                 s.grants
                     .get(g)
                     .is_some_and(|gr| gr.worker == *wid && gr.accepted.is_none()),
@@ -404,9 +531,14 @@ fn check_workers(s: &State) -> Result<(), Violation> {
                 .tasks
                 .get(t)
                 .is_some_and(|t| matches!(&t.state, TaskState::Running(l) if l.worker == *wid));
-            ensure!(ok, "worker {wid} lists a lease on {t} it does not hold");
+            ensure!(
+                Holding,
+                ok,
+                "worker {wid} lists a lease on {t} it does not hold"
+            );
         }
         ensure!(
+            Timer,
             w.blacklisted_until.is_none()
                 || s.timers.contains(
                     w.blacklisted_until.unwrap_or(0),
@@ -417,9 +549,60 @@ fn check_workers(s: &State) -> Result<(), Violation> {
     }
     for w in &s.demand {
         ensure!(
+            Credits,
             s.workers.get(w).is_some_and(|x| x.credits > 0),
             "worker {w} waits for work without credits"
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        ClientCommand, Config, Engine, Input, InstanceId, JobSpec, TaskSpec, WorkerCommand,
+    };
+
+    /// An engine with one task offered to one worker.
+    fn offered() -> Engine {
+        let mut e = Engine::new(Config::default());
+        let w = WorkerId::new("w");
+        let register = WorkerCommand::Register {
+            capabilities: vec![],
+            lanes: vec![],
+            max_concurrency: 1,
+        };
+        e.apply(0, Input::worker(&w, InstanceId(1), register));
+        let job = JobSpec::new("j", vec![TaskSpec::new("a")]);
+        e.apply(0, Input::Client(ClientCommand::SubmitJob(job)));
+        let request = WorkerCommand::RequestWork { credits: 1 };
+        e.apply(1, Input::worker(&w, InstanceId(1), request));
+        e
+    }
+
+    #[test]
+    fn a_broken_state_is_reported_with_the_kind_of_invariant_it_breaks() {
+        let e = offered();
+        assert_eq!(check(&e.state), Ok(()));
+        let mut s = e.state.clone();
+        if let Some(j) = s.jobs.values_mut().next() {
+            j.active += 1;
+        }
+        let v = check(&s).unwrap_err();
+        assert_eq!(v.kind, InvariantKind::Count, "{v}");
+        assert!(v.to_string().starts_with("count: job "), "{v}");
+        let mut s = e.state.clone();
+        if let Some(w) = s.workers.values_mut().next() {
+            w.grants.clear();
+        }
+        assert_eq!(check(&s).unwrap_err().kind, InvariantKind::Holding);
+    }
+
+    #[test]
+    fn kind_labels_are_distinct() {
+        let labels: std::collections::BTreeSet<&str> =
+            InvariantKind::ALL.iter().map(|k| k.label()).collect();
+        assert_eq!(labels.len(), InvariantKind::ALL.len());
+    }
 }

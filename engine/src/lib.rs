@@ -49,7 +49,7 @@ pub use config::{BlacklistPolicy, Config, Limits, TenantPolicy};
 pub use digest::{Digest, RestoreError, SNAPSHOT_VERSION};
 pub use ids::{Fence, GrantId, InstanceId, JobId, TaskId, Time, WorkerId};
 pub use input::{ClientCommand, Input, SuspendTimeout, WorkerCommand};
-pub use invariants::Violation;
+pub use invariants::{InvariantKind, Violation};
 pub use output::{Accepted, Effect, EndReason, JobOutcome, Outputs, Recipient, TaskOutcome};
 pub use query::{AttemptView, JobStatus, JobView, TaskStatus, TaskView, WorkerView};
 pub use reject::{CapabilityIssue, JobError, Rejection};
