@@ -3,8 +3,8 @@
 //! how busy each worker was, and optionally the timeline as SVG; as text, or as a
 //! `simulation` object added to the JSON plan.
 
-use keel_sim::{simulate_plan, PlanWorker};
 use keel_jobs::{format_duration as dur, LoadedJob, Pool};
+use keel_sim::{simulate_plan, PlanWorker};
 use serde::Serialize;
 use std::fmt::Write;
 use std::path::Path;
@@ -73,7 +73,7 @@ pub fn simulate(
     let written = match timeline {
         Some(path) => {
             let title = format!("keel plan --simulate {}", job.spec().name);
-            let svg = keel_sim::timeline::svg(
+            let svg = keel_sim::svg_timeline(
                 &title,
                 &run.report.workers,
                 &run.timeline,

@@ -4,9 +4,10 @@
 
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use keel_sim::profile::Profile;
-use keel_sim::swarm::{run_seed, scenario_for, summary, SwarmOptions};
-use keel_sim::{load, run, timeline, trace, RunOptions};
+use keel_sim::{
+    compact_trace, jsonl_trace, load, run, run_seed, scenario_for, svg_timeline, swarm_summary,
+    Profile, RunOptions, SwarmOptions,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,6 +66,10 @@ struct SwarmArgs {
     /// Print every seed's profile line (always on for 10 seeds or fewer).
     #[arg(long)]
     profiles: bool,
+    /// Keep the coordinator's durable log, snapshots and shadow engine for every seed,
+    /// not only for seeds whose faults need them (to measure what durability costs).
+    #[arg(long)]
+    durable: bool,
 }
 
 #[derive(Args)]
@@ -120,10 +125,13 @@ fn scale(a: &ScaleArgs) -> ExitCode {
     for v in &report.violations {
         println!("violation: {v}");
     }
+    if let Some(why) = &report.stopped {
+        println!("stopped: {why}");
+    }
     println!("{}", report.summary());
     println!(
         "{}",
-        summary(1, !report.violations.is_empty() as u64, report.events, wall)
+        swarm_summary(1, !report.violations.is_empty() as u64, report.events, wall)
     );
     if report.violations.is_empty() {
         ExitCode::SUCCESS
@@ -157,16 +165,16 @@ fn run_scenario(a: &RunArgs) -> ExitCode {
         },
     );
     if a.print_trace {
-        print!("{}", trace::compact(&report.lines));
+        print!("{}", compact_trace(&report.lines));
     }
     if let Some(path) = &a.trace {
-        if let Err(e) = std::fs::write(path, trace::jsonl(&report.lines)) {
+        if let Err(e) = std::fs::write(path, jsonl_trace(&report.lines)) {
             eprintln!("error: cannot write {}: {e}", path.display());
             return ExitCode::from(2);
         }
     }
     if let Some(path) = &a.timeline {
-        let svg = timeline::svg(
+        let svg = svg_timeline(
             &scenario.name,
             &report.workers,
             &report.bars,
@@ -180,6 +188,9 @@ fn run_scenario(a: &RunArgs) -> ExitCode {
     }
     for v in &report.violations {
         println!("violation: {v}");
+    }
+    if let Some(why) = &report.stopped {
+        println!("stopped: {why}");
     }
     for u in &report.unmet {
         println!("unmet: {u}");
@@ -206,6 +217,7 @@ fn swarm(a: &SwarmArgs) -> ExitCode {
         .max(1);
     let opts = SwarmOptions {
         shrink_budget: a.shrink_budget,
+        durable: a.durable,
         ..SwarmOptions::default()
     };
     let show_profiles = a.profiles || a.seeds <= 10;
@@ -261,7 +273,7 @@ fn swarm(a: &SwarmArgs) -> ExitCode {
     bar.finish_and_clear();
     println!(
         "{}",
-        summary(a.seeds, failures, events, started.elapsed().as_secs_f64())
+        swarm_summary(a.seeds, failures, events, started.elapsed().as_secs_f64())
     );
     if failures == 0 {
         ExitCode::SUCCESS

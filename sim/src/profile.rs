@@ -61,6 +61,13 @@ pub struct Profile {
     pub job_caps: bool,
     pub late_workers: u32,
     pub fault_ms: u64,
+    /// Coordinator appends that fail, appends that tear, bytes that flip on its disk.
+    pub append_failures: u32,
+    pub torn_appends: u32,
+    pub corruptions: u32,
+    /// Windows of slow fsync, each append taking `fsync_ms`.
+    pub slow_fsyncs: u32,
+    pub fsync_ms: u64,
 }
 
 impl fmt::Display for Profile {
@@ -70,12 +77,14 @@ impl fmt::Display for Profile {
             "profile: seed={} workers={} conc={} loss={:.3} dup={:.3} reorder={:.3} latency_max={}ms partition={:?}x{} \
              crashes={} restart={:.2} pauses={}x{}ms drift={}ppm clock_steps={} flaky={:.2}@{:.2} slow={:.2} caps={} \
              shape={:?} jobs={}x{} poison={:.2} cancel={:.2} coord_crashes={} grant_ttl={}ms lease_ttl={}ms \
-             liveness_timeout={}ms job_caps={} late_workers={} fault_phase={}ms",
+             liveness_timeout={}ms job_caps={} late_workers={} fault_phase={}ms append_failures={} \
+             torn_appends={} corruptions={} slow_fsync={}x{}ms",
             self.seed, self.workers, self.max_concurrency, self.loss, self.duplicate, self.reorder, self.latency_max_ms,
             self.partition, self.partitions, self.crashes, self.restart, self.pauses, self.pause_ms, self.drift_ppm,
             self.clock_steps, self.flaky_fraction, self.flaky_rate, self.slow_fraction, self.capabilities, self.shape,
             self.jobs, self.tasks_per_job, self.poison_rate, self.cancel_rate, self.coordinator_crashes,
-            self.grant_ttl_ms, self.lease_ttl_ms, self.liveness_timeout_ms, self.job_caps, self.late_workers, self.fault_ms
+            self.grant_ttl_ms, self.lease_ttl_ms, self.liveness_timeout_ms, self.job_caps, self.late_workers, self.fault_ms,
+            self.append_failures, self.torn_appends, self.corruptions, self.slow_fsyncs, self.fsync_ms
         )
     }
 }
@@ -95,6 +104,16 @@ fn count(r: &mut SimRng, max: u64) -> u32 {
         0
     } else {
         r.between(1, max) as u32
+    }
+}
+
+/// With probability `p`, 1 to `max`; otherwise 0 (for faults that end or stop a run's
+/// coordinator, which most seeds should leave alone).
+fn rarely(r: &mut SimRng, p: f64, max: u64) -> u32 {
+    if r.chance(p) {
+        r.between(1, max) as u32
+    } else {
+        0
     }
 }
 
@@ -147,6 +166,12 @@ impl Profile {
             job_caps: r.chance(0.3),
             late_workers: count(r, 2),
             fault_ms: r.between(20, 120) * 1_000,
+            // Drawn after every older knob, so those keep their values for each seed.
+            append_failures: rarely(r, 0.15, 2),
+            torn_appends: rarely(r, 0.15, 2),
+            corruptions: rarely(r, 0.03, 1),
+            slow_fsyncs: rarely(r, 0.2, 3),
+            fsync_ms: *r.pick(&[5, 50, 500]),
         }
     }
 
@@ -218,6 +243,7 @@ impl Profile {
             workers,
             jobs,
             faults,
+            script: Vec::new(),
             expect: Expect::default(),
         }
     }
@@ -308,79 +334,22 @@ impl Profile {
 
     fn gen_faults(&self, r: &mut SimRng, workers: &[WorkerSpec], jobs: &[JobPlan]) -> Vec<Fault> {
         let mut faults = Vec::new();
-        let at = |r: &mut SimRng| r.below(self.fault_ms);
-        let worker = |r: &mut SimRng| Some(name_ref(r.pick(workers).name.clone()));
-        let blank = |at_ms, kind| Fault {
-            at_ms,
-            kind,
-            worker: None,
-            workers: Vec::new(),
-            job: None,
-            for_ms: None,
-            restart_after_ms: None,
-            delta_ms: None,
-            direction: None,
-        };
-        for _ in 0..self.crashes {
-            let restart = r.chance(self.restart).then(|| r.between(100, 20_000));
-            faults.push(Fault {
-                worker: worker(r),
-                restart_after_ms: restart,
-                ..blank(at(r), FaultKind::CrashWorker)
-            });
-        }
-        for _ in 0..self.pauses {
-            let len = r.between(self.pause_ms / 2, self.pause_ms);
-            faults.push(Fault {
-                worker: worker(r),
-                for_ms: Some(len),
-                ..blank(at(r), FaultKind::PauseWorker)
-            });
-        }
+        self.worker_faults(r, workers, &mut faults);
         if self.partition != PartitionMode::None {
-            for _ in 0..self.partitions {
-                let cut: Vec<_> = workers
-                    .iter()
-                    .filter(|_| r.chance(0.4))
-                    .map(|w| name_ref(w.name.clone()))
-                    .collect();
-                let cut = if cut.is_empty() {
-                    vec![name_ref(r.pick(workers).name.clone())]
-                } else {
-                    cut
-                };
-                let direction = match self.partition {
-                    PartitionMode::Symmetric => Direction::Both,
-                    PartitionMode::Asymmetric => {
-                        *r.pick(&[Direction::ToCoordinator, Direction::FromCoordinator])
-                    }
-                    _ => *r.pick(&[
-                        Direction::Both,
-                        Direction::ToCoordinator,
-                        Direction::FromCoordinator,
-                    ]),
-                };
-                let len = r.between(500, 3 * self.lease_ttl_ms);
-                faults.push(Fault {
-                    workers: cut,
-                    for_ms: Some(len),
-                    direction: Some(direction),
-                    ..blank(at(r), FaultKind::Partition)
-                });
-            }
+            self.partitions(r, workers, &mut faults);
         }
         for _ in 0..self.clock_steps {
             let delta = r.between(1, self.lease_ttl_ms) as i64 * if r.chance(0.5) { -1 } else { 1 };
             faults.push(Fault {
-                worker: worker(r),
+                worker: Some(name_ref(r.pick(workers).name.clone())),
                 delta_ms: Some(delta),
-                ..blank(at(r), FaultKind::ClockStep)
+                ..blank(r.below(self.fault_ms), FaultKind::ClockStep)
             });
         }
         for _ in 0..self.coordinator_crashes {
             faults.push(Fault {
                 for_ms: Some(r.between(10, 5_000)),
-                ..blank(at(r), FaultKind::CrashCoordinator)
+                ..blank(r.below(self.fault_ms), FaultKind::CrashCoordinator)
             });
         }
         for j in jobs {
@@ -394,8 +363,103 @@ impl Profile {
                 }
             }
         }
+        // Drawn after every older kind, so seeds without storage faults keep their runs.
+        self.storage_faults(r, &mut faults);
         faults.sort_by_key(|f| f.at_ms);
         faults
+    }
+
+    /// Worker crashes (some restarting) and pauses.
+    fn worker_faults(&self, r: &mut SimRng, workers: &[WorkerSpec], faults: &mut Vec<Fault>) {
+        for _ in 0..self.crashes {
+            let restart = r.chance(self.restart).then(|| r.between(100, 20_000));
+            faults.push(Fault {
+                worker: Some(name_ref(r.pick(workers).name.clone())),
+                restart_after_ms: restart,
+                ..blank(r.below(self.fault_ms), FaultKind::CrashWorker)
+            });
+        }
+        for _ in 0..self.pauses {
+            let len = r.between(self.pause_ms / 2, self.pause_ms);
+            faults.push(Fault {
+                worker: Some(name_ref(r.pick(workers).name.clone())),
+                for_ms: Some(len),
+                ..blank(r.below(self.fault_ms), FaultKind::PauseWorker)
+            });
+        }
+    }
+
+    fn partitions(&self, r: &mut SimRng, workers: &[WorkerSpec], faults: &mut Vec<Fault>) {
+        for _ in 0..self.partitions {
+            let cut: Vec<_> = workers
+                .iter()
+                .filter(|_| r.chance(0.4))
+                .map(|w| name_ref(w.name.clone()))
+                .collect();
+            let cut = if cut.is_empty() {
+                vec![name_ref(r.pick(workers).name.clone())]
+            } else {
+                cut
+            };
+            let direction = match self.partition {
+                PartitionMode::Symmetric => Direction::Both,
+                PartitionMode::Asymmetric => {
+                    *r.pick(&[Direction::ToCoordinator, Direction::FromCoordinator])
+                }
+                _ => *r.pick(&[
+                    Direction::Both,
+                    Direction::ToCoordinator,
+                    Direction::FromCoordinator,
+                ]),
+            };
+            let len = r.between(500, 3 * self.lease_ttl_ms);
+            faults.push(Fault {
+                workers: cut,
+                for_ms: Some(len),
+                direction: Some(direction),
+                ..blank(r.below(self.fault_ms), FaultKind::Partition)
+            });
+        }
+    }
+
+    /// Failed and torn appends, flipped bytes and slow fsyncs on the coordinator's disk.
+    fn storage_faults(&self, r: &mut SimRng, faults: &mut Vec<Fault>) {
+        let kinds = [
+            (self.append_failures, FaultKind::FailAppend),
+            (self.torn_appends, FaultKind::TornAppend),
+            (self.corruptions, FaultKind::CorruptLog),
+        ];
+        for (n, kind) in kinds {
+            for _ in 0..n {
+                faults.push(Fault {
+                    for_ms: Some(r.between(10, 5_000)),
+                    ..blank(r.below(self.fault_ms), kind)
+                });
+            }
+        }
+        for _ in 0..self.slow_fsyncs {
+            faults.push(Fault {
+                for_ms: Some(r.between(1_000, 3 * self.lease_ttl_ms)),
+                delay_ms: Some(self.fsync_ms),
+                ..blank(r.below(self.fault_ms), FaultKind::SlowFsync)
+            });
+        }
+    }
+}
+
+/// A fault of `kind` at `at_ms` with no other field set.
+fn blank(at_ms: u64, kind: FaultKind) -> Fault {
+    Fault {
+        at_ms,
+        kind,
+        worker: None,
+        workers: Vec::new(),
+        job: None,
+        for_ms: None,
+        restart_after_ms: None,
+        delta_ms: None,
+        direction: None,
+        delay_ms: None,
     }
 }
 

@@ -2,6 +2,7 @@
 //! check on. A failing seed is reported with its profile, the first violation and the
 //! events leading to it, a command that reproduces it, and a shrunk scenario.
 
+use crate::check::Check;
 use crate::coordinator::EngineHook;
 use crate::profile::Profile;
 use crate::run::{run, RunOptions, RunReport};
@@ -18,6 +19,9 @@ pub struct SwarmOptions {
     pub check_determinism: bool,
     /// What reproduces a seed when followed by the seed number.
     pub repro_prefix: String,
+    /// Keep the coordinator's log and shadow for every seed, not only those whose
+    /// faults need them (to measure what durability costs).
+    pub durable: bool,
 }
 
 impl Default for SwarmOptions {
@@ -27,6 +31,7 @@ impl Default for SwarmOptions {
             shrink_budget: 200,
             check_determinism: false,
             repro_prefix: "keel sim swarm --seeds 1 --start".into(),
+            durable: false,
         }
     }
 }
@@ -35,8 +40,8 @@ pub struct SeedResult {
     pub seed: u64,
     pub events: u64,
     pub digest: u64,
-    /// The first violated check, if any.
-    pub failed: Option<&'static str>,
+    /// The first failed check, if any.
+    pub failed: Option<Check>,
     /// The full failure report, if the seed failed.
     pub report: Option<String>,
 }
@@ -51,6 +56,7 @@ pub fn run_seed(seed: u64, opts: &SwarmOptions) -> SeedResult {
     let (profile, scenario) = scenario_for(seed);
     let run_opts = RunOptions {
         hook: opts.hook,
+        durable: opts.durable,
         ..RunOptions::new(seed)
     };
     let r = run(&scenario, run_opts);
@@ -64,7 +70,7 @@ pub fn run_seed(seed: u64, opts: &SwarmOptions) -> SeedResult {
     if opts.check_determinism && result.failed.is_none() {
         let again = run(&scenario, run_opts);
         if (again.digest, again.events) != (r.digest, r.events) {
-            result.failed = Some("determinism");
+            result.failed = Some(Check::Determinism);
             result.report = Some(format!(
                 "FAIL seed={seed}\n{profile}\nfirst violation: determinism: digest {:016x} then {:016x}, events {} then {}\nreproduce: {} {seed}\n",
                 r.digest, again.digest, r.events, again.events, opts.repro_prefix
@@ -80,7 +86,7 @@ pub fn run_seed(seed: u64, opts: &SwarmOptions) -> SeedResult {
 /// The report a person needs to act on a failing seed.
 pub fn failure_report(
     profile: &Profile,
-    s: &Scenario,
+    scenario: &Scenario,
     r: &RunReport,
     run_opts: RunOptions,
     opts: &SwarmOptions,
@@ -91,7 +97,7 @@ pub fn failure_report(
     };
     let mut out = format!("FAIL seed={seed}\n{profile}\nfirst violation: {first}\n");
     let traced = run(
-        s,
+        scenario,
         RunOptions {
             record: true,
             ..run_opts
@@ -101,7 +107,7 @@ pub fn failure_report(
     out.push_str(&trace::compact(traced.leading_to_failure(40)));
     out.push_str(&format!("reproduce: {} {seed}\n", opts.repro_prefix));
     if opts.shrink_budget > 0 {
-        let shrunk = shrink(s, run_opts, first.check, opts.shrink_budget);
+        let shrunk = shrink(scenario, run_opts, first.check, opts.shrink_budget);
         let m = &shrunk.scenario;
         let tasks: usize = m.jobs.iter().map(|j| j.tasks.len()).sum();
         out.push_str(&format!(

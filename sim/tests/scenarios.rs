@@ -2,7 +2,7 @@
 //! matches its golden compact trace under `snapshots/` (one line per event, so a
 //! behaviour change is a readable diff).
 
-use keel_sim::{load, run, trace, RunOptions};
+use keel_sim::{compact_trace, load, run, RunOptions};
 use std::path::{Path, PathBuf};
 
 fn scenario_files() -> Vec<PathBuf> {
@@ -25,7 +25,7 @@ fn check(stem: &str) {
         ..RunOptions::new(0)
     };
     let report = run(&scenario, opts);
-    let compact = trace::compact(&report.lines);
+    let compact = compact_trace(&report.lines);
     assert!(
         report.ok(),
         "{stem}: {}\nviolations: {:?}\nunmet: {:?}\ntrace:\n{compact}",
@@ -61,12 +61,17 @@ fn every_scenario_file_has_a_test() {
         "clock_drift_near_expiry",
         "concurrency_caps",
         "coordinator_crash_recovery",
+        "corrupt_log_refused",
         "dag_groups",
         "flaky_worker_blacklisted",
         "grant_expiry",
         "grant_race",
+        "held_grant_expires",
         "partition_heal",
+        "scripted_stale_completion",
+        "stale_instance_register",
         "stale_worker_requeue",
+        "storage_faults",
         "zombie_completion_rejected",
     ];
     assert_eq!(
@@ -90,11 +95,16 @@ scenario_tests!(
     clock_drift_near_expiry,
     concurrency_caps,
     coordinator_crash_recovery,
+    corrupt_log_refused,
     dag_groups,
     flaky_worker_blacklisted,
     grant_expiry,
     grant_race,
+    held_grant_expires,
     partition_heal,
+    scripted_stale_completion,
+    stale_instance_register,
     stale_worker_requeue,
+    storage_faults,
     zombie_completion_rejected,
 );
