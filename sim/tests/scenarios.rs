@@ -108,3 +108,22 @@ scenario_tests!(
     storage_faults,
     zombie_completion_rejected,
 );
+
+/// scenarios/README.md names every effect, end reason, rejection code and check a
+/// scenario may count, so the list a reader sees is the list the loader accepts.
+#[test]
+fn the_readme_lists_every_countable_name() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/README.md");
+    let readme = std::fs::read_to_string(path).expect("scenarios/README.md");
+    let effects = keel_engine::Effect::LABELS.iter().copied();
+    let reasons = keel_engine::EndReason::ALL.iter().map(|r| r.label());
+    let codes = keel_engine::Rejection::CODES.iter().copied();
+    let checks = keel_sim::Check::ALL.iter().map(|c| c.name());
+    let missing: Vec<&str> = effects
+        .chain(reasons)
+        .chain(codes)
+        .chain(checks)
+        .filter(|name| !readme.contains(&format!("`{name}`")))
+        .collect();
+    assert!(missing.is_empty(), "scenarios/README.md does not list {missing:?}");
+}
