@@ -97,28 +97,28 @@ struct ScaleArgs {
 
 pub fn run_command(args: &SimArgs) -> ExitCode {
     match &args.command {
-        SimCommand::Run(a) => run_scenario(a),
-        SimCommand::Swarm(a) => swarm(a),
-        SimCommand::Show(a) => {
-            let (profile, scenario) = scenario_for(a.seed);
+        SimCommand::Run(args) => run_scenario(args),
+        SimCommand::Swarm(args) => swarm(args),
+        SimCommand::Show(args) => {
+            let (profile, scenario) = scenario_for(args.seed);
             println!("# {profile}");
             print!("{}", scenario.to_toml());
             ExitCode::SUCCESS
         }
-        SimCommand::Scale(a) => scale(a),
+        SimCommand::Scale(args) => scale(args),
     }
 }
 
-fn scale(a: &ScaleArgs) -> ExitCode {
-    let profile = Profile::at_scale(a.seed, a.workers, a.tasks, a.minutes * 60_000);
+fn scale(args: &ScaleArgs) -> ExitCode {
+    let profile = Profile::at_scale(args.seed, args.workers, args.tasks, args.minutes * 60_000);
     println!("{profile}");
     let scenario = profile.scenario();
     let started = Instant::now();
     let report = run(
         &scenario,
         RunOptions {
-            check_every: a.check_every,
-            ..RunOptions::new(a.seed)
+            check_every: args.check_every,
+            ..RunOptions::new(args.seed)
         },
     );
     let wall = started.elapsed().as_secs_f64();
@@ -140,9 +140,9 @@ fn scale(a: &ScaleArgs) -> ExitCode {
     }
 }
 
-fn run_scenario(a: &RunArgs) -> ExitCode {
-    let file = a.scenario.display().to_string();
-    let src = match std::fs::read_to_string(&a.scenario) {
+fn run_scenario(args: &RunArgs) -> ExitCode {
+    let file = args.scenario.display().to_string();
+    let src = match std::fs::read_to_string(&args.scenario) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: cannot read {file}: {e}");
@@ -156,24 +156,24 @@ fn run_scenario(a: &RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let record = a.trace.is_some() || a.print_trace;
+    let record = args.trace.is_some() || args.print_trace;
     let report = run(
         &scenario,
         RunOptions {
             record,
-            ..RunOptions::new(a.seed)
+            ..RunOptions::new(args.seed)
         },
     );
-    if a.print_trace {
+    if args.print_trace {
         print!("{}", compact_trace(&report.lines));
     }
-    if let Some(path) = &a.trace {
+    if let Some(path) = &args.trace {
         if let Err(e) = std::fs::write(path, jsonl_trace(&report.lines)) {
             eprintln!("error: cannot write {}: {e}", path.display());
             return ExitCode::from(2);
         }
     }
-    if let Some(path) = &a.timeline {
+    if let Some(path) = &args.timeline {
         let svg = svg_timeline(
             &scenario.name,
             &report.workers,
@@ -206,8 +206,8 @@ fn run_scenario(a: &RunArgs) -> ExitCode {
     }
 }
 
-fn swarm(a: &SwarmArgs) -> ExitCode {
-    let threads = a
+fn swarm(args: &SwarmArgs) -> ExitCode {
+    let threads = args
         .jobs
         .unwrap_or_else(|| {
             std::thread::available_parallelism()
@@ -216,14 +216,14 @@ fn swarm(a: &SwarmArgs) -> ExitCode {
         })
         .max(1);
     let opts = SwarmOptions {
-        shrink_budget: a.shrink_budget,
-        durable: a.durable,
+        shrink_budget: args.shrink_budget,
+        durable: args.durable,
         ..SwarmOptions::default()
     };
-    let show_profiles = a.profiles || a.seeds <= 10;
-    let next = AtomicU64::new(a.start);
-    let end = a.start + a.seeds;
-    let bar = ProgressBar::new(a.seeds);
+    let show_profiles = args.profiles || args.seeds <= 10;
+    let next = AtomicU64::new(args.start);
+    let end = args.start + args.seeds;
+    let bar = ProgressBar::new(args.seeds);
     bar.set_style(
         ProgressStyle::with_template(
             "{bar:40} {pos}/{len} seeds {msg} [{elapsed_precise}, eta {eta}]",
@@ -273,7 +273,12 @@ fn swarm(a: &SwarmArgs) -> ExitCode {
     bar.finish_and_clear();
     println!(
         "{}",
-        swarm_summary(a.seeds, failures, events, started.elapsed().as_secs_f64())
+        swarm_summary(
+            args.seeds,
+            failures,
+            events,
+            started.elapsed().as_secs_f64()
+        )
     );
     if failures == 0 {
         ExitCode::SUCCESS

@@ -118,7 +118,7 @@ impl Checker {
             (None, None) => None,
         };
         let subject = Subject {
-            worker: ids.worker.map(|w| w.0.as_str()),
+            worker: ids.worker,
             job,
             task: task.map(|(_, key)| key),
             attempt: ids.attempt,
@@ -293,7 +293,7 @@ impl Checker {
     fn bar(&mut self, now: Time, ended: Option<EndedLease>, outcome: &'static str) {
         if let Some(l) = ended {
             self.bars.push(Bar {
-                worker: l.worker.0,
+                worker: l.worker.to_string(),
                 task: l.fence.task,
                 attempt: l.fence.attempt,
                 start: l.since,

@@ -40,6 +40,11 @@ pub type EngineHook = fn(&mut Engine);
 /// Without a snapshot, the log grows to at least this many bytes before one is taken.
 const MIN_LOG_BYTES: usize = 64 * 1024;
 
+/// A snapshot is taken once the log holds this many times the last snapshot's bytes:
+/// snapshots then cost a fixed share of what the log costs, and a recovery replays at
+/// most this many snapshots' worth of log.
+const LOG_PER_SNAPSHOT: usize = 4;
+
 /// What a group commit did.
 #[derive(Debug)]
 pub enum Commit {
@@ -271,7 +276,7 @@ impl Coordinator {
     }
 
     /// A batch reached the disk: the shadow applies it, a snapshot is due once the log
-    /// outweighs the last one, and the records may leave.
+    /// outweighs the last one `LOG_PER_SNAPSHOT` times, and the records may leave.
     fn durable_batch(&mut self, batch: Batch) -> Vec<Record> {
         if let Some(d) = &mut self.durable {
             d.storage.sync();
@@ -280,7 +285,8 @@ impl Coordinator {
                 d.shadow_position += 1;
             }
             let storage = &d.storage;
-            if storage.log_bytes() >= storage.snapshot_bytes().max(MIN_LOG_BYTES) {
+            let due = (LOG_PER_SNAPSHOT * storage.snapshot_bytes()).max(MIN_LOG_BYTES);
+            if storage.log_bytes() >= due {
                 let snapshot = d.shadow.snapshot();
                 d.storage.install_snapshot(d.shadow_position, &snapshot);
             }

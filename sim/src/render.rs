@@ -93,7 +93,7 @@ pub fn reply(r: &Result<Accepted, Rejection>) -> String {
 /// Whom an effect is for (a worker or a job) and what it says.
 pub fn effect(e: &Effect) -> (String, String) {
     let who = match e.recipient() {
-        Recipient::Worker(worker) => worker.0,
+        Recipient::Worker(worker) => worker.to_string(),
         Recipient::Job(job) => job.to_string(),
     };
     (who, effect_text(e))

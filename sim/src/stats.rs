@@ -4,12 +4,12 @@
 //! without count expectations (a swarm seed) counts nothing at all.
 
 use crate::scenario::CountExpect;
-use keel_engine::Time;
+use keel_engine::{Time, WorkerId};
 
 /// Whom a counted event concerns, by name, as far as it is known.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Subject<'a> {
-    pub worker: Option<&'a str>,
+    pub worker: Option<&'a WorkerId>,
     pub job: Option<&'a str>,
     /// The task's key within its job.
     pub task: Option<&'a str>,
@@ -18,6 +18,7 @@ pub struct Subject<'a> {
 
 struct Counter {
     expect: CountExpect,
+    worker: Option<WorkerId>,
     kind: String,
     name: String,
     count: u64,
@@ -32,7 +33,7 @@ impl Counter {
         };
         self.kind == kind
             && self.name == name
-            && same(&e.worker, s.worker)
+            && self.worker.as_ref().is_none_or(|w| s.worker == Some(w))
             && same(&e.job, s.job)
             && same(&e.task, s.task)
             && e.attempt.is_none_or(|a| s.attempt == Some(a))
@@ -78,6 +79,10 @@ impl Stats {
                 let (kind, name) = what.split_once(':').unwrap_or((what, ""));
                 Counter {
                     expect: e.clone(),
+                    worker: e
+                        .worker
+                        .as_ref()
+                        .map(|w| WorkerId::new(w.get_ref().as_str())),
                     kind: kind.to_string(),
                     name: name.to_string(),
                     count: 0,
@@ -157,8 +162,9 @@ mod tests {
             ..expect("reject:stale_fence")
         };
         let mut stats = Stats::new(&[scoped, expect("reject:stale_fence")]);
+        let w1 = WorkerId::new("w1");
         let on = |task, attempt| Subject {
-            worker: Some("w1"),
+            worker: Some(&w1),
             job: Some("j"),
             task: Some(task),
             attempt: Some(attempt),

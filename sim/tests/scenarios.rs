@@ -125,5 +125,8 @@ fn the_readme_lists_every_countable_name() {
         .chain(checks)
         .filter(|name| !readme.contains(&format!("`{name}`")))
         .collect();
-    assert!(missing.is_empty(), "scenarios/README.md does not list {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "scenarios/README.md does not list {missing:?}"
+    );
 }
