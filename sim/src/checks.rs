@@ -244,8 +244,8 @@ impl Checker {
                 },
             ) => {
                 self.count(now, "lease", "started", ids.fence(*fence));
-                if let Err(d) = self.shadow.lease(now, worker, *grant, *fence) {
-                    self.fail(now, Check::LeaseWithoutGrant, d);
+                if let Err(detail) = self.shadow.lease(now, worker, *grant, *fence) {
+                    self.fail(now, Check::LeaseWithoutGrant, detail);
                 }
             }
             (WorkerCommand::ReleaseGrant { grant }, _) => self.shadow.release_grant(*grant),
@@ -275,15 +275,15 @@ impl Checker {
     /// task's effect is committed at most once.
     fn terminal(&mut self, now: Time, fence: Fence, outcome: &'static str, commit: bool) {
         if !self.shadow.holds_lease(fence) {
-            let d = format!(
+            let detail = format!(
                 "{outcome} accepted for {fence}, which is not the live lease ({})",
                 self.shadow.describe_hold(fence.task)
             );
-            self.fail(now, Check::StaleCompletion, d);
+            self.fail(now, Check::StaleCompletion, detail);
         }
         if commit && !self.shadow.commit(fence.task) {
-            let d = format!("task {} committed twice (second by {fence})", fence.task);
-            self.fail(now, Check::DoubleCommit, d);
+            let detail = format!("task {} committed twice (second by {fence})", fence.task);
+            self.fail(now, Check::DoubleCommit, detail);
         }
         let ended = self.shadow.end_lease(fence);
         self.bar(now, ended, outcome);
@@ -291,12 +291,12 @@ impl Checker {
 
     /// A lease ended: its attempt becomes a bar on the timeline.
     fn bar(&mut self, now: Time, ended: Option<EndedLease>, outcome: &'static str) {
-        if let Some(l) = ended {
+        if let Some(lease) = ended {
             self.bars.push(Bar {
-                worker: l.worker.to_string(),
-                task: l.fence.task,
-                attempt: l.fence.attempt,
-                start: l.since,
+                worker: lease.worker.to_string(),
+                task: lease.fence.task,
+                attempt: lease.fence.attempt,
+                start: lease.since,
                 end: now,
                 outcome,
             });
@@ -329,8 +329,8 @@ impl Checker {
             }
             Effect::TaskFinished { task, outcome, .. } => {
                 if !self.shadow.finish(*task) {
-                    let d = format!("task {task} finished twice ({outcome:?})");
-                    self.fail(now, Check::DoubleFinish, d);
+                    let detail = format!("task {task} finished twice ({outcome:?})");
+                    self.fail(now, Check::DoubleFinish, detail);
                 }
                 let ended = self.shadow.clear_task(*task);
                 self.bar(now, ended, "finished");
@@ -341,8 +341,8 @@ impl Checker {
                     None => true,
                 };
                 if !done {
-                    let d = format!("job {job} finished twice");
-                    self.fail(now, Check::DoubleFinish, d);
+                    let detail = format!("job {job} finished twice");
+                    self.fail(now, Check::DoubleFinish, detail);
                 }
             }
             Effect::WorkerLost { worker, .. } => {
@@ -382,8 +382,8 @@ impl Checker {
             .map(|j| format!("{j} ({})", self.shadow.job_progress(j)))
             .collect();
         if !stuck.is_empty() {
-            let d = format!("jobs not terminal after healing: {}", stuck.join(", "));
-            self.fail(now, Check::Liveness, d);
+            let detail = format!("jobs not terminal after healing: {}", stuck.join(", "));
+            self.fail(now, Check::Liveness, detail);
         }
     }
 

@@ -111,8 +111,8 @@ fn inputs(n: usize) -> String {
 }
 
 fn build(engine: &mut Engine, hook: Option<EngineHook>) {
-    if let Some(h) = hook {
-        h(engine);
+    if let Some(hook) = hook {
+        hook(engine);
     }
 }
 
@@ -160,13 +160,17 @@ impl Coordinator {
 
     /// Outputs wait for a commit and none is under way.
     pub fn wants_commit(&self) -> bool {
-        !self.outbox.is_empty() && self.durable.as_ref().is_none_or(|d| d.in_flight.is_none())
+        !self.outbox.is_empty()
+            && self
+                .durable
+                .as_ref()
+                .is_none_or(|durable| durable.in_flight.is_none())
     }
 
     /// Log position up to which inputs are durable: outputs beyond it must not leave.
     pub fn durable_position(&self) -> u64 {
         match &self.durable {
-            Some(d) => d.shadow_position,
+            Some(durable) => durable.shadow_position,
             None => self.position,
         }
     }
@@ -192,8 +196,8 @@ impl Coordinator {
     fn step(&mut self, now: Time, input: Input, origin: Origin) -> Result<(), CheckFailure> {
         let outputs = self.engine.apply(now, input.clone());
         self.position += 1;
-        if let Some(d) = &mut self.durable {
-            d.pending.push((now, input.clone()));
+        if let Some(durable) = &mut self.durable {
+            durable.pending.push((now, input.clone()));
         }
         let quiet = matches!(input, Input::Tick) && outputs.effects.is_empty();
         if !quiet {
@@ -218,17 +222,17 @@ impl Coordinator {
         if !self.up {
             return Commit::Idle;
         }
-        let Some(d) = &mut self.durable else {
+        let Some(durable) = &mut self.durable else {
             let records = std::mem::take(&mut self.outbox);
             return Commit::Released(self.release(records));
         };
-        if d.in_flight.is_some() || (d.pending.is_empty() && self.outbox.is_empty()) {
+        if durable.in_flight.is_some() || (durable.pending.is_empty() && self.outbox.is_empty()) {
             return Commit::Idle;
         }
-        let first = d.shadow_position + 1;
-        let entries = std::mem::take(&mut d.pending);
+        let first = durable.shadow_position + 1;
+        let entries = std::mem::take(&mut durable.pending);
         let count = entries.len();
-        match d.storage.append(first, &entries, rng) {
+        match durable.storage.append(first, &entries, rng) {
             Append::Written => {}
             Append::Failed => {
                 self.stop();
@@ -245,31 +249,31 @@ impl Coordinator {
                 ));
             }
         }
-        d.appends += 1;
+        durable.appends += 1;
         let batch = Batch {
-            id: d.appends,
+            id: durable.appends,
             entries,
             records: std::mem::take(&mut self.outbox),
         };
-        if d.storage.fsync_ms == 0 {
+        if durable.storage.fsync_ms == 0 {
             return Commit::Released(self.durable_batch(batch));
         }
-        let done_at = now + d.storage.fsync_ms;
+        let done_at = now + durable.storage.fsync_ms;
         let append = batch.id;
-        d.in_flight = Some(batch);
+        durable.in_flight = Some(batch);
         Commit::InFlight { done_at, append }
     }
 
     /// The append `append` completed: its records are durable. Stale completions (of an
     /// append a crash cut short) are ignored.
     pub fn complete_append(&mut self, append: u64) -> Vec<Record> {
-        let Some(d) = &mut self.durable else {
+        let Some(durable) = &mut self.durable else {
             return Vec::new();
         };
-        match d.in_flight.take() {
+        match durable.in_flight.take() {
             Some(batch) if batch.id == append && self.up => self.durable_batch(batch),
             other => {
-                d.in_flight = other;
+                durable.in_flight = other;
                 Vec::new()
             }
         }
@@ -278,17 +282,19 @@ impl Coordinator {
     /// A batch reached the disk: the shadow applies it, a snapshot is due once the log
     /// outweighs the last one `LOG_PER_SNAPSHOT` times, and the records may leave.
     fn durable_batch(&mut self, batch: Batch) -> Vec<Record> {
-        if let Some(d) = &mut self.durable {
-            d.storage.sync();
+        if let Some(durable) = &mut self.durable {
+            durable.storage.sync();
             for (at, input) in batch.entries {
-                d.shadow.apply(at, input);
-                d.shadow_position += 1;
+                durable.shadow.apply(at, input);
+                durable.shadow_position += 1;
             }
-            let storage = &d.storage;
+            let storage = &durable.storage;
             let due = (LOG_PER_SNAPSHOT * storage.snapshot_bytes()).max(MIN_LOG_BYTES);
             if storage.log_bytes() >= due {
-                let snapshot = d.shadow.snapshot();
-                d.storage.install_snapshot(d.shadow_position, &snapshot);
+                let snapshot = durable.shadow.snapshot();
+                durable
+                    .storage
+                    .install_snapshot(durable.shadow_position, &snapshot);
             }
         }
         self.release(batch.records)
@@ -309,10 +315,10 @@ impl Coordinator {
     fn stop(&mut self) {
         self.up = false;
         self.outbox.clear();
-        if let Some(d) = &mut self.durable {
-            d.pending.clear();
-            d.in_flight = None;
-            d.storage.crash();
+        if let Some(durable) = &mut self.durable {
+            durable.pending.clear();
+            durable.in_flight = None;
+            durable.storage.crash();
         }
     }
 
@@ -320,26 +326,28 @@ impl Coordinator {
     pub fn arm(&mut self, fault: ArmedFault) -> bool {
         self.durable
             .as_mut()
-            .map(|d| d.storage.arm(fault))
+            .map(|durable| durable.storage.arm(fault))
             .is_some()
     }
 
     /// Sets the extra time every append takes.
     pub fn set_fsync_ms(&mut self, ms: u64) {
-        if let Some(d) = &mut self.durable {
-            d.storage.fsync_ms = ms;
+        if let Some(durable) = &mut self.durable {
+            durable.storage.fsync_ms = ms;
         }
     }
 
     /// Flips one durable byte; returns where, or `None` without durable storage.
     pub fn corrupt(&mut self, rng: &mut SimRng) -> Option<String> {
-        self.durable.as_mut().map(|d| d.storage.corrupt(rng))
+        self.durable
+            .as_mut()
+            .map(|durable| durable.storage.corrupt(rng))
     }
 
     /// Storage faults heal; a flipped byte stays.
     pub fn heal_storage(&mut self) {
-        if let Some(d) = &mut self.durable {
-            d.storage.heal();
+        if let Some(durable) = &mut self.durable {
+            durable.storage.heal();
         }
     }
 
@@ -347,19 +355,19 @@ impl Coordinator {
     /// (every durable input, nothing else), or recovery must refuse a corrupt log.
     pub fn recover(&mut self, now: Time) -> Result<Recovery, CheckFailure> {
         let (hook, acknowledged) = (self.hook, self.acknowledged);
-        let Some(d) = &mut self.durable else {
+        let Some(durable) = &mut self.durable else {
             // Without durability nothing was ever lost: the engine carries on.
             self.up = true;
             return Ok(Recovery::Recovered { torn_bytes: 0 });
         };
-        let read = match d.read(now)? {
+        let read = match durable.read(now)? {
             Ok(read) => read,
             Err(corruption) => return Ok(Recovery::Refused(corruption)),
         };
         let (position, torn_bytes) = (read.position(), read.torn_bytes);
-        d.check_position(now, position, acknowledged)?;
-        let engine = d.replay(now, read, hook)?;
-        d.storage.drop_torn_tail(torn_bytes);
+        durable.check_position(now, position, acknowledged)?;
+        let engine = durable.replay(now, read, hook)?;
+        durable.storage.drop_torn_tail(torn_bytes);
         self.engine = engine;
         self.position = position;
         self.up = true;

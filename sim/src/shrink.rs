@@ -27,8 +27,11 @@ impl Shrinker {
             return false;
         }
         self.runs += 1;
-        let r = run(candidate, self.opts);
-        r.violations.first().is_some_and(|v| v.check == self.check)
+        let report = run(candidate, self.opts);
+        report
+            .violations
+            .first()
+            .is_some_and(|failure| failure.check == self.check)
     }
 
     /// Classic ddmin over the fault list: remove chunks, then complements, halving the

@@ -47,9 +47,9 @@ pub struct SeedResult {
 }
 
 pub fn scenario_for(seed: u64) -> (Profile, Scenario) {
-    let p = Profile::draw(seed);
-    let s = p.scenario();
-    (p, s)
+    let profile = Profile::draw(seed);
+    let scenario = profile.scenario();
+    (profile, scenario)
 }
 
 pub fn run_seed(seed: u64, opts: &SwarmOptions) -> SeedResult {
@@ -59,26 +59,26 @@ pub fn run_seed(seed: u64, opts: &SwarmOptions) -> SeedResult {
         durable: opts.durable,
         ..RunOptions::new(seed)
     };
-    let r = run(&scenario, run_opts);
+    let report = run(&scenario, run_opts);
     let mut result = SeedResult {
         seed,
-        events: r.events,
-        digest: r.digest,
-        failed: r.violations.first().map(|v| v.check),
+        events: report.events,
+        digest: report.digest,
+        failed: report.violations.first().map(|v| v.check),
         report: None,
     };
     if opts.check_determinism && result.failed.is_none() {
         let again = run(&scenario, run_opts);
-        if (again.digest, again.events) != (r.digest, r.events) {
+        if (again.digest, again.events) != (report.digest, report.events) {
             result.failed = Some(Check::Determinism);
             result.report = Some(format!(
                 "FAIL seed={seed}\n{profile}\nfirst violation: determinism: digest {:016x} then {:016x}, events {} then {}\nreproduce: {} {seed}\n",
-                r.digest, again.digest, r.events, again.events, opts.repro_prefix
+                report.digest, again.digest, report.events, again.events, opts.repro_prefix
             ));
         }
     }
     if result.failed.is_some() && result.report.is_none() {
-        result.report = Some(failure_report(&profile, &scenario, &r, run_opts, opts));
+        result.report = Some(failure_report(&profile, &scenario, &report, run_opts, opts));
     }
     result
 }
@@ -87,12 +87,12 @@ pub fn run_seed(seed: u64, opts: &SwarmOptions) -> SeedResult {
 pub fn failure_report(
     profile: &Profile,
     scenario: &Scenario,
-    r: &RunReport,
+    report: &RunReport,
     run_opts: RunOptions,
     opts: &SwarmOptions,
 ) -> String {
-    let seed = r.seed;
-    let Some(first) = r.violations.first() else {
+    let seed = report.seed;
+    let Some(first) = report.violations.first() else {
         return String::new();
     };
     let mut out = format!("FAIL seed={seed}\n{profile}\nfirst violation: {first}\n");
@@ -108,18 +108,18 @@ pub fn failure_report(
     out.push_str(&format!("reproduce: {} {seed}\n", opts.repro_prefix));
     if opts.shrink_budget > 0 {
         let shrunk = shrink(scenario, run_opts, first.check, opts.shrink_budget);
-        let m = &shrunk.scenario;
-        let tasks: usize = m.jobs.iter().map(|j| j.tasks.len()).sum();
+        let small = &shrunk.scenario;
+        let tasks: usize = small.jobs.iter().map(|j| j.tasks.len()).sum();
         out.push_str(&format!(
             "shrunk in {} runs to {} faults, {} jobs, {} tasks, {} workers; save as repro.toml and run: keel sim run repro.toml --seed {seed}\n",
             shrunk.runs,
-            m.faults.len(),
-            m.jobs.len(),
+            small.faults.len(),
+            small.jobs.len(),
             tasks,
-            m.workers.len()
+            small.workers.len()
         ));
         out.push_str("----- repro.toml -----\n");
-        out.push_str(&m.to_toml());
+        out.push_str(&small.to_toml());
         out.push_str("----------------------\n");
     }
     out
