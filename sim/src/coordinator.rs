@@ -258,7 +258,7 @@ impl Coordinator {
         if durable.storage.fsync_ms == 0 {
             return Commit::Released(self.durable_batch(batch));
         }
-        let done_at = now + durable.storage.fsync_ms;
+        let done_at = now.saturating_add(durable.storage.fsync_ms);
         let append = batch.id;
         durable.in_flight = Some(batch);
         Commit::InFlight { done_at, append }
@@ -344,11 +344,12 @@ impl Coordinator {
             .map(|durable| durable.storage.corrupt(rng))
     }
 
-    /// Storage faults heal; a flipped byte stays.
-    pub fn heal_storage(&mut self) {
-        if let Some(durable) = &mut self.durable {
-            durable.storage.heal();
-        }
+    /// Storage faults heal; a flipped byte stays. Returns the append still under way,
+    /// which a slow fsync no longer holds back.
+    pub fn heal_storage(&mut self) -> Option<u64> {
+        let durable = self.durable.as_mut()?;
+        durable.storage.heal();
+        durable.in_flight.as_ref().map(|batch| batch.id)
     }
 
     /// Restores the snapshot and replays the log. The result must be the shadow's state

@@ -298,8 +298,8 @@ pub struct ScriptStep {
     /// `fail`: no retry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permanent: Option<bool>,
-    /// `register`: send a registration from this earlier process (1 is the first)
-    /// instead of starting a new one.
+    /// `register`: send a registration presenting this process's instance (1 is the
+    /// first, at most 999) instead of starting a new one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incarnation: Option<u64>,
 }

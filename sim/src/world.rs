@@ -128,8 +128,8 @@ impl<'a> World<'a> {
         }
         let heal = scenario.heal_at_ms;
         self.queue.push(heal, Event::Heal);
-        self.queue
-            .push(heal + scenario.liveness_ms, Event::Deadline);
+        let deadline = heal.saturating_add(scenario.liveness_ms);
+        self.queue.push(deadline, Event::Deadline);
         for (i, step) in scenario.script.iter().enumerate() {
             self.queue.push(step.at_ms, Event::Script(i));
         }
@@ -255,7 +255,7 @@ impl<'a> World<'a> {
             Commit::Idle => {}
             Commit::Stopped(what) => {
                 self.mark("coordinator", what);
-                let at = self.now + self.storage_downtime_ms;
+                let at = self.now.saturating_add(self.storage_downtime_ms);
                 self.queue.push(at, Event::CoordinatorRestart);
             }
         }
@@ -418,7 +418,8 @@ impl<'a> World<'a> {
             self.mark(&who, what);
         }
         if let Some(after) = plan.end_after_ms {
-            self.queue.push(self.now + after, Event::FaultEnd(fault));
+            let at = self.now.saturating_add(after);
+            self.queue.push(at, Event::FaultEnd(fault));
         }
     }
 
@@ -546,7 +547,9 @@ impl<'a> World<'a> {
         self.mark("all", "heal".into());
         self.healed = true;
         self.net.heal();
-        self.coordinator.heal_storage();
+        if let Some(append) = self.coordinator.heal_storage() {
+            self.queue.push(self.now, Event::AppendDone(append));
+        }
         self.recover_coordinator();
         for idx in 0..self.fleet.len() {
             match self.fleet.life(idx) {

@@ -5,6 +5,10 @@ use super::{Ctx, Declared};
 use crate::scenario::{Scenario, ScriptAction, ScriptStep};
 use crate::ScenarioError;
 
+/// A worker's instance ids are `ordinal * 1000 + incarnation`, so incarnations stay
+/// below 1000.
+const MAX_INCARNATION: u64 = 999;
+
 /// The optional fields each action takes; any other field set is a mistake.
 fn takes(action: ScriptAction) -> &'static [&'static str] {
     match action {
@@ -62,8 +66,14 @@ pub(super) fn check(
             ))
         }
     }
-    if step.incarnation == Some(0) {
-        return Err(ctx.err(at, "incarnation counts from 1"));
+    if step
+        .incarnation
+        .is_some_and(|n| !(1..=MAX_INCARNATION).contains(&n))
+    {
+        return Err(ctx.err(
+            at,
+            format!("incarnation counts from 1 to {MAX_INCARNATION}"),
+        ));
     }
     Ok(())
 }

@@ -125,10 +125,60 @@ fn script_steps_name_known_workers_and_tasks_and_only_their_fields() {
     let e = step("do = \"fail\"\njob = \"j\"\ntask = \"z\"\n").unwrap_err();
     assert!(e.message.contains("unknown task \"z\""), "{e}");
     let e = step("do = \"register\"\nincarnation = 0\n").unwrap_err();
-    assert!(e.message.contains("from 1"), "{e}");
+    assert!(e.message.contains("from 1 to 999"), "{e}");
+    let e = step("do = \"register\"\nincarnation = 1000\n").unwrap_err();
+    assert!(e.message.contains("from 1 to 999"), "{e}");
     let e = with("[[script]]\nat_ms = 5\nworker = \"w9\"\ndo = \"request\"\n").unwrap_err();
     assert!(
         e.message.contains("unknown worker \"w9\"; known: w1"),
         "{e}"
     );
+}
+
+#[test]
+fn every_new_field_survives_printing_and_loading_again() {
+    let extra = r#"
+[[fault]]
+at_ms = 5
+kind = "slow_fsync"
+for_ms = 100
+delay_ms = 9223372036854775807
+
+[[fault]]
+at_ms = 6
+kind = "corrupt_log"
+for_ms = 0
+
+[[script]]
+at_ms = 9223372036854775807
+worker = "w1"
+do = "fail"
+job = "j"
+task = "b"
+attempt = 0
+epoch = 9223372036854775807
+permanent = true
+
+[expect]
+recovery_refused = true
+
+[expect.jobs]
+j = "rejected"
+
+[[expect.count]]
+what = "check:invented_input"
+worker = "w1"
+job = "j"
+task = "a"
+attempt = 4294967295
+from_ms = 0
+until_ms = 0
+min = 0
+max = 0
+"#;
+    let s = with(extra).unwrap();
+    let printed = s.to_toml();
+    let again = load("printed.toml", &printed).unwrap_or_else(|e| panic!("{e}\n{printed}"));
+    assert_eq!(again, s, "{printed}");
+    assert_eq!(again.script[0].epoch, Some(i64::MAX as u64));
 }
