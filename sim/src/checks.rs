@@ -387,13 +387,27 @@ impl Checker {
         }
     }
 
-    /// Jobs whose admission was acknowledged and which have not ended.
-    pub fn open_jobs(&self) -> Vec<(JobId, String)> {
-        self.shadow
+    /// Everything whose reply went out was durable: a recovered coordinator still knows
+    /// (`known`) every job whose admission was acknowledged and which has not ended.
+    pub fn acknowledged_survived(
+        &self,
+        now: Time,
+        known: impl Fn(JobId) -> bool,
+    ) -> Result<(), CheckFailure> {
+        let mut open = self
+            .shadow
             .jobs()
-            .filter(|(_, name)| self.outcomes.get(name).is_none())
-            .map(|(id, name)| (id, name.to_string()))
-            .collect()
+            .filter(|(_, name)| self.outcomes.get(name).is_none());
+        match open.find(|(job, _)| !known(*job)) {
+            Some((job, name)) => Err(CheckFailure {
+                at: now,
+                check: Check::LostAcknowledgedInput,
+                detail: format!(
+                    "job {name} ({job}) was acknowledged but is unknown after recovery"
+                ),
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -494,5 +508,9 @@ mod tests {
             "{:?}",
             c.failures
         );
+        // The job was acknowledged and has not ended: a recovery must still know it.
+        assert_eq!(c.acknowledged_survived(9, |_| true), Ok(()));
+        let lost = c.acknowledged_survived(9, |job| job != JobId(1));
+        assert_eq!(lost.map_err(|f| f.check), Err(Check::LostAcknowledgedInput));
     }
 }

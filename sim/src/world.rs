@@ -47,7 +47,7 @@ pub(crate) struct World<'a> {
     pub now: Time,
     queue: EventQueue<Event>,
     rng: SimRng,
-    net: Network,
+    network: Network,
     coordinator: Coordinator,
     /// When the coordinator's next tick is queued, if it is.
     tick_at: Option<Time>,
@@ -65,7 +65,8 @@ pub(crate) struct World<'a> {
     pub stopped: Option<String>,
     /// Faults as they happened: (time, worker name or "coordinator", what).
     pub marks: Vec<(Time, String, String)>,
-    outs: Vec<WorkerOutput>,
+    /// A buffer for what a worker asks for, reused across events.
+    outputs: Vec<WorkerOutput>,
 }
 
 impl<'a> World<'a> {
@@ -93,7 +94,7 @@ impl<'a> World<'a> {
             now: 0,
             queue: EventQueue::default(),
             rng: SimRng::new(opts.seed, Stream::Run),
-            net: Network::new(scenario.network.clone(), scenario.workers.len()),
+            network: Network::new(scenario.network.clone(), scenario.workers.len()),
             checker,
             coordinator: Coordinator::new(config, durable, opts.hook, opts.check_every),
             tick_at: None,
@@ -107,7 +108,7 @@ impl<'a> World<'a> {
             done: false,
             stopped: None,
             marks: Vec::new(),
-            outs: Vec::new(),
+            outputs: Vec::new(),
         };
         world.schedule();
         world
@@ -314,7 +315,7 @@ impl<'a> World<'a> {
     }
 
     fn send(&mut self, link: Link, make: impl Fn() -> Event) {
-        match self.net.send(&mut self.rng, self.now, link) {
+        match self.network.send(&mut self.rng, self.now, link) {
             Fate::Lost | Fate::Partitioned => {}
             Fate::Deliver(a, b) => {
                 self.queue.push(a, make());
@@ -335,21 +336,31 @@ impl<'a> World<'a> {
         }
     }
 
+    /// Lets `act` drive worker `idx` with the output buffer, then carries out what the
+    /// worker asked for.
+    fn drive(
+        &mut self,
+        idx: usize,
+        act: impl FnOnce(&mut Fleet, Time, &mut SimRng, &mut Vec<WorkerOutput>),
+    ) {
+        let mut outputs = std::mem::take(&mut self.outputs);
+        act(&mut self.fleet, self.now, &mut self.rng, &mut outputs);
+        self.route_worker(idx, &mut outputs);
+        self.outputs = outputs;
+    }
+
     fn at_worker(&mut self, idx: usize, event: WorkerEvent) {
-        let mut outs = std::mem::take(&mut self.outs);
-        let rng = &mut self.rng;
-        let mut fails = |p: f64| rng.chance(p);
-        self.fleet
-            .deliver(idx, self.now, event, &mut fails, &mut outs);
-        self.route_worker(idx, &mut outs);
-        self.outs = outs;
+        self.drive(idx, |fleet, now, rng, out| {
+            let mut fails = |p: f64| rng.chance(p);
+            fleet.deliver(idx, now, event, &mut fails, out)
+        });
     }
 
     /// Carries out what a worker asked for: messages, timers, beliefs for the checker.
-    fn route_worker(&mut self, idx: usize, outs: &mut Vec<WorkerOutput>) {
+    fn route_worker(&mut self, idx: usize, outputs: &mut Vec<WorkerOutput>) {
         let (id, instance) = self.fleet.identity(idx);
         let process = self.fleet.worker(idx).process;
-        for out in outs.drain(..) {
+        for out in outputs.drain(..) {
             match out {
                 WorkerOutput::Send(req, command) => {
                     let input = Input::worker(&id, instance, command);
@@ -372,17 +383,11 @@ impl<'a> World<'a> {
     }
 
     fn boot(&mut self, idx: usize) {
-        let mut outs = std::mem::take(&mut self.outs);
-        self.fleet.boot(idx, self.now, &mut outs);
-        self.route_worker(idx, &mut outs);
-        self.outs = outs;
+        self.drive(idx, |fleet, now, _, out| fleet.boot(idx, now, out));
     }
 
     fn kill(&mut self, idx: usize) {
-        let mut outs = std::mem::take(&mut self.outs);
-        self.fleet.kill(idx, &mut outs);
-        self.route_worker(idx, &mut outs);
-        self.outs = outs;
+        self.drive(idx, |fleet, _, _, out| fleet.kill(idx, out));
     }
 
     fn wake(&mut self, idx: usize) {
@@ -429,8 +434,8 @@ impl<'a> World<'a> {
             Action::RestartWorker(idx) => self.boot(idx),
             Action::PauseWorker(idx) => self.fleet.pause(idx),
             Action::WakeWorker(idx) => self.wake(idx),
-            Action::Cut(idx, direction) => self.net.cut(idx, direction),
-            Action::Mend(idx, direction) => self.net.mend(idx, direction),
+            Action::Cut(idx, direction) => self.network.cut(idx, direction),
+            Action::Mend(idx, direction) => self.network.mend(idx, direction),
             Action::StepClock(idx, delta) => self.fleet.step_clock(idx, delta),
             Action::CrashCoordinator => {
                 self.coordinator.crash();
@@ -457,7 +462,8 @@ impl<'a> World<'a> {
 
     /// A script step: the worker does what the scenario says, if it is running.
     fn script(&mut self, i: usize) {
-        let step = &self.scenario.script[i];
+        let scenario = self.scenario;
+        let step = &scenario.script[i];
         let name = step.worker.get_ref();
         let Some(idx) = self.fleet.index(&WorkerId::new(name.as_str())) else {
             return;
@@ -473,11 +479,13 @@ impl<'a> World<'a> {
                 .task_by_key(job.get_ref(), key.get_ref()),
             _ => None,
         };
-        let local = self.fleet.local(idx, self.now);
-        let mut outs = std::mem::take(&mut self.outs);
-        let worker = self.fleet.worker_mut(idx);
-        let what = match script::perform(step, worker, local, task, &mut outs) {
-            Ok(Performed::Acted(text)) => format!("script: {text}"),
+        let mut performed = Err(String::new());
+        self.drive(idx, |fleet, now, _, out| {
+            let local = fleet.local(idx, now);
+            performed = script::perform(step, fleet.worker_mut(idx), local, task, out);
+        });
+        let what = match performed {
+            Ok(Performed::Acted(text)) => text,
             Ok(Performed::SendAs(instance, command, text)) => {
                 let (id, _) = self.fleet.identity(idx);
                 let input = Input::worker(&id, instance, command);
@@ -486,13 +494,11 @@ impl<'a> World<'a> {
                 self.send(Link::Up(idx), || {
                     Event::ToCoordinator(input.clone(), origin)
                 });
-                format!("script: {text}")
+                text
             }
-            Err(why) => format!("script: {why}"),
+            Err(why) => why,
         };
-        self.mark(name, what);
-        self.route_worker(idx, &mut outs);
-        self.outs = outs;
+        self.mark(name, format!("script: {what}"));
     }
 
     fn recover_coordinator(&mut self) {
@@ -500,7 +506,13 @@ impl<'a> World<'a> {
             return;
         }
         let result = self.coordinator.recover(self.now).and_then(|r| match r {
-            Recovery::Recovered { .. } => self.acknowledged_survived().map(|()| r),
+            Recovery::Recovered { .. } => {
+                let engine = &self.coordinator.engine;
+                let known = |job| engine.describe_job(job).is_ok();
+                self.checker
+                    .acknowledged_survived(self.now, known)
+                    .map(|()| r)
+            }
             refused => Ok(refused),
         });
         let what = match &result {
@@ -525,28 +537,11 @@ impl<'a> World<'a> {
         }
     }
 
-    /// Everything whose reply went out was durable: a recovered coordinator still knows
-    /// every job it acknowledged and has not finished.
-    fn acknowledged_survived(&self) -> Result<(), CheckFailure> {
-        for (job, name) in self.checker.open_jobs() {
-            if self.coordinator.engine.describe_job(job).is_err() {
-                return Err(CheckFailure {
-                    at: self.now,
-                    check: Check::LostAcknowledgedInput,
-                    detail: format!(
-                        "job {name} ({job}) was acknowledged but is unknown after recovery"
-                    ),
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// The liveness phase begins: every fault heals and every process comes back.
     fn heal(&mut self) {
         self.mark("all", "heal".into());
         self.healed = true;
-        self.net.heal();
+        self.network.heal();
         if let Some(append) = self.coordinator.heal_storage() {
             self.queue.push(self.now, Event::AppendDone(append));
         }
