@@ -80,8 +80,6 @@ pub use scenario::{
     Scenario, ScriptAction, ScriptStep, TaskPlan, WorkerSpec,
 };
 pub use shrink::{shrink, Shrunk};
-pub use swarm::{
-    failure_report, run_seed, scenario_for, summary as swarm_summary, SeedResult, SwarmOptions,
-};
+pub use swarm::{run_seed, scenario_for, summary as swarm_summary, SeedResult, SwarmOptions};
 pub use timeline::{svg as svg_timeline, Bar, Mark};
 pub use trace::{compact as compact_trace, jsonl as jsonl_trace, TraceLine};
