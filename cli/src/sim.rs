@@ -93,6 +93,10 @@ struct ScaleArgs {
     /// scale it is sampled. History checks always run after every event.
     #[arg(long, default_value_t = 1_000)]
     check_every: u32,
+    /// Keep the coordinator's durable log, snapshots and shadow engine even when the
+    /// seed's faults do not need them (to measure what durability costs).
+    #[arg(long)]
+    durable: bool,
 }
 
 pub fn run_command(args: &SimArgs) -> ExitCode {
@@ -118,6 +122,7 @@ fn scale(args: &ScaleArgs) -> ExitCode {
         &scenario,
         RunOptions {
             check_every: args.check_every,
+            durable: args.durable,
             ..RunOptions::new(args.seed)
         },
     );
