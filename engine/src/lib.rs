@@ -43,6 +43,7 @@ mod suspend;
 mod tick;
 mod timers;
 mod validate;
+mod violation;
 mod worker;
 
 pub use config::{BlacklistPolicy, Config, Limits, TenantPolicy};
