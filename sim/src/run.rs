@@ -73,6 +73,10 @@ pub fn run(scenario: &Scenario, opts: RunOptions) -> RunReport {
     let mut w = World::new(scenario, opts);
     w.run();
     let violations = w.checker.failures.clone();
+    // Lines are recorded as outputs are released, each stamped with the time its input
+    // was applied; a reply held back by a slow fsync is released after later marks.
+    let mut lines = w.trace.lines.take().unwrap_or_default();
+    lines.sort_by_key(|line| line.t);
     let checker = &w.checker;
     let unmet = expect::unmet(
         &scenario.expect,
@@ -92,7 +96,7 @@ pub fn run(scenario: &Scenario, opts: RunOptions) -> RunReport {
         outcomes: checker.outcomes.all().clone(),
         jobs: scenario.jobs.len(),
         stopped: w.stopped.take(),
-        lines: w.trace.lines.take().unwrap_or_default(),
+        lines,
         bars: std::mem::take(&mut w.checker.bars),
         marks: w
             .marks
