@@ -32,6 +32,9 @@ pub fn perform(
             worker.send(now, WorkerCommand::RequestWork { credits }, false, out);
             format!("request credits={credits}")
         }
+        ScriptAction::Accept if step.task.is_some() && task.is_none() => {
+            return Err("accept: the job has not been admitted".into())
+        }
         ScriptAction::Accept => match worker.accept_held(now, task, out) {
             Some(grant) => format!("accept {grant}"),
             None => return Err("accept: no grant held back to accept".into()),
@@ -109,4 +112,98 @@ fn report(
     };
     worker.send(now, command, false, out);
     Ok(format!("{name} {fence}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::name_ref;
+    use crate::work::TaskWork;
+    use crate::worker::WorkerParams;
+    use keel_engine::{Effect, GrantId, JobId, WorkerId};
+
+    fn worker() -> SimWorker {
+        SimWorker::new(WorkerParams {
+            id: WorkerId::new("w1"),
+            capabilities: vec![],
+            max_concurrency: 2,
+            slowness: 1.0,
+            fail_rate: 0.0,
+            lease_ttl_ms: 3_000,
+            liveness_timeout_ms: 9_000,
+            heartbeat_ms: 3_000,
+            resend_ms: 1_000,
+            ordinal: 1,
+        })
+    }
+
+    fn step(action: ScriptAction) -> ScriptStep {
+        ScriptStep {
+            at_ms: 0,
+            worker: name_ref("w1"),
+            action,
+            credits: None,
+            job: None,
+            task: None,
+            attempt: None,
+            epoch: None,
+            permanent: None,
+            incarnation: None,
+        }
+    }
+
+    /// A registered worker holding back a grant for task 7.
+    fn holding() -> SimWorker {
+        let mut w = worker();
+        let mut out = Vec::new();
+        w.boot(0, &mut out);
+        let registered = Ok(keel_engine::Accepted::Registered {
+            worker: WorkerId::new("w1"),
+            instance: w.instance(),
+            duplicate: false,
+        });
+        w.on_reply(1, 1, &registered, &mut out);
+        perform(&step(ScriptAction::IgnoreGrants), &mut w, 2, None, &mut out).unwrap();
+        let offer = Effect::GrantOffered {
+            worker: WorkerId::new("w1"),
+            grant: GrantId(3),
+            job: JobId(1),
+            task: TaskId(7),
+            attempt: 1,
+            payload: TaskWork::default().encode(),
+            expires_at: 100,
+        };
+        w.on_effect(3, &offer, &mut out);
+        w
+    }
+
+    #[test]
+    fn an_accept_for_a_task_not_yet_known_accepts_nothing() {
+        let mut w = holding();
+        let named = ScriptStep {
+            job: Some(name_ref("j")),
+            task: Some(name_ref("a")),
+            ..step(ScriptAction::Accept)
+        };
+        let mut out = Vec::new();
+        assert!(perform(&named, &mut w, 4, None, &mut out).is_err());
+        assert!(out.is_empty(), "{out:?}");
+        let done = perform(&named, &mut w, 4, Some(TaskId(7)), &mut out);
+        assert_eq!(done, Ok(Performed::Acted("accept g3".into())));
+    }
+
+    #[test]
+    fn a_report_without_a_fence_to_present_is_refused() {
+        let mut w = holding();
+        let mut out = Vec::new();
+        let complete = step(ScriptAction::Complete);
+        assert!(perform(&complete, &mut w, 4, Some(TaskId(7)), &mut out).is_err());
+        let stale = ScriptStep {
+            attempt: Some(1),
+            epoch: Some(1),
+            ..complete
+        };
+        let done = perform(&stale, &mut w, 4, Some(TaskId(7)), &mut out);
+        assert_eq!(done, Ok(Performed::Acted("complete t7/a1/e1".into())));
+    }
 }
