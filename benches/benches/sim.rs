@@ -11,9 +11,7 @@
 //! - `chaos_1h_50w_10k_*`: one long chaos run.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use keel_sim::profile::Profile;
-use keel_sim::swarm::scenario_for;
-use keel_sim::{run, RunOptions, Scenario};
+use keel_sim::{run, scenario_for, Profile, RunOptions, Scenario};
 use std::time::Duration;
 
 fn swarm_seeds(c: &mut Criterion) {

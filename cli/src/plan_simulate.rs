@@ -73,7 +73,7 @@ pub fn simulate(
     let written = match timeline {
         Some(path) => {
             let title = format!("keel plan --simulate {}", job.spec().name);
-            let svg = keel_sim::timeline::svg(
+            let svg = keel_sim::svg_timeline(
                 &title,
                 &run.report.workers,
                 &run.timeline,

@@ -6,9 +6,10 @@ use crate::output::{errln, one_line, out, outln, safe_lines};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use keel_jobs::terminal_safe;
-use keel_sim::profile::Profile;
-use keel_sim::swarm::{run_seed, scenario_for, summary, SwarmOptions};
-use keel_sim::{load, run, timeline, trace, RunOptions};
+use keel_sim::{
+    compact_trace, jsonl_trace, load, run, run_seed, scenario_for, svg_timeline, swarm_summary,
+    Profile, RunOptions, SwarmOptions,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,6 +68,10 @@ struct SwarmArgs {
     /// Print every seed's profile line (always on for 10 seeds or fewer).
     #[arg(long)]
     profiles: bool,
+    /// Keep the coordinator's durable log, snapshots and shadow engine for every seed,
+    /// not only for seeds whose faults need them (to measure what durability costs).
+    #[arg(long)]
+    durable: bool,
 }
 
 #[derive(Args)]
@@ -90,42 +95,50 @@ struct ScaleArgs {
     /// scale it is sampled. History checks always run after every event.
     #[arg(long, default_value_t = 1_000)]
     check_every: u32,
+    /// Keep the coordinator's durable log, snapshots and shadow engine even when the
+    /// seed's faults do not need them (to measure what durability costs).
+    #[arg(long)]
+    durable: bool,
 }
 
 pub fn run_command(args: &SimArgs) -> ExitCode {
     match &args.command {
-        SimCommand::Run(a) => run_scenario(a),
-        SimCommand::Swarm(a) => swarm(a),
-        SimCommand::Show(a) => {
-            let (profile, scenario) = scenario_for(a.seed);
+        SimCommand::Run(args) => run_scenario(args),
+        SimCommand::Swarm(args) => swarm(args),
+        SimCommand::Show(args) => {
+            let (profile, scenario) = scenario_for(args.seed);
             outln!("# {profile}");
             out!("{}", scenario.to_toml());
             ExitCode::SUCCESS
         }
-        SimCommand::Scale(a) => scale(a),
+        SimCommand::Scale(args) => scale(args),
     }
 }
 
-fn scale(a: &ScaleArgs) -> ExitCode {
-    let profile = Profile::at_scale(a.seed, a.workers, a.tasks, a.minutes * 60_000);
+fn scale(args: &ScaleArgs) -> ExitCode {
+    let profile = Profile::at_scale(args.seed, args.workers, args.tasks, args.minutes * 60_000);
     outln!("{profile}");
     let scenario = profile.scenario();
     let started = Instant::now();
     let report = run(
         &scenario,
         RunOptions {
-            check_every: a.check_every,
-            ..RunOptions::new(a.seed)
+            check_every: args.check_every,
+            durable: args.durable,
+            ..RunOptions::new(args.seed)
         },
     );
     let wall = started.elapsed().as_secs_f64();
     for v in &report.violations {
         outln!("violation: {v}");
     }
+    if let Some(why) = &report.stopped {
+        outln!("stopped: {why}");
+    }
     outln!("{}", report.summary());
     outln!(
         "{}",
-        summary(1, !report.violations.is_empty() as u64, report.events, wall)
+        swarm_summary(1, !report.violations.is_empty() as u64, report.events, wall)
     );
     if report.violations.is_empty() {
         ExitCode::SUCCESS
@@ -134,9 +147,9 @@ fn scale(a: &ScaleArgs) -> ExitCode {
     }
 }
 
-fn run_scenario(a: &RunArgs) -> ExitCode {
-    let file = a.scenario.display().to_string();
-    let src = match std::fs::read_to_string(&a.scenario) {
+fn run_scenario(args: &RunArgs) -> ExitCode {
+    let file = args.scenario.display().to_string();
+    let src = match std::fs::read_to_string(&args.scenario) {
         Ok(s) => s,
         Err(e) => {
             errln!("error: cannot read {}: {e}", terminal_safe(&file));
@@ -150,25 +163,25 @@ fn run_scenario(a: &RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let record = a.trace.is_some() || a.print_trace;
+    let record = args.trace.is_some() || args.print_trace;
     let report = run(
         &scenario,
         RunOptions {
             record,
-            ..RunOptions::new(a.seed)
+            ..RunOptions::new(args.seed)
         },
     );
-    if a.print_trace {
-        out!("{}", safe_lines(&trace::compact(&report.lines)));
+    if args.print_trace {
+        out!("{}", safe_lines(&compact_trace(&report.lines)));
     }
-    if let Some(path) = &a.trace {
-        if let Err(e) = std::fs::write(path, trace::jsonl(&report.lines)) {
+    if let Some(path) = &args.trace {
+        if let Err(e) = std::fs::write(path, jsonl_trace(&report.lines)) {
             errln!("error: cannot write {}: {e}", path.display());
             return ExitCode::from(2);
         }
     }
-    if let Some(path) = &a.timeline {
-        let svg = timeline::svg(
+    if let Some(path) = &args.timeline {
+        let svg = svg_timeline(
             &scenario.name,
             &report.workers,
             &report.bars,
@@ -182,6 +195,9 @@ fn run_scenario(a: &RunArgs) -> ExitCode {
     }
     for v in &report.violations {
         outln!("violation: {}", terminal_safe(&v.to_string()));
+    }
+    if let Some(why) = &report.stopped {
+        outln!("stopped: {why}");
     }
     for u in &report.unmet {
         outln!("unmet: {}", terminal_safe(&u.to_string()));
@@ -197,8 +213,8 @@ fn run_scenario(a: &RunArgs) -> ExitCode {
     }
 }
 
-fn swarm(a: &SwarmArgs) -> ExitCode {
-    let threads = a
+fn swarm(args: &SwarmArgs) -> ExitCode {
+    let threads = args
         .jobs
         .unwrap_or_else(|| {
             std::thread::available_parallelism()
@@ -207,13 +223,14 @@ fn swarm(a: &SwarmArgs) -> ExitCode {
         })
         .max(1);
     let opts = SwarmOptions {
-        shrink_budget: a.shrink_budget,
+        shrink_budget: args.shrink_budget,
+        durable: args.durable,
         ..SwarmOptions::default()
     };
-    let show_profiles = a.profiles || a.seeds <= 10;
-    let next = AtomicU64::new(a.start);
-    let end = a.start + a.seeds;
-    let bar = ProgressBar::new(a.seeds);
+    let show_profiles = args.profiles || args.seeds <= 10;
+    let next = AtomicU64::new(args.start);
+    let end = args.start + args.seeds;
+    let bar = ProgressBar::new(args.seeds);
     bar.set_style(
         ProgressStyle::with_template(
             "{bar:40} {pos}/{len} seeds {msg} [{elapsed_precise}, eta {eta}]",
@@ -263,7 +280,12 @@ fn swarm(a: &SwarmArgs) -> ExitCode {
     bar.finish_and_clear();
     outln!(
         "{}",
-        summary(a.seeds, failures, events, started.elapsed().as_secs_f64())
+        swarm_summary(
+            args.seeds,
+            failures,
+            events,
+            started.elapsed().as_secs_f64()
+        )
     );
     if failures == 0 {
         ExitCode::SUCCESS

@@ -24,18 +24,25 @@ pub(super) fn check_shape(s: &State) -> Result<(), Violation> {
         ("next grant id", s.next_grant),
     ] {
         ensure!(
+            Limit,
             value <= ID_CEILING,
             "{name} {value} is past the id ceiling {ID_CEILING}"
         );
     }
     let end = s.tasks.end();
-    ensure!(end.is_some(), "the task table ends past u64::MAX");
     ensure!(
+        Reference,
+        end.is_some(),
+        "the task table ends past u64::MAX"
+    );
+    ensure!(
+        Reference,
         s.tasks.no_slots() || end == Some(s.next_task),
         "the task table ends at {end:?}, not at the next task id {}",
         s.next_task
     );
     ensure!(
+        Reference,
         s.tasks.len() == s.tasks.count(),
         "the task table counts {} tasks, holds {}",
         s.tasks.len(),
@@ -44,6 +51,7 @@ pub(super) fn check_shape(s: &State) -> Result<(), Violation> {
     for (jid, j) in &s.jobs {
         let last = j.first_task.0.checked_add(u64::from(j.task_count));
         ensure!(
+            Reference,
             jid == &j.id && j.first_task.0 >= 1 && last.is_some_and(|l| l <= s.next_task),
             "job {jid} has tasks {}+{} outside the ids handed out",
             j.first_task,
@@ -56,6 +64,7 @@ pub(super) fn check_shape(s: &State) -> Result<(), Violation> {
 /// What one task must satisfy beyond its state machine; its job exists.
 pub(super) fn check_task(s: &State, tid: TaskId, t: &Task) -> Result<(), Violation> {
     ensure!(
+        Limit,
         t.epoch <= ID_CEILING,
         "task {tid} epoch {} past the id ceiling",
         t.epoch
@@ -64,12 +73,14 @@ pub(super) fn check_task(s: &State, tid: TaskId, t: &Task) -> Result<(), Violati
     let in_range =
         (j.first_task.0..j.first_task.0.saturating_add(u64::from(j.task_count))).contains(&tid.0);
     ensure!(
+        Reference,
         in_range && t.tenant == j.tenant && t.lane == j.lane,
         "task {tid} is outside job {} or disagrees with its tenant or lane",
         t.job
     );
     if let Some(g) = &t.group {
         ensure!(
+            Count,
             g.needed <= g.total && g.succeeded.saturating_add(g.unsucceeded) <= g.total,
             "task {tid} group counts exceed its {} upstream tasks",
             g.total
@@ -77,6 +88,7 @@ pub(super) fn check_task(s: &State, tid: TaskId, t: &Task) -> Result<(), Violati
     }
     if t.is_terminal() {
         ensure!(
+            Count,
             t.payload.is_empty() && t.signals.values().all(|p| p.is_empty()),
             "finished task {tid} still holds its payload"
         );
@@ -91,6 +103,7 @@ pub(super) fn check_task(s: &State, tid: TaskId, t: &Task) -> Result<(), Violati
     };
     if let Some((at, timer)) = timer {
         ensure!(
+            Timer,
             s.timers.contains(at, &timer),
             "task {tid} has no {timer:?} timer at {at}"
         );
@@ -132,6 +145,7 @@ pub(super) fn check_counts(s: &State) -> Result<(), Violation> {
         for id in 0..table.slots() as u32 {
             let found = refs.get(&id).copied().unwrap_or(0);
             ensure!(
+                Count,
                 table.refs(id) == found,
                 "{name} {id} ({:?}) counts {} holders, found {found}",
                 table.name(id),
@@ -142,6 +156,7 @@ pub(super) fn check_counts(s: &State) -> Result<(), Violation> {
     for (id, set) in s.names.capsets.iter().enumerate().skip(1) {
         let found = capset_refs.get(&(id as u32)).copied().unwrap_or(0);
         ensure!(
+            Count,
             set.refs == found,
             "capability set {id} counts {} holding tasks, found {found}",
             set.refs
@@ -155,6 +170,7 @@ pub(super) fn check_counts(s: &State) -> Result<(), Violation> {
                         }
             });
             ensure!(
+                Capability,
                 ok,
                 "capability set {id} blocks {tid}, which is not blocked on it"
             );
@@ -163,16 +179,19 @@ pub(super) fn check_counts(s: &State) -> Result<(), Violation> {
     for (i, load) in s.tenants.iter().enumerate() {
         let found = in_flight.get(&(i as u32)).copied().unwrap_or(0);
         ensure!(
+            Count,
             load.jobs_in_flight == found,
             "tenant {i} counts {} jobs in flight, found {found}",
             load.jobs_in_flight
         );
         ensure!(
+            Limit,
             load.weight >= 1 || s.names.tenants.refs(i as u32) == 0,
             "tenant {i} has weight 0"
         );
     }
     ensure!(
+        Count,
         s.stored_bytes == stored,
         "the engine counts {} stored bytes, tasks hold {stored}",
         s.stored_bytes
@@ -196,7 +215,7 @@ fn check_limits(s: &State) -> Result<(), Violation> {
         ),
         ("max_stored_bytes", s.stored_bytes, l.max_stored_bytes),
     ] {
-        ensure!(held <= max, "{held} held, over {limit} {max}");
+        ensure!(Limit, held <= max, "{held} held, over {limit} {max}");
     }
     Ok(())
 }
@@ -214,6 +233,7 @@ fn check_job_timers(s: &State, jid: JobId) -> Result<(), Violation> {
         (None, None) => return Ok(()),
     };
     ensure!(
+        Timer,
         s.timers.contains(at, &timer),
         "job {jid} has no {timer:?} timer at {at}"
     );

@@ -7,26 +7,17 @@ use crate::queue;
 use crate::ready::QueueKey;
 use crate::state::{ReadyPlace, State, TaskState, WorkerStatus};
 use crate::timers::Timer;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt;
 
-/// The first invariant found broken, described for a person.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Violation(pub String);
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Violation {}
+pub use crate::violation::{InvariantKind, Violation};
 
 macro_rules! ensure {
-    ($cond:expr, $($msg:tt)+) => {
+    ($kind:ident, $cond:expr, $($msg:tt)+) => {
         if !$cond {
-            return Err(Violation(format!($($msg)+)));
+            return Err($crate::violation::Violation {
+                kind: $crate::violation::InvariantKind::$kind,
+                detail: format!($($msg)+),
+            });
         }
     };
 }
@@ -50,8 +41,13 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
     let mut queued_total = 0u64;
     for (tid, t) in s.tasks.iter() {
         let tid = &tid;
-        ensure!(*tid == t.id, "task {tid} stored under the wrong id");
         ensure!(
+            Reference,
+            *tid == t.id,
+            "task {tid} stored under the wrong id"
+        );
+        ensure!(
+            Reference,
             s.jobs.contains_key(&t.job),
             "task {tid} belongs to unknown job {}",
             t.job
@@ -67,23 +63,26 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
                 c.active += 1;
                 *per_tenant.entry(t.tenant).or_default() += 1;
                 let g = s.grants.get(grant);
-                ensure!(
+                ensure!(Holding,
                     g.is_some_and(|g| g.task == *tid && g.accepted.is_none()),
                     "task {tid} offered under grant {grant} that is missing or not a pending offer for it"
                 );
                 let g = &s.grants[grant];
                 let w = holder(s, &g.worker, *tid)?;
                 ensure!(
+                    Holding,
                     w.grants.contains(grant),
                     "worker {} does not list grant {grant}",
                     g.worker
                 );
                 ensure!(
+                    Holding,
                     w.instance == g.instance,
                     "grant {grant} names a stale instance of {}",
                     g.worker
                 );
                 ensure!(
+                    Capability,
                     covers(&w.capabilities, s.names.caps(t.capset)),
                     "task {tid} offered to {} which lacks {:?}",
                     g.worker,
@@ -91,12 +90,14 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
                 );
                 if let Some(first) = w.blacklisted_from_grant {
                     ensure!(
+                        Blacklist,
                         *grant < first,
                         "grant {grant} offered to blacklisted worker {}",
                         g.worker
                     );
                 }
                 ensure!(
+                    Timer,
                     s.timers.contains(g.expires_at, &Timer::GrantExpiry(*grant)),
                     "grant {grant} has no expiry timer"
                 );
@@ -106,16 +107,19 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
                 *per_tenant.entry(t.tenant).or_default() += 1;
                 let w = holder(s, &l.worker, *tid)?;
                 ensure!(
+                    Holding,
                     w.leases.contains(tid),
                     "worker {} does not list its lease on {tid}",
                     l.worker
                 );
                 ensure!(
+                    Holding,
                     w.instance == l.instance,
                     "lease on {tid} names a stale instance of {}",
                     l.worker
                 );
                 ensure!(
+                    Capability,
                     covers(&w.capabilities, s.names.caps(t.capset)),
                     "task {tid} runs on {} which lacks {:?}",
                     l.worker,
@@ -123,6 +127,7 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
                 );
                 let g = s.grants.get(&l.grant);
                 ensure!(
+                    Holding,
                     g.is_some_and(|g| g
                         .accepted
                         .is_some_and(|f| f.epoch == t.epoch && f.task == *tid)),
@@ -130,21 +135,25 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
                     t.epoch
                 );
                 ensure!(
+                    Timer,
                     l.timer_at <= l.expires_at,
                     "lease timer on {tid} after its expiry"
                 );
                 // A deadline saturated at the end of time is still held at that time.
                 ensure!(
+                    Timer,
                     l.expires_at > s.now || l.expires_at == crate::ids::Time::MAX,
                     "lease on {tid} expired at {} but is still held at {}",
                     l.expires_at,
                     s.now
                 );
                 ensure!(
+                    Timer,
                     s.timers.contains(l.timer_at, &Timer::LeaseExpiry(*tid)),
                     "lease on {tid} has no expiry timer"
                 );
                 ensure!(
+                    History,
                     t.history
                         .last()
                         .is_some_and(|r| r.epoch == t.epoch && r.ended.is_none()),
@@ -161,6 +170,7 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
                     ReadyPlace::Parked => {
                         c.parked += 1;
                         ensure!(
+                            ReadyIndex,
                             s.jobs[&t.job].parked.contains(&key),
                             "parked task {tid} missing from its job's parked set"
                         );
@@ -168,10 +178,12 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
                     ReadyPlace::Blocked => {
                         let set = &s.names.capsets[t.capset.0 as usize];
                         ensure!(
+                            ReadyIndex,
                             set.blocked.contains(tid),
                             "blocked task {tid} missing from its capability set"
                         );
                         ensure!(
+                            Capability,
                             set.coverage == 0 && t.capset != CapSetId::ANY,
                             "task {tid} is blocked although a live worker covers it"
                         );
@@ -180,6 +192,7 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
             }
             TaskState::Delayed { until } => {
                 ensure!(
+                    Timer,
                     s.timers.contains(*until, &Timer::TaskDue(*tid)),
                     "delayed task {tid} has no timer"
                 );
@@ -190,6 +203,7 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
     for (q, key) in s.ready.iter() {
         let t = s.tasks.get(&key.task);
         ensure!(
+            ReadyIndex,
             t.is_some_and(|t| t.state
                 == TaskState::Ready {
                     place: ReadyPlace::Queued
@@ -205,6 +219,7 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
         );
     }
     ensure!(
+        ReadyIndex,
         s.ready.len() == queued_total,
         "ready index length {} but {queued_total} queued tasks",
         s.ready.len()
@@ -212,24 +227,28 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
     for (jid, j) in &s.jobs {
         let c = per_job.remove(jid).unwrap_or_default();
         ensure!(
+            Count,
             j.active == c.active,
             "job {jid} counts {} active, found {}",
             j.active,
             c.active
         );
         ensure!(
+            Count,
             j.queued == c.queued,
             "job {jid} counts {} queued, found {}",
             j.queued,
             c.queued
         );
         ensure!(
+            Count,
             j.parked.len() as u32 == c.parked,
             "job {jid} parks {} tasks, found {}",
             j.parked.len(),
             c.parked
         );
         ensure!(
+            Count,
             j.remaining == c.remaining,
             "job {jid} counts {} remaining, found {}",
             j.remaining,
@@ -237,12 +256,14 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
         );
         if let Some(cap) = j.max_concurrency {
             ensure!(
+                ConcurrencyCap,
                 j.active <= cap,
                 "job {jid} has {} active tasks over its cap {cap}",
                 j.active
             );
         }
         ensure!(
+            Count,
             j.end.is_some() == (j.remaining == 0),
             "job {jid} end state disagrees with {} remaining tasks",
             j.remaining
@@ -252,12 +273,14 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
         let found = per_tenant.get(&(i as u32)).copied().unwrap_or(0);
         let name = s.names.tenants.name(i as u32);
         ensure!(
+            Count,
             load.active == found,
             "tenant {name} counts {} active, found {found}",
             load.active
         );
         if let Some(cap) = load.cap {
             ensure!(
+                ConcurrencyCap,
                 load.active <= cap,
                 "tenant {name} has {} active tasks over its cap {cap}",
                 load.active
@@ -272,12 +295,14 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
         }
         let live = queue::coverage(&s.workers, &set.caps);
         ensure!(
+            Count,
             set.coverage == live,
             "capability set {:?} counts {} live workers, found {live}",
             set.caps,
             set.coverage
         );
         ensure!(
+            Capability,
             set.coverage == 0 || set.blocked.is_empty(),
             "capability set {i} is covered but still blocks tasks"
         );
@@ -289,7 +314,7 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
             TaskState::Running(l) => l.grant == *g,
             _ => false,
         });
-        ensure!(ok, "grant {g} is not held by task {}", grant.task);
+        ensure!(Holding, ok, "grant {g} is not held by task {}", grant.task);
     }
     Ok(())
 }
@@ -303,29 +328,38 @@ fn check_references(s: &State) -> Result<(), Violation> {
         s.names.capsets.len() as u32,
     );
     ensure!(
+        Reference,
         s.tenants.len() as u32 == tenants,
         "{} tenant loads for {tenants} tenants",
         s.tenants.len()
     );
-    ensure!(s.names.consistent(), "interned names and ids disagree");
     ensure!(
+        Reference,
+        s.names.consistent(),
+        "interned names and ids disagree"
+    );
+    ensure!(
+        Reference,
         capsets > 0 && s.names.capsets[0].caps.is_empty(),
         "capability set 0 must be the empty set"
     );
     for (tid, t) in s.tasks.iter() {
         ensure!(
+            Reference,
             t.lane < lanes && t.tenant < tenants && t.capset.0 < capsets,
             "task {tid} names a lane, tenant or capability set that does not exist"
         );
     }
     for (jid, j) in &s.jobs {
         ensure!(
+            Reference,
             j.lane < lanes && j.tenant < tenants,
             "job {jid} names a lane or tenant that does not exist"
         );
     }
     for (q, key) in s.ready.iter() {
         ensure!(
+            Reference,
             q.lane < lanes && q.tenant < tenants && q.capset.0 < capsets,
             "ready entry {} names a lane, tenant or capability set that does not exist",
             key.task
@@ -333,10 +367,15 @@ fn check_references(s: &State) -> Result<(), Violation> {
     }
     for (wid, w) in &s.workers {
         ensure!(
+            Reference,
             w.lanes.iter().all(|&l| l < lanes),
             "worker {wid} serves a lane that does not exist"
         );
-        ensure!(!w.lanes.is_empty(), "worker {wid} serves no lane");
+        ensure!(
+            Reference,
+            !w.lanes.is_empty(),
+            "worker {wid} serves no lane"
+        );
     }
     Ok(())
 }
@@ -346,11 +385,12 @@ fn holder<'a>(
     w: &WorkerId,
     tid: TaskId,
 ) -> Result<&'a crate::state::Worker, Violation> {
-    let worker = s
-        .workers
-        .get(w)
-        .ok_or_else(|| Violation(format!("task {tid} held by unknown worker {w}")))?;
+    let worker = s.workers.get(w).ok_or_else(|| Violation {
+        kind: InvariantKind::Reference,
+        detail: format!("task {tid} held by unknown worker {w}"),
+    })?;
     ensure!(
+        Holding,
         worker.status != WorkerStatus::Lost,
         "task {tid} held by lost worker {w}"
     );
@@ -361,17 +401,20 @@ fn check_history(tid: TaskId, t: &crate::state::Task) -> Result<(), Violation> {
     let mut last_epoch = 0;
     for (i, r) in t.history.iter().enumerate() {
         ensure!(
+            History,
             r.epoch > last_epoch,
             "task {tid} attempt epochs do not strictly increase"
         );
         last_epoch = r.epoch;
         let open = r.ended.is_none();
         ensure!(
+            History,
             !open || i + 1 == t.history.len(),
             "task {tid} has an open attempt that is not the last"
         );
     }
     ensure!(
+        History,
         last_epoch == t.epoch,
         "task {tid} epoch {} differs from its last attempt's {last_epoch}",
         t.epoch
@@ -379,6 +422,7 @@ fn check_history(tid: TaskId, t: &crate::state::Task) -> Result<(), Violation> {
     let running = matches!(t.state, TaskState::Running(_));
     let open = t.history.last().is_some_and(|r| r.ended.is_none());
     ensure!(
+        History,
         running == open,
         "task {tid} running={running} but open attempt={open}"
     );
@@ -387,8 +431,13 @@ fn check_history(tid: TaskId, t: &crate::state::Task) -> Result<(), Violation> {
 
 fn check_workers(s: &State) -> Result<(), Violation> {
     for (wid, w) in &s.workers {
-        ensure!(*wid == w.id, "worker {wid} stored under the wrong id");
         ensure!(
+            Reference,
+            *wid == w.id,
+            "worker {wid} stored under the wrong id"
+        );
+        ensure!(
+            ConcurrencyCap,
             w.active() <= w.max_concurrency,
             "worker {wid} holds {} over its concurrency {}",
             w.active(),
@@ -396,12 +445,14 @@ fn check_workers(s: &State) -> Result<(), Violation> {
         );
         if w.status == WorkerStatus::Lost {
             ensure!(
+                Holding,
                 w.active() == 0,
                 "lost worker {wid} still holds grants or leases"
             );
         }
         for g in &w.grants {
             ensure!(
+                Holding,
                 s.grants
                     .get(g)
                     .is_some_and(|gr| gr.worker == *wid && gr.accepted.is_none()),
@@ -413,9 +464,14 @@ fn check_workers(s: &State) -> Result<(), Violation> {
                 .tasks
                 .get(t)
                 .is_some_and(|t| matches!(&t.state, TaskState::Running(l) if l.worker == *wid));
-            ensure!(ok, "worker {wid} lists a lease on {t} it does not hold");
+            ensure!(
+                Holding,
+                ok,
+                "worker {wid} lists a lease on {t} it does not hold"
+            );
         }
         ensure!(
+            Timer,
             w.blacklisted_until.is_none()
                 || s.timers.contains(
                     w.blacklisted_until.unwrap_or(0),
@@ -426,9 +482,60 @@ fn check_workers(s: &State) -> Result<(), Violation> {
     }
     for w in &s.demand {
         ensure!(
+            Credits,
             s.workers.get(w).is_some_and(|x| x.credits > 0),
             "worker {w} waits for work without credits"
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        ClientCommand, Config, Engine, Input, InstanceId, JobSpec, TaskSpec, WorkerCommand,
+    };
+
+    /// An engine with one task offered to one worker.
+    fn offered() -> Engine {
+        let mut e = Engine::new(Config::default());
+        let w = WorkerId::new("w");
+        let register = WorkerCommand::Register {
+            capabilities: vec![],
+            lanes: vec![],
+            max_concurrency: 1,
+        };
+        e.apply(0, Input::worker(&w, InstanceId(1), register));
+        let job = JobSpec::new("j", vec![TaskSpec::new("a")]);
+        e.apply(0, Input::Client(ClientCommand::SubmitJob(job)));
+        let request = WorkerCommand::RequestWork { credits: 1 };
+        e.apply(1, Input::worker(&w, InstanceId(1), request));
+        e
+    }
+
+    #[test]
+    fn a_broken_state_is_reported_with_the_kind_of_invariant_it_breaks() {
+        let e = offered();
+        assert_eq!(check(&e.state), Ok(()));
+        let mut s = e.state.clone();
+        if let Some(j) = s.jobs.values_mut().next() {
+            j.active += 1;
+        }
+        let v = check(&s).unwrap_err();
+        assert_eq!(v.kind, InvariantKind::Count, "{v}");
+        assert!(v.to_string().starts_with("count: job "), "{v}");
+        let mut s = e.state.clone();
+        if let Some(w) = s.workers.values_mut().next() {
+            w.grants.clear();
+        }
+        assert_eq!(check(&s).unwrap_err().kind, InvariantKind::Holding);
+    }
+
+    #[test]
+    fn kind_labels_are_distinct() {
+        let labels: std::collections::BTreeSet<&str> =
+            InvariantKind::ALL.iter().map(|k| k.label()).collect();
+        assert_eq!(labels.len(), InvariantKind::ALL.len());
+    }
 }

@@ -49,6 +49,7 @@ mod suspend;
 mod tick;
 mod timers;
 mod validate;
+mod violation;
 mod worker;
 
 pub use config::{BlacklistPolicy, Config, Limits, TenantPolicy};
@@ -57,7 +58,7 @@ pub use digest::{Digest, RestoreError, SNAPSHOT_VERSION};
 pub use floors::{ConfigError, Unit};
 pub use ids::{Fence, GrantId, InstanceId, JobId, TaskId, Time, WorkerId};
 pub use input::{ClientCommand, Input, SuspendTimeout, WorkerCommand};
-pub use invariants::Violation;
+pub use invariants::{InvariantKind, Violation};
 pub use output::{Accepted, Effect, EndReason, JobOutcome, Outputs, Recipient, TaskOutcome};
 pub use query::{AttemptView, JobStatus, JobView, TaskStatus, TaskView, WorkerView};
 pub use reject::{CapabilityIssue, JobError, Rejection};

@@ -164,6 +164,45 @@ impl Effect {
             | Effect::JobFinished { job, .. } => Recipient::Job(*job),
         }
     }
+
+    /// A short snake_case name of the effect's kind, stable for traces, counters and
+    /// scenario files; one of [`Effect::LABELS`].
+    pub fn label(&self) -> &'static str {
+        match self {
+            Effect::GrantOffered { .. } => "grant_offered",
+            Effect::GrantWithdrawn { .. } => "grant_withdrawn",
+            Effect::LeaseRevoked { .. } => "lease_revoked",
+            Effect::TaskBlocked { .. } => "task_blocked",
+            Effect::TaskUnblocked { .. } => "task_unblocked",
+            Effect::TaskRequeued { .. } => "task_requeued",
+            Effect::TaskSuspended { .. } => "task_suspended",
+            Effect::TaskResumed { .. } => "task_resumed",
+            Effect::TaskFinished { .. } => "task_finished",
+            Effect::JobFinished { .. } => "job_finished",
+            Effect::WorkerLost { .. } => "worker_lost",
+            Effect::WorkerBlacklisted { .. } => "worker_blacklisted",
+            Effect::WorkerReadmitted { .. } => "worker_readmitted",
+            Effect::WorkerDrained { .. } => "worker_drained",
+        }
+    }
+
+    /// Every effect label, in declaration order.
+    pub const LABELS: [&'static str; 14] = [
+        "grant_offered",
+        "grant_withdrawn",
+        "lease_revoked",
+        "task_blocked",
+        "task_unblocked",
+        "task_requeued",
+        "task_suspended",
+        "task_resumed",
+        "task_finished",
+        "job_finished",
+        "worker_lost",
+        "worker_blacklisted",
+        "worker_readmitted",
+        "worker_drained",
+    ];
 }
 
 /// Why a grant, lease or attempt ended other than by the worker's own report.
@@ -184,6 +223,21 @@ pub enum EndReason {
 }
 
 impl EndReason {
+    /// Every reason, in declaration order.
+    pub const ALL: [EndReason; 11] = [
+        EndReason::GrantExpired,
+        EndReason::GrantReleased,
+        EndReason::LeaseExpired,
+        EndReason::WorkerLost,
+        EndReason::WorkerLeft,
+        EndReason::AttemptTimedOut,
+        EndReason::AttemptFailed,
+        EndReason::JobCancelled,
+        EndReason::DeadlineExceeded,
+        EndReason::Suspended,
+        EndReason::DependencyUnsatisfied,
+    ];
+
     /// A short snake_case word for tables, traces and attempt histories.
     pub fn label(self) -> &'static str {
         match self {
@@ -221,4 +275,119 @@ pub enum JobOutcome {
     Failed,
     Cancelled,
     DeadlineExceeded,
+}
+
+impl JobOutcome {
+    /// Every outcome, in declaration order.
+    pub const ALL: [JobOutcome; 4] = [
+        JobOutcome::Succeeded,
+        JobOutcome::Failed,
+        JobOutcome::Cancelled,
+        JobOutcome::DeadlineExceeded,
+    ];
+
+    /// A short snake_case word, stable for traces, status tables and the wire.
+    pub fn label(self) -> &'static str {
+        match self {
+            JobOutcome::Succeeded => "succeeded",
+            JobOutcome::Failed => "failed",
+            JobOutcome::Cancelled => "cancelled",
+            JobOutcome::DeadlineExceeded => "deadline_exceeded",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{Fence, GrantId, InstanceId, JobId, TaskId, WorkerId};
+
+    /// One effect of every kind, in declaration order.
+    fn one_of_each() -> Vec<Effect> {
+        let (worker, job, task) = (WorkerId::new("w"), JobId(1), TaskId(2));
+        let fence = Fence {
+            task,
+            attempt: 1,
+            epoch: 1,
+        };
+        let reason = EndReason::WorkerLost;
+        vec![
+            Effect::GrantOffered {
+                worker: worker.clone(),
+                grant: GrantId(3),
+                job,
+                task,
+                attempt: 1,
+                payload: Payload::from("p"),
+                expires_at: 5,
+            },
+            Effect::GrantWithdrawn {
+                worker: worker.clone(),
+                grant: GrantId(3),
+                task,
+                reason,
+            },
+            Effect::LeaseRevoked {
+                worker: worker.clone(),
+                fence,
+                reason,
+            },
+            Effect::TaskBlocked {
+                job,
+                task,
+                requires: vec![],
+            },
+            Effect::TaskUnblocked { job, task },
+            Effect::TaskRequeued {
+                job,
+                task,
+                attempt: 2,
+                reason,
+                ready_at: 9,
+            },
+            Effect::TaskSuspended {
+                job,
+                task,
+                waitpoint: "w".into(),
+            },
+            Effect::TaskResumed { job, task },
+            Effect::TaskFinished {
+                job,
+                task,
+                outcome: TaskOutcome::Skipped,
+            },
+            Effect::JobFinished {
+                job,
+                outcome: JobOutcome::Succeeded,
+            },
+            Effect::WorkerLost {
+                worker: worker.clone(),
+                instance: InstanceId(1),
+            },
+            Effect::WorkerBlacklisted {
+                worker: worker.clone(),
+                until: 7,
+            },
+            Effect::WorkerReadmitted {
+                worker: worker.clone(),
+            },
+            Effect::WorkerDrained { worker },
+        ]
+    }
+
+    #[test]
+    fn labels_list_every_effect_once_in_order() {
+        let labels: Vec<&str> = one_of_each().iter().map(Effect::label).collect();
+        assert_eq!(labels, Effect::LABELS);
+    }
+
+    #[test]
+    fn reason_and_outcome_lists_have_distinct_labels() {
+        let reasons: std::collections::BTreeSet<&str> =
+            EndReason::ALL.iter().map(|r| r.label()).collect();
+        assert_eq!(reasons.len(), EndReason::ALL.len());
+        let outcomes: std::collections::BTreeSet<&str> =
+            JobOutcome::ALL.iter().map(|o| o.label()).collect();
+        assert_eq!(outcomes.len(), JobOutcome::ALL.len());
+    }
 }

@@ -107,6 +107,30 @@ impl Rejection {
         }
     }
 
+    /// Every code [`Rejection::code`] returns, in declaration order.
+    pub const CODES: [&'static str; 20] = [
+        "invalid_job",
+        "job_name_conflict",
+        "tenant_job_limit",
+        "unknown_job",
+        "unknown_task",
+        "invalid_worker",
+        "capability_token",
+        "too_many_workers",
+        "unknown_worker",
+        "stale_instance",
+        "worker_lost",
+        "registration_conflict",
+        "unknown_grant",
+        "grant_not_yours",
+        "stale_fence",
+        "not_lease_holder",
+        "not_waiting",
+        "too_many_signals",
+        "invalid_name",
+        "too_large",
+    ];
+
     /// Whether the same command may succeed later without being changed.
     pub fn retryable(&self) -> bool {
         matches!(
@@ -203,4 +227,81 @@ pub enum CapabilityIssue {
     Control,
     #[error("listed twice")]
     Duplicate,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_list_every_rejection_once_in_order() {
+        let (w, t, i) = (WorkerId::new("w"), TaskId(1), InstanceId(1));
+        let text = || String::from("x");
+        let every = [
+            Rejection::InvalidJob(JobError::Empty),
+            Rejection::JobNameConflict {
+                name: text(),
+                existing: JobId(1),
+            },
+            Rejection::TenantJobLimit {
+                tenant: text(),
+                limit: 1,
+            },
+            Rejection::UnknownJob { job: JobId(1) },
+            Rejection::UnknownTask { task: t },
+            Rejection::InvalidWorker {
+                worker: w.clone(),
+                why: text(),
+            },
+            Rejection::CapabilityToken {
+                token: text(),
+                why: CapabilityIssue::Empty,
+            },
+            Rejection::TooManyWorkers { limit: 1 },
+            Rejection::UnknownWorker { worker: w.clone() },
+            Rejection::StaleInstance {
+                worker: w.clone(),
+                presented: i,
+                current: i,
+            },
+            Rejection::WorkerLost {
+                worker: w.clone(),
+                instance: i,
+            },
+            Rejection::RegistrationConflict {
+                worker: w.clone(),
+                instance: i,
+            },
+            Rejection::UnknownGrant { grant: GrantId(1) },
+            Rejection::GrantNotYours {
+                grant: GrantId(1),
+                owner: w.clone(),
+                worker: w.clone(),
+            },
+            Rejection::StaleFence {
+                task: t,
+                attempt_seen: 1,
+                epoch_seen: 1,
+                attempt_current: 1,
+                epoch_current: 1,
+            },
+            Rejection::NotLeaseHolder { task: t, worker: w },
+            Rejection::NotWaiting {
+                task: t,
+                waitpoint: text(),
+            },
+            Rejection::TooManySignals { task: t, limit: 1 },
+            Rejection::InvalidName {
+                field: text(),
+                why: text(),
+            },
+            Rejection::TooLarge {
+                field: text(),
+                size: 2,
+                limit: 1,
+            },
+        ];
+        let codes: Vec<&str> = every.iter().map(Rejection::code).collect();
+        assert_eq!(codes, Rejection::CODES);
+    }
 }

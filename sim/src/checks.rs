@@ -1,72 +1,98 @@
 //! History checks: what must hold across the coordinator's released outputs and the
 //! workers' beliefs, which the engine cannot see from inside. The checker follows the
-//! replies and effects in the order the coordinator released them, keeps a shadow of
-//! who holds each task, and flags the first thing that breaks a safety property.
+//! replies and effects in the order the coordinator released them, keeps the shadow of
+//! who holds each task, counts what the scenario's expectations count, draws the
+//! timeline's bars, and flags the first thing that breaks a safety property.
 
+use crate::beliefs::Beliefs;
+use crate::check::{Check, CheckFailure};
 use crate::clock::DriftClock;
-use crate::ledger::Ledger;
+use crate::outcomes::Outcomes;
+use crate::scenario::CountExpect;
+use crate::shadow::{EndedLease, Shadow};
+use crate::stats::{Stats, Subject};
+use crate::timeline::Bar;
+use crate::vocabulary::command_kind;
 use keel_engine::{
-    Accepted, ClientCommand, Effect, Fence, Input, JobOutcome, Rejection, TaskId, Time,
-    WorkerCommand,
+    Accepted, ClientCommand, Effect, Fence, Input, JobId, Recipient, Rejection, TaskId, Time,
+    WorkerCommand, WorkerId,
 };
 use std::collections::BTreeMap;
-use std::fmt;
 
-/// One broken property, with where it broke.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Violation {
-    pub at: Time,
-    /// A stable name: `engine_invariant`, `double_lease`, `double_commit`,
-    /// `stale_completion`, `double_grant`, `worker_cap`, `job_cap`, `tenant_cap`,
-    /// `blacklisted_grant`, `capability`, `double_finish`, `recovery_digest`,
-    /// `lost_acknowledged_input`, `liveness`.
-    pub check: &'static str,
-    pub detail: String,
-}
+/// At most this many failures are kept; the first is what a run reports.
+const KEPT: usize = 16;
 
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at {} ms: {}", self.check, self.at, self.detail)
-    }
-}
-
-/// A worker's belief that it holds a live lease, until a local-clock deadline.
-#[derive(Clone, Copy, Debug)]
-struct Belief {
-    worker: usize,
-    fence: Fence,
-    local_deadline: Time,
-    /// When this worker started believing in this fence.
-    since: Time,
-}
-
-#[derive(Default)]
 pub struct Checker {
-    pub ledger: Ledger,
-    beliefs: BTreeMap<TaskId, Vec<Belief>>,
-    pub violations: Vec<Violation>,
-    /// The local spans a belief can be measured over (lease TTL, liveness timeout).
-    trust_ms: Vec<u64>,
+    pub shadow: Shadow,
+    pub outcomes: Outcomes,
+    pub stats: Stats,
+    beliefs: Beliefs,
+    pub bars: Vec<Bar>,
+    pub failures: Vec<CheckFailure>,
+}
+
+/// Whom an event concerns, by id, before it is named for the counters.
+#[derive(Clone, Copy, Default)]
+struct Ids<'a> {
+    worker: Option<&'a WorkerId>,
+    job: Option<JobId>,
+    task: Option<TaskId>,
+    attempt: Option<u32>,
+}
+
+impl<'a> Ids<'a> {
+    fn worker(worker: &'a WorkerId) -> Ids<'a> {
+        Ids {
+            worker: Some(worker),
+            ..Ids::default()
+        }
+    }
+
+    fn fence(self, fence: Fence) -> Ids<'a> {
+        Ids {
+            task: Some(fence.task),
+            attempt: Some(fence.attempt),
+            ..self
+        }
+    }
 }
 
 impl Checker {
-    pub fn new(trust_ms: &[u64], tenant_caps: BTreeMap<String, u32>) -> Checker {
+    /// `trust_ms`: the local spans a lease belief can be measured over.
+    pub fn new(
+        trust_ms: &[u64],
+        tenant_caps: BTreeMap<String, u32>,
+        counts: &[CountExpect],
+    ) -> Checker {
         Checker {
-            ledger: Ledger::new(tenant_caps),
-            trust_ms: trust_ms.to_vec(),
-            ..Checker::default()
+            shadow: Shadow::new(tenant_caps),
+            outcomes: Outcomes::default(),
+            stats: Stats::new(counts),
+            beliefs: Beliefs::new(trust_ms),
+            bars: Vec::new(),
+            failures: Vec::new(),
         }
     }
 
-    pub fn flag(&mut self, at: Time, check: &'static str, detail: String) {
-        if self.violations.len() < 16 {
-            self.violations.push(Violation { at, check, detail });
+    pub fn flag(&mut self, failure: CheckFailure) {
+        if self.stats.wants("check", failure.check.name()) {
+            self.stats.count(
+                failure.at,
+                "check",
+                failure.check.name(),
+                &Subject::default(),
+            );
+        }
+        if self.failures.len() < KEPT {
+            self.failures.push(failure);
         }
     }
 
-    /// A worker started, extended or dropped its belief in a lease. Two workers may
-    /// both believe they hold one task only for as long as the older belief's clock
-    /// drift allows.
+    fn fail(&mut self, at: Time, check: Check, detail: String) {
+        self.flag(CheckFailure { at, check, detail });
+    }
+
+    /// A worker started, extended or dropped its belief in a lease.
     pub fn belief(
         &mut self,
         now: Time,
@@ -75,154 +101,171 @@ impl Checker {
         held: Option<(Fence, Time)>,
         clocks: &[DriftClock],
     ) {
-        let list = self.beliefs.entry(task).or_default();
-        let kept = list
-            .iter()
-            .find(|b| b.worker == worker && held.is_some_and(|(f, _)| f == b.fence))
-            .map(|b| b.since);
-        list.retain(|b| b.worker != worker);
-        // A lease learned of only after its deadline (a reply that waited out a pause)
-        // is not believed at all.
-        let held = held.filter(|(_, d)| clocks[worker].virtual_at(now, *d) > now);
-        let Some((fence, local_deadline)) = held else {
-            if list.is_empty() {
-                self.beliefs.remove(&task);
-            }
-            return;
-        };
-        let n = Belief {
-            worker,
-            fence,
-            local_deadline,
-            since: kept.unwrap_or(now),
-        };
-        list.retain(|b| clocks[b.worker].virtual_at(now, b.local_deadline) > now);
-        // Of two overlapping beliefs the one with the older fence is stale; it may
-        // outlive the start of the newer one only by its own worker's drift bound.
-        let mut found = None;
-        for b in list.iter() {
-            let (old, new) = if b.fence.epoch < n.fence.epoch {
-                (b, &n)
-            } else {
-                (&n, b)
-            };
-            let until = clocks[old.worker].virtual_at(now, old.local_deadline);
-            // A slow clock strays furthest over the longest span, a fast one that
-            // stepped back over the shortest: the bound is the worst of them.
-            let clock = &clocks[old.worker];
-            let bound = self
-                .trust_ms
-                .iter()
-                .map(|span| clock.drift_bound(*span))
-                .max()
-                .unwrap_or(0);
-            if until > new.since + bound || b.fence == n.fence {
-                found = Some(format!(
-                    "worker #{} believes it holds {} until {until} ms while worker #{} holds {} since {} ms; drift bound {bound} ms",
-                    old.worker, old.fence, new.worker, new.fence, new.since
-                ));
-            }
-        }
-        list.push(n);
-        if let Some(d) = found {
-            self.flag(now, "double_lease", d);
+        if let Some(detail) = self.beliefs.update(now, worker, task, held, clocks) {
+            self.fail(now, Check::DoubleLease, detail);
         }
     }
 
+    /// Counts `kind:name` for whatever the expectations filter on.
+    fn count(&mut self, at: Time, kind: &str, name: &str, ids: Ids) {
+        if !self.stats.wants(kind, name) {
+            return;
+        }
+        let task = ids.task.and_then(|t| self.shadow.task_names(t));
+        let job = match (task, ids.job) {
+            (Some((job, _)), _) => Some(job),
+            (None, Some(job)) => self.shadow.job_name(job),
+            (None, None) => None,
+        };
+        let subject = Subject {
+            worker: ids.worker,
+            job,
+            task: task.map(|(_, key)| key),
+            attempt: ids.attempt,
+        };
+        self.stats.count(at, kind, name, &subject);
+    }
+
     /// One input as applied by the coordinator, with the outputs it released.
+    /// `durable`: the log position up to which inputs are durable.
     pub fn released(
         &mut self,
         now: Time,
         input: &Input,
         reply: Option<&Result<Accepted, Rejection>>,
         effects: &[Effect],
+        (position, durable): (u64, u64),
     ) {
-        if let Some(reply) = reply {
-            self.reply(now, input, reply);
+        if position > durable {
+            let detail = format!("outputs of input {position} left before it was durable (inputs up to {durable} were)");
+            self.fail(now, Check::UndurableRelease, detail);
+        }
+        match (input, reply) {
+            (Input::Client(ClientCommand::SubmitJob(spec)), Some(reply)) => {
+                self.submitted(now, spec, reply)
+            }
+            (
+                Input::Worker {
+                    worker, command, ..
+                },
+                Some(reply),
+            ) => self.worker_reply(now, worker, command, reply),
+            _ => {}
         }
         for e in effects {
             self.effect(now, e);
         }
     }
 
-    fn reply(&mut self, now: Time, input: &Input, reply: &Result<Accepted, Rejection>) {
-        let l = &mut self.ledger;
-        match (input, reply) {
+    fn submitted(
+        &mut self,
+        now: Time,
+        spec: &keel_engine::JobSpec,
+        reply: &Result<Accepted, Rejection>,
+    ) {
+        match reply {
+            Ok(Accepted::JobSubmitted {
+                job,
+                first_task,
+                duplicate: false,
+                ..
+            }) => self.shadow.add_job(*job, *first_task, spec),
+            Err(r) => {
+                let job = self.shadow.jobs().find(|(_, n)| *n == spec.name);
+                let ids = Ids {
+                    job: job.map(|(id, _)| id),
+                    ..Ids::default()
+                };
+                self.count(now, "reject", r.code(), ids);
+                self.outcomes.rejected(&spec.name);
+            }
+            Ok(_) => {}
+        }
+    }
+
+    /// Whom a worker command concerns: its fence, or the grant's task.
+    fn command_ids<'a>(&self, worker: &'a WorkerId, command: &WorkerCommand) -> Ids<'a> {
+        let ids = Ids::worker(worker);
+        match command {
+            WorkerCommand::Renew { fence }
+            | WorkerCommand::Complete { fence, .. }
+            | WorkerCommand::Fail { fence, .. }
+            | WorkerCommand::Suspend { fence, .. } => ids.fence(*fence),
+            WorkerCommand::AcceptGrant { grant } | WorkerCommand::ReleaseGrant { grant } => {
+                match self.shadow.grant_task(*grant) {
+                    Some((task, attempt)) => Ids {
+                        task: Some(task),
+                        attempt: Some(attempt),
+                        ..ids
+                    },
+                    None => ids,
+                }
+            }
+            _ => ids,
+        }
+    }
+
+    fn worker_reply(
+        &mut self,
+        now: Time,
+        worker: &WorkerId,
+        command: &WorkerCommand,
+        reply: &Result<Accepted, Rejection>,
+    ) {
+        let ids = self.command_ids(worker, command);
+        let accepted = match reply {
+            Err(r) => {
+                self.count(now, "reject", r.code(), ids);
+                self.count(now, command_kind(command), r.code(), ids);
+                return;
+            }
+            Ok(accepted) => accepted,
+        };
+        match (command, accepted) {
             (
-                Input::Client(ClientCommand::SubmitJob(spec)),
-                Ok(Accepted::JobSubmitted {
-                    job,
-                    first_task,
+                WorkerCommand::Register {
+                    capabilities,
+                    max_concurrency,
+                    ..
+                },
+                Accepted::Registered {
+                    duplicate: false, ..
+                },
+            ) => {
+                self.shadow.register(worker, capabilities, *max_concurrency);
+                self.count(now, "register", "accepted", ids);
+            }
+            (
+                WorkerCommand::AcceptGrant { grant },
+                Accepted::LeaseStarted {
+                    fence,
                     duplicate: false,
                     ..
-                }),
+                },
             ) => {
-                l.add_job(*job, *first_task, spec);
+                self.count(now, "lease", "started", ids.fence(*fence));
+                if let Err(detail) = self.shadow.lease(now, worker, *grant, *fence) {
+                    self.fail(now, Check::LeaseWithoutGrant, detail);
+                }
             }
-            (Input::Client(ClientCommand::SubmitJob(spec)), Err(r)) => {
-                l.count("reject", r.code(), None);
-                l.job_rejected(&spec.name);
+            (WorkerCommand::ReleaseGrant { grant }, _) => self.shadow.release_grant(*grant),
+            (
+                WorkerCommand::Complete { fence, .. },
+                Accepted::Completed {
+                    duplicate: false, ..
+                },
+            ) => {
+                self.count(now, "complete", "accepted", ids);
+                self.terminal(now, *fence, "succeeded", true);
             }
             (
-                Input::Worker {
-                    worker, command, ..
+                WorkerCommand::Fail { fence, .. },
+                Accepted::Failed {
+                    duplicate: false, ..
                 },
-                reply,
             ) => {
-                let w = worker.clone();
-                if let Err(r) = reply {
-                    l.count("reject", r.code(), Some(&w));
-                    l.count(command_kind(command), r.code(), Some(&w));
-                    return;
-                }
-                match (command, reply) {
-                    (
-                        WorkerCommand::Register {
-                            capabilities,
-                            max_concurrency,
-                            ..
-                        },
-                        Ok(Accepted::Registered {
-                            duplicate: false, ..
-                        }),
-                    ) => {
-                        l.register(&w, capabilities, *max_concurrency);
-                        l.count("register", "accepted", Some(&w));
-                    }
-                    (
-                        WorkerCommand::AcceptGrant { grant },
-                        Ok(Accepted::LeaseStarted {
-                            fence,
-                            duplicate: false,
-                            ..
-                        }),
-                    ) => {
-                        l.count("lease", "started", Some(&w));
-                        if let Err(d) = l.lease(now, &w, *grant, *fence) {
-                            self.flag(now, "lease_without_grant", d);
-                        }
-                    }
-                    (WorkerCommand::ReleaseGrant { grant }, Ok(_)) => l.release_grant(*grant),
-                    (
-                        WorkerCommand::Complete { fence, .. },
-                        Ok(Accepted::Completed {
-                            duplicate: false, ..
-                        }),
-                    ) => {
-                        l.count("complete", "accepted", Some(&w));
-                        self.terminal(now, *fence, "succeeded", true);
-                    }
-                    (
-                        WorkerCommand::Fail { fence, .. },
-                        Ok(Accepted::Failed {
-                            duplicate: false, ..
-                        }),
-                    ) => {
-                        l.count("fail", "accepted", Some(&w));
-                        self.terminal(now, *fence, "failed", false);
-                    }
-                    _ => {}
-                }
+                self.count(now, "fail", "accepted", ids);
+                self.terminal(now, *fence, "failed", false);
             }
             _ => {}
         }
@@ -231,61 +274,102 @@ impl Checker {
     /// A completion or failure was accepted: it must come from the live lease, and a
     /// task's effect is committed at most once.
     fn terminal(&mut self, now: Time, fence: Fence, outcome: &'static str, commit: bool) {
-        if !self.ledger.holds_lease(fence) {
-            let d = format!(
+        if !self.shadow.holds_lease(fence) {
+            let detail = format!(
                 "{outcome} accepted for {fence}, which is not the live lease ({})",
-                self.ledger.describe_hold(fence.task)
+                self.shadow.describe_hold(fence.task)
             );
-            self.flag(now, "stale_completion", d);
+            self.fail(now, Check::StaleCompletion, detail);
         }
-        if commit && !self.ledger.commit(fence.task) {
-            self.flag(
-                now,
-                "double_commit",
-                format!("task {} committed twice (second by {fence})", fence.task),
-            );
+        if commit && !self.shadow.commit(fence.task) {
+            let detail = format!("task {} committed twice (second by {fence})", fence.task);
+            self.fail(now, Check::DoubleCommit, detail);
         }
-        self.ledger.end_lease(now, fence, outcome);
+        let ended = self.shadow.end_lease(fence);
+        self.bar(now, ended, outcome);
+    }
+
+    /// A lease ended: its attempt becomes a bar on the timeline.
+    fn bar(&mut self, now: Time, ended: Option<EndedLease>, outcome: &'static str) {
+        if let Some(lease) = ended {
+            self.bars.push(Bar {
+                worker: lease.worker.to_string(),
+                task: lease.fence.task,
+                attempt: lease.fence.attempt,
+                start: lease.since,
+                end: now,
+                outcome,
+            });
+        }
     }
 
     fn effect(&mut self, now: Time, e: &Effect) {
-        let l = &mut self.ledger;
-        l.count_effect(e);
+        self.count_effect(now, e);
         match e {
             Effect::GrantOffered {
                 worker,
                 grant,
                 job,
                 task,
+                attempt,
                 ..
             } => {
-                for (check, detail) in l.offer(worker, *grant, *job, *task) {
-                    self.flag(now, check, detail);
+                for (check, detail) in self.shadow.offer(worker, *grant, *job, *task, *attempt) {
+                    self.fail(now, check, detail);
                 }
             }
-            Effect::GrantWithdrawn { grant, .. } => l.release_grant(*grant),
+            Effect::GrantWithdrawn { grant, .. } => self.shadow.release_grant(*grant),
             Effect::LeaseRevoked { fence, reason, .. } => {
-                l.end_lease(now, *fence, reason_name(*reason))
+                let ended = self.shadow.end_lease(*fence);
+                self.bar(now, ended, reason.label());
             }
             Effect::TaskRequeued { task, reason, .. } => {
-                l.clear_task(now, *task, reason_name(*reason))
+                let ended = self.shadow.clear_task(*task);
+                self.bar(now, ended, reason.label());
             }
             Effect::TaskFinished { task, outcome, .. } => {
-                if !l.finish(*task) {
-                    self.flag(
-                        now,
-                        "double_finish",
-                        format!("task {task} finished twice ({outcome:?})"),
-                    );
+                if !self.shadow.finish(*task) {
+                    let detail = format!("task {task} finished twice ({outcome:?})");
+                    self.fail(now, Check::DoubleFinish, detail);
                 }
-                self.ledger.clear_task(now, *task, "finished");
+                let ended = self.shadow.clear_task(*task);
+                self.bar(now, ended, "finished");
             }
-            Effect::JobFinished { job, outcome } if !l.job_done(*job, outcome_name(*outcome)) => {
-                self.flag(now, "double_finish", format!("job {job} finished twice"));
+            Effect::JobFinished { job, outcome } => {
+                let done = match self.shadow.job_name(*job) {
+                    Some(name) => self.outcomes.finished(name, outcome.label()),
+                    None => true,
+                };
+                if !done {
+                    let detail = format!("job {job} finished twice");
+                    self.fail(now, Check::DoubleFinish, detail);
+                }
             }
-            Effect::WorkerLost { worker, .. } => l.clear_worker(now, worker),
-            Effect::WorkerBlacklisted { worker, .. } => l.blacklist(worker, true),
-            Effect::WorkerReadmitted { worker } => l.blacklist(worker, false),
+            Effect::WorkerLost { worker, .. } => {
+                for ended in self.shadow.clear_worker(worker) {
+                    self.bar(now, Some(ended), "worker_lost");
+                }
+            }
+            Effect::WorkerBlacklisted { worker, .. } => self.shadow.blacklist(worker, true),
+            Effect::WorkerReadmitted { worker } => self.shadow.blacklist(worker, false),
+            _ => {}
+        }
+    }
+
+    fn count_effect(&mut self, now: Time, e: &Effect) {
+        let recipient = e.recipient();
+        let worker = match &recipient {
+            Recipient::Worker(w) => Some(w),
+            Recipient::Job(_) => None,
+        };
+        let ids = effect_ids(worker, e);
+        self.count(now, "effect", e.label(), ids);
+        match e {
+            Effect::LeaseRevoked { reason, .. } => self.count(now, "revoke", reason.label(), ids),
+            Effect::TaskRequeued { reason, .. } => self.count(now, "requeue", reason.label(), ids),
+            Effect::GrantWithdrawn { reason, .. } => {
+                self.count(now, "withdraw", reason.label(), ids)
+            }
             _ => {}
         }
     }
@@ -294,114 +378,139 @@ impl Checker {
     pub fn liveness(&mut self, now: Time, expected_jobs: &[String]) {
         let stuck: Vec<String> = expected_jobs
             .iter()
-            .filter(|j| self.ledger.job_outcome(j).is_none())
-            .map(|j| format!("{j} ({})", self.ledger.job_progress(j)))
+            .filter(|j| self.outcomes.get(j).is_none())
+            .map(|j| format!("{j} ({})", self.shadow.job_progress(j)))
             .collect();
         if !stuck.is_empty() {
-            self.flag(
-                now,
-                "liveness",
-                format!("jobs not terminal after healing: {}", stuck.join(", ")),
-            );
+            let detail = format!("jobs not terminal after healing: {}", stuck.join(", "));
+            self.fail(now, Check::Liveness, detail);
+        }
+    }
+
+    /// Everything whose reply went out was durable: a recovered coordinator still knows
+    /// (`known`) every job whose admission was acknowledged and which has not ended.
+    pub fn acknowledged_survived(
+        &self,
+        now: Time,
+        known: impl Fn(JobId) -> bool,
+    ) -> Result<(), CheckFailure> {
+        let mut open = self
+            .shadow
+            .jobs()
+            .filter(|(_, name)| self.outcomes.get(name).is_none());
+        match open.find(|(job, _)| !known(*job)) {
+            Some((job, name)) => Err(CheckFailure {
+                at: now,
+                check: Check::LostAcknowledgedInput,
+                detail: format!(
+                    "job {name} ({job}) was acknowledged but is unknown after recovery"
+                ),
+            }),
+            None => Ok(()),
         }
     }
 }
 
-pub fn reason_name(r: keel_engine::EndReason) -> &'static str {
-    r.label()
-}
-
-pub fn outcome_name(o: JobOutcome) -> &'static str {
-    match o {
-        JobOutcome::Succeeded => "succeeded",
-        JobOutcome::Failed => "failed",
-        JobOutcome::Cancelled => "cancelled",
-        JobOutcome::DeadlineExceeded => "deadline_exceeded",
-    }
-}
-
-/// The short name of a worker command, as used in expectation counts
-/// (`complete:stale_fence`, `accept:unknown_grant`).
-pub fn command_kind(c: &WorkerCommand) -> &'static str {
-    match c {
-        WorkerCommand::Register { .. } => "register",
-        WorkerCommand::Heartbeat => "heartbeat",
-        WorkerCommand::RequestWork { .. } => "request",
-        WorkerCommand::Drain => "drain",
-        WorkerCommand::Deregister => "deregister",
-        WorkerCommand::AcceptGrant { .. } => "accept",
-        WorkerCommand::ReleaseGrant { .. } => "release",
-        WorkerCommand::Renew { .. } => "renew",
-        WorkerCommand::Complete { .. } => "complete",
-        WorkerCommand::Fail { .. } => "fail",
-        WorkerCommand::Suspend { .. } => "suspend",
+/// Whom an effect concerns.
+fn effect_ids<'a>(worker: Option<&'a WorkerId>, e: &Effect) -> Ids<'a> {
+    let ids = Ids {
+        worker,
+        ..Ids::default()
+    };
+    let on = |job, task, attempt| Ids {
+        job: Some(job),
+        task: Some(task),
+        attempt,
+        ..ids
+    };
+    match e {
+        Effect::GrantOffered {
+            job, task, attempt, ..
+        } => on(*job, *task, Some(*attempt)),
+        Effect::TaskRequeued {
+            job, task, attempt, ..
+        } => on(*job, *task, Some(*attempt)),
+        Effect::TaskBlocked { job, task, .. }
+        | Effect::TaskUnblocked { job, task }
+        | Effect::TaskSuspended { job, task, .. }
+        | Effect::TaskResumed { job, task }
+        | Effect::TaskFinished { job, task, .. } => on(*job, *task, None),
+        Effect::GrantWithdrawn { task, .. } => Ids {
+            task: Some(*task),
+            ..ids
+        },
+        Effect::LeaseRevoked { fence, .. } => ids.fence(*fence),
+        Effect::JobFinished { job, .. } => Ids {
+            job: Some(*job),
+            ..ids
+        },
+        Effect::WorkerLost { .. }
+        | Effect::WorkerBlacklisted { .. }
+        | Effect::WorkerReadmitted { .. }
+        | Effect::WorkerDrained { .. } => ids,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keel_engine::{InstanceId, JobSpec, Payload, TaskSpec};
 
-    fn fence(task: u64, attempt: u32) -> Fence {
-        Fence {
-            task: TaskId(task),
-            attempt,
-            epoch: attempt as u64,
-        }
+    fn checker() -> Checker {
+        Checker::new(&[10_000], BTreeMap::new(), &[])
     }
 
     #[test]
-    fn two_live_beliefs_beyond_the_drift_bound_are_flagged() {
-        let clocks = [DriftClock::new(0), DriftClock::new(0)];
-        let mut c = Checker::new(&[10_000], BTreeMap::new());
-        c.belief(1_000, 0, TaskId(1), Some((fence(1, 1), 11_000)), &clocks);
-        c.belief(5_000, 1, TaskId(1), Some((fence(1, 2), 15_000)), &clocks);
-        assert_eq!(c.violations.len(), 1);
-        assert_eq!(c.violations[0].check, "double_lease");
+    fn outputs_released_before_their_input_is_durable_are_flagged() {
+        let mut c = checker();
+        c.released(1, &Input::Tick, None, &[], (4, 4));
+        assert!(c.failures.is_empty());
+        c.released(1, &Input::Tick, None, &[], (5, 4));
+        assert_eq!(c.failures[0].check, Check::UndurableRelease);
     }
 
     #[test]
-    fn a_fast_clock_that_stepped_back_is_bounded_over_its_shortest_span() {
-        // Swarm seed 106832: a worker 5.8% fast, paused, its clock stepped back 15.4 s.
-        // Its session (15 s liveness) then ends 28.7 s of virtual time after it began:
-        // 13.7 s late, more than the 12.9 s a 30 s lease span allows, within the 13.7 s
-        // the 15 s span allows.
-        let mut fast = DriftClock::new(57_756);
-        fast.step(-15_405);
-        let clocks = [fast, DriftClock::new(0)];
-        let session_end = clocks[0].local(34_801 + 28_745);
-        let start = |spans: &[u64]| {
-            let mut c = Checker::new(spans, BTreeMap::new());
-            c.belief(
-                49_000,
-                0,
-                TaskId(1),
-                Some((fence(1, 1), session_end)),
-                &clocks,
-            );
-            c.belief(49_808, 1, TaskId(1), Some((fence(1, 2), 79_808)), &clocks);
-            c.violations.len()
+    fn a_completion_from_a_fence_that_is_not_the_live_lease_is_flagged() {
+        let mut c = checker();
+        let w = WorkerId::new("w");
+        let submit = Input::Client(ClientCommand::SubmitJob(JobSpec::new(
+            "j",
+            vec![TaskSpec::new("a")],
+        )));
+        let admitted = Ok(Accepted::JobSubmitted {
+            job: JobId(1),
+            first_task: TaskId(1),
+            tasks: 1,
+            duplicate: false,
+        });
+        c.released(0, &submit, Some(&admitted), &[], (1, 1));
+        let fence = Fence {
+            task: TaskId(1),
+            attempt: 1,
+            epoch: 1,
         };
-        assert_eq!(start(&[30_000, 15_000]), 0);
-        assert_eq!(
-            start(&[30_000]),
-            1,
-            "the long span alone understates the bound"
+        let complete = Input::worker(
+            &w,
+            InstanceId(1),
+            WorkerCommand::Complete {
+                fence,
+                output: Payload::from("x"),
+            },
         );
-    }
-
-    #[test]
-    fn overlap_within_a_slow_clocks_bound_and_ended_beliefs_pass() {
-        // Worker 0's clock is 20% slow: its 10 s lease reads as 12.5 s of virtual time.
-        let clocks = [DriftClock::new(-200_000), DriftClock::new(0)];
-        let mut c = Checker::new(&[10_000], BTreeMap::new());
-        c.belief(0, 0, TaskId(1), Some((fence(1, 1), 10_000)), &clocks);
-        c.belief(10_500, 1, TaskId(1), Some((fence(1, 2), 20_500)), &clocks);
-        assert!(c.violations.is_empty(), "{:?}", c.violations);
-        // A belief that was dropped does not count, nor does one learned of too late.
-        c.belief(11_000, 1, TaskId(1), None, &clocks);
-        c.belief(11_000, 0, TaskId(1), Some((fence(1, 3), 8_000)), &clocks);
-        c.belief(11_500, 1, TaskId(1), Some((fence(1, 4), 21_500)), &clocks);
-        assert!(c.violations.is_empty(), "{:?}", c.violations);
+        let done = Ok(Accepted::Completed {
+            fence,
+            duplicate: false,
+        });
+        c.released(5, &complete, Some(&done), &[], (2, 2));
+        assert_eq!(
+            c.failures[0].check,
+            Check::StaleCompletion,
+            "{:?}",
+            c.failures
+        );
+        // The job was acknowledged and has not ended: a recovery must still know it.
+        assert_eq!(c.acknowledged_survived(9, |_| true), Ok(()));
+        let lost = c.acknowledged_survived(9, |job| job != JobId(1));
+        assert_eq!(lost.map_err(|f| f.check), Err(Check::LostAcknowledgedInput));
     }
 }

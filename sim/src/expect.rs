@@ -1,45 +1,35 @@
 //! Checking a scenario's expected outcomes against what a run produced.
 
-use crate::ledger::Ledger;
+use crate::outcomes::Outcomes;
 use crate::scenario::Expect;
+use crate::stats::Stats;
 
 /// Every expectation the run missed, as a sentence.
-pub fn unmet(expect: &Expect, ledger: &Ledger, violations: u64) -> Vec<String> {
+pub fn unmet(
+    expect: &Expect,
+    outcomes: &Outcomes,
+    stats: &Stats,
+    failures: u64,
+    stopped: Option<&str>,
+) -> Vec<String> {
     let mut out = Vec::new();
-    if violations != expect.violations {
+    match (expect.recovery_refused, stopped) {
+        (true, None) => out.push("expected recovery to refuse a corrupt log; it never did".into()),
+        (false, Some(why)) => out.push(format!("the run stopped: {why}")),
+        _ => {}
+    }
+    if failures != expect.violations {
         out.push(format!(
-            "expected {} violations, got {violations}",
+            "expected {} violations, got {failures}",
             expect.violations
         ));
     }
     for (job, want) in &expect.jobs {
-        let got = ledger.job_outcome(job).unwrap_or("unfinished");
-        if got != want {
-            out.push(format!("job {job}: expected {want}, got {got}"));
+        let got = outcomes.get(job).unwrap_or("unfinished");
+        if got != want.get_ref() {
+            out.push(format!("job {job}: expected {}, got {got}", want.get_ref()));
         }
     }
-    for c in &expect.counts {
-        let (kind, what) = c.what.split_once(':').unwrap_or((c.what.as_str(), ""));
-        let n = ledger.counted(kind, what, c.worker.as_deref());
-        let whose = c
-            .worker
-            .as_deref()
-            .map(|w| format!(" for {w}"))
-            .unwrap_or_default();
-        if c.min.is_some_and(|m| n < m) {
-            out.push(format!(
-                "{}{whose}: expected at least {}, got {n}",
-                c.what,
-                c.min.unwrap_or(0)
-            ));
-        }
-        if c.max.is_some_and(|m| n > m) {
-            out.push(format!(
-                "{}{whose}: expected at most {}, got {n}",
-                c.what,
-                c.max.unwrap_or(0)
-            ));
-        }
-    }
+    out.extend(stats.unmet());
     out
 }

@@ -8,19 +8,21 @@
 //!
 //! Entry points:
 //! - [`load`] a scenario file and [`run`] it with [`RunOptions`]; the [`RunReport`]
-//!   carries the `run:` summary, trace lines, violations and unmet expectations.
-//! - [`swarm::run_seed`] draws a fault profile from a seed, runs the scenario it
+//!   carries the `run:` summary, trace lines, failed checks and unmet expectations.
+//! - [`run_seed`] draws a fault [`Profile`] from a seed, runs the scenario it
 //!   generates, and on failure reports it and [`shrink`]s it to a minimal scenario.
 //! - [`simulate_plan`] runs one job spec on a pool of honest workers with no faults and
 //!   reports the makespan, each worker's busy time and the timeline; the planner uses
-//!   it. [`timeline::svg`] draws any run's timeline.
+//!   it. [`svg_timeline`] draws any run's timeline.
 //!
-//! How a run is judged:
-//! - The coordinator applies inputs at once but releases replies and effects only at
-//!   the next group commit. Checks follow the released history, which is what the
-//!   outside world can see; a crash drops what was not released, so the history never
-//!   needs rolling back. Recovery replays snapshot + durable log and must reproduce the
-//!   digest of the last sync and every acknowledged job.
+//! How a run is judged (each property is a [`Check`], declared always or eventually):
+//! - The coordinator applies inputs at once but releases replies and effects only once
+//!   the batch holding them is durable. Checks follow the released history, which is
+//!   what the outside world can see; a crash drops what was not released, so the
+//!   history never needs rolling back. A shadow engine applies exactly the durable
+//!   inputs; recovery replays snapshot + durable log and must rebuild its state, never
+//!   lose an input whose outputs were released nor invent one that was not durable,
+//!   and must refuse a log with a corrupted batch instead of starting from less.
 //! - After every released event: the engine's `check_invariants` (sampled or at the
 //!   end when [`RunOptions::check_every`] says so, because it walks the whole state),
 //!   plus history checks: a stale belief in a lease may outlive the newer lease's start
@@ -33,37 +35,51 @@
 //!   may have declared it lost and given its work away, as the protocol allows.
 //! - After the fault phase everything heals and every job must end within a bound.
 
+mod beliefs;
+mod check;
 mod checks;
 mod client;
 mod clock;
 mod coordinator;
 mod events;
 mod expect;
-mod ledger;
+mod faults;
+mod fleet;
 mod load;
 mod network;
+mod options;
+mod outcomes;
 mod plan;
-pub mod profile;
+mod profile;
 mod render;
 mod rng;
 mod run;
 mod scenario;
+mod script;
 mod setup;
-pub mod shrink;
-pub mod swarm;
-pub mod timeline;
-pub mod trace;
+mod shadow;
+mod shrink;
+mod stats;
+mod storage;
+mod swarm;
+mod timeline;
+mod trace;
+mod vocabulary;
 mod work;
 mod worker;
 mod world;
 
-pub use checks::Violation;
+pub use check::{Check, CheckFailure, Modality};
 pub use coordinator::EngineHook;
-pub use ledger::Bar;
 pub use load::{load, ScenarioError};
 pub use plan::{simulate_plan, PlanOutcome, PlanWorker};
-pub use run::{run, Mark, RunOptions, RunReport};
+pub use profile::{JobShape, PartitionMode, Profile};
+pub use run::{run, RunOptions, RunReport};
 pub use scenario::{
     CountExpect, Direction, EngineKnobs, Expect, Fault, FaultKind, GroupSpec, JobPlan, NetworkSpec,
-    Scenario, TaskPlan, WorkerSpec,
+    Scenario, ScriptAction, ScriptStep, TaskPlan, WorkerSpec,
 };
+pub use shrink::{shrink, Shrunk};
+pub use swarm::{run_seed, scenario_for, summary as swarm_summary, SeedResult, SwarmOptions};
+pub use timeline::{svg as svg_timeline, Bar, Mark};
+pub use trace::{compact as compact_trace, jsonl as jsonl_trace, TraceLine};

@@ -2,10 +2,10 @@
 //! network delay, each task running for its `estimated_ms`. The planner uses this to
 //! show how a plan would actually be scheduled by the real engine.
 
-use crate::ledger::Bar;
 use crate::run::{run, RunOptions, RunReport};
 use crate::scenario::{name_ref, GroupSpec, JobPlan, NetworkSpec, Scenario, TaskPlan, WorkerSpec};
-use keel_engine::{GroupKind, JobSpec};
+use crate::timeline::Bar;
+use keel_engine::{GroupKind, JobSpec, TaskSpec};
 use std::collections::BTreeMap;
 
 /// A worker of the pool a plan is simulated on.
@@ -43,37 +43,33 @@ pub fn simulate_plan(
     if workers.is_empty() {
         return Err("simulating a plan needs at least one worker".into());
     }
-    let tasks = spec
-        .tasks
-        .iter()
-        .map(|t| {
-            let (after, group, quorum) = match &t.deps {
-                None => (Vec::new(), GroupSpec::AllOf, None),
-                Some(g) => {
-                    let (kind, k) = match g.kind {
-                        GroupKind::AllOf => (GroupSpec::AllOf, None),
-                        GroupKind::AnyOf => (GroupSpec::AnyOf, None),
-                        GroupKind::Quorum(k) => (GroupSpec::Quorum, Some(k)),
-                    };
-                    (g.upstream.iter().map(name_ref).collect(), kind, k)
-                }
-            };
-            TaskPlan {
-                key: t.key.clone(),
-                duration_ms: t.estimated_ms.unwrap_or(DEFAULT_TASK_MS),
-                capabilities: t.capabilities.clone(),
-                after,
-                group,
-                quorum,
-                max_attempts: 1,
-                backoff_ms: 0,
-                fail_attempts: 0,
-                allow_failure: t.allow_failure,
-                priority: t.priority,
-            }
-        })
-        .collect();
-    let scenario = Scenario {
+    let scenario = plan_scenario(spec, workers);
+    crate::load::check_generated(&scenario).map_err(|e| e.message)?;
+    let report = run(&scenario, RunOptions::new(seed));
+    if let Some(v) = report.violations.first() {
+        return Err(format!("the plan could not be simulated: {v}"));
+    }
+    let mut busy_ms: BTreeMap<String, u64> = workers.iter().map(|w| (w.name.clone(), 0)).collect();
+    for b in &report.bars {
+        *busy_ms.entry(b.worker.clone()).or_default() += b.end - b.start;
+    }
+    Ok(PlanOutcome {
+        makespan_ms: report.bars.iter().map(|b| b.end).max().unwrap_or(0),
+        busy_ms,
+        timeline: report.bars.clone(),
+        outcome: report
+            .outcomes
+            .get(&spec.name)
+            .copied()
+            .unwrap_or("unfinished")
+            .to_string(),
+        report,
+    })
+}
+
+/// The scenario of a plan: the job, honest workers, an instant network, no faults.
+fn plan_scenario(spec: &JobSpec, workers: &[PlanWorker]) -> Scenario {
+    Scenario {
         name: format!("plan {}", spec.name),
         description: String::new(),
         heal_at_ms: 0,
@@ -103,38 +99,45 @@ pub fn simulate_plan(
             tenant: None,
             max_concurrency: spec.max_concurrency,
             deadline_ms: spec.deadline_ms,
-            tasks,
+            tasks: spec.tasks.iter().map(task_plan).collect(),
         }],
         faults: Vec::new(),
+        script: Vec::new(),
         expect: Default::default(),
+    }
+}
+
+/// A spec's task as the simulator runs it: one attempt of its estimated length.
+fn task_plan(t: &TaskSpec) -> TaskPlan {
+    let (after, group, quorum) = match &t.deps {
+        None => (Vec::new(), GroupSpec::AllOf, None),
+        Some(g) => {
+            let (kind, k) = match g.kind {
+                GroupKind::AllOf => (GroupSpec::AllOf, None),
+                GroupKind::AnyOf => (GroupSpec::AnyOf, None),
+                GroupKind::Quorum(k) => (GroupSpec::Quorum, Some(k)),
+            };
+            (g.upstream.iter().map(name_ref).collect(), kind, k)
+        }
     };
-    crate::load::check_generated(&scenario).map_err(|e| e.message)?;
-    let report = run(&scenario, RunOptions::new(seed));
-    if let Some(v) = report.violations.first() {
-        return Err(format!("the plan could not be simulated: {v}"));
+    TaskPlan {
+        key: t.key.clone(),
+        duration_ms: t.estimated_ms.unwrap_or(DEFAULT_TASK_MS),
+        capabilities: t.capabilities.clone(),
+        after,
+        group,
+        quorum,
+        max_attempts: 1,
+        backoff_ms: 0,
+        fail_attempts: 0,
+        allow_failure: t.allow_failure,
+        priority: t.priority,
     }
-    let mut busy_ms: BTreeMap<String, u64> = workers.iter().map(|w| (w.name.clone(), 0)).collect();
-    for b in &report.bars {
-        *busy_ms.entry(b.worker.clone()).or_default() += b.end - b.start;
-    }
-    Ok(PlanOutcome {
-        makespan_ms: report.bars.iter().map(|b| b.end).max().unwrap_or(0),
-        busy_ms,
-        timeline: report.bars.clone(),
-        outcome: report
-            .outcomes
-            .get(&spec.name)
-            .copied()
-            .unwrap_or("unfinished")
-            .to_string(),
-        report,
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keel_engine::TaskSpec;
 
     fn task(key: &str, ms: u64) -> TaskSpec {
         TaskSpec {

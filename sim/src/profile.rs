@@ -61,6 +61,13 @@ pub struct Profile {
     pub job_caps: bool,
     pub late_workers: u32,
     pub fault_ms: u64,
+    /// Coordinator appends that fail, appends that tear, bytes that flip on its disk.
+    pub append_failures: u32,
+    pub torn_appends: u32,
+    pub corruptions: u32,
+    /// Windows of slow fsync, each append taking `fsync_ms`.
+    pub slow_fsyncs: u32,
+    pub fsync_ms: u64,
 }
 
 impl fmt::Display for Profile {
@@ -70,31 +77,43 @@ impl fmt::Display for Profile {
             "profile: seed={} workers={} conc={} loss={:.3} dup={:.3} reorder={:.3} latency_max={}ms partition={:?}x{} \
              crashes={} restart={:.2} pauses={}x{}ms drift={}ppm clock_steps={} flaky={:.2}@{:.2} slow={:.2} caps={} \
              shape={:?} jobs={}x{} poison={:.2} cancel={:.2} coord_crashes={} grant_ttl={}ms lease_ttl={}ms \
-             liveness_timeout={}ms job_caps={} late_workers={} fault_phase={}ms",
+             liveness_timeout={}ms job_caps={} late_workers={} fault_phase={}ms append_failures={} \
+             torn_appends={} corruptions={} slow_fsync={}x{}ms",
             self.seed, self.workers, self.max_concurrency, self.loss, self.duplicate, self.reorder, self.latency_max_ms,
             self.partition, self.partitions, self.crashes, self.restart, self.pauses, self.pause_ms, self.drift_ppm,
             self.clock_steps, self.flaky_fraction, self.flaky_rate, self.slow_fraction, self.capabilities, self.shape,
             self.jobs, self.tasks_per_job, self.poison_rate, self.cancel_rate, self.coordinator_crashes,
-            self.grant_ttl_ms, self.lease_ttl_ms, self.liveness_timeout_ms, self.job_caps, self.late_workers, self.fault_ms
+            self.grant_ttl_ms, self.lease_ttl_ms, self.liveness_timeout_ms, self.job_caps, self.late_workers, self.fault_ms,
+            self.append_failures, self.torn_appends, self.corruptions, self.slow_fsyncs, self.fsync_ms
         )
     }
 }
 
 /// Off most of the time, otherwise uniform up to `max`: swarm testing's trick of
 /// leaving many knobs at zero so the rest get room to act.
-fn sometimes(r: &mut SimRng, max: f64) -> f64 {
-    if r.chance(0.5) {
+fn sometimes(rng: &mut SimRng, max: f64) -> f64 {
+    if rng.chance(0.5) {
         0.0
     } else {
-        r.unit() * max
+        rng.unit() * max
     }
 }
 
-fn count(r: &mut SimRng, max: u64) -> u32 {
-    if r.chance(0.4) {
+fn count(rng: &mut SimRng, max: u64) -> u32 {
+    if rng.chance(0.4) {
         0
     } else {
-        r.between(1, max) as u32
+        rng.between(1, max) as u32
+    }
+}
+
+/// With probability `p`, 1 to `max`; otherwise 0 (for faults that end or stop a run's
+/// coordinator, which most seeds should leave alone).
+fn rarely(rng: &mut SimRng, p: f64, max: u64) -> u32 {
+    if rng.chance(p) {
+        rng.between(1, max) as u32
+    } else {
+        0
     }
 }
 
@@ -102,51 +121,57 @@ const CAPS: [&str; 3] = ["gpu", "ssd", "arm"];
 
 impl Profile {
     pub fn draw(seed: u64) -> Profile {
-        let r = &mut SimRng::new(seed, Stream::Profile);
-        let lease_ttl_ms = *r.pick(&[2_000, 5_000, 10_000, 30_000]);
+        let rng = &mut SimRng::new(seed, Stream::Profile);
+        let lease_ttl_ms = *rng.pick(&[2_000, 5_000, 10_000, 30_000]);
         Profile {
             seed,
-            workers: r.between(1, 8) as u32,
-            max_concurrency: r.between(1, 4) as u32,
-            loss: sometimes(r, 0.2),
-            duplicate: sometimes(r, 0.2),
-            reorder: sometimes(r, 0.3),
-            latency_max_ms: *r.pick(&[1, 5, 20, 200]),
-            partition: *r.pick(&[
+            workers: rng.between(1, 8) as u32,
+            max_concurrency: rng.between(1, 4) as u32,
+            loss: sometimes(rng, 0.2),
+            duplicate: sometimes(rng, 0.2),
+            reorder: sometimes(rng, 0.3),
+            latency_max_ms: *rng.pick(&[1, 5, 20, 200]),
+            partition: *rng.pick(&[
                 PartitionMode::None,
                 PartitionMode::Symmetric,
                 PartitionMode::Asymmetric,
                 PartitionMode::Mixed,
             ]),
-            partitions: count(r, 4),
-            crashes: count(r, 4),
-            restart: r.unit(),
-            pauses: count(r, 4),
-            pause_ms: lease_ttl_ms * r.between(1, 4),
-            drift_ppm: sometimes(r, 100_000.0) as i64 * if r.chance(0.5) { -1 } else { 1 },
-            clock_steps: count(r, 3),
-            flaky_fraction: sometimes(r, 1.0),
-            flaky_rate: r.unit(),
-            slow_fraction: sometimes(r, 1.0),
-            capabilities: r.below(4) as u32,
-            shape: *r.pick(&[
+            partitions: count(rng, 4),
+            crashes: count(rng, 4),
+            restart: rng.unit(),
+            pauses: count(rng, 4),
+            pause_ms: lease_ttl_ms * rng.between(1, 4),
+            drift_ppm: sometimes(rng, 100_000.0) as i64 * if rng.chance(0.5) { -1 } else { 1 },
+            clock_steps: count(rng, 3),
+            flaky_fraction: sometimes(rng, 1.0),
+            flaky_rate: rng.unit(),
+            slow_fraction: sometimes(rng, 1.0),
+            capabilities: rng.below(4) as u32,
+            shape: *rng.pick(&[
                 JobShape::Independent,
                 JobShape::Chain,
                 JobShape::FanOutIn,
                 JobShape::Groups,
                 JobShape::Mixed,
             ]),
-            jobs: r.between(1, 4) as u32,
-            tasks_per_job: r.between(1, 12) as u32,
-            poison_rate: sometimes(r, 0.3),
-            cancel_rate: sometimes(r, 0.5),
-            coordinator_crashes: count(r, 3),
-            grant_ttl_ms: *r.pick(&[500, 2_000, 5_000]),
+            jobs: rng.between(1, 4) as u32,
+            tasks_per_job: rng.between(1, 12) as u32,
+            poison_rate: sometimes(rng, 0.3),
+            cancel_rate: sometimes(rng, 0.5),
+            coordinator_crashes: count(rng, 3),
+            grant_ttl_ms: *rng.pick(&[500, 2_000, 5_000]),
             lease_ttl_ms,
-            liveness_timeout_ms: lease_ttl_ms / 2 * r.between(1, 3),
-            job_caps: r.chance(0.3),
-            late_workers: count(r, 2),
-            fault_ms: r.between(20, 120) * 1_000,
+            liveness_timeout_ms: lease_ttl_ms / 2 * rng.between(1, 3),
+            job_caps: rng.chance(0.3),
+            late_workers: count(rng, 2),
+            fault_ms: rng.between(20, 120) * 1_000,
+            // Drawn after every older knob, so those keep their values for each seed.
+            append_failures: rarely(rng, 0.15, 2),
+            torn_appends: rarely(rng, 0.15, 2),
+            corruptions: rarely(rng, 0.03, 1),
+            slow_fsyncs: rarely(rng, 0.2, 3),
+            fsync_ms: *rng.pick(&[5, 50, 500]),
         }
     }
 
@@ -170,13 +195,13 @@ impl Profile {
     /// The scenario this profile generates: drawn from the seed's profile stream after
     /// the knobs, so it depends only on the seed.
     pub fn scenario(&self) -> Scenario {
-        let r = &mut SimRng::new(self.seed, Stream::Profile);
+        let rng = &mut SimRng::new(self.seed, Stream::Profile);
         for _ in 0..64 {
-            r.next_u64(); // past the knob draws
+            rng.next_u64(); // past the knob draws
         }
-        let workers = self.gen_workers(r);
-        let jobs = self.gen_jobs(r, &workers);
-        let faults = self.gen_faults(r, &workers, &jobs);
+        let workers = self.gen_workers(rng);
+        let jobs = self.gen_jobs(rng, &workers);
+        let faults = self.gen_faults(rng, &workers, &jobs);
         // Worst case, as if every attempt ran one after another on the slowest worker
         // after its backoff and after every timeout that can delay it: generous, but a
         // stuck job still fails the bound.
@@ -218,33 +243,35 @@ impl Profile {
             workers,
             jobs,
             faults,
+            script: Vec::new(),
             expect: Expect::default(),
         }
     }
 
-    fn gen_workers(&self, r: &mut SimRng) -> Vec<WorkerSpec> {
+    fn gen_workers(&self, rng: &mut SimRng) -> Vec<WorkerSpec> {
         (0..self.workers)
             .map(|i| {
                 let caps = CAPS[..self.capabilities as usize]
                     .iter()
-                    .filter(|_| r.chance(0.5))
+                    .filter(|_| rng.chance(0.5))
                     .map(|c| c.to_string())
                     .collect();
-                let flaky = r.chance(self.flaky_fraction);
-                let slow = r.chance(self.slow_fraction);
+                let flaky = rng.chance(self.flaky_fraction);
+                let slow = rng.chance(self.slow_fraction);
                 WorkerSpec {
                     name: format!("w{}", i + 1),
                     capabilities: caps,
                     max_concurrency: self.max_concurrency,
-                    slowness: if slow { 1.0 + r.unit() * 9.0 } else { 1.0 },
+                    slowness: if slow { 1.0 + rng.unit() * 9.0 } else { 1.0 },
                     fail_rate: if flaky { self.flaky_rate } else { 0.0 },
                     drift_ppm: if self.drift_ppm == 0 {
                         0
                     } else {
-                        r.between(0, self.drift_ppm.unsigned_abs()) as i64 * self.drift_ppm.signum()
+                        rng.between(0, self.drift_ppm.unsigned_abs()) as i64
+                            * self.drift_ppm.signum()
                     },
                     join_ms: if i < self.late_workers {
-                        r.below(self.fault_ms)
+                        rng.below(self.fault_ms)
                     } else {
                         0
                     },
@@ -253,11 +280,11 @@ impl Profile {
             .collect()
     }
 
-    fn gen_jobs(&self, r: &mut SimRng, workers: &[WorkerSpec]) -> Vec<JobPlan> {
+    fn gen_jobs(&self, rng: &mut SimRng, workers: &[WorkerSpec]) -> Vec<JobPlan> {
         (0..self.jobs)
             .map(|j| {
                 let shape = match self.shape {
-                    JobShape::Mixed => *r.pick(&[
+                    JobShape::Mixed => *rng.pick(&[
                         JobShape::Independent,
                         JobShape::Chain,
                         JobShape::FanOutIn,
@@ -269,36 +296,36 @@ impl Profile {
                 let tasks = (0..n)
                     .map(|i| {
                         // Required capabilities come from some worker, so the task can run.
-                        let caps = if r.chance(0.5) {
-                            r.pick(workers).capabilities.clone()
+                        let caps = if rng.chance(0.5) {
+                            rng.pick(workers).capabilities.clone()
                         } else {
                             Vec::new()
                         };
-                        let (after, group, quorum) = deps(r, shape, i, n);
+                        let (after, group, quorum) = deps(rng, shape, i, n);
                         TaskPlan {
                             key: format!("t{i}"),
-                            duration_ms: r.between(50, 3_000),
+                            duration_ms: rng.between(50, 3_000),
                             capabilities: caps,
                             after: after.into_iter().map(name_ref).collect(),
                             group,
                             quorum,
-                            max_attempts: r.between(1, 4) as u32,
-                            backoff_ms: r.between(10, 1_000),
-                            fail_attempts: if r.chance(self.poison_rate) {
-                                r.between(1, 5) as u8
+                            max_attempts: rng.between(1, 4) as u32,
+                            backoff_ms: rng.between(10, 1_000),
+                            fail_attempts: if rng.chance(self.poison_rate) {
+                                rng.between(1, 5) as u8
                             } else {
                                 0
                             },
-                            allow_failure: r.chance(0.1),
-                            priority: r.chance(0.2).then(|| r.between(0, 10) as i32),
+                            allow_failure: rng.chance(0.1),
+                            priority: rng.chance(0.2).then(|| rng.between(0, 10) as i32),
                         }
                     })
                     .collect();
                 JobPlan {
                     name: format!("job{}", j + 1),
-                    submit_ms: r.below(self.fault_ms / 2),
+                    submit_ms: rng.below(self.fault_ms / 2),
                     tenant: None,
-                    max_concurrency: self.job_caps.then(|| r.between(1, 3) as u32),
+                    max_concurrency: self.job_caps.then(|| rng.between(1, 3) as u32),
                     deadline_ms: None,
                     tasks,
                 }
@@ -306,86 +333,30 @@ impl Profile {
             .collect()
     }
 
-    fn gen_faults(&self, r: &mut SimRng, workers: &[WorkerSpec], jobs: &[JobPlan]) -> Vec<Fault> {
+    fn gen_faults(&self, rng: &mut SimRng, workers: &[WorkerSpec], jobs: &[JobPlan]) -> Vec<Fault> {
         let mut faults = Vec::new();
-        let at = |r: &mut SimRng| r.below(self.fault_ms);
-        let worker = |r: &mut SimRng| Some(name_ref(r.pick(workers).name.clone()));
-        let blank = |at_ms, kind| Fault {
-            at_ms,
-            kind,
-            worker: None,
-            workers: Vec::new(),
-            job: None,
-            for_ms: None,
-            restart_after_ms: None,
-            delta_ms: None,
-            direction: None,
-        };
-        for _ in 0..self.crashes {
-            let restart = r.chance(self.restart).then(|| r.between(100, 20_000));
-            faults.push(Fault {
-                worker: worker(r),
-                restart_after_ms: restart,
-                ..blank(at(r), FaultKind::CrashWorker)
-            });
-        }
-        for _ in 0..self.pauses {
-            let len = r.between(self.pause_ms / 2, self.pause_ms);
-            faults.push(Fault {
-                worker: worker(r),
-                for_ms: Some(len),
-                ..blank(at(r), FaultKind::PauseWorker)
-            });
-        }
+        self.worker_faults(rng, workers, &mut faults);
         if self.partition != PartitionMode::None {
-            for _ in 0..self.partitions {
-                let cut: Vec<_> = workers
-                    .iter()
-                    .filter(|_| r.chance(0.4))
-                    .map(|w| name_ref(w.name.clone()))
-                    .collect();
-                let cut = if cut.is_empty() {
-                    vec![name_ref(r.pick(workers).name.clone())]
-                } else {
-                    cut
-                };
-                let direction = match self.partition {
-                    PartitionMode::Symmetric => Direction::Both,
-                    PartitionMode::Asymmetric => {
-                        *r.pick(&[Direction::ToCoordinator, Direction::FromCoordinator])
-                    }
-                    _ => *r.pick(&[
-                        Direction::Both,
-                        Direction::ToCoordinator,
-                        Direction::FromCoordinator,
-                    ]),
-                };
-                let len = r.between(500, 3 * self.lease_ttl_ms);
-                faults.push(Fault {
-                    workers: cut,
-                    for_ms: Some(len),
-                    direction: Some(direction),
-                    ..blank(at(r), FaultKind::Partition)
-                });
-            }
+            self.partitions(rng, workers, &mut faults);
         }
         for _ in 0..self.clock_steps {
-            let delta = r.between(1, self.lease_ttl_ms) as i64 * if r.chance(0.5) { -1 } else { 1 };
+            let delta =
+                rng.between(1, self.lease_ttl_ms) as i64 * if rng.chance(0.5) { -1 } else { 1 };
             faults.push(Fault {
-                worker: worker(r),
+                worker: Some(name_ref(rng.pick(workers).name.clone())),
                 delta_ms: Some(delta),
-                ..blank(at(r), FaultKind::ClockStep)
+                ..blank(rng.below(self.fault_ms), FaultKind::ClockStep)
             });
         }
         for _ in 0..self.coordinator_crashes {
             faults.push(Fault {
-                for_ms: Some(r.between(10, 5_000)),
-                ..blank(at(r), FaultKind::CrashCoordinator)
+                for_ms: Some(rng.between(10, 5_000)),
+                ..blank(rng.below(self.fault_ms), FaultKind::CrashCoordinator)
             });
         }
         for j in jobs {
-            if r.chance(self.cancel_rate) {
-                let when = j.submit_ms + r.between(0, 10_000);
+            if rng.chance(self.cancel_rate) {
+                let when = j.submit_ms + rng.between(0, 10_000);
                 if when < self.fault_ms {
                     faults.push(Fault {
                         job: Some(name_ref(j.name.clone())),
@@ -394,14 +365,109 @@ impl Profile {
                 }
             }
         }
+        // Drawn after every older kind, so seeds without storage faults keep their runs.
+        self.storage_faults(rng, &mut faults);
         faults.sort_by_key(|f| f.at_ms);
         faults
+    }
+
+    /// Worker crashes (some restarting) and pauses.
+    fn worker_faults(&self, rng: &mut SimRng, workers: &[WorkerSpec], faults: &mut Vec<Fault>) {
+        for _ in 0..self.crashes {
+            let restart = rng.chance(self.restart).then(|| rng.between(100, 20_000));
+            faults.push(Fault {
+                worker: Some(name_ref(rng.pick(workers).name.clone())),
+                restart_after_ms: restart,
+                ..blank(rng.below(self.fault_ms), FaultKind::CrashWorker)
+            });
+        }
+        for _ in 0..self.pauses {
+            let len = rng.between(self.pause_ms / 2, self.pause_ms);
+            faults.push(Fault {
+                worker: Some(name_ref(rng.pick(workers).name.clone())),
+                for_ms: Some(len),
+                ..blank(rng.below(self.fault_ms), FaultKind::PauseWorker)
+            });
+        }
+    }
+
+    fn partitions(&self, rng: &mut SimRng, workers: &[WorkerSpec], faults: &mut Vec<Fault>) {
+        for _ in 0..self.partitions {
+            let cut: Vec<_> = workers
+                .iter()
+                .filter(|_| rng.chance(0.4))
+                .map(|w| name_ref(w.name.clone()))
+                .collect();
+            let cut = if cut.is_empty() {
+                vec![name_ref(rng.pick(workers).name.clone())]
+            } else {
+                cut
+            };
+            let direction = match self.partition {
+                PartitionMode::Symmetric => Direction::Both,
+                PartitionMode::Asymmetric => {
+                    *rng.pick(&[Direction::ToCoordinator, Direction::FromCoordinator])
+                }
+                _ => *rng.pick(&[
+                    Direction::Both,
+                    Direction::ToCoordinator,
+                    Direction::FromCoordinator,
+                ]),
+            };
+            let len = rng.between(500, 3 * self.lease_ttl_ms);
+            faults.push(Fault {
+                workers: cut,
+                for_ms: Some(len),
+                direction: Some(direction),
+                ..blank(rng.below(self.fault_ms), FaultKind::Partition)
+            });
+        }
+    }
+
+    /// Failed and torn appends, flipped bytes and slow fsyncs on the coordinator's disk.
+    fn storage_faults(&self, rng: &mut SimRng, faults: &mut Vec<Fault>) {
+        let kinds = [
+            (self.append_failures, FaultKind::FailAppend),
+            (self.torn_appends, FaultKind::TornAppend),
+            (self.corruptions, FaultKind::CorruptLog),
+        ];
+        for (n, kind) in kinds {
+            for _ in 0..n {
+                faults.push(Fault {
+                    for_ms: Some(rng.between(10, 5_000)),
+                    ..blank(rng.below(self.fault_ms), kind)
+                });
+            }
+        }
+        for _ in 0..self.slow_fsyncs {
+            faults.push(Fault {
+                for_ms: Some(rng.between(1_000, 3 * self.lease_ttl_ms)),
+                delay_ms: Some(self.fsync_ms),
+                ..blank(rng.below(self.fault_ms), FaultKind::SlowFsync)
+            });
+        }
+    }
+}
+
+/// A fault of `kind` at `at_ms` with no other field set.
+fn blank(at_ms: u64, kind: FaultKind) -> Fault {
+    Fault {
+        at_ms,
+        kind,
+        worker: None,
+        workers: Vec::new(),
+        job: None,
+        for_ms: None,
+        restart_after_ms: None,
+        delta_ms: None,
+        direction: None,
+        delay_ms: None,
     }
 }
 
 /// Upstream keys, group kind and quorum for task `i` of `n` in a job of `shape`.
 fn deps(
-    r: &mut SimRng,
+    rng: &mut SimRng,
     shape: JobShape,
     i: usize,
     n: usize,
@@ -419,7 +485,7 @@ fn deps(
         JobShape::FanOutIn if i > 0 => (vec!["t0".into()], GroupSpec::AllOf, None),
         JobShape::Groups if i >= 2 => {
             let ups: Vec<String> = (0..i)
-                .filter(|_| r.chance(0.5))
+                .filter(|_| rng.chance(0.5))
                 .map(|k| format!("t{k}"))
                 .collect();
             let ups = if ups.is_empty() {
@@ -428,10 +494,14 @@ fn deps(
                 ups
             };
             let k = ups.len() as u32;
-            match r.below(3) {
+            match rng.below(3) {
                 0 => (ups, GroupSpec::AllOf, None),
                 1 => (ups, GroupSpec::AnyOf, None),
-                _ => (ups, GroupSpec::Quorum, Some(r.between(1, k as u64) as u32)),
+                _ => (
+                    ups,
+                    GroupSpec::Quorum,
+                    Some(rng.between(1, k as u64) as u32),
+                ),
             }
         }
         _ => none,

@@ -1,40 +1,11 @@
 //! Short human-readable forms of commands, replies and effects for trace lines.
 
-use crate::checks::{outcome_name, reason_name};
-use crate::coordinator::Record;
-use crate::trace::TraceLine;
-use keel_engine::{Accepted, ClientCommand, Effect, Input, Rejection, TaskOutcome, WorkerCommand};
-
-pub fn record(lines: &mut Vec<TraceLine>, rec: &Record, who: &str) {
-    if !matches!(rec.input, Input::Tick) {
-        let (cmd, routine) = command(&rec.input);
-        let reply = match &rec.outputs.reply {
-            Some(r) => reply(r),
-            None => String::new(),
-        };
-        let routine = routine && matches!(rec.outputs.reply, Some(Ok(_)));
-        lines.push(TraceLine {
-            t: rec.at,
-            kind: "cmd",
-            who: who.to_string(),
-            what: format!("{cmd} -> {reply}"),
-            routine,
-        });
-    }
-    for e in &rec.outputs.effects {
-        let (who, what) = effect(e);
-        lines.push(TraceLine {
-            t: rec.at,
-            kind: "effect",
-            who,
-            what,
-            routine: false,
-        });
-    }
-}
+use keel_engine::{
+    Accepted, ClientCommand, Effect, Input, Recipient, Rejection, TaskOutcome, WorkerCommand,
+};
 
 /// The command's text, and whether it is routine traffic.
-fn command(input: &Input) -> (String, bool) {
+pub fn command(input: &Input) -> (String, bool) {
     match input {
         Input::Tick => ("tick".into(), true),
         Input::Client(ClientCommand::SubmitJob(spec)) => (
@@ -77,7 +48,7 @@ fn command(input: &Input) -> (String, bool) {
     }
 }
 
-fn reply(r: &Result<Accepted, Rejection>) -> String {
+pub fn reply(r: &Result<Accepted, Rejection>) -> String {
     let dup = |d: &bool| if *d { " (duplicate)" } else { "" };
     match r {
         Err(rej) => format!("rejected {}", rej.code()),
@@ -119,77 +90,59 @@ fn reply(r: &Result<Accepted, Rejection>) -> String {
     }
 }
 
-fn effect(e: &Effect) -> (String, String) {
+/// Whom an effect is for (a worker or a job) and what it says.
+pub fn effect(e: &Effect) -> (String, String) {
+    let who = match e.recipient() {
+        Recipient::Worker(worker) => worker.to_string(),
+        Recipient::Job(job) => job.to_string(),
+    };
+    (who, effect_text(e))
+}
+
+fn effect_text(e: &Effect) -> String {
     match e {
         Effect::GrantOffered {
-            worker,
             grant,
             task,
             attempt,
             expires_at,
             ..
-        } => (
-            worker.0.clone(),
-            format!("grant {grant} {task} attempt {attempt} until {expires_at}"),
-        ),
+        } => format!("grant {grant} {task} attempt {attempt} until {expires_at}"),
         Effect::GrantWithdrawn {
-            worker,
             grant,
             task,
             reason,
-        } => (
-            worker.0.clone(),
-            format!("withdraw {grant} {task} ({})", reason_name(*reason)),
-        ),
-        Effect::LeaseRevoked {
-            worker,
-            fence,
-            reason,
-        } => (
-            worker.0.clone(),
-            format!("revoke {fence} ({})", reason_name(*reason)),
-        ),
-        Effect::TaskBlocked {
-            job,
-            task,
-            requires,
-        } => (
-            job.to_string(),
-            format!("blocked {task} requires [{}]", requires.join(",")),
-        ),
-        Effect::TaskUnblocked { job, task } => (job.to_string(), format!("unblocked {task}")),
+            ..
+        } => format!("withdraw {grant} {task} ({})", reason.label()),
+        Effect::LeaseRevoked { fence, reason, .. } => {
+            format!("revoke {fence} ({})", reason.label())
+        }
+        Effect::TaskBlocked { task, requires, .. } => {
+            format!("blocked {task} requires [{}]", requires.join(","))
+        }
+        Effect::TaskUnblocked { task, .. } => format!("unblocked {task}"),
         Effect::TaskRequeued {
-            job,
             task,
             attempt,
             reason,
             ready_at,
-        } => (
-            job.to_string(),
-            format!(
-                "requeue {task} attempt {attempt} ({}) ready at {ready_at}",
-                reason_name(*reason)
-            ),
+            ..
+        } => format!(
+            "requeue {task} attempt {attempt} ({}) ready at {ready_at}",
+            reason.label()
         ),
         Effect::TaskSuspended {
-            job,
-            task,
-            waitpoint,
-        } => (job.to_string(), format!("suspended {task} on {waitpoint}")),
-        Effect::TaskResumed { job, task } => (job.to_string(), format!("resumed {task}")),
-        Effect::TaskFinished { job, task, outcome } => (
-            job.to_string(),
-            format!("finished {task} {}", task_outcome(outcome)),
-        ),
-        Effect::JobFinished { job, outcome } => {
-            (job.to_string(), format!("job {}", outcome_name(*outcome)))
+            task, waitpoint, ..
+        } => format!("suspended {task} on {waitpoint}"),
+        Effect::TaskResumed { task, .. } => format!("resumed {task}"),
+        Effect::TaskFinished { task, outcome, .. } => {
+            format!("finished {task} {}", task_outcome(outcome))
         }
-        Effect::WorkerLost { worker, instance } => (worker.0.clone(), format!("lost {instance}")),
-        Effect::WorkerBlacklisted { worker, until } => {
-            (worker.0.clone(), format!("blacklisted until {until}"))
-        }
-        Effect::WorkerReadmitted { worker } => (worker.0.clone(), "readmitted".into()),
-        Effect::WorkerDrained { worker } => (worker.0.clone(), "drained".into()),
+        Effect::JobFinished { outcome, .. } => format!("job {}", outcome.label()),
+        Effect::WorkerLost { instance, .. } => format!("lost {instance}"),
+        Effect::WorkerBlacklisted { until, .. } => format!("blacklisted until {until}"),
+        Effect::WorkerReadmitted { .. } => "readmitted".into(),
+        Effect::WorkerDrained { .. } => "drained".into(),
     }
 }
 
@@ -198,6 +151,6 @@ fn task_outcome(o: &TaskOutcome) -> String {
         TaskOutcome::Succeeded => "succeeded".into(),
         TaskOutcome::Failed { error } => format!("failed: {error}"),
         TaskOutcome::Skipped => "skipped".into(),
-        TaskOutcome::Cancelled { reason } => format!("cancelled ({})", reason_name(*reason)),
+        TaskOutcome::Cancelled { reason } => format!("cancelled ({})", reason.label()),
     }
 }

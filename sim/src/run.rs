@@ -1,23 +1,14 @@
 //! Running one scenario with one seed, and what the run reports.
 
-use crate::checks::Violation;
+use crate::check::CheckFailure;
 use crate::expect;
-use crate::ledger::Bar;
+pub use crate::options::RunOptions;
 use crate::scenario::Scenario;
+use crate::timeline::{Bar, Mark};
 use crate::trace::TraceLine;
-pub use crate::world::RunOptions;
 use crate::world::World;
 use keel_engine::Time;
 use std::collections::BTreeMap;
-
-/// A fault as it happened, for the timeline.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Mark {
-    pub at: Time,
-    /// A worker name, or `coordinator`, `network`, `client`, `all`.
-    pub who: String,
-    pub what: String,
-}
 
 #[derive(Clone, Debug)]
 pub struct RunReport {
@@ -27,12 +18,15 @@ pub struct RunReport {
     pub digest: u64,
     pub events: u64,
     pub end_ms: Time,
-    /// Safety and liveness violations, first one first.
-    pub violations: Vec<Violation>,
+    /// Failed checks, first one first.
+    pub violations: Vec<CheckFailure>,
     /// The scenario's expectations that were not met.
     pub unmet: Vec<String>,
     pub outcomes: BTreeMap<String, &'static str>,
     pub jobs: usize,
+    /// Why the run stopped before its end (a recovery that refused a corrupt log), if
+    /// it did: the expected outcome of that fault, not a failure.
+    pub stopped: Option<String>,
     /// Trace lines, when the run recorded them.
     pub lines: Vec<TraceLine>,
     pub bars: Vec<Bar>,
@@ -47,8 +41,12 @@ impl RunReport {
 
     /// The `run:` summary line.
     pub fn summary(&self) -> String {
+        let stopped = match &self.stopped {
+            Some(_) => " stopped=recovery_refused",
+            None => "",
+        };
         format!(
-            "run: scenario={} seed={} events={} virtual_ms={} jobs_done={}/{} digest={:016x} violations={} unmet={}",
+            "run: scenario={} seed={} events={} virtual_ms={} jobs_done={}/{} digest={:016x} violations={} unmet={}{stopped}",
             self.scenario,
             self.seed,
             self.events,
@@ -69,25 +67,37 @@ impl RunReport {
     }
 }
 
-/// Runs `s` with `opts.seed`. Deterministic: the same scenario and options always give
-/// the same report.
-pub fn run(s: &Scenario, opts: RunOptions) -> RunReport {
-    let mut w = World::new(s, opts);
+/// Runs `scenario` with `opts.seed`. Deterministic: the same scenario and options always
+/// give the same report.
+pub fn run(scenario: &Scenario, opts: RunOptions) -> RunReport {
+    let mut w = World::new(scenario, opts);
     w.run();
-    let violations = w.checker.violations.clone();
-    let unmet = expect::unmet(&s.expect, &w.checker.ledger, violations.len() as u64);
+    let violations = w.checker.failures.clone();
+    // Lines are recorded as outputs are released, each stamped with the time its input
+    // was applied; a reply held back by a slow fsync is released after later marks.
+    let mut lines = w.trace.lines.take().unwrap_or_default();
+    lines.sort_by_key(|line| line.t);
+    let checker = &w.checker;
+    let unmet = expect::unmet(
+        &scenario.expect,
+        &checker.outcomes,
+        &checker.stats,
+        violations.len() as u64,
+        w.stopped.as_deref(),
+    );
     RunReport {
-        scenario: s.name.clone(),
+        scenario: scenario.name.clone(),
         seed: opts.seed,
         digest: w.trace.digest(),
         events: w.events,
         end_ms: w.now,
         violations,
         unmet,
-        outcomes: w.checker.ledger.outcomes().clone(),
-        jobs: s.jobs.len(),
-        lines: w.trace.lines.take().unwrap_or_default(),
-        bars: std::mem::take(&mut w.checker.ledger.bars),
+        outcomes: checker.outcomes.all().clone(),
+        jobs: scenario.jobs.len(),
+        stopped: w.stopped.take(),
+        lines,
+        bars: std::mem::take(&mut w.checker.bars),
         marks: w
             .marks
             .iter()
@@ -97,6 +107,6 @@ pub fn run(s: &Scenario, opts: RunOptions) -> RunReport {
                 what: what.clone(),
             })
             .collect(),
-        workers: s.workers.iter().map(|w| w.name.clone()).collect(),
+        workers: scenario.workers.iter().map(|w| w.name.clone()).collect(),
     }
 }

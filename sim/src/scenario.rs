@@ -28,6 +28,9 @@ pub struct Scenario {
     pub jobs: Vec<JobPlan>,
     #[serde(default, rename = "fault", skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<Fault>,
+    /// What scripted workers do, beside (or instead of) their automatic behaviour.
+    #[serde(default, rename = "script", skip_serializing_if = "Vec::is_empty")]
+    pub script: Vec<ScriptStep>,
     #[serde(default)]
     pub expect: Expect,
 }
@@ -109,6 +112,10 @@ pub struct WorkerSpec {
     /// Virtual time at which the worker starts and registers.
     #[serde(default)]
     pub join_ms: u64,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn one() -> u32 {
@@ -194,7 +201,7 @@ pub struct Fault {
     pub workers: Vec<Spanned<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<Spanned<String>>,
-    /// Pause length, partition length, coordinator downtime.
+    /// Pause length, partition length, coordinator downtime, slow fsync window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub for_ms: Option<u64>,
     /// A crashed worker comes back as a new instance after this long.
@@ -204,6 +211,9 @@ pub struct Fault {
     pub delta_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direction: Option<Direction>,
+    /// How long each append takes during a `slow_fsync` window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -223,6 +233,32 @@ pub enum FaultKind {
     CrashCoordinator,
     /// The client cancels `job`.
     CancelJob,
+    /// The coordinator's next append fails: the batch is refused (its outputs never
+    /// leave), the coordinator stops and recovers after `for_ms`.
+    FailAppend,
+    /// The coordinator crashes during its next append, leaving part of the batch on
+    /// disk; it recovers after `for_ms` and must drop the torn batch.
+    TornAppend,
+    /// One byte of the durable log or snapshot flips and the coordinator crashes; after
+    /// `for_ms` its recovery must refuse the log, and the run stops there.
+    CorruptLog,
+    /// For `for_ms`, every append takes `delay_ms`; the coordinator keeps applying the
+    /// next batch meanwhile.
+    SlowFsync,
+}
+
+impl FaultKind {
+    /// Faults that need the coordinator's durable log and shadow.
+    pub fn needs_durability(self) -> bool {
+        matches!(
+            self,
+            FaultKind::CrashCoordinator
+                | FaultKind::FailAppend
+                | FaultKind::TornAppend
+                | FaultKind::CorruptLog
+                | FaultKind::SlowFsync
+        )
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -236,27 +272,119 @@ pub enum Direction {
     FromCoordinator,
 }
 
+/// One scripted act of a worker at a virtual time. Which fields apply depends on
+/// `do`; `load` checks them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptStep {
+    pub at_ms: u64,
+    pub worker: Spanned<String>,
+    #[serde(rename = "do")]
+    pub action: ScriptAction,
+    /// `request`: how many credits (default: the worker's free slots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits: Option<u32>,
+    /// `accept`, `complete`, `fail`: the task, by job name and task key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<Spanned<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<Spanned<String>>,
+    /// `complete`, `fail`: the fence to present (default: the worker's latest lease on
+    /// the task), so a stale fence can be sent on purpose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+    /// `fail`: no retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permanent: Option<bool>,
+    /// `register`: send a registration presenting this process's instance (1 is the
+    /// first, at most 999) instead of starting a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScriptAction {
+    /// Ask for `credits` grants.
+    Request,
+    /// Accept a grant held back by `ignore_grants`: the one for `job`/`task`, or the
+    /// oldest.
+    Accept,
+    /// Stop accepting grants as they come; they are held until accepted or withdrawn.
+    IgnoreGrants,
+    /// Accept grants again, and every grant held back.
+    AcceptGrants,
+    /// Stop renewing leases.
+    SkipRenewals,
+    /// Renew leases again.
+    RenewLeases,
+    /// Report the task done under a chosen fence.
+    Complete,
+    /// Report the task failed under a chosen fence.
+    Fail,
+    /// Register again: as a new instance (dropping everything held), or with
+    /// `incarnation` as a delayed message from an earlier process.
+    Register,
+}
+
+impl ScriptAction {
+    /// The name used in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScriptAction::Request => "request",
+            ScriptAction::Accept => "accept",
+            ScriptAction::IgnoreGrants => "ignore_grants",
+            ScriptAction::AcceptGrants => "accept_grants",
+            ScriptAction::SkipRenewals => "skip_renewals",
+            ScriptAction::RenewLeases => "renew_leases",
+            ScriptAction::Complete => "complete",
+            ScriptAction::Fail => "fail",
+            ScriptAction::Register => "register",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     /// Safety violations the run must report; almost always 0.
     #[serde(default)]
     pub violations: u64,
-    /// Final state per job name: succeeded, failed, cancelled, deadline_exceeded.
+    /// The run must stop at a recovery that refuses a corrupted log (`corrupt_log`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub recovery_refused: bool,
+    /// Final state per job name: succeeded, failed, cancelled, deadline_exceeded,
+    /// rejected.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub jobs: BTreeMap<String, String>,
+    pub jobs: BTreeMap<String, Spanned<String>>,
     #[serde(default, rename = "count", skip_serializing_if = "Vec::is_empty")]
     pub counts: Vec<CountExpect>,
 }
 
 /// Bounds on how often something happened, e.g. `what = "effect:worker_blacklisted"`,
-/// `what = "reject:stale_fence"`, `what = "revoke:job_cancelled"`.
+/// `what = "reject:stale_fence"`, `what = "revoke:job_cancelled"`, optionally only for
+/// one worker, job, task or attempt, and only within a window of virtual time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CountExpect {
-    pub what: String,
+    pub what: Spanned<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub worker: Option<String>,
+    pub worker: Option<Spanned<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<Spanned<String>>,
+    /// A task key of `job`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<Spanned<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// Count only events at or after this virtual time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_ms: Option<u64>,
+    /// Count only events before this virtual time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -9,34 +9,36 @@ use keel_engine::{
     UnsatisfiedPolicy, WorkerId,
 };
 
-pub fn engine_config(s: &Scenario, seed: u64) -> Config {
-    let d = Config::default();
-    let k = &s.engine;
-    let b = d.blacklist;
+pub fn engine_config(scenario: &Scenario, seed: u64) -> Config {
+    let defaults = Config::default();
+    let knobs = &scenario.engine;
+    let blacklist = defaults.blacklist;
     let mut config = Config {
         seed,
-        grant_ttl_ms: k.grant_ttl_ms.unwrap_or(d.grant_ttl_ms),
-        lease_ttl_ms: k.lease_ttl_ms.unwrap_or(d.lease_ttl_ms),
-        liveness_timeout_ms: k.liveness_timeout_ms.unwrap_or(d.liveness_timeout_ms),
-        max_losses: k.max_losses.unwrap_or(d.max_losses),
+        grant_ttl_ms: knobs.grant_ttl_ms.unwrap_or(defaults.grant_ttl_ms),
+        lease_ttl_ms: knobs.lease_ttl_ms.unwrap_or(defaults.lease_ttl_ms),
+        liveness_timeout_ms: knobs
+            .liveness_timeout_ms
+            .unwrap_or(defaults.liveness_timeout_ms),
+        max_losses: knobs.max_losses.unwrap_or(defaults.max_losses),
         blacklist: BlacklistPolicy {
-            threshold: k.blacklist_threshold.unwrap_or(b.threshold),
-            window_ms: k.blacklist_window_ms.unwrap_or(b.window_ms),
-            cooldown_ms: k.blacklist_cooldown_ms.unwrap_or(b.cooldown_ms),
+            threshold: knobs.blacklist_threshold.unwrap_or(blacklist.threshold),
+            window_ms: knobs.blacklist_window_ms.unwrap_or(blacklist.window_ms),
+            cooldown_ms: knobs.blacklist_cooldown_ms.unwrap_or(blacklist.cooldown_ms),
         },
-        ..d
+        ..defaults
     };
-    config.tenants.caps = k.tenant_caps.clone();
+    config.tenants.caps = knobs.tenant_caps.clone();
     config
 }
 
-pub fn worker_params(w: &WorkerSpec, ordinal: usize, config: &Config) -> WorkerParams {
+pub fn worker_params(worker: &WorkerSpec, ordinal: usize, config: &Config) -> WorkerParams {
     WorkerParams {
-        id: WorkerId::new(w.name.clone()),
-        capabilities: w.capabilities.clone(),
-        max_concurrency: w.max_concurrency,
-        slowness: w.slowness,
-        fail_rate: w.fail_rate,
+        id: WorkerId::new(worker.name.clone()),
+        capabilities: worker.capabilities.clone(),
+        max_concurrency: worker.max_concurrency,
+        slowness: worker.slowness,
+        fail_rate: worker.fail_rate,
         lease_ttl_ms: config.lease_ttl_ms,
         liveness_timeout_ms: config.liveness_timeout_ms,
         heartbeat_ms: (config.liveness_timeout_ms / 3).max(1),
@@ -45,45 +47,49 @@ pub fn worker_params(w: &WorkerSpec, ordinal: usize, config: &Config) -> WorkerP
     }
 }
 
-pub fn job_spec(j: &JobPlan) -> JobSpec {
-    let tasks = j
+pub fn job_spec(job: &JobPlan) -> JobSpec {
+    let tasks = job
         .tasks
         .iter()
-        .map(|t| {
-            let deps = (!t.after.is_empty()).then(|| DepGroup {
-                kind: match t.group {
+        .map(|task| {
+            let deps = (!task.after.is_empty()).then(|| DepGroup {
+                kind: match task.group {
                     GroupSpec::AllOf => GroupKind::AllOf,
                     GroupSpec::AnyOf => GroupKind::AnyOf,
-                    GroupSpec::Quorum => GroupKind::Quorum(t.quorum.unwrap_or(1)),
+                    GroupSpec::Quorum => GroupKind::Quorum(task.quorum.unwrap_or(1)),
                 },
-                upstream: t.after.iter().map(|u| u.get_ref().clone()).collect(),
+                upstream: task
+                    .after
+                    .iter()
+                    .map(|upstream| upstream.get_ref().clone())
+                    .collect(),
                 on_unsatisfied: UnsatisfiedPolicy::Skip,
             });
             let work = TaskWork {
-                duration_ms: t.duration_ms,
-                fail_attempts: t.fail_attempts,
+                duration_ms: task.duration_ms,
+                fail_attempts: task.fail_attempts,
             };
             TaskSpec {
                 payload: work.encode(),
-                capabilities: t.capabilities.clone(),
+                capabilities: task.capabilities.clone(),
                 deps,
                 retry: RetryPolicy {
-                    max_attempts: t.max_attempts,
-                    backoff_base_ms: t.backoff_ms,
-                    backoff_max_ms: t.backoff_ms.saturating_mul(8),
+                    max_attempts: task.max_attempts,
+                    backoff_base_ms: task.backoff_ms,
+                    backoff_max_ms: task.backoff_ms.saturating_mul(8),
                     ..RetryPolicy::default()
                 },
-                priority: t.priority,
-                allow_failure: t.allow_failure,
-                estimated_ms: Some(t.duration_ms),
-                ..TaskSpec::new(t.key.clone())
+                priority: task.priority,
+                allow_failure: task.allow_failure,
+                estimated_ms: Some(task.duration_ms),
+                ..TaskSpec::new(task.key.clone())
             }
         })
         .collect();
     JobSpec {
-        tenant: j.tenant.clone().unwrap_or_else(|| "default".into()),
-        max_concurrency: j.max_concurrency,
-        deadline_ms: j.deadline_ms,
-        ..JobSpec::new(j.name.clone(), tasks)
+        tenant: job.tenant.clone().unwrap_or_else(|| "default".into()),
+        max_concurrency: job.max_concurrency,
+        deadline_ms: job.deadline_ms,
+        ..JobSpec::new(job.name.clone(), tasks)
     }
 }

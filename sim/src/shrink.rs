@@ -3,6 +3,7 @@
 //! off, keeping each change only while the same check still fails with the same seed.
 //! The result is a scenario file small enough to read.
 
+use crate::check::Check;
 use crate::run::{run, RunOptions};
 use crate::scenario::{FaultKind, Scenario};
 
@@ -12,37 +13,40 @@ pub struct Shrunk {
     pub runs: u32,
 }
 
-struct Shrinker<'a> {
+struct Shrinker {
     opts: RunOptions,
-    check: &'a str,
+    check: Check,
     runs: u32,
     budget: u32,
 }
 
-impl Shrinker<'_> {
+impl Shrinker {
     /// Does the candidate still fail the same check?
-    fn fails(&mut self, s: &Scenario) -> bool {
-        if self.runs >= self.budget || crate::load::check_generated(s).is_err() {
+    fn fails(&mut self, candidate: &Scenario) -> bool {
+        if self.runs >= self.budget || crate::load::check_generated(candidate).is_err() {
             return false;
         }
         self.runs += 1;
-        let r = run(s, self.opts);
-        r.violations.first().is_some_and(|v| v.check == self.check)
+        let report = run(candidate, self.opts);
+        report
+            .violations
+            .first()
+            .is_some_and(|failure| failure.check == self.check)
     }
 
     /// Classic ddmin over the fault list: remove chunks, then complements, halving the
     /// granularity until no single fault can go.
-    fn faults(&mut self, s: &mut Scenario) {
+    fn faults(&mut self, scenario: &mut Scenario) {
         let mut n = 2usize;
-        while s.faults.len() >= 2 {
-            let len = s.faults.len();
+        while scenario.faults.len() >= 2 {
+            let len = scenario.faults.len();
             let chunk = len.div_ceil(n);
             let mut reduced = false;
             for start in (0..len).step_by(chunk) {
-                let mut c = s.clone();
-                c.faults.drain(start..(start + chunk).min(len));
-                if self.fails(&c) {
-                    *s = c;
+                let mut candidate = scenario.clone();
+                candidate.faults.drain(start..(start + chunk).min(len));
+                if self.fails(&candidate) {
+                    *scenario = candidate;
                     n = (n - 1).max(2);
                     reduced = true;
                     break;
@@ -55,45 +59,60 @@ impl Shrinker<'_> {
                 n = (n * 2).min(len);
             }
         }
-        if s.faults.len() == 1 {
-            let mut c = s.clone();
-            c.faults.clear();
-            if self.fails(&c) {
-                *s = c;
+        if scenario.faults.len() == 1 {
+            let mut candidate = scenario.clone();
+            candidate.faults.clear();
+            if self.fails(&candidate) {
+                *scenario = candidate;
             }
         }
     }
 
-    fn jobs(&mut self, s: &mut Scenario) {
+    fn jobs(&mut self, scenario: &mut Scenario) {
         let mut i = 0;
-        while i < s.jobs.len() && s.jobs.len() > 1 {
-            let mut c = s.clone();
-            let gone = c.jobs.remove(i).name;
-            c.faults
+        while i < scenario.jobs.len() && scenario.jobs.len() > 1 {
+            let mut candidate = scenario.clone();
+            let gone = candidate.jobs.remove(i).name;
+            candidate
+                .faults
                 .retain(|f| f.job.as_ref().is_none_or(|j| *j.get_ref() != gone));
-            c.expect.jobs.remove(&gone);
-            if self.fails(&c) {
-                *s = c;
+            candidate.expect.jobs.remove(&gone);
+            let names = |n: &Option<toml::Spanned<String>>| {
+                n.as_ref().is_some_and(|n| *n.get_ref() == gone)
+            };
+            candidate.script.retain(|step| !names(&step.job));
+            candidate.expect.counts.retain(|count| !names(&count.job));
+            if self.fails(&candidate) {
+                *scenario = candidate;
             } else {
                 i += 1;
             }
         }
     }
 
-    fn workers(&mut self, s: &mut Scenario) {
+    fn workers(&mut self, scenario: &mut Scenario) {
         let mut i = 0;
-        while i < s.workers.len() && s.workers.len() > 1 {
-            let mut c = s.clone();
-            let gone = c.workers.remove(i).name;
-            c.faults
+        while i < scenario.workers.len() && scenario.workers.len() > 1 {
+            let mut candidate = scenario.clone();
+            let gone = candidate.workers.remove(i).name;
+            candidate
+                .faults
                 .retain(|f| f.worker.as_ref().is_none_or(|w| *w.get_ref() != gone));
-            for f in &mut c.faults {
+            for f in &mut candidate.faults {
                 f.workers.retain(|w| *w.get_ref() != gone);
             }
-            c.faults
+            candidate
+                .faults
                 .retain(|f| f.kind != FaultKind::Partition || !f.workers.is_empty());
-            if self.fails(&c) {
-                *s = c;
+            candidate
+                .script
+                .retain(|step| *step.worker.get_ref() != gone);
+            candidate
+                .expect
+                .counts
+                .retain(|count| count.worker.as_ref().is_none_or(|w| *w.get_ref() != gone));
+            if self.fails(&candidate) {
+                *scenario = candidate;
             } else {
                 i += 1;
             }
@@ -101,19 +120,19 @@ impl Shrinker<'_> {
     }
 
     /// Drops tasks nothing depends on, one at a time.
-    fn tasks(&mut self, s: &mut Scenario) {
-        for j in 0..s.jobs.len() {
+    fn tasks(&mut self, scenario: &mut Scenario) {
+        for j in 0..scenario.jobs.len() {
             let mut i = 0;
-            while i < s.jobs[j].tasks.len() && s.jobs[j].tasks.len() > 1 {
-                let key = s.jobs[j].tasks[i].key.clone();
-                let needed = s.jobs[j]
+            while i < scenario.jobs[j].tasks.len() && scenario.jobs[j].tasks.len() > 1 {
+                let key = scenario.jobs[j].tasks[i].key.clone();
+                let needed = scenario.jobs[j]
                     .tasks
                     .iter()
                     .any(|t| t.after.iter().any(|a| *a.get_ref() == key));
-                let mut c = s.clone();
-                c.jobs[j].tasks.remove(i);
-                if !needed && self.fails(&c) {
-                    *s = c;
+                let mut candidate = scenario.clone();
+                candidate.jobs[j].tasks.remove(i);
+                if !needed && self.fails(&candidate) {
+                    *scenario = candidate;
                 } else {
                     i += 1;
                 }
@@ -122,27 +141,27 @@ impl Shrinker<'_> {
     }
 
     /// Turns each remaining kind of noise off if the failure does not need it.
-    fn knobs(&mut self, s: &mut Scenario) {
+    fn knobs(&mut self, scenario: &mut Scenario) {
         let edits: [fn(&mut Scenario); 6] = [
-            |c| c.network.loss = 0.0,
-            |c| c.network.duplicate = 0.0,
-            |c| c.network.reorder = 0.0,
-            |c| c.workers.iter_mut().for_each(|w| w.drift_ppm = 0),
-            |c| c.workers.iter_mut().for_each(|w| w.fail_rate = 0.0),
-            |c| c.workers.iter_mut().for_each(|w| w.slowness = 1.0),
+            |candidate| candidate.network.loss = 0.0,
+            |candidate| candidate.network.duplicate = 0.0,
+            |candidate| candidate.network.reorder = 0.0,
+            |candidate| candidate.workers.iter_mut().for_each(|w| w.drift_ppm = 0),
+            |candidate| candidate.workers.iter_mut().for_each(|w| w.fail_rate = 0.0),
+            |candidate| candidate.workers.iter_mut().for_each(|w| w.slowness = 1.0),
         ];
         for edit in edits {
-            let mut c = s.clone();
-            edit(&mut c);
-            if c != *s && self.fails(&c) {
-                *s = c;
+            let mut candidate = scenario.clone();
+            edit(&mut candidate);
+            if candidate != *scenario && self.fails(&candidate) {
+                *scenario = candidate;
             }
         }
     }
 }
 
-/// Minimises `s`, which fails `check` under `opts`, within `budget` reruns.
-pub fn shrink(s: &Scenario, opts: RunOptions, check: &str, budget: u32) -> Shrunk {
+/// Minimises `scenario`, which fails `check` under `opts`, within `budget` reruns.
+pub fn shrink(scenario: &Scenario, opts: RunOptions, check: Check, budget: u32) -> Shrunk {
     let opts = RunOptions {
         record: false,
         ..opts
@@ -153,8 +172,8 @@ pub fn shrink(s: &Scenario, opts: RunOptions, check: &str, budget: u32) -> Shrun
         runs: 0,
         budget,
     };
-    let mut best = s.clone();
-    best.description = format!("shrunk from {}: fails {check}", s.name);
+    let mut best = scenario.clone();
+    best.description = format!("shrunk from {}: fails {check}", scenario.name);
     loop {
         let before = (
             best.faults.len(),

@@ -2,6 +2,7 @@
 //! check on. A failing seed is reported with its profile, the first violation and the
 //! events leading to it, a command that reproduces it, and a shrunk scenario.
 
+use crate::check::Check;
 use crate::coordinator::EngineHook;
 use crate::profile::Profile;
 use crate::run::{run, RunOptions, RunReport};
@@ -18,6 +19,9 @@ pub struct SwarmOptions {
     pub check_determinism: bool,
     /// What reproduces a seed when followed by the seed number.
     pub repro_prefix: String,
+    /// Keep the coordinator's log and shadow for every seed, not only those whose
+    /// faults need them (to measure what durability costs).
+    pub durable: bool,
 }
 
 impl Default for SwarmOptions {
@@ -27,6 +31,7 @@ impl Default for SwarmOptions {
             shrink_budget: 200,
             check_determinism: false,
             repro_prefix: "keel sim swarm --seeds 1 --start".into(),
+            durable: false,
         }
     }
 }
@@ -35,44 +40,45 @@ pub struct SeedResult {
     pub seed: u64,
     pub events: u64,
     pub digest: u64,
-    /// The first violated check, if any.
-    pub failed: Option<&'static str>,
+    /// The first failed check, if any.
+    pub failed: Option<Check>,
     /// The full failure report, if the seed failed.
     pub report: Option<String>,
 }
 
 pub fn scenario_for(seed: u64) -> (Profile, Scenario) {
-    let p = Profile::draw(seed);
-    let s = p.scenario();
-    (p, s)
+    let profile = Profile::draw(seed);
+    let scenario = profile.scenario();
+    (profile, scenario)
 }
 
 pub fn run_seed(seed: u64, opts: &SwarmOptions) -> SeedResult {
     let (profile, scenario) = scenario_for(seed);
     let run_opts = RunOptions {
         hook: opts.hook,
+        durable: opts.durable,
         ..RunOptions::new(seed)
     };
-    let r = run(&scenario, run_opts);
+    let report = run(&scenario, run_opts);
     let mut result = SeedResult {
         seed,
-        events: r.events,
-        digest: r.digest,
-        failed: r.violations.first().map(|v| v.check),
+        events: report.events,
+        digest: report.digest,
+        failed: report.violations.first().map(|v| v.check),
         report: None,
     };
     if opts.check_determinism && result.failed.is_none() {
         let again = run(&scenario, run_opts);
-        if (again.digest, again.events) != (r.digest, r.events) {
-            result.failed = Some("determinism");
+        if (again.digest, again.events) != (report.digest, report.events) {
+            result.failed = Some(Check::Determinism);
             result.report = Some(format!(
                 "FAIL seed={seed}\n{profile}\nfirst violation: determinism: digest {:016x} then {:016x}, events {} then {}\nreproduce: {} {seed}\n",
-                r.digest, again.digest, r.events, again.events, opts.repro_prefix
+                report.digest, again.digest, report.events, again.events, opts.repro_prefix
             ));
         }
     }
     if result.failed.is_some() && result.report.is_none() {
-        result.report = Some(failure_report(&profile, &scenario, &r, run_opts, opts));
+        result.report = Some(failure_report(&profile, &scenario, &report, run_opts, opts));
     }
     result
 }
@@ -80,18 +86,18 @@ pub fn run_seed(seed: u64, opts: &SwarmOptions) -> SeedResult {
 /// The report a person needs to act on a failing seed.
 pub fn failure_report(
     profile: &Profile,
-    s: &Scenario,
-    r: &RunReport,
+    scenario: &Scenario,
+    report: &RunReport,
     run_opts: RunOptions,
     opts: &SwarmOptions,
 ) -> String {
-    let seed = r.seed;
-    let Some(first) = r.violations.first() else {
+    let seed = report.seed;
+    let Some(first) = report.violations.first() else {
         return String::new();
     };
     let mut out = format!("FAIL seed={seed}\n{profile}\nfirst violation: {first}\n");
     let traced = run(
-        s,
+        scenario,
         RunOptions {
             record: true,
             ..run_opts
@@ -101,19 +107,19 @@ pub fn failure_report(
     out.push_str(&trace::compact(traced.leading_to_failure(40)));
     out.push_str(&format!("reproduce: {} {seed}\n", opts.repro_prefix));
     if opts.shrink_budget > 0 {
-        let shrunk = shrink(s, run_opts, first.check, opts.shrink_budget);
-        let m = &shrunk.scenario;
-        let tasks: usize = m.jobs.iter().map(|j| j.tasks.len()).sum();
+        let shrunk = shrink(scenario, run_opts, first.check, opts.shrink_budget);
+        let small = &shrunk.scenario;
+        let tasks: usize = small.jobs.iter().map(|j| j.tasks.len()).sum();
         out.push_str(&format!(
             "shrunk in {} runs to {} faults, {} jobs, {} tasks, {} workers; save as repro.toml and run: keel sim run repro.toml --seed {seed}\n",
             shrunk.runs,
-            m.faults.len(),
-            m.jobs.len(),
+            small.faults.len(),
+            small.jobs.len(),
             tasks,
-            m.workers.len()
+            small.workers.len()
         ));
         out.push_str("----- repro.toml -----\n");
-        out.push_str(&m.to_toml());
+        out.push_str(&small.to_toml());
         out.push_str("----------------------\n");
     }
     out

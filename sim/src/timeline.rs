@@ -1,10 +1,29 @@
 //! An SVG timeline of a run: one row per worker, one bar per attempt coloured by how it
 //! ended, and marks for faults. Plain SVG with hover titles, readable in any browser.
 
-use crate::ledger::Bar;
-use crate::run::Mark;
-use keel_engine::Time;
+use keel_engine::{TaskId, Time};
 use std::fmt::Write;
+
+/// One attempt as it ran: a bar on the timeline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bar {
+    pub worker: String,
+    pub task: TaskId,
+    pub attempt: u32,
+    pub start: Time,
+    pub end: Time,
+    /// `succeeded`, `failed`, or the reason the lease ended.
+    pub outcome: &'static str,
+}
+
+/// A fault as it happened, for the timeline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mark {
+    pub at: Time,
+    /// A worker name, or `coordinator`, `network`, `client`, `all`.
+    pub who: String,
+    pub what: String,
+}
 
 const LEFT: f64 = 90.0;
 const WIDTH: f64 = 1100.0;
@@ -38,91 +57,131 @@ pub fn svg(title: &str, workers: &[String], bars: &[Bar], marks: &[Mark], end: T
         .unwrap_or(0)
         .max(end)
         .max(1);
-    let x = |t: Time| LEFT + WIDTH * t as f64 / end as f64;
-    let height = TOP + ROW * workers.len() as f64 + 40.0;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{height}" font-family="monospace" font-size="11">"#,
-        LEFT + WIDTH + 20.0
-    );
-    let _ = writeln!(
-        s,
-        r#"<text x="4" y="16" font-size="13">{} (0 to {end} ms)</text>"#,
-        esc(title)
-    );
-    for (i, w) in workers.iter().enumerate() {
-        let y = TOP + ROW * i as f64;
-        let _ = writeln!(
-            s,
-            r##"<text x="4" y="{}">{}</text><line x1="{LEFT}" y1="{}" x2="{}" y2="{}" stroke="#ddd"/>"##,
-            y + 16.0,
-            esc(w),
-            y + ROW,
-            LEFT + WIDTH,
-            y + ROW
-        );
+    let mut canvas = Canvas {
+        workers,
+        end,
+        out: String::new(),
+    };
+    canvas.frame(title);
+    canvas.bars(bars);
+    canvas.marks(marks);
+    canvas.legend();
+    canvas.out.push_str("</svg>\n");
+    canvas.out
+}
+
+/// The drawing under way: rows for `workers`, time from 0 to `end`.
+struct Canvas<'a> {
+    workers: &'a [String],
+    end: Time,
+    out: String,
+}
+
+impl Canvas<'_> {
+    fn x(&self, t: Time) -> f64 {
+        LEFT + WIDTH * t as f64 / self.end as f64
     }
-    for b in bars {
-        let Some(row) = workers.iter().position(|w| *w == b.worker) else {
-            continue;
-        };
-        let y = TOP + ROW * row as f64 + 4.0;
-        let w = (x(b.end) - x(b.start)).max(1.0);
-        let _ = writeln!(
-            s,
-            r#"<rect x="{:.1}" y="{y}" width="{w:.1}" height="{}" fill="{}"><title>{} attempt {} {}..{} ms: {}</title></rect>"#,
-            x(b.start),
-            ROW - 8.0,
-            colour(b.outcome),
-            b.task,
-            b.attempt,
-            b.start,
-            b.end,
-            b.outcome
-        );
+
+    fn height(&self) -> f64 {
+        TOP + ROW * self.workers.len() as f64 + 40.0
     }
-    for m in marks {
-        let (y1, y2) = match workers.iter().position(|w| *w == m.who) {
-            Some(row) => (TOP + ROW * row as f64, TOP + ROW * (row + 1) as f64),
-            None => (TOP, TOP + ROW * workers.len() as f64),
-        };
-        let _ = writeln!(
-            s,
-            r##"<line x1="{0:.1}" y1="{y1}" x2="{0:.1}" y2="{y2}" stroke="#b0008a" stroke-width="2"><title>{1} ms {2}: {3}</title></line><text x="{0:.1}" y="{4}" fill="#b0008a" font-size="9">{3}</text>"##,
-            x(m.at),
-            m.at,
-            esc(&m.who),
-            esc(&m.what),
-            y1 + 9.0
-        );
+
+    fn row(&self, worker: &str) -> Option<usize> {
+        self.workers.iter().position(|w| w == worker)
     }
-    let legend = [
-        "succeeded",
-        "failed",
-        "lease_expired",
-        "job_cancelled",
-        "revoked",
-    ];
-    for (i, l) in legend.iter().enumerate() {
-        let lx = LEFT + 150.0 * i as f64;
-        let ly = height - 20.0;
+
+    /// The root element, the title, and a labelled line per worker.
+    fn frame(&mut self, title: &str) {
+        let (height, end) = (self.height(), self.end);
         let _ = writeln!(
-            s,
-            r#"<rect x="{lx}" y="{ly}" width="12" height="10" fill="{}"/><text x="{}" y="{}">{l}</text>"#,
-            colour(l),
-            lx + 16.0,
-            ly + 9.0
+            self.out,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{height}" font-family="monospace" font-size="11">"#,
+            LEFT + WIDTH + 20.0
         );
+        let _ = writeln!(
+            self.out,
+            r#"<text x="4" y="16" font-size="13">{} (0 to {end} ms)</text>"#,
+            esc(title)
+        );
+        for (i, w) in self.workers.iter().enumerate() {
+            let y = TOP + ROW * i as f64;
+            let _ = writeln!(
+                self.out,
+                r##"<text x="4" y="{}">{}</text><line x1="{LEFT}" y1="{}" x2="{}" y2="{}" stroke="#ddd"/>"##,
+                y + 16.0,
+                esc(w),
+                y + ROW,
+                LEFT + WIDTH,
+                y + ROW
+            );
+        }
     }
-    s.push_str("</svg>\n");
-    s
+
+    fn bars(&mut self, bars: &[Bar]) {
+        for b in bars {
+            let Some(row) = self.row(&b.worker) else {
+                continue;
+            };
+            let y = TOP + ROW * row as f64 + 4.0;
+            let (start, w) = (self.x(b.start), (self.x(b.end) - self.x(b.start)).max(1.0));
+            let _ = writeln!(
+                self.out,
+                r#"<rect x="{start:.1}" y="{y}" width="{w:.1}" height="{}" fill="{}"><title>{} attempt {} {}..{} ms: {}</title></rect>"#,
+                ROW - 8.0,
+                colour(b.outcome),
+                b.task,
+                b.attempt,
+                b.start,
+                b.end,
+                b.outcome
+            );
+        }
+    }
+
+    /// A line per fault: across its worker's row, or across every row.
+    fn marks(&mut self, marks: &[Mark]) {
+        for m in marks {
+            let (y1, y2) = match self.row(&m.who) {
+                Some(row) => (TOP + ROW * row as f64, TOP + ROW * (row + 1) as f64),
+                None => (TOP, TOP + ROW * self.workers.len() as f64),
+            };
+            let _ = writeln!(
+                self.out,
+                r##"<line x1="{0:.1}" y1="{y1}" x2="{0:.1}" y2="{y2}" stroke="#b0008a" stroke-width="2"><title>{1} ms {2}: {3}</title></line><text x="{0:.1}" y="{4}" fill="#b0008a" font-size="9">{3}</text>"##,
+                self.x(m.at),
+                m.at,
+                esc(&m.who),
+                esc(&m.what),
+                y1 + 9.0
+            );
+        }
+    }
+
+    fn legend(&mut self) {
+        let legend = [
+            "succeeded",
+            "failed",
+            "lease_expired",
+            "job_cancelled",
+            "revoked",
+        ];
+        let ly = self.height() - 20.0;
+        for (i, l) in legend.iter().enumerate() {
+            let lx = LEFT + 150.0 * i as f64;
+            let _ = writeln!(
+                self.out,
+                r#"<rect x="{lx}" y="{ly}" width="12" height="10" fill="{}"/><text x="{}" y="{}">{l}</text>"#,
+                colour(l),
+                lx + 16.0,
+                ly + 9.0
+            );
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keel_engine::TaskId;
 
     #[test]
     fn draws_a_row_per_worker_a_bar_per_attempt_and_fault_marks() {

@@ -5,7 +5,7 @@
 
 use crate::coordinator::Record;
 use crate::render;
-use keel_engine::Time;
+use keel_engine::{Input, Time};
 use postcard::ser_flavors::Flavor;
 use serde::Serialize;
 use xxhash_rust::xxh3::Xxh3;
@@ -66,7 +66,7 @@ impl Trace {
         self.feed(&rec.input);
         self.feed(&rec.outputs);
         if let Some(lines) = &mut self.lines {
-            render::record(lines, rec, who);
+            record_lines(lines, rec, who);
         }
     }
 
@@ -87,6 +87,33 @@ impl Trace {
 
     pub fn digest(&self) -> u64 {
         self.hasher.digest()
+    }
+}
+
+/// The trace lines of one released record: its command and reply (unless it is a
+/// tick), then one line per effect.
+fn record_lines(lines: &mut Vec<TraceLine>, rec: &Record, who: &str) {
+    if !matches!(rec.input, Input::Tick) {
+        let (command, routine) = render::command(&rec.input);
+        let reply = rec.outputs.reply.as_ref().map(render::reply);
+        let routine = routine && matches!(rec.outputs.reply, Some(Ok(_)));
+        lines.push(TraceLine {
+            t: rec.at,
+            kind: "cmd",
+            who: who.to_string(),
+            what: format!("{command} -> {}", reply.unwrap_or_default()),
+            routine,
+        });
+    }
+    for e in &rec.outputs.effects {
+        let (who, what) = render::effect(e);
+        lines.push(TraceLine {
+            t: rec.at,
+            kind: "effect",
+            who,
+            what,
+            routine: false,
+        });
     }
 }
 

@@ -3,6 +3,9 @@
 //! and completes or fails attempts, resending terminal reports until answered. It acts
 //! on what it has been told, so a paused worker that wakes up after its lease expired
 //! still reports its result: the coordinator's fencing must refuse it.
+//!
+//! A scenario script can turn its automatic acceptance and renewal off and send
+//! commands of its own (`script.rs`).
 
 use crate::work::TaskWork;
 use keel_engine::{
@@ -12,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// A worker's own timers, armed in local milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WTimer {
+pub enum WorkerTimer {
     Heartbeat,
     WorkDone(Fence),
     Renew(Fence),
@@ -21,9 +24,11 @@ pub enum WTimer {
 
 /// What the worker asks the world to do.
 #[derive(Clone, Debug, PartialEq)]
-pub enum WOut {
+pub enum WorkerOutput {
+    /// Send a command under this request id.
     Send(u64, WorkerCommand),
-    Timer(u64, WTimer),
+    /// Arm a timer this many local milliseconds from now.
+    Timer(u64, WorkerTimer),
     /// The worker now believes it holds `fence` until this local time, or no longer
     /// believes it holds a lease on the task.
     Belief(TaskId, Option<(Fence, Time)>),
@@ -42,8 +47,15 @@ pub struct WorkerParams {
     pub liveness_timeout_ms: u64,
     pub heartbeat_ms: u64,
     pub resend_ms: u64,
-    /// Position in the scenario; instance ids are `ordinal * 1000 + incarnation`.
+    /// Position in the scenario, from 1; instance ids are `ordinal * 1000 + incarnation`.
     pub ordinal: u64,
+}
+
+impl WorkerParams {
+    /// The instance id of the worker's `incarnation`-th process.
+    pub fn instance(&self, incarnation: u64) -> InstanceId {
+        InstanceId(self.ordinal * 1_000 + incarnation)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -58,7 +70,7 @@ struct Attempt {
 
 #[derive(Clone, Debug)]
 struct Pending {
-    cmd: WorkerCommand,
+    command: WorkerCommand,
     sent_local: Time,
     /// Resent until answered: registration and terminal reports.
     resend: bool,
@@ -68,14 +80,17 @@ struct Pending {
 pub type FailDraw<'a> = &'a mut dyn FnMut(f64) -> bool;
 
 pub struct SimWorker {
-    pub p: WorkerParams,
-    pub instance: InstanceId,
+    pub params: WorkerParams,
+    /// Counts registrations as a new process; the instance id follows it.
+    incarnation: u64,
     registered: bool,
+    /// Grants offered and not accepted, while a script holds acceptance off.
+    unaccepted: BTreeMap<GrantId, (TaskId, TaskWork)>,
     /// Grants accepted, waiting for the lease to start.
     offers: BTreeMap<GrantId, (TaskId, TaskWork)>,
     attempts: BTreeMap<TaskId, Attempt>,
     pending: BTreeMap<u64, Pending>,
-    next_req: u64,
+    next_request: u64,
     /// Local time until which the coordinator cannot have declared this process lost:
     /// the send time of the last answered request plus the liveness timeout.
     session_until: Time,
@@ -83,125 +98,165 @@ pub struct SimWorker {
     started: BTreeSet<Fence>,
     /// Counts process starts; timers of an earlier process are ignored.
     pub process: u64,
+    /// Accept grants as they are offered (a script can turn this off).
+    pub accepting: bool,
+    /// Renew leases on schedule (a script can turn this off).
+    pub renewing: bool,
 }
 
 impl SimWorker {
-    pub fn new(p: WorkerParams) -> SimWorker {
+    pub fn new(params: WorkerParams) -> SimWorker {
         SimWorker {
-            instance: InstanceId(p.ordinal * 1_000),
-            p,
+            params,
+            incarnation: 0,
             registered: false,
+            unaccepted: BTreeMap::new(),
             offers: BTreeMap::new(),
             attempts: BTreeMap::new(),
             pending: BTreeMap::new(),
-            next_req: 0,
+            next_request: 0,
             session_until: 0,
             started: BTreeSet::new(),
             process: 0,
+            accepting: true,
+            renewing: true,
         }
     }
 
+    pub fn instance(&self) -> InstanceId {
+        self.params.instance(self.incarnation)
+    }
+
     /// Starts (or restarts) from nothing: a new process with a new instance id.
-    pub fn boot(&mut self, now: Time, out: &mut Vec<WOut>) {
+    pub fn boot(&mut self, now: Time, out: &mut Vec<WorkerOutput>) {
         self.process += 1;
         self.reincarnate(now, out);
-        out.push(WOut::Timer(self.p.heartbeat_ms, WTimer::Heartbeat));
+        out.push(WorkerOutput::Timer(
+            self.params.heartbeat_ms,
+            WorkerTimer::Heartbeat,
+        ));
     }
 
     /// Drops everything and registers again as a new instance, as a real worker does
     /// when the coordinator says it has declared this process lost.
-    fn reincarnate(&mut self, now: Time, out: &mut Vec<WOut>) {
+    pub fn reincarnate(&mut self, now: Time, out: &mut Vec<WorkerOutput>) {
         self.forget(out);
-        self.instance = InstanceId(self.instance.0 + 1);
+        self.incarnation += 1;
         self.register(now, out);
     }
 
     /// The process is gone; whatever it believed ends with it.
-    pub fn forget(&mut self, out: &mut Vec<WOut>) {
+    pub fn forget(&mut self, out: &mut Vec<WorkerOutput>) {
         for task in self.attempts.keys() {
-            out.push(WOut::Belief(*task, None));
+            out.push(WorkerOutput::Belief(*task, None));
         }
         self.attempts.clear();
         self.offers.clear();
+        self.unaccepted.clear();
         self.pending.clear();
         self.registered = false;
         self.session_until = 0;
     }
 
-    fn free(&self) -> u32 {
-        let busy = (self.attempts.len() + self.offers.len()) as u32;
-        self.p.max_concurrency.saturating_sub(busy)
+    pub fn free(&self) -> u32 {
+        let busy = (self.attempts.len() + self.offers.len() + self.unaccepted.len()) as u32;
+        self.params.max_concurrency.saturating_sub(busy)
     }
 
-    fn send(&mut self, now: Time, cmd: WorkerCommand, resend: bool, out: &mut Vec<WOut>) {
-        self.next_req += 1;
-        let req = self.next_req;
+    /// Sends a command, tracked so its reply is handled.
+    pub fn send(
+        &mut self,
+        now: Time,
+        command: WorkerCommand,
+        resend: bool,
+        out: &mut Vec<WorkerOutput>,
+    ) {
+        self.next_request += 1;
+        let request = self.next_request;
         if resend {
-            out.push(WOut::Timer(self.p.resend_ms, WTimer::Resend(req)));
+            out.push(WorkerOutput::Timer(
+                self.params.resend_ms,
+                WorkerTimer::Resend(request),
+            ));
         }
         self.pending.insert(
-            req,
+            request,
             Pending {
-                cmd: cmd.clone(),
+                command: command.clone(),
                 sent_local: now,
                 resend,
             },
         );
-        out.push(WOut::Send(req, cmd));
+        out.push(WorkerOutput::Send(request, command));
     }
 
-    fn register(&mut self, now: Time, out: &mut Vec<WOut>) {
-        let cmd = WorkerCommand::Register {
-            capabilities: self.p.capabilities.clone(),
+    fn register(&mut self, now: Time, out: &mut Vec<WorkerOutput>) {
+        let command = WorkerCommand::Register {
+            capabilities: self.params.capabilities.clone(),
             lanes: Vec::new(),
-            max_concurrency: self.p.max_concurrency,
+            max_concurrency: self.params.max_concurrency,
         };
-        self.send(now, cmd, true, out);
+        self.send(now, command, true, out);
     }
 
-    fn ask_for_work(&mut self, now: Time, out: &mut Vec<WOut>) {
+    fn ask_for_work(&mut self, now: Time, out: &mut Vec<WorkerOutput>) {
         if self.registered {
             let credits = self.free();
             self.send(now, WorkerCommand::RequestWork { credits }, false, out);
         }
     }
 
-    pub fn on_timer(&mut self, now: Time, timer: WTimer, fails: FailDraw, out: &mut Vec<WOut>) {
+    pub fn on_timer(
+        &mut self,
+        now: Time,
+        timer: WorkerTimer,
+        fails: FailDraw,
+        out: &mut Vec<WorkerOutput>,
+    ) {
         match timer {
-            WTimer::Heartbeat => {
+            WorkerTimer::Heartbeat => {
                 if self.registered {
                     self.send(now, WorkerCommand::Heartbeat, false, out);
                     self.ask_for_work(now, out);
                 }
-                out.push(WOut::Timer(self.p.heartbeat_ms, WTimer::Heartbeat));
+                out.push(WorkerOutput::Timer(
+                    self.params.heartbeat_ms,
+                    WorkerTimer::Heartbeat,
+                ));
             }
-            WTimer::Renew(fence) => {
+            WorkerTimer::Renew(fence) => {
                 if self
                     .attempts
                     .get(&fence.task)
                     .is_some_and(|a| a.fence == fence && !a.reported)
                 {
-                    self.send(now, WorkerCommand::Renew { fence }, false, out);
-                    out.push(WOut::Timer(self.renew_every(), WTimer::Renew(fence)));
+                    if self.renewing {
+                        self.send(now, WorkerCommand::Renew { fence }, false, out);
+                    }
+                    let every = self.renew_every();
+                    out.push(WorkerOutput::Timer(every, WorkerTimer::Renew(fence)));
                 }
             }
-            WTimer::WorkDone(fence) => self.finish(now, fence, fails, out),
-            WTimer::Resend(req) => {
-                if let Some(p) = self.pending.get(&req).filter(|p| p.resend) {
-                    out.push(WOut::Send(req, p.cmd.clone()));
-                    out.push(WOut::Timer(self.p.resend_ms, WTimer::Resend(req)));
+            WorkerTimer::WorkDone(fence) => self.finish(now, fence, fails, out),
+            WorkerTimer::Resend(request) => {
+                if let Some(p) = self.pending.get(&request).filter(|p| p.resend) {
+                    out.push(WorkerOutput::Send(request, p.command.clone()));
+                    out.push(WorkerOutput::Timer(
+                        self.params.resend_ms,
+                        WorkerTimer::Resend(request),
+                    ));
                 }
             }
         }
     }
 
     fn renew_every(&self) -> u64 {
-        (self.p.lease_ttl_ms / 3).max(1)
+        (self.params.lease_ttl_ms / 3).max(1)
     }
 
     /// The work is done: report it, whatever the lease's state, as a real process that
     /// was never told otherwise would.
-    fn finish(&mut self, now: Time, fence: Fence, fails: FailDraw, out: &mut Vec<WOut>) {
+    fn finish(&mut self, now: Time, fence: Fence, fails: FailDraw, out: &mut Vec<WorkerOutput>) {
         let Some(a) = self
             .attempts
             .get_mut(&fence.task)
@@ -211,7 +266,7 @@ impl SimWorker {
         };
         a.reported = true;
         let poisoned = fence.attempt <= a.work.fail_attempts as u32;
-        let cmd = if poisoned || fails(self.p.fail_rate) {
+        let command = if poisoned || fails(self.params.fail_rate) {
             WorkerCommand::Fail {
                 fence,
                 error: if poisoned {
@@ -228,78 +283,47 @@ impl SimWorker {
                 output: keel_engine::Payload::from("ok"),
             }
         };
-        out.push(WOut::Belief(fence.task, None));
-        self.send(now, cmd, true, out);
+        out.push(WorkerOutput::Belief(fence.task, None));
+        self.send(now, command, true, out);
     }
 
     pub fn on_reply(
         &mut self,
         now: Time,
-        req: u64,
+        request: u64,
         reply: &Result<Accepted, Rejection>,
-        out: &mut Vec<WOut>,
+        out: &mut Vec<WorkerOutput>,
     ) {
-        let Some(p) = self.pending.remove(&req) else {
+        let Some(p) = self.pending.remove(&request) else {
             return; // a duplicate reply, or one for a request this process never made
         };
         if reply.is_ok() {
-            self.extend_session(p.sent_local + self.p.liveness_timeout_ms, out);
+            self.extend_session(p.sent_local + self.params.liveness_timeout_ms, out);
         }
-        if let Err(r) = reply {
-            if matches!(
-                r,
-                Rejection::WorkerLost { .. }
-                    | Rejection::StaleInstance { .. }
-                    | Rejection::UnknownWorker { .. }
-            ) {
-                // The coordinator no longer knows this process: start over.
-                self.reincarnate(now, out);
-                return;
-            }
+        if let Err(
+            Rejection::WorkerLost { .. }
+            | Rejection::StaleInstance { .. }
+            | Rejection::UnknownWorker { .. },
+        ) = reply
+        {
+            // The coordinator no longer knows this process: start over.
+            self.reincarnate(now, out);
+            return;
         }
-        match (p.cmd, reply) {
+        match (p.command, reply) {
             (WorkerCommand::Register { .. }, Ok(_)) => {
                 self.registered = true;
                 self.ask_for_work(now, out);
             }
             (WorkerCommand::AcceptGrant { grant }, Ok(Accepted::LeaseStarted { fence, .. })) => {
-                let fence = *fence;
-                let Some((_, work)) = self.offers.remove(&grant) else {
-                    return;
-                };
-                if !self.started.insert(fence) {
-                    return;
-                }
-                let deadline = p.sent_local + self.p.lease_ttl_ms;
-                let run = (work.duration_ms as f64 * self.p.slowness).round() as u64;
-                let a = Attempt {
-                    fence,
-                    work,
-                    deadline,
-                    reported: false,
-                };
-                out.push(WOut::Belief(
-                    fence.task,
-                    Some((fence, self.trusted_until(&a))),
-                ));
-                self.attempts.insert(fence.task, a);
-                out.push(WOut::Timer(run, WTimer::WorkDone(fence)));
-                out.push(WOut::Timer(self.renew_every(), WTimer::Renew(fence)));
+                self.lease_started(grant, *fence, p.sent_local, out);
             }
             (WorkerCommand::AcceptGrant { grant }, _) => {
                 self.offers.remove(&grant);
                 self.ask_for_work(now, out);
             }
             (WorkerCommand::Renew { fence }, Ok(Accepted::Renewed { .. })) => {
-                if let Some(a) = self
-                    .attempts
-                    .get_mut(&fence.task)
-                    .filter(|a| a.fence == fence && !a.reported)
-                {
-                    a.deadline = a.deadline.max(p.sent_local + self.p.lease_ttl_ms);
-                    let until = a.deadline.min(self.session_until);
-                    out.push(WOut::Belief(fence.task, Some((fence, until))));
-                }
+                self.renewed(fence, p.sent_local, out);
             }
             (WorkerCommand::Renew { fence }, Err(_)) => self.drop_attempt(now, fence, out),
             (WorkerCommand::Complete { fence, .. } | WorkerCommand::Fail { fence, .. }, _) => {
@@ -309,25 +333,71 @@ impl SimWorker {
         }
     }
 
+    /// An accept was answered with a lease: the work starts, and so do renewals.
+    fn lease_started(
+        &mut self,
+        grant: GrantId,
+        fence: Fence,
+        sent_local: Time,
+        out: &mut Vec<WorkerOutput>,
+    ) {
+        let Some((_, work)) = self.offers.remove(&grant) else {
+            return;
+        };
+        if !self.started.insert(fence) {
+            return;
+        }
+        let deadline = sent_local + self.params.lease_ttl_ms;
+        let run = (work.duration_ms as f64 * self.params.slowness).round() as u64;
+        let a = Attempt {
+            fence,
+            work,
+            deadline,
+            reported: false,
+        };
+        out.push(WorkerOutput::Belief(
+            fence.task,
+            Some((fence, self.trusted_until(&a))),
+        ));
+        self.attempts.insert(fence.task, a);
+        out.push(WorkerOutput::Timer(run, WorkerTimer::WorkDone(fence)));
+        out.push(WorkerOutput::Timer(
+            self.renew_every(),
+            WorkerTimer::Renew(fence),
+        ));
+    }
+
+    fn renewed(&mut self, fence: Fence, sent_local: Time, out: &mut Vec<WorkerOutput>) {
+        if let Some(a) = self
+            .attempts
+            .get_mut(&fence.task)
+            .filter(|a| a.fence == fence && !a.reported)
+        {
+            a.deadline = a.deadline.max(sent_local + self.params.lease_ttl_ms);
+            let until = a.deadline.min(self.session_until);
+            out.push(WorkerOutput::Belief(fence.task, Some((fence, until))));
+        }
+    }
+
     /// A lease is trusted until its own deadline or the session's, whichever is first.
     fn trusted_until(&self, a: &Attempt) -> Time {
         a.deadline.min(self.session_until)
     }
 
-    fn extend_session(&mut self, until: Time, out: &mut Vec<WOut>) {
+    fn extend_session(&mut self, until: Time, out: &mut Vec<WorkerOutput>) {
         if until <= self.session_until {
             return;
         }
         self.session_until = until;
         for a in self.attempts.values().filter(|a| !a.reported) {
-            out.push(WOut::Belief(
+            out.push(WorkerOutput::Belief(
                 a.fence.task,
                 Some((a.fence, self.trusted_until(a))),
             ));
         }
     }
 
-    fn drop_attempt(&mut self, now: Time, fence: Fence, out: &mut Vec<WOut>) {
+    fn drop_attempt(&mut self, now: Time, fence: Fence, out: &mut Vec<WorkerOutput>) {
         if self
             .attempts
             .get(&fence.task)
@@ -335,13 +405,13 @@ impl SimWorker {
         {
             let a = self.attempts.remove(&fence.task);
             if a.is_some_and(|a| !a.reported) {
-                out.push(WOut::Belief(fence.task, None));
+                out.push(WorkerOutput::Belief(fence.task, None));
             }
             self.ask_for_work(now, out);
         }
     }
 
-    pub fn on_effect(&mut self, now: Time, effect: &Effect, out: &mut Vec<WOut>) {
+    pub fn on_effect(&mut self, now: Time, effect: &Effect, out: &mut Vec<WorkerOutput>) {
         match effect {
             Effect::GrantOffered {
                 grant,
@@ -350,29 +420,63 @@ impl SimWorker {
                 ..
             } => {
                 if !self.registered || self.free() == 0 {
-                    self.send(
-                        now,
-                        WorkerCommand::ReleaseGrant { grant: *grant },
-                        false,
-                        out,
-                    );
+                    let release = WorkerCommand::ReleaseGrant { grant: *grant };
+                    self.send(now, release, false, out);
                     return;
                 }
-                self.offers
-                    .insert(*grant, (*task, TaskWork::decode(payload)));
-                // Resent until answered, so a lost reply cannot hold the slot forever;
-                // the engine answers a repeated accept consistently.
-                self.send(now, WorkerCommand::AcceptGrant { grant: *grant }, true, out);
+                let offer = (*task, TaskWork::decode(payload));
+                if self.accepting {
+                    self.accept(now, *grant, offer, out);
+                } else {
+                    self.unaccepted.insert(*grant, offer);
+                }
             }
             Effect::GrantWithdrawn { grant, .. } => {
                 self.offers.remove(grant);
+                self.unaccepted.remove(grant);
             }
             Effect::LeaseRevoked { fence, .. } => self.drop_attempt(now, *fence, out),
-            Effect::WorkerLost { instance, .. } if *instance == self.instance => {
+            Effect::WorkerLost { instance, .. } if *instance == self.instance() => {
                 self.reincarnate(now, out);
             }
             Effect::WorkerReadmitted { .. } => self.ask_for_work(now, out),
             _ => {}
         }
+    }
+
+    fn accept(
+        &mut self,
+        now: Time,
+        grant: GrantId,
+        offer: (TaskId, TaskWork),
+        out: &mut Vec<WorkerOutput>,
+    ) {
+        self.offers.insert(grant, offer);
+        // Resent until answered, so a lost reply cannot hold the slot forever; the
+        // engine answers a repeated accept consistently.
+        self.send(now, WorkerCommand::AcceptGrant { grant }, true, out);
+    }
+
+    /// Accepts a grant held back while acceptance was off: the one for `task`, or the
+    /// oldest. `None` if there is none.
+    pub fn accept_held(
+        &mut self,
+        now: Time,
+        task: Option<TaskId>,
+        out: &mut Vec<WorkerOutput>,
+    ) -> Option<GrantId> {
+        let grant = self
+            .unaccepted
+            .iter()
+            .find(|(_, (t, _))| task.is_none_or(|want| *t == want))
+            .map(|(g, _)| *g)?;
+        let offer = self.unaccepted.remove(&grant)?;
+        self.accept(now, grant, offer, out);
+        Some(grant)
+    }
+
+    /// The latest fence this process started on `task`.
+    pub fn latest_fence(&self, task: TaskId) -> Option<Fence> {
+        self.started.iter().rev().find(|f| f.task == task).copied()
     }
 }

@@ -1,31 +1,39 @@
-//! One simulated run: the event loop that moves messages, fires timers and faults,
-//! drives the real engine through the coordinator model, and feeds the checkers.
-//! Everything happens in virtual time on one thread, drawn from one seeded RNG.
+//! One simulated run: the event loop. It pops events in (virtual time, sequence) order
+//! and hands each to the part that owns it: the coordinator, a worker process, the
+//! client, the fault model or the script. It routes what they produce through the
+//! network and feeds every released output to the checker and the trace. Everything
+//! happens on one thread, drawn from one seeded RNG.
 
+use crate::check::{Check, CheckFailure};
 use crate::checks::Checker;
 use crate::client::Client;
-use crate::clock::DriftClock;
-use crate::coordinator::{Coordinator, EngineHook, Origin, Record};
+use crate::coordinator::{Commit, Coordinator, Origin, Record, Recovery};
 use crate::events::EventQueue;
+use crate::faults::{self, Action, Plan};
+use crate::fleet::{Fleet, Life, WorkerEvent};
 use crate::network::{Fate, Link, Network};
+use crate::options::RunOptions;
 use crate::rng::{SimRng, Stream};
-use crate::scenario::{Direction, FaultKind, Scenario};
+use crate::scenario::Scenario;
+use crate::script::{self, Performed};
 use crate::setup;
 use crate::trace::Trace;
-use crate::worker::{SimWorker, WOut, WTimer};
-use keel_engine::{Accepted, ClientCommand, Effect, Input, Recipient, Rejection, Time, WorkerId};
-use std::collections::BTreeMap;
+use crate::worker::WorkerOutput;
+use keel_engine::{Accepted, ClientCommand, Input, Recipient, Rejection, Time, WorkerId};
 
-pub(crate) enum Ev {
-    ToCoord(Input, Origin),
-    Reply(usize, u64, Result<Accepted, Rejection>),
-    Effect(usize, Effect),
+pub(crate) enum Event {
+    ToCoordinator(Input, Origin),
+    ToWorker(usize, WorkerEvent),
     ToClient(u64, Result<Accepted, Rejection>),
-    Timer(usize, u64, WTimer),
-    CoordTick,
-    CoordSync,
-    Fault(usize),
+    CoordinatorTick,
+    CoordinatorCommit,
+    /// Append number `.0` completed.
+    AppendDone(u64),
+    /// The coordinator, stopped by a storage fault, starts again.
+    CoordinatorRestart,
+    FaultStart(usize),
     FaultEnd(usize),
+    Script(usize),
     Submit(usize),
     ClientResend(u64),
     Join(usize),
@@ -33,549 +41,518 @@ pub(crate) enum Ev {
     Deadline,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Life {
-    NotStarted,
-    Up,
-    Paused,
-    Down,
-}
-
-struct Slot {
-    w: SimWorker,
-    life: Life,
-    /// Events that arrived while paused, handled in order on waking.
-    deferred: Vec<Ev>,
-}
-
-/// Knobs of a run that are not part of the scenario.
-#[derive(Clone, Copy)]
-pub struct RunOptions {
-    pub seed: u64,
-    /// Keep trace lines (for files, goldens and failure reports).
-    pub record: bool,
-    pub hook: Option<EngineHook>,
-    /// Check the engine's invariants after every this-many applies, and always at
-    /// the end; 0 checks only at the end. Every history check runs after every event
-    /// regardless.
-    pub check_every: u32,
-    /// Give up after this many events (a runaway run is itself a failure).
-    pub max_events: u64,
-}
-
-impl RunOptions {
-    pub fn new(seed: u64) -> RunOptions {
-        RunOptions {
-            seed,
-            record: false,
-            hook: None,
-            check_every: 1,
-            max_events: 50_000_000,
-        }
-    }
-}
-
 pub(crate) struct World<'a> {
-    pub s: &'a Scenario,
-    pub opts: RunOptions,
+    pub scenario: &'a Scenario,
+    opts: RunOptions,
     pub now: Time,
-    pub q: EventQueue<Ev>,
-    pub rng: SimRng,
-    pub net: Network,
-    pub coord: Coordinator,
+    queue: EventQueue<Event>,
+    rng: SimRng,
+    network: Network,
+    coordinator: Coordinator,
+    /// When the coordinator's next tick is queued, if it is.
+    tick_at: Option<Time>,
+    commit_pending: bool,
+    /// How long a coordinator stopped by an armed storage fault stays down.
+    storage_downtime_ms: u64,
     pub checker: Checker,
     pub trace: Trace,
-    pub client: Client,
-    slots: Vec<Slot>,
-    pub clocks: Vec<DriftClock>,
-    names: BTreeMap<WorkerId, usize>,
-    tick_at: Option<Time>,
-    sync_pending: bool,
-    pub healed: bool,
+    client: Client,
+    fleet: Fleet,
+    healed: bool,
     pub events: u64,
-    pub done: bool,
+    done: bool,
+    /// Why the run ended before its liveness phase, when it did.
+    pub stopped: Option<String>,
     /// Faults as they happened: (time, worker name or "coordinator", what).
     pub marks: Vec<(Time, String, String)>,
-    outs: Vec<WOut>,
+    /// A buffer for what a worker asks for, reused across events.
+    outputs: Vec<WorkerOutput>,
 }
 
 impl<'a> World<'a> {
-    pub fn new(s: &'a Scenario, opts: RunOptions) -> World<'a> {
-        let config = setup::engine_config(s, opts.seed);
-        let durable = s
-            .faults
-            .iter()
-            .any(|f| f.kind == FaultKind::CrashCoordinator);
-        let slots = s
-            .workers
-            .iter()
-            .enumerate()
-            .map(|(i, w)| Slot {
-                w: SimWorker::new(setup::worker_params(w, i, &config)),
-                life: Life::NotStarted,
-                deferred: Vec::new(),
-            })
-            .collect();
-        let mut world = World {
-            s,
-            opts,
-            now: 0,
-            q: EventQueue::default(),
-            rng: SimRng::new(opts.seed, Stream::Run),
-            net: Network::new(s.network.clone(), s.workers.len()),
-            // A belief ends at a lease deadline or a session deadline, measured over
-            // the lease TTL or the liveness timeout: drift over either bounds how far
-            // it can outlive the coordinator's view.
-            checker: Checker::new(
-                &[config.lease_ttl_ms, config.liveness_timeout_ms],
-                config.tenants.caps.clone(),
-            ),
-            coord: Coordinator::new(config, durable, opts.hook, opts.check_every),
-            trace: Trace::new(opts.record),
-            client: Client::new(s.jobs.iter().map(setup::job_spec).collect()),
-            slots,
-            clocks: s
-                .workers
-                .iter()
-                .map(|w| DriftClock::new(w.drift_ppm))
-                .collect(),
-            names: s
+    pub fn new(scenario: &'a Scenario, opts: RunOptions) -> World<'a> {
+        let config = setup::engine_config(scenario, opts.seed);
+        let durable = opts.durable || scenario.faults.iter().any(|f| f.kind.needs_durability());
+        let fleet = Fleet::new(
+            scenario
                 .workers
                 .iter()
                 .enumerate()
-                .map(|(i, w)| (WorkerId::new(w.name.clone()), i))
-                .collect(),
+                .map(|(i, w)| (setup::worker_params(w, i, &config), w.drift_ppm)),
+        );
+        // A belief ends at a lease deadline or a session deadline, measured over the
+        // lease TTL or the liveness timeout: drift over either bounds how far it can
+        // outlive the coordinator's view.
+        let checker = Checker::new(
+            &[config.lease_ttl_ms, config.liveness_timeout_ms],
+            config.tenants.caps.clone(),
+            &scenario.expect.counts,
+        );
+        let mut world = World {
+            scenario,
+            opts,
+            now: 0,
+            queue: EventQueue::default(),
+            rng: SimRng::new(opts.seed, Stream::Run),
+            network: Network::new(scenario.network.clone(), scenario.workers.len()),
+            checker,
+            coordinator: Coordinator::new(config, durable, opts.hook, opts.check_every),
             tick_at: None,
-            sync_pending: false,
+            commit_pending: false,
+            storage_downtime_ms: 0,
+            trace: Trace::new(opts.record),
+            client: Client::new(scenario.jobs.iter().map(setup::job_spec).collect()),
+            fleet,
             healed: false,
             events: 0,
             done: false,
+            stopped: None,
             marks: Vec::new(),
-            outs: Vec::new(),
+            outputs: Vec::new(),
         };
-        for (i, w) in s.workers.iter().enumerate() {
-            world.q.push(w.join_ms, Ev::Join(i));
-        }
-        for (i, j) in s.jobs.iter().enumerate() {
-            world.q.push(j.submit_ms, Ev::Submit(i));
-        }
-        for (i, f) in s.faults.iter().enumerate() {
-            world.q.push(f.at_ms, Ev::Fault(i));
-        }
-        world.q.push(s.heal_at_ms, Ev::Heal);
-        world.q.push(s.heal_at_ms + s.liveness_ms, Ev::Deadline);
+        world.schedule();
         world
+    }
+
+    /// Queues the scenario's own events: joins, submissions, faults, healing, the
+    /// liveness deadline, script steps.
+    fn schedule(&mut self) {
+        let scenario = self.scenario;
+        for (i, w) in scenario.workers.iter().enumerate() {
+            self.queue.push(w.join_ms, Event::Join(i));
+        }
+        for (i, j) in scenario.jobs.iter().enumerate() {
+            self.queue.push(j.submit_ms, Event::Submit(i));
+        }
+        for (i, f) in scenario.faults.iter().enumerate() {
+            self.queue.push(f.at_ms, Event::FaultStart(i));
+        }
+        let heal = scenario.heal_at_ms;
+        self.queue.push(heal, Event::Heal);
+        let deadline = heal.saturating_add(scenario.liveness_ms);
+        self.queue.push(deadline, Event::Deadline);
+        for (i, step) in scenario.script.iter().enumerate() {
+            self.queue.push(step.at_ms, Event::Script(i));
+        }
+    }
+
+    fn failed(&self) -> bool {
+        !self.checker.failures.is_empty()
     }
 
     /// Runs until every job has ended, the liveness bound passes, or a check fails.
     pub fn run(&mut self) {
         self.event_loop();
-        if self.checker.violations.is_empty() && self.coord.up {
-            if let Err(v) = self.coord.check(self.now) {
-                self.checker.flag(v.at, v.check, v.detail);
+        if !self.failed() && self.coordinator.up {
+            if let Err(f) = self.coordinator.check(self.now) {
+                self.checker.flag(f);
             }
         }
     }
 
     fn event_loop(&mut self) {
-        while let Some((at, ev)) = self.q.pop() {
+        while let Some((at, event)) = self.queue.pop() {
             self.now = at;
             self.events += 1;
-            self.handle(ev);
-            if self.done || !self.checker.violations.is_empty() {
+            self.handle(event);
+            if self.done || self.failed() {
                 break;
             }
             if self.events >= self.opts.max_events {
-                self.checker.flag(
+                let detail = format!("run did not settle within {} events", self.events);
+                self.checker.flag(CheckFailure {
                     at,
-                    "liveness",
-                    format!("run did not settle within {} events", self.events),
-                );
+                    check: Check::Liveness,
+                    detail,
+                });
                 break;
             }
         }
     }
 
-    fn handle(&mut self, ev: Ev) {
-        match ev {
-            Ev::ToCoord(input, origin) => {
-                let r = self.coord.deliver(self.now, input, origin);
-                self.after_coord(r);
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::ToCoordinator(input, origin) => {
+                let r = self.coordinator.deliver(self.now, input, origin);
+                self.after_coordinator(r);
             }
-            Ev::CoordTick => {
+            Event::CoordinatorTick => {
                 if self.tick_at == Some(self.now) {
                     self.tick_at = None;
-                    let r = self.coord.tick(self.now);
-                    self.after_coord(r);
+                    let r = self.coordinator.tick(self.now);
+                    self.after_coordinator(r);
                 }
             }
-            Ev::CoordSync => {
-                self.sync_pending = false;
-                let records = self.coord.sync();
-                self.release(records);
+            Event::CoordinatorCommit => {
+                self.commit_pending = false;
+                self.commit();
             }
-            Ev::Reply(..) | Ev::Effect(..) | Ev::Timer(..) => self.at_worker(ev),
-            Ev::ToClient(req, reply) => {
+            Event::AppendDone(append) => {
+                let records = self.coordinator.complete_append(append);
+                self.release(records);
+                if self.coordinator.wants_commit() {
+                    self.commit();
+                }
+            }
+            Event::CoordinatorRestart => self.recover_coordinator(),
+            Event::ToWorker(idx, event) => self.at_worker(idx, event),
+            Event::ToClient(req, reply) => {
                 let sends = self.client.on_reply(req, &reply);
                 self.client_send(sends);
             }
-            Ev::Submit(j) => {
+            Event::Submit(j) => {
                 let sends = self.client.submit(j);
                 self.client_send(sends);
             }
-            Ev::ClientResend(req) => {
+            Event::ClientResend(req) => {
                 let sends = self.client.resend(req);
                 self.client_send(sends);
             }
-            Ev::Join(i) => {
-                if self.slots[i].life == Life::NotStarted {
-                    self.boot(i);
+            Event::Join(idx) => {
+                if self.fleet.life(idx) == Life::NotStarted {
+                    self.boot(idx);
                 }
             }
-            Ev::Fault(i) => self.fault(i),
-            Ev::FaultEnd(i) => self.fault_end(i),
-            Ev::Heal => self.heal(),
-            Ev::Deadline => {
-                let names: Vec<String> = self.s.jobs.iter().map(|j| j.name.clone()).collect();
+            Event::FaultStart(i) => self.fault(i, true),
+            Event::FaultEnd(i) => self.fault(i, false),
+            Event::Script(i) => self.script(i),
+            Event::Heal => self.heal(),
+            Event::Deadline => {
+                let names: Vec<String> =
+                    self.scenario.jobs.iter().map(|j| j.name.clone()).collect();
                 self.checker.liveness(self.now, &names);
                 self.done = true;
             }
         }
     }
 
-    fn after_coord(&mut self, r: Result<(), crate::checks::Violation>) {
-        if let Err(v) = r {
-            self.checker.flag(v.at, v.check, v.detail);
-            return;
+    /// After the coordinator applied something: flag a broken check, queue its next
+    /// tick, and queue a group commit for outputs that wait for one.
+    fn after_coordinator(&mut self, r: Result<(), CheckFailure>) {
+        if let Err(f) = r {
+            return self.checker.flag(f);
         }
-        if let Some(w) = self.coord.engine.next_wakeup().filter(|_| self.coord.up) {
+        let wakeup = self.coordinator.engine.next_wakeup();
+        if let Some(w) = wakeup.filter(|_| self.coordinator.up) {
             let w = w.max(self.now);
             if self.tick_at.is_none_or(|t| w < t) {
                 self.tick_at = Some(w);
-                self.q.push(w, Ev::CoordTick);
+                self.queue.push(w, Event::CoordinatorTick);
             }
         }
-        if self.coord.has_unreleased() && !self.sync_pending {
-            self.sync_pending = true;
-            self.q
-                .push(self.now + self.s.network.sync_interval_ms, Ev::CoordSync);
+        if self.coordinator.wants_commit() && !self.commit_pending {
+            self.commit_pending = true;
+            let at = self.now + self.scenario.network.sync_interval_ms;
+            self.queue.push(at, Event::CoordinatorCommit);
         }
     }
 
-    /// Outputs become visible: checked, traced, and sent on their way.
-    fn release(&mut self, records: Vec<Record>) {
-        for rec in records {
-            let who = match rec.origin {
-                Origin::Worker { idx, .. } => self.s.workers[idx].name.as_str(),
-                Origin::Client { .. } => "client",
-                Origin::Timer => "timer",
-            };
-            self.checker.released(
-                rec.at,
-                &rec.input,
-                rec.outputs.reply.as_ref(),
-                &rec.outputs.effects,
-            );
-            self.trace.record(&rec, who);
-            if let (Some(reply), Origin::Worker { idx, req }) = (&rec.outputs.reply, rec.origin) {
-                self.send(Link::Down(idx), |_| Ev::Reply(idx, req, reply.clone()));
+    fn commit(&mut self) {
+        match self.coordinator.commit(self.now, &mut self.rng) {
+            Commit::Released(records) => self.release(records),
+            Commit::InFlight { done_at, append } => {
+                self.queue.push(done_at, Event::AppendDone(append))
             }
-            if let (Some(reply), Origin::Client { req }) = (&rec.outputs.reply, rec.origin) {
-                self.send(Link::Client, |_| Ev::ToClient(req, reply.clone()));
-            }
-            for e in rec.outputs.effects {
-                if let Recipient::Worker(w) = e.recipient() {
-                    if let Some(&idx) = self.names.get(&w) {
-                        self.send(Link::Down(idx), |_| Ev::Effect(idx, e.clone()));
-                    }
-                }
+            Commit::Idle => {}
+            Commit::Stopped(what) => {
+                self.mark("coordinator", what);
+                let at = self.now.saturating_add(self.storage_downtime_ms);
+                self.queue.push(at, Event::CoordinatorRestart);
             }
         }
         self.check_done();
     }
 
+    /// Outputs become visible: checked, traced, and sent on their way.
+    fn release(&mut self, records: Vec<Record>) {
+        let durable = self.coordinator.durable_position();
+        for rec in records {
+            let who = match rec.origin {
+                Origin::Worker { idx, .. } => self.scenario.workers[idx].name.as_str(),
+                Origin::Client { .. } => "client",
+                Origin::Timer => "timer",
+            };
+            let reply = rec.outputs.reply.as_ref();
+            let effects = &rec.outputs.effects;
+            let positions = (rec.position, durable);
+            self.checker
+                .released(rec.at, &rec.input, reply, effects, positions);
+            self.trace.record(&rec, who);
+            self.route(rec);
+        }
+        self.check_done();
+    }
+
+    /// Sends a released record's reply to its sender and its effects to their workers.
+    fn route(&mut self, rec: Record) {
+        if let Some(reply) = &rec.outputs.reply {
+            match rec.origin {
+                Origin::Worker { idx, req } => self.send(Link::Down(idx), || {
+                    Event::ToWorker(idx, WorkerEvent::Reply(req, reply.clone()))
+                }),
+                Origin::Client { req } => {
+                    self.send(Link::Client, || Event::ToClient(req, reply.clone()))
+                }
+                Origin::Timer => {}
+            }
+        }
+        for e in rec.outputs.effects {
+            if let Recipient::Worker(w) = e.recipient() {
+                if let Some(idx) = self.fleet.index(&w) {
+                    self.send(Link::Down(idx), || {
+                        Event::ToWorker(idx, WorkerEvent::Effect(e.clone()))
+                    });
+                }
+            }
+        }
+    }
+
     /// The run ends once the fault schedule has played out and every job has ended.
     fn check_done(&mut self) {
-        if self.healed && self.checker.ledger.outcomes().len() >= self.client.jobs_total() {
+        if self.healed && self.checker.outcomes.len() >= self.client.jobs_total() {
             self.done = true;
         }
     }
 
-    fn send(&mut self, link: Link, make: impl Fn(()) -> Ev) {
-        match self.net.send(&mut self.rng, self.now, link) {
+    fn send(&mut self, link: Link, make: impl Fn() -> Event) {
+        match self.network.send(&mut self.rng, self.now, link) {
             Fate::Lost | Fate::Partitioned => {}
             Fate::Deliver(a, b) => {
-                self.q.push(a, make(()));
+                self.queue.push(a, make());
                 if let Some(b) = b {
-                    self.q.push(b, make(()));
+                    self.queue.push(b, make());
                 }
             }
         }
     }
 
     fn client_send(&mut self, sends: Vec<(u64, ClientCommand, u64)>) {
-        for (req, cmd, resend_in) in sends {
-            let input = Input::Client(cmd);
-            self.send(Link::Client, |_| {
-                Ev::ToCoord(input.clone(), Origin::Client { req })
-            });
-            self.q.push(self.now + resend_in, Ev::ClientResend(req));
+        for (req, command, resend_in) in sends {
+            let input = Input::Client(command);
+            let origin = Origin::Client { req };
+            self.send(Link::Client, || Event::ToCoordinator(input.clone(), origin));
+            self.queue
+                .push(self.now + resend_in, Event::ClientResend(req));
         }
     }
 
-    fn at_worker(&mut self, ev: Ev) {
-        let idx = match &ev {
-            Ev::Reply(i, ..) | Ev::Effect(i, ..) | Ev::Timer(i, ..) => *i,
-            _ => return,
-        };
-        let slot = &mut self.slots[idx];
-        if let Ev::Timer(_, process, _) = &ev {
-            if *process != slot.w.process {
-                return; // a timer of a process that no longer exists
-            }
-        }
-        match slot.life {
-            Life::Up => {}
-            Life::Paused => return slot.deferred.push(ev),
-            Life::Down | Life::NotStarted => return,
-        }
-        let local = self.clocks[idx].local(self.now);
-        let mut outs = std::mem::take(&mut self.outs);
-        let rng = &mut self.rng;
-        let mut fails = |p: f64| rng.chance(p);
-        match &ev {
-            Ev::Reply(_, req, reply) => slot.w.on_reply(local, *req, reply, &mut outs),
-            Ev::Effect(_, e) => slot.w.on_effect(local, e, &mut outs),
-            Ev::Timer(_, _, t) => slot.w.on_timer(local, *t, &mut fails, &mut outs),
-            _ => {}
-        }
-        self.apply_outs(idx, &mut outs);
-        self.outs = outs;
+    /// Lets `act` drive worker `idx` with the output buffer, then carries out what the
+    /// worker asked for.
+    fn drive(
+        &mut self,
+        idx: usize,
+        act: impl FnOnce(&mut Fleet, Time, &mut SimRng, &mut Vec<WorkerOutput>),
+    ) {
+        let mut outputs = std::mem::take(&mut self.outputs);
+        act(&mut self.fleet, self.now, &mut self.rng, &mut outputs);
+        self.route_worker(idx, &mut outputs);
+        self.outputs = outputs;
     }
 
-    fn apply_outs(&mut self, idx: usize, outs: &mut Vec<WOut>) {
-        let id = self.slots[idx].w.p.id.clone();
-        let instance = self.slots[idx].w.instance;
-        let process = self.slots[idx].w.process;
-        for out in outs.drain(..) {
+    fn at_worker(&mut self, idx: usize, event: WorkerEvent) {
+        self.drive(idx, |fleet, now, rng, out| {
+            let mut fails = |p: f64| rng.chance(p);
+            fleet.deliver(idx, now, event, &mut fails, out)
+        });
+    }
+
+    /// Carries out what a worker asked for: messages, timers, beliefs for the checker.
+    fn route_worker(&mut self, idx: usize, outputs: &mut Vec<WorkerOutput>) {
+        let (id, instance) = self.fleet.identity(idx);
+        let process = self.fleet.worker(idx).process;
+        for out in outputs.drain(..) {
             match out {
-                WOut::Send(req, cmd) => {
-                    let input = Input::worker(&id, instance, cmd);
-                    self.send(Link::Up(idx), |_| {
-                        Ev::ToCoord(input.clone(), Origin::Worker { idx, req })
+                WorkerOutput::Send(req, command) => {
+                    let input = Input::worker(&id, instance, command);
+                    let origin = Origin::Worker { idx, req };
+                    self.send(Link::Up(idx), || {
+                        Event::ToCoordinator(input.clone(), origin)
                     });
                 }
-                WOut::Timer(local_ms, t) => {
-                    let at = self.clocks[idx].after_local(self.now, local_ms);
-                    self.q.push(at, Ev::Timer(idx, process, t));
+                WorkerOutput::Timer(local_ms, timer) => {
+                    let at = self.fleet.after_local(idx, self.now, local_ms);
+                    let event = WorkerEvent::Timer(process, timer);
+                    self.queue.push(at, Event::ToWorker(idx, event));
                 }
-                WOut::Belief(task, held) => {
-                    self.checker.belief(self.now, idx, task, held, &self.clocks)
+                WorkerOutput::Belief(task, held) => {
+                    let clocks = self.fleet.clocks();
+                    self.checker.belief(self.now, idx, task, held, clocks)
                 }
             }
         }
     }
 
     fn boot(&mut self, idx: usize) {
-        let mut outs = std::mem::take(&mut self.outs);
-        let local = self.clocks[idx].local(self.now);
-        self.slots[idx].w.boot(local, &mut outs);
-        self.slots[idx].life = Life::Up;
-        self.slots[idx].deferred.clear();
-        self.apply_outs(idx, &mut outs);
-        self.outs = outs;
+        self.drive(idx, |fleet, now, _, out| fleet.boot(idx, now, out));
     }
 
     fn kill(&mut self, idx: usize) {
-        let mut outs = std::mem::take(&mut self.outs);
-        self.slots[idx].w.forget(&mut outs);
-        self.slots[idx].life = Life::Down;
-        self.slots[idx].deferred.clear();
-        self.apply_outs(idx, &mut outs);
-        self.outs = outs;
+        self.drive(idx, |fleet, _, _, out| fleet.kill(idx, out));
     }
 
     fn wake(&mut self, idx: usize) {
-        if self.slots[idx].life != Life::Paused {
-            return;
-        }
-        self.slots[idx].life = Life::Up;
-        for ev in std::mem::take(&mut self.slots[idx].deferred) {
-            self.at_worker(ev);
+        for event in self.fleet.wake(idx) {
+            self.at_worker(idx, event);
         }
     }
 
-    fn worker_idx(&self, name: &str) -> usize {
-        self.names.get(&WorkerId::new(name)).copied().unwrap_or(0)
+    fn mark(&mut self, who: &str, what: String) {
+        self.trace.fault(self.now, who, what.clone());
+        self.marks.push((self.now, who.to_string(), what));
     }
 
-    fn mark(&mut self, who: String, what: String) {
-        self.trace.fault(self.now, &who, what.clone());
-        self.marks.push((self.now, who, what));
-    }
-
-    fn fault(&mut self, i: usize) {
+    /// A scheduled fault starts or ends; after healing, none does.
+    fn fault(&mut self, i: usize, starts: bool) {
         if self.healed {
             return;
         }
-        let f = &self.s.faults[i];
-        let worker = fault_worker(f);
-        match f.kind {
-            FaultKind::CrashWorker => {
-                let idx = self.worker_idx(&worker);
-                if self.slots[idx].life == Life::Up || self.slots[idx].life == Life::Paused {
-                    self.kill(idx);
-                    self.mark(worker, "crash".into());
-                    if let Some(after) = f.restart_after_ms {
-                        self.q.push(self.now + after, Ev::FaultEnd(i));
-                    }
+        let f = &self.scenario.faults[i];
+        let plan = if starts {
+            faults::start(f, &self.fleet, self.coordinator.up)
+        } else {
+            faults::end(f, &self.fleet)
+        };
+        self.carry_out(plan, i);
+    }
+
+    fn carry_out(&mut self, plan: Plan, fault: usize) {
+        for action in plan.actions {
+            self.act(action);
+        }
+        if let Some((who, what)) = plan.mark {
+            self.mark(&who, what);
+        }
+        if let Some(after) = plan.end_after_ms {
+            let at = self.now.saturating_add(after);
+            self.queue.push(at, Event::FaultEnd(fault));
+        }
+    }
+
+    fn act(&mut self, action: Action) {
+        match action {
+            Action::KillWorker(idx) => self.kill(idx),
+            Action::RestartWorker(idx) => self.boot(idx),
+            Action::PauseWorker(idx) => self.fleet.pause(idx),
+            Action::WakeWorker(idx) => self.wake(idx),
+            Action::Cut(idx, direction) => self.network.cut(idx, direction),
+            Action::Mend(idx, direction) => self.network.mend(idx, direction),
+            Action::StepClock(idx, delta) => self.fleet.step_clock(idx, delta),
+            Action::CrashCoordinator => {
+                self.coordinator.crash();
+                self.commit_pending = false;
+            }
+            Action::RecoverCoordinator => self.recover_coordinator(),
+            Action::ArmStorage { fault, down_ms } => {
+                if self.coordinator.arm(fault) {
+                    self.storage_downtime_ms = down_ms;
                 }
             }
-            FaultKind::PauseWorker => {
-                let idx = self.worker_idx(&worker);
-                if self.slots[idx].life == Life::Up {
-                    self.slots[idx].life = Life::Paused;
-                    let len = f.for_ms.unwrap_or(0);
-                    self.mark(worker, format!("pause for {len} ms"));
-                    self.q.push(self.now + len, Ev::FaultEnd(i));
+            Action::FsyncDelay(ms) => self.coordinator.set_fsync_ms(ms),
+            Action::CorruptStorage => {
+                if let Some(place) = self.coordinator.corrupt(&mut self.rng) {
+                    self.mark("storage", format!("{place} flipped"));
                 }
             }
-            FaultKind::Partition => {
-                let dir = f.direction.unwrap_or_default();
-                for w in &f.workers {
-                    let idx = self.worker_idx(w.get_ref());
-                    self.net.cut(idx, dir);
-                }
-                let names: Vec<&str> = f.workers.iter().map(|w| w.get_ref().as_str()).collect();
-                let what = format!("partition {} ({})", names.join(","), direction_name(dir));
-                self.mark("network".into(), what);
-                if let Some(len) = f.for_ms {
-                    self.q.push(self.now + len, Ev::FaultEnd(i));
-                }
-            }
-            FaultKind::ClockStep => {
-                let idx = self.worker_idx(&worker);
-                let delta = f.delta_ms.unwrap_or(0);
-                self.clocks[idx].step(delta);
-                self.mark(worker, format!("clock step {delta:+} ms"));
-            }
-            FaultKind::CrashCoordinator => {
-                if self.coord.up {
-                    self.coord.crash();
-                    self.sync_pending = false;
-                    self.mark("coordinator".into(), "crash".into());
-                    self.q
-                        .push(self.now + f.for_ms.unwrap_or(0), Ev::FaultEnd(i));
-                }
-            }
-            FaultKind::CancelJob => {
-                let job = f
-                    .job
-                    .as_ref()
-                    .map(|j| j.get_ref().clone())
-                    .unwrap_or_default();
-                self.mark("client".into(), format!("cancel {job}"));
+            Action::Cancel(job) => {
                 let sends = self.client.cancel(&job);
                 self.client_send(sends);
             }
         }
     }
 
-    fn fault_end(&mut self, i: usize) {
-        if self.healed {
+    /// A script step: the worker does what the scenario says, if it is running.
+    fn script(&mut self, i: usize) {
+        let scenario = self.scenario;
+        let step = &scenario.script[i];
+        let name = step.worker.get_ref();
+        let Some(idx) = self.fleet.index(&WorkerId::new(name.as_str())) else {
             return;
+        };
+        if self.fleet.life(idx) != Life::Up {
+            let what = format!("script {} skipped: not running", step.action.name());
+            return self.mark(name, what);
         }
-        let f = &self.s.faults[i];
-        let worker = fault_worker(f);
-        match f.kind {
-            FaultKind::CrashWorker => {
-                let idx = self.worker_idx(&worker);
-                if self.slots[idx].life == Life::Down {
-                    self.boot(idx);
-                    self.mark(worker, "restart".into());
-                }
+        let task = match (&step.job, &step.task) {
+            (Some(job), Some(key)) => self
+                .checker
+                .shadow
+                .task_by_key(job.get_ref(), key.get_ref()),
+            _ => None,
+        };
+        let mut performed = Err(String::new());
+        self.drive(idx, |fleet, now, _, out| {
+            let local = fleet.local(idx, now);
+            performed = script::perform(step, fleet.worker_mut(idx), local, task, out);
+        });
+        let what = match performed {
+            Ok(Performed::Acted(text)) => text,
+            Ok(Performed::SendAs(instance, command, text)) => {
+                let (id, _) = self.fleet.identity(idx);
+                let input = Input::worker(&id, instance, command);
+                // Request 0 is never pending, so the worker ignores the reply.
+                let origin = Origin::Worker { idx, req: 0 };
+                self.send(Link::Up(idx), || {
+                    Event::ToCoordinator(input.clone(), origin)
+                });
+                text
             }
-            FaultKind::PauseWorker => {
-                let idx = self.worker_idx(&worker);
-                self.mark(worker, "wake".into());
-                self.wake(idx);
-            }
-            FaultKind::Partition => {
-                let dir = f.direction.unwrap_or_default();
-                for w in &f.workers {
-                    let idx = self.worker_idx(w.get_ref());
-                    self.net.mend(idx, dir);
-                }
-                self.mark("network".into(), "partition healed".into());
-            }
-            FaultKind::CrashCoordinator => self.recover_coordinator(),
-            FaultKind::ClockStep | FaultKind::CancelJob => {}
-        }
+            Err(why) => why,
+        };
+        self.mark(name, format!("script: {what}"));
     }
 
     fn recover_coordinator(&mut self) {
-        if self.coord.up {
+        if self.coordinator.up {
             return;
         }
-        let r = self
-            .coord
-            .recover(self.now)
-            .and_then(|()| self.acknowledged_survived());
-        let what = match &r {
-            Ok(()) => "recovered: replayed state equals the last synced state".to_string(),
-            Err(v) => format!("recovery failed: {}", v.detail),
-        };
-        self.mark("coordinator".into(), what);
-        self.tick_at = None;
-        self.after_coord(r);
-    }
-
-    /// Everything whose reply went out was durable: a recovered coordinator still knows
-    /// every job it acknowledged and has not finished.
-    fn acknowledged_survived(&self) -> Result<(), crate::checks::Violation> {
-        for (job, name) in self.checker.ledger.open_jobs() {
-            if self.coord.engine.describe_job(job).is_err() {
-                return Err(crate::checks::Violation {
-                    at: self.now,
-                    check: "lost_acknowledged_input",
-                    detail: format!(
-                        "job {name} ({job}) was acknowledged but is unknown after recovery"
-                    ),
-                });
+        let result = self.coordinator.recover(self.now).and_then(|r| match r {
+            Recovery::Recovered { .. } => {
+                let engine = &self.coordinator.engine;
+                let known = |job| engine.describe_job(job).is_ok();
+                self.checker
+                    .acknowledged_survived(self.now, known)
+                    .map(|()| r)
             }
+            refused => Ok(refused),
+        });
+        let what = match &result {
+            Ok(Recovery::Recovered { torn_bytes: 0, .. }) => {
+                "recovered: replayed state equals the last synced state".to_string()
+            }
+            Ok(Recovery::Recovered { torn_bytes, .. }) => format!(
+                "recovered: replayed state equals the last synced state; dropped a torn batch of {torn_bytes} bytes"
+            ),
+            Ok(Recovery::Refused(c)) => format!("recovery refused: {c}"),
+            Err(f) => format!("recovery failed: {}", f.detail),
+        };
+        self.mark("coordinator", what.clone());
+        self.tick_at = None;
+        match result {
+            Ok(Recovery::Refused(_)) => {
+                self.stopped = Some(what);
+                self.done = true;
+            }
+            Ok(Recovery::Recovered { .. }) => self.after_coordinator(Ok(())),
+            Err(f) => self.after_coordinator(Err(f)),
         }
-        Ok(())
     }
 
     /// The liveness phase begins: every fault heals and every process comes back.
     fn heal(&mut self) {
-        self.mark("all".into(), "heal".into());
+        self.mark("all", "heal".into());
         self.healed = true;
-        self.net.heal();
+        self.network.heal();
+        if let Some(append) = self.coordinator.heal_storage() {
+            self.queue.push(self.now, Event::AppendDone(append));
+        }
         self.recover_coordinator();
-        for idx in 0..self.slots.len() {
-            match self.slots[idx].life {
+        for idx in 0..self.fleet.len() {
+            match self.fleet.life(idx) {
                 Life::Paused => self.wake(idx),
                 Life::Down => self.boot(idx),
                 Life::Up | Life::NotStarted => {}
             }
         }
         self.check_done();
-    }
-}
-
-/// The worker a fault names (empty for faults that name none).
-fn fault_worker(f: &crate::scenario::Fault) -> String {
-    f.worker
-        .as_ref()
-        .map(|w| w.get_ref().clone())
-        .unwrap_or_default()
-}
-
-fn direction_name(d: Direction) -> &'static str {
-    match d {
-        Direction::Both => "both ways",
-        Direction::ToCoordinator => "to coordinator",
-        Direction::FromCoordinator => "from coordinator",
     }
 }

@@ -4,7 +4,7 @@
 //! seeds, and the failure report must carry what a person needs to act on it.
 
 use keel_engine::{Engine, Faults};
-use keel_sim::swarm::{run_seed, SwarmOptions};
+use keel_sim::{run_seed, Check, SwarmOptions};
 
 fn no_fencing(e: &mut Engine) {
     e.inject_faults(Faults {
@@ -29,11 +29,14 @@ fn swarm_catches_an_engine_without_fencing() {
     let r = caught.unwrap_or_else(|| {
         panic!("{BOUND} seeds ran against an engine without fencing and no check failed")
     });
-    let check = r.failed.unwrap_or_default();
+    let check = r.failed.expect("a failed check");
     assert!(
         matches!(
             check,
-            "stale_completion" | "double_commit" | "double_finish" | "engine_invariant"
+            Check::StaleCompletion
+                | Check::DoubleCommit
+                | Check::DoubleFinish
+                | Check::EngineInvariant
         ),
         "seed {} failed {check}, not a fencing check",
         r.seed
@@ -64,14 +67,14 @@ fn the_first_caught_seed_shrinks_to_a_smaller_scenario_that_still_fails() {
     let seed = (0..BOUND)
         .find(|s| run_seed(*s, &opts).failed.is_some())
         .expect("a failing seed");
-    let (_, scenario) = keel_sim::swarm::scenario_for(seed);
+    let (_, scenario) = keel_sim::scenario_for(seed);
     let run_opts = keel_sim::RunOptions {
         hook: Some(no_fencing),
         ..keel_sim::RunOptions::new(seed)
     };
     let first = keel_sim::run(&scenario, run_opts);
     let check = first.violations[0].check;
-    let shrunk = keel_sim::shrink::shrink(&scenario, run_opts, check, 150).scenario;
+    let shrunk = keel_sim::shrink(&scenario, run_opts, check, 150).scenario;
     let size = |s: &keel_sim::Scenario| {
         s.faults.len() + s.jobs.iter().map(|j| j.tasks.len()).sum::<usize>() + s.workers.len()
     };

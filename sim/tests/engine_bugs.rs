@@ -87,7 +87,7 @@ fn a_restart_does_not_clear_the_blacklist() {
         "{}\nunmet: {:?}\n{}",
         r.summary(),
         r.unmet,
-        keel_sim::trace::compact(&r.lines)
+        keel_sim::compact_trace(&r.lines)
     );
 }
 
@@ -110,6 +110,6 @@ fn without_a_restart_the_blacklist_holds() {
         "{}\nunmet: {:?}\n{}",
         r.summary(),
         r.unmet,
-        keel_sim::trace::compact(&r.lines)
+        keel_sim::compact_trace(&r.lines)
     );
 }

@@ -2,7 +2,7 @@
 //! matches its golden compact trace under `snapshots/` (one line per event, so a
 //! behaviour change is a readable diff).
 
-use keel_sim::{load, run, trace, RunOptions};
+use keel_sim::{compact_trace, load, run, RunOptions};
 use std::path::{Path, PathBuf};
 
 fn scenario_files() -> Vec<PathBuf> {
@@ -25,7 +25,7 @@ fn check(stem: &str) {
         ..RunOptions::new(0)
     };
     let report = run(&scenario, opts);
-    let compact = trace::compact(&report.lines);
+    let compact = compact_trace(&report.lines);
     assert!(
         report.ok(),
         "{stem}: {}\nviolations: {:?}\nunmet: {:?}\ntrace:\n{compact}",
@@ -61,12 +61,17 @@ fn every_scenario_file_has_a_test() {
         "clock_drift_near_expiry",
         "concurrency_caps",
         "coordinator_crash_recovery",
+        "corrupt_log_refused",
         "dag_groups",
         "flaky_worker_blacklisted",
         "grant_expiry",
         "grant_race",
+        "held_grant_expires",
         "partition_heal",
+        "scripted_stale_completion",
+        "stale_instance_register",
         "stale_worker_requeue",
+        "storage_faults",
         "zombie_completion_rejected",
     ];
     assert_eq!(
@@ -90,11 +95,38 @@ scenario_tests!(
     clock_drift_near_expiry,
     concurrency_caps,
     coordinator_crash_recovery,
+    corrupt_log_refused,
     dag_groups,
     flaky_worker_blacklisted,
     grant_expiry,
     grant_race,
+    held_grant_expires,
     partition_heal,
+    scripted_stale_completion,
+    stale_instance_register,
     stale_worker_requeue,
+    storage_faults,
     zombie_completion_rejected,
 );
+
+/// scenarios/README.md names every effect, end reason, rejection code and check a
+/// scenario may count, so the list a reader sees is the list the loader accepts.
+#[test]
+fn the_readme_lists_every_countable_name() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/README.md");
+    let readme = std::fs::read_to_string(path).expect("scenarios/README.md");
+    let effects = keel_engine::Effect::LABELS.iter().copied();
+    let reasons = keel_engine::EndReason::ALL.iter().map(|r| r.label());
+    let codes = keel_engine::Rejection::CODES.iter().copied();
+    let checks = keel_sim::Check::ALL.iter().map(|c| c.name());
+    let missing: Vec<&str> = effects
+        .chain(reasons)
+        .chain(codes)
+        .chain(checks)
+        .filter(|name| !readme.contains(&format!("`{name}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "scenarios/README.md does not list {missing:?}"
+    );
+}

@@ -2,7 +2,7 @@
 //! every safety check and the liveness check. Split into several tests so the harness
 //! runs them in parallel; a sample of seeds is run twice to prove determinism.
 
-use keel_sim::swarm::{run_seed, SwarmOptions};
+use keel_sim::{run_seed, SwarmOptions};
 
 fn seeds(range: std::ops::Range<u64>) {
     let opts = SwarmOptions::default();

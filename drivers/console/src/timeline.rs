@@ -56,7 +56,7 @@ pub fn svg(job: u64, attempts: &[AttemptRow], submitted: Time, until: Time) -> O
         })
         .collect();
     let title = format!("attempts of job {job}, ms since submission");
-    Some(keel_sim::timeline::svg(
+    Some(keel_sim::svg_timeline(
         &title,
         &workers,
         &bars,

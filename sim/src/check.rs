@@ -1,0 +1,164 @@
+//! The properties a run is judged by, each with a stable name and declared as a safety
+//! property (it must hold after every event) or a liveness property (it must come true
+//! eventually, once faults heal), as stateright declares its properties.
+
+use keel_engine::Time;
+use std::fmt;
+
+/// Whether a property must always hold or must eventually come true.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Modality {
+    /// Safety: checked after every released event; one counterexample fails the run.
+    Always,
+    /// Liveness: checked when the run ends; every job must have ended by then.
+    Eventually,
+}
+
+/// One property the simulator checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Check {
+    /// The engine's own `check_invariants` fails (its kind is in the detail).
+    EngineInvariant,
+    /// Two workers believe they hold a live lease on one task beyond the drift bound.
+    DoubleLease,
+    /// A task's effect was committed twice.
+    DoubleCommit,
+    /// A completion or failure was accepted from a fence that is not the live lease.
+    StaleCompletion,
+    /// A lease started from a grant the worker was not offered.
+    LeaseWithoutGrant,
+    /// A task was offered while another worker held it.
+    DoubleGrant,
+    /// A grant offered a task no acknowledged job contains.
+    UnknownTask,
+    /// A grant was offered to a worker that never registered.
+    UnknownWorker,
+    /// A grant went to a worker already at its concurrency.
+    WorkerCap,
+    /// A grant went to a job already at its concurrency cap.
+    JobCap,
+    /// A grant went to a tenant already at its cap.
+    TenantCap,
+    /// A blacklisted worker was offered a grant.
+    BlacklistedGrant,
+    /// A task was offered to a worker that lacks one of its capabilities.
+    Capability,
+    /// A task or job finished twice.
+    DoubleFinish,
+    /// Recovery rebuilt a state other than the state of exactly the durable inputs.
+    RecoveryDigest,
+    /// Recovery lost an input whose outputs had been released.
+    LostAcknowledgedInput,
+    /// Recovery rebuilt inputs that were never durably appended.
+    InventedInput,
+    /// Outputs were released for inputs that were not yet durable.
+    UndurableRelease,
+    /// Recovery started from a log with a corrupted batch instead of refusing.
+    CorruptionUndetected,
+    /// Recovery refused a log that holds no corrupted batch.
+    RecoveryRefused,
+    /// Every job ends after healing, within the scenario's bound.
+    Liveness,
+    /// The same seed gives the same run.
+    Determinism,
+}
+
+impl Check {
+    /// Every check, in declaration order.
+    pub const ALL: [Check; 22] = [
+        Check::EngineInvariant,
+        Check::DoubleLease,
+        Check::DoubleCommit,
+        Check::StaleCompletion,
+        Check::LeaseWithoutGrant,
+        Check::DoubleGrant,
+        Check::UnknownTask,
+        Check::UnknownWorker,
+        Check::WorkerCap,
+        Check::JobCap,
+        Check::TenantCap,
+        Check::BlacklistedGrant,
+        Check::Capability,
+        Check::DoubleFinish,
+        Check::RecoveryDigest,
+        Check::LostAcknowledgedInput,
+        Check::InventedInput,
+        Check::UndurableRelease,
+        Check::CorruptionUndetected,
+        Check::RecoveryRefused,
+        Check::Liveness,
+        Check::Determinism,
+    ];
+
+    /// The stable snake_case name used in reports, shrunk repros and scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::EngineInvariant => "engine_invariant",
+            Check::DoubleLease => "double_lease",
+            Check::DoubleCommit => "double_commit",
+            Check::StaleCompletion => "stale_completion",
+            Check::LeaseWithoutGrant => "lease_without_grant",
+            Check::DoubleGrant => "double_grant",
+            Check::UnknownTask => "unknown_task",
+            Check::UnknownWorker => "unknown_worker",
+            Check::WorkerCap => "worker_cap",
+            Check::JobCap => "job_cap",
+            Check::TenantCap => "tenant_cap",
+            Check::BlacklistedGrant => "blacklisted_grant",
+            Check::Capability => "capability",
+            Check::DoubleFinish => "double_finish",
+            Check::RecoveryDigest => "recovery_digest",
+            Check::LostAcknowledgedInput => "lost_acknowledged_input",
+            Check::InventedInput => "invented_input",
+            Check::UndurableRelease => "undurable_release",
+            Check::CorruptionUndetected => "corruption_undetected",
+            Check::RecoveryRefused => "recovery_refused",
+            Check::Liveness => "liveness",
+            Check::Determinism => "determinism",
+        }
+    }
+
+    pub fn modality(self) -> Modality {
+        match self {
+            Check::Liveness => Modality::Eventually,
+            _ => Modality::Always,
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A check that failed, with when and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckFailure {
+    pub at: Time,
+    pub check: Check,
+    pub detail: String,
+}
+
+impl fmt::Display for CheckFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at {} ms: {}", self.check, self.at, self.detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn names_are_distinct_and_only_liveness_is_eventual() {
+        let names: BTreeSet<&str> = Check::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(names.len(), Check::ALL.len());
+        let eventual: Vec<Check> = Check::ALL
+            .into_iter()
+            .filter(|c| c.modality() == Modality::Eventually)
+            .collect();
+        assert_eq!(eventual, [Check::Liveness]);
+    }
+}

@@ -1,0 +1,34 @@
+//! The knobs of a run that are not part of its scenario.
+
+use crate::coordinator::EngineHook;
+
+/// Knobs of a run that are not part of the scenario.
+#[derive(Clone, Copy)]
+pub struct RunOptions {
+    pub seed: u64,
+    /// Keep trace lines (for files, goldens and failure reports).
+    pub record: bool,
+    pub hook: Option<EngineHook>,
+    /// Check the engine's invariants after every this-many applies, and always at
+    /// the end; 0 checks only at the end. Every history check runs after every event
+    /// regardless.
+    pub check_every: u32,
+    /// Give up after this many events (a runaway run is itself a failure).
+    pub max_events: u64,
+    /// Keep the coordinator's log, snapshots and shadow even when no fault needs them
+    /// (to measure what durability costs).
+    pub durable: bool,
+}
+
+impl RunOptions {
+    pub fn new(seed: u64) -> RunOptions {
+        RunOptions {
+            seed,
+            record: false,
+            hook: None,
+            check_every: 1,
+            max_events: 50_000_000,
+            durable: false,
+        }
+    }
+}
