@@ -3,8 +3,8 @@
 //! how busy each worker was, and optionally the timeline as SVG; as text, or as a
 //! `simulation` object added to the JSON plan.
 
-use keel_sim::{simulate_plan, PlanWorker};
 use keel_jobs::{format_duration as dur, LoadedJob, Pool};
+use keel_sim::{simulate_plan, PlanWorker};
 use serde::Serialize;
 use std::fmt::Write;
 use std::path::Path;

@@ -31,28 +31,44 @@
 //! [`CoordinatorConfig::engine`]) are injected here; the engine itself is the one the
 //! simulator runs.
 
+mod admin;
 mod append;
 mod batch;
 mod clock;
+mod coalesce;
 mod config;
 mod engine_task;
 mod error;
+mod fault;
 mod handle;
+mod io;
 mod leadership;
 mod metrics;
+mod panicked;
+mod pipeline;
+mod poison;
+mod rebuild;
+mod recovery;
 mod routing;
+mod snapshot;
+mod standby;
+mod term;
 
+pub use admin::{cancel_job, check_log, skip_inputs, AdminReport};
 pub use batch::Answer;
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use config::{default_holder, host_name, CoordinatorConfig};
 pub use error::{CoordinatorError, Deposed};
+pub use fault::StoreFault;
 pub use handle::Handle;
 pub use metrics::{Histogram, Metrics};
-pub use routing::WATCH_CAPACITY;
+pub use poison::{JobRef, Met, Poisoned};
+pub use recovery::recover;
+pub use routing::{ROUTE_CAPACITY, WATCH_CAPACITY};
 
-use engine_task::{EngineTask, Shared};
+use engine_task::{Ended, EngineTask, Settings, Shared};
 use keel_log::Log;
-use leadership::{Leadership, Status};
+use leadership::Leadership;
 use routing::Routes;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -62,63 +78,49 @@ pub struct Coordinator;
 impl Coordinator {
     /// Acquires leadership of the partition in `log` (waiting while another holder's
     /// lease is live), recovers the engine (snapshot + replay), and spawns the engine
-    /// task. Must be called within a tokio runtime.
+    /// task. Must be called within a tokio runtime. Recovery that meets an entry
+    /// panicking the engine fails with [`CoordinatorError::PoisonedLog`].
     pub async fn start<L: Log + 'static>(
         config: CoordinatorConfig,
         log: Arc<L>,
         clock: Arc<dyn Clock>,
     ) -> Result<Handle, CoordinatorError> {
         config.validate()?;
-        let partition = config.partition;
-        let lease = leadership::acquire(&*log, partition, &config.holder, config.lease_ttl).await?;
-        let leadership = Arc::new(Leadership::new(&lease));
-        let renewal = leadership::spawn_renewal(
-            log.clone(),
-            lease.clone(),
-            config.lease_ttl,
-            leadership.clone(),
-        );
-        let recovered = match keel_log::recover(&*log, partition, config.engine.clone()).await {
-            Ok(recovered) => recovered,
-            Err(e) => {
-                drop(renewal);
-                leadership.end(Status::Stopped);
-                if let Err(step) = log.step_down(&lease).await {
-                    tracing::warn!(partition, error = %step, "step-down after failed recovery");
-                }
-                return Err(e.into());
-            }
+        let settings = Settings {
+            partition: config.partition,
+            holder: config.holder.clone(),
+            engine: config.engine.clone(),
+            lease_ttl: config.lease_ttl,
+            max_batch: config.max_batch,
+            snapshot_every: config.snapshot_every,
+            rejoin: config.rejoin,
         };
-        tracing::info!(
-            partition,
-            epoch = lease.epoch,
-            next = recovered.next,
-            snapshot = ?recovered.snapshot,
-            replayed = recovered.replayed,
-            "recovered"
-        );
-        let mut metrics = metrics::Metrics::new(partition, lease.epoch, recovered.next);
-        metrics.queued = recovered.engine.queued();
+        let lease = leadership::acquire(
+            &log,
+            settings.partition,
+            &settings.holder,
+            settings.lease_ttl,
+        )
+        .await?;
+        let leadership = Arc::new(Leadership::new(&lease));
+        let term = term::open_term(&log, &settings, &leadership, lease).await?;
+        // Leading from the moment the handle exists; a later term leads once recovered.
+        leadership.lead();
+        let metrics = metrics::Metrics::new(settings.partition, term.epoch, term.next);
         let shared = Arc::new(Shared {
             leadership,
             routes: Routes::default(),
             metrics: Mutex::new(metrics),
         });
         let (commands, receiver) = mpsc::channel(config.max_batch.saturating_mul(2).max(64));
-        let snapshot_from = recovered.snapshot.unwrap_or(0);
         let task = EngineTask {
-            engine: recovered.engine,
             log,
             clock,
             shared: shared.clone(),
             commands: receiver,
-            next: recovered.next,
-            snapshot_due: snapshot_from.saturating_add(config.snapshot_every),
-            snapshot_every: config.snapshot_every,
-            max_batch: config.max_batch,
-            _renewal: renewal,
+            settings,
         };
-        tokio::spawn(task.run());
+        tokio::spawn(task.run(term));
         Ok(Handle { commands, shared })
     }
 }

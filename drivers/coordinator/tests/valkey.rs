@@ -72,8 +72,9 @@ async fn a_standby_on_valkey_takes_over_a_lapsed_lease() {
         .unwrap_or_else(|e| panic!("{e}"));
 
     let standby = tokio::spawn(Coordinator::start(short("b"), b_log.clone(), clock.clone()));
-    a_log.fail_renewals();
-    let lost = within("the leader to lose its lease", leader.stopped()).await;
+    // The leader is cut off from Valkey: its lease lapses and it cannot take it back.
+    a_log.outage(true);
+    let lost = within("the leader to lose its lease", leader.deposed()).await;
     assert_eq!(deposed_why(&lost), Some(Deposed::LeaseLapsed), "{lost}");
     let successor = within("the standby to take over", standby)
         .await

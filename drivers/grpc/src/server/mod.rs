@@ -2,6 +2,7 @@
 
 mod jobs;
 mod progress;
+mod rate;
 mod session;
 
 use crate::auth::{Authenticator, Tokens};
@@ -31,6 +32,9 @@ pub struct ServerOptions {
     pub max_in_flight: usize,
     /// How long a new session may take to send its registration.
     pub register_timeout: Duration,
+    /// Commands one worker session may send per second (a second's worth at once);
+    /// its next frame is not read until it is within the limit. 0 for no limit.
+    pub max_session_commands_per_sec: u32,
 }
 
 impl Default for ServerOptions {
@@ -41,6 +45,7 @@ impl Default for ServerOptions {
             max_message_bytes: 16 << 20,
             max_in_flight: 4096,
             register_timeout: Duration::from_secs(10),
+            max_session_commands_per_sec: 100_000,
         }
     }
 }

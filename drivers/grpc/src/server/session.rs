@@ -8,6 +8,7 @@
 //! it completes only after its accept was answered).
 
 use super::progress::Report;
+use super::rate::RateLimit;
 use super::{unavailable, Shared};
 use crate::convert::{accepted_to_reply, worker_event};
 use crate::proto::worker_service_server::WorkerService;
@@ -30,7 +31,10 @@ use tracing::Instrument;
 pub(crate) struct WorkerSvc(pub Arc<Shared>);
 
 /// Events of one session wait here to be framed.
-type Events = mpsc::UnboundedSender<CoordinatorEvent>;
+type Events = mpsc::Sender<CoordinatorEvent>;
+/// Events a session may have waiting to be framed; past it, replies wait and the
+/// coordinator's effect route fills, which ends the session.
+const EVENTS_CAPACITY: usize = 4096;
 type Out = mpsc::Sender<Result<CoordinatorFrame, Status>>;
 /// When each outstanding grant offer was sent, for the claim-to-start histogram.
 type Offers = Arc<Mutex<HashMap<u64, Instant>>>;
@@ -93,17 +97,16 @@ impl WorkerService for WorkerSvc {
             .fetch_add(1, Ordering::Relaxed);
 
         let (out_tx, out_rx) = mpsc::channel(64);
-        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::channel(EVENTS_CAPACITY);
         let registered = accepted_to_reply(
             accepted,
             shared.config.lease_ttl_ms,
             shared.config.liveness_timeout_ms,
         );
-        let _ = ev_tx.send(reply_event(register.seq, registered));
+        let _ = ev_tx.send(reply_event(register.seq, registered)).await;
         let offers = Offers::default();
-        tokio::spawn(
-            forward_effects(effects, ev_tx.clone(), offers.clone()).instrument(span.clone()),
-        );
+        let forward = forward_effects(effects, ev_tx.clone(), offers.clone(), out_tx.clone());
+        tokio::spawn(forward.instrument(span.clone()));
         tokio::spawn(frame_events(ev_rx, out_tx.clone()));
         let reader = read_commands(shared, who, inbound, commands, ev_tx, offers, out_tx);
         tokio::spawn(reader.instrument(span));
@@ -120,12 +123,14 @@ fn reply_event(seq: u64, result: reply::Result) -> CoordinatorEvent {
     }
 }
 
-/// Moves the worker's effects into the session until the route is replaced (the worker
-/// reconnected elsewhere) or the session is gone.
+/// Moves the worker's effects into the session. When the coordinator ends the route
+/// (the session fell too far behind, the worker registered again, or the coordinator's
+/// term ended) the session ends with UNAVAILABLE, so the worker reconnects.
 async fn forward_effects(
-    mut effects: mpsc::UnboundedReceiver<Effect>,
+    mut effects: mpsc::Receiver<Effect>,
     events: Events,
     offers: Offers,
+    out: Out,
 ) {
     while let Some(effect) = effects.recv().await {
         match &effect {
@@ -140,16 +145,19 @@ async fn forward_effects(
         if let Some(event) = worker_event(effect) {
             if events
                 .send(CoordinatorEvent { event: Some(event) })
+                .await
                 .is_err()
             {
-                break;
+                return;
             }
         }
     }
+    let ended = "the coordinator ended this session's effects (it fell behind, the worker registered again, or leadership changed); reconnect";
+    let _ = out.send(Err(Status::unavailable(ended))).await;
 }
 
 /// Batches whatever events are waiting into one frame per send.
-async fn frame_events(mut events: mpsc::UnboundedReceiver<CoordinatorEvent>, out: Out) {
+async fn frame_events(mut events: mpsc::Receiver<CoordinatorEvent>, out: Out) {
     while let Some(first) = events.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_FRAME_EVENTS {
@@ -184,6 +192,7 @@ async fn read_commands(
         .sessions_active
         .fetch_add(1, Ordering::Relaxed);
     let cap = shared.options.max_in_flight.max(1);
+    let mut limit = RateLimit::new(shared.options.max_session_commands_per_sec);
     let mut in_flight = FuturesUnordered::new();
     let mut commands_in_flight = 0;
     let mut open = true;
@@ -200,8 +209,11 @@ async fn read_commands(
             break;
         }
         tokio::select! {
-            frame = inbound.message(), if open && queued.is_empty() => match frame {
-                Ok(Some(frame)) => queued.extend(frame.commands),
+            frame = next_frame(&mut inbound, &mut limit), if open && queued.is_empty() => match frame {
+                Ok(Some(frame)) => {
+                    limit.charge(frame.commands.len());
+                    queued.extend(frame.commands);
+                }
                 Ok(None) => open = false,
                 Err(status) => {
                     tracing::debug!(%status, "session stream ended");
@@ -212,7 +224,11 @@ async fn read_commands(
                 commands_in_flight -= n;
                 match done {
                     Ok(replies) => {
-                        if replies.into_iter().any(|event| events.send(event).is_err()) {
+                        let mut gone = false;
+                        for event in replies {
+                            gone = gone || events.send(event).await.is_err();
+                        }
+                        if gone {
                             break;
                         }
                     }
@@ -228,6 +244,15 @@ async fn read_commands(
         .metrics
         .sessions_active
         .fetch_sub(1, Ordering::Relaxed);
+}
+
+/// The session's next frame, once its rate limit allows reading one. Cancel-safe.
+async fn next_frame(
+    inbound: &mut Streaming<WorkerFrame>,
+    limit: &mut RateLimit,
+) -> Result<Option<WorkerFrame>, Status> {
+    limit.ready().await;
+    inbound.message().await
 }
 
 /// Where a command's reply comes from.
