@@ -161,15 +161,12 @@ impl<L: Log + 'static> EngineTask<L> {
         watch_status: bool,
     ) -> Waited<T> {
         let mut status = self.shared.leadership.subscribe();
-        status.mark_unchanged();
         tokio::pin!(fut);
         loop {
             tokio::select! {
                 biased;
-                changed = status.changed(), if watch_status => {
-                    if changed.is_err() || self.shared.leadership.status() != Status::Leading {
-                        return Waited::StatusChanged;
-                    }
+                _ = status.wait_for(|s| *s != Status::Leading), if watch_status => {
+                    return Waited::StatusChanged;
                 }
                 value = &mut fut => return Waited::Finished(value),
                 command = self.commands.recv() => match command {
