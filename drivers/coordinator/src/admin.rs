@@ -12,11 +12,12 @@
 //!   so no timer fires before it, for a job whose state (not one input) panics the
 //!   engine, such as a timer that fires into it.
 
+use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
 use crate::poison::{apply_contained, Met, Poisoned};
-use crate::recovery::recover;
-use keel_engine::{ClientCommand, Config, Input, JobId};
-use keel_log::{scan, snapshot_of, Entry, Lease, Log, Offset, Partition};
+use crate::recovery::recover_with;
+use keel_engine::{ClientCommand, Input, JobId};
+use keel_log::{scan, snapshot_of, Entry, Lease, Log, Offset};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -38,14 +39,17 @@ pub struct AdminReport {
     pub answer: Option<String>,
 }
 
-/// Replays the partition's log without changing it; fails with
+/// Replays `config.partition`'s log without changing it; fails with
 /// [`CoordinatorError::PoisonedLog`] naming the first entry that panics the engine.
+/// Each repair uses the config's partition, holder (which must differ from a running
+/// coordinator's), engine configuration (used only if the log has no snapshot, so it
+/// must match the serving one) and `prepare_engine`.
 pub async fn check_log<L: Log>(
     log: &L,
-    partition: Partition,
-    config: Config,
+    config: &CoordinatorConfig,
 ) -> Result<AdminReport, CoordinatorError> {
-    let recovered = recover(log, partition, config, &BTreeSet::new()).await?;
+    let skip = BTreeSet::new();
+    let recovered = replay(log, config, &skip).await?;
     Ok(AdminReport {
         snapshot: recovered.snapshot,
         end: recovered.next,
@@ -55,16 +59,26 @@ pub async fn check_log<L: Log>(
     })
 }
 
+/// The log replayed as the repair's config says, skipping `skip`.
+async fn replay<L: Log>(
+    log: &L,
+    config: &CoordinatorConfig,
+    skip: &BTreeSet<Offset>,
+) -> Result<keel_log::Recovered, CoordinatorError> {
+    let engine = config.engine.clone();
+    recover_with(log, config.partition, engine, skip, config.prepare_engine).await
+}
+
 /// Drops the entries at `offsets` for good: replays the rest and stores a snapshot of
 /// the result at the log's end. Every offset must be a live entry after the snapshot.
 pub async fn skip_inputs<L: Log>(
     log: &L,
-    partition: Partition,
-    holder: &str,
-    config: Config,
+    config: &CoordinatorConfig,
     offsets: &BTreeSet<Offset>,
 ) -> Result<AdminReport, CoordinatorError> {
-    let lease = log.acquire(partition, holder, ADMIN_LEASE).await?;
+    let lease = log
+        .acquire(config.partition, &config.holder, ADMIN_LEASE)
+        .await?;
     let result = skip_under(log, &lease, config, offsets).await;
     log.step_down(&lease).await?;
     result
@@ -73,7 +87,7 @@ pub async fn skip_inputs<L: Log>(
 async fn skip_under<L: Log>(
     log: &L,
     lease: &Lease,
-    config: Config,
+    config: &CoordinatorConfig,
     offsets: &BTreeSet<Offset>,
 ) -> Result<AdminReport, CoordinatorError> {
     let partition = lease.partition;
@@ -106,7 +120,7 @@ async fn skip_under<L: Log>(
         },
     )
     .await?;
-    let recovered = recover(log, partition, config, offsets).await?;
+    let recovered = replay(log, config, offsets).await?;
     let snapshot = snapshot_of(&recovered.engine, recovered.next);
     log.store_snapshot(partition, lease.epoch, &snapshot)
         .await?;
@@ -124,12 +138,12 @@ async fn skip_under<L: Log>(
 /// refuses the cancellation (an unknown job) or panics on it; nothing is appended then.
 pub async fn cancel_job<L: Log>(
     log: &L,
-    partition: Partition,
-    holder: &str,
-    config: Config,
+    config: &CoordinatorConfig,
     job: JobId,
 ) -> Result<AdminReport, CoordinatorError> {
-    let lease = log.acquire(partition, holder, ADMIN_LEASE).await?;
+    let lease = log
+        .acquire(config.partition, &config.holder, ADMIN_LEASE)
+        .await?;
     let result = cancel_under(log, &lease, config, job).await;
     log.step_down(&lease).await?;
     result
@@ -138,11 +152,11 @@ pub async fn cancel_job<L: Log>(
 async fn cancel_under<L: Log>(
     log: &L,
     lease: &Lease,
-    config: Config,
+    config: &CoordinatorConfig,
     job: JobId,
 ) -> Result<AdminReport, CoordinatorError> {
     let partition = lease.partition;
-    let mut recovered = recover(log, partition, config, &BTreeSet::new()).await?;
+    let mut recovered = replay(log, config, &BTreeSet::new()).await?;
     let engine = &mut recovered.engine;
     let now = engine.now();
     let cancel = Entry::new(now, Input::Client(ClientCommand::CancelJob { job }));

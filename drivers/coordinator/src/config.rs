@@ -25,6 +25,10 @@ pub struct CoordinatorConfig {
     /// was paused, another coordinator took over) stands by to take the partition back,
     /// as a standby would, instead of stopping. On by default.
     pub rejoin: bool,
+    /// Runs on every engine this coordinator builds (started, taken back or rebuilt)
+    /// before the log is replayed into it. For tests, such as injecting engine faults
+    /// (keel-engine's `fault-injection` feature).
+    pub prepare_engine: Option<fn(&mut keel_engine::Engine)>,
 }
 
 impl Default for CoordinatorConfig {
@@ -37,6 +41,7 @@ impl Default for CoordinatorConfig {
             lease_ttl: Duration::from_secs(5),
             holder: default_holder(),
             rejoin: true,
+            prepare_engine: None,
         }
     }
 }

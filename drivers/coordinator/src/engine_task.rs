@@ -77,6 +77,7 @@ pub(crate) struct Settings {
     pub max_batch: usize,
     pub snapshot_every: u64,
     pub rejoin: bool,
+    pub prepare_engine: Option<fn(&mut keel_engine::Engine)>,
 }
 
 pub(crate) struct EngineTask<L> {

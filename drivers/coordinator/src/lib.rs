@@ -94,6 +94,7 @@ impl Coordinator {
             max_batch: config.max_batch,
             snapshot_every: config.snapshot_every,
             rejoin: config.rejoin,
+            prepare_engine: config.prepare_engine,
         };
         let lease = leadership::acquire(
             &log,

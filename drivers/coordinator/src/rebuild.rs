@@ -112,8 +112,8 @@ impl<L: Log + 'static> EngineTask<L> {
         self.shared.metrics().append_failures += 1;
         let mut retry = RETRY_MIN;
         loop {
-            let recovering =
-                recover_engine(self.log.clone(), partition, self.settings.engine.clone());
+            let (log, settings) = (self.log.clone(), self.settings.clone());
+            let recovering = async move { recover_engine(log, &settings).await };
             let refusal = || CoordinatorError::Unavailable {
                 partition,
                 fault,

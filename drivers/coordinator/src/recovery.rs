@@ -35,7 +35,18 @@ pub async fn recover<L: Log>(
     config: Config,
     skip: &BTreeSet<Offset>,
 ) -> Result<Recovered, CoordinatorError> {
-    match replay(log, partition, config.clone(), skip, None).await {
+    recover_with(log, partition, config, skip, None).await
+}
+
+/// [`recover`], with `prepare` run on the engine before anything is replayed into it.
+pub(crate) async fn recover_with<L: Log>(
+    log: &L,
+    partition: Partition,
+    config: Config,
+    skip: &BTreeSet<Offset>,
+    prepare: Option<fn(&mut Engine)>,
+) -> Result<Recovered, CoordinatorError> {
+    match replay(log, partition, config.clone(), skip, None, prepare).await {
         Ok(recovered) => Ok(recovered),
         Err(Halt::Failed(e)) => Err(e),
         Err(Halt::Reached) => Err(CoordinatorError::Stopped),
@@ -46,7 +57,7 @@ pub async fn recover<L: Log>(
         }) => {
             let mut poisoned = Poisoned::new(offset, &entry.input, message, Met::Replaying);
             // The state just before the entry tells which job a task-level input is for.
-            if let Ok(before) = replay(log, partition, config, skip, Some(offset)).await {
+            if let Ok(before) = replay(log, partition, config, skip, Some(offset), prepare).await {
                 poisoned.find_job(&before.engine, &entry.input);
             }
             Err(CoordinatorError::PoisonedLog {
@@ -64,6 +75,7 @@ async fn replay<L: Log>(
     config: Config,
     skip: &BTreeSet<Offset>,
     stop_before: Option<Offset>,
+    prepare: Option<fn(&mut Engine)>,
 ) -> Result<Recovered, Halt> {
     let (mut engine, from) = match log.load_snapshot(partition).await? {
         Some(snapshot) => {
@@ -79,6 +91,9 @@ async fn replay<L: Log>(
             (Engine::new(config), 0)
         }
     };
+    if let Some(prepare) = prepare {
+        prepare(&mut engine);
+    }
     let mut replayed = 0;
     let scanned = scan(log, partition, from, |record| -> Result<(), Halt> {
         if Some(record.offset) == stop_before {

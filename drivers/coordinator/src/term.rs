@@ -13,7 +13,7 @@ use crate::leadership::{spawn_renewal, Leadership, Renewal, Status, Stop};
 use crate::pipeline::{Serving, Wake};
 use crate::recovery;
 use keel_engine::Engine;
-use keel_log::{Epoch, Lease, Log, LogError, Offset, Partition, Recovered};
+use keel_log::{Epoch, Lease, Log, LogError, Offset, Recovered};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -55,7 +55,7 @@ pub(crate) async fn open_term<L: Log + 'static>(
         leadership.clone(),
     );
     let partition = settings.partition;
-    match recover_engine(log.clone(), partition, settings.engine.clone()).await {
+    match recover_engine(log.clone(), settings).await {
         Ok(recovered) => {
             tracing::info!(
                 partition,
@@ -86,12 +86,18 @@ pub(crate) async fn open_term<L: Log + 'static>(
 /// Recovers the engine off the runtime's worker threads.
 pub(crate) async fn recover_engine<L: Log + 'static>(
     log: Arc<L>,
-    partition: Partition,
-    config: keel_engine::Config,
+    settings: &Settings,
 ) -> Result<Recovered, CoordinatorError> {
     let blocks = log.blocks();
-    let recover =
-        async move { recovery::recover(&*log, partition, config, &BTreeSet::new()).await };
+    let (partition, config, prepare) = (
+        settings.partition,
+        settings.engine.clone(),
+        settings.prepare_engine,
+    );
+    let recover = async move {
+        let skip = BTreeSet::new();
+        recovery::recover_with(&*log, partition, config, &skip, prepare).await
+    };
     let lost = |why| Err(LogError::storage(partition, why).into());
     run_io(blocks, recover, lost).await
 }
