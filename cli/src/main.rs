@@ -1,5 +1,6 @@
 //! The `keel` command.
 
+mod admin;
 mod bench_e2e;
 mod connect;
 mod plan;
@@ -50,6 +51,9 @@ enum Command {
     Signal(signal::SignalArgs),
     /// Measure end-to-end throughput and claim-to-start latency on loopback.
     BenchE2e(bench_e2e::BenchE2eArgs),
+    /// Repair a partition's log offline: check it, skip an input that panics the
+    /// engine, or cancel a job.
+    Admin(admin::AdminArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -63,5 +67,6 @@ fn main() -> std::process::ExitCode {
         Command::Status(args) => status::run(&args),
         Command::Signal(args) => signal::run(&args),
         Command::BenchE2e(args) => bench_e2e::run(&args),
+        Command::Admin(args) => admin::run(&args),
     }
 }

@@ -42,15 +42,8 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics over HTTP on this address.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
-    /// A lease lasts this long without renewal.
-    #[arg(long, value_name = "MS", default_value_t = 30_000)]
-    pub lease_ttl_ms: u64,
-    /// A worker silent this long is declared lost and its tasks requeued.
-    #[arg(long, value_name = "MS", default_value_t = 15_000)]
-    pub liveness_timeout_ms: u64,
-    /// A grant offer waits this long for its acceptance.
-    #[arg(long, value_name = "MS", default_value_t = 5_000)]
-    pub grant_ttl_ms: u64,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Inputs per group commit.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub max_batch: usize,
@@ -62,19 +55,68 @@ pub struct ServeArgs {
     /// in --data-dir). Servers sharing a partition need different names.
     #[arg(long, value_name = "NAME")]
     pub holder: Option<String>,
+    /// Arm the engine's injected panic: a job named `keel-injected-panic` panics it.
+    /// Only in builds with the `fault-injection` feature, for tests.
+    #[cfg(feature = "fault-injection")]
+    #[arg(long, hide = true)]
+    pub inject_engine_panic: bool,
+}
+
+/// The engine settings a log was written with. A log with no snapshot yet is replayed
+/// with them, so `keel serve` and `keel admin` must be given the same ones.
+#[derive(Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// A lease lasts this long without renewal.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    pub lease_ttl_ms: u64,
+    /// A worker silent this long is declared lost and its tasks requeued.
+    #[arg(long, value_name = "MS", default_value_t = 15_000)]
+    pub liveness_timeout_ms: u64,
+    /// A grant offer waits this long for its acceptance.
+    #[arg(long, value_name = "MS", default_value_t = 5_000)]
+    pub grant_ttl_ms: u64,
+}
+
+impl EngineArgs {
+    pub fn config(&self) -> keel_engine::Config {
+        keel_engine::Config {
+            lease_ttl_ms: self.lease_ttl_ms,
+            liveness_timeout_ms: self.liveness_timeout_ms,
+            grant_ttl_ms: self.grant_ttl_ms,
+            ..keel_engine::Config::default()
+        }
+    }
+}
+
+/// Arms the engine's injected panic (a job named `keel-injected-panic`).
+#[cfg(feature = "fault-injection")]
+pub fn arm_injected_panic(engine: &mut keel_engine::Engine) {
+    engine.inject_faults(keel_engine::Faults {
+        panic_on_injected_job: true,
+        ..keel_engine::Faults::default()
+    });
 }
 
 impl ServeArgs {
     fn coordinator_config(&self) -> CoordinatorConfig {
-        let mut config = CoordinatorConfig {
+        CoordinatorConfig {
+            engine: self.engine.config(),
             max_batch: self.max_batch,
             lease_ttl: Duration::from_millis(self.leader_ttl_ms),
+            prepare_engine: self.prepare_engine(),
             ..CoordinatorConfig::default()
-        };
-        config.engine.lease_ttl_ms = self.lease_ttl_ms;
-        config.engine.liveness_timeout_ms = self.liveness_timeout_ms;
-        config.engine.grant_ttl_ms = self.grant_ttl_ms;
-        config
+        }
+    }
+
+    #[cfg(feature = "fault-injection")]
+    fn prepare_engine(&self) -> Option<fn(&mut keel_engine::Engine)> {
+        self.inject_engine_panic
+            .then_some(arm_injected_panic as fn(&mut keel_engine::Engine))
+    }
+
+    #[cfg(not(feature = "fault-injection"))]
+    fn prepare_engine(&self) -> Option<fn(&mut keel_engine::Engine)> {
+        None
     }
 
     fn server_options(&self) -> Result<ServerOptions, String> {
@@ -111,6 +153,22 @@ pub fn run(args: &ServeArgs) -> ExitCode {
 async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
     let options = args.server_options()?;
     let config = args.coordinator_config();
+    // The address is taken before the partition: a server that could not serve must
+    // never hold it (a standby on a paused leader's address would take the partition,
+    // fail to bind, and leave nothing running once the leader resumed and found itself
+    // deposed). It is held while standing by; connections wait until it serves.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("listening on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let metrics_listener = match args.metrics {
+        Some(addr) => Some(
+            bind_metrics(addr)
+                .await
+                .map_err(|e| format!("metrics on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
     let _dir_lock;
     let handle = match &args.valkey {
         Some(url) => {
@@ -137,11 +195,8 @@ async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
         }
     };
     let metrics = Arc::new(GrpcMetrics::default());
-    let exporter = match args.metrics {
-        Some(addr) => {
-            let listener = bind_metrics(addr)
-                .await
-                .map_err(|e| format!("metrics on {addr}: {e}"))?;
+    let exporter = match metrics_listener {
+        Some(listener) => {
             println!(
                 "metrics on http://{}",
                 listener.local_addr().map_err(|e| e.to_string())?
@@ -156,34 +211,35 @@ async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
         }
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("listening on {}: {e}", args.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let scheme = if options.tls.is_some() {
         "https"
     } else {
         "http"
     };
     println!("listening on {scheme}://{addr}");
-    let deposed = handle.clone();
+    let watched = handle.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     let served = serve(handle.clone(), listener, options, metrics, async move {
-        tokio::select! {
-            _ = terminated() => {}
-            e = deposed.stopped() => tracing::error!(error = %e, "the coordinator stopped serving"),
-        }
+        // A coordinator that lost its lease stands by and takes the partition back
+        // while the services answer UNAVAILABLE; it stops for good only when serving
+        // needs an operator (an engine panic, a log it cannot read).
+        let stopped = tokio::select! {
+            _ = terminated() => None,
+            e = watched.stopped() => Some(e),
+        };
+        let _ = stop_tx.send(stopped);
     })
     .await;
     if let Some(exporter) = exporter {
         exporter.abort();
     }
-    let leading = handle.is_leader();
-    let stopped = tokio::time::timeout(Duration::from_secs(10), handle.shutdown()).await;
+    let stopped = stop_rx.await.ok().flatten();
+    let shut = tokio::time::timeout(Duration::from_secs(10), handle.shutdown()).await;
     served.map_err(|e| e.to_string())?;
-    if !leading {
-        return Err("the coordinator lost its partition".into());
+    if let Some(e) = stopped {
+        return Err(format!("the coordinator stopped: {e}"));
     }
-    match stopped {
+    match shut {
         Ok(result) => result.map_err(|e| e.to_string()),
         Err(_) => Err("the coordinator did not stop within 10s".into()),
     }
