@@ -3,7 +3,7 @@
 //! nothing else installed and survives restarts on the same directory.
 
 use crate::connect::{init_tracing, runtime, terminated};
-use crate::serve_identity::{holder_for, lock_dir};
+use crate::serve_identity::{holder_for, lock_dir, DirLock};
 use clap::Args;
 use keel_coordinator::{Coordinator, CoordinatorConfig, Handle, SystemClock};
 use keel_grpc::auth::Tokens;
@@ -169,31 +169,7 @@ async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
         ),
         None => None,
     };
-    let _dir_lock;
-    let handle = match &args.valkey {
-        Some(url) => {
-            _dir_lock = lock_dir(&args.data_dir)?;
-            let holder = match &args.holder {
-                Some(name) => name.clone(),
-                None => holder_for(&args.data_dir)?,
-            };
-            let log = ValkeyLog::connect(url, ValkeyOptions::default())
-                .await
-                .map_err(|e| format!("connecting to Valkey at {url}: {e}"))?;
-            start(CoordinatorConfig { holder, ..config }, log).await?
-        }
-        None => {
-            let log = RedbLog::open(&args.data_dir).map_err(|e| e.to_string())?;
-            // redb lets one process open the file at a time, so whoever opened it is the
-            // only possible leader: a fixed holder name lets a restart after a crash
-            // serve at once instead of waiting for its own old lease to lapse.
-            let holder = args
-                .holder
-                .clone()
-                .unwrap_or_else(|| "keel-serve-embedded".to_string());
-            start(CoordinatorConfig { holder, ..config }, log).await?
-        }
-    };
+    let (handle, _dir_lock) = lead(args, config).await?;
     let metrics = Arc::new(GrpcMetrics::default());
     let exporter = match metrics_listener {
         Some(listener) => {
@@ -242,6 +218,40 @@ async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
     match shut {
         Ok(result) => result.map_err(|e| e.to_string()),
         Err(_) => Err("the coordinator did not stop within 10s".into()),
+    }
+}
+
+/// Opens the log and leads its partition (waiting as a standby while another server
+/// leads it). With Valkey, the data directory is locked for as long as the lock lives.
+async fn lead(
+    args: &ServeArgs,
+    config: CoordinatorConfig,
+) -> Result<(Handle, Option<DirLock>), String> {
+    match &args.valkey {
+        Some(url) => {
+            let dir_lock = lock_dir(&args.data_dir)?;
+            let holder = match &args.holder {
+                Some(name) => name.clone(),
+                None => holder_for(&args.data_dir)?,
+            };
+            let log = ValkeyLog::connect(url, ValkeyOptions::default())
+                .await
+                .map_err(|e| format!("connecting to Valkey at {url}: {e}"))?;
+            let handle = start(CoordinatorConfig { holder, ..config }, log).await?;
+            Ok((handle, Some(dir_lock)))
+        }
+        None => {
+            let log = RedbLog::open(&args.data_dir).map_err(|e| e.to_string())?;
+            // redb lets one process open the file at a time, so whoever opened it is the
+            // only possible leader: a fixed holder name lets a restart after a crash
+            // serve at once instead of waiting for its own old lease to lapse.
+            let holder = args
+                .holder
+                .clone()
+                .unwrap_or_else(|| "keel-serve-embedded".to_string());
+            let handle = start(CoordinatorConfig { holder, ..config }, log).await?;
+            Ok((handle, None))
+        }
     }
 }
 

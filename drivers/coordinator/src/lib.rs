@@ -4,28 +4,35 @@
 //!   to `max_batch` queued inputs, applies them in order at [`Clock::now_ms`], appends
 //!   their [`keel_log::Entry`]s to the log as one batch under its leadership epoch,
 //!   and only then releases replies and effects (group commit). A reply is never
-//!   released for an input that is not durable: if the append fails the callers get
-//!   an error, the engine is discarded and the coordinator stops serving.
+//!   released for an input that is not durable.
 //! - A timer sleeps until [`keel_engine::Engine::next_wakeup`] and delivers
 //!   [`keel_engine::Input::Tick`], logged like any input so replay is exact.
 //! - Effects go to the worker session registered with [`Handle::route_worker`] or to
-//!   every watcher of their job ([`Handle::watch_job`]).
+//!   every watcher of their job ([`Handle::watch_job`]); every route is bounded, and a
+//!   session that falls behind loses its route rather than slowing the coordinator.
 //! - [`Coordinator::start`] acquires the partition (waiting as a standby while another
 //!   coordinator's lease is live), recovers the engine from the newest snapshot plus
 //!   the entries after it, renews the lease in the background and snapshots every
-//!   `snapshot_every` entries. A coordinator whose lease lapses or whose epoch is
-//!   fenced stops serving; the log refuses its writes either way.
+//!   `snapshot_every` entries.
 //!
-//! A coordinator that stopped serving stays stopped: its handle refuses everything
-//! with [`CoordinatorError::NotLeader`] (or [`CoordinatorError::Stopped`] after
-//! [`Handle::shutdown`]) and [`Handle::stopped`] resolves, so a server can exit or
-//! call [`Coordinator::start`] again, which waits as a standby and recovers from the
-//! log. [`Handle::shutdown`] steps down so a standby takes over at once; dropping
-//! every handle stops the task like a crash, and a standby waits for the lease.
+//! Nothing the store does stops a coordinator. A failed append answers its callers
+//! ([`CoordinatorError::NotDurable`], saying whether the store is full or out of
+//! reach), rebuilds the engine from the log while the lease is kept, and refuses inputs
+//! for a short, growing pause. A coordinator whose lease lapses or whose epoch is
+//! fenced refuses requests with [`CoordinatorError::NotLeader`] and stands by to take
+//! the partition back as a standby would ([`CoordinatorConfig::rejoin`]). It stops
+//! for good only on [`Handle::shutdown`] (which steps down so a standby takes over at
+//! once), when every handle is dropped (like a crash), or when serving needs an
+//! operator: the engine panicked ([`CoordinatorError::EnginePanicked`], naming the
+//! input's log offset; the input is recorded and the partition handed back) or the log
+//! cannot be recovered ([`CoordinatorError::PoisonedLog`], [`CoordinatorError::Halted`]).
+//! [`Handle::stopped`] resolves then. [`check_log`], [`skip_inputs`] and [`cancel_job`]
+//! repair a partition's log offline.
 //!
-//! Appends run in their own task while the engine task applies the next batch (at
-//! most one batch waits behind the append). A log that fsyncs inside its calls (redb)
-//! appends on the blocking pool, so no runtime worker thread waits for the disk.
+//! Load never costs the lease: every log call runs off the runtime's worker threads
+//! (on the blocking pool for a log that blocks, such as redb), no append or snapshot
+//! starts while a renewal is under way, snapshots are stored while serving goes on,
+//! and repeated heartbeats are answered without being logged.
 //!
 //! The real clock ([`SystemClock`]) and the engine's seed (in
 //! [`CoordinatorConfig::engine`]) are injected here; the engine itself is the one the
