@@ -40,6 +40,9 @@ fi
 step "cargo test"
 cargo test --workspace --locked
 
+step "an engine panic through keel serve and keel admin (fault-injection build)"
+cargo test -p keel-cli --features fault-injection --test engine_panic --locked
+
 step "madsim: coordinator and SDK workers under node kills, restarts and partitions"
 RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/madsim" \
     cargo test -p keel-grpc --test madsim --locked

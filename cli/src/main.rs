@@ -3,6 +3,7 @@
 #[cfg(not(unix))]
 compile_error!("keel needs a Unix system: its worker runs commands in process groups");
 
+mod admin;
 mod bench_e2e;
 mod connect;
 mod output;
@@ -62,6 +63,9 @@ enum Command {
     /// Kills a worker's commands when the worker dies (started by `keel worker`).
     #[command(hide = true)]
     Reaper(reaper::ReaperArgs),
+    /// Repair a partition's log offline: check it, skip an input that panics the
+    /// engine, or cancel a job.
+    Admin(admin::AdminArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -76,5 +80,6 @@ fn main() -> std::process::ExitCode {
         Command::Signal(args) => signal::run(&args),
         Command::BenchE2e(args) => bench_e2e::run(&args),
         Command::Reaper(args) => reaper::run(&args),
+        Command::Admin(args) => admin::run(&args),
     }
 }

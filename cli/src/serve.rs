@@ -4,7 +4,7 @@
 
 use crate::connect::{init_tracing, runtime, terminated};
 use crate::output;
-use crate::serve_identity::{holder_for, lock_dir};
+use crate::serve_identity::{holder_for, lock_dir, DirLock};
 use crate::serve_listen;
 use clap::Args;
 use keel_coordinator::{Coordinator, CoordinatorConfig, Handle, SystemClock};
@@ -49,15 +49,8 @@ pub struct ServeArgs {
     /// --token-file is given: its client tokens allow cancel and retry).
     #[arg(long, value_name = "ADDR")]
     pub ui: Option<SocketAddr>,
-    /// A lease lasts this long without renewal.
-    #[arg(long, value_name = "MS", default_value_t = 30_000)]
-    pub lease_ttl_ms: u64,
-    /// A worker silent this long is declared lost and its tasks requeued.
-    #[arg(long, value_name = "MS", default_value_t = 15_000)]
-    pub liveness_timeout_ms: u64,
-    /// A grant offer waits this long for its acceptance.
-    #[arg(long, value_name = "MS", default_value_t = 5_000)]
-    pub grant_ttl_ms: u64,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Inputs per group commit.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub max_batch: usize,
@@ -79,21 +72,39 @@ pub struct ServeArgs {
     /// Without it, a directory that has held a log refuses to start without its log.
     #[arg(long)]
     pub init: bool,
+    /// Arm the engine's injected panic: a job named `keel-injected-panic` panics it.
+    /// Only in builds with the `fault-injection` feature, for tests.
+    #[cfg(feature = "fault-injection")]
+    #[arg(long, hide = true)]
+    pub inject_engine_panic: bool,
 }
 
-impl ServeArgs {
-    /// The coordinator's configuration, refused (naming the flag and its floor) when
-    /// the engine's `Config::validate` refuses it.
-    fn coordinator_config(&self) -> Result<CoordinatorConfig, String> {
-        let mut config = CoordinatorConfig {
-            max_batch: self.max_batch,
-            lease_ttl: Duration::from_millis(self.leader_ttl_ms),
-            ..CoordinatorConfig::default()
+/// The engine settings a log was written with. A log with no snapshot yet is replayed
+/// with them, so `keel serve` and `keel admin` must be given the same ones.
+#[derive(Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// A lease lasts this long without renewal.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    pub lease_ttl_ms: u64,
+    /// A worker silent this long is declared lost and its tasks requeued.
+    #[arg(long, value_name = "MS", default_value_t = 15_000)]
+    pub liveness_timeout_ms: u64,
+    /// A grant offer waits this long for its acceptance.
+    #[arg(long, value_name = "MS", default_value_t = 5_000)]
+    pub grant_ttl_ms: u64,
+}
+
+impl EngineArgs {
+    /// The engine's configuration, refused (naming the flag and its floor) when the
+    /// engine's `Config::validate` refuses it.
+    pub fn config(&self) -> Result<keel_engine::Config, String> {
+        let config = keel_engine::Config {
+            lease_ttl_ms: self.lease_ttl_ms,
+            liveness_timeout_ms: self.liveness_timeout_ms,
+            grant_ttl_ms: self.grant_ttl_ms,
+            ..keel_engine::Config::default()
         };
-        config.engine.lease_ttl_ms = self.lease_ttl_ms;
-        config.engine.liveness_timeout_ms = self.liveness_timeout_ms;
-        config.engine.grant_ttl_ms = self.grant_ttl_ms;
-        config.engine.validate().map_err(|e| {
+        config.validate().map_err(|e| {
             let flag = match e.field.as_str() {
                 "grant_ttl_ms" => "--grant-ttl-ms",
                 "lease_ttl_ms" => "--lease-ttl-ms",
@@ -103,6 +114,40 @@ impl ServeArgs {
             e.message_for(flag)
         })?;
         Ok(config)
+    }
+}
+
+/// Arms the engine's injected panic (a job named `keel-injected-panic`).
+#[cfg(feature = "fault-injection")]
+pub fn arm_injected_panic(engine: &mut keel_engine::Engine) {
+    engine.inject_faults(keel_engine::Faults {
+        panic_on_injected_job: true,
+        ..keel_engine::Faults::default()
+    });
+}
+
+impl ServeArgs {
+    /// The coordinator's configuration, refused (naming the flag and its floor) when
+    /// the engine's `Config::validate` refuses it.
+    fn coordinator_config(&self) -> Result<CoordinatorConfig, String> {
+        Ok(CoordinatorConfig {
+            engine: self.engine.config()?,
+            max_batch: self.max_batch,
+            lease_ttl: Duration::from_millis(self.leader_ttl_ms),
+            prepare_engine: self.prepare_engine(),
+            ..CoordinatorConfig::default()
+        })
+    }
+
+    #[cfg(feature = "fault-injection")]
+    fn prepare_engine(&self) -> Option<fn(&mut keel_engine::Engine)> {
+        self.inject_engine_panic
+            .then_some(arm_injected_panic as fn(&mut keel_engine::Engine))
+    }
+
+    #[cfg(not(feature = "fault-injection"))]
+    fn prepare_engine(&self) -> Option<fn(&mut keel_engine::Engine)> {
+        None
     }
 
     fn server_options(&self) -> Result<ServerOptions, String> {
@@ -148,42 +193,24 @@ async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
         .engine
         .validate()
         .map_err(|e| format!("--max-memory {}: {e}", args.max_memory))?;
+    // The address is taken before the partition: a server that could not serve must
+    // never hold it (a standby on a paused leader's address would take the partition,
+    // fail to bind, and leave nothing running once the leader resumed and found itself
+    // deposed). While standing by, connections to it are closed at once.
     let listener = serve_listen::bind(&args.listen).await?;
-    let _dir_lock;
-    let handle = match &args.valkey {
-        Some(url) => {
-            _dir_lock = lock_dir(&args.data_dir)?;
-            let holder = match &args.holder {
-                Some(name) => name.clone(),
-                None => holder_for(&args.data_dir)?,
-            };
-            let log = ValkeyLog::connect(url, ValkeyOptions::default())
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let metrics_listener = match args.metrics {
+        Some(addr) => Some(
+            bind_metrics(addr)
                 .await
-                .map_err(|e| format!("connecting to Valkey at {url}: {e}"))?;
-            start(CoordinatorConfig { holder, ..config }, log, &listener).await?
-        }
-        None => {
-            let options = RedbOptions {
-                init: args.init,
-                ..RedbOptions::default()
-            };
-            let log = RedbLog::open_with(&args.data_dir, options).map_err(|e| e.to_string())?;
-            // redb lets one process open the file at a time, so whoever opened it is the
-            // only possible leader: a fixed holder name lets a restart after a crash
-            // serve at once instead of waiting for its own old lease to lapse.
-            let holder = args
-                .holder
-                .clone()
-                .unwrap_or_else(|| "keel-serve-embedded".to_string());
-            start(CoordinatorConfig { holder, ..config }, log, &listener).await?
-        }
+                .map_err(|e| format!("metrics on {addr}: {e}"))?,
+        ),
+        None => None,
     };
+    let (handle, _dir_lock) = lead(args, config, &listener).await?;
     let metrics = Arc::new(GrpcMetrics::default());
-    let exporter = match args.metrics {
-        Some(addr) => {
-            let listener = bind_metrics(addr)
-                .await
-                .map_err(|e| format!("metrics on {addr}: {e}"))?;
+    let exporter = match metrics_listener {
+        Some(listener) => {
             output::stdout_best_effort(&format!(
                 "metrics on http://{}\n",
                 listener.local_addr().map_err(|e| e.to_string())?
@@ -204,33 +231,76 @@ async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
         }
         None => None,
     };
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let scheme = if options.tls.is_some() {
         "https"
     } else {
         "http"
     };
     output::stdout_best_effort(&format!("listening on {scheme}://{addr}\n"));
-    let deposed = handle.clone();
+    let watched = handle.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     let served = serve(handle.clone(), listener, options, metrics, async move {
-        tokio::select! {
-            _ = terminated() => {}
-            e = deposed.stopped() => tracing::error!(error = %e, "the coordinator stopped serving"),
-        }
+        // A coordinator that lost its lease stands by and takes the partition back
+        // while the services answer UNAVAILABLE; it stops for good only when serving
+        // needs an operator (an engine panic, a log it cannot read).
+        let stopped = tokio::select! {
+            _ = terminated() => None,
+            e = watched.stopped() => Some(e),
+        };
+        let _ = stop_tx.send(stopped);
     })
     .await;
     if let Some(exporter) = exporter {
         exporter.abort();
     }
-    let leading = handle.is_leader();
-    let stopped = tokio::time::timeout(Duration::from_secs(10), handle.shutdown()).await;
+    let stopped = stop_rx.await.ok().flatten();
+    let shut = tokio::time::timeout(Duration::from_secs(10), handle.shutdown()).await;
     served.map_err(|e| e.to_string())?;
-    if !leading {
-        return Err("the coordinator lost its partition".into());
+    if let Some(e) = stopped {
+        return Err(format!("the coordinator stopped: {e}"));
     }
-    match stopped {
+    match shut {
         Ok(result) => result.map_err(|e| e.to_string()),
         Err(_) => Err("the coordinator did not stop within 10s".into()),
+    }
+}
+
+/// Opens the log and leads its partition (waiting as a standby while another server
+/// leads it). With Valkey, the data directory is locked for as long as the lock lives.
+async fn lead(
+    args: &ServeArgs,
+    config: CoordinatorConfig,
+    listener: &tokio::net::TcpListener,
+) -> Result<(Handle, Option<DirLock>), String> {
+    match &args.valkey {
+        Some(url) => {
+            let dir_lock = lock_dir(&args.data_dir)?;
+            let holder = match &args.holder {
+                Some(name) => name.clone(),
+                None => holder_for(&args.data_dir)?,
+            };
+            let log = ValkeyLog::connect(url, ValkeyOptions::default())
+                .await
+                .map_err(|e| format!("connecting to Valkey at {url}: {e}"))?;
+            let handle = start(CoordinatorConfig { holder, ..config }, log, listener).await?;
+            Ok((handle, Some(dir_lock)))
+        }
+        None => {
+            let options = RedbOptions {
+                init: args.init,
+                ..RedbOptions::default()
+            };
+            let log = RedbLog::open_with(&args.data_dir, options).map_err(|e| e.to_string())?;
+            // redb lets one process open the file at a time, so whoever opened it is the
+            // only possible leader: a fixed holder name lets a restart after a crash
+            // serve at once instead of waiting for its own old lease to lapse.
+            let holder = args
+                .holder
+                .clone()
+                .unwrap_or_else(|| "keel-serve-embedded".to_string());
+            let handle = start(CoordinatorConfig { holder, ..config }, log, listener).await?;
+            Ok((handle, None))
+        }
     }
 }
 

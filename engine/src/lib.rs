@@ -97,7 +97,14 @@ pub struct Engine {
 pub struct Faults {
     /// Accept completions and failures whatever fence they carry.
     pub ignore_fencing: bool,
+    /// Panic on a submission of a job named [`INJECTED_PANIC_JOB`], to drive a
+    /// driver's handling of an engine panic.
+    pub panic_on_injected_job: bool,
 }
+
+/// The job name [`Faults::panic_on_injected_job`] panics on.
+#[cfg(feature = "fault-injection")]
+pub const INJECTED_PANIC_JOB: &str = "keel-injected-panic";
 
 impl Engine {
     /// An engine with any configuration. Nothing the engine does panics on one, but a
@@ -119,6 +126,12 @@ impl Engine {
     /// first, then the input is handled, then waiting workers receive grants. A `now`
     /// earlier than the engine's clock is treated as the engine's clock.
     pub fn apply(&mut self, now: Time, input: Input) -> Outputs {
+        #[cfg(feature = "fault-injection")]
+        if self.state.faults.panic_on_injected_job {
+            if let Input::Client(ClientCommand::SubmitJob(spec)) = &input {
+                assert!(spec.name != INJECTED_PANIC_JOB, "injected panic");
+            }
+        }
         let s = &mut self.state;
         tick::advance(s, now);
         let reply = match input {

@@ -194,6 +194,7 @@ fn the_oracle_catches_an_engine_that_ignores_fencing() {
         let mut h = Harness::new(config(seed));
         h.engine.inject_faults(Faults {
             ignore_fencing: true,
+            ..Faults::default()
         });
         for op in &ops {
             let Some((at, input)) = h.input(op) else {

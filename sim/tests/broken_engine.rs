@@ -9,6 +9,7 @@ use keel_sim::{run_seed, Check, SwarmOptions};
 fn no_fencing(e: &mut Engine) {
     e.inject_faults(Faults {
         ignore_fencing: true,
+        ..Faults::default()
     });
 }
 

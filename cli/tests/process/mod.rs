@@ -119,6 +119,11 @@ impl Serve {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Sends `signal` (e.g. "STOP", "CONT") to the server process.
+    pub fn signal(&self, signal: &str) {
+        self.proc.signal(signal);
+    }
+
     /// SIGKILL, then start again on the same port and log.
     pub fn kill_and_restart(&mut self) {
         self.proc.kill();

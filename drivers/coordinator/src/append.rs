@@ -1,8 +1,8 @@
 //! A group commit's append, running in its own task so the engine task can apply the
-//! next batch meanwhile. A log that blocks (redb fsyncs in place) runs on the blocking
-//! pool, so an fsync never holds one of the runtime's worker threads.
+//! next batch meanwhile (on the blocking pool for a log that blocks, see `io`).
 
 use crate::batch::Applied;
+use crate::io::spawn_io;
 use keel_log::{Epoch, Log, LogError, Offset, Partition};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,7 +43,7 @@ impl InFlight {
                 let result = log.append(partition, epoch, start, &payloads).await;
                 (result, started.elapsed())
             };
-            spawn_append(blocks, append)
+            spawn_io(blocks, append)
         });
         InFlight {
             applied,
@@ -68,27 +68,4 @@ impl InFlight {
             )),
         }
     }
-}
-
-#[cfg(not(madsim))]
-fn spawn_append(
-    blocks: bool,
-    append: impl std::future::Future<Output = Appended> + Send + 'static,
-) -> JoinHandle<Appended> {
-    if blocks {
-        let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || runtime.block_on(append))
-    } else {
-        tokio::spawn(append)
-    }
-}
-
-/// The simulator runs every task on one thread and has no blocking pool to hand a
-/// blocking log to; the logs it runs with never block.
-#[cfg(madsim)]
-fn spawn_append(
-    _blocks: bool,
-    append: impl std::future::Future<Output = Appended> + Send + 'static,
-) -> JoinHandle<Appended> {
-    tokio::spawn(append)
 }

@@ -21,6 +21,14 @@ pub struct CoordinatorConfig {
     /// lease to lapse (a standby). Defaults to host and process id, so two processes
     /// never share a name.
     pub holder: String,
+    /// Whether a coordinator that lost its lease (the log was out of reach, the process
+    /// was paused, another coordinator took over) stands by to take the partition back,
+    /// as a standby would, instead of stopping. On by default.
+    pub rejoin: bool,
+    /// Runs on every engine this coordinator builds (started, taken back or rebuilt)
+    /// before the log is replayed into it. For tests, such as injecting engine faults
+    /// (keel-engine's `fault-injection` feature).
+    pub prepare_engine: Option<fn(&mut keel_engine::Engine)>,
 }
 
 impl Default for CoordinatorConfig {
@@ -32,6 +40,8 @@ impl Default for CoordinatorConfig {
             snapshot_every: 100_000,
             lease_ttl: Duration::from_secs(5),
             holder: default_holder(),
+            rejoin: true,
+            prepare_engine: None,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Typed failures of the coordinator. Each says whether an input may have been
 //! recorded, so a caller knows whether retrying it elsewhere is safe.
 
+use crate::fault::StoreFault;
+use crate::poison::Poisoned;
 use keel_log::{Epoch, LogError, Partition, RecoverError};
 use std::fmt;
 
@@ -11,9 +13,6 @@ pub enum Deposed {
     Fenced { current: Epoch },
     /// The lease ran out before it could be renewed.
     LeaseLapsed,
-    /// The log failed to store a batch or a snapshot; the engine, now ahead of the log,
-    /// was discarded.
-    StorageFailed,
 }
 
 impl fmt::Display for Deposed {
@@ -21,7 +20,6 @@ impl fmt::Display for Deposed {
         match self {
             Deposed::Fenced { current } => write!(f, "fenced by epoch {current}"),
             Deposed::LeaseLapsed => f.write_str("its lease lapsed"),
-            Deposed::StorageFailed => f.write_str("the log failed to store a write"),
         }
     }
 }
@@ -29,7 +27,7 @@ impl fmt::Display for Deposed {
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinatorError {
     /// This coordinator does not lead the partition. Nothing of the refused input was
-    /// recorded; another coordinator may serve it.
+    /// recorded; another coordinator may serve it, or this one once it leads again.
     #[error("partition {partition}: not the leader (epoch {epoch}, {why})")]
     NotLeader {
         partition: Partition,
@@ -37,17 +35,62 @@ pub enum CoordinatorError {
         why: Deposed,
     },
     /// The batch holding the input failed to append. It may or may not have been
-    /// recorded (a store can fail after writing), and this coordinator stopped serving.
-    #[error("partition {partition}: the input's batch failed to append and may or may not be recorded ({code}: {message})")]
+    /// recorded (a store can fail after writing); the coordinator rebuilt its state
+    /// from the log and goes on serving.
+    #[error("partition {partition}: not durable: {fault}; the input may or may not be recorded ({code}: {message})")]
     NotDurable {
         partition: Partition,
+        fault: StoreFault,
         code: &'static str,
         message: String,
+    },
+    /// The coordinator leads but its log cannot take writes now (unreachable, full, or
+    /// being read back after a failed append). Nothing of the input was recorded.
+    #[error("partition {partition}: not durable: {fault}; the input was not recorded, retry later ({message})")]
+    Unavailable {
+        partition: Partition,
+        fault: StoreFault,
+        message: String,
+    },
+    /// The engine panicked applying an input: the coordinator stopped for good. The
+    /// inputs of the batch that held it were recorded only if `poisoned.recorded`.
+    #[error("partition {partition}: {poisoned}")]
+    EnginePanicked {
+        partition: Partition,
+        poisoned: Poisoned,
     },
     #[error(transparent)]
     Log(#[from] LogError),
     #[error(transparent)]
     Recover(#[from] RecoverError),
+    /// Replaying the log met an entry that panics the engine; the partition cannot be
+    /// served until an operator skips it or cancels its job (`keel admin`).
+    #[error("partition {partition}: {poisoned}")]
+    PoisonedLog {
+        partition: Partition,
+        poisoned: Poisoned,
+    },
+    /// The coordinator stopped because recovery failed in a way waiting does not mend
+    /// (a damaged log); serving again needs an operator.
+    #[error("partition {partition}: the coordinator stopped: {reason}")]
+    Halted {
+        partition: Partition,
+        reason: String,
+    },
+    /// An offline repair named an offset that is not a live entry of the log.
+    #[error("partition {partition}: offset {offset} is not an entry the log replays (entries {first} to {end} are, the end excluded)")]
+    NotInLog {
+        partition: Partition,
+        offset: keel_log::Offset,
+        first: keel_log::Offset,
+        end: keel_log::Offset,
+    },
+    /// The engine refused an input an offline repair appends; nothing was appended.
+    #[error("partition {partition}: refused: {rejection}")]
+    Refused {
+        partition: Partition,
+        rejection: keel_engine::Rejection,
+    },
     #[error("invalid coordinator config: {field} {problem}")]
     InvalidConfig {
         field: &'static str,
@@ -67,8 +110,14 @@ impl CoordinatorError {
         match self {
             CoordinatorError::NotLeader { .. } => "not_leader",
             CoordinatorError::NotDurable { .. } => "not_durable",
+            CoordinatorError::Unavailable { .. } => "unavailable",
+            CoordinatorError::EnginePanicked { .. } => "engine_panicked",
             CoordinatorError::Log(e) => e.code(),
             CoordinatorError::Recover(_) => "recover",
+            CoordinatorError::PoisonedLog { .. } => "poisoned_log",
+            CoordinatorError::Halted { .. } => "halted",
+            CoordinatorError::NotInLog { .. } => "not_in_log",
+            CoordinatorError::Refused { rejection, .. } => rejection.code(),
             CoordinatorError::InvalidConfig { .. } | CoordinatorError::InvalidEngineConfig(_) => {
                 "invalid_config"
             }
@@ -81,9 +130,15 @@ impl CoordinatorError {
         match self {
             CoordinatorError::NotLeader { .. }
             | CoordinatorError::NotDurable { .. }
+            | CoordinatorError::Unavailable { .. }
             | CoordinatorError::Stopped => true,
             CoordinatorError::Log(e) => e.retryable(),
-            CoordinatorError::Recover(_)
+            CoordinatorError::EnginePanicked { .. }
+            | CoordinatorError::Recover(_)
+            | CoordinatorError::PoisonedLog { .. }
+            | CoordinatorError::Halted { .. }
+            | CoordinatorError::NotInLog { .. }
+            | CoordinatorError::Refused { .. }
             | CoordinatorError::InvalidConfig { .. }
             | CoordinatorError::InvalidEngineConfig(_) => false,
         }

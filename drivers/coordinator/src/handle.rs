@@ -40,7 +40,11 @@ impl Handle {
     /// `Recipient::Worker`) to the returned receiver, replacing any earlier route for
     /// that worker (a reconnect). Effects for a worker with no route are dropped; the
     /// engine's timers recover from that. The stream ends when the coordinator stops.
-    pub fn route_worker(&self, worker: WorkerId) -> mpsc::UnboundedReceiver<Effect> {
+    ///
+    /// The route holds at most [`crate::ROUTE_CAPACITY`] effects: a receiver that falls
+    /// that far behind loses its route (the stream ends), and its session should end
+    /// so the worker reconnects. Every route ends when a term of leadership ends.
+    pub fn route_worker(&self, worker: WorkerId) -> mpsc::Receiver<Effect> {
         self.shared.routes.route_worker(worker)
     }
 
@@ -81,26 +85,52 @@ impl Handle {
         self.shared.leadership.partition
     }
 
-    /// The leadership epoch this coordinator holds (or held).
+    /// The leadership epoch this coordinator holds (or held last).
     pub fn epoch(&self) -> Epoch {
-        self.shared.leadership.epoch
+        self.shared.leadership.epoch()
     }
 
-    /// Resolves once this coordinator stops serving, with the error its requests now
-    /// get, so a server can exit or start over as a standby.
+    /// Resolves once this coordinator stops for good (shut down, every handle dropped,
+    /// the engine panicked, the log needs an operator, or it lost its partition with
+    /// `rejoin` off), with the error its requests now get, so a server can exit.
     pub async fn stopped(&self) -> CoordinatorError {
-        let mut status = self.shared.leadership.subscribe();
-        let status = match status.wait_for(|s| *s != Status::Leading).await {
-            Ok(status) => *status,
-            Err(_) => Status::Stopped,
-        };
+        self.wait_for(|s| s == Status::Stopped).await
+    }
+
+    /// Resolves once the current term of leadership ends (or has ended), with the
+    /// error requests get meanwhile. With `rejoin` on, the coordinator then stands by
+    /// to take the partition back ([`Handle::leading`]).
+    pub async fn deposed(&self) -> CoordinatorError {
+        self.wait_for(|s| s != Status::Leading).await
+    }
+
+    /// Resolves once this coordinator leads (at once if it does), with its epoch, or
+    /// with why it stopped for good.
+    pub async fn leading(&self) -> Result<Epoch, CoordinatorError> {
+        match self
+            .wait_for_status(|s| s == Status::Leading || s == Status::Stopped)
+            .await
+        {
+            Status::Leading => Ok(self.epoch()),
+            other => Err(self.shared.leadership.refusal(other)),
+        }
+    }
+
+    async fn wait_for(&self, done: impl Fn(Status) -> bool) -> CoordinatorError {
+        let status = self.wait_for_status(done).await;
         self.shared.leadership.refusal(status)
+    }
+
+    async fn wait_for_status(&self, done: impl Fn(Status) -> bool) -> Status {
+        let mut status = self.shared.leadership.subscribe();
+        let seen = status.wait_for(|s| done(*s)).await.map(|s| *s);
+        seen.unwrap_or(Status::Stopped)
     }
 
     /// Stops the engine task after flushing the pending batch, and steps down so a
     /// standby takes over without waiting for the lease to lapse. Succeeds at once if
-    /// the coordinator had already stopped; a coordinator that lost its partition
-    /// reports why.
+    /// the coordinator had already stopped or was standing by; one whose lease was lost
+    /// while serving reports why.
     pub async fn shutdown(self) -> Result<(), CoordinatorError> {
         let (done, finished) = oneshot::channel();
         if self.commands.send(Command::Shutdown(done)).await.is_err() {
@@ -113,9 +143,13 @@ impl Handle {
     }
 
     fn stopped_result(&self) -> Result<(), CoordinatorError> {
-        match self.shared.leadership.status() {
-            Status::Leading | Status::Stopped => Ok(()),
-            deposed => Err(self.shared.leadership.refusal(deposed)),
+        match self
+            .shared
+            .leadership
+            .refusal(self.shared.leadership.status())
+        {
+            e @ CoordinatorError::NotLeader { .. } => Err(e),
+            _ => Ok(()),
         }
     }
 

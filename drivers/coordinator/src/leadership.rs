@@ -1,11 +1,23 @@
-//! Holding a partition: waiting to acquire it (a standby), renewing the lease in the
+//! Holding a partition: acquiring it (waiting as a standby), renewing the lease in the
 //! background, and noticing when it is lost. The log's epoch is what keeps a deposed
 //! coordinator from writing; the lease only decides when a standby may take over, so
 //! a coordinator stops serving no later than its lease's end as the log measures it.
+//!
+//! A coordinator leads in terms: each acquisition is a new epoch. Between terms it
+//! stands by and refuses requests; it stops for good only when shut down, when it may
+//! not take the partition back (`CoordinatorConfig::rejoin`), or when the engine or
+//! the log make serving impossible without an operator.
+//!
+//! The renewal runs in its own task and its log call on the blocking pool for a log
+//! that blocks, so no load on the runtime delays it; while it is due or under way the
+//! engine task starts no append or snapshot, so on a log with one writer at a time
+//! (redb) it waits for at most the one write already under way.
 
 use crate::error::{CoordinatorError, Deposed};
+use crate::io::run_io;
+use crate::poison::Poisoned;
 use keel_log::{Epoch, Lease, Log, LogError, Partition};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -14,30 +26,71 @@ use tokio::task::JoinHandle;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Status {
     Leading,
+    /// The last term ended for this reason; standing by to take the partition back.
     Deposed(Deposed),
-    /// Shut down, or every handle dropped.
+    /// For good; [`Leadership::stop_reason`] says why.
     Stopped,
 }
 
-/// The lease as this coordinator knows it, shared by the engine task, the renewal task
-/// and every handle.
+/// Why a coordinator stopped for good.
+#[derive(Clone, Debug)]
+pub(crate) enum Stop {
+    /// Shut down, or every handle dropped.
+    Shutdown,
+    /// Lost its partition and was not to take it back.
+    Lost(Deposed),
+    /// The engine panicked applying an input.
+    Panicked(Poisoned),
+    /// Recovery met an entry that panics the engine.
+    PoisonedLog(Poisoned),
+    /// Recovery failed in a way waiting does not mend (a corrupt log).
+    Failed(String),
+}
+
+/// The partition as this coordinator holds (or held) it, shared by the engine task, the
+/// renewal task and every handle, across terms.
 pub(crate) struct Leadership {
     pub partition: Partition,
-    pub epoch: Epoch,
-    pub holder: String,
-    valid_until: Mutex<Instant>,
+    /// The current (or last) term's lease.
+    lease: Mutex<Lease>,
     status: watch::Sender<Status>,
+    stop: Mutex<Option<Stop>>,
+    /// A renewal is under way: the engine task starts no write until it ends.
+    renewing: watch::Sender<bool>,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Leadership {
+    /// A coordinator holding `lease`, not yet serving it.
     pub fn new(lease: &Lease) -> Leadership {
         Leadership {
             partition: lease.partition,
-            epoch: lease.epoch,
-            holder: lease.holder.clone(),
-            valid_until: Mutex::new(lease.valid_until),
-            status: watch::Sender::new(Status::Leading),
+            lease: Mutex::new(lease.clone()),
+            status: watch::Sender::new(Status::Deposed(Deposed::LeaseLapsed)),
+            stop: Mutex::new(None),
+            renewing: watch::Sender::new(false),
         }
+    }
+
+    /// A new term's lease, before its engine is recovered.
+    pub fn adopt(&self, lease: &Lease) {
+        *locked(&self.lease) = lease.clone();
+    }
+
+    /// Starts serving the adopted lease.
+    pub fn lead(&self) {
+        self.status.send_if_modified(|current| {
+            let change = matches!(current, Status::Deposed(_));
+            if change {
+                *current = Status::Leading;
+            }
+            change
+        });
     }
 
     /// Leading, and the lease has not run out.
@@ -53,15 +106,32 @@ impl Leadership {
         self.status.subscribe()
     }
 
-    /// Leaves `Leading` for good; a later reason does not replace the first.
-    pub fn end(&self, status: Status) {
-        self.status.send_if_modified(|current| {
-            let change = *current == Status::Leading && status != Status::Leading;
-            if change {
-                *current = status;
-            }
-            change
-        });
+    pub fn epoch(&self) -> Epoch {
+        locked(&self.lease).epoch
+    }
+
+    /// Ends the term under `epoch` if it is still the current one; a later reason
+    /// does not replace the first.
+    pub fn depose(&self, epoch: Epoch, why: Deposed) {
+        if self.epoch() == epoch {
+            self.status.send_if_modified(|current| {
+                let change = *current == Status::Leading;
+                if change {
+                    *current = Status::Deposed(why);
+                }
+                change
+            });
+        }
+    }
+
+    /// Stops for good; the first reason given is kept.
+    pub fn stop(&self, why: Stop) {
+        locked(&self.stop).get_or_insert(why);
+        self.status.send_replace(Status::Stopped);
+    }
+
+    pub fn stop_reason(&self) -> Option<Stop> {
+        locked(&self.stop).clone()
     }
 
     /// Checks the lease before serving; marks it lapsed if it ran out.
@@ -69,10 +139,10 @@ impl Leadership {
         if self.status() == Status::Leading && Instant::now() >= self.valid_until() {
             tracing::warn!(
                 partition = self.partition,
-                epoch = self.epoch,
+                epoch = self.epoch(),
                 "lease lapsed"
             );
-            self.end(Status::Deposed(Deposed::LeaseLapsed));
+            self.depose(self.epoch(), Deposed::LeaseLapsed);
         }
         match self.status() {
             Status::Leading => Ok(()),
@@ -80,76 +150,107 @@ impl Leadership {
         }
     }
 
-    /// The error for a request this coordinator no longer serves.
+    /// The error for a request this coordinator does not serve now.
     pub fn refusal(&self, status: Status) -> CoordinatorError {
+        let partition = self.partition;
         match status {
             Status::Deposed(why) => CoordinatorError::NotLeader {
-                partition: self.partition,
-                epoch: self.epoch,
+                partition,
+                epoch: self.epoch(),
                 why,
             },
-            Status::Leading | Status::Stopped => CoordinatorError::Stopped,
+            Status::Leading => CoordinatorError::Stopped,
+            Status::Stopped => match self.stop_reason() {
+                None | Some(Stop::Shutdown) => CoordinatorError::Stopped,
+                Some(Stop::Lost(why)) => CoordinatorError::NotLeader {
+                    partition,
+                    epoch: self.epoch(),
+                    why,
+                },
+                Some(Stop::Panicked(poisoned)) => CoordinatorError::EnginePanicked {
+                    partition,
+                    poisoned,
+                },
+                Some(Stop::PoisonedLog(poisoned)) => CoordinatorError::PoisonedLog {
+                    partition,
+                    poisoned,
+                },
+                Some(Stop::Failed(reason)) => CoordinatorError::Halted { partition, reason },
+            },
         }
     }
 
     /// The lease to hand back to the log when stepping down.
     pub fn lease(&self) -> Lease {
-        Lease {
-            partition: self.partition,
-            holder: self.holder.clone(),
-            epoch: self.epoch,
-            valid_until: self.valid_until(),
-        }
+        locked(&self.lease).clone()
+    }
+
+    /// Whether a renewal is under way, to wait on before a write.
+    pub fn renewing(&self) -> watch::Receiver<bool> {
+        self.renewing.subscribe()
     }
 
     fn valid_until(&self) -> Instant {
-        *self
-            .valid_until
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        locked(&self.lease).valid_until
     }
 
-    fn extend(&self, until: Instant) {
-        let mut valid = self
-            .valid_until
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *valid = (*valid).max(until);
+    fn extend(&self, renewed: &Lease) {
+        let mut lease = locked(&self.lease);
+        if lease.epoch == renewed.epoch {
+            lease.valid_until = lease.valid_until.max(renewed.valid_until);
+        }
     }
 }
 
 /// How often a standby asks for the partition.
-fn poll_interval(ttl: Duration) -> Duration {
+pub(crate) fn poll_interval(ttl: Duration) -> Duration {
     (ttl / 5).clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 
+/// One attempt to take the partition: `Ok(None)` while another holder's lease is live.
+pub(crate) async fn try_acquire<L: Log + 'static>(
+    log: &Arc<L>,
+    partition: Partition,
+    holder: &str,
+    ttl: Duration,
+) -> Result<Option<Lease>, LogError> {
+    let (call_log, name) = (log.clone(), holder.to_owned());
+    let call = async move { call_log.acquire(partition, &name, ttl).await };
+    let lost = |why| Err(LogError::storage(partition, why));
+    match run_io(log.blocks(), call, lost).await {
+        Ok(lease) => {
+            tracing::info!(partition, epoch = lease.epoch, holder, "leading");
+            Ok(Some(lease))
+        }
+        Err(LogError::LeaseHeld { holder: other, .. }) => {
+            tracing::debug!(partition, holder, leader = other, "standing by");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Takes the partition, waiting while another holder's lease is live.
-pub(crate) async fn acquire<L: Log>(
-    log: &L,
+pub(crate) async fn acquire<L: Log + 'static>(
+    log: &Arc<L>,
     partition: Partition,
     holder: &str,
     ttl: Duration,
 ) -> Result<Lease, CoordinatorError> {
     let mut waiting = false;
     loop {
-        match log.acquire(partition, holder, ttl).await {
-            Ok(lease) => {
-                tracing::info!(partition, epoch = lease.epoch, holder, "leading");
-                return Ok(lease);
-            }
-            Err(LogError::LeaseHeld { holder: other, .. }) => {
-                if !waiting {
-                    tracing::info!(partition, holder, leader = other, "standing by");
-                    waiting = true;
-                }
-                tokio::time::sleep(poll_interval(ttl)).await;
-            }
-            Err(e) => return Err(e.into()),
+        if let Some(lease) = try_acquire(log, partition, holder, ttl).await? {
+            return Ok(lease);
         }
+        if !waiting {
+            tracing::info!(partition, holder, "standing by");
+            waiting = true;
+        }
+        tokio::time::sleep(poll_interval(ttl)).await;
     }
 }
 
-/// Aborts the renewal task when dropped, so it never outlives the engine task.
+/// Aborts the renewal task when dropped, so it never outlives its term.
 pub(crate) struct Renewal(JoinHandle<()>);
 
 impl Drop for Renewal {
@@ -160,7 +261,7 @@ impl Drop for Renewal {
 
 /// Renews the lease every third of its TTL. A renewal that fails is retried until the
 /// lease would run out; then, or as soon as the log says another epoch is current,
-/// this coordinator is deposed.
+/// the term ends.
 pub(crate) fn spawn_renewal<L: Log + 'static>(
     log: Arc<L>,
     mut lease: Lease,
@@ -172,13 +273,16 @@ pub(crate) fn spawn_renewal<L: Log + 'static>(
         let mut wait = ttl / 3;
         loop {
             tokio::time::sleep(wait).await;
-            if leadership.status() != Status::Leading {
-                return;
-            }
             let left = lease.valid_until.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, log.renew(&lease, ttl)).await {
+            leadership.renewing.send_replace(true);
+            let (call_log, current) = (log.clone(), lease.clone());
+            let call = async move { call_log.renew(&current, ttl).await };
+            let lost = |why| Err(LogError::storage(lease.partition, why));
+            let renewed = tokio::time::timeout(left, run_io(log.blocks(), call, lost)).await;
+            leadership.renewing.send_replace(false);
+            match renewed {
                 Ok(Ok(renewed)) => {
-                    leadership.extend(renewed.valid_until);
+                    leadership.extend(&renewed);
                     lease = renewed;
                     wait = ttl / 3;
                 }
@@ -189,7 +293,7 @@ pub(crate) fn spawn_renewal<L: Log + 'static>(
                         current,
                         "fenced"
                     );
-                    leadership.end(Status::Deposed(Deposed::Fenced { current }));
+                    leadership.depose(lease.epoch, Deposed::Fenced { current });
                     return;
                 }
                 Ok(Err(e)) if Instant::now() < lease.valid_until => {
@@ -203,7 +307,7 @@ pub(crate) fn spawn_renewal<L: Log + 'static>(
                         epoch = lease.epoch,
                         "lease lapsed"
                     );
-                    leadership.end(Status::Deposed(Deposed::LeaseLapsed));
+                    leadership.depose(lease.epoch, Deposed::LeaseLapsed);
                     return;
                 }
             }

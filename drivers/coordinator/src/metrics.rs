@@ -61,6 +61,15 @@ pub struct Metrics {
     pub effects_dropped: u64,
     pub snapshots: u64,
     pub snapshot_failures: u64,
+    /// Heartbeats answered without being applied or logged (a repeat within a window).
+    pub heartbeats_absorbed: u64,
+    /// Worker sessions whose effect route was dropped because they fell behind.
+    pub sessions_dropped: u64,
+    /// Appends that failed; each rebuilt the engine from the log.
+    pub append_failures: u64,
+    /// Terms of leadership begun (the first, and each time the partition was taken
+    /// back).
+    pub terms: u64,
     /// Inputs per group commit.
     pub append_batch_size: Histogram,
     pub append_latency_seconds: Histogram,
@@ -98,6 +107,10 @@ impl Metrics {
             effects_dropped: 0,
             snapshots: 0,
             snapshot_failures: 0,
+            heartbeats_absorbed: 0,
+            sessions_dropped: 0,
+            append_failures: 0,
+            terms: 0,
             append_batch_size: Histogram::new(&SIZE_BOUNDS),
             append_latency_seconds: Histogram::new(&APPEND_BOUNDS),
             claim_to_start_seconds: Histogram::new(&CLAIM_BOUNDS),
@@ -149,7 +162,7 @@ impl Metrics {
             metric_header(&mut out, name, help, "gauge");
             let _ = writeln!(out, "keel_coordinator_{name}{{{label}}} {value}");
         }
-        let counters: [(&str, &str, u64); 13] = [
+        let counters: [(&str, &str, u64); 17] = [
             (
                 "inputs_total",
                 "Inputs applied and made durable",
@@ -199,6 +212,22 @@ impl Metrics {
                 "Group commits appended",
                 self.append_batch_size.count,
             ),
+            (
+                "heartbeats_absorbed_total",
+                "Repeated heartbeats answered without being logged",
+                self.heartbeats_absorbed,
+            ),
+            (
+                "sessions_dropped_total",
+                "Worker sessions ended because they fell behind their effects",
+                self.sessions_dropped,
+            ),
+            (
+                "append_failures_total",
+                "Appends that failed and rebuilt the engine from the log",
+                self.append_failures,
+            ),
+            ("terms_total", "Terms of leadership begun", self.terms),
         ];
         for (name, help, value) in counters {
             metric_header(&mut out, name, help, "counter");

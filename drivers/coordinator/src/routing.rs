@@ -1,19 +1,30 @@
 //! Where effects go once their batch is durable: each worker's session stream, and
 //! every watcher of a job. Routes are registered from any thread; the engine task
 //! delivers a whole batch under one lock of each table.
+//!
+//! Every route is bounded, and the engine task never waits for one. A worker session
+//! that falls [`ROUTE_CAPACITY`] effects behind loses its route: its stream ends, the
+//! session ends, and the worker reconnects and registers again; the effects it missed
+//! are recovered by the engine's timers (an unanswered grant expires, a lease is
+//! renewed or expires). A job watcher that falls behind is told how much it missed
+//! (`RecvError::Lagged`). A slow consumer costs itself, never the coordinator.
 
 use keel_engine::{Effect, JobId, Recipient, WorkerId};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{broadcast, mpsc};
 
 /// Effects a job watcher may fall behind by before it misses some (and is told so by
 /// `RecvError::Lagged`).
 pub const WATCH_CAPACITY: usize = 1024;
 
+/// Effects a worker session may fall behind by before its route is dropped.
+pub const ROUTE_CAPACITY: usize = 8192;
+
 #[derive(Default)]
 pub(crate) struct Routes {
-    workers: Mutex<BTreeMap<WorkerId, mpsc::UnboundedSender<Effect>>>,
+    workers: Mutex<BTreeMap<WorkerId, mpsc::Sender<Effect>>>,
     jobs: Mutex<BTreeMap<JobId, broadcast::Sender<Effect>>>,
 }
 
@@ -22,11 +33,13 @@ pub(crate) struct Routes {
 pub(crate) struct Delivery {
     /// Worker effects with no live route; the engine's timers recover from their loss.
     pub dropped: u64,
+    /// Worker routes dropped because their session fell too far behind.
+    pub sessions_dropped: u64,
 }
 
 impl Routes {
-    pub fn route_worker(&self, worker: WorkerId) -> mpsc::UnboundedReceiver<Effect> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    pub fn route_worker(&self, worker: WorkerId) -> mpsc::Receiver<Effect> {
+        let (tx, rx) = mpsc::channel(ROUTE_CAPACITY);
         lock(&self.workers).insert(worker, tx);
         rx
     }
@@ -50,12 +63,26 @@ impl Routes {
                 Recipient::Worker(worker) => {
                     let workers = workers.get_or_insert_with(|| lock(&self.workers));
                     let sent = match workers.get(&worker) {
-                        Some(tx) => tx.send(effect).is_ok(),
-                        None => false,
+                        Some(tx) => tx.try_send(effect),
+                        None => {
+                            delivery.dropped += 1;
+                            continue;
+                        }
                     };
-                    if !sent {
-                        delivery.dropped += 1;
-                        if workers.get(&worker).is_some_and(|tx| tx.is_closed()) {
+                    match sent {
+                        Ok(()) => {}
+                        Err(TrySendError::Closed(_)) => {
+                            delivery.dropped += 1;
+                            workers.remove(&worker);
+                        }
+                        Err(TrySendError::Full(_)) => {
+                            tracing::warn!(
+                                %worker,
+                                behind = ROUTE_CAPACITY,
+                                "a worker session fell behind; ending it so the worker reconnects"
+                            );
+                            delivery.dropped += 1;
+                            delivery.sessions_dropped += 1;
                             workers.remove(&worker);
                         }
                     }
@@ -106,11 +133,34 @@ mod tests {
         let mut new = routes.route_worker(WorkerId::new("w"));
         let d = routes.deliver([drained("w"), drained("nobody")]);
         assert_eq!(d.dropped, 1);
+        assert_eq!(d.sessions_dropped, 0);
         assert_eq!(new.try_recv().ok(), Some(drained("w")));
         assert!(old.try_recv().is_err(), "the replaced route got an effect");
         drop(new);
         assert_eq!(routes.deliver([drained("w")]).dropped, 1);
         assert!(lock(&routes.workers).is_empty(), "a dead route was kept");
+    }
+
+    #[test]
+    fn a_session_that_falls_behind_loses_its_route_and_nobody_waits() {
+        let routes = Routes::default();
+        let mut slow = routes.route_worker(WorkerId::new("slow"));
+        let mut fast = routes.route_worker(WorkerId::new("fast"));
+        let flood = (0..ROUTE_CAPACITY).map(|_| drained("slow"));
+        assert_eq!(routes.deliver(flood), Delivery::default());
+        let over = routes.deliver([drained("slow"), drained("fast")]);
+        assert_eq!(over.sessions_dropped, 1);
+        assert_eq!(over.dropped, 1);
+        assert_eq!(fast.try_recv().ok(), Some(drained("fast")));
+        // The slow session reads what was queued, then its stream ends.
+        for _ in 0..ROUTE_CAPACITY {
+            assert_eq!(slow.try_recv().ok(), Some(drained("slow")));
+        }
+        assert_eq!(
+            slow.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        );
+        assert!(!lock(&routes.workers).contains_key(&WorkerId::new("slow")));
     }
 
     #[test]

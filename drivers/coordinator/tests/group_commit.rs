@@ -3,12 +3,14 @@
 
 mod support;
 
-use keel_coordinator::{CoordinatorConfig, CoordinatorError, Deposed};
+use keel_coordinator::{CoordinatorConfig, CoordinatorError};
 use keel_engine::{Accepted, Effect, JobOutcome, WorkerCommand};
 use keel_log::{Log, MemoryLog};
 use std::sync::Arc;
+use std::time::Duration;
 use support::*;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
 
 #[tokio::test]
 async fn a_job_runs_to_completion_and_its_effects_reach_worker_and_watchers() {
@@ -120,7 +122,7 @@ async fn inputs_queued_during_an_append_share_the_next_batch() {
 }
 
 #[tokio::test]
-async fn a_failed_append_releases_nothing_and_stops_serving() {
+async fn a_failed_append_releases_nothing_and_the_engine_is_rebuilt_from_the_log() {
     let inner = Arc::new(MemoryLog::new());
     let log = FaultyLog::new(inner.clone());
     let clock = manual_clock();
@@ -130,7 +132,7 @@ async fn a_failed_append_releases_nothing_and_stops_serving() {
 
     log.fail_next_append();
     let request = worker.input(WorkerCommand::RequestWork { credits: 1 });
-    match within("the failed apply", handle.apply(request)).await {
+    match within("the failed apply", handle.apply(request.clone())).await {
         Err(CoordinatorError::NotDurable {
             partition: 0,
             code: "storage",
@@ -139,24 +141,44 @@ async fn a_failed_append_releases_nothing_and_stops_serving() {
         other => panic!("expected NotDurable, got {other:?}"),
     }
     // The engine offered a grant in memory; it must never reach the worker.
-    assert_eq!(
-        within("the route to close", worker.effects.recv()).await,
-        None
+    assert!(
+        matches!(
+            worker.effects.try_recv(),
+            Err(mpsc::error::TryRecvError::Empty)
+        ),
+        "an effect of a batch that is not durable was released"
     );
-    assert!(!handle.is_leader());
+    assert!(handle.is_leader(), "a failed append keeps the lease");
+    // The engine was rebuilt from what the log holds, and reads see it.
+    let rebuilt = within("a read", handle.read(|e| e.digest()))
+        .await
+        .unwrap_or_else(|e| panic!("read: {e}"));
+    assert_eq!(rebuilt, log_digest(&*inner).await);
+    assert_eq!(inner.bounds(0).await.map(|b| b.end).ok(), Some(2));
+    assert_eq!(handle.metrics().append_failures, 1);
+
+    // Once the pause after the failure is over, the request goes through.
+    let answer = within("the request to be accepted", async {
+        loop {
+            match handle.apply(request.clone()).await {
+                Ok(answer) => return answer,
+                Err(CoordinatorError::Unavailable { .. }) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("unexpected refusal: {e}"),
+            }
+        }
+    })
+    .await;
+    assert!(matches!(answer, Some(Ok(_))), "{answer:?}");
+    match worker.next_effect().await {
+        Effect::GrantOffered { .. } => {}
+        other => panic!("expected a grant, got {other:?}"),
+    }
+    assert_eq!(inner.bounds(0).await.map(|b| b.end).ok(), Some(3));
     let text = handle.metrics().render_prometheus();
     assert!(
-        text.contains("keel_coordinator_leader{partition=\"0\"} 0\n"),
+        text.contains("keel_coordinator_leader{partition=\"0\"} 1\n"),
         "{text}"
     );
-    let stopped = within("stopped", handle.stopped()).await;
-    assert_eq!(deposed_why(&stopped), Some(Deposed::StorageFailed));
-    let again = handle.apply(job("later", &["t"])).await;
-    assert_eq!(
-        again.err().as_ref().and_then(deposed_why),
-        Some(Deposed::StorageFailed)
-    );
-    let read = handle.read(|e| e.digest()).await;
-    assert!(matches!(read, Err(CoordinatorError::NotLeader { .. })));
-    assert_eq!(inner.bounds(0).await.map(|b| b.end).ok(), Some(2));
 }

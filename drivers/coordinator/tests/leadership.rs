@@ -41,8 +41,9 @@ async fn a_standby_takes_over_when_the_leaders_lease_lapses() {
         b_log.clone(),
         clock.clone(),
     ));
-    a_log.fail_renewals();
-    let lost = within("the leader to lose its lease", leader.stopped()).await;
+    // The leader loses its store: its lease lapses and it cannot take it back.
+    a_log.outage(true);
+    let lost = within("the leader to lose its lease", leader.deposed()).await;
     assert_eq!(deposed_why(&lost), Some(Deposed::LeaseLapsed), "{lost}");
     assert!(!leader.is_leader());
 
@@ -63,13 +64,21 @@ async fn a_standby_takes_over_when_the_leaders_lease_lapses() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(jobs, acknowledged);
 
+    // Its store back, the old leader stands by behind the successor's live lease.
+    a_log.outage(false);
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let refused = leader.apply(job("to the old leader", &["t"])).await;
     assert!(
         matches!(refused, Err(CoordinatorError::NotLeader { .. })),
         "{refused:?}"
     );
+    assert!(!leader.is_leader());
     submit(&successor, "to the new leader", &["t"]).await;
     assert_eq!(shared.bounds(0).await.map(|b| b.end).ok(), Some(5));
+    assert!(
+        successor.is_leader(),
+        "the old leader took the partition back"
+    );
 }
 
 #[tokio::test]
@@ -94,6 +103,19 @@ async fn a_fenced_leader_refuses_and_records_nothing() {
     }
     assert!(!leader.is_leader());
     assert_eq!(shared.bounds(0).await.map(|b| b.end).ok(), Some(1));
+    // It stands by: the holder that fenced it may be a process under the same name,
+    // whose live lease it must wait for rather than fence in turn.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let again = leader.apply(job("still lost", &["t"])).await;
+    assert!(
+        matches!(again, Err(CoordinatorError::NotLeader { .. })),
+        "{again:?}"
+    );
+    let renewed = shared.renew(&lease, Duration::from_secs(30)).await;
+    assert!(
+        renewed.is_ok(),
+        "the fencing holder was fenced in turn: {renewed:?}"
+    );
 }
 
 #[tokio::test]

@@ -80,7 +80,12 @@ async fn a_failed_append_behind_a_good_one_fails_only_its_own_batch() {
         other => panic!("expected NotDurable, got {other:?}"),
     }
     assert_eq!(inner.bounds(0).await.map(|b| b.end).ok(), Some(2));
-    assert!(!handle.is_leader());
+    // The engine, rebuilt from the log, holds the first job and not the second.
+    let names = within("a read", handle.read(|e| e.jobs().len()))
+        .await
+        .unwrap_or_else(|e| panic!("read: {e}"));
+    assert_eq!(names, 2);
+    assert!(handle.is_leader(), "a failed append keeps the lease");
 }
 
 #[tokio::test]
@@ -140,7 +145,7 @@ async fn an_append_under_way_when_the_lease_lapses_is_answered_by_how_it_ends() 
     let mut second = Box::pin(handle.apply(job_input("second")));
     assert!(poll_once(&mut second).await.is_none());
     log.fail_renewals();
-    let lost = within("the lease to lapse", handle.stopped()).await;
+    let lost = within("the lease to lapse", handle.deposed()).await;
     assert_eq!(deposed_why(&lost), Some(Deposed::LeaseLapsed), "{lost}");
     // The log still takes the held append: the epoch was never fenced.
     log.release();

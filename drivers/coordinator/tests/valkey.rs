@@ -72,8 +72,9 @@ async fn a_standby_on_valkey_takes_over_a_lapsed_lease() {
         .unwrap_or_else(|e| panic!("{e}"));
 
     let standby = tokio::spawn(Coordinator::start(short("b"), b_log.clone(), clock.clone()));
-    a_log.fail_renewals();
-    let lost = within("the leader to lose its lease", leader.stopped()).await;
+    // The leader is cut off from Valkey: its lease lapses and it cannot take it back.
+    a_log.outage(true);
+    let lost = within("the leader to lose its lease", leader.deposed()).await;
     assert_eq!(deposed_why(&lost), Some(Deposed::LeaseLapsed), "{lost}");
     let successor = within("the standby to take over", standby)
         .await
@@ -93,4 +94,44 @@ async fn a_standby_on_valkey_takes_over_a_lapsed_lease() {
         matches!(refused, Err(CoordinatorError::NotLeader { .. })),
         "{refused:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valkey_outage_is_waited_out_and_the_partition_taken_back() {
+    let mut server = ValkeyServer::start();
+    let clock = manual_clock();
+    let config = CoordinatorConfig {
+        lease_ttl: Duration::from_millis(1_000),
+        ..config("a")
+    };
+    let log = connect(&server).await;
+    let handle = start(config, &log, &clock).await;
+    let acknowledged = submit(&handle, "before the outage", &["t"]).await;
+    let epoch = handle.epoch();
+
+    server.kill();
+    let refused = within("an apply", handle.apply(job("during", &["t"]))).await;
+    assert!(refused.is_err(), "{refused:?}");
+    // Longer than the lease: the coordinator must not stop, only refuse.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert!(!handle.is_leader());
+    let waiting = within("an apply", handle.apply(job("still down", &["t"]))).await;
+    assert!(waiting.is_err(), "{waiting:?}");
+
+    server.restart();
+    within("the partition to be taken back", async {
+        loop {
+            if let Ok(Some(Ok(_))) = handle.apply(job("after", &["t"])).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(handle.is_leader());
+    assert!(handle.epoch() > epoch);
+    let found = handle
+        .read(move |e| e.describe_job(acknowledged).is_ok())
+        .await;
+    assert!(matches!(found, Ok(true)), "{found:?}");
 }

@@ -69,6 +69,8 @@ pub use error::{Corruption, ErrorKind, LogError, Outcome, RecordRef};
 pub use lease::LeaseState;
 pub use log::{Bounds, Epoch, Lease, Log, Offset, Partition, Record, Snapshot};
 pub use memory::MemoryLog;
-pub use recover::{append_entries, recover, restore, snapshot_of, RecoverError, Recovered};
+pub use recover::{
+    append_entries, recover, restore, snapshot_of, starting_point, RecoverError, Recovered,
+};
 pub use scan::{scan, SCAN_CHUNK};
 pub use upgrade::{BACKUP_SUFFIX, CURRENT_FORMAT};

@@ -62,39 +62,7 @@ pub async fn recover<L: Log>(
     config: Config,
 ) -> Result<Recovered, RecoverError> {
     let location = log.location();
-    let bounds = log
-        .bounds(partition)
-        .await
-        .map_err(|e| e.located(&location))?;
-    let snapshot = log
-        .load_snapshot(partition)
-        .await
-        .map_err(|e| e.located(&location))?;
-    let (mut engine, from) = match snapshot {
-        Some(snapshot) => {
-            if !(bounds.first..=bounds.end).contains(&snapshot.offset) {
-                let outside = Corruption::SnapshotOutsideLog {
-                    offset: snapshot.offset,
-                    first: bounds.first,
-                    end: bounds.end,
-                };
-                let err = LogError::corrupt(partition, RecordRef::Snapshot, outside);
-                return Err(err.located(&location).into());
-            }
-            (
-                restore_at(&location, partition, &snapshot)?,
-                snapshot.offset,
-            )
-        }
-        None if bounds.first != 0 => {
-            return Err(RecoverError::MissingSnapshot {
-                location,
-                partition,
-                first: bounds.first,
-            })
-        }
-        None => (Engine::new(config), 0),
-    };
+    let (mut engine, from) = starting_point(log, partition, config).await?;
     let next = scan(log, partition, from, |record| -> Result<(), RecoverError> {
         let entry = Entry::decode(partition, record.offset, &record.payload)
             .map_err(|e| e.located(&location))?;
@@ -108,6 +76,50 @@ pub async fn recover<L: Log>(
         snapshot: (from > 0).then_some(from),
         replayed: next - from,
     })
+}
+
+/// Where a replay of `partition` starts: the engine restored from the newest snapshot
+/// and its offset, or a new engine at offset 0 when the log was never trimmed. A
+/// snapshot outside the live entries, or trimmed entries without a snapshot, are
+/// refused. Replays with their own rules (skipping inputs, containing panics) start
+/// here and then [`scan`].
+pub async fn starting_point<L: Log>(
+    log: &L,
+    partition: Partition,
+    config: Config,
+) -> Result<(Engine, Offset), RecoverError> {
+    let location = log.location();
+    let bounds = log
+        .bounds(partition)
+        .await
+        .map_err(|e| e.located(&location))?;
+    let snapshot = log
+        .load_snapshot(partition)
+        .await
+        .map_err(|e| e.located(&location))?;
+    match snapshot {
+        Some(snapshot) => {
+            if !(bounds.first..=bounds.end).contains(&snapshot.offset) {
+                let outside = Corruption::SnapshotOutsideLog {
+                    offset: snapshot.offset,
+                    first: bounds.first,
+                    end: bounds.end,
+                };
+                let err = LogError::corrupt(partition, RecordRef::Snapshot, outside);
+                return Err(err.located(&location).into());
+            }
+            Ok((
+                restore_at(&location, partition, &snapshot)?,
+                snapshot.offset,
+            ))
+        }
+        None if bounds.first != 0 => Err(RecoverError::MissingSnapshot {
+            location,
+            partition,
+            first: bounds.first,
+        }),
+        None => Ok((Engine::new(config), 0)),
+    }
 }
 
 /// Restores a snapshot and checks it against the digest recorded with it.

@@ -34,7 +34,12 @@ impl ValkeyLog {
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(options.response_timeout))
             .set_connection_timeout(Some(options.connection_timeout))
-            .set_number_of_retries(2);
+            .set_number_of_retries(2)
+            // The default backoff multiplies its one-second delay by 100 per attempt, so
+            // after a server restart every request waited on a reconnection sleeping
+            // 100 s; at most a second between attempts, and each failed request starts
+            // a new reconnection.
+            .set_max_delay(std::time::Duration::from_secs(1));
         let manager = client
             .get_connection_manager_with_config(config)
             .await

@@ -65,7 +65,7 @@ pub async fn submit(handle: &Handle, spec: JobSpec) -> JobId {
 
 pub struct Worker {
     pub id: WorkerId,
-    effects: mpsc::UnboundedReceiver<Effect>,
+    effects: mpsc::Receiver<Effect>,
 }
 
 impl Worker {

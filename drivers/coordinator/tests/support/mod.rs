@@ -93,7 +93,7 @@ pub async fn submit(handle: &Handle, name: &str, tasks: &[&str]) -> JobId {
 pub struct Worker {
     pub id: WorkerId,
     pub instance: InstanceId,
-    pub effects: mpsc::UnboundedReceiver<Effect>,
+    pub effects: mpsc::Receiver<Effect>,
 }
 
 impl Worker {
@@ -166,7 +166,14 @@ pub struct FaultyLog<L> {
     fail_renewals: AtomicBool,
     /// Milliseconds every append takes once past the gate.
     delay_ms: AtomicU64,
+    /// Writes fail as on a full disk.
+    no_space: AtomicBool,
+    /// Every call fails as if the store were out of reach.
+    outage: AtomicBool,
 }
+
+const NO_SPACE: &str = "No space left on device (os error 28)";
+const REFUSED: &str = "Connection refused (os error 111)";
 
 impl<L: Log> FaultyLog<L> {
     pub fn new(inner: Arc<L>) -> Arc<FaultyLog<L>> {
@@ -178,7 +185,34 @@ impl<L: Log> FaultyLog<L> {
             fail_append_number: AtomicU64::new(0),
             fail_renewals: AtomicBool::new(false),
             delay_ms: AtomicU64::new(0),
+            no_space: AtomicBool::new(false),
+            outage: AtomicBool::new(false),
         })
+    }
+
+    /// Appends and snapshots fail as on a full disk until `false`.
+    pub fn disk_full(&self, full: bool) {
+        self.no_space.store(full, Ordering::SeqCst);
+    }
+
+    /// Every call fails with a refused connection until `false`.
+    pub fn outage(&self, down: bool) {
+        self.outage.store(down, Ordering::SeqCst);
+    }
+
+    fn reachable(&self, p: Partition) -> Result<(), LogError> {
+        if self.outage.load(Ordering::SeqCst) {
+            return Err(LogError::storage(p, REFUSED));
+        }
+        Ok(())
+    }
+
+    fn writable(&self, p: Partition) -> Result<(), LogError> {
+        self.reachable(p)?;
+        if self.no_space.load(Ordering::SeqCst) {
+            return Err(LogError::storage(p, NO_SPACE));
+        }
+        Ok(())
     }
 
     /// Appends from now on wait until [`FaultyLog::release`].
@@ -216,6 +250,10 @@ impl<L: Log> FaultyLog<L> {
     pub fn fail_renewals(&self) {
         self.fail_renewals.store(true, Ordering::SeqCst);
     }
+
+    pub fn restore_renewals(&self) {
+        self.fail_renewals.store(false, Ordering::SeqCst);
+    }
 }
 
 impl<L: Log> Log for FaultyLog<L> {
@@ -224,10 +262,12 @@ impl<L: Log> Log for FaultyLog<L> {
     }
 
     async fn acquire(&self, p: Partition, holder: &str, ttl: Duration) -> Result<Lease, LogError> {
+        self.reachable(p)?;
         self.inner.acquire(p, holder, ttl).await
     }
 
     async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LogError> {
+        self.reachable(lease.partition)?;
         if self.fail_renewals.load(Ordering::SeqCst) {
             return Err(LogError::storage(
                 lease.partition,
@@ -238,6 +278,7 @@ impl<L: Log> Log for FaultyLog<L> {
     }
 
     async fn step_down(&self, lease: &Lease) -> Result<(), LogError> {
+        self.reachable(lease.partition)?;
         self.inner.step_down(lease).await
     }
 
@@ -261,6 +302,7 @@ impl<L: Log> Log for FaultyLog<L> {
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
+        self.writable(p)?;
         let numbered = self.fail_append_number.load(Ordering::SeqCst) == number;
         if self.fail_next_append.swap(false, Ordering::SeqCst) || numbered {
             return Err(LogError::storage(p, "disk on fire"));
@@ -269,10 +311,12 @@ impl<L: Log> Log for FaultyLog<L> {
     }
 
     async fn read(&self, p: Partition, from: Offset, max: usize) -> Result<Vec<Record>, LogError> {
+        self.reachable(p)?;
         self.inner.read(p, from, max).await
     }
 
     async fn bounds(&self, p: Partition) -> Result<Bounds, LogError> {
+        self.reachable(p)?;
         self.inner.bounds(p).await
     }
 
@@ -282,11 +326,22 @@ impl<L: Log> Log for FaultyLog<L> {
         epoch: Epoch,
         snapshot: &Snapshot,
     ) -> Result<(), LogError> {
+        self.writable(p)?;
         self.inner.store_snapshot(p, epoch, snapshot).await
     }
 
     async fn load_snapshot(&self, p: Partition) -> Result<Option<Snapshot>, LogError> {
+        self.reachable(p)?;
         self.inner.load_snapshot(p).await
+    }
+}
+
+/// The digest of the engine a fresh recovery of `log` rebuilds.
+pub async fn log_digest<L: Log>(log: &L) -> keel_engine::Digest {
+    let config = keel_engine::Config::default();
+    match keel_log::recover(log, 0, config).await {
+        Ok(recovered) => recovered.engine.digest(),
+        Err(e) => panic!("recover: {e}"),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod budget;
 mod jobs;
 mod outbound;
 mod progress;
+mod rate;
 mod session;
 mod session_commands;
 #[cfg(not(madsim))]
@@ -59,6 +60,9 @@ pub struct ServerOptions {
     /// RESOURCE_EXHAUSTED; the server never buffers more for it. It must exceed
     /// `max_in_flight` plus the engine's pending grants per worker.
     pub session_queue: usize,
+    /// Commands one worker session may send per second (a second's worth at once);
+    /// its next frame is not read until it is within the limit. 0 for no limit.
+    pub max_session_commands_per_sec: u32,
 }
 
 impl Default for ServerOptions {
@@ -73,6 +77,7 @@ impl Default for ServerOptions {
             max_sessions: 2048,
             max_watches: 512,
             session_queue: 16_384,
+            max_session_commands_per_sec: 100_000,
         };
         if let Ok(sizing) = budget::Sizing::for_memory(budget::DEFAULT_MEMORY_BYTES) {
             sizing.apply(&mut keel_engine::Limits::default(), &mut options);

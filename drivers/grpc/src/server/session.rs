@@ -11,9 +11,11 @@
 //! limit for a frame over `max_message_bytes` (after the commands before it are
 //! answered) or a worker that stopped reading (`session_queue`); UNAVAILABLE when the
 //! coordinator stops leading or the server stops; ABORTED when a newer session of the
-//! same worker took its effects.
+//! same worker took its effects or this one fell too far behind on them. A session's
+//! frames are read no faster than `max_session_commands_per_sec` commands per second.
 
 use super::outbound::{self, End, Queue};
+use super::rate::RateLimit;
 use super::session_commands::{run_group, Offers};
 use super::slots::Slot;
 use super::{unavailable, Shared};
@@ -215,7 +217,7 @@ pub(crate) fn reply_event(seq: u64, result: reply::Result) -> CoordinatorEvent {
 /// session.
 async fn forward_effects(
     handle: keel_coordinator::Handle,
-    mut effects: mpsc::UnboundedReceiver<Effect>,
+    mut effects: mpsc::Receiver<Effect>,
     queue: Queue,
     offers: Offers,
     end: Arc<End>,
@@ -229,7 +231,7 @@ async fn forward_effects(
         let Some(effect) = effect else {
             end.end(Some(if handle.is_leader() {
                 Status::aborted(
-                    "session_replaced: a newer session of this worker receives its effects",
+                    "session_ended: a newer session of this worker receives its effects, or this one fell too far behind on them; reconnect",
                 )
             } else {
                 Status::unavailable("not_leader: the coordinator stopped leading its partition")
@@ -272,6 +274,7 @@ impl SessionTask {
         mut queued: VecDeque<proto::WorkerCommand>,
     ) {
         let cap = self.shared.options.max_in_flight.max(1);
+        let mut limit = RateLimit::new(self.shared.options.max_session_commands_per_sec);
         let mut in_flight = FuturesUnordered::new();
         let mut commands_in_flight = 0;
         let mut open = true;
@@ -309,8 +312,11 @@ impl SessionTask {
                         }
                     }
                 }
-                frame = inbound.message(), if open && queued.is_empty() => match frame {
-                    Ok(Some(frame)) => queued.extend(frame.commands),
+                frame = next_frame(&mut inbound, &mut limit), if open && queued.is_empty() => match frame {
+                    Ok(Some(frame)) => {
+                        limit.charge(frame.commands.len());
+                        queued.extend(frame.commands);
+                    }
                     Ok(None) => open = false,
                     Err(status) => {
                         tracing::debug!(%status, "session stream ended");
@@ -324,4 +330,13 @@ impl SessionTask {
         }
         self.end.end(closing);
     }
+}
+
+/// The session's next frame, once its rate limit allows reading one. Cancel-safe.
+async fn next_frame(
+    inbound: &mut Streaming<WorkerFrame>,
+    limit: &mut RateLimit,
+) -> Result<Option<WorkerFrame>, Status> {
+    limit.ready().await;
+    inbound.message().await
 }

@@ -18,6 +18,7 @@ mod disk;
 mod failure;
 mod meta;
 mod open;
+mod trim;
 
 pub use disk::DiskFaults;
 pub use open::{OpenError, RedbOptions, FILE_NAME, MARKER_NAME};
@@ -367,20 +368,26 @@ impl Log for RedbLog {
         snapshot: &Snapshot,
     ) -> Result<(), LogError> {
         let frame = encode_snapshot(snapshot);
-        self.write(partition, Probe::Snapshot(snapshot), |tx, meta| {
+        // The snapshot and the log's new start are stored in one transaction with the
+        // first chunk of the trim; entries before the start are never read again,
+        // whichever transaction removes them.
+        let mut more = self.write(partition, Probe::Snapshot(snapshot), |tx, meta| {
             meta.lease.check(partition, epoch)?;
             let mut entries = tx.open_table(ENTRIES)?;
             bounds_in(&entries, partition, meta.first)?
                 .expect_snapshot(partition, snapshot.offset)?;
-            entries.retain_in(
-                (partition, meta.first)..(partition, snapshot.offset),
-                |_, _| false,
-            )?;
             tx.open_table(SNAPSHOTS)?
                 .insert(partition, frame.as_slice())?;
             meta.first = snapshot.offset;
-            Ok(())
-        })
+            trim::trim_chunk(&mut entries, partition, snapshot.offset)
+        })?;
+        while more {
+            more = self.write(partition, Probe::Meta, |tx, meta| {
+                let mut entries = tx.open_table(ENTRIES)?;
+                trim::trim_chunk(&mut entries, partition, meta.first)
+            })?;
+        }
+        Ok(())
     }
 
     async fn load_snapshot(&self, partition: Partition) -> Result<Option<Snapshot>, LogError> {

@@ -1,0 +1,157 @@
+//! After a failed append the engine is ahead of the log, and the log may or may not
+//! hold the batch. The term goes on: the batch's callers learn their input may or may
+//! not be recorded, the batch behind it that nothing of it was, and the engine is
+//! rebuilt from the log (snapshot and replay) while the lease is kept and renewed.
+//! While the log cannot be read every request is refused with what is wrong, and the
+//! rebuild is retried with backoff; if the lease lapses meanwhile, the coordinator
+//! stands by to take the partition back once the log answers again.
+//!
+//! A log that can be read but not written (a full disk) would fail every batch and
+//! cost a rebuild each: after a rebuild, inputs are refused without being applied for
+//! a pause that doubles with every failure in a row (up to five seconds), so the
+//! coordinator probes the log with one batch per pause.
+
+use crate::append::InFlight;
+use crate::engine_task::{EngineTask, Waited};
+use crate::error::CoordinatorError;
+use crate::fault::StoreFault;
+use crate::pipeline::Serving;
+use crate::term::{needs_operator, recover_engine, Term};
+use crate::Ended;
+use keel_log::{Log, LogError, Partition};
+use std::time::Duration;
+use tokio::time::Instant;
+
+const PAUSE_MIN: Duration = Duration::from_millis(100);
+const PAUSE_MAX: Duration = Duration::from_secs(5);
+const RETRY_MIN: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Inputs are refused until `until` after a failed append.
+pub(crate) struct Pause {
+    until: Option<Instant>,
+    next: Duration,
+    fault: StoreFault,
+    message: String,
+}
+
+impl Default for Pause {
+    fn default() -> Pause {
+        Pause {
+            until: None,
+            next: PAUSE_MIN,
+            fault: StoreFault::Failed,
+            message: String::new(),
+        }
+    }
+}
+
+impl Pause {
+    pub fn active(&self) -> bool {
+        self.until.is_some_and(|until| Instant::now() < until)
+    }
+
+    pub fn until(&self) -> Instant {
+        self.until.unwrap_or_else(Instant::now)
+    }
+
+    /// An append failed: refuse inputs for a while, longer each time in a row.
+    pub fn failed(&mut self, fault: StoreFault, message: String) {
+        self.until = Some(Instant::now() + self.next);
+        self.next = (self.next * 2).min(PAUSE_MAX);
+        self.fault = fault;
+        self.message = message;
+    }
+
+    /// An append succeeded: the log takes writes again.
+    pub fn succeeded(&mut self) {
+        self.until = None;
+        self.next = PAUSE_MIN;
+    }
+
+    pub fn refusal(&self, partition: Partition) -> CoordinatorError {
+        CoordinatorError::Unavailable {
+            partition,
+            fault: self.fault,
+            message: format!("the last append failed: {}", self.message),
+        }
+    }
+}
+
+impl<L: Log + 'static> EngineTask<L> {
+    /// Answers the failed batch and the one behind it, then rebuilds the engine from
+    /// the log, keeping the lease. Ends the term only if the lease is lost meanwhile,
+    /// the coordinator stops, or the log needs an operator.
+    pub(crate) async fn rebuild(
+        &mut self,
+        term: &mut Term,
+        serving: &mut Serving,
+        flight: InFlight,
+        error: LogError,
+    ) -> Option<Ended> {
+        let partition = self.settings.partition;
+        let fault = StoreFault::of(&error);
+        let (code, message) = (error.code(), error.to_string());
+        tracing::error!(partition, %fault, error = %error, "append failed; rebuilding the engine from the log");
+        flight.applied.fail(|| CoordinatorError::NotDurable {
+            partition,
+            fault,
+            code,
+            message: message.clone(),
+        });
+        let unrecorded = || CoordinatorError::Unavailable {
+            partition,
+            fault,
+            message: format!("the batch before it failed to append: {message}"),
+        };
+        if let Some(waiting) = serving.pipeline.waiting.take() {
+            waiting.fail(unrecorded);
+        }
+        serving.pause.failed(fault, message.clone());
+        serving.offers = Default::default();
+        self.shared.metrics().append_failures += 1;
+        let mut retry = RETRY_MIN;
+        loop {
+            let (log, settings) = (self.log.clone(), self.settings.clone());
+            let recovering = async move { recover_engine(log, &settings).await };
+            let refusal = || CoordinatorError::Unavailable {
+                partition,
+                fault,
+                message: format!("rebuilding from the log after a failed append: {message}"),
+            };
+            let failed = match self.wait_refusing(recovering, refusal, true).await {
+                Waited::Finished(Ok(recovered)) => {
+                    tracing::info!(partition, next = recovered.next, "rebuilt from the log");
+                    term.rebuilt(recovered);
+                    let mut metrics = self.shared.metrics();
+                    metrics.log_end = term.next;
+                    metrics.queued = term.engine.queued();
+                    return None;
+                }
+                Waited::Finished(Err(e)) => e,
+                Waited::StatusChanged => return Some(self.leave(term, serving).await),
+                Waited::Shutdown(done) => return Some(self.shut_down(term, done).await),
+            };
+            if let Some(stop) = needs_operator(&failed) {
+                tracing::error!(partition, error = %failed, "the log cannot be recovered; stopping");
+                self.shared.leadership.stop(stop);
+                return Some(Ended::Done);
+            }
+            tracing::warn!(partition, error = %failed, "rebuilding from the log failed; retrying");
+            let refusal = || CoordinatorError::Unavailable {
+                partition,
+                fault: StoreFault::of_coordinator(&failed),
+                message: format!("the log cannot be read: {failed}"),
+            };
+            match self
+                .wait_refusing(tokio::time::sleep(retry), refusal, true)
+                .await
+            {
+                Waited::Finished(()) => {}
+                Waited::StatusChanged => return Some(self.leave(term, serving).await),
+                Waited::Shutdown(done) => return Some(self.shut_down(term, done).await),
+            }
+            retry = (retry * 2).min(RETRY_MAX);
+        }
+    }
+}
