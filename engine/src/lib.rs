@@ -29,6 +29,7 @@ mod input;
 mod intern;
 mod invariants;
 mod job;
+mod job_spec;
 mod lease;
 mod output;
 mod query;
@@ -58,6 +59,10 @@ pub use spec::{DepGroup, GroupKind, JobSpec, Payload, RetryPolicy, TaskSpec, Uns
 pub use validate::{check_name, check_token, check_tokens, validate_job, ValidJob};
 
 use state::State;
+
+/// The lane a worker registers (alone) to serve every lane, including lanes first used
+/// after it registered.
+pub const ALL_LANES: &str = "*";
 
 /// One coordinator's decision core.
 #[derive(Clone, Debug)]
@@ -150,6 +155,19 @@ impl Engine {
         query::describe_job(&self.state, job)
     }
 
+    /// The spec a live or retained job runs with, rebuilt from its state (see
+    /// [`job_spec`](job_spec::job_spec) for what differs from the submitted one).
+    pub fn job_spec(&self, job: JobId) -> Result<JobSpec, Rejection> {
+        job_spec::job_spec(&self.state, job)
+    }
+
+    /// How many of a job's tasks are in each state ([`TaskStatus::label`]), in label
+    /// order, leaving out states with none.
+    pub fn task_counts(&self, job: JobId) -> Result<Vec<(&'static str, u32)>, Rejection> {
+        query::task_counts(&self.state, job)
+    }
+
+    /// The newest job submitted under `name`, while it is live or retained.
     pub fn job_by_name(&self, name: &str) -> Option<JobId> {
         self.state.job_names.get(name).copied()
     }

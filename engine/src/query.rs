@@ -80,6 +80,8 @@ pub struct TaskView {
     pub failures: u32,
     pub losses: u32,
     pub attempts: Vec<AttemptView>,
+    /// What a worker must advertise to run it, sorted.
+    pub capabilities: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +107,8 @@ pub struct WorkerView {
     pub leases: Vec<TaskId>,
     pub credits: u32,
     pub blacklisted_until: Option<Time>,
+    /// When the engine last heard from this instance.
+    pub last_seen: Time,
 }
 
 fn job_status(s: &State, job: &crate::state::Job) -> JobStatus {
@@ -126,7 +130,7 @@ pub(crate) fn describe_job(s: &State, id: JobId) -> Result<JobView, Rejection> {
     let tasks = job
         .task_ids()
         .filter_map(|t| s.tasks.get(&t))
-        .map(task_view)
+        .map(|t| task_view(s, t))
         .collect();
     Ok(JobView {
         status: job_status(s, job),
@@ -137,12 +141,23 @@ pub(crate) fn describe_job(s: &State, id: JobId) -> Result<JobView, Rejection> {
 pub(crate) fn describe_task(s: &State, id: TaskId) -> Result<TaskView, Rejection> {
     s.tasks
         .get(&id)
-        .map(task_view)
+        .map(|t| task_view(s, t))
         .ok_or(Rejection::UnknownTask { task: id })
 }
 
 pub(crate) fn jobs(s: &State) -> Vec<JobStatus> {
     s.jobs.values().map(|j| job_status(s, j)).collect()
+}
+
+/// How many of a job's tasks are in each state, by [`TaskStatus::label`], in label
+/// order; states with no task are left out.
+pub(crate) fn task_counts(s: &State, id: JobId) -> Result<Vec<(&'static str, u32)>, Rejection> {
+    let job = s.jobs.get(&id).ok_or(Rejection::UnknownJob { job: id })?;
+    let mut counts = std::collections::BTreeMap::<&'static str, u32>::new();
+    for t in job.task_ids().filter_map(|t| s.tasks.get(&t)) {
+        *counts.entry(label(&t.state)).or_default() += 1;
+    }
+    Ok(counts.into_iter().collect())
 }
 
 pub(crate) fn workers(s: &State) -> Vec<WorkerView> {
@@ -165,12 +180,35 @@ pub(crate) fn workers(s: &State) -> Vec<WorkerView> {
             leases: w.leases.iter().copied().collect(),
             credits: w.credits,
             blacklisted_until: w.blacklisted_until,
+            last_seen: w.last_seen,
         })
         .collect()
 }
 
-fn task_view(t: &Task) -> TaskView {
-    let status = match &t.state {
+/// [`TaskStatus::label`] of a task's state, without building the status.
+fn label(state: &TaskState) -> &'static str {
+    match state {
+        TaskState::Waiting => "waiting",
+        TaskState::Delayed { .. } => "delayed",
+        TaskState::Ready { place } => match place {
+            ReadyPlace::Queued => "queued",
+            ReadyPlace::Parked => "parked",
+            ReadyPlace::Blocked => "blocked",
+        },
+        TaskState::Offered { .. } => "offered",
+        TaskState::Running(_) => "running",
+        TaskState::Suspended { .. } => "suspended",
+        TaskState::Done(o) => match o {
+            TaskOutcome::Succeeded => "succeeded",
+            TaskOutcome::Failed { .. } => "failed",
+            TaskOutcome::Skipped => "skipped",
+            TaskOutcome::Cancelled { .. } => "cancelled",
+        },
+    }
+}
+
+fn task_status(t: &Task) -> TaskStatus {
+    match &t.state {
         TaskState::Waiting => TaskStatus::Waiting,
         TaskState::Delayed { until } => TaskStatus::Delayed { until: *until },
         TaskState::Ready { place } => match place {
@@ -187,12 +225,15 @@ fn task_view(t: &Task) -> TaskView {
             waitpoint: waitpoint.clone(),
         },
         TaskState::Done(o) => TaskStatus::Done(o.clone()),
-    };
+    }
+}
+
+fn task_view(s: &State, t: &Task) -> TaskView {
     TaskView {
         id: t.id,
         job: t.job,
         key: t.key.clone(),
-        status,
+        status: task_status(t),
         attempt: t.attempt,
         epoch: t.epoch,
         failures: t.failures,
@@ -213,5 +254,6 @@ fn task_view(t: &Task) -> TaskView {
                 }),
             })
             .collect(),
+        capabilities: s.names.caps(t.capset).to_vec(),
     }
 }
