@@ -54,6 +54,11 @@ pub struct ServeArgs {
     /// A grant offer waits this long for its acceptance.
     #[arg(long, value_name = "MS", default_value_t = 5_000)]
     pub grant_ttl_ms: u64,
+    /// How long a finished job stays queryable by id and answers a resubmission of
+    /// its spec under its name as a duplicate (e.g. 30s, 5m, 1h, 7d); then it is
+    /// forgotten.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::duration::parse_duration)]
+    pub retention: Duration,
     /// Inputs per group commit.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub max_batch: usize,
@@ -87,6 +92,7 @@ impl ServeArgs {
         config.engine.lease_ttl_ms = self.lease_ttl_ms;
         config.engine.liveness_timeout_ms = self.liveness_timeout_ms;
         config.engine.grant_ttl_ms = self.grant_ttl_ms;
+        config.engine.retention_ms = u64::try_from(self.retention.as_millis()).unwrap_or(u64::MAX);
         config
     }
 
