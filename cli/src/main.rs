@@ -12,6 +12,7 @@ mod exit;
 mod explain;
 mod jobs;
 mod json;
+mod log_json;
 mod output;
 mod plan;
 mod plan_simulate;

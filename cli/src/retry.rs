@@ -59,7 +59,7 @@ async fn retry(args: &RetryArgs, job: u64) -> Result<Exit, Failure> {
     let retry = retry_spec(&spec, &states, retry_name(&status.name, job))
         .map_err(|e| Failure::error(format!("job {job}: {e}")))?;
     errln!(
-        "keel retry: job {job} ({}) {}: submitting its {} unfinished of {} tasks as \"{}\"",
+        "keel retry: job {job} ({}) {}: submitting the {} of its {} tasks that did not succeed as \"{}\"",
         one_line(&status.name, 60),
         one_line(&status.outcome, 30),
         retry.tasks.len(),

@@ -121,8 +121,7 @@ pub fn render(view: &DescribeJobResponse, explanations: &[Option<String>], now: 
         "KEY", "TASK", "STATE", "ATTEMPT", "FAILURES"
     );
     for (i, (t, key)) in view.tasks.iter().zip(&keys).enumerate() {
-        let _ = writeln!(
-            out,
+        let row = format!(
             "{:<key_width$} {:<8} {:<10} {:>7} {:>8}  {}",
             key,
             format!("t{}", t.id),
@@ -131,6 +130,7 @@ pub fn render(view: &DescribeJobResponse, explanations: &[Option<String>], now: 
             t.failures,
             one_line(&detail(t, now), MAX_DETAIL)
         );
+        let _ = writeln!(out, "{}", row.trim_end());
         if let Some(why) = explanations.get(i).and_then(Option::as_deref) {
             let _ = writeln!(out, "    why: {}", one_line(why, MAX_DETAIL));
         }

@@ -9,7 +9,7 @@
 //! worker restarted with the same id registers only once they are dead.
 
 use crate::connect::{init_tracing, terminated, ConnectArgs};
-use crate::output::errln;
+use crate::log_json;
 use crate::process_group;
 use crate::worker_exec::run_command;
 use crate::worker_log::{self, LogFormat, TaskLog};
@@ -67,19 +67,17 @@ pub struct WorkerArgs {
 }
 
 pub fn run(args: &WorkerArgs) -> ExitCode {
-    init_tracing();
+    match args.log_format {
+        LogFormat::Text => init_tracing(),
+        LogFormat::Json => log_json::init(),
+    }
     match serve(args) {
         Ok(summary) => {
-            errln!(
-                "keel worker: {} completed, {} failed, {} revoked",
-                summary.completed,
-                summary.failed,
-                summary.revoked
-            );
+            worker_log::stopped(args.log_format, &summary);
             ExitCode::SUCCESS
         }
         Err(e) => {
-            errln!("keel worker: {}", terminal_safe(&e));
+            worker_log::failed(args.log_format, &e);
             ExitCode::FAILURE
         }
     }

@@ -7,7 +7,8 @@ use crate::duration::short;
 use crate::output::{errln, one_line};
 use clap::ValueEnum;
 use keel_engine::ALL_LANES;
-use keel_grpc::worker::{Outcome, Task};
+use keel_grpc::worker::{Outcome, Summary, Task};
+use keel_jobs::terminal_safe;
 use serde_json::{json, Value};
 use std::time::Instant;
 
@@ -64,6 +65,39 @@ pub fn started(format: LogFormat, id: &str, lanes: &[String], caps: &[String], c
         "concurrency": concurrency,
     });
     emit(format, &text, fields);
+}
+
+/// The worker's last line: what it did, as `keel worker: 3 completed, 1 failed, 0
+/// revoked`.
+pub fn stopped(format: LogFormat, summary: &Summary) {
+    let text = format!(
+        "keel worker: {} completed, {} failed, {} revoked",
+        summary.completed, summary.failed, summary.revoked
+    );
+    match format {
+        LogFormat::Text => errln!("{text}"),
+        LogFormat::Json => {
+            let fields = json!({
+                "event": "worker_stopped",
+                "completed": summary.completed,
+                "failed": summary.failed,
+                "revoked": summary.revoked,
+            });
+            emit(format, &text, fields);
+        }
+    }
+}
+
+/// Why the worker stopped on an error.
+pub fn failed(format: LogFormat, error: &str) {
+    match format {
+        LogFormat::Text => errln!("keel worker: {}", terminal_safe(error)),
+        LogFormat::Json => emit(
+            format,
+            error,
+            json!({ "event": "worker_failed", "error": error }),
+        ),
+    }
 }
 
 /// One task attempt's log: a line now, and one when it ends. Dropped without

@@ -168,7 +168,16 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             cells(lines[0]),
-            ["WORKER", "INSTANCE", "STATUS", "LANES", "CAPABILITIES", "SLOTS", "LAST HEARD", "RUNNING"]
+            [
+                "WORKER",
+                "INSTANCE",
+                "STATUS",
+                "LANES",
+                "CAPABILITIES",
+                "SLOTS",
+                "LAST HEARD",
+                "RUNNING"
+            ]
         );
         assert_eq!(
             cells(lines[1]),
