@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 /// The help's account of what is submitted.
-const RETRY_RULE: &str = "The new job holds every task of the old one that failed, was \
+const RETRY_RULE: &str = "The new job is named <name>-retry-<n>-of-j<job> (n counts retries \
+of retries), which `keel status` and `keel jobs` show as its link to the old job. It holds every task of the old one that failed, was \
 cancelled or was skipped, unchanged and in order. A dependency on a task that succeeded \
 counts as satisfied and is dropped: an all-of group keeps its unfinished upstream tasks, \
 an any-of group with a succeeded upstream task goes away, a quorum of k with s successes \
