@@ -51,6 +51,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(total))
 }
 
+/// `keel serve --retention`: a duration of at least a second, so a finished job stays
+/// long enough for `keel submit --wait` to see how it ended.
+pub fn parse_retention(text: &str) -> Result<Duration, String> {
+    let retention = parse_duration(text)?;
+    if retention < Duration::from_secs(1) {
+        return Err(format!(
+            "{text:?} is too short: a finished job must stay at least 1s for waiting clients to see how it ended"
+        ));
+    }
+    Ok(retention)
+}
+
 /// A short human duration: `350ms`, `2.1s`, `3m05s`, `2h04m`, `3d04h`.
 pub fn short(ms: u64) -> String {
     let (s, m, h, d) = (1_000, 60_000, 3_600_000, 86_400_000);
@@ -109,6 +121,14 @@ mod tests {
             let e = parse_duration(text).unwrap_err();
             assert!(e.contains(why), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn retention_is_at_least_a_second() {
+        assert_eq!(parse_retention("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_retention("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert!(parse_retention("999ms").unwrap_err().contains("too short"));
+        assert!(parse_retention("0s").unwrap_err().contains("too short"));
     }
 
     #[test]

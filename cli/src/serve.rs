@@ -55,9 +55,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MS", default_value_t = 5_000)]
     pub grant_ttl_ms: u64,
     /// How long a finished job stays queryable by id and answers a resubmission of
-    /// its spec under its name as a duplicate (e.g. 30s, 5m, 1h, 7d); then it is
-    /// forgotten.
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::duration::parse_duration)]
+    /// its spec under its name as a duplicate (e.g. 30s, 5m, 1h, 7d; at least 1s);
+    /// then it is forgotten.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::duration::parse_retention)]
     pub retention: Duration,
     /// Inputs per group commit.
     #[arg(long, value_name = "N", default_value_t = 4096)]

@@ -168,5 +168,11 @@ fn finished_names_are_reused_and_jobs_forgotten_after_the_retention() {
     std::thread::sleep(Duration::from_millis(3_500).saturating_sub(finished.elapsed()));
     let (code, _, err) = run_keel(&[&["status", &first][..], &c].concat());
     assert_eq!(code, 6, "forgotten after --retention 3s: {err}");
-    assert_eq!(run_keel(&["serve", "--retention", "soon"]).0, 2);
+    for bad in ["soon", "0s", "999ms"] {
+        assert_eq!(
+            run_keel(&["serve", "--retention", bad]).0,
+            2,
+            "--retention {bad}"
+        );
+    }
 }
