@@ -34,8 +34,8 @@ done
 exec_cmd='echo "task $KEEL_TASK_ID attempt $KEEL_ATTEMPT: $KEEL_PAYLOAD"; sleep 0.2'
 for n in 1 2; do
     "$keel" worker --coordinator "$url" --id "worker-$n" --concurrency 2 \
-        --lane default --lane batch --lane control --lane gpu \
-        --capability net:warehouse --capability gpu \
+        --all-lanes --capability net:warehouse --capability cpu:avx2 --capability gpu \
+        --capability gpu-mem:80g --capability cuda:12 --capability accel:inferentia2 \
         --state-dir "$dir/state" --exec "$exec_cmd" >"$dir/worker-$n.log" 2>&1 &
     pids+=($!)
 done

@@ -1,5 +1,6 @@
 //! How the client commands reach a coordinator: URLs, token file, TLS CA, timeouts.
 
+use crate::exit::Failure;
 use clap::Args;
 use keel_grpc::client::{read_token, Client, ClientOptions};
 use std::path::PathBuf;
@@ -52,6 +53,12 @@ impl ConnectArgs {
         Client::connect(self.options()?)
             .await
             .map_err(|e| e.to_string())
+    }
+
+    /// [`ConnectArgs::client`] with the exit status the failure calls for
+    /// (unreachable, or another error).
+    pub async fn connect(&self) -> Result<Client, Failure> {
+        Ok(Client::connect(self.options()?).await?)
     }
 }
 

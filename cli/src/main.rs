@@ -5,12 +5,22 @@ compile_error!("keel needs a Unix system: its worker runs commands in process gr
 
 mod admin;
 mod bench_e2e;
+mod cancel;
+mod clock;
 mod connect;
+mod duration;
+mod exit;
+mod explain;
+mod jobs;
+mod json;
+mod log_json;
 mod output;
 mod plan;
 mod plan_simulate;
 mod process_group;
 mod reaper;
+mod retry;
+mod retry_spec;
 mod serve;
 mod serve_console;
 mod serve_identity;
@@ -18,11 +28,16 @@ mod serve_listen;
 mod signal;
 mod sim;
 mod status;
+mod status_text;
 mod submit;
+mod table;
+mod wait;
 mod worker;
 mod worker_exec;
+mod worker_log;
 mod worker_reaper;
 mod worker_state;
+mod workers;
 
 use clap::{Parser, Subcommand};
 
@@ -54,8 +69,16 @@ enum Command {
     Worker(worker::WorkerArgs),
     /// Submit a job spec file and print its id; --wait follows it to the end.
     Submit(submit::SubmitArgs),
-    /// Show a job, its tasks and their attempts.
+    /// Show a job, its tasks and their attempts, and why waiting tasks wait.
     Status(status::StatusArgs),
+    /// List jobs, newest first: state, task counts, age.
+    Jobs(jobs::JobsArgs),
+    /// List workers: lanes, capabilities, slots, running tasks, blacklist, last heard.
+    Workers(workers::WorkersArgs),
+    /// Cancel a job: revoke its running attempts and end its unfinished tasks.
+    Cancel(cancel::CancelArgs),
+    /// Submit the failed, cancelled and skipped part of a finished job as a new job.
+    Retry(retry::RetryArgs),
     /// Resume a task suspended on a waitpoint.
     Signal(signal::SignalArgs),
     /// Measure end-to-end throughput and claim-to-start latency on loopback.
@@ -77,6 +100,10 @@ fn main() -> std::process::ExitCode {
         Command::Worker(args) => worker::run(&args),
         Command::Submit(args) => submit::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::Jobs(args) => jobs::run(&args),
+        Command::Workers(args) => workers::run(&args),
+        Command::Cancel(args) => cancel::run(&args),
+        Command::Retry(args) => retry::run(&args),
         Command::Signal(args) => signal::run(&args),
         Command::BenchE2e(args) => bench_e2e::run(&args),
         Command::Reaper(args) => reaper::run(&args),

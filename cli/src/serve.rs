@@ -92,6 +92,11 @@ pub struct EngineArgs {
     /// A grant offer waits this long for its acceptance.
     #[arg(long, value_name = "MS", default_value_t = 5_000)]
     pub grant_ttl_ms: u64,
+    /// How long a finished job stays queryable by id and answers a resubmission of
+    /// its spec under its name as a duplicate (e.g. 30s, 5m, 1h, 7d; at least 1s);
+    /// then it is forgotten.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::duration::parse_retention)]
+    pub retention: Duration,
 }
 
 impl EngineArgs {
@@ -102,6 +107,7 @@ impl EngineArgs {
             lease_ttl_ms: self.lease_ttl_ms,
             liveness_timeout_ms: self.liveness_timeout_ms,
             grant_ttl_ms: self.grant_ttl_ms,
+            retention_ms: u64::try_from(self.retention.as_millis()).unwrap_or(u64::MAX),
             ..keel_engine::Config::default()
         };
         config.validate().map_err(|e| {
@@ -109,6 +115,7 @@ impl EngineArgs {
                 "grant_ttl_ms" => "--grant-ttl-ms",
                 "lease_ttl_ms" => "--lease-ttl-ms",
                 "liveness_timeout_ms" => "--liveness-timeout-ms",
+                "retention_ms" => "--retention",
                 _ => return e.to_string(),
             };
             e.message_for(flag)

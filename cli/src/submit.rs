@@ -1,128 +1,165 @@
 //! `keel submit`: reads a job spec file, checks it with keel-jobs (the same checks as
-//! `keel plan`), submits it and prints the job id. With `--wait` it shows the tasks'
-//! states until the job ends and exits 0 only if the job succeeded.
+//! `keel plan`), submits it and prints the job id, warning when no live worker can run
+//! some of it. With `--wait` it follows the job to its end and exits with a status
+//! that says how it ended.
 
+use crate::clock::now_ms;
 use crate::connect::{runtime, ConnectArgs};
-use crate::output::{errln, one_line, outln};
+use crate::duration::{parse_duration, short};
+use crate::exit::{finish, Exit, Failure, EXIT_CODES};
+use crate::output::{errln, one_line, out, outln};
+use crate::plan::Format;
+use crate::status::{outcome_exit, workers_of};
+use crate::wait::{follow, End, Followed};
+use crate::{explain, json, status};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use keel_grpc::client::Client;
 use keel_grpc::job_spec_to_proto;
-use keel_grpc::proto::DescribeJobResponse;
+use keel_grpc::proto::JobSpec;
 use keel_jobs::{load_job, terminal_safe, Limits};
-use std::collections::BTreeMap;
+use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// How a submitting command follows its job.
+#[derive(Args, Debug, Clone)]
+pub struct WaitArgs {
+    /// Wait for the job to end: a progress bar on a terminal, otherwise a line on
+    /// stderr every 5 s and whenever the task counts change. The exit status then says
+    /// how the job ended.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait, stop waiting after this long (e.g. 30s, 5m, 1h) and exit with 8;
+    /// the job keeps running.
+    #[arg(long, value_name = "DURATION", requires = "wait", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Output format of the job id, or with --wait of the final report (JSON fields:
+    /// cli/README.md).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
 #[derive(Args, Debug)]
+#[command(after_help = EXIT_CODES)]
 pub struct SubmitArgs {
     /// Job spec file (TOML), as `keel plan` reads it.
     pub job: PathBuf,
     #[command(flatten)]
     pub connect: ConnectArgs,
-    /// Wait for the job to end, showing task counts by state.
-    #[arg(long)]
-    pub wait: bool,
+    #[command(flatten)]
+    pub follow: WaitArgs,
 }
 
 pub fn run(args: &SubmitArgs) -> ExitCode {
-    match runtime().block_on(submit(args)) {
-        Ok(code) => code,
-        Err(e) => {
-            errln!("keel submit: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    finish("submit", runtime().block_on(submit(args)))
 }
 
-async fn submit(args: &SubmitArgs) -> Result<ExitCode, String> {
+async fn submit(args: &SubmitArgs) -> Result<Exit, Failure> {
     let name = args.job.display().to_string();
     let source =
-        std::fs::read_to_string(&args.job).map_err(|e| format!("{}: {e}", terminal_safe(&name)))?;
+        std::fs::read_to_string(&args.job).map_err(|e| Failure::error(format!("{name}: {e}")))?;
     let job = load_job(&name, &source, &Limits::default()).map_err(|e| e.to_string())?;
-    let mut client = args
-        .connect
-        .client()
-        .await
-        .map_err(|e| terminal_safe(&e).into_owned())?;
+    let mut client = args.connect.connect().await?;
+    send(
+        &mut client,
+        job_spec_to_proto(job.spec()),
+        &args.follow,
+        "submit",
+    )
+    .await
+}
+
+/// Submits `spec`, prints its id (or, with JSON and no --wait, a small document), warns
+/// about work no live worker can take, and with --wait follows the job to its end.
+pub async fn send(
+    client: &mut Client,
+    spec: JobSpec,
+    follow_args: &WaitArgs,
+    command: &str,
+) -> Result<Exit, Failure> {
     // Safe to retry on another coordinator: the engine answers a job it already has
     // (same name and spec) as a duplicate with the same id.
-    let answer = client
-        .submit_job(job_spec_to_proto(job.spec()))
-        .await
-        .map_err(|e| terminal_safe(&e.to_string()).into_owned())?;
+    let answer = client.submit_job(spec.clone()).await?;
     let submitted = answer.response;
-    outln!("{}", submitted.job);
+    let job = submitted.job;
+    if follow_args.format == Format::Text {
+        outln!("{job}");
+    }
     if submitted.duplicate && answer.attempts > 1 {
         errln!(
-            "keel submit: job {} was already recorded, by an earlier attempt of this submission (the coordinator changed while answering) or an earlier submission of the same job",
-            submitted.job
+            "keel {command}: job {job} was already recorded, by an earlier attempt of this submission (the coordinator changed while answering) or an earlier submission of the same job"
         );
     } else if submitted.duplicate {
-        errln!(
-            "keel submit: the same job was already submitted as {}",
-            submitted.job
-        );
+        errln!("keel {command}: the same job was already submitted as {job}");
     }
-    if !args.wait {
-        return Ok(ExitCode::SUCCESS);
-    }
-    let outcome = wait(&mut client, submitted.job, submitted.tasks).await;
-    errln!("job {}: {}", submitted.job, one_line(&outcome, 200));
-    Ok(if outcome == "succeeded" {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
-/// Polls the job until it ends, reconnecting through coordinator restarts and moving
-/// to whichever coordinator leads.
-async fn wait(client: &mut Client, job: u64, tasks: u32) -> String {
-    let bar = ProgressBar::new(u64::from(tasks));
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} done  {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    loop {
-        match client.describe_job(job).await {
-            Ok(view) => {
-                let (done, counts) = counts(&view);
-                bar.set_position(done);
-                bar.set_message(counts);
-                if let Some(status) = view.status.filter(|s| !s.outcome.is_empty()) {
-                    bar.finish();
-                    return status.outcome;
-                }
-            }
-            Err(e) if e.code() == Some(tonic::Code::NotFound) => {
-                bar.abandon();
-                return format!("gone: {}", one_line(&e.to_string(), 200));
-            }
-            Err(e) => bar.set_message(format!(
-                "waiting for the coordinator: {}",
-                one_line(&e.to_string(), 200)
-            )),
+    if let Some(workers) = workers_of(client).await {
+        for warning in explain::submit_warnings(&spec, &workers) {
+            errln!("keel {command}: warning: {warning}");
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    let document = |status: serde_json::Value, state: serde_json::Value, timed_out: bool| {
+        json!({
+            "job": job,
+            "name": spec.name,
+            "tasks": submitted.tasks,
+            "duplicate": submitted.duplicate,
+            "state": state,
+            "timed_out": timed_out,
+            "status": status,
+        })
+    };
+    if !follow_args.wait {
+        if follow_args.format == Format::Json {
+            out!(
+                "{}",
+                json::document(&document(json!(null), json!(null), false))
+            );
+        }
+        return Ok(Exit::Ok);
+    }
+    let followed = follow(client, job, submitted.tasks, follow_args.timeout).await;
+    let exit = report_end(command, job, &followed, follow_args.timeout);
+    if follow_args.format == Format::Json {
+        let status = followed.view.as_ref().map_or(json!(null), |view| {
+            let why = status::explanations(view, None, now_ms());
+            json::status(view, &why)
+        });
+        let state = followed
+            .view
+            .as_ref()
+            .and_then(|v| v.status.as_ref())
+            .map_or(json!(null), |s| json!(json::state_word(s)));
+        let timed_out = matches!(followed.end, End::TimedOut | End::Unreachable(_));
+        out!("{}", json::document(&document(status, state, timed_out)));
+    }
+    Ok(exit)
 }
 
-/// Finished tasks, and "state n" pairs for every state present.
-fn counts(view: &DescribeJobResponse) -> (u64, String) {
-    let mut by_state = BTreeMap::<&str, u32>::new();
-    for t in &view.tasks {
-        *by_state.entry(t.state.as_str()).or_default() += 1;
+/// Says on stderr how following the job ended and returns the exit status for it.
+fn report_end(command: &str, job: u64, followed: &Followed, timeout: Option<Duration>) -> Exit {
+    let waited = timeout.map_or_else(String::new, |t| short(t.as_millis() as u64));
+    match &followed.end {
+        End::Finished(outcome) => {
+            errln!("job {job}: {}", one_line(outcome, 200));
+            followed.view.as_ref().map_or(Exit::Failed, outcome_exit)
+        }
+        End::Gone(why) => {
+            errln!("keel {command}: job {job} is gone: {why}");
+            Exit::NotFound
+        }
+        End::TimedOut => {
+            errln!(
+                "keel {command}: stopped waiting after {waited}; job {job} keeps running (`keel status {job}`)"
+            );
+            Exit::TimedOut
+        }
+        End::Unreachable(error) => {
+            errln!(
+                "keel {command}: stopped waiting after {waited} without reaching the coordinator ({}); job {job} may still be running",
+                terminal_safe(error)
+            );
+            Exit::Unreachable
+        }
     }
-    let done = ["succeeded", "failed", "skipped", "cancelled"]
-        .iter()
-        .map(|s| u64::from(by_state.get(s).copied().unwrap_or(0)))
-        .sum();
-    let text = by_state
-        .iter()
-        .map(|(state, n)| format!("{} {n}", terminal_safe(state)))
-        .collect::<Vec<_>>()
-        .join("  ");
-    (done, text)
 }

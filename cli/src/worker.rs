@@ -9,12 +9,14 @@
 //! worker restarted with the same id registers only once they are dead.
 
 use crate::connect::{init_tracing, terminated, ConnectArgs};
-use crate::output::errln;
+use crate::log_json;
 use crate::process_group;
 use crate::worker_exec::run_command;
+use crate::worker_log::{self, LogFormat, TaskLog};
 use crate::worker_reaper::Reaper;
 use crate::worker_state::{self, WorkerFiles};
 use clap::Args;
+use keel_engine::ALL_LANES;
 use keel_grpc::worker::{Summary, Task, Worker, WorkerConfig};
 use keel_jobs::terminal_safe;
 use std::path::PathBuf;
@@ -29,9 +31,17 @@ pub struct WorkerArgs {
     /// A capability this worker offers; repeat for several.
     #[arg(long = "capability", value_name = "CAP")]
     pub capabilities: Vec<String>,
-    /// A lane this worker serves, in preference order; repeat for several.
+    /// A lane this worker serves, in preference order; repeat for several. Without
+    /// --lane or --all-lanes it serves the lane "default".
     #[arg(long = "lane", value_name = "LANE")]
     pub lanes: Vec<String>,
+    /// Serve every lane, including lanes first used after the worker started.
+    #[arg(long, conflicts_with = "lanes")]
+    pub all_lanes: bool,
+    /// How task starts and ends are logged on stderr: a text line each, or one JSON
+    /// object per line.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Tasks run at once.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub concurrency: u32,
@@ -57,19 +67,17 @@ pub struct WorkerArgs {
 }
 
 pub fn run(args: &WorkerArgs) -> ExitCode {
-    init_tracing();
+    match args.log_format {
+        LogFormat::Text => init_tracing(),
+        LogFormat::Json => log_json::init(),
+    }
     match serve(args) {
         Ok(summary) => {
-            errln!(
-                "keel worker: {} completed, {} failed, {} revoked",
-                summary.completed,
-                summary.failed,
-                summary.revoked
-            );
+            worker_log::stopped(args.log_format, &summary);
             ExitCode::SUCCESS
         }
         Err(e) => {
-            errln!("keel worker: {}", terminal_safe(&e));
+            worker_log::failed(args.log_format, &e);
             ExitCode::FAILURE
         }
     }
@@ -96,14 +104,32 @@ fn serve(args: &WorkerArgs) -> Result<Summary, String> {
     worker_state::clear_payloads(&files.payloads)?;
     let mut config = WorkerConfig::new(client, id, args.concurrency);
     config.capabilities = args.capabilities.clone();
-    config.lanes = args.lanes.clone();
+    config.lanes = if args.all_lanes {
+        vec![ALL_LANES.to_string()]
+    } else {
+        args.lanes.clone()
+    };
+    worker_log::started(
+        args.log_format,
+        &config.worker_id,
+        &config.lanes,
+        &config.capabilities,
+        args.concurrency,
+    );
     config.drain_timeout = Duration::from_millis(args.drain_timeout_ms);
     let exec = Arc::new(args.exec.clone());
     let payloads = Arc::new(files.payloads.clone());
     let grace = Duration::from_millis(args.kill_grace_ms);
+    let log_format = args.log_format;
     let handler = move |task: Task| {
         let (exec, payloads) = (exec.clone(), payloads.clone());
-        async move { run_command(&exec, &task, grace, &payloads).await }
+        async move {
+            // Dropped with the future when the attempt is revoked: logged as such.
+            let log = TaskLog::start(log_format, &task);
+            let outcome = run_command(&exec, &task, grace, &payloads).await;
+            log.ended(&outcome);
+            outcome
+        }
     };
     let mut lost = None;
     let stopped = async {

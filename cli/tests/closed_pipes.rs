@@ -81,6 +81,17 @@ fn client_commands_end_quietly_on_a_closed_stdout() {
     let mut status = keel();
     status.args(["status", &job.to_string(), "--coordinator", &url]);
     ends_quietly(status, Stream::Stdout, "keel status");
+    for args in [
+        &["jobs"][..],
+        &["jobs", "--format", "json"],
+        &["workers"],
+        &["workers", "--format", "json"],
+        &["status", &job.to_string(), "--format", "json"],
+    ] {
+        let mut command = keel();
+        command.args(args).args(["--coordinator", &url]);
+        ends_quietly(command, Stream::Stdout, &format!("keel {}", args.join(" ")));
+    }
     // The job id is the first thing written; nobody is left to read it.
     let spec = dir.path().join("one.toml");
     std::fs::write(&spec, "[job]\nname = \"one\"\n\n[[task]]\nid = \"a\"\n").unwrap();

@@ -187,8 +187,9 @@ async fn a_failure_is_reported_with_the_end_of_stderr() {
     let table = String::from_utf8(table.stdout).unwrap();
     let row = table
         .lines()
-        .find(|l| l.starts_with("t"))
-        .expect("a task row");
+        .find(|l| l.starts_with("a "))
+        .expect("a task row, by key");
     assert!(row.contains("exit status: 3: …"), "{table}");
-    assert_eq!(table.lines().count(), 4, "{table}");
+    // Job, its times, the header, the task and its attempt: one line each.
+    assert_eq!(table.lines().count(), 5, "{table}");
 }

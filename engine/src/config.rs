@@ -17,7 +17,8 @@ pub struct Config {
     /// Times a task may be requeued because its worker was lost or its lease expired,
     /// separate from its retry budget, so a task that kills workers still terminates.
     pub max_losses: u32,
-    /// How long a finished job stays queryable (and deduplicates resubmissions).
+    /// How long a finished job stays queryable by id (and answers resubmissions of its
+    /// spec under its name as duplicates).
     pub retention_ms: u64,
     pub blacklist: BlacklistPolicy,
     pub tenants: TenantPolicy,

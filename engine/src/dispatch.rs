@@ -72,6 +72,9 @@ fn grant_one(s: &mut State, w: &WorkerId) -> bool {
         }
         return false;
     }
+    if worker.lanes.is_empty() {
+        return grant_any_lane(s, w);
+    }
     let lanes = worker.lanes.len();
     for i in 0..lanes {
         let slot = (worker.lane_cursor as usize + i) % lanes;
@@ -83,6 +86,31 @@ fn grant_one(s: &mut State, w: &WorkerId) -> bool {
             offer(s, w, q, key);
             return true;
         }
+    }
+    false
+}
+
+/// For a worker serving every lane: the lanes with ready tasks in turn, from the one
+/// after the lane it was last served (its cursor holds a lane id), wrapping around, so
+/// one busy lane does not starve the others.
+fn grant_any_lane(s: &mut State, w: &WorkerId) -> bool {
+    let Some(cursor) = s.workers.get(w).map(|worker| worker.lane_cursor) else {
+        return false;
+    };
+    let first = s.ready.lane_from(cursor).or_else(|| s.ready.lane_from(0));
+    let mut lane = first;
+    while let Some(l) = lane {
+        if let Some((q, key)) = best_head(s, w, l) {
+            if let Some(worker) = s.workers.get_mut(w) {
+                worker.lane_cursor = l.wrapping_add(1);
+            }
+            offer(s, w, q, key);
+            return true;
+        }
+        let next = l.checked_add(1).and_then(|n| s.ready.lane_from(n));
+        lane = next
+            .or_else(|| s.ready.lane_from(0))
+            .filter(|n| Some(*n) != first);
     }
     false
 }

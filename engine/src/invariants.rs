@@ -356,6 +356,20 @@ fn check_references(s: &State) -> Result<(), Violation> {
             j.lane < lanes && j.tenant < tenants,
             "job {jid} names a lane or tenant that does not exist"
         );
+        // A name passes to a new job only once its job has finished.
+        ensure!(
+            Reference,
+            j.end.is_some() || s.job_names.get(&j.name) == Some(jid),
+            "live job {jid} is not the job its name {:?} stands for",
+            j.name
+        );
+    }
+    for (name, jid) in &s.job_names {
+        ensure!(
+            Reference,
+            s.jobs.get(jid).is_some_and(|j| &j.name == name),
+            "the name {name:?} stands for job {jid}, which is gone or named otherwise"
+        );
     }
     for (q, key) in s.ready.iter() {
         ensure!(
@@ -371,10 +385,14 @@ fn check_references(s: &State) -> Result<(), Violation> {
             w.lanes.iter().all(|&l| l < lanes),
             "worker {wid} serves a lane that does not exist"
         );
+        // No lane ids means every lane, which only the registration `["*"]` asks for.
+        let all = w.lane_names.len() == 1 && w.lane_names[0] == crate::ALL_LANES;
         ensure!(
             Reference,
-            !w.lanes.is_empty(),
-            "worker {wid} serves no lane"
+            w.lanes.is_empty() == all && (all || w.lanes.len() == w.lane_names.len()),
+            "worker {wid} serves lanes {:?} as {} lane ids",
+            w.lane_names,
+            w.lanes.len()
         );
     }
     Ok(())

@@ -19,19 +19,28 @@ type Reply = Result<Accepted, Rejection>;
 pub(crate) fn submit(s: &mut State, spec: JobSpec) -> Reply {
     let valid = validate_job(&spec, &s.config.limits).map_err(Rejection::InvalidJob)?;
     let spec_hash = crate::digest::fingerprint(&spec);
+    // A name stands for its newest job. The same spec under it is that job again while
+    // the job is live or retained (a resent submission runs once); a different spec
+    // conflicts while the job runs and makes a new job once it has finished, the old
+    // one staying queryable by id until its retention ends.
     if let Some(&existing) = s.job_names.get(&spec.name) {
-        return match s.jobs.get(&existing) {
-            Some(job) if job.spec_hash == spec_hash => Ok(Accepted::JobSubmitted {
-                job: existing,
-                first_task: job.first_task,
-                tasks: job.task_count,
-                duplicate: true,
-            }),
-            _ => Err(Rejection::JobNameConflict {
-                name: spec.name,
-                existing,
-            }),
-        };
+        match s.jobs.get(&existing) {
+            Some(job) if job.spec_hash == spec_hash => {
+                return Ok(Accepted::JobSubmitted {
+                    job: existing,
+                    first_task: job.first_task,
+                    tasks: job.task_count,
+                    duplicate: true,
+                })
+            }
+            Some(job) if job.end.is_some() => {}
+            _ => {
+                return Err(Rejection::JobNameConflict {
+                    name: spec.name,
+                    existing,
+                })
+            }
+        }
     }
     let limit = s.config.limits.max_jobs_in_flight_per_tenant;
     if let Some(t) = s.names.tenants.get(&spec.tenant) {

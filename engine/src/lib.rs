@@ -85,6 +85,10 @@ pub struct Usage {
     pub stored_bytes: u64,
 }
 
+/// The lane a worker registers (alone) to serve every lane, including lanes first used
+/// after it registered.
+pub const ALL_LANES: &str = "*";
+
 /// One coordinator's decision core.
 #[derive(Clone, Debug)]
 pub struct Engine {
@@ -198,6 +202,7 @@ impl Engine {
         query::describe_job(&self.state, job)
     }
 
+    /// The newest job submitted under `name`, while it is live or retained.
     pub fn job_by_name(&self, name: &str) -> Option<JobId> {
         self.state.job_names.get(name).copied()
     }

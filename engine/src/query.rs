@@ -80,6 +80,8 @@ pub struct TaskView {
     pub failures: u32,
     pub losses: u32,
     pub attempts: Vec<AttemptView>,
+    /// What a worker must advertise to run it, sorted.
+    pub capabilities: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,7 +107,7 @@ pub struct WorkerView {
     pub leases: Vec<TaskId>,
     pub credits: u32,
     pub blacklisted_until: Option<Time>,
-    /// When the worker's last accepted command arrived.
+    /// When the engine last heard from this instance.
     pub last_seen: Time,
 }
 
@@ -128,7 +130,7 @@ pub(crate) fn describe_job(s: &State, id: JobId) -> Result<JobView, Rejection> {
     let tasks = job
         .task_ids()
         .filter_map(|t| s.tasks.get(&t))
-        .map(task_view)
+        .map(|t| task_view(s, t))
         .collect();
     Ok(JobView {
         status: job_status(s, job),
@@ -139,7 +141,7 @@ pub(crate) fn describe_job(s: &State, id: JobId) -> Result<JobView, Rejection> {
 pub(crate) fn describe_task(s: &State, id: TaskId) -> Result<TaskView, Rejection> {
     s.tasks
         .get(&id)
-        .map(task_view)
+        .map(|t| task_view(s, t))
         .ok_or(Rejection::UnknownTask { task: id })
 }
 
@@ -172,8 +174,8 @@ pub(crate) fn workers(s: &State) -> Vec<WorkerView> {
         .collect()
 }
 
-fn task_view(t: &Task) -> TaskView {
-    let status = match &t.state {
+fn task_status(t: &Task) -> TaskStatus {
+    match &t.state {
         TaskState::Waiting => TaskStatus::Waiting,
         TaskState::Delayed { until } => TaskStatus::Delayed { until: *until },
         TaskState::Ready { place } => match place {
@@ -190,12 +192,15 @@ fn task_view(t: &Task) -> TaskView {
             waitpoint: waitpoint.clone(),
         },
         TaskState::Done(o) => TaskStatus::Done(o.clone()),
-    };
+    }
+}
+
+fn task_view(s: &State, t: &Task) -> TaskView {
     TaskView {
         id: t.id,
         job: t.job,
         key: t.key.clone(),
-        status,
+        status: task_status(t),
         attempt: t.attempt,
         epoch: t.epoch,
         failures: t.failures,
@@ -216,5 +221,6 @@ fn task_view(t: &Task) -> TaskView {
                 }),
             })
             .collect(),
+        capabilities: s.names.caps(t.capset).to_vec(),
     }
 }

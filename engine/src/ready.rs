@@ -64,6 +64,16 @@ impl ReadyIndex {
         out
     }
 
+    /// The first lane at or after `lane` (by id) with ready tasks.
+    pub fn lane_from(&self, lane: u32) -> Option<u32> {
+        let lo = QueueKey {
+            lane,
+            tenant: 0,
+            capset: CapSetId(0),
+        };
+        self.queues.range(lo..).next().map(|(q, _)| q.lane)
+    }
+
     /// Non-empty queues of one lane with their head, in (tenant, capset) order.
     pub fn heads(&self, lane: u32) -> impl Iterator<Item = (QueueKey, ReadyKey)> + '_ {
         let lo = QueueKey {

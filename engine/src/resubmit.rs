@@ -74,9 +74,11 @@ fn cut(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// The spec job `id` was admitted with. Each task carries its effective priority (the
-/// job's default is not kept apart), capabilities come back sorted, dependencies in
-/// task order, and the planner-only `estimated_ms` is not kept.
+/// The spec job `id` was admitted with: same name, tenant, lane, deadline, cap and
+/// tasks (keys, payloads, capabilities, dependency groups, retry policies, timeouts,
+/// delays, priorities, `allow_failure`). Capabilities come back sorted, upstream lists
+/// in task order, the job's priority is its first task's (tasks that differ carry
+/// their own), and the planner-only `estimated_ms` is not kept.
 pub(crate) fn job_spec(s: &State, id: JobId) -> Result<JobSpec, Rejection> {
     let job = s.jobs.get(&id).ok_or(Rejection::UnknownJob { job: id })?;
     let tasks: Vec<_> = job.task_ids().filter_map(|t| s.tasks.get(&t)).collect();
@@ -89,6 +91,7 @@ pub(crate) fn job_spec(s: &State, id: JobId) -> Result<JobSpec, Rejection> {
             }
         }
     }
+    let priority = tasks.first().map_or(0, |t| t.priority);
     let specs = tasks
         .iter()
         .map(|t| TaskSpec {
@@ -108,7 +111,7 @@ pub(crate) fn job_spec(s: &State, id: JobId) -> Result<JobSpec, Rejection> {
             retry: t.retry,
             attempt_timeout_ms: t.attempt_timeout_ms,
             delay_ms: t.not_before.saturating_sub(job.submitted_at),
-            priority: Some(t.priority),
+            priority: (t.priority != priority).then_some(t.priority),
             allow_failure: t.allow_failure,
             estimated_ms: None,
         })
@@ -117,8 +120,10 @@ pub(crate) fn job_spec(s: &State, id: JobId) -> Result<JobSpec, Rejection> {
         name: job.name.clone(),
         tenant: s.names.tenants.name(job.tenant).to_string(),
         lane: s.names.lanes.name(job.lane).to_string(),
-        priority: 0,
-        deadline_ms: job.deadline_at.map(|d| d.saturating_sub(job.submitted_at)),
+        priority,
+        deadline_ms: job
+            .deadline_at
+            .map(|at| at.saturating_sub(job.submitted_at).max(1)),
         max_concurrency: job.max_concurrency,
         tasks: specs,
     })

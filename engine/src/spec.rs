@@ -148,7 +148,9 @@ impl TaskSpec {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct JobSpec {
     /// Client-chosen name, unique among live jobs; a resubmission of the same spec under
-    /// the same name is answered with the existing job instead of creating another.
+    /// the same name is answered with the existing job (live or retained) instead of
+    /// creating another. Once that job has finished, a different spec under its name
+    /// makes a new job.
     pub name: String,
     pub tenant: String,
     pub lane: String,

@@ -11,6 +11,7 @@ use crate::state::{State, Worker, WorkerStatus};
 use crate::suspend;
 use crate::timers::Timer;
 use crate::validate::{check_name, check_tokens};
+use crate::ALL_LANES;
 use std::collections::{BTreeSet, VecDeque};
 
 type Reply = Result<Accepted, Rejection>;
@@ -123,6 +124,11 @@ fn register(
     for lane in &lanes {
         check_name("lane", lane, limits.max_name_len).map_err(|e| invalid(e.to_string()))?;
     }
+    if lanes.len() > 1 && lanes.iter().any(|l| l == ALL_LANES) {
+        return Err(invalid(format!(
+            "lane \"{ALL_LANES}\" stands for every lane and must be the only one"
+        )));
+    }
     if max_concurrency == 0 || max_concurrency > limits.max_concurrency_per_worker {
         return Err(invalid(format!(
             "max_concurrency {max_concurrency} outside 1..={}",
@@ -196,10 +202,16 @@ fn register(
         drop_record(s, &w);
     }
     let (recent_failures, blacklisted_until, blacklisted_from_grant) = carried;
-    let lane_ids = lane_names
-        .iter()
-        .map(|l| s.names.lanes.acquire(l))
-        .collect();
+    // A worker serving every lane keeps no lane ids: dispatch walks the lanes that have
+    // ready tasks instead.
+    let lane_ids = if lane_names == [ALL_LANES] {
+        Vec::new()
+    } else {
+        lane_names
+            .iter()
+            .map(|l| s.names.lanes.acquire(l))
+            .collect()
+    };
     let liveness_at = now.saturating_add(s.config.liveness_timeout_ms);
     s.timers.arm(liveness_at, Timer::WorkerLiveness(w.clone()));
     queue::coverage_changed(s, &capabilities, true);

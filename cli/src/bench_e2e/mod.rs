@@ -226,7 +226,7 @@ async fn wait_finished(
     let mut client = jobs.clone();
     loop {
         let list = client
-            .list_jobs(ListJobsRequest {})
+            .list_jobs(ListJobsRequest::default())
             .await
             .map_err(|s| s.message().to_string())?
             .into_inner()

@@ -124,6 +124,21 @@ impl Serve {
         self.proc.signal(signal);
     }
 
+    /// SIGKILL, leaving the port closed until [`Serve::restart`].
+    pub fn kill(&mut self) {
+        self.proc.kill();
+    }
+
+    /// Starts again on the same port and log.
+    pub fn restart(&mut self) {
+        self.proc = spawn_serve(
+            self.port,
+            &self.data_dir,
+            self.valkey.as_deref(),
+            &self.extra,
+        );
+    }
+
     /// SIGKILL, then start again on the same port and log.
     pub fn kill_and_restart(&mut self) {
         self.proc.kill();
@@ -199,6 +214,55 @@ pub fn worker_exec(state: &Path, url: &str, id: &str, exec: &str, options: &[&st
         .spawn()
         .expect("keel worker starts");
     Proc::of(child)
+}
+
+/// A `keel worker` whose stderr is read line by line into the returned channel, on its
+/// own state directory.
+pub fn worker_logged(
+    url: &str,
+    id: &str,
+    exec: &str,
+    options: &[&str],
+) -> (Proc, mpsc::Receiver<String>) {
+    let dir = tempfile::tempdir().expect("a state directory");
+    let mut child = keel()
+        .args(["worker", "--coordinator", url, "--id", id, "--exec", exec])
+        .arg("--state-dir")
+        .arg(dir.path())
+        .args(options)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("keel worker starts");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut proc = Proc::of(child);
+    proc._dir = Some(dir);
+    (proc, rx)
+}
+
+/// Runs `keel` with `args` and returns its exit code, stdout and stderr.
+pub fn run_keel(args: &[&str]) -> (i32, String, String) {
+    let out = keel().args(args).output().expect("keel runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Writes a job spec file named `name` in `dir` and returns its path.
+pub fn job_file(dir: &Path, name: &str, toml: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, toml).expect("the job file is written");
+    path
 }
 
 /// Runs `keel submit` and returns the job id it printed.

@@ -247,6 +247,7 @@ pub fn job_status_to_proto(s: &JobStatus) -> proto::JobStatus {
             .unwrap_or_default()
             .to_string(),
         finished_at_ms: s.finished_at,
+        task_states: Vec::new(),
     }
 }
 
@@ -291,6 +292,22 @@ pub fn task_view_to_proto(t: &TaskView) -> proto::TaskView {
             .collect(),
         progress_per_mille: None,
         progress_message: String::new(),
+        capabilities: t.capabilities.clone(),
+        worker: match &t.status {
+            TaskStatus::Running { worker, .. } => worker.0.clone(),
+            _ => String::new(),
+        },
+        until_ms: match &t.status {
+            TaskStatus::Delayed { until } => Some(*until),
+            TaskStatus::Running {
+                lease_expires_at, ..
+            } => Some(*lease_expires_at),
+            _ => None,
+        },
+        waitpoint: match &t.status {
+            TaskStatus::Suspended { waitpoint } => waitpoint.clone(),
+            _ => String::new(),
+        },
     }
 }
 

@@ -45,7 +45,10 @@ async fn tokens_are_required_and_roles_enforced() {
     .await;
 
     let mut anonymous = with_token(&cluster, None).jobs().await.unwrap();
-    let err = anonymous.list_jobs(ListJobsRequest {}).await.unwrap_err();
+    let err = anonymous
+        .list_jobs(ListJobsRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
 
     let mut wrong = with_token(&cluster, Some("client-token-0123456780"))
@@ -63,7 +66,10 @@ async fn tokens_are_required_and_roles_enforced() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
-    worker_jobs.list_jobs(ListJobsRequest {}).await.unwrap();
+    worker_jobs
+        .list_jobs(ListJobsRequest::default())
+        .await
+        .unwrap();
 
     let config = WorkerConfig::new(with_token(&cluster, None), "anon", 1);
     let refused = Worker::new(config)

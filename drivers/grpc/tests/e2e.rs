@@ -96,7 +96,7 @@ async fn a_dag_job_completes_across_two_sdk_workers() {
         assert_eq!(task.attempts.len(), 1, "{task:?}");
     }
     let listed = jobs
-        .list_jobs(ListJobsRequest {})
+        .list_jobs(ListJobsRequest::default())
         .await
         .unwrap()
         .into_inner();

@@ -101,7 +101,7 @@ async fn a_request_over_the_limit_is_resource_exhausted_naming_it() {
         status.message()
     );
     // The connection still serves.
-    assert!(jobs.list_jobs(ListJobsRequest {}).await.is_ok());
+    assert!(jobs.list_jobs(ListJobsRequest::default()).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,7 +229,7 @@ async fn a_worker_that_never_reads_has_its_session_ended_not_buffered() {
         .jobs()
         .await
         .unwrap();
-    assert!(jobs.list_jobs(ListJobsRequest {}).await.is_ok());
+    assert!(jobs.list_jobs(ListJobsRequest::default()).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

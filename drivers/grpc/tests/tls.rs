@@ -73,7 +73,7 @@ async fn jobs_run_over_tls_and_plaintext_is_refused() {
 
     let plain = ClientOptions::new(cluster.url.replace("https://", "http://"));
     let refused = match plain.jobs().await {
-        Ok(mut jobs) => jobs.list_jobs(ListJobsRequest {}).await.is_err(),
+        Ok(mut jobs) => jobs.list_jobs(ListJobsRequest::default()).await.is_err(),
         Err(_) => true,
     };
     assert!(refused, "a plaintext client was served by the TLS port");

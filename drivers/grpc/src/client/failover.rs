@@ -10,7 +10,7 @@
 //!   nothing runs twice. A different spec under the same name is refused, not merged.
 //! - `CancelJob`: a job already cancelled or finished is answered `already_finished`.
 //! - `SignalTask`: the idempotency key makes a repeated signal a duplicate.
-//! - `DescribeJob`, `ListJobs`, `WatchJob`: reads.
+//! - `DescribeJob`, `ListJobs`, `ListWorkers`, `GetJobSpec`, `WatchJob`: reads.
 
 use super::{ClientError, ClientOptions, Jobs};
 use crate::backoff::Backoff;
@@ -199,8 +199,34 @@ impl Client {
     }
 
     pub async fn list_jobs(&mut self) -> Result<ListJobsResponse, CallError> {
-        let call = |mut jobs: Jobs| async move { jobs.list_jobs(ListJobsRequest {}).await };
+        self.list_jobs_where(ListJobsRequest::default()).await
+    }
+
+    /// Jobs matching the request's filters (state, tenant, lane), the newest `limit`.
+    pub async fn list_jobs_where(
+        &mut self,
+        request: ListJobsRequest,
+    ) -> Result<ListJobsResponse, CallError> {
+        let call = |mut jobs: Jobs| {
+            let request = request.clone();
+            async move { jobs.list_jobs(request).await }
+        };
         Ok(self.call(call).await?.0)
+    }
+
+    pub async fn list_workers(&mut self) -> Result<ListWorkersResponse, CallError> {
+        let call = |mut jobs: Jobs| async move { jobs.list_workers(ListWorkersRequest {}).await };
+        Ok(self.call(call).await?.0)
+    }
+
+    pub async fn job_spec(&mut self, job: u64) -> Result<JobSpec, CallError> {
+        let call =
+            |mut jobs: Jobs| async move { jobs.get_job_spec(GetJobSpecRequest { job }).await };
+        let (response, _) = self.call(call).await?;
+        response.spec.ok_or_else(|| CallError::Status {
+            address: self.address().unwrap_or_default().to_string(),
+            status: Status::internal("the coordinator sent no spec"),
+        })
     }
 
     pub async fn signal_task(

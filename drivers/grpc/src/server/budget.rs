@@ -202,8 +202,10 @@ mod tests {
         assert_eq!(limits.max_live_jobs, 8192);
         assert_eq!(limits.max_live_tasks, 262_144);
         assert_eq!(limits.max_tenants, 512);
-        let mut config = keel_engine::Config::default();
-        config.limits = limits;
+        let config = keel_engine::Config {
+            limits,
+            ..keel_engine::Config::default()
+        };
         assert_eq!(config.validate(), Ok(()));
     }
 }

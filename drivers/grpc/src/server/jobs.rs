@@ -1,11 +1,12 @@
-//! The client service: submit, cancel, describe, list and watch jobs, and signal their
-//! suspended tasks.
+//! The client service: submit, cancel, describe, list and watch jobs, list workers,
+//! and signal suspended tasks.
 
+use super::listing::{self, JobQuery};
 use super::slots::Slot;
 use super::{unavailable, Shared};
 use crate::auth::require_client;
-use crate::convert::{job_event, job_status_to_proto, job_view_to_proto};
-use crate::job_spec::job_spec_from_proto;
+use crate::convert::{job_event, job_view_to_proto};
+use crate::job_spec::{job_spec_from_proto, job_spec_to_proto};
 use crate::proto::job_service_server::JobService;
 use crate::proto::*;
 use crate::status::rejection_status;
@@ -147,11 +148,31 @@ impl JobService for JobSvc {
 
     async fn list_jobs(
         &self,
-        _request: Request<ListJobsRequest>,
+        request: Request<ListJobsRequest>,
     ) -> Result<Response<ListJobsResponse>, Status> {
-        let jobs = self.read(|e| e.jobs()).await?;
-        Ok(Response::new(ListJobsResponse {
-            jobs: jobs.iter().map(job_status_to_proto).collect(),
+        let query = JobQuery::parse(request.into_inner())?;
+        Ok(Response::new(self.read(move |e| query.run(e)).await?))
+    }
+
+    async fn list_workers(
+        &self,
+        _request: Request<ListWorkersRequest>,
+    ) -> Result<Response<ListWorkersResponse>, Status> {
+        let workers = self.read(listing::workers).await?;
+        Ok(Response::new(ListWorkersResponse { workers }))
+    }
+
+    async fn get_job_spec(
+        &self,
+        request: Request<GetJobSpecRequest>,
+    ) -> Result<Response<GetJobSpecResponse>, Status> {
+        let job = JobId(request.into_inner().job);
+        let spec = self
+            .read(move |e| e.job_spec(job))
+            .await?
+            .map_err(|r| rejection_status(&r))?;
+        Ok(Response::new(GetJobSpecResponse {
+            spec: Some(job_spec_to_proto(&spec)),
         }))
     }
 

@@ -9,6 +9,7 @@
 
 pub mod budget;
 mod jobs;
+mod listing;
 mod outbound;
 mod progress;
 mod rate;
