@@ -16,18 +16,18 @@ fn reached(limit: &str, value: u64) -> Rejection {
 
 /// Bytes a task holds: its payload, its signals' payloads and its output.
 pub(crate) fn held_bytes(t: &Task) -> u64 {
-    let signals = t
-        .signals
-        .values()
-        .fold(0u64, |sum, p| sum.saturating_add(p.len() as u64));
     (t.payload.len() as u64)
         .saturating_add(t.output.as_ref().map_or(0, |o| o.len() as u64))
-        .saturating_add(signals)
+        .saturating_add(released_at_end(t))
 }
 
-/// Bytes a task lets go when it ends: its payload and its signals' payloads.
+/// Bytes a task lets go when it ends: its signals' payloads. Its own payload stays
+/// while the job is retained: the job's spec is read back from it (`GetJobSpec`,
+/// `keel retry` resubmits what did not succeed).
 fn released_at_end(t: &Task) -> u64 {
-    held_bytes(t).saturating_sub(t.output.as_ref().map_or(0, |o| o.len() as u64))
+    t.signals
+        .values()
+        .fold(0u64, |sum, p| sum.saturating_add(p.len() as u64))
 }
 
 /// Whether `spec`, already validated and new, fits every engine-wide limit.
@@ -69,7 +69,7 @@ pub(crate) fn admit_signal(s: &State, payload: &Payload) -> Result<(), Rejection
     fits(s, payload.len() as u64, 0)
 }
 
-/// Whether `t`'s output fits once the task, ending, lets go of its payload.
+/// Whether `t`'s output fits once the task, ending, lets go of its signals' payloads.
 pub(crate) fn admit_output(s: &State, t: &Task, output: &Payload) -> Result<(), Rejection> {
     fits(s, output.len() as u64, released_at_end(t))
 }
@@ -82,12 +82,11 @@ pub(crate) fn unstore(s: &mut State, bytes: u64) {
     s.stored_bytes = s.stored_bytes.saturating_sub(bytes);
 }
 
-/// A task that ended lets go of its payload and its signals' payloads (nothing reads
-/// them again); the signal keys stay, so a repeated signal is still a duplicate.
-/// Returns the bytes let go, for `unstore`.
+/// A task that ended lets go of its signals' payloads (nothing reads them again); the
+/// signal keys stay, so a repeated signal is still a duplicate. Returns the bytes let
+/// go, for `unstore`.
 pub(crate) fn let_go(t: &mut Task) -> u64 {
     let freed = released_at_end(t);
-    t.payload = Payload::default();
     for p in t.signals.values_mut() {
         *p = Payload::default();
     }

@@ -114,9 +114,10 @@ pub struct Limits {
     /// fair share looks at no more tenants than this.
     pub max_tenants: u32,
     /// Bytes of task payloads, signal payloads and outputs the engine holds. A task's
-    /// payload and signal payloads are let go when it ends; its output stays until its
-    /// job is forgotten. Refused past it: a submit, a signal, and a completion whose
-    /// output would not fit after its task lets go of its payload.
+    /// signal payloads are let go when it ends; its payload and output stay until its
+    /// job is forgotten (a retained job's spec can be read back and retried). Refused
+    /// past it: a submit, a signal, and a completion whose output would not fit after
+    /// its task lets go of its signal payloads.
     pub max_stored_bytes: u64,
 }
 

@@ -76,44 +76,38 @@ fn payloads_spread_over_many_tenants_stop_at_the_stored_bytes_budget() {
 }
 
 #[test]
-fn stored_bytes_come_back_when_tasks_end_and_jobs_are_forgotten() {
+fn stored_bytes_come_back_when_jobs_are_forgotten() {
     let mut h = H::new(with(|l| {
         l.max_payload_bytes = 500;
-        l.max_stored_bytes = 950;
+        l.max_stored_bytes = 1_000;
     }));
     h.register("w", 1, &[], 4).unwrap();
     let p = bytes(400);
-    h.submit(job_of("a", "t", 1, &p)).unwrap();
+    let (a, _) = h.submit(job_of("a", "t", 1, &p)).unwrap();
     h.submit(job_of("b", "t", 1, &p)).unwrap();
     let refused = h.submit(job_of("c", "t", 1, &p)).unwrap_err();
-    assert_eq!(refused, reached("max_stored_bytes", 950));
-    // Task "a" ends: it lets go of its payload and keeps its 100-byte output.
-    let fence = h.take("w", 1);
-    let done = WorkerCommand::Complete {
-        fence,
-        output: bytes(100),
-    };
-    assert!(h.worker("w", 1, done).reply.is_some_and(|r| r.is_ok()));
-    h.submit(job_of("c", "t", 1, &p)).unwrap();
-    assert_eq!(h.e.usage().stored_bytes, 900);
-    // Task "b" ends next: it lets go of 400 bytes, so its output may have 450.
+    assert_eq!(refused, reached("max_stored_bytes", 1_000));
+    // Task "a" ends: it keeps its payload (its job's spec is read back from it) and
+    // adds its output, so 200 bytes of output fit and 201 do not.
     let fence = h.take("w", 1);
     let big = WorkerCommand::Complete {
         fence,
-        output: bytes(451),
+        output: bytes(201),
     };
     let out = h.worker("w", 1, big);
-    assert_eq!(out.reply, Some(Err(reached("max_stored_bytes", 950))));
+    assert_eq!(out.reply, Some(Err(reached("max_stored_bytes", 1_000))));
     let fits = WorkerCommand::Complete {
         fence,
-        output: bytes(450),
+        output: bytes(200),
     };
     assert!(h.worker("w", 1, fits).reply.is_some_and(|r| r.is_ok()));
-    assert_eq!(h.e.usage().stored_bytes, 950);
-    // Retention forgets "a" and "b" with their outputs; a job of 400 fits again.
+    assert_eq!(h.e.usage().stored_bytes, 1_000);
+    assert_eq!(h.e.job_spec(a).unwrap().tasks[0].payload, p);
+    // Retention forgets "a" with its payload and output; a job of 400 fits again.
     h.tick(h.now + 1_000);
     assert_eq!(h.e.usage().stored_bytes, 400);
-    h.submit(job_of("d", "t", 1, &p)).unwrap();
+    h.submit(job_of("c", "t", 1, &p)).unwrap();
+    assert_eq!(h.e.usage().stored_bytes, 800);
     h.check_replay();
 }
 
