@@ -4,7 +4,6 @@
 //! `<name>_ms` as the coordinator's milliseconds since the Unix epoch.
 
 use crate::clock::rfc3339;
-use crate::retry_spec::retry_link;
 use keel_grpc::proto::{
     AttemptView, DescribeJobResponse, JobStatus, TaskStateCount, TaskView, WorkerInfo,
 };
@@ -33,7 +32,6 @@ fn counts(states: &[TaskStateCount]) -> Value {
 
 /// One job's summary; `task_states` counts its tasks by state.
 pub fn job(s: &JobStatus, task_states: &[TaskStateCount]) -> Value {
-    let link = retry_link(&s.name);
     json!({
         "id": s.id,
         "name": s.name,
@@ -47,8 +45,7 @@ pub fn job(s: &JobStatus, task_states: &[TaskStateCount]) -> Value {
         "submitted_at_ms": s.submitted_at_ms,
         "finished_at": time(s.finished_at_ms),
         "finished_at_ms": s.finished_at_ms,
-        "retry_of": link.map(|l| l.source),
-        "retry_generation": link.map(|l| l.generation),
+        "retry_of": keel_engine::retried_from(&s.name).map(|j| j.0),
     })
 }
 
@@ -203,7 +200,7 @@ mod tests {
     fn a_job_names_its_retry_source_and_times_twice() {
         let s = JobStatus {
             id: 9,
-            name: "etl-retry-2-of-j7".into(),
+            name: "etl [retry of job 7]".into(),
             submitted_at_ms: 1_000,
             finished_at_ms: Some(u64::MAX),
             outcome: "failed".into(),
@@ -217,7 +214,6 @@ mod tests {
             }],
         );
         assert_eq!(v["retry_of"], 7);
-        assert_eq!(v["retry_generation"], 2);
         assert_eq!(v["state"], "failed");
         assert_eq!(v["finished_at"], "forever");
         assert_eq!(v["finished_at_ms"], u64::MAX);

@@ -20,7 +20,6 @@ mod plan_simulate;
 mod process_group;
 mod reaper;
 mod retry;
-mod retry_spec;
 mod serve;
 mod serve_console;
 mod serve_identity;

@@ -5,7 +5,6 @@ use crate::clock::stamp;
 use crate::duration::short;
 use crate::json::state_word;
 use crate::output::one_line;
-use crate::retry_spec::retry_link;
 use keel_grpc::proto::{AttemptView, DescribeJobResponse, JobStatus, TaskView};
 use keel_jobs::terminal_safe;
 use std::fmt::Write;
@@ -45,12 +44,8 @@ fn header(out: &mut String, s: &JobStatus, now: u64) {
         }
     }
     let _ = writeln!(out, "{times}");
-    if let Some(link) = retry_link(&s.name) {
-        let _ = writeln!(
-            out,
-            "  retry {} of job {} (`keel status {}`)",
-            link.generation, link.source, link.source
-        );
+    if let Some(keel_engine::JobId(old)) = keel_engine::retried_from(&s.name) {
+        let _ = writeln!(out, "  retry of job {old} (`keel status {old}`)");
     }
 }
 
@@ -152,7 +147,7 @@ mod tests {
         DescribeJobResponse {
             status: Some(JobStatus {
                 id: 3,
-                name: "etl-retry-1-of-j2".into(),
+                name: "etl [retry of job 2]".into(),
                 tenant: "default".into(),
                 lane: "default".into(),
                 tasks: 1,
@@ -196,12 +191,12 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
-            "job 3 \"etl-retry-1-of-j2\"  tenant default  lane default  succeeded  0/1 tasks remaining"
+            "job 3 \"etl [retry of job 2]\"  tenant default  lane default  succeeded  0/1 tasks remaining"
         );
         assert!(lines[1].starts_with("  submitted "), "{}", lines[1]);
         assert!(lines[1].contains("(1m ago), finished "), "{}", lines[1]);
         assert!(lines[1].ends_with("(30s ago), took 30.0s"), "{}", lines[1]);
-        assert_eq!(lines[2], "  retry 1 of job 2 (`keel status 2`)");
+        assert_eq!(lines[2], "  retry of job 2 (`keel status 2`)");
         assert!(lines[3].starts_with("KEY     TASK"), "{}", lines[3]);
         assert!(
             lines[4].starts_with("extract t7       succeeded        2"),

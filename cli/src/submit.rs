@@ -81,20 +81,47 @@ pub async fn send(
     // Safe to retry on another coordinator: the engine answers a job it already has
     // (same name and spec) as a duplicate with the same id.
     let answer = client.submit_job(spec.clone()).await?;
-    let submitted = answer.response;
-    let job = submitted.job;
+    let taken = Taken {
+        job: answer.response.job,
+        tasks: answer.response.tasks,
+        duplicate: answer.response.duplicate,
+        attempts: answer.attempts,
+    };
+    report_taken(client, &spec, taken, follow_args, command).await
+}
+
+/// A job the coordinator holds for a submitting command: made now, or found when
+/// `duplicate`; `attempts` counts the coordinators asked.
+pub struct Taken {
+    pub job: u64,
+    pub tasks: u32,
+    pub duplicate: bool,
+    pub attempts: u32,
+}
+
+/// Prints the id of a job a command submitted as `spec` (or, with JSON and no --wait,
+/// a small document), warns about work no live worker can take, and with --wait
+/// follows the job to its end.
+pub async fn report_taken(
+    client: &mut Client,
+    spec: &JobSpec,
+    taken: Taken,
+    follow_args: &WaitArgs,
+    command: &str,
+) -> Result<Exit, Failure> {
+    let job = taken.job;
     if follow_args.format == Format::Text {
         outln!("{job}");
     }
-    if submitted.duplicate && answer.attempts > 1 {
+    if taken.duplicate && taken.attempts > 1 {
         errln!(
             "keel {command}: job {job} was already recorded, by an earlier attempt of this submission (the coordinator changed while answering) or an earlier submission of the same job"
         );
-    } else if submitted.duplicate {
+    } else if taken.duplicate {
         errln!("keel {command}: the same job was already submitted as {job}");
     }
     if let Some(workers) = workers_of(client).await {
-        for warning in explain::submit_warnings(&spec, &workers) {
+        for warning in explain::submit_warnings(spec, &workers) {
             errln!("keel {command}: warning: {warning}");
         }
     }
@@ -102,8 +129,8 @@ pub async fn send(
         json!({
             "job": job,
             "name": spec.name,
-            "tasks": submitted.tasks,
-            "duplicate": submitted.duplicate,
+            "tasks": taken.tasks,
+            "duplicate": taken.duplicate,
             "state": state,
             "timed_out": timed_out,
             "status": status,
@@ -118,7 +145,7 @@ pub async fn send(
         }
         return Ok(Exit::Ok);
     }
-    let followed = follow(client, job, submitted.tasks, follow_args.timeout).await;
+    let followed = follow(client, job, taken.tasks, follow_args.timeout).await;
     let exit = report_end(command, job, &followed, follow_args.timeout);
     if follow_args.format == Format::Json {
         let status = followed.view.as_ref().map_or(json!(null), |view| {

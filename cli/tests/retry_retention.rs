@@ -70,7 +70,7 @@ fn retry_resubmits_what_did_not_succeed_as_a_linked_job() {
     );
     let doc = json(&out);
     let new = doc["job"].as_u64().unwrap();
-    assert_eq!(doc["name"], format!("etl-retry-1-of-j{old}"));
+    assert_eq!(doc["name"], format!("etl [retry of job {old}]"));
     assert_eq!(doc["state"], "succeeded");
     let keys: Vec<&str> = doc["status"]["tasks"]
         .as_array()
@@ -89,7 +89,7 @@ fn retry_resubmits_what_did_not_succeed_as_a_linked_job() {
     let (code, text, _) = run_keel(&[&["status", &new.to_string()][..], &c].concat());
     assert_eq!(code, 0);
     assert!(
-        text.contains(&format!("retry 1 of job {old} (`keel status {old}`)")),
+        text.contains(&format!("retry of job {old} (`keel status {old}`)")),
         "{text}"
     );
     // The same job again: answered with the same retry, nothing runs twice.

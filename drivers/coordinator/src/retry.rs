@@ -4,7 +4,9 @@
 
 use crate::error::CoordinatorError;
 use crate::handle::Handle;
-use keel_engine::{Accepted, ClientCommand, Input, JobId, Rejection, RetryRefusal, TaskId};
+use keel_engine::{
+    Accepted, ClientCommand, Input, JobId, JobSpec, Rejection, RetryRefusal, TaskId,
+};
 
 /// The job a retry made, or found: retrying the same job again while its retry job
 /// lives answers that job with `duplicate` set.
@@ -15,6 +17,8 @@ pub struct Retried {
     pub first_task: TaskId,
     pub tasks: u32,
     pub duplicate: bool,
+    /// The spec submitted: the tasks that did not succeed, under the retry's name.
+    pub spec: JobSpec,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +59,7 @@ impl Handle {
             .map_err(RetryError::Refused)?;
         let name = spec.name.clone();
         match self
-            .apply(Input::Client(ClientCommand::SubmitJob(spec)))
+            .apply(Input::Client(ClientCommand::SubmitJob(spec.clone())))
             .await
         {
             Ok(Some(Ok(Accepted::JobSubmitted {
@@ -69,6 +73,7 @@ impl Handle {
                 first_task,
                 tasks,
                 duplicate,
+                spec,
             }),
             Ok(Some(Err(rejection))) => Err(RetryError::Rejected(rejection)),
             Ok(other) => Err(RetryError::Unexpected(format!("{other:?}"))),

@@ -2,7 +2,8 @@
 //! carries the rejection's stable code, so clients can match on it, and its message.
 
 use crate::proto::Refusal;
-use keel_engine::Rejection;
+use keel_coordinator::RetryError;
+use keel_engine::{Rejection, RetryRefusal};
 use prost::Message;
 use tonic::{Code, Status};
 
@@ -48,6 +49,26 @@ pub fn message_of(rejection: &Rejection) -> String {
 pub fn rejection_status(rejection: &Rejection) -> Status {
     let details = refusal(rejection).encode_to_vec();
     Status::with_details(code_of(rejection), message_of(rejection), details.into())
+}
+
+/// The status a refused retry ends a call with; like [`rejection_status`], its message
+/// starts with the stable reason and its details carry a `Refusal`.
+pub fn retry_status(error: &RetryError) -> Status {
+    let code = match error {
+        RetryError::Refused(RetryRefusal::UnknownJob { .. }) => Code::NotFound,
+        RetryError::Refused(_) => Code::FailedPrecondition,
+        RetryError::Rejected(rejection) => return rejection_status(rejection),
+        RetryError::Coordinator(_) => Code::Unavailable,
+        RetryError::Unexpected(_) => Code::Internal,
+    };
+    let message = format!("{}: {error}", error.code());
+    let details = Refusal {
+        status: code as i32,
+        reason: error.code().to_string(),
+        message: message.clone(),
+        current_instance: None,
+    };
+    Status::with_details(code, message, details.encode_to_vec().into())
 }
 
 pub fn refusal(rejection: &Rejection) -> Refusal {

@@ -10,6 +10,8 @@
 //!   nothing runs twice. A different spec under the same name is refused, not merged.
 //! - `CancelJob`: a job already cancelled or finished is answered `already_finished`.
 //! - `SignalTask`: the idempotency key makes a repeated signal a duplicate.
+//! - `RetryJob`: the retry's name is fixed by the job it retries, so a repeated retry
+//!   is answered `duplicate` with the retry already made.
 //! - `DescribeJob`, `ListJobs`, `ListWorkers`, `GetJobSpec`, `WatchJob`: reads.
 
 use super::{ClientError, ClientOptions, Jobs};
@@ -227,6 +229,13 @@ impl Client {
             address: self.address().unwrap_or_default().to_string(),
             status: Status::internal("the coordinator sent no spec"),
         })
+    }
+
+    /// Retries finished job `job` (the `RetryJob` call). Safe to repeat on another
+    /// coordinator: a retry already made is answered again with `duplicate` set.
+    pub async fn retry_job(&mut self, job: u64) -> Result<RetryJobResponse, CallError> {
+        let call = |mut jobs: Jobs| async move { jobs.retry_job(RetryJobRequest { job }).await };
+        Ok(self.call(call).await?.0)
     }
 
     pub async fn signal_task(

@@ -9,7 +9,7 @@ use crate::convert::{job_event, job_view_to_proto};
 use crate::job_spec::{job_spec_from_proto, job_spec_to_proto};
 use crate::proto::job_service_server::JobService;
 use crate::proto::*;
-use crate::status::rejection_status;
+use crate::status::{rejection_status, retry_status};
 use crate::validate::{self, invalid};
 use keel_engine::{Accepted, ClientCommand, Effect, Input, JobId, Rejection};
 use std::sync::atomic::Ordering;
@@ -173,6 +173,29 @@ impl JobService for JobSvc {
             .map_err(|r| rejection_status(&r))?;
         Ok(Response::new(GetJobSpecResponse {
             spec: Some(job_spec_to_proto(&spec)),
+        }))
+    }
+
+    async fn retry_job(
+        &self,
+        request: Request<RetryJobRequest>,
+    ) -> Result<Response<RetryJobResponse>, Status> {
+        require_client(&request)?;
+        let job = JobId(request.into_inner().job);
+        let span = tracing::info_span!("retry_job", %job);
+        let retried = self
+            .0
+            .handle
+            .retry_job(job)
+            .instrument(span)
+            .await
+            .map_err(|e| retry_status(&e))?;
+        Ok(Response::new(RetryJobResponse {
+            job: retried.job.0,
+            first_task: retried.first_task.0,
+            tasks: retried.tasks,
+            duplicate: retried.duplicate,
+            spec: Some(job_spec_to_proto(&retried.spec)),
         }))
     }
 
