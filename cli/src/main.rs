@@ -19,6 +19,7 @@ mod plan;
 mod plan_simulate;
 mod process_group;
 mod reaper;
+mod results;
 mod retry;
 mod serve;
 mod serve_console;
@@ -80,6 +81,10 @@ enum Command {
     Retry(retry::RetryArgs),
     /// Resume a task suspended on a waitpoint.
     Signal(signal::SignalArgs),
+    /// Print a task's output: its winning attempt's.
+    Output(results::OutputArgs),
+    /// Print a job's result: the outputs of the tasks nothing else depends on.
+    Result(results::ResultArgs),
     /// Measure end-to-end throughput and claim-to-start latency on loopback.
     BenchE2e(bench_e2e::BenchE2eArgs),
     /// Kills a worker's commands when the worker dies (started by `keel worker`).
@@ -104,6 +109,8 @@ fn main() -> std::process::ExitCode {
         Command::Cancel(args) => cancel::run(&args),
         Command::Retry(args) => retry::run(&args),
         Command::Signal(args) => signal::run(&args),
+        Command::Output(args) => results::run_output(&args),
+        Command::Result(args) => results::run_result(&args),
         Command::BenchE2e(args) => bench_e2e::run(&args),
         Command::Reaper(args) => reaper::run(&args),
         Command::Admin(args) => admin::run(&args),

@@ -13,8 +13,13 @@ const CLOSED_PIPE: i32 = 141;
 /// Writes `text` to stdout and flushes it. A closed reader ends the process quietly
 /// (status 141); any other failure (a full disk) is reported and ends it with status 1.
 pub fn stdout(text: &str) {
+    stdout_bytes(text.as_bytes());
+}
+
+/// Writes `bytes` to stdout as they are, as [`stdout`] does.
+pub fn stdout_bytes(bytes: &[u8]) {
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
         if e.kind() == ErrorKind::BrokenPipe {
             std::process::exit(CLOSED_PIPE);
         }

@@ -9,6 +9,7 @@ use crate::duration::{parse_duration, short};
 use crate::exit::{finish, Exit, Failure, EXIT_CODES};
 use crate::output::{errln, one_line, out, outln};
 use crate::plan::Format;
+use crate::results::{self, ResultFormat};
 use crate::status::{outcome_exit, workers_of};
 use crate::wait::{follow, End, Followed};
 use crate::{explain, json, status};
@@ -34,6 +35,10 @@ pub struct WaitArgs {
     /// the job keeps running.
     #[arg(long, value_name = "DURATION", requires = "wait", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
+    /// With --wait, print the job's result when it ends (as `keel result` does; in the
+    /// JSON report, as its `result` object).
+    #[arg(long, requires = "wait")]
+    pub result: bool,
     /// Output format of the job id, or with --wait of the final report (JSON fields:
     /// cli/README.md).
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -147,6 +152,10 @@ pub async fn report_taken(
     }
     let followed = follow(client, job, taken.tasks, follow_args.timeout).await;
     let exit = report_end(command, job, &followed, follow_args.timeout);
+    let ended = matches!(followed.end, End::Finished(_));
+    if follow_args.result && ended && follow_args.format == Format::Text {
+        results::print_result(client, job, ResultFormat::Auto).await?;
+    }
     if follow_args.format == Format::Json {
         let status = followed.view.as_ref().map_or(json!(null), |view| {
             let why = status::explanations(view, None, now_ms());
@@ -158,7 +167,12 @@ pub async fn report_taken(
             .and_then(|v| v.status.as_ref())
             .map_or(json!(null), |s| json!(json::state_word(s)));
         let timed_out = matches!(followed.end, End::TimedOut | End::Unreachable(_));
-        out!("{}", json::document(&document(status, state, timed_out)));
+        let mut report = document(status, state, timed_out);
+        if follow_args.result && ended {
+            let result = client.job_result(job).await?;
+            report["result"] = results::result_document(&result);
+        }
+        out!("{}", json::document(&report));
     }
     Ok(exit)
 }

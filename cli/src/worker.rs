@@ -11,7 +11,7 @@
 use crate::connect::{init_tracing, terminated, ConnectArgs};
 use crate::log_json;
 use crate::process_group;
-use crate::worker_exec::run_command;
+use crate::worker_exec::{run_command, Exec};
 use crate::worker_log::{self, LogFormat, TaskLog};
 use crate::worker_reaper::Reaper;
 use crate::worker_state::{self, WorkerFiles};
@@ -58,6 +58,10 @@ pub struct WorkerArgs {
     /// Between SIGTERM and SIGKILL when a command's process group is stopped.
     #[arg(long, value_name = "MS", default_value_t = 3_000)]
     pub kill_grace_ms: u64,
+    /// Most bytes a command may write to stdout (the task's output). A command that
+    /// writes more fails for good, saying so: an output is never cut short.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub max_output_bytes: usize,
     /// Where this worker keeps its lock files and payload files (default:
     /// $XDG_RUNTIME_DIR/keel, else keel-<uid> in the system temp directory). A worker
     /// restarted with the same --id must use the same directory to wait for the
@@ -117,16 +121,19 @@ fn serve(args: &WorkerArgs) -> Result<Summary, String> {
         args.concurrency,
     );
     config.drain_timeout = Duration::from_millis(args.drain_timeout_ms);
-    let exec = Arc::new(args.exec.clone());
-    let payloads = Arc::new(files.payloads.clone());
-    let grace = Duration::from_millis(args.kill_grace_ms);
+    let exec = Arc::new(Exec {
+        command: args.exec.clone(),
+        payloads: files.payloads.clone(),
+        grace: Duration::from_millis(args.kill_grace_ms),
+        max_output: args.max_output_bytes,
+    });
     let log_format = args.log_format;
     let handler = move |task: Task| {
-        let (exec, payloads) = (exec.clone(), payloads.clone());
+        let exec = exec.clone();
         async move {
             // Dropped with the future when the attempt is revoked: logged as such.
             let log = TaskLog::start(log_format, &task);
-            let outcome = run_command(&exec, &task, grace, &payloads).await;
+            let outcome = run_command(&exec, &task).await;
             log.ended(&outcome);
             outcome
         }

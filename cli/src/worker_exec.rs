@@ -6,23 +6,34 @@ use crate::process_group::{self, Group};
 use crate::worker_state::PAYLOAD_PREFIX;
 use keel_grpc::worker::{Outcome, Task};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-/// Most of a command's stdout kept (the task's output).
-const MAX_OUTPUT: usize = 1 << 20;
 /// Bytes kept from the end of a command's stderr (the task's error).
 const MAX_ERROR: usize = 4096;
 /// Largest payload also passed in `KEEL_PAYLOAD`; the environment of a new process is
 /// limited (128 KiB per variable on Linux, a few MiB in all).
 const MAX_ENV_PAYLOAD: usize = 32 << 10;
 
-/// Runs `exec` for one task. Dropping the returned future (a revoked lease) stops its
-/// process group.
-pub async fn run_command(exec: &str, task: &Task, grace: Duration, payloads: &Path) -> Outcome {
+/// How a worker runs its tasks' commands.
+pub struct Exec {
+    /// Run with `sh -c`.
+    pub command: String,
+    /// Where payload files are written.
+    pub payloads: PathBuf,
+    /// Between SIGTERM and SIGKILL when a command's process group is stopped.
+    pub grace: Duration,
+    /// Most bytes of stdout (the output) a command may write.
+    pub max_output: usize,
+}
+
+/// Runs the command for one task. Dropping the returned future (a revoked lease) stops
+/// its process group.
+pub async fn run_command(settings: &Exec, task: &Task) -> Outcome {
+    let (exec, grace, payloads) = (&settings.command, settings.grace, &settings.payloads);
     let file = match payload_file(payloads, &task.payload) {
         Ok(file) => file,
         Err(e) => {
@@ -62,7 +73,7 @@ pub async fn run_command(exec: &str, task: &Task, grace: Duration, payloads: &Pa
             let _ = stdin.write_all(payload).await;
         }
     };
-    let stdout = read_head(child.stdout.take(), MAX_OUTPUT);
+    let stdout = read_head(child.stdout.take(), settings.max_output);
     let stderr = read_tail(child.stderr.take(), MAX_ERROR);
     // Whatever the command left running goes once it exits: a background job holding
     // its stdout would otherwise keep the task from ending.
@@ -71,9 +82,18 @@ pub async fn run_command(exec: &str, task: &Task, grace: Duration, payloads: &Pa
         drop(group);
         status
     };
-    let (_, stdout, (stderr, cut), status) = tokio::join!(feed, stdout, stderr, exited);
+    let (_, (stdout, written), (stderr, cut), status) = tokio::join!(feed, stdout, stderr, exited);
     drop(file);
     match status {
+        Ok(status) if status.success() && written > settings.max_output as u64 => {
+            Outcome::Fail {
+                error: format!(
+                    "the command wrote {written} bytes to stdout, more than --max-output-bytes ({}); the output is never cut short: write large data elsewhere and print where",
+                    settings.max_output
+                ),
+                permanent: true,
+            }
+        }
         Ok(status) if status.success() => Outcome::Complete(stdout),
         Ok(status) => {
             let text = String::from_utf8_lossy(&stderr);
@@ -130,17 +150,20 @@ fn env_payload(payload: &[u8]) -> Option<&str> {
     (text.len() <= MAX_ENV_PAYLOAD && !text.contains('\0')).then_some(text)
 }
 
-/// Reads a pipe to its end, keeping the first `limit` bytes.
-async fn read_head(pipe: Option<impl AsyncRead + Unpin>, limit: usize) -> Vec<u8> {
+/// Reads a pipe to its end, keeping the first `limit` bytes; also returns how many
+/// bytes were written in all, so a caller can tell the output was longer.
+async fn read_head(pipe: Option<impl AsyncRead + Unpin>, limit: usize) -> (Vec<u8>, u64) {
     let Some(mut pipe) = pipe else {
-        return Vec::new();
+        return (Vec::new(), 0);
     };
     let mut kept = Vec::new();
+    let mut written = 0u64;
     let mut buf = [0u8; 8192];
     loop {
         match pipe.read(&mut buf).await {
-            Ok(0) | Err(_) => return kept,
+            Ok(0) | Err(_) => return (kept, written),
             Ok(n) => {
+                written = written.saturating_add(n as u64);
                 let room = limit.saturating_sub(kept.len()).min(n);
                 kept.extend_from_slice(&buf[..room]);
             }
@@ -204,9 +227,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_head_keeps_the_first_bytes() {
+    async fn the_head_keeps_the_first_bytes_and_counts_them_all() {
         let data = vec![7u8; 100_000];
-        assert_eq!(read_head(Some(&data[..]), 10).await, vec![7u8; 10]);
+        assert_eq!(
+            read_head(Some(&data[..]), 10).await,
+            (vec![7u8; 10], 100_000)
+        );
     }
 
     #[test]

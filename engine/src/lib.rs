@@ -41,6 +41,7 @@ mod queue;
 mod ready;
 mod reject;
 mod resubmit;
+mod results;
 mod retry;
 mod slab;
 mod spec;
@@ -63,6 +64,7 @@ pub use output::{Accepted, Effect, EndReason, JobOutcome, Outputs, Recipient, Ta
 pub use query::{AttemptView, JobStatus, JobView, TaskStatus, TaskView, WorkerView};
 pub use reject::{CapabilityIssue, JobError, Rejection};
 pub use resubmit::{retried_from, retry_name, RetryRefusal};
+pub use results::{JobResult, TaskOutput};
 pub use retry::backoff_delay;
 pub use spec::{DepGroup, GroupKind, JobSpec, Payload, RetryPolicy, TaskSpec, UnsatisfiedPolicy};
 pub use validate::{check_name, check_token, check_tokens, validate_job, ValidJob};
@@ -230,6 +232,21 @@ impl Engine {
     /// ([`retried_from`]).
     pub fn retry_spec(&self, job: JobId) -> Result<JobSpec, RetryRefusal> {
         resubmit::retry_spec(&self.state, job)
+    }
+
+    /// Task `task`'s output: its winning attempt's, none until it has succeeded.
+    pub fn task_output(&self, task: TaskId) -> Result<TaskOutput, Rejection> {
+        results::output_of(&self.state, task)
+    }
+
+    /// The task of job `job` with key `key`, `None` when it has none.
+    pub fn task_by_key(&self, job: JobId, key: &str) -> Result<Option<TaskId>, Rejection> {
+        results::task_by_key(&self.state, job, key)
+    }
+
+    /// The outputs of the job's result tasks (its sinks), finished or not yet.
+    pub fn job_result(&self, job: JobId) -> Result<JobResult, Rejection> {
+        results::result_of(&self.state, job)
     }
 
     pub fn workers(&self) -> Vec<WorkerView> {

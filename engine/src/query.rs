@@ -111,7 +111,7 @@ pub struct WorkerView {
     pub last_seen: Time,
 }
 
-fn job_status(s: &State, job: &crate::state::Job) -> JobStatus {
+pub(crate) fn job_status(s: &State, job: &crate::state::Job) -> JobStatus {
     JobStatus {
         id: job.id,
         name: job.name.clone(),
@@ -174,7 +174,7 @@ pub(crate) fn workers(s: &State) -> Vec<WorkerView> {
         .collect()
 }
 
-fn task_status(t: &Task) -> TaskStatus {
+pub(crate) fn task_status(t: &Task) -> TaskStatus {
     match &t.state {
         TaskState::Waiting => TaskStatus::Waiting,
         TaskState::Delayed { until } => TaskStatus::Delayed { until: *until },

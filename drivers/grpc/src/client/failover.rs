@@ -12,7 +12,8 @@
 //! - `SignalTask`: the idempotency key makes a repeated signal a duplicate.
 //! - `RetryJob`: the retry's name is fixed by the job it retries, so a repeated retry
 //!   is answered `duplicate` with the retry already made.
-//! - `DescribeJob`, `ListJobs`, `ListWorkers`, `GetJobSpec`, `WatchJob`: reads.
+//! - `DescribeJob`, `ListJobs`, `ListWorkers`, `GetJobSpec`, `GetTaskOutput`,
+//!   `GetJobResult`, `WatchJob`: reads.
 
 use super::{ClientError, ClientOptions, Jobs};
 use crate::backoff::Backoff;
@@ -225,10 +226,7 @@ impl Client {
         let call =
             |mut jobs: Jobs| async move { jobs.get_job_spec(GetJobSpecRequest { job }).await };
         let (response, _) = self.call(call).await?;
-        response.spec.ok_or_else(|| CallError::Status {
-            address: self.address().unwrap_or_default().to_string(),
-            status: Status::internal("the coordinator sent no spec"),
-        })
+        response.spec.ok_or_else(|| self.missing("spec"))
     }
 
     /// Retries finished job `job` (the `RetryJob` call). Safe to repeat on another
@@ -236,6 +234,67 @@ impl Client {
     pub async fn retry_job(&mut self, job: u64) -> Result<RetryJobResponse, CallError> {
         let call = |mut jobs: Jobs| async move { jobs.retry_job(RetryJobRequest { job }).await };
         Ok(self.call(call).await?.0)
+    }
+
+    /// One page of a task's output (the `GetTaskOutput` call).
+    pub async fn task_output_page(
+        &mut self,
+        request: GetTaskOutputRequest,
+    ) -> Result<TaskOutput, CallError> {
+        let call = |mut jobs: Jobs| {
+            let request = request.clone();
+            async move { jobs.get_task_output(request).await }
+        };
+        let (response, _) = self.call(call).await?;
+        response.output.ok_or_else(|| self.missing("output"))
+    }
+
+    /// A task's whole output, read page by page: the task named by `key` (or by id
+    /// when `key` is empty) of job `job`. The returned `TaskOutput` holds all the bytes.
+    pub async fn task_output(
+        &mut self,
+        job: u64,
+        key: &str,
+        task: u64,
+    ) -> Result<TaskOutput, CallError> {
+        let request = |offset| GetTaskOutputRequest {
+            job,
+            key: key.to_string(),
+            task: if key.is_empty() { task } else { 0 },
+            offset,
+            max_bytes: 0,
+        };
+        let mut whole = self.task_output_page(request(0)).await?;
+        while !whole.complete {
+            let offset = whole.offset + whole.data.len() as u64;
+            let next = self.task_output_page(request(offset)).await?;
+            if next.data.is_empty() && !next.complete {
+                return Err(self.missing("progress in a page of the output"));
+            }
+            whole.data.extend_from_slice(&next.data);
+            whole.complete = next.complete;
+        }
+        Ok(whole)
+    }
+
+    /// A job's result (the `GetJobResult` call), with every output read whole.
+    pub async fn job_result(&mut self, job: u64) -> Result<GetJobResultResponse, CallError> {
+        let call =
+            |mut jobs: Jobs| async move { jobs.get_job_result(GetJobResultRequest { job }).await };
+        let (mut result, _) = self.call(call).await?;
+        for t in &mut result.tasks {
+            if !t.complete {
+                *t = self.task_output(job, "", t.task).await?;
+            }
+        }
+        Ok(result)
+    }
+
+    fn missing(&self, what: &str) -> CallError {
+        CallError::Status {
+            address: self.address().unwrap_or_default().to_string(),
+            status: Status::internal(format!("the coordinator sent no {what}")),
+        }
     }
 
     pub async fn signal_task(

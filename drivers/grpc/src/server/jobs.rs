@@ -3,7 +3,7 @@
 
 use super::listing::{self, JobQuery};
 use super::slots::Slot;
-use super::{unavailable, Shared};
+use super::{results, unavailable, Shared, FRAME_OVERHEAD_BYTES};
 use crate::auth::require_client;
 use crate::convert::{job_event, job_view_to_proto};
 use crate::job_spec::{job_spec_from_proto, job_spec_to_proto};
@@ -37,6 +37,14 @@ impl JobSvc {
         f: impl FnOnce(&keel_engine::Engine) -> R + Send + 'static,
     ) -> Result<R, Status> {
         self.0.handle.read(f).await.map_err(|e| unavailable(&e))
+    }
+}
+
+impl JobSvc {
+    /// Output bytes that fit one reply beside its other fields.
+    fn room(&self) -> u64 {
+        let max = self.0.options.max_message_bytes;
+        max.saturating_sub(FRAME_OVERHEAD_BYTES).max(1) as u64
     }
 }
 
@@ -197,6 +205,33 @@ impl JobService for JobSvc {
             duplicate: retried.duplicate,
             spec: Some(job_spec_to_proto(&retried.spec)),
         }))
+    }
+
+    async fn get_task_output(
+        &self,
+        request: Request<GetTaskOutputRequest>,
+    ) -> Result<Response<GetTaskOutputResponse>, Status> {
+        let r = request.into_inner();
+        let room = self.room();
+        let output = self
+            .read(move |e| results::task_output(e, &r, room))
+            .await??;
+        Ok(Response::new(GetTaskOutputResponse {
+            output: Some(output),
+        }))
+    }
+
+    async fn get_job_result(
+        &self,
+        request: Request<GetJobResultRequest>,
+    ) -> Result<Response<GetJobResultResponse>, Status> {
+        let job = JobId(request.into_inner().job);
+        let room = self.room();
+        let reply = self
+            .read(move |e| e.job_result(job).map(|r| results::job_result(&r, room)))
+            .await?
+            .map_err(|r| rejection_status(&r))?;
+        Ok(Response::new(reply))
     }
 
     async fn hello(

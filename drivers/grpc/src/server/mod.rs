@@ -13,6 +13,7 @@ mod listing;
 mod outbound;
 mod progress;
 mod rate;
+mod results;
 mod session;
 mod session_commands;
 #[cfg(not(madsim))]

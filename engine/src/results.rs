@@ -1,0 +1,69 @@
+//! Reading what tasks produced. A task's output is its winning attempt's, fixed when
+//! that attempt completed under its live fence (a zombie's or a losing duplicate's
+//! completion is refused before it can store anything), and kept until the job is
+//! forgotten. Reads copy nothing but a reference to the bytes.
+
+use crate::ids::{JobId, TaskId};
+use crate::query::{job_status, task_status, JobStatus, TaskStatus};
+use crate::reject::Rejection;
+use crate::spec::Payload;
+use crate::state::{State, Task};
+use serde::{Deserialize, Serialize};
+
+/// One task's output as a reader sees it: none until the task has succeeded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskOutput {
+    pub job: JobId,
+    pub task: TaskId,
+    pub key: String,
+    pub status: TaskStatus,
+    pub output: Option<Payload>,
+}
+
+/// A job's result: the outputs of its result tasks, in task order. The result tasks
+/// are its sinks, the tasks no other task of the job depends on: what a DAG ends in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobResult {
+    pub status: JobStatus,
+    pub tasks: Vec<TaskOutput>,
+}
+
+fn task_output(t: &Task) -> TaskOutput {
+    TaskOutput {
+        job: t.job,
+        task: t.id,
+        key: t.key.clone(),
+        status: task_status(t),
+        output: t.output.clone(),
+    }
+}
+
+pub(crate) fn output_of(s: &State, task: TaskId) -> Result<TaskOutput, Rejection> {
+    s.tasks
+        .get(&task)
+        .map(task_output)
+        .ok_or(Rejection::UnknownTask { task })
+}
+
+/// The task of job `job` whose key is `key`; `None` when the job has no such task.
+pub(crate) fn task_by_key(s: &State, job: JobId, key: &str) -> Result<Option<TaskId>, Rejection> {
+    let j = s.jobs.get(&job).ok_or(Rejection::UnknownJob { job })?;
+    Ok(j.task_ids()
+        .filter_map(|t| s.tasks.get(&t))
+        .find(|t| t.key == key)
+        .map(|t| t.id))
+}
+
+pub(crate) fn result_of(s: &State, job: JobId) -> Result<JobResult, Rejection> {
+    let j = s.jobs.get(&job).ok_or(Rejection::UnknownJob { job })?;
+    let tasks = j
+        .task_ids()
+        .filter_map(|t| s.tasks.get(&t))
+        .filter(|t| t.downstream.is_empty())
+        .map(task_output)
+        .collect();
+    Ok(JobResult {
+        status: job_status(s, j),
+        tasks,
+    })
+}
