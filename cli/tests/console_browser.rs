@@ -55,7 +55,7 @@ fn diamond(dir: &Path) -> PathBuf {
          [[task]]\nid = \"fetch\"\ncommand = '{wait}'\n\n\
          [[task]]\nid = \"left\"\ncommand = 'true'\ndeps = [\"fetch\"]\n\n\
          [[task]]\nid = \"right\"\ncommand = 'true'\ndeps = [\"fetch\"]\n\n\
-         [[task]]\nid = \"join\"\ncommand = 'true'\ndeps = [\"left\", \"right\"]\n"
+         [[task]]\nid = \"join\"\ncommand = 'printf \"<i>joined</i>\"'\ndeps = [\"left\", \"right\"]\n"
     );
     let path = dir.join("diamond.toml");
     std::fs::write(&path, toml).unwrap();
@@ -160,6 +160,19 @@ async fn graph_is_drawn(page: &mut Browser, c: &Cluster, job: u64, shots: &Path)
         .eval("document.querySelectorAll('#timeline rect').length > 4")
         .await;
     assert_eq!(bars, true, "the attempts timeline has a bar per attempt");
+    // The output is shown as text, never as markup, with its download link.
+    let output = page
+        .eval("document.querySelector('tr[data-task=\"join\"] .output code').textContent")
+        .await;
+    assert_eq!(output, "<i>joined</i>");
+    let markup = page
+        .eval("document.querySelectorAll('tr[data-task=\"join\"] .output i').length")
+        .await;
+    assert_eq!(markup, 0);
+    let link = page
+        .eval("document.querySelector('tr[data-task=\"join\"] .output a').textContent")
+        .await;
+    assert_eq!(link, "13 bytes");
     page.screenshot(&shots.join("job.png")).await;
 }
 

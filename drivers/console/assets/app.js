@@ -299,6 +299,18 @@
     return out;
   }
 
+  // A task's output: a preview of its text (never interpreted as markup) and the whole
+  // of it as a download; binary outputs only as the download.
+  function outputCell(jobId, t) {
+    if (!t.output) return '';
+    const o = t.output;
+    if (o.size === 0) return 'empty';
+    const link = el('a', { href: `/api/jobs/${jobId}/tasks/${t.id}/output`, download: '' },
+      `${o.size} bytes`);
+    if (o.text === null) return el('span', {}, 'binary, ', link);
+    return el('span', {}, el('code', { class: 'preview' }, o.text + (o.whole ? '' : '…')), ' ', link);
+  }
+
   function drawJob(view, d, refresh, note) {
     const job = d.job;
     document.title = `Job ${job.id}: ${job.name} · Keel`;
@@ -316,7 +328,8 @@
       el('td', {}, String(t.attempt)), el('td', {}, String(t.failures)), el('td', {}, String(t.losses)),
       el('td', {}, t.upstream.length ? `${t.needs} of ${t.upstream.join(', ')}` : '–'),
       el('td', {}, t.detail, t.until === null ? null : ` ${absolute(t.until)}`),
-      el('td', { class: 'error-text' }, t.error || '')));
+      el('td', { class: 'error-text' }, t.error || ''),
+      el('td', { class: 'output' }, outputCell(job.id, t))));
     const attemptRows = d.attempts.map((a) => el('tr', {},
       el('td', {}, a.key), el('td', {}, String(a.attempt)), el('td', {}, a.worker),
       el('td', {}, ago(a.started_at)),
@@ -328,7 +341,7 @@
       el('section', { 'aria-labelledby': 'h-graph' }, el('h2', { id: 'h-graph' }, 'Graph'), graph),
       el('section', { 'aria-labelledby': 'h-tasks' }, el('h2', { id: 'h-tasks' }, 'Tasks'),
         el('div', { class: 'scroll' }, table('tasks', `Showing ${d.tasks.length} of ${d.tasks_total} tasks`,
-          ['Task', 'Id', 'State', 'Attempt', 'Failures', 'Losses', 'Needs', 'Detail', 'Last error'], taskRows))),
+          ['Task', 'Id', 'State', 'Attempt', 'Failures', 'Losses', 'Needs', 'Detail', 'Last error', 'Output'], taskRows))),
       el('section', { 'aria-labelledby': 'h-attempts' }, el('h2', { id: 'h-attempts' }, 'Attempts'),
         el('div', { class: 'scroll', id: 'timeline' }, d.timeline_svg ? svgFrom(d.timeline_svg) : el('p', {}, 'No attempt has started yet.')),
         el('div', { class: 'scroll' }, table('attempts', `Showing the latest ${d.attempts.length} of ${d.attempts_total} attempts`,

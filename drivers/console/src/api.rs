@@ -2,6 +2,7 @@
 
 use crate::dag;
 use crate::error::ApiError;
+use crate::outputs;
 use crate::params::{self, JobFilter};
 use crate::router::App;
 use crate::timeline;
@@ -87,17 +88,28 @@ pub async fn job(
             let spec = (view.tasks.len() <= dag::MAX_DRAWN.max(MAX_TASK_ROWS))
                 .then(|| e.job_spec(id).ok())
                 .flatten();
-            Ok::<_, keel_engine::Rejection>((view, counts, spec))
+            let shown: Vec<_> = view
+                .tasks
+                .iter()
+                .take(MAX_TASK_ROWS)
+                .map(|t| t.id)
+                .collect();
+            let outputs = outputs::previews(e, &shown);
+            Ok::<_, keel_engine::Rejection>((view, counts, spec, outputs))
         })
         .await?;
-    let (view, counts, spec) = read.map_err(|r| ApiError::rejected(&r))?;
-    Ok(json(&detail(
+    let (view, counts, spec, mut outputs) = read.map_err(|r| ApiError::rejected(&r))?;
+    let mut detail = detail(
         view,
         &counts,
         spec.as_ref(),
         app.now(),
         app.options.authorize.is_some(),
-    )))
+    );
+    for row in &mut detail.tasks {
+        row.output = outputs.remove(&row.id);
+    }
+    Ok(json(&detail))
 }
 
 fn detail(

@@ -22,6 +22,7 @@ mod dag;
 mod error;
 mod headline;
 mod live;
+mod outputs;
 mod params;
 mod router;
 mod server;

@@ -3,7 +3,7 @@
 //! refused with a message naming the parameter, never guessed at.
 
 use crate::error::ApiError;
-use keel_engine::JobId;
+use keel_engine::{JobId, TaskId};
 use std::collections::BTreeMap;
 
 /// Longest value echoed back in an error message.
@@ -119,11 +119,20 @@ pub fn count(
 
 /// A job id as the path shows it: decimal digits, as `keel submit` prints them.
 pub fn job_id(raw: &str) -> Result<JobId, ApiError> {
+    number("job id", raw).map(JobId)
+}
+
+/// A task id as the path shows it: decimal digits.
+pub fn task_id(raw: &str) -> Result<TaskId, ApiError> {
+    number("task id", raw).map(TaskId)
+}
+
+fn number(what: &str, raw: &str) -> Result<u64, ApiError> {
     let valid = !raw.is_empty() && raw.len() <= 20 && raw.bytes().all(|b| b.is_ascii_digit());
     match raw.parse::<u64>() {
-        Ok(id) if valid => Ok(JobId(id)),
+        Ok(id) if valid => Ok(id),
         _ => Err(ApiError::bad_request(format!(
-            "job id: expected a number, got {}",
+            "{what}: expected a number, got {}",
             echo(raw)
         ))),
     }

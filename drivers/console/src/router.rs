@@ -4,7 +4,7 @@
 
 use crate::error::ApiError;
 use crate::live::Hub;
-use crate::{actions, api, live, params, ConsoleOptions};
+use crate::{actions, api, live, outputs, params, ConsoleOptions};
 use axum::body::Body;
 use axum::extract::{Path, Request};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
@@ -59,6 +59,7 @@ pub fn router(handle: Handle, options: ConsoleOptions) -> (Router, Arc<Hub>) {
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/api/jobs", get(api::jobs))
         .route("/api/jobs/{id}", get(api::job))
+        .route("/api/jobs/{id}/tasks/{task}/output", get(outputs::download))
         .route("/api/jobs/{id}/cancel", post(actions::cancel))
         .route("/api/jobs/{id}/retry", post(actions::retry))
         .route("/api/workers", get(api::workers))

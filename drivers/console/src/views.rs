@@ -2,6 +2,7 @@
 //! Builders that run inside [`keel_coordinator::Handle::read`] only copy what a page
 //! shows; drawing (SVG) happens afterwards, off the engine task.
 
+use crate::outputs::OutputPreview;
 use crate::params::{JobFilter, StateFilter};
 use keel_engine::{
     Engine, JobOutcome, JobStatus, TaskCounts, TaskStatus, TaskView, Time, WorkerView,
@@ -152,6 +153,8 @@ pub struct TaskRow {
     /// Upstream task keys and how many must succeed ("all", "any", "2 of 3").
     pub upstream: Vec<String>,
     pub needs: Option<String>,
+    /// Its output, once it has succeeded.
+    pub output: Option<OutputPreview>,
 }
 
 impl TaskRow {
@@ -193,6 +196,7 @@ impl TaskRow {
             error,
             upstream: Vec::new(),
             needs: None,
+            output: None,
         }
     }
 }
