@@ -21,6 +21,10 @@ pub struct SignalArgs {
     /// Defaults to a key unique to this invocation.
     #[arg(long, value_name = "K")]
     pub key: Option<String>,
+    /// Data for the resumed task: the text given, or with `@FILE` the bytes of FILE
+    /// (`@-`: stdin).
+    #[arg(long, value_name = "TEXT|@FILE")]
+    pub payload: Option<String>,
     #[command(flatten)]
     pub connect: ConnectArgs,
 }
@@ -34,6 +38,13 @@ pub fn run(args: &SignalArgs) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let key = args.key.clone().unwrap_or_else(fresh_key);
+    let payload = match args.payload.as_deref().map(read_payload).transpose() {
+        Ok(payload) => payload.unwrap_or_default(),
+        Err(e) => {
+            errln!("keel signal: {}", terminal_safe(&e));
+            return ExitCode::FAILURE;
+        }
+    };
     let result = runtime().block_on(async {
         let mut client = args.connect.client().await?;
         let view = client.describe_job(job).await.map_err(|e| e.to_string())?;
@@ -44,6 +55,7 @@ pub fn run(args: &SignalArgs) -> ExitCode {
             task,
             waitpoint: args.waitpoint.clone(),
             idempotency_key: key.clone(),
+            payload,
         };
         // A retry on another coordinator carries the same key, so it lands once.
         let answer = client
@@ -69,6 +81,20 @@ pub fn run(args: &SignalArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--payload`: the text itself, or `@FILE`'s bytes (`@-`: stdin).
+fn read_payload(arg: &str) -> Result<Vec<u8>, String> {
+    let Some(path) = arg.strip_prefix('@') else {
+        return Ok(arg.as_bytes().to_vec());
+    };
+    if path == "-" {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+            .map_err(|e| format!("--payload @-: reading stdin: {e}"))?;
+        return Ok(bytes);
+    }
+    std::fs::read(path).map_err(|e| format!("--payload @{path}: {e}"))
 }
 
 /// A task named by its key (preferred: that is what specs and people use) or its id.

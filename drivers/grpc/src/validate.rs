@@ -143,7 +143,7 @@ pub fn signal(r: proto::SignalTaskRequest, limits: &Limits) -> Result<Signal, St
             task,
             waitpoint: r.waitpoint,
             idempotency_key: r.idempotency_key,
-            payload: Payload::default(),
+            payload: Payload::from(r.payload),
         },
     })
 }
@@ -323,8 +323,14 @@ mod tests {
             task: 2,
             waitpoint: "approval".into(),
             idempotency_key: "k1".into(),
+            payload: b"yes".to_vec(),
         };
-        assert_eq!(signal(good.clone(), &limits).unwrap().task, TaskId(2));
+        let checked = signal(good.clone(), &limits).unwrap();
+        assert_eq!(checked.task, TaskId(2));
+        assert!(matches!(
+            checked.command,
+            ClientCommand::Signal { ref payload, .. } if payload.0[..] == b"yes"[..]
+        ));
         let cases = [
             (
                 proto::SignalTaskRequest {

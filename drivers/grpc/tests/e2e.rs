@@ -232,6 +232,7 @@ async fn a_suspended_task_resumes_on_a_signal_and_completes() {
         task,
         waitpoint: "approval".into(),
         idempotency_key: "approve-1".into(),
+        payload: b"approved by ops".to_vec(),
     };
     let sent = jobs.signal_task(signal.clone()).await.unwrap().into_inner();
     assert_eq!((sent.resumed, sent.duplicate), (true, false));

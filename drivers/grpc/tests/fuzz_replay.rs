@@ -201,6 +201,7 @@ fn well_formed_signals_pass_the_fuzz_checks() {
             task: rng.below(4),
             waitpoint: ["", "w", "a\nb"][rng.below(3) as usize].into(),
             idempotency_key: ["", "k", "k2"][rng.below(3) as usize].into(),
+            payload: vec![7; [0, 1, 100][rng.below(3) as usize]],
         };
         fuzz_check::check(&input(6, &request));
     }

@@ -325,6 +325,7 @@ async fn signals_are_checked_and_resume_the_task_with_a_new_grant() {
         task: fence.task,
         waitpoint: "approval".into(),
         idempotency_key: "k1".into(),
+        payload: b"approved".to_vec(),
     };
     let fails = [
         (
@@ -358,6 +359,14 @@ async fn signals_are_checked_and_resume_the_task_with_a_new_grant() {
             },
             Code::FailedPrecondition,
             "not_waiting: ",
+        ),
+        (
+            SignalTaskRequest {
+                payload: vec![0; (1 << 20) + 1],
+                ..signal.clone()
+            },
+            Code::ResourceExhausted,
+            "too_large: ",
         ),
     ];
     for (request, code, message) in fails {
