@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Mutation testing: cargo-mutants mutates one crate's code a piece at a time and runs
+# its tests; a mutant the tests do not catch ("missed") is a change in behaviour no test
+# would notice. Sharded so the work can be spread over runs or machines, resumable (a
+# finished shard is kept and skipped), and checked against a list of survivors known to
+# be equivalent to the original code.
+#
+#   scripts/mutants.sh                      every shard of keel-engine, one after another
+#   scripts/mutants.sh --shard 3/12         one shard (of twelve)
+#   scripts/mutants.sh --package keel-sim   the simulator (its checks and their tests)
+#   scripts/mutants.sh --summary            only report what finished shards found
+#   scripts/mutants.sh --again              run finished shards again
+#
+# Results go to mutants.out/<package>/shard-<k>-of-<n>/ (git-ignored). The summary gives
+# caught, missed, timeouts and unviable mutants and the kill rate, caught / (caught +
+# missed + timeouts). A missed mutant that is not in <crate>/mutants-survivors.txt
+# (lines "<file>: <mutation>", '#' comments; line numbers left out so the list survives
+# edits) fails the run: either add a test that catches it, or list it with the reason it
+# changes nothing. cargo-mutants is installed into .tools/ when missing.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+package=keel-engine
+shards=12
+only=""
+again=0
+summary_only=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --package) package="$2"; shift 2 ;;
+        --shard) only="$2"; shift 2 ;;
+        --shards) shards="$2"; shift 2 ;;
+        --again) again=1; shift ;;
+        --summary) summary_only=1; shift ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        *) echo "mutants.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+case "$package" in
+    keel-engine) crate_dir=engine ;;
+    keel-sim) crate_dir=sim ;;
+    *) echo "mutants.sh: --package must be keel-engine or keel-sim" >&2; exit 2 ;;
+esac
+
+tool=.tools/cargo-mutants/bin/cargo-mutants
+if [ "$summary_only" -eq 0 ] && [ ! -x "$tool" ]; then
+    echo "installing cargo-mutants into .tools/cargo-mutants" >&2
+    cargo install --locked cargo-mutants --root .tools/cargo-mutants >&2
+fi
+
+out_root="mutants.out/$package"
+mkdir -p "$out_root"
+
+run_shard() {
+    local k="$1" n="$2"
+    local dir="$out_root/shard-$k-of-$n"
+    if [ -f "$dir/mutants.out/outcomes.json" ] && [ "$again" -eq 0 ]; then
+        echo "shard $k/$n: done before, kept ($dir)" >&2
+        return 0
+    fi
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    echo "shard $k/$n of $package" >&2
+    # Status 2 (mutants missed) and 3 (timeouts) are reported below, not errors here.
+    local status=0
+    "$tool" mutants --package "$package" --shard "$k/$n" --output "$dir" \
+        --timeout-multiplier 3 >&2 || status=$?
+    case "$status" in
+        0 | 2 | 3) ;;
+        *) echo "shard $k/$n: cargo-mutants failed with status $status" >&2; return "$status" ;;
+    esac
+}
+
+if [ "$summary_only" -eq 0 ]; then
+    if [ -n "$only" ]; then
+        run_shard "${only%/*}" "${only#*/}"
+    else
+        for ((k = 0; k < shards; k++)); do
+            run_shard "$k" "$shards"
+        done
+    fi
+fi
+
+count() { cat "$out_root"/shard-*/mutants.out/"$1" 2>/dev/null | grep -c . || true; }
+caught=$(count caught.txt)
+missed=$(count missed.txt)
+timeout=$(count timeout.txt)
+unviable=$(count unviable.txt)
+viable=$((caught + missed + timeout))
+if [ "$viable" -eq 0 ]; then
+    echo "no finished shard under $out_root" >&2
+    exit 1
+fi
+echo "$package: $caught caught, $missed missed, $timeout timeouts, $unviable unviable; kill rate $((100 * caught / viable))% of $viable viable ($(ls -d "$out_root"/shard-* | wc -l) shards)"
+
+survivors="$crate_dir/mutants-survivors.txt"
+unlisted=$(cat "$out_root"/shard-*/mutants.out/missed.txt 2>/dev/null \
+    | sed -E 's/^([^:]+):[0-9]+:[0-9]+: /\1: /' \
+    | sort -u \
+    | while IFS= read -r line; do
+        grep -qxF "$line" <(grep -v '^#' "$survivors" 2>/dev/null | sed 's/ *#.*$//') || echo "$line"
+    done)
+if [ -n "$unlisted" ]; then
+    echo "missed mutants not listed in $survivors:"
+    echo "$unlisted" | sed 's/^/  /'
+    exit 1
+fi
+echo "every missed mutant is listed in $survivors"
