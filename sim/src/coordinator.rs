@@ -1,18 +1,22 @@
-//! The simulated coordinator: the real engine behind a durable log with group commit.
-//! Inputs are applied at once but their replies and effects wait in an outbox until
-//! the batch that holds them is durable, as the production coordinator does. While one
-//! append is under way (a slow fsync) the engine keeps applying the next batch.
+//! The simulated coordinator: the real engine behind the production commit pipeline
+//! ([`keel_protocol::commit`]). The pipeline decides what to apply, append, release
+//! and refuse; this carries it out against the simulated storage ([`Durable`]) with
+//! appends that take virtual time: the group commit interval, plus any slow fsync.
+//! Replies and effects leave only once the append that holds their input completed.
 //!
-//! When the run can crash the coordinator or fault its storage, the coordinator is
-//! durable: every batch is appended to the simulated [`Storage`], and a shadow engine
-//! applies exactly the inputs whose append completed. Recovery restores the snapshot
-//! and replays the log, and must rebuild the shadow's state, digest for digest; the
-//! digests are only computed then, so a commit costs no more than the inputs it holds.
+//! When the run cannot crash the coordinator or fault its storage, appends still take
+//! their time but write nothing, and no shadow is kept.
 
 use crate::check::{Check, CheckFailure};
+use crate::durable::{failure, Durable};
 use crate::rng::SimRng;
-use crate::storage::{Append, ArmedFault, Corruption, Entry, Recovered, Storage};
+use crate::storage::{Append, ArmedFault, Corruption, Entry};
 use keel_engine::{Config, Engine, Input, Outputs, Time};
+use keel_protocol::commit::Request;
+use keel_protocol::commit::{
+    Action, AppendResult, Apply, Batch, Fault, Outcome, Pipeline, Reply, Settings,
+};
+use std::convert::Infallible;
 
 /// Who sent an input, so its reply can be routed back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,40 +26,39 @@ pub enum Origin {
     Timer,
 }
 
-/// An applied input and what it produced, waiting to be released.
+/// An applied input and what it produced, released once durable.
 #[derive(Clone, Debug)]
 pub struct Record {
     pub at: Time,
     pub origin: Origin,
     pub input: Input,
     pub outputs: Outputs,
-    /// The input's log position: inputs are numbered from 1 in the order applied.
+    /// The log position its outputs wait for: inputs are numbered from 1 in the order
+    /// logged (a heartbeat answered without an entry waits for the one before it).
     pub position: u64,
 }
+
+/// Who waits for a request: its sender, and the input for the checker and the trace.
+pub struct Waiter {
+    origin: Origin,
+    input: Input,
+}
+
+type SimBatch = Batch<Waiter, Infallible, Option<Entry>>;
 
 /// Something to do to every engine this coordinator builds, including recovered
 /// ones and the shadow (used to switch on deliberate defects in tests).
 pub type EngineHook = fn(&mut Engine);
 
-/// Without a snapshot, the log grows to at least this many bytes before one is taken.
-const MIN_LOG_BYTES: usize = 64 * 1024;
-
-/// A snapshot is taken once the log holds this many times the last snapshot's bytes:
-/// snapshots then cost a fixed share of what the log costs, and a recovery replays at
-/// most this many snapshots' worth of log.
-const LOG_PER_SNAPSHOT: usize = 4;
-
-/// What a group commit did.
+/// What the coordinator did that the world must know about.
 #[derive(Debug)]
 pub enum Commit {
     /// These records are durable; release them.
     Released(Vec<Record>),
     /// An append is under way and completes at this time (`complete_append`).
     InFlight { done_at: Time, append: u64 },
-    /// Nothing to do now: the coordinator is down, idle, or already appending.
-    Idle,
-    /// The append failed or tore: the batch is refused, nothing of it is released, and
-    /// the coordinator has stopped.
+    /// An append failed or tore: nothing of it is released. The coordinator rebuilds
+    /// its engine from the log, or (after a tear) has crashed, once `restore` is called.
     Stopped(String),
 }
 
@@ -67,83 +70,98 @@ pub enum Recovery {
     Refused(Corruption),
 }
 
-/// The durable half: storage, the shadow, and the batch being appended.
-struct Durable {
-    storage: Storage,
-    /// The state of exactly the inputs whose append completed.
-    shadow: Engine,
-    shadow_position: u64,
-    /// Applied inputs not yet handed to storage.
-    pending: Vec<Entry>,
-    in_flight: Option<Batch>,
-    appends: u64,
-}
-
-/// A batch whose append is under way.
-struct Batch {
-    id: u64,
-    entries: Vec<Entry>,
-    records: Vec<Record>,
-}
-
 pub struct Coordinator {
     pub engine: Engine,
     pub up: bool,
+    pipeline: Pipeline<Waiter, Infallible, Option<Entry>>,
+    settings: Settings,
+    /// The append under way, handed back to the pipeline when it completes.
+    in_flight: Option<SimBatch>,
+    /// Waiting for a rebuild from the log after a failed append.
+    rebuilding: bool,
     durable: Option<Durable>,
-    outbox: Vec<Record>,
+    /// How long an append takes before its fsync.
+    append_ms: u64,
     hook: Option<EngineHook>,
     /// Check the engine's own invariants after every this-many applies (1 = always,
     /// 0 = only when the run ends).
     check_every: u32,
     applies: u64,
-    /// Log position of the last applied input.
-    position: u64,
     /// Log position of the last input whose outputs were released.
     acknowledged: u64,
     pub recoveries: u32,
 }
 
-fn inputs(n: usize) -> String {
+fn inputs(n: u64) -> String {
     match n {
         1 => "1 input".into(),
         n => format!("{n} inputs"),
     }
 }
 
-fn build(engine: &mut Engine, hook: Option<EngineHook>) {
-    if let Some(hook) = hook {
-        hook(engine);
+/// Runs inputs through the engine for the pipeline, keeping their entries when the
+/// log is durable, and checking the engine's invariants every `check_every` applies.
+struct Applier<'a> {
+    engine: &'a mut Engine,
+    now: Time,
+    durable: bool,
+    check_every: u32,
+    applies: &'a mut u64,
+    broken: Option<CheckFailure>,
+}
+
+impl Apply for Applier<'_> {
+    type Entry = Option<Entry>;
+
+    fn now(&self) -> Time {
+        self.now.max(self.engine.now())
+    }
+
+    fn apply(&mut self, now: Time, _offset: u64, input: Input) -> Outcome<Option<Entry>> {
+        let entry = self.durable.then(|| (now, input.clone()));
+        let outputs = self.engine.apply(now, input);
+        *self.applies += 1;
+        let every = u64::from(self.check_every);
+        if every > 0 && self.applies.is_multiple_of(every) && self.broken.is_none() {
+            if let Err(v) = self.engine.check_invariants() {
+                self.broken = Some(failure(now, Check::EngineInvariant, v.to_string()));
+            }
+        }
+        Outcome::Applied(outputs, entry)
     }
 }
 
 impl Coordinator {
     /// `durable`: keep a log, snapshots and the shadow, for runs that crash the
-    /// coordinator or fault its storage.
+    /// coordinator or fault its storage. `append_ms`: how long an append takes.
     pub fn new(
         config: Config,
         durable: bool,
         hook: Option<EngineHook>,
         check_every: u32,
+        append_ms: u64,
     ) -> Coordinator {
+        let settings = Settings {
+            max_batch: MAX_BATCH,
+            liveness_timeout_ms: config.liveness_timeout_ms,
+        };
         let mut engine = Engine::new(config);
-        build(&mut engine, hook);
-        let durable = durable.then(|| Durable {
-            storage: Storage::new(&engine.snapshot()),
-            shadow: engine.clone(),
-            shadow_position: 0,
-            pending: Vec::new(),
-            in_flight: None,
-            appends: 0,
-        });
+        if let Some(hook) = hook {
+            hook(&mut engine);
+        }
+        let durable = durable.then(|| Durable::new(&engine));
         Coordinator {
             engine,
             up: true,
+            pipeline: Pipeline::new(settings, 0),
+            settings,
+            in_flight: None,
+            rebuilding: false,
             durable,
-            outbox: Vec::new(),
+            append_ms,
             hook,
             check_every,
             applies: 0,
-            position: 0,
             acknowledged: 0,
             recoveries: 0,
         }
@@ -151,173 +169,194 @@ impl Coordinator {
 
     /// The engine's own invariant check, now.
     pub fn check(&self, now: Time) -> Result<(), CheckFailure> {
-        self.engine.check_invariants().map_err(|v| CheckFailure {
-            at: now,
-            check: Check::EngineInvariant,
-            detail: v.to_string(),
-        })
+        self.engine
+            .check_invariants()
+            .map_err(|v| failure(now, Check::EngineInvariant, v.to_string()))
     }
 
-    /// Outputs wait for a commit and none is under way.
-    pub fn wants_commit(&self) -> bool {
-        !self.outbox.is_empty()
-            && self
-                .durable
-                .as_ref()
-                .is_none_or(|durable| durable.in_flight.is_none())
+    /// When the coordinator's timer must next fire: not while it is down or rebuilding,
+    /// nor while a tick or requests already wait in the pipeline (it applies them as
+    /// soon as it takes more, and the timer is asked again after).
+    pub fn next_wakeup(&self) -> Option<Time> {
+        if !self.up || self.rebuilding || self.pipeline.has_work() {
+            return None;
+        }
+        self.engine.next_wakeup()
     }
 
     /// Log position up to which inputs are durable: outputs beyond it must not leave.
     pub fn durable_position(&self) -> u64 {
-        match &self.durable {
-            Some(durable) => durable.shadow_position,
-            None => self.position,
-        }
+        self.pipeline.durable_end()
     }
 
-    /// Applies an input at `now`, first firing any timers that are due so that the
-    /// input's own outputs are not mixed with theirs.
-    pub fn deliver(&mut self, now: Time, input: Input, origin: Origin) -> Result<(), CheckFailure> {
+    /// An input arrives at `now`. A timer that is due fires first, as the production
+    /// coordinator's would have, so the input's outputs are not mixed with its.
+    pub fn deliver(
+        &mut self,
+        now: Time,
+        input: Input,
+        origin: Origin,
+        rng: &mut SimRng,
+    ) -> Result<Vec<Commit>, CheckFailure> {
         if !self.up {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        self.tick(now)?;
-        self.step(now, input, origin)
+        if self.engine.next_wakeup().is_some_and(|w| w <= now) {
+            self.pipeline.tick();
+        }
+        let waiter = Waiter {
+            origin,
+            input: input.clone(),
+        };
+        self.pipeline.push(Request::Input { input, waiter });
+        self.drive(now, rng)
     }
 
     /// Fires due timers, if any.
-    pub fn tick(&mut self, now: Time) -> Result<(), CheckFailure> {
-        if self.up && self.engine.next_wakeup().is_some_and(|w| w <= now) {
-            self.step(now, Input::Tick, Origin::Timer)?;
+    pub fn tick(&mut self, now: Time, rng: &mut SimRng) -> Result<Vec<Commit>, CheckFailure> {
+        if !self.up || self.engine.next_wakeup().is_none_or(|w| w > now) {
+            return Ok(Vec::new());
         }
-        Ok(())
-    }
-
-    fn step(&mut self, now: Time, input: Input, origin: Origin) -> Result<(), CheckFailure> {
-        let outputs = self.engine.apply(now, input.clone());
-        self.position += 1;
-        if let Some(durable) = &mut self.durable {
-            durable.pending.push((now, input.clone()));
-        }
-        let quiet = matches!(input, Input::Tick) && outputs.effects.is_empty();
-        if !quiet {
-            self.outbox.push(Record {
-                at: now,
-                origin,
-                input,
-                outputs,
-                position: self.position,
-            });
-        }
-        self.applies += 1;
-        if self.check_every > 0 && self.applies.is_multiple_of(self.check_every as u64) {
-            self.check(now)?;
-        }
-        Ok(())
-    }
-
-    /// Group commit: appends everything applied since the last commit. Without
-    /// durability, or with a fast fsync, the batch is durable at once.
-    pub fn commit(&mut self, now: Time, rng: &mut SimRng) -> Commit {
-        if !self.up {
-            return Commit::Idle;
-        }
-        let Some(durable) = &mut self.durable else {
-            let records = std::mem::take(&mut self.outbox);
-            return Commit::Released(self.release(records));
-        };
-        if durable.in_flight.is_some() || (durable.pending.is_empty() && self.outbox.is_empty()) {
-            return Commit::Idle;
-        }
-        let first = durable.shadow_position + 1;
-        let entries = std::mem::take(&mut durable.pending);
-        let count = entries.len();
-        match durable.storage.append(first, &entries, rng) {
-            Append::Written => {}
-            Append::Failed => {
-                self.stop();
-                return Commit::Stopped(format!(
-                    "append of {} failed: batch refused, nothing released; coordinator stops",
-                    inputs(count)
-                ));
-            }
-            Append::Torn { kept, len } => {
-                self.stop();
-                return Commit::Stopped(format!(
-                    "crash mid-append: {kept} of {len} bytes of a batch of {} reached the disk",
-                    inputs(count)
-                ));
-            }
-        }
-        durable.appends += 1;
-        let batch = Batch {
-            id: durable.appends,
-            entries,
-            records: std::mem::take(&mut self.outbox),
-        };
-        if durable.storage.fsync_ms == 0 {
-            return Commit::Released(self.durable_batch(batch));
-        }
-        let done_at = now.saturating_add(durable.storage.fsync_ms);
-        let append = batch.id;
-        durable.in_flight = Some(batch);
-        Commit::InFlight { done_at, append }
+        self.pipeline.tick();
+        self.drive(now, rng)
     }
 
     /// The append `append` completed: its records are durable. Stale completions (of an
-    /// append a crash cut short) are ignored.
-    pub fn complete_append(&mut self, append: u64) -> Vec<Record> {
-        let Some(durable) = &mut self.durable else {
-            return Vec::new();
-        };
-        match durable.in_flight.take() {
-            Some(batch) if batch.id == append && self.up => self.durable_batch(batch),
+    /// append a crash cut short, or one healing already completed) are ignored.
+    pub fn complete_append(
+        &mut self,
+        now: Time,
+        append: u64,
+        rng: &mut SimRng,
+    ) -> Result<Vec<Commit>, CheckFailure> {
+        match self.in_flight.take() {
+            Some(batch) if batch.id() == append && self.up => {
+                if let Some(durable) = &mut self.durable {
+                    durable.synced();
+                }
+                self.pipeline.append_done(batch, AppendResult::Durable);
+                self.drive(now, rng)
+            }
             other => {
-                durable.in_flight = other;
-                Vec::new()
+                self.in_flight = other;
+                Ok(Vec::new())
             }
         }
     }
 
-    /// A batch reached the disk: the shadow applies it, a snapshot is due once the log
-    /// outweighs the last one `LOG_PER_SNAPSHOT` times, and the records may leave.
-    fn durable_batch(&mut self, batch: Batch) -> Vec<Record> {
+    /// Applies what the pipeline takes and carries out what it decides.
+    fn drive(&mut self, now: Time, rng: &mut SimRng) -> Result<Vec<Commit>, CheckFailure> {
+        let mut applier = Applier {
+            engine: &mut self.engine,
+            now,
+            durable: self.durable.is_some(),
+            check_every: self.check_every,
+            applies: &mut self.applies,
+            broken: None,
+        };
+        self.pipeline.apply(&mut applier);
+        if let Some(broken) = applier.broken {
+            return Err(broken);
+        }
+        let mut commits = Vec::new();
+        let mut refused = 0;
+        while let Some(action) = self.pipeline.next_action() {
+            if !self.up {
+                // Crashed mid-append: the rest of what the pipeline decided died with it.
+                break;
+            }
+            match action {
+                Action::Append(batch) => {
+                    if let Some(commit) = self.append(now, batch, rng) {
+                        commits.push(commit);
+                    }
+                }
+                Action::Release(released) => {
+                    let records = self.release(released.replies);
+                    commits.push(Commit::Released(records));
+                }
+                Action::Refuse(r) => refused += r.waiters.len(),
+                Action::Rebuild(_) => self.rebuilding = true,
+                // The simulated engine does not panic: a panic fails the run.
+                Action::Panicked(_) => {}
+            }
+        }
+        if let Some(Commit::Stopped(what)) = commits.last_mut() {
+            if refused > 0 {
+                let requests = if refused == 1 { "request" } else { "requests" };
+                what.push_str(&format!("; {refused} more {requests} refused"));
+            }
+        }
+        Ok(commits)
+    }
+
+    /// Starts appending a batch. A failed append is handed straight back to the
+    /// pipeline, which refuses it; a torn one crashes the process.
+    fn append(&mut self, now: Time, mut batch: SimBatch, rng: &mut SimRng) -> Option<Commit> {
+        let count = batch.len();
         if let Some(durable) = &mut self.durable {
-            durable.storage.sync();
-            for (at, input) in batch.entries {
-                durable.shadow.apply(at, input);
-                durable.shadow_position += 1;
-            }
-            let storage = &durable.storage;
-            let due = (LOG_PER_SNAPSHOT * storage.snapshot_bytes()).max(MIN_LOG_BYTES);
-            if storage.log_bytes() >= due {
-                let snapshot = durable.shadow.snapshot();
-                durable
-                    .storage
-                    .install_snapshot(durable.shadow_position, &snapshot);
+            let entries: Vec<Entry> = batch.take_entries().into_iter().flatten().collect();
+            match durable.storage.append(batch.first() + 1, &entries, rng) {
+                Append::Written => durable.in_flight = entries,
+                Append::Failed => {
+                    let result = AppendResult::Failed(Fault::Failed);
+                    self.pipeline.append_done(batch, result);
+                    return Some(Commit::Stopped(format!(
+                        "append of {} failed: batch refused, nothing released; rebuilding from the log",
+                        inputs(count)
+                    )));
+                }
+                Append::Torn { kept, len } => {
+                    self.crash();
+                    return Some(Commit::Stopped(format!(
+                        "crash mid-append: {kept} of {len} bytes of a batch of {} reached the disk",
+                        inputs(count)
+                    )));
+                }
             }
         }
-        self.release(batch.records)
+        let fsync_ms = self.durable.as_ref().map_or(0, |d| d.storage.fsync_ms);
+        let done_at = now.saturating_add(self.append_ms).saturating_add(fsync_ms);
+        let append = batch.id();
+        self.in_flight = Some(batch);
+        Some(Commit::InFlight { done_at, append })
     }
 
-    fn release(&mut self, records: Vec<Record>) -> Vec<Record> {
-        if let Some(last) = records.last() {
-            self.acknowledged = self.acknowledged.max(last.position);
+    /// The records of a durable batch (a tick that did nothing has none).
+    fn release(&mut self, replies: Vec<Reply<Waiter>>) -> Vec<Record> {
+        let mut records = Vec::with_capacity(replies.len());
+        for reply in replies {
+            let (origin, input, applied) = match reply {
+                Reply::One(waiter, applied) => (waiter.origin, waiter.input, applied),
+                Reply::Tick(applied) => (Origin::Timer, Input::Tick, applied),
+                // The simulator sends no groups.
+                Reply::Group(..) => continue,
+            };
+            let Some(outputs) = applied.outputs else {
+                continue;
+            };
+            if applied.tick && outputs.effects.is_empty() {
+                continue;
+            }
+            self.acknowledged = self.acknowledged.max(applied.position);
+            records.push(Record {
+                at: applied.at,
+                origin,
+                input,
+                outputs,
+                position: applied.position,
+            });
         }
         records
     }
 
     /// The process dies: what was not yet durable, and every unreleased output, is gone.
     pub fn crash(&mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
         self.up = false;
-        self.outbox.clear();
+        self.in_flight = None;
+        self.rebuilding = false;
         if let Some(durable) = &mut self.durable {
-            durable.pending.clear();
-            durable.in_flight = None;
+            durable.in_flight.clear();
             durable.storage.crash();
         }
     }
@@ -349,12 +388,19 @@ impl Coordinator {
     pub fn heal_storage(&mut self) -> Option<u64> {
         let durable = self.durable.as_mut()?;
         durable.storage.heal();
-        durable.in_flight.as_ref().map(|batch| batch.id)
+        self.in_flight.as_ref().map(|batch| batch.id())
     }
 
-    /// Restores the snapshot and replays the log. The result must be the shadow's state
-    /// (every durable input, nothing else), or recovery must refuse a corrupt log.
-    pub fn recover(&mut self, now: Time) -> Result<Recovery, CheckFailure> {
+    /// Whether the coordinator waits for `restore`: it crashed, or it must rebuild its
+    /// engine from the log after a failed append.
+    pub fn needs_restore(&self) -> bool {
+        !self.up || self.rebuilding
+    }
+
+    /// Restores the snapshot and replays the log, after a crash or a failed append. The
+    /// result must be the shadow's state (every durable input, nothing else), or
+    /// recovery must refuse a corrupt log.
+    pub fn restore(&mut self, now: Time) -> Result<Recovery, CheckFailure> {
         let (hook, acknowledged) = (self.hook, self.acknowledged);
         let Some(durable) = &mut self.durable else {
             // Without durability nothing was ever lost: the engine carries on.
@@ -370,208 +416,20 @@ impl Coordinator {
         let engine = durable.replay(now, read, hook)?;
         durable.storage.drop_torn_tail(torn_bytes);
         self.engine = engine;
-        self.position = position;
+        if self.up {
+            self.pipeline.rebuilt(position);
+        } else {
+            self.pipeline = Pipeline::new(self.settings, position);
+        }
         self.up = true;
+        self.rebuilding = false;
         self.recoveries += 1;
         Ok(Recovery::Recovered { torn_bytes })
     }
 }
 
-fn failure(at: Time, check: Check, detail: String) -> CheckFailure {
-    CheckFailure { at, check, detail }
-}
-
-impl Durable {
-    /// Reads the disk back. A corrupt log must be refused (`Ok(Err)`), an intact one
-    /// must not be; either mistake fails a check.
-    fn read(&self, now: Time) -> Result<Result<Recovered, Corruption>, CheckFailure> {
-        let corrupted = self.storage.corrupted();
-        match self.storage.recover() {
-            Ok(read) if corrupted => Err(failure(
-                now,
-                Check::CorruptionUndetected,
-                format!(
-                    "recovered {} inputs from a log with a flipped byte",
-                    read.position()
-                ),
-            )),
-            Ok(read) => Ok(Ok(read)),
-            Err(c) if corrupted => Ok(Err(c)),
-            Err(c) => Err(failure(now, Check::RecoveryRefused, c.to_string())),
-        }
-    }
-
-    /// The log recovered must end exactly where the durable inputs end: not before the
-    /// last input whose outputs left, and not after the last append that completed.
-    fn check_position(
-        &self,
-        now: Time,
-        position: u64,
-        acknowledged: u64,
-    ) -> Result<(), CheckFailure> {
-        if position < acknowledged {
-            let detail = format!(
-                "recovered inputs up to {position}, but outputs up to {acknowledged} were released"
-            );
-            return Err(failure(now, Check::LostAcknowledgedInput, detail));
-        }
-        if position > self.shadow_position {
-            let detail = format!(
-                "recovered inputs up to {position}, but only {} were durably appended",
-                self.shadow_position
-            );
-            return Err(failure(now, Check::InventedInput, detail));
-        }
-        Ok(())
-    }
-
-    /// Restores the snapshot and replays the entries; the result must be the shadow's
-    /// state and consistent.
-    fn replay(
-        &self,
-        now: Time,
-        read: Recovered,
-        hook: Option<EngineHook>,
-    ) -> Result<Engine, CheckFailure> {
-        let broken = |detail: String| failure(now, Check::RecoveryDigest, detail);
-        let mut engine = Engine::restore(&read.snapshot)
-            .map_err(|e| broken(format!("snapshot does not restore: {e}")))?;
-        build(&mut engine, hook);
-        for (at, input) in read.entries {
-            engine.apply(at, input);
-        }
-        let (got, want) = (engine.digest(), self.shadow.digest());
-        if got != want {
-            return Err(broken(format!(
-                "replayed state {got} differs from the durable state {want}"
-            )));
-        }
-        engine
-            .check_invariants()
-            .map_err(|v| broken(format!("recovered state breaks an invariant: {v}")))?;
-        Ok(engine)
-    }
-}
+/// The production coordinator's default batch limit.
+const MAX_BATCH: usize = 1024;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rng::Stream;
-    use keel_engine::{ClientCommand, JobSpec, TaskSpec};
-
-    fn submit(name: &str) -> Input {
-        let spec = JobSpec::new(name, vec![TaskSpec::new("a")]);
-        Input::Client(ClientCommand::SubmitJob(spec))
-    }
-
-    /// A durable coordinator that has committed two batches of one job each.
-    fn committed() -> (Coordinator, SimRng) {
-        let mut c = Coordinator::new(Config::default(), true, None, 1);
-        let mut rng = SimRng::new(5, Stream::Run);
-        for (at, name) in [(1, "a"), (2, "b")] {
-            c.deliver(at, submit(name), Origin::Client { req: at })
-                .unwrap();
-            let Commit::Released(records) = c.commit(at, &mut rng) else {
-                panic!("a fast append releases at once")
-            };
-            assert_eq!(records.len(), 1);
-        }
-        (c, rng)
-    }
-
-    fn recovered(c: &mut Coordinator) -> Result<Recovery, CheckFailure> {
-        c.crash();
-        c.recover(10)
-    }
-
-    #[test]
-    fn recovery_rebuilds_exactly_the_durable_inputs() {
-        let (mut c, _) = committed();
-        // Applied but never committed: lost in the crash, as it was never acknowledged.
-        c.deliver(3, submit("c"), Origin::Client { req: 3 })
-            .unwrap();
-        assert!(matches!(
-            recovered(&mut c),
-            Ok(Recovery::Recovered { torn_bytes: 0 })
-        ));
-        assert!(c.engine.job_by_name("b").is_some());
-        assert!(c.engine.job_by_name("c").is_none());
-    }
-
-    #[test]
-    fn a_recovery_that_loses_an_acknowledged_batch_is_caught() {
-        let (mut c, _) = committed();
-        c.durable.as_mut().unwrap().storage.drop_last_frame();
-        let f = recovered(&mut c).err().expect("caught");
-        assert_eq!(f.check, Check::LostAcknowledgedInput, "{f}");
-    }
-
-    #[test]
-    fn a_recovery_that_invents_an_input_is_caught() {
-        let (mut c, mut rng) = committed();
-        let d = c.durable.as_mut().unwrap();
-        d.storage.append(3, &[(3, submit("ghost"))], &mut rng);
-        d.storage.sync();
-        let f = recovered(&mut c).err().expect("caught");
-        assert_eq!(f.check, Check::InventedInput, "{f}");
-    }
-
-    #[test]
-    fn a_failed_append_releases_nothing_and_recovery_starts_before_it() {
-        let (mut c, mut rng) = committed();
-        assert!(c.arm(ArmedFault::Fail));
-        c.deliver(3, submit("c"), Origin::Client { req: 3 })
-            .unwrap();
-        assert!(matches!(c.commit(3, &mut rng), Commit::Stopped(_)));
-        assert!(!c.up);
-        assert!(matches!(c.recover(9), Ok(Recovery::Recovered { .. })));
-        assert!(c.engine.job_by_name("c").is_none());
-        assert!(c.engine.job_by_name("b").is_some());
-    }
-
-    #[test]
-    fn a_torn_append_is_dropped_by_recovery() {
-        let (mut c, mut rng) = committed();
-        c.arm(ArmedFault::Tear);
-        c.deliver(3, submit("c"), Origin::Client { req: 3 })
-            .unwrap();
-        assert!(matches!(c.commit(3, &mut rng), Commit::Stopped(_)));
-        let r = c.recover(9);
-        assert!(
-            matches!(r, Ok(Recovery::Recovered { .. })),
-            "torn bytes are a tail"
-        );
-        assert!(c.engine.job_by_name("c").is_none());
-    }
-
-    #[test]
-    fn a_corrupt_log_is_refused_and_an_intact_one_is_not() {
-        let (mut c, mut rng) = committed();
-        assert!(c.corrupt(&mut rng).is_some());
-        assert!(matches!(recovered(&mut c), Ok(Recovery::Refused(_))));
-    }
-
-    #[test]
-    fn a_slow_append_releases_only_when_it_completes_and_a_crash_loses_it() {
-        let (mut c, mut rng) = committed();
-        c.set_fsync_ms(50);
-        c.deliver(3, submit("c"), Origin::Client { req: 3 })
-            .unwrap();
-        let Commit::InFlight { done_at, append } = c.commit(3, &mut rng) else {
-            panic!("a slow append is in flight")
-        };
-        assert_eq!(done_at, 53);
-        assert!(!c.wants_commit(), "one append at a time");
-        c.deliver(4, submit("d"), Origin::Client { req: 4 })
-            .unwrap();
-        assert_eq!(c.durable_position(), 2);
-        let released = c.complete_append(append);
-        assert_eq!(released.len(), 1);
-        assert_eq!(c.durable_position(), 3);
-        // The next batch goes out and the process dies before its fsync completes.
-        assert!(matches!(c.commit(53, &mut rng), Commit::InFlight { .. }));
-        assert!(matches!(recovered(&mut c), Ok(Recovery::Recovered { .. })));
-        assert!(c.engine.job_by_name("c").is_some());
-        assert!(c.engine.job_by_name("d").is_none());
-    }
-}
+mod tests;

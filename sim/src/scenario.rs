@@ -234,7 +234,8 @@ pub enum FaultKind {
     /// The client cancels `job`.
     CancelJob,
     /// The coordinator's next append fails: the batch is refused (its outputs never
-    /// leave), the coordinator stops and recovers after `for_ms`.
+    /// leave), requests are refused for `for_ms` while the log cannot be read, then the
+    /// engine is rebuilt from the log.
     FailAppend,
     /// The coordinator crashes during its next append, leaving part of the batch on
     /// disk; it recovers after `for_ms` and must drop the torn batch.

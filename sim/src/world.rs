@@ -26,10 +26,10 @@ pub(crate) enum Event {
     ToWorker(usize, WorkerEvent),
     ToClient(u64, Result<Accepted, Rejection>),
     CoordinatorTick,
-    CoordinatorCommit,
     /// Append number `.0` completed.
     AppendDone(u64),
-    /// The coordinator, stopped by a storage fault, starts again.
+    /// The coordinator, stopped by a storage fault, starts again (or rebuilds its
+    /// engine from the log after a failed append).
     CoordinatorRestart,
     FaultStart(usize),
     FaultEnd(usize),
@@ -51,7 +51,6 @@ pub(crate) struct World<'a> {
     coordinator: Coordinator,
     /// When the coordinator's next tick is queued, if it is.
     tick_at: Option<Time>,
-    commit_pending: bool,
     /// How long a coordinator stopped by an armed storage fault stays down.
     storage_downtime_ms: u64,
     pub checker: Checker,
@@ -96,9 +95,14 @@ impl<'a> World<'a> {
             rng: SimRng::new(opts.seed, Stream::Run),
             network: Network::new(scenario.network.clone(), scenario.workers.len()),
             checker,
-            coordinator: Coordinator::new(config, durable, opts.hook, opts.check_every),
+            coordinator: Coordinator::new(
+                config,
+                durable,
+                opts.hook,
+                opts.check_every,
+                scenario.network.sync_interval_ms,
+            ),
             tick_at: None,
-            commit_pending: false,
             storage_downtime_ms: 0,
             trace: Trace::new(opts.record),
             client: Client::new(scenario.jobs.iter().map(setup::job_spec).collect()),
@@ -173,26 +177,23 @@ impl<'a> World<'a> {
     fn handle(&mut self, event: Event) {
         match event {
             Event::ToCoordinator(input, origin) => {
-                let r = self.coordinator.deliver(self.now, input, origin);
+                let r = self
+                    .coordinator
+                    .deliver(self.now, input, origin, &mut self.rng);
                 self.after_coordinator(r);
             }
             Event::CoordinatorTick => {
                 if self.tick_at == Some(self.now) {
                     self.tick_at = None;
-                    let r = self.coordinator.tick(self.now);
+                    let r = self.coordinator.tick(self.now, &mut self.rng);
                     self.after_coordinator(r);
                 }
             }
-            Event::CoordinatorCommit => {
-                self.commit_pending = false;
-                self.commit();
-            }
             Event::AppendDone(append) => {
-                let records = self.coordinator.complete_append(append);
-                self.release(records);
-                if self.coordinator.wants_commit() {
-                    self.commit();
-                }
+                let r = self
+                    .coordinator
+                    .complete_append(self.now, append, &mut self.rng);
+                self.after_coordinator(r);
             }
             Event::CoordinatorRestart => self.recover_coordinator(),
             Event::ToWorker(idx, event) => self.at_worker(idx, event),
@@ -226,34 +227,31 @@ impl<'a> World<'a> {
         }
     }
 
-    /// After the coordinator applied something: flag a broken check, queue its next
-    /// tick, and queue a group commit for outputs that wait for one.
-    fn after_coordinator(&mut self, r: Result<(), CheckFailure>) {
-        if let Err(f) = r {
-            return self.checker.flag(f);
+    /// After the coordinator applied something: flag a broken check, carry out what
+    /// its commit pipeline did, and queue its next tick.
+    fn after_coordinator(&mut self, r: Result<Vec<Commit>, CheckFailure>) {
+        let commits = match r {
+            Ok(commits) => commits,
+            Err(f) => return self.checker.flag(f),
+        };
+        for commit in commits {
+            self.commit(commit);
         }
-        let wakeup = self.coordinator.engine.next_wakeup();
-        if let Some(w) = wakeup.filter(|_| self.coordinator.up) {
+        if let Some(w) = self.coordinator.next_wakeup() {
             let w = w.max(self.now);
             if self.tick_at.is_none_or(|t| w < t) {
                 self.tick_at = Some(w);
                 self.queue.push(w, Event::CoordinatorTick);
             }
         }
-        if self.coordinator.wants_commit() && !self.commit_pending {
-            self.commit_pending = true;
-            let at = self.now + self.scenario.network.sync_interval_ms;
-            self.queue.push(at, Event::CoordinatorCommit);
-        }
     }
 
-    fn commit(&mut self) {
-        match self.coordinator.commit(self.now, &mut self.rng) {
+    fn commit(&mut self, commit: Commit) {
+        match commit {
             Commit::Released(records) => self.release(records),
             Commit::InFlight { done_at, append } => {
                 self.queue.push(done_at, Event::AppendDone(append))
             }
-            Commit::Idle => {}
             Commit::Stopped(what) => {
                 self.mark("coordinator", what);
                 let at = self.now.saturating_add(self.storage_downtime_ms);
@@ -437,10 +435,7 @@ impl<'a> World<'a> {
             Action::Cut(idx, direction) => self.network.cut(idx, direction),
             Action::Mend(idx, direction) => self.network.mend(idx, direction),
             Action::StepClock(idx, delta) => self.fleet.step_clock(idx, delta),
-            Action::CrashCoordinator => {
-                self.coordinator.crash();
-                self.commit_pending = false;
-            }
+            Action::CrashCoordinator => self.coordinator.crash(),
             Action::RecoverCoordinator => self.recover_coordinator(),
             Action::ArmStorage { fault, down_ms } => {
                 if self.coordinator.arm(fault) {
@@ -502,10 +497,15 @@ impl<'a> World<'a> {
     }
 
     fn recover_coordinator(&mut self) {
-        if self.coordinator.up {
+        if !self.coordinator.needs_restore() {
             return;
         }
-        let result = self.coordinator.recover(self.now).and_then(|r| match r {
+        let done = if self.coordinator.up {
+            "rebuilt"
+        } else {
+            "recovered"
+        };
+        let result = self.coordinator.restore(self.now).and_then(|r| match r {
             Recovery::Recovered { .. } => {
                 let engine = &self.coordinator.engine;
                 let known = |job| engine.describe_job(job).is_ok();
@@ -517,10 +517,10 @@ impl<'a> World<'a> {
         });
         let what = match &result {
             Ok(Recovery::Recovered { torn_bytes: 0, .. }) => {
-                "recovered: replayed state equals the last synced state".to_string()
+                format!("{done}: replayed state equals the last synced state")
             }
             Ok(Recovery::Recovered { torn_bytes, .. }) => format!(
-                "recovered: replayed state equals the last synced state; dropped a torn batch of {torn_bytes} bytes"
+                "{done}: replayed state equals the last synced state; dropped a torn batch of {torn_bytes} bytes"
             ),
             Ok(Recovery::Refused(c)) => format!("recovery refused: {c}"),
             Err(f) => format!("recovery failed: {}", f.detail),
@@ -532,7 +532,7 @@ impl<'a> World<'a> {
                 self.stopped = Some(what);
                 self.done = true;
             }
-            Ok(Recovery::Recovered { .. }) => self.after_coordinator(Ok(())),
+            Ok(Recovery::Recovered { .. }) => self.after_coordinator(Ok(Vec::new())),
             Err(f) => self.after_coordinator(Err(f)),
         }
     }

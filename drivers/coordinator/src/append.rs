@@ -33,7 +33,7 @@ impl InFlight {
         start: Offset,
         mut applied: Applied,
     ) -> InFlight {
-        let payloads = std::mem::take(&mut applied.payloads);
+        let payloads = applied.batch.take_entries();
         let size = payloads.len();
         let task = (size > 0).then(|| {
             let blocks = log.blocks();

@@ -81,6 +81,16 @@ impl StoreFault {
     }
 }
 
+/// The commit pipeline's name for a fault.
+pub(crate) fn to_protocol(fault: StoreFault) -> keel_protocol::commit::Fault {
+    use keel_protocol::commit::Fault;
+    match fault {
+        StoreFault::NoSpace => Fault::NoSpace,
+        StoreFault::Unreachable => Fault::Unreachable,
+        StoreFault::Failed => Fault::Failed,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,9 @@
 //!   to `max_batch` queued inputs, applies them in order at [`Clock::now_ms`], appends
 //!   their [`keel_log::Entry`]s to the log as one batch under its leadership epoch,
 //!   and only then releases replies and effects (group commit). A reply is never
-//!   released for an input that is not durable.
+//!   released for an input that is not durable. The rules of that pipeline are
+//!   [`keel_protocol::commit`]'s, which the simulator drives too; this crate runs its
+//!   appends, answers its callers and rebuilds the engine when it asks.
 //! - A timer sleeps until [`keel_engine::Engine::next_wakeup`] and delivers
 //!   [`keel_engine::Input::Tick`], logged like any input so replay is exact.
 //! - Effects go to the worker session registered with [`Handle::route_worker`] or to
@@ -42,7 +44,6 @@ mod admin;
 mod append;
 mod batch;
 mod clock;
-mod coalesce;
 mod config;
 mod engine_task;
 mod error;

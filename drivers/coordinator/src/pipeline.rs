@@ -1,34 +1,53 @@
-//! The pipelined group commit of a term. One batch is being appended; the next may
-//! already be applied and waits for it, so applying overlaps the log's latency. Never
-//! more: a batch's entries can only go to the log once the one before is durable.
-//! While a lease renewal is under way no append starts (the applied batch waits), so a
+//! The pipelined group commit of a term, driving [`keel_protocol::commit`]'s machine:
+//! it decides what to apply, append, release and refuse; this runs the appends in
+//! their own tasks and answers the callers. One batch is being appended; the next may
+//! already be applied and waits for it, so applying overlaps the log's latency. While
+//! a lease renewal is under way no append starts (the applied batch waits), so a
 //! renewal waits for at most the one write already under way. Reads and a due
 //! snapshot hold the pipeline, so they only ever see durable state.
 
 use crate::append::{Durable, InFlight};
-use crate::batch::{Applied, Batch};
+use crate::batch::{Applied, Applier, Machine, Request, Waiter};
 use crate::engine_task::{Command, Ended, EngineTask};
 use crate::error::{CoordinatorError, Deposed};
+use crate::fault::StoreFault;
 use crate::leadership::{Leadership, Status};
 use crate::metrics::OpenOffers;
 use crate::rebuild::Pause;
 use crate::snapshot::SnapshotInFlight;
 use crate::term::Term;
 use keel_log::{Log, LogError};
+use keel_protocol::commit::{Action, AppendResult, Refusal, Refused, Settings};
 use tokio::sync::{oneshot, watch};
 
 type ShutdownTx = oneshot::Sender<Result<(), CoordinatorError>>;
 
-/// Batches past the engine but not yet released.
-#[derive(Default)]
+/// The machine, and the append it asked for while that runs.
 pub(crate) struct Pipeline {
+    pub machine: Machine,
     pub appending: Option<InFlight>,
-    pub waiting: Option<Applied>,
 }
 
 impl Pipeline {
     pub fn is_empty(&self) -> bool {
-        self.appending.is_none() && self.waiting.is_none()
+        self.appending.is_none() && self.machine.is_empty()
+    }
+}
+
+/// Why the last append failed, as its callers are told.
+pub(crate) struct Failure {
+    pub fault: StoreFault,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn of(error: &LogError) -> Failure {
+        Failure {
+            fault: StoreFault::of(error),
+            code: error.code(),
+            message: error.to_string(),
+        }
     }
 }
 
@@ -43,21 +62,31 @@ pub(crate) struct Serving {
     /// A wakeup no later than the last tick would make the task tick without pause;
     /// the engine consumes due timers on a tick, so this only guards against a bug.
     pub last_tick: Option<u64>,
+    /// Why the last append failed.
+    pub failure: Option<Failure>,
     status: watch::Receiver<Status>,
     renewing: watch::Receiver<bool>,
 }
 
 impl Serving {
-    pub fn new(leadership: &Leadership) -> Serving {
+    pub fn new(leadership: &Leadership, term: &Term, max_batch: usize) -> Serving {
         let mut status = leadership.subscribe();
         status.mark_unchanged();
+        let settings = Settings {
+            max_batch,
+            liveness_timeout_ms: term.engine.config().liveness_timeout_ms,
+        };
         Serving {
-            pipeline: Pipeline::default(),
+            pipeline: Pipeline {
+                machine: Machine::new(settings, term.next),
+                appending: None,
+            },
             offers: OpenOffers::default(),
             shutdown: None,
             pause: Pause::default(),
             snapshot: None,
             last_tick: None,
+            failure: None,
             status,
             renewing: leadership.renewing(),
         }
@@ -79,6 +108,12 @@ pub(crate) enum Wake {
     Unpaused,
 }
 
+/// What the machine asked for that the serving loop must carry out itself.
+pub(crate) enum Next {
+    Rebuild,
+    Panicked(Applied),
+}
+
 async fn durable(appending: &mut Option<InFlight>) -> Durable {
     match appending {
         Some(flight) => flight.durable().await,
@@ -93,35 +128,43 @@ async fn sleep_until(clock: &dyn crate::Clock, at: Option<u64>) {
     }
 }
 
-/// Puts a command into the batch being gathered.
-pub(crate) fn take(command: Command, batch: &mut Batch, shutdown: &mut Option<Option<ShutdownTx>>) {
+/// Hands a command to the machine.
+pub(crate) fn take(
+    command: Command,
+    machine: &mut Machine,
+    shutdown: &mut Option<Option<ShutdownTx>>,
+) {
     match command {
-        Command::Apply { input, reply } => batch.push_input(input, reply),
-        Command::ApplyAll { inputs, reply } => batch.push_group(inputs, reply),
-        Command::Read(read) => batch.push_read(read),
+        Command::Apply { input, reply } => machine.push(Request::Input {
+            input,
+            waiter: Waiter::One(reply),
+        }),
+        Command::ApplyAll { inputs, reply } => machine.push(Request::Group {
+            inputs,
+            waiter: Waiter::Group(reply),
+        }),
+        Command::Read(read) => machine.push(Request::Read(read)),
         Command::Shutdown(done) => *shutdown = Some(Some(done)),
     }
 }
 
 impl<L: Log + 'static> EngineTask<L> {
-    /// What is due before sleeping: a parked batch goes to the log once no renewal is
-    /// under way, a due snapshot starts, and a shutdown finishes once nothing is left.
+    /// What is due before sleeping: the machine learns whether a renewal or a due
+    /// snapshot holds it (a parked batch goes to the log once no renewal is under
+    /// way), a due snapshot starts, and a shutdown finishes once nothing is left.
     pub(crate) async fn housekeep(
         &mut self,
         term: &mut Term,
         serving: &mut Serving,
     ) -> Option<Ended> {
-        if serving.pipeline.appending.is_none() && !serving.renewing() {
-            if let Some(next) = serving.pipeline.waiting.take() {
-                serving.pipeline.appending = Some(self.start_append(term, next));
-            }
-        }
-        if serving.pipeline.is_empty()
-            && serving.snapshot.is_none()
-            && term.next >= term.snapshot_due
-            && !serving.renewing()
-        {
+        let snapshot_due = term.next >= term.snapshot_due;
+        let renewing = serving.renewing();
+        serving.pipeline.machine.hold(renewing, snapshot_due);
+        self.act(term, serving);
+        if serving.pipeline.is_empty() && serving.snapshot.is_none() && snapshot_due && !renewing {
             serving.snapshot = Some(self.start_snapshot(term));
+            let snapshot_due = term.next >= term.snapshot_due;
+            serving.pipeline.machine.hold(renewing, snapshot_due);
         }
         if serving.pipeline.is_empty() {
             if let Some(done) = serving.shutdown.take() {
@@ -133,7 +176,7 @@ impl<L: Log + 'static> EngineTask<L> {
 
     /// Sleeps until something needs the engine task.
     pub(crate) async fn next_wake(&mut self, term: &Term, serving: &mut Serving) -> Wake {
-        let taking = serving.shutdown.is_none() && may_apply(term, &serving.pipeline);
+        let taking = serving.shutdown.is_none() && serving.pipeline.machine.taking();
         let paused = serving.pause.active();
         let wakeup = match (term.engine.next_wakeup(), serving.last_tick) {
             (Some(at), Some(tick)) if at <= tick => Some(tick + 1),
@@ -154,53 +197,136 @@ impl<L: Log + 'static> EngineTask<L> {
         }
     }
 
-    /// Gathers more queued commands into `batch`, then applies it: refused while the
-    /// log is failing, then parked or appended. An engine panic stops the coordinator.
-    pub(crate) async fn apply(
-        &mut self,
-        term: &mut Term,
-        serving: &mut Serving,
-        mut batch: Batch,
-    ) -> Option<Ended> {
-        while serving.shutdown.is_none() && batch.inputs() < self.settings.max_batch {
+    /// Gathers more queued commands into the machine, then has it apply them: refused
+    /// while the log is failing, then parked or appended. An engine panic stops the
+    /// coordinator.
+    pub(crate) async fn apply(&mut self, term: &mut Term, serving: &mut Serving) -> Option<Ended> {
+        let machine = &mut serving.pipeline.machine;
+        while serving.shutdown.is_none() && machine.has_room() {
             match self.commands.try_recv() {
-                Ok(command) => take(command, &mut batch, &mut serving.shutdown),
+                Ok(command) => take(command, machine, &mut serving.shutdown),
                 Err(_) => break,
             }
         }
-        if batch.is_empty() {
+        if !machine.has_work() {
             return None;
         }
         if serving.pause.active() {
             let partition = self.settings.partition;
-            for read in batch.refuse_inputs(|| serving.pause.refusal(partition)) {
-                read(&term.engine);
+            for request in machine.take_queued() {
+                match request {
+                    Request::Input { waiter, .. } | Request::Group { waiter, .. } => {
+                        waiter.refuse(serving.pause.refusal(partition))
+                    }
+                    // Nothing of the batch reached the engine: the reads may still run.
+                    Request::Read(read) => read(&term.engine),
+                }
             }
             return None;
         }
         let leadership = self.shared.leadership.clone();
         if let Err(refusal) = leadership.check() {
             tracing::debug!(error = %refusal, "refusing a batch");
-            batch.refuse(|| leadership.refusal(leadership.status()));
             return Some(self.leave(term, serving).await);
         }
-        let in_flight = serving.pipeline.appending.as_ref().map_or(0, |f| f.size);
-        let first_offset = term.next + in_flight as u64;
-        let applied = batch.apply(
-            &mut term.engine,
-            &*self.clock,
-            &mut term.coalescer,
-            first_offset,
-        );
-        if applied.poisoned.is_some() {
-            return Some(self.stop_on_panic(term, serving, applied).await);
+        let mut applier = Applier {
+            engine: &mut term.engine,
+            clock: &*self.clock,
+            poisoned: None,
+        };
+        machine.apply(&mut applier);
+        let poisoned = applier.poisoned.take();
+        match self.act(term, serving) {
+            Some(Next::Panicked(mut applied)) => {
+                applied.poisoned = poisoned;
+                Some(self.stop_on_panic(term, serving, applied).await)
+            }
+            Some(Next::Rebuild) | None => None,
         }
-        if serving.pipeline.appending.is_none() && !serving.renewing() {
-            serving.pipeline.appending = Some(self.start_append(term, applied));
-        } else {
-            serving.pipeline.waiting = Some(applied);
+    }
+
+    /// Carries out what the machine decided: appends start, durable batches are
+    /// released, refused requests answered. A rebuild or an engine panic is handed back.
+    pub(crate) fn act(&self, term: &mut Term, serving: &mut Serving) -> Option<Next> {
+        let mut next = None;
+        while let Some(action) = serving.pipeline.machine.next_action() {
+            match action {
+                Action::Append(batch) => {
+                    let applied = Applied {
+                        batch,
+                        poisoned: None,
+                    };
+                    serving.pipeline.appending = Some(self.start_append(term, applied));
+                }
+                Action::Release(released) => {
+                    let mut metrics = self.shared.metrics();
+                    crate::batch::release(
+                        released,
+                        &term.engine,
+                        &self.shared.routes,
+                        &mut metrics,
+                        &mut serving.offers,
+                    );
+                }
+                Action::Refuse(refused) => self.refuse(term, serving, refused),
+                Action::Rebuild(_) => next = Some(Next::Rebuild),
+                Action::Panicked(batch) => {
+                    next = Some(Next::Panicked(Applied {
+                        batch,
+                        poisoned: None,
+                    }))
+                }
+            }
         }
-        None
+        next
+    }
+
+    /// Answers refused requests with the coordinator's error for `refusal`.
+    fn refuse(
+        &self,
+        term: &Term,
+        serving: &Serving,
+        refused: Refused<Waiter, crate::batch::ReadFn>,
+    ) {
+        let leadership = &self.shared.leadership;
+        let partition = self.settings.partition;
+        let failure = serving.failure.as_ref();
+        let (fault, code, message) = failure
+            .map_or((StoreFault::Failed, "storage", String::new()), |f| {
+                (f.fault, f.code, f.message.clone())
+            });
+        let error = || match refused.refusal {
+            Refusal::NotDurable(_) => CoordinatorError::NotDurable {
+                partition,
+                fault,
+                code,
+                message: message.clone(),
+            },
+            Refusal::Unrecorded(_) => CoordinatorError::Unavailable {
+                partition,
+                fault,
+                message: format!("the batch before it failed to append: {message}"),
+            },
+            Refusal::Unavailable(_) => CoordinatorError::Unavailable {
+                partition,
+                fault,
+                message: format!("rebuilding from the log after a failed append: {message}"),
+            },
+            Refusal::NotLeader {
+                fenced_by: Some(current),
+            } => CoordinatorError::NotLeader {
+                partition,
+                epoch: term.epoch,
+                why: Deposed::Fenced { current },
+            },
+            Refusal::NotLeader { fenced_by: None } | Refusal::Stopped => {
+                leadership.refusal(leadership.status())
+            }
+        };
+        // Dropping a read tells its caller the coordinator stopped serving.
+        for waiter in refused.waiters {
+            waiter.refuse(error());
+        }
     }
 
     pub(crate) fn start_append(&self, term: &Term, applied: Applied) -> InFlight {
@@ -231,16 +357,28 @@ impl<L: Log + 'static> EngineTask<L> {
                 let leadership = &self.shared.leadership;
                 tracing::warn!(partition = leadership.partition, current, "fenced");
                 leadership.depose(term.epoch, Deposed::Fenced { current });
-                let why = Deposed::Fenced { current };
-                let (partition, epoch) = (leadership.partition, term.epoch);
-                flight.applied.fail(|| CoordinatorError::NotLeader {
-                    partition,
-                    epoch,
-                    why,
-                });
+                let result = AppendResult::Fenced { current };
+                serving
+                    .pipeline
+                    .machine
+                    .append_done(flight.applied.batch, result);
+                self.act(term, serving);
                 Some(self.leave(term, serving).await)
             }
-            Err(e) => self.rebuild(term, serving, flight, e).await,
+            Err(e) => {
+                let failure = Failure::of(&e);
+                let fault = crate::fault::to_protocol(failure.fault);
+                serving.failure = Some(failure);
+                let result = AppendResult::Failed(fault);
+                serving
+                    .pipeline
+                    .machine
+                    .append_done(flight.applied.batch, result);
+                match self.act(term, serving) {
+                    Some(Next::Rebuild) => self.rebuild(term, serving, e).await,
+                    _ => None,
+                }
+            }
         }
     }
 
@@ -252,57 +390,44 @@ impl<L: Log + 'static> EngineTask<L> {
         flight: InFlight,
         appended: Option<(keel_log::Offset, std::time::Duration)>,
     ) {
-        let mut metrics = self.shared.metrics();
-        if let Some((end, took)) = appended {
-            term.next = end;
-            metrics.append_batch_size.observe(flight.size as f64);
-            metrics.append_latency_seconds.observe(took.as_secs_f64());
+        {
+            let mut metrics = self.shared.metrics();
+            if let Some((end, took)) = appended {
+                term.next = end;
+                metrics.append_batch_size.observe(flight.size as f64);
+                metrics.append_latency_seconds.observe(took.as_secs_f64());
+            }
+            metrics.log_end = term.next;
         }
-        metrics.log_end = term.next;
-        flight.applied.release(
-            &term.engine,
-            &self.shared.routes,
-            &mut metrics,
-            &mut serving.offers,
-        );
+        let machine = &mut serving.pipeline.machine;
+        machine.append_done(flight.applied.batch, AppendResult::Durable);
+        self.act(term, serving);
     }
 
-    /// Once the term ends: the batch not yet sent to the log is refused, as nothing of
-    /// it was recorded; the one being appended is answered by how its append ends,
-    /// since the log may well have stored it.
+    /// Once the term ends: what was not sent to the log is refused, as nothing of it was
+    /// recorded; the batch being appended is answered by how its append ends, since the
+    /// log may well have stored it.
     pub(crate) async fn settle(&mut self, term: &mut Term, serving: &mut Serving) {
-        let leadership = self.shared.leadership.clone();
-        if let Some(applied) = serving.pipeline.waiting.take() {
-            applied.fail(|| leadership.refusal(leadership.status()));
-        }
+        serving
+            .pipeline
+            .machine
+            .stop(Refusal::NotLeader { fenced_by: None });
+        self.act(term, serving);
         if let Some(mut flight) = serving.pipeline.appending.take() {
             match flight.durable().await {
                 Ok(appended) => self.release(term, serving, flight, appended),
                 Err(e) => {
-                    let fault = crate::fault::StoreFault::of(&e);
-                    let (partition, code, message) =
-                        (leadership.partition, e.code(), e.to_string());
-                    flight.applied.fail(|| CoordinatorError::NotDurable {
-                        partition,
-                        fault,
-                        code,
-                        message: message.clone(),
-                    });
+                    let failure = Failure::of(&e);
+                    let fault = crate::fault::to_protocol(failure.fault);
+                    serving.failure = Some(failure);
+                    let result = AppendResult::Failed(fault);
+                    serving
+                        .pipeline
+                        .machine
+                        .append_done(flight.applied.batch, result);
+                    self.act(term, serving);
                 }
             }
         }
-    }
-}
-
-/// Whether another batch may be applied now. Not while one already waits, not while
-/// the batch being appended has reads (they must see exactly its state), and not while
-/// a snapshot is due (it must capture only durable state).
-fn may_apply(term: &Term, pipeline: &Pipeline) -> bool {
-    if pipeline.waiting.is_some() {
-        return false;
-    }
-    match &pipeline.appending {
-        None => term.next < term.snapshot_due,
-        Some(flight) => !flight.applied.has_reads() && term.next < term.snapshot_due,
     }
 }

@@ -11,7 +11,6 @@
 //! a pause that doubles with every failure in a row (up to five seconds), so the
 //! coordinator probes the log with one batch per pause.
 
-use crate::append::InFlight;
 use crate::engine_task::{EngineTask, Waited};
 use crate::error::CoordinatorError;
 use crate::fault::StoreFault;
@@ -79,34 +78,19 @@ impl Pause {
 }
 
 impl<L: Log + 'static> EngineTask<L> {
-    /// Answers the failed batch and the one behind it, then rebuilds the engine from
-    /// the log, keeping the lease. Ends the term only if the lease is lost meanwhile,
+    /// Rebuilds the engine from the log after a failed append (the machine has refused
+    /// the failed batch and everything behind it), keeping the lease. Ends the term only if the lease is lost meanwhile,
     /// the coordinator stops, or the log needs an operator.
     pub(crate) async fn rebuild(
         &mut self,
         term: &mut Term,
         serving: &mut Serving,
-        flight: InFlight,
         error: LogError,
     ) -> Option<Ended> {
         let partition = self.settings.partition;
         let fault = StoreFault::of(&error);
-        let (code, message) = (error.code(), error.to_string());
+        let message = error.to_string();
         tracing::error!(partition, %fault, error = %error, "append failed; rebuilding the engine from the log");
-        flight.applied.fail(|| CoordinatorError::NotDurable {
-            partition,
-            fault,
-            code,
-            message: message.clone(),
-        });
-        let unrecorded = || CoordinatorError::Unavailable {
-            partition,
-            fault,
-            message: format!("the batch before it failed to append: {message}"),
-        };
-        if let Some(waiting) = serving.pipeline.waiting.take() {
-            waiting.fail(unrecorded);
-        }
         serving.pause.failed(fault, message.clone());
         serving.offers = Default::default();
         self.shared.metrics().append_failures += 1;
@@ -123,6 +107,7 @@ impl<L: Log + 'static> EngineTask<L> {
                 Waited::Finished(Ok(recovered)) => {
                     tracing::info!(partition, next = recovered.next, "rebuilt from the log");
                     term.rebuilt(recovered);
+                    serving.pipeline.machine.rebuilt(term.next);
                     let mut metrics = self.shared.metrics();
                     metrics.log_end = term.next;
                     metrics.queued = term.engine.queued();

@@ -5,7 +5,6 @@
 //! group-commits them, releasing their outputs once durable (`pipeline`). A failed
 //! append does not end the term: the engine is rebuilt from the log (`rebuild`).
 
-use crate::coalesce::Coalescer;
 use crate::engine_task::{Ended, EngineTask, Settings};
 use crate::error::{CoordinatorError, Deposed};
 use crate::io::run_io;
@@ -25,7 +24,6 @@ pub(crate) struct Term {
     pub next: Offset,
     /// The log end at which the next snapshot is due.
     pub snapshot_due: Offset,
-    pub coalescer: Coalescer,
     /// Held so the lease is renewed exactly as long as the term lasts.
     pub _renewal: Renewal,
 }
@@ -33,7 +31,6 @@ pub(crate) struct Term {
 impl Term {
     /// The engine rebuilt from the log replaces the one that ran ahead of it.
     pub fn rebuilt(&mut self, recovered: Recovered) {
-        self.coalescer = Coalescer::new(recovered.engine.config().liveness_timeout_ms);
         self.engine = recovered.engine;
         self.next = recovered.next;
     }
@@ -67,7 +64,6 @@ pub(crate) async fn open_term<L: Log + 'static>(
             );
             let snapshot_from = recovered.snapshot.unwrap_or(0);
             Ok(Term {
-                coalescer: Coalescer::new(recovered.engine.config().liveness_timeout_ms),
                 engine: recovered.engine,
                 epoch: lease.epoch,
                 next: recovered.next,
@@ -146,7 +142,7 @@ impl<L: Log + 'static> EngineTask<L> {
             metrics.log_end = term.next;
             metrics.queued = term.engine.queued();
         }
-        let mut serving = Serving::new(&leadership);
+        let mut serving = Serving::new(&leadership, &term, self.settings.max_batch);
         let ended = loop {
             if let Some(ended) = self.housekeep(&mut term, &mut serving).await {
                 break ended;
@@ -233,18 +229,17 @@ impl<L: Log + 'static> EngineTask<L> {
                 None
             }
             Wake::Command(Some(command)) => {
-                let mut batch = crate::batch::Batch::default();
-                crate::pipeline::take(command, &mut batch, &mut serving.shutdown);
-                self.apply(term, serving, batch).await
+                let machine = &mut serving.pipeline.machine;
+                crate::pipeline::take(command, machine, &mut serving.shutdown);
+                self.apply(term, serving).await
             }
             Wake::Timer(Some(at)) => {
                 if self.clock.now_ms() < at {
                     return None;
                 }
                 serving.last_tick = Some(self.clock.now_ms().max(term.engine.now()));
-                let mut batch = crate::batch::Batch::default();
-                batch.push_tick();
-                self.apply(term, serving, batch).await
+                serving.pipeline.machine.tick();
+                self.apply(term, serving).await
             }
         }
     }

@@ -10,15 +10,17 @@
 //! registration of a new instance, a deregistration or a refusal is never masked, and
 //! a worker cannot be declared lost within a window of an applied heartbeat.
 
-use crate::batch::Answer;
-use keel_engine::{Input, InstanceId, Time, WorkerCommand, WorkerId};
+use keel_engine::{Accepted, Input, InstanceId, Rejection, Time, WorkerCommand, WorkerId};
 use std::collections::BTreeMap;
+
+/// The engine's answer to one input (None for a tick).
+pub type Answer = Option<Result<Accepted, Rejection>>;
 
 /// The longest window, whatever the liveness timeout.
 const MAX_WINDOW_MS: u64 = 1_000;
 
 /// Who sent a worker command, and whether it was a heartbeat.
-pub(crate) struct Sender {
+pub struct Sender {
     pub worker: WorkerId,
     pub instance: InstanceId,
     pub heartbeat: bool,
@@ -41,7 +43,7 @@ impl Sender {
     }
 }
 
-pub(crate) struct Coalescer {
+pub struct Coalescer {
     window_ms: u64,
     /// Per worker: the instance and engine time of its last applied, accepted heartbeat.
     last: BTreeMap<WorkerId, (InstanceId, Time)>,
@@ -94,7 +96,6 @@ impl Coalescer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keel_engine::{Accepted, Rejection};
 
     fn beat(worker: &str, instance: u64) -> Input {
         Input::worker(
