@@ -48,7 +48,7 @@ pub struct Poisoned {
     pub message: String,
     pub met: Met,
     /// For a timer tick, what it was firing, when the state before it could be read.
-    pub tick: Option<TickDue>,
+    pub tick: Option<Box<TickDue>>,
 }
 
 /// The timers a tick that panicked the engine was firing.
@@ -119,7 +119,7 @@ impl Poisoned {
                     self.job = Some(JobRef::Id(first));
                 }
             }
-            self.tick = Some(TickDue { now, timers, total });
+            self.tick = Some(Box::new(TickDue { now, timers, total }));
         }
     }
 
