@@ -200,6 +200,36 @@ fn nemesis(store: Store) {
     check(&c, &finished.unwrap_or_default());
 }
 
+/// The run's counts in one line: jobs, tasks, executions, repeats by the kill that
+/// explains them, overlaps, kills by kind, takeovers.
+fn summary(
+    c: &Cluster,
+    succeeded: usize,
+    tasks: usize,
+    all: &BTreeMap<(u64, u64), Vec<executions::Execution>>,
+    repeats: &[executions::Repeat],
+    overlaps: usize,
+) -> String {
+    let executions: usize = all.values().map(Vec::len).sum();
+    let mut explained: BTreeMap<String, usize> = BTreeMap::new();
+    for r in repeats {
+        let by = r.by.map_or("nothing".to_owned(), |k| k.to_string());
+        *explained.entry(by).or_default() += 1;
+    }
+    let mut kills: BTreeMap<String, usize> = BTreeMap::new();
+    for k in &c.kills {
+        *kills.entry(k.kind.to_string()).or_default() += 1;
+    }
+    format!(
+        "nemesis ({:?}) in {:.1}s: jobs acknowledged {}, succeeded {succeeded}; tasks {tasks}; executions {executions}; repeated executions {} explained by {explained:?}; overlaps {overlaps}; kills {kills:?}; takeovers {}",
+        c.store,
+        c.started.elapsed().as_secs_f64(),
+        c.jobs.len(),
+        repeats.len(),
+        c.takeovers,
+    )
+}
+
 /// Checks the run and prints its counts.
 fn check(c: &Cluster, views: &[keel_grpc::proto::DescribeJobResponse]) {
     let succeeded = views
@@ -208,29 +238,14 @@ fn check(c: &Cluster, views: &[keel_grpc::proto::DescribeJobResponse]) {
         .count();
     let tasks: usize = views.iter().map(|v| v.tasks.len()).sum();
     let all = executions::read(&c.runs);
-    let executions: usize = all.values().map(Vec::len).sum();
     let overlaps = executions::overlaps(&all);
     let workers = Cluster::attempt_workers(views);
     let repeats = executions::repeats(&all, &c.kills, |task, attempt| {
         workers.get(&(task, attempt)).cloned()
     });
-    let mut explained: BTreeMap<String, usize> = BTreeMap::new();
-    for r in &repeats {
-        let by = r.by.map_or("nothing".to_owned(), |k| k.to_string());
-        *explained.entry(by).or_default() += 1;
-    }
-    let mut kills: BTreeMap<String, usize> = BTreeMap::new();
-    for k in &c.kills {
-        *kills.entry(k.kind.to_string()).or_default() += 1;
-    }
     eprintln!(
-        "nemesis ({:?}) in {:.1}s: jobs acknowledged {}, succeeded {succeeded}; tasks {tasks}; executions {executions}; repeated executions {} explained by {explained:?}; overlaps {}; kills {kills:?}; takeovers {}",
-        c.store,
-        c.started.elapsed().as_secs_f64(),
-        c.jobs.len(),
-        repeats.len(),
-        overlaps.len(),
-        c.takeovers,
+        "{}",
+        summary(c, succeeded, tasks, &all, &repeats, overlaps.len())
     );
     if succeeded != c.jobs.len() || c.jobs.len() != JOBS {
         let outcomes: Vec<_> = views

@@ -162,7 +162,14 @@ impl Cluster {
             .map_or(0, |p| p.lines.count(needle))
     }
 
+    /// Logs a fault (on stderr too, with how far the run has got).
     pub fn record(&mut self, kind: KillKind, target: &str) {
+        eprintln!(
+            "nemesis ({:?}) {:.1}s: {kind} {target}, {} executions started",
+            self.store,
+            self.started.elapsed().as_secs_f64(),
+            self.executions()
+        );
         self.kills.push(Kill {
             at_ns: now_ns(),
             kind,
@@ -346,5 +353,7 @@ impl Cluster {
     }
 }
 
-/// How long any one awaited condition may take.
-pub const BOUND: Duration = Duration::from_secs(60);
+/// How long any one awaited condition may take. Workers connected to a paused leader
+/// notice only when HTTP/2 keepalive gives up on it (10 s interval, 20 s timeout), so
+/// following the takeover takes about 32 s.
+pub const BOUND: Duration = Duration::from_secs(90);
