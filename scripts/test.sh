@@ -43,6 +43,9 @@ cargo test --workspace --locked
 step "an engine panic through keel serve and keel admin (fault-injection build)"
 cargo test -p keel-cli --features fault-injection --test engine_panic --locked
 
+step "nemesis: real keel serve, workers and valkey-server SIGKILLed during twenty jobs, a takeover"
+cargo test -p keel-cli --test nemesis --locked -- --ignored --nocapture --test-threads=1
+
 step "madsim: coordinator and SDK workers under node kills, restarts and partitions"
 RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/madsim" \
     cargo test -p keel-grpc --test madsim --locked

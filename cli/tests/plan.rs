@@ -251,3 +251,28 @@ fn an_error_on_a_50_mb_line_yields_a_short_report() {
     assert!(err.len() < 2_000, "{} bytes", err.len());
     assert!(err.contains(":3:12: field `priority`"), "{err}");
 }
+
+/// A task estimated at `u64::MAX` ms used to overflow the simulated worker's clock (a
+/// panic); a plan that must run longer than the simulator's horizon is refused, naming
+/// the task, and the plan itself is still printed without `--simulate`.
+#[test]
+fn simulate_refuses_estimates_beyond_its_horizon_naming_the_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("forever.toml");
+    std::fs::write(
+        &job,
+        "[job]\nname = \"forever\"\n\n[[task]]\nid = \"a\"\n\n[[task]]\nid = \"b\"\nestimate = \"18446744073709551615ms\"\ndeps = [\"a\"]\n",
+    )
+    .unwrap();
+    let job = job.to_str().unwrap();
+    let o = keel(&["plan", job, "--simulate", "--workers", "examples/pool.toml"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("task \"b\" is estimated at 18446744073709551615 ms, beyond the 30 days keel plan --simulate runs a plan for"),
+        "{err}"
+    );
+    let o = keel(&["plan", job]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -67,6 +67,7 @@ pub use resubmit::{retried_from, retry_name, RetryRefusal};
 pub use results::{JobResult, TaskOutput};
 pub use retry::backoff_delay;
 pub use spec::{DepGroup, GroupKind, JobSpec, Payload, RetryPolicy, TaskSpec, UnsatisfiedPolicy};
+pub use timers::DueTimer;
 pub use validate::{check_name, check_token, check_tokens, validate_job, ValidJob};
 
 use serde::{Deserialize, Serialize};
@@ -106,6 +107,9 @@ pub struct Faults {
     /// Panic on a submission of a job named [`INJECTED_PANIC_JOB`], to drive a
     /// driver's handling of an engine panic.
     pub panic_on_injected_job: bool,
+    /// Panic on a timer tick at or after this time that fires a timer, to drive a
+    /// driver's naming of a tick that panics the engine.
+    pub panic_on_tick_from: Option<Time>,
 }
 
 /// The job name [`Faults::panic_on_injected_job`] panics on.
@@ -137,6 +141,11 @@ impl Engine {
             if let Input::Client(ClientCommand::SubmitJob(spec)) = &input {
                 assert!(spec.name != INJECTED_PANIC_JOB, "injected panic");
             }
+        }
+        #[cfg(feature = "fault-injection")]
+        if let (Some(from), Input::Tick) = (self.state.faults.panic_on_tick_from, &input) {
+            let fires = self.state.timers.next().is_some_and(|due| due <= now);
+            assert!(now < from || !fires, "injected panic on a tick");
         }
         let s = &mut self.state;
         tick::advance(s, now);

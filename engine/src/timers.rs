@@ -5,6 +5,7 @@
 use crate::ids::{GrantId, JobId, TaskId, Time, WorkerId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::fmt;
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub(crate) enum Timer {
@@ -126,11 +127,74 @@ impl Timers {
         }
     }
 
+    /// Every timer due at or before `now`, earliest first, without firing any.
+    pub fn due(&self, now: Time) -> Vec<(Time, Timer)> {
+        let packed = self
+            .packed
+            .iter()
+            .take_while(|k| (*k >> 64) as u64 <= now)
+            .map(|k| unpack(*k));
+        let named = self.named.iter().take_while(|(t, _)| *t <= now).cloned();
+        let mut due: Vec<(Time, Timer)> = packed.chain(named).collect();
+        due.sort();
+        due
+    }
+
     pub fn contains(&self, at: Time, timer: &Timer) -> bool {
         match pack(at, timer) {
             Some(key) => self.packed.contains(&key),
             None => self.named.contains(&(at, timer.clone())),
         }
+    }
+}
+
+/// A timer due at a tick, described for a person: when the engine panics on a tick,
+/// the driver names what the tick was firing (and the job it concerns, when it can).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueTimer {
+    pub at: Time,
+    /// What fires, e.g. `lease expiry of t7`.
+    pub what: String,
+    pub job: Option<JobId>,
+}
+
+impl fmt::Display for DueTimer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.what)?;
+        if let Some(job) = self.job {
+            write!(f, " ({job})")?;
+        }
+        write!(f, " due at {} ms", self.at)
+    }
+}
+
+impl crate::Engine {
+    /// The first `limit` timers a tick at `now` would fire, earliest first, and how
+    /// many are due in all. Read-only, for naming a tick that panicked the engine.
+    pub fn timers_due(&self, now: Time, limit: usize) -> (Vec<DueTimer>, usize) {
+        let due = self.state.timers.due(now);
+        let total = due.len();
+        let job_of = |task: TaskId| self.describe_task(task).ok().map(|v| v.job);
+        let described = due
+            .into_iter()
+            .take(limit)
+            .map(|(at, timer)| {
+                let (what, job) = match timer {
+                    Timer::GrantExpiry(g) => (format!("grant expiry of {g}"), None),
+                    Timer::LeaseExpiry(t) => (format!("lease expiry of {t}"), job_of(t)),
+                    Timer::AttemptTimeout(t) => (format!("attempt timeout of {t}"), job_of(t)),
+                    Timer::TaskDue(t) => (format!("{t} becoming ready"), job_of(t)),
+                    Timer::SuspendTimeout(t) => (format!("suspension timeout of {t}"), job_of(t)),
+                    Timer::JobDeadline(j) => (format!("deadline of {j}"), Some(j)),
+                    Timer::JobRetention(j) => (format!("retention end of {j}"), Some(j)),
+                    Timer::WorkerLiveness(w) => (format!("liveness of worker {w}"), None),
+                    Timer::BlacklistEnd(w) => (format!("blacklist end of worker {w}"), None),
+                    Timer::WorkerForget(w) => (format!("forgetting worker {w}"), None),
+                };
+                DueTimer { at, what, job }
+            })
+            .collect();
+        (described, total)
     }
 }
 
@@ -163,5 +227,50 @@ mod tests {
             ]
         );
         assert_eq!(t.next(), None);
+    }
+
+    #[test]
+    fn due_lists_without_firing_in_firing_order() {
+        let mut t = Timers::default();
+        let w = WorkerId::new("w");
+        t.arm(5, Timer::WorkerLiveness(w.clone()));
+        t.arm(3, Timer::LeaseExpiry(TaskId(4)));
+        t.arm(9, Timer::JobDeadline(JobId(1)));
+        let due = t.due(5);
+        assert_eq!(
+            due,
+            vec![
+                (3, Timer::LeaseExpiry(TaskId(4))),
+                (5, Timer::WorkerLiveness(w))
+            ]
+        );
+        assert_eq!(t.next(), Some(3));
+        assert_eq!(t.due(2), vec![]);
+    }
+
+    #[test]
+    fn an_engine_names_the_timers_a_tick_would_fire() {
+        use crate::{ClientCommand, Config, Engine, Input, JobSpec, TaskSpec};
+        let mut engine = Engine::new(Config::default());
+        assert_eq!(engine.timers_due(u64::MAX, 8), (vec![], 0));
+        let mut spec = JobSpec::new("late", vec![TaskSpec::new("a")]);
+        spec.deadline_ms = Some(1_000);
+        engine.apply(0, Input::Client(ClientCommand::SubmitJob(spec)));
+        let (due, total) = engine.timers_due(u64::MAX, 8);
+        assert_eq!(total, due.len());
+        let deadline = due.iter().find(|d| d.what.starts_with("deadline of j"));
+        assert!(deadline.is_some_and(|d| d.job.is_some()), "{due:?}");
+        assert_eq!(engine.timers_due(u64::MAX, 0), (vec![], total));
+        assert_eq!(
+            engine.timers_due(0, 8).1,
+            0,
+            "nothing is due before the deadline"
+        );
+        let d = DueTimer {
+            at: 1_200,
+            what: "lease expiry of t7".into(),
+            job: Some(JobId(3)),
+        };
+        assert_eq!(d.to_string(), "lease expiry of t7 (j3) due at 1200 ms");
     }
 }

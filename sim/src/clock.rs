@@ -26,11 +26,12 @@ impl DriftClock {
         }
     }
 
-    /// Local reading at virtual time `v`; never negative.
+    /// Local reading at virtual time `v`; never negative, and saturating at the end of
+    /// time rather than wrapping (a scenario or a plan may ask for any duration).
     pub fn local(&self, v: Time) -> Time {
         let v = v as i128;
         let l = v + v * self.ppm as i128 / MILLION + self.offset as i128;
-        l.max(0) as Time
+        l.clamp(0, Time::MAX as i128) as Time
     }
 
     /// The first virtual time at or after `now` at which the local clock reads `local`.
@@ -38,18 +39,19 @@ impl DriftClock {
         let num = (local as i128 - self.offset as i128) * MILLION;
         let den = MILLION + self.ppm as i128;
         let v = (num + den - 1).div_euclid(den);
-        (v.max(now as i128)) as Time
+        v.clamp(now as i128, Time::MAX as i128) as Time
     }
 
-    /// Virtual time at which a local duration started now ends.
+    /// Virtual time at which a local duration started now ends; a duration past the end
+    /// of time ends there.
     pub fn after_local(&self, now: Time, local_ms: u64) -> Time {
-        self.virtual_at(now, self.local(now) + local_ms)
+        self.virtual_at(now, self.local(now).saturating_add(local_ms))
     }
 
     pub fn step(&mut self, delta_ms: i64) {
-        self.offset += delta_ms;
+        self.offset = self.offset.saturating_add(delta_ms);
         if delta_ms < 0 {
-            self.backward_ms += delta_ms.unsigned_abs();
+            self.backward_ms = self.backward_ms.saturating_add(delta_ms.unsigned_abs());
         }
     }
 
@@ -59,10 +61,11 @@ impl DriftClock {
         // The local clock must travel `ttl` plus every backward step to reach the
         // deadline, at (1e6 + ppm) / 1e6 local ms per virtual ms; whatever that takes
         // beyond `ttl` is the excess, plus a millisecond for rounding either side.
-        let span = (ttl + self.backward_ms) as i128 * MILLION;
+        let span = (ttl as i128 + self.backward_ms as i128) * MILLION;
         let rate = MILLION + self.ppm as i128;
-        let virtual_ms = (span + rate - 1).div_euclid(rate) as u64;
-        virtual_ms.saturating_sub(ttl) + 2
+        let virtual_ms = (span + rate - 1).div_euclid(rate);
+        let excess = (virtual_ms - ttl as i128).max(0);
+        u64::try_from(excess).unwrap_or(u64::MAX).saturating_add(2)
     }
 }
 
@@ -96,5 +99,32 @@ mod tests {
         assert_eq!(slow.drift_bound(4_000), 1_000 + 1_000 + 2);
         // A deadline already passed on the local clock is due now.
         assert_eq!(c.virtual_at(50_000, 10), 50_000);
+    }
+
+    /// A plan's task may estimate `u64::MAX` ms and a scenario may step a clock by any
+    /// amount: readings and deadlines stop at the end of time instead of overflowing.
+    #[test]
+    fn extreme_durations_saturate_at_the_end_of_time() {
+        for ppm in [-500_000, 0, 500_000] {
+            let c = DriftClock::new(ppm);
+            // A fast clock reads the end of time before virtual time gets there.
+            let end = c.virtual_at(0, u64::MAX);
+            assert_eq!(c.after_local(1_000, u64::MAX), end, "ppm {ppm}");
+            assert_eq!(end == u64::MAX, ppm <= 0, "ppm {ppm}");
+            assert_eq!(c.after_local(u64::MAX, 1), u64::MAX, "ppm {ppm}");
+            assert!(c.local(u64::MAX) >= c.local(u64::MAX / 2), "ppm {ppm}");
+            assert!(c.drift_bound(u64::MAX) >= 2, "ppm {ppm}");
+        }
+        let mut c = DriftClock::new(500_000);
+        assert_eq!(c.local(u64::MAX), u64::MAX);
+        c.step(i64::MAX);
+        c.step(i64::MAX);
+        assert_eq!(c.local(1), i64::MAX as u64 + 1);
+        assert_eq!(c.local(u64::MAX), u64::MAX);
+        c.step(i64::MIN);
+        c.step(i64::MIN);
+        c.step(i64::MIN);
+        assert_eq!(c.local(1_000), 0);
+        assert!(c.drift_bound(u64::MAX) > u64::MAX / 4);
     }
 }

@@ -5,7 +5,7 @@
 use crate::run::{run, RunOptions, RunReport};
 use crate::scenario::{name_ref, GroupSpec, JobPlan, NetworkSpec, Scenario, TaskPlan, WorkerSpec};
 use crate::timeline::Bar;
-use keel_engine::{GroupKind, JobSpec, TaskSpec};
+use keel_engine::{validate_job, GroupKind, JobSpec, Limits, TaskSpec};
 use std::collections::BTreeMap;
 
 /// A worker of the pool a plan is simulated on.
@@ -33,6 +33,14 @@ pub struct PlanOutcome {
 /// Tasks without `estimated_ms` take this long.
 pub const DEFAULT_TASK_MS: u64 = 1_000;
 
+/// The longest a simulated plan may run (30 days of virtual time). The simulator's work
+/// grows with virtual time (leases are renewed, timers fire), so a plan that must run
+/// longer is refused at once, naming why, rather than ground through for minutes
+/// until the run's event budget gives up.
+pub const PLAN_HORIZON_MS: u64 = 30 * DAY_MS;
+
+const DAY_MS: u64 = 24 * 3_600_000;
+
 /// Runs `spec` on `workers` with no faults. Deterministic; `Err` names an invalid input.
 /// `seed` drives the simulator's tie-breaks; a run is reproducible from it.
 pub fn simulate_plan(
@@ -43,6 +51,7 @@ pub fn simulate_plan(
     if workers.is_empty() {
         return Err("simulating a plan needs at least one worker".into());
     }
+    check_horizon(spec, workers)?;
     let scenario = plan_scenario(spec, workers);
     crate::load::check_generated(&scenario).map_err(|e| e.message)?;
     let report = run(&scenario, RunOptions::new(seed));
@@ -65,6 +74,52 @@ pub fn simulate_plan(
             .to_string(),
         report,
     })
+}
+
+/// Refuses a plan whose run certainly outlasts [`PLAN_HORIZON_MS`]: a task estimated
+/// beyond it, a dependency chain whose estimates add up beyond it, or more estimated
+/// work than the pool's slots can do within it. Sums saturate, so any estimate up to
+/// `u64::MAX` gets this answer.
+fn check_horizon(spec: &JobSpec, workers: &[PlanWorker]) -> Result<(), String> {
+    let beyond = format!(
+        "beyond the {} days keel plan --simulate runs a plan for",
+        PLAN_HORIZON_MS / DAY_MS
+    );
+    let estimate = |t: &TaskSpec| t.estimated_ms.unwrap_or(DEFAULT_TASK_MS);
+    if let Some(t) = spec.tasks.iter().find(|t| estimate(t) > PLAN_HORIZON_MS) {
+        return Err(format!(
+            "task {:?} is estimated at {} ms, {beyond}",
+            t.key,
+            estimate(t)
+        ));
+    }
+    if let Ok(valid) = validate_job(spec, &Limits::default()) {
+        let mut chain = vec![0u64; spec.tasks.len()];
+        for &i in &valid.topo_order {
+            let i = i as usize;
+            let before = valid.upstream[i].iter().map(|&u| chain[u as usize]).max();
+            chain[i] = before.unwrap_or(0).saturating_add(estimate(&spec.tasks[i]));
+            if chain[i] > PLAN_HORIZON_MS {
+                return Err(format!(
+                    "the dependency chain ending at task {:?} is estimated at {} ms, {beyond}",
+                    spec.tasks[i].key, chain[i]
+                ));
+            }
+        }
+    }
+    let work = spec
+        .tasks
+        .iter()
+        .fold(0u64, |sum, t| sum.saturating_add(estimate(t)));
+    let slots = workers.iter().fold(0u64, |sum, w| {
+        sum.saturating_add(u64::from(w.max_concurrency.max(1)))
+    });
+    if work / slots.max(1) > PLAN_HORIZON_MS {
+        return Err(format!(
+            "the tasks are estimated at {work} ms in all, more than the pool's {slots} slots can run {beyond}"
+        ));
+    }
+    Ok(())
 }
 
 /// The scenario of a plan: the job, honest workers, an instant network, no faults.
@@ -176,5 +231,43 @@ mod tests {
         );
         let busy: u64 = out.busy_ms.values().sum();
         assert!((7_000..7_050).contains(&busy), "{busy}");
+    }
+
+    fn one_worker(slots: u32) -> Vec<PlanWorker> {
+        vec![PlanWorker {
+            name: "w".into(),
+            capabilities: vec![],
+            max_concurrency: slots,
+        }]
+    }
+
+    #[test]
+    fn plans_that_outlast_the_horizon_are_refused_naming_why() {
+        let huge = JobSpec::new("huge", vec![task("a", u64::MAX)]);
+        let err = simulate_plan(&huge, &one_worker(1), 0).unwrap_err();
+        assert_eq!(
+            err,
+            "task \"a\" is estimated at 18446744073709551615 ms, beyond the 30 days keel plan --simulate runs a plan for"
+        );
+        let day = 24 * 3_600_000;
+        let chain = JobSpec::new(
+            "chain",
+            vec![
+                task("a", 20 * day),
+                task("b", 20 * day).after(GroupKind::AllOf, &["a"]),
+            ],
+        );
+        let err = simulate_plan(&chain, &one_worker(8), 0).unwrap_err();
+        assert!(
+            err.starts_with("the dependency chain ending at task \"b\""),
+            "{err}"
+        );
+        let wide = JobSpec::new("wide", vec![task("a", 20 * day), task("b", 20 * day)]);
+        let err = simulate_plan(&wide, &one_worker(1), 0).unwrap_err();
+        assert!(err.contains("more than the pool's 1 slots"), "{err}");
+        // Tasks side by side on enough slots run.
+        let fits = JobSpec::new("fits", vec![task("a", 3_600_000), task("b", 3_600_000)]);
+        let out = simulate_plan(&fits, &one_worker(2), 0).unwrap();
+        assert_eq!(out.outcome, "succeeded");
     }
 }

@@ -11,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+pub mod logged;
+
 /// How long any one awaited condition may take before the test fails.
 pub const BOUND: Duration = Duration::from_secs(90);
 
@@ -59,6 +61,14 @@ impl Proc {
                 "the process did not exit within {bound:?}"
             );
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether the process has not exited (a stopped process runs).
+    pub fn running(&mut self) -> bool {
+        match &mut self.child {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
         }
     }
 

@@ -71,7 +71,7 @@ pub use error::{CoordinatorError, Deposed};
 pub use fault::StoreFault;
 pub use handle::Handle;
 pub use metrics::{Histogram, Metrics};
-pub use poison::{JobRef, Met, Poisoned};
+pub use poison::{JobRef, Met, Poisoned, TickDue};
 pub use recovery::recover;
 pub use retry::{Retried, RetryError};
 pub use routing::{ROUTE_CAPACITY, WATCH_CAPACITY};

@@ -16,7 +16,8 @@ use crate::engine_task::{Ended, EngineTask};
 use crate::error::CoordinatorError;
 use crate::leadership::Stop;
 use crate::pipeline::Serving;
-use crate::poison::Met;
+use crate::poison::{Met, Poisoned};
+use crate::recovery::before_entry;
 use crate::term::{step_down, Term};
 use keel_log::Log;
 
@@ -56,6 +57,9 @@ impl<L: Log + 'static> EngineTask<L> {
             None => return Ended::Done,
         };
         poisoned.met = Met::Serving { recorded };
+        if recorded {
+            self.explain(&mut poisoned).await;
+        }
         tracing::error!(partition, offset = poisoned.offset, %poisoned, "the engine panicked; stopping");
         let answer = poisoned.clone();
         applied.fail(|| CoordinatorError::EnginePanicked {
@@ -66,4 +70,27 @@ impl<L: Log + 'static> EngineTask<L> {
         step_down(&self.log, &leadership.lease()).await;
         Ended::Done
     }
+
+    /// Names what the recorded input concerns (its job; for a tick, the timers it was
+    /// firing) from the state just before it, replayed from the log: the engine that
+    /// panicked may be half-changed. Bounded, since the process is about to stop.
+    async fn explain(&self, poisoned: &mut Poisoned) {
+        let replayed = before_entry(
+            &*self.log,
+            self.settings.partition,
+            self.settings.engine.clone(),
+            poisoned.offset,
+            self.settings.prepare_engine,
+        );
+        match tokio::time::timeout(EXPLAIN_WITHIN, replayed).await {
+            Ok(Some((before, entry))) => poisoned.explain(&before, entry.now, &entry.input),
+            _ => tracing::warn!(
+                offset = poisoned.offset,
+                "could not replay the log up to the input that panicked the engine to name what it concerns"
+            ),
+        }
+    }
 }
+
+/// How long naming a panicked input may delay stopping.
+const EXPLAIN_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);

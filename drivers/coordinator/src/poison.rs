@@ -3,7 +3,7 @@
 //! concerns) so an operator can skip it or cancel its job offline (`keel admin`),
 //! instead of a coordinator that lingers half-alive or restarts into the same panic.
 
-use keel_engine::{ClientCommand, Engine, Input, JobId, TaskId, WorkerCommand};
+use keel_engine::{ClientCommand, DueTimer, Engine, Input, JobId, TaskId, Time, WorkerCommand};
 use keel_log::Offset;
 use std::any::Any;
 use std::fmt;
@@ -47,6 +47,44 @@ pub struct Poisoned {
     /// The panic's message.
     pub message: String,
     pub met: Met,
+    /// For a timer tick, what it was firing, when the state before it could be read.
+    pub tick: Option<Box<TickDue>>,
+}
+
+/// The timers a tick that panicked the engine was firing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TickDue {
+    /// The tick's time.
+    pub now: Time,
+    /// The first [`TickDue::SHOWN`] timers due, earliest first.
+    pub timers: Vec<DueTimer>,
+    /// How many were due in all.
+    pub total: usize,
+}
+
+impl TickDue {
+    /// Timers named in a message; a tick after a long outage may fire thousands.
+    pub const SHOWN: usize = 8;
+}
+
+impl fmt::Display for TickDue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, " at {} ms", self.now)?;
+        if self.timers.is_empty() {
+            return f.write_str(" with no timer due");
+        }
+        f.write_str(" firing ")?;
+        for (i, timer) in self.timers.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{timer}")?;
+        }
+        if self.total > self.timers.len() {
+            write!(f, " and {} more", self.total - self.timers.len())?;
+        }
+        Ok(())
+    }
 }
 
 impl Poisoned {
@@ -57,16 +95,31 @@ impl Poisoned {
             job: job_named(input),
             message,
             met,
+            tick: None,
         }
     }
 
-    /// Names the job through the engine's state just before the input, when the input
-    /// names only one of the job's tasks.
-    pub(crate) fn find_job(&mut self, before: &Engine, input: &Input) {
+    /// Names what the input concerns through the engine's state just before it (the
+    /// input applied at `now`): the job of a task-level input, and for a timer tick the
+    /// timers it was firing and their job, when they all concern one.
+    pub(crate) fn explain(&mut self, before: &Engine, now: Time, input: &Input) {
         if self.job.is_none() {
             self.job = task_of(input)
                 .and_then(|task| before.describe_task(task).ok())
                 .map(|view| JobRef::Id(view.job));
+        }
+        if matches!(input, Input::Tick) {
+            // The engine fires every timer due at its own clock too: a `now` earlier
+            // than it is treated as it.
+            let now = now.max(before.now());
+            let (timers, total) = before.timers_due(now, TickDue::SHOWN);
+            let mut jobs = timers.iter().filter_map(|t| t.job);
+            if let (None, Some(first)) = (&self.job, jobs.next()) {
+                if total == timers.len() && jobs.all(|j| j == first) {
+                    self.job = Some(JobRef::Id(first));
+                }
+            }
+            self.tick = Some(Box::new(TickDue { now, timers, total }));
         }
     }
 
@@ -93,11 +146,16 @@ impl fmt::Display for Poisoned {
             Some(job) => format!(", {job}"),
             None => String::new(),
         };
+        let tick = self
+            .tick
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         match self.met {
             Met::Serving { recorded } => {
                 write!(
                     f,
-                    "the engine panicked applying the input at log offset {} ({}{job}): {}; ",
+                    "the engine panicked applying the input at log offset {} ({}{tick}{job}): {}; ",
                     self.offset, self.input, self.message
                 )?;
                 if recorded {
@@ -110,7 +168,7 @@ impl fmt::Display for Poisoned {
             Met::Replaying => {
                 write!(
                     f,
-                    "log entry {} ({}{job}) panics the engine when replayed: {}; ",
+                    "log entry {} ({}{tick}{job}) panics the engine when replayed: {}; ",
                     self.offset, self.input, self.message
                 )?;
                 self.remedy(f)
@@ -222,5 +280,46 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("cancel-job --job 4"), "{text}");
+    }
+
+    #[test]
+    fn a_tick_is_named_by_its_time_and_a_bounded_list_of_timers() {
+        let timer = |n: u64| DueTimer {
+            at: n,
+            what: format!("lease expiry of t{n}"),
+            job: Some(JobId(1)),
+        };
+        let tick = TickDue {
+            now: 50,
+            timers: (1..=2).map(timer).collect(),
+            total: 30,
+        };
+        assert_eq!(
+            tick.to_string(),
+            " at 50 ms firing lease expiry of t1 (j1) due at 1 ms, lease expiry of t2 (j1) due at 2 ms and 28 more"
+        );
+        let idle = TickDue {
+            now: 7,
+            timers: vec![],
+            total: 0,
+        };
+        assert_eq!(idle.to_string(), " at 7 ms with no timer due");
+        // A tick firing timers of several jobs, or more than it lists, names no job.
+        let mut engine = Engine::new(keel_engine::Config::default());
+        for name in ["a", "b"] {
+            let mut spec = JobSpec::new(name, vec![TaskSpec::new("t")]);
+            spec.deadline_ms = Some(10);
+            engine.apply(0, Input::Client(ClientCommand::SubmitJob(spec)));
+        }
+        let mut poisoned = Poisoned::new(9, &Input::Tick, "boom".into(), Met::Replaying);
+        poisoned.explain(&engine, 100, &Input::Tick);
+        assert_eq!(poisoned.job, None);
+        assert_eq!(poisoned.tick.as_ref().map(|t| t.total), Some(2));
+        let text = poisoned.to_string();
+        assert!(
+            text.starts_with("log entry 9 (a timer tick at 100 ms firing deadline of j"),
+            "{text}"
+        );
+        assert!(!text.contains("cancel-job"), "{text}");
     }
 }

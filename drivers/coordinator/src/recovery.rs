@@ -58,7 +58,7 @@ pub(crate) async fn recover_with<L: Log>(
             let mut poisoned = Poisoned::new(offset, &entry.input, message, Met::Replaying);
             // The state just before the entry tells which job a task-level input is for.
             if let Ok(before) = replay(log, partition, config, skip, Some(offset), prepare).await {
-                poisoned.find_job(&before.engine, &entry.input);
+                poisoned.explain(&before.engine, entry.now, &entry.input);
             }
             Err(CoordinatorError::PoisonedLog {
                 partition,
@@ -66,6 +66,30 @@ pub(crate) async fn recover_with<L: Log>(
             })
         }
     }
+}
+
+/// The engine just before the entry at `offset`, and that entry, replayed from the log:
+/// what an input that panicked a serving engine is explained from (that engine's state
+/// may be half-changed). `None` when the log cannot be read back.
+pub(crate) async fn before_entry<L: Log>(
+    log: &L,
+    partition: Partition,
+    config: Config,
+    offset: Offset,
+    prepare: Option<fn(&mut Engine)>,
+) -> Option<(Engine, Entry)> {
+    let skip = BTreeSet::new();
+    let before = replay(log, partition, config, &skip, Some(offset), prepare)
+        .await
+        .ok()?;
+    let record = log
+        .read(partition, offset, 1)
+        .await
+        .ok()?
+        .into_iter()
+        .next()?;
+    let entry = Entry::decode(partition, offset, &record.payload).ok()?;
+    Some((before.engine, entry))
 }
 
 /// Replays from the snapshot to the log's end, or to just before `stop_before`.

@@ -178,3 +178,70 @@ async fn cancel_job_appends_a_cancellation_or_refuses_an_unknown_job() {
         "{outcome:?}"
     );
 }
+
+/// The lease of the test's task ends here, and a tick from then on panics the engine.
+const LEASE_END_MS: u64 = START_MS + 1_000;
+
+fn inject_on_tick(engine: &mut Engine) {
+    engine.inject_faults(Faults {
+        panic_on_tick_from: Some(LEASE_END_MS),
+        ..Faults::default()
+    });
+}
+
+/// A tick names no job of its own: the message names its time and the timers it was
+/// firing (read from the state just before it, replayed from the log), and through
+/// them the job, both when serving and when recovery meets the recorded tick again.
+#[tokio::test]
+async fn a_panic_on_a_tick_names_its_time_the_timers_due_and_their_job() {
+    let log = Arc::new(MemoryLog::new());
+    let clock = manual_clock();
+    let mut config = CoordinatorConfig {
+        prepare_engine: Some(inject_on_tick),
+        ..faulty("a")
+    };
+    config.engine.lease_ttl_ms = 1_000;
+    config.engine.liveness_timeout_ms = 600_000;
+    let handle = start(config.clone(), &log, &clock).await;
+    let mut worker = Worker::register(&handle, "w1").await;
+    let job = submit(&handle, "slow", &["t"]).await;
+    let fence = worker.claim(&handle).await;
+    clock.set(LEASE_END_MS);
+
+    let stopped = within("the coordinator to stop", handle.stopped()).await;
+    let text = stopped.to_string();
+    let named = format!(
+        "(a timer tick at {LEASE_END_MS} ms firing lease expiry of {} ({job}) due at {LEASE_END_MS} ms, job {job})",
+        fence.task
+    );
+    assert!(text.contains(&named), "{text}");
+    assert!(text.contains("injected panic on a tick"), "{text}");
+    assert!(
+        text.contains(&format!("keel admin cancel-job --job {}", job.0)),
+        "{text}"
+    );
+
+    let again = within(
+        "a restart",
+        Coordinator::start(
+            CoordinatorConfig {
+                holder: "b".into(),
+                ..config
+            },
+            log.clone(),
+            clock.clone(),
+        ),
+    )
+    .await;
+    match again {
+        Err(CoordinatorError::PoisonedLog { poisoned, .. }) => {
+            assert_eq!(poisoned.met, Met::Replaying);
+            assert_eq!(poisoned.job, Some(JobRef::Id(job)));
+            let tick = poisoned.tick.as_ref().expect("the tick's timers");
+            assert_eq!((tick.now, tick.total), (LEASE_END_MS, 1));
+            assert!(poisoned.to_string().contains(&named), "{poisoned}");
+        }
+        Err(other) => panic!("expected PoisonedLog, got {other}"),
+        Ok(_) => panic!("a coordinator started on a poisoned log"),
+    }
+}

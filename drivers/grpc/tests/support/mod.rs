@@ -33,7 +33,15 @@ impl Cluster {
     }
 
     pub async fn start_with(config: CoordinatorConfig, options: ServerOptions) -> Cluster {
-        let log = Arc::new(MemoryLog::new());
+        Cluster::start_on(Arc::new(MemoryLog::new()), config, options).await
+    }
+
+    /// A coordinator on `log` (the embedded redb log, say) serving gRPC.
+    pub async fn start_on<L: keel_log::Log + 'static>(
+        log: Arc<L>,
+        config: CoordinatorConfig,
+        options: ServerOptions,
+    ) -> Cluster {
         let handle = Coordinator::start(config, log, Arc::new(SystemClock))
             .await
             .expect("coordinator starts");
