@@ -7,3 +7,4 @@
 //! commands and timer requests come out. The SDK, the coordinator runtime and the
 //! simulator drive the same machines, so the simulator's seeds exercise the decisions
 //! production makes.
+pub mod worker;

@@ -1,0 +1,501 @@
+//! The worker's decisions, driven input by input with time as a number.
+
+use super::*;
+use keel_engine::{Fence, GrantId, InstanceId, JobId, SuspendTimeout, TaskId};
+
+const TTL: u64 = 3_000;
+const LIVENESS: u64 = 30_000;
+
+fn config(concurrency: u32) -> Config {
+    Config {
+        capabilities: Vec::new(),
+        lanes: Vec::new(),
+        concurrency,
+        instance: InstanceId(5),
+        backoff_min_ms: 100,
+        backoff_max_ms: 5_000,
+        jitter_seed: 1,
+        answer_timeout_ms: 1_000,
+        drain_timeout_ms: 60_000,
+        frame_overhead_bytes: 64,
+        max_error_bytes: 100,
+        max_progress_bytes: 50,
+    }
+}
+
+fn fence(task: u64, epoch: u64) -> Fence {
+    Fence {
+        task: TaskId(task),
+        attempt: 1,
+        epoch,
+    }
+}
+
+/// The seq of the last command matching `kind` among `out`.
+fn sent(out: &[Output], kind: fn(&Command) -> bool) -> Option<u64> {
+    out.iter().rev().find_map(|o| match o {
+        Output::Send { seq, command } if kind(command) => Some(*seq),
+        _ => None,
+    })
+}
+
+fn commands(out: &[Output]) -> Vec<Command> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send { command, .. } => Some(command.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Answers `seq`, and answers at once the work requests, heartbeats, drains and
+/// releases that answer sends.
+fn reply(m: &mut WorkerMachine, now: Time, seq: u64, answer: Answer) -> Vec<Output> {
+    let mut out = Vec::new();
+    m.on_event(now, Event::Reply { seq, answer }, &mut out);
+    ack(m, now, &out);
+    out
+}
+
+/// Answers the commands among `out` whose answer changes nothing but the session.
+fn ack(m: &mut WorkerMachine, now: Time, out: &[Output]) {
+    for o in out {
+        if let Output::Send { seq, command } = o {
+            if matches!(
+                command,
+                Command::Heartbeat
+                    | Command::RequestWork { .. }
+                    | Command::Drain
+                    | Command::ReleaseGrant { .. }
+            ) {
+                let mut rest = Vec::new();
+                let answer = Answer::Done;
+                m.on_event(now, Event::Reply { seq: *seq, answer }, &mut rest);
+                ack(m, now, &rest);
+            }
+        }
+    }
+}
+
+fn registered(frame_bytes: Option<u64>) -> Answer {
+    Answer::Registered(Registered {
+        lease_ttl_ms: TTL,
+        liveness_timeout_ms: LIVENESS,
+        frame_bytes,
+    })
+}
+
+/// Connects and registers at `now`; returns what the registration's answer sent.
+fn register(m: &mut WorkerMachine, now: Time, frame_bytes: Option<u64>) -> Vec<Output> {
+    let mut out = Vec::new();
+    m.start(&mut out);
+    m.on_timer(now, &mut out);
+    assert!(out.contains(&Output::Connect), "{out:?}");
+    out.clear();
+    m.connected(now, &mut out);
+    let seq = sent(&out, |c| matches!(c, Command::Register { .. })).expect("registers");
+    reply(m, now, seq, registered(frame_bytes))
+}
+
+fn offer(grant: u64, task: u64) -> Event {
+    Event::GrantOffered(Offer {
+        grant: GrantId(grant),
+        job: JobId(1),
+        task: TaskId(task),
+        attempt: 1,
+        payload: b"p".to_vec(),
+    })
+}
+
+/// Offers task `task` at `now` and answers the accept with a lease under `f`.
+fn run(m: &mut WorkerMachine, now: Time, grant: u64, f: Fence) -> Vec<Output> {
+    let mut out = Vec::new();
+    m.on_event(now, offer(grant, f.task.0), &mut out);
+    let accept = sent(&out, |c| matches!(c, Command::AcceptGrant { .. })).expect("accepts");
+    ack(m, now, &out);
+    let started = reply(m, now + 10, accept, Answer::LeaseStarted { fence: f });
+    assert!(
+        started
+            .iter()
+            .any(|o| matches!(o, Output::Start(a) if a.fence == f)),
+        "{started:?}"
+    );
+    started
+}
+
+#[test]
+fn a_registration_asks_for_as_much_work_as_there_are_slots_and_offers_beyond_are_released() {
+    let mut m = WorkerMachine::new(config(2));
+    let out = register(&mut m, 0, None);
+    assert_eq!(commands(&out), vec![Command::RequestWork { credits: 2 }]);
+    run(&mut m, 100, 1, fence(7, 1));
+    let mut out = Vec::new();
+    m.on_event(200, offer(2, 8), &mut out);
+    assert_eq!(m.credits(), 0, "one runs, one is being accepted");
+    m.on_event(210, offer(3, 9), &mut out);
+    let release = Command::ReleaseGrant { grant: GrantId(3) };
+    assert!(commands(&out).contains(&release), "{out:?}");
+}
+
+#[test]
+fn a_resumed_attempts_outcome_survives_the_late_answer_to_its_suspension() {
+    let mut m = WorkerMachine::new(config(1));
+    register(&mut m, 0, None);
+    let first = fence(7, 1);
+    let resumed = fence(7, 2);
+    run(&mut m, 100, 1, first);
+    let suspend = Outcome::Suspend {
+        waitpoint: "approval".into(),
+        timeout_ms: Some(0),
+        on_timeout: SuspendTimeout::Resume,
+    };
+    let mut out = Vec::new();
+    m.handler_finished(200, first, Some(suspend), &mut out);
+    let suspended = sent(&out, |c| {
+        matches!(
+            c,
+            Command::Suspend {
+                timeout_ms: Some(1),
+                ..
+            }
+        )
+    })
+    .expect("a zero suspension timeout is sent as 1 ms");
+    // The signal resumed the task and its next attempt finished before the answer to
+    // the suspension arrived.
+    run(&mut m, 300, 2, resumed);
+    let mut out = Vec::new();
+    m.handler_finished(400, resumed, Some(Outcome::Complete(Vec::new())), &mut out);
+    reply(&mut m, 500, suspended, Answer::Suspended);
+    assert!(!m.idle(), "the completion is still unanswered");
+    assert_eq!(m.summary().suspended, 1);
+    // A reconnect sends it again.
+    let mut out = Vec::new();
+    m.disconnected(600, &mut out);
+    m.on_timer(600 + 100, &mut out);
+    m.connected(700, &mut out);
+    let seq = sent(&out, |c| matches!(c, Command::Register { .. })).unwrap();
+    let again = reply(&mut m, 710, seq, registered(None));
+    let resent = commands(&again)
+        .into_iter()
+        .any(|c| matches!(c, Command::Complete { fence, .. } if fence == resumed));
+    assert!(resent, "the completion was not sent again: {again:?}");
+}
+
+#[test]
+fn a_lease_is_trusted_for_one_ttl_from_when_its_renewal_was_sent() {
+    let mut m = WorkerMachine::new(config(2));
+    register(&mut m, 0, None);
+    let f = fence(7, 1);
+    // Accepted at 100, answered at 110: trusted until 100 + TTL.
+    let started = run(&mut m, 100, 1, f);
+    let trust = Output::Trust {
+        task: f.task,
+        until: Some((f, 100 + TTL)),
+    };
+    assert!(started.contains(&trust), "{started:?}");
+    // The renewal is due one third of a TTL after the start.
+    let mut out = Vec::new();
+    m.on_timer(110 + TTL / 3 - 1, &mut out);
+    assert_eq!(sent(&out, |c| matches!(c, Command::Renew { .. })), None);
+    m.on_timer(110 + TTL / 3, &mut out);
+    let renew = sent(&out, |c| matches!(c, Command::Renew { .. })).expect("renews");
+    let sent_at = 110 + TTL / 3;
+    // Answered much later: the lease still counts from when the renewal was sent.
+    let out = reply(&mut m, sent_at + 900, renew, Answer::Renewed);
+    let renewed = Output::Trust {
+        task: f.task,
+        until: Some((f, sent_at + TTL)),
+    };
+    assert!(out.contains(&renewed), "{out:?}");
+    // Nothing answered after that: the handler stops exactly at the deadline.
+    let mut out = Vec::new();
+    m.on_timer(sent_at + TTL - 1, &mut out);
+    assert!(!out.contains(&Output::Cancel(f)));
+    let mut out = Vec::new();
+    let deadline = m.next_timeout().expect("a deadline");
+    assert!(deadline <= sent_at + TTL);
+    m.on_timer(sent_at + TTL, &mut out);
+    assert!(out.contains(&Output::Cancel(f)), "{out:?}");
+    assert_eq!(m.summary().revoked, 1);
+}
+
+#[test]
+fn an_output_too_large_for_any_frame_is_reported_as_a_permanent_failure() {
+    let mut m = WorkerMachine::new(Config {
+        max_error_bytes: 40,
+        ..config(1)
+    });
+    register(&mut m, 0, Some(1_000));
+    let f = fence(7, 1);
+    run(&mut m, 100, 1, f);
+    let mut out = Vec::new();
+    m.handler_finished(200, f, Some(Outcome::Complete(vec![0; 937])), &mut out);
+    let failure = commands(&out).into_iter().find_map(|c| match c {
+        Command::Fail {
+            error, permanent, ..
+        } => Some((error, permanent)),
+        _ => None,
+    });
+    let (error, permanent) = failure.expect("a failure instead of the output");
+    assert!(permanent);
+    assert!(
+        error.starts_with("the task's output of 937 bytes"),
+        "{error}"
+    );
+    assert_eq!(error.len(), 40, "cut to max_error_bytes");
+    // An output that fits is sent as it is.
+    let g = fence(8, 1);
+    run(&mut m, 300, 2, g);
+    let mut out = Vec::new();
+    m.handler_finished(400, g, Some(Outcome::Complete(vec![0; 936])), &mut out);
+    assert!(sent(&out, |c| matches!(c, Command::Complete { .. })).is_some());
+}
+
+#[test]
+fn an_output_the_coordinator_refuses_as_too_large_fails_the_attempt_for_good() {
+    let mut m = WorkerMachine::new(config(1));
+    register(&mut m, 0, None);
+    let f = fence(7, 1);
+    run(&mut m, 100, 1, f);
+    let mut out = Vec::new();
+    m.handler_finished(200, f, Some(Outcome::Complete(vec![1; 100])), &mut out);
+    let complete = sent(&out, |c| matches!(c, Command::Complete { .. })).unwrap();
+    let refusal = Refusal::from_code("too_large", "too_large: output".into(), None);
+    let out = reply(&mut m, 300, complete, Answer::Refused(refusal));
+    let failed = sent(&out, |c| {
+        matches!(
+            c,
+            Command::Fail {
+                permanent: true,
+                ..
+            }
+        )
+    });
+    assert!(failed.is_some(), "{out:?}");
+    assert!(!m.idle(), "the failure awaits its answer");
+    reply(&mut m, 400, failed.unwrap(), Answer::Failed);
+    assert!(m.idle());
+    assert_eq!(m.summary().failed, 1);
+}
+
+#[test]
+fn an_outcome_refused_as_stale_is_dropped_and_counted() {
+    let mut m = WorkerMachine::new(config(1));
+    register(&mut m, 0, None);
+    let f = fence(7, 1);
+    run(&mut m, 100, 1, f);
+    let mut out = Vec::new();
+    m.handler_finished(200, f, Some(Outcome::Complete(Vec::new())), &mut out);
+    let complete = sent(&out, |c| matches!(c, Command::Complete { .. })).unwrap();
+    let stale = Refusal::from_code("stale_fence", "stale".into(), None);
+    reply(&mut m, 300, complete, Answer::Refused(stale));
+    assert!(m.idle());
+    assert_eq!(m.summary().stale, 1);
+}
+
+#[test]
+fn an_unanswered_outcome_breaks_the_connection_and_is_sent_again_after_it() {
+    let mut m = WorkerMachine::new(config(1));
+    register(&mut m, 0, None);
+    let f = fence(7, 1);
+    run(&mut m, 100, 1, f);
+    let mut out = Vec::new();
+    m.handler_finished(200, f, Some(Outcome::Complete(b"x".to_vec())), &mut out);
+    // The answer timeout, counted from the send, is the next thing due.
+    let mut out = Vec::new();
+    m.on_timer(1_199, &mut out);
+    assert!(!out.contains(&Output::Disconnect));
+    m.on_timer(1_200, &mut out);
+    assert!(out.contains(&Output::Disconnect), "{out:?}");
+    assert_eq!(m.summary().reconnects, 1);
+    let retry = m.next_timeout().expect("a reconnect is due");
+    assert!(
+        (1_275..=1_300).contains(&retry),
+        "backoff of 75..=100 ms: {retry}"
+    );
+    let mut out = Vec::new();
+    m.on_timer(retry, &mut out);
+    assert_eq!(out, vec![Output::Connect]);
+    m.connected(retry, &mut out);
+    let seq = sent(&out, |c| matches!(c, Command::Register { .. })).unwrap();
+    let out = reply(&mut m, retry + 5, seq, registered(None));
+    let complete = sent(&out, |c| matches!(c, Command::Complete { .. })).expect("resent");
+    reply(&mut m, retry + 10, complete, Answer::Completed);
+    assert!(m.idle());
+    assert_eq!(m.summary().completed, 1);
+}
+
+#[test]
+fn a_refusal_naming_the_current_instance_jumps_past_it_and_a_lost_instance_takes_the_next() {
+    let mut m = WorkerMachine::new(config(1));
+    let mut out = Vec::new();
+    m.start(&mut out);
+    m.connected(0, &mut out);
+    let seq = sent(&out, |c| matches!(c, Command::Register { .. })).unwrap();
+    let stale = Refusal::from_code("stale_instance", "old".into(), Some(InstanceId(900)));
+    let out = reply(&mut m, 10, seq, Answer::Refused(stale));
+    assert!(out.contains(&Output::Disconnect));
+    assert_eq!(m.instance(), InstanceId(901));
+    assert_eq!(m.summary().registrations_refused, 1);
+    // Registered as 901, running a task; then the coordinator declares it lost.
+    let mut out = Vec::new();
+    m.on_timer(m.next_timeout().unwrap(), &mut out);
+    m.connected(200, &mut out);
+    let seq = sent(&out, |c| {
+        matches!(
+            c,
+            Command::Register {
+                instance: InstanceId(901),
+                ..
+            }
+        )
+    });
+    reply(&mut m, 210, seq.unwrap(), registered(None));
+    let f = fence(7, 1);
+    run(&mut m, 300, 1, f);
+    let mut out = Vec::new();
+    m.on_event(
+        400,
+        Event::Lost {
+            instance: Some(InstanceId(3)),
+        },
+        &mut out,
+    );
+    assert!(
+        out.is_empty(),
+        "another instance's loss is not this one's: {out:?}"
+    );
+    m.on_event(400, Event::Lost { instance: None }, &mut out);
+    assert!(out.contains(&Output::Cancel(f)) && out.contains(&Output::Disconnect));
+    assert_eq!(m.instance(), InstanceId(902));
+    // The largest instance saturates rather than wrapping.
+    let mut top = WorkerMachine::new(Config {
+        instance: InstanceId(u64::MAX),
+        ..config(1)
+    });
+    let mut out = Vec::new();
+    top.start(&mut out);
+    top.connected(0, &mut out);
+    let seq = sent(&out, |c| matches!(c, Command::Register { .. })).unwrap();
+    let stale = Refusal::from_code("stale_instance", "old".into(), Some(InstanceId(u64::MAX)));
+    reply(&mut top, 10, seq, Answer::Refused(stale));
+    assert_eq!(top.instance(), InstanceId(u64::MAX));
+}
+
+#[test]
+fn a_malformed_registration_stops_the_worker() {
+    let mut m = WorkerMachine::new(config(1));
+    let mut out = Vec::new();
+    m.start(&mut out);
+    m.connected(0, &mut out);
+    let seq = sent(&out, |c| matches!(c, Command::Register { .. })).unwrap();
+    let invalid = Refusal::from_code("invalid_worker", "bad lane".into(), None);
+    let out = reply(&mut m, 10, seq, Answer::Refused(invalid));
+    assert!(out.contains(&Output::Stopped(Stop::Refused("bad lane".into()))));
+    assert!(m.is_stopped());
+    assert_eq!(m.next_timeout(), None);
+}
+
+#[test]
+fn a_drain_finishes_running_work_then_deregisters() {
+    let mut m = WorkerMachine::new(config(2));
+    register(&mut m, 0, None);
+    let f = fence(7, 1);
+    run(&mut m, 100, 1, f);
+    let mut out = Vec::new();
+    m.drain(200, &mut out);
+    assert_eq!(commands(&out), vec![Command::Drain]);
+    m.on_event(210, offer(2, 8), &mut out);
+    let release = Command::ReleaseGrant { grant: GrantId(2) };
+    assert!(commands(&out).contains(&release));
+    let mut out = Vec::new();
+    m.handler_finished(300, f, Some(Outcome::Complete(Vec::new())), &mut out);
+    assert!(!commands(&out)
+        .iter()
+        .any(|c| matches!(c, Command::Deregister)));
+    let complete = sent(&out, |c| matches!(c, Command::Complete { .. })).unwrap();
+    let out = reply(&mut m, 310, complete, Answer::Completed);
+    let dereg = sent(&out, |c| matches!(c, Command::Deregister)).expect("deregisters");
+    let out = reply(&mut m, 320, dereg, Answer::Done);
+    assert!(out.contains(&Output::Stopped(Stop::Finished)));
+}
+
+#[test]
+fn a_drain_that_times_out_cancels_the_handlers_it_waited_for() {
+    let mut m = WorkerMachine::new(Config {
+        drain_timeout_ms: 500,
+        ..config(1)
+    });
+    register(&mut m, 0, None);
+    let f = fence(7, 1);
+    run(&mut m, 100, 1, f);
+    let mut out = Vec::new();
+    m.drain(200, &mut out);
+    // Keep the lease trusted and the connection alive while the drain runs.
+    let mut out = Vec::new();
+    m.on_timer(699, &mut out);
+    assert!(!out.contains(&Output::Cancel(f)));
+    let mut out = Vec::new();
+    m.on_timer(700, &mut out);
+    assert!(out.contains(&Output::Cancel(f)), "{out:?}");
+    assert!(sent(&out, |c| matches!(c, Command::Deregister)).is_some());
+}
+
+#[test]
+fn a_duplicated_offer_or_answer_never_starts_an_attempt_twice() {
+    let mut m = WorkerMachine::new(config(2));
+    register(&mut m, 0, None);
+    let f = fence(7, 1);
+    run(&mut m, 100, 1, f);
+    let mut out = Vec::new();
+    m.on_event(150, offer(1, 7), &mut out);
+    assert!(commands(&out).is_empty(), "{out:?}");
+    m.handler_finished(200, f, Some(Outcome::Complete(Vec::new())), &mut out);
+    // The same offer again after the attempt ended: the accept's answer repeats the
+    // lease, which must not run again.
+    let mut out = Vec::new();
+    m.on_event(300, offer(1, 7), &mut out);
+    let accept = sent(&out, |c| matches!(c, Command::AcceptGrant { .. })).unwrap();
+    let out = reply(&mut m, 310, accept, Answer::LeaseStarted { fence: f });
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Start(_))),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_revoked_lease_stops_its_handler_and_frees_its_slot() {
+    let mut m = WorkerMachine::new(config(1));
+    register(&mut m, 0, None);
+    let f = fence(7, 1);
+    run(&mut m, 100, 1, f);
+    let mut out = Vec::new();
+    m.on_event(200, Event::LeaseRevoked { fence: fence(7, 2) }, &mut out);
+    assert!(out.is_empty(), "another epoch's revocation: {out:?}");
+    m.on_event(200, Event::LeaseRevoked { fence: f }, &mut out);
+    assert!(out.contains(&Output::Cancel(f)));
+    assert!(commands(&out).contains(&Command::RequestWork { credits: 1 }));
+    // The cancelled handler's own end changes nothing.
+    let mut out = Vec::new();
+    m.handler_finished(210, f, None, &mut out);
+    assert!(out.is_empty());
+}
+
+#[test]
+fn heartbeats_keep_their_cadence_and_a_silent_coordinator_is_left() {
+    let mut m = WorkerMachine::new(config(1));
+    register(&mut m, 0, None);
+    let beat = LIVENESS / 3;
+    assert_eq!(m.next_timeout(), Some(beat));
+    let mut out = Vec::new();
+    m.on_timer(beat, &mut out);
+    let seq = sent(&out, |c| matches!(c, Command::Heartbeat)).expect("a heartbeat");
+    reply(&mut m, beat + 5, seq, Answer::Done);
+    let mut out = Vec::new();
+    m.on_timer(2 * beat, &mut out);
+    assert!(sent(&out, |c| matches!(c, Command::Heartbeat)).is_some());
+    let mut out = Vec::new();
+    m.on_timer(2 * beat + 1_000, &mut out);
+    assert!(out.contains(&Output::Disconnect), "{out:?}");
+}
