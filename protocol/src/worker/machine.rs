@@ -355,6 +355,12 @@ impl WorkerMachine {
             if self.heartbeat_at <= now {
                 self.heartbeat_at = now.saturating_add(self.heartbeat_every());
                 self.send(now, Command::Heartbeat, Sent::Other, out);
+                // Free slots are asked for again with every heartbeat: an offer that
+                // never arrived (or a request that was lost) would otherwise hold the
+                // worker's credits at the coordinator for ever.
+                if self.credits() > 0 {
+                    self.top_up = true;
+                }
             }
             self.renew_due(now, out);
         }
