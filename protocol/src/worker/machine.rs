@@ -1,6 +1,7 @@
-//! The machine's state, its connection and its clock: connecting and registering,
-//! timers (heartbeats, renewals, lease trust, answers overdue, reconnects, drain), and
-//! the commands sent after each input.
+//! The machine's state, sending, and what every input ends with (work requests to top
+//! up freed slots, a deregistration once a drain has nothing left); handlers' results,
+//! drains and stopping. The connection is in `link.rs`, the clock in `timers.rs`, the
+//! coordinator's answers in `replies.rs`.
 
 use super::backoff::Backoff;
 use super::types::*;
@@ -43,7 +44,7 @@ pub(super) enum Sent {
 impl Sent {
     /// Whether a missing answer means the connection is broken. A lost renewal only
     /// costs the lease's trust, which lapses by itself.
-    fn awaited(self) -> bool {
+    pub(super) fn awaited(self) -> bool {
         !matches!(self, Sent::Renew(_) | Sent::Advisory)
     }
 }
@@ -174,92 +175,7 @@ impl WorkerMachine {
         matches!(self.link, Link::Registering | Link::Up)
     }
 
-    /// The shell opened a connection: register on it.
-    pub fn connected(&mut self, now: Time, out: &mut Vec<Output>) {
-        if self.link != Link::Connecting {
-            return;
-        }
-        self.link = Link::Registering;
-        self.pending.clear();
-        let register = Command::Register {
-            instance: self.instance,
-            capabilities: self.config.capabilities.clone(),
-            lanes: self.config.lanes.clone(),
-            max_concurrency: self.config.concurrency,
-        };
-        self.send(now, register, Sent::Register, out);
-    }
-
-    /// The connection broke, or could not be made: try again after a pause. Running
-    /// handlers go on; their leases stay trusted only as long as they were.
-    pub fn disconnected(&mut self, now: Time, out: &mut Vec<Output>) {
-        if matches!(self.link, Link::Down { .. } | Link::Stopped) {
-            return;
-        }
-        self.summary.reconnects += 1;
-        self.go_down(now);
-        self.flush(now, out);
-    }
-
-    /// Drops the connection from this side (the coordinator went silent, or refused
-    /// the registration for now).
-    pub(super) fn drop_connection(&mut self, now: Time, out: &mut Vec<Output>) {
-        if self.connected_link() || self.link == Link::Connecting {
-            out.push(Output::Disconnect);
-        }
-        self.summary.reconnects += 1;
-        self.go_down(now);
-    }
-
-    fn go_down(&mut self, now: Time) {
-        self.pending.clear();
-        let pause = self.backoff.next_pause();
-        self.link = Link::Down {
-            retry_at: now.saturating_add(pause),
-        };
-    }
-
-    /// The answer to a registration: the cadences are known; send what waited for a
-    /// connection (outcomes, accepts), then ask for work or say this worker drains.
-    pub(super) fn registered(
-        &mut self,
-        now: Time,
-        sent_at: Time,
-        reg: Registered,
-        out: &mut Vec<Output>,
-    ) {
-        self.link = Link::Up;
-        self.backoff.reset();
-        self.cadence = Registered {
-            lease_ttl_ms: reg.lease_ttl_ms.max(3),
-            liveness_timeout_ms: reg.liveness_timeout_ms.max(3),
-            frame_bytes: reg.frame_bytes,
-        };
-        self.heartbeat_at = now.saturating_add(self.heartbeat_every());
-        let liveness = self.cadence.liveness_timeout_ms;
-        self.extend_session(sent_at.saturating_add(liveness), out);
-        let reports: Vec<(Fence, Outcome)> =
-            self.reports.iter().map(|(f, o)| (*f, o.clone())).collect();
-        for (fence, outcome) in reports {
-            self.send_report(now, fence, outcome, out);
-        }
-        let grants: Vec<GrantId> = self.accepting.keys().copied().collect();
-        for grant in grants {
-            self.send(
-                now,
-                Command::AcceptGrant { grant },
-                Sent::Accept(grant),
-                out,
-            );
-        }
-        if self.draining {
-            self.send(now, Command::Drain, Sent::Other, out);
-        } else {
-            self.top_up = true;
-        }
-    }
-
-    fn heartbeat_every(&self) -> u64 {
+    pub(super) fn heartbeat_every(&self) -> u64 {
         (self.cadence.liveness_timeout_ms / 3).max(1)
     }
 
@@ -301,117 +217,6 @@ impl WorkerMachine {
                 task: r.fence.task,
                 until,
             });
-        }
-    }
-
-    /// When the machine next needs `on_timer`, if ever.
-    pub fn next_timeout(&self) -> Option<Time> {
-        let mut next: Option<Time> = None;
-        let mut at = |t: Time| next = Some(next.map_or(t, |n| n.min(t)));
-        match self.link {
-            Link::Stopped => return None,
-            Link::Down { retry_at } => at(retry_at),
-            _ => {}
-        }
-        for r in self.running.values() {
-            at(self.trusted_until(r));
-            if self.link == Link::Up {
-                at(r.renew_at);
-            }
-        }
-        if let Some(p) = self.pending.values().find(|p| p.sent.awaited()) {
-            at(p.at.saturating_add(self.config.answer_timeout_ms));
-        }
-        if self.link == Link::Up {
-            at(self.heartbeat_at);
-        }
-        if let Some(d) = self.drain_deadline {
-            at(d);
-        }
-        next
-    }
-
-    /// Does what is due at `now`.
-    pub fn on_timer(&mut self, now: Time, out: &mut Vec<Output>) {
-        if self.link == Link::Stopped {
-            return;
-        }
-        self.expire_trust(now, out);
-        if self.drain_deadline.is_some_and(|d| d <= now) {
-            self.drain_deadline = None;
-            self.cancel_running(true, out);
-            if !self.connected_link() {
-                return self.stop(Stop::Finished, out);
-            }
-        }
-        if let Link::Down { retry_at } = self.link {
-            if retry_at <= now {
-                self.link = Link::Connecting;
-                out.push(Output::Connect);
-            }
-        }
-        self.overdue_answers(now, out);
-        if self.link == Link::Up {
-            if self.heartbeat_at <= now {
-                self.heartbeat_at = now.saturating_add(self.heartbeat_every());
-                self.send(now, Command::Heartbeat, Sent::Other, out);
-                // Free slots are asked for again with every heartbeat: an offer that
-                // never arrived (or a request that was lost) would otherwise hold the
-                // worker's credits at the coordinator for ever.
-                if self.credits() > 0 {
-                    self.top_up = true;
-                }
-            }
-            self.renew_due(now, out);
-        }
-        self.flush(now, out);
-    }
-
-    /// Stops every handler whose lease is no longer trusted at `now`.
-    fn expire_trust(&mut self, now: Time, out: &mut Vec<Output>) {
-        let expired: Vec<Fence> = self
-            .running
-            .values()
-            .filter(|r| self.trusted_until(r) <= now)
-            .map(|r| r.fence)
-            .collect();
-        for fence in expired {
-            self.stop_attempt(fence, out);
-        }
-    }
-
-    /// A command unanswered for the answer timeout means the connection is broken
-    /// (a deregistration while draining: the coordinator is gone, so the worker is
-    /// done). Renewals unanswered that long are forgotten.
-    fn overdue_answers(&mut self, now: Time, out: &mut Vec<Output>) {
-        let timeout = self.config.answer_timeout_ms;
-        let overdue = |p: &Pending| p.at.saturating_add(timeout) <= now;
-        self.pending.retain(|_, p| p.sent.awaited() || !overdue(p));
-        let Some(first) = self.pending.values().find(|p| p.sent.awaited()) else {
-            return;
-        };
-        if !overdue(first) {
-            return;
-        }
-        if self.draining && self.pending.values().any(|p| p.sent == Sent::Deregister) {
-            return self.stop(Stop::Finished, out);
-        }
-        self.drop_connection(now, out);
-    }
-
-    fn renew_due(&mut self, now: Time, out: &mut Vec<Output>) {
-        let every = self.renew_every();
-        let due: Vec<Fence> = self
-            .running
-            .values_mut()
-            .filter(|r| r.renew_at <= now)
-            .map(|r| {
-                r.renew_at = now.saturating_add(every);
-                r.fence
-            })
-            .collect();
-        for fence in due {
-            self.send(now, Command::Renew { fence }, Sent::Renew(fence), out);
         }
     }
 
@@ -486,30 +291,6 @@ impl WorkerMachine {
             self.summary.revoked += 1;
             self.top_up = true;
         }
-    }
-
-    /// Gives this instance up and registers the next one after a pause: handlers stop
-    /// and unanswered outcomes are dropped (the coordinator requeues those attempts).
-    pub fn new_instance(&mut self, now: Time, out: &mut Vec<Output>) {
-        let next = InstanceId(self.instance.0.saturating_add(1));
-        self.replace_instance(now, next, out);
-    }
-
-    pub(super) fn replace_instance(&mut self, now: Time, next: InstanceId, out: &mut Vec<Output>) {
-        if self.link == Link::Stopped {
-            return;
-        }
-        self.cancel_running(false, out);
-        self.reports.clear();
-        self.accepting.clear();
-        self.top_up = false;
-        self.session_until = 0;
-        self.instance = next;
-        if self.connected_link() || self.link == Link::Connecting {
-            out.push(Output::Disconnect);
-        }
-        self.go_down(now);
-        self.flush(now, out);
     }
 
     /// A handler ended: with its outcome, or `None` if it was cancelled.

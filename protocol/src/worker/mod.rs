@@ -31,8 +31,10 @@
 //! broken. Outcomes survive reconnects and are sent again until answered.
 
 mod backoff;
+mod link;
 mod machine;
 mod replies;
+mod timers;
 mod types;
 
 pub use machine::WorkerMachine;

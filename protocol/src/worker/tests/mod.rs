@@ -1,12 +1,16 @@
-//! The worker's decisions, driven input by input with time as a number.
+//! The worker's decisions, driven input by input with time as a number: helpers,
+//! and the tests of registering, credits, leases and the connection; outcomes and
+//! drains are in `outcomes.rs`.
 
 use super::*;
+
+mod outcomes;
 use keel_engine::{Fence, GrantId, InstanceId, JobId, SuspendTimeout, TaskId};
 
-const TTL: u64 = 3_000;
-const LIVENESS: u64 = 30_000;
+pub(super) const TTL: u64 = 3_000;
+pub(super) const LIVENESS: u64 = 30_000;
 
-fn config(concurrency: u32) -> Config {
+pub(super) fn config(concurrency: u32) -> Config {
     Config {
         capabilities: Vec::new(),
         lanes: Vec::new(),
@@ -23,7 +27,7 @@ fn config(concurrency: u32) -> Config {
     }
 }
 
-fn fence(task: u64, epoch: u64) -> Fence {
+pub(super) fn fence(task: u64, epoch: u64) -> Fence {
     Fence {
         task: TaskId(task),
         attempt: 1,
@@ -32,14 +36,14 @@ fn fence(task: u64, epoch: u64) -> Fence {
 }
 
 /// The seq of the last command matching `kind` among `out`.
-fn sent(out: &[Output], kind: fn(&Command) -> bool) -> Option<u64> {
+pub(super) fn sent(out: &[Output], kind: fn(&Command) -> bool) -> Option<u64> {
     out.iter().rev().find_map(|o| match o {
         Output::Send { seq, command } if kind(command) => Some(*seq),
         _ => None,
     })
 }
 
-fn commands(out: &[Output]) -> Vec<Command> {
+pub(super) fn commands(out: &[Output]) -> Vec<Command> {
     out.iter()
         .filter_map(|o| match o {
             Output::Send { command, .. } => Some(command.clone()),
@@ -50,7 +54,7 @@ fn commands(out: &[Output]) -> Vec<Command> {
 
 /// Answers `seq`, and answers at once the work requests, heartbeats, drains and
 /// releases that answer sends.
-fn reply(m: &mut WorkerMachine, now: Time, seq: u64, answer: Answer) -> Vec<Output> {
+pub(super) fn reply(m: &mut WorkerMachine, now: Time, seq: u64, answer: Answer) -> Vec<Output> {
     let mut out = Vec::new();
     m.on_event(now, Event::Reply { seq, answer }, &mut out);
     ack(m, now, &out);
@@ -58,7 +62,7 @@ fn reply(m: &mut WorkerMachine, now: Time, seq: u64, answer: Answer) -> Vec<Outp
 }
 
 /// Answers the commands among `out` whose answer changes nothing but the session.
-fn ack(m: &mut WorkerMachine, now: Time, out: &[Output]) {
+pub(super) fn ack(m: &mut WorkerMachine, now: Time, out: &[Output]) {
     for o in out {
         if let Output::Send { seq, command } = o {
             if matches!(
@@ -77,7 +81,7 @@ fn ack(m: &mut WorkerMachine, now: Time, out: &[Output]) {
     }
 }
 
-fn registered(frame_bytes: Option<u64>) -> Answer {
+pub(super) fn registered(frame_bytes: Option<u64>) -> Answer {
     Answer::Registered(Registered {
         lease_ttl_ms: TTL,
         liveness_timeout_ms: LIVENESS,
@@ -86,7 +90,7 @@ fn registered(frame_bytes: Option<u64>) -> Answer {
 }
 
 /// Connects and registers at `now`; returns what the registration's answer sent.
-fn register(m: &mut WorkerMachine, now: Time, frame_bytes: Option<u64>) -> Vec<Output> {
+pub(super) fn register(m: &mut WorkerMachine, now: Time, frame_bytes: Option<u64>) -> Vec<Output> {
     let mut out = Vec::new();
     m.start(&mut out);
     m.on_timer(now, &mut out);
@@ -97,7 +101,7 @@ fn register(m: &mut WorkerMachine, now: Time, frame_bytes: Option<u64>) -> Vec<O
     reply(m, now, seq, registered(frame_bytes))
 }
 
-fn offer(grant: u64, task: u64) -> Event {
+pub(super) fn offer(grant: u64, task: u64) -> Event {
     Event::GrantOffered(Offer {
         grant: GrantId(grant),
         job: JobId(1),
@@ -108,7 +112,7 @@ fn offer(grant: u64, task: u64) -> Event {
 }
 
 /// Offers task `task` at `now` and answers the accept with a lease under `f`.
-fn run(m: &mut WorkerMachine, now: Time, grant: u64, f: Fence) -> Vec<Output> {
+pub(super) fn run(m: &mut WorkerMachine, now: Time, grant: u64, f: Fence) -> Vec<Output> {
     let mut out = Vec::new();
     m.on_event(now, offer(grant, f.task.0), &mut out);
     let accept = sent(&out, |c| matches!(c, Command::AcceptGrant { .. })).expect("accepts");
@@ -135,51 +139,6 @@ fn a_registration_asks_for_as_much_work_as_there_are_slots_and_offers_beyond_are
     m.on_event(210, offer(3, 9), &mut out);
     let release = Command::ReleaseGrant { grant: GrantId(3) };
     assert!(commands(&out).contains(&release), "{out:?}");
-}
-
-#[test]
-fn a_resumed_attempts_outcome_survives_the_late_answer_to_its_suspension() {
-    let mut m = WorkerMachine::new(config(1));
-    register(&mut m, 0, None);
-    let first = fence(7, 1);
-    let resumed = fence(7, 2);
-    run(&mut m, 100, 1, first);
-    let suspend = Outcome::Suspend {
-        waitpoint: "approval".into(),
-        timeout_ms: Some(0),
-        on_timeout: SuspendTimeout::Resume,
-    };
-    let mut out = Vec::new();
-    m.handler_finished(200, first, Some(suspend), &mut out);
-    let suspended = sent(&out, |c| {
-        matches!(
-            c,
-            Command::Suspend {
-                timeout_ms: Some(1),
-                ..
-            }
-        )
-    })
-    .expect("a zero suspension timeout is sent as 1 ms");
-    // The signal resumed the task and its next attempt finished before the answer to
-    // the suspension arrived.
-    run(&mut m, 300, 2, resumed);
-    let mut out = Vec::new();
-    m.handler_finished(400, resumed, Some(Outcome::Complete(Vec::new())), &mut out);
-    reply(&mut m, 500, suspended, Answer::Suspended);
-    assert!(!m.idle(), "the completion is still unanswered");
-    assert_eq!(m.summary().suspended, 1);
-    // A reconnect sends it again.
-    let mut out = Vec::new();
-    m.disconnected(600, &mut out);
-    m.on_timer(600 + 100, &mut out);
-    m.connected(700, &mut out);
-    let seq = sent(&out, |c| matches!(c, Command::Register { .. })).unwrap();
-    let again = reply(&mut m, 710, seq, registered(None));
-    let resent = commands(&again)
-        .into_iter()
-        .any(|c| matches!(c, Command::Complete { fence, .. } if fence == resumed));
-    assert!(resent, "the completion was not sent again: {again:?}");
 }
 
 #[test]
@@ -218,112 +177,6 @@ fn a_lease_is_trusted_for_one_ttl_from_when_its_renewal_was_sent() {
     m.on_timer(sent_at + TTL, &mut out);
     assert!(out.contains(&Output::Cancel(f)), "{out:?}");
     assert_eq!(m.summary().revoked, 1);
-}
-
-#[test]
-fn an_output_too_large_for_any_frame_is_reported_as_a_permanent_failure() {
-    let mut m = WorkerMachine::new(Config {
-        max_error_bytes: 40,
-        ..config(1)
-    });
-    register(&mut m, 0, Some(1_000));
-    let f = fence(7, 1);
-    run(&mut m, 100, 1, f);
-    let mut out = Vec::new();
-    m.handler_finished(200, f, Some(Outcome::Complete(vec![0; 937])), &mut out);
-    let failure = commands(&out).into_iter().find_map(|c| match c {
-        Command::Fail {
-            error, permanent, ..
-        } => Some((error, permanent)),
-        _ => None,
-    });
-    let (error, permanent) = failure.expect("a failure instead of the output");
-    assert!(permanent);
-    assert!(
-        error.starts_with("the task's output of 937 bytes"),
-        "{error}"
-    );
-    assert_eq!(error.len(), 40, "cut to max_error_bytes");
-    // An output that fits is sent as it is.
-    let g = fence(8, 1);
-    run(&mut m, 300, 2, g);
-    let mut out = Vec::new();
-    m.handler_finished(400, g, Some(Outcome::Complete(vec![0; 936])), &mut out);
-    assert!(sent(&out, |c| matches!(c, Command::Complete { .. })).is_some());
-}
-
-#[test]
-fn an_output_the_coordinator_refuses_as_too_large_fails_the_attempt_for_good() {
-    let mut m = WorkerMachine::new(config(1));
-    register(&mut m, 0, None);
-    let f = fence(7, 1);
-    run(&mut m, 100, 1, f);
-    let mut out = Vec::new();
-    m.handler_finished(200, f, Some(Outcome::Complete(vec![1; 100])), &mut out);
-    let complete = sent(&out, |c| matches!(c, Command::Complete { .. })).unwrap();
-    let refusal = Refusal::from_code("too_large", "too_large: output".into(), None);
-    let out = reply(&mut m, 300, complete, Answer::Refused(refusal));
-    let failed = sent(&out, |c| {
-        matches!(
-            c,
-            Command::Fail {
-                permanent: true,
-                ..
-            }
-        )
-    });
-    assert!(failed.is_some(), "{out:?}");
-    assert!(!m.idle(), "the failure awaits its answer");
-    reply(&mut m, 400, failed.unwrap(), Answer::Failed);
-    assert!(m.idle());
-    assert_eq!(m.summary().failed, 1);
-}
-
-#[test]
-fn an_outcome_refused_as_stale_is_dropped_and_counted() {
-    let mut m = WorkerMachine::new(config(1));
-    register(&mut m, 0, None);
-    let f = fence(7, 1);
-    run(&mut m, 100, 1, f);
-    let mut out = Vec::new();
-    m.handler_finished(200, f, Some(Outcome::Complete(Vec::new())), &mut out);
-    let complete = sent(&out, |c| matches!(c, Command::Complete { .. })).unwrap();
-    let stale = Refusal::from_code("stale_fence", "stale".into(), None);
-    reply(&mut m, 300, complete, Answer::Refused(stale));
-    assert!(m.idle());
-    assert_eq!(m.summary().stale, 1);
-}
-
-#[test]
-fn an_unanswered_outcome_breaks_the_connection_and_is_sent_again_after_it() {
-    let mut m = WorkerMachine::new(config(1));
-    register(&mut m, 0, None);
-    let f = fence(7, 1);
-    run(&mut m, 100, 1, f);
-    let mut out = Vec::new();
-    m.handler_finished(200, f, Some(Outcome::Complete(b"x".to_vec())), &mut out);
-    // The answer timeout, counted from the send, is the next thing due.
-    let mut out = Vec::new();
-    m.on_timer(1_199, &mut out);
-    assert!(!out.contains(&Output::Disconnect));
-    m.on_timer(1_200, &mut out);
-    assert!(out.contains(&Output::Disconnect), "{out:?}");
-    assert_eq!(m.summary().reconnects, 1);
-    let retry = m.next_timeout().expect("a reconnect is due");
-    assert!(
-        (1_275..=1_300).contains(&retry),
-        "backoff of 75..=100 ms: {retry}"
-    );
-    let mut out = Vec::new();
-    m.on_timer(retry, &mut out);
-    assert_eq!(out, vec![Output::Connect]);
-    m.connected(retry, &mut out);
-    let seq = sent(&out, |c| matches!(c, Command::Register { .. })).unwrap();
-    let out = reply(&mut m, retry + 5, seq, registered(None));
-    let complete = sent(&out, |c| matches!(c, Command::Complete { .. })).expect("resent");
-    reply(&mut m, retry + 10, complete, Answer::Completed);
-    assert!(m.idle());
-    assert_eq!(m.summary().completed, 1);
 }
 
 #[test]
@@ -395,51 +248,6 @@ fn a_malformed_registration_stops_the_worker() {
     assert!(out.contains(&Output::Stopped(Stop::Refused("bad lane".into()))));
     assert!(m.is_stopped());
     assert_eq!(m.next_timeout(), None);
-}
-
-#[test]
-fn a_drain_finishes_running_work_then_deregisters() {
-    let mut m = WorkerMachine::new(config(2));
-    register(&mut m, 0, None);
-    let f = fence(7, 1);
-    run(&mut m, 100, 1, f);
-    let mut out = Vec::new();
-    m.drain(200, &mut out);
-    assert_eq!(commands(&out), vec![Command::Drain]);
-    m.on_event(210, offer(2, 8), &mut out);
-    let release = Command::ReleaseGrant { grant: GrantId(2) };
-    assert!(commands(&out).contains(&release));
-    let mut out = Vec::new();
-    m.handler_finished(300, f, Some(Outcome::Complete(Vec::new())), &mut out);
-    assert!(!commands(&out)
-        .iter()
-        .any(|c| matches!(c, Command::Deregister)));
-    let complete = sent(&out, |c| matches!(c, Command::Complete { .. })).unwrap();
-    let out = reply(&mut m, 310, complete, Answer::Completed);
-    let dereg = sent(&out, |c| matches!(c, Command::Deregister)).expect("deregisters");
-    let out = reply(&mut m, 320, dereg, Answer::Done);
-    assert!(out.contains(&Output::Stopped(Stop::Finished)));
-}
-
-#[test]
-fn a_drain_that_times_out_cancels_the_handlers_it_waited_for() {
-    let mut m = WorkerMachine::new(Config {
-        drain_timeout_ms: 500,
-        ..config(1)
-    });
-    register(&mut m, 0, None);
-    let f = fence(7, 1);
-    run(&mut m, 100, 1, f);
-    let mut out = Vec::new();
-    m.drain(200, &mut out);
-    // Keep the lease trusted and the connection alive while the drain runs.
-    let mut out = Vec::new();
-    m.on_timer(699, &mut out);
-    assert!(!out.contains(&Output::Cancel(f)));
-    let mut out = Vec::new();
-    m.on_timer(700, &mut out);
-    assert!(out.contains(&Output::Cancel(f)), "{out:?}");
-    assert!(sent(&out, |c| matches!(c, Command::Deregister)).is_some());
 }
 
 #[test]
