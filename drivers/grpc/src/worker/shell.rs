@@ -179,7 +179,9 @@ impl<H: Handler> Shell<H> {
                     }
                     Output::Connect => self.connect(out).await?,
                     Output::Disconnect => {
-                        self.session = None;
+                        if self.session.take().is_some() {
+                            tracing::warn!("session given up: the coordinator did not answer in time, or this instance is replaced");
+                        }
                         self.registering = None;
                     }
                     Output::Start(a) => self.start(a.job, a.fence, a.payload),
@@ -242,7 +244,7 @@ impl<H: Handler> Shell<H> {
             Ok(session) => self.session = Some(session),
             Err(Failed::Fatal(e)) => return Err(e),
             Err(Failed::Unreachable(why)) => {
-                tracing::warn!(%why, "coordinator unreachable");
+                tracing::warn!(%why, "session lost");
                 self.machine.disconnected(self.now(), out);
             }
             Err(Failed::Refused(status)) => self.refused(status, out)?,
@@ -277,7 +279,8 @@ impl<H: Handler> Shell<H> {
                     .on_event(now, Event::Reply { seq, answer }, out);
             }
             _ => {
-                tracing::warn!(code = ?status.code(), message = %status.message(), "session refused");
+                let why = format!("{:?}: {}", status.code(), status.message());
+                tracing::warn!(%why, "session lost");
                 self.machine.disconnected(now, out);
             }
         }

@@ -309,3 +309,60 @@ fn heartbeats_keep_their_cadence_and_a_silent_coordinator_is_left() {
     m.on_timer(2 * beat + 1_000, &mut out);
     assert!(out.contains(&Output::Disconnect), "{out:?}");
 }
+
+#[test]
+fn a_lease_stops_being_trusted_while_the_connection_is_down() {
+    let mut m = WorkerMachine::new(config(1));
+    register(&mut m, 0, None);
+    let f = fence(7, 1);
+    run(&mut m, 100, 1, f);
+    let mut out = Vec::new();
+    m.disconnected(200, &mut out);
+    // The reconnect keeps failing; the deadline counts all the same.
+    let mut now = 200;
+    while now < 100 + TTL {
+        now = m.next_timeout().expect("something is due").min(100 + TTL);
+        let mut out = Vec::new();
+        m.on_timer(now, &mut out);
+        if out.contains(&Output::Connect) {
+            m.disconnected(now, &mut out);
+        }
+        if now < 100 + TTL {
+            assert!(!out.contains(&Output::Cancel(f)), "stopped at {now}");
+        } else {
+            assert!(out.contains(&Output::Cancel(f)), "{out:?}");
+        }
+    }
+    assert_eq!(m.summary().revoked, 1);
+}
+
+#[test]
+fn an_accept_left_unanswered_is_sent_again_after_a_reconnect_and_trusted_from_the_first() {
+    let mut m = WorkerMachine::new(config(1));
+    register(&mut m, 0, None);
+    let mut out = Vec::new();
+    m.on_event(100, offer(1, 7), &mut out);
+    assert!(sent(&out, |c| matches!(c, Command::AcceptGrant { .. })).is_some());
+    let mut out = Vec::new();
+    m.disconnected(150, &mut out);
+    m.on_timer(m.next_timeout().unwrap(), &mut out);
+    m.connected(300, &mut out);
+    let seq = sent(&out, |c| matches!(c, Command::Register { .. })).unwrap();
+    let out = reply(&mut m, 310, seq, registered(None));
+    let accept = sent(&out, |c| {
+        matches!(c, Command::AcceptGrant { grant: GrantId(1) })
+    });
+    let f = fence(7, 1);
+    // The first accept may have started the lease: trust counts from it.
+    let out = reply(
+        &mut m,
+        320,
+        accept.expect("resent"),
+        Answer::LeaseStarted { fence: f },
+    );
+    let trust = Output::Trust {
+        task: f.task,
+        until: Some((f, 100 + TTL)),
+    };
+    assert!(out.contains(&trust), "{out:?}");
+}
