@@ -366,3 +366,65 @@ fn an_accept_left_unanswered_is_sent_again_after_a_reconnect_and_trusted_from_th
     };
     assert!(out.contains(&trust), "{out:?}");
 }
+
+#[test]
+fn zero_and_maximal_settings_and_times_neither_panic_nor_spin() {
+    let mut started = 0;
+    for (ttl, now) in [(0, 0), (u64::MAX, u64::MAX - 10), (1, u64::MAX)] {
+        let mut m = WorkerMachine::new(Config {
+            concurrency: u32::MAX,
+            backoff_min_ms: 0,
+            backoff_max_ms: u64::MAX,
+            answer_timeout_ms: ttl,
+            drain_timeout_ms: ttl,
+            frame_overhead_bytes: u64::MAX,
+            max_error_bytes: 0,
+            max_progress_bytes: 0,
+            ..config(1)
+        });
+        let mut out = Vec::new();
+        m.start(&mut out);
+        m.connected(now, &mut out);
+        let seq = sent(&out, |c| matches!(c, Command::Register { .. })).unwrap();
+        let reg = Answer::Registered(Registered {
+            lease_ttl_ms: ttl,
+            liveness_timeout_ms: ttl,
+            frame_bytes: Some(0),
+        });
+        let out = reply(&mut m, now, seq, reg);
+        let credits = commands(&out).into_iter().find_map(|c| match c {
+            Command::RequestWork { credits } => Some(credits),
+            _ => None,
+        });
+        assert_eq!(credits, Some(u32::MAX));
+        let mut out = Vec::new();
+        m.on_event(now, offer(1, 7), &mut out);
+        if let Some(accept) = sent(&out, |c| matches!(c, Command::AcceptGrant { .. })) {
+            let f = fence(7, 1);
+            let out = reply(&mut m, now, accept, Answer::LeaseStarted { fence: f });
+            if out.iter().any(|o| matches!(o, Output::Start(_))) {
+                started += 1;
+                let mut out = Vec::new();
+                m.progress(now, f, u32::MAX, "long".into(), &mut out);
+                m.handler_finished(now, f, Some(Outcome::Complete(vec![1])), &mut out);
+                // No room in a frame of 0 bytes: a permanent failure, its text cut to 0.
+                let fail = Command::Fail {
+                    fence: f,
+                    error: String::new(),
+                    permanent: true,
+                };
+                assert!(commands(&out).contains(&fail), "{out:?}");
+            }
+        }
+        // Every timeout handled moves the next one on: a hundred wakes end somewhere.
+        for _ in 0..100 {
+            let Some(due) = m.next_timeout() else { break };
+            let mut out = Vec::new();
+            m.on_timer(due, &mut out);
+            if out.contains(&Output::Connect) {
+                m.connected(due, &mut out);
+            }
+        }
+    }
+    assert_eq!(started, 3, "every setting ran a handler");
+}
