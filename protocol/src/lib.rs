@@ -8,3 +8,4 @@
 //! simulator drive the same machines, so the simulator's seeds exercise the decisions
 //! production makes.
 pub mod commit;
+pub mod worker;

@@ -221,8 +221,7 @@ mod tests {
             fail_rate: 0.0,
             lease_ttl_ms: 1_000,
             liveness_timeout_ms: 1_000,
-            heartbeat_ms: 300,
-            resend_ms: 1_000,
+            answer_timeout_ms: 1_000,
             ordinal,
         };
         Fleet::new([(params("a", 1), 0), (params("b", 2), 0)])

@@ -131,14 +131,22 @@ impl Fleet {
         self.slots[idx].life = Life::Paused;
     }
 
-    /// Wakes a paused process; returns the events that waited for it, in order.
+    /// Wakes a paused process; returns the events that waited for it: first the
+    /// handlers that finished meanwhile, then the rest in order. A process waking from
+    /// a long pause sees everything at once; its handlers' results come first, so it
+    /// reports them before it notices that its leases are no longer trusted, as a
+    /// zombie does (the coordinator's fencing must refuse those reports).
     pub fn wake(&mut self, idx: usize) -> Vec<WorkerEvent> {
         let slot = &mut self.slots[idx];
         if slot.life != Life::Paused {
             return Vec::new();
         }
         slot.life = Life::Up;
-        std::mem::take(&mut slot.deferred)
+        let (mut done, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut slot.deferred)
+            .into_iter()
+            .partition(|e| matches!(e, WorkerEvent::Timer(_, WorkerTimer::WorkDone(_))));
+        done.extend(rest);
+        done
     }
 
     /// Hands an event to a running process; a paused one keeps it for later.

@@ -66,6 +66,7 @@ mod swarm;
 mod timeline;
 mod trace;
 mod vocabulary;
+mod wire;
 mod work;
 mod worker;
 mod world;

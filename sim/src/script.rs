@@ -12,7 +12,9 @@ use keel_engine::{Fence, InstanceId, Payload, TaskId, Time, WorkerCommand};
 pub enum Performed {
     /// The worker acted; its outputs are in the buffer. The text describes the act.
     Acted(String),
-    /// A registration from an earlier process, sent outside the worker's own state.
+    /// A command sent beside the worker's own (under the given instance, its answer
+    /// unread): a scripted work request or report, or a registration from an earlier
+    /// process.
     SendAs(InstanceId, WorkerCommand, String),
 }
 
@@ -29,8 +31,9 @@ pub fn perform(
     let text = match step.action {
         ScriptAction::Request => {
             let credits = step.credits.unwrap_or_else(|| worker.free());
-            worker.send(now, WorkerCommand::RequestWork { credits }, false, out);
-            format!("request credits={credits}")
+            let command = WorkerCommand::RequestWork { credits };
+            let text = format!("request credits={credits}");
+            return Ok(Performed::SendAs(worker.instance(), command, text));
         }
         ScriptAction::Accept if step.task.is_some() && task.is_none() => {
             return Err("accept: the job has not been admitted".into())
@@ -52,7 +55,10 @@ pub fn perform(
             worker.renewing = step.action == ScriptAction::RenewLeases;
             name.to_string()
         }
-        ScriptAction::Complete | ScriptAction::Fail => report(step, worker, now, task, out)?,
+        ScriptAction::Complete | ScriptAction::Fail => {
+            let (command, text) = report(step, worker, task)?;
+            return Ok(Performed::SendAs(worker.instance(), command, text));
+        }
         ScriptAction::Register => match step.incarnation {
             Some(n) => {
                 let command = WorkerCommand::Register {
@@ -77,11 +83,9 @@ pub fn perform(
 /// latest lease on the task where the step leaves a part out.
 fn report(
     step: &ScriptStep,
-    worker: &mut SimWorker,
-    now: Time,
+    worker: &SimWorker,
     task: Option<TaskId>,
-    out: &mut Vec<WorkerOutput>,
-) -> Result<String, String> {
+) -> Result<(WorkerCommand, String), String> {
     let name = step.action.name();
     let task = task.ok_or_else(|| format!("{name}: the job has not been admitted"))?;
     let latest = worker.latest_fence(task);
@@ -110,8 +114,7 @@ fn report(
             permanent: step.permanent.unwrap_or(false),
         },
     };
-    worker.send(now, command, false, out);
-    Ok(format!("{name} {fence}"))
+    Ok((command, format!("{name} {fence}")))
 }
 
 #[cfg(test)]
@@ -131,8 +134,7 @@ mod tests {
             fail_rate: 0.0,
             lease_ttl_ms: 3_000,
             liveness_timeout_ms: 9_000,
-            heartbeat_ms: 3_000,
-            resend_ms: 1_000,
+            answer_timeout_ms: 1_000,
             ordinal: 1,
         })
     }
@@ -157,12 +159,16 @@ mod tests {
         let mut w = worker();
         let mut out = Vec::new();
         w.boot(0, &mut out);
+        let register = out.iter().find_map(|o| match o {
+            WorkerOutput::Send(req, WorkerCommand::Register { .. }) => Some(*req),
+            _ => None,
+        });
         let registered = Ok(keel_engine::Accepted::Registered {
             worker: WorkerId::new("w1"),
             instance: w.instance(),
             duplicate: false,
         });
-        w.on_reply(1, 1, &registered, &mut out);
+        w.on_reply(1, register.expect("registers"), &registered, &mut out);
         perform(&step(ScriptAction::IgnoreGrants), &mut w, 2, None, &mut out).unwrap();
         let offer = Effect::GrantOffered {
             worker: WorkerId::new("w1"),
@@ -204,6 +210,15 @@ mod tests {
             ..complete
         };
         let done = perform(&stale, &mut w, 4, Some(TaskId(7)), &mut out);
-        assert_eq!(done, Ok(Performed::Acted("complete t7/a1/e1".into())));
+        let complete = WorkerCommand::Complete {
+            fence: Fence {
+                task: TaskId(7),
+                attempt: 1,
+                epoch: 1,
+            },
+            output: Payload::from("ok"),
+        };
+        let sent = Performed::SendAs(w.instance(), complete, "complete t7/a1/e1".into());
+        assert_eq!(done, Ok(sent));
     }
 }

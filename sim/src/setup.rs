@@ -41,8 +41,7 @@ pub fn worker_params(worker: &WorkerSpec, ordinal: usize, config: &Config) -> Wo
         fail_rate: worker.fail_rate,
         lease_ttl_ms: config.lease_ttl_ms,
         liveness_timeout_ms: config.liveness_timeout_ms,
-        heartbeat_ms: (config.liveness_timeout_ms / 3).max(1),
-        resend_ms: 1_000,
+        answer_timeout_ms: 1_000,
         ordinal: ordinal as u64 + 1,
     }
 }

@@ -1,25 +1,35 @@
-//! A simulated worker: the protocol a real worker SDK follows, on its own drifting
-//! clock. It registers, heartbeats, asks for work, accepts grants, renews its leases,
-//! and completes or fails attempts, resending terminal reports until answered. It acts
-//! on what it has been told, so a paused worker that wakes up after its lease expired
-//! still reports its result: the coordinator's fencing must refuse it.
+//! A simulated worker process: the production worker machine (`keel_protocol::worker`)
+//! on the process's own drifting clock, with a model of its handlers. The machine makes
+//! every protocol decision (registering, credits, accepting, renewing, trusting a
+//! lease, resending outcomes, reconnecting); this shell only runs the handlers (how long
+//! a task takes, whether it fails), keeps the machine's timer, and turns its commands
+//! into engine inputs. The "connection" is the simulated network itself: a connection
+//! the machine asks for is made at once, and one it gives up on simply ends.
 //!
-//! A scenario script can turn its automatic acceptance and renewal off and send
-//! commands of its own (`script.rs`).
+//! A scenario script can hold grants back, stop renewals from leaving, and send
+//! commands of its own beside the machine's (`script.rs`).
 
+use crate::wire;
 use crate::work::TaskWork;
 use keel_engine::{
     Accepted, Effect, Fence, GrantId, InstanceId, Rejection, TaskId, Time, WorkerCommand, WorkerId,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use keel_protocol::worker::{
+    self as machine, Command, Event, Offer, Output, Registered, WorkerMachine,
+};
+use std::collections::BTreeMap;
+
+/// Bits of a request id below the process number: a reply to an earlier process of
+/// the same worker never matches a request of the current one.
+const PROCESS_SHIFT: u32 = 40;
 
 /// A worker's own timers, armed in local milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WorkerTimer {
-    Heartbeat,
+    /// The machine's next timeout; only the latest armed one counts.
+    Machine(u64),
+    /// A handler's work is done.
     WorkDone(Fence),
-    Renew(Fence),
-    Resend(u64),
 }
 
 /// What the worker asks the world to do.
@@ -42,38 +52,36 @@ pub struct WorkerParams {
     pub slowness: f64,
     pub fail_rate: f64,
     pub lease_ttl_ms: u64,
-    /// The coordinator declares a worker lost after this much silence, and revokes
-    /// its leases; a worker not heard back from for this long must stop trusting them.
     pub liveness_timeout_ms: u64,
-    pub heartbeat_ms: u64,
-    pub resend_ms: u64,
-    /// Position in the scenario, from 1; instance ids are `ordinal * 1000 + incarnation`.
+    /// How long a command may go unanswered before the machine reconnects.
+    pub answer_timeout_ms: u64,
+    /// Position in the scenario, from 1; the first process registers as
+    /// `ordinal * 1000 + 1`, and every later instance is larger.
     pub ordinal: u64,
 }
 
 impl WorkerParams {
-    /// The instance id of the worker's `incarnation`-th process.
+    /// The instance id of the worker's `incarnation`-th registration.
     pub fn instance(&self, incarnation: u64) -> InstanceId {
         InstanceId(self.ordinal * 1_000 + incarnation)
     }
-}
 
-#[derive(Clone, Debug)]
-struct Attempt {
-    fence: Fence,
-    work: TaskWork,
-    /// Local time until which the worker believes its lease is live.
-    deadline: Time,
-    /// Work finished and a report is on its way.
-    reported: bool,
-}
-
-#[derive(Clone, Debug)]
-struct Pending {
-    command: WorkerCommand,
-    sent_local: Time,
-    /// Resent until answered: registration and terminal reports.
-    resend: bool,
+    fn machine(&self, instance: InstanceId, process: u64) -> machine::Config {
+        machine::Config {
+            capabilities: self.capabilities.clone(),
+            lanes: Vec::new(),
+            concurrency: self.max_concurrency,
+            instance,
+            backoff_min_ms: 100,
+            backoff_max_ms: 5_000,
+            jitter_seed: self.ordinal.wrapping_mul(1_000_003).wrapping_add(process),
+            answer_timeout_ms: self.answer_timeout_ms,
+            drain_timeout_ms: 60_000,
+            frame_overhead_bytes: 0,
+            max_error_bytes: usize::MAX,
+            max_progress_bytes: usize::MAX,
+        }
+    }
 }
 
 /// Whether an attempt fails on this worker; decided by the world's RNG.
@@ -81,129 +89,82 @@ pub type FailDraw<'a> = &'a mut dyn FnMut(f64) -> bool;
 
 pub struct SimWorker {
     pub params: WorkerParams,
-    /// Counts registrations as a new process; the instance id follows it.
-    incarnation: u64,
-    registered: bool,
-    /// Grants offered and not accepted, while a script holds acceptance off.
-    unaccepted: BTreeMap<GrantId, (TaskId, TaskWork)>,
-    /// Grants accepted, waiting for the lease to start.
-    offers: BTreeMap<GrantId, (TaskId, TaskWork)>,
-    attempts: BTreeMap<TaskId, Attempt>,
-    pending: BTreeMap<u64, Pending>,
-    next_request: u64,
-    /// Local time until which the coordinator cannot have declared this process lost:
-    /// the send time of the last answered request plus the liveness timeout.
-    session_until: Time,
-    /// Leases this process has run, so a late or duplicated reply cannot start one twice.
-    started: BTreeSet<Fence>,
-    /// Counts process starts; timers of an earlier process are ignored.
+    machine: WorkerMachine,
+    /// Counts process starts; timers and replies of an earlier process are ignored.
     pub process: u64,
-    /// Accept grants as they are offered (a script can turn this off).
+    /// The machine's timer armed last (its number and local due time); older ones
+    /// that fire are ignored.
+    armed: Option<(u64, Time)>,
+    timers: u64,
+    /// Handlers running, by attempt, with the work each does.
+    handlers: BTreeMap<Fence, TaskWork>,
+    /// Grants a script holds back from the machine.
+    held: BTreeMap<GrantId, Offer>,
+    /// The latest lease this process started on each task (scripts report under it).
+    latest: BTreeMap<TaskId, Fence>,
+    /// Hand grants to the machine as they are offered (a script can turn this off).
     pub accepting: bool,
-    /// Renew leases on schedule (a script can turn this off).
+    /// Let renewals leave (a script can turn this off).
     pub renewing: bool,
 }
 
 impl SimWorker {
     pub fn new(params: WorkerParams) -> SimWorker {
+        let machine = WorkerMachine::new(params.machine(params.instance(0), 0));
         SimWorker {
             params,
-            incarnation: 0,
-            registered: false,
-            unaccepted: BTreeMap::new(),
-            offers: BTreeMap::new(),
-            attempts: BTreeMap::new(),
-            pending: BTreeMap::new(),
-            next_request: 0,
-            session_until: 0,
-            started: BTreeSet::new(),
+            machine,
             process: 0,
+            armed: None,
+            timers: 0,
+            handlers: BTreeMap::new(),
+            held: BTreeMap::new(),
+            latest: BTreeMap::new(),
             accepting: true,
             renewing: true,
         }
     }
 
     pub fn instance(&self) -> InstanceId {
-        self.params.instance(self.incarnation)
+        self.machine.instance()
     }
 
-    /// Starts (or restarts) from nothing: a new process with a new instance id.
+    /// Starts (or restarts) from nothing: a new process registering an instance past
+    /// every earlier one of this worker.
     pub fn boot(&mut self, now: Time, out: &mut Vec<WorkerOutput>) {
-        self.process += 1;
-        self.reincarnate(now, out);
-        out.push(WorkerOutput::Timer(
-            self.params.heartbeat_ms,
-            WorkerTimer::Heartbeat,
-        ));
-    }
-
-    /// Drops everything and registers again as a new instance, as a real worker does
-    /// when the coordinator says it has declared this process lost.
-    pub fn reincarnate(&mut self, now: Time, out: &mut Vec<WorkerOutput>) {
         self.forget(out);
-        self.incarnation += 1;
-        self.register(now, out);
+        self.process += 1;
+        let first = self.params.instance(1).0;
+        let instance = InstanceId(first.max(self.machine.instance().0.saturating_add(1)));
+        self.machine = WorkerMachine::new(self.params.machine(instance, self.process));
+        let mut outputs = Vec::new();
+        self.machine.start(&mut outputs);
+        self.carry_out(now, outputs, out);
     }
 
     /// The process is gone; whatever it believed ends with it.
     pub fn forget(&mut self, out: &mut Vec<WorkerOutput>) {
-        for task in self.attempts.keys() {
-            out.push(WorkerOutput::Belief(*task, None));
+        for fence in std::mem::take(&mut self.handlers).into_keys() {
+            out.push(WorkerOutput::Belief(fence.task, None));
         }
-        self.attempts.clear();
-        self.offers.clear();
-        self.unaccepted.clear();
-        self.pending.clear();
-        self.registered = false;
-        self.session_until = 0;
+        self.held.clear();
+        self.latest.clear();
+        self.armed = None;
+        self.accepting = true;
+        self.renewing = true;
     }
 
+    /// Free slots, as the machine counts them.
     pub fn free(&self) -> u32 {
-        let busy = (self.attempts.len() + self.offers.len() + self.unaccepted.len()) as u32;
-        self.params.max_concurrency.saturating_sub(busy)
+        self.machine.credits()
     }
 
-    /// Sends a command, tracked so its reply is handled.
-    pub fn send(
-        &mut self,
-        now: Time,
-        command: WorkerCommand,
-        resend: bool,
-        out: &mut Vec<WorkerOutput>,
-    ) {
-        self.next_request += 1;
-        let request = self.next_request;
-        if resend {
-            out.push(WorkerOutput::Timer(
-                self.params.resend_ms,
-                WorkerTimer::Resend(request),
-            ));
-        }
-        self.pending.insert(
-            request,
-            Pending {
-                command: command.clone(),
-                sent_local: now,
-                resend,
-            },
-        );
-        out.push(WorkerOutput::Send(request, command));
-    }
-
-    fn register(&mut self, now: Time, out: &mut Vec<WorkerOutput>) {
-        let command = WorkerCommand::Register {
-            capabilities: self.params.capabilities.clone(),
-            lanes: Vec::new(),
-            max_concurrency: self.params.max_concurrency,
-        };
-        self.send(now, command, true, out);
-    }
-
-    fn ask_for_work(&mut self, now: Time, out: &mut Vec<WorkerOutput>) {
-        if self.registered {
-            let credits = self.free();
-            self.send(now, WorkerCommand::RequestWork { credits }, false, out);
-        }
+    /// Gives this instance up and registers the next one, as the machine does when
+    /// told its instance was lost.
+    pub fn reincarnate(&mut self, now: Time, out: &mut Vec<WorkerOutput>) {
+        let mut outputs = Vec::new();
+        self.machine.new_instance(now, &mut outputs);
+        self.carry_out(now, outputs, out);
     }
 
     pub fn on_timer(
@@ -213,78 +174,43 @@ impl SimWorker {
         fails: FailDraw,
         out: &mut Vec<WorkerOutput>,
     ) {
+        let mut outputs = Vec::new();
         match timer {
-            WorkerTimer::Heartbeat => {
-                if self.registered {
-                    self.send(now, WorkerCommand::Heartbeat, false, out);
-                    self.ask_for_work(now, out);
+            WorkerTimer::Machine(n) => {
+                if self.armed.is_none_or(|(armed, _)| armed != n) {
+                    return; // superseded by an earlier timeout
                 }
-                out.push(WorkerOutput::Timer(
-                    self.params.heartbeat_ms,
-                    WorkerTimer::Heartbeat,
-                ));
+                self.armed = None;
+                self.machine.on_timer(now, &mut outputs);
             }
-            WorkerTimer::Renew(fence) => {
-                if self
-                    .attempts
-                    .get(&fence.task)
-                    .is_some_and(|a| a.fence == fence && !a.reported)
-                {
-                    if self.renewing {
-                        self.send(now, WorkerCommand::Renew { fence }, false, out);
-                    }
-                    let every = self.renew_every();
-                    out.push(WorkerOutput::Timer(every, WorkerTimer::Renew(fence)));
-                }
-            }
-            WorkerTimer::WorkDone(fence) => self.finish(now, fence, fails, out),
-            WorkerTimer::Resend(request) => {
-                if let Some(p) = self.pending.get(&request).filter(|p| p.resend) {
-                    out.push(WorkerOutput::Send(request, p.command.clone()));
-                    out.push(WorkerOutput::Timer(
-                        self.params.resend_ms,
-                        WorkerTimer::Resend(request),
-                    ));
-                }
+            WorkerTimer::WorkDone(fence) => {
+                let Some(work) = self.handlers.remove(&fence) else {
+                    return; // cancelled meanwhile
+                };
+                let outcome = self.outcome(fence, work, fails);
+                self.machine
+                    .handler_finished(now, fence, Some(outcome), &mut outputs);
             }
         }
+        self.carry_out(now, outputs, out);
     }
 
-    fn renew_every(&self) -> u64 {
-        (self.params.lease_ttl_ms / 3).max(1)
-    }
-
-    /// The work is done: report it, whatever the lease's state, as a real process that
-    /// was never told otherwise would.
-    fn finish(&mut self, now: Time, fence: Fence, fails: FailDraw, out: &mut Vec<WorkerOutput>) {
-        let Some(a) = self
-            .attempts
-            .get_mut(&fence.task)
-            .filter(|a| a.fence == fence && !a.reported)
-        else {
-            return;
-        };
-        a.reported = true;
-        let poisoned = fence.attempt <= a.work.fail_attempts as u32;
-        let command = if poisoned || fails(self.params.fail_rate) {
-            WorkerCommand::Fail {
-                fence,
-                error: if poisoned {
-                    "task failed"
-                } else {
-                    "worker fault"
-                }
-                .into(),
+    /// How an attempt ends: poisoned attempts fail, others fail at the worker's rate.
+    fn outcome(&self, fence: Fence, work: TaskWork, fails: FailDraw) -> machine::Outcome {
+        let poisoned = fence.attempt <= u32::from(work.fail_attempts);
+        if poisoned || fails(self.params.fail_rate) {
+            let error = if poisoned {
+                "task failed"
+            } else {
+                "worker fault"
+            };
+            machine::Outcome::Fail {
+                error: error.into(),
                 permanent: false,
             }
         } else {
-            WorkerCommand::Complete {
-                fence,
-                output: keel_engine::Payload::from("ok"),
-            }
-        };
-        out.push(WorkerOutput::Belief(fence.task, None));
-        self.send(now, command, true, out);
+            machine::Outcome::Complete(b"ok".to_vec())
+        }
     }
 
     pub fn on_reply(
@@ -294,171 +220,41 @@ impl SimWorker {
         reply: &Result<Accepted, Rejection>,
         out: &mut Vec<WorkerOutput>,
     ) {
-        let Some(p) = self.pending.remove(&request) else {
-            return; // a duplicate reply, or one for a request this process never made
+        if request >> PROCESS_SHIFT != self.process {
+            return; // a reply to an earlier process, or to a script's own command
+        }
+        let cadence = Registered {
+            lease_ttl_ms: self.params.lease_ttl_ms,
+            liveness_timeout_ms: self.params.liveness_timeout_ms,
+            frame_bytes: None,
         };
-        if reply.is_ok() {
-            self.extend_session(p.sent_local + self.params.liveness_timeout_ms, out);
-        }
-        if let Err(
-            Rejection::WorkerLost { .. }
-            | Rejection::StaleInstance { .. }
-            | Rejection::UnknownWorker { .. },
-        ) = reply
-        {
-            // The coordinator no longer knows this process: start over.
-            self.reincarnate(now, out);
-            return;
-        }
-        match (p.command, reply) {
-            (WorkerCommand::Register { .. }, Ok(_)) => {
-                self.registered = true;
-                self.ask_for_work(now, out);
-            }
-            (WorkerCommand::AcceptGrant { grant }, Ok(Accepted::LeaseStarted { fence, .. })) => {
-                self.lease_started(grant, *fence, p.sent_local, out);
-            }
-            (WorkerCommand::AcceptGrant { grant }, _) => {
-                self.offers.remove(&grant);
-                self.ask_for_work(now, out);
-            }
-            (WorkerCommand::Renew { fence }, Ok(Accepted::Renewed { .. })) => {
-                self.renewed(fence, p.sent_local, out);
-            }
-            (WorkerCommand::Renew { fence }, Err(_)) => self.drop_attempt(now, fence, out),
-            (WorkerCommand::Complete { fence, .. } | WorkerCommand::Fail { fence, .. }, _) => {
-                self.drop_attempt(now, fence, out);
-            }
-            _ => {}
-        }
-    }
-
-    /// An accept was answered with a lease: the work starts, and so do renewals.
-    fn lease_started(
-        &mut self,
-        grant: GrantId,
-        fence: Fence,
-        sent_local: Time,
-        out: &mut Vec<WorkerOutput>,
-    ) {
-        let Some((_, work)) = self.offers.remove(&grant) else {
-            return;
-        };
-        if !self.started.insert(fence) {
-            return;
-        }
-        let deadline = sent_local + self.params.lease_ttl_ms;
-        let run = (work.duration_ms as f64 * self.params.slowness).round() as u64;
-        let a = Attempt {
-            fence,
-            work,
-            deadline,
-            reported: false,
-        };
-        out.push(WorkerOutput::Belief(
-            fence.task,
-            Some((fence, self.trusted_until(&a))),
-        ));
-        self.attempts.insert(fence.task, a);
-        out.push(WorkerOutput::Timer(run, WorkerTimer::WorkDone(fence)));
-        out.push(WorkerOutput::Timer(
-            self.renew_every(),
-            WorkerTimer::Renew(fence),
-        ));
-    }
-
-    fn renewed(&mut self, fence: Fence, sent_local: Time, out: &mut Vec<WorkerOutput>) {
-        if let Some(a) = self
-            .attempts
-            .get_mut(&fence.task)
-            .filter(|a| a.fence == fence && !a.reported)
-        {
-            a.deadline = a.deadline.max(sent_local + self.params.lease_ttl_ms);
-            let until = a.deadline.min(self.session_until);
-            out.push(WorkerOutput::Belief(fence.task, Some((fence, until))));
-        }
-    }
-
-    /// A lease is trusted until its own deadline or the session's, whichever is first.
-    fn trusted_until(&self, a: &Attempt) -> Time {
-        a.deadline.min(self.session_until)
-    }
-
-    fn extend_session(&mut self, until: Time, out: &mut Vec<WorkerOutput>) {
-        if until <= self.session_until {
-            return;
-        }
-        self.session_until = until;
-        for a in self.attempts.values().filter(|a| !a.reported) {
-            out.push(WorkerOutput::Belief(
-                a.fence.task,
-                Some((a.fence, self.trusted_until(a))),
-            ));
-        }
-    }
-
-    fn drop_attempt(&mut self, now: Time, fence: Fence, out: &mut Vec<WorkerOutput>) {
-        if self
-            .attempts
-            .get(&fence.task)
-            .is_some_and(|a| a.fence == fence)
-        {
-            let a = self.attempts.remove(&fence.task);
-            if a.is_some_and(|a| !a.reported) {
-                out.push(WorkerOutput::Belief(fence.task, None));
-            }
-            self.ask_for_work(now, out);
-        }
+        let seq = request & ((1 << PROCESS_SHIFT) - 1);
+        let answer = wire::answer(reply, cadence);
+        let mut outputs = Vec::new();
+        self.machine
+            .on_event(now, Event::Reply { seq, answer }, &mut outputs);
+        self.carry_out(now, outputs, out);
     }
 
     pub fn on_effect(&mut self, now: Time, effect: &Effect, out: &mut Vec<WorkerOutput>) {
-        match effect {
-            Effect::GrantOffered {
-                grant,
-                task,
-                payload,
-                ..
-            } => {
-                if !self.registered || self.free() == 0 {
-                    let release = WorkerCommand::ReleaseGrant { grant: *grant };
-                    self.send(now, release, false, out);
-                    return;
-                }
-                let offer = (*task, TaskWork::decode(payload));
-                if self.accepting {
-                    self.accept(now, *grant, offer, out);
-                } else {
-                    self.unaccepted.insert(*grant, offer);
-                }
+        let Some(event) = wire::event(effect) else {
+            return;
+        };
+        match event {
+            Event::GrantOffered(offer) if !self.accepting => {
+                self.held.insert(offer.grant, offer);
             }
-            Effect::GrantWithdrawn { grant, .. } => {
-                self.offers.remove(grant);
-                self.unaccepted.remove(grant);
+            Event::GrantWithdrawn { grant } if self.held.remove(&grant).is_some() => {}
+            event => {
+                let mut outputs = Vec::new();
+                self.machine.on_event(now, event, &mut outputs);
+                self.carry_out(now, outputs, out);
             }
-            Effect::LeaseRevoked { fence, .. } => self.drop_attempt(now, *fence, out),
-            Effect::WorkerLost { instance, .. } if *instance == self.instance() => {
-                self.reincarnate(now, out);
-            }
-            Effect::WorkerReadmitted { .. } => self.ask_for_work(now, out),
-            _ => {}
         }
     }
 
-    fn accept(
-        &mut self,
-        now: Time,
-        grant: GrantId,
-        offer: (TaskId, TaskWork),
-        out: &mut Vec<WorkerOutput>,
-    ) {
-        self.offers.insert(grant, offer);
-        // Resent until answered, so a lost reply cannot hold the slot forever; the
-        // engine answers a repeated accept consistently.
-        self.send(now, WorkerCommand::AcceptGrant { grant }, true, out);
-    }
-
-    /// Accepts a grant held back while acceptance was off: the one for `task`, or the
-    /// oldest. `None` if there is none.
+    /// Hands a grant held back to the machine: the one for `task`, or the oldest.
+    /// `None` if there is none.
     pub fn accept_held(
         &mut self,
         now: Time,
@@ -466,17 +262,87 @@ impl SimWorker {
         out: &mut Vec<WorkerOutput>,
     ) -> Option<GrantId> {
         let grant = self
-            .unaccepted
-            .iter()
-            .find(|(_, (t, _))| task.is_none_or(|want| *t == want))
-            .map(|(g, _)| *g)?;
-        let offer = self.unaccepted.remove(&grant)?;
-        self.accept(now, grant, offer, out);
+            .held
+            .values()
+            .find(|o| task.is_none_or(|want| o.task == want))
+            .map(|o| o.grant)?;
+        let offer = self.held.remove(&grant)?;
+        let mut outputs = Vec::new();
+        self.machine
+            .on_event(now, Event::GrantOffered(offer), &mut outputs);
+        self.carry_out(now, outputs, out);
         Some(grant)
     }
 
     /// The latest fence this process started on `task`.
     pub fn latest_fence(&self, task: TaskId) -> Option<Fence> {
-        self.started.iter().rev().find(|f| f.task == task).copied()
+        self.latest.get(&task).copied()
+    }
+
+    /// Carries out what the machine asked for, then arms its next timeout.
+    fn carry_out(&mut self, now: Time, outputs: Vec<Output>, out: &mut Vec<WorkerOutput>) {
+        let mut queue = outputs;
+        while !queue.is_empty() {
+            let mut more = Vec::new();
+            for output in queue {
+                self.output(now, output, &mut more, out);
+            }
+            queue = more;
+        }
+        self.arm(now, out);
+    }
+
+    fn output(
+        &mut self,
+        now: Time,
+        output: Output,
+        more: &mut Vec<Output>,
+        out: &mut Vec<WorkerOutput>,
+    ) {
+        match output {
+            // The simulated network needs no handshake: the connection is there.
+            Output::Connect => self.machine.connected(now, more),
+            Output::Disconnect | Output::Stopped(_) => {}
+            Output::Send { seq, command } => {
+                if !self.renewing && matches!(command, Command::Renew { .. }) {
+                    return;
+                }
+                if let Some(command) = wire::command(command) {
+                    out.push(WorkerOutput::Send(
+                        self.process << PROCESS_SHIFT | seq,
+                        command,
+                    ));
+                }
+            }
+            Output::Start(a) => {
+                let work = TaskWork::decode_bytes(&a.payload);
+                let run = (work.duration_ms as f64 * self.params.slowness).round() as u64;
+                self.handlers.insert(a.fence, work);
+                self.latest.insert(a.fence.task, a.fence);
+                out.push(WorkerOutput::Timer(run, WorkerTimer::WorkDone(a.fence)));
+            }
+            Output::Cancel(fence) => {
+                self.handlers.remove(&fence);
+            }
+            Output::Trust { task, until } => out.push(WorkerOutput::Belief(task, until)),
+        }
+    }
+
+    /// Arms a timer for the machine's next timeout, unless one armed already comes
+    /// no later.
+    fn arm(&mut self, now: Time, out: &mut Vec<WorkerOutput>) {
+        let Some(due) = self.machine.next_timeout() else {
+            return;
+        };
+        if self.armed.is_some_and(|(_, at)| at <= due) {
+            return;
+        }
+        self.timers += 1;
+        self.armed = Some((self.timers, due));
+        let delay = due.saturating_sub(now).max(1);
+        out.push(WorkerOutput::Timer(
+            delay,
+            WorkerTimer::Machine(self.timers),
+        ));
     }
 }

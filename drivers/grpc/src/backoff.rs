@@ -3,10 +3,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Doubles from `min` up to `max` with every failure; `reset` after a success.
+/// Doubles from `min` up to `max` with every failure. (The worker's own backoff is
+/// the protocol machine's, `keel_protocol::worker`.)
 #[derive(Clone, Debug)]
 pub(crate) struct Backoff {
-    min: Duration,
     max: Duration,
     next: Duration,
 }
@@ -14,11 +14,7 @@ pub(crate) struct Backoff {
 impl Backoff {
     pub fn new(min: Duration, max: Duration) -> Backoff {
         let min = min.min(max);
-        Backoff {
-            min,
-            max,
-            next: min,
-        }
+        Backoff { max, next: min }
     }
 
     /// The pause before the next attempt (up to a quarter shorter than the step), and
@@ -27,10 +23,6 @@ impl Backoff {
         let pause = jitter(self.next);
         self.next = self.next.saturating_mul(2).min(self.max);
         pause
-    }
-
-    pub fn reset(&mut self) {
-        self.next = self.min;
     }
 }
 
@@ -60,8 +52,6 @@ mod tests {
                 "{pause:?} for {step:?}"
             );
         }
-        b.reset();
-        assert!(b.next_pause() <= Duration::from_millis(100));
         let mut zero = Backoff::new(Duration::ZERO, Duration::ZERO);
         assert_eq!(zero.next_pause(), Duration::ZERO);
     }

@@ -32,19 +32,24 @@
 
 mod frames;
 mod session;
-mod state;
+mod shell;
 mod task;
+mod wire;
 
 pub use task::{Outcome, Task};
 
-use crate::backoff::Backoff;
 use crate::client::{ClientError, ClientOptions};
-use session::{Ended, Session};
-use state::State;
+use crate::validate::{MAX_ERROR_BYTES, MAX_PROGRESS_BYTES};
+use keel_engine::InstanceId;
+use keel_protocol::worker::{self as machine, WorkerMachine};
+use shell::Shell;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
+
+/// How long the coordinator may take to answer a command before the session is
+/// treated as broken and opened again (unanswered outcomes are sent again on it).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Notes from handlers (progress, outcomes) waiting for the session; a handler's
 /// outcome waits for room, progress beyond it is dropped (it is advisory).
@@ -151,75 +156,37 @@ impl Worker {
         }
         let (done_tx, mut done_rx) = mpsc::channel(NOTES);
         let instance = config.instance.unwrap_or_else(now_ms).max(1);
-        let mut state = State::new(config.concurrency, instance, Arc::new(handler), done_tx);
-        let mut backoff = Backoff::new(config.backoff_min, config.backoff_max);
-        let mut shutdown = std::pin::pin!(shutdown);
-        let mut drain_deadline: Option<tokio::time::Instant> = None;
-        loop {
-            let outcome = match Session::open(&config, &mut state).await {
-                Ok(mut session) => {
-                    backoff.reset();
-                    session
-                        .serve(
-                            &mut state,
-                            &mut done_rx,
-                            &mut shutdown,
-                            &mut drain_deadline,
-                            config.drain_timeout,
-                        )
-                        .await
-                }
-                Err(ended) => ended,
-            };
-            match outcome {
-                Ended::Finished => return Ok(state.summary),
-                Ended::Fatal(e) => {
-                    state.cancel_all();
-                    return Err(e);
-                }
-                Ended::NewInstance { current } => {
-                    state.cancel_all();
-                    state.summary.registrations_refused += 1;
-                    state.instance = next_instance(state.instance, current);
-                    tracing::warn!(
-                        instance = state.instance,
-                        ?current,
-                        "instance refused or declared lost; registering a new one"
-                    );
-                }
-                Ended::Disconnected(why) => {
-                    tracing::warn!(%why, "session lost");
-                    state.summary.reconnects += 1;
-                }
-            }
-            if state.draining && state.idle() {
-                return Ok(state.summary);
-            }
-            if drain_deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-                state.cancel_all();
-                return Ok(state.summary);
-            }
-            let pause = backoff.next_pause();
-            tracing::debug!(?pause, "waiting before the next session");
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = &mut shutdown, if !state.draining => {
-                    state.draining = true;
-                    drain_deadline = Some(tokio::time::Instant::now() + config.drain_timeout);
-                }
-            }
-            // Outcomes of handlers that finished while disconnected wait in `done_rx`
-            // and are reported by the next session.
-        }
+        let machine = WorkerMachine::new(machine_config(&config, instance));
+        let shutdown = std::pin::pin!(shutdown);
+        Shell::new(config, machine, handler, done_tx)
+            .run(&mut done_rx, shutdown)
+            .await
     }
 }
 
-/// The instance to register after `refused` was refused: past the coordinator's current
-/// one when the refusal named it, and past the start time otherwise, so a clock that
-/// went backwards costs one refusal, not one per millisecond.
-fn next_instance(refused: u64, current: Option<u64>) -> u64 {
-    let past_current = current.map_or(0, |c| c.saturating_add(1));
-    refused.saturating_add(1).max(past_current).max(now_ms())
+/// What the machine needs to know of the configuration. The backoff's jitter is seeded
+/// from the sub-second part of the clock, which spreads peers (and which the
+/// simulator controls).
+fn machine_config(config: &WorkerConfig, instance: u64) -> machine::Config {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::from(d.subsec_nanos()))
+        .unwrap_or(0);
+    machine::Config {
+        capabilities: config.capabilities.clone(),
+        lanes: config.lanes.clone(),
+        concurrency: config.concurrency,
+        instance: InstanceId(instance),
+        backoff_min_ms: ms(config.backoff_min),
+        backoff_max_ms: ms(config.backoff_max),
+        jitter_seed: seed ^ instance,
+        answer_timeout_ms: ms(ANSWER_TIMEOUT),
+        drain_timeout_ms: ms(config.drain_timeout),
+        frame_overhead_bytes: crate::server::FRAME_OVERHEAD_BYTES as u64,
+        max_error_bytes: MAX_ERROR_BYTES,
+        max_progress_bytes: MAX_PROGRESS_BYTES,
+    }
 }
 
 fn now_ms() -> u64 {
@@ -227,20 +194,4 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_refusal_naming_the_current_instance_jumps_past_it() {
-        let far_future = now_ms() + 1_000_000_000;
-        assert_eq!(next_instance(5, Some(far_future)), far_future + 1);
-        // Without a hint, past the refused one and the clock.
-        assert!(next_instance(5, None) >= now_ms().min(u64::MAX - 1));
-        assert_eq!(next_instance(u64::MAX, Some(u64::MAX)), u64::MAX);
-        let ahead = now_ms() + 10_000_000;
-        assert_eq!(next_instance(ahead, None), ahead + 1);
-    }
 }

@@ -1,0 +1,172 @@
+//! The worker machine's commands and events in `keel.v1` terms.
+
+use super::task::Outcome;
+use crate::convert::{fence_from_proto, fence_to_proto, suspend_timeout_to_proto};
+use crate::proto::coordinator_event::Event as ProtoEvent;
+use crate::proto::worker_command::Command as ProtoCommand;
+use crate::proto::{self, reply, worker_notice};
+use keel_engine::{Fence, GrantId, InstanceId, JobId, TaskId};
+use keel_protocol::worker as machine;
+use machine::{Answer, Command, Event, Offer, Refusal, Registered};
+
+/// The frame limit assumed from a coordinator that does not announce one: tonic's
+/// default for what a server decodes.
+pub(crate) const DEFAULT_FRAME_BYTES: u64 = 4 << 20;
+
+/// `command` as it goes on the wire, from worker `worker_id`.
+pub(crate) fn command(seq: u64, command: Command, worker_id: &str) -> proto::WorkerCommand {
+    let fence = |f: Fence| Some(fence_to_proto(f));
+    let command = match command {
+        Command::Register {
+            instance,
+            capabilities,
+            lanes,
+            max_concurrency,
+        } => ProtoCommand::Register(proto::Register {
+            worker_id: worker_id.to_string(),
+            instance: instance.0,
+            capabilities,
+            lanes,
+            max_concurrency,
+        }),
+        Command::Heartbeat => ProtoCommand::Heartbeat(proto::Heartbeat {}),
+        Command::RequestWork { credits } => {
+            ProtoCommand::RequestWork(proto::RequestWork { credits })
+        }
+        Command::Drain => ProtoCommand::Drain(proto::Drain {}),
+        Command::Deregister => ProtoCommand::Deregister(proto::Deregister {}),
+        Command::AcceptGrant { grant } => {
+            ProtoCommand::AcceptGrant(proto::AcceptGrant { grant: grant.0 })
+        }
+        Command::ReleaseGrant { grant } => {
+            ProtoCommand::ReleaseGrant(proto::ReleaseGrant { grant: grant.0 })
+        }
+        Command::Renew { fence: f } => ProtoCommand::Renew(proto::Renew { fence: fence(f) }),
+        Command::Complete { fence: f, output } => ProtoCommand::Complete(proto::Complete {
+            fence: fence(f),
+            output,
+        }),
+        Command::Fail {
+            fence: f,
+            error,
+            permanent,
+        } => ProtoCommand::Fail(proto::Fail {
+            fence: fence(f),
+            error,
+            permanent,
+        }),
+        Command::Suspend {
+            fence: f,
+            waitpoint,
+            timeout_ms,
+            on_timeout,
+        } => ProtoCommand::Suspend(proto::Suspend {
+            fence: fence(f),
+            waitpoint,
+            timeout_ms,
+            on_timeout: suspend_timeout_to_proto(on_timeout) as i32,
+        }),
+        Command::Progress {
+            fence: f,
+            per_mille,
+            message,
+        } => ProtoCommand::Progress(proto::Progress {
+            fence: fence(f),
+            done_per_mille: per_mille,
+            message,
+        }),
+    };
+    proto::WorkerCommand {
+        seq,
+        command: Some(command),
+    }
+}
+
+/// A refusal as the machine reads it.
+pub(crate) fn refusal(r: &proto::Refusal) -> Refusal {
+    let current = r.current_instance.map(InstanceId);
+    Refusal::from_code(&r.reason, r.message.clone(), current)
+}
+
+/// `event` as the machine reads it; `None` for what needs no decision. A registration's
+/// frame limit is the smaller of the coordinator's (announced or assumed) and
+/// `own_frame_bytes`.
+pub(crate) fn event(event: proto::CoordinatorEvent, own_frame_bytes: u64) -> Option<Event> {
+    Some(match event.event? {
+        ProtoEvent::Reply(r) => Event::Reply {
+            seq: r.seq,
+            answer: answer(r.result, own_frame_bytes),
+        },
+        ProtoEvent::GrantOffered(o) => Event::GrantOffered(Offer {
+            grant: GrantId(o.grant),
+            job: JobId(o.job),
+            task: TaskId(o.task),
+            attempt: o.attempt,
+            payload: o.payload,
+        }),
+        ProtoEvent::GrantWithdrawn(w) => Event::GrantWithdrawn {
+            grant: GrantId(w.grant),
+        },
+        ProtoEvent::LeaseRevoked(r) => Event::LeaseRevoked {
+            fence: fence_from_proto(r.fence.as_ref()?),
+        },
+        ProtoEvent::Notice(n) if n.kind == worker_notice::Kind::Lost as i32 => {
+            Event::Lost { instance: None }
+        }
+        ProtoEvent::Notice(n) if n.kind == worker_notice::Kind::Readmitted as i32 => {
+            Event::Readmitted
+        }
+        ProtoEvent::Notice(_) => return None,
+    })
+}
+
+fn answer(result: Option<reply::Result>, own_frame_bytes: u64) -> Answer {
+    let Some(result) = result else {
+        return Answer::Done;
+    };
+    match result {
+        reply::Result::Refused(r) => Answer::Refused(refusal(&r)),
+        reply::Result::Registered(r) => {
+            let announced = match r.max_message_bytes {
+                0 => DEFAULT_FRAME_BYTES,
+                n => n,
+            };
+            Answer::Registered(Registered {
+                lease_ttl_ms: r.lease_ttl_ms.max(30),
+                liveness_timeout_ms: r.liveness_timeout_ms.max(30),
+                frame_bytes: Some(announced.min(own_frame_bytes)),
+            })
+        }
+        reply::Result::Ok(_) => Answer::Done,
+        // A lease without a fence cannot be presented again: it is refused as such.
+        reply::Result::LeaseStarted(s) => match s.fence.as_ref().map(fence_from_proto) {
+            Some(fence) => Answer::LeaseStarted { fence },
+            None => Answer::Refused(Refusal::from_code(
+                "invalid_argument",
+                "a lease without a fence".into(),
+                None,
+            )),
+        },
+        reply::Result::Renewed(_) => Answer::Renewed,
+        reply::Result::Completed(_) => Answer::Completed,
+        reply::Result::Failed(_) => Answer::Failed,
+        reply::Result::Suspended(_) => Answer::Suspended,
+    }
+}
+
+/// A handler's outcome as the machine keeps it.
+pub(crate) fn outcome(o: Outcome) -> machine::Outcome {
+    match o {
+        Outcome::Complete(output) => machine::Outcome::Complete(output),
+        Outcome::Fail { error, permanent } => machine::Outcome::Fail { error, permanent },
+        Outcome::Suspend {
+            waitpoint,
+            timeout,
+            on_timeout,
+        } => machine::Outcome::Suspend {
+            waitpoint,
+            timeout_ms: timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            on_timeout,
+        },
+    }
+}
