@@ -7,7 +7,7 @@ use crate::reject::Rejection;
 use crate::state::{ReadyPlace, State, TaskState};
 use serde::{Deserialize, Serialize};
 
-/// Tasks of one job per state; the states are those of [`crate::TaskStatus`].
+/// Tasks of one job per state; the states are those of [`crate::query::TaskStatus`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskCounts {
     pub waiting: u32,
@@ -25,7 +25,7 @@ pub struct TaskCounts {
 }
 
 impl TaskCounts {
-    /// Each count under the word [`crate::TaskStatus::label`] uses for its state.
+    /// Each count under the word [`crate::query::TaskStatus::label`] uses for its state.
     pub fn labelled(&self) -> [(&'static str, u32); 12] {
         [
             ("waiting", self.waiting),

@@ -2,8 +2,7 @@
 //! and is skipped or cancelled (by its policy) once that can no longer happen.
 
 use crate::budget;
-use crate::ids::TaskId;
-use crate::job;
+use crate::ids::{JobId, TaskId};
 use crate::output::{Effect, EndReason, TaskOutcome};
 use crate::queue;
 use crate::spec::UnsatisfiedPolicy;
@@ -26,8 +25,12 @@ pub(crate) fn release(s: &mut State, tid: TaskId) {
 }
 
 /// Marks a task terminal and propagates the outcome downstream. The caller has already
-/// taken the task out of any queue, grant or lease.
-pub(crate) fn finish_task(s: &mut State, tid: TaskId, outcome: TaskOutcome) {
+/// taken the task out of any queue, grant or lease. Returns the job whose last task
+/// this ended, for the caller to finish (`job_end::end_task` does both): every task of
+/// that job is terminal by then, so nothing after it here adds an effect.
+#[must_use]
+pub(crate) fn finish_task(s: &mut State, tid: TaskId, outcome: TaskOutcome) -> Option<JobId> {
+    let mut drained = None;
     let mut work = vec![(tid, outcome)];
     while let Some((tid, outcome)) = work.pop() {
         let Some(task) = s.tasks.get_mut(&tid) else {
@@ -72,9 +75,10 @@ pub(crate) fn finish_task(s: &mut State, tid: TaskId, outcome: TaskOutcome) {
             task.downstream = downstream;
         }
         if done {
-            job::finish(s, job_id);
+            drained = Some(job_id);
         }
     }
+    drained
 }
 
 /// Records one upstream result on `d`; returns the outcome `d` must end with, if any.

@@ -386,7 +386,7 @@ fn check_references(s: &State) -> Result<(), Violation> {
             "worker {wid} serves a lane that does not exist"
         );
         // No lane ids means every lane, which only the registration `["*"]` asks for.
-        let all = w.lane_names.len() == 1 && w.lane_names[0] == crate::ALL_LANES;
+        let all = w.lane_names.len() == 1 && w.lane_names[0] == crate::config::ALL_LANES;
         ensure!(
             Reference,
             w.lanes.is_empty() == all && (all || w.lanes.len() == w.lane_names.len()),

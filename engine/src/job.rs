@@ -1,15 +1,16 @@
-//! Job admission, the end of a job (all tasks terminal, cancelled, or past its
-//! deadline) and forgetting finished jobs after the retention period.
+//! Job admission, ending a job early (cancelled, or past its deadline) and forgetting
+//! finished jobs after the retention period. A job's natural end is `job_end`'s.
 
 use crate::budget;
 use crate::dag;
 use crate::ids::{JobId, TaskId};
+use crate::job_end;
 use crate::lease;
-use crate::output::{Accepted, Effect, EndReason, JobOutcome, TaskOutcome};
+use crate::output::{Accepted, EndReason, JobOutcome, TaskOutcome};
 use crate::queue;
 use crate::reject::Rejection;
 use crate::spec::JobSpec;
-use crate::state::{Group, Job, JobEnd, State, Task, TaskState};
+use crate::state::{Group, Job, State, Task, TaskState};
 use crate::timers::Timer;
 use crate::validate::validate_job;
 use std::collections::{BTreeMap, BTreeSet};
@@ -206,34 +207,8 @@ pub(crate) fn terminate(s: &mut State, job: JobId, outcome: JobOutcome, reason: 
                 }
             }
         }
-        dag::finish_task(s, tid, TaskOutcome::Cancelled { reason });
+        job_end::end_task(s, tid, TaskOutcome::Cancelled { reason });
     }
-}
-
-/// Called when the last task of a job became terminal.
-pub(crate) fn finish(s: &mut State, job: JobId) {
-    let now = s.now;
-    let retention = s.config.retention_ms;
-    let Some(j) = s.jobs.get_mut(&job) else {
-        return;
-    };
-    if j.end.is_some() {
-        return;
-    }
-    let outcome = match j.forced {
-        Some((outcome, _)) => outcome,
-        None if j.failed > 0 => JobOutcome::Failed,
-        None => JobOutcome::Succeeded,
-    };
-    j.end = Some(JobEnd { outcome, at: now });
-    if let Some(at) = j.deadline_at {
-        s.timers.disarm(at, Timer::JobDeadline(job));
-    }
-    let tenant = j.tenant as usize;
-    s.tenants[tenant].jobs_in_flight = s.tenants[tenant].jobs_in_flight.saturating_sub(1);
-    s.timers
-        .arm(now.saturating_add(retention), Timer::JobRetention(job));
-    s.fx.push(Effect::JobFinished { job, outcome });
 }
 
 /// Drops a finished job and its tasks once its retention period is over.

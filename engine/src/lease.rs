@@ -3,8 +3,8 @@
 
 use crate::blacklist;
 use crate::budget;
-use crate::dag;
 use crate::ids::{Fence, GrantId, InstanceId, TaskId, WorkerId};
+use crate::job_end;
 use crate::output::{Accepted, Effect, EndReason, TaskOutcome};
 use crate::queue;
 use crate::reject::Rejection;
@@ -242,7 +242,7 @@ pub(crate) fn complete(
     if let Some(t) = s.tasks.get_mut(&fence.task) {
         t.output = Some(output);
     }
-    dag::finish_task(s, fence.task, TaskOutcome::Succeeded);
+    job_end::end_task(s, fence.task, TaskOutcome::Succeeded);
     Ok(Accepted::Completed {
         fence,
         duplicate: false,
@@ -321,7 +321,7 @@ pub(crate) fn fail_attempt(
     );
     match retry_at {
         Some(until) => retry::schedule(s, tid, until, EndReason::AttemptFailed),
-        None => dag::finish_task(s, tid, TaskOutcome::Failed { error }),
+        None => job_end::end_task(s, tid, TaskOutcome::Failed { error }),
     }
     retry_at
 }
@@ -384,7 +384,7 @@ pub(crate) fn requeue_lost(s: &mut State, tid: TaskId, reason: EndReason) {
     task.losses = task.losses.saturating_add(1);
     if task.losses > max_losses || task.losses == u32::MAX {
         let error = format!("lost {} times, last by {reason:?}", task.losses);
-        dag::finish_task(s, tid, TaskOutcome::Failed { error });
+        job_end::end_task(s, tid, TaskOutcome::Failed { error });
         return;
     }
     task.attempt = task.attempt.saturating_add(1);

@@ -26,6 +26,8 @@ mod counts;
 mod dag;
 mod digest;
 mod dispatch;
+#[cfg(feature = "fault-injection")]
+mod faults;
 mod floors;
 #[cfg(test)]
 mod hostile_snapshots;
@@ -34,6 +36,7 @@ mod input;
 mod intern;
 mod invariants;
 mod job;
+mod job_end;
 mod lease;
 mod output;
 mod query;
@@ -52,9 +55,11 @@ mod validate;
 mod violation;
 mod worker;
 
-pub use config::{BlacklistPolicy, Config, Limits, TenantPolicy};
+pub use config::{BlacklistPolicy, Config, Limits, TenantPolicy, ALL_LANES};
 pub use counts::TaskCounts;
 pub use digest::{Digest, RestoreError, SNAPSHOT_VERSION};
+#[cfg(feature = "fault-injection")]
+pub use faults::{Faults, INJECTED_PANIC_JOB};
 pub use floors::{ConfigError, Unit};
 pub use ids::{Fence, GrantId, InstanceId, JobId, TaskId, Time, WorkerId};
 pub use input::{ClientCommand, Input, SuspendTimeout, WorkerCommand};
@@ -85,30 +90,11 @@ pub struct Usage {
     pub stored_bytes: u64,
 }
 
-/// The lane a worker registers (alone) to serve every lane, including lanes first used
-/// after it registered.
-pub const ALL_LANES: &str = "*";
-
 /// One coordinator's decision core.
 #[derive(Clone, Debug)]
 pub struct Engine {
     state: State,
 }
-
-/// Deliberate defects, compiled only for tests that prove the checkers catch them.
-#[cfg(feature = "fault-injection")]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Faults {
-    /// Accept completions and failures whatever fence they carry.
-    pub ignore_fencing: bool,
-    /// Panic on a submission of a job named [`INJECTED_PANIC_JOB`], to drive a
-    /// driver's handling of an engine panic.
-    pub panic_on_injected_job: bool,
-}
-
-/// The job name [`Faults::panic_on_injected_job`] panics on.
-#[cfg(feature = "fault-injection")]
-pub const INJECTED_PANIC_JOB: &str = "keel-injected-panic";
 
 impl Engine {
     /// An engine with any configuration. Nothing the engine does panics on one, but a

@@ -7,7 +7,7 @@ use crate::input::SuspendTimeout;
 use crate::intern::{CapSetId, Interned};
 use crate::output::{Effect, EndReason, JobOutcome, TaskOutcome};
 use crate::ready::{ReadyIndex, ReadyKey};
-use crate::slab::TaskTable;
+use crate::slab::Slab;
 use crate::spec::{GroupKind, Payload, RetryPolicy, UnsatisfiedPolicy};
 use crate::timers::Timers;
 use serde::{Deserialize, Serialize};
@@ -22,7 +22,7 @@ pub(crate) struct State {
     pub next_grant: u64,
     pub jobs: BTreeMap<JobId, Job>,
     pub job_names: BTreeMap<String, JobId>,
-    pub tasks: TaskTable,
+    pub tasks: Slab<Task>,
     pub workers: BTreeMap<WorkerId, Worker>,
     pub grants: BTreeMap<GrantId, Grant>,
     pub ready: ReadyIndex,
@@ -45,7 +45,7 @@ pub(crate) struct State {
     pub dispatch_dirty: bool,
     #[cfg(feature = "fault-injection")]
     #[serde(skip)]
-    pub faults: crate::Faults,
+    pub faults: crate::faults::Faults,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
@@ -296,7 +296,7 @@ impl State {
             next_grant: 1,
             jobs: BTreeMap::new(),
             job_names: BTreeMap::new(),
-            tasks: TaskTable::default(),
+            tasks: Slab::default(),
             workers: BTreeMap::new(),
             grants: BTreeMap::new(),
             ready: ReadyIndex::default(),
@@ -309,7 +309,7 @@ impl State {
             fx: Vec::new(),
             dispatch_dirty: false,
             #[cfg(feature = "fault-injection")]
-            faults: crate::Faults::default(),
+            faults: crate::faults::Faults::default(),
         }
     }
 

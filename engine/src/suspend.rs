@@ -2,9 +2,9 @@
 //! signal (deduplicated by idempotency key) makes it ready again.
 
 use crate::budget;
-use crate::dag;
 use crate::ids::{Fence, InstanceId, TaskId, WorkerId};
 use crate::input::SuspendTimeout;
+use crate::job_end;
 use crate::lease;
 use crate::output::{Accepted, Effect, EndReason, TaskOutcome};
 use crate::queue;
@@ -149,7 +149,7 @@ pub(crate) fn timeout_due(s: &mut State, tid: TaskId, at: crate::ids::Time) {
     let job = task.job;
     match on_timeout {
         SuspendTimeout::Resume => resume(s, tid, job),
-        SuspendTimeout::Fail => dag::finish_task(
+        SuspendTimeout::Fail => job_end::end_task(
             s,
             tid,
             TaskOutcome::Failed {

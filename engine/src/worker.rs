@@ -1,6 +1,7 @@
 //! Worker membership: registration, liveness, draining, leaving, and what happens to
 //! the grants and leases of a worker that is gone.
 
+use crate::config::ALL_LANES;
 use crate::ids::{InstanceId, Time, WorkerId};
 use crate::input::WorkerCommand;
 use crate::lease;
@@ -11,7 +12,6 @@ use crate::state::{State, Worker, WorkerStatus};
 use crate::suspend;
 use crate::timers::Timer;
 use crate::validate::{check_name, check_tokens};
-use crate::ALL_LANES;
 use std::collections::{BTreeSet, VecDeque};
 
 type Reply = Result<Accepted, Rejection>;

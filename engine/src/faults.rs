@@ -1,0 +1,15 @@
+//! Deliberate defects the simulator injects to prove its checkers catch a broken
+//! engine; compiled only with the `fault-injection` feature.
+
+/// Deliberate defects, compiled only for tests that prove the checkers catch them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Accept completions and failures whatever fence they carry.
+    pub ignore_fencing: bool,
+    /// Panic on a submission of a job named [`INJECTED_PANIC_JOB`], to drive a
+    /// driver's handling of an engine panic.
+    pub panic_on_injected_job: bool,
+}
+
+/// The job name [`Faults::panic_on_injected_job`] panics on.
+pub const INJECTED_PANIC_JOB: &str = "keel-injected-panic";
