@@ -201,7 +201,13 @@ fn reply_text(reply: &Result<Accepted, Rejection>) -> String {
     }
 }
 
+/// An effect as its engine label followed by its fields; reasons and outcomes by their
+/// labels too, so the goldens use the engine's one vocabulary.
 fn effect_text(e: &Effect) -> String {
+    format!("{} {}", e.label(), effect_fields(e))
+}
+
+fn effect_fields(e: &Effect) -> String {
     match e {
         Effect::GrantOffered {
             worker,
@@ -211,48 +217,57 @@ fn effect_text(e: &Effect) -> String {
             attempt,
             expires_at,
             ..
-        } => format!(
-            "GrantOffered {worker} {grant} {job}/{task} attempt {attempt} until {expires_at}"
-        ),
+        } => format!("{worker} {grant} {job}/{task} attempt {attempt} until {expires_at}"),
         Effect::GrantWithdrawn {
             worker,
             grant,
             task,
             reason,
-        } => format!("GrantWithdrawn {worker} {grant} {task} {reason:?}"),
+        } => format!("{worker} {grant} {task} {}", reason.label()),
         Effect::LeaseRevoked {
             worker,
             fence,
             reason,
-        } => format!("LeaseRevoked {worker} {fence} {reason:?}"),
+        } => format!("{worker} {fence} {}", reason.label()),
         Effect::TaskBlocked {
             job,
             task,
             requires,
-        } => format!("TaskBlocked {job}/{task} requires {requires:?}"),
-        Effect::TaskUnblocked { job, task } => format!("TaskUnblocked {job}/{task}"),
+        } => format!("{job}/{task} requires {requires:?}"),
+        Effect::TaskUnblocked { job, task } | Effect::TaskResumed { job, task } => {
+            format!("{job}/{task}")
+        }
         Effect::TaskRequeued {
             job,
             task,
             attempt,
             reason,
             ready_at,
-        } => format!("TaskRequeued {job}/{task} attempt {attempt} {reason:?} ready at {ready_at}"),
+        } => format!(
+            "{job}/{task} attempt {attempt} {} ready at {ready_at}",
+            reason.label()
+        ),
         Effect::TaskSuspended {
             job,
             task,
             waitpoint,
-        } => format!("TaskSuspended {job}/{task} on {waitpoint}"),
-        Effect::TaskResumed { job, task } => format!("TaskResumed {job}/{task}"),
+        } => format!("{job}/{task} on {waitpoint}"),
         Effect::TaskFinished { job, task, outcome } => {
-            format!("TaskFinished {job}/{task} {outcome:?}")
+            format!("{job}/{task} {}", outcome_text(outcome))
         }
-        Effect::JobFinished { job, outcome } => format!("JobFinished {job} {outcome:?}"),
-        Effect::WorkerLost { worker, instance } => format!("WorkerLost {worker} {instance}"),
-        Effect::WorkerBlacklisted { worker, until } => {
-            format!("WorkerBlacklisted {worker} until {until}")
+        Effect::JobFinished { job, outcome } => format!("{job} {}", outcome.label()),
+        Effect::WorkerLost { worker, instance } => format!("{worker} {instance}"),
+        Effect::WorkerBlacklisted { worker, until } => format!("{worker} until {until}"),
+        Effect::WorkerReadmitted { worker } | Effect::WorkerDrained { worker } => {
+            worker.to_string()
         }
-        Effect::WorkerReadmitted { worker } => format!("WorkerReadmitted {worker}"),
-        Effect::WorkerDrained { worker } => format!("WorkerDrained {worker}"),
+    }
+}
+
+fn outcome_text(o: &TaskOutcome) -> String {
+    match o {
+        TaskOutcome::Succeeded | TaskOutcome::Skipped => o.label().to_string(),
+        TaskOutcome::Failed { error } => format!("{}: {error}", o.label()),
+        TaskOutcome::Cancelled { reason } => format!("{}: {}", o.label(), reason.label()),
     }
 }
