@@ -3,11 +3,11 @@
 //! the engine-wide limits. A snapshot from disk passes these before any of the counts
 //! is decremented or used as an index, so no arithmetic on them can overflow later.
 
-use super::Violation;
 use crate::ids::{TaskId, Time};
 use crate::intern::CapSetId;
 use crate::state::{State, Task, TaskState};
 use crate::timers::Timer;
+use crate::violation::Violation;
 use crate::{budget, ids::JobId};
 use std::collections::BTreeMap;
 

@@ -1,8 +1,7 @@
 //! Every safety invariant of a state, checked from scratch. Tests and the simulator
 //! call this after every step; `restore` calls it on every snapshot it loads.
 
-use crate::ids::{TaskId, WorkerId};
-use crate::intern::{covers, CapSetId};
+use crate::ids::JobId;
 use crate::queue;
 use crate::ready::QueueKey;
 use crate::state::{ReadyPlace, State, TaskState, WorkerStatus};
@@ -24,7 +23,10 @@ macro_rules! ensure {
 
 #[path = "accounting.rs"]
 mod accounting;
+#[path = "task_invariants.rs"]
+mod tasks;
 
+/// Per job, the tasks the walk over all tasks found in each place.
 #[derive(Default)]
 struct JobCount {
     active: u32,
@@ -33,173 +35,35 @@ struct JobCount {
     remaining: u32,
 }
 
+/// What the walk over all tasks found, checked afterwards against the counters jobs,
+/// tenants and the ready index keep.
+#[derive(Default)]
+struct Tally {
+    per_job: BTreeMap<JobId, JobCount>,
+    /// Tasks holding a grant or lease, per interned tenant id.
+    per_tenant: BTreeMap<u32, u32>,
+    queued_total: u64,
+}
+
 pub(crate) fn check(s: &State) -> Result<(), Violation> {
     accounting::check_shape(s)?;
     check_references(s)?;
-    let mut per_job: BTreeMap<crate::ids::JobId, JobCount> = BTreeMap::new();
-    let mut per_tenant: BTreeMap<u32, u32> = BTreeMap::new();
-    let mut queued_total = 0u64;
+    let mut tally = Tally::default();
     for (tid, t) in s.tasks.iter() {
-        let tid = &tid;
-        ensure!(
-            Reference,
-            *tid == t.id,
-            "task {tid} stored under the wrong id"
-        );
-        ensure!(
-            Reference,
-            s.jobs.contains_key(&t.job),
-            "task {tid} belongs to unknown job {}",
-            t.job
-        );
-        let c = per_job.entry(t.job).or_default();
-        if !t.is_terminal() {
-            c.remaining += 1;
-        }
-        check_history(*tid, t)?;
-        accounting::check_task(s, *tid, t)?;
-        match &t.state {
-            TaskState::Offered { grant } => {
-                c.active += 1;
-                *per_tenant.entry(t.tenant).or_default() += 1;
-                let g = s.grants.get(grant);
-                ensure!(Holding,
-                    g.is_some_and(|g| g.task == *tid && g.accepted.is_none()),
-                    "task {tid} offered under grant {grant} that is missing or not a pending offer for it"
-                );
-                let g = &s.grants[grant];
-                let w = holder(s, &g.worker, *tid)?;
-                ensure!(
-                    Holding,
-                    w.grants.contains(grant),
-                    "worker {} does not list grant {grant}",
-                    g.worker
-                );
-                ensure!(
-                    Holding,
-                    w.instance == g.instance,
-                    "grant {grant} names a stale instance of {}",
-                    g.worker
-                );
-                ensure!(
-                    Capability,
-                    covers(&w.capabilities, s.names.caps(t.capset)),
-                    "task {tid} offered to {} which lacks {:?}",
-                    g.worker,
-                    s.names.caps(t.capset)
-                );
-                if let Some(first) = w.blacklisted_from_grant {
-                    ensure!(
-                        Blacklist,
-                        *grant < first,
-                        "grant {grant} offered to blacklisted worker {}",
-                        g.worker
-                    );
-                }
-                ensure!(
-                    Timer,
-                    s.timers.contains(g.expires_at, &Timer::GrantExpiry(*grant)),
-                    "grant {grant} has no expiry timer"
-                );
-            }
-            TaskState::Running(l) => {
-                c.active += 1;
-                *per_tenant.entry(t.tenant).or_default() += 1;
-                let w = holder(s, &l.worker, *tid)?;
-                ensure!(
-                    Holding,
-                    w.leases.contains(tid),
-                    "worker {} does not list its lease on {tid}",
-                    l.worker
-                );
-                ensure!(
-                    Holding,
-                    w.instance == l.instance,
-                    "lease on {tid} names a stale instance of {}",
-                    l.worker
-                );
-                ensure!(
-                    Capability,
-                    covers(&w.capabilities, s.names.caps(t.capset)),
-                    "task {tid} runs on {} which lacks {:?}",
-                    l.worker,
-                    s.names.caps(t.capset)
-                );
-                let g = s.grants.get(&l.grant);
-                ensure!(
-                    Holding,
-                    g.is_some_and(|g| g
-                        .accepted
-                        .is_some_and(|f| f.epoch == t.epoch && f.task == *tid)),
-                    "lease on {tid} does not match an accepted grant at epoch {}",
-                    t.epoch
-                );
-                ensure!(
-                    Timer,
-                    l.timer_at <= l.expires_at,
-                    "lease timer on {tid} after its expiry"
-                );
-                // A deadline saturated at the end of time is still held at that time.
-                ensure!(
-                    Timer,
-                    l.expires_at > s.now || l.expires_at == crate::ids::Time::MAX,
-                    "lease on {tid} expired at {} but is still held at {}",
-                    l.expires_at,
-                    s.now
-                );
-                ensure!(
-                    Timer,
-                    s.timers.contains(l.timer_at, &Timer::LeaseExpiry(*tid)),
-                    "lease on {tid} has no expiry timer"
-                );
-                ensure!(
-                    History,
-                    t.history
-                        .last()
-                        .is_some_and(|r| r.epoch == t.epoch && r.ended.is_none()),
-                    "lease on {tid} has no open attempt record"
-                );
-            }
-            TaskState::Ready { place } => {
-                let key = t.ready_key();
-                match place {
-                    ReadyPlace::Queued => {
-                        c.queued += 1;
-                        queued_total += 1;
-                    }
-                    ReadyPlace::Parked => {
-                        c.parked += 1;
-                        ensure!(
-                            ReadyIndex,
-                            s.jobs[&t.job].parked.contains(&key),
-                            "parked task {tid} missing from its job's parked set"
-                        );
-                    }
-                    ReadyPlace::Blocked => {
-                        let set = &s.names.capsets[t.capset.0 as usize];
-                        ensure!(
-                            ReadyIndex,
-                            set.blocked.contains(tid),
-                            "blocked task {tid} missing from its capability set"
-                        );
-                        ensure!(
-                            Capability,
-                            set.coverage == 0 && t.capset != CapSetId::ANY,
-                            "task {tid} is blocked although a live worker covers it"
-                        );
-                    }
-                }
-            }
-            TaskState::Delayed { until } => {
-                ensure!(
-                    Timer,
-                    s.timers.contains(*until, &Timer::TaskDue(*tid)),
-                    "delayed task {tid} has no timer"
-                );
-            }
-            TaskState::Waiting | TaskState::Suspended { .. } | TaskState::Done(_) => {}
-        }
+        tasks::check_task(s, tid, t, &mut tally)?;
     }
+    check_ready_index(s, tally.queued_total)?;
+    check_jobs(s, tally.per_job)?;
+    check_tenants(s, &tally.per_tenant)?;
+    check_workers(s)?;
+    accounting::check_counts(s)?;
+    check_capsets(s)?;
+    check_grants(s)
+}
+
+/// Every ready-index entry is a queued task under its own key, and there are as many
+/// entries as queued tasks.
+fn check_ready_index(s: &State, queued_total: u64) -> Result<(), Violation> {
     for (q, key) in s.ready.iter() {
         let t = s.tasks.get(&key.task);
         ensure!(
@@ -224,6 +88,11 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
         "ready index length {} but {queued_total} queued tasks",
         s.ready.len()
     );
+    Ok(())
+}
+
+/// Each job's counters match what the task walk found, within its cap.
+fn check_jobs(s: &State, mut per_job: BTreeMap<JobId, JobCount>) -> Result<(), Violation> {
     for (jid, j) in &s.jobs {
         let c = per_job.remove(jid).unwrap_or_default();
         ensure!(
@@ -269,6 +138,11 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
             j.remaining
         );
     }
+    Ok(())
+}
+
+/// Each tenant's active count matches the tasks holding grants or leases, within its cap.
+fn check_tenants(s: &State, per_tenant: &BTreeMap<u32, u32>) -> Result<(), Violation> {
     for (i, load) in s.tenants.iter().enumerate() {
         let found = per_tenant.get(&(i as u32)).copied().unwrap_or(0);
         let name = s.names.tenants.name(i as u32);
@@ -287,8 +161,12 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
             );
         }
     }
-    check_workers(s)?;
-    accounting::check_counts(s)?;
+    Ok(())
+}
+
+/// Each held capability set counts the live workers covering it, and blocks tasks only
+/// while none does.
+fn check_capsets(s: &State) -> Result<(), Violation> {
     for (i, set) in s.names.capsets.iter().enumerate().skip(1) {
         if !s.names.capset_held(i) {
             continue;
@@ -307,6 +185,11 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
             "capability set {i} is covered but still blocks tasks"
         );
     }
+    Ok(())
+}
+
+/// Every grant is held by the task it names, as an offer or a lease.
+fn check_grants(s: &State) -> Result<(), Violation> {
     for (g, grant) in &s.grants {
         let t = s.tasks.get(&grant.task);
         let ok = t.is_some_and(|t| match &t.state {
@@ -398,55 +281,6 @@ fn check_references(s: &State) -> Result<(), Violation> {
     Ok(())
 }
 
-fn holder<'a>(
-    s: &'a State,
-    w: &WorkerId,
-    tid: TaskId,
-) -> Result<&'a crate::state::Worker, Violation> {
-    let worker = s.workers.get(w).ok_or_else(|| Violation {
-        kind: InvariantKind::Reference,
-        detail: format!("task {tid} held by unknown worker {w}"),
-    })?;
-    ensure!(
-        Holding,
-        worker.status != WorkerStatus::Lost,
-        "task {tid} held by lost worker {w}"
-    );
-    Ok(worker)
-}
-
-fn check_history(tid: TaskId, t: &crate::state::Task) -> Result<(), Violation> {
-    let mut last_epoch = 0;
-    for (i, r) in t.history.iter().enumerate() {
-        ensure!(
-            History,
-            r.epoch > last_epoch,
-            "task {tid} attempt epochs do not strictly increase"
-        );
-        last_epoch = r.epoch;
-        let open = r.ended.is_none();
-        ensure!(
-            History,
-            !open || i + 1 == t.history.len(),
-            "task {tid} has an open attempt that is not the last"
-        );
-    }
-    ensure!(
-        History,
-        last_epoch == t.epoch,
-        "task {tid} epoch {} differs from its last attempt's {last_epoch}",
-        t.epoch
-    );
-    let running = matches!(t.state, TaskState::Running(_));
-    let open = t.history.last().is_some_and(|r| r.ended.is_none());
-    ensure!(
-        History,
-        running == open,
-        "task {tid} running={running} but open attempt={open}"
-    );
-    Ok(())
-}
-
 fn check_workers(s: &State) -> Result<(), Violation> {
     for (wid, w) in &s.workers {
         ensure!(
@@ -513,6 +347,7 @@ mod tests {
     use super::*;
     use crate::{
         ClientCommand, Config, Engine, Input, InstanceId, JobSpec, TaskSpec, WorkerCommand,
+        WorkerId,
     };
 
     /// An engine with one task offered to one worker.

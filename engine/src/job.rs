@@ -20,37 +20,8 @@ type Reply = Result<Accepted, Rejection>;
 pub(crate) fn submit(s: &mut State, spec: JobSpec) -> Reply {
     let valid = validate_job(&spec, &s.config.limits).map_err(Rejection::InvalidJob)?;
     let spec_hash = crate::digest::fingerprint(&spec);
-    // A name stands for its newest job. The same spec under it is that job again while
-    // the job is live or retained (a resent submission runs once); a different spec
-    // conflicts while the job runs and makes a new job once it has finished, the old
-    // one staying queryable by id until its retention ends.
-    if let Some(&existing) = s.job_names.get(&spec.name) {
-        match s.jobs.get(&existing) {
-            Some(job) if job.spec_hash == spec_hash => {
-                return Ok(Accepted::JobSubmitted {
-                    job: existing,
-                    first_task: job.first_task,
-                    tasks: job.task_count,
-                    duplicate: true,
-                })
-            }
-            Some(job) if job.end.is_some() => {}
-            _ => {
-                return Err(Rejection::JobNameConflict {
-                    name: spec.name,
-                    existing,
-                })
-            }
-        }
-    }
-    let limit = s.config.limits.max_jobs_in_flight_per_tenant;
-    if let Some(t) = s.names.tenants.get(&spec.tenant) {
-        if s.tenants[t as usize].jobs_in_flight >= limit {
-            return Err(Rejection::TenantJobLimit {
-                tenant: spec.tenant,
-                limit,
-            });
-        }
+    if let Some(duplicate) = check_admission(s, &spec, spec_hash)? {
+        return Ok(duplicate);
     }
     budget::admit(s, &spec)?;
     let now = s.now;
@@ -96,9 +67,77 @@ pub(crate) fn submit(s: &mut State, spec: JobSpec) -> Reply {
     if let Some(at) = deadline_at {
         s.timers.arm(at, Timer::JobDeadline(id));
     }
+    let roots = insert_tasks(s, id, TaskId(first), spec, &valid.downstream);
+    for tid in roots {
+        dag::release(s, tid);
+    }
+    Ok(Accepted::JobSubmitted {
+        job: id,
+        first_task: TaskId(first),
+        tasks: n,
+        duplicate: false,
+    })
+}
+
+/// Whether the job may be admitted under its name and tenant: `Some` reply when it is
+/// a resent submission of the job the name stands for.
+fn check_admission(
+    s: &State,
+    spec: &JobSpec,
+    spec_hash: u64,
+) -> Result<Option<Accepted>, Rejection> {
+    // A name stands for its newest job. The same spec under it is that job again while
+    // the job is live or retained (a resent submission runs once); a different spec
+    // conflicts while the job runs and makes a new job once it has finished, the old
+    // one staying queryable by id until its retention ends.
+    if let Some(&existing) = s.job_names.get(&spec.name) {
+        match s.jobs.get(&existing) {
+            Some(job) if job.spec_hash == spec_hash => {
+                return Ok(Some(Accepted::JobSubmitted {
+                    job: existing,
+                    first_task: job.first_task,
+                    tasks: job.task_count,
+                    duplicate: true,
+                }))
+            }
+            Some(job) if job.end.is_some() => {}
+            _ => {
+                return Err(Rejection::JobNameConflict {
+                    name: spec.name.clone(),
+                    existing,
+                })
+            }
+        }
+    }
+    let limit = s.config.limits.max_jobs_in_flight_per_tenant;
+    if let Some(t) = s.names.tenants.get(&spec.tenant) {
+        if s.tenants[t as usize].jobs_in_flight >= limit {
+            return Err(Rejection::TenantJobLimit {
+                tenant: spec.tenant.clone(),
+                limit,
+            });
+        }
+    }
+    Ok(None)
+}
+
+/// Inserts the job's tasks, waiting, under consecutive ids from `first`; returns the
+/// tasks without a dependency group, which are released at once.
+fn insert_tasks(
+    s: &mut State,
+    job: JobId,
+    first: TaskId,
+    spec: JobSpec,
+    downstream: &[Vec<u32>],
+) -> Vec<TaskId> {
+    let now = s.now;
+    let (lane, tenant) = match s.jobs.get(&job) {
+        Some(j) => (j.lane, j.tenant),
+        None => return Vec::new(),
+    };
     let mut roots = Vec::new();
     for (i, t) in spec.tasks.into_iter().enumerate() {
-        let tid = TaskId(first + i as u64);
+        let tid = TaskId(first.0 + i as u64);
         let workers = &s.workers;
         let capset = s
             .names
@@ -117,15 +156,15 @@ pub(crate) fn submit(s: &mut State, spec: JobSpec) -> Reply {
         if group.is_none() {
             roots.push(tid);
         }
-        let downstream = valid.downstream[i]
+        let downstream = downstream[i]
             .iter()
-            .map(|&d| TaskId(first + d as u64))
+            .map(|&d| TaskId(first.0 + d as u64))
             .collect();
         s.tasks.insert(
             tid,
             Task {
                 id: tid,
-                job: id,
+                job,
                 key: t.key,
                 payload: t.payload,
                 lane,
@@ -149,15 +188,7 @@ pub(crate) fn submit(s: &mut State, spec: JobSpec) -> Reply {
             },
         );
     }
-    for tid in roots {
-        dag::release(s, tid);
-    }
-    Ok(Accepted::JobSubmitted {
-        job: id,
-        first_task: TaskId(first),
-        tasks: n,
-        duplicate: false,
-    })
+    roots
 }
 
 pub(crate) fn cancel(s: &mut State, job: JobId) -> Reply {

@@ -1,8 +1,8 @@
 //! Worker membership: registration, liveness, draining, leaving, and what happens to
 //! the grants and leases of a worker that is gone.
 
-use crate::config::ALL_LANES;
-use crate::ids::{InstanceId, Time, WorkerId};
+use crate::config::{Limits, ALL_LANES};
+use crate::ids::{GrantId, InstanceId, Time, WorkerId};
 use crate::input::WorkerCommand;
 use crate::lease;
 use crate::output::{Accepted, Effect, EndReason};
@@ -99,109 +99,28 @@ fn register(
     lanes: Vec<String>,
     max_concurrency: u32,
 ) -> Reply {
-    let limits = &s.config.limits;
-    let invalid = |why: String| Rejection::InvalidWorker {
-        worker: w.clone(),
-        why,
-    };
-    check_name("worker id", &w.0, limits.max_name_len).map_err(|e| invalid(e.to_string()))?;
-    if capabilities.len() as u64 > limits.max_caps_per_worker as u64 {
-        return Err(invalid(format!(
-            "{} capabilities, limit {}",
-            capabilities.len(),
-            limits.max_caps_per_worker
-        )));
-    }
-    check_tokens(&capabilities, limits.max_cap_token_len)
-        .map_err(|(token, why)| Rejection::CapabilityToken { token, why })?;
-    if lanes.len() as u64 > limits.max_lanes_per_worker as u64 {
-        return Err(invalid(format!(
-            "{} lanes, limit {}",
-            lanes.len(),
-            limits.max_lanes_per_worker
-        )));
-    }
-    for lane in &lanes {
-        check_name("lane", lane, limits.max_name_len).map_err(|e| invalid(e.to_string()))?;
-    }
-    if lanes.len() > 1 && lanes.iter().any(|l| l == ALL_LANES) {
-        return Err(invalid(format!(
-            "lane \"{ALL_LANES}\" stands for every lane and must be the only one"
-        )));
-    }
-    if max_concurrency == 0 || max_concurrency > limits.max_concurrency_per_worker {
-        return Err(invalid(format!(
-            "max_concurrency {max_concurrency} outside 1..={}",
-            limits.max_concurrency_per_worker
-        )));
-    }
+    check_registration(&s.config.limits, &w, &capabilities, &lanes, max_concurrency)?;
     let lane_names = if lanes.is_empty() {
         vec!["default".to_string()]
     } else {
         lanes
     };
     capabilities.sort();
-    if let Some(existing) = s.workers.get(&w) {
-        if inst < existing.instance {
-            return Err(Rejection::StaleInstance {
-                worker: w,
-                presented: inst,
-                current: existing.instance,
-            });
-        }
-        if inst == existing.instance {
-            if existing.status == WorkerStatus::Lost {
-                return Err(Rejection::WorkerLost {
-                    worker: w,
-                    instance: inst,
-                });
-            }
-            if existing.capabilities != capabilities
-                || existing.lane_names != lane_names
-                || existing.max_concurrency != max_concurrency
-            {
-                return Err(Rejection::RegistrationConflict {
-                    worker: w,
-                    instance: inst,
-                });
-            }
-            touch(s, &w, inst)?;
-            return Ok(Accepted::Registered {
-                worker: w,
-                instance: inst,
-                duplicate: true,
-            });
-        }
-        // A newer instance: the old process is gone, whatever it still believes.
-        if existing.status != WorkerStatus::Lost {
-            lose(s, &w);
-        }
-    } else {
-        // Lost records count too: they are forgotten after a liveness timeout, and
-        // counting them keeps a churn of names from growing the state meanwhile.
-        if s.workers.len() as u64 >= s.config.limits.max_workers as u64 {
-            return Err(Rejection::TooManyWorkers {
-                limit: s.config.limits.max_workers,
-            });
-        }
+    let offer = Registration {
+        capabilities,
+        lane_names,
+        max_concurrency,
+    };
+    if let Some(reply) = reregister(s, &w, inst, &offer)? {
+        return Ok(reply);
     }
     let now = s.now;
-    // A new process of a blacklisted worker stays blacklisted: the failures were its.
-    let mut carried = (VecDeque::new(), None, None);
-    if let Some(old) = s.workers.get_mut(&w) {
-        let timer = match old.status {
-            WorkerStatus::Lost => Timer::WorkerForget(w.clone()),
-            _ => Timer::WorkerLiveness(w.clone()),
-        };
-        s.timers.disarm(old.liveness_timer_at, timer);
-        carried = (
-            std::mem::take(&mut old.recent_failures),
-            old.blacklisted_until,
-            old.blacklisted_from_grant,
-        );
-        drop_record(s, &w);
-    }
-    let (recent_failures, blacklisted_until, blacklisted_from_grant) = carried;
+    let (recent_failures, blacklisted_until, blacklisted_from_grant) = take_previous(s, &w);
+    let Registration {
+        capabilities,
+        lane_names,
+        max_concurrency,
+    } = offer;
     // A worker serving every lane keeps no lane ids: dispatch walks the lanes that have
     // ready tasks instead.
     let lane_ids = if lane_names == [ALL_LANES] {
@@ -241,6 +160,136 @@ fn register(
         instance: inst,
         duplicate: false,
     })
+}
+
+/// What a registration asks for, normalized (capabilities sorted, lanes defaulted).
+struct Registration {
+    capabilities: Vec<String>,
+    lane_names: Vec<String>,
+    max_concurrency: u32,
+}
+
+/// Refuses a registration whose worker id, capabilities, lanes or concurrency break
+/// the limits, before anything changes.
+fn check_registration(
+    limits: &Limits,
+    w: &WorkerId,
+    capabilities: &[String],
+    lanes: &[String],
+    max_concurrency: u32,
+) -> Result<(), Rejection> {
+    let invalid = |why: String| Rejection::InvalidWorker {
+        worker: w.clone(),
+        why,
+    };
+    check_name("worker id", &w.0, limits.max_name_len).map_err(|e| invalid(e.to_string()))?;
+    if capabilities.len() as u64 > limits.max_caps_per_worker as u64 {
+        return Err(invalid(format!(
+            "{} capabilities, limit {}",
+            capabilities.len(),
+            limits.max_caps_per_worker
+        )));
+    }
+    check_tokens(capabilities, limits.max_cap_token_len)
+        .map_err(|(token, why)| Rejection::CapabilityToken { token, why })?;
+    if lanes.len() as u64 > limits.max_lanes_per_worker as u64 {
+        return Err(invalid(format!(
+            "{} lanes, limit {}",
+            lanes.len(),
+            limits.max_lanes_per_worker
+        )));
+    }
+    for lane in lanes {
+        check_name("lane", lane, limits.max_name_len).map_err(|e| invalid(e.to_string()))?;
+    }
+    if lanes.len() > 1 && lanes.iter().any(|l| l == ALL_LANES) {
+        return Err(invalid(format!(
+            "lane \"{ALL_LANES}\" stands for every lane and must be the only one"
+        )));
+    }
+    if max_concurrency == 0 || max_concurrency > limits.max_concurrency_per_worker {
+        return Err(invalid(format!(
+            "max_concurrency {max_concurrency} outside 1..={}",
+            limits.max_concurrency_per_worker
+        )));
+    }
+    Ok(())
+}
+
+/// Settles a registration against the worker's existing record: an older instance is
+/// refused, the same instance is a duplicate (`Some` reply) if it asks for the same
+/// things, and a newer one loses the old process. `None` means register afresh.
+fn reregister(
+    s: &mut State,
+    w: &WorkerId,
+    inst: InstanceId,
+    offer: &Registration,
+) -> Result<Option<Accepted>, Rejection> {
+    let Some(existing) = s.workers.get(w) else {
+        // Lost records count too: they are forgotten after a liveness timeout, and
+        // counting them keeps a churn of names from growing the state meanwhile.
+        if s.workers.len() as u64 >= s.config.limits.max_workers as u64 {
+            return Err(Rejection::TooManyWorkers {
+                limit: s.config.limits.max_workers,
+            });
+        }
+        return Ok(None);
+    };
+    if inst < existing.instance {
+        return Err(Rejection::StaleInstance {
+            worker: w.clone(),
+            presented: inst,
+            current: existing.instance,
+        });
+    }
+    if inst == existing.instance {
+        if existing.status == WorkerStatus::Lost {
+            return Err(Rejection::WorkerLost {
+                worker: w.clone(),
+                instance: inst,
+            });
+        }
+        if existing.capabilities != offer.capabilities
+            || existing.lane_names != offer.lane_names
+            || existing.max_concurrency != offer.max_concurrency
+        {
+            return Err(Rejection::RegistrationConflict {
+                worker: w.clone(),
+                instance: inst,
+            });
+        }
+        touch(s, w, inst)?;
+        return Ok(Some(Accepted::Registered {
+            worker: w.clone(),
+            instance: inst,
+            duplicate: true,
+        }));
+    }
+    // A newer instance: the old process is gone, whatever it still believes.
+    if existing.status != WorkerStatus::Lost {
+        lose(s, w);
+    }
+    Ok(None)
+}
+
+/// Drops the worker's previous record, if any, keeping what a new process inherits: a
+/// blacklisted worker stays blacklisted, the failures were its.
+fn take_previous(s: &mut State, w: &WorkerId) -> (VecDeque<Time>, Option<Time>, Option<GrantId>) {
+    let Some(old) = s.workers.get_mut(w) else {
+        return (VecDeque::new(), None, None);
+    };
+    let timer = match old.status {
+        WorkerStatus::Lost => Timer::WorkerForget(w.clone()),
+        _ => Timer::WorkerLiveness(w.clone()),
+    };
+    s.timers.disarm(old.liveness_timer_at, timer);
+    let carried = (
+        std::mem::take(&mut old.recent_failures),
+        old.blacklisted_until,
+        old.blacklisted_from_grant,
+    );
+    drop_record(s, w);
+    carried
 }
 
 fn request_work(s: &mut State, w: &WorkerId, credits: u32) {
