@@ -3,6 +3,7 @@
 //! behaviour change show up as a readable diff rather than a digest mismatch.
 
 use keel_engine::*;
+use keel_engine_harness::apply_checked;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -30,10 +31,8 @@ impl Script {
     }
 
     fn apply(&mut self, who: &str, what: String, input: Input) -> Outputs {
-        let out = self.engine.apply(self.now, input);
-        if let Err(v) = self.engine.check_invariants() {
-            panic!("invariant broken after t={} {who} {what}: {v}", self.now);
-        }
+        let step = format!("t={} {who}{what}", self.now);
+        let out = apply_checked(&mut self.engine, self.now, input, step);
         let _ = write!(self.text, "t={} {who}{what}", self.now);
         if let Some(reply) = &out.reply {
             let _ = write!(self.text, " -> {}", reply_text(reply));

@@ -151,9 +151,9 @@ impl Harness {
 
     pub fn apply(&mut self, at: Time, input: Input) -> Result<(), TestCaseError> {
         let out = self.engine.apply(at, input.clone());
-        if let Err(v) = self.engine.check_invariants() {
+        if let Err(why) = keel_engine_harness::verify(&self.engine) {
             return Err(TestCaseError::fail(format!(
-                "invariant broken after {input:?} at t={at}: {v}\noutputs: {out:?}"
+                "{why} after {input:?} at t={at}\noutputs: {out:?}"
             )));
         }
         self.oracle
