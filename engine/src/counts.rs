@@ -66,10 +66,13 @@ impl TaskCounts {
     }
 }
 
-pub(crate) fn task_counts(s: &State, id: JobId) -> Result<TaskCounts, Rejection> {
-    let job = s.jobs.get(&id).ok_or(Rejection::UnknownJob { job: id })?;
+pub(crate) fn task_counts(state: &State, id: JobId) -> Result<TaskCounts, Rejection> {
+    let job = state
+        .jobs
+        .get(&id)
+        .ok_or(Rejection::UnknownJob { job: id })?;
     let mut counts = TaskCounts::default();
-    for task in job.task_ids().filter_map(|t| s.tasks.get(&t)) {
+    for task in job.task_ids().filter_map(|t| state.tasks.get(&t)) {
         counts.count(&task.state);
     }
     Ok(counts)

@@ -45,27 +45,27 @@ struct Tally {
     queued_total: u64,
 }
 
-pub(crate) fn check(s: &State) -> Result<(), Violation> {
-    accounting::check_shape(s)?;
-    check_references(s)?;
+pub(crate) fn check(state: &State) -> Result<(), Violation> {
+    accounting::check_shape(state)?;
+    check_references(state)?;
     let mut tally = Tally::default();
-    for (tid, t) in s.tasks.iter() {
-        tasks::check_task(s, tid, t, &mut tally)?;
+    for (tid, t) in state.tasks.iter() {
+        tasks::check_task(state, tid, t, &mut tally)?;
     }
-    check_ready_index(s, tally.queued_total)?;
-    check_jobs(s, tally.per_job)?;
-    check_tenants(s, &tally.per_tenant)?;
-    check_workers(s)?;
-    accounting::check_counts(s)?;
-    check_capsets(s)?;
-    check_grants(s)
+    check_ready_index(state, tally.queued_total)?;
+    check_jobs(state, tally.per_job)?;
+    check_tenants(state, &tally.per_tenant)?;
+    check_workers(state)?;
+    accounting::check_counts(state)?;
+    check_capsets(state)?;
+    check_grants(state)
 }
 
 /// Every ready-index entry is a queued task under its own key, and there are as many
 /// entries as queued tasks.
-fn check_ready_index(s: &State, queued_total: u64) -> Result<(), Violation> {
-    for (q, key) in s.ready.iter() {
-        let t = s.tasks.get(&key.task);
+fn check_ready_index(state: &State, queued_total: u64) -> Result<(), Violation> {
+    for (q, key) in state.ready.iter() {
+        let t = state.tasks.get(&key.task);
         ensure!(
             ReadyIndex,
             t.is_some_and(|t| t.state
@@ -84,16 +84,16 @@ fn check_ready_index(s: &State, queued_total: u64) -> Result<(), Violation> {
     }
     ensure!(
         ReadyIndex,
-        s.ready.len() == queued_total,
+        state.ready.len() == queued_total,
         "ready index length {} but {queued_total} queued tasks",
-        s.ready.len()
+        state.ready.len()
     );
     Ok(())
 }
 
 /// Each job's counters match what the task walk found, within its cap.
-fn check_jobs(s: &State, mut per_job: BTreeMap<JobId, JobCount>) -> Result<(), Violation> {
-    for (jid, j) in &s.jobs {
+fn check_jobs(state: &State, mut per_job: BTreeMap<JobId, JobCount>) -> Result<(), Violation> {
+    for (jid, j) in &state.jobs {
         let c = per_job.remove(jid).unwrap_or_default();
         ensure!(
             Count,
@@ -142,10 +142,10 @@ fn check_jobs(s: &State, mut per_job: BTreeMap<JobId, JobCount>) -> Result<(), V
 }
 
 /// Each tenant's active count matches the tasks holding grants or leases, within its cap.
-fn check_tenants(s: &State, per_tenant: &BTreeMap<u32, u32>) -> Result<(), Violation> {
-    for (i, load) in s.tenants.iter().enumerate() {
+fn check_tenants(state: &State, per_tenant: &BTreeMap<u32, u32>) -> Result<(), Violation> {
+    for (i, load) in state.tenants.iter().enumerate() {
         let found = per_tenant.get(&(i as u32)).copied().unwrap_or(0);
-        let name = s.names.tenants.name(i as u32);
+        let name = state.names.tenants.name(i as u32);
         ensure!(
             Count,
             load.active == found,
@@ -166,12 +166,12 @@ fn check_tenants(s: &State, per_tenant: &BTreeMap<u32, u32>) -> Result<(), Viola
 
 /// Each held capability set counts the live workers covering it, and blocks tasks only
 /// while none does.
-fn check_capsets(s: &State) -> Result<(), Violation> {
-    for (i, set) in s.names.capsets.iter().enumerate().skip(1) {
-        if !s.names.capset_held(i) {
+fn check_capsets(state: &State) -> Result<(), Violation> {
+    for (i, set) in state.names.capsets.iter().enumerate().skip(1) {
+        if !state.names.capset_held(i) {
             continue;
         }
-        let live = queue::coverage(&s.workers, &set.caps);
+        let live = queue::coverage(&state.workers, &set.caps);
         ensure!(
             Count,
             set.coverage == live,
@@ -189,9 +189,9 @@ fn check_capsets(s: &State) -> Result<(), Violation> {
 }
 
 /// Every grant is held by the task it names, as an offer or a lease.
-fn check_grants(s: &State) -> Result<(), Violation> {
-    for (g, grant) in &s.grants {
-        let t = s.tasks.get(&grant.task);
+fn check_grants(state: &State) -> Result<(), Violation> {
+    for (g, grant) in &state.grants {
+        let t = state.tasks.get(&grant.task);
         let ok = t.is_some_and(|t| match &t.state {
             TaskState::Offered { grant: og } => og == g,
             TaskState::Running(l) => l.grant == *g,
@@ -204,36 +204,36 @@ fn check_grants(s: &State) -> Result<(), Violation> {
 
 /// Every interned id a task, job, queue or tenant load refers to exists, so the rest of
 /// the checker (and the engine after a restore) can index by them without panicking.
-fn check_references(s: &State) -> Result<(), Violation> {
+fn check_references(state: &State) -> Result<(), Violation> {
     let (lanes, tenants, capsets) = (
-        s.names.lanes.slots() as u32,
-        s.names.tenants.slots() as u32,
-        s.names.capsets.len() as u32,
+        state.names.lanes.slots() as u32,
+        state.names.tenants.slots() as u32,
+        state.names.capsets.len() as u32,
     );
     ensure!(
         Reference,
-        s.tenants.len() as u32 == tenants,
+        state.tenants.len() as u32 == tenants,
         "{} tenant loads for {tenants} tenants",
-        s.tenants.len()
+        state.tenants.len()
     );
     ensure!(
         Reference,
-        s.names.consistent(),
+        state.names.consistent(),
         "interned names and ids disagree"
     );
     ensure!(
         Reference,
-        capsets > 0 && s.names.capsets[0].caps.is_empty(),
+        capsets > 0 && state.names.capsets[0].caps.is_empty(),
         "capability set 0 must be the empty set"
     );
-    for (tid, t) in s.tasks.iter() {
+    for (tid, t) in state.tasks.iter() {
         ensure!(
             Reference,
             t.lane < lanes && t.tenant < tenants && t.capset.0 < capsets,
             "task {tid} names a lane, tenant or capability set that does not exist"
         );
     }
-    for (jid, j) in &s.jobs {
+    for (jid, j) in &state.jobs {
         ensure!(
             Reference,
             j.lane < lanes && j.tenant < tenants,
@@ -242,19 +242,19 @@ fn check_references(s: &State) -> Result<(), Violation> {
         // A name passes to a new job only once its job has finished.
         ensure!(
             Reference,
-            j.end.is_some() || s.job_names.get(&j.name) == Some(jid),
+            j.end.is_some() || state.job_names.get(&j.name) == Some(jid),
             "live job {jid} is not the job its name {:?} stands for",
             j.name
         );
     }
-    for (name, jid) in &s.job_names {
+    for (name, jid) in &state.job_names {
         ensure!(
             Reference,
-            s.jobs.get(jid).is_some_and(|j| &j.name == name),
+            state.jobs.get(jid).is_some_and(|j| &j.name == name),
             "the name {name:?} stands for job {jid}, which is gone or named otherwise"
         );
     }
-    for (q, key) in s.ready.iter() {
+    for (q, key) in state.ready.iter() {
         ensure!(
             Reference,
             q.lane < lanes && q.tenant < tenants && q.capset.0 < capsets,
@@ -262,7 +262,7 @@ fn check_references(s: &State) -> Result<(), Violation> {
             key.task
         );
     }
-    for (wid, w) in &s.workers {
+    for (wid, w) in &state.workers {
         ensure!(
             Reference,
             w.lanes.iter().all(|&l| l < lanes),
@@ -281,8 +281,8 @@ fn check_references(s: &State) -> Result<(), Violation> {
     Ok(())
 }
 
-fn check_workers(s: &State) -> Result<(), Violation> {
-    for (wid, w) in &s.workers {
+fn check_workers(state: &State) -> Result<(), Violation> {
+    for (wid, w) in &state.workers {
         ensure!(
             Reference,
             *wid == w.id,
@@ -305,14 +305,15 @@ fn check_workers(s: &State) -> Result<(), Violation> {
         for g in &w.grants {
             ensure!(
                 Holding,
-                s.grants
+                state
+                    .grants
                     .get(g)
                     .is_some_and(|gr| gr.worker == *wid && gr.accepted.is_none()),
                 "worker {wid} lists grant {g} it does not hold"
             );
         }
         for t in &w.leases {
-            let ok = s
+            let ok = state
                 .tasks
                 .get(t)
                 .is_some_and(|t| matches!(&t.state, TaskState::Running(l) if l.worker == *wid));
@@ -325,17 +326,17 @@ fn check_workers(s: &State) -> Result<(), Violation> {
         ensure!(
             Timer,
             w.blacklisted_until.is_none()
-                || s.timers.contains(
+                || state.timers.contains(
                     w.blacklisted_until.unwrap_or(0),
                     &Timer::BlacklistEnd(wid.clone())
                 ),
             "blacklisted worker {wid} has no readmission timer"
         );
     }
-    for w in &s.demand {
+    for w in &state.demand {
         ensure!(
             Credits,
-            s.workers.get(w).is_some_and(|x| x.credits > 0),
+            state.workers.get(w).is_some_and(|x| x.credits > 0),
             "worker {w} waits for work without credits"
         );
     }
@@ -371,18 +372,18 @@ mod tests {
     fn a_broken_state_is_reported_with_the_kind_of_invariant_it_breaks() {
         let e = offered();
         assert_eq!(check(&e.state), Ok(()));
-        let mut s = e.state.clone();
-        if let Some(j) = s.jobs.values_mut().next() {
+        let mut state = e.state.clone();
+        if let Some(j) = state.jobs.values_mut().next() {
             j.active += 1;
         }
-        let v = check(&s).unwrap_err();
+        let v = check(&state).unwrap_err();
         assert_eq!(v.kind, InvariantKind::Count, "{v}");
         assert!(v.to_string().starts_with("count: job "), "{v}");
-        let mut s = e.state.clone();
-        if let Some(w) = s.workers.values_mut().next() {
+        let mut state = e.state.clone();
+        if let Some(w) = state.workers.values_mut().next() {
             w.grants.clear();
         }
-        assert_eq!(check(&s).unwrap_err().kind, InvariantKind::Holding);
+        assert_eq!(check(&state).unwrap_err().kind, InvariantKind::Holding);
     }
 
     #[test]

@@ -17,25 +17,25 @@ use std::collections::{BTreeMap, BTreeSet};
 
 type Reply = Result<Accepted, Rejection>;
 
-pub(crate) fn submit(s: &mut State, spec: JobSpec) -> Reply {
-    let valid = validate_job(&spec, &s.config.limits).map_err(Rejection::InvalidJob)?;
+pub(crate) fn submit(state: &mut State, spec: JobSpec) -> Reply {
+    let valid = validate_job(&spec, &state.config.limits).map_err(Rejection::InvalidJob)?;
     let spec_hash = crate::digest::fingerprint(&spec);
-    if let Some(duplicate) = check_admission(s, &spec, spec_hash)? {
+    if let Some(duplicate) = check_admission(state, &spec, spec_hash)? {
         return Ok(duplicate);
     }
-    budget::admit(s, &spec)?;
-    let now = s.now;
-    let tenant = s.hold_tenant(&spec.tenant);
-    let lane = s.names.lanes.acquire(&spec.lane);
+    budget::admit(state, &spec)?;
+    let now = state.now;
+    let tenant = state.hold_tenant(&spec.tenant);
+    let lane = state.names.lanes.acquire(&spec.lane);
     // Ids stay far below `u64::MAX`: `restore` refuses counters past `ID_CEILING`, and
     // each input moves them by at most one job's tasks.
-    let id = JobId(s.next_job);
-    s.next_job += 1;
-    let first = s.next_task;
+    let id = JobId(state.next_job);
+    state.next_job += 1;
+    let first = state.next_task;
     let n = spec.tasks.len() as u32;
-    s.next_task += n as u64;
+    state.next_task += n as u64;
     let deadline_at = spec.deadline_ms.map(|d| now.saturating_add(d));
-    s.jobs.insert(
+    state.jobs.insert(
         id,
         Job {
             id,
@@ -57,19 +57,19 @@ pub(crate) fn submit(s: &mut State, spec: JobSpec) -> Reply {
             end: None,
         },
     );
-    s.job_names.insert(spec.name.clone(), id);
-    s.tenants[tenant as usize].jobs_in_flight += 1;
+    state.job_names.insert(spec.name.clone(), id);
+    state.tenants[tenant as usize].jobs_in_flight += 1;
     let bytes = spec
         .tasks
         .iter()
         .fold(0u64, |sum, t| sum.saturating_add(t.payload.len() as u64));
-    budget::store(s, bytes);
+    budget::store(state, bytes);
     if let Some(at) = deadline_at {
-        s.timers.arm(at, Timer::JobDeadline(id));
+        state.timers.arm(at, Timer::JobDeadline(id));
     }
-    let roots = insert_tasks(s, id, TaskId(first), spec, &valid.downstream);
+    let roots = insert_tasks(state, id, TaskId(first), spec, &valid.downstream);
     for tid in roots {
-        dag::release(s, tid);
+        dag::release(state, tid);
     }
     Ok(Accepted::JobSubmitted {
         job: id,
@@ -82,7 +82,7 @@ pub(crate) fn submit(s: &mut State, spec: JobSpec) -> Reply {
 /// Whether the job may be admitted under its name and tenant: `Some` reply when it is
 /// a resent submission of the job the name stands for.
 fn check_admission(
-    s: &State,
+    state: &State,
     spec: &JobSpec,
     spec_hash: u64,
 ) -> Result<Option<Accepted>, Rejection> {
@@ -90,8 +90,8 @@ fn check_admission(
     // the job is live or retained (a resent submission runs once); a different spec
     // conflicts while the job runs and makes a new job once it has finished, the old
     // one staying queryable by id until its retention ends.
-    if let Some(&existing) = s.job_names.get(&spec.name) {
-        match s.jobs.get(&existing) {
+    if let Some(&existing) = state.job_names.get(&spec.name) {
+        match state.jobs.get(&existing) {
             Some(job) if job.spec_hash == spec_hash => {
                 return Ok(Some(Accepted::JobSubmitted {
                     job: existing,
@@ -109,9 +109,9 @@ fn check_admission(
             }
         }
     }
-    let limit = s.config.limits.max_jobs_in_flight_per_tenant;
-    if let Some(t) = s.names.tenants.get(&spec.tenant) {
-        if s.tenants[t as usize].jobs_in_flight >= limit {
+    let limit = state.config.limits.max_jobs_in_flight_per_tenant;
+    if let Some(t) = state.names.tenants.get(&spec.tenant) {
+        if state.tenants[t as usize].jobs_in_flight >= limit {
             return Err(Rejection::TenantJobLimit {
                 tenant: spec.tenant.clone(),
                 limit,
@@ -124,22 +124,22 @@ fn check_admission(
 /// Inserts the job's tasks, waiting, under consecutive ids from `first`; returns the
 /// tasks without a dependency group, which are released at once.
 fn insert_tasks(
-    s: &mut State,
+    state: &mut State,
     job: JobId,
     first: TaskId,
     spec: JobSpec,
     downstream: &[Vec<u32>],
 ) -> Vec<TaskId> {
-    let now = s.now;
-    let (lane, tenant) = match s.jobs.get(&job) {
+    let now = state.now;
+    let (lane, tenant) = match state.jobs.get(&job) {
         Some(j) => (j.lane, j.tenant),
         None => return Vec::new(),
     };
     let mut roots = Vec::new();
     for (i, t) in spec.tasks.into_iter().enumerate() {
         let tid = TaskId(first.0 + i as u64);
-        let workers = &s.workers;
-        let capset = s
+        let workers = &state.workers;
+        let capset = state
             .names
             .capset(&t.capabilities, |need| queue::coverage(workers, need));
         let group = t.deps.as_ref().map(|g| {
@@ -160,7 +160,7 @@ fn insert_tasks(
             .iter()
             .map(|&d| TaskId(first.0 + d as u64))
             .collect();
-        s.tasks.insert(
+        state.tasks.insert(
             tid,
             Task {
                 id: tid,
@@ -191,8 +191,8 @@ fn insert_tasks(
     roots
 }
 
-pub(crate) fn cancel(s: &mut State, job: JobId) -> Reply {
-    let Some(j) = s.jobs.get(&job) else {
+pub(crate) fn cancel(state: &mut State, job: JobId) -> Reply {
+    let Some(j) = state.jobs.get(&job) else {
         return Err(Rejection::UnknownJob { job });
     };
     if j.end.is_some() {
@@ -201,7 +201,7 @@ pub(crate) fn cancel(s: &mut State, job: JobId) -> Reply {
             already_finished: true,
         });
     }
-    terminate(s, job, JobOutcome::Cancelled, EndReason::JobCancelled);
+    terminate(state, job, JobOutcome::Cancelled, EndReason::JobCancelled);
     Ok(Accepted::JobCancelled {
         job,
         already_finished: false,
@@ -210,8 +210,8 @@ pub(crate) fn cancel(s: &mut State, job: JobId) -> Reply {
 
 /// Ends every unfinished task of the job: grants withdrawn, leases revoked (their
 /// workers told), queued and waiting tasks cancelled.
-pub(crate) fn terminate(s: &mut State, job: JobId, outcome: JobOutcome, reason: EndReason) {
-    let Some(j) = s.jobs.get_mut(&job) else {
+pub(crate) fn terminate(state: &mut State, job: JobId, outcome: JobOutcome, reason: EndReason) {
+    let Some(j) = state.jobs.get_mut(&job) else {
         return;
     };
     if j.end.is_some() {
@@ -220,47 +220,47 @@ pub(crate) fn terminate(s: &mut State, job: JobId, outcome: JobOutcome, reason: 
     j.forced = Some((outcome, reason));
     let tasks: Vec<TaskId> = j.task_ids().collect();
     for tid in tasks {
-        let Some(task) = s.tasks.get(&tid) else {
+        let Some(task) = state.tasks.get(&tid) else {
             continue;
         };
         match task.state.clone() {
             TaskState::Done(_) => continue,
             TaskState::Waiting => {}
-            TaskState::Delayed { until } => s.timers.disarm(until, Timer::TaskDue(tid)),
-            TaskState::Ready { .. } => queue::remove_ready(s, tid),
-            TaskState::Offered { grant } => lease::withdraw(s, grant, reason, true),
+            TaskState::Delayed { until } => state.timers.disarm(until, Timer::TaskDue(tid)),
+            TaskState::Ready { .. } => queue::remove_ready(state, tid),
+            TaskState::Offered { grant } => lease::withdraw(state, grant, reason, true),
             TaskState::Running(_) => {
-                lease::revoke(s, tid, reason);
+                lease::revoke(state, tid, reason);
             }
             TaskState::Suspended { timeout_at, .. } => {
                 if let Some(at) = timeout_at {
-                    s.timers.disarm(at, Timer::SuspendTimeout(tid));
+                    state.timers.disarm(at, Timer::SuspendTimeout(tid));
                 }
             }
         }
-        job_end::end_task(s, tid, TaskOutcome::Cancelled { reason });
+        job_end::end_task(state, tid, TaskOutcome::Cancelled { reason });
     }
 }
 
 /// Drops a finished job and its tasks once its retention period is over.
-pub(crate) fn forget(s: &mut State, job: JobId) {
-    let Some(j) = s.jobs.get(&job) else {
+pub(crate) fn forget(state: &mut State, job: JobId) {
+    let Some(j) = state.jobs.get(&job) else {
         return;
     };
     if j.end.is_none() {
         return;
     }
     let (tenant, lane, ids) = (j.tenant, j.lane, j.task_ids());
-    if s.job_names.get(&j.name) == Some(&job) {
-        s.job_names.remove(&j.name);
+    if state.job_names.get(&j.name) == Some(&job) {
+        state.job_names.remove(&j.name);
     }
     for tid in ids {
-        if let Some(t) = s.tasks.remove(&tid) {
-            budget::unstore(s, budget::held_bytes(&t));
-            s.names.release_capset(t.capset);
+        if let Some(t) = state.tasks.remove(&tid) {
+            budget::unstore(state, budget::held_bytes(&t));
+            state.names.release_capset(t.capset);
         }
     }
-    s.jobs.remove(&job);
-    s.names.tenants.release(tenant);
-    s.names.lanes.release(lane);
+    state.jobs.remove(&job);
+    state.names.tenants.release(tenant);
+    state.names.lanes.release(lane);
 }

@@ -10,18 +10,18 @@ use crate::timers::Timer;
 
 /// Ends a task with `outcome` (see `dag::finish_task`) and finishes its job if that was
 /// the job's last unfinished task.
-pub(crate) fn end_task(s: &mut State, tid: TaskId, outcome: TaskOutcome) {
-    if let Some(job) = dag::finish_task(s, tid, outcome) {
-        finish(s, job);
+pub(crate) fn end_task(state: &mut State, tid: TaskId, outcome: TaskOutcome) {
+    if let Some(job) = dag::finish_task(state, tid, outcome) {
+        finish(state, job);
     }
 }
 
 /// Records the job's outcome once its last task became terminal, and starts its
 /// retention.
-fn finish(s: &mut State, job: JobId) {
-    let now = s.now;
-    let retention = s.config.retention_ms;
-    let Some(j) = s.jobs.get_mut(&job) else {
+fn finish(state: &mut State, job: JobId) {
+    let now = state.now;
+    let retention = state.config.retention_ms;
+    let Some(j) = state.jobs.get_mut(&job) else {
         return;
     };
     if j.end.is_some() {
@@ -34,11 +34,12 @@ fn finish(s: &mut State, job: JobId) {
     };
     j.end = Some(JobEnd { outcome, at: now });
     if let Some(at) = j.deadline_at {
-        s.timers.disarm(at, Timer::JobDeadline(job));
+        state.timers.disarm(at, Timer::JobDeadline(job));
     }
     let tenant = j.tenant as usize;
-    s.tenants[tenant].jobs_in_flight = s.tenants[tenant].jobs_in_flight.saturating_sub(1);
-    s.timers
+    state.tenants[tenant].jobs_in_flight = state.tenants[tenant].jobs_in_flight.saturating_sub(1);
+    state
+        .timers
         .arm(now.saturating_add(retention), Timer::JobRetention(job));
-    s.fx.push(Effect::JobFinished { job, outcome });
+    state.effects.push(Effect::JobFinished { job, outcome });
 }

@@ -122,30 +122,30 @@ impl Engine {
                 assert!(spec.name != INJECTED_PANIC_JOB, "injected panic");
             }
         }
-        let s = &mut self.state;
-        tick::advance(s, now);
+        let state = &mut self.state;
+        tick::advance(state, now);
         let reply = match input {
             Input::Tick => None,
             Input::Client(cmd) => Some(match cmd {
-                ClientCommand::SubmitJob(spec) => job::submit(s, spec),
-                ClientCommand::CancelJob { job } => job::cancel(s, job),
+                ClientCommand::SubmitJob(spec) => job::submit(state, spec),
+                ClientCommand::CancelJob { job } => job::cancel(state, job),
                 ClientCommand::Signal {
                     task,
                     waitpoint,
                     idempotency_key,
                     payload,
-                } => suspend::signal(s, task, waitpoint, idempotency_key, payload),
+                } => suspend::signal(state, task, waitpoint, idempotency_key, payload),
             }),
             Input::Worker {
                 worker,
                 instance,
                 command,
-            } => Some(worker::handle(s, worker, instance, command)),
+            } => Some(worker::handle(state, worker, instance, command)),
         };
-        dispatch::run(s);
+        dispatch::run(state);
         Outputs {
             reply,
-            effects: std::mem::take(&mut s.fx),
+            effects: std::mem::take(&mut state.effects),
         }
     }
 
@@ -224,13 +224,13 @@ impl Engine {
 
     /// What the engine holds, against `Limits`' engine-wide limits.
     pub fn usage(&self) -> Usage {
-        let s = &self.state;
+        let state = &self.state;
         Usage {
-            jobs: s.jobs.len() as u64,
-            tasks: s.tasks.len(),
-            tenants: s.names.tenants.in_use() as u64,
-            lanes: s.names.lanes.in_use() as u64,
-            stored_bytes: s.stored_bytes,
+            jobs: state.jobs.len() as u64,
+            tasks: state.tasks.len(),
+            tenants: state.names.tenants.in_use() as u64,
+            lanes: state.names.lanes.in_use() as u64,
+            stored_bytes: state.stored_bytes,
         }
     }
 

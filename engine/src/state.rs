@@ -39,7 +39,7 @@ pub(crate) struct State {
     pub stored_bytes: u64,
     /// Effects produced by the input being applied; drained by `apply`.
     #[serde(skip)]
-    pub fx: Vec<Effect>,
+    pub effects: Vec<Effect>,
     /// Something changed that may let a waiting worker receive a grant.
     #[serde(skip)]
     pub dispatch_dirty: bool,
@@ -306,7 +306,7 @@ impl State {
             names: Interned::default(),
             tenants: Vec::new(),
             stored_bytes: 0,
-            fx: Vec::new(),
+            effects: Vec::new(),
             dispatch_dirty: false,
             #[cfg(feature = "fault-injection")]
             faults: crate::faults::Faults::default(),

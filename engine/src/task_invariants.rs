@@ -11,7 +11,7 @@ use crate::violation::{InvariantKind, Violation};
 
 /// Checks one task and adds it to the tally of places, active holds and queued tasks.
 pub(super) fn check_task(
-    s: &State,
+    state: &State,
     tid: TaskId,
     t: &Task,
     tally: &mut Tally,
@@ -23,7 +23,7 @@ pub(super) fn check_task(
     );
     ensure!(
         Reference,
-        s.jobs.contains_key(&t.job),
+        state.jobs.contains_key(&t.job),
         "task {tid} belongs to unknown job {}",
         t.job
     );
@@ -32,23 +32,25 @@ pub(super) fn check_task(
         c.remaining += 1;
     }
     check_history(tid, t)?;
-    super::accounting::check_task(s, tid, t)?;
+    super::accounting::check_task(state, tid, t)?;
     match &t.state {
         TaskState::Offered { grant } => {
             c.active += 1;
             *tally.per_tenant.entry(t.tenant).or_default() += 1;
-            check_offered(s, tid, t, *grant)
+            check_offered(state, tid, t, *grant)
         }
         TaskState::Running(l) => {
             c.active += 1;
             *tally.per_tenant.entry(t.tenant).or_default() += 1;
-            check_running(s, tid, t, l)
+            check_running(state, tid, t, l)
         }
-        TaskState::Ready { place } => check_ready(s, tid, t, *place, c, &mut tally.queued_total),
+        TaskState::Ready { place } => {
+            check_ready(state, tid, t, *place, c, &mut tally.queued_total)
+        }
         TaskState::Delayed { until } => {
             ensure!(
                 Timer,
-                s.timers.contains(*until, &Timer::TaskDue(tid)),
+                state.timers.contains(*until, &Timer::TaskDue(tid)),
                 "delayed task {tid} has no timer"
             );
             Ok(())
@@ -58,15 +60,15 @@ pub(super) fn check_task(
 }
 
 /// An offered task: a pending grant for it, listed by a live, covering, admitted worker.
-fn check_offered(s: &State, tid: TaskId, t: &Task, grant: GrantId) -> Result<(), Violation> {
-    let g = s.grants.get(&grant);
+fn check_offered(state: &State, tid: TaskId, t: &Task, grant: GrantId) -> Result<(), Violation> {
+    let g = state.grants.get(&grant);
     ensure!(
         Holding,
         g.is_some_and(|g| g.task == tid && g.accepted.is_none()),
         "task {tid} offered under grant {grant} that is missing or not a pending offer for it"
     );
-    let g = &s.grants[&grant];
-    let w = holder(s, &g.worker, tid)?;
+    let g = &state.grants[&grant];
+    let w = holder(state, &g.worker, tid)?;
     ensure!(
         Holding,
         w.grants.contains(&grant),
@@ -81,10 +83,10 @@ fn check_offered(s: &State, tid: TaskId, t: &Task, grant: GrantId) -> Result<(),
     );
     ensure!(
         Capability,
-        covers(&w.capabilities, s.names.caps(t.capset)),
+        covers(&w.capabilities, state.names.caps(t.capset)),
         "task {tid} offered to {} which lacks {:?}",
         g.worker,
-        s.names.caps(t.capset)
+        state.names.caps(t.capset)
     );
     if let Some(first) = w.blacklisted_from_grant {
         ensure!(
@@ -96,7 +98,9 @@ fn check_offered(s: &State, tid: TaskId, t: &Task, grant: GrantId) -> Result<(),
     }
     ensure!(
         Timer,
-        s.timers.contains(g.expires_at, &Timer::GrantExpiry(grant)),
+        state
+            .timers
+            .contains(g.expires_at, &Timer::GrantExpiry(grant)),
         "grant {grant} has no expiry timer"
     );
     Ok(())
@@ -104,8 +108,8 @@ fn check_offered(s: &State, tid: TaskId, t: &Task, grant: GrantId) -> Result<(),
 
 /// A running task: its lease matches an accepted grant, is listed by a live covering
 /// worker, has not expired, and has its timer and open attempt record.
-fn check_running(s: &State, tid: TaskId, t: &Task, l: &Lease) -> Result<(), Violation> {
-    let w = holder(s, &l.worker, tid)?;
+fn check_running(state: &State, tid: TaskId, t: &Task, l: &Lease) -> Result<(), Violation> {
+    let w = holder(state, &l.worker, tid)?;
     ensure!(
         Holding,
         w.leases.contains(&tid),
@@ -120,12 +124,12 @@ fn check_running(s: &State, tid: TaskId, t: &Task, l: &Lease) -> Result<(), Viol
     );
     ensure!(
         Capability,
-        covers(&w.capabilities, s.names.caps(t.capset)),
+        covers(&w.capabilities, state.names.caps(t.capset)),
         "task {tid} runs on {} which lacks {:?}",
         l.worker,
-        s.names.caps(t.capset)
+        state.names.caps(t.capset)
     );
-    let g = s.grants.get(&l.grant);
+    let g = state.grants.get(&l.grant);
     ensure!(
         Holding,
         g.is_some_and(|g| g
@@ -142,14 +146,14 @@ fn check_running(s: &State, tid: TaskId, t: &Task, l: &Lease) -> Result<(), Viol
     // A deadline saturated at the end of time is still held at that time.
     ensure!(
         Timer,
-        l.expires_at > s.now || l.expires_at == crate::ids::Time::MAX,
+        l.expires_at > state.now || l.expires_at == crate::ids::Time::MAX,
         "lease on {tid} expired at {} but is still held at {}",
         l.expires_at,
-        s.now
+        state.now
     );
     ensure!(
         Timer,
-        s.timers.contains(l.timer_at, &Timer::LeaseExpiry(tid)),
+        state.timers.contains(l.timer_at, &Timer::LeaseExpiry(tid)),
         "lease on {tid} has no expiry timer"
     );
     ensure!(
@@ -165,7 +169,7 @@ fn check_running(s: &State, tid: TaskId, t: &Task, l: &Lease) -> Result<(), Viol
 /// A ready task is counted in its place: queued, parked in its job, or blocked in its
 /// capability set while no live worker covers it.
 fn check_ready(
-    s: &State,
+    state: &State,
     tid: TaskId,
     t: &Task,
     place: ReadyPlace,
@@ -182,12 +186,12 @@ fn check_ready(
             c.parked += 1;
             ensure!(
                 ReadyIndex,
-                s.jobs[&t.job].parked.contains(&key),
+                state.jobs[&t.job].parked.contains(&key),
                 "parked task {tid} missing from its job's parked set"
             );
         }
         ReadyPlace::Blocked => {
-            let set = &s.names.capsets[t.capset.0 as usize];
+            let set = &state.names.capsets[t.capset.0 as usize];
             ensure!(
                 ReadyIndex,
                 set.blocked.contains(&tid),
@@ -203,8 +207,8 @@ fn check_ready(
     Ok(())
 }
 
-fn holder<'a>(s: &'a State, w: &WorkerId, tid: TaskId) -> Result<&'a Worker, Violation> {
-    let worker = s.workers.get(w).ok_or_else(|| Violation {
+fn holder<'a>(state: &'a State, w: &WorkerId, tid: TaskId) -> Result<&'a Worker, Violation> {
+    let worker = state.workers.get(w).ok_or_else(|| Violation {
         kind: InvariantKind::Reference,
         detail: format!("task {tid} held by unknown worker {w}"),
     })?;

@@ -18,9 +18,9 @@ fn zombie_completion_after_lease_expiry_is_rejected() {
     for at in [4_000, 8_000] {
         h.at(at).worker("w1", 1, WorkerCommand::Heartbeat);
     }
-    let fx = h.tick(10_000);
+    let effects = h.tick(10_000);
     assert!(has(
-        &fx,
+        &effects,
         |e| matches!(e, Effect::LeaseRevoked { reason: EndReason::LeaseExpired, fence, .. } if *fence == f)
     ));
     assert_eq!(h.task(t).attempt, 2);
@@ -72,9 +72,9 @@ fn renew_extends_the_lease() {
     h.at(20_000).worker("w1", 1, WorkerCommand::Heartbeat);
     h.tick(21_999);
     assert!(matches!(h.task(t).status, TaskStatus::Running { .. }));
-    let fx = h.tick(22_000);
+    let effects = h.tick(22_000);
     assert!(
-        has(&fx, |e| matches!(e, Effect::LeaseRevoked { .. })),
+        has(&effects, |e| matches!(e, Effect::LeaseRevoked { .. })),
         "expires 10s after the last renewal"
     );
 }
@@ -168,8 +168,8 @@ fn grant_expiry_returns_the_task_to_ready() {
     let (mut h, t) = one_task();
     let grants = h.request("w1", 1, 1);
     assert_eq!(grants, vec![(GrantId(1), t)]);
-    let fx = h.tick(1_000);
-    assert!(has(&fx, |e| matches!(
+    let effects = h.tick(1_000);
+    assert!(has(&effects, |e| matches!(
         e,
         Effect::GrantWithdrawn {
             reason: EndReason::GrantExpired,
@@ -208,8 +208,8 @@ fn two_workers_race_for_one_task_and_exactly_one_wins() {
     let stolen = h.accept("w2", 1, g1[0].0);
     assert!(matches!(stolen, Err(Rejection::GrantNotYours { .. })));
     // w1 is too slow; the grant expires and w2, still waiting, gets it.
-    let fx = h.tick(1_000);
-    let g2 = grants_for(&fx, "w2");
+    let effects = h.tick(1_000);
+    let g2 = grants_for(&effects, "w2");
     assert_eq!(g2.len(), 1);
     assert!(h.accept("w1", 1, g1[0].0).is_err());
     let f = h.accept("w2", 1, g2[0].0).unwrap();

@@ -25,9 +25,9 @@ fn an_attempt_past_its_timeout_is_revoked_and_counted_as_a_failure() {
     t.retry.jitter_pct = 0;
     let (_, tid) = h.submit(JobSpec::new("j", vec![t])).unwrap();
     let f = h.take("w", 1);
-    let fx = h.tick(2_000);
+    let effects = h.tick(2_000);
     assert!(has(
-        &fx,
+        &effects,
         |e| matches!(e, Effect::LeaseRevoked { reason: EndReason::AttemptTimedOut, fence, .. } if *fence == f)
     ));
     let v = h.task(tid);
@@ -48,12 +48,12 @@ fn a_job_past_its_deadline_ends_and_revokes_its_leases() {
     let (j, _) = h.submit(spec).unwrap();
     let f = h.take("w", 1);
     h.at(3_000).worker("w", 1, WorkerCommand::Heartbeat);
-    let fx = h.tick(4_000);
+    let effects = h.tick(4_000);
     assert!(has(
-        &fx,
+        &effects,
         |e| matches!(e, Effect::LeaseRevoked { reason: EndReason::DeadlineExceeded, fence, .. } if *fence == f)
     ));
-    assert!(has(&fx, |e| matches!(
+    assert!(has(&effects, |e| matches!(
         e,
         Effect::JobFinished {
             outcome: JobOutcome::DeadlineExceeded,

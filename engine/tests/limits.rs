@@ -254,8 +254,8 @@ fn pending_grant_offers_per_worker() {
         }
     );
     assert_eq!(t.engine.queued(), 5);
-    let (_, fx) = t.accepted(t.cmd("w", WorkerCommand::RequestWork { credits: 2 }));
-    let offers = fx
+    let (_, effects) = t.accepted(t.cmd("w", WorkerCommand::RequestWork { credits: 2 }));
+    let offers = effects
         .iter()
         .filter(|f| matches!(f, Effect::GrantOffered { .. }))
         .count();
@@ -315,8 +315,8 @@ fn signals_per_task() {
 
 /// The registered worker `w` asks for one more task and starts its lease.
 fn regrant(t: &mut FixedTime) -> Fence {
-    let (_, fx) = t.accepted(t.cmd("w", WorkerCommand::RequestWork { credits: 1 }));
-    let grant = fx
+    let (_, effects) = t.accepted(t.cmd("w", WorkerCommand::RequestWork { credits: 1 }));
+    let grant = effects
         .iter()
         .find_map(|f| match f {
             Effect::GrantOffered { grant, .. } => Some(*grant),

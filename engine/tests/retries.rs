@@ -157,10 +157,13 @@ fn a_failing_worker_is_blacklisted_then_readmitted_and_its_leases_survive() {
     for t in (2_000..20_000).step_by(2_000) {
         h.at(t).worker("bad", 1, WorkerCommand::Heartbeat);
     }
-    let fx = h.tick(20_200);
-    assert!(has(&fx, |e| matches!(e, Effect::WorkerReadmitted { .. })));
+    let effects = h.tick(20_200);
+    assert!(has(&effects, |e| matches!(
+        e,
+        Effect::WorkerReadmitted { .. }
+    )));
     assert!(
-        !grants_for(&fx, "bad").is_empty(),
+        !grants_for(&effects, "bad").is_empty(),
         "outstanding credits are served on readmission"
     );
 }
@@ -208,9 +211,9 @@ fn a_blacklisted_worker_that_is_lost_has_its_tasks_requeued() {
     let fa = h.accept("w", 1, g[0].0).unwrap();
     let fb = h.accept("w", 1, g[1].0).unwrap();
     h.fail("w", 1, fa, false);
-    let fx = h.tick(5_000);
+    let effects = h.tick(5_000);
     assert!(has(
-        &fx,
+        &effects,
         |e| matches!(e, Effect::TaskRequeued { task, reason: EndReason::WorkerLost, .. } if *task == fb.task)
     ));
     assert_eq!(h.task(TaskId(first.0 + 1)).attempt, 2);

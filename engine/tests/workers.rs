@@ -94,21 +94,21 @@ fn silent_worker_is_lost_and_its_task_requeued_without_spending_retries() {
     let f = h.take("w1", 1);
     assert_eq!((f.attempt, f.epoch), (1, 1));
     // w1 goes silent; liveness timeout is 5s from its last message at t=0.
-    let fx = h.tick(4_999);
-    assert!(fx.is_empty());
-    let fx = h.tick(5_000);
+    let effects = h.tick(4_999);
+    assert!(effects.is_empty());
+    let effects = h.tick(5_000);
     assert!(has(
-        &fx,
+        &effects,
         |e| matches!(e, Effect::WorkerLost { worker, .. } if worker.0 == "w1")
     ));
-    assert!(has(&fx, |e| matches!(
+    assert!(has(&effects, |e| matches!(
         e,
         Effect::LeaseRevoked {
             reason: EndReason::WorkerLost,
             ..
         }
     )));
-    assert!(has(&fx, |e| matches!(
+    assert!(has(&effects, |e| matches!(
         e,
         Effect::TaskRequeued {
             attempt: 2,

@@ -103,7 +103,10 @@ pub(crate) async fn recover_engine<L: Log + 'static>(
 }
 
 /// Hands the partition back, so nobody waits for the lease to lapse.
-pub(crate) async fn step_down<L: Log + 'static>(log: &Arc<L>, lease: &keel_log::Leadership) -> bool {
+pub(crate) async fn step_down<L: Log + 'static>(
+    log: &Arc<L>,
+    lease: &keel_log::Leadership,
+) -> bool {
     let (call_log, held) = (log.clone(), lease.clone());
     let call = async move { call_log.step_down(&held).await };
     let lost = |why| Err(LogError::storage(lease.partition, why));

@@ -170,8 +170,8 @@ impl Seen {
             }
             _ => {}
         }
-        for fx in &out.effects {
-            match fx {
+        for effects in &out.effects {
+            match effects {
                 Effect::GrantOffered { worker, grant, .. } => {
                     self.grants.push((*grant, worker.clone()))
                 }
@@ -204,7 +204,7 @@ impl Seen {
             // The offer this request brought, else the newest earlier offer to the
             // worker (a worker holding unaccepted offers has no room for more).
             (WorkerCommand::RequestWork { .. }, _) => {
-                let now = out.effects.iter().find_map(|fx| match fx {
+                let now = out.effects.iter().find_map(|effects| match effects {
                     Effect::GrantOffered {
                         worker: w, grant, ..
                     } if w == worker => Some(*grant),

@@ -70,8 +70,8 @@ impl FixedTime {
         let reg = self.register(w, &[], 4);
         self.accepted(reg);
         let ask = self.cmd(w, WorkerCommand::RequestWork { credits: 1 });
-        let (_, fx) = self.accepted(ask);
-        let grant = fx
+        let (_, effects) = self.accepted(ask);
+        let grant = effects
             .iter()
             .find_map(|f| match f {
                 Effect::GrantOffered { grant, .. } => Some(*grant),

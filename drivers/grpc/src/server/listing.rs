@@ -276,7 +276,7 @@ mod tests {
         let grant = out
             .effects
             .iter()
-            .find_map(|fx| match fx {
+            .find_map(|effects| match effects {
                 keel_engine::Effect::GrantOffered { grant, .. } => Some(*grant),
                 _ => None,
             })
