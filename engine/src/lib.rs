@@ -159,6 +159,7 @@ impl Engine {
         self.state.now
     }
 
+    /// The configuration the engine was built or restored with.
     pub fn config(&self) -> &Config {
         &self.state.config
     }
@@ -173,6 +174,9 @@ impl Engine {
         digest::snapshot(&self.state)
     }
 
+    /// An engine from `snapshot` bytes. Refuses (never panics on) bytes of another
+    /// version, bytes that do not decode, and a decoded state that breaks an invariant
+    /// or carries a configuration below its floors.
     pub fn restore(bytes: &[u8]) -> Result<Engine, RestoreError> {
         Ok(Engine {
             state: digest::restore(bytes)?,
@@ -184,6 +188,7 @@ impl Engine {
         invariants::check(&self.state)
     }
 
+    /// A job's status and every task of it; `UnknownJob` once it is forgotten.
     pub fn describe_job(&self, job: JobId) -> Result<JobView, Rejection> {
         query::describe_job(&self.state, job)
     }
@@ -193,10 +198,13 @@ impl Engine {
         self.state.job_names.get(name).copied()
     }
 
+    /// One task: its state, attempts and history; `UnknownTask` once its job is
+    /// forgotten.
     pub fn describe_task(&self, task: TaskId) -> Result<TaskView, Rejection> {
         query::describe_task(&self.state, task)
     }
 
+    /// Every job held, live or retained, in id order.
     pub fn jobs(&self) -> Vec<JobStatus> {
         query::jobs(&self.state)
     }
@@ -218,6 +226,7 @@ impl Engine {
         resubmit::retry_spec(&self.state, job)
     }
 
+    /// Every worker record held, lost ones included until forgotten, in id order.
     pub fn workers(&self) -> Vec<WorkerView> {
         query::workers(&self.state)
     }
@@ -255,6 +264,7 @@ impl Engine {
     }
 
     #[cfg(feature = "fault-injection")]
+    /// Turns on deliberate defects (feature `fault-injection` only).
     pub fn inject_faults(&mut self, faults: Faults) {
         self.state.faults = faults;
     }

@@ -36,16 +36,16 @@ impl<T> Slab<T> {
         id.0.checked_sub(self.base).map(|i| i as usize)
     }
 
-    pub fn get(&self, id: &TaskId) -> Option<&T> {
+    pub(crate) fn get(&self, id: &TaskId) -> Option<&T> {
         self.slots.get(self.index(*id)?)?.as_deref()
     }
 
-    pub fn get_mut(&mut self, id: &TaskId) -> Option<&mut T> {
+    pub(crate) fn get_mut(&mut self, id: &TaskId) -> Option<&mut T> {
         let i = self.index(*id)?;
         self.slots.get_mut(i)?.as_deref_mut()
     }
 
-    pub fn insert(&mut self, id: TaskId, task: T) {
+    pub(crate) fn insert(&mut self, id: TaskId, task: T) {
         if self.slots.is_empty() {
             self.base = id.0;
         }
@@ -62,7 +62,7 @@ impl<T> Slab<T> {
         }
     }
 
-    pub fn remove(&mut self, id: &TaskId) -> Option<T> {
+    pub(crate) fn remove(&mut self, id: &TaskId) -> Option<T> {
         let i = self.index(*id)?;
         let task = self.slots.get_mut(i)?.take();
         if task.is_some() {
@@ -79,34 +79,34 @@ impl<T> Slab<T> {
     }
 
     /// Tasks held.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.live
     }
 
     /// One past the last slot's id, or `None` if that does not fit a `u64`; `base` when
     /// no slot is left. The engine inserts ids in increasing order, so a non-empty table
     /// ends at the next task id.
-    pub fn end(&self) -> Option<u64> {
+    pub(crate) fn end(&self) -> Option<u64> {
         self.base.checked_add(self.slots.len() as u64)
     }
 
     /// Whether the table is empty of slots, held or not.
-    pub fn no_slots(&self) -> bool {
+    pub(crate) fn no_slots(&self) -> bool {
         self.slots.is_empty()
     }
 
     /// Occupied slots, counted; a snapshot's `len` is checked against it.
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.slots.iter().filter(|t| t.is_some()).count() as u64
     }
 
     /// Moves the table to start at `base`, for tests of hostile snapshots.
     #[cfg(test)]
-    pub fn rebase(&mut self, base: u64) {
+    pub(crate) fn rebase(&mut self, base: u64) {
         self.base = base;
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (TaskId, &T)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (TaskId, &T)> {
         let base = self.base;
         self.slots
             .iter()

@@ -92,12 +92,12 @@ pub(crate) struct JobEnd {
 }
 
 impl Job {
-    pub fn task_ids(&self) -> impl Iterator<Item = TaskId> {
+    pub(crate) fn task_ids(&self) -> impl Iterator<Item = TaskId> {
         let first = self.first_task.0;
         (first..first.saturating_add(self.task_count as u64)).map(TaskId)
     }
 
-    pub fn at_cap(&self) -> bool {
+    pub(crate) fn at_cap(&self) -> bool {
         self.max_concurrency
             .is_some_and(|cap| self.active.saturating_add(self.queued) >= cap)
     }
@@ -133,14 +133,14 @@ pub(crate) struct Task {
 }
 
 impl Task {
-    pub fn ready_key(&self) -> ReadyKey {
+    pub(crate) fn ready_key(&self) -> ReadyKey {
         ReadyKey {
             rank: -(self.priority as i64),
             task: self.id,
         }
     }
 
-    pub fn is_terminal(&self) -> bool {
+    pub(crate) fn is_terminal(&self) -> bool {
         matches!(self.state, TaskState::Done(_))
     }
 }
@@ -156,10 +156,10 @@ pub(crate) struct Group {
 }
 
 impl Group {
-    pub fn satisfied(&self) -> bool {
+    pub(crate) fn satisfied(&self) -> bool {
         self.succeeded >= self.needed
     }
-    pub fn unsatisfiable(&self) -> bool {
+    pub(crate) fn unsatisfiable(&self) -> bool {
         self.unsucceeded > self.total.saturating_sub(self.needed)
     }
 }
@@ -260,11 +260,11 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub fn active(&self) -> u32 {
+    pub(crate) fn active(&self) -> u32 {
         (self.grants.len() + self.leases.len()) as u32
     }
 
-    pub fn can_take_work(&self) -> bool {
+    pub(crate) fn can_take_work(&self) -> bool {
         self.status == WorkerStatus::Active
             && self.blacklisted_until.is_none()
             && self.credits > 0
@@ -287,7 +287,7 @@ pub(crate) struct Grant {
 }
 
 impl State {
-    pub fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         State {
             config,
             now: 0,
@@ -315,7 +315,7 @@ impl State {
 
     /// Holds a tenant for one more job; a tenant held for the first time (a new name,
     /// or a dropped id reused for another) starts with an empty load and its policy.
-    pub fn hold_tenant(&mut self, name: &str) -> u32 {
+    pub(crate) fn hold_tenant(&mut self, name: &str) -> u32 {
         let id = self.names.tenants.acquire(name);
         let i = id as usize;
         if self.tenants.len() <= i {

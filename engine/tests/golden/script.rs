@@ -7,7 +7,7 @@ use keel_engine_harness::apply_checked;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-pub struct Script {
+pub(crate) struct Script {
     pub engine: Engine,
     now: Time,
     instances: BTreeMap<String, InstanceId>,
@@ -15,7 +15,7 @@ pub struct Script {
 }
 
 impl Script {
-    pub fn new(config: Config) -> Script {
+    pub(crate) fn new(config: Config) -> Script {
         Script {
             engine: Engine::new(config),
             now: 0,
@@ -25,7 +25,7 @@ impl Script {
     }
 
     /// Sets the time of the following inputs.
-    pub fn at(&mut self, t: Time) -> &mut Script {
+    pub(crate) fn at(&mut self, t: Time) -> &mut Script {
         self.now = t;
         self
     }
@@ -44,11 +44,11 @@ impl Script {
         out
     }
 
-    pub fn tick(&mut self) -> Outputs {
+    pub(crate) fn tick(&mut self) -> Outputs {
         self.apply("", "tick".into(), Input::Tick)
     }
 
-    pub fn register(&mut self, w: &str, instance: u64, caps: &[&str], conc: u32) -> Outputs {
+    pub(crate) fn register(&mut self, w: &str, instance: u64, caps: &[&str], conc: u32) -> Outputs {
         self.instances.insert(w.to_string(), InstanceId(instance));
         let cmd = WorkerCommand::Register {
             capabilities: caps.iter().map(|c| c.to_string()).collect(),
@@ -59,7 +59,7 @@ impl Script {
     }
 
     /// A command from `w` under the instance it last registered.
-    pub fn worker(&mut self, w: &str, cmd: WorkerCommand) -> Outputs {
+    pub(crate) fn worker(&mut self, w: &str, cmd: WorkerCommand) -> Outputs {
         let inst = self.instances.get(w).copied().unwrap_or(InstanceId(1));
         let what = command_text(&cmd, inst);
         self.apply(
@@ -69,13 +69,13 @@ impl Script {
         )
     }
 
-    pub fn submit(&mut self, spec: JobSpec) -> Outputs {
+    pub(crate) fn submit(&mut self, spec: JobSpec) -> Outputs {
         let what = format!("submit {} tasks={}", spec.name, spec.tasks.len());
         self.apply("", what, Input::Client(ClientCommand::SubmitJob(spec)))
     }
 
     /// Accepts a grant and returns the fence of the lease it started.
-    pub fn accept(&mut self, w: &str, grant: GrantId) -> Fence {
+    pub(crate) fn accept(&mut self, w: &str, grant: GrantId) -> Fence {
         let out = self.worker(w, WorkerCommand::AcceptGrant { grant });
         match out.reply {
             Some(Ok(Accepted::LeaseStarted { fence, .. })) => fence,
@@ -83,12 +83,12 @@ impl Script {
         }
     }
 
-    pub fn complete(&mut self, w: &str, fence: Fence) -> Outputs {
+    pub(crate) fn complete(&mut self, w: &str, fence: Fence) -> Outputs {
         let output = Payload::from("ok");
         self.worker(w, WorkerCommand::Complete { fence, output })
     }
 
-    pub fn fail(&mut self, w: &str, fence: Fence, permanent: bool) -> Outputs {
+    pub(crate) fn fail(&mut self, w: &str, fence: Fence, permanent: bool) -> Outputs {
         let error = "boom".to_string();
         self.worker(
             w,
@@ -102,7 +102,7 @@ impl Script {
 }
 
 /// The grants offered in `out`, as (worker, grant, task, attempt).
-pub fn offers(out: &Outputs) -> Vec<(String, GrantId, TaskId, u32)> {
+pub(crate) fn offers(out: &Outputs) -> Vec<(String, GrantId, TaskId, u32)> {
     out.effects
         .iter()
         .filter_map(|e| match e {
