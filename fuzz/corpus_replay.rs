@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 /// The repository's `fuzz/` directory, found upwards from the including crate.
-pub fn fuzz_dir() -> PathBuf {
+pub(crate) fn fuzz_dir() -> PathBuf {
     let start = Path::new(env!("CARGO_MANIFEST_DIR"));
     start
         .ancestors()
@@ -15,7 +15,7 @@ pub fn fuzz_dir() -> PathBuf {
 }
 
 /// Every file of `fuzz/corpus/<target>/`, by name, in name order.
-pub fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = fuzz_dir().join("corpus").join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -37,7 +37,7 @@ pub fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
 }
 
 /// Runs `check` on every corpus file of `target`, which must hold at least `at_least`.
-pub fn replay(target: &str, at_least: usize, check: impl Fn(&[u8])) {
+pub(crate) fn replay(target: &str, at_least: usize, check: impl Fn(&[u8])) {
     let files = corpus(target);
     assert!(
         files.len() >= at_least,

@@ -28,8 +28,8 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "engine purity: builds without default features and depends on no runtime or I/O crate"
-cargo build -p keel-engine --no-default-features --locked
+step "engine purity: builds alone and depends on no runtime or I/O crate"
+cargo build -p keel-engine --locked
 forbidden=$(cargo tree -p keel-engine -e normal --prefix none --locked \
     | grep -E '^(tokio|async-std|mio|redis|redb|tonic|hyper|reqwest|rand|getrandom) ' || true)
 if [ -n "$forbidden" ]; then

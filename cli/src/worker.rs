@@ -170,15 +170,5 @@ fn serve(args: &WorkerArgs) -> Result<Summary, String> {
 }
 
 fn default_id() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-        })
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into());
-    format!("{host}-{}", std::process::id())
+    format!("{}-{}", keel_coordinator::host_name(), std::process::id())
 }

@@ -3,11 +3,11 @@
 //! the engine-wide limits. A snapshot from disk passes these before any of the counts
 //! is decremented or used as an index, so no arithmetic on them can overflow later.
 
-use super::Violation;
 use crate::ids::{TaskId, Time};
 use crate::intern::CapSetId;
 use crate::state::{State, Task, TaskState};
 use crate::timers::Timer;
+use crate::violation::Violation;
 use crate::{budget, ids::JobId};
 use std::collections::BTreeMap;
 
@@ -17,11 +17,11 @@ use std::collections::BTreeMap;
 pub(crate) const ID_CEILING: u64 = 1 << 62;
 
 /// Counters and the task table, checked before anything iterates or indexes by them.
-pub(super) fn check_shape(s: &State) -> Result<(), Violation> {
+pub(super) fn check_shape(state: &State) -> Result<(), Violation> {
     for (name, value) in [
-        ("next job id", s.next_job),
-        ("next task id", s.next_task),
-        ("next grant id", s.next_grant),
+        ("next job id", state.next_job),
+        ("next task id", state.next_task),
+        ("next grant id", state.next_grant),
     ] {
         ensure!(
             Limit,
@@ -29,7 +29,7 @@ pub(super) fn check_shape(s: &State) -> Result<(), Violation> {
             "{name} {value} is past the id ceiling {ID_CEILING}"
         );
     }
-    let end = s.tasks.end();
+    let end = state.tasks.end();
     ensure!(
         Reference,
         end.is_some(),
@@ -37,22 +37,22 @@ pub(super) fn check_shape(s: &State) -> Result<(), Violation> {
     );
     ensure!(
         Reference,
-        s.tasks.no_slots() || end == Some(s.next_task),
+        state.tasks.no_slots() || end == Some(state.next_task),
         "the task table ends at {end:?}, not at the next task id {}",
-        s.next_task
+        state.next_task
     );
     ensure!(
         Reference,
-        s.tasks.len() == s.tasks.count(),
+        state.tasks.len() == state.tasks.count(),
         "the task table counts {} tasks, holds {}",
-        s.tasks.len(),
-        s.tasks.count()
+        state.tasks.len(),
+        state.tasks.count()
     );
-    for (jid, j) in &s.jobs {
+    for (jid, j) in &state.jobs {
         let last = j.first_task.0.checked_add(u64::from(j.task_count));
         ensure!(
             Reference,
-            jid == &j.id && j.first_task.0 >= 1 && last.is_some_and(|l| l <= s.next_task),
+            jid == &j.id && j.first_task.0 >= 1 && last.is_some_and(|l| l <= state.next_task),
             "job {jid} has tasks {}+{} outside the ids handed out",
             j.first_task,
             j.task_count
@@ -62,14 +62,14 @@ pub(super) fn check_shape(s: &State) -> Result<(), Violation> {
 }
 
 /// What one task must satisfy beyond its state machine; its job exists.
-pub(super) fn check_task(s: &State, tid: TaskId, t: &Task) -> Result<(), Violation> {
+pub(super) fn check_task(state: &State, tid: TaskId, t: &Task) -> Result<(), Violation> {
     ensure!(
         Limit,
         t.epoch <= ID_CEILING,
         "task {tid} epoch {} past the id ceiling",
         t.epoch
     );
-    let j = &s.jobs[&t.job];
+    let j = &state.jobs[&t.job];
     let in_range =
         (j.first_task.0..j.first_task.0.saturating_add(u64::from(j.task_count))).contains(&tid.0);
     ensure!(
@@ -104,7 +104,7 @@ pub(super) fn check_task(s: &State, tid: TaskId, t: &Task) -> Result<(), Violati
     if let Some((at, timer)) = timer {
         ensure!(
             Timer,
-            s.timers.contains(at, &timer),
+            state.timers.contains(at, &timer),
             "task {tid} has no {timer:?} timer at {at}"
         );
     }
@@ -113,34 +113,34 @@ pub(super) fn check_task(s: &State, tid: TaskId, t: &Task) -> Result<(), Violati
 
 /// Holders of interned ids, jobs in flight, stored bytes and the engine-wide limits,
 /// recomputed from the tasks, jobs and workers.
-pub(super) fn check_counts(s: &State) -> Result<(), Violation> {
+pub(super) fn check_counts(state: &State) -> Result<(), Violation> {
     let mut tenant_refs: BTreeMap<u32, u64> = BTreeMap::new();
     let mut lane_refs: BTreeMap<u32, u64> = BTreeMap::new();
     let mut in_flight: BTreeMap<u32, u32> = BTreeMap::new();
-    for (jid, j) in &s.jobs {
+    for (jid, j) in &state.jobs {
         *tenant_refs.entry(j.tenant).or_default() += 1;
         *lane_refs.entry(j.lane).or_default() += 1;
         if j.end.is_none() {
             *in_flight.entry(j.tenant).or_default() += 1;
         }
-        check_job_timers(s, *jid)?;
+        check_job_timers(state, *jid)?;
     }
-    for w in s.workers.values() {
+    for w in state.workers.values() {
         for &lane in &w.lanes {
             *lane_refs.entry(lane).or_default() += 1;
         }
     }
     let mut capset_refs: BTreeMap<u32, u64> = BTreeMap::new();
     let mut stored = 0u64;
-    for (_, t) in s.tasks.iter() {
+    for (_, t) in state.tasks.iter() {
         if t.capset != CapSetId::ANY {
             *capset_refs.entry(t.capset.0).or_default() += 1;
         }
         stored = stored.saturating_add(budget::held_bytes(t));
     }
     for (table, name, refs) in [
-        (&s.names.tenants, "tenant", &tenant_refs),
-        (&s.names.lanes, "lane", &lane_refs),
+        (&state.names.tenants, "tenant", &tenant_refs),
+        (&state.names.lanes, "lane", &lane_refs),
     ] {
         for id in 0..table.slots() as u32 {
             let found = refs.get(&id).copied().unwrap_or(0);
@@ -153,7 +153,7 @@ pub(super) fn check_counts(s: &State) -> Result<(), Violation> {
             );
         }
     }
-    for (id, set) in s.names.capsets.iter().enumerate().skip(1) {
+    for (id, set) in state.names.capsets.iter().enumerate().skip(1) {
         let found = capset_refs.get(&(id as u32)).copied().unwrap_or(0);
         ensure!(
             Count,
@@ -162,7 +162,7 @@ pub(super) fn check_counts(s: &State) -> Result<(), Violation> {
             set.refs
         );
         for tid in &set.blocked {
-            let ok = s.tasks.get(tid).is_some_and(|t| {
+            let ok = state.tasks.get(tid).is_some_and(|t| {
                 t.capset.0 as usize == id
                     && t.state
                         == TaskState::Ready {
@@ -176,7 +176,7 @@ pub(super) fn check_counts(s: &State) -> Result<(), Violation> {
             );
         }
     }
-    for (i, load) in s.tenants.iter().enumerate() {
+    for (i, load) in state.tenants.iter().enumerate() {
         let found = in_flight.get(&(i as u32)).copied().unwrap_or(0);
         ensure!(
             Count,
@@ -186,34 +186,38 @@ pub(super) fn check_counts(s: &State) -> Result<(), Violation> {
         );
         ensure!(
             Limit,
-            load.weight >= 1 || s.names.tenants.refs(i as u32) == 0,
+            load.weight >= 1 || state.names.tenants.refs(i as u32) == 0,
             "tenant {i} has weight 0"
         );
     }
     ensure!(
         Count,
-        s.stored_bytes == stored,
+        state.stored_bytes == stored,
         "the engine counts {} stored bytes, tasks hold {stored}",
-        s.stored_bytes
+        state.stored_bytes
     );
-    check_limits(s)
+    check_limits(state)
 }
 
-fn check_limits(s: &State) -> Result<(), Violation> {
-    let l = &s.config.limits;
+fn check_limits(state: &State) -> Result<(), Violation> {
+    let l = &state.config.limits;
     for (limit, held, max) in [
         (
             "max_live_jobs",
-            s.jobs.len() as u64,
+            state.jobs.len() as u64,
             u64::from(l.max_live_jobs),
         ),
-        ("max_live_tasks", s.tasks.len(), u64::from(l.max_live_tasks)),
+        (
+            "max_live_tasks",
+            state.tasks.len(),
+            u64::from(l.max_live_tasks),
+        ),
         (
             "max_tenants",
-            s.names.tenants.in_use() as u64,
+            state.names.tenants.in_use() as u64,
             u64::from(l.max_tenants),
         ),
-        ("max_stored_bytes", s.stored_bytes, l.max_stored_bytes),
+        ("max_stored_bytes", state.stored_bytes, l.max_stored_bytes),
     ] {
         ensure!(Limit, held <= max, "{held} held, over {limit} {max}");
     }
@@ -222,11 +226,11 @@ fn check_limits(s: &State) -> Result<(), Violation> {
 
 /// A finished job waits for its retention timer; a running one with a deadline for
 /// its deadline timer. Without them a job would be held forever.
-fn check_job_timers(s: &State, jid: JobId) -> Result<(), Violation> {
-    let j = &s.jobs[&jid];
+fn check_job_timers(state: &State, jid: JobId) -> Result<(), Violation> {
+    let j = &state.jobs[&jid];
     let (at, timer): (Time, Timer) = match (j.end, j.deadline_at) {
         (Some(end), _) => (
-            end.at.saturating_add(s.config.retention_ms),
+            end.at.saturating_add(state.config.retention_ms),
             Timer::JobRetention(jid),
         ),
         (None, Some(at)) => (at, Timer::JobDeadline(jid)),
@@ -234,7 +238,7 @@ fn check_job_timers(s: &State, jid: JobId) -> Result<(), Violation> {
     };
     ensure!(
         Timer,
-        s.timers.contains(at, &timer),
+        state.timers.contains(at, &timer),
         "job {jid} has no {timer:?} timer at {at}"
     );
     Ok(())

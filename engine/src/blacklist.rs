@@ -6,13 +6,13 @@ use crate::output::Effect;
 use crate::state::State;
 use crate::timers::Timer;
 
-pub(crate) fn record_failure(s: &mut State, w: &WorkerId) {
-    let now = s.now;
-    let policy = s.config.blacklist;
+pub(crate) fn record_failure(state: &mut State, w: &WorkerId) {
+    let now = state.now;
+    let policy = state.config.blacklist;
     if policy.threshold == 0 {
         return;
     }
-    let Some(worker) = s.workers.get_mut(w) else {
+    let Some(worker) = state.workers.get_mut(w) else {
         return;
     };
     if worker.blacklisted_until.is_some() {
@@ -32,16 +32,16 @@ pub(crate) fn record_failure(s: &mut State, w: &WorkerId) {
     let until = now.saturating_add(policy.cooldown_ms);
     worker.recent_failures.clear();
     worker.blacklisted_until = Some(until);
-    worker.blacklisted_from_grant = Some(crate::ids::GrantId(s.next_grant));
-    s.timers.arm(until, Timer::BlacklistEnd(w.clone()));
-    s.fx.push(Effect::WorkerBlacklisted {
+    worker.blacklisted_from_grant = Some(crate::ids::GrantId(state.next_grant));
+    state.timers.arm(until, Timer::BlacklistEnd(w.clone()));
+    state.effects.push(Effect::WorkerBlacklisted {
         worker: w.clone(),
         until,
     });
 }
 
-pub(crate) fn readmit(s: &mut State, w: &WorkerId, at: crate::ids::Time) {
-    let Some(worker) = s.workers.get_mut(w) else {
+pub(crate) fn readmit(state: &mut State, w: &WorkerId, at: crate::ids::Time) {
+    let Some(worker) = state.workers.get_mut(w) else {
         return;
     };
     if worker.blacklisted_until != Some(at) {
@@ -49,6 +49,8 @@ pub(crate) fn readmit(s: &mut State, w: &WorkerId, at: crate::ids::Time) {
     }
     worker.blacklisted_until = None;
     worker.blacklisted_from_grant = None;
-    s.dispatch_dirty = true;
-    s.fx.push(Effect::WorkerReadmitted { worker: w.clone() });
+    state.dispatch_dirty = true;
+    state
+        .effects
+        .push(Effect::WorkerReadmitted { worker: w.clone() });
 }

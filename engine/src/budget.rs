@@ -31,30 +31,31 @@ fn released_at_end(t: &Task) -> u64 {
 }
 
 /// Whether `spec`, already validated and new, fits every engine-wide limit.
-pub(crate) fn admit(s: &State, spec: &JobSpec) -> Result<(), Rejection> {
-    let l = &s.config.limits;
-    if s.jobs.len() as u64 >= u64::from(l.max_live_jobs) {
+pub(crate) fn admit(state: &State, spec: &JobSpec) -> Result<(), Rejection> {
+    let l = &state.config.limits;
+    if state.jobs.len() as u64 >= u64::from(l.max_live_jobs) {
         return Err(reached("max_live_jobs", u64::from(l.max_live_jobs)));
     }
     let tasks = spec.tasks.len() as u64;
-    if s.tasks.len().saturating_add(tasks) > u64::from(l.max_live_tasks) {
+    if state.tasks.len().saturating_add(tasks) > u64::from(l.max_live_tasks) {
         return Err(reached("max_live_tasks", u64::from(l.max_live_tasks)));
     }
-    let new_tenant = s.names.tenants.get(&spec.tenant).is_none();
-    if new_tenant && s.names.tenants.in_use() as u64 >= u64::from(l.max_tenants) {
+    let new_tenant = state.names.tenants.get(&spec.tenant).is_none();
+    if new_tenant && state.names.tenants.in_use() as u64 >= u64::from(l.max_tenants) {
         return Err(reached("max_tenants", u64::from(l.max_tenants)));
     }
     let bytes = spec
         .tasks
         .iter()
         .fold(0u64, |sum, t| sum.saturating_add(t.payload.len() as u64));
-    fits(s, bytes, 0)
+    fits(state, bytes, 0)
 }
 
 /// Whether `adding` more bytes fit once `freeing` bytes are let go.
-fn fits(s: &State, adding: u64, freeing: u64) -> Result<(), Rejection> {
-    let max = s.config.limits.max_stored_bytes;
-    if s.stored_bytes
+fn fits(state: &State, adding: u64, freeing: u64) -> Result<(), Rejection> {
+    let max = state.config.limits.max_stored_bytes;
+    if state
+        .stored_bytes
         .saturating_sub(freeing)
         .saturating_add(adding)
         > max
@@ -65,21 +66,21 @@ fn fits(s: &State, adding: u64, freeing: u64) -> Result<(), Rejection> {
 }
 
 /// Whether a signal payload fits.
-pub(crate) fn admit_signal(s: &State, payload: &Payload) -> Result<(), Rejection> {
-    fits(s, payload.len() as u64, 0)
+pub(crate) fn admit_signal(state: &State, payload: &Payload) -> Result<(), Rejection> {
+    fits(state, payload.len() as u64, 0)
 }
 
 /// Whether `t`'s output fits once the task, ending, lets go of its signals' payloads.
-pub(crate) fn admit_output(s: &State, t: &Task, output: &Payload) -> Result<(), Rejection> {
-    fits(s, output.len() as u64, released_at_end(t))
+pub(crate) fn admit_output(state: &State, t: &Task, output: &Payload) -> Result<(), Rejection> {
+    fits(state, output.len() as u64, released_at_end(t))
 }
 
-pub(crate) fn store(s: &mut State, bytes: u64) {
-    s.stored_bytes = s.stored_bytes.saturating_add(bytes);
+pub(crate) fn store(state: &mut State, bytes: u64) {
+    state.stored_bytes = state.stored_bytes.saturating_add(bytes);
 }
 
-pub(crate) fn unstore(s: &mut State, bytes: u64) {
-    s.stored_bytes = s.stored_bytes.saturating_sub(bytes);
+pub(crate) fn unstore(state: &mut State, bytes: u64) {
+    state.stored_bytes = state.stored_bytes.saturating_sub(bytes);
 }
 
 /// A task that ended lets go of its signals' payloads (nothing reads them again); the

@@ -4,6 +4,10 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The lane a worker registers (alone) to serve every lane, including lanes first used
+/// after it registered.
+pub const ALL_LANES: &str = "*";
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
     /// Seed for deterministic randomness (retry jitter).

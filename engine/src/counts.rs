@@ -7,7 +7,7 @@ use crate::reject::Rejection;
 use crate::state::{ReadyPlace, State, TaskState};
 use serde::{Deserialize, Serialize};
 
-/// Tasks of one job per state; the states are those of [`crate::TaskStatus`].
+/// Tasks of one job per state; the states are those of [`crate::query::TaskStatus`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskCounts {
     pub waiting: u32,
@@ -25,7 +25,7 @@ pub struct TaskCounts {
 }
 
 impl TaskCounts {
-    /// Each count under the word [`crate::TaskStatus::label`] uses for its state.
+    /// Each count under the word [`crate::query::TaskStatus::label`] uses for its state.
     pub fn labelled(&self) -> [(&'static str, u32); 12] {
         [
             ("waiting", self.waiting),
@@ -66,10 +66,13 @@ impl TaskCounts {
     }
 }
 
-pub(crate) fn task_counts(s: &State, id: JobId) -> Result<TaskCounts, Rejection> {
-    let job = s.jobs.get(&id).ok_or(Rejection::UnknownJob { job: id })?;
+pub(crate) fn task_counts(state: &State, id: JobId) -> Result<TaskCounts, Rejection> {
+    let job = state
+        .jobs
+        .get(&id)
+        .ok_or(Rejection::UnknownJob { job: id })?;
     let mut counts = TaskCounts::default();
-    for task in job.task_ids().filter_map(|t| s.tasks.get(&t)) {
+    for task in job.task_ids().filter_map(|t| state.tasks.get(&t)) {
         counts.count(&task.state);
     }
     Ok(counts)

@@ -2,8 +2,7 @@
 //! and is skipped or cancelled (by its policy) once that can no longer happen.
 
 use crate::budget;
-use crate::ids::TaskId;
-use crate::job;
+use crate::ids::{JobId, TaskId};
 use crate::output::{Effect, EndReason, TaskOutcome};
 use crate::queue;
 use crate::spec::UnsatisfiedPolicy;
@@ -11,26 +10,30 @@ use crate::state::{State, TaskState};
 use crate::timers::Timer;
 
 /// A task whose group is satisfied (or that has none) waits out its delay, then is ready.
-pub(crate) fn release(s: &mut State, tid: TaskId) {
-    let now = s.now;
-    let Some(task) = s.tasks.get_mut(&tid) else {
+pub(crate) fn release(state: &mut State, tid: TaskId) {
+    let now = state.now;
+    let Some(task) = state.tasks.get_mut(&tid) else {
         return;
     };
     if task.not_before > now {
         let until = task.not_before;
         task.state = TaskState::Delayed { until };
-        s.timers.arm(until, Timer::TaskDue(tid));
+        state.timers.arm(until, Timer::TaskDue(tid));
     } else {
-        queue::make_ready(s, tid);
+        queue::make_ready(state, tid);
     }
 }
 
 /// Marks a task terminal and propagates the outcome downstream. The caller has already
-/// taken the task out of any queue, grant or lease.
-pub(crate) fn finish_task(s: &mut State, tid: TaskId, outcome: TaskOutcome) {
+/// taken the task out of any queue, grant or lease. Returns the job whose last task
+/// this ended, for the caller to finish (`job_end::end_task` does both): every task of
+/// that job is terminal by then, so nothing after it here adds an effect.
+#[must_use]
+pub(crate) fn finish_task(state: &mut State, tid: TaskId, outcome: TaskOutcome) -> Option<JobId> {
+    let mut drained = None;
     let mut work = vec![(tid, outcome)];
     while let Some((tid, outcome)) = work.pop() {
-        let Some(task) = s.tasks.get_mut(&tid) else {
+        let Some(task) = state.tasks.get_mut(&tid) else {
             continue;
         };
         if task.is_terminal() {
@@ -46,13 +49,13 @@ pub(crate) fn finish_task(s: &mut State, tid: TaskId, outcome: TaskOutcome) {
         let freed = budget::let_go(task);
         let job_id = task.job;
         let downstream = std::mem::take(&mut task.downstream);
-        budget::unstore(s, freed);
-        s.fx.push(Effect::TaskFinished {
+        budget::unstore(state, freed);
+        state.effects.push(Effect::TaskFinished {
             job: job_id,
             task: tid,
             outcome,
         });
-        let Some(job) = s.jobs.get_mut(&job_id) else {
+        let Some(job) = state.jobs.get_mut(&job_id) else {
             continue;
         };
         job.remaining = job.remaining.saturating_sub(1);
@@ -63,23 +66,24 @@ pub(crate) fn finish_task(s: &mut State, tid: TaskId, outcome: TaskOutcome) {
         let done = job.remaining == 0;
         if !ending {
             for &d in &downstream {
-                if let Some(next) = propagate(s, d, succeeded) {
+                if let Some(next) = propagate(state, d, succeeded) {
                     work.push((d, next));
                 }
             }
         }
-        if let Some(task) = s.tasks.get_mut(&tid) {
+        if let Some(task) = state.tasks.get_mut(&tid) {
             task.downstream = downstream;
         }
         if done {
-            job::finish(s, job_id);
+            drained = Some(job_id);
         }
     }
+    drained
 }
 
 /// Records one upstream result on `d`; returns the outcome `d` must end with, if any.
-fn propagate(s: &mut State, d: TaskId, succeeded: bool) -> Option<TaskOutcome> {
-    let task = s.tasks.get_mut(&d)?;
+fn propagate(state: &mut State, d: TaskId, succeeded: bool) -> Option<TaskOutcome> {
+    let task = state.tasks.get_mut(&d)?;
     let group = task.group.as_mut()?;
     if succeeded {
         group.succeeded = group.succeeded.saturating_add(1);
@@ -90,7 +94,7 @@ fn propagate(s: &mut State, d: TaskId, succeeded: bool) -> Option<TaskOutcome> {
         return None;
     }
     if group.satisfied() {
-        release(s, d);
+        release(state, d);
         None
     } else if group.unsatisfiable() {
         Some(match group.on_unsatisfied {

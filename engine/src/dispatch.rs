@@ -11,23 +11,23 @@ use crate::ready::{QueueKey, ReadyKey};
 use crate::state::{Grant, State, TaskState};
 use crate::timers::Timer;
 
-pub(crate) fn run(s: &mut State) {
-    if !s.dispatch_dirty {
+pub(crate) fn run(state: &mut State) {
+    if !state.dispatch_dirty {
         return;
     }
-    s.dispatch_dirty = false;
+    state.dispatch_dirty = false;
     loop {
-        if s.ready.len() == 0 || s.demand.is_empty() {
+        if state.ready.len() == 0 || state.demand.is_empty() {
             return;
         }
-        let order = round_order(s);
+        let order = round_order(state);
         let mut granted = false;
         let mut last = None;
         for w in order {
             let mut served = false;
-            while grant_one(s, &w) {
+            while grant_one(state, &w) {
                 served = true;
-                if s.demand.len() > 1 {
+                if state.demand.len() > 1 {
                     break;
                 }
             }
@@ -37,7 +37,7 @@ pub(crate) fn run(s: &mut State) {
             }
         }
         if last.is_some() {
-            s.dispatch_cursor = last;
+            state.dispatch_cursor = last;
         }
         if !granted {
             return;
@@ -46,44 +46,47 @@ pub(crate) fn run(s: &mut State) {
 }
 
 /// Workers with demand, starting after the one served last.
-fn round_order(s: &State) -> Vec<WorkerId> {
-    let mut order: Vec<WorkerId> = match &s.dispatch_cursor {
+fn round_order(state: &State) -> Vec<WorkerId> {
+    let mut order: Vec<WorkerId> = match &state.dispatch_cursor {
         Some(c) => {
-            let after = s
+            let after = state
                 .demand
                 .range::<WorkerId, _>((std::ops::Bound::Excluded(c), std::ops::Bound::Unbounded));
-            after.chain(s.demand.range(..=c.clone())).cloned().collect()
+            after
+                .chain(state.demand.range(..=c.clone()))
+                .cloned()
+                .collect()
         }
-        None => s.demand.iter().cloned().collect(),
+        None => state.demand.iter().cloned().collect(),
     };
     order.dedup();
     order
 }
 
 /// Offers one task to `w` if it can take one and one fits. Returns whether it did.
-fn grant_one(s: &mut State, w: &WorkerId) -> bool {
-    let Some(worker) = s.workers.get(w) else {
-        s.demand.remove(w);
+fn grant_one(state: &mut State, w: &WorkerId) -> bool {
+    let Some(worker) = state.workers.get(w) else {
+        state.demand.remove(w);
         return false;
     };
     if !worker.can_take_work() {
         if worker.credits == 0 || worker.status != crate::state::WorkerStatus::Active {
-            s.demand.remove(w);
+            state.demand.remove(w);
         }
         return false;
     }
     if worker.lanes.is_empty() {
-        return grant_any_lane(s, w);
+        return grant_any_lane(state, w);
     }
     let lanes = worker.lanes.len();
     for i in 0..lanes {
         let slot = (worker.lane_cursor as usize + i) % lanes;
         let lane = worker.lanes[slot];
-        if let Some((q, key)) = best_head(s, w, lane) {
-            if let Some(worker) = s.workers.get_mut(w) {
+        if let Some((q, key)) = best_head(state, w, lane) {
+            if let Some(worker) = state.workers.get_mut(w) {
                 worker.lane_cursor = ((slot + 1) % lanes) as u32;
             }
-            offer(s, w, q, key);
+            offer(state, w, q, key);
             return true;
         }
     }
@@ -93,37 +96,40 @@ fn grant_one(s: &mut State, w: &WorkerId) -> bool {
 /// For a worker serving every lane: the lanes with ready tasks in turn, from the one
 /// after the lane it was last served (its cursor holds a lane id), wrapping around, so
 /// one busy lane does not starve the others.
-fn grant_any_lane(s: &mut State, w: &WorkerId) -> bool {
-    let Some(cursor) = s.workers.get(w).map(|worker| worker.lane_cursor) else {
+fn grant_any_lane(state: &mut State, w: &WorkerId) -> bool {
+    let Some(cursor) = state.workers.get(w).map(|worker| worker.lane_cursor) else {
         return false;
     };
-    let first = s.ready.lane_from(cursor).or_else(|| s.ready.lane_from(0));
+    let first = state
+        .ready
+        .lane_from(cursor)
+        .or_else(|| state.ready.lane_from(0));
     let mut lane = first;
     while let Some(l) = lane {
-        if let Some((q, key)) = best_head(s, w, l) {
-            if let Some(worker) = s.workers.get_mut(w) {
+        if let Some((q, key)) = best_head(state, w, l) {
+            if let Some(worker) = state.workers.get_mut(w) {
                 worker.lane_cursor = l.wrapping_add(1);
             }
-            offer(s, w, q, key);
+            offer(state, w, q, key);
             return true;
         }
-        let next = l.checked_add(1).and_then(|n| s.ready.lane_from(n));
+        let next = l.checked_add(1).and_then(|n| state.ready.lane_from(n));
         lane = next
-            .or_else(|| s.ready.lane_from(0))
+            .or_else(|| state.ready.lane_from(0))
             .filter(|n| Some(*n) != first);
     }
     false
 }
 
-fn best_head(s: &State, w: &WorkerId, lane: u32) -> Option<(QueueKey, ReadyKey)> {
-    let worker = s.workers.get(w)?;
+fn best_head(state: &State, w: &WorkerId, lane: u32) -> Option<(QueueKey, ReadyKey)> {
+    let worker = state.workers.get(w)?;
     let mut best: Option<(u64, ReadyKey, QueueKey)> = None;
-    for (q, key) in s.ready.heads(lane) {
-        let load = &s.tenants[q.tenant as usize];
+    for (q, key) in state.ready.heads(lane) {
+        let load = &state.tenants[q.tenant as usize];
         if load.cap.is_some_and(|cap| load.active >= cap) {
             continue;
         }
-        if q.capset != CapSetId::ANY && !covers(&worker.capabilities, s.names.caps(q.capset)) {
+        if q.capset != CapSetId::ANY && !covers(&worker.capabilities, state.names.caps(q.capset)) {
             continue;
         }
         // At most 2^32 * 10^6 < 2^52: no overflow, and a weight of 0 (refused by
@@ -136,27 +142,27 @@ fn best_head(s: &State, w: &WorkerId, lane: u32) -> Option<(QueueKey, ReadyKey)>
     best.map(|(_, k, q)| (q, k))
 }
 
-fn offer(s: &mut State, w: &WorkerId, q: QueueKey, key: ReadyKey) {
-    s.ready.remove(q, key);
-    let Some(task) = s.tasks.get_mut(&key.task) else {
+fn offer(state: &mut State, w: &WorkerId, q: QueueKey, key: ReadyKey) {
+    state.ready.remove(q, key);
+    let Some(task) = state.tasks.get_mut(&key.task) else {
         return;
     };
-    let grant = GrantId(s.next_grant);
-    s.next_grant += 1;
-    let expires_at = s.now.saturating_add(s.config.grant_ttl_ms);
+    let grant = GrantId(state.next_grant);
+    state.next_grant += 1;
+    let expires_at = state.now.saturating_add(state.config.grant_ttl_ms);
     task.state = TaskState::Offered { grant };
     let (job, attempt, payload) = (task.job, task.attempt, task.payload.clone());
     // The ready index entry is gone; the job's count moves from queued to active.
-    queue::take_slot(s, q, job);
-    let Some(worker) = s.workers.get_mut(w) else {
+    queue::take_slot(state, q, job);
+    let Some(worker) = state.workers.get_mut(w) else {
         return;
     };
     worker.grants.insert(grant);
     worker.credits -= 1;
     if worker.credits == 0 {
-        s.demand.remove(w);
+        state.demand.remove(w);
     }
-    s.grants.insert(
+    state.grants.insert(
         grant,
         Grant {
             id: grant,
@@ -164,13 +170,13 @@ fn offer(s: &mut State, w: &WorkerId, q: QueueKey, key: ReadyKey) {
             worker: w.clone(),
             instance: worker.instance,
             attempt,
-            offered_at: s.now,
+            offered_at: state.now,
             expires_at,
             accepted: None,
         },
     );
-    s.timers.arm(expires_at, Timer::GrantExpiry(grant));
-    s.fx.push(Effect::GrantOffered {
+    state.timers.arm(expires_at, Timer::GrantExpiry(grant));
+    state.effects.push(Effect::GrantOffered {
         worker: w.clone(),
         grant,
         job,

@@ -54,56 +54,56 @@ fn the_untouched_state_restores() {
 #[test]
 fn counters_the_engine_decrements_must_match_the_tasks() {
     // Finishing the job would subtract from a tenant with no job in flight.
-    let mut s = busy();
-    s.tenants[0].jobs_in_flight = 0;
-    refused(&s, "jobs in flight");
-    let mut s = busy();
-    s.stored_bytes -= 1;
-    refused(&s, "stored bytes");
-    let mut s = busy();
-    let lane = s.jobs.values().next().map_or(0, |j| j.lane);
-    s.names.lanes.release(lane);
-    refused(&s, "lane holders");
+    let mut state = busy();
+    state.tenants[0].jobs_in_flight = 0;
+    refused(&state, "jobs in flight");
+    let mut state = busy();
+    state.stored_bytes -= 1;
+    refused(&state, "stored bytes");
+    let mut state = busy();
+    let lane = state.jobs.values().next().map_or(0, |j| j.lane);
+    state.names.lanes.release(lane);
+    refused(&state, "lane holders");
 }
 
 #[test]
 fn a_zero_tenant_weight_is_refused() {
     // Fair share divides by the weight.
-    let mut s = busy();
-    s.tenants[0].weight = 0;
-    refused(&s, "weight");
+    let mut state = busy();
+    state.tenants[0].weight = 0;
+    refused(&state, "weight");
 }
 
 #[test]
 fn ids_at_the_end_of_u64_are_refused() {
     // `next_grant += 1` on the next offer, `epoch += 1` on the next accept.
-    let mut s = busy();
-    s.next_grant = u64::MAX;
-    refused(&s, "next grant");
-    let mut s = busy();
-    if let Some(t) = s.tasks.get_mut(&TaskId(3)) {
+    let mut state = busy();
+    state.next_grant = u64::MAX;
+    refused(&state, "next grant");
+    let mut state = busy();
+    if let Some(t) = state.tasks.get_mut(&TaskId(3)) {
         t.epoch = u64::MAX;
     }
-    refused(&s, "epoch");
+    refused(&state, "epoch");
 }
 
 #[test]
 fn a_task_table_that_does_not_end_at_the_next_task_id_is_refused() {
     // The next submit would allocate a slot per id up to `next_task`.
-    let mut s = busy();
-    s.next_task = 1 << 40;
-    refused(&s, "next task far past the table");
+    let mut state = busy();
+    state.next_task = 1 << 40;
+    refused(&state, "next task far past the table");
     // Iterating the table computed `base + index` past `u64::MAX`.
-    let mut s = busy();
-    s.tasks.rebase(u64::MAX - 1);
-    refused(&s, "table at the end of u64");
+    let mut state = busy();
+    state.tasks.rebase(u64::MAX - 1);
+    refused(&state, "table at the end of u64");
 }
 
 #[test]
 fn a_group_needing_more_than_its_upstream_is_refused() {
     // `total - needed` underflowed when the group was checked.
-    let mut s = busy();
-    s.tasks.get_mut(&TaskId(1)).expect("task a").group = Some(crate::state::Group {
+    let mut state = busy();
+    state.tasks.get_mut(&TaskId(1)).expect("task a").group = Some(crate::state::Group {
         kind: crate::spec::GroupKind::AllOf,
         total: 1,
         needed: 2,
@@ -111,18 +111,18 @@ fn a_group_needing_more_than_its_upstream_is_refused() {
         unsucceeded: 0,
         on_unsatisfied: crate::spec::UnsatisfiedPolicy::Skip,
     });
-    refused(&s, "group");
+    refused(&state, "group");
 }
 
 #[test]
 fn a_blocked_set_holding_a_running_task_is_refused() {
     // A worker with the capability would have made the running task ready again.
-    let mut s = busy();
+    let mut state = busy();
     let running = TaskId(1);
     assert!(matches!(
-        s.tasks.get(&running).map(|t| &t.state),
+        state.tasks.get(&running).map(|t| &t.state),
         Some(TaskState::Running(_))
     ));
-    s.names.capsets[1].blocked.insert(running);
-    refused(&s, "blocked set");
+    state.names.capsets[1].blocked.insert(running);
+    refused(&state, "blocked set");
 }

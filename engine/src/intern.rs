@@ -12,12 +12,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct CapSetId(pub u32);
+pub(crate) struct CapSetId(pub u32);
 
 impl CapSetId {
     /// The empty requirement: any worker serves it, so it is never blocked. It is held
     /// by nothing and never dropped.
-    pub const ANY: CapSetId = CapSetId(0);
+    pub(crate) const ANY: CapSetId = CapSetId(0);
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -43,17 +43,17 @@ pub(crate) struct NameTable {
 }
 
 impl NameTable {
-    pub fn get(&self, name: &str) -> Option<u32> {
+    pub(crate) fn get(&self, name: &str) -> Option<u32> {
         self.ids.get(name).copied()
     }
 
     /// The name of a held id; empty for a dropped or unknown one.
-    pub fn name(&self, id: u32) -> &str {
+    pub(crate) fn name(&self, id: u32) -> &str {
         self.names.get(id as usize).map_or("", String::as_str)
     }
 
     /// Interns `name` (reusing a dropped id) and counts one more holder.
-    pub fn acquire(&mut self, name: &str) -> u32 {
+    pub(crate) fn acquire(&mut self, name: &str) -> u32 {
         let id = match self.ids.get(name) {
             Some(&id) => id,
             None => {
@@ -77,7 +77,7 @@ impl NameTable {
     }
 
     /// One holder fewer; the name is dropped when none is left.
-    pub fn release(&mut self, id: u32) {
+    pub(crate) fn release(&mut self, id: u32) {
         let Some(refs) = self.refs.get_mut(id as usize) else {
             return;
         };
@@ -90,22 +90,22 @@ impl NameTable {
         self.free.insert(id);
     }
 
-    pub fn refs(&self, id: u32) -> u64 {
+    pub(crate) fn refs(&self, id: u32) -> u64 {
         self.refs.get(id as usize).copied().unwrap_or(0)
     }
 
     /// Names currently held.
-    pub fn in_use(&self) -> usize {
+    pub(crate) fn in_use(&self) -> usize {
         self.ids.len()
     }
 
     /// Ids handed out so far, held or dropped; every id is below this.
-    pub fn slots(&self) -> usize {
+    pub(crate) fn slots(&self) -> usize {
         self.names.len()
     }
 
     /// Every held name maps to its id and back; dropped ids have no name and no holder.
-    pub fn consistent(&self) -> bool {
+    pub(crate) fn consistent(&self) -> bool {
         let n = self.names.len();
         self.refs.len() == n
             && self.ids.len() + self.free.len() == n
@@ -148,7 +148,11 @@ impl Default for Interned {
 impl Interned {
     /// Interns a capability requirement for one more holding task; `coverage` counts
     /// the live workers serving a new one.
-    pub fn capset(&mut self, caps: &[String], coverage: impl FnOnce(&[String]) -> u32) -> CapSetId {
+    pub(crate) fn capset(
+        &mut self,
+        caps: &[String],
+        coverage: impl FnOnce(&[String]) -> u32,
+    ) -> CapSetId {
         let mut key: Vec<String> = caps.to_vec();
         key.sort();
         key.dedup();
@@ -180,7 +184,7 @@ impl Interned {
     }
 
     /// One holding task fewer; the set is dropped when none is left.
-    pub fn release_capset(&mut self, id: CapSetId) {
+    pub(crate) fn release_capset(&mut self, id: CapSetId) {
         if id == CapSetId::ANY {
             return;
         }
@@ -200,13 +204,13 @@ impl Interned {
 
     /// Whether `id` names a held capability set (or `ANY`); dropped sets are skipped
     /// when coverage changes.
-    pub fn capset_held(&self, id: usize) -> bool {
+    pub(crate) fn capset_held(&self, id: usize) -> bool {
         id == 0 || self.capsets.get(id).is_some_and(|c| c.refs > 0)
     }
 
     /// Every name maps to an id in range and back to itself; a snapshot from outside is
     /// checked with this before anything indexes by these ids.
-    pub fn consistent(&self) -> bool {
+    pub(crate) fn consistent(&self) -> bool {
         let held = |i: u32| self.capsets.get(i as usize).is_some_and(|c| c.refs > 0);
         self.lanes.consistent()
             && self.tenants.consistent()
@@ -225,7 +229,7 @@ impl Interned {
             })
     }
 
-    pub fn caps(&self, id: CapSetId) -> &[String] {
+    pub(crate) fn caps(&self, id: CapSetId) -> &[String] {
         &self.capsets[id.0 as usize].caps
     }
 }

@@ -1,8 +1,7 @@
 //! Every safety invariant of a state, checked from scratch. Tests and the simulator
 //! call this after every step; `restore` calls it on every snapshot it loads.
 
-use crate::ids::{TaskId, WorkerId};
-use crate::intern::{covers, CapSetId};
+use crate::ids::JobId;
 use crate::queue;
 use crate::ready::QueueKey;
 use crate::state::{ReadyPlace, State, TaskState, WorkerStatus};
@@ -24,7 +23,10 @@ macro_rules! ensure {
 
 #[path = "accounting.rs"]
 mod accounting;
+#[path = "task_invariants.rs"]
+mod tasks;
 
+/// Per job, the tasks the walk over all tasks found in each place.
 #[derive(Default)]
 struct JobCount {
     active: u32,
@@ -33,175 +35,37 @@ struct JobCount {
     remaining: u32,
 }
 
-pub(crate) fn check(s: &State) -> Result<(), Violation> {
-    accounting::check_shape(s)?;
-    check_references(s)?;
-    let mut per_job: BTreeMap<crate::ids::JobId, JobCount> = BTreeMap::new();
-    let mut per_tenant: BTreeMap<u32, u32> = BTreeMap::new();
-    let mut queued_total = 0u64;
-    for (tid, t) in s.tasks.iter() {
-        let tid = &tid;
-        ensure!(
-            Reference,
-            *tid == t.id,
-            "task {tid} stored under the wrong id"
-        );
-        ensure!(
-            Reference,
-            s.jobs.contains_key(&t.job),
-            "task {tid} belongs to unknown job {}",
-            t.job
-        );
-        let c = per_job.entry(t.job).or_default();
-        if !t.is_terminal() {
-            c.remaining += 1;
-        }
-        check_history(*tid, t)?;
-        accounting::check_task(s, *tid, t)?;
-        match &t.state {
-            TaskState::Offered { grant } => {
-                c.active += 1;
-                *per_tenant.entry(t.tenant).or_default() += 1;
-                let g = s.grants.get(grant);
-                ensure!(Holding,
-                    g.is_some_and(|g| g.task == *tid && g.accepted.is_none()),
-                    "task {tid} offered under grant {grant} that is missing or not a pending offer for it"
-                );
-                let g = &s.grants[grant];
-                let w = holder(s, &g.worker, *tid)?;
-                ensure!(
-                    Holding,
-                    w.grants.contains(grant),
-                    "worker {} does not list grant {grant}",
-                    g.worker
-                );
-                ensure!(
-                    Holding,
-                    w.instance == g.instance,
-                    "grant {grant} names a stale instance of {}",
-                    g.worker
-                );
-                ensure!(
-                    Capability,
-                    covers(&w.capabilities, s.names.caps(t.capset)),
-                    "task {tid} offered to {} which lacks {:?}",
-                    g.worker,
-                    s.names.caps(t.capset)
-                );
-                if let Some(first) = w.blacklisted_from_grant {
-                    ensure!(
-                        Blacklist,
-                        *grant < first,
-                        "grant {grant} offered to blacklisted worker {}",
-                        g.worker
-                    );
-                }
-                ensure!(
-                    Timer,
-                    s.timers.contains(g.expires_at, &Timer::GrantExpiry(*grant)),
-                    "grant {grant} has no expiry timer"
-                );
-            }
-            TaskState::Running(l) => {
-                c.active += 1;
-                *per_tenant.entry(t.tenant).or_default() += 1;
-                let w = holder(s, &l.worker, *tid)?;
-                ensure!(
-                    Holding,
-                    w.leases.contains(tid),
-                    "worker {} does not list its lease on {tid}",
-                    l.worker
-                );
-                ensure!(
-                    Holding,
-                    w.instance == l.instance,
-                    "lease on {tid} names a stale instance of {}",
-                    l.worker
-                );
-                ensure!(
-                    Capability,
-                    covers(&w.capabilities, s.names.caps(t.capset)),
-                    "task {tid} runs on {} which lacks {:?}",
-                    l.worker,
-                    s.names.caps(t.capset)
-                );
-                let g = s.grants.get(&l.grant);
-                ensure!(
-                    Holding,
-                    g.is_some_and(|g| g
-                        .accepted
-                        .is_some_and(|f| f.epoch == t.epoch && f.task == *tid)),
-                    "lease on {tid} does not match an accepted grant at epoch {}",
-                    t.epoch
-                );
-                ensure!(
-                    Timer,
-                    l.timer_at <= l.expires_at,
-                    "lease timer on {tid} after its expiry"
-                );
-                // A deadline saturated at the end of time is still held at that time.
-                ensure!(
-                    Timer,
-                    l.expires_at > s.now || l.expires_at == crate::ids::Time::MAX,
-                    "lease on {tid} expired at {} but is still held at {}",
-                    l.expires_at,
-                    s.now
-                );
-                ensure!(
-                    Timer,
-                    s.timers.contains(l.timer_at, &Timer::LeaseExpiry(*tid)),
-                    "lease on {tid} has no expiry timer"
-                );
-                ensure!(
-                    History,
-                    t.history
-                        .last()
-                        .is_some_and(|r| r.epoch == t.epoch && r.ended.is_none()),
-                    "lease on {tid} has no open attempt record"
-                );
-            }
-            TaskState::Ready { place } => {
-                let key = t.ready_key();
-                match place {
-                    ReadyPlace::Queued => {
-                        c.queued += 1;
-                        queued_total += 1;
-                    }
-                    ReadyPlace::Parked => {
-                        c.parked += 1;
-                        ensure!(
-                            ReadyIndex,
-                            s.jobs[&t.job].parked.contains(&key),
-                            "parked task {tid} missing from its job's parked set"
-                        );
-                    }
-                    ReadyPlace::Blocked => {
-                        let set = &s.names.capsets[t.capset.0 as usize];
-                        ensure!(
-                            ReadyIndex,
-                            set.blocked.contains(tid),
-                            "blocked task {tid} missing from its capability set"
-                        );
-                        ensure!(
-                            Capability,
-                            set.coverage == 0 && t.capset != CapSetId::ANY,
-                            "task {tid} is blocked although a live worker covers it"
-                        );
-                    }
-                }
-            }
-            TaskState::Delayed { until } => {
-                ensure!(
-                    Timer,
-                    s.timers.contains(*until, &Timer::TaskDue(*tid)),
-                    "delayed task {tid} has no timer"
-                );
-            }
-            TaskState::Waiting | TaskState::Suspended { .. } | TaskState::Done(_) => {}
-        }
+/// What the walk over all tasks found, checked afterwards against the counters jobs,
+/// tenants and the ready index keep.
+#[derive(Default)]
+struct Tally {
+    per_job: BTreeMap<JobId, JobCount>,
+    /// Tasks holding a grant or lease, per interned tenant id.
+    per_tenant: BTreeMap<u32, u32>,
+    queued_total: u64,
+}
+
+pub(crate) fn check(state: &State) -> Result<(), Violation> {
+    accounting::check_shape(state)?;
+    check_references(state)?;
+    let mut tally = Tally::default();
+    for (tid, t) in state.tasks.iter() {
+        tasks::check_task(state, tid, t, &mut tally)?;
     }
-    for (q, key) in s.ready.iter() {
-        let t = s.tasks.get(&key.task);
+    check_ready_index(state, tally.queued_total)?;
+    check_jobs(state, tally.per_job)?;
+    check_tenants(state, &tally.per_tenant)?;
+    check_workers(state)?;
+    accounting::check_counts(state)?;
+    check_capsets(state)?;
+    check_grants(state)
+}
+
+/// Every ready-index entry is a queued task under its own key, and there are as many
+/// entries as queued tasks.
+fn check_ready_index(state: &State, queued_total: u64) -> Result<(), Violation> {
+    for (q, key) in state.ready.iter() {
+        let t = state.tasks.get(&key.task);
         ensure!(
             ReadyIndex,
             t.is_some_and(|t| t.state
@@ -220,11 +84,16 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
     }
     ensure!(
         ReadyIndex,
-        s.ready.len() == queued_total,
+        state.ready.len() == queued_total,
         "ready index length {} but {queued_total} queued tasks",
-        s.ready.len()
+        state.ready.len()
     );
-    for (jid, j) in &s.jobs {
+    Ok(())
+}
+
+/// Each job's counters match what the task walk found, within its cap.
+fn check_jobs(state: &State, mut per_job: BTreeMap<JobId, JobCount>) -> Result<(), Violation> {
+    for (jid, j) in &state.jobs {
         let c = per_job.remove(jid).unwrap_or_default();
         ensure!(
             Count,
@@ -269,9 +138,14 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
             j.remaining
         );
     }
-    for (i, load) in s.tenants.iter().enumerate() {
+    Ok(())
+}
+
+/// Each tenant's active count matches the tasks holding grants or leases, within its cap.
+fn check_tenants(state: &State, per_tenant: &BTreeMap<u32, u32>) -> Result<(), Violation> {
+    for (i, load) in state.tenants.iter().enumerate() {
         let found = per_tenant.get(&(i as u32)).copied().unwrap_or(0);
-        let name = s.names.tenants.name(i as u32);
+        let name = state.names.tenants.name(i as u32);
         ensure!(
             Count,
             load.active == found,
@@ -287,13 +161,17 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
             );
         }
     }
-    check_workers(s)?;
-    accounting::check_counts(s)?;
-    for (i, set) in s.names.capsets.iter().enumerate().skip(1) {
-        if !s.names.capset_held(i) {
+    Ok(())
+}
+
+/// Each held capability set counts the live workers covering it, and blocks tasks only
+/// while none does.
+fn check_capsets(state: &State) -> Result<(), Violation> {
+    for (i, set) in state.names.capsets.iter().enumerate().skip(1) {
+        if !state.names.capset_held(i) {
             continue;
         }
-        let live = queue::coverage(&s.workers, &set.caps);
+        let live = queue::coverage(&state.workers, &set.caps);
         ensure!(
             Count,
             set.coverage == live,
@@ -307,8 +185,13 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
             "capability set {i} is covered but still blocks tasks"
         );
     }
-    for (g, grant) in &s.grants {
-        let t = s.tasks.get(&grant.task);
+    Ok(())
+}
+
+/// Every grant is held by the task it names, as an offer or a lease.
+fn check_grants(state: &State) -> Result<(), Violation> {
+    for (g, grant) in &state.grants {
+        let t = state.tasks.get(&grant.task);
         let ok = t.is_some_and(|t| match &t.state {
             TaskState::Offered { grant: og } => og == g,
             TaskState::Running(l) => l.grant == *g,
@@ -321,36 +204,36 @@ pub(crate) fn check(s: &State) -> Result<(), Violation> {
 
 /// Every interned id a task, job, queue or tenant load refers to exists, so the rest of
 /// the checker (and the engine after a restore) can index by them without panicking.
-fn check_references(s: &State) -> Result<(), Violation> {
+fn check_references(state: &State) -> Result<(), Violation> {
     let (lanes, tenants, capsets) = (
-        s.names.lanes.slots() as u32,
-        s.names.tenants.slots() as u32,
-        s.names.capsets.len() as u32,
+        state.names.lanes.slots() as u32,
+        state.names.tenants.slots() as u32,
+        state.names.capsets.len() as u32,
     );
     ensure!(
         Reference,
-        s.tenants.len() as u32 == tenants,
+        state.tenants.len() as u32 == tenants,
         "{} tenant loads for {tenants} tenants",
-        s.tenants.len()
+        state.tenants.len()
     );
     ensure!(
         Reference,
-        s.names.consistent(),
+        state.names.consistent(),
         "interned names and ids disagree"
     );
     ensure!(
         Reference,
-        capsets > 0 && s.names.capsets[0].caps.is_empty(),
+        capsets > 0 && state.names.capsets[0].caps.is_empty(),
         "capability set 0 must be the empty set"
     );
-    for (tid, t) in s.tasks.iter() {
+    for (tid, t) in state.tasks.iter() {
         ensure!(
             Reference,
             t.lane < lanes && t.tenant < tenants && t.capset.0 < capsets,
             "task {tid} names a lane, tenant or capability set that does not exist"
         );
     }
-    for (jid, j) in &s.jobs {
+    for (jid, j) in &state.jobs {
         ensure!(
             Reference,
             j.lane < lanes && j.tenant < tenants,
@@ -359,19 +242,19 @@ fn check_references(s: &State) -> Result<(), Violation> {
         // A name passes to a new job only once its job has finished.
         ensure!(
             Reference,
-            j.end.is_some() || s.job_names.get(&j.name) == Some(jid),
+            j.end.is_some() || state.job_names.get(&j.name) == Some(jid),
             "live job {jid} is not the job its name {:?} stands for",
             j.name
         );
     }
-    for (name, jid) in &s.job_names {
+    for (name, jid) in &state.job_names {
         ensure!(
             Reference,
-            s.jobs.get(jid).is_some_and(|j| &j.name == name),
+            state.jobs.get(jid).is_some_and(|j| &j.name == name),
             "the name {name:?} stands for job {jid}, which is gone or named otherwise"
         );
     }
-    for (q, key) in s.ready.iter() {
+    for (q, key) in state.ready.iter() {
         ensure!(
             Reference,
             q.lane < lanes && q.tenant < tenants && q.capset.0 < capsets,
@@ -379,14 +262,14 @@ fn check_references(s: &State) -> Result<(), Violation> {
             key.task
         );
     }
-    for (wid, w) in &s.workers {
+    for (wid, w) in &state.workers {
         ensure!(
             Reference,
             w.lanes.iter().all(|&l| l < lanes),
             "worker {wid} serves a lane that does not exist"
         );
         // No lane ids means every lane, which only the registration `["*"]` asks for.
-        let all = w.lane_names.len() == 1 && w.lane_names[0] == crate::ALL_LANES;
+        let all = w.lane_names.len() == 1 && w.lane_names[0] == crate::config::ALL_LANES;
         ensure!(
             Reference,
             w.lanes.is_empty() == all && (all || w.lanes.len() == w.lane_names.len()),
@@ -398,57 +281,8 @@ fn check_references(s: &State) -> Result<(), Violation> {
     Ok(())
 }
 
-fn holder<'a>(
-    s: &'a State,
-    w: &WorkerId,
-    tid: TaskId,
-) -> Result<&'a crate::state::Worker, Violation> {
-    let worker = s.workers.get(w).ok_or_else(|| Violation {
-        kind: InvariantKind::Reference,
-        detail: format!("task {tid} held by unknown worker {w}"),
-    })?;
-    ensure!(
-        Holding,
-        worker.status != WorkerStatus::Lost,
-        "task {tid} held by lost worker {w}"
-    );
-    Ok(worker)
-}
-
-fn check_history(tid: TaskId, t: &crate::state::Task) -> Result<(), Violation> {
-    let mut last_epoch = 0;
-    for (i, r) in t.history.iter().enumerate() {
-        ensure!(
-            History,
-            r.epoch > last_epoch,
-            "task {tid} attempt epochs do not strictly increase"
-        );
-        last_epoch = r.epoch;
-        let open = r.ended.is_none();
-        ensure!(
-            History,
-            !open || i + 1 == t.history.len(),
-            "task {tid} has an open attempt that is not the last"
-        );
-    }
-    ensure!(
-        History,
-        last_epoch == t.epoch,
-        "task {tid} epoch {} differs from its last attempt's {last_epoch}",
-        t.epoch
-    );
-    let running = matches!(t.state, TaskState::Running(_));
-    let open = t.history.last().is_some_and(|r| r.ended.is_none());
-    ensure!(
-        History,
-        running == open,
-        "task {tid} running={running} but open attempt={open}"
-    );
-    Ok(())
-}
-
-fn check_workers(s: &State) -> Result<(), Violation> {
-    for (wid, w) in &s.workers {
+fn check_workers(state: &State) -> Result<(), Violation> {
+    for (wid, w) in &state.workers {
         ensure!(
             Reference,
             *wid == w.id,
@@ -471,14 +305,15 @@ fn check_workers(s: &State) -> Result<(), Violation> {
         for g in &w.grants {
             ensure!(
                 Holding,
-                s.grants
+                state
+                    .grants
                     .get(g)
                     .is_some_and(|gr| gr.worker == *wid && gr.accepted.is_none()),
                 "worker {wid} lists grant {g} it does not hold"
             );
         }
         for t in &w.leases {
-            let ok = s
+            let ok = state
                 .tasks
                 .get(t)
                 .is_some_and(|t| matches!(&t.state, TaskState::Running(l) if l.worker == *wid));
@@ -491,17 +326,17 @@ fn check_workers(s: &State) -> Result<(), Violation> {
         ensure!(
             Timer,
             w.blacklisted_until.is_none()
-                || s.timers.contains(
+                || state.timers.contains(
                     w.blacklisted_until.unwrap_or(0),
                     &Timer::BlacklistEnd(wid.clone())
                 ),
             "blacklisted worker {wid} has no readmission timer"
         );
     }
-    for w in &s.demand {
+    for w in &state.demand {
         ensure!(
             Credits,
-            s.workers.get(w).is_some_and(|x| x.credits > 0),
+            state.workers.get(w).is_some_and(|x| x.credits > 0),
             "worker {w} waits for work without credits"
         );
     }
@@ -513,6 +348,7 @@ mod tests {
     use super::*;
     use crate::{
         ClientCommand, Config, Engine, Input, InstanceId, JobSpec, TaskSpec, WorkerCommand,
+        WorkerId,
     };
 
     /// An engine with one task offered to one worker.
@@ -536,18 +372,18 @@ mod tests {
     fn a_broken_state_is_reported_with_the_kind_of_invariant_it_breaks() {
         let e = offered();
         assert_eq!(check(&e.state), Ok(()));
-        let mut s = e.state.clone();
-        if let Some(j) = s.jobs.values_mut().next() {
+        let mut state = e.state.clone();
+        if let Some(j) = state.jobs.values_mut().next() {
             j.active += 1;
         }
-        let v = check(&s).unwrap_err();
+        let v = check(&state).unwrap_err();
         assert_eq!(v.kind, InvariantKind::Count, "{v}");
         assert!(v.to_string().starts_with("count: job "), "{v}");
-        let mut s = e.state.clone();
-        if let Some(w) = s.workers.values_mut().next() {
+        let mut state = e.state.clone();
+        if let Some(w) = state.workers.values_mut().next() {
             w.grants.clear();
         }
-        assert_eq!(check(&s).unwrap_err().kind, InvariantKind::Holding);
+        assert_eq!(check(&state).unwrap_err().kind, InvariantKind::Holding);
     }
 
     #[test]

@@ -1,69 +1,41 @@
-//! Job admission, the end of a job (all tasks terminal, cancelled, or past its
-//! deadline) and forgetting finished jobs after the retention period.
+//! Job admission, ending a job early (cancelled, or past its deadline) and forgetting
+//! finished jobs after the retention period. A job's natural end is `job_end`'s.
 
 use crate::budget;
 use crate::dag;
 use crate::ids::{JobId, TaskId};
+use crate::job_end;
 use crate::lease;
-use crate::output::{Accepted, Effect, EndReason, JobOutcome, TaskOutcome};
+use crate::output::{Accepted, EndReason, JobOutcome, TaskOutcome};
 use crate::queue;
 use crate::reject::Rejection;
 use crate::spec::JobSpec;
-use crate::state::{Group, Job, JobEnd, State, Task, TaskState};
+use crate::state::{Group, Job, State, Task, TaskState};
 use crate::timers::Timer;
 use crate::validate::validate_job;
 use std::collections::{BTreeMap, BTreeSet};
 
 type Reply = Result<Accepted, Rejection>;
 
-pub(crate) fn submit(s: &mut State, spec: JobSpec) -> Reply {
-    let valid = validate_job(&spec, &s.config.limits).map_err(Rejection::InvalidJob)?;
+pub(crate) fn submit(state: &mut State, spec: JobSpec) -> Reply {
+    let valid = validate_job(&spec, &state.config.limits).map_err(Rejection::InvalidJob)?;
     let spec_hash = crate::digest::fingerprint(&spec);
-    // A name stands for its newest job. The same spec under it is that job again while
-    // the job is live or retained (a resent submission runs once); a different spec
-    // conflicts while the job runs and makes a new job once it has finished, the old
-    // one staying queryable by id until its retention ends.
-    if let Some(&existing) = s.job_names.get(&spec.name) {
-        match s.jobs.get(&existing) {
-            Some(job) if job.spec_hash == spec_hash => {
-                return Ok(Accepted::JobSubmitted {
-                    job: existing,
-                    first_task: job.first_task,
-                    tasks: job.task_count,
-                    duplicate: true,
-                })
-            }
-            Some(job) if job.end.is_some() => {}
-            _ => {
-                return Err(Rejection::JobNameConflict {
-                    name: spec.name,
-                    existing,
-                })
-            }
-        }
+    if let Some(duplicate) = check_admission(state, &spec, spec_hash)? {
+        return Ok(duplicate);
     }
-    let limit = s.config.limits.max_jobs_in_flight_per_tenant;
-    if let Some(t) = s.names.tenants.get(&spec.tenant) {
-        if s.tenants[t as usize].jobs_in_flight >= limit {
-            return Err(Rejection::TenantJobLimit {
-                tenant: spec.tenant,
-                limit,
-            });
-        }
-    }
-    budget::admit(s, &spec)?;
-    let now = s.now;
-    let tenant = s.hold_tenant(&spec.tenant);
-    let lane = s.names.lanes.acquire(&spec.lane);
+    budget::admit(state, &spec)?;
+    let now = state.now;
+    let tenant = state.hold_tenant(&spec.tenant);
+    let lane = state.names.lanes.acquire(&spec.lane);
     // Ids stay far below `u64::MAX`: `restore` refuses counters past `ID_CEILING`, and
     // each input moves them by at most one job's tasks.
-    let id = JobId(s.next_job);
-    s.next_job += 1;
-    let first = s.next_task;
+    let id = JobId(state.next_job);
+    state.next_job += 1;
+    let first = state.next_task;
     let n = spec.tasks.len() as u32;
-    s.next_task += n as u64;
+    state.next_task += n as u64;
     let deadline_at = spec.deadline_ms.map(|d| now.saturating_add(d));
-    s.jobs.insert(
+    state.jobs.insert(
         id,
         Job {
             id,
@@ -85,21 +57,89 @@ pub(crate) fn submit(s: &mut State, spec: JobSpec) -> Reply {
             end: None,
         },
     );
-    s.job_names.insert(spec.name.clone(), id);
-    s.tenants[tenant as usize].jobs_in_flight += 1;
+    state.job_names.insert(spec.name.clone(), id);
+    state.tenants[tenant as usize].jobs_in_flight += 1;
     let bytes = spec
         .tasks
         .iter()
         .fold(0u64, |sum, t| sum.saturating_add(t.payload.len() as u64));
-    budget::store(s, bytes);
+    budget::store(state, bytes);
     if let Some(at) = deadline_at {
-        s.timers.arm(at, Timer::JobDeadline(id));
+        state.timers.arm(at, Timer::JobDeadline(id));
     }
+    let roots = insert_tasks(state, id, TaskId(first), spec, &valid.downstream);
+    for tid in roots {
+        dag::release(state, tid);
+    }
+    Ok(Accepted::JobSubmitted {
+        job: id,
+        first_task: TaskId(first),
+        tasks: n,
+        duplicate: false,
+    })
+}
+
+/// Whether the job may be admitted under its name and tenant: `Some` reply when it is
+/// a resent submission of the job the name stands for.
+fn check_admission(
+    state: &State,
+    spec: &JobSpec,
+    spec_hash: u64,
+) -> Result<Option<Accepted>, Rejection> {
+    // A name stands for its newest job. The same spec under it is that job again while
+    // the job is live or retained (a resent submission runs once); a different spec
+    // conflicts while the job runs and makes a new job once it has finished, the old
+    // one staying queryable by id until its retention ends.
+    if let Some(&existing) = state.job_names.get(&spec.name) {
+        match state.jobs.get(&existing) {
+            Some(job) if job.spec_hash == spec_hash => {
+                return Ok(Some(Accepted::JobSubmitted {
+                    job: existing,
+                    first_task: job.first_task,
+                    tasks: job.task_count,
+                    duplicate: true,
+                }))
+            }
+            Some(job) if job.end.is_some() => {}
+            _ => {
+                return Err(Rejection::JobNameConflict {
+                    name: spec.name.clone(),
+                    existing,
+                })
+            }
+        }
+    }
+    let limit = state.config.limits.max_jobs_in_flight_per_tenant;
+    if let Some(t) = state.names.tenants.get(&spec.tenant) {
+        if state.tenants[t as usize].jobs_in_flight >= limit {
+            return Err(Rejection::TenantJobLimit {
+                tenant: spec.tenant.clone(),
+                limit,
+            });
+        }
+    }
+    Ok(None)
+}
+
+/// Inserts the job's tasks, waiting, under consecutive ids from `first`; returns the
+/// tasks without a dependency group, which are released at once.
+fn insert_tasks(
+    state: &mut State,
+    job: JobId,
+    first: TaskId,
+    spec: JobSpec,
+    downstream: &[Vec<u32>],
+) -> Vec<TaskId> {
+    let now = state.now;
+    let (lane, tenant) = match state.jobs.get(&job) {
+        Some(j) => (j.lane, j.tenant),
+        None => return Vec::new(),
+    };
     let mut roots = Vec::new();
     for (i, t) in spec.tasks.into_iter().enumerate() {
-        let tid = TaskId(first + i as u64);
-        let workers = &s.workers;
-        let capset = s
+        let tid = TaskId(first.0 + i as u64);
+        let workers = &state.workers;
+        let capset = state
             .names
             .capset(&t.capabilities, |need| queue::coverage(workers, need));
         let group = t.deps.as_ref().map(|g| {
@@ -116,15 +156,15 @@ pub(crate) fn submit(s: &mut State, spec: JobSpec) -> Reply {
         if group.is_none() {
             roots.push(tid);
         }
-        let downstream = valid.downstream[i]
+        let downstream = downstream[i]
             .iter()
-            .map(|&d| TaskId(first + d as u64))
+            .map(|&d| TaskId(first.0 + d as u64))
             .collect();
-        s.tasks.insert(
+        state.tasks.insert(
             tid,
             Task {
                 id: tid,
-                job: id,
+                job,
                 key: t.key,
                 payload: t.payload,
                 lane,
@@ -148,19 +188,11 @@ pub(crate) fn submit(s: &mut State, spec: JobSpec) -> Reply {
             },
         );
     }
-    for tid in roots {
-        dag::release(s, tid);
-    }
-    Ok(Accepted::JobSubmitted {
-        job: id,
-        first_task: TaskId(first),
-        tasks: n,
-        duplicate: false,
-    })
+    roots
 }
 
-pub(crate) fn cancel(s: &mut State, job: JobId) -> Reply {
-    let Some(j) = s.jobs.get(&job) else {
+pub(crate) fn cancel(state: &mut State, job: JobId) -> Reply {
+    let Some(j) = state.jobs.get(&job) else {
         return Err(Rejection::UnknownJob { job });
     };
     if j.end.is_some() {
@@ -169,7 +201,7 @@ pub(crate) fn cancel(s: &mut State, job: JobId) -> Reply {
             already_finished: true,
         });
     }
-    terminate(s, job, JobOutcome::Cancelled, EndReason::JobCancelled);
+    terminate(state, job, JobOutcome::Cancelled, EndReason::JobCancelled);
     Ok(Accepted::JobCancelled {
         job,
         already_finished: false,
@@ -178,8 +210,8 @@ pub(crate) fn cancel(s: &mut State, job: JobId) -> Reply {
 
 /// Ends every unfinished task of the job: grants withdrawn, leases revoked (their
 /// workers told), queued and waiting tasks cancelled.
-pub(crate) fn terminate(s: &mut State, job: JobId, outcome: JobOutcome, reason: EndReason) {
-    let Some(j) = s.jobs.get_mut(&job) else {
+pub(crate) fn terminate(state: &mut State, job: JobId, outcome: JobOutcome, reason: EndReason) {
+    let Some(j) = state.jobs.get_mut(&job) else {
         return;
     };
     if j.end.is_some() {
@@ -188,73 +220,47 @@ pub(crate) fn terminate(s: &mut State, job: JobId, outcome: JobOutcome, reason: 
     j.forced = Some((outcome, reason));
     let tasks: Vec<TaskId> = j.task_ids().collect();
     for tid in tasks {
-        let Some(task) = s.tasks.get(&tid) else {
+        let Some(task) = state.tasks.get(&tid) else {
             continue;
         };
         match task.state.clone() {
             TaskState::Done(_) => continue,
             TaskState::Waiting => {}
-            TaskState::Delayed { until } => s.timers.disarm(until, Timer::TaskDue(tid)),
-            TaskState::Ready { .. } => queue::remove_ready(s, tid),
-            TaskState::Offered { grant } => lease::withdraw(s, grant, reason, true),
+            TaskState::Delayed { until } => state.timers.disarm(until, Timer::TaskDue(tid)),
+            TaskState::Ready { .. } => queue::remove_ready(state, tid),
+            TaskState::Offered { grant } => lease::withdraw(state, grant, reason, true),
             TaskState::Running(_) => {
-                lease::revoke(s, tid, reason);
+                lease::revoke(state, tid, reason);
             }
             TaskState::Suspended { timeout_at, .. } => {
                 if let Some(at) = timeout_at {
-                    s.timers.disarm(at, Timer::SuspendTimeout(tid));
+                    state.timers.disarm(at, Timer::SuspendTimeout(tid));
                 }
             }
         }
-        dag::finish_task(s, tid, TaskOutcome::Cancelled { reason });
+        job_end::end_task(state, tid, TaskOutcome::Cancelled { reason });
     }
-}
-
-/// Called when the last task of a job became terminal.
-pub(crate) fn finish(s: &mut State, job: JobId) {
-    let now = s.now;
-    let retention = s.config.retention_ms;
-    let Some(j) = s.jobs.get_mut(&job) else {
-        return;
-    };
-    if j.end.is_some() {
-        return;
-    }
-    let outcome = match j.forced {
-        Some((outcome, _)) => outcome,
-        None if j.failed > 0 => JobOutcome::Failed,
-        None => JobOutcome::Succeeded,
-    };
-    j.end = Some(JobEnd { outcome, at: now });
-    if let Some(at) = j.deadline_at {
-        s.timers.disarm(at, Timer::JobDeadline(job));
-    }
-    let tenant = j.tenant as usize;
-    s.tenants[tenant].jobs_in_flight = s.tenants[tenant].jobs_in_flight.saturating_sub(1);
-    s.timers
-        .arm(now.saturating_add(retention), Timer::JobRetention(job));
-    s.fx.push(Effect::JobFinished { job, outcome });
 }
 
 /// Drops a finished job and its tasks once its retention period is over.
-pub(crate) fn forget(s: &mut State, job: JobId) {
-    let Some(j) = s.jobs.get(&job) else {
+pub(crate) fn forget(state: &mut State, job: JobId) {
+    let Some(j) = state.jobs.get(&job) else {
         return;
     };
     if j.end.is_none() {
         return;
     }
     let (tenant, lane, ids) = (j.tenant, j.lane, j.task_ids());
-    if s.job_names.get(&j.name) == Some(&job) {
-        s.job_names.remove(&j.name);
+    if state.job_names.get(&j.name) == Some(&job) {
+        state.job_names.remove(&j.name);
     }
     for tid in ids {
-        if let Some(t) = s.tasks.remove(&tid) {
-            budget::unstore(s, budget::held_bytes(&t));
-            s.names.release_capset(t.capset);
+        if let Some(t) = state.tasks.remove(&tid) {
+            budget::unstore(state, budget::held_bytes(&t));
+            state.names.release_capset(t.capset);
         }
     }
-    s.jobs.remove(&job);
-    s.names.tenants.release(tenant);
-    s.names.lanes.release(lane);
+    state.jobs.remove(&job);
+    state.names.tenants.release(tenant);
+    state.names.lanes.release(lane);
 }

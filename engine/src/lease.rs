@@ -3,8 +3,8 @@
 
 use crate::blacklist;
 use crate::budget;
-use crate::dag;
 use crate::ids::{Fence, GrantId, InstanceId, TaskId, WorkerId};
+use crate::job_end;
 use crate::output::{Accepted, Effect, EndReason, TaskOutcome};
 use crate::queue;
 use crate::reject::Rejection;
@@ -15,8 +15,8 @@ use crate::timers::Timer;
 
 type Reply = Result<Accepted, Rejection>;
 
-pub(crate) fn accept(s: &mut State, w: &WorkerId, inst: InstanceId, g: GrantId) -> Reply {
-    let Some(grant) = s.grants.get(&g) else {
+pub(crate) fn accept(state: &mut State, w: &WorkerId, inst: InstanceId, g: GrantId) -> Reply {
+    let Some(grant) = state.grants.get(&g) else {
         return Err(Rejection::UnknownGrant { grant: g });
     };
     if grant.worker != *w {
@@ -35,7 +35,7 @@ pub(crate) fn accept(s: &mut State, w: &WorkerId, inst: InstanceId, g: GrantId) 
     }
     let tid = grant.task;
     if let Some(fence) = grant.accepted {
-        let expires_at = match s.tasks.get(&tid).map(|t| &t.state) {
+        let expires_at = match state.tasks.get(&tid).map(|t| &t.state) {
             Some(TaskState::Running(l)) => l.expires_at,
             _ => return Err(Rejection::UnknownGrant { grant: g }),
         };
@@ -45,10 +45,10 @@ pub(crate) fn accept(s: &mut State, w: &WorkerId, inst: InstanceId, g: GrantId) 
             duplicate: true,
         });
     }
-    s.timers.disarm(grant.expires_at, Timer::GrantExpiry(g));
-    let now = s.now;
-    let expires_at = lease_end(s, now);
-    let Some(task) = s.tasks.get_mut(&tid) else {
+    state.timers.disarm(grant.expires_at, Timer::GrantExpiry(g));
+    let now = state.now;
+    let expires_at = lease_end(state, now);
+    let Some(task) = state.tasks.get_mut(&tid) else {
         return Err(Rejection::UnknownTask { task: tid });
     };
     // Below `ID_CEILING` (checked on restore), one step per lease.
@@ -75,14 +75,14 @@ pub(crate) fn accept(s: &mut State, w: &WorkerId, inst: InstanceId, g: GrantId) 
         started_at: now,
         ended: None,
     });
-    s.timers.arm(expires_at, Timer::LeaseExpiry(tid));
+    state.timers.arm(expires_at, Timer::LeaseExpiry(tid));
     if let Some(at) = timeout_at {
-        s.timers.arm(at, Timer::AttemptTimeout(tid));
+        state.timers.arm(at, Timer::AttemptTimeout(tid));
     }
-    if let Some(grant) = s.grants.get_mut(&g) {
+    if let Some(grant) = state.grants.get_mut(&g) {
         grant.accepted = Some(fence);
     }
-    if let Some(worker) = s.workers.get_mut(w) {
+    if let Some(worker) = state.workers.get_mut(w) {
         worker.grants.remove(&g);
         worker.leases.insert(tid);
     }
@@ -95,14 +95,14 @@ pub(crate) fn accept(s: &mut State, w: &WorkerId, inst: InstanceId, g: GrantId) 
 
 /// When a lease started or renewed at `now` ends. A lease lasts at least 1 ms, so even
 /// under a zero TTL (which `Config::validate` refuses) it is held when it starts.
-fn lease_end(s: &State, now: crate::ids::Time) -> crate::ids::Time {
-    now.saturating_add(s.config.lease_ttl_ms.max(1))
+fn lease_end(state: &State, now: crate::ids::Time) -> crate::ids::Time {
+    now.saturating_add(state.config.lease_ttl_ms.max(1))
 }
 
-pub(crate) fn release(s: &mut State, w: &WorkerId, g: GrantId) -> Reply {
-    match s.grants.get(&g) {
+pub(crate) fn release(state: &mut State, w: &WorkerId, g: GrantId) -> Reply {
+    match state.grants.get(&g) {
         Some(grant) if grant.worker == *w && grant.accepted.is_none() => {
-            withdraw(s, g, EndReason::GrantReleased, false);
+            withdraw(state, g, EndReason::GrantReleased, false);
             Ok(Accepted::Ok)
         }
         Some(grant) if grant.worker != *w => Err(Rejection::GrantNotYours {
@@ -115,47 +115,47 @@ pub(crate) fn release(s: &mut State, w: &WorkerId, g: GrantId) -> Reply {
 }
 
 /// Takes back an unaccepted grant; the task returns to ready unless the caller ends it.
-pub(crate) fn withdraw(s: &mut State, g: GrantId, reason: EndReason, notify: bool) {
-    let Some(grant) = s.grants.remove(&g) else {
+pub(crate) fn withdraw(state: &mut State, g: GrantId, reason: EndReason, notify: bool) {
+    let Some(grant) = state.grants.remove(&g) else {
         return;
     };
-    s.timers.disarm(grant.expires_at, Timer::GrantExpiry(g));
-    if let Some(worker) = s.workers.get_mut(&grant.worker) {
+    state.timers.disarm(grant.expires_at, Timer::GrantExpiry(g));
+    if let Some(worker) = state.workers.get_mut(&grant.worker) {
         worker.grants.remove(&g);
     }
     if notify {
-        s.fx.push(Effect::GrantWithdrawn {
+        state.effects.push(Effect::GrantWithdrawn {
             worker: grant.worker.clone(),
             grant: g,
             task: grant.task,
             reason,
         });
     }
-    let Some(task) = s.tasks.get_mut(&grant.task) else {
+    let Some(task) = state.tasks.get_mut(&grant.task) else {
         return;
     };
     task.state = TaskState::Waiting;
     let (job, tenant) = (task.job, task.tenant);
-    queue::release_slot(s, job, tenant);
-    let ending = s.jobs.get(&job).is_some_and(|j| j.forced.is_some());
+    queue::release_slot(state, job, tenant);
+    let ending = state.jobs.get(&job).is_some_and(|j| j.forced.is_some());
     if !ending {
-        queue::make_ready(s, grant.task);
+        queue::make_ready(state, grant.task);
     }
 }
 
 /// Checks that `w` (instance `inst`) holds the current lease named by `fence`.
 pub(crate) fn check_fence(
-    s: &State,
+    state: &State,
     w: &WorkerId,
     inst: InstanceId,
     fence: Fence,
 ) -> Result<(), Rejection> {
-    let task = s
+    let task = state
         .tasks
         .get(&fence.task)
         .ok_or(Rejection::UnknownTask { task: fence.task })?;
     #[cfg(feature = "fault-injection")]
-    if s.faults.ignore_fencing && matches!(task.state, TaskState::Running(_)) {
+    if state.faults.ignore_fencing && matches!(task.state, TaskState::Running(_)) {
         return Ok(());
     }
     match &task.state {
@@ -187,11 +187,11 @@ pub(crate) fn check_fence(
 
 /// How the attempt named by `fence` ended, if it was `w`'s and has ended.
 pub(crate) fn ended_attempt<'a>(
-    s: &'a State,
+    state: &'a State,
     w: &WorkerId,
     fence: Fence,
 ) -> Option<&'a AttemptEnd> {
-    let task = s.tasks.get(&fence.task)?;
+    let task = state.tasks.get(&fence.task)?;
     let rec = task
         .history
         .iter()
@@ -203,30 +203,30 @@ pub(crate) fn ended_attempt<'a>(
     rec.ended.as_ref().map(|(_, end)| end)
 }
 
-pub(crate) fn renew(s: &mut State, w: &WorkerId, inst: InstanceId, fence: Fence) -> Reply {
-    check_fence(s, w, inst, fence)?;
-    let expires_at = lease_end(s, s.now);
-    if let Some(TaskState::Running(l)) = s.tasks.get_mut(&fence.task).map(|t| &mut t.state) {
+pub(crate) fn renew(state: &mut State, w: &WorkerId, inst: InstanceId, fence: Fence) -> Reply {
+    check_fence(state, w, inst, fence)?;
+    let expires_at = lease_end(state, state.now);
+    if let Some(TaskState::Running(l)) = state.tasks.get_mut(&fence.task).map(|t| &mut t.state) {
         l.expires_at = expires_at;
     }
     Ok(Accepted::Renewed { fence, expires_at })
 }
 
 pub(crate) fn complete(
-    s: &mut State,
+    state: &mut State,
     w: &WorkerId,
     inst: InstanceId,
     fence: Fence,
     output: Payload,
 ) -> Reply {
-    if let Some(AttemptEnd::Succeeded) = ended_attempt(s, w, fence) {
+    if let Some(AttemptEnd::Succeeded) = ended_attempt(state, w, fence) {
         return Ok(Accepted::Completed {
             fence,
             duplicate: true,
         });
     }
-    check_fence(s, w, inst, fence)?;
-    let limit = s.config.limits.max_payload_bytes;
+    check_fence(state, w, inst, fence)?;
+    let limit = state.config.limits.max_payload_bytes;
     if output.len() as u64 > limit as u64 {
         return Err(Rejection::TooLarge {
             field: "output".into(),
@@ -234,15 +234,15 @@ pub(crate) fn complete(
             limit: limit as u64,
         });
     }
-    if let Some(t) = s.tasks.get(&fence.task) {
-        budget::admit_output(s, t, &output)?;
+    if let Some(t) = state.tasks.get(&fence.task) {
+        budget::admit_output(state, t, &output)?;
     }
-    end_lease(s, fence.task, AttemptEnd::Succeeded);
-    budget::store(s, output.len() as u64);
-    if let Some(t) = s.tasks.get_mut(&fence.task) {
+    end_lease(state, fence.task, AttemptEnd::Succeeded);
+    budget::store(state, output.len() as u64);
+    if let Some(t) = state.tasks.get_mut(&fence.task) {
         t.output = Some(output);
     }
-    dag::finish_task(s, fence.task, TaskOutcome::Succeeded);
+    job_end::end_task(state, fence.task, TaskOutcome::Succeeded);
     Ok(Accepted::Completed {
         fence,
         duplicate: false,
@@ -250,7 +250,7 @@ pub(crate) fn complete(
 }
 
 pub(crate) fn fail(
-    s: &mut State,
+    state: &mut State,
     w: &WorkerId,
     inst: InstanceId,
     fence: Fence,
@@ -261,7 +261,7 @@ pub(crate) fn fail(
         retry_at,
         reported: true,
         ..
-    }) = ended_attempt(s, w, fence)
+    }) = ended_attempt(state, w, fence)
     {
         return Ok(Accepted::Failed {
             fence,
@@ -269,8 +269,8 @@ pub(crate) fn fail(
             retry_at: *retry_at,
         });
     }
-    check_fence(s, w, inst, fence)?;
-    let limit = s.config.limits.max_payload_bytes;
+    check_fence(state, w, inst, fence)?;
+    let limit = state.config.limits.max_payload_bytes;
     if error.len() as u64 > limit as u64 {
         return Err(Rejection::TooLarge {
             field: "error".into(),
@@ -278,8 +278,8 @@ pub(crate) fn fail(
             limit: limit as u64,
         });
     }
-    blacklist::record_failure(s, w);
-    let retry_at = fail_attempt(s, fence.task, error, permanent, true);
+    blacklist::record_failure(state, w);
+    let retry_at = fail_attempt(state, fence.task, error, permanent, true);
     Ok(Accepted::Failed {
         fence,
         duplicate: false,
@@ -289,15 +289,15 @@ pub(crate) fn fail(
 
 /// Ends the running attempt as failed and either schedules a retry or fails the task.
 pub(crate) fn fail_attempt(
-    s: &mut State,
+    state: &mut State,
     tid: TaskId,
     error: String,
     permanent: bool,
     reported: bool,
 ) -> Option<crate::ids::Time> {
-    let now = s.now;
-    let seed = s.config.seed;
-    let task = s.tasks.get_mut(&tid)?;
+    let now = state.now;
+    let seed = state.config.seed;
+    let task = state.tasks.get_mut(&tid)?;
     task.failures = task.failures.saturating_add(1);
     let retry_at = if permanent || task.failures >= task.retry.max_attempts {
         None
@@ -311,7 +311,7 @@ pub(crate) fn fail_attempt(
         )))
     };
     end_lease(
-        s,
+        state,
         tid,
         AttemptEnd::Failed {
             error: error.clone(),
@@ -320,17 +320,17 @@ pub(crate) fn fail_attempt(
         },
     );
     match retry_at {
-        Some(until) => retry::schedule(s, tid, until, EndReason::AttemptFailed),
-        None => dag::finish_task(s, tid, TaskOutcome::Failed { error }),
+        Some(until) => retry::schedule(state, tid, until, EndReason::AttemptFailed),
+        None => job_end::end_task(state, tid, TaskOutcome::Failed { error }),
     }
     retry_at
 }
 
 /// Ends the current lease: timers, grant record, worker and slot bookkeeping, history.
 /// The caller decides the task's next state.
-pub(crate) fn end_lease(s: &mut State, tid: TaskId, end: AttemptEnd) -> Option<Lease> {
-    let now = s.now;
-    let task = s.tasks.get_mut(&tid)?;
+pub(crate) fn end_lease(state: &mut State, tid: TaskId, end: AttemptEnd) -> Option<Lease> {
+    let now = state.now;
+    let task = state.tasks.get_mut(&tid)?;
     let TaskState::Running(lease) = std::mem::replace(&mut task.state, TaskState::Waiting) else {
         return None;
     };
@@ -338,31 +338,31 @@ pub(crate) fn end_lease(s: &mut State, tid: TaskId, end: AttemptEnd) -> Option<L
         rec.ended = Some((now, end));
     }
     let (job, tenant) = (task.job, task.tenant);
-    s.timers.disarm(lease.timer_at, Timer::LeaseExpiry(tid));
+    state.timers.disarm(lease.timer_at, Timer::LeaseExpiry(tid));
     if let Some(at) = lease.timeout_at {
-        s.timers.disarm(at, Timer::AttemptTimeout(tid));
+        state.timers.disarm(at, Timer::AttemptTimeout(tid));
     }
-    s.grants.remove(&lease.grant);
-    if let Some(worker) = s.workers.get_mut(&lease.worker) {
+    state.grants.remove(&lease.grant);
+    if let Some(worker) = state.workers.get_mut(&lease.worker) {
         worker.leases.remove(&tid);
         if worker.status == WorkerStatus::Draining && worker.active() == 0 {
-            s.fx.push(Effect::WorkerDrained {
+            state.effects.push(Effect::WorkerDrained {
                 worker: lease.worker.clone(),
             });
         }
     }
-    queue::release_slot(s, job, tenant);
+    queue::release_slot(state, job, tenant);
     Some(lease)
 }
 
 /// Revokes a running lease from outside (expiry, timeout, loss, cancel) and tells the
 /// holder to stop.
-pub(crate) fn revoke(s: &mut State, tid: TaskId, reason: EndReason) -> Option<Lease> {
-    let task = s.tasks.get(&tid)?;
+pub(crate) fn revoke(state: &mut State, tid: TaskId, reason: EndReason) -> Option<Lease> {
+    let task = state.tasks.get(&tid)?;
     let TaskState::Running(lease) = &task.state else {
         return None;
     };
-    s.fx.push(Effect::LeaseRevoked {
+    state.effects.push(Effect::LeaseRevoked {
         worker: lease.worker.clone(),
         fence: Fence {
             task: tid,
@@ -371,30 +371,30 @@ pub(crate) fn revoke(s: &mut State, tid: TaskId, reason: EndReason) -> Option<Le
         },
         reason,
     });
-    end_lease(s, tid, AttemptEnd::Ended(reason))
+    end_lease(state, tid, AttemptEnd::Ended(reason))
 }
 
 /// The attempt ended through no fault of the task (worker lost, lease expired): a new
 /// attempt starts at once, bounded by the loss budget rather than the retry budget.
-pub(crate) fn requeue_lost(s: &mut State, tid: TaskId, reason: EndReason) {
-    let max_losses = s.config.max_losses;
-    let Some(task) = s.tasks.get_mut(&tid) else {
+pub(crate) fn requeue_lost(state: &mut State, tid: TaskId, reason: EndReason) {
+    let max_losses = state.config.max_losses;
+    let Some(task) = state.tasks.get_mut(&tid) else {
         return;
     };
     task.losses = task.losses.saturating_add(1);
     if task.losses > max_losses || task.losses == u32::MAX {
         let error = format!("lost {} times, last by {reason:?}", task.losses);
-        dag::finish_task(s, tid, TaskOutcome::Failed { error });
+        job_end::end_task(state, tid, TaskOutcome::Failed { error });
         return;
     }
     task.attempt = task.attempt.saturating_add(1);
     let (job, attempt) = (task.job, task.attempt);
-    s.fx.push(Effect::TaskRequeued {
+    state.effects.push(Effect::TaskRequeued {
         job,
         task: tid,
         attempt,
         reason,
-        ready_at: s.now,
+        ready_at: state.now,
     });
-    queue::make_ready(s, tid);
+    queue::make_ready(state, tid);
 }

@@ -26,6 +26,8 @@ mod counts;
 mod dag;
 mod digest;
 mod dispatch;
+#[cfg(feature = "fault-injection")]
+mod faults;
 mod floors;
 #[cfg(test)]
 mod hostile_snapshots;
@@ -34,6 +36,7 @@ mod input;
 mod intern;
 mod invariants;
 mod job;
+mod job_end;
 mod lease;
 mod output;
 mod query;
@@ -53,9 +56,11 @@ mod validate;
 mod violation;
 mod worker;
 
-pub use config::{BlacklistPolicy, Config, Limits, TenantPolicy};
+pub use config::{BlacklistPolicy, Config, Limits, TenantPolicy, ALL_LANES};
 pub use counts::TaskCounts;
 pub use digest::{Digest, RestoreError, SNAPSHOT_VERSION};
+#[cfg(feature = "fault-injection")]
+pub use faults::{Faults, INJECTED_PANIC_JOB};
 pub use floors::{ConfigError, Unit};
 pub use ids::{Fence, GrantId, InstanceId, JobId, TaskId, Time, WorkerId};
 pub use input::{ClientCommand, Input, SuspendTimeout, WorkerCommand};
@@ -88,33 +93,11 @@ pub struct Usage {
     pub stored_bytes: u64,
 }
 
-/// The lane a worker registers (alone) to serve every lane, including lanes first used
-/// after it registered.
-pub const ALL_LANES: &str = "*";
-
 /// One coordinator's decision core.
 #[derive(Clone, Debug)]
 pub struct Engine {
     state: State,
 }
-
-/// Deliberate defects, compiled only for tests that prove the checkers catch them.
-#[cfg(feature = "fault-injection")]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Faults {
-    /// Accept completions and failures whatever fence they carry.
-    pub ignore_fencing: bool,
-    /// Panic on a submission of a job named [`INJECTED_PANIC_JOB`], to drive a
-    /// driver's handling of an engine panic.
-    pub panic_on_injected_job: bool,
-    /// Panic on a timer tick at or after this time that fires a timer, to drive a
-    /// driver's naming of a tick that panics the engine.
-    pub panic_on_tick_from: Option<Time>,
-}
-
-/// The job name [`Faults::panic_on_injected_job`] panics on.
-#[cfg(feature = "fault-injection")]
-pub const INJECTED_PANIC_JOB: &str = "keel-injected-panic";
 
 impl Engine {
     /// An engine with any configuration. Nothing the engine does panics on one, but a
@@ -147,30 +130,30 @@ impl Engine {
             let fires = self.state.timers.next().is_some_and(|due| due <= now);
             assert!(now < from || !fires, "injected panic on a tick");
         }
-        let s = &mut self.state;
-        tick::advance(s, now);
+        let state = &mut self.state;
+        tick::advance(state, now);
         let reply = match input {
             Input::Tick => None,
             Input::Client(cmd) => Some(match cmd {
-                ClientCommand::SubmitJob(spec) => job::submit(s, spec),
-                ClientCommand::CancelJob { job } => job::cancel(s, job),
+                ClientCommand::SubmitJob(spec) => job::submit(state, spec),
+                ClientCommand::CancelJob { job } => job::cancel(state, job),
                 ClientCommand::Signal {
                     task,
                     waitpoint,
                     idempotency_key,
                     payload,
-                } => suspend::signal(s, task, waitpoint, idempotency_key, payload),
+                } => suspend::signal(state, task, waitpoint, idempotency_key, payload),
             }),
             Input::Worker {
                 worker,
                 instance,
                 command,
-            } => Some(worker::handle(s, worker, instance, command)),
+            } => Some(worker::handle(state, worker, instance, command)),
         };
-        dispatch::run(s);
+        dispatch::run(state);
         Outputs {
             reply,
-            effects: std::mem::take(&mut s.fx),
+            effects: std::mem::take(&mut state.effects),
         }
     }
 
@@ -184,6 +167,7 @@ impl Engine {
         self.state.now
     }
 
+    /// The configuration the engine was built or restored with.
     pub fn config(&self) -> &Config {
         &self.state.config
     }
@@ -198,6 +182,9 @@ impl Engine {
         digest::snapshot(&self.state)
     }
 
+    /// An engine from `snapshot` bytes. Refuses (never panics on) bytes of another
+    /// version, bytes that do not decode, and a decoded state that breaks an invariant
+    /// or carries a configuration below its floors.
     pub fn restore(bytes: &[u8]) -> Result<Engine, RestoreError> {
         Ok(Engine {
             state: digest::restore(bytes)?,
@@ -209,6 +196,7 @@ impl Engine {
         invariants::check(&self.state)
     }
 
+    /// A job's status and every task of it; `UnknownJob` once it is forgotten.
     pub fn describe_job(&self, job: JobId) -> Result<JobView, Rejection> {
         query::describe_job(&self.state, job)
     }
@@ -218,10 +206,13 @@ impl Engine {
         self.state.job_names.get(name).copied()
     }
 
+    /// One task: its state, attempts and history; `UnknownTask` once its job is
+    /// forgotten.
     pub fn describe_task(&self, task: TaskId) -> Result<TaskView, Rejection> {
         query::describe_task(&self.state, task)
     }
 
+    /// Every job held, live or retained, in id order.
     pub fn jobs(&self) -> Vec<JobStatus> {
         query::jobs(&self.state)
     }
@@ -258,19 +249,20 @@ impl Engine {
         results::result_of(&self.state, job)
     }
 
+    /// Every worker record held, lost ones included until forgotten, in id order.
     pub fn workers(&self) -> Vec<WorkerView> {
         query::workers(&self.state)
     }
 
     /// What the engine holds, against `Limits`' engine-wide limits.
     pub fn usage(&self) -> Usage {
-        let s = &self.state;
+        let state = &self.state;
         Usage {
-            jobs: s.jobs.len() as u64,
-            tasks: s.tasks.len(),
-            tenants: s.names.tenants.in_use() as u64,
-            lanes: s.names.lanes.in_use() as u64,
-            stored_bytes: s.stored_bytes,
+            jobs: state.jobs.len() as u64,
+            tasks: state.tasks.len(),
+            tenants: state.names.tenants.in_use() as u64,
+            lanes: state.names.lanes.in_use() as u64,
+            stored_bytes: state.stored_bytes,
         }
     }
 
@@ -295,6 +287,7 @@ impl Engine {
     }
 
     #[cfg(feature = "fault-injection")]
+    /// Turns on deliberate defects (feature `fault-injection` only).
     pub fn inject_faults(&mut self, faults: Faults) {
         self.state.faults = faults;
     }

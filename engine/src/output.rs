@@ -269,6 +269,19 @@ pub enum TaskOutcome {
     },
 }
 
+impl TaskOutcome {
+    /// A short snake_case word for the kind of outcome (without its error or reason),
+    /// stable for traces, status tables and the wire.
+    pub fn label(&self) -> &'static str {
+        match self {
+            TaskOutcome::Succeeded => "succeeded",
+            TaskOutcome::Failed { .. } => "failed",
+            TaskOutcome::Skipped => "skipped",
+            TaskOutcome::Cancelled { .. } => "cancelled",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JobOutcome {
     Succeeded,
@@ -389,5 +402,20 @@ mod tests {
         let outcomes: std::collections::BTreeSet<&str> =
             JobOutcome::ALL.iter().map(|o| o.label()).collect();
         assert_eq!(outcomes.len(), JobOutcome::ALL.len());
+    }
+
+    #[test]
+    fn task_outcome_labels_match_the_job_outcome_words() {
+        let failed = TaskOutcome::Failed { error: "e".into() };
+        let cancelled = TaskOutcome::Cancelled {
+            reason: EndReason::JobCancelled,
+        };
+        assert_eq!(
+            TaskOutcome::Succeeded.label(),
+            JobOutcome::Succeeded.label()
+        );
+        assert_eq!(failed.label(), JobOutcome::Failed.label());
+        assert_eq!(cancelled.label(), JobOutcome::Cancelled.label());
+        assert_eq!(TaskOutcome::Skipped.label(), "skipped");
     }
 }

@@ -111,12 +111,12 @@ pub struct WorkerView {
     pub last_seen: Time,
 }
 
-pub(crate) fn job_status(s: &State, job: &crate::state::Job) -> JobStatus {
+pub(crate) fn job_status(state: &State, job: &crate::state::Job) -> JobStatus {
     JobStatus {
         id: job.id,
         name: job.name.clone(),
-        tenant: s.names.tenants.name(job.tenant).to_string(),
-        lane: s.names.lanes.name(job.lane).to_string(),
+        tenant: state.names.tenants.name(job.tenant).to_string(),
+        lane: state.names.lanes.name(job.lane).to_string(),
         submitted_at: job.submitted_at,
         tasks: job.task_count,
         remaining: job.remaining,
@@ -125,32 +125,37 @@ pub(crate) fn job_status(s: &State, job: &crate::state::Job) -> JobStatus {
     }
 }
 
-pub(crate) fn describe_job(s: &State, id: JobId) -> Result<JobView, Rejection> {
-    let job = s.jobs.get(&id).ok_or(Rejection::UnknownJob { job: id })?;
+pub(crate) fn describe_job(state: &State, id: JobId) -> Result<JobView, Rejection> {
+    let job = state
+        .jobs
+        .get(&id)
+        .ok_or(Rejection::UnknownJob { job: id })?;
     let tasks = job
         .task_ids()
-        .filter_map(|t| s.tasks.get(&t))
-        .map(|t| task_view(s, t))
+        .filter_map(|t| state.tasks.get(&t))
+        .map(|t| task_view(state, t))
         .collect();
     Ok(JobView {
-        status: job_status(s, job),
+        status: job_status(state, job),
         tasks,
     })
 }
 
-pub(crate) fn describe_task(s: &State, id: TaskId) -> Result<TaskView, Rejection> {
-    s.tasks
+pub(crate) fn describe_task(state: &State, id: TaskId) -> Result<TaskView, Rejection> {
+    state
+        .tasks
         .get(&id)
-        .map(|t| task_view(s, t))
+        .map(|t| task_view(state, t))
         .ok_or(Rejection::UnknownTask { task: id })
 }
 
-pub(crate) fn jobs(s: &State) -> Vec<JobStatus> {
-    s.jobs.values().map(|j| job_status(s, j)).collect()
+pub(crate) fn jobs(state: &State) -> Vec<JobStatus> {
+    state.jobs.values().map(|j| job_status(state, j)).collect()
 }
 
-pub(crate) fn workers(s: &State) -> Vec<WorkerView> {
-    s.workers
+pub(crate) fn workers(state: &State) -> Vec<WorkerView> {
+    state
+        .workers
         .values()
         .map(|w| WorkerView {
             id: w.id.clone(),
@@ -195,7 +200,7 @@ pub(crate) fn task_status(t: &Task) -> TaskStatus {
     }
 }
 
-fn task_view(s: &State, t: &Task) -> TaskView {
+fn task_view(state: &State, t: &Task) -> TaskView {
     TaskView {
         id: t.id,
         job: t.job,
@@ -221,6 +226,6 @@ fn task_view(s: &State, t: &Task) -> TaskView {
                 }),
             })
             .collect(),
-        capabilities: s.names.caps(t.capset).to_vec(),
+        capabilities: state.names.caps(t.capset).to_vec(),
     }
 }

@@ -10,21 +10,23 @@ use crate::state::{ReadyPlace, State, TaskState, Worker, WorkerStatus};
 use std::collections::BTreeMap;
 
 /// Puts a task whose dependencies and delay are satisfied where it can be granted.
-pub(crate) fn make_ready(s: &mut State, tid: TaskId) {
-    let Some(t) = s.tasks.get(&tid) else { return };
+pub(crate) fn make_ready(state: &mut State, tid: TaskId) {
+    let Some(t) = state.tasks.get(&tid) else {
+        return;
+    };
     let (job_id, capset, key) = (t.job, t.capset, t.ready_key());
     let q = QueueKey {
         lane: t.lane,
         tenant: t.tenant,
         capset,
     };
-    let Some(job) = s.jobs.get_mut(&job_id) else {
+    let Some(job) = state.jobs.get_mut(&job_id) else {
         return;
     };
-    let place = if capset != CapSetId::ANY && s.names.capsets[capset.0 as usize].coverage == 0 {
-        s.names.capsets[capset.0 as usize].blocked.insert(tid);
-        let requires = s.names.caps(capset).to_vec();
-        s.fx.push(Effect::TaskBlocked {
+    let place = if capset != CapSetId::ANY && state.names.capsets[capset.0 as usize].coverage == 0 {
+        state.names.capsets[capset.0 as usize].blocked.insert(tid);
+        let requires = state.names.caps(capset).to_vec();
+        state.effects.push(Effect::TaskBlocked {
             job: job_id,
             task: tid,
             requires,
@@ -35,18 +37,20 @@ pub(crate) fn make_ready(s: &mut State, tid: TaskId) {
         ReadyPlace::Parked
     } else {
         job.queued += 1;
-        s.ready.insert(q, key);
-        s.dispatch_dirty = true;
+        state.ready.insert(q, key);
+        state.dispatch_dirty = true;
         ReadyPlace::Queued
     };
-    if let Some(t) = s.tasks.get_mut(&tid) {
+    if let Some(t) = state.tasks.get_mut(&tid) {
         t.state = TaskState::Ready { place };
     }
 }
 
 /// Takes a ready task out of wherever it waits. The caller sets its next state.
-pub(crate) fn remove_ready(s: &mut State, tid: TaskId) {
-    let Some(t) = s.tasks.get(&tid) else { return };
+pub(crate) fn remove_ready(state: &mut State, tid: TaskId) {
+    let Some(t) = state.tasks.get(&tid) else {
+        return;
+    };
     let TaskState::Ready { place } = t.state else {
         return;
     };
@@ -59,48 +63,50 @@ pub(crate) fn remove_ready(s: &mut State, tid: TaskId) {
     let job_id = t.job;
     match place {
         ReadyPlace::Queued => {
-            s.ready.remove(q, key);
-            if let Some(job) = s.jobs.get_mut(&job_id) {
+            state.ready.remove(q, key);
+            if let Some(job) = state.jobs.get_mut(&job_id) {
                 job.queued -= 1;
             }
         }
         ReadyPlace::Parked => {
-            if let Some(job) = s.jobs.get_mut(&job_id) {
+            if let Some(job) = state.jobs.get_mut(&job_id) {
                 job.parked.remove(&key);
             }
         }
         ReadyPlace::Blocked => {
-            s.names.capsets[q.capset.0 as usize].blocked.remove(&tid);
+            state.names.capsets[q.capset.0 as usize]
+                .blocked
+                .remove(&tid);
         }
     }
 }
 
 /// A queued task moves from the ready index to holding a slot (a grant offer).
-pub(crate) fn take_slot(s: &mut State, q: QueueKey, job_id: JobId) {
-    if let Some(job) = s.jobs.get_mut(&job_id) {
+pub(crate) fn take_slot(state: &mut State, q: QueueKey, job_id: JobId) {
+    if let Some(job) = state.jobs.get_mut(&job_id) {
         job.queued -= 1;
         job.active += 1;
     }
-    s.tenants[q.tenant as usize].active += 1;
+    state.tenants[q.tenant as usize].active += 1;
 }
 
 /// A task stopped holding a grant or lease: free the slot and let parked tasks in.
-pub(crate) fn release_slot(s: &mut State, job_id: JobId, tenant: u32) {
-    s.tenants[tenant as usize].active -= 1;
-    s.dispatch_dirty = true;
-    let Some(job) = s.jobs.get_mut(&job_id) else {
+pub(crate) fn release_slot(state: &mut State, job_id: JobId, tenant: u32) {
+    state.tenants[tenant as usize].active -= 1;
+    state.dispatch_dirty = true;
+    let Some(job) = state.jobs.get_mut(&job_id) else {
         return;
     };
     job.active -= 1;
     if job.forced.is_none() {
-        refill_parked(s, job_id);
+        refill_parked(state, job_id);
     }
 }
 
 /// Moves parked tasks into the ready index while the job is under its cap.
-fn refill_parked(s: &mut State, job_id: JobId) {
+fn refill_parked(state: &mut State, job_id: JobId) {
     loop {
-        let Some(job) = s.jobs.get_mut(&job_id) else {
+        let Some(job) = state.jobs.get_mut(&job_id) else {
             return;
         };
         if job.at_cap() {
@@ -109,56 +115,58 @@ fn refill_parked(s: &mut State, job_id: JobId) {
         let Some(key) = job.parked.pop_first() else {
             return;
         };
-        make_ready(s, key.task);
+        make_ready(state, key.task);
     }
 }
 
 /// Capability coverage when a worker starts or stops counting as live; tasks are
 /// blocked when their requirement loses its last worker and unblocked when one comes.
-pub(crate) fn coverage_changed(s: &mut State, caps: &[String], joined: bool) {
-    for i in 1..s.names.capsets.len() {
-        if !s.names.capset_held(i) || !covers(caps, &s.names.capsets[i].caps) {
+pub(crate) fn coverage_changed(state: &mut State, caps: &[String], joined: bool) {
+    for i in 1..state.names.capsets.len() {
+        if !state.names.capset_held(i) || !covers(caps, &state.names.capsets[i].caps) {
             continue;
         }
-        let set = &mut s.names.capsets[i];
+        let set = &mut state.names.capsets[i];
         if joined {
             set.coverage += 1;
             if set.coverage == 1 {
                 let blocked = std::mem::take(&mut set.blocked);
                 for tid in blocked {
-                    if let Some(t) = s.tasks.get(&tid) {
-                        s.fx.push(Effect::TaskUnblocked {
+                    if let Some(t) = state.tasks.get(&tid) {
+                        state.effects.push(Effect::TaskUnblocked {
                             job: t.job,
                             task: tid,
                         });
                     }
-                    make_ready(s, tid);
+                    make_ready(state, tid);
                 }
             }
         } else {
             set.coverage = set.coverage.saturating_sub(1);
             if set.coverage == 0 {
-                block_capset(s, CapSetId(i as u32));
+                block_capset(state, CapSetId(i as u32));
             }
         }
     }
 }
 
-fn block_capset(s: &mut State, capset: CapSetId) {
-    let requires = s.names.caps(capset).to_vec();
-    for (_, key) in s.ready.take_capset(capset) {
-        let Some(t) = s.tasks.get_mut(&key.task) else {
+fn block_capset(state: &mut State, capset: CapSetId) {
+    let requires = state.names.caps(capset).to_vec();
+    for (_, key) in state.ready.take_capset(capset) {
+        let Some(t) = state.tasks.get_mut(&key.task) else {
             continue;
         };
         t.state = TaskState::Ready {
             place: ReadyPlace::Blocked,
         };
         let job_id = t.job;
-        if let Some(job) = s.jobs.get_mut(&job_id) {
+        if let Some(job) = state.jobs.get_mut(&job_id) {
             job.queued -= 1;
         }
-        s.names.capsets[capset.0 as usize].blocked.insert(key.task);
-        s.fx.push(Effect::TaskBlocked {
+        state.names.capsets[capset.0 as usize]
+            .blocked
+            .insert(key.task);
+        state.effects.push(Effect::TaskBlocked {
             job: job_id,
             task: key.task,
             requires: requires.clone(),

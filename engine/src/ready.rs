@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Lower sorts first: higher priority, then older task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ReadyKey {
+pub(crate) struct ReadyKey {
     pub rank: i64,
     pub task: TaskId,
 }
@@ -28,13 +28,13 @@ pub(crate) struct ReadyIndex {
 }
 
 impl ReadyIndex {
-    pub fn insert(&mut self, q: QueueKey, key: ReadyKey) {
+    pub(crate) fn insert(&mut self, q: QueueKey, key: ReadyKey) {
         if self.queues.entry(q).or_default().insert(key) {
             self.len += 1;
         }
     }
 
-    pub fn remove(&mut self, q: QueueKey, key: ReadyKey) -> bool {
+    pub(crate) fn remove(&mut self, q: QueueKey, key: ReadyKey) -> bool {
         let Some(set) = self.queues.get_mut(&q) else {
             return false;
         };
@@ -48,12 +48,12 @@ impl ReadyIndex {
         removed
     }
 
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.len
     }
 
     /// Queued tasks per interned lane, ascending by lane id.
-    pub fn per_lane(&self) -> Vec<(u32, u64)> {
+    pub(crate) fn per_lane(&self) -> Vec<(u32, u64)> {
         let mut out: Vec<(u32, u64)> = Vec::new();
         for (q, set) in &self.queues {
             match out.last_mut() {
@@ -65,7 +65,7 @@ impl ReadyIndex {
     }
 
     /// The first lane at or after `lane` (by id) with ready tasks.
-    pub fn lane_from(&self, lane: u32) -> Option<u32> {
+    pub(crate) fn lane_from(&self, lane: u32) -> Option<u32> {
         let lo = QueueKey {
             lane,
             tenant: 0,
@@ -75,7 +75,7 @@ impl ReadyIndex {
     }
 
     /// Non-empty queues of one lane with their head, in (tenant, capset) order.
-    pub fn heads(&self, lane: u32) -> impl Iterator<Item = (QueueKey, ReadyKey)> + '_ {
+    pub(crate) fn heads(&self, lane: u32) -> impl Iterator<Item = (QueueKey, ReadyKey)> + '_ {
         let lo = QueueKey {
             lane,
             tenant: 0,
@@ -92,7 +92,7 @@ impl ReadyIndex {
     }
 
     /// Removes and returns every queued task with this capability requirement.
-    pub fn take_capset(&mut self, capset: CapSetId) -> Vec<(QueueKey, ReadyKey)> {
+    pub(crate) fn take_capset(&mut self, capset: CapSetId) -> Vec<(QueueKey, ReadyKey)> {
         let keys: Vec<QueueKey> = self
             .queues
             .keys()
@@ -109,7 +109,7 @@ impl ReadyIndex {
         out
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (QueueKey, ReadyKey)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (QueueKey, ReadyKey)> + '_ {
         self.queues
             .iter()
             .flat_map(|(q, set)| set.iter().map(move |k| (*q, *k)))

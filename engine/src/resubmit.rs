@@ -66,12 +66,12 @@ pub fn retried_from(name: &str) -> Option<JobId> {
     digits.parse().ok().map(JobId)
 }
 
-fn cut(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
+fn cut(state: &str, max: usize) -> &str {
+    let mut end = state.len().min(max);
+    while !state.is_char_boundary(end) {
         end -= 1;
     }
-    &s[..end]
+    &state[..end]
 }
 
 /// The spec job `id` was admitted with: same name, tenant, lane, deadline, cap and
@@ -79,9 +79,12 @@ fn cut(s: &str, max: usize) -> &str {
 /// delays, priorities, `allow_failure`). Capabilities come back sorted, upstream lists
 /// in task order, the job's priority is its first task's (tasks that differ carry
 /// their own), and the planner-only `estimated_ms` is not kept.
-pub(crate) fn job_spec(s: &State, id: JobId) -> Result<JobSpec, Rejection> {
-    let job = s.jobs.get(&id).ok_or(Rejection::UnknownJob { job: id })?;
-    let tasks: Vec<_> = job.task_ids().filter_map(|t| s.tasks.get(&t)).collect();
+pub(crate) fn job_spec(state: &State, id: JobId) -> Result<JobSpec, Rejection> {
+    let job = state
+        .jobs
+        .get(&id)
+        .ok_or(Rejection::UnknownJob { job: id })?;
+    let tasks: Vec<_> = job.task_ids().filter_map(|t| state.tasks.get(&t)).collect();
     let key_of: BTreeMap<TaskId, &str> = tasks.iter().map(|t| (t.id, t.key.as_str())).collect();
     let mut upstream: BTreeMap<TaskId, Vec<String>> = BTreeMap::new();
     for t in &tasks {
@@ -97,7 +100,7 @@ pub(crate) fn job_spec(s: &State, id: JobId) -> Result<JobSpec, Rejection> {
         .map(|t| TaskSpec {
             key: t.key.clone(),
             payload: t.payload.clone(),
-            capabilities: s
+            capabilities: state
                 .names
                 .capsets
                 .get(t.capset.0 as usize)
@@ -118,8 +121,8 @@ pub(crate) fn job_spec(s: &State, id: JobId) -> Result<JobSpec, Rejection> {
         .collect();
     Ok(JobSpec {
         name: job.name.clone(),
-        tenant: s.names.tenants.name(job.tenant).to_string(),
-        lane: s.names.lanes.name(job.lane).to_string(),
+        tenant: state.names.tenants.name(job.tenant).to_string(),
+        lane: state.names.lanes.name(job.lane).to_string(),
         priority,
         deadline_ms: job
             .deadline_at
@@ -131,8 +134,8 @@ pub(crate) fn job_spec(s: &State, id: JobId) -> Result<JobSpec, Rejection> {
 
 /// The spec that runs again what finished job `id` did not succeed at, named by
 /// [`retry_name`].
-pub(crate) fn retry_spec(s: &State, id: JobId) -> Result<JobSpec, RetryRefusal> {
-    let job = s
+pub(crate) fn retry_spec(state: &State, id: JobId) -> Result<JobSpec, RetryRefusal> {
+    let job = state
         .jobs
         .get(&id)
         .ok_or(RetryRefusal::UnknownJob { job: id })?;
@@ -141,12 +144,12 @@ pub(crate) fn retry_spec(s: &State, id: JobId) -> Result<JobSpec, RetryRefusal> 
     }
     let succeeded: BTreeSet<String> = job
         .task_ids()
-        .filter_map(|t| s.tasks.get(&t))
+        .filter_map(|t| state.tasks.get(&t))
         .filter(|t| matches!(t.state, TaskState::Done(TaskOutcome::Succeeded)))
         .map(|t| t.key.clone())
         .collect();
-    let spec = job_spec(s, id).map_err(|_| RetryRefusal::UnknownJob { job: id })?;
-    let name = retry_name(&spec.name, id, s.config.limits.max_name_len);
+    let spec = job_spec(state, id).map_err(|_| RetryRefusal::UnknownJob { job: id })?;
+    let name = retry_name(&spec.name, id, state.config.limits.max_name_len);
     unsucceeded_part(spec, &succeeded, name).ok_or(RetryRefusal::NothingToRetry { job: id })
 }
 

@@ -38,32 +38,37 @@ fn task_output(t: &Task) -> TaskOutput {
     }
 }
 
-pub(crate) fn output_of(s: &State, task: TaskId) -> Result<TaskOutput, Rejection> {
-    s.tasks
+pub(crate) fn output_of(state: &State, task: TaskId) -> Result<TaskOutput, Rejection> {
+    state
+        .tasks
         .get(&task)
         .map(task_output)
         .ok_or(Rejection::UnknownTask { task })
 }
 
 /// The task of job `job` whose key is `key`; `None` when the job has no such task.
-pub(crate) fn task_by_key(s: &State, job: JobId, key: &str) -> Result<Option<TaskId>, Rejection> {
-    let j = s.jobs.get(&job).ok_or(Rejection::UnknownJob { job })?;
+pub(crate) fn task_by_key(
+    state: &State,
+    job: JobId,
+    key: &str,
+) -> Result<Option<TaskId>, Rejection> {
+    let j = state.jobs.get(&job).ok_or(Rejection::UnknownJob { job })?;
     Ok(j.task_ids()
-        .filter_map(|t| s.tasks.get(&t))
+        .filter_map(|t| state.tasks.get(&t))
         .find(|t| t.key == key)
         .map(|t| t.id))
 }
 
-pub(crate) fn result_of(s: &State, job: JobId) -> Result<JobResult, Rejection> {
-    let j = s.jobs.get(&job).ok_or(Rejection::UnknownJob { job })?;
+pub(crate) fn result_of(state: &State, job: JobId) -> Result<JobResult, Rejection> {
+    let j = state.jobs.get(&job).ok_or(Rejection::UnknownJob { job })?;
     let tasks = j
         .task_ids()
-        .filter_map(|t| s.tasks.get(&t))
+        .filter_map(|t| state.tasks.get(&t))
         .filter(|t| t.downstream.is_empty())
         .map(task_output)
         .collect();
     Ok(JobResult {
-        status: job_status(s, j),
+        status: job_status(state, j),
         tasks,
     })
 }

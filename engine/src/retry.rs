@@ -51,20 +51,20 @@ pub(crate) fn mix(mut z: u64) -> u64 {
 }
 
 /// Starts a new attempt of `tid` that becomes ready at `until`.
-pub(crate) fn schedule(s: &mut State, tid: TaskId, until: Time, reason: EndReason) {
-    let Some(task) = s.tasks.get_mut(&tid) else {
+pub(crate) fn schedule(state: &mut State, tid: TaskId, until: Time, reason: EndReason) {
+    let Some(task) = state.tasks.get_mut(&tid) else {
         return;
     };
     task.attempt = task.attempt.saturating_add(1);
     task.state = TaskState::Delayed { until };
-    s.fx.push(Effect::TaskRequeued {
+    state.effects.push(Effect::TaskRequeued {
         job: task.job,
         task: tid,
         attempt: task.attempt,
         reason,
         ready_at: until,
     });
-    s.timers.arm(until, Timer::TaskDue(tid));
+    state.timers.arm(until, Timer::TaskDue(tid));
 }
 
 #[cfg(test)]

@@ -1,39 +1,51 @@
-//! Tasks by id. Ids are handed out in increasing order and never reused, and jobs are
-//! forgotten roughly in submission order, so a deque indexed by `id - base` gives
+//! Values by task id (the engine keeps its tasks here). Ids are handed out in
+//! increasing order and never reused, and jobs are forgotten roughly in submission
+//! order, so a deque indexed by `id - base` gives
 //! constant-time lookups where an ordered map would search a tree on every command.
 //! A task that outlives many younger ones keeps their slots (one word each) until it
 //! is forgotten.
 
 use crate::ids::TaskId;
-use crate::state::Task;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub(crate) struct TaskTable {
-    /// Id of the task in `slots[0]`.
+/// Generic over what it holds, so the table knows ids and slots but nothing of a
+/// task's state.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Slab<T> {
+    /// Id of the value in `slots[0]`.
     base: u64,
-    /// Boxed so a forgotten task costs one word while older tasks are still held.
-    slots: VecDeque<Option<Box<Task>>>,
+    /// Boxed so a forgotten value costs one word while older ones are still held.
+    slots: VecDeque<Option<Box<T>>>,
     /// Tasks held (occupied slots).
     live: u64,
 }
 
-impl TaskTable {
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            base: 0,
+            slots: VecDeque::new(),
+            live: 0,
+        }
+    }
+}
+
+impl<T> Slab<T> {
     fn index(&self, id: TaskId) -> Option<usize> {
         id.0.checked_sub(self.base).map(|i| i as usize)
     }
 
-    pub fn get(&self, id: &TaskId) -> Option<&Task> {
+    pub(crate) fn get(&self, id: &TaskId) -> Option<&T> {
         self.slots.get(self.index(*id)?)?.as_deref()
     }
 
-    pub fn get_mut(&mut self, id: &TaskId) -> Option<&mut Task> {
+    pub(crate) fn get_mut(&mut self, id: &TaskId) -> Option<&mut T> {
         let i = self.index(*id)?;
         self.slots.get_mut(i)?.as_deref_mut()
     }
 
-    pub fn insert(&mut self, id: TaskId, task: Task) {
+    pub(crate) fn insert(&mut self, id: TaskId, task: T) {
         if self.slots.is_empty() {
             self.base = id.0;
         }
@@ -50,7 +62,7 @@ impl TaskTable {
         }
     }
 
-    pub fn remove(&mut self, id: &TaskId) -> Option<Task> {
+    pub(crate) fn remove(&mut self, id: &TaskId) -> Option<T> {
         let i = self.index(*id)?;
         let task = self.slots.get_mut(i)?.take();
         if task.is_some() {
@@ -67,34 +79,34 @@ impl TaskTable {
     }
 
     /// Tasks held.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.live
     }
 
     /// One past the last slot's id, or `None` if that does not fit a `u64`; `base` when
     /// no slot is left. The engine inserts ids in increasing order, so a non-empty table
     /// ends at the next task id.
-    pub fn end(&self) -> Option<u64> {
+    pub(crate) fn end(&self) -> Option<u64> {
         self.base.checked_add(self.slots.len() as u64)
     }
 
     /// Whether the table is empty of slots, held or not.
-    pub fn no_slots(&self) -> bool {
+    pub(crate) fn no_slots(&self) -> bool {
         self.slots.is_empty()
     }
 
     /// Occupied slots, counted; a snapshot's `len` is checked against it.
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.slots.iter().filter(|t| t.is_some()).count() as u64
     }
 
     /// Moves the table to start at `base`, for tests of hostile snapshots.
     #[cfg(test)]
-    pub fn rebase(&mut self, base: u64) {
+    pub(crate) fn rebase(&mut self, base: u64) {
         self.base = base;
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (TaskId, &Task)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (TaskId, &T)> {
         let base = self.base;
         self.slots
             .iter()

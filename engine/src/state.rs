@@ -7,53 +7,82 @@ use crate::input::SuspendTimeout;
 use crate::intern::{CapSetId, Interned};
 use crate::output::{Effect, EndReason, JobOutcome, TaskOutcome};
 use crate::ready::{ReadyIndex, ReadyKey};
-use crate::slab::TaskTable;
+use crate::slab::Slab;
 use crate::spec::{GroupKind, Payload, RetryPolicy, UnsatisfiedPolicy};
 use crate::timers::Timers;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+/// Every field's invariant is checked from scratch by `invariants::check` after each
+/// step in tests and on every `restore`; the `Invariant:` lines say what it checks.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct State {
+    /// Invariant: passes `Config::validate` (checked on restore).
     pub config: Config,
+    /// The latest `now` applied; never moves back.
     pub now: Time,
+    /// The id the next job gets. Invariant: at most `ID_CEILING`.
     pub next_job: u64,
+    /// The id the next job's first task gets. Invariant: a non-empty task table ends
+    /// exactly here, every job's tasks lie below it, and it is at most `ID_CEILING`.
     pub next_task: u64,
+    /// The id the next grant gets. Invariant: at most `ID_CEILING`.
     pub next_grant: u64,
+    /// Live and retained jobs. Invariant: each is stored under its own id; their number
+    /// stays within `Limits::max_live_jobs`.
     pub jobs: BTreeMap<JobId, Job>,
+    /// Invariant: each name maps to a held job of that name, and every live (unended)
+    /// job is the one its name stands for.
     pub job_names: BTreeMap<String, JobId>,
-    pub tasks: TaskTable,
+    /// Invariant: each task is stored under its own id and belongs to a held job whose
+    /// id range, tenant and lane it matches; the count is the number of occupied slots.
+    pub tasks: Slab<Task>,
+    /// Invariant: each worker is stored under its own id.
     pub workers: BTreeMap<WorkerId, Worker>,
+    /// Invariant: every grant is held by the task it names, as its pending offer
+    /// (`Offered`) or as its lease's grant (`Running`).
     pub grants: BTreeMap<GrantId, Grant>,
+    /// Invariant: holds exactly the `Ready { Queued }` tasks, each under its own
+    /// (lane, tenant, capability set) queue and ready key.
     pub ready: ReadyIndex,
+    /// Invariant: every deadline the state records (delays, grant and lease expiry,
+    /// attempt and suspension timeouts, job deadlines and retention, blacklists) has its
+    /// timer armed at that time.
     pub timers: Timers,
     /// Workers that asked for work and still have credits.
+    /// Invariant: each is a known worker with `credits > 0`.
     pub demand: BTreeSet<WorkerId>,
     /// Where the next dispatch round starts, so no worker is always served first.
     pub dispatch_cursor: Option<WorkerId>,
+    /// Interned tenant, lane and capability-set names. Invariant: every id a task, job,
+    /// queue or worker uses exists, and each name's reference count equals its holders.
     pub names: Interned,
     /// Per interned tenant id: tasks holding a grant or lease, and jobs in flight.
+    /// Invariant: one entry per tenant slot; see `TenantLoad`.
     pub tenants: Vec<TenantLoad>,
     /// Bytes of payloads, signal payloads and outputs held by tasks; see
-    /// `Limits::max_stored_bytes`.
+    /// `Limits::max_stored_bytes`. Invariant: equals the bytes the tasks hold.
     pub stored_bytes: u64,
     /// Effects produced by the input being applied; drained by `apply`.
     #[serde(skip)]
-    pub fx: Vec<Effect>,
+    pub effects: Vec<Effect>,
     /// Something changed that may let a waiting worker receive a grant.
     #[serde(skip)]
     pub dispatch_dirty: bool,
     #[cfg(feature = "fault-injection")]
     #[serde(skip)]
-    pub faults: crate::Faults,
+    pub faults: crate::faults::Faults,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct TenantLoad {
+    /// Invariant: the tenant's tasks that are `Offered` or `Running`, at most `cap`.
     pub active: u32,
+    /// Invariant: the tenant's jobs without an end.
     pub jobs_in_flight: u32,
     /// Copied from the tenant policy when the tenant is first seen.
     pub cap: Option<u32>,
+    /// Share of dispatch among tenants. Invariant: not 0.
     pub weight: u32,
 }
 
@@ -69,19 +98,23 @@ pub(crate) struct Job {
     pub task_count: u32,
     pub max_concurrency: Option<u32>,
     pub submitted_at: Time,
+    /// Invariant: while the job is live, its deadline timer is armed here.
     pub deadline_at: Option<Time>,
-    /// Tasks not yet terminal.
+    /// Tasks not yet terminal. Invariant: the job's tasks not `Done`.
     pub remaining: u32,
-    /// Tasks holding a grant or a lease.
+    /// Tasks holding a grant or a lease. Invariant: the job's `Offered` and `Running`
+    /// tasks, at most `max_concurrency`.
     pub active: u32,
-    /// Ready tasks in the ready index.
+    /// Ready tasks in the ready index. Invariant: the job's `Ready { Queued }` tasks.
     pub queued: u32,
     /// Ready tasks held back because the job is at its concurrency cap.
+    /// Invariant: exactly the ready keys of the job's `Ready { Parked }` tasks.
     pub parked: BTreeSet<ReadyKey>,
     /// Tasks whose failure or cancellation fails the job.
     pub failed: u32,
     /// Set when the job is being ended from outside (cancel, deadline).
     pub forced: Option<(JobOutcome, EndReason)>,
+    /// Invariant: set exactly when `remaining` is 0; then the retention timer is armed.
     pub end: Option<JobEnd>,
 }
 
@@ -92,12 +125,12 @@ pub(crate) struct JobEnd {
 }
 
 impl Job {
-    pub fn task_ids(&self) -> impl Iterator<Item = TaskId> {
+    pub(crate) fn task_ids(&self) -> impl Iterator<Item = TaskId> {
         let first = self.first_task.0;
         (first..first.saturating_add(self.task_count as u64)).map(TaskId)
     }
 
-    pub fn at_cap(&self) -> bool {
+    pub(crate) fn at_cap(&self) -> bool {
         self.max_concurrency
             .is_some_and(|cap| self.active.saturating_add(self.queued) >= cap)
     }
@@ -117,30 +150,38 @@ pub(crate) struct Task {
     pub attempt_timeout_ms: Option<u64>,
     pub not_before: Time,
     pub allow_failure: bool,
+    /// Invariant: `needed` and the succeeded and unsucceeded counts together are at
+    /// most `total`.
     pub group: Option<Group>,
     pub downstream: Vec<TaskId>,
+    /// Invariant: see `TaskState`; every place it names (grant, lease, ready index,
+    /// parked set, blocked set, timer) holds the task back.
     pub state: TaskState,
     /// Current attempt number, from 1; a new attempt starts after a failure or a loss.
     pub attempt: u32,
-    /// Increases every time a lease on this task starts.
+    /// Increases every time a lease on this task starts. Invariant: equals the last
+    /// attempt record's epoch (0 with none), at most `ID_CEILING`.
     pub epoch: u64,
     pub failures: u32,
     pub losses: u32,
+    /// Invariant: epochs strictly increase; only the last record may be open, and it is
+    /// open exactly while the task is `Running`.
     pub history: Vec<AttemptRecord>,
-    /// Signals received, by idempotency key.
+    /// Signals received, by idempotency key. Invariant: a finished task holds none of
+    /// their payloads.
     pub signals: BTreeMap<String, Payload>,
     pub output: Option<Payload>,
 }
 
 impl Task {
-    pub fn ready_key(&self) -> ReadyKey {
+    pub(crate) fn ready_key(&self) -> ReadyKey {
         ReadyKey {
             rank: -(self.priority as i64),
             task: self.id,
         }
     }
 
-    pub fn is_terminal(&self) -> bool {
+    pub(crate) fn is_terminal(&self) -> bool {
         matches!(self.state, TaskState::Done(_))
     }
 }
@@ -156,10 +197,10 @@ pub(crate) struct Group {
 }
 
 impl Group {
-    pub fn satisfied(&self) -> bool {
+    pub(crate) fn satisfied(&self) -> bool {
         self.succeeded >= self.needed
     }
-    pub fn unsatisfiable(&self) -> bool {
+    pub(crate) fn unsatisfiable(&self) -> bool {
         self.unsucceeded > self.total.saturating_sub(self.needed)
     }
 }
@@ -196,10 +237,14 @@ pub(crate) enum TaskState {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Lease {
+    /// Invariant: a grant accepted at the task's current epoch.
     pub grant: GrantId,
+    /// Invariant: a live worker listing this lease and covering the task's capabilities.
     pub worker: WorkerId,
+    /// Invariant: the worker's current instance.
     pub instance: InstanceId,
     pub started_at: Time,
+    /// Invariant: after `now` (or the end of time), and not before `timer_at`.
     pub expires_at: Time,
     /// When the lease-expiry timer is armed; renewals move `expires_at` only, and the
     /// timer re-arms itself when it fires early.
@@ -248,9 +293,13 @@ pub(crate) struct Worker {
     pub last_seen: Time,
     pub liveness_timer_at: Time,
     pub credits: u32,
+    /// Invariant: exactly the unaccepted grants offered to this worker; none while
+    /// `Lost`, and with `leases` at most `max_concurrency`.
     pub grants: BTreeSet<GrantId>,
+    /// Invariant: exactly the tasks `Running` on this worker; none while `Lost`.
     pub leases: BTreeSet<TaskId>,
     pub recent_failures: VecDeque<Time>,
+    /// Invariant: when set, the readmission timer is armed at it.
     pub blacklisted_until: Option<Time>,
     /// The first grant id issued after the blacklist started: offers numbered below it
     /// predate the blacklist, so the invariant checker can tell them from new ones even
@@ -260,11 +309,11 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub fn active(&self) -> u32 {
+    pub(crate) fn active(&self) -> u32 {
         (self.grants.len() + self.leases.len()) as u32
     }
 
-    pub fn can_take_work(&self) -> bool {
+    pub(crate) fn can_take_work(&self) -> bool {
         self.status == WorkerStatus::Active
             && self.blacklisted_until.is_none()
             && self.credits > 0
@@ -287,7 +336,7 @@ pub(crate) struct Grant {
 }
 
 impl State {
-    pub fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         State {
             config,
             now: 0,
@@ -296,7 +345,7 @@ impl State {
             next_grant: 1,
             jobs: BTreeMap::new(),
             job_names: BTreeMap::new(),
-            tasks: TaskTable::default(),
+            tasks: Slab::default(),
             workers: BTreeMap::new(),
             grants: BTreeMap::new(),
             ready: ReadyIndex::default(),
@@ -306,16 +355,16 @@ impl State {
             names: Interned::default(),
             tenants: Vec::new(),
             stored_bytes: 0,
-            fx: Vec::new(),
+            effects: Vec::new(),
             dispatch_dirty: false,
             #[cfg(feature = "fault-injection")]
-            faults: crate::Faults::default(),
+            faults: crate::faults::Faults::default(),
         }
     }
 
     /// Holds a tenant for one more job; a tenant held for the first time (a new name,
     /// or a dropped id reused for another) starts with an empty load and its policy.
-    pub fn hold_tenant(&mut self, name: &str) -> u32 {
+    pub(crate) fn hold_tenant(&mut self, name: &str) -> u32 {
         let id = self.names.tenants.acquire(name);
         let i = id as usize;
         if self.tenants.len() <= i {

@@ -2,9 +2,9 @@
 //! signal (deduplicated by idempotency key) makes it ready again.
 
 use crate::budget;
-use crate::dag;
 use crate::ids::{Fence, InstanceId, TaskId, WorkerId};
 use crate::input::SuspendTimeout;
+use crate::job_end;
 use crate::lease;
 use crate::output::{Accepted, Effect, EndReason, TaskOutcome};
 use crate::queue;
@@ -18,7 +18,7 @@ type Reply = Result<Accepted, Rejection>;
 
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn suspend(
-    s: &mut State,
+    state: &mut State,
     w: &WorkerId,
     inst: InstanceId,
     fence: Fence,
@@ -26,17 +26,17 @@ pub(crate) fn suspend(
     timeout_ms: Option<u64>,
     on_timeout: SuspendTimeout,
 ) -> Reply {
-    if let Some(AttemptEnd::Ended(EndReason::Suspended)) = lease::ended_attempt(s, w, fence) {
+    if let Some(AttemptEnd::Ended(EndReason::Suspended)) = lease::ended_attempt(state, w, fence) {
         return Ok(Accepted::Suspended {
             fence,
             duplicate: true,
         });
     }
-    check_command_name("waitpoint", &waitpoint, s.config.limits.max_name_len)?;
-    lease::check_fence(s, w, inst, fence)?;
-    lease::end_lease(s, fence.task, AttemptEnd::Ended(EndReason::Suspended));
-    let timeout_at = timeout_ms.map(|ms| s.now.saturating_add(ms));
-    let Some(task) = s.tasks.get_mut(&fence.task) else {
+    check_command_name("waitpoint", &waitpoint, state.config.limits.max_name_len)?;
+    lease::check_fence(state, w, inst, fence)?;
+    lease::end_lease(state, fence.task, AttemptEnd::Ended(EndReason::Suspended));
+    let timeout_at = timeout_ms.map(|ms| state.now.saturating_add(ms));
+    let Some(task) = state.tasks.get_mut(&fence.task) else {
         return Err(Rejection::UnknownTask { task: fence.task });
     };
     task.state = TaskState::Suspended {
@@ -46,9 +46,9 @@ pub(crate) fn suspend(
     };
     let job = task.job;
     if let Some(at) = timeout_at {
-        s.timers.arm(at, Timer::SuspendTimeout(fence.task));
+        state.timers.arm(at, Timer::SuspendTimeout(fence.task));
     }
-    s.fx.push(Effect::TaskSuspended {
+    state.effects.push(Effect::TaskSuspended {
         job,
         task: fence.task,
         waitpoint,
@@ -60,17 +60,17 @@ pub(crate) fn suspend(
 }
 
 pub(crate) fn signal(
-    s: &mut State,
+    state: &mut State,
     tid: TaskId,
     waitpoint: String,
     key: String,
     payload: Payload,
 ) -> Reply {
-    let limits = &s.config.limits;
+    let limits = &state.config.limits;
     let (max_signals, max_payload) = (limits.max_signals_per_task, limits.max_payload_bytes);
     check_command_name("waitpoint", &waitpoint, limits.max_name_len)?;
     check_command_name("idempotency key", &key, limits.max_name_len)?;
-    let task = s
+    let task = state
         .tasks
         .get_mut(&tid)
         .ok_or(Rejection::UnknownTask { task: tid })?;
@@ -107,18 +107,18 @@ pub(crate) fn signal(
             })
         }
     };
-    budget::admit_signal(s, &payload)?;
+    budget::admit_signal(state, &payload)?;
     let bytes = payload.len() as u64;
-    let Some(task) = s.tasks.get_mut(&tid) else {
+    let Some(task) = state.tasks.get_mut(&tid) else {
         return Err(Rejection::UnknownTask { task: tid });
     };
     task.signals.insert(key, payload);
     let job = task.job;
-    budget::store(s, bytes);
+    budget::store(state, bytes);
     if let Some(at) = timeout_at {
-        s.timers.disarm(at, Timer::SuspendTimeout(tid));
+        state.timers.disarm(at, Timer::SuspendTimeout(tid));
     }
-    resume(s, tid, job);
+    resume(state, tid, job);
     Ok(Accepted::Signalled {
         task: tid,
         resumed: true,
@@ -126,13 +126,13 @@ pub(crate) fn signal(
     })
 }
 
-fn resume(s: &mut State, tid: TaskId, job: crate::ids::JobId) {
-    s.fx.push(Effect::TaskResumed { job, task: tid });
-    queue::make_ready(s, tid);
+fn resume(state: &mut State, tid: TaskId, job: crate::ids::JobId) {
+    state.effects.push(Effect::TaskResumed { job, task: tid });
+    queue::make_ready(state, tid);
 }
 
-pub(crate) fn timeout_due(s: &mut State, tid: TaskId, at: crate::ids::Time) {
-    let Some(task) = s.tasks.get(&tid) else {
+pub(crate) fn timeout_due(state: &mut State, tid: TaskId, at: crate::ids::Time) {
+    let Some(task) = state.tasks.get(&tid) else {
         return;
     };
     let TaskState::Suspended {
@@ -148,9 +148,9 @@ pub(crate) fn timeout_due(s: &mut State, tid: TaskId, at: crate::ids::Time) {
     }
     let job = task.job;
     match on_timeout {
-        SuspendTimeout::Resume => resume(s, tid, job),
-        SuspendTimeout::Fail => dag::finish_task(
-            s,
+        SuspendTimeout::Resume => resume(state, tid, job),
+        SuspendTimeout::Fail => job_end::end_task(
+            state,
             tid,
             TaskOutcome::Failed {
                 error: "suspension timed out".into(),

@@ -71,7 +71,7 @@ fn unpack(key: u128) -> (Time, Timer) {
 }
 
 impl Timers {
-    pub fn arm(&mut self, at: Time, timer: Timer) {
+    pub(crate) fn arm(&mut self, at: Time, timer: Timer) {
         match pack(at, &timer) {
             Some(key) => {
                 self.packed.insert(key);
@@ -82,7 +82,7 @@ impl Timers {
         }
     }
 
-    pub fn disarm(&mut self, at: Time, timer: Timer) {
+    pub(crate) fn disarm(&mut self, at: Time, timer: Timer) {
         match pack(at, &timer) {
             Some(key) => {
                 self.packed.remove(&key);
@@ -93,7 +93,7 @@ impl Timers {
         }
     }
 
-    pub fn next(&self) -> Option<Time> {
+    pub(crate) fn next(&self) -> Option<Time> {
         let packed = self.packed.first().map(|k| (k >> 64) as u64);
         let named = self.named.first().map(|(t, _)| *t);
         match (packed, named) {
@@ -103,7 +103,7 @@ impl Timers {
     }
 
     /// Removes and returns the earliest timer due at or before `now`.
-    pub fn pop_due(&mut self, now: Time) -> Option<(Time, Timer)> {
+    pub(crate) fn pop_due(&mut self, now: Time) -> Option<(Time, Timer)> {
         let packed = self.packed.first().map(|k| (k >> 64) as u64);
         let named = self.named.first().map(|(t, _)| *t);
         let take_packed = match (packed, named) {
@@ -128,7 +128,7 @@ impl Timers {
     }
 
     /// Every timer due at or before `now`, earliest first, without firing any.
-    pub fn due(&self, now: Time) -> Vec<(Time, Timer)> {
+    pub(crate) fn due(&self, now: Time) -> Vec<(Time, Timer)> {
         let packed = self
             .packed
             .iter()
@@ -140,7 +140,7 @@ impl Timers {
         due
     }
 
-    pub fn contains(&self, at: Time, timer: &Timer) -> bool {
+    pub(crate) fn contains(&self, at: Time, timer: &Timer) -> bool {
         match pack(at, timer) {
             Some(key) => self.packed.contains(&key),
             None => self.named.contains(&(at, timer.clone())),

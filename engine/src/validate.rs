@@ -3,7 +3,7 @@
 
 use crate::config::Limits;
 use crate::reject::{CapabilityIssue, JobError};
-use crate::spec::{GroupKind, JobSpec};
+use crate::spec::{DepGroup, GroupKind, JobSpec};
 use std::collections::{BTreeSet, VecDeque};
 
 /// A spec that passed validation, with its dependency structure resolved to indices.
@@ -82,81 +82,16 @@ pub(crate) fn check_command_name(
 }
 
 pub fn validate_job(spec: &JobSpec, limits: &Limits) -> Result<ValidJob, JobError> {
-    check_name("job name", &spec.name, limits.max_name_len)?;
-    check_name("tenant", &spec.tenant, limits.max_name_len)?;
-    check_name("lane", &spec.lane, limits.max_name_len)?;
-    let positive = |task: Option<&str>, field: &str, value: Option<u64>| match value {
-        Some(0) => Err(JobError::BadField {
-            task: task.map(str::to_string),
-            field: field.to_string(),
-            why: "must be at least 1".to_string(),
-        }),
-        _ => Ok(()),
-    };
-    positive(None, "max_concurrency", spec.max_concurrency.map(u64::from))?;
-    positive(None, "deadline_ms", spec.deadline_ms)?;
-    for t in &spec.tasks {
-        positive(Some(&t.key), "attempt_timeout_ms", t.attempt_timeout_ms)?;
-    }
+    check_job_fields(spec, limits)?;
     let n = spec.tasks.len();
-    if n == 0 {
-        return Err(JobError::Empty);
-    }
-    if n as u64 > limits.max_tasks_per_job as u64 {
-        return Err(JobError::TooManyTasks {
-            count: n as u64,
-            limit: limits.max_tasks_per_job,
-        });
-    }
-    for t in &spec.tasks {
-        check_name("task key", &t.key, limits.max_name_len)?;
-    }
     let index = KeyIndex::new(spec)?;
     let mut upstream = Vec::with_capacity(n);
     for t in &spec.tasks {
         check_task_fields(t, limits)?;
-        let mut ups = Vec::new();
-        if let Some(group) = &t.deps {
-            let count = group.upstream.len();
-            if count as u64 > limits.max_deps_per_task as u64 {
-                return Err(JobError::TooManyDependencies {
-                    task: t.key.clone(),
-                    count: count as u64,
-                    limit: limits.max_deps_per_task,
-                });
-            }
-            if count == 0 {
-                return Err(JobError::EmptyGroup {
-                    task: t.key.clone(),
-                });
-            }
-            if let GroupKind::Quorum(k) = group.kind {
-                if k == 0 || k as usize > count {
-                    return Err(JobError::QuorumOutOfRange {
-                        task: t.key.clone(),
-                        k,
-                        n: count as u32,
-                    });
-                }
-            }
-            let mut seen = BTreeSet::new();
-            for dep in &group.upstream {
-                let Some(j) = index.get(dep) else {
-                    return Err(JobError::UnknownDependency {
-                        task: t.key.clone(),
-                        dep: dep.clone(),
-                    });
-                };
-                if !seen.insert(j) {
-                    return Err(JobError::DuplicateDependency {
-                        task: t.key.clone(),
-                        dep: dep.clone(),
-                    });
-                }
-                ups.push(j);
-            }
-        }
-        upstream.push(ups);
+        upstream.push(match &t.deps {
+            Some(group) => group_upstream(t, group, &index, limits)?,
+            None => Vec::new(),
+        });
     }
     let mut downstream = vec![Vec::new(); n];
     for (i, ups) in upstream.iter().enumerate() {
@@ -187,6 +122,91 @@ pub fn validate_job(spec: &JobSpec, limits: &Limits) -> Result<ValidJob, JobErro
         topo_order,
         depth,
     })
+}
+
+/// The job's own names and fields, its size, and its task keys, before any task is
+/// looked at more closely.
+fn check_job_fields(spec: &JobSpec, limits: &Limits) -> Result<(), JobError> {
+    check_name("job name", &spec.name, limits.max_name_len)?;
+    check_name("tenant", &spec.tenant, limits.max_name_len)?;
+    check_name("lane", &spec.lane, limits.max_name_len)?;
+    let positive = |task: Option<&str>, field: &str, value: Option<u64>| match value {
+        Some(0) => Err(JobError::BadField {
+            task: task.map(str::to_string),
+            field: field.to_string(),
+            why: "must be at least 1".to_string(),
+        }),
+        _ => Ok(()),
+    };
+    positive(None, "max_concurrency", spec.max_concurrency.map(u64::from))?;
+    positive(None, "deadline_ms", spec.deadline_ms)?;
+    for t in &spec.tasks {
+        positive(Some(&t.key), "attempt_timeout_ms", t.attempt_timeout_ms)?;
+    }
+    let n = spec.tasks.len();
+    if n == 0 {
+        return Err(JobError::Empty);
+    }
+    if n as u64 > limits.max_tasks_per_job as u64 {
+        return Err(JobError::TooManyTasks {
+            count: n as u64,
+            limit: limits.max_tasks_per_job,
+        });
+    }
+    for t in &spec.tasks {
+        check_name("task key", &t.key, limits.max_name_len)?;
+    }
+    Ok(())
+}
+
+/// The indexes of a task's upstream tasks, once its group is within the limits, not
+/// empty, has a reachable quorum and names each known task once.
+fn group_upstream(
+    t: &crate::spec::TaskSpec,
+    group: &DepGroup,
+    index: &KeyIndex,
+    limits: &Limits,
+) -> Result<Vec<u32>, JobError> {
+    let count = group.upstream.len();
+    if count as u64 > limits.max_deps_per_task as u64 {
+        return Err(JobError::TooManyDependencies {
+            task: t.key.clone(),
+            count: count as u64,
+            limit: limits.max_deps_per_task,
+        });
+    }
+    if count == 0 {
+        return Err(JobError::EmptyGroup {
+            task: t.key.clone(),
+        });
+    }
+    if let GroupKind::Quorum(k) = group.kind {
+        if k == 0 || k as usize > count {
+            return Err(JobError::QuorumOutOfRange {
+                task: t.key.clone(),
+                k,
+                n: count as u32,
+            });
+        }
+    }
+    let mut seen = BTreeSet::new();
+    let mut ups = Vec::with_capacity(count);
+    for dep in &group.upstream {
+        let Some(j) = index.get(dep) else {
+            return Err(JobError::UnknownDependency {
+                task: t.key.clone(),
+                dep: dep.clone(),
+            });
+        };
+        if !seen.insert(j) {
+            return Err(JobError::DuplicateDependency {
+                task: t.key.clone(),
+                dep: dep.clone(),
+            });
+        }
+        ups.push(j);
+    }
+    Ok(ups)
 }
 
 fn check_task_fields(t: &crate::spec::TaskSpec, limits: &Limits) -> Result<(), JobError> {

@@ -1,7 +1,8 @@
 //! Worker membership: registration, liveness, draining, leaving, and what happens to
 //! the grants and leases of a worker that is gone.
 
-use crate::ids::{InstanceId, Time, WorkerId};
+use crate::config::{Limits, ALL_LANES};
+use crate::ids::{GrantId, InstanceId, Time, WorkerId};
 use crate::input::WorkerCommand;
 use crate::lease;
 use crate::output::{Accepted, Effect, EndReason};
@@ -11,25 +12,29 @@ use crate::state::{State, Worker, WorkerStatus};
 use crate::suspend;
 use crate::timers::Timer;
 use crate::validate::{check_name, check_tokens};
-use crate::ALL_LANES;
 use std::collections::{BTreeSet, VecDeque};
 
 type Reply = Result<Accepted, Rejection>;
 
-pub(crate) fn handle(s: &mut State, w: WorkerId, inst: InstanceId, cmd: WorkerCommand) -> Reply {
+pub(crate) fn handle(
+    state: &mut State,
+    w: WorkerId,
+    inst: InstanceId,
+    cmd: WorkerCommand,
+) -> Reply {
     if let WorkerCommand::Register {
         capabilities,
         lanes,
         max_concurrency,
     } = cmd
     {
-        return register(s, w, inst, capabilities, lanes, max_concurrency);
+        return register(state, w, inst, capabilities, lanes, max_concurrency);
     }
-    touch(s, &w, inst)?;
+    touch(state, &w, inst)?;
     match cmd {
         WorkerCommand::Register { .. } | WorkerCommand::Heartbeat => Ok(Accepted::Ok),
         WorkerCommand::RequestWork { credits } => {
-            let limit = s.config.limits.max_pending_grants_per_worker;
+            let limit = state.config.limits.max_pending_grants_per_worker;
             if credits > limit {
                 return Err(Rejection::TooLarge {
                     field: "credits".into(),
@@ -37,40 +42,42 @@ pub(crate) fn handle(s: &mut State, w: WorkerId, inst: InstanceId, cmd: WorkerCo
                     limit: limit as u64,
                 });
             }
-            request_work(s, &w, credits);
+            request_work(state, &w, credits);
             Ok(Accepted::Ok)
         }
         WorkerCommand::Drain => {
-            drain(s, &w);
+            drain(state, &w);
             Ok(Accepted::Ok)
         }
         WorkerCommand::Deregister => {
-            remove(s, &w, EndReason::WorkerLeft);
-            drop_record(s, &w);
+            remove(state, &w, EndReason::WorkerLeft);
+            drop_record(state, &w);
             Ok(Accepted::Ok)
         }
-        WorkerCommand::AcceptGrant { grant } => lease::accept(s, &w, inst, grant),
-        WorkerCommand::ReleaseGrant { grant } => lease::release(s, &w, grant),
-        WorkerCommand::Renew { fence } => lease::renew(s, &w, inst, fence),
-        WorkerCommand::Complete { fence, output } => lease::complete(s, &w, inst, fence, output),
+        WorkerCommand::AcceptGrant { grant } => lease::accept(state, &w, inst, grant),
+        WorkerCommand::ReleaseGrant { grant } => lease::release(state, &w, grant),
+        WorkerCommand::Renew { fence } => lease::renew(state, &w, inst, fence),
+        WorkerCommand::Complete { fence, output } => {
+            lease::complete(state, &w, inst, fence, output)
+        }
         WorkerCommand::Fail {
             fence,
             error,
             permanent,
-        } => lease::fail(s, &w, inst, fence, error, permanent),
+        } => lease::fail(state, &w, inst, fence, error, permanent),
         WorkerCommand::Suspend {
             fence,
             waitpoint,
             timeout_ms,
             on_timeout,
-        } => suspend::suspend(s, &w, inst, fence, waitpoint, timeout_ms, on_timeout),
+        } => suspend::suspend(state, &w, inst, fence, waitpoint, timeout_ms, on_timeout),
     }
 }
 
 /// Checks that the sender is the worker's current, live instance and notes it was seen.
-fn touch(s: &mut State, w: &WorkerId, inst: InstanceId) -> Result<(), Rejection> {
-    let now = s.now;
-    let worker = s
+fn touch(state: &mut State, w: &WorkerId, inst: InstanceId) -> Result<(), Rejection> {
+    let now = state.now;
+    let worker = state
         .workers
         .get_mut(w)
         .ok_or_else(|| Rejection::UnknownWorker { worker: w.clone() })?;
@@ -92,116 +99,41 @@ fn touch(s: &mut State, w: &WorkerId, inst: InstanceId) -> Result<(), Rejection>
 }
 
 fn register(
-    s: &mut State,
+    state: &mut State,
     w: WorkerId,
     inst: InstanceId,
     mut capabilities: Vec<String>,
     lanes: Vec<String>,
     max_concurrency: u32,
 ) -> Reply {
-    let limits = &s.config.limits;
-    let invalid = |why: String| Rejection::InvalidWorker {
-        worker: w.clone(),
-        why,
-    };
-    check_name("worker id", &w.0, limits.max_name_len).map_err(|e| invalid(e.to_string()))?;
-    if capabilities.len() as u64 > limits.max_caps_per_worker as u64 {
-        return Err(invalid(format!(
-            "{} capabilities, limit {}",
-            capabilities.len(),
-            limits.max_caps_per_worker
-        )));
-    }
-    check_tokens(&capabilities, limits.max_cap_token_len)
-        .map_err(|(token, why)| Rejection::CapabilityToken { token, why })?;
-    if lanes.len() as u64 > limits.max_lanes_per_worker as u64 {
-        return Err(invalid(format!(
-            "{} lanes, limit {}",
-            lanes.len(),
-            limits.max_lanes_per_worker
-        )));
-    }
-    for lane in &lanes {
-        check_name("lane", lane, limits.max_name_len).map_err(|e| invalid(e.to_string()))?;
-    }
-    if lanes.len() > 1 && lanes.iter().any(|l| l == ALL_LANES) {
-        return Err(invalid(format!(
-            "lane \"{ALL_LANES}\" stands for every lane and must be the only one"
-        )));
-    }
-    if max_concurrency == 0 || max_concurrency > limits.max_concurrency_per_worker {
-        return Err(invalid(format!(
-            "max_concurrency {max_concurrency} outside 1..={}",
-            limits.max_concurrency_per_worker
-        )));
-    }
+    check_registration(
+        &state.config.limits,
+        &w,
+        &capabilities,
+        &lanes,
+        max_concurrency,
+    )?;
     let lane_names = if lanes.is_empty() {
         vec!["default".to_string()]
     } else {
         lanes
     };
     capabilities.sort();
-    if let Some(existing) = s.workers.get(&w) {
-        if inst < existing.instance {
-            return Err(Rejection::StaleInstance {
-                worker: w,
-                presented: inst,
-                current: existing.instance,
-            });
-        }
-        if inst == existing.instance {
-            if existing.status == WorkerStatus::Lost {
-                return Err(Rejection::WorkerLost {
-                    worker: w,
-                    instance: inst,
-                });
-            }
-            if existing.capabilities != capabilities
-                || existing.lane_names != lane_names
-                || existing.max_concurrency != max_concurrency
-            {
-                return Err(Rejection::RegistrationConflict {
-                    worker: w,
-                    instance: inst,
-                });
-            }
-            touch(s, &w, inst)?;
-            return Ok(Accepted::Registered {
-                worker: w,
-                instance: inst,
-                duplicate: true,
-            });
-        }
-        // A newer instance: the old process is gone, whatever it still believes.
-        if existing.status != WorkerStatus::Lost {
-            lose(s, &w);
-        }
-    } else {
-        // Lost records count too: they are forgotten after a liveness timeout, and
-        // counting them keeps a churn of names from growing the state meanwhile.
-        if s.workers.len() as u64 >= s.config.limits.max_workers as u64 {
-            return Err(Rejection::TooManyWorkers {
-                limit: s.config.limits.max_workers,
-            });
-        }
+    let offer = Registration {
+        capabilities,
+        lane_names,
+        max_concurrency,
+    };
+    if let Some(reply) = reregister(state, &w, inst, &offer)? {
+        return Ok(reply);
     }
-    let now = s.now;
-    // A new process of a blacklisted worker stays blacklisted: the failures were its.
-    let mut carried = (VecDeque::new(), None, None);
-    if let Some(old) = s.workers.get_mut(&w) {
-        let timer = match old.status {
-            WorkerStatus::Lost => Timer::WorkerForget(w.clone()),
-            _ => Timer::WorkerLiveness(w.clone()),
-        };
-        s.timers.disarm(old.liveness_timer_at, timer);
-        carried = (
-            std::mem::take(&mut old.recent_failures),
-            old.blacklisted_until,
-            old.blacklisted_from_grant,
-        );
-        drop_record(s, &w);
-    }
-    let (recent_failures, blacklisted_until, blacklisted_from_grant) = carried;
+    let now = state.now;
+    let (recent_failures, blacklisted_until, blacklisted_from_grant) = take_previous(state, &w);
+    let Registration {
+        capabilities,
+        lane_names,
+        max_concurrency,
+    } = offer;
     // A worker serving every lane keeps no lane ids: dispatch walks the lanes that have
     // ready tasks instead.
     let lane_ids = if lane_names == [ALL_LANES] {
@@ -209,13 +141,15 @@ fn register(
     } else {
         lane_names
             .iter()
-            .map(|l| s.names.lanes.acquire(l))
+            .map(|l| state.names.lanes.acquire(l))
             .collect()
     };
-    let liveness_at = now.saturating_add(s.config.liveness_timeout_ms);
-    s.timers.arm(liveness_at, Timer::WorkerLiveness(w.clone()));
-    queue::coverage_changed(s, &capabilities, true);
-    s.workers.insert(
+    let liveness_at = now.saturating_add(state.config.liveness_timeout_ms);
+    state
+        .timers
+        .arm(liveness_at, Timer::WorkerLiveness(w.clone()));
+    queue::coverage_changed(state, &capabilities, true);
+    state.workers.insert(
         w.clone(),
         Worker {
             id: w.clone(),
@@ -243,8 +177,141 @@ fn register(
     })
 }
 
-fn request_work(s: &mut State, w: &WorkerId, credits: u32) {
-    let Some(worker) = s.workers.get_mut(w) else {
+/// What a registration asks for, normalized (capabilities sorted, lanes defaulted).
+struct Registration {
+    capabilities: Vec<String>,
+    lane_names: Vec<String>,
+    max_concurrency: u32,
+}
+
+/// Refuses a registration whose worker id, capabilities, lanes or concurrency break
+/// the limits, before anything changes.
+fn check_registration(
+    limits: &Limits,
+    w: &WorkerId,
+    capabilities: &[String],
+    lanes: &[String],
+    max_concurrency: u32,
+) -> Result<(), Rejection> {
+    let invalid = |why: String| Rejection::InvalidWorker {
+        worker: w.clone(),
+        why,
+    };
+    check_name("worker id", &w.0, limits.max_name_len).map_err(|e| invalid(e.to_string()))?;
+    if capabilities.len() as u64 > limits.max_caps_per_worker as u64 {
+        return Err(invalid(format!(
+            "{} capabilities, limit {}",
+            capabilities.len(),
+            limits.max_caps_per_worker
+        )));
+    }
+    check_tokens(capabilities, limits.max_cap_token_len)
+        .map_err(|(token, why)| Rejection::CapabilityToken { token, why })?;
+    if lanes.len() as u64 > limits.max_lanes_per_worker as u64 {
+        return Err(invalid(format!(
+            "{} lanes, limit {}",
+            lanes.len(),
+            limits.max_lanes_per_worker
+        )));
+    }
+    for lane in lanes {
+        check_name("lane", lane, limits.max_name_len).map_err(|e| invalid(e.to_string()))?;
+    }
+    if lanes.len() > 1 && lanes.iter().any(|l| l == ALL_LANES) {
+        return Err(invalid(format!(
+            "lane \"{ALL_LANES}\" stands for every lane and must be the only one"
+        )));
+    }
+    if max_concurrency == 0 || max_concurrency > limits.max_concurrency_per_worker {
+        return Err(invalid(format!(
+            "max_concurrency {max_concurrency} outside 1..={}",
+            limits.max_concurrency_per_worker
+        )));
+    }
+    Ok(())
+}
+
+/// Settles a registration against the worker's existing record: an older instance is
+/// refused, the same instance is a duplicate (`Some` reply) if it asks for the same
+/// things, and a newer one loses the old process. `None` means register afresh.
+fn reregister(
+    state: &mut State,
+    w: &WorkerId,
+    inst: InstanceId,
+    offer: &Registration,
+) -> Result<Option<Accepted>, Rejection> {
+    let Some(existing) = state.workers.get(w) else {
+        // Lost records count too: they are forgotten after a liveness timeout, and
+        // counting them keeps a churn of names from growing the state meanwhile.
+        if state.workers.len() as u64 >= state.config.limits.max_workers as u64 {
+            return Err(Rejection::TooManyWorkers {
+                limit: state.config.limits.max_workers,
+            });
+        }
+        return Ok(None);
+    };
+    if inst < existing.instance {
+        return Err(Rejection::StaleInstance {
+            worker: w.clone(),
+            presented: inst,
+            current: existing.instance,
+        });
+    }
+    if inst == existing.instance {
+        if existing.status == WorkerStatus::Lost {
+            return Err(Rejection::WorkerLost {
+                worker: w.clone(),
+                instance: inst,
+            });
+        }
+        if existing.capabilities != offer.capabilities
+            || existing.lane_names != offer.lane_names
+            || existing.max_concurrency != offer.max_concurrency
+        {
+            return Err(Rejection::RegistrationConflict {
+                worker: w.clone(),
+                instance: inst,
+            });
+        }
+        touch(state, w, inst)?;
+        return Ok(Some(Accepted::Registered {
+            worker: w.clone(),
+            instance: inst,
+            duplicate: true,
+        }));
+    }
+    // A newer instance: the old process is gone, whatever it still believes.
+    if existing.status != WorkerStatus::Lost {
+        lose(state, w);
+    }
+    Ok(None)
+}
+
+/// Drops the worker's previous record, if any, keeping what a new process inherits: a
+/// blacklisted worker stays blacklisted, the failures were its.
+fn take_previous(
+    state: &mut State,
+    w: &WorkerId,
+) -> (VecDeque<Time>, Option<Time>, Option<GrantId>) {
+    let Some(old) = state.workers.get_mut(w) else {
+        return (VecDeque::new(), None, None);
+    };
+    let timer = match old.status {
+        WorkerStatus::Lost => Timer::WorkerForget(w.clone()),
+        _ => Timer::WorkerLiveness(w.clone()),
+    };
+    state.timers.disarm(old.liveness_timer_at, timer);
+    let carried = (
+        std::mem::take(&mut old.recent_failures),
+        old.blacklisted_until,
+        old.blacklisted_from_grant,
+    );
+    drop_record(state, w);
+    carried
+}
+
+fn request_work(state: &mut State, w: &WorkerId, credits: u32) {
+    let Some(worker) = state.workers.get_mut(w) else {
         return;
     };
     if worker.status != WorkerStatus::Active {
@@ -252,15 +319,15 @@ fn request_work(s: &mut State, w: &WorkerId, credits: u32) {
     }
     worker.credits = credits.min(worker.max_concurrency);
     if worker.credits > 0 {
-        s.demand.insert(w.clone());
-        s.dispatch_dirty = true;
+        state.demand.insert(w.clone());
+        state.dispatch_dirty = true;
     } else {
-        s.demand.remove(w);
+        state.demand.remove(w);
     }
 }
 
-fn drain(s: &mut State, w: &WorkerId) {
-    let Some(worker) = s.workers.get_mut(w) else {
+fn drain(state: &mut State, w: &WorkerId) {
+    let Some(worker) = state.workers.get_mut(w) else {
         return;
     };
     if worker.status != WorkerStatus::Active {
@@ -271,21 +338,23 @@ fn drain(s: &mut State, w: &WorkerId) {
     let caps = worker.capabilities.clone();
     let grants: Vec<_> = worker.grants.iter().copied().collect();
     let idle = worker.leases.is_empty();
-    s.demand.remove(w);
-    queue::coverage_changed(s, &caps, false);
+    state.demand.remove(w);
+    queue::coverage_changed(state, &caps, false);
     for g in grants {
-        lease::withdraw(s, g, EndReason::WorkerLeft, true);
+        lease::withdraw(state, g, EndReason::WorkerLeft, true);
     }
     if idle {
-        s.fx.push(Effect::WorkerDrained { worker: w.clone() });
+        state
+            .effects
+            .push(Effect::WorkerDrained { worker: w.clone() });
     }
 }
 
 /// Liveness check: the timer fires at the last known deadline and re-arms itself if the
 /// worker was seen since.
-pub(crate) fn liveness_due(s: &mut State, w: &WorkerId, at: Time) {
-    let timeout = s.config.liveness_timeout_ms;
-    let Some(worker) = s.workers.get_mut(w) else {
+pub(crate) fn liveness_due(state: &mut State, w: &WorkerId, at: Time) {
+    let timeout = state.config.liveness_timeout_ms;
+    let Some(worker) = state.workers.get_mut(w) else {
         return;
     };
     if worker.status == WorkerStatus::Lost || worker.liveness_timer_at != at {
@@ -294,17 +363,17 @@ pub(crate) fn liveness_due(s: &mut State, w: &WorkerId, at: Time) {
     let deadline = worker.last_seen.saturating_add(timeout);
     if deadline > at {
         worker.liveness_timer_at = deadline;
-        s.timers.arm(deadline, Timer::WorkerLiveness(w.clone()));
+        state.timers.arm(deadline, Timer::WorkerLiveness(w.clone()));
         return;
     }
-    lose(s, w);
+    lose(state, w);
 }
 
 /// Drops a lost worker's record one liveness timeout after the loss, so churning worker
 /// names cannot grow the state; until then its zombie is told it was lost. A record
 /// still serving a blacklist is kept until the blacklist ends.
-pub(crate) fn forget(s: &mut State, w: &WorkerId, at: Time) {
-    let Some(worker) = s.workers.get_mut(w) else {
+pub(crate) fn forget(state: &mut State, w: &WorkerId, at: Time) {
+    let Some(worker) = state.workers.get_mut(w) else {
         return;
     };
     if worker.status != WorkerStatus::Lost || worker.liveness_timer_at != at {
@@ -313,17 +382,17 @@ pub(crate) fn forget(s: &mut State, w: &WorkerId, at: Time) {
     if let Some(until) = worker.blacklisted_until {
         let next = until.max(at.saturating_add(1));
         worker.liveness_timer_at = next;
-        s.timers.arm(next, Timer::WorkerForget(w.clone()));
+        state.timers.arm(next, Timer::WorkerForget(w.clone()));
         return;
     }
-    drop_record(s, w);
+    drop_record(state, w);
 }
 
 /// Removes a worker's record and lets go of the lanes it held.
-fn drop_record(s: &mut State, w: &WorkerId) {
-    if let Some(old) = s.workers.remove(w) {
+fn drop_record(state: &mut State, w: &WorkerId) {
+    if let Some(old) = state.workers.remove(w) {
         for lane in old.lanes {
-            s.names.lanes.release(lane);
+            state.names.lanes.release(lane);
         }
     }
 }
@@ -331,27 +400,27 @@ fn drop_record(s: &mut State, w: &WorkerId) {
 /// The worker's instance is gone: its grants return, its leases are revoked and their
 /// tasks requeued as new attempts. The entry stays, marked lost, so a zombie of this
 /// instance is told it was lost.
-fn lose(s: &mut State, w: &WorkerId) {
-    let Some(worker) = s.workers.get(w) else {
+fn lose(state: &mut State, w: &WorkerId) {
+    let Some(worker) = state.workers.get(w) else {
         return;
     };
     let instance = worker.instance;
-    remove(s, w, EndReason::WorkerLost);
-    let forget_at = s.now.saturating_add(s.config.liveness_timeout_ms);
-    if let Some(worker) = s.workers.get_mut(w) {
+    remove(state, w, EndReason::WorkerLost);
+    let forget_at = state.now.saturating_add(state.config.liveness_timeout_ms);
+    if let Some(worker) = state.workers.get_mut(w) {
         worker.status = WorkerStatus::Lost;
         worker.liveness_timer_at = forget_at;
     }
-    s.timers.arm(forget_at, Timer::WorkerForget(w.clone()));
-    s.fx.push(Effect::WorkerLost {
+    state.timers.arm(forget_at, Timer::WorkerForget(w.clone()));
+    state.effects.push(Effect::WorkerLost {
         worker: w.clone(),
         instance,
     });
 }
 
 /// Takes everything away from a worker that is leaving or lost.
-fn remove(s: &mut State, w: &WorkerId, reason: EndReason) {
-    let Some(worker) = s.workers.get_mut(w) else {
+fn remove(state: &mut State, w: &WorkerId, reason: EndReason) {
+    let Some(worker) = state.workers.get_mut(w) else {
         return;
     };
     let was_active = worker.status == WorkerStatus::Active;
@@ -360,15 +429,15 @@ fn remove(s: &mut State, w: &WorkerId, reason: EndReason) {
     let caps = worker.capabilities.clone();
     let grants: Vec<_> = worker.grants.iter().copied().collect();
     let leases: Vec<_> = worker.leases.iter().copied().collect();
-    s.demand.remove(w);
+    state.demand.remove(w);
     if was_active {
-        queue::coverage_changed(s, &caps, false);
+        queue::coverage_changed(state, &caps, false);
     }
     for g in grants {
-        lease::withdraw(s, g, reason, true);
+        lease::withdraw(state, g, reason, true);
     }
     for tid in leases {
-        lease::revoke(s, tid, reason);
-        lease::requeue_lost(s, tid, reason);
+        lease::revoke(state, tid, reason);
+        lease::requeue_lost(state, tid, reason);
     }
 }

@@ -1,10 +1,9 @@
 //! A worker registered with the lane `*` alone serves every lane, including lanes first
 //! used after it registered, taking lanes with ready tasks in turn.
-mod harness;
-use harness::*;
 use keel_engine::*;
+use keel_engine_harness::*;
 
-fn register(h: &mut H, w: &str, lanes: &[&str]) -> Result<Accepted, Rejection> {
+fn register(h: &mut Harness, w: &str, lanes: &[&str]) -> Result<Accepted, Rejection> {
     let cmd = WorkerCommand::Register {
         capabilities: vec![],
         lanes: lanes.iter().map(|l| l.to_string()).collect(),
@@ -21,7 +20,7 @@ fn in_lane(name: &str, lane: &str, keys: &[&str]) -> JobSpec {
 
 #[test]
 fn an_all_lanes_worker_serves_lanes_it_never_named() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     register(&mut h, "any", &[ALL_LANES]).unwrap();
     let (batch, _) = h.submit(in_lane("b", "batch", &["b1"])).unwrap();
     let (def, _) = h.submit(job("d", &["d1"])).unwrap();
@@ -31,13 +30,13 @@ fn an_all_lanes_worker_serves_lanes_it_never_named() {
     let mut jobs: Vec<JobId> = grants.iter().map(|(_, t)| h.task(*t).job).collect();
     jobs.sort();
     assert_eq!(jobs, vec![batch, def, late]);
-    assert_eq!(h.e.workers()[0].lanes, vec![ALL_LANES.to_string()]);
+    assert_eq!(h.engine.workers()[0].lanes, vec![ALL_LANES.to_string()]);
     h.check_replay();
 }
 
 #[test]
 fn an_all_lanes_worker_takes_lanes_in_turn() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     register(&mut h, "any", &[ALL_LANES]).unwrap();
     let (a, _) = h
         .submit(in_lane("a", "alpha", &["a1", "a2", "a3"]))
@@ -60,7 +59,7 @@ fn an_all_lanes_worker_takes_lanes_in_turn() {
 
 #[test]
 fn a_plain_worker_still_serves_only_its_lanes() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     register(&mut h, "plain", &[]).unwrap();
     h.submit(in_lane("b", "batch", &["b1"])).unwrap();
     assert!(h.request("plain", 1, 4).is_empty());
@@ -70,18 +69,18 @@ fn a_plain_worker_still_serves_only_its_lanes() {
 
 #[test]
 fn the_all_lanes_token_must_stand_alone() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     let refused = register(&mut h, "w", &["batch", ALL_LANES]).unwrap_err();
     let Rejection::InvalidWorker { why, .. } = &refused else {
         panic!("{refused:?}");
     };
     assert!(why.contains("every lane"), "{why}");
-    assert!(h.e.workers().is_empty());
+    assert!(h.engine.workers().is_empty());
 }
 
 #[test]
 fn capabilities_still_apply_to_an_all_lanes_worker() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     register(&mut h, "any", &[ALL_LANES]).unwrap();
     let mut spec = in_lane("g", "gpu", &["plain"]);
     spec.tasks.push(TaskSpec::new("train").requires(&["gpu"]));
@@ -89,19 +88,19 @@ fn capabilities_still_apply_to_an_all_lanes_worker() {
     let g = h.request("any", 1, 8);
     assert_eq!(g.iter().map(|x| x.1).collect::<Vec<_>>(), vec![first]);
     assert_eq!(h.task(TaskId(first.0 + 1)).status, TaskStatus::Blocked);
-    assert!(h.e.describe_job(j).is_ok());
+    assert!(h.engine.describe_job(j).is_ok());
 }
 
 #[test]
 fn an_all_lanes_worker_survives_snapshot_and_replay() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     register(&mut h, "any", &[ALL_LANES]).unwrap();
     h.submit(in_lane("a", "alpha", &["a1", "a2"])).unwrap();
     h.submit(in_lane("b", "beta", &["b1"])).unwrap();
     let g = h.request("any", 1, 1);
     h.accept("any", 1, g[0].0).unwrap();
-    let restored = Engine::restore(&h.e.snapshot()).unwrap();
-    let (mut a, mut b) = (h.e.clone(), restored);
+    let restored = Engine::restore(&h.engine.snapshot()).unwrap();
+    let (mut a, mut b) = (h.engine.clone(), restored);
     let more = Input::worker(
         &wid("any"),
         inst(1),

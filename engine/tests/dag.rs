@@ -1,13 +1,12 @@
 //! Jobs as DAGs: admission checks and all-of / any-of / quorum groups.
-mod harness;
-use harness::*;
 use keel_engine::*;
+use keel_engine_harness::*;
 
 fn submit_err(spec: JobSpec) -> JobError {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     match h.submit(spec) {
         Err(Rejection::InvalidJob(e)) => {
-            assert!(h.e.jobs().is_empty(), "nothing half-admitted");
+            assert!(h.engine.jobs().is_empty(), "nothing half-admitted");
             e
         }
         other => panic!("expected InvalidJob, got {other:?}"),
@@ -98,7 +97,7 @@ fn invalid_dags_are_rejected_naming_the_tasks() {
 
 #[test]
 fn duplicate_submission_is_answered_with_the_same_job() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     let (j, t) = h.submit(job("etl", &["a"])).unwrap();
     let out = h.apply(Input::Client(ClientCommand::SubmitJob(job("etl", &["a"]))));
     assert_eq!(
@@ -110,7 +109,7 @@ fn duplicate_submission_is_answered_with_the_same_job() {
             duplicate: true
         }
     );
-    assert_eq!(h.e.jobs().len(), 1);
+    assert_eq!(h.engine.jobs().len(), 1);
     let conflict = h.submit(job("etl", &["a", "b"]));
     assert_eq!(
         conflict,
@@ -122,7 +121,7 @@ fn duplicate_submission_is_answered_with_the_same_job() {
 }
 
 /// Runs every task offered to the worker, failing the listed keys, until idle.
-fn drive(h: &mut H, fail: &[&str]) -> Vec<String> {
+fn drive(h: &mut Harness, fail: &[&str]) -> Vec<String> {
     let mut order = Vec::new();
     let mut pending = std::collections::VecDeque::from(h.request("w", 1, 8));
     while let Some((g, t)) = pending.pop_front() {
@@ -161,7 +160,7 @@ fn run(
     fail: &[&str],
     policy: UnsatisfiedPolicy,
 ) -> (Option<JobOutcome>, TaskStatus, Vec<String>) {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("w", 1, &[], 8).unwrap();
     let (j, first) = h.submit(diamond(kind, policy)).unwrap();
     let order = drive(&mut h, fail);
@@ -218,7 +217,7 @@ fn quorum_needs_k_successes_and_cancels_by_policy() {
 
 #[test]
 fn quorum_releases_the_downstream_before_stragglers_finish() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("w", 1, &[], 8).unwrap();
     let (_, first) = h
         .submit(diamond(GroupKind::Quorum(2), UnsatisfiedPolicy::Skip))

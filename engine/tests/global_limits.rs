@@ -4,13 +4,8 @@
 //! `Rejection::LimitReached` naming the limit, changes nothing, and is retryable: room
 //! comes back as jobs end and are forgotten. A restored engine keeps the same budget.
 
-mod harness;
-#[path = "limits_support/mod.rs"]
-mod support;
-
-use harness::{config, H};
 use keel_engine::*;
-use support::{submit, tasks, T};
+use keel_engine_harness::{config, limits, numbered, submit, FixedTime, Harness};
 
 fn with(f: impl FnOnce(&mut Limits)) -> Config {
     let mut c = config();
@@ -27,7 +22,7 @@ fn reached(limit: &str, value: u64) -> Rejection {
 }
 
 fn job_of(name: &str, tenant: &str, n: usize, payload: &Payload) -> JobSpec {
-    let mut spec = JobSpec::new(name, tasks(n));
+    let mut spec = JobSpec::new(name, numbered(n));
     spec.tenant = tenant.into();
     for t in &mut spec.tasks {
         t.payload = payload.clone();
@@ -52,7 +47,7 @@ fn a_limit_reached_is_typed_retryable_and_names_the_limit() {
 /// With the default budget of 512 MiB the 37th is refused, whatever its tenant.
 #[test]
 fn payloads_spread_over_many_tenants_stop_at_the_stored_bytes_budget() {
-    let mut t = T::new(Config::default());
+    let mut t = FixedTime::new(Config::default());
     // One shared MiB: the engine counts bytes by length, the test allocates them once.
     let mib = bytes(1 << 20);
     let mut admitted = 0;
@@ -77,7 +72,7 @@ fn payloads_spread_over_many_tenants_stop_at_the_stored_bytes_budget() {
 
 #[test]
 fn stored_bytes_come_back_when_jobs_are_forgotten() {
-    let mut h = H::new(with(|l| {
+    let mut h = Harness::new(with(|l| {
         l.max_payload_bytes = 500;
         l.max_stored_bytes = 1_000;
     }));
@@ -101,23 +96,23 @@ fn stored_bytes_come_back_when_jobs_are_forgotten() {
         output: bytes(200),
     };
     assert!(h.worker("w", 1, fits).reply.is_some_and(|r| r.is_ok()));
-    assert_eq!(h.e.usage().stored_bytes, 1_000);
-    assert_eq!(h.e.job_spec(a).unwrap().tasks[0].payload, p);
+    assert_eq!(h.engine.usage().stored_bytes, 1_000);
+    assert_eq!(h.engine.job_spec(a).unwrap().tasks[0].payload, p);
     // Retention forgets "a" with its payload and output; a job of 400 fits again.
     h.tick(h.now + 1_000);
-    assert_eq!(h.e.usage().stored_bytes, 400);
+    assert_eq!(h.engine.usage().stored_bytes, 400);
     h.submit(job_of("c", "t", 1, &p)).unwrap();
-    assert_eq!(h.e.usage().stored_bytes, 800);
+    assert_eq!(h.engine.usage().stored_bytes, 800);
     h.check_replay();
 }
 
 #[test]
 fn a_signal_payload_that_does_not_fit_is_refused() {
-    let mut t = T::new(support::limits(|l| {
+    let mut t = FixedTime::new(limits(|l| {
         l.max_payload_bytes = 100;
         l.max_stored_bytes = 150;
     }));
-    let mut spec = JobSpec::new("j", tasks(1));
+    let mut spec = JobSpec::new("j", numbered(1));
     spec.tasks[0].payload = bytes(100);
     t.accepted(submit(spec));
     let fence = t.lease("w");
@@ -145,18 +140,18 @@ fn a_signal_payload_that_does_not_fit_is_refused() {
 
 #[test]
 fn live_jobs_and_tasks_are_bounded() {
-    let mut t = T::new(support::limits(|l| {
+    let mut t = FixedTime::new(limits(|l| {
         l.max_live_jobs = 2;
         l.max_live_tasks = 5;
     }));
-    t.accepted(submit(JobSpec::new("a", tasks(2))));
-    let e = t.refused(submit(JobSpec::new("b", tasks(4))));
+    t.accepted(submit(JobSpec::new("a", numbered(2))));
+    let e = t.refused(submit(JobSpec::new("b", numbered(4))));
     assert_eq!(e, reached("max_live_tasks", 5));
-    t.accepted(submit(JobSpec::new("b", tasks(3))));
-    let e = t.refused(submit(JobSpec::new("c", tasks(1))));
+    t.accepted(submit(JobSpec::new("b", numbered(3))));
+    let e = t.refused(submit(JobSpec::new("c", numbered(1))));
     assert_eq!(e, reached("max_live_jobs", 2));
     // A resubmission of a held job is still answered as a duplicate.
-    let (dup, _) = t.accepted(submit(JobSpec::new("a", tasks(2))));
+    let (dup, _) = t.accepted(submit(JobSpec::new("a", numbered(2))));
     assert!(matches!(
         dup,
         Accepted::JobSubmitted {
@@ -170,9 +165,9 @@ fn live_jobs_and_tasks_are_bounded() {
 /// jobs, so the engine's state does not grow with the number of names ever used.
 #[test]
 fn tenants_are_bounded_and_forgotten_with_their_jobs() {
-    let mut h = H::new(with(|l| l.max_tenants = 3));
-    let one = |h: &mut H, i: u32| -> Result<(JobId, TaskId), Rejection> {
-        let mut spec = JobSpec::new(format!("j{i}"), tasks(1));
+    let mut h = Harness::new(with(|l| l.max_tenants = 3));
+    let one = |h: &mut Harness, i: u32| -> Result<(JobId, TaskId), Rejection> {
+        let mut spec = JobSpec::new(format!("j{i}"), numbered(1));
         spec.tenant = format!("tenant-{i}");
         h.submit(spec)
     };
@@ -185,7 +180,7 @@ fn tenants_are_bounded_and_forgotten_with_their_jobs() {
         let (job, _) = one(&mut h, 100 + round)
             .or_else(|_| {
                 // Make room: cancel the oldest job and let retention forget it.
-                let oldest = h.e.jobs()[0].id;
+                let oldest = h.engine.jobs()[0].id;
                 h.apply(Input::Client(ClientCommand::CancelJob { job: oldest }));
                 h.tick(h.now + 1_000);
                 one(&mut h, 100 + round)
@@ -193,9 +188,9 @@ fn tenants_are_bounded_and_forgotten_with_their_jobs() {
             .expect("admitted once a tenant is forgotten");
         h.apply(Input::Client(ClientCommand::CancelJob { job }));
         h.tick(h.now + 1_000);
-        sizes.push(h.e.snapshot().len());
+        sizes.push(h.engine.snapshot().len());
     }
-    let usage = h.e.usage();
+    let usage = h.engine.usage();
     assert!(usage.jobs <= 3 && usage.tenants <= 3, "{usage:?}");
     // Each of the 34 names used since would add its bytes and a load entry.
     assert!(
@@ -209,21 +204,21 @@ fn tenants_are_bounded_and_forgotten_with_their_jobs() {
 
 #[test]
 fn a_restored_engine_keeps_the_same_budget() {
-    let mut t = T::new(support::limits(|l| {
+    let mut t = FixedTime::new(limits(|l| {
         l.max_payload_bytes = 100;
         l.max_stored_bytes = 250;
         l.max_tenants = 1;
     }));
-    let mut spec = JobSpec::new("a", tasks(2));
+    let mut spec = JobSpec::new("a", numbered(2));
     for task in &mut spec.tasks {
         task.payload = bytes(100);
     }
     t.accepted(submit(spec));
-    t.e = Engine::restore(&t.e.snapshot()).expect("restores");
-    let mut spec = JobSpec::new("b", tasks(1));
+    t.engine = Engine::restore(&t.engine.snapshot()).expect("restores");
+    let mut spec = JobSpec::new("b", numbered(1));
     spec.tasks[0].payload = bytes(51);
     assert_eq!(t.refused(submit(spec)), reached("max_stored_bytes", 250));
-    let mut spec = JobSpec::new("c", tasks(1));
+    let mut spec = JobSpec::new("c", numbered(1));
     spec.tenant = "other".into();
     assert_eq!(t.refused(submit(spec)), reached("max_tenants", 1));
 }

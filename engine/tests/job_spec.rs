@@ -1,8 +1,7 @@
 //! `Engine::job_spec` rebuilds what a job runs with, and `task_counts` counts its tasks
 //! by state.
-mod harness;
-use harness::*;
 use keel_engine::*;
+use keel_engine_harness::*;
 
 fn sample() -> JobSpec {
     let mut spec = JobSpec::new(
@@ -31,7 +30,7 @@ fn sample() -> JobSpec {
 
 #[test]
 fn the_rebuilt_spec_matches_the_submitted_one() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     let submitted = sample();
     let (j, _) = h.at(1_000).submit(submitted.clone()).unwrap();
     h.at(2_000).tick(2_000);
@@ -43,31 +42,34 @@ fn the_rebuilt_spec_matches_the_submitted_one() {
             t.priority = None;
         }
     }
-    assert_eq!(h.e.job_spec(j).unwrap(), expected);
+    assert_eq!(h.engine.job_spec(j).unwrap(), expected);
 }
 
 #[test]
 fn the_rebuilt_spec_is_accepted_as_a_new_job() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     let (j, _) = h.submit(sample()).unwrap();
-    let mut again = h.e.job_spec(j).unwrap();
+    let mut again = h.engine.job_spec(j).unwrap();
     again.name = "etl-again".into();
     let (k, _) = h.submit(again).unwrap();
     assert_ne!(j, k);
-    assert_eq!(h.e.describe_job(k).unwrap().tasks.len(), 4);
+    assert_eq!(h.engine.describe_job(k).unwrap().tasks.len(), 4);
 }
 
 #[test]
 fn an_unknown_job_has_no_spec_and_no_counts() {
-    let h = H::new(config());
+    let h = Harness::new(config());
     let job = JobId(9);
-    assert_eq!(h.e.job_spec(job), Err(Rejection::UnknownJob { job }));
-    assert_eq!(h.e.task_counts(job), Err(Rejection::UnknownJob { job }));
+    assert_eq!(h.engine.job_spec(job), Err(Rejection::UnknownJob { job }));
+    assert_eq!(
+        h.engine.task_counts(job),
+        Err(Rejection::UnknownJob { job })
+    );
 }
 
 #[test]
 fn task_counts_agree_with_the_task_views() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("w", 1, &[], 2).unwrap();
     let mut spec = job("j", &["a", "b", "c"]);
     spec.tasks[2] = TaskSpec::new("c").requires(&["gpu"]);
@@ -75,19 +77,20 @@ fn task_counts_agree_with_the_task_views() {
     let (j, _) = h.submit(spec).unwrap();
     let f = h.take("w", 1);
     h.fail("w", 1, f, true);
-    let counts = h.e.task_counts(j).unwrap();
+    let counts = h.engine.task_counts(j).unwrap();
     let present: Vec<_> = counts.labelled().into_iter().filter(|c| c.1 > 0).collect();
     assert_eq!(present, vec![("delayed", 1), ("blocked", 1), ("failed", 1)]);
-    let mut labels: Vec<&str> =
-        h.e.describe_job(j)
-            .unwrap()
-            .tasks
-            .iter()
-            .map(|t| t.status.label())
-            .collect();
+    let mut labels: Vec<&str> = h
+        .engine
+        .describe_job(j)
+        .unwrap()
+        .tasks
+        .iter()
+        .map(|t| t.status.label())
+        .collect();
     labels.sort();
     assert_eq!(labels, vec!["blocked", "delayed", "failed"]);
-    let view = h.e.describe_job(j).unwrap();
+    let view = h.engine.describe_job(j).unwrap();
     assert_eq!(view.tasks[2].capabilities, vec!["gpu".to_string()]);
     assert!(view.tasks[0].capabilities.is_empty());
 }

@@ -1,10 +1,9 @@
 //! Claim grants, leases and fencing: zombies, stale fences, idempotent terminals, races.
-mod harness;
-use harness::*;
 use keel_engine::*;
+use keel_engine_harness::*;
 
-fn one_task() -> (H, TaskId) {
-    let mut h = H::new(config());
+fn one_task() -> (Harness, TaskId) {
+    let mut h = Harness::new(config());
     h.register("w1", 1, &[], 1).unwrap();
     h.register("w2", 1, &[], 1).unwrap();
     let (_, t) = h.submit(job("j", &["a"])).unwrap();
@@ -19,13 +18,13 @@ fn zombie_completion_after_lease_expiry_is_rejected() {
     for at in [4_000, 8_000] {
         h.at(at).worker("w1", 1, WorkerCommand::Heartbeat);
     }
-    let fx = h.tick(10_000);
+    let effects = h.tick(10_000);
     assert!(has(
-        &fx,
+        &effects,
         |e| matches!(e, Effect::LeaseRevoked { reason: EndReason::LeaseExpired, fence, .. } if *fence == f)
     ));
     assert_eq!(h.task(t).attempt, 2);
-    let before = h.e.digest();
+    let before = h.engine.digest();
     for cmd in [
         WorkerCommand::Complete {
             fence: f,
@@ -50,7 +49,7 @@ fn zombie_completion_after_lease_expiry_is_rejected() {
     }
     // Rejections change nothing but the worker's last-seen time.
     h.worker("w1", 1, WorkerCommand::Heartbeat);
-    assert_ne!(before, h.e.digest(), "heartbeat moves last_seen");
+    assert_ne!(before, h.engine.digest(), "heartbeat moves last_seen");
     assert_eq!(h.task(t).status, TaskStatus::Queued);
     assert_eq!(h.task(t).losses, 1);
 }
@@ -73,9 +72,9 @@ fn renew_extends_the_lease() {
     h.at(20_000).worker("w1", 1, WorkerCommand::Heartbeat);
     h.tick(21_999);
     assert!(matches!(h.task(t).status, TaskStatus::Running { .. }));
-    let fx = h.tick(22_000);
+    let effects = h.tick(22_000);
     assert!(
-        has(&fx, |e| matches!(e, Effect::LeaseRevoked { .. })),
+        has(&effects, |e| matches!(e, Effect::LeaseRevoked { .. })),
         "expires 10s after the last renewal"
     );
 }
@@ -122,7 +121,7 @@ fn terminal_commands_are_idempotent() {
             .count(),
         1
     );
-    let d = h.e.digest();
+    let d = h.engine.digest();
     let out = h.complete("w1", 1, f);
     assert_eq!(
         accepted(&out),
@@ -132,7 +131,7 @@ fn terminal_commands_are_idempotent() {
         }
     );
     assert!(out.effects.is_empty(), "a replayed complete emits nothing");
-    assert_eq!(h.e.digest(), d);
+    assert_eq!(h.engine.digest(), d);
     assert_eq!(h.task(t).attempts.len(), 1);
     // A fail for an attempt that completed is stale, not a second outcome.
     let out = h.fail("w1", 1, f, false);
@@ -169,8 +168,8 @@ fn grant_expiry_returns_the_task_to_ready() {
     let (mut h, t) = one_task();
     let grants = h.request("w1", 1, 1);
     assert_eq!(grants, vec![(GrantId(1), t)]);
-    let fx = h.tick(1_000);
-    assert!(has(&fx, |e| matches!(
+    let effects = h.tick(1_000);
+    assert!(has(&effects, |e| matches!(
         e,
         Effect::GrantWithdrawn {
             reason: EndReason::GrantExpired,
@@ -209,8 +208,8 @@ fn two_workers_race_for_one_task_and_exactly_one_wins() {
     let stolen = h.accept("w2", 1, g1[0].0);
     assert!(matches!(stolen, Err(Rejection::GrantNotYours { .. })));
     // w1 is too slow; the grant expires and w2, still waiting, gets it.
-    let fx = h.tick(1_000);
-    let g2 = grants_for(&fx, "w2");
+    let effects = h.tick(1_000);
+    let g2 = grants_for(&effects, "w2");
     assert_eq!(g2.len(), 1);
     assert!(h.accept("w1", 1, g1[0].0).is_err());
     let f = h.accept("w2", 1, g2[0].0).unwrap();
@@ -227,7 +226,7 @@ fn two_workers_race_for_one_task_and_exactly_one_wins() {
 
 #[test]
 fn offers_never_exceed_worker_concurrency() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("w", 1, &[], 3).unwrap();
     h.submit(job("j", &["a", "b", "c", "d", "e"])).unwrap();
     let grants = h.request("w", 1, 10);
@@ -238,14 +237,14 @@ fn offers_never_exceed_worker_concurrency() {
     let out = h.complete("w", 1, f);
     assert_eq!(grants_for(&out.effects, "w").len(), 1);
     assert_eq!(
-        h.e.workers()[0].grants + h.e.workers()[0].leases.len() as u32,
+        h.engine.workers()[0].grants + h.engine.workers()[0].leases.len() as u32,
         3
     );
 }
 
 #[test]
 fn credits_carry_over_to_tasks_that_arrive_later() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("w", 1, &[], 4).unwrap();
     assert!(h.request("w", 1, 2).is_empty());
     let out = h.apply(Input::Client(ClientCommand::SubmitJob(job(

@@ -1,34 +1,33 @@
 //! Timers and the end of jobs: delays, attempt timeouts, deadlines, cancellation,
 //! suspension with signals, retention, next_wakeup, and snapshot + replay.
-mod harness;
-use harness::*;
 use keel_engine::*;
+use keel_engine_harness::*;
 
 #[test]
 fn delayed_tasks_wait_for_their_time() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("w", 1, &[], 1).unwrap();
     let mut t = TaskSpec::new("later");
     t.delay_ms = 3_000;
     let (_, tid) = h.submit(JobSpec::new("j", vec![t])).unwrap();
     assert_eq!(h.task(tid).status, TaskStatus::Delayed { until: 3_000 });
     assert!(h.request("w", 1, 1).is_empty());
-    assert_eq!(h.e.next_wakeup(), Some(3_000));
+    assert_eq!(h.engine.next_wakeup(), Some(3_000));
     assert_eq!(grants_for(&h.tick(3_000), "w").len(), 1);
 }
 
 #[test]
 fn an_attempt_past_its_timeout_is_revoked_and_counted_as_a_failure() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("w", 1, &[], 1).unwrap();
     let mut t = TaskSpec::new("slow");
     t.attempt_timeout_ms = Some(2_000);
     t.retry.jitter_pct = 0;
     let (_, tid) = h.submit(JobSpec::new("j", vec![t])).unwrap();
     let f = h.take("w", 1);
-    let fx = h.tick(2_000);
+    let effects = h.tick(2_000);
     assert!(has(
-        &fx,
+        &effects,
         |e| matches!(e, Effect::LeaseRevoked { reason: EndReason::AttemptTimedOut, fence, .. } if *fence == f)
     ));
     let v = h.task(tid);
@@ -42,19 +41,19 @@ fn an_attempt_past_its_timeout_is_revoked_and_counted_as_a_failure() {
 
 #[test]
 fn a_job_past_its_deadline_ends_and_revokes_its_leases() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("w", 1, &[], 1).unwrap();
     let mut spec = job("j", &["a", "b"]);
     spec.deadline_ms = Some(4_000);
     let (j, _) = h.submit(spec).unwrap();
     let f = h.take("w", 1);
     h.at(3_000).worker("w", 1, WorkerCommand::Heartbeat);
-    let fx = h.tick(4_000);
+    let effects = h.tick(4_000);
     assert!(has(
-        &fx,
+        &effects,
         |e| matches!(e, Effect::LeaseRevoked { reason: EndReason::DeadlineExceeded, fence, .. } if *fence == f)
     ));
-    assert!(has(&fx, |e| matches!(
+    assert!(has(&effects, |e| matches!(
         e,
         Effect::JobFinished {
             outcome: JobOutcome::DeadlineExceeded,
@@ -66,7 +65,7 @@ fn a_job_past_its_deadline_ends_and_revokes_its_leases() {
 
 #[test]
 fn cancelling_a_job_tells_every_holder_and_ends_every_task() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("a", 1, &[], 1).unwrap();
     h.register("b", 1, &[], 1).unwrap();
     let (j, _) = h.submit(job("j", &["t1", "t2", "t3", "t4"])).unwrap();
@@ -123,7 +122,7 @@ fn cancelling_a_job_tells_every_holder_and_ends_every_task() {
     );
 }
 
-fn signal(h: &mut H, task: TaskId, wp: &str, key: &str) -> Outputs {
+fn signal(h: &mut Harness, task: TaskId, wp: &str, key: &str) -> Outputs {
     h.apply(Input::Client(ClientCommand::Signal {
         task,
         waitpoint: wp.into(),
@@ -132,7 +131,7 @@ fn signal(h: &mut H, task: TaskId, wp: &str, key: &str) -> Outputs {
     }))
 }
 
-fn suspend(h: &mut H, f: Fence, timeout: Option<u64>, on_timeout: SuspendTimeout) -> Outputs {
+fn suspend(h: &mut Harness, f: Fence, timeout: Option<u64>, on_timeout: SuspendTimeout) -> Outputs {
     let cmd = WorkerCommand::Suspend {
         fence: f,
         waitpoint: "approval".into(),
@@ -144,7 +143,7 @@ fn suspend(h: &mut H, f: Fence, timeout: Option<u64>, on_timeout: SuspendTimeout
 
 #[test]
 fn a_suspended_task_resumes_on_a_signal_once() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("w", 1, &[], 1).unwrap();
     let (j, t) = h.submit(job("j", &["a"])).unwrap();
     let f = h.take("w", 1);
@@ -201,7 +200,7 @@ fn suspension_timeouts_fail_or_resume_by_policy() {
         (SuspendTimeout::Fail, true),
         (SuspendTimeout::Resume, false),
     ] {
-        let mut h = H::new(config());
+        let mut h = Harness::new(config());
         h.register("w", 1, &[], 1).unwrap();
         let (_, t) = h.submit(job("j", &["a"])).unwrap();
         let f = h.take("w", 1);
@@ -220,7 +219,7 @@ fn suspension_timeouts_fail_or_resume_by_policy() {
 fn signals_per_task_are_limited() {
     let mut cfg = config();
     cfg.limits.max_signals_per_task = 1;
-    let mut h = H::new(cfg);
+    let mut h = Harness::new(cfg);
     h.register("w", 1, &[], 1).unwrap();
     let (_, t) = h.submit(job("j", &["a"])).unwrap();
     let f = h.take("w", 1);
@@ -237,33 +236,33 @@ fn signals_per_task_are_limited() {
 
 #[test]
 fn finished_jobs_are_forgotten_after_retention() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("w", 1, &[], 1).unwrap();
     let (j, _) = h.submit(job("j", &["a"])).unwrap();
     let f = h.take("w", 1);
     h.complete("w", 1, f);
-    let retention = h.e.config().retention_ms;
+    let retention = h.engine.config().retention_ms;
     h.at(retention - 1).register("w", 2, &[], 1).unwrap();
-    assert!(h.e.describe_job(j).is_ok());
+    assert!(h.engine.describe_job(j).is_ok());
     h.tick(retention);
     assert_eq!(
-        h.e.describe_job(j).unwrap_err(),
+        h.engine.describe_job(j).unwrap_err(),
         Rejection::UnknownJob { job: j }
     );
-    assert!(h.e.job_by_name("j").is_none());
+    assert!(h.engine.job_by_name("j").is_none());
 }
 
 #[test]
 fn the_clock_never_runs_backwards() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.tick(5_000);
     h.at(1_000).register("w", 1, &[], 1).unwrap();
-    assert_eq!(h.e.now(), 5_000);
+    assert_eq!(h.engine.now(), 5_000);
 }
 
 #[test]
 fn snapshot_plus_replay_rebuilds_the_same_state() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("w", 1, &["gpu"], 2).unwrap();
     let spec = JobSpec::new(
         "j",
@@ -274,7 +273,7 @@ fn snapshot_plus_replay_rebuilds_the_same_state() {
     );
     h.submit(spec).unwrap();
     let f = h.take("w", 1);
-    let snap = h.e.snapshot();
+    let snap = h.engine.snapshot();
     let mark = h.log.len();
     h.at(500);
     h.complete("w", 1, f);
@@ -284,7 +283,7 @@ fn snapshot_plus_replay_rebuilds_the_same_state() {
     for (t, input) in &h.log[mark..] {
         rebuilt.apply(*t, input.clone());
     }
-    assert_eq!(rebuilt.digest(), h.e.digest());
+    assert_eq!(rebuilt.digest(), h.engine.digest());
     h.check_replay();
 }
 

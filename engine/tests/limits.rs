@@ -2,25 +2,22 @@
 //! leaves the engine exactly as it was. Every command in a test is applied at the same
 //! logical time, so the digest (which includes the clock) may be compared directly.
 
-#[path = "limits_support/mod.rs"]
-mod support;
-
 use keel_engine::*;
-use support::*;
+use keel_engine_harness::*;
 
 #[test]
 fn tasks_per_job() {
-    let mut t = T::new(limits(|l| l.max_tasks_per_job = 3));
-    let e = invalid(t.refused(submit(JobSpec::new("j", tasks(4)))));
+    let mut t = FixedTime::new(limits(|l| l.max_tasks_per_job = 3));
+    let e = invalid(t.refused(submit(JobSpec::new("j", numbered(4)))));
     assert_eq!(e, JobError::TooManyTasks { count: 4, limit: 3 });
-    assert!(t.e.jobs().is_empty() && t.e.job_by_name("j").is_none());
-    t.accepted(submit(JobSpec::new("j", tasks(3))));
+    assert!(t.engine.jobs().is_empty() && t.engine.job_by_name("j").is_none());
+    t.accepted(submit(JobSpec::new("j", numbered(3))));
 }
 
 #[test]
 fn dependencies_per_task() {
-    let mut t = T::new(limits(|l| l.max_deps_per_task = 2));
-    let mut spec = tasks(3);
+    let mut t = FixedTime::new(limits(|l| l.max_deps_per_task = 2));
+    let mut spec = numbered(3);
     spec.push(TaskSpec::new("d").after(GroupKind::AllOf, &["t0", "t1", "t2"]));
     let e = invalid(t.refused(submit(JobSpec::new("j", spec.clone()))));
     assert_eq!(
@@ -31,14 +28,14 @@ fn dependencies_per_task() {
             limit: 2
         }
     );
-    assert!(t.e.jobs().is_empty());
+    assert!(t.engine.jobs().is_empty());
     spec[3] = TaskSpec::new("d").after(GroupKind::AllOf, &["t0", "t1"]);
     t.accepted(submit(JobSpec::new("j", spec)));
 }
 
 #[test]
 fn dag_depth() {
-    let mut t = T::new(limits(|l| l.max_dag_depth = 3));
+    let mut t = FixedTime::new(limits(|l| l.max_dag_depth = 3));
     let e = invalid(t.refused(submit(JobSpec::new("j", chain(4)))));
     assert_eq!(
         e,
@@ -48,13 +45,13 @@ fn dag_depth() {
             limit: 3
         }
     );
-    assert!(t.e.jobs().is_empty());
+    assert!(t.engine.jobs().is_empty());
     t.accepted(submit(JobSpec::new("j", chain(3))));
 }
 
 #[test]
 fn payload_bytes_of_tasks_outputs_errors_and_signals() {
-    let mut t = T::new(limits(|l| l.max_payload_bytes = 8));
+    let mut t = FixedTime::new(limits(|l| l.max_payload_bytes = 8));
     let mut big = TaskSpec::new("a");
     big.payload = Payload::from("123456789");
     let e = invalid(t.refused(submit(JobSpec::new("big", vec![big]))));
@@ -66,9 +63,9 @@ fn payload_bytes_of_tasks_outputs_errors_and_signals() {
             limit: 8
         }
     );
-    assert!(t.e.jobs().is_empty());
+    assert!(t.engine.jobs().is_empty());
 
-    t.accepted(submit(JobSpec::new("j", tasks(1))));
+    t.accepted(submit(JobSpec::new("j", numbered(1))));
     let fence = t.lease("w");
     let output = Payload::from("123456789");
     let r = t.refused(t.cmd("w", WorkerCommand::Complete { fence, output }));
@@ -96,7 +93,7 @@ fn payload_bytes_of_tasks_outputs_errors_and_signals() {
         }
     );
     assert!(matches!(
-        t.e.describe_task(fence.task).unwrap().status,
+        t.engine.describe_task(fence.task).unwrap().status,
         TaskStatus::Running { .. }
     ));
 
@@ -126,7 +123,7 @@ fn payload_bytes_of_tasks_outputs_errors_and_signals() {
 
 #[test]
 fn capabilities_per_worker() {
-    let mut t = T::new(limits(|l| l.max_caps_per_worker = 2));
+    let mut t = FixedTime::new(limits(|l| l.max_caps_per_worker = 2));
     let reg = t.register("w", &["a", "b", "c"], 1);
     match t.refused(reg) {
         Rejection::InvalidWorker { worker, why } => {
@@ -135,14 +132,14 @@ fn capabilities_per_worker() {
         }
         other => panic!("expected an invalid worker, got {other:?}"),
     }
-    assert!(t.e.workers().is_empty());
+    assert!(t.engine.workers().is_empty());
     let reg = t.register("w", &["a", "b"], 1);
     t.accepted(reg);
 }
 
 #[test]
 fn capabilities_per_task() {
-    let mut t = T::new(limits(|l| l.max_caps_per_task = 1));
+    let mut t = FixedTime::new(limits(|l| l.max_caps_per_task = 1));
     let spec = JobSpec::new("j", vec![TaskSpec::new("a").requires(&["gpu", "ssd"])]);
     let e = invalid(t.refused(submit(spec)));
     assert_eq!(
@@ -153,7 +150,7 @@ fn capabilities_per_task() {
             limit: 1
         }
     );
-    assert!(t.e.jobs().is_empty());
+    assert!(t.engine.jobs().is_empty());
     t.accepted(submit(JobSpec::new(
         "j",
         vec![TaskSpec::new("a").requires(&["gpu"])],
@@ -162,7 +159,7 @@ fn capabilities_per_task() {
 
 #[test]
 fn capability_token_length_for_workers_and_tasks() {
-    let mut t = T::new(limits(|l| l.max_cap_token_len = 4));
+    let mut t = FixedTime::new(limits(|l| l.max_cap_token_len = 4));
     let reg = t.register("w", &["abcde"], 1);
     let r = t.refused(reg);
     let too_long = CapabilityIssue::TooLong { limit: 4 };
@@ -173,7 +170,7 @@ fn capability_token_length_for_workers_and_tasks() {
             why: too_long.clone()
         }
     );
-    assert!(t.e.workers().is_empty());
+    assert!(t.engine.workers().is_empty());
     let spec = JobSpec::new("j", vec![TaskSpec::new("a").requires(&["abcde"])]);
     let e = invalid(t.refused(submit(spec)));
     assert_eq!(
@@ -184,16 +181,16 @@ fn capability_token_length_for_workers_and_tasks() {
             why: too_long
         }
     );
-    assert!(t.e.jobs().is_empty());
+    assert!(t.engine.jobs().is_empty());
     let reg = t.register("w", &["abcd"], 1);
     t.accepted(reg);
 }
 
 #[test]
 fn jobs_in_flight_per_tenant() {
-    let mut t = T::new(limits(|l| l.max_jobs_in_flight_per_tenant = 2));
+    let mut t = FixedTime::new(limits(|l| l.max_jobs_in_flight_per_tenant = 2));
     let job = |name: &str, tenant: &str| {
-        let mut spec = JobSpec::new(name, tasks(1));
+        let mut spec = JobSpec::new(name, numbered(1));
         spec.tenant = tenant.into();
         submit(spec)
     };
@@ -208,7 +205,7 @@ fn jobs_in_flight_per_tenant() {
         }
     );
     assert!(r.retryable());
-    assert!(t.e.job_by_name("c").is_none());
+    assert!(t.engine.job_by_name("c").is_none());
     t.accepted(job("c", "other"));
     let Accepted::JobSubmitted { job: b, .. } = first else {
         unreachable!()
@@ -219,14 +216,14 @@ fn jobs_in_flight_per_tenant() {
 
 #[test]
 fn registered_workers() {
-    let mut t = T::new(limits(|l| l.max_workers = 2));
+    let mut t = FixedTime::new(limits(|l| l.max_workers = 2));
     for w in ["a", "b"] {
         let reg = t.register(w, &[], 1);
         t.accepted(reg);
     }
     let reg = t.register("c", &[], 1);
     assert_eq!(t.refused(reg), Rejection::TooManyWorkers { limit: 2 });
-    assert_eq!(t.e.workers().len(), 2);
+    assert_eq!(t.engine.workers().len(), 2);
     // A known worker re-registering, or coming back as a new instance, is not a new one.
     let again = t.register("a", &[], 1);
     t.accepted(again);
@@ -243,8 +240,8 @@ fn registered_workers() {
 
 #[test]
 fn pending_grant_offers_per_worker() {
-    let mut t = T::new(limits(|l| l.max_pending_grants_per_worker = 2));
-    t.accepted(submit(JobSpec::new("j", tasks(5))));
+    let mut t = FixedTime::new(limits(|l| l.max_pending_grants_per_worker = 2));
+    t.accepted(submit(JobSpec::new("j", numbered(5))));
     let reg = t.register("w", &[], 8);
     t.accepted(reg);
     let r = t.refused(t.cmd("w", WorkerCommand::RequestWork { credits: 3 }));
@@ -256,20 +253,20 @@ fn pending_grant_offers_per_worker() {
             limit: 2
         }
     );
-    assert_eq!(t.e.queued(), 5);
-    let (_, fx) = t.accepted(t.cmd("w", WorkerCommand::RequestWork { credits: 2 }));
-    let offers = fx
+    assert_eq!(t.engine.queued(), 5);
+    let (_, effects) = t.accepted(t.cmd("w", WorkerCommand::RequestWork { credits: 2 }));
+    let offers = effects
         .iter()
         .filter(|f| matches!(f, Effect::GrantOffered { .. }))
         .count();
     assert_eq!(offers, 2);
-    assert_eq!(t.e.workers()[0].grants, 2);
+    assert_eq!(t.engine.workers()[0].grants, 2);
 }
 
 #[test]
 fn signals_per_task() {
-    let mut t = T::new(limits(|l| l.max_signals_per_task = 2));
-    t.accepted(submit(JobSpec::new("j", tasks(1))));
+    let mut t = FixedTime::new(limits(|l| l.max_signals_per_task = 2));
+    t.accepted(submit(JobSpec::new("j", numbered(1))));
     let signal = |task, key: &str| {
         Input::Client(ClientCommand::Signal {
             task,
@@ -301,7 +298,7 @@ fn signals_per_task() {
     let r = t.refused(signal(task, "k3"));
     assert_eq!(r, Rejection::TooManySignals { task, limit: 2 });
     assert!(matches!(
-        t.e.describe_task(task).unwrap().status,
+        t.engine.describe_task(task).unwrap().status,
         TaskStatus::Suspended { .. }
     ));
     // A replayed signal is still answered as the duplicate it is.
@@ -317,9 +314,9 @@ fn signals_per_task() {
 }
 
 /// The registered worker `w` asks for one more task and starts its lease.
-fn regrant(t: &mut T) -> Fence {
-    let (_, fx) = t.accepted(t.cmd("w", WorkerCommand::RequestWork { credits: 1 }));
-    let grant = fx
+fn regrant(t: &mut FixedTime) -> Fence {
+    let (_, effects) = t.accepted(t.cmd("w", WorkerCommand::RequestWork { credits: 1 }));
+    let grant = effects
         .iter()
         .find_map(|f| match f {
             Effect::GrantOffered { grant, .. } => Some(*grant),
@@ -337,8 +334,8 @@ fn regrant(t: &mut T) -> Fence {
 
 #[test]
 fn signal_keys_are_bounded_like_names() {
-    let mut t = T::new(limits(|l| l.max_name_len = 16));
-    t.accepted(submit(JobSpec::new("j", tasks(1))));
+    let mut t = FixedTime::new(limits(|l| l.max_name_len = 16));
+    t.accepted(submit(JobSpec::new("j", numbered(1))));
     let fence = t.lease("w");
     let suspend = WorkerCommand::Suspend {
         fence,

@@ -1,7 +1,6 @@
 //! Retries with backoff, permanent failures, exhausted budgets, and blacklisting.
-mod harness;
-use harness::*;
 use keel_engine::*;
+use keel_engine_harness::*;
 
 fn retry(max_attempts: u32) -> RetryPolicy {
     RetryPolicy {
@@ -21,7 +20,7 @@ fn flaky_job(max_attempts: u32) -> JobSpec {
 
 #[test]
 fn failures_retry_with_exponential_backoff_until_exhausted() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("w", 1, &[], 1).unwrap();
     let (j, t) = h.submit(flaky_job(4)).unwrap();
     let mut now = 0;
@@ -59,7 +58,7 @@ fn failures_retry_with_exponential_backoff_until_exhausted() {
 
 #[test]
 fn a_permanent_failure_is_not_retried() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("w", 1, &[], 1).unwrap();
     let (j, t) = h.submit(flaky_job(5)).unwrap();
     let f = h.take("w", 1);
@@ -74,7 +73,7 @@ fn a_permanent_failure_is_not_retried() {
 
 #[test]
 fn allowed_failures_do_not_fail_the_job() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("w", 1, &[], 1).unwrap();
     let mut spec = flaky_job(1);
     spec.tasks[0].allow_failure = true;
@@ -89,7 +88,7 @@ fn jitter_changes_with_the_seed_but_not_between_replays() {
     let delay = |seed: u64| {
         let mut cfg = config();
         cfg.seed = seed;
-        let mut h = H::new(cfg);
+        let mut h = Harness::new(cfg);
         h.register("w", 1, &[], 1).unwrap();
         let mut spec = flaky_job(3);
         spec.tasks[0].retry.jitter_pct = 50;
@@ -119,7 +118,7 @@ fn a_failing_worker_is_blacklisted_then_readmitted_and_its_leases_survive() {
         window_ms: 10_000,
         cooldown_ms: 20_000,
     };
-    let mut h = H::new(cfg);
+    let mut h = Harness::new(cfg);
     h.register("bad", 1, &[], 2).unwrap();
     let mut spec = JobSpec::new("j", tasks(&["a", "b", "c", "d"]));
     for t in &mut spec.tasks {
@@ -158,10 +157,13 @@ fn a_failing_worker_is_blacklisted_then_readmitted_and_its_leases_survive() {
     for t in (2_000..20_000).step_by(2_000) {
         h.at(t).worker("bad", 1, WorkerCommand::Heartbeat);
     }
-    let fx = h.tick(20_200);
-    assert!(has(&fx, |e| matches!(e, Effect::WorkerReadmitted { .. })));
+    let effects = h.tick(20_200);
+    assert!(has(&effects, |e| matches!(
+        e,
+        Effect::WorkerReadmitted { .. }
+    )));
     assert!(
-        !grants_for(&fx, "bad").is_empty(),
+        !grants_for(&effects, "bad").is_empty(),
         "outstanding credits are served on readmission"
     );
 }
@@ -174,7 +176,7 @@ fn failures_outside_the_window_do_not_blacklist() {
         window_ms: 1_000,
         cooldown_ms: 20_000,
     };
-    let mut h = H::new(cfg);
+    let mut h = Harness::new(cfg);
     h.register("w", 1, &[], 1).unwrap();
     let mut spec = JobSpec::new("j", tasks(&["a", "b"]));
     for t in &mut spec.tasks {
@@ -200,7 +202,7 @@ fn a_blacklisted_worker_that_is_lost_has_its_tasks_requeued() {
         window_ms: 10_000,
         cooldown_ms: 60_000,
     };
-    let mut h = H::new(cfg);
+    let mut h = Harness::new(cfg);
     h.register("w", 1, &[], 2).unwrap();
     let mut spec = JobSpec::new("j", tasks(&["a", "b"]));
     spec.tasks[0].retry = retry(3);
@@ -209,9 +211,9 @@ fn a_blacklisted_worker_that_is_lost_has_its_tasks_requeued() {
     let fa = h.accept("w", 1, g[0].0).unwrap();
     let fb = h.accept("w", 1, g[1].0).unwrap();
     h.fail("w", 1, fa, false);
-    let fx = h.tick(5_000);
+    let effects = h.tick(5_000);
     assert!(has(
-        &fx,
+        &effects,
         |e| matches!(e, Effect::TaskRequeued { task, reason: EndReason::WorkerLost, .. } if *task == fb.task)
     ));
     assert_eq!(h.task(TaskId(first.0 + 1)).attempt, 2);

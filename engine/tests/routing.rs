@@ -1,12 +1,11 @@
 //! Who gets which task: capabilities, blocking, concurrency caps, tenant fairness,
 //! priorities and lanes.
-mod harness;
-use harness::*;
 use keel_engine::*;
+use keel_engine_harness::*;
 
 #[test]
 fn tasks_go_only_to_workers_with_every_capability() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("cpu", 1, &["x86"], 4).unwrap();
     h.register("gpu", 1, &["cuda", "x86"], 4).unwrap();
     let mut spec = JobSpec::new("j", tasks(&["plain", "train"]));
@@ -27,7 +26,7 @@ fn tasks_go_only_to_workers_with_every_capability() {
 
 #[test]
 fn a_task_no_worker_can_run_is_blocked_until_one_registers() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("cpu", 1, &[], 1).unwrap();
     let spec = JobSpec::new("j", vec![TaskSpec::new("t").requires(&["gpu"])]);
     let out = h.apply(Input::Client(ClientCommand::SubmitJob(spec)));
@@ -66,7 +65,7 @@ fn a_task_no_worker_can_run_is_blocked_until_one_registers() {
 
 #[test]
 fn the_job_cap_limits_tasks_in_flight() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("w", 1, &[], 10).unwrap();
     let mut spec = JobSpec::new("j", tasks(&["a", "b", "c", "d", "e"]));
     spec.max_concurrency = Some(2);
@@ -74,13 +73,14 @@ fn the_job_cap_limits_tasks_in_flight() {
     let grants = h.request("w", 1, 10);
     assert_eq!(grants.len(), 2);
     let f = h.accept("w", 1, grants[0].0).unwrap();
-    let parked =
-        h.e.describe_job(JobId(1))
-            .unwrap()
-            .tasks
-            .iter()
-            .filter(|t| t.status == TaskStatus::Parked)
-            .count();
+    let parked = h
+        .engine
+        .describe_job(JobId(1))
+        .unwrap()
+        .tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Parked)
+        .count();
     assert_eq!(parked, 3);
     let out = h.complete("w", 1, f);
     assert_eq!(
@@ -94,7 +94,7 @@ fn the_job_cap_limits_tasks_in_flight() {
 fn tenant_caps_hold_and_scarce_workers_are_shared_fairly() {
     let mut cfg = config();
     cfg.tenants.caps.insert("small".into(), 1);
-    let mut h = H::new(cfg);
+    let mut h = Harness::new(cfg);
     h.register("w", 1, &[], 6).unwrap();
     let mut big = JobSpec::new("big", tasks(&["b1", "b2", "b3", "b4", "b5", "b6"]));
     big.tenant = "big".into();
@@ -121,7 +121,7 @@ fn tenant_caps_hold_and_scarce_workers_are_shared_fairly() {
 fn weights_skew_the_fair_share() {
     let mut cfg = config();
     cfg.tenants.weights.insert("heavy".into(), 3);
-    let mut h = H::new(cfg);
+    let mut h = Harness::new(cfg);
     h.register("w", 1, &[], 8).unwrap();
     let mut a = JobSpec::new(
         "a",
@@ -145,7 +145,7 @@ fn weights_skew_the_fair_share() {
 
 #[test]
 fn higher_priority_goes_first_then_submission_order() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("w", 1, &[], 1).unwrap();
     let mut low = JobSpec::new("low", tasks(&["l1", "l2"]));
     low.priority = 0;
@@ -165,7 +165,7 @@ fn higher_priority_goes_first_then_submission_order() {
 
 #[test]
 fn lanes_are_separate_queues_served_in_turn() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     let reg = |lanes: &[&str]| WorkerCommand::Register {
         capabilities: vec![],
         lanes: lanes.iter().map(|l| l.to_string()).collect(),
@@ -180,7 +180,7 @@ fn lanes_are_separate_queues_served_in_turn() {
     let (jb, _) = h.submit(bulk).unwrap();
     let (jf, _) = h.submit(fast).unwrap();
     assert_eq!(
-        h.e.queued_by_lane(),
+        h.engine.queued_by_lane(),
         vec![("bulk".to_string(), 3), ("fast".to_string(), 2)]
     );
     let g = h.request("fast-only", 1, 4);

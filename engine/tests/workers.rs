@@ -1,11 +1,10 @@
 //! Worker membership: registration checks, liveness, instances, drain and leave.
-mod harness;
-use harness::*;
 use keel_engine::*;
+use keel_engine_harness::*;
 
 #[test]
 fn capability_tokens_are_validated_with_a_reason() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     let cases: &[(&str, CapabilityIssue)] = &[
         ("", CapabilityIssue::Empty),
         ("has space", CapabilityIssue::Whitespace),
@@ -49,14 +48,14 @@ fn capability_tokens_are_validated_with_a_reason() {
         Rejection::InvalidWorker { .. }
     ));
     assert!(
-        h.e.workers().is_empty(),
+        h.engine.workers().is_empty(),
         "a refused registration leaves nothing behind"
     );
 }
 
 #[test]
 fn registration_is_idempotent_and_conflicts_are_refused() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     assert!(matches!(
         h.register("w", 1, &["gpu"], 2),
         Ok(Accepted::Registered {
@@ -89,27 +88,27 @@ fn registration_is_idempotent_and_conflicts_are_refused() {
 
 #[test]
 fn silent_worker_is_lost_and_its_task_requeued_without_spending_retries() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("w1", 1, &[], 1).unwrap();
     let (j, t) = h.submit(job("j", &["a"])).unwrap();
     let f = h.take("w1", 1);
     assert_eq!((f.attempt, f.epoch), (1, 1));
     // w1 goes silent; liveness timeout is 5s from its last message at t=0.
-    let fx = h.tick(4_999);
-    assert!(fx.is_empty());
-    let fx = h.tick(5_000);
+    let effects = h.tick(4_999);
+    assert!(effects.is_empty());
+    let effects = h.tick(5_000);
     assert!(has(
-        &fx,
+        &effects,
         |e| matches!(e, Effect::WorkerLost { worker, .. } if worker.0 == "w1")
     ));
-    assert!(has(&fx, |e| matches!(
+    assert!(has(&effects, |e| matches!(
         e,
         Effect::LeaseRevoked {
             reason: EndReason::WorkerLost,
             ..
         }
     )));
-    assert!(has(&fx, |e| matches!(
+    assert!(has(&effects, |e| matches!(
         e,
         Effect::TaskRequeued {
             attempt: 2,
@@ -132,20 +131,20 @@ fn silent_worker_is_lost_and_its_task_requeued_without_spending_retries() {
 
 #[test]
 fn heartbeats_keep_a_worker_alive() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("w1", 1, &[], 1).unwrap();
     for t in (1_000..=20_000).step_by(2_000) {
         h.at(t).worker("w1", 1, WorkerCommand::Heartbeat);
     }
     h.tick(22_000);
-    assert_eq!(h.e.workers()[0].status, "active");
+    assert_eq!(h.engine.workers()[0].status, "active");
     h.tick(24_000);
-    assert_eq!(h.e.workers()[0].status, "lost");
+    assert_eq!(h.engine.workers()[0].status, "lost");
 }
 
 #[test]
 fn a_task_that_keeps_losing_workers_still_terminates() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     let (j, t) = h.submit(job("poison", &["a"])).unwrap();
     for n in 1..=4u64 {
         let name = format!("w{n}");
@@ -164,7 +163,7 @@ fn a_task_that_keeps_losing_workers_still_terminates() {
 
 #[test]
 fn a_new_instance_replaces_the_old_one_and_requeues_its_work() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("w", 1, &[], 1).unwrap();
     let (_, t) = h.submit(job("j", &["a"])).unwrap();
     let f = h.take("w", 1);
@@ -179,7 +178,7 @@ fn a_new_instance_replaces_the_old_one_and_requeues_its_work() {
 
 #[test]
 fn draining_stops_grants_but_lets_leases_finish() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("w", 1, &[], 2).unwrap();
     h.submit(job("j", &["a", "b"])).unwrap();
     let f = h.take("w", 1);
@@ -210,7 +209,7 @@ fn draining_stops_grants_but_lets_leases_finish() {
 
 #[test]
 fn deregister_requeues_held_tasks_and_forgets_the_worker() {
-    let mut h = H::new(config());
+    let mut h = Harness::new(config());
     h.register("w", 1, &[], 1).unwrap();
     let (_, t) = h.submit(job("j", &["a"])).unwrap();
     h.take("w", 1);
@@ -223,14 +222,14 @@ fn deregister_requeues_held_tasks_and_forgets_the_worker() {
         }
     )));
     assert_eq!(h.task(t).status, TaskStatus::Queued);
-    assert!(h.e.workers().is_empty());
+    assert!(h.engine.workers().is_empty());
 }
 
 #[test]
 fn worker_limit_is_enforced() {
     let mut cfg = config();
     cfg.limits.max_workers = 2;
-    let mut h = H::new(cfg);
+    let mut h = Harness::new(cfg);
     h.register("a", 1, &[], 1).unwrap();
     h.register("b", 1, &[], 1).unwrap();
     assert_eq!(

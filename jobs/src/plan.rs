@@ -5,6 +5,7 @@
 use crate::load::LoadedJob;
 use crate::pool::{Pool, PoolEntry};
 use crate::timing::{critical_path, timing};
+use keel_engine::TaskSpec;
 use serde::Serialize;
 use std::borrow::Cow;
 use std::cmp::Reverse;
@@ -127,112 +128,24 @@ impl Plan<'_> {
 
 /// Plans `job`, matching its capability needs against `pool` when given.
 pub fn plan<'a>(job: &'a LoadedJob, pool: Option<&Pool>) -> Plan<'a> {
-    let (spec, valid) = (job.spec(), job.valid());
+    let spec = job.spec();
     let tasks = &spec.tasks;
     let timing = timing(job);
-    let stage_of = |i: usize| valid.depth[i].saturating_sub(1);
-    let mut keyed: Vec<_> = tasks
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let key = (
-                stage_of(i),
-                Reverse(t.priority.unwrap_or(spec.priority)),
-                Reverse(timing.tail[i]),
-                t.delay_ms,
-                t.key.as_str(),
-            );
-            (key, i)
-        })
-        .collect();
-    keyed.sort_unstable();
-    let order: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
-    // Capability sets compare sorted; most specs list them sorted already.
-    let caps: Vec<Cow<[String]>> = tasks
-        .iter()
-        .map(|t| match t.capabilities.is_sorted() {
-            true => Cow::Borrowed(t.capabilities.as_slice()),
-            false => {
-                let mut sorted = t.capabilities.clone();
-                sorted.sort_unstable();
-                Cow::Owned(sorted)
-            }
-        })
-        .collect();
-    let serving = |caps: &[String]| -> Option<Vec<&PoolEntry>> {
-        let entries = &pool?.entries;
-        Some(
-            entries
-                .iter()
-                .filter(|e| e.serves(&spec.lane, caps))
-                .collect(),
-        )
-    };
-    let mut stages: Vec<Stage> = Vec::new();
-    let mut needs: BTreeMap<&[String], u64> = BTreeMap::new();
-    for (pos, &i) in order.iter().enumerate() {
-        let index = stage_of(i);
-        if stages.last().is_none_or(|s| s.index != index) {
-            stages.push(Stage {
-                index,
-                width: 0,
-                max_parallel: 0,
-                limited_by: Limit::Width,
-                needs: Vec::new(),
-                tasks: Vec::new(),
-            });
-        }
-        let Some(stage) = stages.last_mut() else {
-            continue;
-        };
-        stage.width += 1;
-        stage.tasks.push(&tasks[i].key);
-        *needs.entry(&caps[i]).or_default() += 1;
-        let stage_ends = order
-            .get(pos + 1)
-            .is_none_or(|&next| stage_of(next) != index);
-        if stage_ends {
-            finish_stage(
-                stage,
-                std::mem::take(&mut needs),
-                spec.max_concurrency,
-                &serving,
-            );
-        }
-    }
+    let order = schedule_order(job, &timing.tail);
+    let caps = sorted_capabilities(tasks);
+    let serving = |caps: &[String]| serving(pool, &spec.lane, caps);
+    let stages = stages(job, &order, &caps, &serving);
     let path = critical_path(job, &timing);
     let length_ms = path.last().map_or(0, |&i| timing.finish[i as usize]);
-    let mut warnings = Vec::new();
-    if pool.is_some() {
-        let mut by_caps: BTreeMap<&[String], Vec<&str>> = BTreeMap::new();
-        for &i in &order {
-            by_caps.entry(&caps[i]).or_default().push(&tasks[i].key);
-        }
-        for (capabilities, ids) in by_caps {
-            if serving(capabilities).is_some_and(|s| s.is_empty()) {
-                warnings.push(Warning::NoWorkerCanRun {
-                    lane: spec.lane.clone(),
-                    capabilities: capabilities.to_vec(),
-                    tasks: ids,
-                });
-            }
-        }
-    }
-    if let Some(cap) = spec.max_concurrency {
-        for s in stages.iter().filter(|s| s.width > u64::from(cap)) {
-            warnings.push(Warning::CapSerialisesStage {
-                stage: s.index,
-                width: s.width,
-                max_concurrency: cap,
-            });
-        }
-    }
-    if let Some(deadline_ms) = spec.deadline_ms.filter(|&d| d < length_ms) {
-        warnings.push(Warning::DeadlineBeforeCriticalPath {
-            deadline_ms,
-            critical_path_ms: length_ms,
-        });
-    }
+    let warnings = warnings(
+        job,
+        pool.is_some(),
+        &order,
+        &caps,
+        &stages,
+        length_ms,
+        &serving,
+    );
     Plan {
         schema: PLAN_SCHEMA,
         job: JobSummary {
@@ -267,12 +180,161 @@ pub fn plan<'a>(job: &'a LoadedJob, pool: Option<&Pool>) -> Plan<'a> {
     }
 }
 
+/// A task's stage: the length of the longest dependency chain before it.
+fn stage_of(job: &LoadedJob, i: usize) -> u32 {
+    job.valid().depth[i].saturating_sub(1)
+}
+
+/// Task indexes in schedule order (see `Plan::schedule`); `tail` is each task's
+/// estimated work on the longest chain from it to the end.
+fn schedule_order(job: &LoadedJob, tail: &[u64]) -> Vec<usize> {
+    let spec = job.spec();
+    let mut keyed: Vec<_> = spec
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let key = (
+                stage_of(job, i),
+                Reverse(t.priority.unwrap_or(spec.priority)),
+                Reverse(tail[i]),
+                t.delay_ms,
+                t.key.as_str(),
+            );
+            (key, i)
+        })
+        .collect();
+    keyed.sort_unstable();
+    keyed.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Each task's capabilities, sorted: capability sets compare sorted, and most specs
+/// list them sorted already.
+fn sorted_capabilities(tasks: &[TaskSpec]) -> Vec<Cow<'_, [String]>> {
+    tasks
+        .iter()
+        .map(|t| match t.capabilities.is_sorted() {
+            true => Cow::Borrowed(t.capabilities.as_slice()),
+            false => {
+                let mut sorted = t.capabilities.clone();
+                sorted.sort_unstable();
+                Cow::Owned(sorted)
+            }
+        })
+        .collect()
+}
+
+/// The pool entries serving `lane` with `caps`; `None` without a pool.
+fn serving<'p>(pool: Option<&'p Pool>, lane: &str, caps: &[String]) -> Option<Vec<&'p PoolEntry>> {
+    Some(
+        pool?
+            .entries
+            .iter()
+            .filter(|e| e.serves(lane, caps))
+            .collect(),
+    )
+}
+
+type Serving<'s, 'p> = &'s dyn Fn(&[String]) -> Option<Vec<&'p PoolEntry>>;
+
+/// The stages of the tasks in schedule `order`, each with its needs and parallelism.
+fn stages<'a>(
+    job: &'a LoadedJob,
+    order: &[usize],
+    caps: &[Cow<'_, [String]>],
+    serving: Serving<'_, '_>,
+) -> Vec<Stage<'a>> {
+    let spec = job.spec();
+    let mut stages: Vec<Stage> = Vec::new();
+    let mut needs: BTreeMap<&[String], u64> = BTreeMap::new();
+    for (pos, &i) in order.iter().enumerate() {
+        let index = stage_of(job, i);
+        if stages.last().is_none_or(|s| s.index != index) {
+            stages.push(Stage {
+                index,
+                width: 0,
+                max_parallel: 0,
+                limited_by: Limit::Width,
+                needs: Vec::new(),
+                tasks: Vec::new(),
+            });
+        }
+        let Some(stage) = stages.last_mut() else {
+            continue;
+        };
+        stage.width += 1;
+        stage.tasks.push(&spec.tasks[i].key);
+        *needs.entry(&caps[i]).or_default() += 1;
+        let stage_ends = order
+            .get(pos + 1)
+            .is_none_or(|&next| stage_of(job, next) != index);
+        if stage_ends {
+            finish_stage(
+                stage,
+                std::mem::take(&mut needs),
+                spec.max_concurrency,
+                serving,
+            );
+        }
+    }
+    stages
+}
+
+/// Warnings in a fixed order: capability sets no pool entry serves (with a pool),
+/// stages the job's cap serialises, a deadline shorter than the critical path.
+fn warnings<'a>(
+    job: &'a LoadedJob,
+    with_pool: bool,
+    order: &[usize],
+    caps: &[Cow<'_, [String]>],
+    stages: &[Stage<'a>],
+    length_ms: u64,
+    serving: Serving<'_, '_>,
+) -> Vec<Warning<'a>> {
+    let spec = job.spec();
+    let mut warnings = Vec::new();
+    if with_pool {
+        let mut by_caps: BTreeMap<&[String], Vec<&str>> = BTreeMap::new();
+        for &i in order {
+            by_caps
+                .entry(&caps[i])
+                .or_default()
+                .push(&spec.tasks[i].key);
+        }
+        for (capabilities, ids) in by_caps {
+            if serving(capabilities).is_some_and(|s| s.is_empty()) {
+                warnings.push(Warning::NoWorkerCanRun {
+                    lane: spec.lane.clone(),
+                    capabilities: capabilities.to_vec(),
+                    tasks: ids,
+                });
+            }
+        }
+    }
+    if let Some(cap) = spec.max_concurrency {
+        for s in stages.iter().filter(|s| s.width > u64::from(cap)) {
+            warnings.push(Warning::CapSerialisesStage {
+                stage: s.index,
+                width: s.width,
+                max_concurrency: cap,
+            });
+        }
+    }
+    if let Some(deadline_ms) = spec.deadline_ms.filter(|&d| d < length_ms) {
+        warnings.push(Warning::DeadlineBeforeCriticalPath {
+            deadline_ms,
+            critical_path_ms: length_ms,
+        });
+    }
+    warnings
+}
+
 /// Fills in a stage's capability needs and how many of its tasks can run at once.
 fn finish_stage<'p>(
     stage: &mut Stage<'_>,
     needs: BTreeMap<&[String], u64>,
     max_concurrency: Option<u32>,
-    serving: &dyn Fn(&[String]) -> Option<Vec<&'p PoolEntry>>,
+    serving: Serving<'_, 'p>,
 ) {
     let mut limit = (stage.width, Limit::Width);
     if let Some(cap) = max_concurrency.map(u64::from).filter(|&c| c < limit.0) {

@@ -148,9 +148,8 @@ fn effect_text(e: &Effect) -> String {
 
 fn task_outcome(o: &TaskOutcome) -> String {
     match o {
-        TaskOutcome::Succeeded => "succeeded".into(),
-        TaskOutcome::Failed { error } => format!("failed: {error}"),
-        TaskOutcome::Skipped => "skipped".into(),
-        TaskOutcome::Cancelled { reason } => format!("cancelled ({})", reason.label()),
+        TaskOutcome::Succeeded | TaskOutcome::Skipped => o.label().into(),
+        TaskOutcome::Failed { error } => format!("{}: {error}", o.label()),
+        TaskOutcome::Cancelled { reason } => format!("{} ({})", o.label(), reason.label()),
     }
 }

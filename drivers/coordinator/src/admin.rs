@@ -17,7 +17,7 @@ use crate::error::CoordinatorError;
 use crate::poison::{apply_contained, Met, Poisoned};
 use crate::recovery::recover_with;
 use keel_engine::{ClientCommand, Input, JobId};
-use keel_log::{scan, snapshot_of, Entry, Lease, Log, Offset};
+use keel_log::{scan, snapshot_of, Entry, Leadership, Log, Offset};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -86,7 +86,7 @@ pub async fn skip_inputs<L: Log>(
 
 async fn skip_under<L: Log>(
     log: &L,
-    lease: &Lease,
+    lease: &Leadership,
     config: &CoordinatorConfig,
     offsets: &BTreeSet<Offset>,
 ) -> Result<AdminReport, CoordinatorError> {
@@ -151,7 +151,7 @@ pub async fn cancel_job<L: Log>(
 
 async fn cancel_under<L: Log>(
     log: &L,
-    lease: &Lease,
+    lease: &Leadership,
     config: &CoordinatorConfig,
     job: JobId,
 ) -> Result<AdminReport, CoordinatorError> {

@@ -1,11 +1,13 @@
 //! Where the coordinator's time comes from. The engine runs on logical milliseconds;
-//! in production they are wall-clock milliseconds, in tests a [`ManualClock`] that only
-//! moves when the test says so, which lets a test fire lease expiry without sleeping.
+//! in production they are wall-clock milliseconds, in tests a `ManualClock` (feature
+//! `test-support`) that only moves when the test says so, which lets a test fire lease
+//! expiry without sleeping.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+#[cfg(any(test, feature = "test-support"))]
 use tokio::sync::watch;
 
 /// A future that resolves once a clock may have reached a time.
@@ -46,13 +48,15 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that moves only when told to, for tests and embedding in simulations.
+/// A clock that moves only when told to, for tests (feature `test-support`).
 /// Advancing it wakes an engine task that sleeps until a timer is due.
+#[cfg(any(test, feature = "test-support"))]
 #[derive(Debug)]
 pub struct ManualClock {
     now: watch::Sender<u64>,
 }
 
+#[cfg(any(test, feature = "test-support"))]
 impl ManualClock {
     pub fn new(start_ms: u64) -> ManualClock {
         ManualClock {
@@ -70,6 +74,7 @@ impl ManualClock {
     }
 }
 
+#[cfg(any(test, feature = "test-support"))]
 impl Clock for ManualClock {
     fn now_ms(&self) -> u64 {
         *self.now.borrow()

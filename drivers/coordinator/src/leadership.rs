@@ -16,7 +16,7 @@
 use crate::error::{CoordinatorError, Deposed};
 use crate::io::run_io;
 use crate::poison::Poisoned;
-use keel_log::{Epoch, Lease, Log, LogError, Partition};
+use keel_log::{Epoch, Log, LogError, Partition};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -52,7 +52,7 @@ pub(crate) enum Stop {
 pub(crate) struct Leadership {
     pub partition: Partition,
     /// The current (or last) term's lease.
-    lease: Mutex<Lease>,
+    lease: Mutex<keel_log::Leadership>,
     status: watch::Sender<Status>,
     stop: Mutex<Option<Stop>>,
     /// A renewal is under way: the engine task starts no write until it ends.
@@ -67,7 +67,7 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Leadership {
     /// A coordinator holding `lease`, not yet serving it.
-    pub fn new(lease: &Lease) -> Leadership {
+    pub fn new(lease: &keel_log::Leadership) -> Leadership {
         Leadership {
             partition: lease.partition,
             lease: Mutex::new(lease.clone()),
@@ -78,7 +78,7 @@ impl Leadership {
     }
 
     /// A new term's lease, before its engine is recovered.
-    pub fn adopt(&self, lease: &Lease) {
+    pub fn adopt(&self, lease: &keel_log::Leadership) {
         *locked(&self.lease) = lease.clone();
     }
 
@@ -181,7 +181,7 @@ impl Leadership {
     }
 
     /// The lease to hand back to the log when stepping down.
-    pub fn lease(&self) -> Lease {
+    pub fn lease(&self) -> keel_log::Leadership {
         locked(&self.lease).clone()
     }
 
@@ -194,7 +194,7 @@ impl Leadership {
         locked(&self.lease).valid_until
     }
 
-    fn extend(&self, renewed: &Lease) {
+    fn extend(&self, renewed: &keel_log::Leadership) {
         let mut lease = locked(&self.lease);
         if lease.epoch == renewed.epoch {
             lease.valid_until = lease.valid_until.max(renewed.valid_until);
@@ -213,7 +213,7 @@ pub(crate) async fn try_acquire<L: Log + 'static>(
     partition: Partition,
     holder: &str,
     ttl: Duration,
-) -> Result<Option<Lease>, LogError> {
+) -> Result<Option<keel_log::Leadership>, LogError> {
     let (call_log, name) = (log.clone(), holder.to_owned());
     let call = async move { call_log.acquire(partition, &name, ttl).await };
     let lost = |why| Err(LogError::storage(partition, why));
@@ -236,7 +236,7 @@ pub(crate) async fn acquire<L: Log + 'static>(
     partition: Partition,
     holder: &str,
     ttl: Duration,
-) -> Result<Lease, CoordinatorError> {
+) -> Result<keel_log::Leadership, CoordinatorError> {
     let mut waiting = false;
     loop {
         if let Some(lease) = try_acquire(log, partition, holder, ttl).await? {
@@ -264,7 +264,7 @@ impl Drop for Renewal {
 /// the term ends.
 pub(crate) fn spawn_renewal<L: Log + 'static>(
     log: Arc<L>,
-    mut lease: Lease,
+    mut lease: keel_log::Leadership,
     ttl: Duration,
     leadership: Arc<Leadership>,
 ) -> Renewal {

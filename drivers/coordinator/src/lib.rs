@@ -65,7 +65,9 @@ mod term;
 
 pub use admin::{cancel_job, check_log, skip_inputs, AdminReport};
 pub use batch::Answer;
-pub use clock::{Clock, ManualClock, Sleep, SystemClock};
+#[cfg(any(test, feature = "test-support"))]
+pub use clock::ManualClock;
+pub use clock::{Clock, Sleep, SystemClock};
 pub use config::{default_holder, host_name, CoordinatorConfig};
 pub use error::{CoordinatorError, Deposed};
 pub use fault::StoreFault;

@@ -136,7 +136,24 @@ impl Metrics {
     pub fn render_prometheus(&self) -> String {
         let mut out = String::new();
         let label = format!("partition=\"{}\"", self.partition);
-        let gauges: [(&str, &str, u64); 4] = [
+        for (name, help, value) in self.gauges() {
+            metric_header(&mut out, name, help, "gauge");
+            let _ = writeln!(out, "keel_coordinator_{name}{{{label}}} {value}");
+        }
+        for (name, help, value) in self.counters() {
+            metric_header(&mut out, name, help, "counter");
+            let _ = writeln!(out, "keel_coordinator_{name}{{{label}}} {value}");
+        }
+        for (name, help, histogram) in self.histograms() {
+            metric_header(&mut out, name, help, "histogram");
+            render_histogram(&mut out, name, &label, histogram);
+        }
+        out
+    }
+
+    /// Gauges as (name, help, value), in exposition order.
+    fn gauges(&self) -> [(&'static str, &'static str, u64); 4] {
+        [
             (
                 "leader",
                 "1 while this coordinator leads the partition",
@@ -157,12 +174,12 @@ impl Metrics {
                 "Ready tasks waiting for a grant",
                 self.queued,
             ),
-        ];
-        for (name, help, value) in gauges {
-            metric_header(&mut out, name, help, "gauge");
-            let _ = writeln!(out, "keel_coordinator_{name}{{{label}}} {value}");
-        }
-        let counters: [(&str, &str, u64); 17] = [
+        ]
+    }
+
+    /// Counters as (name, help, value), in exposition order.
+    fn counters(&self) -> [(&'static str, &'static str, u64); 17] {
+        [
             (
                 "inputs_total",
                 "Inputs applied and made durable",
@@ -228,12 +245,12 @@ impl Metrics {
                 self.append_failures,
             ),
             ("terms_total", "Terms of leadership begun", self.terms),
-        ];
-        for (name, help, value) in counters {
-            metric_header(&mut out, name, help, "counter");
-            let _ = writeln!(out, "keel_coordinator_{name}{{{label}}} {value}");
-        }
-        let histograms = [
+        ]
+    }
+
+    /// Histograms as (name, help, histogram), in exposition order.
+    fn histograms(&self) -> [(&'static str, &'static str, &Histogram); 3] {
+        [
             (
                 "append_batch_size",
                 "Inputs per group commit",
@@ -249,12 +266,7 @@ impl Metrics {
                 "From a grant's offer to its acceptance",
                 &self.claim_to_start_seconds,
             ),
-        ];
-        for (name, help, histogram) in histograms {
-            metric_header(&mut out, name, help, "histogram");
-            render_histogram(&mut out, name, &label, histogram);
-        }
-        out
+        ]
     }
 }
 

@@ -111,7 +111,8 @@ pub(crate) enum Wake {
 /// What the machine asked for that the serving loop must carry out itself.
 pub(crate) enum Next {
     Rebuild,
-    Panicked(Applied),
+    /// Boxed: a poisoned input carries its whole description.
+    Panicked(Box<Applied>),
 }
 
 async fn durable(appending: &mut Option<InFlight>) -> Durable {
@@ -239,7 +240,7 @@ impl<L: Log + 'static> EngineTask<L> {
         match self.act(term, serving) {
             Some(Next::Panicked(mut applied)) => {
                 applied.poisoned = poisoned;
-                Some(self.stop_on_panic(term, serving, applied).await)
+                Some(self.stop_on_panic(term, serving, *applied).await)
             }
             Some(Next::Rebuild) | None => None,
         }
@@ -271,10 +272,10 @@ impl<L: Log + 'static> EngineTask<L> {
                 Action::Refuse(refused) => self.refuse(term, serving, refused),
                 Action::Rebuild(_) => next = Some(Next::Rebuild),
                 Action::Panicked(batch) => {
-                    next = Some(Next::Panicked(Applied {
+                    next = Some(Next::Panicked(Box::new(Applied {
                         batch,
                         poisoned: None,
-                    }))
+                    })))
                 }
             }
         }

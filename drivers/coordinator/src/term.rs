@@ -12,7 +12,7 @@ use crate::leadership::{spawn_renewal, Leadership, Renewal, Status, Stop};
 use crate::pipeline::{Serving, Wake};
 use crate::recovery;
 use keel_engine::Engine;
-use keel_log::{Epoch, Lease, Log, LogError, Offset, Recovered};
+use keel_log::{Epoch, Log, LogError, Offset, Recovered};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -42,7 +42,7 @@ pub(crate) async fn open_term<L: Log + 'static>(
     log: &Arc<L>,
     settings: &Settings,
     leadership: &Arc<Leadership>,
-    lease: Lease,
+    lease: keel_log::Leadership,
 ) -> Result<Term, CoordinatorError> {
     leadership.adopt(&lease);
     let renewal = spawn_renewal(
@@ -99,7 +99,10 @@ pub(crate) async fn recover_engine<L: Log + 'static>(
 }
 
 /// Hands the partition back, so nobody waits for the lease to lapse.
-pub(crate) async fn step_down<L: Log + 'static>(log: &Arc<L>, lease: &Lease) -> bool {
+pub(crate) async fn step_down<L: Log + 'static>(
+    log: &Arc<L>,
+    lease: &keel_log::Leadership,
+) -> bool {
     let (call_log, held) = (log.clone(), lease.clone());
     let call = async move { call_log.step_down(&held).await };
     let lost = |why| Err(LogError::storage(lease.partition, why));

@@ -151,49 +151,27 @@ pub fn worker_event(effect: Effect) -> Option<proto::coordinator_event::Event> {
     })
 }
 
-fn reason_word(r: EndReason) -> String {
-    end_reason(r)
-        .as_str_name()
-        .trim_start_matches("END_REASON_")
-        .to_lowercase()
-}
-
-pub fn job_outcome_word(o: JobOutcome) -> &'static str {
-    match o {
-        JobOutcome::Succeeded => "succeeded",
-        JobOutcome::Failed => "failed",
-        JobOutcome::Cancelled => "cancelled",
-        JobOutcome::DeadlineExceeded => "deadline_exceeded",
-    }
-}
-
+/// The detail of a finished task's watch event: the outcome's label, then its error or
+/// reason after a colon.
 fn task_outcome_detail(o: &TaskOutcome) -> String {
     match o {
-        TaskOutcome::Succeeded => "succeeded".into(),
-        TaskOutcome::Failed { error } => format!("failed: {error}"),
-        TaskOutcome::Skipped => "skipped".into(),
-        TaskOutcome::Cancelled { reason } => format!("cancelled: {}", reason_word(*reason)),
+        TaskOutcome::Succeeded | TaskOutcome::Skipped => o.label().into(),
+        TaskOutcome::Failed { error } => format!("{}: {error}", o.label()),
+        TaskOutcome::Cancelled { reason } => format!("{}: {}", o.label(), reason.label()),
     }
 }
 
-/// The watch event for an effect addressed to a job; `None` for worker effects.
+/// The watch event for an effect addressed to a job; `None` for worker effects. Its
+/// kind is the effect's label.
 pub fn job_event(effect: &Effect) -> Option<proto::JobEvent> {
-    let ev = |job: u64, task: u64, kind: &str, detail: String, attempt: u32| proto::JobEvent {
-        job,
-        task,
-        kind: kind.to_string(),
-        detail,
-        attempt,
-        progress_per_mille: 0,
-    };
-    Some(match effect {
+    let (job, task, detail, attempt) = match effect {
         Effect::TaskBlocked {
             job,
             task,
             requires,
-        } => ev(job.0, task.0, "task_blocked", requires.join(","), 0),
-        Effect::TaskUnblocked { job, task } => {
-            ev(job.0, task.0, "task_unblocked", String::new(), 0)
+        } => (job, task.0, requires.join(","), 0),
+        Effect::TaskUnblocked { job, task } | Effect::TaskResumed { job, task } => {
+            (job, task.0, String::new(), 0)
         }
         Effect::TaskRequeued {
             job,
@@ -201,34 +179,25 @@ pub fn job_event(effect: &Effect) -> Option<proto::JobEvent> {
             attempt,
             reason,
             ..
-        } => ev(
-            job.0,
-            task.0,
-            "task_requeued",
-            reason_word(*reason),
-            *attempt,
-        ),
+        } => (job, task.0, reason.label().to_string(), *attempt),
         Effect::TaskSuspended {
             job,
             task,
             waitpoint,
-        } => ev(job.0, task.0, "task_suspended", waitpoint.clone(), 0),
-        Effect::TaskResumed { job, task } => ev(job.0, task.0, "task_resumed", String::new(), 0),
-        Effect::TaskFinished { job, task, outcome } => ev(
-            job.0,
-            task.0,
-            "task_finished",
-            task_outcome_detail(outcome),
-            0,
-        ),
-        Effect::JobFinished { job, outcome } => ev(
-            job.0,
-            0,
-            "job_finished",
-            job_outcome_word(*outcome).to_string(),
-            0,
-        ),
+        } => (job, task.0, waitpoint.clone(), 0),
+        Effect::TaskFinished { job, task, outcome } => {
+            (job, task.0, task_outcome_detail(outcome), 0)
+        }
+        Effect::JobFinished { job, outcome } => (job, 0, outcome.label().to_string(), 0),
         _ => return None,
+    };
+    Some(proto::JobEvent {
+        job: job.0,
+        task,
+        kind: effect.label().to_string(),
+        detail,
+        attempt,
+        progress_per_mille: 0,
     })
 }
 
@@ -243,7 +212,7 @@ pub fn job_status_to_proto(s: &JobStatus) -> proto::JobStatus {
         remaining: s.remaining,
         outcome: s
             .outcome
-            .map(job_outcome_word)
+            .map(JobOutcome::label)
             .unwrap_or_default()
             .to_string(),
         finished_at_ms: s.finished_at,
@@ -261,7 +230,7 @@ fn status_detail(s: &TaskStatus) -> String {
         TaskStatus::Suspended { waitpoint } => format!("on {waitpoint}"),
         TaskStatus::Done(o) => match o {
             TaskOutcome::Failed { error } => error.clone(),
-            TaskOutcome::Cancelled { reason } => reason_word(*reason),
+            TaskOutcome::Cancelled { reason } => reason.label().to_string(),
             _ => String::new(),
         },
         _ => String::new(),
@@ -315,5 +284,117 @@ pub fn job_view_to_proto(v: &JobView) -> proto::DescribeJobResponse {
     proto::DescribeJobResponse {
         status: Some(job_status_to_proto(&v.status)),
         tasks: v.tasks.iter().map(task_view_to_proto).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_engine::JobId;
+
+    fn detail(effect: Effect) -> String {
+        job_event(&effect).expect("a job effect").detail
+    }
+
+    #[test]
+    fn job_event_kinds_on_the_wire_are_stable() {
+        let (job, task) = (JobId(1), TaskId(2));
+        let requires = vec!["gpu".to_string(), "ssd".to_string()];
+        let reason = EndReason::LeaseExpired;
+        let waitpoint = "approval".to_string();
+        let outcome = JobOutcome::Succeeded;
+        let events: Vec<(String, String, u32)> = [
+            Effect::TaskBlocked {
+                job,
+                task,
+                requires,
+            },
+            Effect::TaskUnblocked { job, task },
+            Effect::TaskRequeued {
+                job,
+                task,
+                attempt: 3,
+                reason,
+                ready_at: 9,
+            },
+            Effect::TaskSuspended {
+                job,
+                task,
+                waitpoint,
+            },
+            Effect::TaskResumed { job, task },
+            Effect::JobFinished { job, outcome },
+        ]
+        .iter()
+        .map(|e| job_event(e).expect("a job effect"))
+        .map(|e| (e.kind, e.detail, e.attempt))
+        .collect();
+        let expected = [
+            ("task_blocked", "gpu,ssd", 0),
+            ("task_unblocked", "", 0),
+            ("task_requeued", "lease_expired", 3),
+            ("task_suspended", "approval", 0),
+            ("task_resumed", "", 0),
+            ("job_finished", "succeeded", 0),
+        ];
+        let expected: Vec<(String, String, u32)> = expected
+            .iter()
+            .map(|(k, d, a)| (k.to_string(), d.to_string(), *a))
+            .collect();
+        assert_eq!(events, expected);
+        let lost = Effect::WorkerLost {
+            worker: keel_engine::WorkerId::new("w"),
+            instance: keel_engine::InstanceId(1),
+        };
+        assert!(job_event(&lost).is_none());
+    }
+
+    /// Watch-event and status words are wire strings: pinned here so a change to the
+    /// engine's labels cannot change them unnoticed.
+    #[test]
+    fn outcome_and_reason_words_on_the_wire_are_stable() {
+        let (job, task) = (JobId(1), TaskId(2));
+        let finished = |outcome| detail(Effect::TaskFinished { job, task, outcome });
+        assert_eq!(finished(TaskOutcome::Succeeded), "succeeded");
+        assert_eq!(finished(TaskOutcome::Skipped), "skipped");
+        let error = "boom".to_string();
+        assert_eq!(finished(TaskOutcome::Failed { error }), "failed: boom");
+        let reason = EndReason::DependencyUnsatisfied;
+        let cancelled = finished(TaskOutcome::Cancelled { reason });
+        assert_eq!(cancelled, "cancelled: dependency_unsatisfied");
+        let words: Vec<String> = JobOutcome::ALL
+            .iter()
+            .map(|&outcome| detail(Effect::JobFinished { job, outcome }))
+            .collect();
+        assert_eq!(
+            words,
+            ["succeeded", "failed", "cancelled", "deadline_exceeded"]
+        );
+        let reasons: Vec<String> = EndReason::ALL
+            .iter()
+            .map(|&reason| {
+                detail(Effect::TaskRequeued {
+                    job,
+                    task,
+                    attempt: 2,
+                    reason,
+                    ready_at: 0,
+                })
+            })
+            .collect();
+        let expected = [
+            "grant_expired",
+            "grant_released",
+            "lease_expired",
+            "worker_lost",
+            "worker_left",
+            "attempt_timed_out",
+            "attempt_failed",
+            "job_cancelled",
+            "deadline_exceeded",
+            "suspended",
+            "dependency_unsatisfied",
+        ];
+        assert_eq!(reasons, expected);
     }
 }

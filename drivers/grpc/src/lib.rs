@@ -13,8 +13,11 @@
 //! engine's own rules, so no TOML parser sits on the server's request path.
 //!
 //! Per-command refusals on a worker session come back as a `Reply` carrying the gRPC
-//! code they map to (see [`status`]), so one stale fence does not end a session that
-//! holds other leases; a malformed frame ends the session with INVALID_ARGUMENT.
+//! code they map to (the `status` module), so one stale fence does not end a session
+//! that holds other leases; a malformed frame ends the session with INVALID_ARGUMENT.
+//!
+//! Feature `fuzz` makes `status` and `validate` public for the fuzz target and its
+//! replay test; nothing else outside the crate needs them.
 
 pub mod auth;
 mod backoff;
@@ -23,8 +26,14 @@ mod convert;
 mod job_spec;
 pub mod metrics;
 pub mod server;
+#[cfg(feature = "fuzz")]
 pub mod status;
+#[cfg(not(feature = "fuzz"))]
+mod status;
+#[cfg(feature = "fuzz")]
 pub mod validate;
+#[cfg(not(feature = "fuzz"))]
+mod validate;
 pub mod worker;
 
 /// Generated `keel.v1` messages and services.

@@ -126,11 +126,6 @@ pub fn invalid_refusal(status: &Status) -> Refusal {
     }
 }
 
-/// The status a refusal stands for, as the SDK hands it to callers.
-pub fn refusal_status(refusal: &Refusal) -> Status {
-    Status::new(Code::from_i32(refusal.status), refusal.message.clone())
-}
-
 /// A refusal from a fencing check: the worker acts on an attempt it no longer holds.
 pub fn is_fencing(refusal: &Refusal) -> bool {
     matches!(

@@ -52,7 +52,7 @@
 mod embedded;
 mod entry;
 pub mod error;
-mod lease;
+mod leadership;
 mod log;
 mod memory;
 pub mod record;
@@ -66,8 +66,8 @@ pub mod conformance;
 pub use embedded::{DiskFaults, OpenError, RedbLog, RedbOptions, FILE_NAME, MARKER_NAME};
 pub use entry::{Entry, ENTRY_VERSION};
 pub use error::{Corruption, ErrorKind, LogError, Outcome, RecordRef};
-pub use lease::LeaseState;
-pub use log::{Bounds, Epoch, Lease, Log, Offset, Partition, Record, Snapshot};
+pub use leadership::LeadershipState;
+pub use log::{Bounds, Epoch, Leadership, Log, Offset, Partition, Record, Snapshot};
 pub use memory::MemoryLog;
 pub use recover::{
     append_entries, recover, restore, snapshot_of, starting_point, RecoverError, Recovered,

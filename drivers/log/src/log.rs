@@ -42,7 +42,7 @@ pub struct Bounds {
 
 /// Leadership of one partition, as granted to `holder`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Lease {
+pub struct Leadership {
     pub partition: Partition,
     pub holder: String,
     pub epoch: Epoch,
@@ -51,7 +51,7 @@ pub struct Lease {
     pub valid_until: Instant,
 }
 
-impl Lease {
+impl Leadership {
     /// The lease a backend hands out: valid for `ttl` from `asked`, the moment before
     /// the request was sent.
     pub fn granted(
@@ -60,8 +60,8 @@ impl Lease {
         epoch: Epoch,
         asked: Instant,
         ttl: Duration,
-    ) -> Lease {
-        Lease {
+    ) -> Leadership {
+        Leadership {
             partition,
             holder: holder.to_owned(),
             epoch,
@@ -70,8 +70,8 @@ impl Lease {
     }
 
     /// The same lease after a renewal asked at `asked`.
-    pub fn renewed(&self, asked: Instant, ttl: Duration) -> Lease {
-        Lease {
+    pub fn renewed(&self, asked: Instant, ttl: Duration) -> Leadership {
+        Leadership {
             valid_until: asked + ttl,
             ..self.clone()
         }
@@ -139,18 +139,18 @@ pub trait Log: Send + Sync {
         partition: Partition,
         holder: &str,
         ttl: Duration,
-    ) -> impl Future<Output = Result<Lease, LogError>> + Send;
+    ) -> impl Future<Output = Result<Leadership, LogError>> + Send;
 
     /// Extends a lease whose epoch is still current, even if it has just expired and
     /// nobody took over.
     fn renew(
         &self,
-        lease: &Lease,
+        lease: &Leadership,
         ttl: Duration,
-    ) -> impl Future<Output = Result<Lease, LogError>> + Send;
+    ) -> impl Future<Output = Result<Leadership, LogError>> + Send;
 
     /// Gives leadership up: the epoch moves on, so the lease's epoch is fenced from now.
-    fn step_down(&self, lease: &Lease) -> impl Future<Output = Result<(), LogError>> + Send;
+    fn step_down(&self, lease: &Leadership) -> impl Future<Output = Result<(), LogError>> + Send;
 
     /// Appends `payloads` at `start..start + len` as one atomic batch: all are stored or
     /// none. Refused if `epoch` is not current or the log does not end at `start`.

@@ -2,16 +2,16 @@
 //! records as the durable backends, so checksum and recovery paths run against it too.
 
 use crate::error::LogError;
-use crate::lease::{now_ms, LeaseState};
+use crate::leadership::{now_ms, LeadershipState};
 use crate::record::{decode_entry, decode_snapshot, encode_batch, encode_snapshot};
-use crate::{Bounds, Epoch, Lease, Log, Offset, Partition, Record, Snapshot};
+use crate::{Bounds, Epoch, Leadership, Log, Offset, Partition, Record, Snapshot};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 #[derive(Default)]
 struct PartitionLog {
-    lease: LeaseState,
+    lease: LeadershipState,
     first: Offset,
     frames: VecDeque<Vec<u8>>,
     snapshot: Option<Vec<u8>>,
@@ -105,15 +105,15 @@ impl Log for MemoryLog {
         partition: Partition,
         holder: &str,
         ttl: Duration,
-    ) -> Result<Lease, LogError> {
+    ) -> Result<Leadership, LogError> {
         let asked = Instant::now();
         let epoch = self.with(partition, |log| {
             log.lease.acquire(partition, holder, now_ms(), ttl)
         })?;
-        Ok(Lease::granted(partition, holder, epoch, asked, ttl))
+        Ok(Leadership::granted(partition, holder, epoch, asked, ttl))
     }
 
-    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LogError> {
+    async fn renew(&self, lease: &Leadership, ttl: Duration) -> Result<Leadership, LogError> {
         let asked = Instant::now();
         self.with(lease.partition, |log| {
             log.lease.renew(lease.partition, lease.epoch, now_ms(), ttl)
@@ -121,7 +121,7 @@ impl Log for MemoryLog {
         Ok(lease.renewed(asked, ttl))
     }
 
-    async fn step_down(&self, lease: &Lease) -> Result<(), LogError> {
+    async fn step_down(&self, lease: &Leadership) -> Result<(), LogError> {
         self.with(lease.partition, |log| {
             log.lease.step_down(lease.partition, lease.epoch)
         })

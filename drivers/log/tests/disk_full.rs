@@ -8,7 +8,7 @@
 use keel_engine::Config;
 use keel_log::conformance::write_history;
 use keel_log::{
-    recover, scan, DiskFaults, ErrorKind, Lease, Log, LogError, Outcome, RedbLog, RedbOptions,
+    recover, scan, DiskFaults, ErrorKind, Leadership, Log, LogError, Outcome, RedbLog, RedbOptions,
     FILE_NAME,
 };
 use std::time::Duration;
@@ -58,7 +58,7 @@ struct Acked {
 
 impl Acked {
     /// Appends batch `n` and notes it if acknowledged.
-    async fn append(&mut self, log: &RedbLog, lease: &Lease, n: u64) -> Result<(), LogError> {
+    async fn append(&mut self, log: &RedbLog, lease: &Leadership, n: u64) -> Result<(), LogError> {
         let payloads = batch(n);
         self.end = log.append(P, lease.epoch, self.end, &payloads).await?;
         self.payloads.extend(payloads);
@@ -66,7 +66,7 @@ impl Acked {
     }
 
     /// Appends batches until one is refused.
-    async fn until_refused(&mut self, log: &RedbLog, lease: &Lease) -> LogError {
+    async fn until_refused(&mut self, log: &RedbLog, lease: &Leadership) -> LogError {
         for n in 0..10_000 {
             if let Err(e) = self.append(log, lease, n).await {
                 return e;

@@ -8,7 +8,9 @@ use crate::library;
 use crate::options::{ConnectError, ValkeyOptions};
 use crate::reply::{bulk, unexpected, Reply};
 use keel_log::record::{decode_entry, decode_snapshot, encode_batch, encode_snapshot};
-use keel_log::{Bounds, Epoch, Lease, Log, LogError, Offset, Outcome, Partition, Record, Snapshot};
+use keel_log::{
+    Bounds, Epoch, Leadership, Log, LogError, Offset, Outcome, Partition, Record, Snapshot,
+};
 use redis::aio::ConnectionManagerConfig;
 use redis::cluster::ClusterClientBuilder;
 use redis::{Cmd, RedisError, Value};
@@ -191,7 +193,7 @@ impl Log for ValkeyLog {
         partition: Partition,
         holder: &str,
         ttl: Duration,
-    ) -> Result<Lease, LogError> {
+    ) -> Result<Leadership, LogError> {
         let asked = Instant::now();
         let reply = self
             .call(
@@ -201,7 +203,7 @@ impl Log for ValkeyLog {
             )
             .await?;
         match reply.status {
-            library::OK => Ok(Lease::granted(
+            library::OK => Ok(Leadership::granted(
                 partition,
                 holder,
                 reply.int(partition, 0)?,
@@ -216,7 +218,7 @@ impl Log for ValkeyLog {
         }
     }
 
-    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LogError> {
+    async fn renew(&self, lease: &Leadership, ttl: Duration) -> Result<Leadership, LogError> {
         let asked = Instant::now();
         let p = lease.partition;
         let (epoch, ttl_ms) = (lease.epoch.to_string(), millis(ttl));
@@ -227,7 +229,7 @@ impl Log for ValkeyLog {
         Ok(lease.renewed(asked, ttl))
     }
 
-    async fn step_down(&self, lease: &Lease) -> Result<(), LogError> {
+    async fn step_down(&self, lease: &Leadership) -> Result<(), LogError> {
         let p = lease.partition;
         let epoch = lease.epoch.to_string();
         self.call(p, "keel_step_down", &[epoch.as_bytes()])

@@ -5,14 +5,14 @@
 use super::{ConfigDraw, Group, JobDraw, Len, Step, TaskDraw, Then};
 use keel_engine::*;
 
-pub const WORKERS: [&str; 4] = ["w0", "w1", "w2", "w3"];
-pub const TENANTS: [&str; 5] = ["default", "t1", "t2", "t3", "t4"];
+pub(super) const WORKERS: [&str; 4] = ["w0", "w1", "w2", "w3"];
+pub(super) const TENANTS: [&str; 5] = ["default", "t1", "t2", "t3", "t4"];
 const LANES: [&str; 3] = ["default", "l1", "l2"];
 const CAPS: [&str; 3] = ["gpu", "ssd", "arm"];
 /// How far back a step may pick a grant, lease, job or task.
 const RECENT: usize = 8;
 
-pub fn config(d: &ConfigDraw) -> Config {
+pub(super) fn config(d: &ConfigDraw) -> Config {
     let tenant = |i: u8| TENANTS[i as usize % TENANTS.len()].to_string();
     let l: Vec<u32> = d.limits.iter().map(|v| v.get()).collect();
     Config {
@@ -72,7 +72,7 @@ fn recent<T: Clone>(items: &[T], i: u8) -> Option<T> {
 }
 
 /// What the run has seen, learnt from replies and effects.
-pub struct Seen {
+pub(super) struct Seen {
     payload_limit: u32,
     /// The newest instance each worker registered with.
     instances: [InstanceId; WORKERS.len()],
@@ -86,7 +86,7 @@ pub struct Seen {
 }
 
 impl Seen {
-    pub fn new(payload_limit: u32) -> Seen {
+    pub(super) fn new(payload_limit: u32) -> Seen {
         Seen {
             payload_limit,
             instances: [InstanceId(0); WORKERS.len()],
@@ -144,7 +144,7 @@ impl Seen {
         }
     }
 
-    pub fn learn(&mut self, input: &Input, out: &Outputs) {
+    pub(super) fn learn(&mut self, input: &Input, out: &Outputs) {
         if let (Some(Err(r)), Input::Worker { worker, .. }) = (&out.reply, input) {
             if matches!(
                 r,
@@ -170,8 +170,8 @@ impl Seen {
             }
             _ => {}
         }
-        for fx in &out.effects {
-            match fx {
+        for effects in &out.effects {
+            match effects {
                 Effect::GrantOffered { worker, grant, .. } => {
                     self.grants.push((*grant, worker.clone()))
                 }
@@ -192,7 +192,7 @@ impl Seen {
 
     /// The next command of a `Take`: the acceptance of the grant its work request was
     /// offered, then `then` on the lease the acceptance started.
-    pub fn follow_up(&self, then: &Then, input: &Input, out: &Outputs) -> Option<Input> {
+    pub(super) fn follow_up(&self, then: &Then, input: &Input, out: &Outputs) -> Option<Input> {
         let Input::Worker {
             worker, command, ..
         } = input
@@ -204,7 +204,7 @@ impl Seen {
             // The offer this request brought, else the newest earlier offer to the
             // worker (a worker holding unaccepted offers has no room for more).
             (WorkerCommand::RequestWork { .. }, _) => {
-                let now = out.effects.iter().find_map(|fx| match fx {
+                let now = out.effects.iter().find_map(|effects| match effects {
                     Effect::GrantOffered {
                         worker: w, grant, ..
                     } if w == worker => Some(*grant),
@@ -259,7 +259,7 @@ impl Seen {
         Some(Input::worker(&w, self.instance_of(&w), cmd(fence)?))
     }
 
-    pub fn input(&self, step: &Step) -> Option<Input> {
+    pub(super) fn input(&self, step: &Step) -> Option<Input> {
         self.command(step).map(|input| self.as_worker(input))
     }
 

@@ -112,7 +112,7 @@ pub enum Len {
 }
 
 /// Longest payload a case allocates.
-pub const MAX_LEN: u64 = 1 << 16;
+pub(crate) const MAX_LEN: u64 = 1 << 16;
 
 impl Len {
     pub fn get(self, limit: u32) -> usize {
@@ -289,23 +289,23 @@ pub struct Case {
 
 /// Decodes fuzz input bytes as a case and runs it; bytes that do not decode are
 /// skipped, as libFuzzer does with an undecodable input.
-pub fn run_bytes(data: &[u8]) {
+pub(crate) fn run_bytes(data: &[u8]) {
     if let Ok(case) = postcard::from_bytes::<Case>(data) {
         run(&case);
     }
 }
 
-pub fn encode(case: &Case) -> Vec<u8> {
+pub(crate) fn encode(case: &Case) -> Vec<u8> {
     postcard::to_allocvec(case).expect("a case encodes")
 }
 
 /// Runs the case; panics with a description of the first broken property.
-pub fn run(case: &Case) {
+pub(crate) fn run(case: &Case) {
     drive(case, |_, _| {});
 }
 
 /// Runs the case, showing `observe` every input and its outputs.
-pub fn drive(case: &Case, mut observe: impl FnMut(&Input, &Outputs)) {
+pub(crate) fn drive(case: &Case, mut observe: impl FnMut(&Input, &Outputs)) {
     let config = draw::config(&case.config);
     let valid = config.validate();
     let mut engine = Engine::new(config.clone());

@@ -21,14 +21,14 @@ use serde::{Deserialize, Serialize};
 
 #[cfg_attr(not(test), derive(arbitrary::Arbitrary))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Case {
+pub(crate) struct Case {
     pub seed: u64,
     pub ops: Vec<Op>,
 }
 
 #[cfg_attr(not(test), derive(arbitrary::Arbitrary))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum Op {
+pub(crate) enum Op {
     Register {
         worker: u8,
         instance: Inst,
@@ -86,7 +86,7 @@ pub enum Op {
 
 #[cfg_attr(not(test), derive(arbitrary::Arbitrary))]
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-pub enum Inst {
+pub(crate) enum Inst {
     Current,
     Next,
     Older,
@@ -95,7 +95,7 @@ pub enum Inst {
 /// Who sends a command about a grant or lease.
 #[cfg_attr(not(test), derive(arbitrary::Arbitrary))]
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-pub enum Sender {
+pub(crate) enum Sender {
     /// The worker and instance it was issued to.
     Owner,
     /// The same worker under an older instance.
@@ -105,7 +105,7 @@ pub enum Sender {
 
 #[cfg_attr(not(test), derive(arbitrary::Arbitrary))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum Fenced {
+pub(crate) enum Fenced {
     Renew,
     Complete {
         output: u8,
@@ -123,7 +123,7 @@ pub enum Fenced {
 
 #[cfg_attr(not(test), derive(arbitrary::Arbitrary))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct JobOp {
+pub(crate) struct JobOp {
     pub name: u8,
     pub tenant: u8,
     pub lane: u8,
@@ -135,7 +135,7 @@ pub struct JobOp {
 
 #[cfg_attr(not(test), derive(arbitrary::Arbitrary))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct TaskOp {
+pub(crate) struct TaskOp {
     pub key: u8,
     pub caps: u8,
     pub deps: Vec<u8>,
@@ -153,7 +153,7 @@ pub struct TaskOp {
 }
 
 /// Limits small enough that short sequences reach every refusal.
-pub fn config(seed: u64) -> Config {
+pub(crate) fn config(seed: u64) -> Config {
     let mut tenants = TenantPolicy {
         default_cap: Some(3),
         ..TenantPolicy::default()
@@ -215,7 +215,7 @@ fn refusal_is_pure(engine: &Engine, input: &Input) -> bool {
 }
 
 /// Runs the case; panics with a description of the first broken property.
-pub fn run(case: &Case) {
+pub(crate) fn run(case: &Case) {
     let mut engine = Engine::new(config(case.seed));
     let mut seen = Seen::default();
     let mut now: Time = 0;

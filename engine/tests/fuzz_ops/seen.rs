@@ -82,8 +82,8 @@ impl Seen {
             }
             _ => {}
         }
-        for fx in &out.effects {
-            match fx {
+        for effects in &out.effects {
+            match effects {
                 Effect::GrantOffered { worker, grant, .. } => {
                     let w = WORKERS.iter().position(|n| *n == worker.0).unwrap_or(0);
                     self.grants

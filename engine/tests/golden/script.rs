@@ -3,10 +3,11 @@
 //! behaviour change show up as a readable diff rather than a digest mismatch.
 
 use keel_engine::*;
+use keel_engine_harness::apply_checked;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-pub struct Script {
+pub(crate) struct Script {
     pub engine: Engine,
     now: Time,
     instances: BTreeMap<String, InstanceId>,
@@ -14,7 +15,7 @@ pub struct Script {
 }
 
 impl Script {
-    pub fn new(config: Config) -> Script {
+    pub(crate) fn new(config: Config) -> Script {
         Script {
             engine: Engine::new(config),
             now: 0,
@@ -24,16 +25,14 @@ impl Script {
     }
 
     /// Sets the time of the following inputs.
-    pub fn at(&mut self, t: Time) -> &mut Script {
+    pub(crate) fn at(&mut self, t: Time) -> &mut Script {
         self.now = t;
         self
     }
 
     fn apply(&mut self, who: &str, what: String, input: Input) -> Outputs {
-        let out = self.engine.apply(self.now, input);
-        if let Err(v) = self.engine.check_invariants() {
-            panic!("invariant broken after t={} {who} {what}: {v}", self.now);
-        }
+        let step = format!("t={} {who}{what}", self.now);
+        let out = apply_checked(&mut self.engine, self.now, input, step);
         let _ = write!(self.text, "t={} {who}{what}", self.now);
         if let Some(reply) = &out.reply {
             let _ = write!(self.text, " -> {}", reply_text(reply));
@@ -45,11 +44,11 @@ impl Script {
         out
     }
 
-    pub fn tick(&mut self) -> Outputs {
+    pub(crate) fn tick(&mut self) -> Outputs {
         self.apply("", "tick".into(), Input::Tick)
     }
 
-    pub fn register(&mut self, w: &str, instance: u64, caps: &[&str], conc: u32) -> Outputs {
+    pub(crate) fn register(&mut self, w: &str, instance: u64, caps: &[&str], conc: u32) -> Outputs {
         self.instances.insert(w.to_string(), InstanceId(instance));
         let cmd = WorkerCommand::Register {
             capabilities: caps.iter().map(|c| c.to_string()).collect(),
@@ -60,7 +59,7 @@ impl Script {
     }
 
     /// A command from `w` under the instance it last registered.
-    pub fn worker(&mut self, w: &str, cmd: WorkerCommand) -> Outputs {
+    pub(crate) fn worker(&mut self, w: &str, cmd: WorkerCommand) -> Outputs {
         let inst = self.instances.get(w).copied().unwrap_or(InstanceId(1));
         let what = command_text(&cmd, inst);
         self.apply(
@@ -70,13 +69,13 @@ impl Script {
         )
     }
 
-    pub fn submit(&mut self, spec: JobSpec) -> Outputs {
+    pub(crate) fn submit(&mut self, spec: JobSpec) -> Outputs {
         let what = format!("submit {} tasks={}", spec.name, spec.tasks.len());
         self.apply("", what, Input::Client(ClientCommand::SubmitJob(spec)))
     }
 
     /// Accepts a grant and returns the fence of the lease it started.
-    pub fn accept(&mut self, w: &str, grant: GrantId) -> Fence {
+    pub(crate) fn accept(&mut self, w: &str, grant: GrantId) -> Fence {
         let out = self.worker(w, WorkerCommand::AcceptGrant { grant });
         match out.reply {
             Some(Ok(Accepted::LeaseStarted { fence, .. })) => fence,
@@ -84,12 +83,12 @@ impl Script {
         }
     }
 
-    pub fn complete(&mut self, w: &str, fence: Fence) -> Outputs {
+    pub(crate) fn complete(&mut self, w: &str, fence: Fence) -> Outputs {
         let output = Payload::from("ok");
         self.worker(w, WorkerCommand::Complete { fence, output })
     }
 
-    pub fn fail(&mut self, w: &str, fence: Fence, permanent: bool) -> Outputs {
+    pub(crate) fn fail(&mut self, w: &str, fence: Fence, permanent: bool) -> Outputs {
         let error = "boom".to_string();
         self.worker(
             w,
@@ -103,7 +102,7 @@ impl Script {
 }
 
 /// The grants offered in `out`, as (worker, grant, task, attempt).
-pub fn offers(out: &Outputs) -> Vec<(String, GrantId, TaskId, u32)> {
+pub(crate) fn offers(out: &Outputs) -> Vec<(String, GrantId, TaskId, u32)> {
     out.effects
         .iter()
         .filter_map(|e| match e {
@@ -201,7 +200,13 @@ fn reply_text(reply: &Result<Accepted, Rejection>) -> String {
     }
 }
 
+/// An effect as its engine label followed by its fields; reasons and outcomes by their
+/// labels too, so the goldens use the engine's one vocabulary.
 fn effect_text(e: &Effect) -> String {
+    format!("{} {}", e.label(), effect_fields(e))
+}
+
+fn effect_fields(e: &Effect) -> String {
     match e {
         Effect::GrantOffered {
             worker,
@@ -211,48 +216,57 @@ fn effect_text(e: &Effect) -> String {
             attempt,
             expires_at,
             ..
-        } => format!(
-            "GrantOffered {worker} {grant} {job}/{task} attempt {attempt} until {expires_at}"
-        ),
+        } => format!("{worker} {grant} {job}/{task} attempt {attempt} until {expires_at}"),
         Effect::GrantWithdrawn {
             worker,
             grant,
             task,
             reason,
-        } => format!("GrantWithdrawn {worker} {grant} {task} {reason:?}"),
+        } => format!("{worker} {grant} {task} {}", reason.label()),
         Effect::LeaseRevoked {
             worker,
             fence,
             reason,
-        } => format!("LeaseRevoked {worker} {fence} {reason:?}"),
+        } => format!("{worker} {fence} {}", reason.label()),
         Effect::TaskBlocked {
             job,
             task,
             requires,
-        } => format!("TaskBlocked {job}/{task} requires {requires:?}"),
-        Effect::TaskUnblocked { job, task } => format!("TaskUnblocked {job}/{task}"),
+        } => format!("{job}/{task} requires {requires:?}"),
+        Effect::TaskUnblocked { job, task } | Effect::TaskResumed { job, task } => {
+            format!("{job}/{task}")
+        }
         Effect::TaskRequeued {
             job,
             task,
             attempt,
             reason,
             ready_at,
-        } => format!("TaskRequeued {job}/{task} attempt {attempt} {reason:?} ready at {ready_at}"),
+        } => format!(
+            "{job}/{task} attempt {attempt} {} ready at {ready_at}",
+            reason.label()
+        ),
         Effect::TaskSuspended {
             job,
             task,
             waitpoint,
-        } => format!("TaskSuspended {job}/{task} on {waitpoint}"),
-        Effect::TaskResumed { job, task } => format!("TaskResumed {job}/{task}"),
+        } => format!("{job}/{task} on {waitpoint}"),
         Effect::TaskFinished { job, task, outcome } => {
-            format!("TaskFinished {job}/{task} {outcome:?}")
+            format!("{job}/{task} {}", outcome_text(outcome))
         }
-        Effect::JobFinished { job, outcome } => format!("JobFinished {job} {outcome:?}"),
-        Effect::WorkerLost { worker, instance } => format!("WorkerLost {worker} {instance}"),
-        Effect::WorkerBlacklisted { worker, until } => {
-            format!("WorkerBlacklisted {worker} until {until}")
+        Effect::JobFinished { job, outcome } => format!("{job} {}", outcome.label()),
+        Effect::WorkerLost { worker, instance } => format!("{worker} {instance}"),
+        Effect::WorkerBlacklisted { worker, until } => format!("{worker} until {until}"),
+        Effect::WorkerReadmitted { worker } | Effect::WorkerDrained { worker } => {
+            worker.to_string()
         }
-        Effect::WorkerReadmitted { worker } => format!("WorkerReadmitted {worker}"),
-        Effect::WorkerDrained { worker } => format!("WorkerDrained {worker}"),
+    }
+}
+
+fn outcome_text(o: &TaskOutcome) -> String {
+    match o {
+        TaskOutcome::Succeeded | TaskOutcome::Skipped => o.label().to_string(),
+        TaskOutcome::Failed { error } => format!("{}: {error}", o.label()),
+        TaskOutcome::Cancelled { reason } => format!("{}: {}", o.label(), reason.label()),
     }
 }

@@ -1,11 +1,44 @@
-//! A small driver for behaviour tests: explicit times, invariants and a snapshot
-//! round-trip checked after every input, and the input log kept for replay checks.
-#![allow(dead_code)]
+//! The engine's shared test harness: what every engine test checks after each input
+//! (`verify`: the invariants hold and the snapshot restores to the same digest), and
+//! the drivers built on it: [`Harness`] for behaviour tests with explicit times and a
+//! replayable input log, [`FixedTime`] for limit tests that check a refusal changes
+//! nothing. A library crate rather than a module each test file includes, so no test
+//! binary has to allow the helpers it does not use.
 
 use keel_engine::*;
+use std::fmt::Display;
 
-pub struct H {
-    pub e: Engine,
+mod fixed_time;
+
+pub use fixed_time::{chain, invalid, limits, numbered, submit, FixedTime, NOW};
+
+/// What every driver checks after each input: the invariants hold, and a restore of
+/// the snapshot gives an engine with the same digest.
+pub fn verify(engine: &Engine) -> Result<(), String> {
+    engine
+        .check_invariants()
+        .map_err(|v| format!("invariant broken: {v}"))?;
+    let restored =
+        Engine::restore(&engine.snapshot()).map_err(|e| format!("snapshot refused: {e}"))?;
+    if restored.digest() != engine.digest() {
+        return Err("snapshot round-trip changed the digest".into());
+    }
+    Ok(())
+}
+
+/// Applies `input` at `now` and panics, naming `what`, if `verify` fails after it.
+pub fn apply_checked(engine: &mut Engine, now: Time, input: Input, what: impl Display) -> Outputs {
+    let out = engine.apply(now, input);
+    if let Err(why) = verify(engine) {
+        panic!("after {what}: {why}");
+    }
+    out
+}
+
+/// A behaviour-test driver: explicit times, `verify` after every input, and the input
+/// log kept for replay checks.
+pub struct Harness {
+    pub engine: Engine,
     pub now: Time,
     pub log: Vec<(Time, Input)>,
     config: Config,
@@ -19,34 +52,25 @@ pub fn wid(name: &str) -> WorkerId {
     WorkerId::new(name)
 }
 
-impl H {
-    pub fn new(config: Config) -> H {
-        H {
-            e: Engine::new(config.clone()),
+impl Harness {
+    pub fn new(config: Config) -> Harness {
+        Harness {
+            engine: Engine::new(config.clone()),
             now: 0,
             log: Vec::new(),
             config,
         }
     }
 
-    pub fn at(&mut self, t: Time) -> &mut H {
+    pub fn at(&mut self, t: Time) -> &mut Harness {
         self.now = t;
         self
     }
 
     pub fn apply(&mut self, input: Input) -> Outputs {
         self.log.push((self.now, input.clone()));
-        let out = self.e.apply(self.now, input);
-        if let Err(v) = self.e.check_invariants() {
-            panic!("invariant broken after input {}: {v}", self.log.len());
-        }
-        let restored = Engine::restore(&self.e.snapshot()).expect("snapshot restores");
-        assert_eq!(
-            restored.digest(),
-            self.e.digest(),
-            "snapshot round-trip changed the digest"
-        );
-        out
+        let what = format!("input {}", self.log.len());
+        apply_checked(&mut self.engine, self.now, input, what)
     }
 
     pub fn worker(&mut self, w: &str, i: u64, cmd: WorkerCommand) -> Outputs {
@@ -131,11 +155,15 @@ impl H {
     }
 
     pub fn task(&self, t: TaskId) -> TaskView {
-        self.e.describe_task(t).expect("task exists")
+        self.engine.describe_task(t).expect("task exists")
     }
 
     pub fn job_outcome(&self, j: JobId) -> Option<JobOutcome> {
-        self.e.describe_job(j).expect("job exists").status.outcome
+        self.engine
+            .describe_job(j)
+            .expect("job exists")
+            .status
+            .outcome
     }
 
     /// Replays the input log from scratch and checks the same digest comes out.
@@ -144,7 +172,7 @@ impl H {
         for (t, input) in &self.log {
             fresh.apply(*t, input.clone());
         }
-        assert_eq!(fresh.digest(), self.e.digest(), "replay diverged");
+        assert_eq!(fresh.digest(), self.engine.digest(), "replay diverged");
     }
 }
 

@@ -6,13 +6,13 @@ use keel_engine::*;
 use proptest::prelude::*;
 
 /// Four names against a limit of three live workers, so registration can be refused.
-pub const WORKERS: [&str; 4] = ["w1", "w2", "w3", "w4"];
+pub(crate) const WORKERS: [&str; 4] = ["w1", "w2", "w3", "w4"];
 /// Worker capabilities are subsets of the first three; "tpu" is only ever required, so
 /// a task needing it stays blocked until cancelled or past its deadline.
-pub const CAPS: [&str; 4] = ["gpu", "ssd", "arm", "tpu"];
+pub(crate) const CAPS: [&str; 4] = ["gpu", "ssd", "arm", "tpu"];
 
 #[derive(Clone, Copy, Debug)]
-pub enum InstPick {
+pub(crate) enum InstPick {
     Current,
     /// One less than the current instance: a process that was replaced.
     Older,
@@ -20,7 +20,7 @@ pub enum InstPick {
 
 /// Who sends a fenced command.
 #[derive(Clone, Copy, Debug)]
-pub enum Sender {
+pub(crate) enum Sender {
     /// The worker and instance that started the lease.
     Holder,
     /// The same worker name under whatever instance it has now.
@@ -30,7 +30,7 @@ pub enum Sender {
 }
 
 #[derive(Clone, Debug)]
-pub enum FencedCmd {
+pub(crate) enum FencedCmd {
     Renew,
     Complete,
     Fail {
@@ -44,7 +44,7 @@ pub enum FencedCmd {
 }
 
 impl FencedCmd {
-    pub fn command(&self, fence: Fence) -> WorkerCommand {
+    pub(crate) fn command(&self, fence: Fence) -> WorkerCommand {
         match self {
             FencedCmd::Renew => WorkerCommand::Renew { fence },
             FencedCmd::Complete => WorkerCommand::Complete {
@@ -75,7 +75,7 @@ impl FencedCmd {
 }
 
 #[derive(Clone, Debug)]
-pub enum Op {
+pub(crate) enum Op {
     Register {
         w: usize,
         caps: u8,
@@ -123,7 +123,7 @@ pub enum Op {
 }
 
 #[derive(Clone, Debug)]
-pub struct TaskGen {
+pub(crate) struct TaskGen {
     deps: Vec<usize>,
     kind: u8,
     quorum: u32,
@@ -138,7 +138,7 @@ pub struct TaskGen {
 }
 
 #[derive(Clone, Debug)]
-pub struct JobGen {
+pub(crate) struct JobGen {
     name: u8,
     tenant: u8,
     fast_lane: bool,
@@ -239,7 +239,7 @@ fn job_gen() -> impl Strategy<Value = JobGen> {
 
 /// The spec a generated job stands for. Dependencies point only at earlier tasks, so a
 /// spec is acyclic unless `close_cycle` adds a back edge.
-pub fn job_spec(g: &JobGen) -> JobSpec {
+pub(crate) fn job_spec(g: &JobGen) -> JobSpec {
     let keys: Vec<String> = (0..g.tasks.len()).map(|i| format!("k{i}")).collect();
     let mut tasks = Vec::new();
     for (i, t) in g.tasks.iter().enumerate() {
@@ -299,7 +299,7 @@ pub fn job_spec(g: &JobGen) -> JobSpec {
     job
 }
 
-pub fn op_strategy() -> impl Strategy<Value = Op> {
+pub(crate) fn op_strategy() -> impl Strategy<Value = Op> {
     let register = (
         worker(),
         0u8..8,

@@ -7,7 +7,7 @@ use keel_engine::*;
 use proptest::test_runner::TestCaseError;
 
 /// The engine under test plus what the test learned from its outputs.
-pub struct Harness {
+pub(crate) struct Harness {
     pub engine: Engine,
     pub now: Time,
     pub log: Vec<(Time, Input)>,
@@ -27,7 +27,7 @@ fn recent<T>(items: &[T], i: usize) -> Option<&T> {
 }
 
 impl Harness {
-    pub fn new(config: Config) -> Harness {
+    pub(crate) fn new(config: Config) -> Harness {
         Harness {
             engine: Engine::new(config),
             now: 0,
@@ -59,7 +59,7 @@ impl Harness {
     }
 
     /// Turns an operation into a concrete input, or `None` when it names nothing yet.
-    pub fn input(&mut self, op: &Op) -> Option<(Time, Input)> {
+    pub(crate) fn input(&mut self, op: &Op) -> Option<(Time, Input)> {
         let now = self.now;
         let cur = InstPick::Current;
         let input = match op {
@@ -149,11 +149,11 @@ impl Harness {
         Some((now, input))
     }
 
-    pub fn apply(&mut self, at: Time, input: Input) -> Result<(), TestCaseError> {
+    pub(crate) fn apply(&mut self, at: Time, input: Input) -> Result<(), TestCaseError> {
         let out = self.engine.apply(at, input.clone());
-        if let Err(v) = self.engine.check_invariants() {
+        if let Err(why) = keel_engine_harness::verify(&self.engine) {
             return Err(TestCaseError::fail(format!(
-                "invariant broken after {input:?} at t={at}: {v}\noutputs: {out:?}"
+                "{why} after {input:?} at t={at}\noutputs: {out:?}"
             )));
         }
         self.oracle
@@ -165,7 +165,7 @@ impl Harness {
         Ok(())
     }
 
-    pub fn restore(bytes: &[u8]) -> Result<Engine, TestCaseError> {
+    pub(crate) fn restore(bytes: &[u8]) -> Result<Engine, TestCaseError> {
         Engine::restore(bytes).map_err(|e| TestCaseError::fail(format!("restore failed: {e}")))
     }
 

@@ -8,7 +8,7 @@ use keel_engine::*;
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Default)]
-pub struct Oracle {
+pub(crate) struct Oracle {
     /// The latest lease started on each task.
     latest: BTreeMap<TaskId, Fence>,
     /// Who started each lease.
@@ -62,7 +62,7 @@ impl Oracle {
     /// Checks one input's outputs against everything seen before, then records them.
     /// The reply is checked before the effects: a lease that the reply ended must not
     /// also be revoked by an effect of the same input, and vice versa.
-    pub fn observe(&mut self, input: &Input, out: &Outputs) -> Check {
+    pub(crate) fn observe(&mut self, input: &Input, out: &Outputs) -> Check {
         if let (
             Input::Worker {
                 worker, command, ..

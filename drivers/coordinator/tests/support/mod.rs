@@ -9,7 +9,7 @@ use keel_engine::{
     Accepted, ClientCommand, Effect, Fence, GrantId, Input, InstanceId, JobId, JobSpec, TaskSpec,
     WorkerCommand, WorkerId,
 };
-use keel_log::{Bounds, Epoch, Lease, Log, LogError, Offset, Partition, Record, Snapshot};
+use keel_log::{Bounds, Epoch, Leadership, Log, LogError, Offset, Partition, Record, Snapshot};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -261,12 +261,17 @@ impl<L: Log> Log for FaultyLog<L> {
         self.inner.blocks()
     }
 
-    async fn acquire(&self, p: Partition, holder: &str, ttl: Duration) -> Result<Lease, LogError> {
+    async fn acquire(
+        &self,
+        p: Partition,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Leadership, LogError> {
         self.reachable(p)?;
         self.inner.acquire(p, holder, ttl).await
     }
 
-    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LogError> {
+    async fn renew(&self, lease: &Leadership, ttl: Duration) -> Result<Leadership, LogError> {
         self.reachable(lease.partition)?;
         if self.fail_renewals.load(Ordering::SeqCst) {
             return Err(LogError::storage(
@@ -277,7 +282,7 @@ impl<L: Log> Log for FaultyLog<L> {
         self.inner.renew(lease, ttl).await
     }
 
-    async fn step_down(&self, lease: &Lease) -> Result<(), LogError> {
+    async fn step_down(&self, lease: &Leadership) -> Result<(), LogError> {
         self.reachable(lease.partition)?;
         self.inner.step_down(lease).await
     }

@@ -2,7 +2,7 @@
 //! (newest `limit` of them), and workers with the tasks they run. Both run inside one
 //! engine read, so what they report is one consistent, durable state.
 
-use crate::convert::{job_outcome_word, job_status_to_proto};
+use crate::convert::job_status_to_proto;
 use crate::proto::{LeaseInfo, ListJobsRequest, ListJobsResponse, TaskStateCount, WorkerInfo};
 use crate::validate::invalid;
 use keel_engine::{Engine, JobStatus};
@@ -48,7 +48,7 @@ impl StateFilter {
         match (self, job.outcome) {
             (StateFilter::Running, outcome) => outcome.is_none(),
             (StateFilter::Finished, outcome) => outcome.is_some(),
-            (StateFilter::Outcome(word), Some(o)) => job_outcome_word(o) == word,
+            (StateFilter::Outcome(word), Some(o)) => o.label() == word,
             (StateFilter::Outcome(_), None) => false,
         }
     }
@@ -276,7 +276,7 @@ mod tests {
         let grant = out
             .effects
             .iter()
-            .find_map(|fx| match fx {
+            .find_map(|effects| match effects {
                 keel_engine::Effect::GrantOffered { grant, .. } => Some(*grant),
                 _ => None,
             })

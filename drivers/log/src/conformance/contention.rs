@@ -3,7 +3,7 @@
 //! acknowledged batches, in nondecreasing epoch order, and a deposed coordinator must be
 //! told so with a typed error.
 
-use crate::{scan, Epoch, Lease, Log, LogError, Offset, Partition};
+use crate::{scan, Epoch, Leadership, Log, LogError, Offset, Partition};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -95,7 +95,7 @@ async fn coordinator<L: Log>(log: &L, p: Partition, name: &str, journal: &Journa
     fenced
 }
 
-async fn acquire<L: Log>(log: &L, p: Partition, name: &str) -> Lease {
+async fn acquire<L: Log>(log: &L, p: Partition, name: &str) -> Leadership {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match log.acquire(p, name, TTL).await {
@@ -111,7 +111,7 @@ async fn acquire<L: Log>(log: &L, p: Partition, name: &str) -> Lease {
 /// Appends one two-entry batch; `Err` means fenced, anything else unexpected panics.
 async fn append<L: Log>(
     log: &L,
-    lease: &Lease,
+    lease: &Leadership,
     start: Offset,
     tag: String,
     journal: &Journal,

@@ -22,7 +22,7 @@ pub use snapshots::{
     snapshot_fencing_and_range, snapshot_of_everything_then_append, snapshot_trims_and_replaces,
 };
 
-use crate::{Bounds, Lease, Log, LogError, Partition};
+use crate::{Bounds, Leadership, Log, LogError, Partition};
 use std::time::Duration;
 
 /// Generous lease for cases that do not test expiry.
@@ -56,7 +56,7 @@ pub(crate) fn payloads(tag: &str, n: usize) -> Vec<Vec<u8>> {
     (0..n).map(|i| format!("{tag}-{i}").into_bytes()).collect()
 }
 
-pub(crate) async fn lead<L: Log>(log: &L, p: Partition, holder: &str) -> Lease {
+pub(crate) async fn lead<L: Log>(log: &L, p: Partition, holder: &str) -> Leadership {
     log.acquire(p, holder, LONG)
         .await
         .expect("an unheld partition can be acquired")

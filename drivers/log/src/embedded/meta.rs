@@ -2,12 +2,12 @@
 //! offset of its first live entry.
 
 use crate::error::{Corruption, LogError, RecordRef};
-use crate::lease::LeaseState;
+use crate::leadership::LeadershipState;
 use crate::{Offset, Partition};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Meta {
-    pub lease: LeaseState,
+    pub lease: LeadershipState,
     pub first: Offset,
 }
 
@@ -32,7 +32,7 @@ pub(crate) fn decode_meta(partition: Partition, bytes: &[u8]) -> Result<Meta, Lo
     let holder =
         std::str::from_utf8(&bytes[25..]).map_err(|e| fail(Corruption::Payload(e.to_string())))?;
     Ok(Meta {
-        lease: LeaseState {
+        lease: LeadershipState {
             epoch: word(0),
             expires_ms: word(8),
             holder: (bytes[24] == 1).then(|| holder.to_owned()),

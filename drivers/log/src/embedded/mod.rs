@@ -24,9 +24,9 @@ pub use disk::DiskFaults;
 pub use open::{OpenError, RedbOptions, FILE_NAME, MARKER_NAME};
 
 use crate::error::{Corruption, LogError, Outcome, RecordRef};
-use crate::lease::now_ms;
+use crate::leadership::now_ms;
 use crate::record::{decode_entry, decode_snapshot, encode_batch, encode_snapshot};
-use crate::{Bounds, Epoch, Lease, Log, Offset, Partition, Record, Snapshot};
+use crate::{Bounds, Epoch, Leadership, Log, Offset, Partition, Record, Snapshot};
 use disk::DiskState;
 use failure::{contain, Failure};
 use meta::{decode_meta, encode_meta, Meta};
@@ -277,15 +277,15 @@ impl Log for RedbLog {
         partition: Partition,
         holder: &str,
         ttl: Duration,
-    ) -> Result<Lease, LogError> {
+    ) -> Result<Leadership, LogError> {
         let asked = Instant::now();
         let epoch = self.write(partition, Probe::Meta, |_, meta| {
             Ok(meta.lease.acquire(partition, holder, now_ms(), ttl)?)
         })?;
-        Ok(Lease::granted(partition, holder, epoch, asked, ttl))
+        Ok(Leadership::granted(partition, holder, epoch, asked, ttl))
     }
 
-    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease, LogError> {
+    async fn renew(&self, lease: &Leadership, ttl: Duration) -> Result<Leadership, LogError> {
         let asked = Instant::now();
         let p = lease.partition;
         self.write(p, Probe::Meta, |_, meta| {
@@ -294,7 +294,7 @@ impl Log for RedbLog {
         Ok(lease.renewed(asked, ttl))
     }
 
-    async fn step_down(&self, lease: &Lease) -> Result<(), LogError> {
+    async fn step_down(&self, lease: &Leadership) -> Result<(), LogError> {
         let p = lease.partition;
         self.write(p, Probe::Meta, |_, meta| {
             Ok(meta.lease.step_down(p, lease.epoch)?)

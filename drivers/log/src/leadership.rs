@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A partition's leadership record.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LeaseState {
+pub struct LeadershipState {
     /// The current epoch; writes under any other are fenced.
     pub epoch: Epoch,
     pub holder: Option<String>,
@@ -15,7 +15,7 @@ pub struct LeaseState {
     pub expires_ms: u64,
 }
 
-impl LeaseState {
+impl LeadershipState {
     pub fn acquire(
         &mut self,
         partition: Partition,

@@ -1,7 +1,7 @@
-//! Helpers for the limit tests: an engine driven at one fixed logical time, with
-//! checks that a refusal is typed and changes nothing.
-#![allow(dead_code)]
+//! The limit tests' driver: an engine driven at one fixed logical time, with checks
+//! that a refusal is typed and changes nothing.
 
+use crate::apply_checked;
 use keel_engine::*;
 
 pub const NOW: Time = 10;
@@ -12,35 +12,32 @@ pub fn limits(f: impl FnOnce(&mut Limits)) -> Config {
     config
 }
 
-pub struct T {
-    pub e: Engine,
+/// An engine every input reaches at time [`NOW`], verified after each.
+pub struct FixedTime {
+    pub engine: Engine,
 }
 
-impl T {
-    pub fn new(config: Config) -> T {
-        let mut e = Engine::new(config);
-        e.apply(NOW, Input::Tick);
-        T { e }
+impl FixedTime {
+    pub fn new(config: Config) -> FixedTime {
+        let mut engine = Engine::new(config);
+        engine.apply(NOW, Input::Tick);
+        FixedTime { engine }
     }
 
     pub fn apply(&mut self, input: Input) -> Outputs {
-        let out = self.e.apply(NOW, input);
-        if let Err(v) = self.e.check_invariants() {
-            panic!("invariant broken: {v}");
-        }
-        out
+        apply_checked(&mut self.engine, NOW, input, "an input")
     }
 
     /// Applies an input that must be refused, and checks it changed nothing.
     pub fn refused(&mut self, input: Input) -> Rejection {
-        let before = self.e.digest();
+        let before = self.engine.digest();
         let out = self.apply(input);
         assert!(
             out.effects.is_empty(),
             "a refusal had effects: {:?}",
             out.effects
         );
-        assert_eq!(self.e.digest(), before, "a refusal changed the state");
+        assert_eq!(self.engine.digest(), before, "a refusal changed the state");
         match out.reply {
             Some(Err(r)) => r,
             other => panic!("expected a refusal, got {other:?}"),
@@ -73,8 +70,8 @@ impl T {
         let reg = self.register(w, &[], 4);
         self.accepted(reg);
         let ask = self.cmd(w, WorkerCommand::RequestWork { credits: 1 });
-        let (_, fx) = self.accepted(ask);
-        let grant = fx
+        let (_, effects) = self.accepted(ask);
+        let grant = effects
             .iter()
             .find_map(|f| match f {
                 Effect::GrantOffered { grant, .. } => Some(*grant),
@@ -93,7 +90,8 @@ pub fn submit(spec: JobSpec) -> Input {
     Input::Client(ClientCommand::SubmitJob(spec))
 }
 
-pub fn tasks(n: usize) -> Vec<TaskSpec> {
+/// `n` independent tasks named t0, t1, ...
+pub fn numbered(n: usize) -> Vec<TaskSpec> {
     (0..n).map(|i| TaskSpec::new(format!("t{i}"))).collect()
 }
 

@@ -1,0 +1,18 @@
+//! Deliberate defects the simulator injects to prove its checkers catch a broken
+//! engine; compiled only with the `fault-injection` feature.
+
+/// Deliberate defects, compiled only for tests that prove the checkers catch them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Accept completions and failures whatever fence they carry.
+    pub ignore_fencing: bool,
+    /// Panic on a submission of a job named [`INJECTED_PANIC_JOB`], to drive a
+    /// driver's handling of an engine panic.
+    pub panic_on_injected_job: bool,
+    /// Panic on a timer tick at or after this time that fires a timer, to drive a
+    /// driver's naming of a tick that panics the engine.
+    pub panic_on_tick_from: Option<crate::ids::Time>,
+}
+
+/// The job name [`Faults::panic_on_injected_job`] panics on.
+pub const INJECTED_PANIC_JOB: &str = "keel-injected-panic";

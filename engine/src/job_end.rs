@@ -1,0 +1,45 @@
+//! The end of a task and, when it was its job's last, of the job. `dag` ends the task
+//! and reports a drained job; this decides what follows, so no transition below it
+//! has to call back up.
+
+use crate::dag;
+use crate::ids::{JobId, TaskId};
+use crate::output::{Effect, JobOutcome, TaskOutcome};
+use crate::state::{JobEnd, State};
+use crate::timers::Timer;
+
+/// Ends a task with `outcome` (see `dag::finish_task`) and finishes its job if that was
+/// the job's last unfinished task.
+pub(crate) fn end_task(state: &mut State, tid: TaskId, outcome: TaskOutcome) {
+    if let Some(job) = dag::finish_task(state, tid, outcome) {
+        finish(state, job);
+    }
+}
+
+/// Records the job's outcome once its last task became terminal, and starts its
+/// retention.
+fn finish(state: &mut State, job: JobId) {
+    let now = state.now;
+    let retention = state.config.retention_ms;
+    let Some(j) = state.jobs.get_mut(&job) else {
+        return;
+    };
+    if j.end.is_some() {
+        return;
+    }
+    let outcome = match j.forced {
+        Some((outcome, _)) => outcome,
+        None if j.failed > 0 => JobOutcome::Failed,
+        None => JobOutcome::Succeeded,
+    };
+    j.end = Some(JobEnd { outcome, at: now });
+    if let Some(at) = j.deadline_at {
+        state.timers.disarm(at, Timer::JobDeadline(job));
+    }
+    let tenant = j.tenant as usize;
+    state.tenants[tenant].jobs_in_flight = state.tenants[tenant].jobs_in_flight.saturating_sub(1);
+    state
+        .timers
+        .arm(now.saturating_add(retention), Timer::JobRetention(job));
+    state.effects.push(Effect::JobFinished { job, outcome });
+}
