@@ -11,7 +11,6 @@ use crate::status::job_arg;
 use crate::submit::{report_taken, Taken, WaitArgs};
 use clap::Args;
 use keel_grpc::client::CallError;
-use keel_grpc::status::refusal_of;
 use std::process::ExitCode;
 
 /// The help's account of what is submitted.
@@ -74,7 +73,7 @@ async fn retry(args: &RetryArgs, job: u64) -> Result<Exit, Failure> {
 
 /// A refused retry in words; other failures as every command reports them.
 fn refused(job: u64, e: CallError) -> Failure {
-    let reason = e.status().and_then(refusal_of).map(|r| r.reason);
+    let reason = e.refusal().map(|r| r.reason);
     match reason.as_deref() {
         Some("not_finished") => Failure::error(format!(
             "job {job} is still running; retry it once it has ended (`keel cancel {job}` ends it now)"

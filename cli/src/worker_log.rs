@@ -107,6 +107,7 @@ pub fn failed(format: LogFormat, error: &str) {
 pub struct TaskLog {
     format: LogFormat,
     job: u64,
+    key: String,
     task: u64,
     attempt: u32,
     started: Instant,
@@ -118,6 +119,7 @@ impl TaskLog {
         let log = TaskLog {
             format,
             job: task.job.0,
+            key: task.key.clone(),
             task: task.task.0,
             attempt: task.attempt,
             started: Instant::now(),
@@ -129,13 +131,20 @@ impl TaskLog {
     }
 
     fn name(&self) -> String {
-        format!("task j{}/t{} attempt {}", self.job, self.task, self.attempt)
+        format!(
+            "task j{}/{} (t{}) attempt {}",
+            self.job,
+            terminal_safe(&self.key),
+            self.task,
+            self.attempt
+        )
     }
 
     fn fields(&self, event: &str) -> Value {
         json!({
             "event": event,
             "job": self.job,
+            "key": self.key,
             "task": self.task,
             "attempt": self.attempt,
         })

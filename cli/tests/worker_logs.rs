@@ -97,7 +97,10 @@ async fn json_logs_are_one_object_per_line() {
         (Some(1), Some(1))
     );
     let good = find("task_finished", Some(1));
-    assert_eq!(good["outcome"], "succeeded");
+    assert_eq!(
+        (good["outcome"].as_str(), good["key"].as_str()),
+        (Some("succeeded"), Some("good"))
+    );
     assert!(good["duration_ms"].as_u64().unwrap() >= 200, "{good}");
     let bad = find("task_finished", Some(2));
     assert_eq!(bad["outcome"], "failed");
@@ -117,21 +120,24 @@ async fn text_logs_name_the_task_attempt_outcome_and_duration() {
         lines[0].ends_with(" worker w1 serving lanes work, capabilities disk, concurrency 3"),
         "{text}"
     );
-    assert!(text.contains(" task j1/t1 attempt 1 started"), "{text}");
+    assert!(
+        text.contains(" task j1/good (t1) attempt 1 started"),
+        "{text}"
+    );
     let good = lines
         .iter()
-        .find(|l| l.contains("task j1/t1 attempt 1 succeeded after "))
+        .find(|l| l.contains("task j1/good (t1) attempt 1 succeeded after "))
         .unwrap();
     assert!(good.ends_with('s'), "{good}");
     assert!(
         lines
             .iter()
-            .any(|l| l.contains("task j1/t2 attempt 1 failed after ")
+            .any(|l| l.contains("task j1/bad (t2) attempt 1 failed after ")
                 && l.ends_with(": exit status: 4: nope")),
         "{text}"
     );
     assert!(
-        text.contains("task j1/t3 attempt 1 revoked after "),
+        text.contains("task j1/stuck (t3) attempt 1 revoked after "),
         "{text}"
     );
     assert!(

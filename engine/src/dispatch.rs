@@ -152,6 +152,7 @@ fn offer(state: &mut State, w: &WorkerId, q: QueueKey, key: ReadyKey) {
     let expires_at = state.now.saturating_add(state.config.grant_ttl_ms);
     task.state = TaskState::Offered { grant };
     let (job, attempt, payload) = (task.job, task.attempt, task.payload.clone());
+    let task_key = task.key.clone();
     // The ready index entry is gone; the job's count moves from queued to active.
     queue::take_slot(state, q, job);
     let Some(worker) = state.workers.get_mut(w) else {
@@ -181,6 +182,7 @@ fn offer(state: &mut State, w: &WorkerId, q: QueueKey, key: ReadyKey) {
         grant,
         job,
         task: key.task,
+        key: task_key,
         attempt,
         payload,
         expires_at,

@@ -70,6 +70,8 @@ pub enum Effect {
         grant: GrantId,
         job: JobId,
         task: TaskId,
+        /// The task's key in its job's spec, for logs and handlers.
+        key: String,
         attempt: u32,
         payload: Payload,
         expires_at: Time,
@@ -330,6 +332,7 @@ mod tests {
                 grant: GrantId(3),
                 job,
                 task,
+                key: "a".into(),
                 attempt: 1,
                 payload: Payload::from("p"),
                 expires_at: 5,

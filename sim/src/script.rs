@@ -175,6 +175,7 @@ mod tests {
             grant: GrantId(3),
             job: JobId(1),
             task: TaskId(7),
+            key: "t".into(),
             attempt: 1,
             payload: TaskWork::default().encode(),
             expires_at: 100,

@@ -83,6 +83,7 @@ pub fn event(effect: &Effect) -> Option<Event> {
             grant,
             job,
             task,
+            key,
             attempt,
             payload,
             ..
@@ -90,6 +91,7 @@ pub fn event(effect: &Effect) -> Option<Event> {
             grant: *grant,
             job: *job,
             task: *task,
+            key: key.clone(),
             attempt: *attempt,
             payload: payload.as_bytes().to_vec(),
         }),

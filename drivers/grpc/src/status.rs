@@ -126,14 +126,6 @@ pub fn invalid_refusal(status: &Status) -> Refusal {
     }
 }
 
-/// A refusal from a fencing check: the worker acts on an attempt it no longer holds.
-pub fn is_fencing(refusal: &Refusal) -> bool {
-    matches!(
-        refusal.reason.as_str(),
-        "stale_fence" | "not_lease_holder" | "stale_instance" | "worker_lost"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,7 +150,7 @@ mod tests {
             worker: WorkerId::new("w"),
         };
         assert_eq!(code_of(&lost), Code::FailedPrecondition);
-        assert!(is_fencing(&refusal(&lost)));
+        assert_eq!(refusal(&lost).reason, "not_lease_holder");
     }
 
     #[test]
@@ -202,7 +194,7 @@ mod tests {
             limit: 1,
         };
         assert_eq!(code_of(&limit), Code::ResourceExhausted);
-        assert!(!is_fencing(&refusal(&limit)));
+        assert_eq!(refusal(&limit).reason, "tenant_job_limit");
         let global = Rejection::LimitReached {
             limit: "max_stored_bytes".into(),
             value: 1 << 30,

@@ -137,6 +137,7 @@ impl WorkerMachine {
         self.running.insert(fence.task, running);
         out.push(Output::Start(Assignment {
             job: accepting.offer.job,
+            key: accepting.offer.key,
             fence,
             payload: accepting.offer.payload,
         }));

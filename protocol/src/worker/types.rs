@@ -101,6 +101,8 @@ pub struct Offer {
     pub grant: GrantId,
     pub job: JobId,
     pub task: TaskId,
+    /// The task's key in its job's spec.
+    pub key: String,
     pub attempt: u32,
     pub payload: Vec<u8>,
 }
@@ -202,6 +204,8 @@ impl Refusal {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Assignment {
     pub job: JobId,
+    /// The task's key in its job's spec.
+    pub key: String,
     pub fence: Fence,
     pub payload: Vec<u8>,
 }

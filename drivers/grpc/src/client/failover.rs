@@ -34,6 +34,12 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// The typed refusal the coordinator's status carries (its stable `reason`), if
+    /// it answered with one.
+    pub fn refusal(&self) -> Option<Refusal> {
+        self.status().and_then(crate::status::refusal_of)
+    }
+
     /// The status a coordinator answered with, if it answered.
     pub fn status(&self) -> Option<&Status> {
         match self {

@@ -10,7 +10,7 @@ use super::{wire, Handler, Summary, WorkerConfig, WorkerError};
 use crate::proto::{self, reply, CoordinatorEvent};
 use crate::status::refusal_of;
 use keel_engine::Fence;
-use keel_protocol::worker::{Answer, Event, Output, Refusal, Stop, WorkerMachine};
+use keel_protocol::worker::{Answer, Assignment, Event, Output, Refusal, Stop, WorkerMachine};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -184,7 +184,7 @@ impl<H: Handler> Shell<H> {
                         }
                         self.registering = None;
                     }
-                    Output::Start(a) => self.start(a.job, a.fence, a.payload),
+                    Output::Start(a) => self.start(a),
                     Output::Cancel(fence) => {
                         if let Some(token) = self.handlers.remove(&fence) {
                             tracing::warn!(task = %fence.task, attempt = fence.attempt, "stopping the handler: its lease is not this worker's anymore");
@@ -287,11 +287,18 @@ impl<H: Handler> Shell<H> {
         Ok(())
     }
 
-    fn start(&mut self, job: keel_engine::JobId, fence: Fence, payload: Vec<u8>) {
+    fn start(&mut self, assignment: Assignment) {
+        let Assignment {
+            job,
+            key,
+            fence,
+            payload,
+        } = assignment;
         let cancel = CancellationToken::new();
         self.handlers.insert(fence, cancel.clone());
         let task = Task {
             job,
+            key,
             task: fence.task,
             attempt: fence.attempt,
             fence,

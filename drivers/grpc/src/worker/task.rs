@@ -36,6 +36,8 @@ pub(crate) enum Note {
 #[derive(Debug)]
 pub struct Task {
     pub job: JobId,
+    /// The task's key in its job's spec.
+    pub key: String,
     pub task: TaskId,
     pub attempt: u32,
     /// Presented with every report on this attempt.

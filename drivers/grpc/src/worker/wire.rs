@@ -101,6 +101,7 @@ pub(crate) fn event(event: proto::CoordinatorEvent, own_frame_bytes: u64) -> Opt
             grant: GrantId(o.grant),
             job: JobId(o.job),
             task: TaskId(o.task),
+            key: o.key,
             attempt: o.attempt,
             payload: o.payload,
         }),

@@ -106,6 +106,7 @@ pub(super) fn offer(grant: u64, task: u64) -> Event {
         grant: GrantId(grant),
         job: JobId(1),
         task: TaskId(task),
+        key: format!("k{task}"),
         attempt: 1,
         payload: b"p".to_vec(),
     })
