@@ -8,7 +8,7 @@
 //! their time but write nothing, and no shadow is kept.
 
 use crate::check::{Check, CheckFailure};
-use crate::durable::{failure, Durable};
+use crate::durable::{failure, Durable, EngineHook};
 use crate::rng::SimRng;
 use crate::storage::{Append, ArmedFault, Corruption, Entry};
 use keel_engine::{Config, Engine, Input, Outputs, Time};
@@ -45,10 +45,6 @@ pub struct Waiter {
 }
 
 type SimBatch = Batch<Waiter, Infallible, Option<Entry>>;
-
-/// Something to do to every engine this coordinator builds, including recovered
-/// ones and the shadow (used to switch on deliberate defects in tests).
-pub type EngineHook = fn(&mut Engine);
 
 /// What the coordinator did that the world must know about.
 #[derive(Debug)]

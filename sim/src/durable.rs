@@ -5,9 +5,12 @@
 //! so a commit costs no more than the inputs it holds.
 
 use crate::check::{Check, CheckFailure};
-use crate::coordinator::EngineHook;
 use crate::storage::{Corruption, Entry, Recovered, Storage};
 use keel_engine::{Engine, Time};
+
+/// Something to do to every engine a coordinator builds, including recovered ones and
+/// the shadow (used to switch on deliberate defects in tests).
+pub type EngineHook = fn(&mut Engine);
 
 /// Without a snapshot, the log grows to at least this many bytes before one is taken.
 const MIN_LOG_BYTES: usize = 64 * 1024;

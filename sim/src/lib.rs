@@ -72,7 +72,7 @@ mod worker;
 mod world;
 
 pub use check::{Check, CheckFailure, Modality};
-pub use coordinator::EngineHook;
+pub use durable::EngineHook;
 pub use load::{load, ScenarioError};
 pub use plan::{simulate_plan, PlanOutcome, PlanWorker};
 pub use profile::{JobShape, PartitionMode, Profile};

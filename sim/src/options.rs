@@ -1,6 +1,6 @@
 //! The knobs of a run that are not part of its scenario.
 
-use crate::coordinator::EngineHook;
+use crate::durable::EngineHook;
 
 /// Knobs of a run that are not part of the scenario.
 #[derive(Clone, Copy)]

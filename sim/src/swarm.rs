@@ -3,7 +3,7 @@
 //! events leading to it, a command that reproduces it, and a shrunk scenario.
 
 use crate::check::Check;
-use crate::coordinator::EngineHook;
+use crate::durable::EngineHook;
 use crate::profile::Profile;
 use crate::run::{run, RunOptions, RunReport};
 use crate::scenario::Scenario;
