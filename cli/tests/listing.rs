@@ -5,7 +5,7 @@
 
 mod process;
 
-use process::{job_file, run_keel, until, worker_with, Serve};
+use process::{job_file, run_keel, until, until_workers, worker_with, Serve};
 use serde_json::Value;
 
 fn json(text: &str) -> Value {
@@ -128,6 +128,7 @@ async fn workers_show_lanes_capabilities_leases_and_blacklists() {
     );
     let _any = worker_with(&url, "any-1", &["--all-lanes"]);
     let _bad = worker_with(&url, "bl-1", &["--lane", "bl", "--capability", "flaky"]);
+    until_workers(&url, &["gpu-1", "any-1", "bl-1"]);
 
     // A long task needing the GPU; a task needing what nobody has.
     let body = "\n[[task]]\nid = \"train\"\ncommand = \"sleep 30\"\ncapabilities = [\"gpu\"]\n\n[[task]]\nid = \"tpu\"\ncommand = \"true\"\ncapabilities = [\"tpu\"]\n";

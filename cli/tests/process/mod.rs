@@ -268,6 +268,25 @@ pub fn run_keel(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Waits until `keel workers` lists every worker in `ids`: a worker process is spawned
+/// before it has registered, and what a submit warns about depends on who has.
+pub fn until_workers(url: &str, ids: &[&str]) {
+    let listed = || {
+        let (_, out, _) = run_keel(&["workers", "--coordinator", url, "--format", "json"]);
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        let workers = doc["workers"].as_array().cloned().unwrap_or_default();
+        ids.iter().all(|id| workers.iter().any(|w| w["id"] == *id))
+    };
+    let started = std::time::Instant::now();
+    while !listed() {
+        assert!(
+            started.elapsed() < BOUND,
+            "workers {ids:?} never registered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Writes a job spec file named `name` in `dir` and returns its path.
 pub fn job_file(dir: &Path, name: &str, toml: &str) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
