@@ -55,10 +55,15 @@ pub(crate) fn finish_task(state: &mut State, tid: TaskId, outcome: TaskOutcome) 
             task: tid,
             outcome,
         });
-        let Some(job) = state.jobs.get_mut(&job_id) else {
-            continue;
-        };
-        job.remaining = job.remaining.saturating_sub(1);
+        let job = state
+            .jobs
+            .get_mut(&job_id)
+            .expect("a finishing task's job is live");
+        assert!(
+            job.remaining > 0,
+            "job {job_id} counts {tid} among its unfinished tasks"
+        );
+        job.remaining -= 1;
         if fails_job {
             job.failed = job.failed.saturating_add(1);
         }

@@ -13,7 +13,7 @@ use crate::{Config, Engine, InstanceId, RestoreError};
 
 /// A job of two tasks ("a" running on w1, "b" needing `gpu` and blocked) and one of a
 /// single queued task.
-fn busy() -> State {
+pub(crate) fn busy() -> State {
     let mut e = Engine::new(Config::default());
     let w = WorkerId::new("w1");
     let reg = WorkerCommand::Register {

@@ -78,10 +78,12 @@ impl NameTable {
 
     /// One holder fewer; the name is dropped when none is left.
     pub(crate) fn release(&mut self, id: u32) {
-        let Some(refs) = self.refs.get_mut(id as usize) else {
-            return;
-        };
-        *refs = refs.saturating_sub(1);
+        let refs = self
+            .refs
+            .get_mut(id as usize)
+            .expect("a released name was interned");
+        assert!(*refs > 0, "name {id} is released by one of its holders");
+        *refs -= 1;
         if *refs > 0 || self.free.contains(&id) {
             return;
         }
@@ -188,10 +190,16 @@ impl Interned {
         if id == CapSetId::ANY {
             return;
         }
-        let Some(set) = self.capsets.get_mut(id.0 as usize) else {
-            return;
-        };
-        set.refs = set.refs.saturating_sub(1);
+        let set = self
+            .capsets
+            .get_mut(id.0 as usize)
+            .expect("a released capability set was interned");
+        assert!(
+            set.refs > 0,
+            "capability set {} is released by a holder",
+            id.0
+        );
+        set.refs -= 1;
         if set.refs > 0 || self.capset_free.contains(&id.0) {
             return;
         }

@@ -37,7 +37,9 @@ fn finish(state: &mut State, job: JobId) {
         state.timers.disarm(at, Timer::JobDeadline(job));
     }
     let tenant = j.tenant as usize;
-    state.tenants[tenant].jobs_in_flight = state.tenants[tenant].jobs_in_flight.saturating_sub(1);
+    let in_flight = &mut state.tenants[tenant].jobs_in_flight;
+    assert!(*in_flight > 0, "job {job} was in flight until now");
+    *in_flight -= 1;
     state
         .timers
         .arm(now.saturating_add(retention), Timer::JobRetention(job));

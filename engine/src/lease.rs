@@ -48,9 +48,15 @@ pub(crate) fn accept(state: &mut State, w: &WorkerId, inst: InstanceId, g: Grant
     state.timers.disarm(grant.expires_at, Timer::GrantExpiry(g));
     let now = state.now;
     let expires_at = lease_end(state, now);
-    let Some(task) = state.tasks.get_mut(&tid) else {
-        return Err(Rejection::UnknownTask { task: tid });
-    };
+    let task = state
+        .tasks
+        .get_mut(&tid)
+        .expect("a live grant names a live task");
+    assert_eq!(
+        task.state,
+        TaskState::Offered { grant: g },
+        "task {tid} is accepted under grant {g}, so it must be offered under it"
+    );
     // Below `ID_CEILING` (checked on restore), one step per lease.
     task.epoch += 1;
     let fence = Fence {
@@ -79,13 +85,18 @@ pub(crate) fn accept(state: &mut State, w: &WorkerId, inst: InstanceId, g: Grant
     if let Some(at) = timeout_at {
         state.timers.arm(at, Timer::AttemptTimeout(tid));
     }
-    if let Some(grant) = state.grants.get_mut(&g) {
-        grant.accepted = Some(fence);
-    }
-    if let Some(worker) = state.workers.get_mut(w) {
-        worker.grants.remove(&g);
-        worker.leases.insert(tid);
-    }
+    state
+        .grants
+        .get_mut(&g)
+        .expect("the grant was found above")
+        .accepted = Some(fence);
+    let worker = state
+        .workers
+        .get_mut(w)
+        .expect("a grant's worker is registered");
+    let held = worker.grants.remove(&g);
+    assert!(held, "worker {w} holds grant {g} until it accepts it");
+    worker.leases.insert(tid);
     Ok(Accepted::LeaseStarted {
         fence,
         expires_at,

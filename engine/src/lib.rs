@@ -52,6 +52,8 @@ mod state;
 mod suspend;
 mod tick;
 mod timers;
+#[cfg(test)]
+mod transition_asserts;
 mod validate;
 mod violation;
 mod worker;

@@ -64,14 +64,14 @@ pub(crate) fn remove_ready(state: &mut State, tid: TaskId) {
     match place {
         ReadyPlace::Queued => {
             state.ready.remove(q, key);
-            if let Some(job) = state.jobs.get_mut(&job_id) {
-                job.queued -= 1;
-            }
+            let job = state.jobs.get_mut(&job_id).expect("a task's job is live");
+            assert!(job.queued > 0, "{tid} is queued, so its job counts it");
+            job.queued -= 1;
         }
         ReadyPlace::Parked => {
-            if let Some(job) = state.jobs.get_mut(&job_id) {
-                job.parked.remove(&key);
-            }
+            let job = state.jobs.get_mut(&job_id).expect("a task's job is live");
+            let parked = job.parked.remove(&key);
+            assert!(parked, "{tid} is parked, so its job holds it");
         }
         ReadyPlace::Blocked => {
             state.names.capsets[q.capset.0 as usize]
@@ -83,20 +83,27 @@ pub(crate) fn remove_ready(state: &mut State, tid: TaskId) {
 
 /// A queued task moves from the ready index to holding a slot (a grant offer).
 pub(crate) fn take_slot(state: &mut State, q: QueueKey, job_id: JobId) {
-    if let Some(job) = state.jobs.get_mut(&job_id) {
-        job.queued -= 1;
-        job.active += 1;
-    }
+    let job = state
+        .jobs
+        .get_mut(&job_id)
+        .expect("a queued task's job is live");
+    assert!(job.queued > 0, "job {job_id} gives a slot to a queued task");
+    job.queued -= 1;
+    job.active += 1;
     state.tenants[q.tenant as usize].active += 1;
 }
 
 /// A task stopped holding a grant or lease: free the slot and let parked tasks in.
 pub(crate) fn release_slot(state: &mut State, job_id: JobId, tenant: u32) {
-    state.tenants[tenant as usize].active -= 1;
+    let slots = &mut state.tenants[tenant as usize].active;
+    assert!(*slots > 0, "tenant {tenant} frees a slot it holds");
+    *slots -= 1;
     state.dispatch_dirty = true;
-    let Some(job) = state.jobs.get_mut(&job_id) else {
-        return;
-    };
+    let job = state
+        .jobs
+        .get_mut(&job_id)
+        .expect("a slot holder's job is live");
+    assert!(job.active > 0, "job {job_id} frees a slot it holds");
     job.active -= 1;
     if job.forced.is_none() {
         refill_parked(state, job_id);
@@ -142,7 +149,11 @@ pub(crate) fn coverage_changed(state: &mut State, caps: &[String], joined: bool)
                 }
             }
         } else {
-            set.coverage = set.coverage.saturating_sub(1);
+            assert!(
+                set.coverage > 0,
+                "a worker leaving a capability set was covering it"
+            );
+            set.coverage -= 1;
             if set.coverage == 0 {
                 block_capset(state, CapSetId(i as u32));
             }
@@ -160,9 +171,16 @@ fn block_capset(state: &mut State, capset: CapSetId) {
             place: ReadyPlace::Blocked,
         };
         let job_id = t.job;
-        if let Some(job) = state.jobs.get_mut(&job_id) {
-            job.queued -= 1;
-        }
+        let job = state
+            .jobs
+            .get_mut(&job_id)
+            .expect("a queued task's job is live");
+        assert!(
+            job.queued > 0,
+            "job {job_id} counts its queued task {}",
+            key.task
+        );
+        job.queued -= 1;
         state.names.capsets[capset.0 as usize]
             .blocked
             .insert(key.task);

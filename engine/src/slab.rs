@@ -66,7 +66,8 @@ impl<T> Slab<T> {
         let i = self.index(*id)?;
         let task = self.slots.get_mut(i)?.take();
         if task.is_some() {
-            self.live = self.live.saturating_sub(1);
+            assert!(self.live > 0, "a removed slot was counted live");
+            self.live -= 1;
         }
         while matches!(self.slots.front(), Some(None)) {
             self.slots.pop_front();
