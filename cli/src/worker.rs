@@ -55,6 +55,10 @@ pub struct WorkerArgs {
     /// stopped.
     #[arg(long, value_name = "MS", default_value_t = 60_000)]
     pub drain_timeout_ms: u64,
+    /// How long the coordinator may take to open a session or answer a command before
+    /// the worker treats the connection as broken and connects again.
+    #[arg(long, value_name = "MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub answer_timeout_ms: u64,
     /// Between SIGTERM and SIGKILL when a command's process group is stopped.
     #[arg(long, value_name = "MS", default_value_t = 3_000)]
     pub kill_grace_ms: u64,
@@ -121,6 +125,7 @@ fn serve(args: &WorkerArgs) -> Result<Summary, String> {
         args.concurrency,
     );
     config.drain_timeout = Duration::from_millis(args.drain_timeout_ms);
+    config.answer_timeout = Duration::from_millis(args.answer_timeout_ms);
     let exec = Arc::new(Exec {
         command: args.exec.clone(),
         payloads: files.payloads.clone(),

@@ -47,10 +47,6 @@ use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
-/// How long the coordinator may take to answer a command before the session is
-/// treated as broken and opened again (unanswered outcomes are sent again on it).
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Notes from handlers (progress, outcomes) waiting for the session; a handler's
 /// outcome waits for room, progress beyond it is dropped (it is advisory).
 const NOTES: usize = 1024;
@@ -88,6 +84,11 @@ pub struct WorkerConfig {
     pub backoff_max: Duration,
     /// How long shutdown waits for running handlers before cancelling them.
     pub drain_timeout: Duration,
+    /// How long the coordinator may take to open a session or answer a command before
+    /// the session is treated as broken and opened again (unanswered outcomes are sent
+    /// again on the new one). Shorter finds a hung coordinator sooner; too short gives
+    /// up on a coordinator that is only busy.
+    pub answer_timeout: Duration,
 }
 
 impl WorkerConfig {
@@ -102,6 +103,7 @@ impl WorkerConfig {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(60),
+            answer_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -154,6 +156,11 @@ impl Worker {
         if config.concurrency == 0 {
             return Err(WorkerError::Config("concurrency must be positive".into()));
         }
+        if config.answer_timeout.is_zero() {
+            return Err(WorkerError::Config(
+                "answer_timeout must be positive".into(),
+            ));
+        }
         let (done_tx, mut done_rx) = mpsc::channel(NOTES);
         let instance = config.instance.unwrap_or_else(now_ms).max(1);
         let machine = WorkerMachine::new(machine_config(&config, instance));
@@ -181,7 +188,7 @@ fn machine_config(config: &WorkerConfig, instance: u64) -> machine::Config {
         backoff_min_ms: ms(config.backoff_min),
         backoff_max_ms: ms(config.backoff_max),
         jitter_seed: seed ^ instance,
-        answer_timeout_ms: ms(ANSWER_TIMEOUT),
+        answer_timeout_ms: ms(config.answer_timeout),
         drain_timeout_ms: ms(config.drain_timeout),
         frame_overhead_bytes: crate::server::FRAME_OVERHEAD_BYTES as u64,
         max_error_bytes: MAX_ERROR_BYTES,

@@ -4,7 +4,7 @@
 //! sent in frames under the coordinator's size limit, handlers spawned and cancelled.
 
 use super::frames::split_frames;
-use super::session::{self, Failed, Session};
+use super::session::{self, Failed, Inbound, Session};
 use super::task::{Note, Task};
 use super::{wire, Handler, Summary, WorkerConfig, WorkerError};
 use crate::proto::{self, reply, CoordinatorEvent};
@@ -77,10 +77,7 @@ impl<H: Handler> Shell<H> {
         let mut out = Vec::new();
         self.machine.start(&mut out);
         loop {
-            if let Err(e) = self.execute(&mut out).await {
-                self.cancel_handlers();
-                return Err(e);
-            }
+            self.execute(&mut out);
             match self.stopped.take() {
                 Some(Stop::Finished) => return Ok(summary(&self.machine)),
                 Some(Stop::Refused(why)) => {
@@ -95,16 +92,10 @@ impl<H: Handler> Shell<H> {
                 .map(|t| self.origin + Duration::from_millis(t));
             let draining = self.machine.is_draining();
             tokio::select! {
-                frame = next_frame(&mut self.session) => {
-                    let now = self.now();
-                    match frame {
-                        Ok(Some(frame)) => {
-                            for e in frame.events {
-                                self.on_event(now, e, &mut out);
-                            }
-                        }
-                        Ok(None) => self.lost("the coordinator closed the session", &mut out),
-                        Err(status) => self.lost(&format!("{:?}: {}", status.code(), status.message()), &mut out),
+                heard = next_on_session(&mut self.session) => {
+                    if let Err(e) = self.on_session(heard, &mut out) {
+                        self.cancel_handlers();
+                        return Err(e);
                     }
                 }
                 Some(note) = notes.recv() => {
@@ -124,6 +115,51 @@ impl<H: Handler> Shell<H> {
                 }
             }
         }
+    }
+
+    fn on_session(&mut self, heard: Heard, out: &mut Vec<Output>) -> Result<(), WorkerError> {
+        let now = self.now();
+        match heard {
+            Heard::Frame(Ok(Some(frame))) => {
+                for e in frame.events {
+                    self.on_event(now, e, out);
+                }
+            }
+            Heard::Frame(Ok(None)) => self.lost("the coordinator closed the session", out),
+            Heard::Frame(Err(status)) => {
+                self.lost(&format!("{:?}: {}", status.code(), status.message()), out)
+            }
+            Heard::Opened(opened) => self.on_opened(*opened, now, out)?,
+        }
+        Ok(())
+    }
+
+    fn on_opened(
+        &mut self,
+        opened: Result<Inbound, Failed>,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) -> Result<(), WorkerError> {
+        match opened {
+            Ok(inbound) => {
+                if let Some(session) = &mut self.session {
+                    session.opening = None;
+                    session.inbound = Some(inbound);
+                }
+            }
+            Err(failed) => {
+                self.session = None;
+                match failed {
+                    Failed::Fatal(e) => return Err(e),
+                    Failed::Unreachable(why) => {
+                        tracing::warn!(%why, "session lost");
+                        self.machine.disconnected(now, out);
+                    }
+                    Failed::Refused(status) => self.refused(status, out)?,
+                }
+            }
+        }
+        Ok(())
     }
 
     fn on_event(&mut self, now: u64, event: CoordinatorEvent, out: &mut Vec<Output>) {
@@ -168,7 +204,7 @@ impl<H: Handler> Shell<H> {
 
     /// Carries out the machine's outputs, and those its answers lead to, until none
     /// is left.
-    async fn execute(&mut self, out: &mut Vec<Output>) -> Result<(), WorkerError> {
+    fn execute(&mut self, out: &mut Vec<Output>) {
         while !out.is_empty() {
             let batch = std::mem::take(out);
             let mut sends = Vec::new();
@@ -177,7 +213,7 @@ impl<H: Handler> Shell<H> {
                     Output::Send { seq, command } => {
                         sends.push(wire::command(seq, command, &self.config.worker_id));
                     }
-                    Output::Connect => self.connect(out).await?,
+                    Output::Connect => self.connect(out),
                     Output::Disconnect => {
                         if self.session.take().is_some() {
                             tracing::warn!("session given up: the coordinator did not answer in time, or this instance is replaced");
@@ -197,7 +233,6 @@ impl<H: Handler> Shell<H> {
             }
             self.send(sends, out);
         }
-        Ok(())
     }
 
     /// Sends commands in frames under the coordinator's size limit.
@@ -223,9 +258,9 @@ impl<H: Handler> Shell<H> {
         }
     }
 
-    /// Opens a session and registers on it; a refusal of the call itself is the
-    /// registration's answer.
-    async fn connect(&mut self, out: &mut Vec<Output>) -> Result<(), WorkerError> {
+    /// Starts opening a session with the registration queued on it; the loop hears
+    /// whether it opened. A refusal of the call itself is the registration's answer.
+    fn connect(&mut self, out: &mut Vec<Output>) {
         let now = self.now();
         let mut first = Vec::new();
         self.machine.connected(now, &mut first);
@@ -240,16 +275,7 @@ impl<H: Handler> Shell<H> {
             }
         }
         let limit = usize::try_from(self.own_frame_bytes).unwrap_or(usize::MAX);
-        match session::open(&self.config, split_frames(commands, limit)).await {
-            Ok(session) => self.session = Some(session),
-            Err(Failed::Fatal(e)) => return Err(e),
-            Err(Failed::Unreachable(why)) => {
-                tracing::warn!(%why, "session lost");
-                self.machine.disconnected(self.now(), out);
-            }
-            Err(Failed::Refused(status)) => self.refused(status, out)?,
-        }
-        Ok(())
+        self.session = Some(session::open(&self.config, split_frames(commands, limit)));
     }
 
     fn refused(&mut self, status: tonic::Status, out: &mut Vec<Output>) -> Result<(), WorkerError> {
@@ -341,12 +367,24 @@ fn summary(machine: &WorkerMachine) -> Summary {
     }
 }
 
-async fn next_frame(
-    session: &mut Option<Session>,
-) -> Result<Option<proto::CoordinatorFrame>, tonic::Status> {
+/// What the session said: a frame (or its end), or how opening it went.
+enum Heard {
+    Frame(Result<Option<proto::CoordinatorFrame>, tonic::Status>),
+    Opened(Box<Result<Inbound, Failed>>),
+}
+
+/// The next thing the session has to say; never, without a session.
+async fn next_on_session(session: &mut Option<Session>) -> Heard {
     match session {
-        Some(s) => s.inbound.message().await,
-        None => std::future::pending().await,
+        Some(Session {
+            opening: Some(opening),
+            ..
+        }) => Heard::Opened(Box::new(opening.as_mut().await)),
+        Some(Session {
+            inbound: Some(inbound),
+            ..
+        }) => Heard::Frame(inbound.message().await),
+        _ => std::future::pending().await,
     }
 }
 
