@@ -280,4 +280,37 @@ mod tests {
         assert_eq!(n.caps(ssd), ["ssd".to_string()]);
         assert!(n.consistent());
     }
+
+    /// `consistent` is what stands between a snapshot from disk and indexing by its
+    /// ids: each case breaks one rule and must be caught.
+    #[test]
+    fn a_name_held_by_nobody_is_inconsistent() {
+        let mut t = NameTable::default();
+        let a = t.acquire("a");
+        assert!(t.consistent());
+        t.refs[a as usize] = 0;
+        assert!(!t.consistent());
+    }
+
+    #[test]
+    fn capability_tables_that_disagree_are_inconsistent() {
+        let tables = || {
+            let mut n = Interned::default();
+            let gpu = n.capset(&["gpu".into()], |_| 1);
+            let ssd = n.capset(&["ssd".into()], |_| 1);
+            n.release_capset(ssd);
+            (n, gpu, ssd)
+        };
+        assert!(tables().0.consistent());
+        let (mut held_by_nobody, gpu, _) = tables();
+        held_by_nobody.capsets[gpu.0 as usize].refs = 0;
+        assert!(!held_by_nobody.consistent());
+        let (mut freed_but_kept, _, ssd) = tables();
+        freed_but_kept.capsets[ssd.0 as usize].caps = vec!["ssd".into()];
+        assert!(!freed_but_kept.consistent());
+        let (mut bad_lane, ..) = tables();
+        let lane = bad_lane.lanes.acquire("x");
+        bad_lane.lanes.refs[lane as usize] = 0;
+        assert!(!bad_lane.consistent());
+    }
 }
