@@ -178,6 +178,8 @@ mod tests {
             key: "t".into(),
             attempt: 1,
             payload: TaskWork::default().encode(),
+            inputs: vec![],
+            signal: None,
             expires_at: 100,
         };
         w.on_effect(3, &offer, &mut out);
