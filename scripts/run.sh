@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The main job: a local Keel cluster runs an example job end to end. Builds `keel`,
 # starts a coordinator on loopback with its embedded log in a temporary directory,
-# starts two workers, submits a job, follows it to the end, shows its status table and
-# stops everything. Usage: scripts/run.sh [job.toml]   (default examples/etl-chain.toml)
+# starts two workers, submits a job, follows it to the end and shows its status table;
+# then data flows: those workers stop, a worker that runs each task's command with `sh`
+# starts, the map-reduce word count (examples/wordcount.toml) runs, and its result is
+# printed with `keel result`. Then everything stops.
+# Usage: scripts/run.sh [job.toml]   (default examples/etl-chain.toml)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -32,13 +35,27 @@ done
 # Each task's payload is its command line; the workers print it instead of running it
 # (the example commands are illustrations), taking a moment per task.
 exec_cmd='echo "task $KEEL_TASK_ID attempt $KEEL_ATTEMPT: $KEEL_PAYLOAD"; sleep 0.2'
+echo_workers=()
 for n in 1 2; do
     "$keel" worker --coordinator "$url" --id "worker-$n" --concurrency 2 \
         --all-lanes --capability net:warehouse --capability cpu:avx2 --capability gpu \
         --capability gpu-mem:80g --capability cuda:12 --capability accel:inferentia2 \
         --state-dir "$dir/state" --exec "$exec_cmd" >"$dir/worker-$n.log" 2>&1 &
     pids+=($!)
+    echo_workers+=($!)
 done
 
 job_id="$("$keel" submit "$job" --coordinator "$url" --wait)"
 "$keel" status "$job_id" --coordinator "$url"
+
+# Data between tasks: the map tasks' outputs are the reduce task's inputs, as files in
+# $KEEL_INPUTS_DIR. The printing workers drain and stop first, so every task of the
+# word count really runs.
+for pid in "${echo_workers[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+for pid in "${echo_workers[@]}"; do wait "$pid" 2>/dev/null || true; done
+"$keel" worker --coordinator "$url" --id shell-worker --concurrency 3 \
+    --state-dir "$dir/state" --exec sh >"$dir/shell-worker.log" 2>&1 &
+pids+=($!)
+count_id="$("$keel" submit examples/wordcount.toml --coordinator "$url" --wait)"
+echo "word count (keel result $count_id):"
+"$keel" result "$count_id" --coordinator "$url"

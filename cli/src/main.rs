@@ -34,6 +34,7 @@ mod table;
 mod wait;
 mod worker;
 mod worker_exec;
+mod worker_inputs;
 mod worker_log;
 mod worker_reaper;
 mod worker_state;

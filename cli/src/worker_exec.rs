@@ -1,8 +1,10 @@
-//! Running one task's command: `sh -c CMD` with the task's ids in the environment and
-//! its payload on stdin and in a file, its stdout kept as the task's output and the end
-//! of its stderr as its error.
+//! Running one task's command: `sh -c CMD` with the task's ids in the environment, its
+//! payload on stdin and in a file, its inputs and signal payload in files
+//! (`worker_inputs`), its stdout kept as the task's output and the end of its stderr as
+//! its error.
 
 use crate::process_group::{self, Group};
+use crate::worker_inputs;
 use crate::worker_state::PAYLOAD_PREFIX;
 use keel_grpc::worker::{Outcome, Task};
 use std::io::Write;
@@ -43,6 +45,16 @@ pub async fn run_command(settings: &Exec, task: &Task) -> Outcome {
             }
         }
     };
+    let files = match worker_inputs::write(payloads, task) {
+        Ok(files) => files,
+        Err(e) => {
+            let permanent = matches!(e, worker_inputs::FilesError::UnsafeKey(_));
+            return Outcome::Fail {
+                error: e.to_string(),
+                permanent,
+            };
+        }
+    };
     let mut command = Command::new("sh");
     process_group::lead_own_group(&mut command);
     command
@@ -53,12 +65,17 @@ pub async fn run_command(settings: &Exec, task: &Task) -> Outcome {
         .env("KEEL_ATTEMPT", task.attempt.to_string())
         .env("KEEL_EPOCH", task.fence.epoch.to_string())
         .env("KEEL_PAYLOAD_FILE", file.path())
+        .env("KEEL_INPUTS_DIR", files.inputs_dir())
         .env_remove("KEEL_PAYLOAD")
+        .env_remove("KEEL_SIGNAL_FILE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if let Some(text) = env_payload(&task.payload) {
         command.env("KEEL_PAYLOAD", text);
+    }
+    if let Some(signal) = files.signal_file() {
+        command.env("KEEL_SIGNAL_FILE", signal);
     }
     let mut child = match command.spawn() {
         Ok(child) => child,
@@ -84,6 +101,7 @@ pub async fn run_command(settings: &Exec, task: &Task) -> Outcome {
     };
     let (_, (stdout, written), (stderr, cut), status) = tokio::join!(feed, stdout, stderr, exited);
     drop(file);
+    drop(files);
     match status {
         Ok(status) if status.success() && written > settings.max_output as u64 => {
             Outcome::Fail {

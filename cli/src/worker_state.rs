@@ -9,7 +9,9 @@
 //!   so the coordinator cannot grant it a task while an attempt of its previous
 //!   instance may still run.
 //! - `<id>.payloads/` holds each running task's payload as a file
-//!   (`KEEL_PAYLOAD_FILE`); what a killed worker left there is removed by its reaper.
+//!   (`KEEL_PAYLOAD_FILE`), its inputs directory (`KEEL_INPUTS_DIR`) and its signal
+//!   payload (`KEEL_SIGNAL_FILE`); what a killed worker left there is removed by its
+//!   reaper.
 
 use std::fs::File;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
@@ -118,10 +120,14 @@ pub fn lock(path: &Path) -> Result<File, String> {
     }
 }
 
-/// How every payload file's name starts; nothing else in a payload directory is removed.
+/// How every payload file's name starts; nothing else in a payload directory is removed
+/// but inputs directories.
 pub const PAYLOAD_PREFIX: &str = "payload-";
+/// How every per-attempt inputs directory's name starts.
+pub const INPUTS_PREFIX: &str = "inputs-";
 
-/// Removes the payload files in `dir` (of commands known to be dead); makes `dir`.
+/// Removes the payload files and inputs directories in `dir` (of commands known to be
+/// dead); makes `dir`.
 pub fn clear_payloads(dir: &Path) -> Result<(), String> {
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -130,12 +136,12 @@ pub fn clear_payloads(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("making {}: {e}", dir.display()))?;
     let entries = std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
     for entry in entries.flatten() {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(PAYLOAD_PREFIX)
-        {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(PAYLOAD_PREFIX) {
             let _ = std::fs::remove_file(entry.path());
+        } else if name.starts_with(INPUTS_PREFIX) {
+            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
     Ok(())
@@ -210,14 +216,17 @@ mod tests {
     }
 
     #[test]
-    fn clearing_payloads_removes_payload_files_only() {
+    fn clearing_payloads_removes_payload_files_and_inputs_directories_only() {
         let dir = tempfile::tempdir().unwrap();
         let payloads = dir.path().join("w.payloads");
         clear_payloads(&payloads).unwrap();
         std::fs::write(payloads.join("payload-abc"), "x").unwrap();
         std::fs::write(payloads.join("notes"), "keep").unwrap();
+        std::fs::create_dir(payloads.join("inputs-abc")).unwrap();
+        std::fs::write(payloads.join("inputs-abc").join("up"), "x").unwrap();
         clear_payloads(&payloads).unwrap();
         assert!(!payloads.join("payload-abc").exists());
+        assert!(!payloads.join("inputs-abc").exists());
         assert!(payloads.join("notes").exists());
     }
 }

@@ -86,6 +86,7 @@ pub(super) fn check_task(state: &State, tid: TaskId, t: &Task) -> Result<(), Vio
             g.total
         );
     }
+    check_edges(state, tid, t)?;
     if t.is_terminal() {
         ensure!(
             Count,
@@ -111,6 +112,36 @@ pub(super) fn check_task(state: &State, tid: TaskId, t: &Task) -> Result<(), Vio
     Ok(())
 }
 
+/// A task's upstream list mirrors the downstream lists of the tasks it names, and the
+/// signal that resumed it is one it received.
+fn check_edges(state: &State, tid: TaskId, t: &Task) -> Result<(), Violation> {
+    let total = t.group.map_or(0, |g| g.total);
+    ensure!(
+        Reference,
+        t.upstream.len() as u64 == u64::from(total),
+        "task {tid} lists {} upstream tasks, its group counts {total}",
+        t.upstream.len()
+    );
+    for u in &t.upstream {
+        ensure!(
+            Reference,
+            state
+                .tasks
+                .get(u)
+                .is_some_and(|up| up.job == t.job && up.downstream.contains(&tid)),
+            "task {tid} names upstream {u}, which is not a task of its job leading to it"
+        );
+    }
+    ensure!(
+        Reference,
+        t.resumed_by
+            .as_ref()
+            .is_none_or(|key| t.signals.contains_key(key)),
+        "task {tid} was resumed by a signal it never received"
+    );
+    Ok(())
+}
+
 /// Holders of interned ids, jobs in flight, stored bytes and the engine-wide limits,
 /// recomputed from the tasks, jobs and workers.
 pub(super) fn check_counts(state: &State) -> Result<(), Violation> {
@@ -132,12 +163,17 @@ pub(super) fn check_counts(state: &State) -> Result<(), Violation> {
     }
     let mut capset_refs: BTreeMap<u32, u64> = BTreeMap::new();
     let mut stored = 0u64;
+    let mut outputs: BTreeMap<JobId, u64> = BTreeMap::new();
     for (_, t) in state.tasks.iter() {
         if t.capset != CapSetId::ANY {
             *capset_refs.entry(t.capset.0).or_default() += 1;
         }
         stored = stored.saturating_add(budget::held_bytes(t));
+        let bytes = t.output.as_ref().map_or(0, |o| o.len() as u64);
+        let sum = outputs.entry(t.job).or_default();
+        *sum = sum.saturating_add(bytes);
     }
+    check_job_outputs(state, &outputs)?;
     for (table, name, refs) in [
         (&state.names.tenants, "tenant", &tenant_refs),
         (&state.names.lanes, "lane", &lane_refs),
@@ -197,6 +233,26 @@ pub(super) fn check_counts(state: &State) -> Result<(), Violation> {
         state.stored_bytes
     );
     check_limits(state)
+}
+
+/// Each job's output bytes are its tasks' outputs, within its limit.
+fn check_job_outputs(state: &State, outputs: &BTreeMap<JobId, u64>) -> Result<(), Violation> {
+    let max = state.config.limits.max_output_bytes_per_job;
+    for (jid, j) in &state.jobs {
+        let found = outputs.get(jid).copied().unwrap_or(0);
+        ensure!(
+            Count,
+            j.output_bytes == found,
+            "job {jid} counts {} output bytes, its tasks hold {found}",
+            j.output_bytes
+        );
+        ensure!(
+            Limit,
+            found <= max,
+            "job {jid} holds {found} output bytes, over max_output_bytes_per_job {max}"
+        );
+    }
+    Ok(())
 }
 
 fn check_limits(state: &State) -> Result<(), Violation> {

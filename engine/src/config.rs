@@ -123,6 +123,13 @@ pub struct Limits {
     /// past it: a submit, a signal, and a completion whose output would not fit after
     /// its task lets go of its signal payloads.
     pub max_stored_bytes: u64,
+    /// Bytes of upstream outputs one task's grant carries as its inputs. A completion
+    /// whose output would take a downstream task's inputs past it is refused and its
+    /// attempt failed, so every grant stays deliverable in one frame.
+    pub max_input_bytes_per_task: u64,
+    /// Bytes of outputs one job holds. A completion whose output would take its job
+    /// past it is refused and its attempt failed, so no one job fills the store.
+    pub max_output_bytes_per_job: u64,
 }
 
 impl Default for Limits {
@@ -146,6 +153,8 @@ impl Default for Limits {
             max_live_tasks: 1_000_000,
             max_tenants: 1_000,
             max_stored_bytes: 512 << 20,
+            max_input_bytes_per_task: 8 << 20,
+            max_output_bytes_per_job: 64 << 20,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! within a lane the tenant with the smallest weighted share of running work goes
 //! first, and within a tenant the highest priority, then the oldest task.
 
+use crate::dataflow;
 use crate::ids::{GrantId, WorkerId};
 use crate::intern::{covers, CapSetId};
 use crate::output::Effect;
@@ -153,6 +154,12 @@ fn offer(state: &mut State, w: &WorkerId, q: QueueKey, key: ReadyKey) {
     task.state = TaskState::Offered { grant };
     let (job, attempt, payload) = (task.job, task.attempt, task.payload.clone());
     let task_key = task.key.clone();
+    let signal = dataflow::signal_of(task);
+    let inputs = state
+        .tasks
+        .get(&key.task)
+        .map(|t| dataflow::inputs_of(state, t))
+        .unwrap_or_default();
     // The ready index entry is gone; the job's count moves from queued to active.
     queue::take_slot(state, q, job);
     let Some(worker) = state.workers.get_mut(w) else {
@@ -185,6 +192,8 @@ fn offer(state: &mut State, w: &WorkerId, q: QueueKey, key: ReadyKey) {
         key: task_key,
         attempt,
         payload,
+        inputs,
+        signal,
         expires_at,
     });
 }

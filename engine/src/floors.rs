@@ -156,17 +156,24 @@ fn check_limits(l: &Limits) -> Result<(), ConfigError> {
         u64::from(Config::MIN_NAME_LEN),
         Bytes,
     )?;
-    // One payload at the limit must fit in the store.
-    at_least(
-        "limits.max_stored_bytes",
-        l.max_stored_bytes,
-        u64::from(l.max_payload_bytes),
-        Bytes,
-    )
-    .map_err(|e| ConfigError {
-        floor_from: Some("limits.max_payload_bytes"),
-        ..e
-    })?;
+    // One payload (or output) at the limit must fit in the store, in a job's outputs
+    // and in a task's inputs.
+    for (field, value) in [
+        ("limits.max_stored_bytes", l.max_stored_bytes),
+        (
+            "limits.max_input_bytes_per_task",
+            l.max_input_bytes_per_task,
+        ),
+        (
+            "limits.max_output_bytes_per_job",
+            l.max_output_bytes_per_job,
+        ),
+    ] {
+        at_least(field, value, u64::from(l.max_payload_bytes), Bytes).map_err(|e| ConfigError {
+            floor_from: Some("limits.max_payload_bytes"),
+            ..e
+        })?;
+    }
     Ok(())
 }
 
@@ -249,5 +256,22 @@ mod tests {
         );
         c.limits.max_stored_bytes = 1_000;
         assert_eq!(c.validate(), Ok(()));
+        for (field, set) in [
+            (
+                "limits.max_input_bytes_per_task",
+                (|l: &mut Limits| l.max_input_bytes_per_task = 999) as fn(&mut Limits),
+            ),
+            ("limits.max_output_bytes_per_job", |l| {
+                l.max_output_bytes_per_job = 999
+            }),
+        ] {
+            let mut bad = c.clone();
+            set(&mut bad.limits);
+            let e = bad.validate().unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("{field} must be at least 1000 bytes (limits.max_payload_bytes)")
+            );
+        }
     }
 }

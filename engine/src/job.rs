@@ -12,7 +12,7 @@ use crate::reject::Rejection;
 use crate::spec::JobSpec;
 use crate::state::{Group, Job, State, Task, TaskState};
 use crate::timers::Timer;
-use crate::validate::validate_job;
+use crate::validate::{validate_job, ValidJob};
 use std::collections::{BTreeMap, BTreeSet};
 
 type Reply = Result<Accepted, Rejection>;
@@ -53,6 +53,7 @@ pub(crate) fn submit(state: &mut State, spec: JobSpec) -> Reply {
             queued: 0,
             parked: BTreeSet::new(),
             failed: 0,
+            output_bytes: 0,
             forced: None,
             end: None,
         },
@@ -67,7 +68,7 @@ pub(crate) fn submit(state: &mut State, spec: JobSpec) -> Reply {
     if let Some(at) = deadline_at {
         state.timers.arm(at, Timer::JobDeadline(id));
     }
-    let roots = insert_tasks(state, id, TaskId(first), spec, &valid.downstream);
+    let roots = insert_tasks(state, id, TaskId(first), spec, &valid);
     for tid in roots {
         dag::release(state, tid);
     }
@@ -128,7 +129,7 @@ fn insert_tasks(
     job: JobId,
     first: TaskId,
     spec: JobSpec,
-    downstream: &[Vec<u32>],
+    valid: &ValidJob,
 ) -> Vec<TaskId> {
     let now = state.now;
     let (lane, tenant) = match state.jobs.get(&job) {
@@ -156,10 +157,8 @@ fn insert_tasks(
         if group.is_none() {
             roots.push(tid);
         }
-        let downstream = downstream[i]
-            .iter()
-            .map(|&d| TaskId(first.0 + d as u64))
-            .collect();
+        let ids = |list: &[u32]| list.iter().map(|&d| TaskId(first.0 + d as u64)).collect();
+        let (upstream, downstream) = (ids(&valid.upstream[i]), ids(&valid.downstream[i]));
         state.tasks.insert(
             tid,
             Task {
@@ -176,6 +175,7 @@ fn insert_tasks(
                 not_before: now.saturating_add(t.delay_ms),
                 allow_failure: t.allow_failure,
                 group,
+                upstream,
                 downstream,
                 state: TaskState::Waiting,
                 attempt: 1,
@@ -184,6 +184,7 @@ fn insert_tasks(
                 losses: 0,
                 history: Vec::new(),
                 signals: BTreeMap::new(),
+                resumed_by: None,
                 output: None,
             },
         );

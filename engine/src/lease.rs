@@ -3,6 +3,7 @@
 
 use crate::blacklist;
 use crate::budget;
+use crate::dataflow;
 use crate::ids::{Fence, GrantId, InstanceId, TaskId, WorkerId};
 use crate::job_end;
 use crate::output::{Accepted, Effect, EndReason, TaskOutcome};
@@ -230,28 +231,45 @@ pub(crate) fn complete(
     fence: Fence,
     output: Payload,
 ) -> Reply {
-    if let Some(AttemptEnd::Succeeded) = ended_attempt(state, w, fence) {
-        return Ok(Accepted::Completed {
-            fence,
-            duplicate: true,
-        });
+    #[cfg(feature = "fault-injection")]
+    crate::faults::leak_stale_output(state, fence, &output);
+    match ended_attempt(state, w, fence) {
+        Some(AttemptEnd::Succeeded) => {
+            return Ok(Accepted::Completed {
+                fence,
+                duplicate: true,
+            })
+        }
+        // A resent completion that was refused for its size is refused the same way.
+        Some(AttemptEnd::Failed {
+            retry_at: None,
+            reported: true,
+            ..
+        }) => {
+            if let Some(t) = state.tasks.get(&fence.task) {
+                dataflow::check_output(state, t, output.len() as u64)?;
+            }
+        }
+        _ => {}
     }
     check_fence(state, w, inst, fence)?;
-    let limit = state.config.limits.max_payload_bytes;
-    if output.len() as u64 > limit as u64 {
-        return Err(Rejection::TooLarge {
-            field: "output".into(),
-            size: output.len() as u64,
-            limit: limit as u64,
-        });
+    let Some(t) = state.tasks.get(&fence.task) else {
+        return Err(Rejection::UnknownTask { task: fence.task });
+    };
+    if let Err(refusal) = dataflow::check_output(state, t, output.len() as u64) {
+        fail_attempt(state, fence.task, refusal.to_string(), true, true);
+        return Err(refusal);
     }
-    if let Some(t) = state.tasks.get(&fence.task) {
-        budget::admit_output(state, t, &output)?;
-    }
+    budget::admit_output(state, t, &output)?;
     end_lease(state, fence.task, AttemptEnd::Succeeded);
-    budget::store(state, output.len() as u64);
-    if let Some(t) = state.tasks.get_mut(&fence.task) {
-        t.output = Some(output);
+    let bytes = output.len() as u64;
+    budget::store(state, bytes);
+    let Some(t) = state.tasks.get_mut(&fence.task) else {
+        return Err(Rejection::UnknownTask { task: fence.task });
+    };
+    t.output = Some(output);
+    if let Some(j) = state.jobs.get_mut(&t.job) {
+        j.output_bytes = j.output_bytes.saturating_add(bytes);
     }
     job_end::end_task(state, fence.task, TaskOutcome::Succeeded);
     Ok(Accepted::Completed {

@@ -24,6 +24,7 @@ mod budget;
 mod config;
 mod counts;
 mod dag;
+mod dataflow;
 mod digest;
 mod dispatch;
 #[cfg(feature = "fault-injection")]
@@ -60,6 +61,7 @@ mod worker;
 
 pub use config::{BlacklistPolicy, Config, Limits, TenantPolicy, ALL_LANES};
 pub use counts::TaskCounts;
+pub use dataflow::TaskInput;
 pub use digest::{Digest, RestoreError, SNAPSHOT_VERSION};
 #[cfg(feature = "fault-injection")]
 pub use faults::{Faults, INJECTED_PANIC_JOB};

@@ -1,6 +1,7 @@
 //! What the engine says back: one reply per command, and effects addressed to workers
 //! and to whoever watches a job.
 
+use crate::dataflow::TaskInput;
 use crate::ids::{Fence, GrantId, InstanceId, JobId, TaskId, Time, WorkerId};
 use crate::reject::Rejection;
 use crate::spec::Payload;
@@ -74,6 +75,10 @@ pub enum Effect {
         key: String,
         attempt: u32,
         payload: Payload,
+        /// The outputs of the task's upstream tasks, in its group's order.
+        inputs: Vec<TaskInput>,
+        /// The payload of the signal that resumed the task, when one did.
+        signal: Option<Payload>,
         expires_at: Time,
     },
     GrantWithdrawn {
@@ -335,6 +340,8 @@ mod tests {
                 key: "a".into(),
                 attempt: 1,
                 payload: Payload::from("p"),
+                inputs: vec![],
+                signal: None,
                 expires_at: 5,
             },
             Effect::GrantWithdrawn {

@@ -77,6 +77,17 @@ pub enum Rejection {
     /// `value` is the limit. Room comes back as jobs finish and are forgotten.
     #[error("limit {limit} ({value}) reached")]
     LimitReached { limit: String, value: u64 },
+    /// A completion whose output does not fit `limit` (a `Limits` field: the output
+    /// itself, its job's outputs, or a downstream task's inputs would come to `bytes`).
+    /// The attempt is failed permanently with this refusal as its error: the same
+    /// output would never fit on a retry.
+    #[error("output of {task} refused: {bytes} bytes over limit {limit} ({max}); the attempt failed permanently")]
+    OutputOverLimit {
+        task: TaskId,
+        limit: String,
+        bytes: u64,
+        max: u64,
+    },
 }
 
 impl Rejection {
@@ -104,11 +115,12 @@ impl Rejection {
             Rejection::InvalidName { .. } => "invalid_name",
             Rejection::TooLarge { .. } => "too_large",
             Rejection::LimitReached { .. } => "limit_reached",
+            Rejection::OutputOverLimit { .. } => "output_over_limit",
         }
     }
 
     /// Every code [`Rejection::code`] returns, in declaration order.
-    pub const CODES: [&'static str; 20] = [
+    pub const CODES: [&'static str; 22] = [
         "invalid_job",
         "job_name_conflict",
         "tenant_job_limit",
@@ -129,6 +141,8 @@ impl Rejection {
         "too_many_signals",
         "invalid_name",
         "too_large",
+        "limit_reached",
+        "output_over_limit",
     ];
 
     /// Whether the same command may succeed later without being changed.
@@ -299,6 +313,16 @@ mod tests {
                 field: text(),
                 size: 2,
                 limit: 1,
+            },
+            Rejection::LimitReached {
+                limit: text(),
+                value: 1,
+            },
+            Rejection::OutputOverLimit {
+                task: t,
+                limit: text(),
+                bytes: 2,
+                max: 1,
             },
         ];
         let codes: Vec<&str> = every.iter().map(Rejection::code).collect();

@@ -112,6 +112,9 @@ pub(crate) struct Job {
     pub parked: BTreeSet<ReadyKey>,
     /// Tasks whose failure or cancellation fails the job.
     pub failed: u32,
+    /// Bytes of its tasks' outputs. Invariant: their sum, within
+    /// `Limits::max_output_bytes_per_job`.
+    pub output_bytes: u64,
     /// Set when the job is being ended from outside (cancel, deadline).
     pub forced: Option<(JobOutcome, EndReason)>,
     /// Invariant: set exactly when `remaining` is 0; then the retention timer is armed.
@@ -153,6 +156,10 @@ pub(crate) struct Task {
     /// Invariant: `needed` and the succeeded and unsucceeded counts together are at
     /// most `total`.
     pub group: Option<Group>,
+    /// The tasks its group names, in the group's order: whose outputs its grants carry.
+    /// Invariant: as many as the group counts, each a task of the same job listing this
+    /// one downstream.
+    pub upstream: Vec<TaskId>,
     pub downstream: Vec<TaskId>,
     /// Invariant: see `TaskState`; every place it names (grant, lease, ready index,
     /// parked set, blocked set, timer) holds the task back.
@@ -170,6 +177,10 @@ pub(crate) struct Task {
     /// Signals received, by idempotency key. Invariant: a finished task holds none of
     /// their payloads.
     pub signals: BTreeMap<String, Payload>,
+    /// The idempotency key of the signal that last resumed the task, whose payload its
+    /// later grants carry; `None` before any resume and after a resume by timeout.
+    /// Invariant: a key of `signals`.
+    pub resumed_by: Option<String>,
     pub output: Option<Payload>,
 }
 

@@ -112,7 +112,8 @@ pub(crate) fn signal(
     let Some(task) = state.tasks.get_mut(&tid) else {
         return Err(Rejection::UnknownTask { task: tid });
     };
-    task.signals.insert(key, payload);
+    task.signals.insert(key.clone(), payload);
+    task.resumed_by = Some(key);
     let job = task.job;
     budget::store(state, bytes);
     if let Some(at) = timeout_at {
@@ -148,7 +149,12 @@ pub(crate) fn timeout_due(state: &mut State, tid: TaskId, at: crate::ids::Time) 
     }
     let job = task.job;
     match on_timeout {
-        SuspendTimeout::Resume => resume(state, tid, job),
+        SuspendTimeout::Resume => {
+            if let Some(task) = state.tasks.get_mut(&tid) {
+                task.resumed_by = None;
+            }
+            resume(state, tid, job)
+        }
         SuspendTimeout::Fail => job_end::end_task(
             state,
             tid,

@@ -13,6 +13,7 @@ const CASES: &[(&str, Option<&str>)] = &[
     ("gpu-routed", Some("pool-cpu-only")),
     ("gpu-routed", None),
     ("generated-1000", Some("pool")),
+    ("wordcount", None),
 ];
 
 fn read(name: &str) -> (String, String) {

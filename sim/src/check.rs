@@ -57,6 +57,8 @@ pub enum Check {
     CorruptionUndetected,
     /// Recovery refused a log that holds no corrupted batch.
     RecoveryRefused,
+    /// A grant's inputs are not the committed outputs of its task's upstream tasks.
+    InputMismatch,
     /// Every job ends after healing, within the scenario's bound.
     Liveness,
     /// The same seed gives the same run.
@@ -65,7 +67,7 @@ pub enum Check {
 
 impl Check {
     /// Every check, in declaration order.
-    pub const ALL: [Check; 22] = [
+    pub const ALL: [Check; 23] = [
         Check::EngineInvariant,
         Check::DoubleLease,
         Check::DoubleCommit,
@@ -86,6 +88,7 @@ impl Check {
         Check::UndurableRelease,
         Check::CorruptionUndetected,
         Check::RecoveryRefused,
+        Check::InputMismatch,
         Check::Liveness,
         Check::Determinism,
     ];
@@ -113,6 +116,7 @@ impl Check {
             Check::UndurableRelease => "undurable_release",
             Check::CorruptionUndetected => "corruption_undetected",
             Check::RecoveryRefused => "recovery_refused",
+            Check::InputMismatch => "input_mismatch",
             Check::Liveness => "liveness",
             Check::Determinism => "determinism",
         }

@@ -7,6 +7,7 @@
 use crate::beliefs::Beliefs;
 use crate::check::{Check, CheckFailure};
 use crate::clock::DriftClock;
+use crate::data_checks::DataChecker;
 use crate::outcomes::Outcomes;
 use crate::scenario::CountExpect;
 use crate::shadow::{EndedLease, Shadow};
@@ -29,6 +30,7 @@ pub struct Checker {
     beliefs: Beliefs,
     pub bars: Vec<Bar>,
     pub failures: Vec<CheckFailure>,
+    data: DataChecker,
 }
 
 /// Whom an event concerns, by id, before it is named for the counters.
@@ -71,6 +73,7 @@ impl Checker {
             beliefs: Beliefs::new(trust_ms),
             bars: Vec::new(),
             failures: Vec::new(),
+            data: DataChecker::default(),
         }
     }
 
@@ -169,7 +172,10 @@ impl Checker {
                 first_task,
                 duplicate: false,
                 ..
-            }) => self.shadow.add_job(*job, *first_task, spec),
+            }) => {
+                self.shadow.add_job(*job, *first_task, spec);
+                self.data.submitted(*first_task, spec);
+            }
             Err(r) => {
                 let job = self.shadow.jobs().find(|(_, n)| *n == spec.name);
                 let ids = Ids {
@@ -250,13 +256,16 @@ impl Checker {
             }
             (WorkerCommand::ReleaseGrant { grant }, _) => self.shadow.release_grant(*grant),
             (
-                WorkerCommand::Complete { fence, .. },
+                WorkerCommand::Complete { fence, output },
                 Accepted::Completed {
                     duplicate: false, ..
                 },
             ) => {
                 self.count(now, "complete", "accepted", ids);
                 self.terminal(now, *fence, "succeeded", true);
+                if let Some(detail) = self.data.completed(*fence, output.as_bytes()) {
+                    self.fail(now, Check::InputMismatch, detail);
+                }
             }
             (
                 WorkerCommand::Fail { fence, .. },
@@ -312,10 +321,14 @@ impl Checker {
                 job,
                 task,
                 attempt,
+                inputs,
                 ..
             } => {
                 for (check, detail) in self.shadow.offer(worker, *grant, *job, *task, *attempt) {
                     self.fail(now, check, detail);
+                }
+                if let Some(detail) = self.data.offered(*task, inputs) {
+                    self.fail(now, Check::InputMismatch, detail);
                 }
             }
             Effect::GrantWithdrawn { grant, .. } => self.shadow.release_grant(*grant),

@@ -41,6 +41,7 @@ mod checks;
 mod client;
 mod clock;
 mod coordinator;
+mod data_checks;
 mod durable;
 mod events;
 mod expect;

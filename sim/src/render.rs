@@ -1,7 +1,9 @@
 //! Short human-readable forms of commands, replies and effects for trace lines.
 
+use crate::data_checks::abbreviate;
 use keel_engine::{
-    Accepted, ClientCommand, Effect, Input, Recipient, Rejection, TaskOutcome, WorkerCommand,
+    Accepted, ClientCommand, Effect, Input, Payload, Recipient, Rejection, TaskInput, TaskOutcome,
+    WorkerCommand,
 };
 
 /// The command's text, and whether it is routine traffic.
@@ -37,7 +39,10 @@ pub fn command(input: &Input) -> (String, bool) {
             WorkerCommand::AcceptGrant { grant } => (format!("accept {grant}"), false),
             WorkerCommand::ReleaseGrant { grant } => (format!("release {grant}"), false),
             WorkerCommand::Renew { fence } => (format!("renew {fence}"), true),
-            WorkerCommand::Complete { fence, .. } => (format!("complete {fence}"), false),
+            WorkerCommand::Complete { fence, output } => (
+                format!("complete {fence} output {}", abbreviate(output.as_bytes())),
+                false,
+            ),
             WorkerCommand::Fail {
                 fence, permanent, ..
             } => (format!("fail {fence} permanent={permanent}"), false),
@@ -106,8 +111,13 @@ fn effect_text(e: &Effect) -> String {
             task,
             attempt,
             expires_at,
+            inputs,
+            signal,
             ..
-        } => format!("grant {grant} {task} attempt {attempt} until {expires_at}"),
+        } => format!(
+            "grant {grant} {task} attempt {attempt} until {expires_at}{}",
+            grant_data(inputs, signal.as_ref())
+        ),
         Effect::GrantWithdrawn {
             grant,
             task,
@@ -144,6 +154,26 @@ fn effect_text(e: &Effect) -> String {
         Effect::WorkerReadmitted { .. } => "readmitted".into(),
         Effect::WorkerDrained { .. } => "drained".into(),
     }
+}
+
+/// A grant's inputs (`key=output`, `key=absent`) and signal payload, abbreviated;
+/// nothing for a grant that carries neither.
+fn grant_data(inputs: &[TaskInput], signal: Option<&Payload>) -> String {
+    let mut text = String::new();
+    if !inputs.is_empty() {
+        let shown: Vec<String> = inputs
+            .iter()
+            .map(|i| match &i.output {
+                Some(o) => format!("{}={}", i.key, abbreviate(o.as_bytes())),
+                None => format!("{}=absent", i.key),
+            })
+            .collect();
+        text.push_str(&format!(" inputs [{}]", shown.join(" ")));
+    }
+    if let Some(p) = signal {
+        text.push_str(&format!(" signal {}", abbreviate(p.as_bytes())));
+    }
+    text
 }
 
 fn task_outcome(o: &TaskOutcome) -> String {

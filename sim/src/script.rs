@@ -106,7 +106,7 @@ fn report(
     let command = match step.action {
         ScriptAction::Complete => WorkerCommand::Complete {
             fence,
-            output: Payload::from("ok"),
+            output: Payload::from(crate::work::output_of(fence)),
         },
         _ => WorkerCommand::Fail {
             fence,
@@ -178,6 +178,8 @@ mod tests {
             key: "t".into(),
             attempt: 1,
             payload: TaskWork::default().encode(),
+            inputs: vec![],
+            signal: None,
             expires_at: 100,
         };
         w.on_effect(3, &offer, &mut out);
@@ -211,13 +213,14 @@ mod tests {
             ..complete
         };
         let done = perform(&stale, &mut w, 4, Some(TaskId(7)), &mut out);
+        let fence = Fence {
+            task: TaskId(7),
+            attempt: 1,
+            epoch: 1,
+        };
         let complete = WorkerCommand::Complete {
-            fence: Fence {
-                task: TaskId(7),
-                attempt: 1,
-                epoch: 1,
-            },
-            output: Payload::from("ok"),
+            fence,
+            output: Payload::from(crate::work::output_of(fence)),
         };
         let sent = Performed::SendAs(w.instance(), complete, "complete t7/a1/e1".into());
         assert_eq!(done, Ok(sent));

@@ -86,6 +86,8 @@ pub fn event(effect: &Effect) -> Option<Event> {
             key,
             attempt,
             payload,
+            inputs,
+            signal,
             ..
         } => Event::GrantOffered(Offer {
             grant: *grant,
@@ -94,6 +96,8 @@ pub fn event(effect: &Effect) -> Option<Event> {
             key: key.clone(),
             attempt: *attempt,
             payload: payload.as_bytes().to_vec(),
+            inputs: inputs.clone(),
+            signal: signal.as_ref().map(|p| p.as_bytes().to_vec()),
         }),
         Effect::GrantWithdrawn { grant, .. } => Event::GrantWithdrawn { grant: *grant },
         Effect::LeaseRevoked { fence, .. } => Event::LeaseRevoked { fence: *fence },

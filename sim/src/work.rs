@@ -2,7 +2,7 @@
 //! of its first attempts fail. The engine treats payloads as opaque bytes, exactly as
 //! it treats real ones; only simulated workers read this.
 
-use keel_engine::Payload;
+use keel_engine::{Fence, Payload, TaskId};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TaskWork {
@@ -35,9 +35,46 @@ impl TaskWork {
     }
 }
 
+/// The output a simulated attempt completes with: its fence spelled out, so a check
+/// that sees the bytes anywhere (a grant's inputs, a result) can tell whose they are.
+pub fn output_of(fence: Fence) -> Vec<u8> {
+    format!("{}.a{}.e{}", fence.task, fence.attempt, fence.epoch).into_bytes()
+}
+
+/// The fence an output of [`output_of`] names; `None` for other bytes.
+pub fn fence_of_output(bytes: &[u8]) -> Option<Fence> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut parts = text.split('.');
+    let task = parts.next()?.strip_prefix('t')?.parse().ok()?;
+    let attempt = parts.next()?.strip_prefix('a')?.parse().ok()?;
+    let epoch = parts.next()?.strip_prefix('e')?.parse().ok()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Fence {
+        task: TaskId(task),
+        attempt,
+        epoch,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_output_names_the_attempt_that_made_it() {
+        let fence = Fence {
+            task: TaskId(7),
+            attempt: 2,
+            epoch: 3,
+        };
+        assert_eq!(output_of(fence), b"t7.a2.e3");
+        assert_eq!(fence_of_output(&output_of(fence)), Some(fence));
+        for other in [&b"ok"[..], b"t7.a2", b"t7.a2.e3.x", b"7.a2.e3", b"\xff"] {
+            assert_eq!(fence_of_output(other), None, "{other:?}");
+        }
+    }
 
     #[test]
     fn round_trips() {

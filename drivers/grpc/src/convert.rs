@@ -120,6 +120,8 @@ pub fn worker_event(effect: Effect) -> Option<proto::coordinator_event::Event> {
             key,
             attempt,
             payload,
+            inputs,
+            signal,
             expires_at,
             ..
         } => E::GrantOffered(proto::GrantOffered {
@@ -130,6 +132,14 @@ pub fn worker_event(effect: Effect) -> Option<proto::coordinator_event::Event> {
             attempt,
             payload: payload.as_bytes().to_vec(),
             expires_at_ms: expires_at,
+            inputs: inputs
+                .into_iter()
+                .map(|i| proto::TaskInput {
+                    key: i.key,
+                    output: i.output.map(|o| o.as_bytes().to_vec()),
+                })
+                .collect(),
+            signal_payload: signal.map(|p| p.as_bytes().to_vec()),
         }),
         Effect::GrantWithdrawn {
             grant,

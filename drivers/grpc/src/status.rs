@@ -34,7 +34,8 @@ pub fn code_of(rejection: &Rejection) -> Code {
         | Rejection::TooManyWorkers { .. }
         | Rejection::TooManySignals { .. }
         | Rejection::TooLarge { .. }
-        | Rejection::LimitReached { .. } => Code::ResourceExhausted,
+        | Rejection::LimitReached { .. }
+        | Rejection::OutputOverLimit { .. } => Code::ResourceExhausted,
     }
 }
 

@@ -55,6 +55,8 @@ pub(super) fn config(d: &ConfigDraw) -> Config {
             max_live_tasks: l[15],
             max_tenants: l[16],
             max_stored_bytes: d.max_stored_bytes.get(),
+            max_input_bytes_per_task: d.max_stored_bytes.get(),
+            max_output_bytes_per_job: d.max_stored_bytes.get(),
         },
     }
 }

@@ -191,6 +191,8 @@ pub(crate) fn config(seed: u64) -> Config {
             max_live_tasks: 16,
             max_tenants: 2,
             max_stored_bytes: 160,
+            max_input_bytes_per_task: 48,
+            max_output_bytes_per_job: 64,
         },
     }
 }

@@ -140,6 +140,8 @@ impl WorkerMachine {
             key: accepting.offer.key,
             fence,
             payload: accepting.offer.payload,
+            inputs: accepting.offer.inputs,
+            signal: accepting.offer.signal,
         }));
         out.push(Output::Trust {
             task: fence.task,
@@ -244,6 +246,12 @@ impl WorkerMachine {
                     permanent: true,
                 };
                 self.send_report(now, fence, failed, out);
+            }
+            // The coordinator failed the attempt itself: nothing more to report.
+            Answer::Refused(r) if r.kind == RefusalKind::OutputRefused => {
+                if self.reports.remove(&fence).is_some() {
+                    self.summary.failed += 1;
+                }
             }
             Answer::Refused(_) => {
                 if self.reports.remove(&fence).is_some() {

@@ -1,6 +1,6 @@
 //! What goes into and comes out of the worker machine.
 
-use keel_engine::{Fence, GrantId, InstanceId, JobId, SuspendTimeout, TaskId};
+use keel_engine::{Fence, GrantId, InstanceId, JobId, SuspendTimeout, TaskId, TaskInput};
 
 /// Milliseconds on the worker's own clock; only differences matter.
 pub type Time = u64;
@@ -105,6 +105,10 @@ pub struct Offer {
     pub key: String,
     pub attempt: u32,
     pub payload: Vec<u8>,
+    /// The outputs of the task's upstream tasks, in its group's order.
+    pub inputs: Vec<TaskInput>,
+    /// The payload of the signal that resumed the task, when one did.
+    pub signal: Option<Vec<u8>>,
 }
 
 /// What the coordinator said to this worker.
@@ -174,6 +178,9 @@ pub enum RefusalKind {
     Fencing,
     /// A value is over one of the coordinator's limits.
     TooLarge,
+    /// The attempt's output did not fit a limit, and the coordinator failed the
+    /// attempt for good with that refusal as its error.
+    OutputRefused,
     /// The command is malformed; sending it again cannot help.
     Invalid,
     /// Anything else, e.g. a limit that may have room later.
@@ -191,6 +198,7 @@ impl Refusal {
             "stale_fence" | "not_lease_holder" | "unknown_task" | "unknown_grant"
             | "grant_not_yours" => RefusalKind::Fencing,
             "too_large" => RefusalKind::TooLarge,
+            "output_over_limit" => RefusalKind::OutputRefused,
             "invalid_worker" | "capability_token" | "invalid_name" | "invalid_argument" => {
                 RefusalKind::Invalid
             }
@@ -208,6 +216,9 @@ pub struct Assignment {
     pub key: String,
     pub fence: Fence,
     pub payload: Vec<u8>,
+    /// The offer's inputs and signal payload, passed through to the handler.
+    pub inputs: Vec<TaskInput>,
+    pub signal: Option<Vec<u8>>,
 }
 
 /// What the shell must do.

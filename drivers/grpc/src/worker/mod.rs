@@ -36,6 +36,7 @@ mod shell;
 mod task;
 mod wire;
 
+pub use keel_engine::TaskInput;
 pub use task::{Outcome, Task};
 
 use crate::client::{ClientError, ClientOptions};

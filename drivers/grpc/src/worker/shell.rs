@@ -319,6 +319,8 @@ impl<H: Handler> Shell<H> {
             key,
             fence,
             payload,
+            inputs,
+            signal,
         } = assignment;
         let cancel = CancellationToken::new();
         self.handlers.insert(fence, cancel.clone());
@@ -329,6 +331,8 @@ impl<H: Handler> Shell<H> {
             attempt: fence.attempt,
             fence,
             payload,
+            inputs,
+            signal,
             cancel: cancel.clone(),
             notes: self.notes.clone(),
         };

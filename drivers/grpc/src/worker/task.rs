@@ -1,6 +1,6 @@
 //! What a handler receives and returns.
 
-use keel_engine::{Fence, JobId, SuspendTimeout, TaskId};
+use keel_engine::{Fence, JobId, SuspendTimeout, TaskId, TaskInput};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -43,11 +43,37 @@ pub struct Task {
     /// Presented with every report on this attempt.
     pub fence: Fence,
     pub payload: Vec<u8>,
+    pub(crate) inputs: Vec<TaskInput>,
+    pub(crate) signal: Option<Vec<u8>>,
     pub(crate) cancel: CancellationToken,
     pub(crate) notes: mpsc::Sender<Note>,
 }
 
 impl Task {
+    /// The output of upstream task `key`: `None` when that task did not succeed (it
+    /// was skipped, failed, or had not finished when an any-of or quorum group let
+    /// this one start) or is not an upstream task of this one. An empty output is
+    /// `Some(&[])`.
+    pub fn input(&self, key: &str) -> Option<&[u8]> {
+        self.inputs
+            .iter()
+            .find(|i| i.key == key)
+            .and_then(|i| i.output.as_ref())
+            .map(|o| o.as_bytes())
+    }
+
+    /// Every upstream task's output by key, in the order the task's dependency group
+    /// names them, absent ones included as `None`.
+    pub fn inputs(&self) -> &[TaskInput] {
+        &self.inputs
+    }
+
+    /// The payload of the signal that resumed this task, when a signal did (an
+    /// attempt after a suspension; `None` before one and after a resume by timeout).
+    pub fn signal_payload(&self) -> Option<&[u8]> {
+        self.signal.as_deref()
+    }
+
     /// Reports progress (per mille, clamped to 1000) to the job's watchers. Progress is
     /// advisory: a report made while the worker is far behind sending is dropped.
     pub fn progress(&self, per_mille: u32, message: impl Into<String>) {
@@ -63,5 +89,48 @@ impl Task {
 
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_engine::Payload;
+
+    #[test]
+    fn inputs_are_read_by_key_and_an_absent_one_is_not_an_empty_one() {
+        let (notes, _rx) = mpsc::channel(1);
+        let input = |key: &str, output: Option<&str>| TaskInput {
+            key: key.into(),
+            output: output.map(Payload::from),
+        };
+        let fence = Fence {
+            task: TaskId(3),
+            attempt: 1,
+            epoch: 1,
+        };
+        let task = Task {
+            job: JobId(1),
+            key: "sum".into(),
+            task: TaskId(3),
+            attempt: 1,
+            fence,
+            payload: Vec::new(),
+            inputs: vec![
+                input("a", Some("1")),
+                input("b", Some("")),
+                input("c", None),
+            ],
+            signal: Some(b"go".to_vec()),
+            cancel: CancellationToken::new(),
+            notes,
+        };
+        assert_eq!(task.input("a"), Some(&b"1"[..]));
+        assert_eq!(task.input("b"), Some(&b""[..]));
+        assert_eq!(task.input("c"), None);
+        assert_eq!(task.input("not upstream"), None);
+        let keys: Vec<&str> = task.inputs().iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, ["a", "b", "c"]);
+        assert_eq!(task.signal_payload(), Some(&b"go"[..]));
     }
 }

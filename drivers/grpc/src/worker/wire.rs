@@ -5,7 +5,7 @@ use crate::convert::{fence_from_proto, fence_to_proto, suspend_timeout_to_proto}
 use crate::proto::coordinator_event::Event as ProtoEvent;
 use crate::proto::worker_command::Command as ProtoCommand;
 use crate::proto::{self, reply, worker_notice};
-use keel_engine::{Fence, GrantId, InstanceId, JobId, TaskId};
+use keel_engine::{Fence, GrantId, InstanceId, JobId, Payload, TaskId, TaskInput};
 use keel_protocol::worker as machine;
 use machine::{Answer, Command, Event, Offer, Refusal, Registered};
 
@@ -104,6 +104,15 @@ pub(crate) fn event(event: proto::CoordinatorEvent, own_frame_bytes: u64) -> Opt
             key: o.key,
             attempt: o.attempt,
             payload: o.payload,
+            inputs: o
+                .inputs
+                .into_iter()
+                .map(|i| TaskInput {
+                    key: i.key,
+                    output: i.output.map(Payload::from),
+                })
+                .collect(),
+            signal: o.signal_payload,
         }),
         ProtoEvent::GrantWithdrawn(w) => Event::GrantWithdrawn {
             grant: GrantId(w.grant),
@@ -169,5 +178,74 @@ pub(crate) fn outcome(o: Outcome) -> machine::Outcome {
             timeout_ms: timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
             on_timeout,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_engine::{Effect, WorkerId};
+
+    fn offer_through_the_wire(effect: Effect) -> Offer {
+        let event = crate::convert::worker_event(effect).expect("a worker event");
+        let event = proto::CoordinatorEvent { event: Some(event) };
+        match super::event(event, u64::MAX) {
+            Some(Event::GrantOffered(offer)) => offer,
+            other => panic!("expected an offer, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_grant_keeps_its_inputs_and_signal_payload_across_the_wire() {
+        let inputs = vec![
+            TaskInput {
+                key: "full".into(),
+                output: Some(Payload::from("data")),
+            },
+            TaskInput {
+                key: "empty".into(),
+                output: Some(Payload::from("")),
+            },
+            TaskInput {
+                key: "absent".into(),
+                output: None,
+            },
+        ];
+        let offer = offer_through_the_wire(Effect::GrantOffered {
+            worker: WorkerId::new("w"),
+            grant: GrantId(1),
+            job: JobId(2),
+            task: TaskId(3),
+            key: "t".into(),
+            attempt: 1,
+            payload: Payload::from("p"),
+            inputs: inputs.clone(),
+            signal: Some(Payload::from("")),
+            expires_at: 9,
+        });
+        assert_eq!(
+            offer.inputs, inputs,
+            "empty stays empty, absent stays absent"
+        );
+        assert_eq!(offer.signal, Some(Vec::new()));
+    }
+
+    #[test]
+    fn a_grant_from_a_coordinator_without_inputs_carries_none() {
+        let old = proto::GrantOffered {
+            grant: 1,
+            job: 2,
+            task: 3,
+            attempt: 1,
+            key: "t".into(),
+            ..proto::GrantOffered::default()
+        };
+        let event = proto::CoordinatorEvent {
+            event: Some(ProtoEvent::GrantOffered(old)),
+        };
+        let Some(Event::GrantOffered(offer)) = super::event(event, u64::MAX) else {
+            panic!("expected an offer");
+        };
+        assert_eq!((offer.inputs, offer.signal), (vec![], None));
     }
 }

@@ -5,7 +5,7 @@
 use super::*;
 
 mod outcomes;
-use keel_engine::{Fence, GrantId, InstanceId, JobId, SuspendTimeout, TaskId};
+use keel_engine::{Fence, GrantId, InstanceId, JobId, Payload, SuspendTimeout, TaskId, TaskInput};
 
 pub(super) const TTL: u64 = 3_000;
 pub(super) const LIVENESS: u64 = 30_000;
@@ -109,6 +109,17 @@ pub(super) fn offer(grant: u64, task: u64) -> Event {
         key: format!("k{task}"),
         attempt: 1,
         payload: b"p".to_vec(),
+        inputs: vec![
+            TaskInput {
+                key: "up".into(),
+                output: Some(Payload::from("data")),
+            },
+            TaskInput {
+                key: "skipped".into(),
+                output: None,
+            },
+        ],
+        signal: Some(b"go".to_vec()),
     })
 }
 
@@ -119,12 +130,18 @@ pub(super) fn run(m: &mut WorkerMachine, now: Time, grant: u64, f: Fence) -> Vec
     let accept = sent(&out, |c| matches!(c, Command::AcceptGrant { .. })).expect("accepts");
     ack(m, now, &out);
     let started = reply(m, now + 10, accept, Answer::LeaseStarted { fence: f });
-    assert!(
-        started
-            .iter()
-            .any(|o| matches!(o, Output::Start(a) if a.fence == f)),
-        "{started:?}"
-    );
+    let assignment = started.iter().find_map(|o| match o {
+        Output::Start(a) if a.fence == f => Some(a),
+        _ => None,
+    });
+    let Some(a) = assignment else {
+        panic!("no start for {f:?}: {started:?}");
+    };
+    // The handler gets the offer's inputs and signal payload as they came.
+    let Event::GrantOffered(o) = offer(grant, f.task.0) else {
+        unreachable!("offer() makes an offer")
+    };
+    assert_eq!((&a.inputs, &a.signal), (&o.inputs, &o.signal));
     started
 }
 

@@ -107,6 +107,26 @@ fn an_output_the_coordinator_refuses_as_too_large_fails_the_attempt_for_good() {
 }
 
 #[test]
+fn an_output_the_coordinator_refused_and_failed_is_counted_as_failed_and_not_resent() {
+    let mut m = WorkerMachine::new(config(1));
+    register(&mut m, 0, None);
+    let f = fence(7, 1);
+    run(&mut m, 100, 1, f);
+    let mut out = Vec::new();
+    m.handler_finished(200, f, Some(Outcome::Complete(vec![1; 100])), &mut out);
+    let complete = sent(&out, |c| matches!(c, Command::Complete { .. })).unwrap();
+    let message = "output_over_limit: output of t7 refused".to_string();
+    let refusal = Refusal::from_code("output_over_limit", message, None);
+    let out = reply(&mut m, 300, complete, Answer::Refused(refusal));
+    assert!(
+        sent(&out, |_| true).is_none(),
+        "nothing more is sent: {out:?}"
+    );
+    assert!(m.idle());
+    assert_eq!((m.summary().failed, m.summary().stale), (1, 0));
+}
+
+#[test]
 fn an_outcome_refused_as_stale_is_dropped_and_counted() {
     let mut m = WorkerMachine::new(config(1));
     register(&mut m, 0, None);

@@ -1,0 +1,194 @@
+//! Data checks: every grant's inputs are the committed outputs of its task's upstream
+//! tasks, by key and in its group's order. An upstream task whose completion was
+//! accepted must be present with exactly that completion's output; one that has not
+//! succeeded must be absent; and no output of an attempt other than the committed one
+//! may be handed on. Simulated outputs name the fence that made them
+//! (`work::output_of`), so a check can tell whose data it sees.
+
+use crate::work::fence_of_output;
+use keel_engine::{Fence, JobSpec, TaskId, TaskInput};
+use std::collections::BTreeMap;
+
+#[derive(Default)]
+pub struct DataChecker {
+    /// Per task: its upstream tasks by key, in its group's order.
+    upstream: BTreeMap<TaskId, Vec<(String, TaskId)>>,
+    /// Per task: the fence whose completion was accepted, or that a grant's input
+    /// showed first (a completion applied just before a crash is durable, and its
+    /// reply never released).
+    committed: BTreeMap<TaskId, Fence>,
+}
+
+impl DataChecker {
+    /// A job was admitted with tasks numbered from `first` in spec order.
+    pub fn submitted(&mut self, first: TaskId, spec: &JobSpec) {
+        let index: BTreeMap<&str, u64> = spec
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.key.as_str(), i as u64))
+            .collect();
+        for (i, t) in spec.tasks.iter().enumerate() {
+            let Some(group) = &t.deps else { continue };
+            let ups = group
+                .upstream
+                .iter()
+                .filter_map(|k| {
+                    index
+                        .get(k.as_str())
+                        .map(|&u| (k.clone(), TaskId(first.0 + u)))
+                })
+                .collect();
+            self.upstream.insert(TaskId(first.0 + i as u64), ups);
+        }
+    }
+
+    /// A completion under `fence` was accepted (not as a duplicate) with `output`.
+    pub fn completed(&mut self, fence: Fence, output: &[u8]) -> Option<String> {
+        if fence_of_output(output) != Some(fence) {
+            return Some(format!(
+                "the completion of {fence} carried {:?}, not its own output",
+                abbreviate(output)
+            ));
+        }
+        match self.committed.insert(fence.task, fence) {
+            Some(seen) if seen != fence => Some(format!(
+                "{} committed {fence}, but a grant had already carried the output of {seen}",
+                fence.task
+            )),
+            _ => None,
+        }
+    }
+
+    /// `task` was offered with `inputs`.
+    pub fn offered(&mut self, task: TaskId, inputs: &[TaskInput]) -> Option<String> {
+        let expected = self.upstream.get(&task).cloned().unwrap_or_default();
+        let keys: Vec<&str> = inputs.iter().map(|i| i.key.as_str()).collect();
+        let wanted: Vec<&str> = expected.iter().map(|(k, _)| k.as_str()).collect();
+        if keys != wanted {
+            return Some(format!(
+                "the grant of {task} carries inputs {keys:?}, its upstream tasks are {wanted:?}"
+            ));
+        }
+        for (input, (key, up)) in inputs.iter().zip(&expected) {
+            if let Some(detail) = self.input(task, key, *up, input) {
+                return Some(detail);
+            }
+        }
+        None
+    }
+
+    fn input(&mut self, task: TaskId, key: &str, up: TaskId, input: &TaskInput) -> Option<String> {
+        let committed = self.committed.get(&up).copied();
+        let Some(output) = &input.output else {
+            return committed.map(|c| {
+                format!("the grant of {task} carries input {key:?} ({up}) as absent, but {c} committed it")
+            });
+        };
+        let Some(made_by) = fence_of_output(output.as_bytes()).filter(|f| f.task == up) else {
+            return Some(format!(
+                "the grant of {task} carries input {key:?} = {:?}, which is not an output of {up}",
+                abbreviate(output.as_bytes())
+            ));
+        };
+        match committed {
+            Some(c) if c != made_by => Some(format!(
+                "the grant of {task} carries input {key:?} made by {made_by}, but {c} is the committed attempt"
+            )),
+            Some(_) => None,
+            None => {
+                self.committed.insert(up, made_by);
+                None
+            }
+        }
+    }
+}
+
+/// At most 24 characters of an output, for messages and traces.
+pub fn abbreviate(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if text.chars().count() <= 24 => text.to_string(),
+        Ok(text) => format!("{}…", text.chars().take(23).collect::<String>()),
+        Err(_) => format!("<{} bytes>", bytes.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::work::output_of;
+    use keel_engine::{GroupKind, Payload, TaskSpec};
+
+    fn fence(task: u64, attempt: u32, epoch: u64) -> Fence {
+        Fence {
+            task: TaskId(task),
+            attempt,
+            epoch,
+        }
+    }
+
+    fn input(key: &str, output: Option<Fence>) -> TaskInput {
+        TaskInput {
+            key: key.into(),
+            output: output.map(|f| Payload::from(output_of(f))),
+        }
+    }
+
+    fn checker() -> DataChecker {
+        let mut c = DataChecker::default();
+        let spec = JobSpec::new(
+            "j",
+            vec![
+                TaskSpec::new("a"),
+                TaskSpec::new("b"),
+                TaskSpec::new("c").after(GroupKind::AnyOf, &["b", "a"]),
+            ],
+        );
+        c.submitted(TaskId(1), &spec);
+        c
+    }
+
+    #[test]
+    fn inputs_must_be_the_committed_outputs_of_the_upstream_tasks() {
+        let mut c = checker();
+        let winner = fence(1, 2, 2);
+        assert_eq!(c.completed(winner, &output_of(winner)), None);
+        let good = [input("b", None), input("a", Some(winner))];
+        assert_eq!(c.offered(TaskId(3), &good), None);
+        // A zombie's output, a lost one, another task's, and the wrong keys.
+        let zombie = [input("b", None), input("a", Some(fence(1, 1, 1)))];
+        assert!(c
+            .offered(TaskId(3), &zombie)
+            .unwrap()
+            .contains("committed attempt"));
+        let lost = [input("b", None), input("a", None)];
+        assert!(c.offered(TaskId(3), &lost).unwrap().contains("as absent"));
+        let theirs = [input("b", None), input("a", Some(fence(2, 1, 1)))];
+        assert!(c
+            .offered(TaskId(3), &theirs)
+            .unwrap()
+            .contains("not an output of t1"));
+        let order = [input("a", Some(winner)), input("b", None)];
+        assert!(c
+            .offered(TaskId(3), &order)
+            .unwrap()
+            .contains("upstream tasks are"));
+        assert!(c.offered(TaskId(1), &[]).is_none(), "a root has no inputs");
+    }
+
+    #[test]
+    fn an_output_seen_before_its_commit_must_agree_with_it() {
+        let mut c = checker();
+        let seen = fence(2, 1, 1);
+        assert_eq!(
+            c.offered(TaskId(3), &[input("b", Some(seen)), input("a", None)]),
+            None
+        );
+        assert_eq!(c.completed(seen, &output_of(seen)), None);
+        let other = fence(2, 2, 2);
+        assert!(c.completed(other, &output_of(other)).is_some());
+        assert!(c.completed(fence(1, 1, 1), b"ok").is_some());
+        assert_eq!(abbreviate(&[0xff]), "<1 bytes>");
+        assert_eq!(abbreviate(&[b'x'; 30]).chars().count(), 24);
+    }
+}
