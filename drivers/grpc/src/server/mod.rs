@@ -44,6 +44,7 @@ pub const FRAME_OVERHEAD_BYTES: usize = 64 << 10;
 pub struct ServerOptions {
     /// Bearer tokens; `None` serves without auth.
     pub tokens: Option<Tokens>,
+    /// Certificate and key to serve TLS with; `None` serves plain HTTP/2.
     pub tls: Option<TlsFiles>,
     /// Largest message accepted or sent, in bytes. A job spec is one message, so this
     /// bounds the size of a submission; a worker frame over it ends the session with
@@ -132,26 +133,38 @@ impl ServerOptions {
 /// PEM files of the server's certificate chain and private key.
 #[derive(Clone, Debug)]
 pub struct TlsFiles {
+    /// The certificate chain, leaf first.
     pub cert: PathBuf,
+    /// The private key.
     pub key: PathBuf,
 }
 
+/// Why the server could not start or stopped serving.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// A TLS file cannot be read.
     #[error("reading {path}: {source}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// The coordinator could not be reached for what serving needs from it.
     #[error("the coordinator is unavailable: {0}")]
     Coordinator(#[from] keel_coordinator::CoordinatorError),
+    /// The bound socket reports no address.
     #[error("the listener has no local address: {0}")]
     Listener(std::io::Error),
+    /// A server option is out of range.
     #[error("invalid server option {field}: {problem}")]
     InvalidOptions {
+        /// The option.
         field: &'static str,
+        /// What is wrong with it.
         problem: String,
     },
+    /// tonic failed to serve (bind, TLS setup, accept).
     #[error(transparent)]
     Transport(#[from] tonic::transport::Error),
 }
