@@ -5,21 +5,21 @@
 use keel_engine::Payload;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TaskWork {
+pub(crate) struct TaskWork {
     pub duration_ms: u64,
     /// Attempts numbered up to this fail whoever runs them.
     pub fail_attempts: u8,
 }
 
 impl TaskWork {
-    pub fn encode(self) -> Payload {
+    pub(crate) fn encode(self) -> Payload {
         let mut b = self.duration_ms.to_le_bytes().to_vec();
         b.push(self.fail_attempts);
         Payload::from(b)
     }
 
     /// Reads a payload; anything else is a task of default length that never fails.
-    pub fn decode_bytes(b: &[u8]) -> TaskWork {
+    pub(crate) fn decode_bytes(b: &[u8]) -> TaskWork {
         if b.len() != 9 {
             return TaskWork {
                 duration_ms: 1_000,

@@ -15,11 +15,16 @@ use std::fmt;
 use std::ops::Range;
 use toml::Spanned;
 
+/// Why a scenario file was refused, and where.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct ScenarioError {
+    /// The file's path as given.
     pub file: String,
+    /// 1-based line of the offending value.
     pub line: usize,
+    /// 1-based column.
     pub col: usize,
+    /// What is wrong.
     pub message: String,
 }
 
@@ -119,7 +124,7 @@ pub fn load(file: &str, src: &str) -> Result<Scenario, ScenarioError> {
 }
 
 /// Checks a scenario built in code (a swarm profile or a shrink candidate).
-pub fn check_generated(s: &Scenario) -> Result<(), ScenarioError> {
+pub(crate) fn check_generated(s: &Scenario) -> Result<(), ScenarioError> {
     check(
         &Ctx {
             file: "<generated>",
