@@ -11,7 +11,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use keel_coordinator::RetryError;
-use keel_engine::{Accepted, ClientCommand, Input, RetryRefusal};
+use keel_engine::{Accepted, ClientCommand, Input, JobId, RetryRefusal};
 
 fn authorized(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(authorize) = &app.options.authorize else {
@@ -38,6 +38,19 @@ fn authorized(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// The job an action names, once its query string is empty and its token may act.
+fn acting_on(
+    app: &App,
+    id: &str,
+    raw: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<JobId, ApiError> {
+    params::query(raw, &[])?;
+    let job = params::job_id(id)?;
+    authorized(app, headers)?;
+    Ok(job)
+}
+
 /// `POST /api/auth`: whether the presented token may cancel and retry.
 pub async fn check(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorized(&app, &headers)?;
@@ -51,9 +64,7 @@ pub async fn cancel(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    params::query(raw.as_deref(), &[])?;
-    let job = params::job_id(&id)?;
-    authorized(&app, &headers)?;
+    let job = acting_on(&app, &id, raw.as_deref(), &headers)?;
     match app
         .handle
         .apply(Input::Client(ClientCommand::CancelJob { job }))
@@ -82,9 +93,7 @@ pub async fn retry(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    params::query(raw.as_deref(), &[])?;
-    let job = params::job_id(&id)?;
-    authorized(&app, &headers)?;
+    let job = acting_on(&app, &id, raw.as_deref(), &headers)?;
     match app.handle.retry_job(job).await {
         Ok(r) => Ok(json(&serde_json::json!({
             "job": r.job.0,

@@ -31,11 +31,11 @@ pub struct Headline {
     pub writable: bool,
 }
 
-fn seconds(s: f64) -> String {
-    if s < 1.0 {
-        format!("{} ms", (s * 1000.0).round())
+fn seconds(secs: f64) -> String {
+    if secs < 1.0 {
+        format!("{} ms", (secs * 1000.0).round())
     } else {
-        format!("{s} s")
+        format!("{secs} s")
     }
 }
 

@@ -13,13 +13,13 @@ pub const MAX_TEXT: usize = 256;
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 500;
 
-fn echo(s: &str) -> String {
-    let mut end = s.len().min(ECHO);
-    while !s.is_char_boundary(end) {
+fn echo(text: &str) -> String {
+    let mut end = text.len().min(ECHO);
+    while !text.is_char_boundary(end) {
         end -= 1;
     }
-    let cut = if end < s.len() { "…" } else { "" };
-    format!("{:?}{cut}", &s[..end])
+    let cut = if end < text.len() { "…" } else { "" };
+    format!("{:?}{cut}", &text[..end])
 }
 
 /// `%XX` and `+` decoded; anything else malformed is an error naming `what`.

@@ -207,27 +207,27 @@ pub(crate) fn job_event(effect: &Effect) -> Option<proto::JobEvent> {
     })
 }
 
-pub(crate) fn job_status_to_proto(s: &JobStatus) -> proto::JobStatus {
+pub(crate) fn job_status_to_proto(status: &JobStatus) -> proto::JobStatus {
     proto::JobStatus {
-        id: s.id.0,
-        name: s.name.clone(),
-        tenant: s.tenant.clone(),
-        lane: s.lane.clone(),
-        submitted_at_ms: s.submitted_at,
-        tasks: s.tasks,
-        remaining: s.remaining,
-        outcome: s
+        id: status.id.0,
+        name: status.name.clone(),
+        tenant: status.tenant.clone(),
+        lane: status.lane.clone(),
+        submitted_at_ms: status.submitted_at,
+        tasks: status.tasks,
+        remaining: status.remaining,
+        outcome: status
             .outcome
             .map(JobOutcome::label)
             .unwrap_or_default()
             .to_string(),
-        finished_at_ms: s.finished_at,
+        finished_at_ms: status.finished_at,
         task_states: Vec::new(),
     }
 }
 
-fn status_detail(s: &TaskStatus) -> String {
-    match s {
+fn status_detail(status: &TaskStatus) -> String {
+    match status {
         TaskStatus::Delayed { until } => format!("until {until}"),
         TaskStatus::Running {
             worker,
@@ -388,19 +388,7 @@ mod tests {
                 })
             })
             .collect();
-        let expected = [
-            "grant_expired",
-            "grant_released",
-            "lease_expired",
-            "worker_lost",
-            "worker_left",
-            "attempt_timed_out",
-            "attempt_failed",
-            "job_cancelled",
-            "deadline_exceeded",
-            "suspended",
-            "dependency_unsatisfied",
-        ];
-        assert_eq!(reasons, expected);
+        let labels: Vec<&str> = EndReason::ALL.iter().map(|r| r.label()).collect();
+        assert_eq!(reasons, labels);
     }
 }

@@ -109,18 +109,18 @@ fn name(field: &str, value: &str, limits: &Limits) -> Result<(), Status> {
     }
 }
 
-fn suspend(s: proto::Suspend, limits: &Limits) -> Result<WorkerCommand, Status> {
-    let fence = fence("suspend", &s.fence)?;
-    name("suspend.waitpoint", &s.waitpoint, limits)?;
-    if s.timeout_ms == Some(0) {
+fn suspend(wire: proto::Suspend, limits: &Limits) -> Result<WorkerCommand, Status> {
+    let fence = fence("suspend", &wire.fence)?;
+    name("suspend.waitpoint", &wire.waitpoint, limits)?;
+    if wire.timeout_ms == Some(0) {
         return Err(invalid("suspend.timeout_ms", "must be positive when set"));
     }
-    let on_timeout = suspend_timeout_from_proto(s.on_timeout)
+    let on_timeout = suspend_timeout_from_proto(wire.on_timeout)
         .ok_or_else(|| invalid("suspend.on_timeout", "is not a known value"))?;
     Ok(WorkerCommand::Suspend {
         fence,
-        waitpoint: s.waitpoint,
-        timeout_ms: s.timeout_ms,
+        waitpoint: wire.waitpoint,
+        timeout_ms: wire.timeout_ms,
         on_timeout,
     })
 }

@@ -76,18 +76,42 @@ impl Ctx<'_> {
         what: &str,
         context: &str,
     ) -> Result<(), ScenarioError> {
-        if known.contains(name.get_ref().as_str()) {
+        self.known_at(name.get_ref(), Some(name.span()), known, what, context)
+    }
+
+    /// `known` for a name without a span of its own, reported at `span`.
+    fn known_at(
+        &self,
+        name: &str,
+        span: Option<Range<usize>>,
+        known: &BTreeSet<&str>,
+        what: &str,
+        context: &str,
+    ) -> Result<(), ScenarioError> {
+        if known.contains(name) {
             return Ok(());
         }
         let list: Vec<&str> = known.iter().copied().collect();
         Err(self.err(
-            Some(name.span()),
+            span,
             format!(
-                "{context} names unknown {what} {:?}; known: {}",
-                name.get_ref(),
+                "{context} names unknown {what} {name:?}; known: {}",
                 list.join(", ")
             ),
         ))
+    }
+
+    /// `job` must be a declared job and `task` one of its task keys.
+    fn known_task(
+        &self,
+        s: &Scenario,
+        declared: &Declared,
+        job: &Spanned<String>,
+        task: &Spanned<String>,
+        context: &str,
+    ) -> Result<(), ScenarioError> {
+        self.known(job, &declared.jobs, "job", context)?;
+        self.known(task, &Declared::keys(s, job.get_ref()), "task", context)
     }
 }
 
