@@ -183,6 +183,40 @@ pub(crate) struct Shared {
     pub stopping: CancellationToken,
 }
 
+impl Shared {
+    /// The state of one server, its session and watch slots sized from `options`.
+    fn new(
+        handle: Handle,
+        config: Config,
+        metrics: Arc<GrpcMetrics>,
+        options: &ServerOptions,
+        stopping: CancellationToken,
+    ) -> Arc<Shared> {
+        Arc::new(Shared {
+            handle,
+            config,
+            metrics,
+            progress: ProgressBoard::default(),
+            slots: Slots::new(options.max_sessions, options.max_watches),
+            options: options.clone(),
+            stopping,
+        })
+    }
+}
+
+/// A tonic server with keepalives that notice a dead peer within half a minute, and TLS
+/// when the options name certificate files.
+fn server_builder(options: &ServerOptions) -> Result<Server, ServeError> {
+    let builder = Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)));
+    match &options.tls {
+        Some(tls) => with_tls(builder, tls),
+        None => Ok(builder),
+    }
+}
+
 /// Serves the worker and job services on `listener` until `shutdown` resolves.
 pub async fn serve(
     handle: Handle,
@@ -194,28 +228,14 @@ pub async fn serve(
     let config = handle.read(|e| e.config().clone()).await?;
     options.validate(&config.limits)?;
     let stopping = CancellationToken::new();
-    let shared = Arc::new(Shared {
-        handle,
-        config,
-        metrics,
-        progress: ProgressBoard::default(),
-        slots: Slots::new(options.max_sessions, options.max_watches),
-        options: options.clone(),
-        stopping: stopping.clone(),
-    });
+    let shared = Shared::new(handle, config, metrics, &options, stopping.clone());
     let shutdown = async move {
         shutdown.await;
         stopping.cancel();
     };
     let auth = Authenticator::new(options.tokens.clone());
     let check = move |req| auth.check(req);
-    let mut builder = Server::builder()
-        .tcp_nodelay(true)
-        .http2_keepalive_interval(Some(Duration::from_secs(10)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)));
-    if let Some(tls) = &options.tls {
-        builder = with_tls(builder, tls)?;
-    }
+    let mut builder = server_builder(&options)?;
     let size = options.max_message_bytes;
     #[cfg(not(madsim))]
     {
