@@ -119,7 +119,7 @@ pub struct Limits {
     pub max_caps_per_task: u32,
     /// Bytes in one capability token.
     pub max_cap_token_len: u32,
-    /// Bytes in any name: job, tenant, lane, task key, worker id, waitpoint.
+    /// Bytes in any name: job, tenant, lane, task key, worker id, waitpoint, signal key.
     pub max_name_len: u32,
     /// Unfinished jobs one tenant may have.
     pub max_jobs_in_flight_per_tenant: u32,

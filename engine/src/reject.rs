@@ -114,19 +114,19 @@ pub enum Rejection {
         /// The worker that tried to accept it.
         worker: WorkerId,
     },
-    /// The command carries the fence of an attempt or leadership epoch that has been
-    /// superseded: a zombie worker or a deposed coordinator is speaking.
+    /// The command carries the fence of a superseded attempt or lease: a zombie worker,
+    /// or a message delayed past a newer lease, is speaking.
     #[error("stale fence on {task}: saw attempt {attempt_seen} epoch {epoch_seen}, current attempt {attempt_current} epoch {epoch_current}")]
     StaleFence {
         /// The task the command is about.
         task: TaskId,
         /// The attempt number the sender holds.
         attempt_seen: u32,
-        /// The leadership epoch the sender's lease was granted in.
+        /// The task's lease epoch in the sender's fence.
         epoch_seen: u64,
         /// The attempt the engine considers current.
         attempt_current: u32,
-        /// The epoch of the current lease.
+        /// The task's lease epoch now.
         epoch_current: u64,
     },
     /// The task's live lease belongs to another worker, or the task has none.
@@ -153,7 +153,7 @@ pub enum Rejection {
         /// The per-task signal limit.
         limit: u32,
     },
-    /// A name outside a job spec (waitpoint, tenant filter, output key) is malformed.
+    /// A name in a command (a waitpoint, a signal's idempotency key) is malformed.
     #[error("{field} is invalid: {why}")]
     InvalidName {
         /// Which input field held the name.
@@ -264,7 +264,7 @@ pub enum JobError {
     /// A job must have at least one task.
     #[error("the job has no tasks")]
     Empty,
-    /// A name (job, tenant, lane, task key, waitpoint) is empty, too long or unsafe.
+    /// A name in the spec (job, tenant, lane, task key) is empty, too long or unsafe.
     #[error("{field} is invalid: {why}")]
     BadName {
         /// Which spec field held the name.
