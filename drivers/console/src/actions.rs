@@ -52,13 +52,16 @@ fn acting_on(
 }
 
 /// `POST /api/auth`: whether the presented token may cancel and retry.
-pub async fn check(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub(crate) async fn check(
+    State(app): State<App>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     authorized(&app, &headers)?;
     Ok(json(&serde_json::json!({ "writable": true })))
 }
 
 /// `POST /api/jobs/{id}/cancel`
-pub async fn cancel(
+pub(crate) async fn cancel(
     State(app): State<App>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
@@ -87,7 +90,7 @@ pub async fn cancel(
 
 /// `POST /api/jobs/{id}/retry`: submits the failed, cancelled and skipped tasks of a
 /// finished job again as a new job linked to it by name.
-pub async fn retry(
+pub(crate) async fn retry(
     State(app): State<App>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// Jobs with more tasks are not drawn (the page lists them instead).
-pub const MAX_DRAWN: usize = 200;
+pub(crate) const MAX_DRAWN: usize = 200;
 
 const BOX_W: usize = 160;
 const BOX_H: usize = 38;
@@ -19,7 +19,7 @@ const PAD: usize = 16;
 const KEY_CHARS: usize = 20;
 
 /// Escapes text for SVG/HTML element content and double-quoted attributes.
-pub fn esc(text: &str) -> String {
+pub(crate) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -145,7 +145,7 @@ fn layout(spec: &JobSpec) -> Layout {
 
 /// Draws `spec`'s DAG with each task's state from `state_of` (by task key). None when
 /// the job has more than [`MAX_DRAWN`] tasks.
-pub fn svg(spec: &JobSpec, state_of: &BTreeMap<&str, &'static str>) -> Option<String> {
+pub(crate) fn svg(spec: &JobSpec, state_of: &BTreeMap<&str, &'static str>) -> Option<String> {
     let n = spec.tasks.len();
     if n > MAX_DRAWN || n == 0 {
         return None;

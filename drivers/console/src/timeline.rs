@@ -7,7 +7,7 @@ use keel_engine::{EndReason, TaskId, Time};
 use keel_sim::Bar;
 
 /// Attempts drawn at most (the newest); the attempts table lists the same ones.
-pub const MAX_BARS: usize = 1_000;
+pub(crate) const MAX_BARS: usize = 1_000;
 
 /// The words the simulator's timeline colours, from an attempt's end: its end reason's
 /// label, or `ended` for a word no reason has.
@@ -26,7 +26,12 @@ fn outcome(end: Option<&str>) -> &'static str {
 
 /// The SVG of `attempts` of job `job` submitted at `submitted`, up to `until` (the
 /// job's end, or now). None when there are no attempts yet.
-pub fn svg(job: u64, attempts: &[AttemptRow], submitted: Time, until: Time) -> Option<String> {
+pub(crate) fn svg(
+    job: u64,
+    attempts: &[AttemptRow],
+    submitted: Time,
+    until: Time,
+) -> Option<String> {
     if attempts.is_empty() {
         return None;
     }
