@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 /// after it registered.
 pub const ALL_LANES: &str = "*";
 
+/// Everything that tunes an engine. Part of its snapshot, so a restored engine keeps
+/// the timeouts and limits it ran with.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
     /// Seed for deterministic randomness (retry jitter).
@@ -24,8 +26,11 @@ pub struct Config {
     /// How long a finished job stays queryable by id (and answers resubmissions of its
     /// spec under its name as duplicates).
     pub retention_ms: u64,
+    /// When a failing worker stops getting grants.
     pub blacklist: BlacklistPolicy,
+    /// Per-tenant caps and fair-share weights.
     pub tenants: TenantPolicy,
+    /// Bounds on every input and on the engine as a whole.
     pub limits: Limits,
 }
 
@@ -49,8 +54,11 @@ impl Default for Config {
 /// `cooldown_ms`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlacklistPolicy {
+    /// Failed attempts that set a worker aside.
     pub threshold: u32,
+    /// How far back failures count.
     pub window_ms: u64,
+    /// How long it gets no grants.
     pub cooldown_ms: u64,
 }
 
@@ -69,6 +77,7 @@ impl Default for BlacklistPolicy {
 pub struct TenantPolicy {
     /// Cap for tenants not listed in `caps`; `None` means uncapped.
     pub default_cap: Option<u32>,
+    /// Tasks a named tenant may hold grants or leases for at once.
     pub caps: BTreeMap<String, u32>,
     /// Fair-share weight (default 1): a tenant with weight 2 gets twice the slots of a
     /// tenant with weight 1 when workers are scarce.
@@ -76,9 +85,11 @@ pub struct TenantPolicy {
 }
 
 impl TenantPolicy {
+    /// The tenant's concurrency cap, its own or the default; `None` is uncapped.
     pub fn cap(&self, tenant: &str) -> Option<u32> {
         self.caps.get(tenant).copied().or(self.default_cap)
     }
+    /// The tenant's fair-share weight, at least 1 (a listed 0 counts as 1).
     pub fn weight(&self, tenant: &str) -> u32 {
         self.weights.get(tenant).copied().unwrap_or(1).max(1)
     }
@@ -94,20 +105,33 @@ impl TenantPolicy {
 /// second copy of the state).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
+    /// Tasks in one job spec.
     pub max_tasks_per_job: u32,
+    /// Upstream tasks one task may name.
     pub max_deps_per_task: u32,
+    /// Longest dependency chain in a job.
     pub max_dag_depth: u32,
+    /// Bytes in a task payload, a signal payload, a task output or an error message.
     pub max_payload_bytes: u32,
+    /// Capabilities one worker may advertise.
     pub max_caps_per_worker: u32,
+    /// Capabilities one task may require.
     pub max_caps_per_task: u32,
+    /// Bytes in one capability token.
     pub max_cap_token_len: u32,
+    /// Bytes in any name: job, tenant, lane, task key, worker id, waitpoint, signal key.
     pub max_name_len: u32,
+    /// Unfinished jobs one tenant may have.
     pub max_jobs_in_flight_per_tenant: u32,
+    /// Workers registered at once.
     pub max_workers: u32,
+    /// Highest `max_concurrency` a worker may register with.
     pub max_concurrency_per_worker: u32,
     /// Credits one work request may ask for, which bounds a worker's pending offers.
     pub max_pending_grants_per_worker: u32,
+    /// Lanes one worker may serve.
     pub max_lanes_per_worker: u32,
+    /// Signals stored for one task (each idempotency key once).
     pub max_signals_per_task: u32,
     /// Jobs the engine holds: in flight, or finished and kept for `retention_ms`.
     pub max_live_jobs: u32,

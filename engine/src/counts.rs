@@ -10,17 +10,29 @@ use serde::{Deserialize, Serialize};
 /// Tasks of one job per state; the states are those of [`crate::query::TaskStatus`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskCounts {
+    /// Waiting on dependencies.
     pub waiting: u32,
+    /// Backing off before a retry or a start delay.
     pub delayed: u32,
+    /// Ready, waiting for a worker.
     pub queued: u32,
+    /// Ready, held back by the job's concurrency cap.
     pub parked: u32,
+    /// Ready, but no live worker has its capabilities.
     pub blocked: u32,
+    /// Offered to a worker, not accepted yet.
     pub offered: u32,
+    /// Held under a lease.
     pub running: u32,
+    /// Parked on a waitpoint.
     pub suspended: u32,
+    /// Ended in success.
     pub succeeded: u32,
+    /// Ended in failure.
     pub failed: u32,
+    /// Skipped: their dependencies could not be met.
     pub skipped: u32,
+    /// Stopped before finishing.
     pub cancelled: u32,
 }
 

@@ -23,12 +23,21 @@ impl fmt::Display for Digest {
     }
 }
 
+/// Why a snapshot was not restored; the caller keeps whatever state it had.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RestoreError {
+    /// The snapshot was written by an engine with another state shape.
     #[error("snapshot format version {found}, this engine reads version {expected}")]
-    Version { found: u32, expected: u32 },
+    Version {
+        /// The version in the snapshot.
+        found: u32,
+        /// [`SNAPSHOT_VERSION`].
+        expected: u32,
+    },
+    /// The bytes are truncated or corrupt; the decoder's message says where.
     #[error("snapshot does not decode: {0}")]
     Decode(String),
+    /// The state decodes but breaks an invariant, so running it could corrupt more.
     #[error("snapshot decodes to an inconsistent state: {0}")]
     Inconsistent(Violation),
     /// The snapshot's configuration is below a floor of `Config::validate`.

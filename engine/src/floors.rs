@@ -15,8 +15,11 @@ use thiserror::Error;
 /// What a configuration value counts, for messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unit {
+    /// Milliseconds.
     Ms,
+    /// Bytes.
     Bytes,
+    /// A plain number of things.
     Count,
 }
 
@@ -27,9 +30,11 @@ pub struct ConfigError {
     /// The field as spelled in `Config`, nested ones dotted: `grant_ttl_ms`,
     /// `limits.max_workers`, `tenants.caps.<tenant>`.
     pub field: String,
+    /// The value given.
     pub value: u64,
     /// The smallest accepted value.
     pub floor: u64,
+    /// How `value` and `floor` are printed.
     pub unit: Unit,
     /// The field the floor is read from, when the floor is another field's value.
     pub floor_from: Option<&'static str>,

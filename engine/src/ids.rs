@@ -32,8 +32,11 @@ pub struct InstanceId(pub u64);
 /// every time a lease on the task starts, so a zombie holding an older fence is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Fence {
+    /// The task the lease is on.
     pub task: TaskId,
+    /// The attempt it belongs to.
     pub attempt: u32,
+    /// The task's lease count when this lease started.
     pub epoch: u64,
 }
 
@@ -74,6 +77,7 @@ impl fmt::Display for Fence {
 }
 
 impl WorkerId {
+    /// A worker id from any string; validated when the worker registers.
     pub fn new(name: impl Into<String>) -> Self {
         WorkerId(name.into())
     }

@@ -5,76 +5,112 @@ use crate::ids::{Fence, GrantId, InstanceId, JobId, TaskId, WorkerId};
 use crate::spec::{JobSpec, Payload};
 use serde::{Deserialize, Serialize};
 
+/// One logged step of the engine: a tick, a client command or a worker command.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Input {
     /// Time passed; fire due timers. Every input also fires the timers due at its `now`.
     Tick,
+    /// A command from a client (submit, cancel, signal).
     Client(ClientCommand),
+    /// A command from one worker process.
     Worker {
+        /// The worker sending it.
         worker: WorkerId,
+        /// The sender's instance; a command from a replaced instance is refused.
         instance: InstanceId,
+        /// What it asks.
         command: WorkerCommand,
     },
 }
 
+/// What a client may ask of the engine.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientCommand {
+    /// Run a job; validated before anything is stored.
     SubmitJob(JobSpec),
+    /// Stop a job: ready tasks are cancelled, running attempts revoked.
     CancelJob {
+        /// The job to stop.
         job: JobId,
     },
     /// Deliver a signal to a task suspended on `waitpoint`. The idempotency key makes a
     /// duplicated delivery harmless.
     Signal {
+        /// The suspended task.
         task: TaskId,
+        /// The waitpoint it must be suspended on.
         waitpoint: String,
+        /// A second signal with the same key is answered as a duplicate.
         idempotency_key: String,
+        /// Data stored with the signal for the resumed task to read.
         payload: Payload,
     },
 }
 
+/// What a worker may ask of the engine. Commands on an attempt carry its `Fence`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WorkerCommand {
+    /// Join (or rejoin as a new instance) with what this process can run.
     Register {
+        /// Tokens a task's requirements are matched against.
         capabilities: Vec<String>,
         /// Lanes served, in preference order; empty means the "default" lane.
         lanes: Vec<String>,
+        /// Grants plus leases it may hold at once.
         max_concurrency: u32,
     },
+    /// Keeps the instance from being declared lost.
     Heartbeat,
     /// Ask for up to `credits` grant offers now or as tasks become ready. Replaces any
     /// earlier outstanding request.
     RequestWork {
+        /// How many offers the worker wants.
         credits: u32,
     },
     /// Stop receiving grants; running leases continue to completion.
     Drain,
     /// Leave: offered grants return to the queue and held tasks are requeued.
     Deregister,
+    /// Take an offered task: starts the attempt's lease.
     AcceptGrant {
+        /// The offer to accept.
         grant: GrantId,
     },
+    /// Turn an offer down; the task goes back to the queue.
     ReleaseGrant {
+        /// The offer to give back.
         grant: GrantId,
     },
+    /// Extend the lease of a running attempt.
     Renew {
+        /// The attempt to extend.
         fence: Fence,
     },
+    /// The attempt succeeded.
     Complete {
+        /// The attempt that finished.
         fence: Fence,
+        /// What the task produced, kept for `keel output` and downstream reads.
         output: Payload,
     },
+    /// The attempt failed; the retry policy decides what follows.
     Fail {
+        /// The attempt that failed.
         fence: Fence,
+        /// Why, as the handler reported it.
         error: String,
         /// A permanent failure is not retried.
         permanent: bool,
     },
     /// Give up the lease and wait for a signal on `waitpoint`.
     Suspend {
+        /// The attempt that parks its task.
         fence: Fence,
+        /// The name a signal must carry to resume the task.
         waitpoint: String,
+        /// How long to wait for the signal; `None` waits for as long as it takes.
         timeout_ms: Option<u64>,
+        /// What happens when the wait times out.
         on_timeout: SuspendTimeout,
     },
 }
@@ -90,6 +126,7 @@ pub enum SuspendTimeout {
 }
 
 impl Input {
+    /// Builds a worker command without spelling out the struct variant.
     pub fn worker(worker: &WorkerId, instance: InstanceId, command: WorkerCommand) -> Input {
         Input::Worker {
             worker: worker.clone(),

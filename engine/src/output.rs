@@ -7,140 +7,230 @@ use crate::reject::Rejection;
 use crate::spec::Payload;
 use serde::{Deserialize, Serialize};
 
+/// Everything one `apply` produced: the answer to the command and the effects the
+/// drivers must deliver, in the order the engine decided them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outputs {
     /// `None` only for `Tick`.
     pub reply: Option<Result<Accepted, Rejection>>,
+    /// Messages for workers and job watchers; see [`Effect::recipient`].
     pub effects: Vec<Effect>,
 }
 
+/// What an accepted command did. `duplicate` flags mark a command the engine had
+/// already applied (a client or worker retry) and answered again without a change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Accepted {
     /// Tasks are numbered `first_task .. first_task + tasks` in spec order.
     /// `duplicate` is set when the same spec was already submitted under this name.
     JobSubmitted {
+        /// The new job, or the existing one for a duplicate.
         job: JobId,
+        /// The id of the spec's first task.
         first_task: TaskId,
+        /// How many tasks the job has.
         tasks: u32,
+        /// The same spec was already live under this name.
         duplicate: bool,
     },
+    /// The job was cancelled (its running attempts are revoked).
     JobCancelled {
+        /// The job named in the command.
         job: JobId,
+        /// The job had already ended; nothing changed.
         already_finished: bool,
     },
+    /// A signal was stored for its task.
     Signalled {
+        /// The task the signal was for.
         task: TaskId,
+        /// The task left its waitpoint and is ready to run again.
         resumed: bool,
+        /// A signal with this idempotency key was already stored.
         duplicate: bool,
     },
+    /// The worker instance may now ask for work.
     Registered {
+        /// The worker that registered.
         worker: WorkerId,
+        /// Its instance, which fences its later commands.
         instance: InstanceId,
+        /// This instance was already registered with the same configuration.
         duplicate: bool,
     },
     /// Heartbeat, work request, drain, deregister, release.
     Ok,
+    /// A grant was accepted and the attempt now holds a lease.
     LeaseStarted {
+        /// The fence every later command on this attempt must carry.
         fence: Fence,
+        /// When the lease lapses unless renewed.
         expires_at: Time,
+        /// The grant was already accepted by this worker.
         duplicate: bool,
     },
+    /// The lease was extended.
     Renewed {
+        /// The attempt whose lease was renewed.
         fence: Fence,
+        /// The new expiry.
         expires_at: Time,
     },
+    /// The attempt's success is recorded.
     Completed {
+        /// The attempt that completed.
         fence: Fence,
+        /// The completion was already recorded.
         duplicate: bool,
     },
+    /// The attempt's failure is recorded.
     Failed {
+        /// The attempt that failed.
         fence: Fence,
+        /// The failure was already recorded.
         duplicate: bool,
+        /// When the next attempt may start, or `None` when the task will not retry.
         retry_at: Option<Time>,
     },
+    /// The attempt parked its task on a waitpoint.
     Suspended {
+        /// The attempt that suspended.
         fence: Fence,
+        /// The suspension was already recorded.
         duplicate: bool,
     },
 }
 
+/// A consequence of an input that someone outside the engine must hear about: a
+/// worker (grants, revocations) or whoever watches a job (task and job progress).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Effect {
+    /// A task is offered to a worker; it runs once the worker accepts the grant.
     GrantOffered {
+        /// The worker the grant is for.
         worker: WorkerId,
+        /// What the worker presents to accept it.
         grant: GrantId,
+        /// The job the task belongs to.
         job: JobId,
+        /// The task offered.
         task: TaskId,
         /// The task's key in its job's spec, for logs and handlers.
         key: String,
+        /// Which attempt this grant would start, from 1.
         attempt: u32,
+        /// The task's input as the spec gave it.
         payload: Payload,
         /// The outputs of the task's upstream tasks, in its group's order.
         inputs: Vec<TaskInput>,
         /// The payload of the signal that resumed the task, when one did.
         signal: Option<Payload>,
+        /// The offer lapses unaccepted at this time and the task is offered again.
         expires_at: Time,
     },
+    /// An offer is taken back before the worker accepted it.
     GrantWithdrawn {
+        /// The worker the grant was offered to.
         worker: WorkerId,
+        /// The grant that is no longer valid.
         grant: GrantId,
+        /// The task it offered.
         task: TaskId,
+        /// Why it was withdrawn.
         reason: EndReason,
     },
     /// The worker must stop running this attempt; its fence is no longer valid.
     LeaseRevoked {
+        /// The worker holding the lease.
         worker: WorkerId,
+        /// The attempt that must stop.
         fence: Fence,
+        /// Why it was revoked.
         reason: EndReason,
     },
+    /// A ready task cannot be placed: no live worker has every capability it needs.
     TaskBlocked {
+        /// The job the task belongs to.
         job: JobId,
+        /// The task that waits.
         task: TaskId,
         /// No single live worker advertises all of these.
         requires: Vec<String>,
     },
+    /// A blocked task can be placed again (a capable worker registered).
     TaskUnblocked {
+        /// The job the task belongs to.
         job: JobId,
+        /// The task that can run.
         task: TaskId,
     },
+    /// An attempt ended without finishing the task; another attempt will follow.
     TaskRequeued {
+        /// The job the task belongs to.
         job: JobId,
+        /// The task requeued.
         task: TaskId,
+        /// The attempt that ended.
         attempt: u32,
+        /// Why it ended.
         reason: EndReason,
+        /// When the task is ready again (after backoff).
         ready_at: Time,
     },
+    /// The task is parked until a signal reaches its waitpoint or it times out.
     TaskSuspended {
+        /// The job the task belongs to.
         job: JobId,
+        /// The task parked.
         task: TaskId,
+        /// The name a signal must carry to resume it.
         waitpoint: String,
     },
+    /// A signal arrived; the suspended task is ready again.
     TaskResumed {
+        /// The job the task belongs to.
         job: JobId,
+        /// The task resumed.
         task: TaskId,
     },
+    /// The task reached its final state; no attempt follows.
     TaskFinished {
+        /// The job the task belongs to.
         job: JobId,
+        /// The task that ended.
         task: TaskId,
+        /// How it ended.
         outcome: TaskOutcome,
     },
+    /// Every task of the job is final, or the job was stopped as a whole.
     JobFinished {
+        /// The job that ended.
         job: JobId,
+        /// How it ended.
         outcome: JobOutcome,
     },
+    /// The instance missed its heartbeats; its leases were revoked and its tasks requeued.
     WorkerLost {
+        /// The worker lost.
         worker: WorkerId,
+        /// The instance that went silent; a new one must register.
         instance: InstanceId,
     },
+    /// The worker failed too many attempts recently and gets no grants for a while.
     WorkerBlacklisted {
+        /// The worker set aside.
         worker: WorkerId,
+        /// When it is offered work again.
         until: Time,
     },
+    /// A blacklisted worker's time is up; it gets grants again.
     WorkerReadmitted {
+        /// The worker readmitted.
         worker: WorkerId,
     },
     /// A draining worker holds nothing more.
     WorkerDrained {
+        /// The worker that may now exit.
         worker: WorkerId,
     },
 }
@@ -148,11 +238,14 @@ pub enum Effect {
 /// Who an effect is for, so a driver can route it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Recipient {
+    /// The worker's session.
     Worker(WorkerId),
+    /// Whoever follows the job (clients waiting on it, the console).
     Job(JobId),
 }
 
 impl Effect {
+    /// Who must hear about this effect.
     pub fn recipient(&self) -> Recipient {
         match self {
             Effect::GrantOffered { worker, .. }
@@ -215,15 +308,25 @@ impl Effect {
 /// Why a grant, lease or attempt ended other than by the worker's own report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum EndReason {
+    /// The worker did not accept the offer in time.
     GrantExpired,
+    /// The worker gave the grant back unaccepted.
     GrantReleased,
+    /// The worker stopped renewing the lease.
     LeaseExpired,
+    /// The worker instance missed its heartbeats.
     WorkerLost,
+    /// The worker deregistered or drained away.
     WorkerLeft,
+    /// The attempt ran longer than the task's attempt timeout.
     AttemptTimedOut,
+    /// The worker reported the attempt failed.
     AttemptFailed,
+    /// The job was cancelled.
     JobCancelled,
+    /// The job's deadline passed.
     DeadlineExceeded,
+    /// The attempt parked the task on a waitpoint.
     Suspended,
     /// Its dependency group can no longer be satisfied.
     DependencyUnsatisfied,
@@ -263,15 +366,21 @@ impl EndReason {
     }
 }
 
+/// How a task ended for good.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TaskOutcome {
+    /// An attempt completed.
     Succeeded,
+    /// The last allowed attempt failed (or one failed permanently).
     Failed {
+        /// The last attempt's error as the worker reported it.
         error: String,
     },
     /// Its dependency group could not be satisfied and its policy is to skip.
     Skipped,
+    /// Stopped before it could finish.
     Cancelled {
+        /// What stopped it (job cancelled, deadline, unsatisfiable dependencies).
         reason: EndReason,
     },
 }
@@ -289,11 +398,16 @@ impl TaskOutcome {
     }
 }
 
+/// How a job ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JobOutcome {
+    /// Every task ended and none failed.
     Succeeded,
+    /// Every task ended and at least one failed.
     Failed,
+    /// A client cancelled it.
     Cancelled,
+    /// Its deadline passed with tasks unfinished.
     DeadlineExceeded,
 }
 

@@ -7,45 +7,69 @@ use crate::reject::Rejection;
 use crate::state::{AttemptEnd, ReadyPlace, State, Task, TaskState, WorkerStatus};
 use serde::{Deserialize, Serialize};
 
+/// One job's summary line: enough for a job list without its tasks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobStatus {
+    /// The job's id.
     pub id: JobId,
+    /// The name it was submitted under (unique among live jobs).
     pub name: String,
+    /// The tenant whose quota it counts against.
     pub tenant: String,
+    /// The lane its tasks are queued on.
     pub lane: String,
+    /// Engine time of the submission.
     pub submitted_at: Time,
+    /// How many tasks the job has.
     pub tasks: u32,
+    /// Tasks not yet in a final state.
     pub remaining: u32,
+    /// How it ended, once it has.
     pub outcome: Option<JobOutcome>,
+    /// When it ended, once it has.
     pub finished_at: Option<Time>,
 }
 
+/// A job with every task, for `keel status` and the console.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobView {
+    /// The job's summary.
     pub status: JobStatus,
+    /// Its tasks in spec order.
     pub tasks: Vec<TaskView>,
 }
 
 /// Where a task is in its life, flattened for display.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TaskStatus {
+    /// Its dependencies have not finished.
     Waiting,
+    /// Backing off before its next attempt.
     Delayed {
+        /// When it becomes ready.
         until: Time,
     },
+    /// Ready, waiting for a worker with credits on its lane.
     Queued,
     /// Held back by the job's concurrency cap.
     Parked,
     /// No live worker has the capabilities it needs.
     Blocked,
+    /// Offered to a worker that has not accepted yet.
     Offered,
+    /// A worker holds its lease.
     Running {
+        /// The lease holder.
         worker: WorkerId,
+        /// When the lease lapses unless renewed.
         lease_expires_at: Time,
     },
+    /// Parked until a signal arrives.
     Suspended {
+        /// The name a signal must carry.
         waitpoint: String,
     },
+    /// Final.
     Done(TaskOutcome),
 }
 
@@ -69,43 +93,70 @@ impl TaskStatus {
     }
 }
 
+/// One task as a client sees it, with its attempt history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskView {
+    /// The task's id.
     pub id: TaskId,
+    /// The job it belongs to.
     pub job: JobId,
+    /// Its key in the job spec.
     pub key: String,
+    /// Where it is now.
     pub status: TaskStatus,
+    /// The current attempt number, from 1.
     pub attempt: u32,
+    /// The number of leases started on it, which fences stale workers.
     pub epoch: u64,
+    /// Attempts the worker reported failed, counted against the retry policy.
     pub failures: u32,
+    /// Attempts lost with their worker or lease, counted against `Config::max_losses`.
     pub losses: u32,
+    /// Every attempt that held a lease, oldest first.
     pub attempts: Vec<AttemptView>,
     /// What a worker must advertise to run it, sorted.
     pub capabilities: Vec<String>,
 }
 
+/// One attempt that held a lease.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptView {
+    /// Its attempt number.
     pub attempt: u32,
+    /// The epoch of its lease.
     pub epoch: u64,
+    /// The worker that ran it.
     pub worker: WorkerId,
+    /// When its lease started.
     pub started_at: Time,
+    /// When it ended, if it has.
     pub ended_at: Option<Time>,
     /// "succeeded", "failed: <error>", or the reason the attempt was ended.
     pub end: Option<String>,
 }
 
+/// One registered worker as `keel workers` shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerView {
+    /// The worker's id.
     pub id: WorkerId,
+    /// Its current instance.
     pub instance: crate::ids::InstanceId,
+    /// What it advertises, as registered.
     pub capabilities: Vec<String>,
+    /// The lanes it serves, in preference order.
     pub lanes: Vec<String>,
+    /// How many tasks it runs at once (grants plus leases).
     pub max_concurrency: u32,
+    /// "active", "blacklisted", "draining" or "lost".
     pub status: String,
+    /// Offers it has not accepted yet.
     pub grants: u32,
+    /// The tasks it holds leases on.
     pub leases: Vec<TaskId>,
+    /// How many more offers it asked for.
     pub credits: u32,
+    /// When it gets grants again, while blacklisted.
     pub blacklisted_until: Option<Time>,
     /// When the engine last heard from this instance.
     pub last_seen: Time,

@@ -5,87 +5,194 @@ use crate::ids::{GrantId, InstanceId, JobId, TaskId, WorkerId};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+/// Why the engine refused an input. A refused input changes nothing in the state.
 #[derive(Clone, Debug, PartialEq, Eq, Error, Serialize, Deserialize)]
 pub enum Rejection {
+    /// The submitted spec breaks a validation rule; the inner error names the task.
     #[error("invalid job: {0}")]
     InvalidJob(JobError),
+    /// A submission reused a live job's name with a different spec (the same spec is
+    /// answered with the existing job instead, so a client retry is idempotent).
     #[error("job name {name:?} is taken by {existing} with a different spec")]
-    JobNameConflict { name: String, existing: JobId },
+    JobNameConflict {
+        /// The name the submission asked for.
+        name: String,
+        /// The live job that holds the name.
+        existing: JobId,
+    },
+    /// The tenant is at its in-flight job quota; room comes back as its jobs end.
     #[error("tenant {tenant:?} already has {limit} jobs in flight")]
-    TenantJobLimit { tenant: String, limit: u32 },
+    TenantJobLimit {
+        /// The tenant named in the submission.
+        tenant: String,
+        /// The quota it is at (`Limits::max_jobs_in_flight_per_tenant`).
+        limit: u32,
+    },
+    /// No job with this id is live or remembered.
     #[error("unknown job {job}")]
-    UnknownJob { job: JobId },
+    UnknownJob {
+        /// The id the command named.
+        job: JobId,
+    },
+    /// No task with this id is live or remembered.
     #[error("unknown task {task}")]
-    UnknownTask { task: TaskId },
+    UnknownTask {
+        /// The id the command named.
+        task: TaskId,
+    },
+    /// A registration broke a limit: worker id, capability or lane count, concurrency.
     #[error("invalid worker registration for {worker}: {why}")]
-    InvalidWorker { worker: WorkerId, why: String },
+    InvalidWorker {
+        /// The worker that tried to register.
+        worker: WorkerId,
+        /// Which field was wrong and how.
+        why: String,
+    },
+    /// A capability a worker advertised is malformed.
     #[error("capability token {token:?} is invalid: {why}")]
-    CapabilityToken { token: String, why: CapabilityIssue },
+    CapabilityToken {
+        /// The offending token as sent.
+        token: String,
+        /// What is wrong with it.
+        why: CapabilityIssue,
+    },
+    /// The engine already tracks `Limits::max_workers` workers.
     #[error("too many registered workers (limit {limit})")]
-    TooManyWorkers { limit: u32 },
+    TooManyWorkers {
+        /// The worker limit in force.
+        limit: u32,
+    },
+    /// The worker sent a command before registering (or after it was forgotten).
     #[error("unknown worker {worker}; register first")]
-    UnknownWorker { worker: WorkerId },
+    UnknownWorker {
+        /// The worker that sent the command.
+        worker: WorkerId,
+    },
+    /// A command came from an older process of a worker that has since re-registered.
     #[error("worker {worker} instance {presented} is not the current instance {current}")]
     StaleInstance {
+        /// The worker the command names.
         worker: WorkerId,
+        /// The instance the sender claims to be.
         presented: InstanceId,
+        /// The instance the engine accepts commands from.
         current: InstanceId,
     },
+    /// The instance missed its heartbeats and its leases were taken back; only a new
+    /// instance may speak for this worker.
     #[error("worker {worker} instance {instance} was declared lost; register a new instance")]
     WorkerLost {
+        /// The worker declared lost.
         worker: WorkerId,
+        /// The lost instance.
         instance: InstanceId,
     },
+    /// A second registration of the same instance disagrees with the first (lanes,
+    /// capabilities or slots); re-registering identically is accepted.
     #[error(
         "worker {worker} instance {instance} is already registered with another configuration"
     )]
     RegistrationConflict {
+        /// The worker registering.
         worker: WorkerId,
+        /// The instance already registered.
         instance: InstanceId,
     },
+    /// The grant was never offered, already accepted, or its offer timed out.
     #[error("unknown or expired grant {grant}")]
-    UnknownGrant { grant: GrantId },
+    UnknownGrant {
+        /// The grant the worker tried to accept.
+        grant: GrantId,
+    },
+    /// A worker tried to accept a grant offered to someone else.
     #[error("grant {grant} was offered to {owner}, not {worker}")]
     GrantNotYours {
+        /// The grant in question.
         grant: GrantId,
+        /// The worker it was offered to.
         owner: WorkerId,
+        /// The worker that tried to accept it.
         worker: WorkerId,
     },
+    /// The command carries the fence of a superseded attempt or lease: a zombie worker,
+    /// or a message delayed past a newer lease, is speaking.
     #[error("stale fence on {task}: saw attempt {attempt_seen} epoch {epoch_seen}, current attempt {attempt_current} epoch {epoch_current}")]
     StaleFence {
+        /// The task the command is about.
         task: TaskId,
+        /// The attempt number the sender holds.
         attempt_seen: u32,
+        /// The task's lease epoch in the sender's fence.
         epoch_seen: u64,
+        /// The attempt the engine considers current.
         attempt_current: u32,
+        /// The task's lease epoch now.
         epoch_current: u64,
     },
+    /// The task's live lease belongs to another worker, or the task has none.
     #[error("{worker} does not hold the lease on {task}")]
-    NotLeaseHolder { task: TaskId, worker: WorkerId },
+    NotLeaseHolder {
+        /// The task the command is about.
+        task: TaskId,
+        /// The worker that sent the command.
+        worker: WorkerId,
+    },
+    /// A signal named a waitpoint the task is not suspended on (yet, or any more).
     #[error("task {task} is not suspended on waitpoint {waitpoint:?}")]
-    NotWaiting { task: TaskId, waitpoint: String },
+    NotWaiting {
+        /// The task the signal was for.
+        task: TaskId,
+        /// The waitpoint the signal named.
+        waitpoint: String,
+    },
+    /// The task's buffered signals reached `Limits::max_signals_per_task`.
     #[error("task {task} already received {limit} signals")]
-    TooManySignals { task: TaskId, limit: u32 },
+    TooManySignals {
+        /// The task the signal was for.
+        task: TaskId,
+        /// The per-task signal limit.
+        limit: u32,
+    },
+    /// A name in a command (a waitpoint, a signal's idempotency key) is malformed.
     #[error("{field} is invalid: {why}")]
-    InvalidName { field: String, why: String },
+    InvalidName {
+        /// Which input field held the name.
+        field: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A byte field exceeds its configured limit.
     #[error("{field} is too large: {size} bytes, limit {limit}")]
     TooLarge {
+        /// Which input field is too large.
         field: String,
+        /// Its size in bytes.
         size: u64,
+        /// The limit in bytes.
         limit: u64,
     },
     /// An engine-wide limit (a `Limits` field such as `max_stored_bytes`) is reached;
     /// `value` is the limit. Room comes back as jobs finish and are forgotten.
     #[error("limit {limit} ({value}) reached")]
-    LimitReached { limit: String, value: u64 },
+    LimitReached {
+        /// The name of the `Limits` field.
+        limit: String,
+        /// Its configured value.
+        value: u64,
+    },
     /// A completion whose output does not fit `limit` (a `Limits` field: the output
     /// itself, its job's outputs, or a downstream task's inputs would come to `bytes`).
     /// The attempt is failed permanently with this refusal as its error: the same
     /// output would never fit on a retry.
     #[error("output of {task} refused: {bytes} bytes over limit {limit} ({max}); the attempt failed permanently")]
     OutputOverLimit {
+        /// The task whose completion was refused.
         task: TaskId,
+        /// The name of the `Limits` field the output would break.
         limit: String,
+        /// What the limited total would have come to with this output.
         bytes: u64,
+        /// The limit's configured value.
         max: u64,
     },
 }
@@ -171,74 +278,158 @@ impl Rejection {
 /// Why a job spec was refused, naming the tasks involved.
 #[derive(Clone, Debug, PartialEq, Eq, Error, Serialize, Deserialize)]
 pub enum JobError {
+    /// A job must have at least one task.
     #[error("the job has no tasks")]
     Empty,
+    /// A name in the spec (job, tenant, lane, task key) is empty, too long or unsafe.
     #[error("{field} is invalid: {why}")]
-    BadName { field: String, why: String },
+    BadName {
+        /// Which spec field held the name.
+        field: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The job has more tasks than `Limits::max_tasks_per_job`.
     #[error("{count} tasks, limit {limit}")]
-    TooManyTasks { count: u64, limit: u32 },
+    TooManyTasks {
+        /// How many tasks the spec lists.
+        count: u64,
+        /// The limit in force.
+        limit: u32,
+    },
+    /// Task keys must be unique within a job, since dependencies name them.
     #[error("task key {key:?} appears more than once")]
-    DuplicateTask { key: String },
+    DuplicateTask {
+        /// The repeated key.
+        key: String,
+    },
+    /// A dependency names a key no task in the job has.
     #[error("task {task:?} depends on unknown task {dep:?}")]
-    UnknownDependency { task: String, dep: String },
+    UnknownDependency {
+        /// The task whose dependency list is wrong.
+        task: String,
+        /// The key it names.
+        dep: String,
+    },
+    /// A dependency is listed twice for the same task.
     #[error("task {task:?} lists dependency {dep:?} twice")]
-    DuplicateDependency { task: String, dep: String },
+    DuplicateDependency {
+        /// The task whose dependency list repeats.
+        task: String,
+        /// The repeated key.
+        dep: String,
+    },
+    /// The dependencies form a cycle, so no task on it could ever start.
     #[error("dependency cycle: {}", cycle.join(" -> "))]
-    Cycle { cycle: Vec<String> },
+    Cycle {
+        /// The task keys around the cycle, in dependency order.
+        cycle: Vec<String>,
+    },
+    /// A dependency group lists no upstream task.
     #[error("task {task:?} has an empty dependency group")]
-    EmptyGroup { task: String },
+    EmptyGroup {
+        /// The task with the empty group.
+        task: String,
+    },
+    /// A quorum group asks for more upstream tasks than it lists, or for none.
     #[error("task {task:?} needs a quorum of {k} out of {n} upstream tasks")]
-    QuorumOutOfRange { task: String, k: u32, n: u32 },
+    QuorumOutOfRange {
+        /// The task with the quorum group.
+        task: String,
+        /// How many must succeed.
+        k: u32,
+        /// How many the group lists.
+        n: u32,
+    },
+    /// A task has more dependencies than `Limits::max_deps_per_task`.
     #[error("task {task:?} has {count} dependencies, limit {limit}")]
     TooManyDependencies {
+        /// The task with too many dependencies.
         task: String,
+        /// How many it lists.
         count: u64,
+        /// The limit in force.
         limit: u32,
     },
+    /// The longest dependency chain exceeds `Limits::max_dag_depth`.
     #[error("the dependency chain through {task:?} is {depth} deep, limit {limit}")]
     TooDeep {
+        /// A task on the too-deep chain.
         task: String,
+        /// The chain's depth at that task.
         depth: u32,
+        /// The limit in force.
         limit: u32,
     },
+    /// A payload exceeds `Limits::max_payload_bytes`.
     #[error("task {task:?} payload is {bytes} bytes, limit {limit}")]
     PayloadTooLarge {
+        /// The task with the payload.
         task: String,
+        /// The payload's size.
         bytes: u64,
+        /// The limit in bytes.
         limit: u32,
     },
+    /// A task requires more capabilities than `Limits::max_caps_per_task`.
     #[error("task {task:?} requires {count} capabilities, limit {limit}")]
     TooManyCapabilities {
+        /// The task requiring them.
         task: String,
+        /// How many it requires.
         count: u64,
+        /// The limit in force.
         limit: u32,
     },
+    /// A required capability is malformed.
     #[error("task {task:?} capability {token:?}: {why}")]
     Capability {
+        /// The task requiring it.
         task: String,
+        /// The offending token.
         token: String,
+        /// What is wrong with it.
         why: CapabilityIssue,
     },
+    /// The retry policy cannot be run (zero attempts, inverted backoff bounds).
     #[error("task {task:?} retry policy: {why}")]
-    BadRetry { task: String, why: String },
+    BadRetry {
+        /// The task with the policy.
+        task: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// Any other field out of range; `task` is `None` for a job-level field.
     #[error("{}{field}: {why}", task.as_ref().map(|t| format!("task {t:?} ")).unwrap_or_default())]
     BadField {
+        /// The task holding the field, if it is a task field.
         task: Option<String>,
+        /// The field's name.
         field: String,
+        /// What is wrong with it.
         why: String,
     },
 }
 
+/// What is wrong with one capability token (worker-advertised or task-required).
 #[derive(Clone, Debug, PartialEq, Eq, Error, Serialize, Deserialize)]
 pub enum CapabilityIssue {
+    /// The token is the empty string.
     #[error("empty")]
     Empty,
+    /// The token is longer than `Limits::max_cap_token_len`.
     #[error("longer than {limit} bytes")]
-    TooLong { limit: u32 },
+    TooLong {
+        /// The limit in bytes.
+        limit: u32,
+    },
+    /// Tokens are matched verbatim; whitespace would make two look alike.
     #[error("contains whitespace")]
     Whitespace,
+    /// Control characters would corrupt logs and terminals that print the token.
     #[error("contains a control character")]
     Control,
+    /// The same token appears twice in one list.
     #[error("listed twice")]
     Duplicate,
 }

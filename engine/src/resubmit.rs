@@ -14,12 +14,24 @@ use thiserror::Error;
 /// Why the unsucceeded part of a job cannot be submitted again.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum RetryRefusal {
+    /// The engine holds no such job, so it has nothing to rebuild the spec from.
     #[error("unknown job {job} (never submitted, or finished and forgotten)")]
-    UnknownJob { job: JobId },
+    UnknownJob {
+        /// The job asked for.
+        job: JobId,
+    },
+    /// A running job could still succeed; retrying it now would run tasks twice.
     #[error("job {job} has not finished; cancel it or wait for it to end")]
-    NotFinished { job: JobId },
+    NotFinished {
+        /// The job asked for.
+        job: JobId,
+    },
+    /// The job succeeded as a whole.
     #[error("every task of job {job} succeeded; there is nothing to retry")]
-    NothingToRetry { job: JobId },
+    NothingToRetry {
+        /// The job asked for.
+        job: JobId,
+    },
 }
 
 impl RetryRefusal {

@@ -13,10 +13,15 @@ use serde::{Deserialize, Serialize};
 /// One task's output as a reader sees it: none until the task has succeeded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskOutput {
+    /// The job the task belongs to.
     pub job: JobId,
+    /// The task's id.
     pub task: TaskId,
+    /// Its key in the job spec, which readers name it by.
     pub key: String,
+    /// Where it is now, so a reader can tell "not yet" from "never".
     pub status: TaskStatus,
+    /// What its winning attempt produced; `None` until it has succeeded.
     pub output: Option<Payload>,
 }
 
@@ -24,7 +29,9 @@ pub struct TaskOutput {
 /// are its sinks, the tasks no other task of the job depends on: what a DAG ends in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobResult {
+    /// The job's summary, so a reader knows whether the result is final.
     pub status: JobStatus,
+    /// Its result tasks' outputs.
     pub tasks: Vec<TaskOutput>,
 }
 

@@ -9,12 +9,15 @@ use std::sync::Arc;
 pub struct Payload(pub Arc<[u8]>);
 
 impl Payload {
+    /// Its size in bytes, which the payload limits are measured in.
     pub fn len(&self) -> usize {
         self.0.len()
     }
+    /// Whether it holds no bytes.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// The bytes, borrowed from the shared buffer.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
@@ -35,8 +38,11 @@ impl From<Vec<u8>> for Payload {
 /// How many upstream tasks must succeed before a task is ready.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum GroupKind {
+    /// Every upstream task.
     AllOf,
+    /// At least one upstream task.
     AnyOf,
+    /// At least this many upstream tasks (1 to the group's size).
     Quorum(u32),
 }
 
@@ -64,8 +70,11 @@ pub enum UnsatisfiedPolicy {
 /// The dependencies of one task, named by task key within the same job.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DepGroup {
+    /// How many of `upstream` must succeed.
     pub kind: GroupKind,
+    /// Keys of the tasks this one waits for.
     pub upstream: Vec<String>,
+    /// What happens once too many of them did not succeed.
     pub on_unsatisfied: UnsatisfiedPolicy,
 }
 
@@ -75,9 +84,13 @@ pub struct DepGroup {
 pub struct RetryPolicy {
     /// Attempts that may fail before the task fails; 1 means no retry.
     pub max_attempts: u32,
+    /// Delay before the second attempt.
     pub backoff_base_ms: u64,
+    /// Multiplier per further failure, at least 1.
     pub backoff_factor: u32,
+    /// Cap on the delay, at least `backoff_base_ms`.
     pub backoff_max_ms: u64,
+    /// Up to this percentage (0 to 100) is taken off each delay, so retries spread out.
     pub jitter_pct: u8,
 }
 
@@ -93,13 +106,18 @@ impl Default for RetryPolicy {
     }
 }
 
+/// One task of a job: what to run, where it may run, and when.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TaskSpec {
     /// Unique within the job.
     pub key: String,
+    /// The input handed to the worker with each grant.
     pub payload: Payload,
+    /// Only a worker advertising every one of these is offered the task.
     pub capabilities: Vec<String>,
+    /// The tasks it waits for; `None` makes it ready at submission.
     pub deps: Option<DepGroup>,
+    /// How failed attempts are retried.
     pub retry: RetryPolicy,
     /// A running attempt longer than this is revoked and counted as a failure.
     pub attempt_timeout_ms: Option<u64>,
@@ -130,6 +148,7 @@ impl TaskSpec {
         }
     }
 
+    /// The task waits for `upstream` under `kind`, skipped if that cannot be met.
     pub fn after(mut self, kind: GroupKind, upstream: &[&str]) -> Self {
         self.deps = Some(DepGroup {
             kind,
@@ -139,12 +158,14 @@ impl TaskSpec {
         self
     }
 
+    /// The task runs only on workers advertising every one of `caps`.
     pub fn requires(mut self, caps: &[&str]) -> Self {
         self.capabilities = caps.iter().map(|s| s.to_string()).collect();
         self
     }
 }
 
+/// A job as submitted: a named DAG of tasks with its tenant, lane and bounds.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct JobSpec {
     /// Client-chosen name, unique among live jobs; a resubmission of the same spec under
@@ -152,17 +173,22 @@ pub struct JobSpec {
     /// creating another. Once that job has finished, a different spec under its name
     /// makes a new job.
     pub name: String,
+    /// Whose quota and fair share the job counts against.
     pub tenant: String,
+    /// The queue its tasks wait on; only workers serving it get them.
     pub lane: String,
+    /// Default priority of its tasks; higher runs first within a lane.
     pub priority: i32,
     /// The job fails if it has not finished this long after submission.
     pub deadline_ms: Option<u64>,
     /// At most this many of the job's tasks hold a grant or a lease at once.
     pub max_concurrency: Option<u32>,
+    /// Its tasks; their order fixes their ids.
     pub tasks: Vec<TaskSpec>,
 }
 
 impl JobSpec {
+    /// A job in the default tenant and lane, for tests and generated workloads.
     pub fn new(name: impl Into<String>, tasks: Vec<TaskSpec>) -> Self {
         JobSpec {
             name: name.into(),

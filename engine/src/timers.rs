@@ -152,9 +152,11 @@ impl Timers {
 /// the driver names what the tick was firing (and the job it concerns, when it can).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DueTimer {
+    /// When it was due.
     pub at: Time,
     /// What fires, e.g. `lease expiry of t7`.
     pub what: String,
+    /// The job it concerns, if any.
     pub job: Option<JobId>,
 }
 

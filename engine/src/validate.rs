@@ -81,6 +81,8 @@ pub(crate) fn check_command_name(
     })
 }
 
+/// Checks a spec against every rule and limit before anything is stored, and returns
+/// it with its dependency graph resolved to task indices (what submission inserts).
 pub fn validate_job(spec: &JobSpec, limits: &Limits) -> Result<ValidJob, JobError> {
     check_job_fields(spec, limits)?;
     let n = spec.tasks.len();

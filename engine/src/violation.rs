@@ -8,7 +8,9 @@ use std::fmt;
 /// described for a person.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
+    /// Which invariant broke.
     pub kind: InvariantKind,
+    /// What broke it, naming the ids involved.
     pub detail: String,
 }
 

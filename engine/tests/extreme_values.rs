@@ -357,6 +357,16 @@ fn every_corpus_input_keeps_every_property() {
     });
 }
 
+/// The fuzz target's entry point skips bytes that are not a case (as libFuzzer skips an
+/// undecodable input) and runs the ones that are.
+#[test]
+fn the_fuzz_entry_skips_undecodable_bytes_and_runs_cases() {
+    for garbage in [&[][..], &[0xff; 16][..], &[1, 2, 3][..]] {
+        run_bytes(garbage);
+    }
+    run_bytes(&encode(&retry_overflow_case()));
+}
+
 /// The reported job file as a case: backoff and cap at `u64::MAX`, full jitter, a
 /// failure (where `span + 1` overflowed), then a restart and the replay of the log,
 /// as the coordinator's recovery does.

@@ -7,7 +7,7 @@ use std::fmt;
 
 /// A duration in milliseconds, read from a spec file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Millis(pub u64);
+pub(crate) struct Millis(pub u64);
 
 impl<'de> Deserialize<'de> for Millis {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -40,7 +40,7 @@ impl Visitor<'_> for MillisVisitor {
 }
 
 /// Parses "1h30m"-style text into milliseconds.
-pub fn parse(text: &str) -> Result<u64, String> {
+pub(crate) fn parse(text: &str) -> Result<u64, String> {
     let bad = || {
         format!("invalid duration {text:?}: expected number-unit pairs like \"1h30m\" or \"250ms\" (units ms, s, m, h, d)")
     };

@@ -20,11 +20,13 @@ const MAX_MESSAGE: usize = 400;
 /// Why a job spec or pool file was refused, and where.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SpecError {
+    /// The file's path as given, for the message.
     pub file: String,
     /// 1-based line of the start of the offending span.
     pub line: usize,
     /// 1-based column, counted in characters.
     pub column: usize,
+    /// What is wrong, cut to a bounded length.
     pub message: String,
     /// At most [`WINDOW`] characters of the source line around the column; empty when
     /// the file is empty.

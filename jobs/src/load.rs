@@ -30,10 +30,12 @@ impl LoadedJob {
         &self.spec
     }
 
+    /// The spec as the engine validated it, with its dependencies resolved.
     pub fn valid(&self) -> &ValidJob {
         &self.valid
     }
 
+    /// The spec, to submit.
     pub fn into_spec(self) -> JobSpec {
         self.spec
     }

@@ -14,10 +14,15 @@ use std::collections::BTreeMap;
 /// Names the JSON layout; changes to the layout change this string.
 pub const PLAN_SCHEMA: &str = "keel.plan/v1";
 
+/// What running a job would look like: its stages, an order to run its tasks in, the
+/// critical path, and warnings a reviewer should see first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Plan<'a> {
+    /// [`PLAN_SCHEMA`], so a consumer can tell the layout.
     pub schema: &'static str,
+    /// The job's settings.
     pub job: JobSummary,
+    /// The pool, when one was given.
     pub pool: Option<PoolSummary>,
     /// Topological levels: a task's stage is the length of the longest dependency chain
     /// before it, so every upstream task sits in an earlier stage.
@@ -27,37 +32,55 @@ pub struct Plan<'a> {
     /// not-before delay (shorter first), then task id. None of these depends on the
     /// order of tasks in the file.
     pub schedule: Vec<&'a str>,
+    /// The longest chain by estimated time.
     pub critical_path: CriticalPath<'a>,
+    /// What a reviewer should look at, in a fixed order.
     pub warnings: Vec<Warning<'a>>,
 }
 
+/// The job's own settings, as the planner read them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct JobSummary {
+    /// The job's name.
     pub name: String,
+    /// Its tenant.
     pub tenant: String,
+    /// Its lane, which decides the pool entries that can serve it.
     pub lane: String,
+    /// Its default task priority.
     pub priority: i32,
+    /// Its deadline after submission, if any.
     pub deadline_ms: Option<u64>,
+    /// Its cap on tasks running at once, if any.
     pub max_concurrency: Option<u32>,
+    /// How many tasks it has.
     pub tasks: u64,
     /// Tasks with an estimated duration; the others count as taking no time.
     pub estimated_tasks: u64,
 }
 
+/// The worker pool the plan was made against.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PoolSummary {
+    /// Workers across all entries.
     pub workers: u64,
+    /// Task slots across all workers.
     pub slots: u64,
+    /// The entries in pool file order.
     pub entries: Vec<PoolEntry>,
 }
 
+/// One topological level of the job.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Stage<'a> {
+    /// Its level, from 0.
     pub index: u32,
+    /// How many tasks it holds.
     pub width: u64,
     /// Tasks of this stage that can run at once: the width, bounded by the job's
     /// `max_concurrency` and by the slots of pool entries able to run any of them.
     pub max_parallel: u64,
+    /// What sets `max_parallel`.
     pub limited_by: Limit,
     /// One entry per distinct capability set, sorted by the set.
     pub needs: Vec<Need>,
@@ -65,55 +88,77 @@ pub struct Stage<'a> {
     pub tasks: Vec<&'a str>,
 }
 
+/// What bounds a stage's parallelism.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Limit {
+    /// Nothing but the number of tasks in the stage.
     Width,
+    /// The job's `max_concurrency`.
     MaxConcurrency,
+    /// The slots of the pool entries able to run its tasks.
     Pool,
 }
 
+/// Tasks of a stage that need the same capabilities, and who can run them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Need {
     /// Sorted; empty when the tasks run anywhere.
     pub capabilities: Vec<String>,
+    /// How many of the stage's tasks need them.
     pub tasks: u64,
     /// Pool entries that serve the job's lane with all these capabilities, in pool
     /// file order; `None` when no pool was given.
     pub served_by: Option<Vec<String>>,
 }
 
+/// The chain of tasks with the most estimated work, which bounds the job's duration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CriticalPath<'a> {
     /// Estimated time from submission until the job can finish with unlimited workers.
     pub length_ms: u64,
+    /// Its tasks from first to last.
     pub steps: Vec<PathStep<'a>>,
 }
 
+/// One task on the critical path, with its earliest start and finish.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PathStep<'a> {
+    /// The task's key.
     pub task: &'a str,
+    /// Earliest start after submission.
     pub start_ms: u64,
+    /// Earliest finish after submission.
     pub finish_ms: u64,
 }
 
+/// Something in the job that will not run as its author probably expects.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Warning<'a> {
     /// No pool entry serves the lane with these capabilities; tasks in schedule order.
     NoWorkerCanRun {
+        /// The job's lane.
         lane: String,
+        /// The capabilities no entry offers together.
         capabilities: Vec<String>,
+        /// The tasks that need them.
         tasks: Vec<&'a str>,
     },
     /// The job's cap lets fewer tasks of a stage run at once than the stage holds.
     CapSerialisesStage {
+        /// The stage's index.
         stage: u32,
+        /// How many tasks it holds.
         width: u64,
+        /// The job's cap.
         max_concurrency: u32,
     },
+    /// The deadline is shorter than the critical path: the job cannot finish in time.
     DeadlineBeforeCriticalPath {
+        /// The job's deadline.
         deadline_ms: u64,
+        /// The critical path's length.
         critical_path_ms: u64,
     },
 }

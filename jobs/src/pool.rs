@@ -13,16 +13,21 @@ use toml::Spanned;
 /// A validated pool description.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Pool {
+    /// The entries in file order.
     pub entries: Vec<PoolEntry>,
 }
 
 /// `count` identical workers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PoolEntry {
+    /// The entry's name, in plans and, numbered, as its workers' names under
+    /// `keel plan --simulate`.
     pub name: String,
+    /// How many such workers there are.
     pub count: u32,
     /// Tasks each worker runs at once.
     pub concurrency: u32,
+    /// What each advertises.
     pub capabilities: Vec<String>,
     /// Lanes served; empty means the "default" lane, as in the engine's registration.
     pub lanes: Vec<String>,
@@ -46,10 +51,12 @@ impl PoolEntry {
 }
 
 impl Pool {
+    /// Workers across all entries.
     pub fn workers(&self) -> u64 {
         self.entries.iter().map(|e| u64::from(e.count)).sum()
     }
 
+    /// Task slots across all workers.
     pub fn slots(&self) -> u64 {
         self.entries.iter().map(PoolEntry::slots).sum()
     }

@@ -12,6 +12,7 @@ const WIDTH: usize = 96;
 const SHOWN: usize = 8;
 
 impl Plan<'_> {
+    /// The plan as text for a person reviewing it in a terminal.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         self.write_job(&mut out);

@@ -18,14 +18,14 @@ struct Belief {
 }
 
 #[derive(Default)]
-pub struct Beliefs {
+pub(crate) struct Beliefs {
     by_task: BTreeMap<TaskId, Vec<Belief>>,
     /// The local spans a belief can be measured over (lease TTL, liveness timeout).
     trust_ms: Vec<u64>,
 }
 
 impl Beliefs {
-    pub fn new(trust_ms: &[u64]) -> Beliefs {
+    pub(crate) fn new(trust_ms: &[u64]) -> Beliefs {
         Beliefs {
             by_task: BTreeMap::new(),
             trust_ms: trust_ms.to_vec(),
@@ -34,7 +34,7 @@ impl Beliefs {
 
     /// A worker started, extended or dropped its belief in a lease. Returns a
     /// description of the overlap if two beliefs overlap beyond the drift bound.
-    pub fn update(
+    pub(crate) fn update(
         &mut self,
         now: Time,
         worker: usize,

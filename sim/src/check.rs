@@ -122,6 +122,7 @@ impl Check {
         }
     }
 
+    /// Whether the check must always hold or must eventually come true.
     pub fn modality(self) -> Modality {
         match self {
             Check::Liveness => Modality::Eventually,
@@ -139,8 +140,11 @@ impl fmt::Display for Check {
 /// A check that failed, with when and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckFailure {
+    /// Simulated time of the event that broke it.
     pub at: Time,
+    /// Which check failed.
     pub check: Check,
+    /// What broke it, naming the ids involved.
     pub detail: String,
 }
 

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 /// At most this many failures are kept; the first is what a run reports.
 const KEPT: usize = 16;
 
-pub struct Checker {
+pub(crate) struct Checker {
     pub shadow: Shadow,
     pub outcomes: Outcomes,
     pub stats: Stats,
@@ -61,7 +61,7 @@ impl<'a> Ids<'a> {
 
 impl Checker {
     /// `trust_ms`: the local spans a lease belief can be measured over.
-    pub fn new(
+    pub(crate) fn new(
         trust_ms: &[u64],
         tenant_caps: BTreeMap<String, u32>,
         counts: &[CountExpect],
@@ -77,7 +77,7 @@ impl Checker {
         }
     }
 
-    pub fn flag(&mut self, failure: CheckFailure) {
+    pub(crate) fn flag(&mut self, failure: CheckFailure) {
         if self.stats.wants("check", failure.check.name()) {
             self.stats.count(
                 failure.at,
@@ -96,7 +96,7 @@ impl Checker {
     }
 
     /// A worker started, extended or dropped its belief in a lease.
-    pub fn belief(
+    pub(crate) fn belief(
         &mut self,
         now: Time,
         worker: usize,
@@ -131,7 +131,7 @@ impl Checker {
 
     /// One input as applied by the coordinator, with the outputs it released.
     /// `durable`: the log position up to which inputs are durable.
-    pub fn released(
+    pub(crate) fn released(
         &mut self,
         now: Time,
         input: &Input,
@@ -388,7 +388,7 @@ impl Checker {
     }
 
     /// After the liveness bound: every job must have ended.
-    pub fn liveness(&mut self, now: Time, expected_jobs: &[String]) {
+    pub(crate) fn liveness(&mut self, now: Time, expected_jobs: &[String]) {
         let stuck: Vec<String> = expected_jobs
             .iter()
             .filter(|j| self.outcomes.get(j).is_none())
@@ -402,7 +402,7 @@ impl Checker {
 
     /// Everything whose reply went out was durable: a recovered coordinator still knows
     /// (`known`) every job whose admission was acknowledged and which has not ended.
-    pub fn acknowledged_survived(
+    pub(crate) fn acknowledged_survived(
         &self,
         now: Time,
         known: impl Fn(JobId) -> bool,

@@ -6,11 +6,11 @@ use keel_engine::{Accepted, ClientCommand, JobId, JobSpec, Rejection};
 use std::collections::BTreeMap;
 
 /// A command to send: request id, command, resend after this many ms if unanswered.
-pub type Send = (u64, ClientCommand, u64);
+pub(crate) type Send = (u64, ClientCommand, u64);
 
 const RESEND_MS: u64 = 2_000;
 
-pub struct Client {
+pub(crate) struct Client {
     specs: Vec<JobSpec>,
     ids: Vec<Option<JobId>>,
     cancel_wanted: Vec<bool>,
@@ -19,7 +19,7 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(specs: Vec<JobSpec>) -> Client {
+    pub(crate) fn new(specs: Vec<JobSpec>) -> Client {
         let n = specs.len();
         Client {
             specs,
@@ -30,7 +30,7 @@ impl Client {
         }
     }
 
-    pub fn jobs_total(&self) -> usize {
+    pub(crate) fn jobs_total(&self) -> usize {
         self.specs.len()
     }
 
@@ -40,12 +40,12 @@ impl Client {
         vec![(self.next_req, cmd, RESEND_MS)]
     }
 
-    pub fn submit(&mut self, job: usize) -> Vec<Send> {
+    pub(crate) fn submit(&mut self, job: usize) -> Vec<Send> {
         let spec = self.specs[job].clone();
         self.send(job, ClientCommand::SubmitJob(spec))
     }
 
-    pub fn cancel(&mut self, name: &str) -> Vec<Send> {
+    pub(crate) fn cancel(&mut self, name: &str) -> Vec<Send> {
         let Some(j) = self.specs.iter().position(|s| s.name == name) else {
             return Vec::new();
         };
@@ -58,14 +58,14 @@ impl Client {
         }
     }
 
-    pub fn resend(&mut self, req: u64) -> Vec<Send> {
+    pub(crate) fn resend(&mut self, req: u64) -> Vec<Send> {
         match self.pending.get(&req) {
             Some((_, cmd)) => vec![(req, cmd.clone(), RESEND_MS)],
             None => Vec::new(),
         }
     }
 
-    pub fn on_reply(&mut self, req: u64, reply: &Result<Accepted, Rejection>) -> Vec<Send> {
+    pub(crate) fn on_reply(&mut self, req: u64, reply: &Result<Accepted, Rejection>) -> Vec<Send> {
         let Some((j, _)) = self.pending.remove(&req) else {
             return Vec::new();
         };

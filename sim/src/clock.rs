@@ -6,7 +6,7 @@
 use keel_engine::Time;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DriftClock {
+pub(crate) struct DriftClock {
     /// Rate error in parts per million; positive runs fast.
     pub ppm: i64,
     /// Local minus drift-scaled virtual time, moved by steps.
@@ -18,7 +18,7 @@ pub struct DriftClock {
 const MILLION: i128 = 1_000_000;
 
 impl DriftClock {
-    pub fn new(ppm: i64) -> DriftClock {
+    pub(crate) fn new(ppm: i64) -> DriftClock {
         DriftClock {
             ppm: ppm.clamp(-500_000, 500_000),
             offset: 0,
@@ -28,14 +28,14 @@ impl DriftClock {
 
     /// Local reading at virtual time `v`; never negative, and saturating at the end of
     /// time rather than wrapping (a scenario or a plan may ask for any duration).
-    pub fn local(&self, v: Time) -> Time {
+    pub(crate) fn local(&self, v: Time) -> Time {
         let v = v as i128;
         let l = v + v * self.ppm as i128 / MILLION + self.offset as i128;
         l.clamp(0, Time::MAX as i128) as Time
     }
 
     /// The first virtual time at or after `now` at which the local clock reads `local`.
-    pub fn virtual_at(&self, now: Time, local: Time) -> Time {
+    pub(crate) fn virtual_at(&self, now: Time, local: Time) -> Time {
         let num = (local as i128 - self.offset as i128) * MILLION;
         let den = MILLION + self.ppm as i128;
         let v = (num + den - 1).div_euclid(den);
@@ -44,11 +44,11 @@ impl DriftClock {
 
     /// Virtual time at which a local duration started now ends; a duration past the end
     /// of time ends there.
-    pub fn after_local(&self, now: Time, local_ms: u64) -> Time {
+    pub(crate) fn after_local(&self, now: Time, local_ms: u64) -> Time {
         self.virtual_at(now, self.local(now).saturating_add(local_ms))
     }
 
-    pub fn step(&mut self, delta_ms: i64) {
+    pub(crate) fn step(&mut self, delta_ms: i64) {
         self.offset = self.offset.saturating_add(delta_ms);
         if delta_ms < 0 {
             self.backward_ms = self.backward_ms.saturating_add(delta_ms.unsigned_abs());
@@ -57,7 +57,7 @@ impl DriftClock {
 
     /// How far (virtual ms) a lease of `ttl` measured on this clock can outlive the
     /// coordinator's view of it.
-    pub fn drift_bound(&self, ttl: u64) -> u64 {
+    pub(crate) fn drift_bound(&self, ttl: u64) -> u64 {
         // The local clock must travel `ttl` plus every backward step to reach the
         // deadline, at (1e6 + ppm) / 1e6 local ms per virtual ms; whatever that takes
         // beyond `ttl` is the excess, plus a millisecond for rounding either side.

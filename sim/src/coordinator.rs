@@ -20,7 +20,7 @@ use std::convert::Infallible;
 
 /// Who sent an input, so its reply can be routed back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     Worker { idx: usize, req: u64 },
     Client { req: u64 },
     Timer,
@@ -28,7 +28,7 @@ pub enum Origin {
 
 /// An applied input and what it produced, released once durable.
 #[derive(Clone, Debug)]
-pub struct Record {
+pub(crate) struct Record {
     pub at: Time,
     pub origin: Origin,
     pub input: Input,
@@ -39,7 +39,7 @@ pub struct Record {
 }
 
 /// Who waits for a request: its sender, and the input for the checker and the trace.
-pub struct Waiter {
+pub(crate) struct Waiter {
     origin: Origin,
     input: Input,
 }
@@ -48,7 +48,7 @@ type SimBatch = Batch<Waiter, Infallible, Option<Entry>>;
 
 /// What the coordinator did that the world must know about.
 #[derive(Debug)]
-pub enum Commit {
+pub(crate) enum Commit {
     /// These records are durable; release them.
     Released(Vec<Record>),
     /// An append is under way and completes at this time (`complete_append`).
@@ -59,14 +59,14 @@ pub enum Commit {
 }
 
 /// How a recovery ended, when it did not break a check.
-pub enum Recovery {
+pub(crate) enum Recovery {
     /// The recovered state is exactly the durable state.
     Recovered { torn_bytes: usize },
     /// The log is corrupt; the coordinator refuses to start from it.
     Refused(Corruption),
 }
 
-pub struct Coordinator {
+pub(crate) struct Coordinator {
     pub engine: Engine,
     pub up: bool,
     pipeline: Pipeline<Waiter, Infallible, Option<Entry>>,
@@ -130,7 +130,7 @@ impl Apply for Applier<'_> {
 impl Coordinator {
     /// `durable`: keep a log, snapshots and the shadow, for runs that crash the
     /// coordinator or fault its storage. `append_ms`: how long an append takes.
-    pub fn new(
+    pub(crate) fn new(
         config: Config,
         durable: bool,
         hook: Option<EngineHook>,
@@ -164,7 +164,7 @@ impl Coordinator {
     }
 
     /// The engine's own invariant check, now.
-    pub fn check(&self, now: Time) -> Result<(), CheckFailure> {
+    pub(crate) fn check(&self, now: Time) -> Result<(), CheckFailure> {
         self.engine
             .check_invariants()
             .map_err(|v| failure(now, Check::EngineInvariant, v.to_string()))
@@ -173,7 +173,7 @@ impl Coordinator {
     /// When the coordinator's timer must next fire: not while it is down or rebuilding,
     /// nor while a tick or requests already wait in the pipeline (it applies them as
     /// soon as it takes more, and the timer is asked again after).
-    pub fn next_wakeup(&self) -> Option<Time> {
+    pub(crate) fn next_wakeup(&self) -> Option<Time> {
         if !self.up || self.rebuilding || self.pipeline.has_work() {
             return None;
         }
@@ -181,13 +181,13 @@ impl Coordinator {
     }
 
     /// Log position up to which inputs are durable: outputs beyond it must not leave.
-    pub fn durable_position(&self) -> u64 {
+    pub(crate) fn durable_position(&self) -> u64 {
         self.pipeline.durable_end()
     }
 
     /// An input arrives at `now`. A timer that is due fires first, as the production
     /// coordinator's would have, so the input's outputs are not mixed with its.
-    pub fn deliver(
+    pub(crate) fn deliver(
         &mut self,
         now: Time,
         input: Input,
@@ -209,7 +209,11 @@ impl Coordinator {
     }
 
     /// Fires due timers, if any.
-    pub fn tick(&mut self, now: Time, rng: &mut SimRng) -> Result<Vec<Commit>, CheckFailure> {
+    pub(crate) fn tick(
+        &mut self,
+        now: Time,
+        rng: &mut SimRng,
+    ) -> Result<Vec<Commit>, CheckFailure> {
         if !self.up || self.engine.next_wakeup().is_none_or(|w| w > now) {
             return Ok(Vec::new());
         }
@@ -219,7 +223,7 @@ impl Coordinator {
 
     /// The append `append` completed: its records are durable. Stale completions (of an
     /// append a crash cut short, or one healing already completed) are ignored.
-    pub fn complete_append(
+    pub(crate) fn complete_append(
         &mut self,
         now: Time,
         append: u64,
@@ -347,7 +351,7 @@ impl Coordinator {
     }
 
     /// The process dies: what was not yet durable, and every unreleased output, is gone.
-    pub fn crash(&mut self) {
+    pub(crate) fn crash(&mut self) {
         self.up = false;
         self.in_flight = None;
         self.rebuilding = false;
@@ -358,7 +362,7 @@ impl Coordinator {
     }
 
     /// Arms a storage fault for the next append; false without durable storage.
-    pub fn arm(&mut self, fault: ArmedFault) -> bool {
+    pub(crate) fn arm(&mut self, fault: ArmedFault) -> bool {
         self.durable
             .as_mut()
             .map(|durable| durable.storage.arm(fault))
@@ -366,14 +370,14 @@ impl Coordinator {
     }
 
     /// Sets the extra time every append takes.
-    pub fn set_fsync_ms(&mut self, ms: u64) {
+    pub(crate) fn set_fsync_ms(&mut self, ms: u64) {
         if let Some(durable) = &mut self.durable {
             durable.storage.fsync_ms = ms;
         }
     }
 
     /// Flips one durable byte; returns where, or `None` without durable storage.
-    pub fn corrupt(&mut self, rng: &mut SimRng) -> Option<String> {
+    pub(crate) fn corrupt(&mut self, rng: &mut SimRng) -> Option<String> {
         self.durable
             .as_mut()
             .map(|durable| durable.storage.corrupt(rng))
@@ -381,7 +385,7 @@ impl Coordinator {
 
     /// Storage faults heal; a flipped byte stays. Returns the append still under way,
     /// which a slow fsync no longer holds back.
-    pub fn heal_storage(&mut self) -> Option<u64> {
+    pub(crate) fn heal_storage(&mut self) -> Option<u64> {
         let durable = self.durable.as_mut()?;
         durable.storage.heal();
         self.in_flight.as_ref().map(|batch| batch.id())
@@ -389,14 +393,14 @@ impl Coordinator {
 
     /// Whether the coordinator waits for `restore`: it crashed, or it must rebuild its
     /// engine from the log after a failed append.
-    pub fn needs_restore(&self) -> bool {
+    pub(crate) fn needs_restore(&self) -> bool {
         !self.up || self.rebuilding
     }
 
     /// Restores the snapshot and replays the log, after a crash or a failed append. The
     /// result must be the shadow's state (every durable input, nothing else), or
     /// recovery must refuse a corrupt log.
-    pub fn restore(&mut self, now: Time) -> Result<Recovery, CheckFailure> {
+    pub(crate) fn restore(&mut self, now: Time) -> Result<Recovery, CheckFailure> {
         let (hook, acknowledged) = (self.hook, self.acknowledged);
         let Some(durable) = &mut self.durable else {
             // Without durability nothing was ever lost: the engine carries on.

@@ -10,7 +10,7 @@ use keel_engine::{Fence, JobSpec, TaskId, TaskInput};
 use std::collections::BTreeMap;
 
 #[derive(Default)]
-pub struct DataChecker {
+pub(crate) struct DataChecker {
     /// Per task: its upstream tasks by key, in its group's order.
     upstream: BTreeMap<TaskId, Vec<(String, TaskId)>>,
     /// Per task: the fence whose completion was accepted, or that a grant's input
@@ -21,7 +21,7 @@ pub struct DataChecker {
 
 impl DataChecker {
     /// A job was admitted with tasks numbered from `first` in spec order.
-    pub fn submitted(&mut self, first: TaskId, spec: &JobSpec) {
+    pub(crate) fn submitted(&mut self, first: TaskId, spec: &JobSpec) {
         let index: BTreeMap<&str, u64> = spec
             .tasks
             .iter()
@@ -44,7 +44,7 @@ impl DataChecker {
     }
 
     /// A completion under `fence` was accepted (not as a duplicate) with `output`.
-    pub fn completed(&mut self, fence: Fence, output: &[u8]) -> Option<String> {
+    pub(crate) fn completed(&mut self, fence: Fence, output: &[u8]) -> Option<String> {
         if fence_of_output(output) != Some(fence) {
             return Some(format!(
                 "the completion of {fence} carried {:?}, not its own output",
@@ -61,7 +61,7 @@ impl DataChecker {
     }
 
     /// `task` was offered with `inputs`.
-    pub fn offered(&mut self, task: TaskId, inputs: &[TaskInput]) -> Option<String> {
+    pub(crate) fn offered(&mut self, task: TaskId, inputs: &[TaskInput]) -> Option<String> {
         let expected = self.upstream.get(&task).cloned().unwrap_or_default();
         let keys: Vec<&str> = inputs.iter().map(|i| i.key.as_str()).collect();
         let wanted: Vec<&str> = expected.iter().map(|(k, _)| k.as_str()).collect();
@@ -105,7 +105,7 @@ impl DataChecker {
 }
 
 /// At most 24 characters of an output, for messages and traces.
-pub fn abbreviate(bytes: &[u8]) -> String {
+pub(crate) fn abbreviate(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
         Ok(text) if text.chars().count() <= 24 => text.to_string(),
         Ok(text) => format!("{}…", text.chars().take(23).collect::<String>()),

@@ -34,7 +34,7 @@ pub(crate) fn failure(at: Time, check: Check, detail: String) -> CheckFailure {
 }
 
 impl Durable {
-    pub fn new(engine: &Engine) -> Durable {
+    pub(crate) fn new(engine: &Engine) -> Durable {
         Durable {
             storage: Storage::new(&engine.snapshot()),
             shadow: engine.clone(),
@@ -45,7 +45,7 @@ impl Durable {
 
     /// The append under way reached the disk: the shadow applies it, and a snapshot is
     /// due once the log outweighs the last one `LOG_PER_SNAPSHOT` times.
-    pub fn synced(&mut self) {
+    pub(crate) fn synced(&mut self) {
         self.storage.sync();
         for (at, input) in self.in_flight.drain(..) {
             self.shadow.apply(at, input);
@@ -61,7 +61,7 @@ impl Durable {
 
     /// Reads the disk back. A corrupt log must be refused (`Ok(Err)`), an intact one
     /// must not be; either mistake fails a check.
-    pub fn read(&self, now: Time) -> Result<Result<Recovered, Corruption>, CheckFailure> {
+    pub(crate) fn read(&self, now: Time) -> Result<Result<Recovered, Corruption>, CheckFailure> {
         let corrupted = self.storage.corrupted();
         match self.storage.recover() {
             Ok(read) if corrupted => Err(failure(
@@ -80,7 +80,7 @@ impl Durable {
 
     /// The log recovered must end exactly where the durable inputs end: not before the
     /// last input whose outputs left, and not after the last append that completed.
-    pub fn check_position(
+    pub(crate) fn check_position(
         &self,
         now: Time,
         position: u64,
@@ -104,7 +104,7 @@ impl Durable {
 
     /// Restores the snapshot and replays the entries; the result must be the shadow's
     /// state and consistent.
-    pub fn replay(
+    pub(crate) fn replay(
         &self,
         now: Time,
         read: Recovered,

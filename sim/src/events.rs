@@ -8,7 +8,7 @@ use std::collections::BinaryHeap;
 
 /// The queue keeps events in a slab and only small keys in the heap, so reordering the
 /// heap moves 24 bytes, not whole messages.
-pub struct EventQueue<E> {
+pub(crate) struct EventQueue<E> {
     heap: BinaryHeap<Reverse<(Time, u64, u32)>>,
     slots: Vec<Option<E>>,
     free: Vec<u32>,
@@ -27,7 +27,7 @@ impl<E> Default for EventQueue<E> {
 }
 
 impl<E> EventQueue<E> {
-    pub fn push(&mut self, at: Time, event: E) {
+    pub(crate) fn push(&mut self, at: Time, event: E) {
         self.seq += 1;
         let slot = match self.free.pop() {
             Some(i) => {
@@ -42,7 +42,7 @@ impl<E> EventQueue<E> {
         self.heap.push(Reverse((at, self.seq, slot)));
     }
 
-    pub fn pop(&mut self) -> Option<(Time, E)> {
+    pub(crate) fn pop(&mut self) -> Option<(Time, E)> {
         let Reverse((at, _, slot)) = self.heap.pop()?;
         self.free.push(slot);
         self.slots[slot as usize].take().map(|e| (at, e))

@@ -5,7 +5,7 @@ use crate::scenario::Expect;
 use crate::stats::Stats;
 
 /// Every expectation the run missed, as a sentence.
-pub fn unmet(
+pub(crate) fn unmet(
     expect: &Expect,
     outcomes: &Outcomes,
     stats: &Stats,

@@ -9,7 +9,7 @@ use keel_engine::WorkerId;
 
 /// One thing a fault does.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     KillWorker(usize),
     /// Starts the worker again if it is down.
     RestartWorker(usize),
@@ -35,7 +35,7 @@ pub enum Action {
 /// What a fault does now: its actions, the mark it leaves (who, what), and when it
 /// ends, if it does.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub actions: Vec<Action>,
     pub mark: Option<(String, String)>,
     pub end_after_ms: Option<u64>,
@@ -80,7 +80,7 @@ fn direction_name(d: Direction) -> &'static str {
 }
 
 /// What `f` does when it starts.
-pub fn start(f: &Fault, fleet: &Fleet, coordinator_up: bool) -> Plan {
+pub(crate) fn start(f: &Fault, fleet: &Fleet, coordinator_up: bool) -> Plan {
     let worker = named_worker(f);
     match f.kind {
         FaultKind::CrashWorker => {
@@ -167,7 +167,7 @@ fn corrupt(f: &Fault, coordinator_up: bool) -> Plan {
 }
 
 /// What `f` does when it ends.
-pub fn end(f: &Fault, fleet: &Fleet) -> Plan {
+pub(crate) fn end(f: &Fault, fleet: &Fleet) -> Plan {
     let worker = named_worker(f);
     match f.kind {
         FaultKind::CrashWorker => {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 /// Something that happens at a worker.
 #[derive(Clone, Debug)]
-pub enum WorkerEvent {
+pub(crate) enum WorkerEvent {
     Reply(u64, Result<Accepted, Rejection>),
     Effect(Effect),
     /// A timer of process number `.0`.
@@ -17,7 +17,7 @@ pub enum WorkerEvent {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Life {
+pub(crate) enum Life {
     NotStarted,
     Up,
     Paused,
@@ -31,7 +31,7 @@ struct Slot {
     deferred: Vec<WorkerEvent>,
 }
 
-pub struct Fleet {
+pub(crate) struct Fleet {
     slots: Vec<Slot>,
     /// Each worker's clock, by worker index.
     clocks: Vec<DriftClock>,
@@ -40,7 +40,7 @@ pub struct Fleet {
 
 impl Fleet {
     /// One process per worker, with its clock's drift in parts per million.
-    pub fn new(workers: impl IntoIterator<Item = (WorkerParams, i64)>) -> Fleet {
+    pub(crate) fn new(workers: impl IntoIterator<Item = (WorkerParams, i64)>) -> Fleet {
         let (slots, clocks): (Vec<Slot>, Vec<DriftClock>) = workers
             .into_iter()
             .map(|(params, drift_ppm)| {
@@ -64,54 +64,54 @@ impl Fleet {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.slots.len()
     }
 
     /// The index of the worker named `name`, if there is one.
-    pub fn index(&self, name: &WorkerId) -> Option<usize> {
+    pub(crate) fn index(&self, name: &WorkerId) -> Option<usize> {
         self.by_name.get(name).copied()
     }
 
-    pub fn life(&self, idx: usize) -> Life {
+    pub(crate) fn life(&self, idx: usize) -> Life {
         self.slots[idx].life
     }
 
-    pub fn worker(&self, idx: usize) -> &SimWorker {
+    pub(crate) fn worker(&self, idx: usize) -> &SimWorker {
         &self.slots[idx].worker
     }
 
-    pub fn worker_mut(&mut self, idx: usize) -> &mut SimWorker {
+    pub(crate) fn worker_mut(&mut self, idx: usize) -> &mut SimWorker {
         &mut self.slots[idx].worker
     }
 
     /// Every worker's clock, in worker order (the lease checker measures beliefs on them).
-    pub fn clocks(&self) -> &[DriftClock] {
+    pub(crate) fn clocks(&self) -> &[DriftClock] {
         &self.clocks
     }
 
-    pub fn step_clock(&mut self, idx: usize, delta_ms: i64) {
+    pub(crate) fn step_clock(&mut self, idx: usize, delta_ms: i64) {
         self.clocks[idx].step(delta_ms);
     }
 
     /// The worker's own clock reading at virtual time `now`.
-    pub fn local(&self, idx: usize, now: Time) -> Time {
+    pub(crate) fn local(&self, idx: usize, now: Time) -> Time {
         self.clocks[idx].local(now)
     }
 
     /// Virtual time at which `local_ms` on the worker's clock, started now, ends.
-    pub fn after_local(&self, idx: usize, now: Time, local_ms: u64) -> Time {
+    pub(crate) fn after_local(&self, idx: usize, now: Time, local_ms: u64) -> Time {
         self.clocks[idx].after_local(now, local_ms)
     }
 
     /// Who the worker is on the wire now: its id and instance.
-    pub fn identity(&self, idx: usize) -> (WorkerId, InstanceId) {
+    pub(crate) fn identity(&self, idx: usize) -> (WorkerId, InstanceId) {
         let w = &self.slots[idx].worker;
         (w.params.id.clone(), w.instance())
     }
 
     /// Starts a process (first start or restart) as a new instance.
-    pub fn boot(&mut self, idx: usize, now: Time, out: &mut Vec<WorkerOutput>) {
+    pub(crate) fn boot(&mut self, idx: usize, now: Time, out: &mut Vec<WorkerOutput>) {
         let local = self.local(idx, now);
         let slot = &mut self.slots[idx];
         slot.worker.boot(local, out);
@@ -120,14 +120,14 @@ impl Fleet {
     }
 
     /// The process dies with everything it believed.
-    pub fn kill(&mut self, idx: usize, out: &mut Vec<WorkerOutput>) {
+    pub(crate) fn kill(&mut self, idx: usize, out: &mut Vec<WorkerOutput>) {
         let slot = &mut self.slots[idx];
         slot.worker.forget(out);
         slot.life = Life::Down;
         slot.deferred.clear();
     }
 
-    pub fn pause(&mut self, idx: usize) {
+    pub(crate) fn pause(&mut self, idx: usize) {
         self.slots[idx].life = Life::Paused;
     }
 
@@ -136,7 +136,7 @@ impl Fleet {
     /// a long pause sees everything at once; its handlers' results come first, so it
     /// reports them before it notices that its leases are no longer trusted, as a
     /// zombie does (the coordinator's fencing must refuse those reports).
-    pub fn wake(&mut self, idx: usize) -> Vec<WorkerEvent> {
+    pub(crate) fn wake(&mut self, idx: usize) -> Vec<WorkerEvent> {
         let slot = &mut self.slots[idx];
         if slot.life != Life::Paused {
             return Vec::new();
@@ -150,7 +150,7 @@ impl Fleet {
     }
 
     /// Hands an event to a running process; a paused one keeps it for later.
-    pub fn deliver(
+    pub(crate) fn deliver(
         &mut self,
         idx: usize,
         now: Time,

@@ -9,7 +9,7 @@ use keel_engine::Time;
 
 /// One direction of one link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Link {
+pub(crate) enum Link {
     /// Worker to coordinator.
     Up(usize),
     /// Coordinator to worker.
@@ -20,14 +20,14 @@ pub enum Link {
 
 /// What became of one sent message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fate {
+pub(crate) enum Fate {
     Lost,
     Partitioned,
     /// Delivered once, or twice when duplicated.
     Deliver(Time, Option<Time>),
 }
 
-pub struct Network {
+pub(crate) struct Network {
     spec: NetworkSpec,
     healed: bool,
     /// Active cuts per worker; counters so overlapping partitions heal independently.
@@ -38,7 +38,7 @@ pub struct Network {
 }
 
 impl Network {
-    pub fn new(spec: NetworkSpec, workers: usize) -> Network {
+    pub(crate) fn new(spec: NetworkSpec, workers: usize) -> Network {
         Network {
             spec,
             healed: false,
@@ -49,7 +49,7 @@ impl Network {
         }
     }
 
-    pub fn send(&mut self, rng: &mut SimRng, now: Time, link: Link) -> Fate {
+    pub(crate) fn send(&mut self, rng: &mut SimRng, now: Time, link: Link) -> Fate {
         self.sent += 1;
         let cut = match link {
             Link::Up(w) => self.cut_up[w] > 0,
@@ -86,20 +86,20 @@ impl Network {
         }
     }
 
-    pub fn cut(&mut self, worker: usize, direction: Direction) {
+    pub(crate) fn cut(&mut self, worker: usize, direction: Direction) {
         let (up, down) = sides(direction);
         self.cut_up[worker] += up;
         self.cut_down[worker] += down;
     }
 
-    pub fn mend(&mut self, worker: usize, direction: Direction) {
+    pub(crate) fn mend(&mut self, worker: usize, direction: Direction) {
         let (up, down) = sides(direction);
         self.cut_up[worker] = self.cut_up[worker].saturating_sub(up);
         self.cut_down[worker] = self.cut_down[worker].saturating_sub(down);
     }
 
     /// Lifts every cut and every message fault for good.
-    pub fn heal(&mut self) {
+    pub(crate) fn heal(&mut self) {
         self.healed = true;
         self.cut_up.iter_mut().for_each(|c| *c = 0);
         self.cut_down.iter_mut().for_each(|c| *c = 0);

@@ -5,9 +5,11 @@ use crate::durable::EngineHook;
 /// Knobs of a run that are not part of the scenario.
 #[derive(Clone, Copy)]
 pub struct RunOptions {
+    /// Seeds every random choice of the run; the same seed replays it exactly.
     pub seed: u64,
     /// Keep trace lines (for files, goldens and failure reports).
     pub record: bool,
+    /// A deliberate engine fault, to test that the checks catch it.
     pub hook: Option<EngineHook>,
     /// Check the engine's invariants after every this-many applies, and always at
     /// the end; 0 checks only at the end. Every history check runs after every event
@@ -21,6 +23,8 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
+    /// Defaults for `seed`: no trace, invariants after every apply, durability only
+    /// where faults need it.
     pub fn new(seed: u64) -> RunOptions {
         RunOptions {
             seed,

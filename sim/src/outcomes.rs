@@ -4,30 +4,30 @@
 use std::collections::BTreeMap;
 
 #[derive(Default)]
-pub struct Outcomes {
+pub(crate) struct Outcomes {
     by_name: BTreeMap<String, &'static str>,
 }
 
 impl Outcomes {
     /// The submission of `name` was refused (unless the job had already ended).
-    pub fn rejected(&mut self, name: &str) {
+    pub(crate) fn rejected(&mut self, name: &str) {
         self.by_name.entry(name.to_string()).or_insert("rejected");
     }
 
     /// Records how `name` ended; false if it had already ended.
-    pub fn finished(&mut self, name: &str, outcome: &'static str) -> bool {
+    pub(crate) fn finished(&mut self, name: &str, outcome: &'static str) -> bool {
         self.by_name.insert(name.to_string(), outcome).is_none()
     }
 
-    pub fn get(&self, name: &str) -> Option<&'static str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&'static str> {
         self.by_name.get(name).copied()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.by_name.len()
     }
 
-    pub fn all(&self) -> &BTreeMap<String, &'static str> {
+    pub(crate) fn all(&self) -> &BTreeMap<String, &'static str> {
         &self.by_name
     }
 }

@@ -11,11 +11,15 @@ use std::collections::BTreeMap;
 /// A worker of the pool a plan is simulated on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlanWorker {
+    /// Its name in the outcome's per-worker numbers.
     pub name: String,
+    /// What it advertises.
     pub capabilities: Vec<String>,
+    /// Tasks it runs at once.
     pub max_concurrency: u32,
 }
 
+/// What a simulated run of a plan measured.
 #[derive(Clone, Debug)]
 pub struct PlanOutcome {
     /// From submission to the end of the last attempt, in ms.
@@ -31,13 +35,13 @@ pub struct PlanOutcome {
 }
 
 /// Tasks without `estimated_ms` take this long.
-pub const DEFAULT_TASK_MS: u64 = 1_000;
+pub(crate) const DEFAULT_TASK_MS: u64 = 1_000;
 
 /// The longest a simulated plan may run (30 days of virtual time). The simulator's work
 /// grows with virtual time (leases are renewed, timers fire), so a plan that must run
 /// longer is refused at once, naming why, rather than ground through for minutes
 /// until the run's event budget gives up.
-pub const PLAN_HORIZON_MS: u64 = 30 * DAY_MS;
+pub(crate) const PLAN_HORIZON_MS: u64 = 30 * DAY_MS;
 
 const DAY_MS: u64 = 24 * 3_600_000;
 

@@ -10,63 +10,108 @@ use crate::scenario::{
 };
 use std::fmt;
 
+/// Which way network partitions cut.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PartitionMode {
+    /// No partitions.
     None,
+    /// Both directions cut at once.
     Symmetric,
+    /// One direction cut: to or from the coordinator.
     Asymmetric,
+    /// Each partition picks its direction.
     Mixed,
 }
 
+/// The dependency structure of generated jobs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobShape {
+    /// No dependencies.
     Independent,
+    /// Each task after the one before.
     Chain,
+    /// One root, a fan of tasks after it, and one sink after them all.
     FanOutIn,
+    /// Any-of and quorum groups over earlier tasks.
     Groups,
+    /// Each job picks its shape.
     Mixed,
 }
 
 /// The knobs one seed turned.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Profile {
+    /// The seed the knobs and the scenario are drawn from.
     pub seed: u64,
+    /// Workers in the pool.
     pub workers: u32,
+    /// Tasks each worker runs at once.
     pub max_concurrency: u32,
+    /// Probability a message is lost.
     pub loss: f64,
+    /// Probability a message is delivered twice.
     pub duplicate: f64,
+    /// Probability a message is delayed past later ones.
     pub reorder: f64,
+    /// Longest one-way network delay.
     pub latency_max_ms: u64,
+    /// How partitions cut.
     pub partition: PartitionMode,
+    /// Partitions during the fault phase.
     pub partitions: u32,
+    /// Worker crashes.
     pub crashes: u32,
+    /// Probability a crashed worker restarts.
     pub restart: f64,
+    /// Worker pauses (a stalled process that wakes as a zombie).
     pub pauses: u32,
+    /// Longest pause; pauses last half of it to all of it.
     pub pause_ms: u64,
+    /// Bound on each worker's clock drift, in parts per million (its sign is the drift's).
     pub drift_ppm: i64,
+    /// Sudden worker clock jumps, each up to a lease TTL either way.
     pub clock_steps: u32,
+    /// Fraction of workers whose handlers sometimes fail.
     pub flaky_fraction: f64,
+    /// How often a flaky worker's handler fails.
     pub flaky_rate: f64,
+    /// Fraction of workers that run tasks 1 to 10 times slower.
     pub slow_fraction: f64,
+    /// How many of the capability names (gpu, ssd, arm) are in play.
     pub capabilities: u32,
+    /// Dependency structure of the jobs.
     pub shape: JobShape,
+    /// Jobs submitted.
     pub jobs: u32,
+    /// Tasks in each job.
     pub tasks_per_job: u32,
+    /// Fraction of tasks whose first 1 to 5 attempts fail.
     pub poison_rate: f64,
+    /// Probability each job is cancelled while it runs.
     pub cancel_rate: f64,
+    /// Coordinator crashes (each recovers from its log).
     pub coordinator_crashes: u32,
+    /// The engine's grant TTL.
     pub grant_ttl_ms: u64,
+    /// The engine's lease TTL.
     pub lease_ttl_ms: u64,
+    /// The engine's liveness timeout.
     pub liveness_timeout_ms: u64,
+    /// Whether jobs carry a concurrency cap.
     pub job_caps: bool,
+    /// Workers that join during the fault phase instead of at the start.
     pub late_workers: u32,
+    /// Length of the fault phase; the network heals after it.
     pub fault_ms: u64,
-    /// Coordinator appends that fail, appends that tear, bytes that flip on its disk.
+    /// Coordinator appends that fail.
     pub append_failures: u32,
+    /// Coordinator appends that tear (part of the batch reaches the disk).
     pub torn_appends: u32,
+    /// Bytes that flip on the coordinator's disk.
     pub corruptions: u32,
     /// Windows of slow fsync, each append taking `fsync_ms`.
     pub slow_fsyncs: u32,
+    /// How long each append takes inside a slow-fsync window.
     pub fsync_ms: u64,
 }
 
@@ -120,6 +165,7 @@ fn rarely(rng: &mut SimRng, p: f64, max: u64) -> u32 {
 const CAPS: [&str; 3] = ["gpu", "ssd", "arm"];
 
 impl Profile {
+    /// The knobs `seed` turns: many left at zero, so the rest get room to act.
     pub fn draw(seed: u64) -> Profile {
         let rng = &mut SimRng::new(seed, Stream::Profile);
         let lease_ttl_ms = *rng.pick(&[2_000, 5_000, 10_000, 30_000]);

@@ -7,7 +7,7 @@ use keel_engine::{
 };
 
 /// The command's text, and whether it is routine traffic.
-pub fn command(input: &Input) -> (String, bool) {
+pub(crate) fn command(input: &Input) -> (String, bool) {
     match input {
         Input::Tick => ("tick".into(), true),
         Input::Client(ClientCommand::SubmitJob(spec)) => (
@@ -53,7 +53,7 @@ pub fn command(input: &Input) -> (String, bool) {
     }
 }
 
-pub fn reply(r: &Result<Accepted, Rejection>) -> String {
+pub(crate) fn reply(r: &Result<Accepted, Rejection>) -> String {
     let dup = |d: &bool| if *d { " (duplicate)" } else { "" };
     match r {
         Err(rej) => format!("rejected {}", rej.code()),
@@ -96,7 +96,7 @@ pub fn reply(r: &Result<Accepted, Rejection>) -> String {
 }
 
 /// Whom an effect is for (a worker or a job) and what it says.
-pub fn effect(e: &Effect) -> (String, String) {
+pub(crate) fn effect(e: &Effect) -> (String, String) {
     let who = match e.recipient() {
         Recipient::Worker(worker) => worker.to_string(),
         Recipient::Job(job) => job.to_string(),

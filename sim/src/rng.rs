@@ -8,7 +8,7 @@ use rand_core::{Rng, SeedableRng};
 
 /// Which ChaCha stream of the seed's key a generator reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stream {
+pub(crate) enum Stream {
     /// Network delays, losses, task durations: everything during a run.
     Run = 0,
     /// The swarm profile and the workload and fault schedule it generates.
@@ -16,23 +16,23 @@ pub enum Stream {
 }
 
 #[derive(Clone, Debug)]
-pub struct SimRng {
+pub(crate) struct SimRng {
     inner: ChaCha8Rng,
 }
 
 impl SimRng {
-    pub fn new(seed: u64, stream: Stream) -> SimRng {
+    pub(crate) fn new(seed: u64, stream: Stream) -> SimRng {
         let mut inner = ChaCha8Rng::seed_from_u64(seed);
         inner.set_stream(stream as u64);
         SimRng { inner }
     }
 
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.inner.next_u64()
     }
 
     /// Uniform in `0..n`; 0 when `n` is 0.
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         if n == 0 {
             return 0;
         }
@@ -41,24 +41,24 @@ impl SimRng {
     }
 
     /// Uniform in `lo..=hi` (either order).
-    pub fn between(&mut self, lo: u64, hi: u64) -> u64 {
+    pub(crate) fn between(&mut self, lo: u64, hi: u64) -> u64 {
         let (lo, hi) = if lo <= hi { (lo, hi) } else { (hi, lo) };
         lo + self.below(hi - lo + 1)
     }
 
     /// Uniform in `[0, 1)`.
-    pub fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// True with probability `p` (clamped to `[0, 1]`); draws nothing when `p <= 0`, so
     /// a disabled fault consumes no randomness.
-    pub fn chance(&mut self, p: f64) -> bool {
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
         p > 0.0 && self.unit() < p
     }
 
     /// One element of a non-empty slice.
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
     }
 }

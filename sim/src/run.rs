@@ -10,31 +10,42 @@ use crate::world::World;
 use keel_engine::Time;
 use std::collections::BTreeMap;
 
+/// Everything a run found and, when asked, recorded.
 #[derive(Clone, Debug)]
 pub struct RunReport {
+    /// The scenario's name.
     pub scenario: String,
+    /// The seed it ran with.
     pub seed: u64,
     /// Digest of the whole released history; equal runs have equal digests.
     pub digest: u64,
+    /// Events the run processed.
     pub events: u64,
+    /// Simulated time when it ended.
     pub end_ms: Time,
     /// Failed checks, first one first.
     pub violations: Vec<CheckFailure>,
     /// The scenario's expectations that were not met.
     pub unmet: Vec<String>,
+    /// Each job's outcome label, by job name.
     pub outcomes: BTreeMap<String, &'static str>,
+    /// Jobs submitted.
     pub jobs: usize,
     /// Why the run stopped before its end (a recovery that refused a corrupt log), if
     /// it did: the expected outcome of that fault, not a failure.
     pub stopped: Option<String>,
     /// Trace lines, when the run recorded them.
     pub lines: Vec<TraceLine>,
+    /// Attempts as they ran, for the timeline.
     pub bars: Vec<Bar>,
+    /// Faults as they happened, for the timeline.
     pub marks: Vec<Mark>,
+    /// Worker names, the timeline's rows.
     pub workers: Vec<String>,
 }
 
 impl RunReport {
+    /// No check failed and every expectation was met.
     pub fn ok(&self) -> bool {
         self.violations.is_empty() && self.unmet.is_empty()
     }

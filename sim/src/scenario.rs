@@ -7,10 +7,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use toml::Spanned;
 
+/// A simulated incident: who runs what, what goes wrong when, and what must follow.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
+    /// Names the scenario in reports and goldens.
     pub name: String,
+    /// What the scenario reproduces, for a reader.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     /// Virtual time at which every fault heals and the liveness phase begins.
@@ -18,19 +21,25 @@ pub struct Scenario {
     /// After healing, every job must be terminal within this long.
     #[serde(default = "default_liveness_ms")]
     pub liveness_ms: u64,
+    /// Engine configuration overrides.
     #[serde(default)]
     pub engine: EngineKnobs,
+    /// Latency, loss, duplication and reordering.
     #[serde(default)]
     pub network: NetworkSpec,
+    /// The workers (`[[worker]]`).
     #[serde(default, rename = "worker")]
     pub workers: Vec<WorkerSpec>,
+    /// The jobs submitted (`[[job]]`).
     #[serde(default, rename = "job")]
     pub jobs: Vec<JobPlan>,
+    /// The fault schedule (`[[fault]]`).
     #[serde(default, rename = "fault", skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<Fault>,
     /// What scripted workers do, beside (or instead of) their automatic behaviour.
     #[serde(default, rename = "script", skip_serializing_if = "Vec::is_empty")]
     pub script: Vec<ScriptStep>,
+    /// What must hold when the run ends.
     #[serde(default)]
     pub expect: Expect,
 }
@@ -43,18 +52,25 @@ fn default_liveness_ms() -> u64 {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EngineKnobs {
+    /// `Config::grant_ttl_ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant_ttl_ms: Option<u64>,
+    /// `Config::lease_ttl_ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_ttl_ms: Option<u64>,
+    /// `Config::liveness_timeout_ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub liveness_timeout_ms: Option<u64>,
+    /// `Config::max_losses`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_losses: Option<u32>,
+    /// `BlacklistPolicy::threshold`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blacklist_threshold: Option<u32>,
+    /// `BlacklistPolicy::window_ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blacklist_window_ms: Option<u64>,
+    /// `BlacklistPolicy::cooldown_ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blacklist_cooldown_ms: Option<u64>,
     /// Per-tenant concurrency caps.
@@ -62,10 +78,13 @@ pub struct EngineKnobs {
     pub tenant_caps: BTreeMap<String, u32>,
 }
 
+/// How messages between workers and the coordinator travel.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetworkSpec {
+    /// Shortest one-way delay.
     pub latency_min_ms: u64,
+    /// Longest one-way delay.
     pub latency_max_ms: u64,
     /// Probability that a message is dropped.
     pub loss: f64,
@@ -73,6 +92,7 @@ pub struct NetworkSpec {
     pub duplicate: f64,
     /// Probability that a message is held back by up to `reorder_ms` extra.
     pub reorder: f64,
+    /// Longest extra delay of a reordered message.
     pub reorder_ms: u64,
     /// How often the coordinator group-commits its log and releases replies.
     pub sync_interval_ms: u64,
@@ -92,12 +112,16 @@ impl Default for NetworkSpec {
     }
 }
 
+/// One simulated worker and how it behaves.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerSpec {
+    /// Its worker id.
     pub name: String,
+    /// What it advertises.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capabilities: Vec<String>,
+    /// Tasks it runs at once.
     #[serde(default = "one")]
     pub max_concurrency: u32,
     /// Multiplies every task's duration on this worker: above 1 is a slow worker.
@@ -125,47 +149,63 @@ fn unit_speed() -> f64 {
     1.0
 }
 
+/// A job to submit and when.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobPlan {
+    /// Its name, which expectations and faults refer to.
     pub name: String,
+    /// Virtual time of the submission.
     #[serde(default)]
     pub submit_ms: u64,
+    /// Its tenant; `default` when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// Its concurrency cap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrency: Option<u32>,
+    /// Its deadline after submission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u64>,
+    /// Its tasks (`[[job.task]]`).
     #[serde(rename = "task")]
     pub tasks: Vec<TaskPlan>,
 }
 
+/// One task and how it behaves when run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskPlan {
+    /// Its key in the job.
     pub key: String,
+    /// How long an attempt runs on a worker of normal speed.
     #[serde(default = "default_duration")]
     pub duration_ms: u64,
+    /// What a worker must advertise to run it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capabilities: Vec<String>,
     /// Upstream task keys; the group kind says how many must succeed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<Spanned<String>>,
+    /// How many of `after` must succeed.
     #[serde(default)]
     pub group: GroupSpec,
     /// For `group = "quorum"`: how many upstream tasks must succeed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quorum: Option<u32>,
+    /// Its retry policy's attempt limit.
     #[serde(default = "default_attempts")]
     pub max_attempts: u32,
+    /// Its retry policy's base backoff.
     #[serde(default = "default_backoff")]
     pub backoff_ms: u64,
     /// The first this-many attempts fail whatever worker runs them (a poison task).
     #[serde(default)]
     pub fail_attempts: u8,
+    /// Its failure does not fail the job.
     #[serde(default)]
     pub allow_failure: bool,
+    /// Overrides the job's priority.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
 }
@@ -180,12 +220,16 @@ fn default_backoff() -> u64 {
     1_000
 }
 
+/// How many upstream tasks must succeed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupSpec {
+    /// All of them.
     #[default]
     AllOf,
+    /// At least one.
     AnyOf,
+    /// `quorum` of them.
     Quorum,
 }
 
@@ -193,12 +237,17 @@ pub enum GroupSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
+    /// Virtual time it strikes.
     pub at_ms: u64,
+    /// What happens.
     pub kind: FaultKind,
+    /// The worker it strikes (crash, pause, clock step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<Spanned<String>>,
+    /// The workers cut off (partition).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workers: Vec<Spanned<String>>,
+    /// The job cancelled (cancel_job).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<Spanned<String>>,
     /// Pause length, partition length, coordinator downtime, slow fsync window.
@@ -207,8 +256,10 @@ pub struct Fault {
     /// A crashed worker comes back as a new instance after this long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_after_ms: Option<u64>,
+    /// How far the clock jumps (clock_step); negative goes back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delta_ms: Option<i64>,
+    /// Which messages a partition drops.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direction: Option<Direction>,
     /// How long each append takes during a `slow_fsync` window.
@@ -216,6 +267,7 @@ pub struct Fault {
     pub delay_ms: Option<u64>,
 }
 
+/// What a fault does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
@@ -262,9 +314,11 @@ impl FaultKind {
     }
 }
 
+/// Which way a partition cuts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
+    /// Both ways.
     #[default]
     Both,
     /// Only worker-to-coordinator messages are dropped.
@@ -278,8 +332,11 @@ pub enum Direction {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScriptStep {
+    /// Virtual time of the act.
     pub at_ms: u64,
+    /// The worker acting.
     pub worker: Spanned<String>,
+    /// What it does.
     #[serde(rename = "do")]
     pub action: ScriptAction,
     /// `request`: how many credits (default: the worker's free slots).
@@ -288,12 +345,14 @@ pub struct ScriptStep {
     /// `accept`, `complete`, `fail`: the task, by job name and task key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<Spanned<String>>,
+    /// The task key within `job`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<Spanned<String>>,
     /// `complete`, `fail`: the fence to present (default: the worker's latest lease on
     /// the task), so a stale fence can be sent on purpose.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
+    /// The fence's epoch (default: the latest lease's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<u64>,
     /// `fail`: no retry.
@@ -305,6 +364,7 @@ pub struct ScriptStep {
     pub incarnation: Option<u64>,
 }
 
+/// What a scripted worker does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScriptAction {
@@ -347,6 +407,7 @@ impl ScriptAction {
     }
 }
 
+/// What a run must come to.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
@@ -360,6 +421,7 @@ pub struct Expect {
     /// rejected.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub jobs: BTreeMap<String, Spanned<String>>,
+    /// Bounds on how often things happened (`[[expect.count]]`).
     #[serde(default, rename = "count", skip_serializing_if = "Vec::is_empty")]
     pub counts: Vec<CountExpect>,
 }
@@ -370,14 +432,18 @@ pub struct Expect {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CountExpect {
+    /// `kind:name`, e.g. `effect:task_requeued` (see `vocabulary`).
     pub what: Spanned<String>,
+    /// Count only events of this worker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<Spanned<String>>,
+    /// Count only events of this job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<Spanned<String>>,
     /// A task key of `job`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<Spanned<String>>,
+    /// Count only events of this attempt number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
     /// Count only events at or after this virtual time.
@@ -386,8 +452,10 @@ pub struct CountExpect {
     /// Count only events before this virtual time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until_ms: Option<u64>,
+    /// At least this many.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<u64>,
+    /// At most this many.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<u64>,
 }
@@ -400,6 +468,6 @@ impl Scenario {
 }
 
 /// Makes a name reference for generated scenarios (no source position).
-pub fn name_ref(name: impl Into<String>) -> Spanned<String> {
+pub(crate) fn name_ref(name: impl Into<String>) -> Spanned<String> {
     Spanned::new(0..0, name.into())
 }

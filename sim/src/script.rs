@@ -9,7 +9,7 @@ use keel_engine::{Fence, InstanceId, Payload, TaskId, Time, WorkerCommand};
 
 /// What a step did, for the world to carry out and mark.
 #[derive(Debug, PartialEq)]
-pub enum Performed {
+pub(crate) enum Performed {
     /// The worker acted; its outputs are in the buffer. The text describes the act.
     Acted(String),
     /// A command sent beside the worker's own (under the given instance, its answer
@@ -20,7 +20,7 @@ pub enum Performed {
 
 /// Carries out `step` on `worker` at its local time `now`. `task` is the step's task,
 /// resolved from its job and key. `Err` says why the step could do nothing.
-pub fn perform(
+pub(crate) fn perform(
     step: &ScriptStep,
     worker: &mut SimWorker,
     now: Time,

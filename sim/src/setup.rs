@@ -9,7 +9,7 @@ use keel_engine::{
     UnsatisfiedPolicy, WorkerId,
 };
 
-pub fn engine_config(scenario: &Scenario, seed: u64) -> Config {
+pub(crate) fn engine_config(scenario: &Scenario, seed: u64) -> Config {
     let defaults = Config::default();
     let knobs = &scenario.engine;
     let blacklist = defaults.blacklist;
@@ -32,7 +32,7 @@ pub fn engine_config(scenario: &Scenario, seed: u64) -> Config {
     config
 }
 
-pub fn worker_params(worker: &WorkerSpec, ordinal: usize, config: &Config) -> WorkerParams {
+pub(crate) fn worker_params(worker: &WorkerSpec, ordinal: usize, config: &Config) -> WorkerParams {
     WorkerParams {
         id: WorkerId::new(worker.name.clone()),
         capabilities: worker.capabilities.clone(),
@@ -46,7 +46,7 @@ pub fn worker_params(worker: &WorkerSpec, ordinal: usize, config: &Config) -> Wo
     }
 }
 
-pub fn job_spec(job: &JobPlan) -> JobSpec {
+pub(crate) fn job_spec(job: &JobPlan) -> JobSpec {
     let tasks = job
         .tasks
         .iter()

@@ -49,14 +49,14 @@ struct WorkerInfo {
 }
 
 /// A lease that ended: the attempt it carried, for the timeline.
-pub struct EndedLease {
+pub(crate) struct EndedLease {
     pub worker: WorkerId,
     pub fence: Fence,
     pub since: Time,
 }
 
 /// Routing rules a grant broke, each with its detail.
-pub type Flags = Vec<(Check, String)>;
+pub(crate) type Flags = Vec<(Check, String)>;
 
 /// The `i`-th task of a job whose first task is `first`: the engine numbers a job's
 /// tasks consecutively in spec order (`Accepted::JobSubmitted`).
@@ -65,7 +65,7 @@ fn nth_task(first: TaskId, i: usize) -> TaskId {
 }
 
 #[derive(Default)]
-pub struct Shadow {
+pub(crate) struct Shadow {
     tasks: BTreeMap<TaskId, TaskInfo>,
     jobs: BTreeMap<JobId, JobInfo>,
     job_ids: BTreeMap<String, JobId>,
@@ -77,14 +77,14 @@ pub struct Shadow {
 }
 
 impl Shadow {
-    pub fn new(tenant_caps: BTreeMap<String, u32>) -> Shadow {
+    pub(crate) fn new(tenant_caps: BTreeMap<String, u32>) -> Shadow {
         Shadow {
             tenant_caps,
             ..Shadow::default()
         }
     }
 
-    pub fn add_job(&mut self, job: JobId, first: TaskId, spec: &JobSpec) {
+    pub(crate) fn add_job(&mut self, job: JobId, first: TaskId, spec: &JobSpec) {
         for (i, t) in spec.tasks.iter().enumerate() {
             let info = TaskInfo {
                 job,
@@ -109,35 +109,35 @@ impl Shadow {
         self.jobs.insert(job, info);
     }
 
-    pub fn job_name(&self, job: JobId) -> Option<&str> {
+    pub(crate) fn job_name(&self, job: JobId) -> Option<&str> {
         self.jobs.get(&job).map(|j| j.name.as_str())
     }
 
     /// The job and key of a task, by name.
-    pub fn task_names(&self, task: TaskId) -> Option<(&str, &str)> {
+    pub(crate) fn task_names(&self, task: TaskId) -> Option<(&str, &str)> {
         let t = self.tasks.get(&task)?;
         let j = self.jobs.get(&t.job)?;
         Some((j.name.as_str(), j.keys.get(t.index)?.as_str()))
     }
 
     /// The task `key` of the job named `job`, once the job's admission is known.
-    pub fn task_by_key(&self, job: &str, key: &str) -> Option<TaskId> {
+    pub(crate) fn task_by_key(&self, job: &str, key: &str) -> Option<TaskId> {
         let j = self.jobs.get(self.job_ids.get(job)?)?;
         let i = j.keys.iter().position(|k| k == key)?;
         Some(nth_task(j.first, i))
     }
 
     /// The task and attempt an offered grant is for, while it is offered.
-    pub fn grant_task(&self, grant: GrantId) -> Option<(TaskId, u32)> {
+    pub(crate) fn grant_task(&self, grant: GrantId) -> Option<(TaskId, u32)> {
         self.grants.get(&grant).copied()
     }
 
     /// Jobs whose admission was acknowledged, with their names.
-    pub fn jobs(&self) -> impl Iterator<Item = (JobId, &str)> {
+    pub(crate) fn jobs(&self) -> impl Iterator<Item = (JobId, &str)> {
         self.jobs.iter().map(|(id, j)| (*id, j.name.as_str()))
     }
 
-    pub fn job_progress(&self, name: &str) -> String {
+    pub(crate) fn job_progress(&self, name: &str) -> String {
         match self.job_ids.get(name).and_then(|id| self.jobs.get(id)) {
             Some(j) => format!(
                 "{}/{} tasks finished, {} held",
@@ -149,21 +149,21 @@ impl Shadow {
         }
     }
 
-    pub fn register(&mut self, worker: &WorkerId, caps: &[String], max: u32) {
+    pub(crate) fn register(&mut self, worker: &WorkerId, caps: &[String], max: u32) {
         let w = self.workers.entry(worker.clone()).or_default();
         w.caps = caps.iter().cloned().collect();
         w.max = max;
         // A new instance keeps the worker's blacklist: only WorkerReadmitted ends it.
     }
 
-    pub fn blacklist(&mut self, worker: &WorkerId, on: bool) {
+    pub(crate) fn blacklist(&mut self, worker: &WorkerId, on: bool) {
         if let Some(w) = self.workers.get_mut(worker) {
             w.blacklisted = on;
         }
     }
 
     /// A grant was offered: checks the routing rules, then records the hold.
-    pub fn offer(
+    pub(crate) fn offer(
         &mut self,
         worker: &WorkerId,
         grant: GrantId,
@@ -270,7 +270,7 @@ impl Shadow {
     }
 
     /// A grant became a lease; it must be the grant this worker was offered.
-    pub fn lease(
+    pub(crate) fn lease(
         &mut self,
         now: Time,
         worker: &WorkerId,
@@ -295,7 +295,7 @@ impl Shadow {
         Ok(())
     }
 
-    pub fn release_grant(&mut self, grant: GrantId) {
+    pub(crate) fn release_grant(&mut self, grant: GrantId) {
         let Some((task, _)) = self.grants.remove(&grant) else {
             return;
         };
@@ -305,11 +305,11 @@ impl Shadow {
         }
     }
 
-    pub fn holds_lease(&self, fence: Fence) -> bool {
+    pub(crate) fn holds_lease(&self, fence: Fence) -> bool {
         matches!(self.tasks.get(&fence.task).and_then(|t| t.hold.as_ref()), Some(Hold::Leased { fence: f, .. }) if *f == fence)
     }
 
-    pub fn describe_hold(&self, task: TaskId) -> String {
+    pub(crate) fn describe_hold(&self, task: TaskId) -> String {
         match self.tasks.get(&task).map(|t| &t.hold) {
             None => format!("{task} unknown"),
             Some(None) => format!("{task} held by nobody"),
@@ -323,7 +323,7 @@ impl Shadow {
     }
 
     /// Ends the lease `fence` if it is the live one.
-    pub fn end_lease(&mut self, fence: Fence) -> Option<EndedLease> {
+    pub(crate) fn end_lease(&mut self, fence: Fence) -> Option<EndedLease> {
         if self.holds_lease(fence) {
             self.clear_task(fence.task)
         } else {
@@ -332,7 +332,7 @@ impl Shadow {
     }
 
     /// The task is held by nobody now; returns the lease it had, if it was leased.
-    pub fn clear_task(&mut self, task: TaskId) -> Option<EndedLease> {
+    pub(crate) fn clear_task(&mut self, task: TaskId) -> Option<EndedLease> {
         let t = self.tasks.get_mut(&task)?;
         let hold = t.hold.take()?;
         let job = t.job;
@@ -367,7 +367,7 @@ impl Shadow {
     }
 
     /// The worker was declared lost: everything it held is released.
-    pub fn clear_worker(&mut self, worker: &WorkerId) -> Vec<EndedLease> {
+    pub(crate) fn clear_worker(&mut self, worker: &WorkerId) -> Vec<EndedLease> {
         let held: Vec<TaskId> = self
             .tasks
             .iter()
@@ -380,7 +380,7 @@ impl Shadow {
     }
 
     /// Records a commit; false if the task had already committed.
-    pub fn commit(&mut self, task: TaskId) -> bool {
+    pub(crate) fn commit(&mut self, task: TaskId) -> bool {
         match self.tasks.get_mut(&task) {
             Some(t) => !std::mem::replace(&mut t.committed, true),
             None => true,
@@ -388,7 +388,7 @@ impl Shadow {
     }
 
     /// Records a task's end; false if it had already ended.
-    pub fn finish(&mut self, task: TaskId) -> bool {
+    pub(crate) fn finish(&mut self, task: TaskId) -> bool {
         let Some(t) = self.tasks.get_mut(&task) else {
             return true;
         };

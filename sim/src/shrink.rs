@@ -7,7 +7,9 @@ use crate::check::Check;
 use crate::run::{run, RunOptions};
 use crate::scenario::{FaultKind, Scenario};
 
+/// The smallest scenario found that still fails the same check.
 pub struct Shrunk {
+    /// That scenario.
     pub scenario: Scenario,
     /// Runs spent shrinking.
     pub runs: u32,

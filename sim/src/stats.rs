@@ -8,7 +8,7 @@ use keel_engine::{Time, WorkerId};
 
 /// Whom a counted event concerns, by name, as far as it is known.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Subject<'a> {
+pub(crate) struct Subject<'a> {
     pub worker: Option<&'a WorkerId>,
     pub job: Option<&'a str>,
     /// The task's key within its job.
@@ -66,12 +66,12 @@ impl Counter {
 }
 
 #[derive(Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     counters: Vec<Counter>,
 }
 
 impl Stats {
-    pub fn new(expect: &[CountExpect]) -> Stats {
+    pub(crate) fn new(expect: &[CountExpect]) -> Stats {
         let counters = expect
             .iter()
             .map(|e| {
@@ -94,13 +94,13 @@ impl Stats {
 
     /// Whether any expectation counts `kind:name`; callers skip naming the subject
     /// otherwise.
-    pub fn wants(&self, kind: &str, name: &str) -> bool {
+    pub(crate) fn wants(&self, kind: &str, name: &str) -> bool {
         self.counters
             .iter()
             .any(|c| c.kind == kind && c.name == name)
     }
 
-    pub fn count(&mut self, at: Time, kind: &str, name: &str, subject: &Subject) {
+    pub(crate) fn count(&mut self, at: Time, kind: &str, name: &str, subject: &Subject) {
         for c in &mut self.counters {
             if c.matches(at, kind, name, subject) {
                 c.count += 1;
@@ -109,7 +109,7 @@ impl Stats {
     }
 
     /// Every count outside its bounds, as a sentence.
-    pub fn unmet(&self) -> Vec<String> {
+    pub(crate) fn unmet(&self) -> Vec<String> {
         let mut out = Vec::new();
         for c in &self.counters {
             let (e, n) = (&c.expect, c.count);

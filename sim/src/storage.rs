@@ -19,7 +19,7 @@ use xxhash_rust::xxh3::xxh3_64;
 const HEADER: usize = 20;
 
 /// One logged input: when it was applied, and what it was.
-pub type Entry = (Time, Input);
+pub(crate) type Entry = (Time, Input);
 
 #[derive(Deserialize)]
 struct Body {
@@ -37,7 +37,7 @@ struct BodyRef<'a> {
 
 /// A fault waiting for the next append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ArmedFault {
+pub(crate) enum ArmedFault {
     /// The append fails and writes nothing.
     Fail,
     /// The process dies mid-append, leaving part of the frame on disk.
@@ -46,7 +46,7 @@ pub enum ArmedFault {
 
 /// What became of one append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Append {
+pub(crate) enum Append {
     /// The whole frame is on disk.
     Written,
     /// Refused: nothing was written.
@@ -57,7 +57,7 @@ pub enum Append {
 
 /// Why recovery stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Corruption {
+pub(crate) struct Corruption {
     /// Byte offset of the bad frame in the log, or `None` for the snapshot.
     pub offset: Option<usize>,
     pub why: String,
@@ -73,7 +73,7 @@ impl std::fmt::Display for Corruption {
 }
 
 /// What recovery read back.
-pub struct Recovered {
+pub(crate) struct Recovered {
     pub snapshot: Vec<u8>,
     /// Log position the snapshot covers.
     pub snapshot_position: u64,
@@ -84,12 +84,12 @@ pub struct Recovered {
 
 impl Recovered {
     /// Log position of the last input recovered.
-    pub fn position(&self) -> u64 {
+    pub(crate) fn position(&self) -> u64 {
         self.snapshot_position + self.entries.len() as u64
     }
 }
 
-pub struct Storage {
+pub(crate) struct Storage {
     snapshot: Vec<u8>,
     snapshot_position: u64,
     log: Vec<u8>,
@@ -143,7 +143,7 @@ fn unframe(bytes: &[u8]) -> Result<Option<&[u8]>, String> {
 
 impl Storage {
     /// Storage holding only `snapshot`, the state before any input.
-    pub fn new(snapshot: &[u8]) -> Storage {
+    pub(crate) fn new(snapshot: &[u8]) -> Storage {
         Storage {
             snapshot: frame(snapshot),
             snapshot_position: 0,
@@ -156,33 +156,33 @@ impl Storage {
         }
     }
 
-    pub fn arm(&mut self, fault: ArmedFault) {
+    pub(crate) fn arm(&mut self, fault: ArmedFault) {
         self.armed = Some(fault);
     }
 
     /// Faults heal: nothing stays armed and fsyncs are fast again. A flipped byte stays
     /// flipped: disks do not heal.
-    pub fn heal(&mut self) {
+    pub(crate) fn heal(&mut self) {
         self.armed = None;
         self.fsync_ms = 0;
     }
 
-    pub fn corrupted(&self) -> bool {
+    pub(crate) fn corrupted(&self) -> bool {
         self.corrupted
     }
 
     /// Bytes of log since the last snapshot.
-    pub fn log_bytes(&self) -> usize {
+    pub(crate) fn log_bytes(&self) -> usize {
         self.log.len()
     }
 
-    pub fn snapshot_bytes(&self) -> usize {
+    pub(crate) fn snapshot_bytes(&self) -> usize {
         self.snapshot.len()
     }
 
     /// Appends one batch whose first entry has log position `first`. A written frame is
     /// durable once [`Storage::sync`] completes; a torn one stays on disk as it is.
-    pub fn append(&mut self, first: u64, entries: &[Entry], rng: &mut SimRng) -> Append {
+    pub(crate) fn append(&mut self, first: u64, entries: &[Entry], rng: &mut SimRng) -> Append {
         let armed = self.armed.take();
         if armed == Some(ArmedFault::Fail) {
             return Append::Failed;
@@ -204,14 +204,14 @@ impl Storage {
     }
 
     /// The fsync of the last written frame completed: it is durable.
-    pub fn sync(&mut self) {
+    pub(crate) fn sync(&mut self) {
         if self.unsynced_from.take().is_some() {
             self.frame_ends.push(self.log.len());
         }
     }
 
     /// The process died: a frame whose fsync had not completed is lost.
-    pub fn crash(&mut self) {
+    pub(crate) fn crash(&mut self) {
         if let Some(from) = self.unsynced_from.take() {
             self.log.truncate(from);
         }
@@ -219,7 +219,7 @@ impl Storage {
 
     /// Replaces the snapshot with one covering every input up to `position`, and drops
     /// the log it covers.
-    pub fn install_snapshot(&mut self, position: u64, snapshot: &[u8]) {
+    pub(crate) fn install_snapshot(&mut self, position: u64, snapshot: &[u8]) {
         self.snapshot = frame(snapshot);
         self.snapshot_position = position;
         self.log.clear();
@@ -229,7 +229,7 @@ impl Storage {
     }
 
     /// Flips one byte of the snapshot or of a synced frame; returns where, in words.
-    pub fn corrupt(&mut self, rng: &mut SimRng) -> String {
+    pub(crate) fn corrupt(&mut self, rng: &mut SimRng) -> String {
         let whole = self.frame_ends.last().copied().unwrap_or(0);
         let at = rng.below((self.snapshot.len() + whole) as u64) as usize;
         let flip = 1 + rng.below(255) as u8;
@@ -245,7 +245,7 @@ impl Storage {
     }
 
     /// Reads back the snapshot and every whole batch, or says why it cannot.
-    pub fn recover(&self) -> Result<Recovered, Corruption> {
+    pub(crate) fn recover(&self) -> Result<Recovered, Corruption> {
         let snapshot = match unframe(&self.snapshot) {
             Ok(Some(body)) => body.to_vec(),
             Ok(None) => return Err(corrupt_at(None, "snapshot incomplete".into())),
@@ -279,13 +279,13 @@ impl Storage {
     }
 
     /// After a recovery: cuts a torn tail off, so the next append follows whole frames.
-    pub fn drop_torn_tail(&mut self, torn_bytes: usize) {
+    pub(crate) fn drop_torn_tail(&mut self, torn_bytes: usize) {
         self.log.truncate(self.log.len() - torn_bytes);
     }
 
     /// Test access: drops the last synced frame, as a log that lost it would.
     #[cfg(test)]
-    pub fn drop_last_frame(&mut self) {
+    pub(crate) fn drop_last_frame(&mut self) {
         self.frame_ends.pop();
         self.log
             .truncate(self.frame_ends.last().copied().unwrap_or(0));

@@ -10,8 +10,10 @@ use crate::scenario::Scenario;
 use crate::shrink::shrink;
 use crate::trace;
 
+/// How a swarm runs its seeds.
 #[derive(Clone)]
 pub struct SwarmOptions {
+    /// A deliberate engine fault, to test that the checks catch it.
     pub hook: Option<EngineHook>,
     /// Reruns allowed for shrinking a failure; 0 skips shrinking.
     pub shrink_budget: u32,
@@ -36,9 +38,13 @@ impl Default for SwarmOptions {
     }
 }
 
+/// What one seed's run came to.
 pub struct SeedResult {
+    /// The seed.
     pub seed: u64,
+    /// Events its run processed.
     pub events: u64,
+    /// Its history digest.
     pub digest: u64,
     /// The first failed check, if any.
     pub failed: Option<Check>,
@@ -46,12 +52,15 @@ pub struct SeedResult {
     pub report: Option<String>,
 }
 
+/// The fault profile a seed draws and the scenario it makes.
 pub fn scenario_for(seed: u64) -> (Profile, Scenario) {
     let profile = Profile::draw(seed);
     let scenario = profile.scenario();
     (profile, scenario)
 }
 
+/// Runs one seed's scenario, checking determinism and shrinking a failure as `opts`
+/// ask.
 pub fn run_seed(seed: u64, opts: &SwarmOptions) -> SeedResult {
     let (profile, scenario) = scenario_for(seed);
     let run_opts = RunOptions {
@@ -84,7 +93,7 @@ pub fn run_seed(seed: u64, opts: &SwarmOptions) -> SeedResult {
 }
 
 /// The report a person needs to act on a failing seed.
-pub fn failure_report(
+pub(crate) fn failure_report(
     profile: &Profile,
     scenario: &Scenario,
     report: &RunReport,

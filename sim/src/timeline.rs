@@ -7,10 +7,15 @@ use std::fmt::Write;
 /// One attempt as it ran: a bar on the timeline.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bar {
+    /// The worker that ran it.
     pub worker: String,
+    /// The task.
     pub task: TaskId,
+    /// The attempt number.
     pub attempt: u32,
+    /// When its lease started.
     pub start: Time,
+    /// When it ended.
     pub end: Time,
     /// `succeeded`, `failed`, or the reason the lease ended.
     pub outcome: &'static str,
@@ -19,9 +24,11 @@ pub struct Bar {
 /// A fault as it happened, for the timeline.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mark {
+    /// When it happened.
     pub at: Time,
     /// A worker name, or `coordinator`, `network`, `client`, `all`.
     pub who: String,
+    /// The fault, in words.
     pub what: String,
 }
 

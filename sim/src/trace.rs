@@ -13,18 +13,20 @@ use xxhash_rust::xxh3::Xxh3;
 /// One line of the trace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TraceLine {
+    /// Simulated time.
     pub t: Time,
     /// `cmd`, `effect` or `fault`.
     pub kind: &'static str,
     /// Who sent the command or whom the effect or fault concerns.
     pub who: String,
+    /// The command or effect, in words.
     pub what: String,
     /// Heartbeats and work requests: in the JSONL trace, left out of goldens.
     #[serde(skip)]
     pub routine: bool,
 }
 
-pub struct Trace {
+pub(crate) struct Trace {
     hasher: Xxh3,
     pub lines: Option<Vec<TraceLine>>,
 }
@@ -48,7 +50,7 @@ impl Flavor for HashFlavor<'_> {
 }
 
 impl Trace {
-    pub fn new(record: bool) -> Trace {
+    pub(crate) fn new(record: bool) -> Trace {
         Trace {
             hasher: Xxh3::new(),
             lines: record.then(Vec::new),
@@ -60,7 +62,7 @@ impl Trace {
         let _ = postcard::serialize_with_flavor(value, HashFlavor(&mut self.hasher));
     }
 
-    pub fn record(&mut self, rec: &Record, who: &str) {
+    pub(crate) fn record(&mut self, rec: &Record, who: &str) {
         self.hasher.update(&rec.at.to_le_bytes());
         self.hasher.update(who.as_bytes());
         self.feed(&rec.input);
@@ -70,7 +72,7 @@ impl Trace {
         }
     }
 
-    pub fn fault(&mut self, at: Time, who: &str, what: String) {
+    pub(crate) fn fault(&mut self, at: Time, who: &str, what: String) {
         self.hasher.update(&at.to_le_bytes());
         self.hasher.update(who.as_bytes());
         self.hasher.update(what.as_bytes());
@@ -85,7 +87,7 @@ impl Trace {
         }
     }
 
-    pub fn digest(&self) -> u64 {
+    pub(crate) fn digest(&self) -> u64 {
         self.hasher.digest()
     }
 }

@@ -6,7 +6,7 @@ use crate::check::Check;
 use keel_engine::{Effect, EndReason, JobOutcome, Rejection, WorkerCommand};
 
 /// The short name of every worker command, as used in counts (`complete:stale_fence`).
-pub const COMMANDS: [&str; 11] = [
+pub(crate) const COMMANDS: [&str; 11] = [
     "register",
     "heartbeat",
     "request",
@@ -21,7 +21,7 @@ pub const COMMANDS: [&str; 11] = [
 ];
 
 /// The short name of a worker command (one of [`COMMANDS`]).
-pub fn command_kind(c: &WorkerCommand) -> &'static str {
+pub(crate) fn command_kind(c: &WorkerCommand) -> &'static str {
     match c {
         WorkerCommand::Register { .. } => "register",
         WorkerCommand::Heartbeat => "heartbeat",
@@ -52,7 +52,7 @@ const KINDS: [(&str, &str); 7] = [
 ];
 
 /// Every name valid after `kind:`, or `None` for an unknown kind.
-pub fn names(kind: &str) -> Option<Vec<&'static str>> {
+pub(crate) fn names(kind: &str) -> Option<Vec<&'static str>> {
     let reasons = || EndReason::ALL.iter().map(|r| r.label()).collect();
     Some(match kind {
         "effect" => Effect::LABELS.to_vec(),
@@ -73,7 +73,7 @@ pub fn names(kind: &str) -> Option<Vec<&'static str>> {
 }
 
 /// Checks a `kind:name`; the error says what is wrong and lists what would be right.
-pub fn check_count(what: &str) -> Result<(), String> {
+pub(crate) fn check_count(what: &str) -> Result<(), String> {
     let Some((kind, name)) = what.split_once(':') else {
         return Err(format!(
             "count {what:?} must be \"kind:name\", e.g. \"effect:worker_lost\"; kinds: {}",
@@ -106,7 +106,7 @@ fn all_kinds() -> String {
 }
 
 /// How a job may end, as `[expect.jobs]` names it.
-pub fn job_outcomes() -> Vec<&'static str> {
+pub(crate) fn job_outcomes() -> Vec<&'static str> {
     let mut all: Vec<&str> = JobOutcome::ALL.iter().map(|o| o.label()).collect();
     all.push("rejected");
     all

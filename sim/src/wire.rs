@@ -7,7 +7,7 @@ use keel_protocol::worker::{Answer, Command, Event, Offer, Refusal, Registered};
 
 /// `command` as the engine takes it; `None` for progress, which never reaches the
 /// engine.
-pub fn command(command: Command) -> Option<WorkerCommand> {
+pub(crate) fn command(command: Command) -> Option<WorkerCommand> {
     Some(match command {
         Command::Register {
             capabilities,
@@ -56,7 +56,7 @@ pub fn command(command: Command) -> Option<WorkerCommand> {
 
 /// The engine's reply as the machine reads it; a registration carries the cadences
 /// the coordinator announces.
-pub fn answer(reply: &Result<Accepted, Rejection>, cadence: Registered) -> Answer {
+pub(crate) fn answer(reply: &Result<Accepted, Rejection>, cadence: Registered) -> Answer {
     match reply {
         Ok(Accepted::Registered { .. }) => Answer::Registered(cadence),
         Ok(Accepted::LeaseStarted { fence, .. }) => Answer::LeaseStarted { fence: *fence },
@@ -77,7 +77,7 @@ pub fn answer(reply: &Result<Accepted, Rejection>, cadence: Registered) -> Answe
 
 /// An effect addressed to a worker as the machine reads it; `None` for what needs no
 /// decision.
-pub fn event(effect: &Effect) -> Option<Event> {
+pub(crate) fn event(effect: &Effect) -> Option<Event> {
     Some(match effect {
         Effect::GrantOffered {
             grant,

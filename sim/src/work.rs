@@ -5,21 +5,21 @@
 use keel_engine::{Fence, Payload, TaskId};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TaskWork {
+pub(crate) struct TaskWork {
     pub duration_ms: u64,
     /// Attempts numbered up to this fail whoever runs them.
     pub fail_attempts: u8,
 }
 
 impl TaskWork {
-    pub fn encode(self) -> Payload {
+    pub(crate) fn encode(self) -> Payload {
         let mut b = self.duration_ms.to_le_bytes().to_vec();
         b.push(self.fail_attempts);
         Payload::from(b)
     }
 
     /// Reads a payload; anything else is a task of default length that never fails.
-    pub fn decode_bytes(b: &[u8]) -> TaskWork {
+    pub(crate) fn decode_bytes(b: &[u8]) -> TaskWork {
         if b.len() != 9 {
             return TaskWork {
                 duration_ms: 1_000,
@@ -37,12 +37,12 @@ impl TaskWork {
 
 /// The output a simulated attempt completes with: its fence spelled out, so a check
 /// that sees the bytes anywhere (a grant's inputs, a result) can tell whose they are.
-pub fn output_of(fence: Fence) -> Vec<u8> {
+pub(crate) fn output_of(fence: Fence) -> Vec<u8> {
     format!("{}.a{}.e{}", fence.task, fence.attempt, fence.epoch).into_bytes()
 }
 
 /// The fence an output of [`output_of`] names; `None` for other bytes.
-pub fn fence_of_output(bytes: &[u8]) -> Option<Fence> {
+pub(crate) fn fence_of_output(bytes: &[u8]) -> Option<Fence> {
     let text = std::str::from_utf8(bytes).ok()?;
     let mut parts = text.split('.');
     let task = parts.next()?.strip_prefix('t')?.parse().ok()?;

@@ -25,7 +25,7 @@ const PROCESS_SHIFT: u32 = 40;
 
 /// A worker's own timers, armed in local milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WorkerTimer {
+pub(crate) enum WorkerTimer {
     /// The machine's next timeout; only the latest armed one counts.
     Machine(u64),
     /// A handler's work is done.
@@ -34,7 +34,7 @@ pub enum WorkerTimer {
 
 /// What the worker asks the world to do.
 #[derive(Clone, Debug, PartialEq)]
-pub enum WorkerOutput {
+pub(crate) enum WorkerOutput {
     /// Send a command under this request id.
     Send(u64, WorkerCommand),
     /// Arm a timer this many local milliseconds from now.
@@ -45,7 +45,7 @@ pub enum WorkerOutput {
 }
 
 #[derive(Clone, Debug)]
-pub struct WorkerParams {
+pub(crate) struct WorkerParams {
     pub id: WorkerId,
     pub capabilities: Vec<String>,
     pub max_concurrency: u32,
@@ -62,7 +62,7 @@ pub struct WorkerParams {
 
 impl WorkerParams {
     /// The instance id of the worker's `incarnation`-th registration.
-    pub fn instance(&self, incarnation: u64) -> InstanceId {
+    pub(crate) fn instance(&self, incarnation: u64) -> InstanceId {
         InstanceId(self.ordinal * 1_000 + incarnation)
     }
 
@@ -85,9 +85,9 @@ impl WorkerParams {
 }
 
 /// Whether an attempt fails on this worker; decided by the world's RNG.
-pub type FailDraw<'a> = &'a mut dyn FnMut(f64) -> bool;
+pub(crate) type FailDraw<'a> = &'a mut dyn FnMut(f64) -> bool;
 
-pub struct SimWorker {
+pub(crate) struct SimWorker {
     pub params: WorkerParams,
     machine: WorkerMachine,
     /// Counts process starts; timers and replies of an earlier process are ignored.
@@ -109,7 +109,7 @@ pub struct SimWorker {
 }
 
 impl SimWorker {
-    pub fn new(params: WorkerParams) -> SimWorker {
+    pub(crate) fn new(params: WorkerParams) -> SimWorker {
         let machine = WorkerMachine::new(params.machine(params.instance(0), 0));
         SimWorker {
             params,
@@ -125,13 +125,13 @@ impl SimWorker {
         }
     }
 
-    pub fn instance(&self) -> InstanceId {
+    pub(crate) fn instance(&self) -> InstanceId {
         self.machine.instance()
     }
 
     /// Starts (or restarts) from nothing: a new process registering an instance past
     /// every earlier one of this worker.
-    pub fn boot(&mut self, now: Time, out: &mut Vec<WorkerOutput>) {
+    pub(crate) fn boot(&mut self, now: Time, out: &mut Vec<WorkerOutput>) {
         self.forget(out);
         self.process += 1;
         let first = self.params.instance(1).0;
@@ -143,7 +143,7 @@ impl SimWorker {
     }
 
     /// The process is gone; whatever it believed ends with it.
-    pub fn forget(&mut self, out: &mut Vec<WorkerOutput>) {
+    pub(crate) fn forget(&mut self, out: &mut Vec<WorkerOutput>) {
         for fence in std::mem::take(&mut self.handlers).into_keys() {
             out.push(WorkerOutput::Belief(fence.task, None));
         }
@@ -155,19 +155,19 @@ impl SimWorker {
     }
 
     /// Free slots, as the machine counts them.
-    pub fn free(&self) -> u32 {
+    pub(crate) fn free(&self) -> u32 {
         self.machine.credits()
     }
 
     /// Gives this instance up and registers the next one, as the machine does when
     /// told its instance was lost.
-    pub fn reincarnate(&mut self, now: Time, out: &mut Vec<WorkerOutput>) {
+    pub(crate) fn reincarnate(&mut self, now: Time, out: &mut Vec<WorkerOutput>) {
         let mut outputs = Vec::new();
         self.machine.new_instance(now, &mut outputs);
         self.carry_out(now, outputs, out);
     }
 
-    pub fn on_timer(
+    pub(crate) fn on_timer(
         &mut self,
         now: Time,
         timer: WorkerTimer,
@@ -213,7 +213,7 @@ impl SimWorker {
         }
     }
 
-    pub fn on_reply(
+    pub(crate) fn on_reply(
         &mut self,
         now: Time,
         request: u64,
@@ -236,7 +236,7 @@ impl SimWorker {
         self.carry_out(now, outputs, out);
     }
 
-    pub fn on_effect(&mut self, now: Time, effect: &Effect, out: &mut Vec<WorkerOutput>) {
+    pub(crate) fn on_effect(&mut self, now: Time, effect: &Effect, out: &mut Vec<WorkerOutput>) {
         let Some(event) = wire::event(effect) else {
             return;
         };
@@ -255,7 +255,7 @@ impl SimWorker {
 
     /// Hands a grant held back to the machine: the one for `task`, or the oldest.
     /// `None` if there is none.
-    pub fn accept_held(
+    pub(crate) fn accept_held(
         &mut self,
         now: Time,
         task: Option<TaskId>,
@@ -275,7 +275,7 @@ impl SimWorker {
     }
 
     /// The latest fence this process started on `task`.
-    pub fn latest_fence(&self, task: TaskId) -> Option<Fence> {
+    pub(crate) fn latest_fence(&self, task: TaskId) -> Option<Fence> {
         self.latest.get(&task).copied()
     }
 

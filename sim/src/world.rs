@@ -69,7 +69,7 @@ pub(crate) struct World<'a> {
 }
 
 impl<'a> World<'a> {
-    pub fn new(scenario: &'a Scenario, opts: RunOptions) -> World<'a> {
+    pub(crate) fn new(scenario: &'a Scenario, opts: RunOptions) -> World<'a> {
         let config = setup::engine_config(scenario, opts.seed);
         let durable = opts.durable || scenario.faults.iter().any(|f| f.kind.needs_durability());
         let fleet = Fleet::new(
@@ -145,7 +145,7 @@ impl<'a> World<'a> {
     }
 
     /// Runs until every job has ended, the liveness bound passes, or a check fails.
-    pub fn run(&mut self) {
+    pub(crate) fn run(&mut self) {
         self.event_loop();
         if !self.failed() && self.coordinator.up {
             if let Err(f) = self.coordinator.check(self.now) {

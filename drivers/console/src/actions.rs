@@ -11,7 +11,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use keel_coordinator::RetryError;
-use keel_engine::{Accepted, ClientCommand, Input, RetryRefusal};
+use keel_engine::{Accepted, ClientCommand, Input, JobId, RetryRefusal};
 
 fn authorized(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(authorize) = &app.options.authorize else {
@@ -38,22 +38,36 @@ fn authorized(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// The job an action names, once its query string is empty and its token may act.
+fn acting_on(
+    app: &App,
+    id: &str,
+    raw: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<JobId, ApiError> {
+    params::query(raw, &[])?;
+    let job = params::job_id(id)?;
+    authorized(app, headers)?;
+    Ok(job)
+}
+
 /// `POST /api/auth`: whether the presented token may cancel and retry.
-pub async fn check(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub(crate) async fn check(
+    State(app): State<App>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     authorized(&app, &headers)?;
     Ok(json(&serde_json::json!({ "writable": true })))
 }
 
 /// `POST /api/jobs/{id}/cancel`
-pub async fn cancel(
+pub(crate) async fn cancel(
     State(app): State<App>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    params::query(raw.as_deref(), &[])?;
-    let job = params::job_id(&id)?;
-    authorized(&app, &headers)?;
+    let job = acting_on(&app, &id, raw.as_deref(), &headers)?;
     match app
         .handle
         .apply(Input::Client(ClientCommand::CancelJob { job }))
@@ -76,15 +90,13 @@ pub async fn cancel(
 
 /// `POST /api/jobs/{id}/retry`: submits the failed, cancelled and skipped tasks of a
 /// finished job again as a new job linked to it by name.
-pub async fn retry(
+pub(crate) async fn retry(
     State(app): State<App>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    params::query(raw.as_deref(), &[])?;
-    let job = params::job_id(&id)?;
-    authorized(&app, &headers)?;
+    let job = acting_on(&app, &id, raw.as_deref(), &headers)?;
     match app.handle.retry_job(job).await {
         Ok(r) => Ok(json(&serde_json::json!({
             "job": r.job.0,

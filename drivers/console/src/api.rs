@@ -15,7 +15,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// `value` as a JSON response.
-pub fn json<T: Serialize>(value: &T) -> Response {
+pub(crate) fn json<T: Serialize>(value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => {
             let mut response = body.into_response();
@@ -40,7 +40,7 @@ impl App {
     }
 
     /// Runs `f` against the engine, or says why the coordinator cannot answer.
-    pub async fn read<R: Send + 'static>(
+    pub(crate) async fn read<R: Send + 'static>(
         &self,
         f: impl FnOnce(&keel_engine::Engine) -> R + Send + 'static,
     ) -> Result<R, ApiError> {
@@ -52,7 +52,10 @@ impl App {
 }
 
 /// `GET /api/jobs?state=&tenant=&lane=&q=&limit=`
-pub async fn jobs(State(app): State<App>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+pub(crate) async fn jobs(
+    State(app): State<App>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
     let filter = JobFilter::from_query(raw.as_deref())?;
     let now = app.now();
     let list = app.read(move |e| views::job_list(e, &filter, now)).await?;
@@ -60,7 +63,7 @@ pub async fn jobs(State(app): State<App>, RawQuery(raw): RawQuery) -> Result<Res
 }
 
 #[derive(Serialize)]
-pub struct JobDetail {
+pub(crate) struct JobDetail {
     pub now: Time,
     pub job: JobRow,
     pub tasks: Vec<TaskRow>,
@@ -73,7 +76,7 @@ pub struct JobDetail {
 }
 
 /// `GET /api/jobs/{id}`
-pub async fn job(
+pub(crate) async fn job(
     State(app): State<App>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
@@ -165,7 +168,7 @@ fn detail(
 }
 
 /// `GET /api/workers`
-pub async fn workers(
+pub(crate) async fn workers(
     State(app): State<App>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -176,7 +179,7 @@ pub async fn workers(
 }
 
 /// `GET /api/headline`: the numbers of the latest sample.
-pub async fn headline(
+pub(crate) async fn headline(
     State(app): State<App>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {

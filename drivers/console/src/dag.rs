@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// Jobs with more tasks are not drawn (the page lists them instead).
-pub const MAX_DRAWN: usize = 200;
+pub(crate) const MAX_DRAWN: usize = 200;
 
 const BOX_W: usize = 160;
 const BOX_H: usize = 38;
@@ -19,9 +19,9 @@ const PAD: usize = 16;
 const KEY_CHARS: usize = 20;
 
 /// Escapes text for SVG/HTML element content and double-quoted attributes.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+pub(crate) fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
@@ -145,7 +145,7 @@ fn layout(spec: &JobSpec) -> Layout {
 
 /// Draws `spec`'s DAG with each task's state from `state_of` (by task key). None when
 /// the job has more than [`MAX_DRAWN`] tasks.
-pub fn svg(spec: &JobSpec, state_of: &BTreeMap<&str, &'static str>) -> Option<String> {
+pub(crate) fn svg(spec: &JobSpec, state_of: &BTreeMap<&str, &'static str>) -> Option<String> {
     let n = spec.tasks.len();
     if n > MAX_DRAWN || n == 0 {
         return None;
@@ -189,7 +189,7 @@ pub fn svg(spec: &JobSpec, state_of: &BTreeMap<&str, &'static str>) -> Option<St
     Some(s)
 }
 
-fn node(s: &mut String, (x, y): (usize, usize), key: &str, state: &str, needs: Option<String>) {
+fn node(out: &mut String, (x, y): (usize, usize), key: &str, state: &str, needs: Option<String>) {
     let (fill, stroke) = colours(state);
     let shown: String = if key.chars().count() > KEY_CHARS {
         key.chars().take(KEY_CHARS - 1).chain(['…']).collect()
@@ -197,7 +197,7 @@ fn node(s: &mut String, (x, y): (usize, usize), key: &str, state: &str, needs: O
         key.to_string()
     };
     let _ = write!(
-        s,
+        out,
         r#"<g class="node" data-key="{key}" data-state="{state}"><title>{key}: {state}</title><rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="5" fill="{fill}" stroke="{stroke}"/><text x="{}" y="{}" font-weight="bold">{}</text><text x="{}" y="{}" font-size="11" fill="{stroke}">{state}</text>"#,
         x + 8,
         y + 16,
@@ -209,12 +209,12 @@ fn node(s: &mut String, (x, y): (usize, usize), key: &str, state: &str, needs: O
     );
     if let Some(needs) = needs {
         let _ = write!(
-            s,
+            out,
             r##"<text x="{x}" y="{}" font-size="10" fill="#52606d">needs {needs}</text>"##,
             y.saturating_sub(3)
         );
     }
-    s.push_str("</g>");
+    out.push_str("</g>");
 }
 
 #[cfg(test)]

@@ -7,14 +7,18 @@ use keel_coordinator::CoordinatorError;
 use keel_engine::Rejection;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code,
@@ -22,16 +26,16 @@ impl ApiError {
         }
     }
 
-    pub fn bad_request(message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
-    pub fn not_found(message: impl Into<String>) -> ApiError {
+    pub(crate) fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
     /// The coordinator cannot answer (not leading, stopped): the page says so and waits.
-    pub fn unavailable(e: &CoordinatorError) -> ApiError {
+    pub(crate) fn unavailable(e: &CoordinatorError) -> ApiError {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             e.code(),
@@ -40,7 +44,7 @@ impl ApiError {
     }
 
     /// An engine refusal, with the status a client can act on.
-    pub fn rejected(r: &Rejection) -> ApiError {
+    pub(crate) fn rejected(r: &Rejection) -> ApiError {
         let status = match r {
             Rejection::UnknownJob { .. } | Rejection::UnknownTask { .. } => StatusCode::NOT_FOUND,
             Rejection::JobNameConflict { .. } => StatusCode::CONFLICT,

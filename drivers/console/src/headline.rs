@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Throughput is averaged over this long.
-pub const WINDOW: Duration = Duration::from_secs(60);
+pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Headline {
@@ -31,17 +31,17 @@ pub struct Headline {
     pub writable: bool,
 }
 
-fn seconds(s: f64) -> String {
-    if s < 1.0 {
-        format!("{} ms", (s * 1000.0).round())
+fn seconds(secs: f64) -> String {
+    if secs < 1.0 {
+        format!("{} ms", (secs * 1000.0).round())
     } else {
-        format!("{s} s")
+        format!("{secs} s")
     }
 }
 
 /// The bucket bound holding quantile `q` of `h`: `≤ bound`, `> largest bound` when it
 /// lies beyond every bucket, None when nothing was observed.
-pub fn quantile(h: &Histogram, q: f64) -> Option<String> {
+pub(crate) fn quantile(h: &Histogram, q: f64) -> Option<String> {
     if h.count == 0 {
         return None;
     }
@@ -61,20 +61,20 @@ pub fn quantile(h: &Histogram, q: f64) -> Option<String> {
 
 /// Finished-task counts sampled over time, summed over a sliding window.
 #[derive(Debug)]
-pub struct Throughput {
+pub(crate) struct Throughput {
     started: Instant,
     samples: VecDeque<(Instant, u64)>,
 }
 
 impl Throughput {
-    pub fn new(started: Instant) -> Throughput {
+    pub(crate) fn new(started: Instant) -> Throughput {
         Throughput {
             started,
             samples: VecDeque::new(),
         }
     }
 
-    pub fn add(&mut self, at: Instant, finished: u64) {
+    pub(crate) fn add(&mut self, at: Instant, finished: u64) {
         self.samples.push_back((at, finished));
         while let Some((first, _)) = self.samples.front() {
             if at.duration_since(*first) > WINDOW {
@@ -86,7 +86,7 @@ impl Throughput {
     }
 
     /// Per second over the window ending at `now`, rounded to hundredths.
-    pub fn rate(&self, now: Instant) -> (f64, u64) {
+    pub(crate) fn rate(&self, now: Instant) -> (f64, u64) {
         let span = now.duration_since(self.started).min(WINDOW);
         let total: u64 = self
             .samples

@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, OwnedSemaphorePermit, Semaphore};
 
-pub const FAST: Duration = Duration::from_millis(500);
-pub const SLOW: Duration = Duration::from_secs(2);
+pub(crate) const FAST: Duration = Duration::from_millis(500);
+pub(crate) const SLOW: Duration = Duration::from_secs(2);
 /// More changed jobs than this in one sample are sent as "refetch everything".
 const MAX_IDS: usize = 200;
 /// Publications a slow page may fall behind by before it is told to refetch all.
@@ -150,7 +150,7 @@ fn diff(before: &BTreeMap<u64, JobPrint>, after: &BTreeMap<u64, JobPrint>) -> (V
 }
 
 /// Samples and publishes until the task is aborted.
-pub async fn run(
+pub(crate) async fn run(
     hub: Arc<Hub>,
     handle: Handle,
     clock: Arc<dyn keel_coordinator::Clock>,
@@ -216,7 +216,7 @@ fn event(update: &Update) -> Event {
 
 /// `GET /api/events`: the latest state at once, then every publication. At most
 /// `max_live_views` streams are open at a time; one more is refused with 503.
-pub async fn events(
+pub(crate) async fn events(
     State(app): State<App>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let permit = app.hub.views.clone().try_acquire_owned().map_err(|_| {

@@ -16,7 +16,7 @@ const PREVIEW_BYTES: usize = 512;
 
 /// What the job page shows of one task's output.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct OutputPreview {
+pub(crate) struct OutputPreview {
     pub size: u64,
     /// Its first bytes as text, cut on a character boundary; `None` when they are not
     /// UTF-8 (binary data is downloaded, not shown).
@@ -26,7 +26,7 @@ pub struct OutputPreview {
 }
 
 /// The preview of `bytes`.
-pub fn preview(bytes: &[u8]) -> OutputPreview {
+pub(crate) fn preview(bytes: &[u8]) -> OutputPreview {
     let head = &bytes[..bytes.len().min(PREVIEW_BYTES)];
     let text = match std::str::from_utf8(head) {
         Ok(text) => Some(text.to_string()),
@@ -44,7 +44,7 @@ pub fn preview(bytes: &[u8]) -> OutputPreview {
 }
 
 /// Previews of the outputs of `tasks` that have one.
-pub fn previews(e: &Engine, tasks: &[TaskId]) -> BTreeMap<u64, OutputPreview> {
+pub(crate) fn previews(e: &Engine, tasks: &[TaskId]) -> BTreeMap<u64, OutputPreview> {
     tasks
         .iter()
         .filter_map(|t| {
@@ -55,7 +55,7 @@ pub fn previews(e: &Engine, tasks: &[TaskId]) -> BTreeMap<u64, OutputPreview> {
 }
 
 /// `GET /api/jobs/{id}/tasks/{task}/output`: the whole output, as a download.
-pub async fn download(
+pub(crate) async fn download(
     State(app): State<App>,
     Path((job, task)): Path<(String, String)>,
     RawQuery(raw): RawQuery,

@@ -9,17 +9,17 @@ use std::collections::BTreeMap;
 /// Longest value echoed back in an error message.
 const ECHO: usize = 64;
 /// Longest accepted search text or name filter, as the engine's default name limit.
-pub const MAX_TEXT: usize = 256;
-pub const DEFAULT_LIMIT: usize = 100;
-pub const MAX_LIMIT: usize = 500;
+pub(crate) const MAX_TEXT: usize = 256;
+pub(crate) const DEFAULT_LIMIT: usize = 100;
+pub(crate) const MAX_LIMIT: usize = 500;
 
-fn echo(s: &str) -> String {
-    let mut end = s.len().min(ECHO);
-    while !s.is_char_boundary(end) {
+fn echo(text: &str) -> String {
+    let mut end = text.len().min(ECHO);
+    while !text.is_char_boundary(end) {
         end -= 1;
     }
-    let cut = if end < s.len() { "…" } else { "" };
-    format!("{:?}{cut}", &s[..end])
+    let cut = if end < text.len() { "…" } else { "" };
+    format!("{:?}{cut}", &text[..end])
 }
 
 /// `%XX` and `+` decoded; anything else malformed is an error naming `what`.
@@ -50,7 +50,7 @@ fn decode(raw: &str, what: &str) -> Result<String, ApiError> {
 }
 
 /// The query's parameters; each may appear once and must be one of `allowed`.
-pub fn query(
+pub(crate) fn query(
     raw: Option<&str>,
     allowed: &[&'static str],
 ) -> Result<BTreeMap<&'static str, String>, ApiError> {
@@ -81,7 +81,7 @@ pub fn query(
 
 /// Free text (a name filter or a search): at most [`MAX_TEXT`] bytes, no control
 /// characters. Empty means "no filter".
-pub fn text(name: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+pub(crate) fn text(name: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
     let Some(value) = value.filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
@@ -99,7 +99,7 @@ pub fn text(name: &str, value: Option<String>) -> Result<Option<String>, ApiErro
 }
 
 /// A whole number in `1..=max`, `default` when absent.
-pub fn count(
+pub(crate) fn count(
     name: &str,
     value: Option<String>,
     default: usize,
@@ -118,12 +118,12 @@ pub fn count(
 }
 
 /// A job id as the path shows it: decimal digits, as `keel submit` prints them.
-pub fn job_id(raw: &str) -> Result<JobId, ApiError> {
+pub(crate) fn job_id(raw: &str) -> Result<JobId, ApiError> {
     number("job id", raw).map(JobId)
 }
 
 /// A task id as the path shows it: decimal digits.
-pub fn task_id(raw: &str) -> Result<TaskId, ApiError> {
+pub(crate) fn task_id(raw: &str) -> Result<TaskId, ApiError> {
     number("task id", raw).map(TaskId)
 }
 
@@ -140,7 +140,7 @@ fn number(what: &str, raw: &str) -> Result<u64, ApiError> {
 
 /// Which jobs a list shows, by state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StateFilter {
+pub(crate) enum StateFilter {
     /// Not finished.
     Active,
     Finished,
@@ -148,7 +148,7 @@ pub enum StateFilter {
     Exactly(&'static str),
 }
 
-pub const JOB_STATES: [&str; 7] = [
+pub(crate) const JOB_STATES: [&str; 7] = [
     "queued",
     "blocked",
     "running",
@@ -159,7 +159,7 @@ pub const JOB_STATES: [&str; 7] = [
 ];
 
 impl StateFilter {
-    pub fn parse(value: Option<String>) -> Result<Option<StateFilter>, ApiError> {
+    pub(crate) fn parse(value: Option<String>) -> Result<Option<StateFilter>, ApiError> {
         let Some(value) = value.filter(|v| !v.is_empty()) else {
             return Ok(None);
         };
@@ -180,7 +180,7 @@ impl StateFilter {
         Ok(Some(filter))
     }
 
-    pub fn admits(self, state: &str, finished: bool) -> bool {
+    pub(crate) fn admits(self, state: &str, finished: bool) -> bool {
         match self {
             StateFilter::Active => !finished,
             StateFilter::Finished => finished,
@@ -191,7 +191,7 @@ impl StateFilter {
 
 /// The filters of the jobs list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct JobFilter {
+pub(crate) struct JobFilter {
     pub state: Option<StateFilter>,
     pub tenant: Option<String>,
     pub lane: Option<String>,
@@ -201,7 +201,7 @@ pub struct JobFilter {
 }
 
 impl JobFilter {
-    pub fn from_query(raw: Option<&str>) -> Result<JobFilter, ApiError> {
+    pub(crate) fn from_query(raw: Option<&str>) -> Result<JobFilter, ApiError> {
         let mut q = query(raw, &["state", "tenant", "lane", "q", "limit"])?;
         Ok(JobFilter {
             state: StateFilter::parse(q.remove("state"))?,
@@ -213,7 +213,7 @@ impl JobFilter {
     }
 
     /// Whether the search text names this job by id or by part of its name.
-    pub fn searched(&self, id: JobId, name: &str) -> bool {
+    pub(crate) fn searched(&self, id: JobId, name: &str) -> bool {
         let Some(search) = &self.search else {
             return true;
         };

@@ -16,11 +16,12 @@ use keel_coordinator::Handle;
 use std::sync::Arc;
 
 /// Longest accepted path plus query, in bytes.
-pub const MAX_URI: usize = 2048;
+pub(crate) const MAX_URI: usize = 2048;
 /// Largest accepted request body; no endpoint reads one.
-pub const MAX_BODY: u64 = 1024;
+pub(crate) const MAX_BODY: u64 = 1024;
 
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+pub(crate) const CSP: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
     connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 const INDEX: &str = include_str!("../assets/index.html");
@@ -29,7 +30,7 @@ const STYLE: &str = include_str!("../assets/style.css");
 
 /// What every handler shares.
 #[derive(Clone)]
-pub struct App {
+pub(crate) struct App {
     pub handle: Handle,
     pub hub: Arc<Hub>,
     pub options: ConsoleOptions,

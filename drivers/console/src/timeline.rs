@@ -3,38 +3,35 @@
 //! submission, with attempts still running drawn up to now.
 
 use crate::views::AttemptRow;
-use keel_engine::{TaskId, Time};
+use keel_engine::{EndReason, TaskId, Time};
 use keel_sim::Bar;
 
 /// Attempts drawn at most (the newest); the attempts table lists the same ones.
-pub const MAX_BARS: usize = 1_000;
+pub(crate) const MAX_BARS: usize = 1_000;
 
-/// The words the simulator's timeline colours, from an attempt's end.
+/// The words the simulator's timeline colours, from an attempt's end: its end reason's
+/// label, or `ended` for a word no reason has.
 fn outcome(end: Option<&str>) -> &'static str {
-    const ENDED: [&str; 11] = [
-        "grant_expired",
-        "grant_released",
-        "lease_expired",
-        "worker_lost",
-        "worker_left",
-        "attempt_timed_out",
-        "attempt_failed",
-        "job_cancelled",
-        "deadline_exceeded",
-        "suspended",
-        "dependency_unsatisfied",
-    ];
     match end {
         None => "running",
         Some("succeeded") => "succeeded",
         Some(e) if e.starts_with("failed") => "failed",
-        Some(e) => ENDED.iter().copied().find(|r| *r == e).unwrap_or("ended"),
+        Some(e) => EndReason::ALL
+            .iter()
+            .map(|reason| reason.label())
+            .find(|label| *label == e)
+            .unwrap_or("ended"),
     }
 }
 
 /// The SVG of `attempts` of job `job` submitted at `submitted`, up to `until` (the
 /// job's end, or now). None when there are no attempts yet.
-pub fn svg(job: u64, attempts: &[AttemptRow], submitted: Time, until: Time) -> Option<String> {
+pub(crate) fn svg(
+    job: u64,
+    attempts: &[AttemptRow],
+    submitted: Time,
+    until: Time,
+) -> Option<String> {
     if attempts.is_empty() {
         return None;
     }
@@ -98,7 +95,11 @@ mod tests {
 
     #[test]
     fn ends_map_to_the_words_the_timeline_colours() {
-        assert_eq!(outcome(Some("lease_expired")), "lease_expired");
+        for reason in EndReason::ALL {
+            assert_eq!(outcome(Some(reason.label())), reason.label());
+        }
+        assert_eq!(outcome(None), "running");
+        assert_eq!(outcome(Some("succeeded")), "succeeded");
         assert_eq!(outcome(Some("failed: x")), "failed");
         assert_eq!(outcome(Some("something new")), "ended");
     }

@@ -10,18 +10,18 @@ use keel_engine::{
 use serde::Serialize;
 
 /// Tasks listed on a job page at most; the rest are counted.
-pub const MAX_TASK_ROWS: usize = 500;
+pub(crate) const MAX_TASK_ROWS: usize = 500;
 /// Attempts listed on a job page at most (newest kept).
-pub const MAX_ATTEMPT_ROWS: usize = 1_000;
+pub(crate) const MAX_ATTEMPT_ROWS: usize = 1_000;
 /// Workers listed at most.
-pub const MAX_WORKER_ROWS: usize = 500;
+pub(crate) const MAX_WORKER_ROWS: usize = 500;
 /// Leases named per worker at most; the rest are counted.
-pub const MAX_LEASES_NAMED: usize = 20;
+pub(crate) const MAX_LEASES_NAMED: usize = 20;
 
 /// The one word a job's state is shown as: its outcome once finished, else `running`
 /// while any task holds a grant or lease or is suspended, `blocked` while a task waits
 /// for a worker with its capabilities, `queued` otherwise.
-pub fn job_state(outcome: Option<JobOutcome>, counts: &TaskCounts) -> &'static str {
+pub(crate) fn job_state(outcome: Option<JobOutcome>, counts: &TaskCounts) -> &'static str {
     match outcome {
         Some(JobOutcome::Succeeded) => "succeeded",
         Some(JobOutcome::Failed) => "failed",
@@ -34,7 +34,7 @@ pub fn job_state(outcome: Option<JobOutcome>, counts: &TaskCounts) -> &'static s
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct JobRow {
+pub(crate) struct JobRow {
     pub id: u64,
     pub name: String,
     pub tenant: String,
@@ -51,7 +51,7 @@ pub struct JobRow {
 }
 
 impl JobRow {
-    pub fn new(status: &JobStatus, counts: &TaskCounts) -> JobRow {
+    pub(crate) fn new(status: &JobStatus, counts: &TaskCounts) -> JobRow {
         JobRow {
             id: status.id.0,
             name: status.name.clone(),
@@ -73,7 +73,7 @@ impl JobRow {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct JobList {
+pub(crate) struct JobList {
     pub now: Time,
     /// Jobs the engine holds, and how many of them the filters admit.
     pub total: usize,
@@ -87,7 +87,7 @@ pub struct JobList {
 
 /// The jobs list, newest first. Counting tasks is linear in a job's size, so only the
 /// jobs that pass the cheap filters are counted.
-pub fn job_list(engine: &Engine, filter: &JobFilter, now: Time) -> JobList {
+pub(crate) fn job_list(engine: &Engine, filter: &JobFilter, now: Time) -> JobList {
     let all = engine.jobs();
     let mut tenants: Vec<String> = all.iter().map(|j| j.tenant.clone()).collect();
     let mut lanes: Vec<String> = all.iter().map(|j| j.lane.clone()).collect();
@@ -137,7 +137,7 @@ pub fn job_list(engine: &Engine, filter: &JobFilter, now: Time) -> JobList {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct TaskRow {
+pub(crate) struct TaskRow {
     pub id: u64,
     pub key: String,
     pub state: &'static str,
@@ -158,7 +158,7 @@ pub struct TaskRow {
 }
 
 impl TaskRow {
-    pub fn new(task: &TaskView) -> TaskRow {
+    pub(crate) fn new(task: &TaskView) -> TaskRow {
         let detail = match &task.status {
             TaskStatus::Running { worker, .. } => format!("on {worker}"),
             TaskStatus::Delayed { .. } => "not before".into(),
@@ -202,7 +202,7 @@ impl TaskRow {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct AttemptRow {
+pub(crate) struct AttemptRow {
     pub task: u64,
     pub key: String,
     pub attempt: u32,
@@ -215,7 +215,7 @@ pub struct AttemptRow {
 }
 
 /// Every attempt of `tasks`, oldest first, keeping the newest [`MAX_ATTEMPT_ROWS`].
-pub fn attempt_rows(tasks: &[TaskView]) -> (Vec<AttemptRow>, usize) {
+pub(crate) fn attempt_rows(tasks: &[TaskView]) -> (Vec<AttemptRow>, usize) {
     let mut rows: Vec<AttemptRow> = tasks
         .iter()
         .flat_map(|t| {
@@ -240,7 +240,7 @@ pub fn attempt_rows(tasks: &[TaskView]) -> (Vec<AttemptRow>, usize) {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct WorkerRow {
+pub(crate) struct WorkerRow {
     pub id: String,
     pub instance: u64,
     pub status: String,
@@ -257,13 +257,13 @@ pub struct WorkerRow {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct WorkerList {
+pub(crate) struct WorkerList {
     pub now: Time,
     pub total: usize,
     pub workers: Vec<WorkerRow>,
 }
 
-pub fn worker_list(engine: &Engine, now: Time) -> WorkerList {
+pub(crate) fn worker_list(engine: &Engine, now: Time) -> WorkerList {
     let all = engine.workers();
     let workers = all
         .iter()

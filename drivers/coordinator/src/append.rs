@@ -26,7 +26,7 @@ pub(crate) type Durable = Result<Option<(Offset, Duration)>, LogError>;
 
 impl InFlight {
     /// Starts appending `applied`'s entries at `start` under `epoch`.
-    pub fn start<L: Log + 'static>(
+    pub(crate) fn start<L: Log + 'static>(
         log: &Arc<L>,
         partition: Partition,
         epoch: Epoch,
@@ -55,7 +55,7 @@ impl InFlight {
 
     /// Resolves once the append is done. Cancel-safe: the append goes on in its task,
     /// so a `select!` may drop this future and call it again.
-    pub async fn durable(&mut self) -> Durable {
+    pub(crate) async fn durable(&mut self) -> Durable {
         let Some(task) = &mut self.task else {
             return Ok(None);
         };

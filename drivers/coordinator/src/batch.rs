@@ -51,7 +51,7 @@ impl Waiter {
         }
     }
 
-    pub fn refuse(self, error: CoordinatorError) {
+    pub(crate) fn refuse(self, error: CoordinatorError) {
         // A caller that stopped waiting needs no answer.
         match self {
             Waiter::One(reply) => {
@@ -83,7 +83,7 @@ pub(crate) struct Applied {
 
 impl Applied {
     /// The batch is not durable: every waiter gets `error()` and nothing is released.
-    pub fn fail(self, error: impl Fn() -> CoordinatorError) {
+    pub(crate) fn fail(self, error: impl Fn() -> CoordinatorError) {
         let (waiters, _reads) = self.batch.into_waiters();
         for waiter in waiters {
             waiter.refuse(error());

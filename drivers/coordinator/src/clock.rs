@@ -58,6 +58,7 @@ pub struct ManualClock {
 
 #[cfg(any(test, feature = "test-support"))]
 impl ManualClock {
+    /// A clock standing at `start_ms`.
     pub fn new(start_ms: u64) -> ManualClock {
         ManualClock {
             now: watch::Sender::new(start_ms),
@@ -69,6 +70,7 @@ impl ManualClock {
         self.now.send_modify(|now| *now = (*now).max(ms));
     }
 
+    /// Moves the clock forward by `by_ms`.
     pub fn advance(&self, by_ms: u64) {
         self.now.send_modify(|now| *now = now.saturating_add(by_ms));
     }

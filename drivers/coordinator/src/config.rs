@@ -4,11 +4,13 @@ use crate::error::CoordinatorError;
 use keel_log::Partition;
 use std::time::Duration;
 
+/// Everything a coordinator needs besides its log.
 #[derive(Clone, Debug)]
 pub struct CoordinatorConfig {
     /// Used when the log holds no snapshot; a snapshot carries the configuration (and
     /// the seed) it was taken with.
     pub engine: keel_engine::Config,
+    /// The log partition this coordinator serves (one engine per partition).
     pub partition: Partition,
     /// Inputs per group commit: one log append carries at most this many.
     pub max_batch: usize,

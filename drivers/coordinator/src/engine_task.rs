@@ -35,7 +35,7 @@ pub(crate) enum Command {
 
 impl Command {
     /// Answers the command with `error` (a read is dropped, which its caller reports).
-    pub fn refuse(self, error: CoordinatorError) {
+    pub(crate) fn refuse(self, error: CoordinatorError) {
         match self {
             Command::Apply { reply, .. } => {
                 let _ = reply.send(Err(error));
@@ -59,7 +59,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn metrics(&self) -> MutexGuard<'_, Metrics> {
+    pub(crate) fn metrics(&self) -> MutexGuard<'_, Metrics> {
         // Metrics are plain counters; a panic mid-update leaves them usable.
         self.metrics
             .lock()
@@ -106,7 +106,7 @@ pub(crate) enum Waited<T> {
 }
 
 impl<L: Log + 'static> EngineTask<L> {
-    pub async fn run(mut self, first: Term) {
+    pub(crate) async fn run(mut self, first: Term) {
         // Whoever fenced a term may hold the partition under this very name (another
         // process given the same identity): taking it back under that name would fence
         // it in turn at once. After a fencing the coordinator asks under a name of its
@@ -155,7 +155,7 @@ impl<L: Log + 'static> EngineTask<L> {
 
     /// Waits for `fut` while answering every request with `refusal()`: the engine is
     /// away (being recovered) or there is none (standing by).
-    pub async fn wait_refusing<T>(
+    pub(crate) async fn wait_refusing<T>(
         &mut self,
         fut: impl Future<Output = T>,
         refusal: impl Fn() -> CoordinatorError,

@@ -11,6 +11,8 @@ use keel_log::{Epoch, Partition};
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+/// A running coordinator, cheap to clone: every front end (gRPC, console, admin)
+/// submits inputs and runs reads through one.
 #[derive(Clone)]
 pub struct Handle {
     pub(crate) commands: mpsc::Sender<Command>,
@@ -77,10 +79,12 @@ impl Handle {
     }
 
     /// Whether this coordinator currently leads its partition.
+    /// Whether it leads its partition now; inputs are refused while it does not.
     pub fn is_leader(&self) -> bool {
         self.shared.leadership.is_leader()
     }
 
+    /// The partition it serves.
     pub fn partition(&self) -> Partition {
         self.shared.leadership.partition
     }

@@ -67,7 +67,7 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Leadership {
     /// A coordinator holding `lease`, not yet serving it.
-    pub fn new(lease: &keel_log::Leadership) -> Leadership {
+    pub(crate) fn new(lease: &keel_log::Leadership) -> Leadership {
         Leadership {
             partition: lease.partition,
             lease: Mutex::new(lease.clone()),
@@ -78,12 +78,12 @@ impl Leadership {
     }
 
     /// A new term's lease, before its engine is recovered.
-    pub fn adopt(&self, lease: &keel_log::Leadership) {
+    pub(crate) fn adopt(&self, lease: &keel_log::Leadership) {
         *locked(&self.lease) = lease.clone();
     }
 
     /// Starts serving the adopted lease.
-    pub fn lead(&self) {
+    pub(crate) fn lead(&self) {
         self.status.send_if_modified(|current| {
             let change = matches!(current, Status::Deposed(_));
             if change {
@@ -94,25 +94,25 @@ impl Leadership {
     }
 
     /// Leading, and the lease has not run out.
-    pub fn is_leader(&self) -> bool {
+    pub(crate) fn is_leader(&self) -> bool {
         self.status() == Status::Leading && Instant::now() < self.valid_until()
     }
 
-    pub fn status(&self) -> Status {
+    pub(crate) fn status(&self) -> Status {
         *self.status.borrow()
     }
 
-    pub fn subscribe(&self) -> watch::Receiver<Status> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Status> {
         self.status.subscribe()
     }
 
-    pub fn epoch(&self) -> Epoch {
+    pub(crate) fn epoch(&self) -> Epoch {
         locked(&self.lease).epoch
     }
 
     /// Ends the term under `epoch` if it is still the current one; a later reason
     /// does not replace the first.
-    pub fn depose(&self, epoch: Epoch, why: Deposed) {
+    pub(crate) fn depose(&self, epoch: Epoch, why: Deposed) {
         if self.epoch() == epoch {
             self.status.send_if_modified(|current| {
                 let change = *current == Status::Leading;
@@ -125,17 +125,17 @@ impl Leadership {
     }
 
     /// Stops for good; the first reason given is kept.
-    pub fn stop(&self, why: Stop) {
+    pub(crate) fn stop(&self, why: Stop) {
         locked(&self.stop).get_or_insert(why);
         self.status.send_replace(Status::Stopped);
     }
 
-    pub fn stop_reason(&self) -> Option<Stop> {
+    pub(crate) fn stop_reason(&self) -> Option<Stop> {
         locked(&self.stop).clone()
     }
 
     /// Checks the lease before serving; marks it lapsed if it ran out.
-    pub fn check(&self) -> Result<(), CoordinatorError> {
+    pub(crate) fn check(&self) -> Result<(), CoordinatorError> {
         if self.status() == Status::Leading && Instant::now() >= self.valid_until() {
             tracing::warn!(
                 partition = self.partition,
@@ -151,7 +151,7 @@ impl Leadership {
     }
 
     /// The error for a request this coordinator does not serve now.
-    pub fn refusal(&self, status: Status) -> CoordinatorError {
+    pub(crate) fn refusal(&self, status: Status) -> CoordinatorError {
         let partition = self.partition;
         match status {
             Status::Deposed(why) => CoordinatorError::NotLeader {
@@ -181,12 +181,12 @@ impl Leadership {
     }
 
     /// The lease to hand back to the log when stepping down.
-    pub fn lease(&self) -> keel_log::Leadership {
+    pub(crate) fn lease(&self) -> keel_log::Leadership {
         locked(&self.lease).clone()
     }
 
     /// Whether a renewal is under way, to wait on before a write.
-    pub fn renewing(&self) -> watch::Receiver<bool> {
+    pub(crate) fn renewing(&self) -> watch::Receiver<bool> {
         self.renewing.subscribe()
     }
 

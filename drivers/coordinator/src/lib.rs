@@ -85,6 +85,7 @@ use routing::Routes;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
+/// Starts coordinators: [`Coordinator::start`] returns the [`Handle`] that serves one.
 pub struct Coordinator;
 
 impl Coordinator {

@@ -10,13 +10,18 @@ use std::fmt::Write;
 /// above the bound before); the last count is above every bound.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Histogram {
+    /// Upper bounds of the buckets, increasing.
     pub bounds: Vec<f64>,
+    /// Observations per bucket; one more than `bounds`.
     pub counts: Vec<u64>,
+    /// Sum of every observation.
     pub sum: f64,
+    /// Number of observations.
     pub count: u64,
 }
 
 impl Histogram {
+    /// An empty histogram over `bounds`.
     pub fn new(bounds: &[f64]) -> Histogram {
         Histogram {
             bounds: bounds.to_vec(),
@@ -26,6 +31,7 @@ impl Histogram {
         }
     }
 
+    /// Counts `value` in its bucket.
     pub fn observe(&mut self, value: f64) {
         let bucket = self.bounds.partition_point(|bound| *bound < value);
         if let Some(count) = self.counts.get_mut(bucket) {
@@ -39,8 +45,11 @@ impl Histogram {
 /// A coordinator's metrics at one moment.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Metrics {
+    /// The partition served.
     pub partition: Partition,
+    /// Whether this coordinator leads it now.
     pub leader: bool,
+    /// Its leadership epoch (current or last).
     pub epoch: Epoch,
     /// Where the next append goes: every entry before it is durable.
     pub log_end: Offset,
@@ -49,17 +58,27 @@ pub struct Metrics {
     pub queued: u64,
     /// Inputs applied and made durable, ticks included.
     pub inputs: u64,
+    /// Of those, timer ticks.
     pub ticks: u64,
+    /// Commands the engine refused.
     pub rejections: u64,
+    /// Grant offers made.
     pub grants: u64,
+    /// Leases revoked because the worker stopped renewing.
     pub lease_expiries: u64,
+    /// Attempts that ended without finishing their task and were requeued.
     pub requeues: u64,
+    /// Workers set aside for failing too often.
     pub blacklisted: u64,
+    /// Blacklisted workers given grants again.
     pub readmitted: u64,
+    /// Worker instances declared lost.
     pub workers_lost: u64,
     /// Worker effects dropped because the worker had no session.
     pub effects_dropped: u64,
+    /// Snapshots stored.
     pub snapshots: u64,
+    /// Snapshots that failed to store (the log keeps growing until one succeeds).
     pub snapshot_failures: u64,
     /// Heartbeats answered without being applied or logged (a repeat within a window).
     pub heartbeats_absorbed: u64,
@@ -72,6 +91,7 @@ pub struct Metrics {
     pub terms: u64,
     /// Inputs per group commit.
     pub append_batch_size: Histogram,
+    /// Wall time of each log append.
     pub append_latency_seconds: Histogram,
     /// Engine time from a grant's offer to the worker's accepting it.
     pub claim_to_start_seconds: Histogram,
@@ -88,6 +108,7 @@ const CLAIM_BOUNDS: [f64; 12] = [
 ];
 
 impl Metrics {
+    /// Zeroed metrics of a coordinator that just began leading at `epoch`.
     pub fn new(partition: Partition, epoch: Epoch, log_end: Offset) -> Metrics {
         Metrics {
             partition,
@@ -304,7 +325,7 @@ pub(crate) struct OpenOffers {
 const MAX_OPEN_OFFERS: usize = 100_000;
 
 impl OpenOffers {
-    pub fn see(&mut self, now: Time, effect: &Effect) {
+    pub(crate) fn see(&mut self, now: Time, effect: &Effect) {
         match effect {
             Effect::GrantOffered { grant, .. } => {
                 self.offered_at.insert(*grant, now);
@@ -320,7 +341,7 @@ impl OpenOffers {
     }
 
     /// Seconds from the offer of `grant` to `now`, if this accepted it.
-    pub fn accepted(&mut self, grant: GrantId, now: Time, reply: &Accepted) -> Option<f64> {
+    pub(crate) fn accepted(&mut self, grant: GrantId, now: Time, reply: &Accepted) -> Option<f64> {
         match reply {
             Accepted::LeaseStarted {
                 duplicate: false, ..

@@ -29,7 +29,7 @@ pub(crate) struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.appending.is_none() && self.machine.is_empty()
     }
 }
@@ -42,7 +42,7 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
-    pub fn of(error: &LogError) -> Failure {
+    pub(crate) fn of(error: &LogError) -> Failure {
         Failure {
             fault: StoreFault::of(error),
             code: error.code(),
@@ -69,7 +69,7 @@ pub(crate) struct Serving {
 }
 
 impl Serving {
-    pub fn new(leadership: &Leadership, term: &Term, max_batch: usize) -> Serving {
+    pub(crate) fn new(leadership: &Leadership, term: &Term, max_batch: usize) -> Serving {
         let mut status = leadership.subscribe();
         status.mark_unchanged();
         let settings = Settings {
@@ -92,7 +92,7 @@ impl Serving {
         }
     }
 
-    pub fn renewing(&self) -> bool {
+    pub(crate) fn renewing(&self) -> bool {
         *self.renewing.borrow()
     }
 }

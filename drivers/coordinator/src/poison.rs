@@ -12,6 +12,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// The job an input concerns, as far as it can be told.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JobRef {
+    /// An input about an existing job.
     Id(JobId),
     /// A submission: the job has no id yet.
     Named(String),
@@ -31,7 +32,10 @@ impl fmt::Display for JobRef {
 pub enum Met {
     /// A serving coordinator applied the input; `recorded` says whether it (with the
     /// inputs of its batch before it) was appended to the log before stopping.
-    Serving { recorded: bool },
+    Serving {
+        /// Whether its batch reached the log before the coordinator stopped.
+        recorded: bool,
+    },
     /// Recovery replayed it from the log.
     Replaying,
 }
@@ -43,9 +47,11 @@ pub struct Poisoned {
     pub offset: Offset,
     /// What the input is, in words.
     pub input: String,
+    /// The job it concerns, when that can be told, so an operator can cancel it.
     pub job: Option<JobRef>,
     /// The panic's message.
     pub message: String,
+    /// Whether serving or recovery met it.
     pub met: Met,
     /// For a timer tick, what it was firing, when the state before it could be read.
     pub tick: Option<Box<TickDue>>,

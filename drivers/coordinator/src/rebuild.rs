@@ -46,16 +46,16 @@ impl Default for Pause {
 }
 
 impl Pause {
-    pub fn active(&self) -> bool {
+    pub(crate) fn active(&self) -> bool {
         self.until.is_some_and(|until| Instant::now() < until)
     }
 
-    pub fn until(&self) -> Instant {
+    pub(crate) fn until(&self) -> Instant {
         self.until.unwrap_or_else(Instant::now)
     }
 
     /// An append failed: refuse inputs for a while, longer each time in a row.
-    pub fn failed(&mut self, fault: StoreFault, message: String) {
+    pub(crate) fn failed(&mut self, fault: StoreFault, message: String) {
         self.until = Some(Instant::now() + self.next);
         self.next = (self.next * 2).min(PAUSE_MAX);
         self.fault = fault;
@@ -63,12 +63,12 @@ impl Pause {
     }
 
     /// An append succeeded: the log takes writes again.
-    pub fn succeeded(&mut self) {
+    pub(crate) fn succeeded(&mut self) {
         self.until = None;
         self.next = PAUSE_MIN;
     }
 
-    pub fn refusal(&self, partition: Partition) -> CoordinatorError {
+    pub(crate) fn refusal(&self, partition: Partition) -> CoordinatorError {
         CoordinatorError::Unavailable {
             partition,
             fault: self.fault,

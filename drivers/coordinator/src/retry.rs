@@ -12,15 +12,21 @@ use keel_engine::{
 /// lives answers that job with `duplicate` set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Retried {
+    /// The retry job.
     pub job: JobId,
+    /// Its name, which links it to the job it retries.
     pub name: String,
+    /// Its first task's id.
     pub first_task: TaskId,
+    /// How many tasks it has.
     pub tasks: u32,
+    /// The retry job already existed; nothing new was submitted.
     pub duplicate: bool,
     /// The spec submitted: the tasks that did not succeed, under the retry's name.
     pub spec: JobSpec,
 }
 
+/// Why a retry made no job.
 #[derive(Debug, thiserror::Error)]
 pub enum RetryError {
     /// The old job cannot be retried (unknown, still running, nothing failed).
@@ -29,8 +35,10 @@ pub enum RetryError {
     /// The engine refused the new job (e.g. its name is taken by another spec).
     #[error("the retry job was refused: {0}")]
     Rejected(Rejection),
+    /// The coordinator could not take the submission (not leader, not durable).
     #[error(transparent)]
     Coordinator(CoordinatorError),
+    /// The engine accepted the submission with an answer other than a job; a bug.
     #[error("the engine answered the retry with {0}")]
     Unexpected(String),
 }

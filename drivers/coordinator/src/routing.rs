@@ -38,13 +38,13 @@ pub(crate) struct Delivery {
 }
 
 impl Routes {
-    pub fn route_worker(&self, worker: WorkerId) -> mpsc::Receiver<Effect> {
+    pub(crate) fn route_worker(&self, worker: WorkerId) -> mpsc::Receiver<Effect> {
         let (tx, rx) = mpsc::channel(ROUTE_CAPACITY);
         lock(&self.workers).insert(worker, tx);
         rx
     }
 
-    pub fn watch_job(&self, job: JobId) -> broadcast::Receiver<Effect> {
+    pub(crate) fn watch_job(&self, job: JobId) -> broadcast::Receiver<Effect> {
         lock(&self.jobs)
             .entry(job)
             .or_insert_with(|| broadcast::channel(WATCH_CAPACITY).0)
@@ -54,7 +54,7 @@ impl Routes {
     /// Sends each effect to its recipient, in order. A worker route whose receiver is
     /// gone is removed; a job's watchers are released (their stream ends) once the job
     /// finished or nobody listens any more.
-    pub fn deliver(&self, effects: impl IntoIterator<Item = Effect>) -> Delivery {
+    pub(crate) fn deliver(&self, effects: impl IntoIterator<Item = Effect>) -> Delivery {
         let mut delivery = Delivery::default();
         let mut workers = None;
         let mut jobs = None;
@@ -101,7 +101,7 @@ impl Routes {
     }
 
     /// Closes every route, ending every worker stream and job watch.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         lock(&self.workers).clear();
         lock(&self.jobs).clear();
     }

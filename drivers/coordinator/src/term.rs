@@ -30,7 +30,7 @@ pub(crate) struct Term {
 
 impl Term {
     /// The engine rebuilt from the log replaces the one that ran ahead of it.
-    pub fn rebuilt(&mut self, recovered: Recovered) {
+    pub(crate) fn rebuilt(&mut self, recovered: Recovered) {
         self.engine = recovered.engine;
         self.next = recovered.next;
     }
@@ -134,7 +134,7 @@ pub(crate) fn needs_operator(error: &CoordinatorError) -> Option<Stop> {
 
 impl<L: Log + 'static> EngineTask<L> {
     /// Serves a term until its lease is lost or the coordinator stops.
-    pub async fn serve(&mut self, mut term: Term) -> Ended {
+    pub(crate) async fn serve(&mut self, mut term: Term) -> Ended {
         let leadership = self.shared.leadership.clone();
         leadership.lead();
         {

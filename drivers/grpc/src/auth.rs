@@ -8,12 +8,16 @@ use std::path::Path;
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status};
 
+/// What a caller may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
+    /// Everything: submit, cancel, signal, read, hold a worker session.
     Client,
+    /// Hold a worker session and read jobs.
     Worker,
 }
 
+/// The configured tokens and their roles.
 #[derive(Clone, Default)]
 pub struct Tokens {
     entries: Vec<(Role, Vec<u8>)>,
@@ -26,6 +30,7 @@ impl std::fmt::Debug for Tokens {
 }
 
 impl Tokens {
+    /// Tokens from `(role, token)` pairs, unchecked (see [`Tokens::parse`]).
     pub fn new(entries: Vec<(Role, String)>) -> Tokens {
         Tokens {
             entries: entries
@@ -69,6 +74,7 @@ impl Tokens {
         Ok(Tokens::new(entries))
     }
 
+    /// Reads and parses a token file; errors name the file and the line.
     pub fn load(path: &Path) -> Result<Tokens, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         Tokens::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
@@ -94,10 +100,13 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
+    /// Checks `tokens` when given; without any, every caller is a client.
     pub fn new(tokens: Option<Tokens>) -> Authenticator {
         Authenticator { tokens }
     }
 
+    /// Passes a request with a known bearer token (or any, without tokens), its role
+    /// recorded; refuses the rest with UNAUTHENTICATED.
     pub fn check<T>(&self, mut request: Request<T>) -> Result<Request<T>, Status> {
         let role = match &self.tokens {
             None => Role::Client,

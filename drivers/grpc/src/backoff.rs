@@ -12,14 +12,14 @@ pub(crate) struct Backoff {
 }
 
 impl Backoff {
-    pub fn new(min: Duration, max: Duration) -> Backoff {
+    pub(crate) fn new(min: Duration, max: Duration) -> Backoff {
         let min = min.min(max);
         Backoff { max, next: min }
     }
 
     /// The pause before the next attempt (up to a quarter shorter than the step), and
     /// the step doubled for the one after.
-    pub fn next_pause(&mut self) -> Duration {
+    pub(crate) fn next_pause(&mut self) -> Duration {
         let pause = jitter(self.next);
         self.next = self.next.saturating_mul(2).min(self.max);
         pause

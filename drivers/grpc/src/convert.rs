@@ -6,7 +6,7 @@ use keel_engine::{
     TaskOutcome, TaskStatus, TaskView,
 };
 
-pub fn fence_to_proto(f: Fence) -> proto::Fence {
+pub(crate) fn fence_to_proto(f: Fence) -> proto::Fence {
     proto::Fence {
         task: f.task.0,
         attempt: f.attempt,
@@ -14,7 +14,7 @@ pub fn fence_to_proto(f: Fence) -> proto::Fence {
     }
 }
 
-pub fn fence_from_proto(f: &proto::Fence) -> Fence {
+pub(crate) fn fence_from_proto(f: &proto::Fence) -> Fence {
     Fence {
         task: TaskId(f.task),
         attempt: f.attempt,
@@ -24,7 +24,7 @@ pub fn fence_from_proto(f: &proto::Fence) -> Fence {
 
 /// `None` for a value this version does not know; unspecified means the engine's
 /// default, failing.
-pub fn suspend_timeout_from_proto(value: i32) -> Option<SuspendTimeout> {
+pub(crate) fn suspend_timeout_from_proto(value: i32) -> Option<SuspendTimeout> {
     use proto::SuspendTimeout as P;
     match P::try_from(value).ok()? {
         P::Unspecified | P::Fail => Some(SuspendTimeout::Fail),
@@ -32,14 +32,14 @@ pub fn suspend_timeout_from_proto(value: i32) -> Option<SuspendTimeout> {
     }
 }
 
-pub fn suspend_timeout_to_proto(t: SuspendTimeout) -> proto::SuspendTimeout {
+pub(crate) fn suspend_timeout_to_proto(t: SuspendTimeout) -> proto::SuspendTimeout {
     match t {
         SuspendTimeout::Fail => proto::SuspendTimeout::Fail,
         SuspendTimeout::Resume => proto::SuspendTimeout::Resume,
     }
 }
 
-pub fn end_reason(r: EndReason) -> proto::EndReason {
+pub(crate) fn end_reason(r: EndReason) -> proto::EndReason {
     use proto::EndReason as P;
     match r {
         EndReason::GrantExpired => P::GrantExpired,
@@ -58,7 +58,11 @@ pub fn end_reason(r: EndReason) -> proto::EndReason {
 
 /// A reply's result for an accepted worker command. `Registered` also tells the worker
 /// the cadences it must keep, which only the caller knows.
-pub fn accepted_to_reply(a: Accepted, lease_ttl_ms: u64, liveness_ms: u64) -> proto::reply::Result {
+pub(crate) fn accepted_to_reply(
+    a: Accepted,
+    lease_ttl_ms: u64,
+    liveness_ms: u64,
+) -> proto::reply::Result {
     use proto::reply::Result as R;
     match a {
         Accepted::Registered { duplicate, .. } => R::Registered(proto::Registered {
@@ -103,7 +107,7 @@ pub fn accepted_to_reply(a: Accepted, lease_ttl_ms: u64, liveness_ms: u64) -> pr
 }
 
 /// The session event for an effect addressed to a worker; `None` for job effects.
-pub fn worker_event(effect: Effect) -> Option<proto::coordinator_event::Event> {
+pub(crate) fn worker_event(effect: Effect) -> Option<proto::coordinator_event::Event> {
     use proto::coordinator_event::Event as E;
     use proto::worker_notice::Kind as N;
     let notice = |kind: N, until_ms: u64| {
@@ -175,7 +179,7 @@ fn task_outcome_detail(o: &TaskOutcome) -> String {
 
 /// The watch event for an effect addressed to a job; `None` for worker effects. Its
 /// kind is the effect's label.
-pub fn job_event(effect: &Effect) -> Option<proto::JobEvent> {
+pub(crate) fn job_event(effect: &Effect) -> Option<proto::JobEvent> {
     let (job, task, detail, attempt) = match effect {
         Effect::TaskBlocked {
             job,
@@ -213,27 +217,27 @@ pub fn job_event(effect: &Effect) -> Option<proto::JobEvent> {
     })
 }
 
-pub fn job_status_to_proto(s: &JobStatus) -> proto::JobStatus {
+pub(crate) fn job_status_to_proto(status: &JobStatus) -> proto::JobStatus {
     proto::JobStatus {
-        id: s.id.0,
-        name: s.name.clone(),
-        tenant: s.tenant.clone(),
-        lane: s.lane.clone(),
-        submitted_at_ms: s.submitted_at,
-        tasks: s.tasks,
-        remaining: s.remaining,
-        outcome: s
+        id: status.id.0,
+        name: status.name.clone(),
+        tenant: status.tenant.clone(),
+        lane: status.lane.clone(),
+        submitted_at_ms: status.submitted_at,
+        tasks: status.tasks,
+        remaining: status.remaining,
+        outcome: status
             .outcome
             .map(JobOutcome::label)
             .unwrap_or_default()
             .to_string(),
-        finished_at_ms: s.finished_at,
+        finished_at_ms: status.finished_at,
         task_states: Vec::new(),
     }
 }
 
-fn status_detail(s: &TaskStatus) -> String {
-    match s {
+fn status_detail(status: &TaskStatus) -> String {
+    match status {
         TaskStatus::Delayed { until } => format!("until {until}"),
         TaskStatus::Running {
             worker,
@@ -249,7 +253,7 @@ fn status_detail(s: &TaskStatus) -> String {
     }
 }
 
-pub fn task_view_to_proto(t: &TaskView) -> proto::TaskView {
+pub(crate) fn task_view_to_proto(t: &TaskView) -> proto::TaskView {
     proto::TaskView {
         id: t.id.0,
         key: t.key.clone(),
@@ -292,7 +296,7 @@ pub fn task_view_to_proto(t: &TaskView) -> proto::TaskView {
     }
 }
 
-pub fn job_view_to_proto(v: &JobView) -> proto::DescribeJobResponse {
+pub(crate) fn job_view_to_proto(v: &JobView) -> proto::DescribeJobResponse {
     proto::DescribeJobResponse {
         status: Some(job_status_to_proto(&v.status)),
         tasks: v.tasks.iter().map(task_view_to_proto).collect(),
@@ -394,19 +398,7 @@ mod tests {
                 })
             })
             .collect();
-        let expected = [
-            "grant_expired",
-            "grant_released",
-            "lease_expired",
-            "worker_lost",
-            "worker_left",
-            "attempt_timed_out",
-            "attempt_failed",
-            "job_cancelled",
-            "deadline_exceeded",
-            "suspended",
-            "dependency_unsatisfied",
-        ];
-        assert_eq!(reasons, expected);
+        let labels: Vec<&str> = EndReason::ALL.iter().map(|r| r.label()).collect();
+        assert_eq!(reasons, labels);
     }
 }

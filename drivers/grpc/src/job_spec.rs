@@ -10,6 +10,7 @@ use keel_engine::{
 };
 use tonic::Status;
 
+/// The wire form of an engine spec; [`job_spec_from_proto`] gives the same spec back.
 pub fn job_spec_to_proto(spec: &JobSpec) -> proto::JobSpec {
     proto::JobSpec {
         name: spec.name.clone(),

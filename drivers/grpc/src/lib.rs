@@ -37,6 +37,8 @@ mod validate;
 pub mod worker;
 
 /// Generated `keel.v1` messages and services.
+// Generated code; proto/keel/v1/keel.proto documents the protocol.
+#[allow(missing_docs)]
 pub mod proto {
     tonic::include_proto!("keel.v1");
 }

@@ -22,6 +22,7 @@ pub struct Histogram {
 }
 
 impl Histogram {
+    /// Counts one duration in its bucket.
     pub fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
         if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
@@ -34,6 +35,7 @@ impl Histogram {
         );
     }
 
+    /// Observations so far.
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
     }
@@ -75,16 +77,22 @@ impl Histogram {
 pub struct GrpcMetrics {
     /// From a grant offer leaving the coordinator to its lease starting.
     pub claim_to_start: Histogram,
+    /// Worker sessions ever opened.
     pub sessions_opened: AtomicU64,
+    /// Worker sessions open now.
     pub sessions_active: AtomicU64,
+    /// Worker commands received.
     pub commands: AtomicU64,
+    /// Worker commands refused (the reply carried a refusal).
     pub refusals: AtomicU64,
+    /// Requests and frames that did not validate (INVALID_ARGUMENT).
     pub invalid_requests: AtomicU64,
     /// Sessions, watches and messages refused by a server limit (RESOURCE_EXHAUSTED).
     pub limit_refusals: AtomicU64,
 }
 
 impl GrpcMetrics {
+    /// The counters in Prometheus text format.
     pub fn render_prometheus(&self) -> String {
         let mut out = String::new();
         self.claim_to_start.render(

@@ -72,6 +72,8 @@ pub fn retry_status(error: &RetryError) -> Status {
     Status::with_details(code, message, details.encode_to_vec().into())
 }
 
+/// The typed refusal a worker receives for an engine rejection (its stable code, and
+/// the current instance for a stale one).
 pub fn refusal(rejection: &Rejection) -> Refusal {
     let current_instance = match rejection {
         Rejection::StaleInstance { current, .. } => Some(current.0),

@@ -24,10 +24,15 @@ pub fn invalid(field: &str, why: &str) -> Status {
 /// service handles itself.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Checked {
+    /// A command for the engine.
     Engine(WorkerCommand),
+    /// A progress report for the running attempt under `fence`.
     Progress {
+        /// The attempt reporting.
         fence: Fence,
+        /// Progress from 0 to 1000.
         per_mille: u32,
+        /// Free text, within the server's limit.
         message: String,
     },
 }
@@ -35,8 +40,11 @@ pub enum Checked {
 /// The identity a session registers with.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Registration {
+    /// The worker registering.
     pub worker: WorkerId,
+    /// Its instance; the session's later commands carry it.
     pub instance: InstanceId,
+    /// The engine's `Register` command.
     pub command: WorkerCommand,
 }
 
@@ -101,18 +109,18 @@ fn name(field: &str, value: &str, limits: &Limits) -> Result<(), Status> {
     }
 }
 
-fn suspend(s: proto::Suspend, limits: &Limits) -> Result<WorkerCommand, Status> {
-    let fence = fence("suspend", &s.fence)?;
-    name("suspend.waitpoint", &s.waitpoint, limits)?;
-    if s.timeout_ms == Some(0) {
+fn suspend(wire: proto::Suspend, limits: &Limits) -> Result<WorkerCommand, Status> {
+    let fence = fence("suspend", &wire.fence)?;
+    name("suspend.waitpoint", &wire.waitpoint, limits)?;
+    if wire.timeout_ms == Some(0) {
         return Err(invalid("suspend.timeout_ms", "must be positive when set"));
     }
-    let on_timeout = suspend_timeout_from_proto(s.on_timeout)
+    let on_timeout = suspend_timeout_from_proto(wire.on_timeout)
         .ok_or_else(|| invalid("suspend.on_timeout", "is not a known value"))?;
     Ok(WorkerCommand::Suspend {
         fence,
-        waitpoint: s.waitpoint,
-        timeout_ms: s.timeout_ms,
+        waitpoint: wire.waitpoint,
+        timeout_ms: wire.timeout_ms,
         on_timeout,
     })
 }
@@ -120,8 +128,11 @@ fn suspend(s: proto::Suspend, limits: &Limits) -> Result<WorkerCommand, Status> 
 /// A signal request once checked: the engine command and the job its task must be in.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Signal {
+    /// The job the request names; the task must belong to it.
     pub job: JobId,
+    /// The task signalled.
     pub task: TaskId,
+    /// The engine's `Signal` command.
     pub command: ClientCommand,
 }
 

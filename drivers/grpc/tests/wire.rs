@@ -266,9 +266,9 @@ async fn lease_one(cluster: &Cluster) -> (RawSession, u64, Fence) {
     (s, job, started.fence.unwrap())
 }
 
-async fn refused(s: &mut RawSession, command: Command) -> Refusal {
-    let seq = s.send(vec![command]);
-    match s.reply(seq).await {
+async fn refused(session: &mut RawSession, command: Command) -> Refusal {
+    let seq = session.send(vec![command]);
+    match session.reply(seq).await {
         reply::Result::Refused(refusal) => refusal,
         other => panic!("accepted: {other:?}"),
     }

@@ -10,17 +10,23 @@ use serde::{Deserialize, Serialize};
 /// Encoding version of [`Entry`] payloads written by this build.
 pub const ENTRY_VERSION: u8 = 1;
 
+/// One logged step: replaying entries in order through `Engine::apply` rebuilds the
+/// coordinator's state exactly.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
+    /// The engine time the input was applied at.
     pub now: Time,
+    /// The input applied.
     pub input: Input,
 }
 
 impl Entry {
+    /// An entry for `input` applied at `now`.
     pub fn new(now: Time, input: Input) -> Entry {
         Entry { now, input }
     }
 
+    /// The payload to append: the version byte, then postcard.
     pub fn encode(&self) -> Vec<u8> {
         let out = vec![ENTRY_VERSION];
         // Writing plain serde data into a Vec cannot fail.

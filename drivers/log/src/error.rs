@@ -10,7 +10,9 @@ use std::fmt;
 /// Which stored record a corruption was found in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecordRef {
+    /// The entry at this offset.
     Entry(Offset),
+    /// The partition's snapshot.
     Snapshot,
     /// A partition's lease and bounds.
     Meta,
@@ -29,34 +31,76 @@ impl fmt::Display for RecordRef {
 /// What is wrong with a corrupt record.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Corruption {
+    /// The record is shorter than its header says.
     #[error("truncated: {len} bytes")]
-    Truncated { len: usize },
+    Truncated {
+        /// The bytes present.
+        len: usize,
+    },
+    /// The bytes changed after they were written.
     #[error("checksum mismatch: stored {stored:08x}, computed {computed:08x}")]
-    Checksum { stored: u32, computed: u32 },
+    Checksum {
+        /// The checksum written with the record.
+        stored: u32,
+        /// The checksum of the bytes read.
+        computed: u32,
+    },
+    /// Written by a format this build does not read.
     #[error("unknown format version {0}")]
     Version(u8),
+    /// The record is stored under another offset than its own.
     #[error("record says it is at offset {found}")]
-    Misplaced { found: Offset },
+    Misplaced {
+        /// The offset the record carries.
+        found: Offset,
+    },
+    /// A later entry carries an older leadership epoch, which fencing forbids.
     #[error("epoch {epoch} follows epoch {previous}")]
-    EpochRegressed { epoch: Epoch, previous: Epoch },
+    EpochRegressed {
+        /// The entry's epoch.
+        epoch: Epoch,
+        /// The epoch of the entry before it.
+        previous: Epoch,
+    },
+    /// A record inside the log's bounds is absent.
     #[error("missing: the log ends at {end}")]
-    Missing { end: Offset },
+    Missing {
+        /// Where the log ends.
+        end: Offset,
+    },
+    /// The record's checksum holds but its contents do not decode.
     #[error("undecodable payload: {0}")]
     Payload(String),
     /// The log ends inside a batch: entries of an acknowledged append are gone.
     #[error("torn batch: the batch runs to {batch_end} but the log ends at {end}")]
-    TornBatch { batch_end: Offset, end: Offset },
+    TornBatch {
+        /// Where the batch says it ends.
+        batch_end: Offset,
+        /// Where the log ends.
+        end: Offset,
+    },
     /// An entry that starts a batch says the batch ends at or before the entry itself.
     #[error("record says its batch ends at {batch_end}, not after the record")]
-    BadBatchEnd { batch_end: Offset },
+    BadBatchEnd {
+        /// The end the entry carries.
+        batch_end: Offset,
+    },
     /// An entry disagrees with the entries before it about where their batch ends.
     #[error("record says its batch ends at {found}, the batch it is in ends at {expected}")]
-    BatchMismatch { found: Offset, expected: Offset },
+    BatchMismatch {
+        /// The end this entry carries.
+        found: Offset,
+        /// The end the batch's first entry carries.
+        expected: Offset,
+    },
     /// The snapshot covers entries the log does not hold (or no longer holds).
     #[error("the snapshot is at {offset} but the log holds entries [{first}, {end})")]
     SnapshotOutsideLog {
+        /// The offset the snapshot covers up to.
         offset: Offset,
+        /// The first entry the log holds.
         first: Offset,
+        /// Where the log ends.
         end: Offset,
     },
 }
@@ -109,19 +153,26 @@ pub enum ErrorKind {
     Storage,
 }
 
+/// A failed log call, naming the partition and what it found.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     /// The caller's epoch is not the partition's current one: another leader was
     /// elected (or this one stepped down). Nothing was written.
     #[error("partition {partition}: epoch {epoch} is fenced; the current epoch is {current}")]
     Fenced {
+        /// The partition the call was on.
         partition: Partition,
+        /// The epoch the caller wrote under.
         epoch: Epoch,
+        /// The partition's epoch now.
         current: Epoch,
     },
+    /// Another holder's lease has not expired, so leadership cannot be taken.
     #[error("partition {partition}: leadership is held by {holder:?} until its lease expires")]
     LeaseHeld {
+        /// The partition the call was on.
         partition: Partition,
+        /// Who holds the lease.
         holder: String,
     },
     /// The caller's idea of the log's end is wrong; nothing was written.
@@ -129,63 +180,97 @@ pub enum LogError {
         "partition {partition}: append expected the log to end at {expected}, it ends at {actual}"
     )]
     OffsetMismatch {
+        /// The partition the call was on.
         partition: Partition,
+        /// Where the caller thought the log ends.
         expected: Offset,
+        /// Where it ends.
         actual: Offset,
     },
+    /// A read asked for entries a snapshot already replaced.
     #[error("partition {partition}: offset {offset} is trimmed; the log starts at {first}")]
     Trimmed {
+        /// The partition the call was on.
         partition: Partition,
+        /// The offset asked for.
         offset: Offset,
+        /// The first entry still held.
         first: Offset,
     },
+    /// A snapshot was offered for an offset the log does not span.
     #[error("partition {partition}: snapshot at {offset} is outside the log [{first}, {end}]")]
     SnapshotOutOfRange {
+        /// The partition the call was on.
         partition: Partition,
+        /// The snapshot's offset.
         offset: Offset,
+        /// The first entry held.
         first: Offset,
+        /// Where the log ends.
         end: Offset,
     },
     /// A stored record is damaged, missing or out of place. `location` names where the
     /// record is kept (a file, a server and key) when the reader knows it.
     #[error("{}partition {partition}, {record}: {corruption}", at(location))]
     Corrupt {
+        /// The partition the record belongs to.
         partition: Partition,
+        /// Which record.
         record: RecordRef,
+        /// What is wrong with it.
         corruption: Corruption,
+        /// Where it is kept; empty when unknown.
         location: String,
     },
     /// The store itself is damaged below the level of records: a page of the file fails
     /// its checksum, the file is cut short or has bytes appended, or the storage engine
     /// gave up on it.
     #[error("{store} is damaged: {problem}")]
-    Damaged { store: String, problem: String },
+    Damaged {
+        /// The store: a file path or a server.
+        store: String,
+        /// What the storage engine reported.
+        problem: String,
+    },
     /// A write was made durable on the primary but fewer replicas than asked for
     /// acknowledged it in time. It may still be lost by a failover.
     #[error("partition {partition}: {acked} of {wanted} replicas acknowledged the write")]
     ReplicaTimeout {
+        /// The partition written.
         partition: Partition,
+        /// Replicas asked to acknowledge.
         wanted: usize,
+        /// Replicas that did.
         acked: usize,
     },
     /// The store has no space for the write (disk full, quota, memory limit).
     #[error("partition {partition}: not durable: no space left on {store} ({outcome})")]
     NoSpace {
+        /// The partition written.
         partition: Partition,
+        /// The full store.
         store: String,
+        /// Whether the write may have landed.
         outcome: Outcome,
     },
     /// The store cannot be reached or refuses service for now.
     #[error("partition {partition}: {store} is unavailable: {reason} ({outcome})")]
     Unavailable {
+        /// The partition the call was on.
         partition: Partition,
+        /// The store that cannot be reached.
         store: String,
+        /// What the client library reported.
         reason: String,
+        /// Whether a write may have landed.
         outcome: Outcome,
     },
+    /// Any other failure of the store.
     #[error("partition {partition}: storage failed: {message}")]
     Storage {
+        /// The partition the call was on.
         partition: Partition,
+        /// What the store reported.
         message: String,
     },
 }
@@ -285,6 +370,7 @@ impl LogError {
         ) || matches!(self, LogError::LeaseHeld { .. })
     }
 
+    /// An unclassified store failure, keeping the store's message.
     pub fn storage(partition: Partition, err: impl fmt::Display) -> LogError {
         LogError::Storage {
             partition,

@@ -10,12 +10,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct LeadershipState {
     /// The current epoch; writes under any other are fenced.
     pub epoch: Epoch,
+    /// Who leads, if anyone.
     pub holder: Option<String>,
     /// Wall-clock milliseconds after which another holder may take over.
     pub expires_ms: u64,
 }
 
 impl LeadershipState {
+    /// Takes leadership for `holder` under a new epoch, unless another holder's lease
+    /// is still running.
     pub fn acquire(
         &mut self,
         partition: Partition,
@@ -37,6 +40,7 @@ impl LeadershipState {
         Ok(self.epoch)
     }
 
+    /// Extends the lease of the leader at `epoch`; fenced for anyone else.
     pub fn renew(
         &mut self,
         partition: Partition,
@@ -49,6 +53,7 @@ impl LeadershipState {
         Ok(())
     }
 
+    /// Gives up leadership at `epoch`; the epoch moves on so its writes are fenced.
     pub fn step_down(&mut self, partition: Partition, epoch: Epoch) -> Result<(), LogError> {
         self.check(partition, epoch)?;
         self.epoch += 1;
@@ -57,6 +62,7 @@ impl LeadershipState {
         Ok(())
     }
 
+    /// Whether `epoch` is the current leader's, as every write must be.
     pub fn check(&self, partition: Partition, epoch: Epoch) -> Result<(), LogError> {
         if epoch == self.epoch && self.holder.is_some() {
             Ok(())
@@ -70,13 +76,13 @@ impl LeadershipState {
     }
 }
 
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(ttl_ms)
         .unwrap_or(0)
 }
 
-pub fn ttl_ms(ttl: Duration) -> u64 {
+pub(crate) fn ttl_ms(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
 }

@@ -15,36 +15,45 @@ pub type Offset = u64;
 /// One stored entry, checked against its checksum and position.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
+    /// Where it sits in the partition's log.
     pub offset: Offset,
     /// The epoch of the leader that appended it.
     pub epoch: Epoch,
     /// Where the append that stored it ended; None for entries written before frames
     /// recorded it (each counts as a batch of its own).
     pub batch_end: Option<Offset>,
+    /// The encoded [`Entry`](crate::Entry).
     pub payload: Vec<u8>,
 }
 
 /// A state saved at `offset`: it reflects every entry before `offset` and none after.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot {
+    /// The first entry it does not reflect.
     pub offset: Offset,
     /// Digest of `state`, checked after restoring it.
     pub digest: Vec<u8>,
+    /// `Engine::snapshot` bytes.
     pub state: Vec<u8>,
 }
 
 /// The live part of a partition's log: entries `first..end`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bounds {
+    /// The first entry still held (later than 0 once a snapshot trimmed the log).
     pub first: Offset,
+    /// Where the next append goes.
     pub end: Offset,
 }
 
 /// Leadership of one partition, as granted to `holder`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Leadership {
+    /// The partition led.
     pub partition: Partition,
+    /// Who leads it.
     pub holder: String,
+    /// The epoch every append of this leader carries.
     pub epoch: Epoch,
     /// Measured from before the request was sent, so the holder stops believing it
     /// leads no later than the store lets another holder take over.
@@ -77,6 +86,7 @@ impl Leadership {
         }
     }
 
+    /// Whether the holder may still act as leader at `now`.
     pub fn is_valid(&self, now: Instant) -> bool {
         now < self.valid_until
     }
@@ -175,6 +185,7 @@ pub trait Log: Send + Sync {
         max: usize,
     ) -> impl Future<Output = Result<Vec<Record>, LogError>> + Send;
 
+    /// The partition's live range of entries.
     fn bounds(&self, partition: Partition)
         -> impl Future<Output = Result<Bounds, LogError>> + Send;
 

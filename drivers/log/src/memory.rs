@@ -26,12 +26,15 @@ impl PartitionLog {
     }
 }
 
+/// A [`Log`](crate::Log) held in memory: for tests, the simulator and a coordinator
+/// that need not survive its process.
 #[derive(Default)]
 pub struct MemoryLog {
     partitions: Mutex<BTreeMap<Partition, PartitionLog>>,
 }
 
 impl MemoryLog {
+    /// An empty log with no partitions.
     pub fn new() -> MemoryLog {
         MemoryLog::default()
     }

@@ -88,6 +88,7 @@ pub fn decode_entry(
     })
 }
 
+/// A snapshot as stored: version, offset, digest length, digest, state, checksum.
 pub fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
     let digest_len = snapshot.digest.len() as u32;
     let mut out =
@@ -100,6 +101,7 @@ pub fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
     seal(out)
 }
 
+/// Reads a stored snapshot back, refusing damaged or unknown frames with the corruption.
 pub fn decode_snapshot(partition: Partition, frame: &[u8]) -> Result<Snapshot, LogError> {
     let fail = |corruption| LogError::corrupt(partition, RecordRef::Snapshot, corruption);
     let body = unseal(frame, SNAPSHOT_HEADER).map_err(fail)?;

@@ -7,23 +7,36 @@ use crate::error::{Corruption, LogError, RecordRef};
 use crate::{scan, Epoch, Log, Offset, Partition, Snapshot};
 use keel_engine::{Config, Digest, Engine, RestoreError};
 
+/// Why an engine could not be rebuilt from its log; the log is left untouched.
 #[derive(Debug, thiserror::Error)]
 pub enum RecoverError {
+    /// Reading the log failed or found a damaged record.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// The snapshot's bytes are intact but the engine refuses them.
     #[error("{location}: partition {partition}: snapshot at {offset} does not restore: {source}")]
     Restore {
+        /// Where the log is kept.
         location: String,
+        /// The partition recovered.
         partition: Partition,
+        /// The snapshot's offset.
         offset: Offset,
+        /// Why the engine refused it.
         source: RestoreError,
     },
+    /// The snapshot restores to another state than the one it was taken from.
     #[error("{location}: partition {partition}: snapshot at {offset} was recorded with digest {recorded} but restores to {rebuilt}")]
     DigestMismatch {
+        /// Where the log is kept.
         location: String,
+        /// The partition recovered.
         partition: Partition,
+        /// The snapshot's offset.
         offset: Offset,
+        /// The digest stored with it, in hex.
         recorded: String,
+        /// The digest of the restored engine.
         rebuilt: Digest,
     },
     /// Entries were trimmed but no snapshot covers them.
@@ -31,8 +44,11 @@ pub enum RecoverError {
         "{location}: partition {partition}: the log starts at {first} and there is no snapshot"
     )]
     MissingSnapshot {
+        /// Where the log is kept.
         location: String,
+        /// The partition recovered.
         partition: Partition,
+        /// The first entry held.
         first: Offset,
     },
 }
@@ -40,6 +56,7 @@ pub enum RecoverError {
 /// An engine rebuilt from a partition's log.
 #[derive(Debug)]
 pub struct Recovered {
+    /// The rebuilt engine, at the state after the last entry.
     pub engine: Engine,
     /// Where the next append goes.
     pub next: Offset,

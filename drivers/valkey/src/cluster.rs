@@ -4,11 +4,14 @@
 use crate::server::{Fsync, ValkeyServer};
 use std::time::{Duration, Instant};
 
+/// Three cluster-mode servers owning all 16384 slots between them.
 pub struct ValkeyCluster {
+    /// The primaries, so a test can kill or restart one.
     pub nodes: Vec<ValkeyServer>,
 }
 
 impl ValkeyCluster {
+    /// Starts and forms the cluster, panicking with the reason if it cannot (tests only).
     pub fn start() -> ValkeyCluster {
         let nodes: Vec<ValkeyServer> = (0..3)
             .map(|_| ValkeyServer::start_with(Fsync::Always, true))
@@ -37,6 +40,7 @@ impl ValkeyCluster {
         cluster
     }
 
+    /// Every node's URL, as a cluster client's seed list.
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(ValkeyServer::url).collect()
     }

@@ -9,7 +9,7 @@ use redis::cluster_routing::{
 use redis::{Cmd, RedisResult, Value};
 
 #[derive(Clone)]
-pub enum Conn {
+pub(crate) enum Conn {
     /// Reconnects by itself after the server restarts.
     Standalone(Box<ConnectionManager>),
     /// Follows slot moves and failovers by itself.
@@ -19,7 +19,7 @@ pub enum Conn {
 impl Conn {
     /// Sends `cmd` to the primary owning `key`'s slot. Commands whose keys the client
     /// library cannot find (FCALL, WAIT) are routed here explicitly.
-    pub async fn to_owner(&self, key: &str, cmd: &Cmd) -> RedisResult<Value> {
+    pub(crate) async fn to_owner(&self, key: &str, cmd: &Cmd) -> RedisResult<Value> {
         match self {
             Conn::Standalone(conn) => cmd.query_async(&mut ConnectionManager::clone(conn)).await,
             Conn::Cluster(conn) => {
@@ -35,7 +35,7 @@ impl Conn {
     }
 
     /// Sends `cmd` to every primary and succeeds only if all of them do.
-    pub async fn to_all_primaries(&self, cmd: &Cmd) -> RedisResult<Value> {
+    pub(crate) async fn to_all_primaries(&self, cmd: &Cmd) -> RedisResult<Value> {
         match self {
             Conn::Standalone(conn) => cmd.query_async(&mut ConnectionManager::clone(conn)).await,
             Conn::Cluster(conn) => {

@@ -6,14 +6,20 @@ use keel_log::Partition;
 
 /// The keys of one partition, in the order the library's functions take them.
 pub struct PartitionKeys {
+    /// The last granted epoch.
     pub epoch: String,
+    /// The current holder and its expiry.
     pub lease: String,
+    /// The list of framed entries.
     pub log: String,
+    /// The first offset still held after trimming.
     pub first: String,
+    /// The latest snapshot.
     pub snapshot: String,
 }
 
 impl PartitionKeys {
+    /// The keys of `partition` under `prefix`, all in one hash slot.
     pub fn new(prefix: &str, partition: Partition) -> PartitionKeys {
         let key = |name: &str| format!("{prefix}:{{p{partition}}}:{name}");
         PartitionKeys {
@@ -25,6 +31,7 @@ impl PartitionKeys {
         }
     }
 
+    /// Every key, in the order the library's functions take them.
     pub fn all(&self) -> [&str; 5] {
         [
             &self.epoch,

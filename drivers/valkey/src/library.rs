@@ -15,15 +15,16 @@
 pub const VERSION: &str = "1";
 
 /// Error code a function answers with when its version differs from the caller's.
-pub const VERSION_ERROR: &str = "KEELVERSION";
+pub(crate) const VERSION_ERROR: &str = "KEELVERSION";
 
-pub const OK: i64 = 0;
-pub const FENCED: i64 = 1;
-pub const END_MISMATCH: i64 = 2;
-pub const SNAPSHOT_OUT_OF_RANGE: i64 = 3;
-pub const TRIMMED: i64 = 4;
-pub const LEASE_HELD: i64 = 5;
+pub(crate) const OK: i64 = 0;
+pub(crate) const FENCED: i64 = 1;
+pub(crate) const END_MISMATCH: i64 = 2;
+pub(crate) const SNAPSHOT_OUT_OF_RANGE: i64 = 3;
+pub(crate) const TRIMMED: i64 = 4;
+pub(crate) const LEASE_HELD: i64 = 5;
 
+/// The `keel` Lua function library, loaded with `FUNCTION LOAD REPLACE` on connect.
 pub const SOURCE: &str = r#"#!lua name=keel
 local VERSION = '1'
 

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+/// How the Valkey log connects and what it waits for before acknowledging a write.
 #[derive(Clone, Debug)]
 pub struct ValkeyOptions {
     /// Prefix of every key; lets several Keel deployments share one Valkey.
@@ -10,6 +11,7 @@ pub struct ValkeyOptions {
     pub wait_replicas: Option<WaitReplicas>,
     /// Bound on one request, so a dead server turns into an error, not a hang.
     pub response_timeout: Duration,
+    /// Bound on opening a connection.
     pub connection_timeout: Duration,
 }
 
@@ -28,17 +30,24 @@ impl Default for ValkeyOptions {
 /// it, or fails with [`keel_log::LogError::ReplicaTimeout`] after `timeout`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WaitReplicas {
+    /// How many replicas must have the write.
     pub replicas: usize,
+    /// How long to wait for them.
     pub timeout: Duration,
 }
 
+/// Why `ValkeyLog::connect` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
+    /// The server could not be reached or refused the connection.
     #[error("valkey at {url}: {source}")]
     Connect {
+        /// The URL tried.
         url: String,
+        /// What the client library reported.
         source: redis::RedisError,
     },
+    /// The server would not load the `keel` function library.
     #[error("valkey: loading the keel function library failed: {0}")]
     Library(redis::RedisError),
 }

@@ -5,13 +5,13 @@ use keel_log::{LogError, Partition};
 use redis::Value;
 
 /// A function's reply: its status and the values after it.
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: i64,
     pub values: Vec<Value>,
 }
 
 impl Reply {
-    pub fn parse(partition: Partition, value: Value) -> Result<Reply, LogError> {
+    pub(crate) fn parse(partition: Partition, value: Value) -> Result<Reply, LogError> {
         let Value::Array(mut items) = value else {
             return Err(unexpected(partition, &value));
         };
@@ -28,7 +28,7 @@ impl Reply {
         })
     }
 
-    pub fn int(&self, partition: Partition, at: usize) -> Result<u64, LogError> {
+    pub(crate) fn int(&self, partition: Partition, at: usize) -> Result<u64, LogError> {
         match self.values.get(at) {
             Some(Value::Int(n)) => u64::try_from(*n).map_err(|_| {
                 LogError::storage(partition, format!("negative number {n} in a reply"))
@@ -37,7 +37,7 @@ impl Reply {
         }
     }
 
-    pub fn text(&self, partition: Partition, at: usize) -> Result<String, LogError> {
+    pub(crate) fn text(&self, partition: Partition, at: usize) -> Result<String, LogError> {
         match self.values.get(at) {
             Some(Value::BulkString(bytes)) => Ok(String::from_utf8_lossy(bytes).into_owned()),
             other => Err(unexpected(partition, other.unwrap_or(&Value::Nil))),
@@ -45,7 +45,7 @@ impl Reply {
     }
 
     /// Maps the statuses every writing function shares to their errors.
-    pub fn check_fenced(self, partition: Partition, epoch: u64) -> Result<Reply, LogError> {
+    pub(crate) fn check_fenced(self, partition: Partition, epoch: u64) -> Result<Reply, LogError> {
         if self.status == library::FENCED {
             let current = self.int(partition, 0)?;
             return Err(LogError::Fenced {
@@ -58,14 +58,14 @@ impl Reply {
     }
 }
 
-pub fn unexpected(partition: Partition, value: &Value) -> LogError {
+pub(crate) fn unexpected(partition: Partition, value: &Value) -> LogError {
     LogError::storage(
         partition,
         format!("unexpected reply from the keel library: {value:?}"),
     )
 }
 
-pub fn bulk(partition: Partition, value: Value) -> Result<Vec<u8>, LogError> {
+pub(crate) fn bulk(partition: Partition, value: Value) -> Result<Vec<u8>, LogError> {
     match value {
         Value::BulkString(bytes) => Ok(bytes),
         other => Err(unexpected(partition, &other)),

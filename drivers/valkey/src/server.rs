@@ -42,6 +42,8 @@ pub enum Fsync {
     EverySec,
 }
 
+/// A `valkey-server` child process on a free loopback port with its own temporary
+/// directory; killed when dropped.
 pub struct ValkeyServer {
     child: Option<Child>,
     port: u16,
@@ -77,14 +79,17 @@ impl ValkeyServer {
         panic!("valkey-server did not start: {last_error}");
     }
 
+    /// The loopback port it listens on.
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// Its `redis://` URL.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Its data directory (append-only file, cluster config).
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

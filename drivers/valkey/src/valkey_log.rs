@@ -16,6 +16,8 @@ use redis::cluster::ClusterClientBuilder;
 use redis::{Cmd, RedisError, Value};
 use std::time::{Duration, Instant};
 
+/// The Keel log on Valkey or Valkey Cluster: each partition's entries, snapshot and
+/// fenced lease in keys of one hash slot, changed only through the `keel` functions.
 pub struct ValkeyLog {
     conn: Conn,
     options: ValkeyOptions,

@@ -16,7 +16,6 @@
 //! replaced restores or is refused, never panics, and an engine restored from it
 //! survives further inputs. At the end, replaying the input log from scratch gives the
 //! digest recorded after every step.
-#![allow(dead_code)]
 
 mod draw;
 

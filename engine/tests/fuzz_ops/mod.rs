@@ -11,7 +11,6 @@
 //! touch left the state exactly as it was. At the end: replaying the input log from
 //! scratch gives the same digest at every step, and so does restoring a snapshot taken
 //! half way and replaying the rest.
-#![allow(dead_code)]
 
 mod seen;
 

@@ -10,10 +10,10 @@ use keel_engine::{Accepted, ClientCommand, Config, Engine, Input, Limits};
 use keel_jobs::{load_job, load_pool, plan, SpecError};
 
 /// Separates the job part of an input from its optional pool part.
-pub const POOL_MARKER: &str = "\n#--- pool\n";
+pub(crate) const POOL_MARKER: &str = "\n#--- pool\n";
 
 /// Limits small enough that short inputs reach every refusal.
-pub fn tight_limits() -> Limits {
+pub(crate) fn tight_limits() -> Limits {
     Limits {
         max_tasks_per_job: 8,
         max_deps_per_task: 3,
@@ -26,7 +26,7 @@ pub fn tight_limits() -> Limits {
     }
 }
 
-pub fn check(data: &[u8]) {
+pub(crate) fn check(data: &[u8]) {
     let src = match std::str::from_utf8(data) {
         Ok(src) => src,
         Err(e) => {

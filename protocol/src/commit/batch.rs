@@ -7,10 +7,20 @@ use keel_engine::{GrantId, Input, Outputs, Time, WorkerCommand};
 /// runs against the engine once everything before it is durable (`R`).
 pub enum Request<W, R> {
     /// One input, answered on its own.
-    Input { input: Input, waiter: W },
+    Input {
+        /// What to apply.
+        input: Input,
+        /// Who gets the answer.
+        waiter: W,
+    },
     /// Inputs applied one after another and answered together; never split across
     /// batches.
-    Group { inputs: Vec<Input>, waiter: W },
+    Group {
+        /// What to apply, in order.
+        inputs: Vec<Input>,
+        /// Who gets the answers.
+        waiter: W,
+    },
     /// A read: it sees the state of every input before it, once they are durable.
     Read(R),
 }
@@ -35,6 +45,7 @@ pub struct Applied {
     /// after the last entry before it): its outputs may leave once the log is durable
     /// up to here.
     pub position: u64,
+    /// It was a timer tick, which nobody waits for.
     pub tick: bool,
     /// The grant it accepted, if it was an accept.
     pub accepting: Option<GrantId>,
@@ -65,7 +76,9 @@ impl Applied {
 
 /// The answer a released batch gives one request.
 pub enum Reply<W> {
+    /// A single input's waiter and what its input did.
     One(W, Applied),
+    /// A group's waiter and what each of its inputs did, in order.
     Group(W, Vec<Applied>),
     /// A timer tick: nobody waits for it, but its effects leave like any others.
     Tick(Applied),
@@ -87,6 +100,7 @@ pub struct Batch<W, R, E> {
 }
 
 impl<W, R, E> Batch<W, R, E> {
+    /// Numbers batches in the order they were applied, to match an append's answer.
     pub fn id(&self) -> u64 {
         self.id
     }
@@ -106,6 +120,7 @@ impl<W, R, E> Batch<W, R, E> {
         self.entry_count
     }
 
+    /// Whether the batch appends nothing (only absorbed heartbeats or reads).
     pub fn is_empty(&self) -> bool {
         self.entry_count == 0
     }
@@ -146,7 +161,9 @@ impl<W, R, E> Batch<W, R, E> {
 
 /// A durable batch: send its replies and effects, then run its reads.
 pub struct Released<W, R> {
+    /// One answer per request, in arrival order.
     pub replies: Vec<Reply<W>>,
+    /// Reads to run against the engine now.
     pub reads: Vec<R>,
     /// Heartbeats answered without an entry.
     pub absorbed: u64,
@@ -156,8 +173,11 @@ pub struct Released<W, R> {
 
 /// Requests answered with a refusal: nothing of them is released.
 pub struct Refused<W, R> {
+    /// Who waits for an answer.
     pub waiters: Vec<W>,
+    /// Reads that will not run.
     pub reads: Vec<R>,
+    /// What to tell them all.
     pub refusal: Refusal,
 }
 
@@ -175,11 +195,13 @@ pub enum Fault {
 /// How an append ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AppendResult {
+    /// The batch is in the log for good.
     Durable,
     /// The log refused or lost the append; it may or may not hold the batch.
     Failed(Fault),
     /// Another leader's epoch fenced the append: leadership is lost.
     Fenced {
+        /// The epoch that fenced it.
         current: u64,
     },
 }
@@ -194,7 +216,10 @@ pub enum Refusal {
     /// The engine is being rebuilt from the log after a failed append.
     Unavailable(Fault),
     /// Leadership was lost (fenced at this epoch when known).
-    NotLeader { fenced_by: Option<u64> },
+    NotLeader {
+        /// The epoch that fenced the append, if one did.
+        fenced_by: Option<u64>,
+    },
     /// Serving stopped.
     Stopped,
 }

@@ -21,12 +21,16 @@ const MAX_WINDOW_MS: u64 = 1_000;
 
 /// Who sent a worker command, and whether it was a heartbeat.
 pub struct Sender {
+    /// The worker that sent it.
     pub worker: WorkerId,
+    /// The sending instance; a heartbeat of another instance is never absorbed.
     pub instance: InstanceId,
+    /// It was a heartbeat.
     pub heartbeat: bool,
 }
 
 impl Sender {
+    /// The sender of a worker command; `None` for ticks and client commands.
     pub fn of(input: &Input) -> Option<Sender> {
         match input {
             Input::Worker {
@@ -43,6 +47,7 @@ impl Sender {
     }
 }
 
+/// Remembers each worker's last applied heartbeat to decide which to absorb.
 pub struct Coalescer {
     window_ms: u64,
     /// Per worker: the instance and engine time of its last applied, accepted heartbeat.
@@ -51,6 +56,7 @@ pub struct Coalescer {
 }
 
 impl Coalescer {
+    /// A coalescer whose window is a tenth of `liveness_timeout_ms`, at most a second.
     pub fn new(liveness_timeout_ms: u64) -> Coalescer {
         Coalescer {
             window_ms: (liveness_timeout_ms / 10).min(MAX_WINDOW_MS),

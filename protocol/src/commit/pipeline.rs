@@ -25,6 +25,7 @@ pub enum Action<W, R, E> {
     Panicked(Batch<W, R, E>),
 }
 
+/// How a pipeline batches.
 #[derive(Clone, Copy, Debug)]
 pub struct Settings {
     /// The most inputs in one batch (a group is never split, so one may exceed it).
@@ -46,6 +47,8 @@ struct Flight {
     has_reads: bool,
 }
 
+/// The commit pipeline: applies requests to the engine in batches, appends one batch
+/// at a time, and releases a batch's answers only once the log holds it.
 pub struct Pipeline<W, R, E> {
     settings: Settings,
     queue: VecDeque<Request<W, R>>,
@@ -135,6 +138,7 @@ impl<W, R, E> Pipeline<W, R, E> {
         self.waiting.is_none() && self.flight.is_none()
     }
 
+    /// An append was handed to the log and has not been answered.
     pub fn append_in_flight(&self) -> bool {
         self.flight.is_some()
     }

@@ -13,7 +13,7 @@ pub(super) struct Backoff {
 }
 
 impl Backoff {
-    pub fn new(min: u64, max: u64, seed: u64) -> Backoff {
+    pub(super) fn new(min: u64, max: u64, seed: u64) -> Backoff {
         let min = min.min(max);
         Backoff {
             min,
@@ -26,7 +26,7 @@ impl Backoff {
 
     /// The pause before the next attempt (up to a quarter shorter than the step), and
     /// the step doubled for the one after.
-    pub fn next_pause(&mut self) -> u64 {
+    pub(super) fn next_pause(&mut self) -> u64 {
         let step = self.next;
         self.next = step.saturating_mul(2).min(self.max);
         self.draws = self.draws.wrapping_add(1);
@@ -35,7 +35,7 @@ impl Backoff {
         step - cut
     }
 
-    pub fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         self.next = self.min;
     }
 }

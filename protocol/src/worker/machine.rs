@@ -68,6 +68,8 @@ pub(super) struct Running {
     pub renew_at: Time,
 }
 
+/// The worker's side of the worker protocol, sans I/O: the SDK and the simulator feed
+/// it events and times and carry out the outputs it returns.
 pub struct WorkerMachine {
     pub(super) config: Config,
     pub(super) instance: InstanceId,
@@ -95,6 +97,7 @@ pub struct WorkerMachine {
 }
 
 impl WorkerMachine {
+    /// A machine that does nothing until `start`.
     pub fn new(config: Config) -> WorkerMachine {
         let backoff = Backoff::new(
             config.backoff_min_ms,
@@ -135,18 +138,23 @@ impl WorkerMachine {
         }
     }
 
+    /// The instance it registers as now; a new one replaces it after this one was lost or
+    /// found stale.
     pub fn instance(&self) -> InstanceId {
         self.instance
     }
 
+    /// What it has done so far.
     pub fn summary(&self) -> Summary {
         self.summary
     }
 
+    /// `Output::Stopped` was emitted; nothing more comes out.
     pub fn is_stopped(&self) -> bool {
         self.link == Link::Stopped
     }
 
+    /// A drain was asked for: no new work is requested.
     pub fn is_draining(&self) -> bool {
         self.draining
     }

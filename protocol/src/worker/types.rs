@@ -8,7 +8,9 @@ pub type Time = u64;
 /// What the machine is told once, at start.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// What the worker advertises at registration.
     pub capabilities: Vec<String>,
+    /// Lanes served, in preference order.
     pub lanes: Vec<String>,
     /// Tasks run at once; at least 1.
     pub concurrency: u32,
@@ -17,6 +19,7 @@ pub struct Config {
     /// First pause before reconnecting or registering a new instance; doubles with
     /// each failure in a row, up to `backoff_max_ms`.
     pub backoff_min_ms: u64,
+    /// Longest pause between reconnect or registration tries.
     pub backoff_max_ms: u64,
     /// Seeds the backoff's jitter, so peers spread out and a simulation replays.
     pub jitter_seed: u64,
@@ -30,51 +33,84 @@ pub struct Config {
     pub frame_overhead_bytes: u64,
     /// Failure and progress messages are cut to these many bytes.
     pub max_error_bytes: usize,
+    /// Progress messages are cut to these many bytes.
     pub max_progress_bytes: usize,
 }
 
 /// A command for the coordinator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
+    /// Join under `instance`, or present it again after a reconnect.
     Register {
+        /// The instance this process registers as.
         instance: InstanceId,
+        /// What it advertises.
         capabilities: Vec<String>,
+        /// Lanes served, in preference order.
         lanes: Vec<String>,
+        /// Tasks it runs at once.
         max_concurrency: u32,
     },
+    /// Keeps the instance from being declared lost.
     Heartbeat,
+    /// Ask for up to `credits` offers (free slots).
     RequestWork {
+        /// How many offers it can take now.
         credits: u32,
     },
+    /// Stop receiving grants; running handlers finish.
     Drain,
+    /// Leave for good; held tasks are requeued.
     Deregister,
+    /// Take an offer, starting its lease.
     AcceptGrant {
+        /// The offer to accept.
         grant: GrantId,
     },
+    /// Turn an offer down (no free slot any more).
     ReleaseGrant {
+        /// The offer to give back.
         grant: GrantId,
     },
+    /// Extend a running attempt's lease.
     Renew {
+        /// The attempt whose lease to extend.
         fence: Fence,
     },
+    /// Report the attempt succeeded.
     Complete {
+        /// The attempt that finished.
         fence: Fence,
+        /// What the handler produced.
         output: Vec<u8>,
     },
+    /// Report the attempt failed.
     Fail {
+        /// The attempt that failed.
         fence: Fence,
+        /// The handler's error, cut to `max_error_bytes`.
         error: String,
+        /// Not worth retrying (the engine skips the retry policy).
         permanent: bool,
     },
+    /// Park the task on a waitpoint and give up the lease.
     Suspend {
+        /// The attempt that parks its task.
         fence: Fence,
+        /// The name a signal must carry to resume it.
         waitpoint: String,
+        /// How long to wait for the signal; `None` waits as long as it takes.
         timeout_ms: Option<u64>,
+        /// What happens when the wait times out.
         on_timeout: SuspendTimeout,
     },
+    /// Tell watchers how far a running attempt got; the engine does not log it.
     Progress {
+        /// The running attempt.
         fence: Fence,
+        /// Progress from 0 to 1000.
         per_mille: u32,
+        /// Free text, cut to `max_progress_bytes`.
         message: String,
     },
 }
@@ -82,15 +118,22 @@ pub enum Command {
 /// How a handler's attempt ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
+    /// Succeeded with this output.
     Complete(Vec<u8>),
+    /// The attempt failed.
     Fail {
+        /// What went wrong, for the attempt history.
         error: String,
+        /// Retrying cannot help; the task fails now.
         permanent: bool,
     },
     /// Give up the lease until the waitpoint is signalled.
     Suspend {
+        /// The name a signal must carry to resume the task.
         waitpoint: String,
+        /// How long to wait; `None` waits as long as it takes.
         timeout_ms: Option<u64>,
+        /// What happens when the wait times out.
         on_timeout: SuspendTimeout,
     },
 }
@@ -98,12 +141,17 @@ pub enum Outcome {
 /// A grant the coordinator offers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Offer {
+    /// What the worker presents to accept it.
     pub grant: GrantId,
+    /// The job the task belongs to.
     pub job: JobId,
+    /// The task offered.
     pub task: TaskId,
     /// The task's key in its job's spec.
     pub key: String,
+    /// Which attempt it would start, from 1.
     pub attempt: u32,
+    /// The task's input.
     pub payload: Vec<u8>,
     /// The outputs of the task's upstream tasks, in its group's order.
     pub inputs: Vec<TaskInput>,
@@ -116,18 +164,26 @@ pub struct Offer {
 pub enum Event {
     /// The answer to the command sent under `seq`.
     Reply {
+        /// The sequence number the command was sent under.
         seq: u64,
+        /// What the coordinator answered.
         answer: Answer,
     },
+    /// A task is offered to this worker.
     GrantOffered(Offer),
+    /// An offer was taken back before it was accepted.
     GrantWithdrawn {
+        /// The offer that is no longer valid.
         grant: GrantId,
     },
+    /// An attempt must stop: its lease is no longer this worker's.
     LeaseRevoked {
+        /// The attempt to stop.
         fence: Fence,
     },
     /// The coordinator declared an instance of this worker lost (`None`: this one).
     Lost {
+        /// The lost instance, if the coordinator named one.
         instance: Option<InstanceId>,
     },
     /// A blacklisting ended: grants may be offered again.
@@ -137,23 +193,33 @@ pub enum Event {
 /// The coordinator's answer to one command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
+    /// The registration is accepted; its cadences follow.
     Registered(Registered),
     /// Accepted with nothing to report (heartbeat, work request, drain, release...).
     Done,
+    /// The grant was accepted; the attempt holds a lease.
     LeaseStarted {
+        /// The fence every later command on the attempt carries.
         fence: Fence,
     },
+    /// The lease was extended.
     Renewed,
+    /// The success is recorded.
     Completed,
+    /// The failure is recorded.
     Failed,
+    /// The suspension is recorded.
     Suspended,
+    /// The command was refused; the refusal says what that means here.
     Refused(Refusal),
 }
 
 /// The cadences a registration announces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Registered {
+    /// How long a lease lasts unrenewed; renewals are paced from it.
     pub lease_ttl_ms: u64,
+    /// How long silence takes to be declared lost; heartbeats are paced from it.
     pub liveness_timeout_ms: u64,
     /// The largest frame the coordinator accepts, if it says.
     pub frame_bytes: Option<u64>,
@@ -162,14 +228,20 @@ pub struct Registered {
 /// A refused command: what the refusal means to this worker, and its text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
+    /// What the worker must do about it.
     pub kind: RefusalKind,
+    /// The coordinator's text, for logs.
     pub message: String,
 }
 
+/// How a refusal affects the worker machine, grouped from rejection codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RefusalKind {
     /// This instance is older than the one the coordinator knows.
-    StaleInstance { current: Option<InstanceId> },
+    StaleInstance {
+        /// The instance the coordinator knows, if it said; the next one starts above it.
+        current: Option<InstanceId>,
+    },
     /// The coordinator declared this instance lost, or no longer knows the worker.
     Lost,
     /// This instance registered before with another configuration.
@@ -211,13 +283,17 @@ impl Refusal {
 /// A lease the worker now holds: run the handler.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Assignment {
+    /// The job the task belongs to.
     pub job: JobId,
     /// The task's key in its job's spec.
     pub key: String,
+    /// The attempt's fence, carried by every report on it.
     pub fence: Fence,
+    /// The task's input.
     pub payload: Vec<u8>,
-    /// The offer's inputs and signal payload, passed through to the handler.
+    /// The outputs of the task's upstream tasks, from the offer.
     pub inputs: Vec<TaskInput>,
+    /// The payload of the signal that resumed the task, from the offer.
     pub signal: Option<Vec<u8>>,
 }
 
@@ -229,7 +305,12 @@ pub enum Output {
     /// Close the connection; the machine reconnects after a pause.
     Disconnect,
     /// Send `command` under `seq`; its answer comes back as `Event::Reply`.
-    Send { seq: u64, command: Command },
+    Send {
+        /// Numbers the command so its reply can be matched.
+        seq: u64,
+        /// What to send.
+        command: Command,
+    },
     /// Run the handler for this lease; report with `handler_finished`.
     Start(Assignment),
     /// Stop the handler running this attempt; its lease is not this worker's anymore.
@@ -237,13 +318,16 @@ pub enum Output {
     /// The worker now trusts its lease on `task` (under the fence) until this time, or
     /// no longer holds one. A simulator checks these beliefs; the SDK needs none.
     Trust {
+        /// The task the lease is on.
         task: TaskId,
+        /// The fence and the local time the lease is trusted until; `None` when none is held.
         until: Option<(Fence, Time)>,
     },
     /// The machine is done: nothing more will come out of it.
     Stopped(Stop),
 }
 
+/// Why the machine stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Stop {
     /// Drained and deregistered (or gave up on the coordinator while draining).
@@ -255,13 +339,17 @@ pub enum Stop {
 /// What a worker did, counted by the machine.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
+    /// Attempts the coordinator recorded as succeeded.
     pub completed: u64,
+    /// Attempts the coordinator recorded as failed.
     pub failed: u64,
+    /// Attempts that parked their task.
     pub suspended: u64,
     /// Handlers stopped because their lease was revoked or could not be renewed.
     pub revoked: u64,
     /// Outcomes the coordinator refused because the attempt was no longer this worker's.
     pub stale: u64,
+    /// Times the connection was lost or dropped and had to be opened again.
     pub reconnects: u64,
     /// Times this worker had to register a new instance.
     pub registrations_refused: u64,

@@ -9,16 +9,8 @@ use crate::ScenarioError;
 pub(super) fn check(ctx: &Ctx, s: &Scenario, declared: &Declared) -> Result<(), ScenarioError> {
     let outcomes = vocabulary::job_outcomes();
     for (name, outcome) in &s.expect.jobs {
-        if !declared.jobs.contains(name.as_str()) {
-            let known: Vec<&str> = declared.jobs.iter().copied().collect();
-            return Err(ctx.err(
-                ctx.header("[expect", 0),
-                format!(
-                    "expect.jobs names unknown job {name:?}; known: {}",
-                    known.join(", ")
-                ),
-            ));
-        }
+        let at = ctx.header("[expect", 0);
+        ctx.known_at(name, at, &declared.jobs, "job", "expect.jobs")?;
         if !outcomes.contains(&outcome.get_ref().as_str()) {
             return Err(ctx.err(
                 Some(outcome.span()),
@@ -49,18 +41,16 @@ fn count(
     if let Some(w) = &c.worker {
         ctx.known(w, &declared.workers, "worker", "expect.count")?;
     }
-    if let Some(job) = &c.job {
-        ctx.known(job, &declared.jobs, "job", "expect.count")?;
-    }
-    if let Some(task) = &c.task {
-        let Some(job) = &c.job else {
+    match (&c.job, &c.task) {
+        (Some(job), Some(task)) => ctx.known_task(s, declared, job, task, "expect.count")?,
+        (Some(job), None) => ctx.known(job, &declared.jobs, "job", "expect.count")?,
+        (None, Some(task)) => {
             return Err(ctx.err(
                 Some(task.span()),
                 "expect.count: task = \"key\" needs job = \"name\"",
-            ));
-        };
-        let keys = Declared::keys(s, job.get_ref());
-        ctx.known(task, &keys, "task", "expect.count")?;
+            ))
+        }
+        (None, None) => {}
     }
     if let (Some(from), Some(until)) = (c.from_ms, c.until_ms) {
         if from > until {

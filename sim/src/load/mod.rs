@@ -15,11 +15,16 @@ use std::fmt;
 use std::ops::Range;
 use toml::Spanned;
 
+/// Why a scenario file was refused, and where.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct ScenarioError {
+    /// The file's path as given.
     pub file: String,
+    /// 1-based line of the offending value.
     pub line: usize,
+    /// 1-based column.
     pub col: usize,
+    /// What is wrong.
     pub message: String,
 }
 
@@ -71,18 +76,42 @@ impl Ctx<'_> {
         what: &str,
         context: &str,
     ) -> Result<(), ScenarioError> {
-        if known.contains(name.get_ref().as_str()) {
+        self.known_at(name.get_ref(), Some(name.span()), known, what, context)
+    }
+
+    /// `known` for a name without a span of its own, reported at `span`.
+    fn known_at(
+        &self,
+        name: &str,
+        span: Option<Range<usize>>,
+        known: &BTreeSet<&str>,
+        what: &str,
+        context: &str,
+    ) -> Result<(), ScenarioError> {
+        if known.contains(name) {
             return Ok(());
         }
         let list: Vec<&str> = known.iter().copied().collect();
         Err(self.err(
-            Some(name.span()),
+            span,
             format!(
-                "{context} names unknown {what} {:?}; known: {}",
-                name.get_ref(),
+                "{context} names unknown {what} {name:?}; known: {}",
                 list.join(", ")
             ),
         ))
+    }
+
+    /// `job` must be a declared job and `task` one of its task keys.
+    fn known_task(
+        &self,
+        s: &Scenario,
+        declared: &Declared,
+        job: &Spanned<String>,
+        task: &Spanned<String>,
+        context: &str,
+    ) -> Result<(), ScenarioError> {
+        self.known(job, &declared.jobs, "job", context)?;
+        self.known(task, &Declared::keys(s, job.get_ref()), "task", context)
     }
 }
 
@@ -119,7 +148,7 @@ pub fn load(file: &str, src: &str) -> Result<Scenario, ScenarioError> {
 }
 
 /// Checks a scenario built in code (a swarm profile or a shrink candidate).
-pub fn check_generated(s: &Scenario) -> Result<(), ScenarioError> {
+pub(crate) fn check_generated(s: &Scenario) -> Result<(), ScenarioError> {
     check(
         &Ctx {
             file: "<generated>",

@@ -53,11 +53,7 @@ pub(super) fn check(
     }
     let needs_task = matches!(step.action, ScriptAction::Complete | ScriptAction::Fail);
     match (&step.job, &step.task) {
-        (Some(job), Some(task)) => {
-            ctx.known(job, &declared.jobs, "job", "script")?;
-            let keys = Declared::keys(s, job.get_ref());
-            ctx.known(task, &keys, "task", "script")?;
-        }
+        (Some(job), Some(task)) => ctx.known_task(s, declared, job, task, "script")?,
         (None, None) if !needs_task => {}
         _ => {
             return Err(ctx.err(

@@ -7,7 +7,7 @@
 
 use keel_sim::{load, Scenario, ScenarioError};
 
-pub fn check(data: &[u8]) {
+pub(crate) fn check(data: &[u8]) {
     let Ok(src) = std::str::from_utf8(data) else {
         return;
     };

@@ -19,15 +19,15 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tower::ServiceExt;
 
-pub const TOKEN: &str = "console-test-token-0123456789";
+pub(crate) const TOKEN: &str = "console-test-token-0123456789";
 
-pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+pub(crate) async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(20), fut)
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
-pub async fn coordinator() -> Handle {
+pub(crate) async fn coordinator() -> Handle {
     let config = CoordinatorConfig {
         holder: "console-test".into(),
         ..CoordinatorConfig::default()
@@ -40,7 +40,7 @@ pub async fn coordinator() -> Handle {
     .expect("the coordinator starts")
 }
 
-pub fn options(writable: bool) -> ConsoleOptions {
+pub(crate) fn options(writable: bool) -> ConsoleOptions {
     let mut options = ConsoleOptions::new(Arc::new(SystemClock));
     if writable {
         let authorize: Authorize = Arc::new(|t: &[u8]| t == TOKEN.as_bytes());
@@ -49,11 +49,11 @@ pub fn options(writable: bool) -> ConsoleOptions {
     options
 }
 
-pub fn console(handle: &Handle, writable: bool) -> Router {
+pub(crate) fn console(handle: &Handle, writable: bool) -> Router {
     router(handle.clone(), options(writable)).0
 }
 
-pub async fn submit(handle: &Handle, spec: JobSpec) -> JobId {
+pub(crate) async fn submit(handle: &Handle, spec: JobSpec) -> JobId {
     match handle
         .apply(Input::Client(ClientCommand::SubmitJob(spec)))
         .await
@@ -63,13 +63,13 @@ pub async fn submit(handle: &Handle, spec: JobSpec) -> JobId {
     }
 }
 
-pub struct Worker {
+pub(crate) struct Worker {
     pub id: WorkerId,
     effects: mpsc::Receiver<Effect>,
 }
 
 impl Worker {
-    pub async fn register(handle: &Handle, name: &str) -> Worker {
+    pub(crate) async fn register(handle: &Handle, name: &str) -> Worker {
         let id = WorkerId::new(name);
         let effects = handle.route_worker(id.clone());
         let register = WorkerCommand::Register {
@@ -82,7 +82,7 @@ impl Worker {
         worker
     }
 
-    pub async fn send(&self, handle: &Handle, command: WorkerCommand) -> Accepted {
+    pub(crate) async fn send(&self, handle: &Handle, command: WorkerCommand) -> Accepted {
         let input = Input::worker(&self.id, InstanceId(1), command);
         match handle.apply(input).await {
             Ok(Some(Ok(accepted))) => accepted,
@@ -91,7 +91,7 @@ impl Worker {
     }
 
     /// Claims one task; returns its fence.
-    pub async fn claim(&mut self, handle: &Handle) -> Fence {
+    pub(crate) async fn claim(&mut self, handle: &Handle) -> Fence {
         self.send(handle, WorkerCommand::RequestWork { credits: 1 })
             .await;
         let grant = loop {
@@ -110,7 +110,7 @@ impl Worker {
         }
     }
 
-    pub async fn finish(&self, handle: &Handle, fence: Fence, error: Option<&str>) {
+    pub(crate) async fn finish(&self, handle: &Handle, fence: Fence, error: Option<&str>) {
         let command = match error {
             None => WorkerCommand::Complete {
                 fence,
@@ -126,19 +126,24 @@ impl Worker {
     }
 }
 
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: StatusCode,
     pub headers: axum::http::HeaderMap,
     pub body: String,
 }
 
 impl Answer {
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 }
 
-pub async fn request(router: &Router, method: Method, uri: &str, token: Option<&str>) -> Answer {
+pub(crate) async fn request(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+) -> Answer {
     let mut builder = Request::builder().method(method).uri(uri);
     if let Some(token) = token {
         builder = builder.header("authorization", format!("Bearer {token}"));
@@ -162,6 +167,6 @@ pub async fn request(router: &Router, method: Method, uri: &str, token: Option<&
     }
 }
 
-pub async fn get(router: &Router, uri: &str) -> Answer {
+pub(crate) async fn get(router: &Router, uri: &str) -> Answer {
     request(router, Method::GET, uri, None).await
 }

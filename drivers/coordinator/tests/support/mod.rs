@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 /// Fails a test that would otherwise hang.
-pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+pub(crate) async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
     match tokio::time::timeout(Duration::from_secs(20), fut).await {
         Ok(value) => value,
         Err(_) => panic!("timed out waiting for {what}"),
@@ -25,7 +25,7 @@ pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
 }
 
 /// Polls a future once, so a request is queued before the test goes on.
-pub async fn poll_once<F: Future + Unpin>(fut: &mut F) -> Option<F::Output> {
+pub(crate) async fn poll_once<F: Future + Unpin>(fut: &mut F) -> Option<F::Output> {
     std::future::poll_fn(|cx| match std::pin::Pin::new(&mut *fut).poll(cx) {
         std::task::Poll::Ready(v) => std::task::Poll::Ready(Some(v)),
         std::task::Poll::Pending => std::task::Poll::Ready(None),
@@ -34,14 +34,14 @@ pub async fn poll_once<F: Future + Unpin>(fut: &mut F) -> Option<F::Output> {
 }
 
 /// Why an error says its coordinator does not lead.
-pub fn deposed_why(error: &CoordinatorError) -> Option<Deposed> {
+pub(crate) fn deposed_why(error: &CoordinatorError) -> Option<Deposed> {
     match error {
         CoordinatorError::NotLeader { why, .. } => Some(*why),
         _ => None,
     }
 }
 
-pub fn config(holder: &str) -> CoordinatorConfig {
+pub(crate) fn config(holder: &str) -> CoordinatorConfig {
     CoordinatorConfig {
         holder: holder.to_owned(),
         lease_ttl: Duration::from_secs(30),
@@ -49,13 +49,13 @@ pub fn config(holder: &str) -> CoordinatorConfig {
     }
 }
 
-pub const START_MS: u64 = 1_000_000;
+pub(crate) const START_MS: u64 = 1_000_000;
 
-pub fn manual_clock() -> Arc<ManualClock> {
+pub(crate) fn manual_clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(START_MS))
 }
 
-pub async fn start<L: Log + 'static, C: Clock>(
+pub(crate) async fn start<L: Log + 'static, C: Clock>(
     config: CoordinatorConfig,
     log: &Arc<L>,
     clock: &Arc<C>,
@@ -70,19 +70,19 @@ pub async fn start<L: Log + 'static, C: Clock>(
 }
 
 /// Applies an input that must be accepted.
-pub async fn accepted(handle: &Handle, input: Input) -> Accepted {
+pub(crate) async fn accepted(handle: &Handle, input: Input) -> Accepted {
     match within("apply", handle.apply(input.clone())).await {
         Ok(Some(Ok(accepted))) => accepted,
         other => panic!("{input:?} gave {other:?}"),
     }
 }
 
-pub fn job(name: &str, tasks: &[&str]) -> Input {
+pub(crate) fn job(name: &str, tasks: &[&str]) -> Input {
     let tasks = tasks.iter().map(|t| TaskSpec::new(*t)).collect();
     Input::Client(ClientCommand::SubmitJob(JobSpec::new(name, tasks)))
 }
 
-pub async fn submit(handle: &Handle, name: &str, tasks: &[&str]) -> JobId {
+pub(crate) async fn submit(handle: &Handle, name: &str, tasks: &[&str]) -> JobId {
     match accepted(handle, job(name, tasks)).await {
         Accepted::JobSubmitted { job, .. } => job,
         other => panic!("submit gave {other:?}"),
@@ -90,14 +90,14 @@ pub async fn submit(handle: &Handle, name: &str, tasks: &[&str]) -> JobId {
 }
 
 /// A worker session: its id, instance and the effects routed to it.
-pub struct Worker {
+pub(crate) struct Worker {
     pub id: WorkerId,
     pub instance: InstanceId,
     pub effects: mpsc::Receiver<Effect>,
 }
 
 impl Worker {
-    pub async fn register(handle: &Handle, name: &str) -> Worker {
+    pub(crate) async fn register(handle: &Handle, name: &str) -> Worker {
         let id = WorkerId::new(name);
         let effects = handle.route_worker(id.clone());
         let worker = Worker {
@@ -114,18 +114,18 @@ impl Worker {
         worker
     }
 
-    pub fn input(&self, command: WorkerCommand) -> Input {
+    pub(crate) fn input(&self, command: WorkerCommand) -> Input {
         Input::worker(&self.id, self.instance, command)
     }
 
-    pub async fn next_effect(&mut self) -> Effect {
+    pub(crate) async fn next_effect(&mut self) -> Effect {
         within("a worker effect", self.effects.recv())
             .await
             .unwrap_or_else(|| panic!("{}'s route closed", self.id))
     }
 
     /// Asks for one task and accepts the grant it is offered.
-    pub async fn claim(&mut self, handle: &Handle) -> Fence {
+    pub(crate) async fn claim(&mut self, handle: &Handle) -> Fence {
         accepted(
             handle,
             self.input(WorkerCommand::RequestWork { credits: 1 }),
@@ -138,14 +138,14 @@ impl Worker {
         self.accept(handle, grant).await
     }
 
-    pub async fn accept(&self, handle: &Handle, grant: GrantId) -> Fence {
+    pub(crate) async fn accept(&self, handle: &Handle, grant: GrantId) -> Fence {
         match accepted(handle, self.input(WorkerCommand::AcceptGrant { grant })).await {
             Accepted::LeaseStarted { fence, .. } => fence,
             other => panic!("accept gave {other:?}"),
         }
     }
 
-    pub async fn complete(&self, handle: &Handle, fence: Fence) {
+    pub(crate) async fn complete(&self, handle: &Handle, fence: Fence) {
         let complete = WorkerCommand::Complete {
             fence,
             output: "done".into(),
@@ -156,7 +156,7 @@ impl Worker {
 
 /// A log that forwards to a shared inner log, and that a test can make hold appends
 /// until released, fail the next append, or fail every lease renewal.
-pub struct FaultyLog<L> {
+pub(crate) struct FaultyLog<L> {
     pub inner: Arc<L>,
     open: watch::Sender<bool>,
     started: watch::Sender<u64>,
@@ -176,7 +176,7 @@ const NO_SPACE: &str = "No space left on device (os error 28)";
 const REFUSED: &str = "Connection refused (os error 111)";
 
 impl<L: Log> FaultyLog<L> {
-    pub fn new(inner: Arc<L>) -> Arc<FaultyLog<L>> {
+    pub(crate) fn new(inner: Arc<L>) -> Arc<FaultyLog<L>> {
         Arc::new(FaultyLog {
             inner,
             open: watch::Sender::new(true),
@@ -191,12 +191,12 @@ impl<L: Log> FaultyLog<L> {
     }
 
     /// Appends and snapshots fail as on a full disk until `false`.
-    pub fn disk_full(&self, full: bool) {
+    pub(crate) fn disk_full(&self, full: bool) {
         self.no_space.store(full, Ordering::SeqCst);
     }
 
     /// Every call fails with a refused connection until `false`.
-    pub fn outage(&self, down: bool) {
+    pub(crate) fn outage(&self, down: bool) {
         self.outage.store(down, Ordering::SeqCst);
     }
 
@@ -216,42 +216,42 @@ impl<L: Log> FaultyLog<L> {
     }
 
     /// Appends from now on wait until [`FaultyLog::release`].
-    pub fn hold(&self) {
+    pub(crate) fn hold(&self) {
         self.open.send_replace(false);
     }
 
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         self.open.send_replace(true);
     }
 
     /// Waits until `n` appends have been called in total.
-    pub async fn appends_started(&self, n: u64) {
+    pub(crate) async fn appends_started(&self, n: u64) {
         let mut started = self.started.subscribe();
         within("an append", started.wait_for(|s| *s >= n))
             .await
             .unwrap_or_else(|_| panic!("append counter closed"));
     }
 
-    pub fn fail_next_append(&self) {
+    pub(crate) fn fail_next_append(&self) {
         self.fail_next_append.store(true, Ordering::SeqCst);
     }
 
     /// Fails the `n`th append counted from the log's creation, whatever runs first.
-    pub fn fail_append_number(&self, n: u64) {
+    pub(crate) fn fail_append_number(&self, n: u64) {
         self.fail_append_number.store(n, Ordering::SeqCst);
     }
 
     /// Every append from now on takes `delay` longer.
-    pub fn slow_down(&self, delay: Duration) {
+    pub(crate) fn slow_down(&self, delay: Duration) {
         self.delay_ms
             .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
-    pub fn fail_renewals(&self) {
+    pub(crate) fn fail_renewals(&self) {
         self.fail_renewals.store(true, Ordering::SeqCst);
     }
 
-    pub fn restore_renewals(&self) {
+    pub(crate) fn restore_renewals(&self) {
         self.fail_renewals.store(false, Ordering::SeqCst);
     }
 }
@@ -342,7 +342,7 @@ impl<L: Log> Log for FaultyLog<L> {
 }
 
 /// The digest of the engine a fresh recovery of `log` rebuilds.
-pub async fn log_digest<L: Log>(log: &L) -> keel_engine::Digest {
+pub(crate) async fn log_digest<L: Log>(log: &L) -> keel_engine::Digest {
     let config = keel_engine::Config::default();
     match keel_log::recover(log, 0, config).await {
         Ok(recovered) => recovered.engine.digest(),
@@ -351,7 +351,11 @@ pub async fn log_digest<L: Log>(log: &L) -> keel_engine::Digest {
 }
 
 /// The inputs stored in a partition's log from `from` on.
-pub async fn logged_inputs<L: Log>(log: &L, partition: Partition, from: Offset) -> Vec<Input> {
+pub(crate) async fn logged_inputs<L: Log>(
+    log: &L,
+    partition: Partition,
+    from: Offset,
+) -> Vec<Input> {
     let records = log
         .read(partition, from, 10_000)
         .await

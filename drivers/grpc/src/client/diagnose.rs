@@ -30,9 +30,17 @@ pub enum Cause {
     Resolve(String),
     /// The coordinator answers but does not lead its partition (a standby or a deposed
     /// leader).
-    NotLeader { epoch: u64 },
+    NotLeader {
+        /// The epoch it reported.
+        epoch: u64,
+    },
     /// The coordinator answered with this status.
-    Status { code: Code, message: String },
+    Status {
+        /// The status code.
+        code: Code,
+        /// The status message.
+        message: String,
+    },
     /// The connection failed otherwise.
     Other(String),
 }
@@ -79,7 +87,9 @@ impl fmt::Display for Cause {
 /// One address and why it was not used.
 #[derive(Clone, Debug)]
 pub struct AddressError {
+    /// The address tried.
     pub address: String,
+    /// Why it was not used.
     pub cause: Cause,
 }
 
@@ -98,7 +108,7 @@ pub(crate) enum Finding {
 
 impl Finding {
     /// From a failed connection attempt.
-    pub fn of_error(error: &(dyn StdError + 'static), options: &ClientOptions) -> Finding {
+    pub(super) fn of_error(error: &(dyn StdError + 'static), options: &ClientOptions) -> Finding {
         match from_chain(error, options) {
             Some(cause) => Finding::Cause(cause),
             None => Finding::Probe(innermost(error)),
@@ -107,7 +117,7 @@ impl Finding {
 
     /// From the status of a first call: one the coordinator sent, or one standing for a
     /// broken connection.
-    pub fn of_status(status: &Status, options: &ClientOptions) -> Finding {
+    pub(super) fn of_status(status: &Status, options: &ClientOptions) -> Finding {
         match status.source() {
             None => Finding::Cause(Cause::Status {
                 code: status.code(),
@@ -117,7 +127,7 @@ impl Finding {
         }
     }
 
-    pub async fn cause(self, target: &Target, options: &ClientOptions) -> Cause {
+    pub(super) async fn cause(self, target: &Target, options: &ClientOptions) -> Cause {
         match self {
             Finding::Cause(cause) => cause,
             Finding::Probe(detail) => probe_or(target, options, detail).await,

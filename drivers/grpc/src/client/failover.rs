@@ -30,7 +30,12 @@ pub enum CallError {
     /// No coordinator could be reached.
     Connect(ClientError),
     /// The coordinator at `address` refused the call or the connection to it broke.
-    Status { address: String, status: Status },
+    Status {
+        /// The coordinator called.
+        address: String,
+        /// Its answer, or the transport's error.
+        status: Status,
+    },
 }
 
 impl CallError {
@@ -48,6 +53,7 @@ impl CallError {
         }
     }
 
+    /// The status code a coordinator answered with, if it answered.
     pub fn code(&self) -> Option<Code> {
         self.status().map(Status::code)
     }
@@ -92,10 +98,14 @@ fn moves_on(status: &Status) -> bool {
 /// coordinator that failed before it answered.
 #[derive(Clone, Debug)]
 pub struct Submitted {
+    /// The coordinator's answer.
     pub response: SubmitJobResponse,
+    /// Calls made, counting those failed over from.
     pub attempts: u32,
 }
 
+/// A client of the job service that finds the leader among its addresses and, with
+/// several, moves to the next leader when one fails.
 pub struct Client {
     options: ClientOptions,
     current: Option<(String, Jobs)>,
@@ -120,6 +130,7 @@ impl Client {
         Ok(client)
     }
 
+    /// The options it connects with.
     pub fn options(&self) -> &ClientOptions {
         &self.options
     }
@@ -183,6 +194,8 @@ impl Client {
         }
     }
 
+    /// Submits a job; safe to repeat, since a resubmitted spec is answered as a
+    /// duplicate.
     pub async fn submit_job(&mut self, spec: JobSpec) -> Result<Submitted, CallError> {
         let (response, attempts) = self
             .call(|mut jobs| {
@@ -196,17 +209,20 @@ impl Client {
         Ok(Submitted { response, attempts })
     }
 
+    /// A job's status and every task of it.
     pub async fn describe_job(&mut self, job: u64) -> Result<DescribeJobResponse, CallError> {
         let call =
             |mut jobs: Jobs| async move { jobs.describe_job(DescribeJobRequest { job }).await };
         Ok(self.call(call).await?.0)
     }
 
+    /// Cancels a job (answered as already finished if it had ended).
     pub async fn cancel_job(&mut self, job: u64) -> Result<CancelJobResponse, CallError> {
         let call = |mut jobs: Jobs| async move { jobs.cancel_job(CancelJobRequest { job }).await };
         Ok(self.call(call).await?.0)
     }
 
+    /// Every job the coordinator holds, with default filters.
     pub async fn list_jobs(&mut self) -> Result<ListJobsResponse, CallError> {
         self.list_jobs_where(ListJobsRequest::default()).await
     }
@@ -223,11 +239,13 @@ impl Client {
         Ok(self.call(call).await?.0)
     }
 
+    /// Every worker record the coordinator holds.
     pub async fn list_workers(&mut self) -> Result<ListWorkersResponse, CallError> {
         let call = |mut jobs: Jobs| async move { jobs.list_workers(ListWorkersRequest {}).await };
         Ok(self.call(call).await?.0)
     }
 
+    /// The spec a job was admitted with.
     pub async fn job_spec(&mut self, job: u64) -> Result<JobSpec, CallError> {
         let call =
             |mut jobs: Jobs| async move { jobs.get_job_spec(GetJobSpecRequest { job }).await };
@@ -303,6 +321,7 @@ impl Client {
         }
     }
 
+    /// Delivers a signal to a suspended task (idempotent by its key).
     pub async fn signal_task(
         &mut self,
         request: SignalTaskRequest,

@@ -47,6 +47,7 @@ pub struct ClientOptions {
     /// (`http://a:7070,http://b:7070`). A host name resolving to several addresses
     /// stands for all of them.
     pub url: String,
+    /// Bearer token sent with every call, when the coordinator requires one.
     pub token: Option<String>,
     /// PEM CA certificate that signed the coordinator's certificate; without it the
     /// system's roots are not consulted, so TLS needs it.
@@ -76,15 +77,26 @@ impl Default for ClientOptions {
     }
 }
 
+/// Why no connection was made.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The URL list does not parse.
     #[error("invalid coordinator URL {url:?}: {why}")]
-    Url { url: String, why: String },
+    Url {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A file the options name (the CA certificate) cannot be read.
     #[error("reading {path}: {source}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// The token has characters an HTTP header cannot carry.
     #[error("the token is not a valid header value")]
     Token,
     /// No address answered as the leader; each one's reason.
@@ -106,6 +118,7 @@ impl ClientError {
 /// Why no coordinator could be used, address by address.
 #[derive(Debug)]
 pub struct Unreachable {
+    /// Each address tried and why it failed, in the order tried.
     pub tried: Vec<AddressError>,
 }
 
@@ -146,13 +159,17 @@ impl Interceptor for BearerToken {
     }
 }
 
+/// The job service's client, sending the bearer token.
 #[cfg(not(madsim))]
 pub type Jobs = JobServiceClient<InterceptedService<Channel, BearerToken>>;
+/// The worker service's client, sending the bearer token.
 #[cfg(not(madsim))]
 pub type Workers = WorkerServiceClient<InterceptedService<Channel, BearerToken>>;
 // The simulated clients carry their interceptor as a type parameter instead.
+/// The job service's client, sending the bearer token.
 #[cfg(madsim)]
 pub type Jobs = JobServiceClient<Channel, BearerToken>;
+/// The worker service's client, sending the bearer token.
 #[cfg(madsim)]
 pub type Workers = WorkerServiceClient<Channel, BearerToken>;
 
@@ -161,6 +178,7 @@ pub type Workers = WorkerServiceClient<Channel, BearerToken>;
 pub struct Connection {
     /// The address connected to, as the errors name it.
     pub address: String,
+    /// The open channel, to build service clients on.
     pub channel: Channel,
     /// The coordinator's answer to `Hello`; `None` from one that does not know the call
     /// (or refused it for want of a token), taken to lead.
@@ -170,6 +188,7 @@ pub struct Connection {
 }
 
 impl ClientOptions {
+    /// Options for `url` with every other setting at its default.
     pub fn new(url: impl Into<String>) -> ClientOptions {
         ClientOptions {
             url: url.into(),

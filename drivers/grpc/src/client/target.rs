@@ -138,7 +138,7 @@ async fn lookup(host: &str, port: u16, within: Duration) -> Result<Vec<SocketAdd
 impl Target {
     /// The endpoint for this address; TLS checks the certificate against the URL's
     /// host (or `options.domain`), not the address.
-    pub fn endpoint(&self, options: &ClientOptions) -> Result<Endpoint, String> {
+    pub(super) fn endpoint(&self, options: &ClientOptions) -> Result<Endpoint, String> {
         let scheme = if self.tls { "https" } else { "http" };
         let endpoint = Endpoint::from_shared(format!("{scheme}://{}", self.addr))
             .map_err(|e| e.to_string())?

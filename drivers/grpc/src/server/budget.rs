@@ -34,14 +34,23 @@ pub const DEFAULT_MEMORY_BYTES: u64 = 2 * GIB;
 /// Every limit the budget sizes; see the module documentation for the formulas.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sizing {
+    /// Largest frame or request, `B / 128` within 2..=16 MiB.
     pub max_message_bytes: usize,
+    /// Worker sessions at once, `B / 1 MiB`.
     pub max_sessions: usize,
+    /// `WatchJob` streams at once, `B / 4 MiB`.
     pub max_watches: usize,
+    /// The engine's `max_workers`: one per session.
     pub max_workers: u32,
+    /// The engine's per-tenant job limit, at most `max_live_jobs`.
     pub max_jobs_in_flight_per_tenant: u32,
+    /// The engine's stored payload and output bytes, `B / 4`.
     pub max_stored_bytes: u64,
+    /// The engine's held jobs, `B / 64 KiB`.
     pub max_live_jobs: u32,
+    /// The engine's held tasks, `B / 2 KiB`.
     pub max_live_tasks: u32,
+    /// The engine's distinct tenants, `B / 1 MiB`.
     pub max_tenants: u32,
 }
 

@@ -17,7 +17,7 @@ enum StateFilter {
 }
 
 /// The words `ListJobsRequest.state` accepts.
-pub const JOB_STATES: [&str; 6] = [
+pub(super) const JOB_STATES: [&str; 6] = [
     "running",
     "finished",
     "succeeded",
@@ -64,7 +64,7 @@ pub(crate) struct JobQuery {
 }
 
 impl JobQuery {
-    pub fn parse(request: ListJobsRequest) -> Result<JobQuery, Status> {
+    pub(super) fn parse(request: ListJobsRequest) -> Result<JobQuery, Status> {
         Ok(JobQuery {
             state: request
                 .state
@@ -85,7 +85,7 @@ impl JobQuery {
     }
 
     /// The matching jobs, in id order, the newest `limit` of them.
-    pub fn run(&self, engine: &Engine) -> ListJobsResponse {
+    pub(super) fn run(&self, engine: &Engine) -> ListJobsResponse {
         let mut matching: Vec<JobStatus> = engine
             .jobs()
             .into_iter()

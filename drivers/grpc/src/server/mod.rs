@@ -44,6 +44,7 @@ pub const FRAME_OVERHEAD_BYTES: usize = 64 << 10;
 pub struct ServerOptions {
     /// Bearer tokens; `None` serves without auth.
     pub tokens: Option<Tokens>,
+    /// Certificate and key to serve TLS with; `None` serves plain HTTP/2.
     pub tls: Option<TlsFiles>,
     /// Largest message accepted or sent, in bytes. A job spec is one message, so this
     /// bounds the size of a submission; a worker frame over it ends the session with
@@ -132,26 +133,38 @@ impl ServerOptions {
 /// PEM files of the server's certificate chain and private key.
 #[derive(Clone, Debug)]
 pub struct TlsFiles {
+    /// The certificate chain, leaf first.
     pub cert: PathBuf,
+    /// The private key.
     pub key: PathBuf,
 }
 
+/// Why the server could not start or stopped serving.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// A TLS file cannot be read.
     #[error("reading {path}: {source}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// The coordinator could not be reached for what serving needs from it.
     #[error("the coordinator is unavailable: {0}")]
     Coordinator(#[from] keel_coordinator::CoordinatorError),
+    /// The bound socket reports no address.
     #[error("the listener has no local address: {0}")]
     Listener(std::io::Error),
+    /// A server option is out of range.
     #[error("invalid server option {field}: {problem}")]
     InvalidOptions {
+        /// The option.
         field: &'static str,
+        /// What is wrong with it.
         problem: String,
     },
+    /// tonic failed to serve (bind, TLS setup, accept).
     #[error(transparent)]
     Transport(#[from] tonic::transport::Error),
 }
@@ -170,6 +183,40 @@ pub(crate) struct Shared {
     pub stopping: CancellationToken,
 }
 
+impl Shared {
+    /// The state of one server, its session and watch slots sized from `options`.
+    fn new(
+        handle: Handle,
+        config: Config,
+        metrics: Arc<GrpcMetrics>,
+        options: &ServerOptions,
+        stopping: CancellationToken,
+    ) -> Arc<Shared> {
+        Arc::new(Shared {
+            handle,
+            config,
+            metrics,
+            progress: ProgressBoard::default(),
+            slots: Slots::new(options.max_sessions, options.max_watches),
+            options: options.clone(),
+            stopping,
+        })
+    }
+}
+
+/// A tonic server with keepalives that notice a dead peer within half a minute, and TLS
+/// when the options name certificate files.
+fn server_builder(options: &ServerOptions) -> Result<Server, ServeError> {
+    let builder = Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)));
+    match &options.tls {
+        Some(tls) => with_tls(builder, tls),
+        None => Ok(builder),
+    }
+}
+
 /// Serves the worker and job services on `listener` until `shutdown` resolves.
 pub async fn serve(
     handle: Handle,
@@ -181,28 +228,14 @@ pub async fn serve(
     let config = handle.read(|e| e.config().clone()).await?;
     options.validate(&config.limits)?;
     let stopping = CancellationToken::new();
-    let shared = Arc::new(Shared {
-        handle,
-        config,
-        metrics,
-        progress: ProgressBoard::default(),
-        slots: Slots::new(options.max_sessions, options.max_watches),
-        options: options.clone(),
-        stopping: stopping.clone(),
-    });
+    let shared = Shared::new(handle, config, metrics, &options, stopping.clone());
     let shutdown = async move {
         shutdown.await;
         stopping.cancel();
     };
     let auth = Authenticator::new(options.tokens.clone());
     let check = move |req| auth.check(req);
-    let mut builder = Server::builder()
-        .tcp_nodelay(true)
-        .http2_keepalive_interval(Some(Duration::from_secs(10)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)));
-    if let Some(tls) = &options.tls {
-        builder = with_tls(builder, tls)?;
-    }
+    let mut builder = server_builder(&options)?;
     let size = options.max_message_bytes;
     #[cfg(not(madsim))]
     {

@@ -42,7 +42,7 @@ struct Reason {
 impl End {
     /// Ends the session after the events already queued (the replies to the commands
     /// read before the end).
-    pub fn end(&self, status: Option<Status>) {
+    pub(super) fn end(&self, status: Option<Status>) {
         self.set(status.map(|status| Reason {
             status,
             flush: true,
@@ -67,7 +67,7 @@ impl End {
         self.token.cancel();
     }
 
-    pub async fn ended(&self) {
+    pub(super) async fn ended(&self) {
         self.token.cancelled().await
     }
 
@@ -86,7 +86,7 @@ pub(crate) struct Queue {
 
 impl Queue {
     /// Queues `event`; a full queue ends the session. False once the session ended.
-    pub fn push(&self, event: CoordinatorEvent) -> bool {
+    pub(super) fn push(&self, event: CoordinatorEvent) -> bool {
         match self.tx.try_send(event) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {

@@ -30,7 +30,7 @@ impl Default for ProgressBoard {
 }
 
 impl ProgressBoard {
-    pub fn report(&self, job: JobId, report: Report) {
+    pub(crate) fn report(&self, job: JobId, report: Report) {
         let event = JobEvent {
             job: job.0,
             task: report.fence.task.0,
@@ -45,19 +45,19 @@ impl ProgressBoard {
     }
 
     /// Forgets a task's progress once its attempt ended.
-    pub fn clear(&self, task: TaskId) {
+    pub(crate) fn clear(&self, task: TaskId) {
         self.lock().remove(&task);
     }
 
     /// The latest report for the attempt `fence` identifies, if it is that attempt's.
-    pub fn latest(&self, task: TaskId, attempt: u32, epoch: u64) -> Option<Report> {
+    pub(crate) fn latest(&self, task: TaskId, attempt: u32, epoch: u64) -> Option<Report> {
         self.lock()
             .get(&task)
             .filter(|r| r.fence.attempt == attempt && r.fence.epoch == epoch)
             .cloned()
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
         self.events.subscribe()
     }
 

@@ -15,7 +15,7 @@ pub(crate) struct RateLimit {
 }
 
 impl RateLimit {
-    pub fn new(per_second: u32) -> RateLimit {
+    pub(super) fn new(per_second: u32) -> RateLimit {
         RateLimit {
             rate: f64::from(per_second),
             tokens: f64::from(per_second),
@@ -24,14 +24,14 @@ impl RateLimit {
     }
 
     /// Resolves once the session may read another frame.
-    pub async fn ready(&mut self) {
+    pub(super) async fn ready(&mut self) {
         if let Some(wait) = self.wait() {
             tokio::time::sleep(wait).await;
         }
     }
 
     /// Pays for `commands` just read; a frame larger than the bucket leaves a debt.
-    pub fn charge(&mut self, commands: usize) {
+    pub(super) fn charge(&mut self, commands: usize) {
         if self.rate > 0.0 {
             self.refill();
             self.tokens -= commands as f64;

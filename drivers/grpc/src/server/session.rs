@@ -49,6 +49,19 @@ struct Live {
     _slot: Slot,
 }
 
+impl Live {
+    /// Counts a registered session as opened and active until the value is dropped.
+    fn open(shared: Arc<Shared>, slot: Slot) -> Arc<Live> {
+        let metrics = &shared.metrics;
+        metrics.sessions_opened.fetch_add(1, Ordering::Relaxed);
+        metrics.sessions_active.fetch_add(1, Ordering::Relaxed);
+        Arc::new(Live {
+            shared,
+            _slot: slot,
+        })
+    }
+}
+
 impl Drop for Live {
     fn drop(&mut self) {
         self.shared
@@ -84,18 +97,7 @@ impl WorkerService for WorkerSvc {
             tracing::info_span!("worker_session", worker = %who.worker, instance = %who.instance);
         let effects = shared.handle.route_worker(who.worker.clone());
         span.in_scope(|| tracing::info!("registered"));
-        shared
-            .metrics
-            .sessions_opened
-            .fetch_add(1, Ordering::Relaxed);
-        shared
-            .metrics
-            .sessions_active
-            .fetch_add(1, Ordering::Relaxed);
-        let live = Arc::new(Live {
-            shared: shared.clone(),
-            _slot: slot,
-        });
+        let live = Live::open(shared.clone(), slot);
 
         let end = Arc::new(End::default());
         let (queue, frames) = outbound::open(
@@ -104,15 +106,7 @@ impl WorkerService for WorkerSvc {
             end.clone(),
             live.clone(),
         );
-        let mut registered = accepted_to_reply(
-            accepted,
-            shared.config.lease_ttl_ms,
-            shared.config.liveness_timeout_ms,
-        );
-        if let reply::Result::Registered(r) = &mut registered {
-            r.max_message_bytes = shared.options.max_message_bytes as u64;
-        }
-        queue.push(reply_event(seq, registered));
+        queue.push(registered_event(&shared, seq, accepted));
         let offers = Offers::default();
         let forward = forward_effects(
             shared.handle.clone(),
@@ -133,6 +127,24 @@ impl WorkerService for WorkerSvc {
         tokio::spawn(session.read_commands(inbound, rest).instrument(span));
         Ok(Response::new(frames))
     }
+}
+
+/// The answer to a session's registration: the engine's cadences and the largest frame
+/// this server accepts, so the worker sizes its outputs to fit.
+fn registered_event(
+    shared: &Shared,
+    seq: u64,
+    accepted: keel_engine::Accepted,
+) -> CoordinatorEvent {
+    let mut registered = accepted_to_reply(
+        accepted,
+        shared.config.lease_ttl_ms,
+        shared.config.liveness_timeout_ms,
+    );
+    if let reply::Result::Registered(r) = &mut registered {
+        r.max_message_bytes = shared.options.max_message_bytes as u64;
+    }
+    reply_event(seq, registered)
 }
 
 /// A session's registration, accepted by the engine.

@@ -22,11 +22,11 @@ use tonic::Status;
 pub(crate) struct Offers(Arc<Mutex<HashMap<u64, Instant>>>);
 
 impl Offers {
-    pub fn offered(&self, grant: u64, at: Instant) {
+    pub(super) fn offered(&self, grant: u64, at: Instant) {
         self.lock().insert(grant, at);
     }
 
-    pub fn take(&self, grant: u64) -> Option<Instant> {
+    pub(super) fn take(&self, grant: u64) -> Option<Instant> {
         self.lock().remove(&grant)
     }
 

@@ -19,7 +19,7 @@ pub(crate) struct Slot {
 }
 
 impl Slots {
-    pub fn new(max_sessions: usize, max_watches: usize) -> Slots {
+    pub(crate) fn new(max_sessions: usize, max_watches: usize) -> Slots {
         Slots {
             sessions: Arc::new(Semaphore::new(max_sessions.min(Semaphore::MAX_PERMITS))),
             max_sessions,
@@ -29,7 +29,7 @@ impl Slots {
     }
 
     /// A session slot, or RESOURCE_EXHAUSTED naming `max_sessions`.
-    pub fn session(&self) -> Result<Slot, Status> {
+    pub(crate) fn session(&self) -> Result<Slot, Status> {
         take(
             &self.sessions,
             "max_sessions",
@@ -39,7 +39,7 @@ impl Slots {
     }
 
     /// A watch slot, or RESOURCE_EXHAUSTED naming `max_watches`.
-    pub fn watch(&self) -> Result<Slot, Status> {
+    pub(crate) fn watch(&self) -> Result<Slot, Status> {
         take(
             &self.watches,
             "max_watches",

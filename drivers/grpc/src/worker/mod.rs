@@ -54,6 +54,7 @@ const NOTES: usize = 1024;
 
 /// Runs one task. Dropped (cancelled) when the task's lease is revoked.
 pub trait Handler: Send + Sync + 'static {
+    /// Runs one attempt of `task` and says how it ended.
     fn run(&self, task: Task) -> impl Future<Output = Outcome> + Send;
 }
 
@@ -67,21 +68,27 @@ where
     }
 }
 
+/// Who the worker is and what it serves.
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
+    /// How to reach the coordinator.
     pub client: ClientOptions,
+    /// The worker's stable name; each process registers a new instance under it.
     pub worker_id: String,
     /// This process's first instance; defaults to the start time in milliseconds. If
     /// the coordinator knows a larger one for this worker id, the worker registers the
     /// one after it instead (see the module documentation).
     pub instance: Option<u64>,
+    /// What the worker advertises; tasks requiring more are not offered to it.
     pub capabilities: Vec<String>,
+    /// Lanes served, in preference order; empty serves the lane "default".
     pub lanes: Vec<String>,
     /// Tasks run at once.
     pub concurrency: u32,
     /// First pause before reconnecting or registering again after a refusal; doubles
     /// with each failure in a row, up to `backoff_max`.
     pub backoff_min: Duration,
+    /// Longest pause between reconnect or registration tries.
     pub backoff_max: Duration,
     /// How long shutdown waits for running handlers before cancelling them.
     pub drain_timeout: Duration,
@@ -93,6 +100,7 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
+    /// A worker on the default lane with no capabilities and default pauses.
     pub fn new(client: ClientOptions, worker_id: impl Into<String>, concurrency: u32) -> Self {
         WorkerConfig {
             client,
@@ -112,7 +120,9 @@ impl WorkerConfig {
 /// What a worker did before it stopped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
+    /// Attempts the coordinator recorded as succeeded.
     pub completed: u64,
+    /// Attempts the coordinator recorded as failed.
     pub failed: u64,
     /// Attempts that gave up their lease to wait for a signal.
     pub suspended: u64,
@@ -120,6 +130,7 @@ pub struct Summary {
     pub revoked: u64,
     /// Outcomes the coordinator refused because the attempt was no longer this worker's.
     pub stale: u64,
+    /// Times the connection was lost or dropped and had to be opened again.
     pub reconnects: u64,
     /// Times this worker had to register a new instance: its registration was refused
     /// (stale or lost instance) or the coordinator declared the instance lost. Each was
@@ -127,21 +138,27 @@ pub struct Summary {
     pub registrations_refused: u64,
 }
 
+/// Why a worker stopped without draining.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
+    /// A configuration value is out of range; nothing was sent.
     #[error("invalid worker configuration: {0}")]
     Config(String),
+    /// The coordinator refused the registration as malformed; retrying cannot help.
     #[error("the coordinator refused the registration: {0}")]
     Refused(String),
+    /// The client options are unusable (URL, CA file, token).
     #[error(transparent)]
     Client(#[from] ClientError),
 }
 
+/// A worker process's connection to the coordinator, running a [`Handler`] per task.
 pub struct Worker {
     config: WorkerConfig,
 }
 
 impl Worker {
+    /// A worker that connects when `run` is called.
     pub fn new(config: WorkerConfig) -> Worker {
         Worker { config }
     }

@@ -38,7 +38,7 @@ pub(crate) struct Shell<H> {
 }
 
 impl<H: Handler> Shell<H> {
-    pub fn new(
+    pub(super) fn new(
         config: WorkerConfig,
         machine: WorkerMachine,
         handler: H,
@@ -69,7 +69,7 @@ impl<H: Handler> Shell<H> {
     }
 
     /// Runs the machine until it stops: drained and deregistered, or refused for good.
-    pub async fn run<F: Future<Output = ()>>(
+    pub(super) async fn run<F: Future<Output = ()>>(
         mut self,
         notes: &mut mpsc::Receiver<Note>,
         mut shutdown: Pin<&mut F>,

@@ -8,18 +8,24 @@ use tokio_util::sync::CancellationToken;
 /// How a handler's attempt ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
+    /// Succeeded with this output.
     Complete(Vec<u8>),
     /// A permanent failure is not retried.
     Fail {
+        /// What went wrong, for the attempt history.
         error: String,
+        /// Retrying cannot help; the task fails now.
         permanent: bool,
     },
     /// Give up the lease until a client signals `waitpoint` (`JobService.SignalTask`);
     /// the task is then granted again, with the same attempt and a new fence. Without a
     /// signal within `timeout` (if set), `on_timeout` decides.
     Suspend {
+        /// The name a signal must carry.
         waitpoint: String,
+        /// How long to wait for it; `None` waits as long as it takes.
         timeout: Option<Duration>,
+        /// What happens when the wait times out.
         on_timeout: SuspendTimeout,
     },
 }
@@ -35,13 +41,17 @@ pub(crate) enum Note {
 /// One attempt of one task, as granted to this worker.
 #[derive(Debug)]
 pub struct Task {
+    /// The job the task belongs to.
     pub job: JobId,
     /// The task's key in its job's spec.
     pub key: String,
+    /// The task's id.
     pub task: TaskId,
+    /// Which attempt this is, from 1.
     pub attempt: u32,
     /// Presented with every report on this attempt.
     pub fence: Fence,
+    /// The task's input.
     pub payload: Vec<u8>,
     pub(crate) inputs: Vec<TaskInput>,
     pub(crate) signal: Option<Vec<u8>>,
@@ -87,6 +97,7 @@ impl Task {
         self.cancel.cancelled().await
     }
 
+    /// Whether the coordinator revoked this attempt.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
     }

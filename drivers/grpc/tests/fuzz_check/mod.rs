@@ -18,7 +18,7 @@ use keel_grpc::validate::{command, registration, signal, Checked};
 use keel_grpc::{job_spec_from_proto, job_spec_to_proto};
 use prost::Message;
 
-pub fn check(data: &[u8]) {
+pub(crate) fn check(data: &[u8]) {
     let Some((&kind, body)) = data.split_first() else {
         return;
     };

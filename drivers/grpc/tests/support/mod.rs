@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-pub mod raw;
+pub(crate) mod raw;
 
 use keel_coordinator::{Coordinator, CoordinatorConfig, Handle, SystemClock};
 use keel_grpc::client::ClientOptions;
@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-pub struct Cluster {
+pub(crate) struct Cluster {
     pub url: String,
     pub handle: Handle,
     stop: Option<oneshot::Sender<()>>,
@@ -28,16 +28,16 @@ impl Drop for Cluster {
 }
 
 impl Cluster {
-    pub async fn start(options: ServerOptions) -> Cluster {
+    pub(crate) async fn start(options: ServerOptions) -> Cluster {
         Cluster::start_with(CoordinatorConfig::default(), options).await
     }
 
-    pub async fn start_with(config: CoordinatorConfig, options: ServerOptions) -> Cluster {
+    pub(crate) async fn start_with(config: CoordinatorConfig, options: ServerOptions) -> Cluster {
         Cluster::start_on(Arc::new(MemoryLog::new()), config, options).await
     }
 
     /// A coordinator on `log` (the embedded redb log, say) serving gRPC.
-    pub async fn start_on<L: keel_log::Log + 'static>(
+    pub(crate) async fn start_on<L: keel_log::Log + 'static>(
         log: Arc<L>,
         config: CoordinatorConfig,
         options: ServerOptions,
@@ -68,20 +68,20 @@ impl Cluster {
         }
     }
 
-    pub fn client(&self) -> ClientOptions {
+    pub(crate) fn client(&self) -> ClientOptions {
         ClientOptions::new(self.url.clone())
     }
 }
 
 /// Bounds a test step so a hang fails the test instead of stalling the suite.
-pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+pub(crate) async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(60), f)
         .await
         .unwrap_or_else(|_| panic!("{what} did not happen within 60s"))
 }
 
 /// Submits `spec` through `jobs`, failing the test if it is refused.
-pub async fn submit(
+pub(crate) async fn submit(
     jobs: &mut keel_grpc::client::Jobs,
     spec: &keel_engine::JobSpec,
 ) -> keel_grpc::proto::SubmitJobResponse {
@@ -92,7 +92,7 @@ pub async fn submit(
 }
 
 /// Follows a job's events until it finishes; its outcome.
-pub async fn finished(jobs: &mut keel_grpc::client::Jobs, job: u64) -> String {
+pub(crate) async fn finished(jobs: &mut keel_grpc::client::Jobs, job: u64) -> String {
     let mut events = jobs
         .watch_job(keel_grpc::proto::WatchJobRequest { job })
         .await

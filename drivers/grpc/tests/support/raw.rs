@@ -9,13 +9,13 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Status, Streaming};
 
-pub struct Raw {
+pub(crate) struct Raw {
     out: mpsc::UnboundedSender<WorkerFrame>,
     pub inbound: Streaming<CoordinatorFrame>,
     seq: u64,
 }
 
-pub fn register(worker: &str, instance: u64) -> Command {
+pub(crate) fn register(worker: &str, instance: u64) -> Command {
     Command::Register(Register {
         worker_id: worker.into(),
         instance,
@@ -24,13 +24,13 @@ pub fn register(worker: &str, instance: u64) -> Command {
     })
 }
 
-pub fn heartbeat() -> Command {
+pub(crate) fn heartbeat() -> Command {
     Command::Heartbeat(Heartbeat {})
 }
 
 impl Raw {
     /// Opens a session whose first frame holds `first`; the call's own refusal, if any.
-    pub async fn open(workers: &mut Workers, first: Vec<Command>) -> Result<Raw, Status> {
+    pub(crate) async fn open(workers: &mut Workers, first: Vec<Command>) -> Result<Raw, Status> {
         let (out, rx) = mpsc::unbounded_channel();
         let mut raw = Raw {
             out,
@@ -49,7 +49,7 @@ impl Raw {
     }
 
     /// Sends `commands` as one frame; the seq of the last.
-    pub fn send(&mut self, commands: Vec<Command>) -> u64 {
+    pub(crate) fn send(&mut self, commands: Vec<Command>) -> u64 {
         let commands = commands
             .into_iter()
             .map(|c| {
@@ -65,7 +65,7 @@ impl Raw {
     }
 
     /// Reads until the reply to `seq`; the status the session ended with otherwise.
-    pub async fn reply(&mut self, seq: u64) -> Result<reply::Result, Status> {
+    pub(crate) async fn reply(&mut self, seq: u64) -> Result<reply::Result, Status> {
         loop {
             let Some(frame) = self.inbound.message().await? else {
                 return Err(Status::ok("the session ended without an error"));
@@ -82,7 +82,7 @@ impl Raw {
 
     /// Reads to the end of the session: the events received and the status it ended
     /// with (`Ok` when it ended without an error).
-    pub async fn drain(&mut self) -> (usize, Result<(), Status>) {
+    pub(crate) async fn drain(&mut self) -> (usize, Result<(), Status>) {
         let mut events = 0;
         loop {
             match self.inbound.message().await {

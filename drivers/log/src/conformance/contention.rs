@@ -24,6 +24,8 @@ struct Journal {
     acked: Mutex<Vec<Acked>>,
 }
 
+/// Two coordinators pausing past their leases: the log holds exactly the acknowledged
+/// batches in nondecreasing epochs, and the deposed one gets a typed error.
 pub async fn two_coordinators_contend<L: Log>(log: &L, p: Partition) {
     let journal = Journal::default();
     let (fenced_a, fenced_b) = tokio::join!(

@@ -71,12 +71,14 @@ pub(crate) fn assert_fenced(result: Result<impl std::fmt::Debug, LogError>, epoc
     }
 }
 
+/// A partition never written has no entries, no snapshot and bounds `0..0`.
 pub async fn empty_log<L: Log>(log: &L, p: Partition) {
     assert_eq!(log.bounds(p).await.unwrap(), Bounds { first: 0, end: 0 });
     assert!(log.read(p, 0, 10).await.unwrap().is_empty());
     assert!(log.load_snapshot(p).await.unwrap().is_none());
 }
 
+/// An append without a granted epoch is fenced and writes nothing.
 pub async fn append_needs_leadership<L: Log>(log: &L, p: Partition) {
     assert_fenced(log.append(p, 0, 0, &payloads("x", 1)).await, 0);
     assert_fenced(log.append(p, 1, 0, &payloads("x", 1)).await, 1);
@@ -87,6 +89,7 @@ pub async fn append_needs_leadership<L: Log>(log: &L, p: Partition) {
     );
 }
 
+/// Appended batches read back in order with their offsets, epochs and batch ends.
 pub async fn append_and_read_back<L: Log>(log: &L, p: Partition) {
     let lease = lead(log, p, "a").await;
     assert_eq!(
@@ -131,6 +134,7 @@ pub async fn append_and_read_back<L: Log>(log: &L, p: Partition) {
     assert_eq!(log.bounds(p).await.unwrap(), Bounds { first: 0, end: 5 });
 }
 
+/// An append at any offset but the log's end is refused with both offsets named.
 pub async fn append_checks_start<L: Log>(log: &L, p: Partition) {
     let lease = lead(log, p, "a").await;
     log.append(p, lease.epoch, 0, &payloads("x", 2))
@@ -151,6 +155,7 @@ pub async fn append_checks_start<L: Log>(log: &L, p: Partition) {
     assert_eq!(log.bounds(p).await.unwrap().end, 2);
 }
 
+/// Empty, every-byte and 1 MiB payloads come back byte for byte.
 pub async fn binary_and_large_payloads<L: Log>(log: &L, p: Partition) {
     let lease = lead(log, p, "a").await;
     let every_byte: Vec<u8> = (0..=255).collect();
@@ -169,6 +174,7 @@ pub async fn binary_and_large_payloads<L: Log>(log: &L, p: Partition) {
     assert_eq!(back, batch);
 }
 
+/// An empty append is accepted at the end, still fenced, and writes nothing.
 pub async fn empty_batch<L: Log>(log: &L, p: Partition) {
     let lease = lead(log, p, "a").await;
     assert_eq!(log.append(p, lease.epoch, 0, &[]).await.unwrap(), 0);
@@ -179,6 +185,7 @@ pub async fn empty_batch<L: Log>(log: &L, p: Partition) {
     assert_eq!(log.bounds(p).await.unwrap().end, 0);
 }
 
+/// Once a new epoch is granted, the old epoch's appends and renewals are fenced.
 pub async fn stale_epoch_refused<L: Log>(log: &L, p: Partition) {
     let first = lead(log, p, "a").await;
     log.append(p, first.epoch, 0, &payloads("old", 2))
@@ -208,6 +215,7 @@ pub async fn stale_epoch_refused<L: Log>(log: &L, p: Partition) {
     );
 }
 
+/// Another holder is kept out while a lease runs and may take over once it expires.
 pub async fn lease_held_until_expiry<L: Log>(log: &L, p: Partition) {
     let ttl = Duration::from_millis(1_000);
     let a = log.acquire(p, "a", ttl).await.unwrap();
@@ -229,6 +237,7 @@ pub async fn lease_held_until_expiry<L: Log>(log: &L, p: Partition) {
     log.append(p, b.epoch, 0, &payloads("b", 1)).await.unwrap();
 }
 
+/// Renewing extends a lease; stepping down lets another holder in at once.
 pub async fn renew_and_step_down<L: Log>(log: &L, p: Partition) {
     let ttl = Duration::from_millis(1_500);
     let a = log.acquire(p, "a", ttl).await.unwrap();
@@ -258,6 +267,7 @@ pub async fn renew_and_step_down<L: Log>(log: &L, p: Partition) {
     log.append(p, b.epoch, 0, &payloads("b", 1)).await.unwrap();
 }
 
+/// Epochs and entries of one partition do not affect another.
 pub async fn partitions_are_independent<L: Log>(log: &L, p: Partition) {
     let q = p + 1000;
     let a = lead(log, p, "a").await;

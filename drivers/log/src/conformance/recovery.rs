@@ -14,8 +14,11 @@ const BATCH: usize = 17;
 
 /// What a coordinator had made durable when it crashed.
 pub struct History {
+    /// Where the log ends: every batch before is durable.
     pub end: Offset,
+    /// The engine's digest after the last durable batch, which recovery must reach.
     pub digest: Digest,
+    /// The offset of the last snapshot stored, if any.
     pub snapshot: Option<Offset>,
 }
 
@@ -68,6 +71,8 @@ pub async fn write_history<L: Log>(
     history
 }
 
+/// Recovery, with and without snapshots, rebuilds the digest of every durable batch
+/// and nothing of the batch that was never appended.
 pub async fn recovery_rebuilds_digest<L: Log>(log: &L, p: Partition) {
     for (partition, snapshot_every) in [(p, 10), (p + 1, 0)] {
         let lease = lead(log, partition, "a").await;
@@ -91,6 +96,7 @@ pub async fn recovery_rebuilds_digest<L: Log>(log: &L, p: Partition) {
     }
 }
 
+/// A snapshot whose recorded digest does not match what it restores to stops recovery.
 pub async fn snapshot_digest_checked<L: Log>(log: &L, p: Partition) {
     let lease = lead(log, p, "a").await;
     let history = write_history(log, p, lease.epoch, 3, 3).await;
@@ -113,6 +119,7 @@ pub async fn snapshot_digest_checked<L: Log>(log: &L, p: Partition) {
     }
 }
 
+/// An entry that does not decode stops recovery with an error naming its offset.
 pub async fn undecodable_entry_named<L: Log>(log: &L, p: Partition) {
     let lease = lead(log, p, "a").await;
     let history = write_history(log, p, lease.epoch, 2, 0).await;

@@ -11,6 +11,7 @@ fn snapshot(offset: u64, state: &str) -> Snapshot {
     }
 }
 
+/// A snapshot trims the entries before it, and a later snapshot replaces it.
 pub async fn snapshot_trims_and_replaces<L: Log>(log: &L, p: Partition) {
     let lease = lead(log, p, "a").await;
     log.append(p, lease.epoch, 0, &payloads("e", 10))
@@ -55,6 +56,7 @@ pub async fn snapshot_trims_and_replaces<L: Log>(log: &L, p: Partition) {
     assert_eq!(log.read(p, 7, 100).await.unwrap().len(), 4);
 }
 
+/// A snapshot under a stale epoch, or outside the log's bounds, is refused.
 pub async fn snapshot_fencing_and_range<L: Log>(log: &L, p: Partition) {
     let old = lead(log, p, "a").await;
     log.append(p, old.epoch, 0, &payloads("e", 5))
@@ -105,6 +107,7 @@ pub async fn snapshot_fencing_and_range<L: Log>(log: &L, p: Partition) {
     assert_eq!(log.load_snapshot(p).await.unwrap(), Some(snapshot(3, "ok")));
 }
 
+/// A snapshot at the log's end leaves it empty, and appends continue from there.
 pub async fn snapshot_of_everything_then_append<L: Log>(log: &L, p: Partition) {
     let lease = lead(log, p, "a").await;
     log.append(p, lease.epoch, 0, &payloads("e", 3))

@@ -9,6 +9,8 @@ use keel_engine::{
 };
 use std::collections::VecDeque;
 
+/// A seeded stream of plausible inputs (registrations, jobs, grants, completions) for
+/// filling a log with entries a real engine accepts.
 pub struct Workload {
     state: u64,
     now: Time,
@@ -18,6 +20,7 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// A workload with four workers registered first; `seed` picks the rest.
     pub fn new(seed: u64) -> Workload {
         let workers: Vec<WorkerId> = (0..4).map(|i| WorkerId::new(format!("w{i}"))).collect();
         let mut pending = VecDeque::new();

@@ -21,14 +21,14 @@ pub(crate) struct DiskState {
 
 impl DiskState {
     /// Whether a call failed for lack of space since the last call of this.
-    pub fn take_no_space(&self) -> bool {
+    pub(super) fn take_no_space(&self) -> bool {
         self.no_space.swap(false, Ordering::AcqRel)
     }
 
     /// Syncs that succeeded so far. A two-phase commit makes its new state current only
     /// after its first sync succeeded, so a commit that failed before any sync of its
     /// own changed nothing.
-    pub fn syncs(&self) -> u64 {
+    pub(super) fn syncs(&self) -> u64 {
         self.syncs.load(Ordering::Acquire)
     }
 }
@@ -175,7 +175,11 @@ pub(crate) struct Disk {
 }
 
 impl Disk {
-    pub fn new(file: File, state: Arc<DiskState>, faults: Option<DiskFaults>) -> io::Result<Disk> {
+    pub(super) fn new(
+        file: File,
+        state: Arc<DiskState>,
+        faults: Option<DiskFaults>,
+    ) -> io::Result<Disk> {
         if let Some(faults) = &faults {
             faults.opened(file.metadata()?.len());
         }

@@ -50,14 +50,14 @@ impl Failure {
     /// Whether the database must be closed and opened again before further use: redb
     /// refuses writes after a failed commit until then, and after a panic nothing it
     /// holds in memory can be trusted.
-    pub fn needs_reopen(&self) -> bool {
+    pub(crate) fn needs_reopen(&self) -> bool {
         !matches!(self, Failure::Log(_))
     }
 
     /// The typed error for a failed call on `partition` of the log in `path`. A full
     /// disk (`no_space`: the backend saw one) is reported with `outcome`; other storage
     /// failures leave it unknown.
-    pub fn into_log_error(
+    pub(crate) fn into_log_error(
         self,
         partition: Partition,
         path: &Path,

@@ -36,28 +36,62 @@ pub struct RedbOptions {
 pub enum OpenError {
     /// The log file is gone from a directory that held one.
     #[error("{} is missing, but {} says this directory held a log; restore the log file, or start a new, empty log with --init (every job in the lost log is gone)", .path.display(), .marker.display())]
-    Missing { path: PathBuf, marker: PathBuf },
+    Missing {
+        /// The log file expected.
+        path: PathBuf,
+        /// The marker file that says a log existed.
+        marker: PathBuf,
+    },
     /// The log file is empty (0 bytes).
     #[error("{} is empty (0 bytes): the log it held is gone; restore it from a backup, or start a new, empty log with --init (every job in the lost log is gone)", .path.display())]
-    Empty { path: PathBuf },
+    Empty {
+        /// The empty file.
+        path: PathBuf,
+    },
     /// The file fails redb's checks (pages, checksums, layout), or redb panicked on it.
     #[error("{} is damaged: {problem}; move it aside and restore a backup, or start a new, empty log with --init (every job in the damaged log is gone)", .path.display())]
-    Damaged { path: PathBuf, problem: String },
+    Damaged {
+        /// The damaged file.
+        path: PathBuf,
+        /// What redb reported.
+        problem: String,
+    },
     /// The file is in a redb format this build neither reads nor upgrades.
     #[error("{} is in redb file format v{found}, which this build cannot read (it reads v{CURRENT_FORMAT} and upgrades v2)", .path.display())]
-    Format { path: PathBuf, found: u8 },
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// The format version in its header.
+        found: u8,
+    },
     /// The file is in redb's format v2 and could not be upgraded; it is unchanged.
     #[error("{} is in redb file format v2 (keel-log on redb 2) and upgrading it failed: {reason}", .path.display())]
-    Upgrade { path: PathBuf, reason: String },
+    Upgrade {
+        /// The file, left as it was.
+        path: PathBuf,
+        /// Why the upgrade failed.
+        reason: String,
+    },
     /// Another process has the file open.
     #[error("{} is open in another process", .path.display())]
-    InUse { path: PathBuf },
+    InUse {
+        /// The locked file.
+        path: PathBuf,
+    },
     /// The disk is full; opening needs to write.
     #[error("{}: not durable: no space left on the device; free space and start again", .path.display())]
-    NoSpace { path: PathBuf },
+    NoSpace {
+        /// The file being opened.
+        path: PathBuf,
+    },
     /// Any other failure to read or create the file.
     #[error("{}: {message}", .path.display())]
-    Io { path: PathBuf, message: String },
+    Io {
+        /// The file being opened.
+        path: PathBuf,
+        /// The operating system's message.
+        message: String,
+    },
 }
 
 /// An open database and what opening it did.

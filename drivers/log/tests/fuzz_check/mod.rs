@@ -20,7 +20,7 @@ use std::time::Duration;
 
 const PARTITION: u32 = 3;
 
-pub fn check(data: &[u8]) {
+pub(crate) fn check(data: &[u8]) {
     let Some((&flags, rest)) = data.split_first() else {
         return;
     };
@@ -42,7 +42,7 @@ pub fn check(data: &[u8]) {
 
 /// Records of the input: a little-endian `u16` length, then that many bytes (fewer at
 /// the end of the input).
-pub fn split_records(mut data: &[u8]) -> Vec<&[u8]> {
+pub(crate) fn split_records(mut data: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
     while let [lo, hi, rest @ ..] = data {
         let len = (u16::from_le_bytes([*lo, *hi]) as usize).min(rest.len());
@@ -155,7 +155,7 @@ fn recovery(flags: u8, hostile: &[u8], entries: &[Entry]) {
 }
 
 /// Runs a future of the in-memory log, which never waits on anything.
-pub fn block_on<F: Future>(future: F) -> F::Output {
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
     let mut cx = Context::from_waker(Waker::noop());
     loop {
