@@ -9,8 +9,9 @@ use std::fmt;
 use thiserror::Error;
 
 /// Format version of snapshots; bumped whenever the state's shape changes (version 2:
-/// engine-wide limits, holder counts of interned ids, stored bytes).
-pub const SNAPSHOT_VERSION: u32 = 2;
+/// engine-wide limits, holder counts of interned ids, stored bytes; version 3: the
+/// result tasks a job names).
+pub const SNAPSHOT_VERSION: u32 = 3;
 
 /// A 128-bit hash of the whole engine state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

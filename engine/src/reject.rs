@@ -169,6 +169,10 @@ pub enum JobError {
     UnknownDependency { task: String, dep: String },
     #[error("task {task:?} lists dependency {dep:?} twice")]
     DuplicateDependency { task: String, dep: String },
+    #[error("the job's result names unknown task {key:?}")]
+    UnknownResultTask { key: String },
+    #[error("the job's result names task {key:?} twice")]
+    DuplicateResultTask { key: String },
     #[error("dependency cycle: {}", cycle.join(" -> "))]
     Cycle { cycle: Vec<String> },
     #[error("task {task:?} has an empty dependency group")]

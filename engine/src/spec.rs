@@ -160,6 +160,10 @@ pub struct JobSpec {
     /// At most this many of the job's tasks hold a grant or a lease at once.
     pub max_concurrency: Option<u32>,
     pub tasks: Vec<TaskSpec>,
+    /// Keys of the tasks whose outputs are the job's result, each once. Empty means the
+    /// sink tasks (those no other task depends on), so a spec that does not name its
+    /// result gets what its DAG ends in.
+    pub result: Vec<String>,
 }
 
 impl JobSpec {
@@ -172,6 +176,7 @@ impl JobSpec {
             deadline_ms: None,
             max_concurrency: None,
             tasks,
+            result: Vec::new(),
         }
     }
 }
