@@ -6,6 +6,9 @@
 pub struct Faults {
     /// Accept completions and failures whatever fence they carry.
     pub ignore_fencing: bool,
+    /// Store the output of a completion refused for its fence (a zombie's, or a losing
+    /// duplicate's) over the output of a task that already has one, where readers see it.
+    pub keep_refused_output: bool,
     /// Panic on a submission of a job named [`INJECTED_PANIC_JOB`], to drive a
     /// driver's handling of an engine panic.
     pub panic_on_injected_job: bool,

@@ -225,7 +225,12 @@ pub(crate) fn complete(
             duplicate: true,
         });
     }
-    check_fence(state, w, inst, fence)?;
+    let checked = check_fence(state, w, inst, fence);
+    #[cfg(feature = "fault-injection")]
+    if checked.is_err() && state.faults.keep_refused_output {
+        keep_refused_output(state, fence.task, &output);
+    }
+    checked?;
     let limit = state.config.limits.max_payload_bytes;
     if output.len() as u64 > limit as u64 {
         return Err(Rejection::TooLarge {
@@ -247,6 +252,22 @@ pub(crate) fn complete(
         fence,
         duplicate: false,
     })
+}
+
+/// The defect `Faults::keep_refused_output`: a refused output replaces the output of a
+/// task that already has one (a zombie's completion after the winner's), with the
+/// stored bytes kept in step so only the output checks can tell.
+#[cfg(feature = "fault-injection")]
+fn keep_refused_output(state: &mut State, task: crate::ids::TaskId, output: &Payload) {
+    let Some(t) = state.tasks.get_mut(&task).filter(|t| t.output.is_some()) else {
+        return;
+    };
+    let old = t
+        .output
+        .replace(output.clone())
+        .map_or(0, |o| o.len() as u64);
+    budget::unstore(state, old);
+    budget::store(state, output.len() as u64);
 }
 
 pub(crate) fn fail(

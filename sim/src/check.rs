@@ -57,6 +57,11 @@ pub enum Check {
     CorruptionUndetected,
     /// Recovery refused a log that holds no corrupted batch.
     RecoveryRefused,
+    /// A finished job's result, read from the engine, is not the committed outputs of
+    /// its result tasks.
+    JobResult,
+    /// A task's readable output is one no accepted completion committed.
+    UncommittedOutput,
     /// Every job ends after healing, within the scenario's bound.
     Liveness,
     /// The same seed gives the same run.
@@ -65,7 +70,7 @@ pub enum Check {
 
 impl Check {
     /// Every check, in declaration order.
-    pub const ALL: [Check; 22] = [
+    pub const ALL: [Check; 24] = [
         Check::EngineInvariant,
         Check::DoubleLease,
         Check::DoubleCommit,
@@ -86,6 +91,8 @@ impl Check {
         Check::UndurableRelease,
         Check::CorruptionUndetected,
         Check::RecoveryRefused,
+        Check::JobResult,
+        Check::UncommittedOutput,
         Check::Liveness,
         Check::Determinism,
     ];
@@ -113,6 +120,8 @@ impl Check {
             Check::UndurableRelease => "undurable_release",
             Check::CorruptionUndetected => "corruption_undetected",
             Check::RecoveryRefused => "recovery_refused",
+            Check::JobResult => "job_result",
+            Check::UncommittedOutput => "uncommitted_output",
             Check::Liveness => "liveness",
             Check::Determinism => "determinism",
         }

@@ -8,6 +8,7 @@ use crate::beliefs::Beliefs;
 use crate::check::{Check, CheckFailure};
 use crate::clock::DriftClock;
 use crate::outcomes::Outcomes;
+use crate::result_checks::ResultChecks;
 use crate::scenario::CountExpect;
 use crate::shadow::{EndedLease, Shadow};
 use crate::stats::{Stats, Subject};
@@ -29,6 +30,8 @@ pub struct Checker {
     beliefs: Beliefs,
     pub bars: Vec<Bar>,
     pub failures: Vec<CheckFailure>,
+    /// What readers of outputs must see; read against the engine by the world.
+    pub results: ResultChecks,
 }
 
 /// Whom an event concerns, by id, before it is named for the counters.
@@ -71,6 +74,7 @@ impl Checker {
             beliefs: Beliefs::new(trust_ms),
             bars: Vec::new(),
             failures: Vec::new(),
+            results: ResultChecks::default(),
         }
     }
 
@@ -169,7 +173,10 @@ impl Checker {
                 first_task,
                 duplicate: false,
                 ..
-            }) => self.shadow.add_job(*job, *first_task, spec),
+            }) => {
+                self.shadow.add_job(*job, *first_task, spec);
+                self.results.admitted(*job, *first_task, spec);
+            }
             Err(r) => {
                 let job = self.shadow.jobs().find(|(_, n)| *n == spec.name);
                 let ids = Ids {
@@ -250,11 +257,12 @@ impl Checker {
             }
             (WorkerCommand::ReleaseGrant { grant }, _) => self.shadow.release_grant(*grant),
             (
-                WorkerCommand::Complete { fence, .. },
+                WorkerCommand::Complete { fence, output },
                 Accepted::Completed {
                     duplicate: false, ..
                 },
             ) => {
+                self.results.committed(fence.task, output);
                 self.count(now, "complete", "accepted", ids);
                 self.terminal(now, *fence, "succeeded", true);
             }
@@ -336,6 +344,7 @@ impl Checker {
                 self.bar(now, ended, "finished");
             }
             Effect::JobFinished { job, outcome } => {
+                self.results.finished(*job);
                 let done = match self.shadow.job_name(*job) {
                     Some(name) => self.outcomes.finished(name, outcome.label()),
                     None => true,

@@ -209,7 +209,7 @@ impl SimWorker {
                 permanent: false,
             }
         } else {
-            machine::Outcome::Complete(b"ok".to_vec())
+            machine::Outcome::Complete(crate::result_checks::output_for(fence))
         }
     }
 
