@@ -199,7 +199,7 @@ pub fn job_event(effect: &Effect) -> Option<proto::JobEvent> {
         kind: effect.label().to_string(),
         detail,
         attempt,
-        progress_per_mille: 0,
+        ..Default::default()
     })
 }
 
