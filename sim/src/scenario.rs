@@ -137,6 +137,9 @@ pub struct JobPlan {
     pub max_concurrency: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u64>,
+    /// Keys of the tasks whose outputs are the job's result; empty for its sinks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub result: Vec<String>,
     #[serde(rename = "task")]
     pub tasks: Vec<TaskPlan>,
 }
