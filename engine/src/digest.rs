@@ -10,7 +10,8 @@ use thiserror::Error;
 
 /// Format version of snapshots; bumped whenever the state's shape changes (version 2:
 /// engine-wide limits, holder counts of interned ids, stored bytes; version 3: upstream
-/// tasks, the resuming signal, per-job output bytes and the input and output limits).
+/// tasks, the resuming signal, per-job output bytes, the input and output limits, and
+/// the result tasks a job names).
 pub const SNAPSHOT_VERSION: u32 = 3;
 
 /// A 128-bit hash of the whole engine state.

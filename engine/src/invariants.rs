@@ -123,6 +123,14 @@ fn check_jobs(state: &State, mut per_job: BTreeMap<JobId, JobCount>) -> Result<(
             j.remaining,
             c.remaining
         );
+        ensure!(
+            Reference,
+            j.result.windows(2).all(|w| w[0] < w[1])
+                && j.result.last().is_none_or(|&last| last < j.task_count),
+            "job {jid} names result tasks {:?} that are not ascending offsets below {}",
+            j.result,
+            j.task_count
+        );
         if let Some(cap) = j.max_concurrency {
             ensure!(
                 ConcurrencyCap,

@@ -46,6 +46,11 @@ pub(crate) fn submit(state: &mut State, spec: JobSpec) -> Reply {
             first_task: TaskId(first),
             task_count: n,
             max_concurrency: spec.max_concurrency,
+            result: if spec.result.is_empty() {
+                Vec::new()
+            } else {
+                valid.result.clone()
+            },
             submitted_at: now,
             deadline_at,
             remaining: n,

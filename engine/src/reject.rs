@@ -319,6 +319,18 @@ pub enum JobError {
         /// The repeated key.
         dep: String,
     },
+    /// The job's result names a task the job does not have.
+    #[error("the job's result names unknown task {key:?}")]
+    UnknownResultTask {
+        /// The unknown key.
+        key: String,
+    },
+    /// The job's result names a task twice.
+    #[error("the job's result names task {key:?} twice")]
+    DuplicateResultTask {
+        /// The repeated key.
+        key: String,
+    },
     /// The dependencies form a cycle, so no task on it could ever start.
     #[error("dependency cycle: {}", cycle.join(" -> "))]
     Cycle {

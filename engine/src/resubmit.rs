@@ -88,8 +88,8 @@ fn cut(state: &str, max: usize) -> &str {
 
 /// The spec job `id` was admitted with: same name, tenant, lane, deadline, cap and
 /// tasks (keys, payloads, capabilities, dependency groups, retry policies, timeouts,
-/// delays, priorities, `allow_failure`). Capabilities come back sorted, upstream lists
-/// in task order, the job's priority is its first task's (tasks that differ carry
+/// delays, priorities, `allow_failure`) and named result tasks. Capabilities come back
+/// sorted, upstream lists and result tasks in task order, the job's priority is its first task's (tasks that differ carry
 /// their own), and the planner-only `estimated_ms` is not kept.
 pub(crate) fn job_spec(state: &State, id: JobId) -> Result<JobSpec, Rejection> {
     let job = state
@@ -140,6 +140,16 @@ pub(crate) fn job_spec(state: &State, id: JobId) -> Result<JobSpec, Rejection> {
             .deadline_at
             .map(|at| at.saturating_sub(job.submitted_at).max(1)),
         max_concurrency: job.max_concurrency,
+        result: job
+            .result
+            .iter()
+            .filter_map(|&offset| {
+                state
+                    .tasks
+                    .get(&TaskId(job.first_task.0 + u64::from(offset)))
+            })
+            .map(|t| t.key.clone())
+            .collect(),
         tasks: specs,
     })
 }
@@ -186,9 +196,17 @@ pub(crate) fn unsucceeded_part(
     if tasks.is_empty() {
         return None;
     }
+    // Result tasks that already succeeded are not in the retry; when none is left, the
+    // retry's result is its own sinks.
+    let result = spec
+        .result
+        .into_iter()
+        .filter(|key| !succeeded.contains(key))
+        .collect();
     Some(JobSpec {
         name,
         tasks,
+        result,
         ..spec
     })
 }

@@ -7,7 +7,7 @@ use crate::ids::{JobId, TaskId};
 use crate::query::{job_status, task_status, JobStatus, TaskStatus};
 use crate::reject::Rejection;
 use crate::spec::Payload;
-use crate::state::{State, Task};
+use crate::state::{Job, State, Task};
 use serde::{Deserialize, Serialize};
 
 /// One task's output as a reader sees it: none until the task has succeeded.
@@ -26,7 +26,8 @@ pub struct TaskOutput {
 }
 
 /// A job's result: the outputs of its result tasks, in task order. The result tasks
-/// are its sinks, the tasks no other task of the job depends on: what a DAG ends in.
+/// are those its spec names (`JobSpec::result`), else its sinks, the tasks no other
+/// task of the job depends on: what a DAG ends in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobResult {
     /// The job's summary, so a reader knows whether the result is final.
@@ -68,14 +69,25 @@ pub(crate) fn task_by_key(
 
 pub(crate) fn result_of(state: &State, job: JobId) -> Result<JobResult, Rejection> {
     let j = state.jobs.get(&job).ok_or(Rejection::UnknownJob { job })?;
-    let tasks = j
-        .task_ids()
-        .filter_map(|t| state.tasks.get(&t))
-        .filter(|t| t.downstream.is_empty())
+    let tasks = result_task_ids(state, j)
+        .iter()
+        .filter_map(|t| state.tasks.get(t))
         .map(task_output)
         .collect();
     Ok(JobResult {
         status: job_status(state, j),
         tasks,
     })
+}
+
+/// The job's result tasks in task order: those its spec names, else its sinks.
+fn result_task_ids(state: &State, j: &Job) -> Vec<TaskId> {
+    if j.result.is_empty() {
+        let sink = |t: &TaskId| state.tasks.get(t).is_some_and(|t| t.downstream.is_empty());
+        return j.task_ids().filter(sink).collect();
+    }
+    j.result
+        .iter()
+        .map(|&offset| TaskId(j.first_task.0 + u64::from(offset)))
+        .collect()
 }

@@ -185,6 +185,10 @@ pub struct JobSpec {
     pub max_concurrency: Option<u32>,
     /// Its tasks; their order fixes their ids.
     pub tasks: Vec<TaskSpec>,
+    /// Keys of the tasks whose outputs are the job's result, each once. Empty means the
+    /// sink tasks (those no other task depends on), so a spec that does not name its
+    /// result gets what its DAG ends in.
+    pub result: Vec<String>,
 }
 
 impl JobSpec {
@@ -198,6 +202,7 @@ impl JobSpec {
             deadline_ms: None,
             max_concurrency: None,
             tasks,
+            result: Vec::new(),
         }
     }
 }

@@ -97,6 +97,11 @@ pub(crate) struct Job {
     pub first_task: TaskId,
     pub task_count: u32,
     pub max_concurrency: Option<u32>,
+    /// Offsets from `first_task` of the tasks the spec names as the job's result.
+    /// Invariant: ascending, each below `task_count`. Empty when the spec names none
+    /// and the result is the sink tasks (kept empty then, so the common job pays
+    /// nothing for it).
+    pub result: Vec<u32>,
     pub submitted_at: Time,
     /// Invariant: while the job is live, its deadline timer is armed here.
     pub deadline_at: Option<Time>,

@@ -17,6 +17,9 @@ pub struct ValidJob {
     pub topo_order: Vec<u32>,
     /// Length of the longest dependency chain ending at each task (roots are 1).
     pub depth: Vec<u32>,
+    /// Indices of the tasks whose outputs are the job's result, ascending: those the
+    /// spec names, else the sinks.
+    pub result: Vec<u32>,
 }
 
 /// Checks a capability token: non-empty, bounded, no whitespace or control characters.
@@ -118,12 +121,37 @@ pub fn validate_job(spec: &JobSpec, limits: &Limits) -> Result<ValidJob, JobErro
             limit: limits.max_dag_depth,
         });
     }
+    let result = result_tasks(spec, &index, &downstream)?;
     Ok(ValidJob {
         upstream,
         downstream,
         topo_order,
         depth,
+        result,
     })
+}
+
+/// The result tasks' indices, ascending: each named key must be a task of the job and
+/// appear once; when none is named, the tasks nothing depends on.
+fn result_tasks(
+    spec: &JobSpec,
+    index: &KeyIndex,
+    downstream: &[Vec<u32>],
+) -> Result<Vec<u32>, JobError> {
+    if spec.result.is_empty() {
+        let sinks = downstream.iter().enumerate().filter(|(_, d)| d.is_empty());
+        return Ok(sinks.map(|(i, _)| i as u32).collect());
+    }
+    let mut seen = BTreeSet::new();
+    for key in &spec.result {
+        let Some(i) = index.get(key) else {
+            return Err(JobError::UnknownResultTask { key: key.clone() });
+        };
+        if !seen.insert(i) {
+            return Err(JobError::DuplicateResultTask { key: key.clone() });
+        }
+    }
+    Ok(seen.into_iter().collect())
 }
 
 /// The job's own names and fields, its size, and its task keys, before any task is

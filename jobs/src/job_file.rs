@@ -26,6 +26,8 @@ pub(crate) struct JobSection {
     #[serde(default)]
     pub priority: i32,
     pub deadline: Option<Spanned<Millis>>,
+    /// Task ids whose outputs are the job's result; left out, the sink tasks.
+    pub result: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// Settings every task inherits unless it overrides them, and the job-wide cap.

@@ -99,6 +99,8 @@ struct Spans {
     lane: Option<Range<usize>>,
     defaults_retry: Option<Range<usize>>,
     deadline: Option<Range<usize>>,
+    /// Spans of the result task ids, in the order of `JobSpec::result`.
+    result: Vec<Range<usize>>,
     tasks: Vec<TaskSpans>,
 }
 
@@ -179,6 +181,7 @@ fn convert(file: JobFile) -> Result<(JobSpec, Spans), Located> {
             estimated_ms: t.estimate.or(defaults.estimate).map(|m| m.0),
         });
     }
+    let (result, result_spans) = result_tasks(job.result)?;
     let spans = Spans {
         job: job_span,
         name: job.name.span(),
@@ -186,6 +189,7 @@ fn convert(file: JobFile) -> Result<(JobSpec, Spans), Located> {
         lane: job.lane.as_ref().map(|s| s.span()),
         defaults_retry: defaults.retry.as_ref().map(|r| r.span()),
         deadline: job.deadline.as_ref().map(|d| d.span()),
+        result: result_spans,
         tasks: task_spans,
     };
     let spec = JobSpec {
@@ -200,8 +204,25 @@ fn convert(file: JobFile) -> Result<(JobSpec, Spans), Located> {
         deadline_ms: job.deadline.map(|m| m.into_inner().0),
         max_concurrency: defaults.max_concurrency.map(|c| c.into_inner()),
         tasks,
+        result,
     };
     Ok((spec, spans))
+}
+
+/// `job.result` as task ids and their spans. Left out, the result is the sink tasks; an
+/// empty list is refused, since it would read as "no result" yet mean the sinks.
+fn result_tasks(
+    result: Option<Spanned<Vec<Spanned<String>>>>,
+) -> Result<(Vec<String>, Vec<Range<usize>>), Located> {
+    match result {
+        None => Ok((Vec::new(), Vec::new())),
+        Some(r) if r.get_ref().is_empty() => Err((
+            r.span(),
+            "job.result must name at least one task id; leave it out for the sink tasks"
+                .to_string(),
+        )),
+        Some(r) => Ok(split(r.into_inner())),
+    }
 }
 
 fn payload(t: &TaskFile) -> Result<Payload, Located> {
@@ -321,6 +342,8 @@ fn locate(spec: &JobSpec, spans: &Spans, e: &JobError, source: &str, limits: &Li
                 hits.map(|(_, r)| r.clone()).nth(nth)
             })
         }
+        JobError::UnknownResultTask { key } => result_span(spec, spans, key, 0),
+        JobError::DuplicateResultTask { key } => result_span(spec, spans, key, 1),
         JobError::BadRetry { task: t, .. } => task(t)
             .and_then(|s| s.retry.clone())
             .or_else(|| spans.defaults_retry.clone()),
@@ -345,6 +368,8 @@ fn locate(spec: &JobSpec, spans: &Spans, e: &JobError, source: &str, limits: &Li
 /// The refusal's message, naming fields as the file spells them.
 fn message(e: &JobError) -> String {
     match e {
+        JobError::UnknownResultTask { key } => format!("job.result names unknown task id {key:?}"),
+        JobError::DuplicateResultTask { key } => format!("job.result lists task id {key:?} twice"),
         // Name the retry fields as the file spells them.
         JobError::BadRetry { task, why } => {
             let why = why
@@ -410,6 +435,16 @@ fn dep_span(
     let group = spec.tasks[i].deps.as_ref()?;
     let items = &spans.tasks.get(i)?.deps.as_ref()?.1;
     let hits = group.upstream.iter().zip(items).filter(|(u, _)| *u == dep);
+    hits.map(|(_, r)| r.clone()).nth(nth)
+}
+
+/// The span of the `nth` occurrence of `key` in `job.result`.
+fn result_span(spec: &JobSpec, spans: &Spans, key: &str, nth: usize) -> Option<Range<usize>> {
+    let hits = spec
+        .result
+        .iter()
+        .zip(&spans.result)
+        .filter(|(k, _)| *k == key);
     hits.map(|(_, r)| r.clone()).nth(nth)
 }
 

@@ -11,7 +11,8 @@ use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
-/// Names the JSON layout; changes to the layout change this string.
+/// Names the JSON layout; a field removed or changed changes this string, while new
+/// fields may be added under it.
 pub const PLAN_SCHEMA: &str = "keel.plan/v1";
 
 /// What running a job would look like: its stages, an order to run its tasks in, the
@@ -57,6 +58,11 @@ pub struct JobSummary {
     pub tasks: u64,
     /// Tasks with an estimated duration; the others count as taking no time.
     pub estimated_tasks: u64,
+    /// The tasks whose outputs are the job's result (`keel result`), in schedule order.
+    pub result: Vec<String>,
+    /// Whether the file names them in `job.result`; otherwise they are the sink tasks,
+    /// those no other task depends on.
+    pub result_named: bool,
 }
 
 /// The worker pool the plan was made against.
@@ -202,6 +208,12 @@ pub fn plan<'a>(job: &'a LoadedJob, pool: Option<&Pool>) -> Plan<'a> {
             max_concurrency: spec.max_concurrency,
             tasks: tasks.len() as u64,
             estimated_tasks: tasks.iter().filter(|t| t.estimated_ms.is_some()).count() as u64,
+            result: order
+                .iter()
+                .filter(|&&i| job.valid().result.binary_search(&(i as u32)).is_ok())
+                .map(|&i| tasks[i].key.clone())
+                .collect(),
+            result_named: !spec.result.is_empty(),
         },
         pool: pool.map(|p| PoolSummary {
             workers: p.workers(),

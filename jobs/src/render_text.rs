@@ -43,6 +43,13 @@ impl Plan<'_> {
             .max_concurrency
             .map_or("none".to_string(), |c| c.to_string());
         let _ = writeln!(out, "  deadline {deadline}, max concurrency {cap}");
+        let from = if j.result_named {
+            "named in job.result"
+        } else {
+            "the sink tasks"
+        };
+        let ids: Vec<&str> = j.result.iter().map(String::as_str).collect();
+        let _ = writeln!(out, "  result ({from}): {}", shown(&ids));
     }
 
     fn write_pool(&self, out: &mut String) {
@@ -143,10 +150,7 @@ impl Plan<'_> {
                     capabilities,
                     tasks,
                 } => {
-                    let mut ids = tasks[..tasks.len().min(SHOWN)].join(", ");
-                    if tasks.len() > SHOWN {
-                        let _ = write!(ids, " (+{} more)", tasks.len() - SHOWN);
-                    }
+                    let ids = shown(tasks);
                     format!(
                         "no pool entry serves lane {lane} with capabilities [{}], so {} cannot run: {ids}",
                         capabilities.join(", "),
@@ -172,6 +176,15 @@ impl Plan<'_> {
             let _ = writeln!(out, "  - {text}");
         }
     }
+}
+
+/// The first `SHOWN` ids comma-separated, then how many more there are.
+fn shown(ids: &[&str]) -> String {
+    let mut text = ids[..ids.len().min(SHOWN)].join(", ");
+    if ids.len() > SHOWN {
+        let _ = write!(text, " (+{} more)", ids.len() - SHOWN);
+    }
+    text
 }
 
 fn plural(n: u64, noun: &str) -> String {

@@ -59,6 +59,11 @@ pub enum Check {
     RecoveryRefused,
     /// A grant's inputs are not the committed outputs of its task's upstream tasks.
     InputMismatch,
+    /// A finished job's result, read from the engine, is not the committed outputs of
+    /// its result tasks.
+    JobResult,
+    /// A task's readable output is one no accepted completion committed.
+    UncommittedOutput,
     /// Every job ends after healing, within the scenario's bound.
     Liveness,
     /// The same seed gives the same run.
@@ -67,7 +72,7 @@ pub enum Check {
 
 impl Check {
     /// Every check, in declaration order.
-    pub const ALL: [Check; 23] = [
+    pub const ALL: [Check; 25] = [
         Check::EngineInvariant,
         Check::DoubleLease,
         Check::DoubleCommit,
@@ -89,6 +94,8 @@ impl Check {
         Check::CorruptionUndetected,
         Check::RecoveryRefused,
         Check::InputMismatch,
+        Check::JobResult,
+        Check::UncommittedOutput,
         Check::Liveness,
         Check::Determinism,
     ];
@@ -117,6 +124,8 @@ impl Check {
             Check::CorruptionUndetected => "corruption_undetected",
             Check::RecoveryRefused => "recovery_refused",
             Check::InputMismatch => "input_mismatch",
+            Check::JobResult => "job_result",
+            Check::UncommittedOutput => "uncommitted_output",
             Check::Liveness => "liveness",
             Check::Determinism => "determinism",
         }

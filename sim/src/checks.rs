@@ -9,6 +9,7 @@ use crate::check::{Check, CheckFailure};
 use crate::clock::DriftClock;
 use crate::data_checks::DataChecker;
 use crate::outcomes::Outcomes;
+use crate::result_checks::ResultChecks;
 use crate::scenario::CountExpect;
 use crate::shadow::{EndedLease, Shadow};
 use crate::stats::{Stats, Subject};
@@ -31,6 +32,8 @@ pub(crate) struct Checker {
     pub bars: Vec<Bar>,
     pub failures: Vec<CheckFailure>,
     data: DataChecker,
+    /// What readers of outputs must see; read against the engine by the world.
+    pub results: ResultChecks,
 }
 
 /// Whom an event concerns, by id, before it is named for the counters.
@@ -74,6 +77,7 @@ impl Checker {
             bars: Vec::new(),
             failures: Vec::new(),
             data: DataChecker::default(),
+            results: ResultChecks::default(),
         }
     }
 
@@ -175,6 +179,7 @@ impl Checker {
             }) => {
                 self.shadow.add_job(*job, *first_task, spec);
                 self.data.submitted(*first_task, spec);
+                self.results.admitted(*job, *first_task, spec);
             }
             Err(r) => {
                 let job = self.shadow.jobs().find(|(_, n)| *n == spec.name);
@@ -261,6 +266,7 @@ impl Checker {
                     duplicate: false, ..
                 },
             ) => {
+                self.results.committed(fence.task, output);
                 self.count(now, "complete", "accepted", ids);
                 self.terminal(now, *fence, "succeeded", true);
                 if let Some(detail) = self.data.completed(*fence, output.as_bytes()) {
@@ -349,6 +355,7 @@ impl Checker {
                 self.bar(now, ended, "finished");
             }
             Effect::JobFinished { job, outcome } => {
+                self.results.finished(*job);
                 let done = match self.shadow.job_name(*job) {
                     Some(name) => self.outcomes.finished(name, outcome.label()),
                     None => true,

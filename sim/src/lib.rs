@@ -29,6 +29,11 @@
 //!   only by the stale holder's clock-drift bound; nothing commits twice; no
 //!   completion is accepted from a fence that is not the live lease; worker, job and
 //!   tenant caps, blacklists and capabilities hold at every grant.
+//! - Outputs: simulated workers complete with an output naming their attempt; once a
+//!   job's end is released, and again when the run ends, the engine is read as a
+//!   client reads it: every readable output is the one committed by the task's
+//!   accepted completion (never a zombie's, a losing duplicate's or a revoked
+//!   lease's), and the job's result is the committed outputs of its result tasks.
 //! - A worker trusts a lease until its own deadline (send time of the accept or renew
 //!   plus the TTL, on its own clock) and no longer than its session: the send time of
 //!   its last answered request plus the liveness timeout. Past that the coordinator
@@ -54,6 +59,7 @@ mod outcomes;
 mod plan;
 mod profile;
 mod render;
+mod result_checks;
 mod rng;
 mod run;
 mod scenario;

@@ -158,6 +158,7 @@ fn plan_scenario(spec: &JobSpec, workers: &[PlanWorker]) -> Scenario {
             tenant: None,
             max_concurrency: spec.max_concurrency,
             deadline_ms: spec.deadline_ms,
+            result: spec.result.clone(),
             tasks: spec.tasks.iter().map(task_plan).collect(),
         }],
         faults: Vec::new(),

@@ -373,6 +373,7 @@ impl Profile {
                     tenant: None,
                     max_concurrency: self.job_caps.then(|| rng.between(1, 3) as u32),
                     deadline_ms: None,
+                    result: Vec::new(),
                     tasks,
                 }
             })

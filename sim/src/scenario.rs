@@ -167,6 +167,9 @@ pub struct JobPlan {
     /// Its deadline after submission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u64>,
+    /// Keys of the tasks whose outputs are the job's result; empty for its sinks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub result: Vec<String>,
     /// Its tasks (`[[job.task]]`).
     #[serde(rename = "task")]
     pub tasks: Vec<TaskPlan>,

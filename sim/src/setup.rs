@@ -89,6 +89,7 @@ pub(crate) fn job_spec(job: &JobPlan) -> JobSpec {
         tenant: job.tenant.clone().unwrap_or_else(|| "default".into()),
         max_concurrency: job.max_concurrency,
         deadline_ms: job.deadline_ms,
+        result: job.result.clone(),
         ..JobSpec::new(job.name.clone(), tasks)
     }
 }

@@ -133,6 +133,7 @@ impl Shrinker {
                     .any(|t| t.after.iter().any(|a| *a.get_ref() == key));
                 let mut candidate = scenario.clone();
                 candidate.jobs[j].tasks.remove(i);
+                candidate.jobs[j].result.retain(|k| *k != key);
                 if !needed && self.fails(&candidate) {
                     *scenario = candidate;
                 } else {

@@ -152,6 +152,12 @@ impl<'a> World<'a> {
                 self.checker.flag(f);
             }
         }
+        if !self.failed() && self.coordinator.up {
+            let engine = &self.coordinator.engine;
+            if let Err(f) = self.checker.results.read_all(self.now, engine) {
+                self.checker.flag(f);
+            }
+        }
     }
 
     fn event_loop(&mut self) {
@@ -277,6 +283,10 @@ impl<'a> World<'a> {
                 .released(rec.at, &rec.input, reply, effects, positions);
             self.trace.record(&rec, who);
             self.route(rec);
+        }
+        let engine = &self.coordinator.engine;
+        if let Err(f) = self.checker.results.read_finished(self.now, engine) {
+            self.checker.flag(f);
         }
         self.check_done();
     }

@@ -82,9 +82,11 @@ impl Cluster {
                     args.concurrency,
                 );
                 let ran = ran.clone();
+                let output = vec![b'x'; args.output_bytes as usize];
                 let noop = move |_t: Task| {
                     ran.fetch_add(1, Ordering::Relaxed);
-                    async { Outcome::Complete(Vec::new()) }
+                    let output = output.clone();
+                    async move { Outcome::Complete(output) }
                 };
                 tokio::spawn(Worker::new(config).run(noop, until(stopped.clone())))
             })

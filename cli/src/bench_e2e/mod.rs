@@ -3,7 +3,8 @@
 //! API: first as fast as `--submitters` concurrent clients can (throughput), then at a
 //! steady rate, small jobs at even intervals (latency), by default half the measured
 //! throughput. A task counts once its job is reported finished. Every run is bounded by
-//! the task count and `--timeout`.
+//! the task count and `--timeout`. `--output-bytes` makes every task complete with that
+//! much output, to measure what carrying and keeping results costs.
 
 mod cluster;
 
@@ -49,6 +50,10 @@ pub struct BenchE2eArgs {
     /// Give up on a run after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
+    /// Bytes of output each task completes with; the coordinator logs and keeps them
+    /// until the job is forgotten.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub output_bytes: u32,
 }
 
 pub fn run(args: &BenchE2eArgs) -> ExitCode {
@@ -82,8 +87,8 @@ async fn bench(args: &BenchE2eArgs) -> Result<(), String> {
     };
     let full = run_once(args, flat, 0).await?;
     outln!(
-        "{backend} throughput: {} tasks in {:.2}s = {:.0} tasks/s ({} submitters, jobs of {} tasks); {}",
-        full.tasks, full.secs, full.rate, args.submitters, args.job_size, full.latency
+        "{backend} throughput: {} tasks in {:.2}s = {:.0} tasks/s ({} submitters, jobs of {} tasks, outputs of {} bytes); {}",
+        full.tasks, full.secs, full.rate, args.submitters, args.job_size, args.output_bytes, full.latency
     );
     outln!("  {}", full.log);
     let rate = args.rate.unwrap_or(full.rate / 2.0);

@@ -213,7 +213,7 @@ pub(crate) fn job_event(effect: &Effect) -> Option<proto::JobEvent> {
         kind: effect.label().to_string(),
         detail,
         attempt,
-        progress_per_mille: 0,
+        ..Default::default()
     })
 }
 

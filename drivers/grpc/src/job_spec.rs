@@ -20,6 +20,7 @@ pub fn job_spec_to_proto(spec: &JobSpec) -> proto::JobSpec {
         deadline_ms: spec.deadline_ms,
         max_concurrency: spec.max_concurrency,
         tasks: spec.tasks.iter().map(task_to_proto).collect(),
+        result: spec.result.clone(),
     }
 }
 
@@ -76,6 +77,7 @@ pub fn job_spec_from_proto(spec: proto::JobSpec) -> Result<JobSpec, Status> {
         deadline_ms: spec.deadline_ms,
         max_concurrency: spec.max_concurrency,
         tasks,
+        result: spec.result,
     })
 }
 
@@ -153,6 +155,7 @@ mod tests {
             ],
         );
         spec.deadline_ms = Some(60_000);
+        spec.result = vec!["a".into()];
         spec.tasks[0].payload = Payload::from("hello");
         if let Some(d) = spec.tasks[1].deps.as_mut() {
             d.on_unsatisfied = UnsatisfiedPolicy::Cancel;
@@ -164,6 +167,17 @@ mod tests {
     fn job_spec_round_trips_through_the_wire() {
         let spec = sample();
         assert_eq!(job_spec_from_proto(job_spec_to_proto(&spec)).unwrap(), spec);
+    }
+
+    #[test]
+    fn a_spec_without_the_result_field_means_the_sinks() {
+        let mut wire = job_spec_to_proto(&sample());
+        wire.result.clear();
+        // An empty repeated field is not on the wire: what a client built before the
+        // field existed sends.
+        let bytes = prost::Message::encode_to_vec(&wire);
+        let decoded: proto::JobSpec = prost::Message::decode(bytes.as_slice()).unwrap();
+        assert!(job_spec_from_proto(decoded).unwrap().result.is_empty());
     }
 
     #[test]

@@ -91,7 +91,10 @@ async fn tokens_are_required_and_roles_enforced() {
         },
     ));
     let mut events = client
-        .watch_job(WatchJobRequest { job })
+        .watch_job(WatchJobRequest {
+            job,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();

@@ -31,7 +31,10 @@ fn dag() -> JobSpec {
 
 async fn wait_finished(jobs: &mut keel_grpc::client::Jobs, job: u64) -> Vec<JobEvent> {
     let mut events = jobs
-        .watch_job(WatchJobRequest { job })
+        .watch_job(WatchJobRequest {
+            job,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();

@@ -151,8 +151,20 @@ async fn sessions_and_watches_beyond_their_limits_are_refused_until_one_ends() {
     let job = support::submit(&mut jobs, &JobSpec::new("w", vec![TaskSpec::new("t")]))
         .await
         .job;
-    let watch = jobs.watch_job(WatchJobRequest { job }).await.unwrap();
-    let refused = jobs.watch_job(WatchJobRequest { job }).await.unwrap_err();
+    let watch = jobs
+        .watch_job(WatchJobRequest {
+            job,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let refused = jobs
+        .watch_job(WatchJobRequest {
+            job,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(refused.code(), Code::ResourceExhausted);
     assert!(
         refused
@@ -163,7 +175,14 @@ async fn sessions_and_watches_beyond_their_limits_are_refused_until_one_ends() {
     );
     drop(watch);
     within("a watch after the first ended", async {
-        while jobs.watch_job(WatchJobRequest { job }).await.is_err() {
+        while jobs
+            .watch_job(WatchJobRequest {
+                job,
+                ..Default::default()
+            })
+            .await
+            .is_err()
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })

@@ -54,7 +54,10 @@ async fn jobs_run_over_tls_and_plaintext_is_refused() {
         },
     ));
     let mut events = jobs
-        .watch_job(WatchJobRequest { job })
+        .watch_job(WatchJobRequest {
+            job,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();

@@ -367,6 +367,7 @@ impl Seen {
             deadline_ms: d.deadline_ms.map(|v| v.get()),
             max_concurrency: d.max_concurrency.map(|v| v.get()),
             tasks: tasks.collect(),
+            result: Vec::new(),
         }
     }
 

@@ -275,5 +275,6 @@ fn job_spec(op: &JobOp) -> JobSpec {
         deadline_ms: op.deadline_ms.map(u64::from),
         max_concurrency: op.max_concurrency.map(|c| u32::from(c % 4)),
         tasks: tasks.collect(),
+        result: Vec::new(),
     }
 }

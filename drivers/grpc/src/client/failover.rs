@@ -338,7 +338,20 @@ impl Client {
     /// between the two are not repeated, so a watcher that must not miss the end also
     /// asks `describe_job`.
     pub async fn watch_job(&mut self, job: u64) -> Result<Streaming<JobEvent>, CallError> {
-        let call = |mut jobs: Jobs| async move { jobs.watch_job(WatchJobRequest { job }).await };
+        self.watch_job_with(WatchJobRequest {
+            job,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// `watch_job` with every option of the request, e.g. `include_outputs` for the
+    /// outputs of succeeded tasks on their `task_finished` events.
+    pub async fn watch_job_with(
+        &mut self,
+        request: WatchJobRequest,
+    ) -> Result<Streaming<JobEvent>, CallError> {
+        let call = |mut jobs: Jobs| async move { jobs.watch_job(request).await };
         Ok(self.call(call).await?.0)
     }
 }

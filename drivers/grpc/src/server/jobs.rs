@@ -3,6 +3,7 @@
 
 use super::listing::{self, JobQuery};
 use super::slots::Slot;
+use super::watch_outputs::WatchOutputs;
 use super::{results, unavailable, Shared, FRAME_OVERHEAD_BYTES};
 use crate::auth::require_client;
 use crate::convert::{job_event, job_view_to_proto};
@@ -258,7 +259,16 @@ impl JobService for JobSvc {
                 .limit_refusals
                 .fetch_add(1, Ordering::Relaxed);
         })?;
-        let job = JobId(request.into_inner().job);
+        let request = request.into_inner();
+        let job = JobId(request.job);
+        let outputs = request.include_outputs.then(|| WatchOutputs {
+            handle: self.0.handle.clone(),
+            cap: self
+                .0
+                .options
+                .max_watch_output_bytes
+                .min(self.room() as usize),
+        });
         // Subscribe before looking, so nothing between the look and the stream is missed.
         let effects = self.0.handle.watch_job(job);
         let progress = self.0.progress.subscribe();
@@ -274,6 +284,7 @@ impl JobService for JobSvc {
         }
         let watch = Watch {
             job,
+            outputs,
             stopping: self.0.stopping.clone(),
             _slot: slot,
         };
@@ -289,6 +300,8 @@ impl JobService for JobSvc {
 /// One open watch, holding its slot against `max_watches` until it ends.
 struct Watch {
     job: JobId,
+    /// Set when the watcher asked for outputs on task completion.
+    outputs: Option<WatchOutputs>,
     stopping: CancellationToken,
     _slot: Slot,
 }
@@ -330,7 +343,10 @@ impl Watch {
                     _ => None,
                 },
             };
-            let Some(event) = event else { continue };
+            let Some(mut event) = event else { continue };
+            if let Some(outputs) = &self.outputs {
+                outputs.attach(&mut event).await;
+            }
             let finished = event.kind == "job_finished";
             let sent = tokio::select! {
                 sent = tx.send(Ok(event)) => sent.is_ok(),

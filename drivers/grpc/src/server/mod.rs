@@ -19,6 +19,7 @@ mod session_commands;
 #[cfg(not(madsim))]
 mod size_names;
 mod slots;
+mod watch_outputs;
 
 use crate::auth::{Authenticator, Tokens};
 use crate::metrics::GrpcMetrics;
@@ -58,6 +59,11 @@ pub struct ServerOptions {
     pub max_sessions: usize,
     /// `WatchJob` streams open at once on this server; more are refused.
     pub max_watches: usize,
+    /// Output bytes a `WatchJob` event asked for with `include_outputs` carries at most;
+    /// a larger output is left out of the event (and read with `GetTaskOutput`), so a
+    /// watch never carries more than this per event; 0 sends sizes only. It is further
+    /// bounded by what fits one message.
+    pub max_watch_output_bytes: usize,
     /// Events (replies, offers, revocations) waiting to be sent to one worker. A worker
     /// that does not read its session until this many wait has its session ended with
     /// RESOURCE_EXHAUSTED; the server never buffers more for it. It must exceed
@@ -79,6 +85,7 @@ impl Default for ServerOptions {
             register_timeout: Duration::from_secs(10),
             max_sessions: 2048,
             max_watches: 512,
+            max_watch_output_bytes: 64 << 10,
             session_queue: 16_384,
             max_session_commands_per_sec: 100_000,
         };

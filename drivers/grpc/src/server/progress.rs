@@ -38,6 +38,7 @@ impl ProgressBoard {
             detail: report.message.clone(),
             attempt: report.fence.attempt,
             progress_per_mille: report.per_mille,
+            ..Default::default()
         };
         self.lock().insert(report.fence.task, report);
         // Nobody watching is fine.

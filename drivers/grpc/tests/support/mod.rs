@@ -94,7 +94,10 @@ pub(crate) async fn submit(
 /// Follows a job's events until it finishes; its outcome.
 pub(crate) async fn finished(jobs: &mut keel_grpc::client::Jobs, job: u64) -> String {
     let mut events = jobs
-        .watch_job(keel_grpc::proto::WatchJobRequest { job })
+        .watch_job(keel_grpc::proto::WatchJobRequest {
+            job,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
