@@ -308,6 +308,9 @@ mod tests {
         let (mut freed_but_kept, _, ssd) = tables();
         freed_but_kept.capsets[ssd.0 as usize].caps = vec!["ssd".into()];
         assert!(!freed_but_kept.consistent());
+        let (mut freed_but_covered, _, ssd) = tables();
+        freed_but_covered.capsets[ssd.0 as usize].coverage = 1;
+        assert!(!freed_but_covered.consistent());
         let (mut bad_lane, ..) = tables();
         let lane = bad_lane.lanes.acquire("x");
         bad_lane.lanes.refs[lane as usize] = 0;

@@ -35,6 +35,8 @@ mod hostile_snapshots;
 mod ids;
 mod input;
 mod intern;
+#[cfg(test)]
+mod invariant_checks_tests;
 mod invariants;
 mod job;
 mod job_end;

@@ -1,0 +1,87 @@
+//! Each part of the invariant check catches the corruption it exists for. The checks
+//! guard every restored snapshot and every simulated step, so a part that silently
+//! passed everything would let a broken state through: each test breaks one thing in a
+//! consistent state and expects that part's own report.
+
+use crate::hostile_snapshots::busy;
+use crate::ids::{GrantId, TaskId, WorkerId};
+use crate::input::{Input, WorkerCommand};
+use crate::invariants::{check, InvariantKind};
+use crate::ready::QueueKey;
+use crate::state::State;
+use crate::{Engine, InstanceId};
+
+/// The report `state` gets, which must be of `kind` and mention `words`.
+fn caught(state: &State, kind: InvariantKind, words: &str) {
+    let violation = check(state).expect_err("the corruption must be caught");
+    assert_eq!(violation.kind, kind, "{violation}");
+    assert!(violation.detail.contains(words), "{violation}");
+}
+
+/// The queued task "c" of job "k".
+const QUEUED: TaskId = TaskId(3);
+
+#[test]
+fn the_consistent_state_passes() {
+    assert_eq!(check(&busy()), Ok(()));
+}
+
+#[test]
+fn a_queued_task_missing_from_the_ready_index_is_caught() {
+    let mut state = busy();
+    let t = state.tasks.get(&QUEUED).expect("task c");
+    let q = QueueKey {
+        lane: t.lane,
+        tenant: t.tenant,
+        capset: t.capset,
+    };
+    let key = t.ready_key();
+    assert!(state.ready.remove(q, key));
+    caught(&state, InvariantKind::ReadyIndex, "ready index length 0");
+}
+
+#[test]
+fn a_tenant_counting_a_slot_nobody_holds_is_caught() {
+    let mut state = busy();
+    state.tenants[0].active += 1;
+    caught(&state, InvariantKind::Count, "counts 2 active, found 1");
+}
+
+#[test]
+fn a_capability_set_miscounting_its_workers_is_caught() {
+    // A worker with "gpu" joins, so no task waits blocked on the set.
+    let mut engine = Engine { state: busy() };
+    let register = WorkerCommand::Register {
+        capabilities: vec!["gpu".into()],
+        lanes: vec![],
+        max_concurrency: 1,
+    };
+    engine.apply(
+        2,
+        Input::worker(&WorkerId::new("w2"), InstanceId(1), register),
+    );
+    let mut state = engine.state;
+    assert_eq!(check(&state), Ok(()));
+    state.names.capsets[1].coverage = 5;
+    caught(
+        &state,
+        InvariantKind::Count,
+        "counts 5 live workers, found 1",
+    );
+}
+
+#[test]
+fn a_grant_no_task_holds_is_caught() {
+    let mut state = busy();
+    let mut stray = state.grants.values().next().expect("a grant").clone();
+    stray.id = GrantId(99);
+    state.grants.insert(GrantId(99), stray);
+    caught(&state, InvariantKind::Holding, "grant g99 is not held");
+}
+
+#[test]
+fn a_live_job_its_name_does_not_stand_for_is_caught() {
+    let mut state = busy();
+    state.job_names.remove("k");
+    caught(&state, InvariantKind::Reference, "is not the job its name");
+}
