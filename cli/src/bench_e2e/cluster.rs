@@ -21,6 +21,8 @@ pub(super) struct Cluster {
     pub metrics: Arc<GrpcMetrics>,
     /// Handler runs so far, across workers.
     pub ran: Arc<AtomicU64>,
+    /// Handler runs whose inputs were not each exactly `--output-bytes` long.
+    pub bad_inputs: Arc<AtomicU64>,
     stop: watch::Sender<bool>,
     server: JoinHandle<Result<(), keel_grpc::server::ServeError>>,
     workers: Vec<JoinHandle<Result<keel_grpc::worker::Summary, keel_grpc::worker::WorkerError>>>,
@@ -74,6 +76,7 @@ impl Cluster {
             until(stopped.clone()),
         ));
         let ran = Arc::new(AtomicU64::new(0));
+        let bad_inputs = Arc::new(AtomicU64::new(0));
         let workers = (0..args.workers)
             .map(|i| {
                 let config = WorkerConfig::new(
@@ -81,10 +84,17 @@ impl Cluster {
                     format!("bench-{i}"),
                     args.concurrency,
                 );
-                let ran = ran.clone();
+                let (ran, bad_inputs) = (ran.clone(), bad_inputs.clone());
                 let output = vec![b'x'; args.output_bytes as usize];
-                let noop = move |_t: Task| {
+                let noop = move |t: Task| {
                     ran.fetch_add(1, Ordering::Relaxed);
+                    let expected = Some(output.len());
+                    if t.inputs()
+                        .iter()
+                        .any(|i| i.output.as_ref().map(|o| o.len()) != expected)
+                    {
+                        bad_inputs.fetch_add(1, Ordering::Relaxed);
+                    }
                     let output = output.clone();
                     async move { Outcome::Complete(output) }
                 };
@@ -96,6 +106,7 @@ impl Cluster {
             handle,
             metrics,
             ran,
+            bad_inputs,
             stop,
             server,
             workers,

@@ -13,7 +13,7 @@ use crate::output::{errln, outln};
 use clap::Args;
 use cluster::Cluster;
 use keel_coordinator::{Histogram, Metrics};
-use keel_engine::{JobSpec, TaskSpec};
+use keel_engine::{GroupKind, JobSpec, TaskSpec};
 use keel_grpc::client::{ClientOptions, Jobs};
 use keel_grpc::job_spec_to_proto;
 use keel_grpc::proto::{ListJobsRequest, SubmitJobRequest};
@@ -54,6 +54,11 @@ pub struct BenchE2eArgs {
     /// until the job is forgotten.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub output_bytes: u32,
+    /// Every odd task of a job depends on the task before it, so half the tasks get the
+    /// other half's outputs as their inputs (each handler checks it got exactly
+    /// --output-bytes of them). Compare runs made with the same flag.
+    #[arg(long)]
+    pub pairs: bool,
 }
 
 pub fn run(args: &BenchE2eArgs) -> ExitCode {
@@ -87,8 +92,9 @@ async fn bench(args: &BenchE2eArgs) -> Result<(), String> {
     };
     let full = run_once(args, flat, 0).await?;
     outln!(
-        "{backend} throughput: {} tasks in {:.2}s = {:.0} tasks/s ({} submitters, jobs of {} tasks, outputs of {} bytes); {}",
-        full.tasks, full.secs, full.rate, args.submitters, args.job_size, args.output_bytes, full.latency
+        "{backend} throughput: {} tasks in {:.2}s = {:.0} tasks/s ({} submitters, jobs of {} tasks{}, outputs of {} bytes); {}",
+        full.tasks, full.secs, full.rate, args.submitters, args.job_size,
+        if args.pairs { " in pairs" } else { "" }, args.output_bytes, full.latency
     );
     outln!("  {}", full.log);
     let rate = args.rate.unwrap_or(full.rate / 2.0);
@@ -126,7 +132,7 @@ async fn run_once(args: &BenchE2eArgs, load: Load, run: u32) -> Result<RunResult
     };
     let started = Instant::now();
     let outcome = tokio::time::timeout(Duration::from_secs(args.timeout), async {
-        submit_all(&jobs, load, count).await?;
+        submit_all(&jobs, load, count, args.pairs).await?;
         wait_finished(&jobs, &cluster, count, u64::from(count * job_size)).await
     })
     .await;
@@ -142,10 +148,17 @@ async fn run_once(args: &BenchE2eArgs, load: Load, run: u32) -> Result<RunResult
         show(0.99),
         show(0.999)
     );
+    let bad = cluster.bad_inputs.load(Ordering::Relaxed);
     let coordinator = cluster.stop().await;
     match outcome {
         Ok(result) => result?,
         Err(_) => return Err(format!("the run did not finish within {}s", args.timeout)),
+    }
+    if bad > 0 {
+        return Err(format!(
+            "{bad} tasks got inputs that were not their upstream task's {} bytes",
+            args.output_bytes
+        ));
     }
     let tasks = count * job_size;
     Ok(RunResult {
@@ -169,7 +182,7 @@ fn log_summary(m: &Metrics) -> String {
 }
 
 /// Submits `count` jobs as `load` says, each answered before it counts as submitted.
-async fn submit_all(jobs: &Jobs, load: Load, count: u32) -> Result<(), String> {
+async fn submit_all(jobs: &Jobs, load: Load, count: u32, pairs: bool) -> Result<(), String> {
     let mut running = JoinSet::new();
     match load {
         Load::Flat {
@@ -180,7 +193,7 @@ async fn submit_all(jobs: &Jobs, load: Load, count: u32) -> Result<(), String> {
                 let mut client = jobs.clone();
                 running.spawn(async move {
                     for j in (s..count).step_by(submitters as usize) {
-                        submit(&mut client, j, job_size).await?;
+                        submit(&mut client, j, job_size, pairs).await?;
                     }
                     Ok::<(), String>(())
                 });
@@ -192,7 +205,7 @@ async fn submit_all(jobs: &Jobs, load: Load, count: u32) -> Result<(), String> {
                 let due = Duration::from_secs_f64(f64::from(j * job_size) / rate);
                 tokio::time::sleep_until(start + due).await;
                 let mut client = jobs.clone();
-                running.spawn(async move { submit(&mut client, j, job_size).await });
+                running.spawn(async move { submit(&mut client, j, job_size, pairs).await });
             }
         }
     }
@@ -202,9 +215,16 @@ async fn submit_all(jobs: &Jobs, load: Load, count: u32) -> Result<(), String> {
     Ok(())
 }
 
-async fn submit(client: &mut Jobs, j: u32, job_size: u32) -> Result<(), String> {
+async fn submit(client: &mut Jobs, j: u32, job_size: u32, pairs: bool) -> Result<(), String> {
     let tasks = (0..job_size)
-        .map(|i| TaskSpec::new(format!("t{i}")))
+        .map(|i| {
+            let task = TaskSpec::new(format!("t{i}"));
+            if pairs && i % 2 == 1 {
+                task.after(GroupKind::AllOf, &[&format!("t{}", i - 1)])
+            } else {
+                task
+            }
+        })
         .collect();
     let spec = JobSpec::new(format!("bench-{j}"), tasks);
     let request = SubmitJobRequest {

@@ -28,11 +28,14 @@ pub mod metrics;
 pub mod server;
 #[cfg(feature = "fuzz")]
 pub mod status;
+// Their items are `pub` for the fuzz target; without the feature they stay inside.
 #[cfg(not(feature = "fuzz"))]
+#[allow(unreachable_pub)]
 mod status;
 #[cfg(feature = "fuzz")]
 pub mod validate;
 #[cfg(not(feature = "fuzz"))]
+#[allow(unreachable_pub)]
 mod validate;
 pub mod worker;
 
