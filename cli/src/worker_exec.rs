@@ -60,8 +60,8 @@ pub async fn run_command(settings: &Exec, task: &Task) -> Outcome {
     command
         .arg("-c")
         .arg(exec)
-        .env("KEEL_JOB_ID", task.job.0.to_string())
-        .env("KEEL_TASK_ID", task.task.0.to_string())
+        .env("KEEL_JOB_ID", task.job.get().to_string())
+        .env("KEEL_TASK_ID", task.task.get().to_string())
         .env("KEEL_ATTEMPT", task.attempt.to_string())
         .env("KEEL_EPOCH", task.fence.epoch.to_string())
         .env("KEEL_PAYLOAD_FILE", file.path())

@@ -61,7 +61,7 @@ pub(crate) type Flags = Vec<(Check, String)>;
 /// The `i`-th task of a job whose first task is `first`: the engine numbers a job's
 /// tasks consecutively in spec order (`Accepted::JobSubmitted`).
 fn nth_task(first: TaskId, i: usize) -> TaskId {
-    TaskId(first.0 + i as u64)
+    TaskId::nth_after(first, i as u64)
 }
 
 #[derive(Default)]

@@ -234,7 +234,7 @@ fn check(seed: u64, run: &Run, view: &DescribeJobResponse, ran: &[Ran]) {
             "seed {seed}: a completion was accepted from a fence that is not the live one: {task:?}"
         );
         let fence = Fence {
-            task: TaskId(task.id),
+            task: TaskId::new(task.id),
             attempt: winner.attempt,
             epoch: winner.epoch,
         };

@@ -279,7 +279,7 @@ impl RawSession {
 
 fn fence_from_proto(f: proto::Fence) -> Fence {
     Fence {
-        task: keel_engine::TaskId(f.task),
+        task: keel_engine::TaskId::new(f.task),
         attempt: f.attempt,
         epoch: f.epoch,
     }
