@@ -162,11 +162,8 @@ fn insert_tasks(
         if group.is_none() {
             roots.push(tid);
         }
-        let ids = |list: &[u32]| {
-            list.iter()
-                .map(|&d| TaskId::nth_after(first, u64::from(d)))
-                .collect()
-        };
+        let id = |&d: &u32| TaskId::nth_after(first, d.into());
+        let ids = |list: &[u32]| list.iter().map(id).collect();
         let (upstream, downstream) = (ids(&valid.upstream[i]), ids(&valid.downstream[i]));
         state.tasks.insert(
             tid,
