@@ -62,7 +62,7 @@ impl Lifecycles {
     fn new(queued: u32) -> Lifecycles {
         let mut engine = Engine::new(config(queued));
         let worker = WorkerId::new("w1");
-        let instance = InstanceId(1);
+        let instance = InstanceId::new(1);
         let reg = WorkerCommand::Register {
             capabilities: vec![],
             lanes: vec![],

@@ -38,7 +38,7 @@ fn main() {
     };
     let mut engine = Engine::new(config);
     let w = WorkerId::new("w1");
-    let i = InstanceId(1);
+    let i = InstanceId::new(1);
     let reg = WorkerCommand::Register {
         capabilities: vec![],
         lanes: vec![],

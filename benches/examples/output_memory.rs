@@ -42,7 +42,7 @@ struct Held {
 fn run(bytes: usize, jobs: u32, tasks: u32) -> Held {
     let before = LIVE.load(Ordering::Relaxed);
     let mut engine = Engine::new(Config::default());
-    let (w, i) = (WorkerId::new("w1"), InstanceId(1));
+    let (w, i) = (WorkerId::new("w1"), InstanceId::new(1));
     let reg = WorkerCommand::Register {
         capabilities: vec![],
         lanes: vec![],

@@ -74,7 +74,7 @@ fn parse_job(text: &str) -> Result<JobId, String> {
     let digits = text.strip_prefix('j').unwrap_or(text);
     digits
         .parse()
-        .map(JobId)
+        .map(JobId::new)
         .map_err(|_| format!("{text:?} is not a job id (a number, or j and a number)"))
 }
 
@@ -186,7 +186,7 @@ fn describe(command: &AdminCommand, report: &AdminReport) -> Vec<String> {
         }
         AdminCommand::CancelJob { job, .. } => lines.push(format!(
             "appended a cancellation of job {} at offset {}: {}",
-            job.0,
+            job.get(),
             report.end.saturating_sub(1),
             report.answer.as_deref().unwrap_or("no answer")
         )),

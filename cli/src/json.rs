@@ -45,7 +45,7 @@ pub fn job(s: &JobStatus, task_states: &[TaskStateCount]) -> Value {
         "submitted_at_ms": s.submitted_at_ms,
         "finished_at": time(s.finished_at_ms),
         "finished_at_ms": s.finished_at_ms,
-        "retry_of": keel_engine::retried_from(&s.name).map(|j| j.0),
+        "retry_of": keel_engine::retried_from(&s.name).map(|j| j.get()),
     })
 }
 

@@ -192,14 +192,7 @@ pub fn run(args: &ServeArgs) -> ExitCode {
 }
 
 async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
-    let sizing = Sizing::for_memory(args.max_memory)?;
-    let mut options = args.server_options()?;
-    let mut config = args.coordinator_config()?;
-    sizing.apply(&mut config.engine.limits, &mut options);
-    config
-        .engine
-        .validate()
-        .map_err(|e| format!("--max-memory {}: {e}", args.max_memory))?;
+    let (options, config) = sized_settings(args)?;
     // The address is taken before the partition: a server that could not serve must
     // never hold it (a standby on a paused leader's address would take the partition,
     // fail to bind, and leave nothing running once the leader resumed and found itself
@@ -217,19 +210,7 @@ async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
     let (handle, _dir_lock) = lead(args, config, &listener).await?;
     let metrics = Arc::new(GrpcMetrics::default());
     let exporter = match metrics_listener {
-        Some(listener) => {
-            output::stdout_best_effort(&format!(
-                "metrics on http://{}\n",
-                listener.local_addr().map_err(|e| e.to_string())?
-            ));
-            let lanes = Arc::new(std::sync::Mutex::new(String::new()));
-            tokio::spawn(track_lane_depth(handle.clone(), lanes.clone()));
-            let (handle, grpc) = (handle.clone(), metrics.clone());
-            Some(serve_metrics(listener, move || {
-                let lanes = lanes.lock().map(|l| l.clone()).unwrap_or_default();
-                handle.metrics().render_prometheus() + &grpc.render_prometheus() + &lanes
-            }))
-        }
+        Some(listener) => Some(export_metrics(listener, &handle, &metrics)?),
         None => None,
     };
     let _console = match args.ui {
@@ -270,6 +251,39 @@ async fn serve_until_stopped(args: &ServeArgs) -> Result<(), String> {
         Ok(result) => result.map_err(|e| e.to_string()),
         Err(_) => Err("the coordinator did not stop within 10s".into()),
     }
+}
+
+/// The server options and coordinator config the flags ask for, sized to `--max-memory`.
+fn sized_settings(args: &ServeArgs) -> Result<(ServerOptions, CoordinatorConfig), String> {
+    let sizing = Sizing::for_memory(args.max_memory)?;
+    let mut options = args.server_options()?;
+    let mut config = args.coordinator_config()?;
+    sizing.apply(&mut config.engine.limits, &mut options);
+    config
+        .engine
+        .validate()
+        .map_err(|e| format!("--max-memory {}: {e}", args.max_memory))?;
+    Ok((options, config))
+}
+
+/// Serves `/metrics` on `listener`: the coordinator's, the gRPC layer's and the lane
+/// depths a background task keeps current. Prints where.
+fn export_metrics(
+    listener: tokio::net::TcpListener,
+    handle: &Handle,
+    metrics: &Arc<GrpcMetrics>,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    output::stdout_best_effort(&format!(
+        "metrics on http://{}\n",
+        listener.local_addr().map_err(|e| e.to_string())?
+    ));
+    let lanes = Arc::new(std::sync::Mutex::new(String::new()));
+    tokio::spawn(track_lane_depth(handle.clone(), lanes.clone()));
+    let (handle, grpc) = (handle.clone(), metrics.clone());
+    Ok(serve_metrics(listener, move || {
+        let lanes = lanes.lock().map(|l| l.clone()).unwrap_or_default();
+        handle.metrics().render_prometheus() + &grpc.render_prometheus() + &lanes
+    }))
 }
 
 /// Opens the log and leads its partition (waiting as a standby while another server

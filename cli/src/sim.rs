@@ -214,14 +214,7 @@ fn run_scenario(args: &RunArgs) -> ExitCode {
 }
 
 fn swarm(args: &SwarmArgs) -> ExitCode {
-    let threads = args
-        .jobs
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        })
-        .max(1);
+    let threads = swarm_threads(args.jobs);
     let opts = SwarmOptions {
         shrink_budget: args.shrink_budget,
         durable: args.durable,
@@ -230,13 +223,7 @@ fn swarm(args: &SwarmArgs) -> ExitCode {
     let show_profiles = args.profiles || args.seeds <= 10;
     let next = AtomicU64::new(args.start);
     let end = args.start + args.seeds;
-    let bar = ProgressBar::new(args.seeds);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} seeds {msg} [{elapsed_precise}, eta {eta}]",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = seed_bar(args.seeds);
     let started = Instant::now();
     let (tx, rx) = mpsc::channel();
     let (mut failures, mut events) = (0u64, 0u64);
@@ -292,6 +279,28 @@ fn swarm(args: &SwarmArgs) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Threads to run seeds on: `--jobs`, else one per core; at least one.
+fn swarm_threads(jobs: Option<usize>) -> usize {
+    jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
+    .max(1)
+}
+
+/// A progress bar over `seeds` seeds.
+fn seed_bar(seeds: u64) -> ProgressBar {
+    let bar = ProgressBar::new(seeds);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} seeds {msg} [{elapsed_precise}, eta {eta}]",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
 }
 
 /// Prints above the progress bar, or plainly when there is no terminal to draw on.

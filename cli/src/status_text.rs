@@ -44,7 +44,7 @@ fn header(out: &mut String, s: &JobStatus, now: u64) {
         }
     }
     let _ = writeln!(out, "{times}");
-    if let Some(keel_engine::JobId(old)) = keel_engine::retried_from(&s.name) {
+    if let Some(old) = keel_engine::retried_from(&s.name).map(keel_engine::JobId::get) {
         let _ = writeln!(out, "  retry of job {old} (`keel status {old}`)");
     }
 }

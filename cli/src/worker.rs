@@ -17,6 +17,7 @@ use crate::worker_reaper::Reaper;
 use crate::worker_state::{self, WorkerFiles};
 use clap::Args;
 use keel_engine::ALL_LANES;
+use keel_grpc::client::ClientOptions;
 use keel_grpc::worker::{Summary, Task, Worker, WorkerConfig};
 use keel_jobs::terminal_safe;
 use std::path::PathBuf;
@@ -110,22 +111,7 @@ fn serve(args: &WorkerArgs) -> Result<Summary, String> {
     // commands are dead.
     let mut reaper = Reaper::start(&files, &id)?;
     worker_state::clear_payloads(&files.payloads)?;
-    let mut config = WorkerConfig::new(client, id, args.concurrency);
-    config.capabilities = args.capabilities.clone();
-    config.lanes = if args.all_lanes {
-        vec![ALL_LANES.to_string()]
-    } else {
-        args.lanes.clone()
-    };
-    worker_log::started(
-        args.log_format,
-        &config.worker_id,
-        &config.lanes,
-        &config.capabilities,
-        args.concurrency,
-    );
-    config.drain_timeout = Duration::from_millis(args.drain_timeout_ms);
-    config.answer_timeout = Duration::from_millis(args.answer_timeout_ms);
+    let config = worker_config(args, client, id);
     let exec = Arc::new(Exec {
         command: args.exec.clone(),
         payloads: files.payloads.clone(),
@@ -172,6 +158,27 @@ fn serve(args: &WorkerArgs) -> Result<Summary, String> {
         Some(why) => Err(why),
         None => Ok(summary),
     }
+}
+
+/// The worker's registration and timeouts as the flags set them; logs that it started.
+fn worker_config(args: &WorkerArgs, client: ClientOptions, id: String) -> WorkerConfig {
+    let mut config = WorkerConfig::new(client, id, args.concurrency);
+    config.capabilities = args.capabilities.clone();
+    config.lanes = if args.all_lanes {
+        vec![ALL_LANES.to_string()]
+    } else {
+        args.lanes.clone()
+    };
+    worker_log::started(
+        args.log_format,
+        &config.worker_id,
+        &config.lanes,
+        &config.capabilities,
+        args.concurrency,
+    );
+    config.drain_timeout = Duration::from_millis(args.drain_timeout_ms);
+    config.answer_timeout = Duration::from_millis(args.answer_timeout_ms);
+    config
 }
 
 fn default_id() -> String {

@@ -35,53 +35,17 @@ pub struct Exec {
 /// Runs the command for one task. Dropping the returned future (a revoked lease) stops
 /// its process group.
 pub async fn run_command(settings: &Exec, task: &Task) -> Outcome {
-    let (exec, grace, payloads) = (&settings.command, settings.grace, &settings.payloads);
-    let file = match payload_file(payloads, &task.payload) {
-        Ok(file) => file,
-        Err(e) => {
-            return Outcome::Fail {
-                error: format!("writing the payload file in {}: {e}", payloads.display()),
-                permanent: false,
-            }
-        }
+    let (file, files) = match attempt_files(&settings.payloads, task) {
+        Ok(both) => both,
+        Err(failed) => return failed,
     };
-    let files = match worker_inputs::write(payloads, task) {
-        Ok(files) => files,
-        Err(e) => {
-            let permanent = matches!(e, worker_inputs::FilesError::UnsafeKey(_));
-            return Outcome::Fail {
-                error: e.to_string(),
-                permanent,
-            };
-        }
-    };
-    let mut command = Command::new("sh");
-    process_group::lead_own_group(&mut command);
-    command
-        .arg("-c")
-        .arg(exec)
-        .env("KEEL_JOB_ID", task.job.0.to_string())
-        .env("KEEL_TASK_ID", task.task.0.to_string())
-        .env("KEEL_ATTEMPT", task.attempt.to_string())
-        .env("KEEL_EPOCH", task.fence.epoch.to_string())
-        .env("KEEL_PAYLOAD_FILE", file.path())
-        .env("KEEL_INPUTS_DIR", files.inputs_dir())
-        .env_remove("KEEL_PAYLOAD")
-        .env_remove("KEEL_SIGNAL_FILE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(text) = env_payload(&task.payload) {
-        command.env("KEEL_PAYLOAD", text);
-    }
-    if let Some(signal) = files.signal_file() {
-        command.env("KEEL_SIGNAL_FILE", signal);
-    }
+    let exec = &settings.command;
+    let mut command = shell_command(exec, task, &file, &files);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => return launch_failed(exec, &e),
     };
-    let group = child.id().and_then(|pid| Group::of(pid, grace));
+    let group = child.id().and_then(|pid| Group::of(pid, settings.grace));
     let stdin = child.stdin.take();
     let payload = &task.payload;
     let feed = async move {
@@ -99,19 +63,77 @@ pub async fn run_command(settings: &Exec, task: &Task) -> Outcome {
         drop(group);
         status
     };
-    let (_, (stdout, written), (stderr, cut), status) = tokio::join!(feed, stdout, stderr, exited);
+    let (_, stdout, stderr, status) = tokio::join!(feed, stdout, stderr, exited);
     drop(file);
     drop(files);
+    verdict(status, stdout, stderr, settings.max_output)
+}
+
+/// The attempt's payload file and its input files under `payloads`, or the failure to
+/// report when they cannot be written (permanent for an unsafe input key).
+fn attempt_files(
+    payloads: &Path,
+    task: &Task,
+) -> Result<(tempfile::NamedTempFile, worker_inputs::AttemptFiles), Outcome> {
+    let file = payload_file(payloads, &task.payload).map_err(|e| Outcome::Fail {
+        error: format!("writing the payload file in {}: {e}", payloads.display()),
+        permanent: false,
+    })?;
+    let files = worker_inputs::write(payloads, task).map_err(|e| Outcome::Fail {
+        permanent: matches!(e, worker_inputs::FilesError::UnsafeKey(_)),
+        error: e.to_string(),
+    })?;
+    Ok((file, files))
+}
+
+/// `sh -c <exec>` in its own process group, with the task's identity and files in its
+/// environment and all three standard streams piped.
+fn shell_command(
+    exec: &str,
+    task: &Task,
+    file: &tempfile::NamedTempFile,
+    files: &worker_inputs::AttemptFiles,
+) -> Command {
+    let mut command = Command::new("sh");
+    process_group::lead_own_group(&mut command);
+    command
+        .arg("-c")
+        .arg(exec)
+        .env("KEEL_JOB_ID", task.job.get().to_string())
+        .env("KEEL_TASK_ID", task.task.get().to_string())
+        .env("KEEL_ATTEMPT", task.attempt.to_string())
+        .env("KEEL_EPOCH", task.fence.epoch.to_string())
+        .env("KEEL_PAYLOAD_FILE", file.path())
+        .env("KEEL_INPUTS_DIR", files.inputs_dir())
+        .env_remove("KEEL_PAYLOAD")
+        .env_remove("KEEL_SIGNAL_FILE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(text) = env_payload(&task.payload) {
+        command.env("KEEL_PAYLOAD", text);
+    }
+    if let Some(signal) = files.signal_file() {
+        command.env("KEEL_SIGNAL_FILE", signal);
+    }
+    command
+}
+
+/// What the command's exit means for the task: its stdout as the output on success,
+/// unless it wrote more than `max_output` bytes; else its exit status and stderr's tail.
+fn verdict(
+    status: std::io::Result<std::process::ExitStatus>,
+    (stdout, written): (Vec<u8>, u64),
+    (stderr, cut): (Vec<u8>, bool),
+    max_output: usize,
+) -> Outcome {
     match status {
-        Ok(status) if status.success() && written > settings.max_output as u64 => {
-            Outcome::Fail {
-                error: format!(
-                    "the command wrote {written} bytes to stdout, more than --max-output-bytes ({}); the output is never cut short: write large data elsewhere and print where",
-                    settings.max_output
-                ),
-                permanent: true,
-            }
-        }
+        Ok(status) if status.success() && written > max_output as u64 => Outcome::Fail {
+            error: format!(
+                "the command wrote {written} bytes to stdout, more than --max-output-bytes ({max_output}); the output is never cut short: write large data elsewhere and print where"
+            ),
+            permanent: true,
+        },
         Ok(status) if status.success() => Outcome::Complete(stdout),
         Ok(status) => {
             let text = String::from_utf8_lossy(&stderr);

@@ -118,9 +118,9 @@ impl TaskLog {
     pub fn start(format: LogFormat, task: &Task) -> TaskLog {
         let log = TaskLog {
             format,
-            job: task.job.0,
+            job: task.job.get(),
             key: task.key.clone(),
-            task: task.task.0,
+            task: task.task.get(),
             attempt: task.attempt,
             started: Instant::now(),
             done: false,

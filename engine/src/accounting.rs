@@ -145,38 +145,85 @@ fn check_edges(state: &State, tid: TaskId, t: &Task) -> Result<(), Violation> {
 /// Holders of interned ids, jobs in flight, stored bytes and the engine-wide limits,
 /// recomputed from the tasks, jobs and workers.
 pub(super) fn check_counts(state: &State) -> Result<(), Violation> {
-    let mut tenant_refs: BTreeMap<u32, u64> = BTreeMap::new();
-    let mut lane_refs: BTreeMap<u32, u64> = BTreeMap::new();
-    let mut in_flight: BTreeMap<u32, u32> = BTreeMap::new();
+    let holders = count_job_holders(state)?;
+    let held = count_task_holdings(state);
+    check_job_outputs(state, &held.outputs)?;
+    check_name_refs(state, &holders)?;
+    check_capset_refs(state, &held.capset_refs)?;
+    check_tenant_loads(state, &holders.in_flight)?;
+    ensure!(
+        Count,
+        state.stored_bytes == held.stored,
+        "the engine counts {} stored bytes, tasks hold {}",
+        state.stored_bytes,
+        held.stored
+    );
+    check_limits(state)
+}
+
+/// What the jobs and workers hold, counted afresh: tenant and lane references and each
+/// tenant's unfinished jobs.
+struct JobHolders {
+    tenant_refs: BTreeMap<u32, u64>,
+    lane_refs: BTreeMap<u32, u64>,
+    in_flight: BTreeMap<u32, u32>,
+}
+
+/// Counts the jobs' and workers' holdings, checking each job's timers on the way.
+fn count_job_holders(state: &State) -> Result<JobHolders, Violation> {
+    let mut h = JobHolders {
+        tenant_refs: BTreeMap::new(),
+        lane_refs: BTreeMap::new(),
+        in_flight: BTreeMap::new(),
+    };
     for (jid, j) in &state.jobs {
-        *tenant_refs.entry(j.tenant).or_default() += 1;
-        *lane_refs.entry(j.lane).or_default() += 1;
+        *h.tenant_refs.entry(j.tenant).or_default() += 1;
+        *h.lane_refs.entry(j.lane).or_default() += 1;
         if j.end.is_none() {
-            *in_flight.entry(j.tenant).or_default() += 1;
+            *h.in_flight.entry(j.tenant).or_default() += 1;
         }
         check_job_timers(state, *jid)?;
     }
     for w in state.workers.values() {
         for &lane in &w.lanes {
-            *lane_refs.entry(lane).or_default() += 1;
+            *h.lane_refs.entry(lane).or_default() += 1;
         }
     }
-    let mut capset_refs: BTreeMap<u32, u64> = BTreeMap::new();
-    let mut stored = 0u64;
-    let mut outputs: BTreeMap<JobId, u64> = BTreeMap::new();
+    Ok(h)
+}
+
+/// What the tasks hold, counted afresh: capability-set references, stored bytes and
+/// each job's output bytes.
+struct TaskHoldings {
+    capset_refs: BTreeMap<u32, u64>,
+    stored: u64,
+    outputs: BTreeMap<JobId, u64>,
+}
+
+/// Counts the tasks' holdings.
+fn count_task_holdings(state: &State) -> TaskHoldings {
+    let mut h = TaskHoldings {
+        capset_refs: BTreeMap::new(),
+        stored: 0,
+        outputs: BTreeMap::new(),
+    };
     for (_, t) in state.tasks.iter() {
         if t.capset != CapSetId::ANY {
-            *capset_refs.entry(t.capset.0).or_default() += 1;
+            *h.capset_refs.entry(t.capset.0).or_default() += 1;
         }
-        stored = stored.saturating_add(budget::held_bytes(t));
+        h.stored = h.stored.saturating_add(budget::held_bytes(t));
         let bytes = t.output.as_ref().map_or(0, |o| o.len() as u64);
-        let sum = outputs.entry(t.job).or_default();
+        let sum = h.outputs.entry(t.job).or_default();
         *sum = sum.saturating_add(bytes);
     }
-    check_job_outputs(state, &outputs)?;
+    h
+}
+
+/// Every interned tenant and lane counts exactly the jobs and workers that hold it.
+fn check_name_refs(state: &State, holders: &JobHolders) -> Result<(), Violation> {
     for (table, name, refs) in [
-        (&state.names.tenants, "tenant", &tenant_refs),
-        (&state.names.lanes, "lane", &lane_refs),
+        (&state.names.tenants, "tenant", &holders.tenant_refs),
+        (&state.names.lanes, "lane", &holders.lane_refs),
     ] {
         for id in 0..table.slots() as u32 {
             let found = refs.get(&id).copied().unwrap_or(0);
@@ -189,6 +236,12 @@ pub(super) fn check_counts(state: &State) -> Result<(), Violation> {
             );
         }
     }
+    Ok(())
+}
+
+/// Every capability set counts the tasks that hold it, and blocks only tasks blocked
+/// on it.
+fn check_capset_refs(state: &State, capset_refs: &BTreeMap<u32, u64>) -> Result<(), Violation> {
     for (id, set) in state.names.capsets.iter().enumerate().skip(1) {
         let found = capset_refs.get(&(id as u32)).copied().unwrap_or(0);
         ensure!(
@@ -212,6 +265,11 @@ pub(super) fn check_counts(state: &State) -> Result<(), Violation> {
             );
         }
     }
+    Ok(())
+}
+
+/// Every tenant counts its unfinished jobs, and a tenant in use has a weight.
+fn check_tenant_loads(state: &State, in_flight: &BTreeMap<u32, u32>) -> Result<(), Violation> {
     for (i, load) in state.tenants.iter().enumerate() {
         let found = in_flight.get(&(i as u32)).copied().unwrap_or(0);
         ensure!(
@@ -226,13 +284,7 @@ pub(super) fn check_counts(state: &State) -> Result<(), Violation> {
             "tenant {i} has weight 0"
         );
     }
-    ensure!(
-        Count,
-        state.stored_bytes == stored,
-        "the engine counts {} stored bytes, tasks hold {stored}",
-        state.stored_bytes
-    );
-    check_limits(state)
+    Ok(())
 }
 
 /// Each job's output bytes are its tasks' outputs, within its limit.

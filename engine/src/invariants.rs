@@ -241,6 +241,20 @@ fn check_references(state: &State) -> Result<(), Violation> {
             "task {tid} names a lane, tenant or capability set that does not exist"
         );
     }
+    check_job_references(state, lanes, tenants)?;
+    for (q, key) in state.ready.iter() {
+        ensure!(
+            Reference,
+            q.lane < lanes && q.tenant < tenants && q.capset.0 < capsets,
+            "ready entry {} names a lane, tenant or capability set that does not exist",
+            key.task
+        );
+    }
+    check_worker_lanes(state, lanes)
+}
+
+/// Every job names a live lane and tenant, and the job-name index and the jobs agree.
+fn check_job_references(state: &State, lanes: u32, tenants: u32) -> Result<(), Violation> {
     for (jid, j) in &state.jobs {
         ensure!(
             Reference,
@@ -262,14 +276,11 @@ fn check_references(state: &State) -> Result<(), Violation> {
             "the name {name:?} stands for job {jid}, which is gone or named otherwise"
         );
     }
-    for (q, key) in state.ready.iter() {
-        ensure!(
-            Reference,
-            q.lane < lanes && q.tenant < tenants && q.capset.0 < capsets,
-            "ready entry {} names a lane, tenant or capability set that does not exist",
-            key.task
-        );
-    }
+    Ok(())
+}
+
+/// Every worker's lane ids exist and match the lane names it registered with.
+fn check_worker_lanes(state: &State, lanes: u32) -> Result<(), Violation> {
     for (wid, w) in &state.workers {
         ensure!(
             Reference,

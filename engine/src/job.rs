@@ -143,7 +143,7 @@ fn insert_tasks(
     };
     let mut roots = Vec::new();
     for (i, t) in spec.tasks.into_iter().enumerate() {
-        let tid = TaskId(first.0 + i as u64);
+        let tid = TaskId::nth_after(first, i as u64);
         let workers = &state.workers;
         let capset = state
             .names
@@ -162,7 +162,8 @@ fn insert_tasks(
         if group.is_none() {
             roots.push(tid);
         }
-        let ids = |list: &[u32]| list.iter().map(|&d| TaskId(first.0 + d as u64)).collect();
+        let id = |&d: &u32| TaskId::nth_after(first, d.into());
+        let ids = |list: &[u32]| list.iter().map(id).collect();
         let (upstream, downstream) = (ids(&valid.upstream[i]), ids(&valid.downstream[i]));
         state.tasks.insert(
             tid,

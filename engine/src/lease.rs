@@ -11,12 +11,53 @@ use crate::queue;
 use crate::reject::Rejection;
 use crate::retry;
 use crate::spec::Payload;
-use crate::state::{AttemptEnd, AttemptRecord, Lease, State, TaskState, WorkerStatus};
+use crate::state::{AttemptEnd, AttemptRecord, Grant, Lease, State, TaskState, WorkerStatus};
 use crate::timers::Timer;
 
 type Reply = Result<Accepted, Rejection>;
 
 pub(crate) fn accept(state: &mut State, w: &WorkerId, inst: InstanceId, g: GrantId) -> Reply {
+    let grant = held_grant(state, w, inst, g)?;
+    let (tid, accepted, grant_expires_at) = (grant.task, grant.accepted, grant.expires_at);
+    if let Some(fence) = accepted {
+        let expires_at = match state.tasks.get(&tid).map(|t| &t.state) {
+            Some(TaskState::Running(l)) => l.expires_at,
+            _ => return Err(Rejection::UnknownGrant { grant: g }),
+        };
+        return Ok(Accepted::LeaseStarted {
+            fence,
+            expires_at,
+            duplicate: true,
+        });
+    }
+    state.timers.disarm(grant_expires_at, Timer::GrantExpiry(g));
+    let (fence, expires_at) = start_lease(state, w, inst, g, tid);
+    state
+        .grants
+        .get_mut(&g)
+        .expect("the grant was found above")
+        .accepted = Some(fence);
+    let worker = state
+        .workers
+        .get_mut(w)
+        .expect("a grant's worker is registered");
+    let held = worker.grants.remove(&g);
+    assert!(held, "worker {w} holds grant {g} until it accepts it");
+    worker.leases.insert(tid);
+    Ok(Accepted::LeaseStarted {
+        fence,
+        expires_at,
+        duplicate: false,
+    })
+}
+
+/// The grant `g`, if it exists and was offered to this instance of worker `w`.
+fn held_grant<'s>(
+    state: &'s State,
+    w: &WorkerId,
+    inst: InstanceId,
+    g: GrantId,
+) -> Result<&'s Grant, Rejection> {
     let Some(grant) = state.grants.get(&g) else {
         return Err(Rejection::UnknownGrant { grant: g });
     };
@@ -34,19 +75,19 @@ pub(crate) fn accept(state: &mut State, w: &WorkerId, inst: InstanceId, g: Grant
             current: grant.instance,
         });
     }
-    let tid = grant.task;
-    if let Some(fence) = grant.accepted {
-        let expires_at = match state.tasks.get(&tid).map(|t| &t.state) {
-            Some(TaskState::Running(l)) => l.expires_at,
-            _ => return Err(Rejection::UnknownGrant { grant: g }),
-        };
-        return Ok(Accepted::LeaseStarted {
-            fence,
-            expires_at,
-            duplicate: true,
-        });
-    }
-    state.timers.disarm(grant.expires_at, Timer::GrantExpiry(g));
+    Ok(grant)
+}
+
+/// Moves task `tid`, offered under grant `g`, to running under a new lease for `w`:
+/// bumps its epoch, records the attempt and arms the lease's timers. Returns the new
+/// fence and when the lease expires.
+fn start_lease(
+    state: &mut State,
+    w: &WorkerId,
+    inst: InstanceId,
+    g: GrantId,
+    tid: TaskId,
+) -> (Fence, crate::ids::Time) {
     let now = state.now;
     let expires_at = lease_end(state, now);
     let task = state
@@ -86,23 +127,7 @@ pub(crate) fn accept(state: &mut State, w: &WorkerId, inst: InstanceId, g: Grant
     if let Some(at) = timeout_at {
         state.timers.arm(at, Timer::AttemptTimeout(tid));
     }
-    state
-        .grants
-        .get_mut(&g)
-        .expect("the grant was found above")
-        .accepted = Some(fence);
-    let worker = state
-        .workers
-        .get_mut(w)
-        .expect("a grant's worker is registered");
-    let held = worker.grants.remove(&g);
-    assert!(held, "worker {w} holds grant {g} until it accepts it");
-    worker.leases.insert(tid);
-    Ok(Accepted::LeaseStarted {
-        fence,
-        expires_at,
-        duplicate: false,
-    })
+    (fence, expires_at)
 }
 
 /// When a lease started or renewed at `now` ends. A lease lasts at least 1 ms, so even

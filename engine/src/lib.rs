@@ -11,10 +11,10 @@
 //! let mut engine = Engine::new(Config::default());
 //! let w = WorkerId::new("w1");
 //! let reg = WorkerCommand::Register { capabilities: vec![], lanes: vec![], max_concurrency: 4 };
-//! engine.apply(0, Input::worker(&w, InstanceId(1), reg));
+//! engine.apply(0, Input::worker(&w, InstanceId::new(1), reg));
 //! let job = JobSpec::new("hello", vec![TaskSpec::new("a")]);
 //! engine.apply(0, Input::Client(ClientCommand::SubmitJob(job)));
-//! let out = engine.apply(1, Input::worker(&w, InstanceId(1), WorkerCommand::RequestWork { credits: 1 }));
+//! let out = engine.apply(1, Input::worker(&w, InstanceId::new(1), WorkerCommand::RequestWork { credits: 1 }));
 //! assert!(matches!(out.effects[0], Effect::GrantOffered { .. }));
 //! assert!(engine.check_invariants().is_ok());
 //! ```

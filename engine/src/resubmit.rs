@@ -146,7 +146,7 @@ pub(crate) fn job_spec(state: &State, id: JobId) -> Result<JobSpec, Rejection> {
             .filter_map(|&offset| {
                 state
                     .tasks
-                    .get(&TaskId(job.first_task.0 + u64::from(offset)))
+                    .get(&TaskId::nth_after(job.first_task, u64::from(offset)))
             })
             .map(|t| t.key.clone())
             .collect(),

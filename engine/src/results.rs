@@ -88,6 +88,6 @@ fn result_task_ids(state: &State, j: &Job) -> Vec<TaskId> {
     }
     j.result
         .iter()
-        .map(|&offset| TaskId(j.first_task.0 + u64::from(offset)))
+        .map(|&offset| TaskId::nth_after(j.first_task, u64::from(offset)))
         .collect()
 }

@@ -102,7 +102,7 @@ fn register(
     state: &mut State,
     w: WorkerId,
     inst: InstanceId,
-    mut capabilities: Vec<String>,
+    capabilities: Vec<String>,
     lanes: Vec<String>,
     max_concurrency: u32,
 ) -> Reply {
@@ -113,22 +113,23 @@ fn register(
         &lanes,
         max_concurrency,
     )?;
-    let lane_names = if lanes.is_empty() {
-        vec!["default".to_string()]
-    } else {
-        lanes
-    };
-    capabilities.sort();
-    let offer = Registration {
-        capabilities,
-        lane_names,
-        max_concurrency,
-    };
+    let offer = Registration::normalized(capabilities, lanes, max_concurrency);
     if let Some(reply) = reregister(state, &w, inst, &offer)? {
         return Ok(reply);
     }
+    insert_worker(state, &w, inst, offer);
+    Ok(Accepted::Registered {
+        worker: w,
+        instance: inst,
+        duplicate: false,
+    })
+}
+
+/// Adds a worker that holds no entry yet (or whose old entry `reregister` let go),
+/// carrying over the failure record of a previous instance under the same name.
+fn insert_worker(state: &mut State, w: &WorkerId, inst: InstanceId, offer: Registration) {
     let now = state.now;
-    let (recent_failures, blacklisted_until, blacklisted_from_grant) = take_previous(state, &w);
+    let (recent_failures, blacklisted_until, blacklisted_from_grant) = take_previous(state, w);
     let Registration {
         capabilities,
         lane_names,
@@ -170,11 +171,6 @@ fn register(
             lane_cursor: 0,
         },
     );
-    Ok(Accepted::Registered {
-        worker: w,
-        instance: inst,
-        duplicate: false,
-    })
 }
 
 /// What a registration asks for, normalized (capabilities sorted, lanes defaulted).
@@ -182,6 +178,23 @@ struct Registration {
     capabilities: Vec<String>,
     lane_names: Vec<String>,
     max_concurrency: u32,
+}
+
+impl Registration {
+    /// The offer with its capabilities sorted and no lanes meaning the default lane.
+    fn normalized(mut capabilities: Vec<String>, lanes: Vec<String>, max_concurrency: u32) -> Self {
+        let lane_names = if lanes.is_empty() {
+            vec!["default".to_string()]
+        } else {
+            lanes
+        };
+        capabilities.sort();
+        Registration {
+            capabilities,
+            lane_names,
+            max_concurrency,
+        }
+    }
 }
 
 /// Refuses a registration whose worker id, capabilities, lanes or concurrency break

@@ -87,7 +87,10 @@ fn capabilities_still_apply_to_an_all_lanes_worker() {
     let (j, first) = h.submit(spec).unwrap();
     let g = h.request("any", 1, 8);
     assert_eq!(g.iter().map(|x| x.1).collect::<Vec<_>>(), vec![first]);
-    assert_eq!(h.task(TaskId(first.0 + 1)).status, TaskStatus::Blocked);
+    assert_eq!(
+        h.task(TaskId::new(first.get() + 1)).status,
+        TaskStatus::Blocked
+    );
     assert!(h.engine.describe_job(j).is_ok());
 }
 

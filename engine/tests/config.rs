@@ -64,19 +64,23 @@ fn a_zero_grant_ttl_would_leave_every_job_queued() {
         lanes: vec![],
         max_concurrency: 1,
     };
-    e.apply(0, Input::worker(&w, InstanceId(1), reg));
+    e.apply(0, Input::worker(&w, InstanceId::new(1), reg));
     let job = JobSpec::new("j", vec![TaskSpec::new("a")]);
     e.apply(0, Input::Client(ClientCommand::SubmitJob(job)));
     let out = e.apply(
         0,
-        Input::worker(&w, InstanceId(1), WorkerCommand::RequestWork { credits: 1 }),
+        Input::worker(
+            &w,
+            InstanceId::new(1),
+            WorkerCommand::RequestWork { credits: 1 },
+        ),
     );
     let Some(Effect::GrantOffered { grant, .. }) = out.effects.first().cloned() else {
         panic!("no offer: {out:?}");
     };
     let out = e.apply(
         1,
-        Input::worker(&w, InstanceId(1), WorkerCommand::AcceptGrant { grant }),
+        Input::worker(&w, InstanceId::new(1), WorkerCommand::AcceptGrant { grant }),
     );
     assert!(matches!(
         out.reply,

@@ -164,7 +164,7 @@ fn run(
     h.register("w", 1, &[], 8).unwrap();
     let (j, first) = h.submit(diamond(kind, policy)).unwrap();
     let order = drive(&mut h, fail);
-    let sink = h.task(TaskId(first.0 + 3)).status;
+    let sink = h.task(TaskId::new(first.get() + 3)).status;
     h.check_replay();
     (h.job_outcome(j), sink, order)
 }
@@ -232,11 +232,14 @@ fn quorum_releases_the_downstream_before_stragglers_finish() {
         "all three credits were used"
     );
     assert_eq!(
-        h.task(TaskId(first.0 + 3)).status,
+        h.task(TaskId::new(first.get() + 3)).status,
         TaskStatus::Queued,
         "ready while c still runs"
     );
-    assert_eq!(h.task(TaskId(first.0 + 2)).status, TaskStatus::Offered);
+    assert_eq!(
+        h.task(TaskId::new(first.get() + 2)).status,
+        TaskStatus::Offered
+    );
 }
 
 #[test]

@@ -196,18 +196,22 @@ fn leased(spec: JobSpec) -> (Engine, Fence) {
         lanes: vec![],
         max_concurrency: 1,
     };
-    e.apply(1, Input::worker(&w, InstanceId(1), reg));
+    e.apply(1, Input::worker(&w, InstanceId::new(1), reg));
     e.apply(1, Input::Client(ClientCommand::SubmitJob(spec)));
     let out = e.apply(
         1,
-        Input::worker(&w, InstanceId(1), WorkerCommand::RequestWork { credits: 1 }),
+        Input::worker(
+            &w,
+            InstanceId::new(1),
+            WorkerCommand::RequestWork { credits: 1 },
+        ),
     );
     let Some(Effect::GrantOffered { grant, .. }) = out.effects.first().cloned() else {
         panic!("no grant: {out:?}");
     };
     let out = e.apply(
         1,
-        Input::worker(&w, InstanceId(1), WorkerCommand::AcceptGrant { grant }),
+        Input::worker(&w, InstanceId::new(1), WorkerCommand::AcceptGrant { grant }),
     );
     let Some(Ok(Accepted::LeaseStarted { fence, .. })) = out.reply else {
         panic!("no lease: {out:?}");
@@ -253,7 +257,7 @@ fn huge_suspend_timeout_is_refused_or_saturated() {
     };
     e.apply(
         1,
-        Input::worker(&WorkerId::new("w"), InstanceId(1), suspend),
+        Input::worker(&WorkerId::new("w"), InstanceId::new(1), suspend),
     );
     assert!(e.check_invariants().is_ok());
 }
@@ -274,7 +278,10 @@ fn huge_retry_backoff_is_refused_or_saturated() {
         error: "x".into(),
         permanent: false,
     };
-    e.apply(1, Input::worker(&WorkerId::new("w"), InstanceId(1), fail));
+    e.apply(
+        1,
+        Input::worker(&WorkerId::new("w"), InstanceId::new(1), fail),
+    );
     assert!(e.check_invariants().is_ok());
 }
 
@@ -288,7 +295,7 @@ fn time_near_the_end_does_not_overflow() {
     };
     e.apply(
         u64::MAX - 1,
-        Input::worker(&WorkerId::new("w"), InstanceId(1), reg),
+        Input::worker(&WorkerId::new("w"), InstanceId::new(1), reg),
     );
     assert!(e.check_invariants().is_ok());
 }

@@ -46,7 +46,7 @@ fn stale_worker_requeue() {
     let lost = s.at(16_000).tick();
     assert!(has(
         &lost,
-        |e| matches!(e, Effect::WorkerLost { worker, .. } if worker.0 == "w1")
+        |e| matches!(e, Effect::WorkerLost { worker, .. } if worker.as_str() == "w1")
     ));
     assert!(has(&lost, |e| matches!(e,
         Effect::TaskRequeued { task: t, attempt: 2, reason: EndReason::WorkerLost, .. } if *t == task)));
@@ -298,9 +298,9 @@ fn dag_quorum() {
     assert_eq!(roots.len(), 3);
     let f: Vec<Fence> = roots.iter().map(|(_, g, ..)| s.accept("w1", *g)).collect();
     let (quorum, all, any) = (
-        TaskId(f[0].task.0 + 3),
-        TaskId(f[0].task.0 + 4),
-        TaskId(f[0].task.0 + 5),
+        TaskId::new(f[0].task.get() + 3),
+        TaskId::new(f[0].task.get() + 4),
+        TaskId::new(f[0].task.get() + 5),
     );
     let out = s.at(100).fail("w1", f[0], true);
     assert!(has(&out, |e| matches!(e,

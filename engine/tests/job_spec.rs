@@ -59,7 +59,7 @@ fn the_rebuilt_spec_is_accepted_as_a_new_job() {
 #[test]
 fn an_unknown_job_has_no_spec_and_no_counts() {
     let h = Harness::new(config());
-    let job = JobId(9);
+    let job = JobId::new(9);
     assert_eq!(h.engine.job_spec(job), Err(Rejection::UnknownJob { job }));
     assert_eq!(
         h.engine.task_counts(job),

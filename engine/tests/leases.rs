@@ -92,13 +92,15 @@ fn fences_name_the_holder_and_the_epoch() {
     let out = h.complete("w1", 1, bad_epoch);
     assert!(matches!(rejection(&out), Rejection::StaleFence { .. }));
     let bad_task = Fence {
-        task: TaskId(999),
+        task: TaskId::new(999),
         ..f
     };
     let out = h.complete("w1", 1, bad_task);
     assert_eq!(
         rejection(&out),
-        &Rejection::UnknownTask { task: TaskId(999) }
+        &Rejection::UnknownTask {
+            task: TaskId::new(999)
+        }
     );
 }
 
@@ -167,7 +169,7 @@ fn replayed_fail_is_answered_the_same_way() {
 fn grant_expiry_returns_the_task_to_ready() {
     let (mut h, t) = one_task();
     let grants = h.request("w1", 1, 1);
-    assert_eq!(grants, vec![(GrantId(1), t)]);
+    assert_eq!(grants, vec![(GrantId::new(1), t)]);
     let effects = h.tick(1_000);
     assert!(has(&effects, |e| matches!(
         e,
@@ -182,8 +184,13 @@ fn grant_expiry_returns_the_task_to_ready() {
         1,
         "an unaccepted grant is not an attempt"
     );
-    let late = h.accept("w1", 1, GrantId(1));
-    assert_eq!(late, Err(Rejection::UnknownGrant { grant: GrantId(1) }));
+    let late = h.accept("w1", 1, GrantId::new(1));
+    assert_eq!(
+        late,
+        Err(Rejection::UnknownGrant {
+            grant: GrantId::new(1)
+        })
+    );
     let g2 = h.request("w2", 1, 1);
     assert_eq!(g2.len(), 1);
 }

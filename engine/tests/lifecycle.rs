@@ -81,11 +81,11 @@ fn cancelling_a_job_tells_every_holder_and_ends_every_task() {
     );
     assert!(has(
         &out.effects,
-        |e| matches!(e, Effect::LeaseRevoked { worker, reason: EndReason::JobCancelled, .. } if worker.0 == "a")
+        |e| matches!(e, Effect::LeaseRevoked { worker, reason: EndReason::JobCancelled, .. } if worker.as_str() == "a")
     ));
     assert!(has(
         &out.effects,
-        |e| matches!(e, Effect::GrantWithdrawn { worker, grant, .. } if worker.0 == "b" && *grant == gb[0].0)
+        |e| matches!(e, Effect::GrantWithdrawn { worker, grant, .. } if worker.as_str() == "b" && *grant == gb[0].0)
     ));
     let cancelled = out
         .effects
@@ -115,10 +115,14 @@ fn cancelling_a_job_tells_every_holder_and_ends_every_task() {
             already_finished: true
         }
     );
-    let unknown = h.apply(Input::Client(ClientCommand::CancelJob { job: JobId(77) }));
+    let unknown = h.apply(Input::Client(ClientCommand::CancelJob {
+        job: JobId::new(77),
+    }));
     assert_eq!(
         rejection(&unknown),
-        &Rejection::UnknownJob { job: JobId(77) }
+        &Rejection::UnknownJob {
+            job: JobId::new(77)
+        }
     );
 }
 

@@ -223,7 +223,7 @@ fn registered_workers() {
         lanes: vec![],
         max_concurrency: 1,
     };
-    t.accepted(Input::worker(&WorkerId::new("b"), InstanceId(2), cmd));
+    t.accepted(Input::worker(&WorkerId::new("b"), InstanceId::new(2), cmd));
     t.accepted(t.cmd("a", WorkerCommand::Deregister));
     let reg = t.register("c", &[], 1);
     t.accepted(reg);
@@ -358,7 +358,7 @@ fn lost_workers_do_not_accumulate() {
                 max_concurrency: 1,
             };
             let name = WorkerId::new(format!("w{round}-{w}"));
-            let out = e.apply(now, Input::worker(&name, InstanceId(1), cmd));
+            let out = e.apply(now, Input::worker(&name, InstanceId::new(1), cmd));
             assert!(matches!(out.reply, Some(Ok(_))), "{:?}", out.reply);
         }
         now += 1_000;

@@ -4,7 +4,7 @@
 use keel_engine::*;
 
 fn worker_input(cmd: WorkerCommand) -> Input {
-    Input::worker(&WorkerId::new("w1"), InstanceId(1), cmd)
+    Input::worker(&WorkerId::new("w1"), InstanceId::new(1), cmd)
 }
 
 /// One worker holding the lease on the single task of a job whose attempts time out
@@ -166,7 +166,7 @@ fn retry_with_backoff_near_u64_max_and_full_jitter_does_not_panic() {
     // The first failure backs off `u64::MAX - 1` ms, the second `u64::MAX` ms. The
     // worker is lost while the clock jumps, so a new instance serves each attempt.
     for failure in 1..=2u64 {
-        let as_instance = |cmd| Input::worker(&WorkerId::new("w1"), InstanceId(failure), cmd);
+        let as_instance = |cmd| Input::worker(&WorkerId::new("w1"), InstanceId::new(failure), cmd);
         let reg = WorkerCommand::Register {
             capabilities: vec![],
             lanes: vec![],

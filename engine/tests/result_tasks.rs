@@ -103,7 +103,7 @@ fn the_same_name_with_another_result_is_another_spec() {
     let mut h = Harness::new(config());
     h.submit(map_reduce(&["reduce"])).unwrap();
     let again = h.submit(map_reduce(&["reduce"])).unwrap();
-    assert_eq!(again.0, JobId(1));
+    assert_eq!(again.0, JobId::new(1));
     let other = h.submit(map_reduce(&["map1"])).unwrap_err();
     assert!(
         matches!(other, Rejection::JobNameConflict { .. }),

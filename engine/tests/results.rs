@@ -29,8 +29,10 @@ fn only_the_winning_attempt_output_is_readable() {
     let b = h.engine.task_by_key(job, "b").unwrap().unwrap();
     assert_eq!(h.engine.task_by_key(job, "nope").unwrap(), None);
     assert_eq!(
-        h.engine.task_by_key(JobId(99), "a").unwrap_err(),
-        Rejection::UnknownJob { job: JobId(99) }
+        h.engine.task_by_key(JobId::new(99), "a").unwrap_err(),
+        Rejection::UnknownJob {
+            job: JobId::new(99)
+        }
     );
 
     // The zombie holds "a", falls silent past its liveness timeout and loses it.

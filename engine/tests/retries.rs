@@ -216,5 +216,5 @@ fn a_blacklisted_worker_that_is_lost_has_its_tasks_requeued() {
         &effects,
         |e| matches!(e, Effect::TaskRequeued { task, reason: EndReason::WorkerLost, .. } if *task == fb.task)
     ));
-    assert_eq!(h.task(TaskId(first.0 + 1)).attempt, 2);
+    assert_eq!(h.task(TaskId::new(first.get() + 1)).attempt, 2);
 }

@@ -14,13 +14,13 @@ fn tasks_go_only_to_workers_with_every_capability() {
     let cpu = h.request("cpu", 1, 4);
     assert_eq!(
         cpu,
-        vec![(GrantId(1), first)],
+        vec![(GrantId::new(1), first)],
         "the cpu worker gets only the plain task"
     );
     let gpu = h.request("gpu", 1, 4);
     assert_eq!(
         gpu.iter().map(|g| g.1).collect::<Vec<_>>(),
-        vec![TaskId(first.0 + 1)]
+        vec![TaskId::new(first.get() + 1)]
     );
 }
 
@@ -75,7 +75,7 @@ fn the_job_cap_limits_tasks_in_flight() {
     let f = h.accept("w", 1, grants[0].0).unwrap();
     let parked = h
         .engine
-        .describe_job(JobId(1))
+        .describe_job(JobId::new(1))
         .unwrap()
         .tasks
         .iter()
@@ -160,7 +160,7 @@ fn higher_priority_goes_first_then_submission_order() {
             f.task
         })
         .collect();
-    assert_eq!(order, vec![h1, l1, TaskId(l1.0 + 1)]);
+    assert_eq!(order, vec![h1, l1, TaskId::new(l1.get() + 1)]);
 }
 
 #[test]

@@ -99,7 +99,7 @@ fn silent_worker_is_lost_and_its_task_requeued_without_spending_retries() {
     let effects = h.tick(5_000);
     assert!(has(
         &effects,
-        |e| matches!(e, Effect::WorkerLost { worker, .. } if worker.0 == "w1")
+        |e| matches!(e, Effect::WorkerLost { worker, .. } if worker.as_str() == "w1")
     ));
     assert!(has(&effects, |e| matches!(
         e,

@@ -3,7 +3,7 @@
 //! offending key. Pure: the caller reads the file and passes its text.
 
 use crate::error::SpecError;
-use crate::job_file::{DepKind, Deps, JobFile, OnUnsatisfied, RetryFile, TaskFile};
+use crate::job_file::{Defaults, DepKind, Deps, JobFile, OnUnsatisfied, RetryFile, TaskFile};
 use keel_engine::{
     check_name, validate_job, DepGroup, GroupKind, JobError, JobSpec, Limits, Payload, RetryPolicy,
     TaskSpec, UnsatisfiedPolicy, ValidJob,
@@ -129,57 +129,12 @@ fn convert(file: JobFile) -> Result<(JobSpec, Spans), Located> {
             return Err((cap.span(), msg));
         }
     }
-    let default_retry = defaults.retry.as_ref().map(|r| r.get_ref());
     let mut tasks = Vec::with_capacity(file.task.len());
     let mut task_spans = Vec::with_capacity(file.task.len());
     for t in file.task {
-        let t = t.into_inner();
-        let payload = payload(&t)?;
-        let (deps, deps_spans, quorum) = match t.deps {
-            Some(d) => {
-                let span = d.span();
-                let (group, items, quorum) = dep_group(d.into_inner(), t.on_unsatisfied);
-                (Some(group), Some((span, items)), quorum)
-            }
-            None => (None, None, None),
-        };
-        let (capabilities, cap_spans) = match t.capabilities {
-            Some(c) => {
-                let span = c.span();
-                let (values, items) = split(c.into_inner());
-                (values, Some((span, items)))
-            }
-            None => (Vec::new(), None),
-        };
-        task_spans.push(TaskSpans {
-            id: t.id.span(),
-            deps: deps_spans,
-            quorum,
-            capabilities: cap_spans,
-            payload: t.command.as_ref().or(t.data.as_ref()).map(|p| p.span()),
-            retry: t.retry.as_ref().map(|r| r.span()),
-            attempt_timeout: t
-                .attempt_timeout
-                .as_ref()
-                .or(defaults.attempt_timeout.as_ref())
-                .map(|m| m.span()),
-        });
-        tasks.push(TaskSpec {
-            key: t.id.into_inner(),
-            payload,
-            capabilities,
-            deps,
-            retry: retry_policy(t.retry.as_ref().map(|r| r.get_ref()), default_retry),
-            attempt_timeout_ms: t
-                .attempt_timeout
-                .as_ref()
-                .or(defaults.attempt_timeout.as_ref())
-                .map(|m| m.get_ref().0),
-            delay_ms: t.delay.map_or(0, |m| m.0),
-            priority: t.priority,
-            allow_failure: t.allow_failure,
-            estimated_ms: t.estimate.or(defaults.estimate).map(|m| m.0),
-        });
+        let (task, spans) = convert_task(t.into_inner(), &defaults)?;
+        tasks.push(task);
+        task_spans.push(spans);
     }
     let (result, result_spans) = result_tasks(job.result)?;
     let spans = Spans {
@@ -207,6 +162,59 @@ fn convert(file: JobFile) -> Result<(JobSpec, Spans), Located> {
         result,
     };
     Ok((spec, spans))
+}
+
+/// One `[[task]]` as the engine's task spec, with the spans its errors point at; its
+/// retry and attempt timeout fall back to `[defaults]`.
+fn convert_task(t: TaskFile, defaults: &Defaults) -> Result<(TaskSpec, TaskSpans), Located> {
+    let default_retry = defaults.retry.as_ref().map(|r| r.get_ref());
+    let payload = payload(&t)?;
+    let (deps, deps_spans, quorum) = match t.deps {
+        Some(d) => {
+            let span = d.span();
+            let (group, items, quorum) = dep_group(d.into_inner(), t.on_unsatisfied);
+            (Some(group), Some((span, items)), quorum)
+        }
+        None => (None, None, None),
+    };
+    let (capabilities, cap_spans) = match t.capabilities {
+        Some(c) => {
+            let span = c.span();
+            let (values, items) = split(c.into_inner());
+            (values, Some((span, items)))
+        }
+        None => (Vec::new(), None),
+    };
+    let spans = TaskSpans {
+        id: t.id.span(),
+        deps: deps_spans,
+        quorum,
+        capabilities: cap_spans,
+        payload: t.command.as_ref().or(t.data.as_ref()).map(|p| p.span()),
+        retry: t.retry.as_ref().map(|r| r.span()),
+        attempt_timeout: t
+            .attempt_timeout
+            .as_ref()
+            .or(defaults.attempt_timeout.as_ref())
+            .map(|m| m.span()),
+    };
+    let task = TaskSpec {
+        key: t.id.into_inner(),
+        payload,
+        capabilities,
+        deps,
+        retry: retry_policy(t.retry.as_ref().map(|r| r.get_ref()), default_retry),
+        attempt_timeout_ms: t
+            .attempt_timeout
+            .as_ref()
+            .or(defaults.attempt_timeout.as_ref())
+            .map(|m| m.get_ref().0),
+        delay_ms: t.delay.map_or(0, |m| m.0),
+        priority: t.priority,
+        allow_failure: t.allow_failure,
+        estimated_ms: t.estimate.or(defaults.estimate).map(|m| m.0),
+    };
+    Ok((task, spans))
 }
 
 /// `job.result` as task ids and their spans. Left out, the result is the sink tasks; an
@@ -297,16 +305,8 @@ fn locate(spec: &JobSpec, spans: &Spans, e: &JobError, source: &str, limits: &Li
             return bad_name(spec, spans, field, why, limits).unwrap_or((whole, e.to_string()))
         }
         JobError::DuplicateTask { key } => {
-            let mut ids = spec
-                .tasks
-                .iter()
-                .zip(&spans.tasks)
-                .filter(|(t, _)| &t.key == key);
-            let first = ids.next().map(|(_, s)| s.id.start);
-            if let (Some(first), Some((_, second))) = (first, ids.next()) {
-                let line = source.get(..first).map_or(0, |s| s.matches('\n').count()) + 1;
-                let msg = format!("task id {key:?} is defined twice (first on line {line})");
-                return (second.id.clone(), msg);
+            if let Some(found) = duplicate_task(spec, spans, key, source) {
+                return found;
             }
             None
         }
@@ -331,16 +331,7 @@ fn locate(spec: &JobSpec, spans: &Spans, e: &JobError, source: &str, limits: &Li
             why,
         } => {
             let nth = usize::from(matches!(why, keel_engine::CapabilityIssue::Duplicate));
-            let caps = index(t).and_then(|i| Some((&spec.tasks[i], spans.tasks.get(i)?)));
-            caps.and_then(|(ts, s)| {
-                let items = &s.capabilities.as_ref()?.1;
-                let hits = ts
-                    .capabilities
-                    .iter()
-                    .zip(items)
-                    .filter(|(c, _)| *c == token);
-                hits.map(|(_, r)| r.clone()).nth(nth)
-            })
+            index(t).and_then(|i| capability_span(&spec.tasks[i], spans.tasks.get(i)?, token, nth))
         }
         JobError::UnknownResultTask { key } => result_span(spec, spans, key, 0),
         JobError::DuplicateResultTask { key } => result_span(spec, spans, key, 1),
@@ -363,6 +354,36 @@ fn locate(spec: &JobSpec, spans: &Spans, e: &JobError, source: &str, limits: &Li
         .or_else(|| task_of(e).and_then(id_span))
         .unwrap_or(whole);
     (span, message(e))
+}
+
+/// The second definition of task id `key`, with a message naming the line of the first.
+fn duplicate_task(spec: &JobSpec, spans: &Spans, key: &str, source: &str) -> Option<Located> {
+    let mut ids = spec
+        .tasks
+        .iter()
+        .zip(&spans.tasks)
+        .filter(|(t, _)| t.key == key);
+    let first = ids.next().map(|(_, s)| s.id.start)?;
+    let (_, second) = ids.next()?;
+    let line = source.get(..first).map_or(0, |s| s.matches('\n').count()) + 1;
+    let msg = format!("task id {key:?} is defined twice (first on line {line})");
+    Some((second.id.clone(), msg))
+}
+
+/// The span of the `nth` (from 0) occurrence of capability `token` in a task's list.
+fn capability_span(
+    task: &TaskSpec,
+    spans: &TaskSpans,
+    token: &str,
+    nth: usize,
+) -> Option<Range<usize>> {
+    let items = &spans.capabilities.as_ref()?.1;
+    let hits = task
+        .capabilities
+        .iter()
+        .zip(items)
+        .filter(|(c, _)| *c == token);
+    hits.map(|(_, r)| r.clone()).nth(nth)
 }
 
 /// The refusal's message, naming fields as the file spells them.

@@ -50,7 +50,7 @@ fn a_file_of_extremes_runs_in_the_engine_without_panicking() {
     let job = load_job("extremes.toml", EXTREMES, &Limits::default()).expect("accepted");
     let mut e = Engine::new(Config::default());
     let w = WorkerId::new("w");
-    let as_worker = |cmd| Input::worker(&w, InstanceId(1), cmd);
+    let as_worker = |cmd| Input::worker(&w, InstanceId::new(1), cmd);
     let reg = WorkerCommand::Register {
         capabilities: vec![],
         lanes: vec![],

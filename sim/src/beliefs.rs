@@ -110,7 +110,7 @@ mod tests {
 
     fn fence(task: u64, attempt: u32) -> Fence {
         Fence {
-            task: TaskId(task),
+            task: TaskId::new(task),
             attempt,
             epoch: attempt as u64,
         }
@@ -120,9 +120,21 @@ mod tests {
     fn two_live_beliefs_beyond_the_drift_bound_are_flagged() {
         let clocks = [DriftClock::new(0), DriftClock::new(0)];
         let mut b = Beliefs::new(&[10_000]);
-        let first = b.update(1_000, 0, TaskId(1), Some((fence(1, 1), 11_000)), &clocks);
+        let first = b.update(
+            1_000,
+            0,
+            TaskId::new(1),
+            Some((fence(1, 1), 11_000)),
+            &clocks,
+        );
         assert_eq!(first, None);
-        let second = b.update(5_000, 1, TaskId(1), Some((fence(1, 2), 15_000)), &clocks);
+        let second = b.update(
+            5_000,
+            1,
+            TaskId::new(1),
+            Some((fence(1, 2), 15_000)),
+            &clocks,
+        );
         assert!(second.is_some());
     }
 
@@ -139,9 +151,10 @@ mod tests {
         let flagged = |spans: &[u64]| {
             let mut b = Beliefs::new(spans);
             let held = Some((fence(1, 1), session_end));
-            b.update(49_000, 0, TaskId(1), held, &clocks);
+            b.update(49_000, 0, TaskId::new(1), held, &clocks);
             let newer = Some((fence(1, 2), 79_808));
-            b.update(49_808, 1, TaskId(1), newer, &clocks).is_some()
+            b.update(49_808, 1, TaskId::new(1), newer, &clocks)
+                .is_some()
         };
         assert!(!flagged(&[30_000, 15_000]));
         assert!(
@@ -157,7 +170,7 @@ mod tests {
         let mut b = Beliefs::new(&[10_000]);
         let mut flags = Vec::new();
         let mut step = |now, worker, held| {
-            flags.extend(b.update(now, worker, TaskId(1), held, &clocks));
+            flags.extend(b.update(now, worker, TaskId::new(1), held, &clocks));
         };
         step(0, 0, Some((fence(1, 1), 10_000)));
         step(10_500, 1, Some((fence(1, 2), 20_500)));

@@ -498,20 +498,20 @@ mod tests {
             vec![TaskSpec::new("a")],
         )));
         let admitted = Ok(Accepted::JobSubmitted {
-            job: JobId(1),
-            first_task: TaskId(1),
+            job: JobId::new(1),
+            first_task: TaskId::new(1),
             tasks: 1,
             duplicate: false,
         });
         c.released(0, &submit, Some(&admitted), &[], (1, 1));
         let fence = Fence {
-            task: TaskId(1),
+            task: TaskId::new(1),
             attempt: 1,
             epoch: 1,
         };
         let complete = Input::worker(
             &w,
-            InstanceId(1),
+            InstanceId::new(1),
             WorkerCommand::Complete {
                 fence,
                 output: Payload::from("x"),
@@ -530,7 +530,7 @@ mod tests {
         );
         // The job was acknowledged and has not ended: a recovery must still know it.
         assert_eq!(c.acknowledged_survived(9, |_| true), Ok(()));
-        let lost = c.acknowledged_survived(9, |job| job != JobId(1));
+        let lost = c.acknowledged_survived(9, |job| job != JobId::new(1));
         assert_eq!(lost.map_err(|f| f.check), Err(Check::LostAcknowledgedInput));
     }
 }

@@ -36,10 +36,11 @@ impl DataChecker {
                 .filter_map(|k| {
                     index
                         .get(k.as_str())
-                        .map(|&u| (k.clone(), TaskId(first.0 + u)))
+                        .map(|&u| (k.clone(), TaskId::nth_after(first, u)))
                 })
                 .collect();
-            self.upstream.insert(TaskId(first.0 + i as u64), ups);
+            self.upstream
+                .insert(TaskId::nth_after(first, i as u64), ups);
         }
     }
 
@@ -121,7 +122,7 @@ mod tests {
 
     fn fence(task: u64, attempt: u32, epoch: u64) -> Fence {
         Fence {
-            task: TaskId(task),
+            task: TaskId::new(task),
             attempt,
             epoch,
         }
@@ -144,7 +145,7 @@ mod tests {
                 TaskSpec::new("c").after(GroupKind::AnyOf, &["b", "a"]),
             ],
         );
-        c.submitted(TaskId(1), &spec);
+        c.submitted(TaskId::new(1), &spec);
         c
     }
 
@@ -154,26 +155,32 @@ mod tests {
         let winner = fence(1, 2, 2);
         assert_eq!(c.completed(winner, &output_of(winner)), None);
         let good = [input("b", None), input("a", Some(winner))];
-        assert_eq!(c.offered(TaskId(3), &good), None);
+        assert_eq!(c.offered(TaskId::new(3), &good), None);
         // A zombie's output, a lost one, another task's, and the wrong keys.
         let zombie = [input("b", None), input("a", Some(fence(1, 1, 1)))];
         assert!(c
-            .offered(TaskId(3), &zombie)
+            .offered(TaskId::new(3), &zombie)
             .unwrap()
             .contains("committed attempt"));
         let lost = [input("b", None), input("a", None)];
-        assert!(c.offered(TaskId(3), &lost).unwrap().contains("as absent"));
+        assert!(c
+            .offered(TaskId::new(3), &lost)
+            .unwrap()
+            .contains("as absent"));
         let theirs = [input("b", None), input("a", Some(fence(2, 1, 1)))];
         assert!(c
-            .offered(TaskId(3), &theirs)
+            .offered(TaskId::new(3), &theirs)
             .unwrap()
             .contains("not an output of t1"));
         let order = [input("a", Some(winner)), input("b", None)];
         assert!(c
-            .offered(TaskId(3), &order)
+            .offered(TaskId::new(3), &order)
             .unwrap()
             .contains("upstream tasks are"));
-        assert!(c.offered(TaskId(1), &[]).is_none(), "a root has no inputs");
+        assert!(
+            c.offered(TaskId::new(1), &[]).is_none(),
+            "a root has no inputs"
+        );
     }
 
     #[test]
@@ -181,7 +188,7 @@ mod tests {
         let mut c = checker();
         let seen = fence(2, 1, 1);
         assert_eq!(
-            c.offered(TaskId(3), &[input("b", Some(seen)), input("a", None)]),
+            c.offered(TaskId::new(3), &[input("b", Some(seen)), input("a", None)]),
             None
         );
         assert_eq!(c.completed(seen, &output_of(seen)), None);

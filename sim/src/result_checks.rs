@@ -35,7 +35,7 @@ pub(crate) struct ResultChecks {
 impl ResultChecks {
     /// Job `job` was admitted from `spec`, its tasks numbered from `first`.
     pub(crate) fn admitted(&mut self, job: JobId, first: TaskId, spec: &JobSpec) {
-        let id = |i: usize| TaskId(first.0 + i as u64);
+        let id = |i: usize| TaskId::nth_after(first, i as u64);
         let tasks: Vec<TaskId> = (0..spec.tasks.len()).map(id).collect();
         let result = if spec.result.is_empty() {
             let upstream: BTreeSet<&str> = spec
@@ -180,22 +180,31 @@ mod tests {
             lanes: vec![],
             max_concurrency: 4,
         };
-        e.apply(0, Input::worker(&WorkerId::new("w"), InstanceId(1), reg));
+        e.apply(
+            0,
+            Input::worker(&WorkerId::new("w"), InstanceId::new(1), reg),
+        );
         (e, spec)
     }
 
     fn send(e: &mut Engine, command: WorkerCommand) -> Outputs {
         e.apply(
             1,
-            Input::worker(&WorkerId::new("w"), InstanceId(1), command),
+            Input::worker(&WorkerId::new("w"), InstanceId::new(1), command),
         )
     }
 
     /// Runs every task to success; returns the checks fed with what was accepted.
     fn run(e: &mut Engine, spec: &JobSpec) -> ResultChecks {
         let mut c = ResultChecks::default();
-        c.admitted(JobId(1), TaskId(1), spec);
-        while e.job_result(JobId(1)).unwrap().status.outcome.is_none() {
+        c.admitted(JobId::new(1), TaskId::new(1), spec);
+        while e
+            .job_result(JobId::new(1))
+            .unwrap()
+            .status
+            .outcome
+            .is_none()
+        {
             let out = send(e, WorkerCommand::RequestWork { credits: 1 });
             let grant = out
                 .effects
@@ -219,7 +228,7 @@ mod tests {
             );
             c.committed(fence.task, &output);
         }
-        c.finished(JobId(1));
+        c.finished(JobId::new(1));
         c
     }
 
@@ -238,7 +247,7 @@ mod tests {
         let (mut e, spec) = engine(&[]);
         let mut c = run(&mut e, &spec);
         // The history saw another output committed for task 2 than the engine holds.
-        c.committed(TaskId(2), &Payload::from("t2#9.9"));
+        c.committed(TaskId::new(2), &Payload::from("t2#9.9"));
         let failure = c.read_finished(5, &e).unwrap_err();
         assert_eq!(failure.check, Check::UncommittedOutput, "{failure}");
         assert!(failure.detail.contains("task t2"), "{failure}");
@@ -251,7 +260,7 @@ mod tests {
         // The checker expects the sinks; the engine returns the named task.
         let mut sinks = spec.clone();
         sinks.result.clear();
-        c.admitted(JobId(1), TaskId(1), &sinks);
+        c.admitted(JobId::new(1), TaskId::new(1), &sinks);
         let failure = c.read_finished(5, &e).unwrap_err();
         assert_eq!(failure.check, Check::JobResult, "{failure}");
     }

@@ -172,9 +172,9 @@ mod tests {
         perform(&step(ScriptAction::IgnoreGrants), &mut w, 2, None, &mut out).unwrap();
         let offer = Effect::GrantOffered {
             worker: WorkerId::new("w1"),
-            grant: GrantId(3),
-            job: JobId(1),
-            task: TaskId(7),
+            grant: GrantId::new(3),
+            job: JobId::new(1),
+            task: TaskId::new(7),
             key: "t".into(),
             attempt: 1,
             payload: TaskWork::default().encode(),
@@ -197,7 +197,7 @@ mod tests {
         let mut out = Vec::new();
         assert!(perform(&named, &mut w, 4, None, &mut out).is_err());
         assert!(out.is_empty(), "{out:?}");
-        let done = perform(&named, &mut w, 4, Some(TaskId(7)), &mut out);
+        let done = perform(&named, &mut w, 4, Some(TaskId::new(7)), &mut out);
         assert_eq!(done, Ok(Performed::Acted("accept g3".into())));
     }
 
@@ -206,15 +206,15 @@ mod tests {
         let mut w = holding();
         let mut out = Vec::new();
         let complete = step(ScriptAction::Complete);
-        assert!(perform(&complete, &mut w, 4, Some(TaskId(7)), &mut out).is_err());
+        assert!(perform(&complete, &mut w, 4, Some(TaskId::new(7)), &mut out).is_err());
         let stale = ScriptStep {
             attempt: Some(1),
             epoch: Some(1),
             ..complete
         };
-        let done = perform(&stale, &mut w, 4, Some(TaskId(7)), &mut out);
+        let done = perform(&stale, &mut w, 4, Some(TaskId::new(7)), &mut out);
         let fence = Fence {
-            task: TaskId(7),
+            task: TaskId::new(7),
             attempt: 1,
             epoch: 1,
         };

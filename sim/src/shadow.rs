@@ -58,12 +58,6 @@ pub(crate) struct EndedLease {
 /// Routing rules a grant broke, each with its detail.
 pub(crate) type Flags = Vec<(Check, String)>;
 
-/// The `i`-th task of a job whose first task is `first`: the engine numbers a job's
-/// tasks consecutively in spec order (`Accepted::JobSubmitted`).
-fn nth_task(first: TaskId, i: usize) -> TaskId {
-    TaskId(first.0 + i as u64)
-}
-
 #[derive(Default)]
 pub(crate) struct Shadow {
     tasks: BTreeMap<TaskId, TaskInfo>,
@@ -94,7 +88,7 @@ impl Shadow {
                 committed: false,
                 finished: false,
             };
-            self.tasks.insert(nth_task(first, i), info);
+            self.tasks.insert(TaskId::nth_after(first, i as u64), info);
         }
         self.job_ids.insert(spec.name.clone(), job);
         let info = JobInfo {
@@ -124,7 +118,7 @@ impl Shadow {
     pub(crate) fn task_by_key(&self, job: &str, key: &str) -> Option<TaskId> {
         let j = self.jobs.get(self.job_ids.get(job)?)?;
         let i = j.keys.iter().position(|k| k == key)?;
-        Some(nth_task(j.first, i))
+        Some(TaskId::nth_after(j.first, i as u64))
     }
 
     /// The task and attempt an offered grant is for, while it is offered.

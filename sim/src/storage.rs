@@ -309,7 +309,10 @@ mod tests {
     use keel_engine::{ClientCommand, JobId};
 
     fn entry(i: u64) -> Entry {
-        (i, Input::Client(ClientCommand::CancelJob { job: JobId(i) }))
+        (
+            i,
+            Input::Client(ClientCommand::CancelJob { job: JobId::new(i) }),
+        )
     }
 
     /// Storage with three batches of two entries each.

@@ -194,7 +194,7 @@ mod tests {
     fn draws_a_row_per_worker_a_bar_per_attempt_and_fault_marks() {
         let bars = vec![Bar {
             worker: "w2".into(),
-            task: TaskId(1),
+            task: TaskId::new(1),
             attempt: 1,
             start: 0,
             end: 500,

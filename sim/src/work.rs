@@ -52,7 +52,7 @@ pub(crate) fn fence_of_output(bytes: &[u8]) -> Option<Fence> {
         return None;
     }
     Some(Fence {
-        task: TaskId(task),
+        task: TaskId::new(task),
         attempt,
         epoch,
     })
@@ -65,7 +65,7 @@ mod tests {
     #[test]
     fn an_output_names_the_attempt_that_made_it() {
         let fence = Fence {
-            task: TaskId(7),
+            task: TaskId::new(7),
             attempt: 2,
             epoch: 3,
         };

@@ -63,7 +63,7 @@ pub(crate) struct WorkerParams {
 impl WorkerParams {
     /// The instance id of the worker's `incarnation`-th registration.
     pub(crate) fn instance(&self, incarnation: u64) -> InstanceId {
-        InstanceId(self.ordinal * 1_000 + incarnation)
+        InstanceId::new(self.ordinal * 1_000 + incarnation)
     }
 
     fn machine(&self, instance: InstanceId, process: u64) -> machine::Config {
@@ -134,8 +134,8 @@ impl SimWorker {
     pub(crate) fn boot(&mut self, now: Time, out: &mut Vec<WorkerOutput>) {
         self.forget(out);
         self.process += 1;
-        let first = self.params.instance(1).0;
-        let instance = InstanceId(first.max(self.machine.instance().0.saturating_add(1)));
+        let first = self.params.instance(1).get();
+        let instance = InstanceId::new(first.max(self.machine.instance().get().saturating_add(1)));
         self.machine = WorkerMachine::new(self.params.machine(instance, self.process));
         let mut outputs = Vec::new();
         self.machine.start(&mut outputs);

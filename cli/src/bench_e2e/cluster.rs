@@ -10,6 +10,7 @@ use keel_grpc::server::{serve, ServerOptions};
 use keel_grpc::worker::{Outcome, Task, Worker, WorkerConfig};
 use keel_log::{Log, RedbLog};
 use keel_valkey::{ValkeyLog, ValkeyOptions};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -34,31 +35,7 @@ impl Cluster {
     /// another's entries.
     pub async fn start(args: &BenchE2eArgs, run: u32) -> Result<Cluster, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let config = CoordinatorConfig {
-            max_batch: 8192,
-            snapshot_every: 10_000_000,
-            holder: format!("bench-{}", std::process::id()),
-            ..CoordinatorConfig::default()
-        };
-        let handle = match &args.valkey {
-            Some(url) => {
-                let log = ValkeyLog::connect(url, ValkeyOptions::default())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let config = CoordinatorConfig {
-                    partition: std::process::id().wrapping_mul(4) ^ run,
-                    ..config
-                };
-                start(config, log).await?
-            }
-            None => {
-                start(
-                    config,
-                    RedbLog::open(dir.path()).map_err(|e| e.to_string())?,
-                )
-                .await?
-            }
-        };
+        let handle = open_coordinator(args, run, dir.path()).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| e.to_string())?;
@@ -124,6 +101,30 @@ impl Cluster {
         let metrics = self.handle.metrics();
         let _ = self.handle.shutdown().await;
         metrics
+    }
+}
+
+/// A coordinator for run `run`: on a fresh Valkey partition with `--valkey`, else on a
+/// redb log in `dir`; with large batches and rare snapshots.
+async fn open_coordinator(args: &BenchE2eArgs, run: u32, dir: &Path) -> Result<Handle, String> {
+    let config = CoordinatorConfig {
+        max_batch: 8192,
+        snapshot_every: 10_000_000,
+        holder: format!("bench-{}", std::process::id()),
+        ..CoordinatorConfig::default()
+    };
+    match &args.valkey {
+        Some(url) => {
+            let log = ValkeyLog::connect(url, ValkeyOptions::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let config = CoordinatorConfig {
+                partition: std::process::id().wrapping_mul(4) ^ run,
+                ..config
+            };
+            start(config, log).await
+        }
+        None => start(config, RedbLog::open(dir).map_err(|e| e.to_string())?).await,
     }
 }
 

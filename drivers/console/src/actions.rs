@@ -76,7 +76,7 @@ pub(crate) async fn cancel(
         Ok(Some(Ok(Accepted::JobCancelled {
             already_finished, ..
         }))) => Ok(json(
-            &serde_json::json!({ "job": job.0, "already_finished": already_finished }),
+            &serde_json::json!({ "job": job.get(), "already_finished": already_finished }),
         )),
         Ok(Some(Err(rejection))) => Err(ApiError::rejected(&rejection)),
         Ok(other) => Err(ApiError::new(
@@ -99,7 +99,7 @@ pub(crate) async fn retry(
     let job = acting_on(&app, &id, raw.as_deref(), &headers)?;
     match app.handle.retry_job(job).await {
         Ok(r) => Ok(json(&serde_json::json!({
-            "job": r.job.0,
+            "job": r.job.get(),
             "name": r.name,
             "tasks": r.tasks,
             "duplicate": r.duplicate,

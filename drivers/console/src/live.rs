@@ -116,7 +116,7 @@ fn sample(engine: &Engine) -> Sample {
             };
             let done = j.tasks - j.remaining.min(j.tasks);
             (
-                j.id.0,
+                j.id.get(),
                 JobPrint {
                     done,
                     outcome: j.outcome,

@@ -49,7 +49,7 @@ pub(crate) fn previews(e: &Engine, tasks: &[TaskId]) -> BTreeMap<u64, OutputPrev
         .iter()
         .filter_map(|t| {
             let out = e.task_output(*t).ok()?;
-            Some((t.0, preview(&out.output?.0)))
+            Some((t.get(), preview(&out.output?.0)))
         })
         .collect()
 }
@@ -95,7 +95,7 @@ fn attachment(job: JobId, key: &str, bytes: Vec<u8>) -> Response {
         })
         .take(64)
         .collect();
-    let disposition = format!("attachment; filename=\"job-{}-{safe}.out\"", job.0);
+    let disposition = format!("attachment; filename=\"job-{}-{safe}.out\"", job.get());
     (
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),

@@ -119,12 +119,12 @@ pub(crate) fn count(
 
 /// A job id as the path shows it: decimal digits, as `keel submit` prints them.
 pub(crate) fn job_id(raw: &str) -> Result<JobId, ApiError> {
-    number("job id", raw).map(JobId)
+    number("job id", raw).map(JobId::new)
 }
 
 /// A task id as the path shows it: decimal digits.
 pub(crate) fn task_id(raw: &str) -> Result<TaskId, ApiError> {
-    number("task id", raw).map(TaskId)
+    number("task id", raw).map(TaskId::new)
 }
 
 fn number(what: &str, raw: &str) -> Result<u64, ApiError> {
@@ -217,7 +217,7 @@ impl JobFilter {
         let Some(search) = &self.search else {
             return true;
         };
-        let by_id = search.trim().trim_start_matches('j').parse::<u64>() == Ok(id.0);
+        let by_id = search.trim().trim_start_matches('j').parse::<u64>() == Ok(id.get());
         by_id || name.to_lowercase().contains(search.as_str())
     }
 }
@@ -264,7 +264,7 @@ mod tests {
 
     #[test]
     fn job_ids_are_plain_numbers() {
-        assert_eq!(job_id("42"), Ok(JobId(42)));
+        assert_eq!(job_id("42"), Ok(JobId::new(42)));
         for raw in ["", "-1", "+1", "1e3", "x", "18446744073709551616", " 1"] {
             assert!(job_id(raw).is_err(), "{raw}");
         }
@@ -273,9 +273,9 @@ mod tests {
     #[test]
     fn search_matches_ids_and_names() {
         let f = JobFilter::from_query(Some("q=ETL")).unwrap();
-        assert!(f.searched(JobId(3), "nightly-etl"));
-        assert!(!f.searched(JobId(3), "report"));
+        assert!(f.searched(JobId::new(3), "nightly-etl"));
+        assert!(!f.searched(JobId::new(3), "report"));
         let f = JobFilter::from_query(Some("q=j3")).unwrap();
-        assert!(f.searched(JobId(3), "x"));
+        assert!(f.searched(JobId::new(3), "x"));
     }
 }

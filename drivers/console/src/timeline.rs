@@ -45,7 +45,7 @@ pub(crate) fn svg(
         .iter()
         .map(|a| Bar {
             worker: a.worker.clone(),
-            task: TaskId(a.task),
+            task: TaskId::new(a.task),
             attempt: a.attempt,
             start: rel(a.started_at),
             end: rel(a.ended_at.unwrap_or(until)).max(rel(a.started_at)),

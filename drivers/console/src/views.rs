@@ -53,7 +53,7 @@ pub(crate) struct JobRow {
 impl JobRow {
     pub(crate) fn new(status: &JobStatus, counts: &TaskCounts) -> JobRow {
         JobRow {
-            id: status.id.0,
+            id: status.id.get(),
             name: status.name.clone(),
             tenant: status.tenant.clone(),
             lane: status.lane.clone(),
@@ -67,7 +67,7 @@ impl JobRow {
                 .into_iter()
                 .filter(|(_, n)| *n > 0)
                 .collect(),
-            retry_of: keel_engine::retried_from(&status.name).map(|j| j.0),
+            retry_of: keel_engine::retried_from(&status.name).map(|j| j.get()),
         }
     }
 }
@@ -185,7 +185,7 @@ impl TaskRow {
             _ => None,
         };
         TaskRow {
-            id: task.id.0,
+            id: task.id.get(),
             key: task.key.clone(),
             state: task.status.label(),
             attempt: task.attempt,
@@ -220,11 +220,11 @@ pub(crate) fn attempt_rows(tasks: &[TaskView]) -> (Vec<AttemptRow>, usize) {
         .iter()
         .flat_map(|t| {
             t.attempts.iter().map(|a| AttemptRow {
-                task: t.id.0,
+                task: t.id.get(),
                 key: t.key.clone(),
                 attempt: a.attempt,
                 epoch: a.epoch,
-                worker: a.worker.0.clone(),
+                worker: a.worker.as_str().to_owned(),
                 started_at: a.started_at,
                 ended_at: a.ended_at,
                 end: a.end.clone(),
@@ -283,11 +283,11 @@ fn worker_row(engine: &Engine, w: &WorkerView) -> WorkerRow {
         .iter()
         .take(MAX_LEASES_NAMED)
         .filter_map(|t| engine.describe_task(*t).ok())
-        .map(|t| (t.job.0, t.id.0, t.key))
+        .map(|t| (t.job.get(), t.id.get(), t.key))
         .collect();
     WorkerRow {
-        id: w.id.0.clone(),
-        instance: w.instance.0,
+        id: w.id.as_str().to_owned(),
+        instance: w.instance.get(),
         status: w.status.clone(),
         lanes: if w.lanes.is_empty() {
             vec!["default".to_string()]

@@ -27,8 +27,8 @@ async fn a_read_only_console_refuses_every_change() {
     let console = console(&handle, false);
     let job = submit(&handle, two_step()).await;
     for uri in [
-        format!("/api/jobs/{}/cancel", job.0),
-        format!("/api/jobs/{}/retry", job.0),
+        format!("/api/jobs/{}/cancel", job.get()),
+        format!("/api/jobs/{}/retry", job.get()),
         "/api/auth".to_string(),
     ] {
         let answer = post(&console, &uri, Some(TOKEN)).await;
@@ -38,7 +38,9 @@ async fn a_read_only_console_refuses_every_change() {
             .unwrap()
             .contains("--token-file"));
     }
-    let view = get(&console, &format!("/api/jobs/{}", job.0)).await.json();
+    let view = get(&console, &format!("/api/jobs/{}", job.get()))
+        .await
+        .json();
     assert_eq!(view["job"]["state"], "queued", "nothing was cancelled");
 }
 
@@ -47,7 +49,7 @@ async fn changes_need_the_client_token() {
     let handle = coordinator().await;
     let console = console(&handle, true);
     let job = submit(&handle, two_step()).await;
-    let cancel = format!("/api/jobs/{}/cancel", job.0);
+    let cancel = format!("/api/jobs/{}/cancel", job.get());
     for token in [None, Some("wrong-token-0123456789"), Some("")] {
         let answer = post(&console, &cancel, token).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{token:?}");
@@ -58,7 +60,9 @@ async fn changes_need_the_client_token() {
         StatusCode::METHOD_NOT_ALLOWED,
         "GET never changes anything"
     );
-    let view = get(&console, &format!("/api/jobs/{}", job.0)).await.json();
+    let view = get(&console, &format!("/api/jobs/{}", job.get()))
+        .await
+        .json();
     assert_eq!(view["job"]["state"], "queued");
     assert_eq!(view["writable"], true);
     assert_eq!(
@@ -72,7 +76,7 @@ async fn cancel_then_retry_makes_one_linked_job() {
     let handle = coordinator().await;
     let console = console(&handle, true);
     let job = submit(&handle, two_step()).await;
-    let retry = format!("/api/jobs/{}/retry", job.0);
+    let retry = format!("/api/jobs/{}/retry", job.get());
 
     let early = post(&console, &retry, Some(TOKEN)).await;
     assert_eq!(early.status, StatusCode::CONFLICT);
@@ -80,13 +84,15 @@ async fn cancel_then_retry_makes_one_linked_job() {
 
     let cancelled = post(
         &console,
-        &format!("/api/jobs/{}/cancel", job.0),
+        &format!("/api/jobs/{}/cancel", job.get()),
         Some(TOKEN),
     )
     .await;
     assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
     assert_eq!(cancelled.json()["already_finished"], false);
-    let view = get(&console, &format!("/api/jobs/{}", job.0)).await.json();
+    let view = get(&console, &format!("/api/jobs/{}", job.get()))
+        .await
+        .json();
     assert_eq!(view["job"]["state"], "cancelled");
 
     let retried = post(&console, &retry, Some(TOKEN)).await;
@@ -96,10 +102,10 @@ async fn cancel_then_retry_makes_one_linked_job() {
     assert_eq!(retried["tasks"], 2);
     let new = retried["job"].as_u64().unwrap();
     let view = get(&console, &format!("/api/jobs/{new}")).await.json();
-    assert_eq!(view["job"]["retry_of"], job.0);
+    assert_eq!(view["job"]["retry_of"], job.get());
     assert_eq!(
         view["job"]["name"],
-        format!("two-step [retry of job {}]", job.0)
+        format!("two-step [retry of job {}]", job.get())
     );
 
     let again = post(&console, &retry, Some(TOKEN)).await.json();

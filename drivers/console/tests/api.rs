@@ -37,8 +37,8 @@ async fn the_jobs_list_shows_state_and_counts_and_filters_them() {
     let list = list.json();
     assert_eq!(list["total"], 2);
     let jobs = list["jobs"].as_array().unwrap();
-    assert_eq!(jobs[0]["id"], other.0, "newest first");
-    let running = jobs.iter().find(|j| j["id"] == etl.0).unwrap();
+    assert_eq!(jobs[0]["id"], other.get(), "newest first");
+    let running = jobs.iter().find(|j| j["id"] == etl.get()).unwrap();
     assert_eq!(running["state"], "running");
     assert_eq!(running["tenant"], "acme");
     assert_eq!(
@@ -48,14 +48,14 @@ async fn the_jobs_list_shows_state_and_counts_and_filters_them() {
     assert_eq!(list["lanes"], serde_json::json!(["batch", "default"]));
 
     for (query, expected) in [
-        ("state=running", vec![etl.0]),
-        ("state=queued", vec![other.0]),
+        ("state=running", vec![etl.get()]),
+        ("state=queued", vec![other.get()]),
         ("state=finished", vec![]),
-        ("tenant=acme", vec![etl.0]),
-        ("lane=batch", vec![other.0]),
-        ("q=ETL", vec![etl.0]),
-        (&format!("q={}", other.0), vec![other.0]),
-        ("limit=1", vec![other.0]),
+        ("tenant=acme", vec![etl.get()]),
+        ("lane=batch", vec![other.get()]),
+        ("q=ETL", vec![etl.get()]),
+        (&format!("q={}", other.get()), vec![other.get()]),
+        ("limit=1", vec![other.get()]),
     ] {
         let got = get(&console, &format!("/api/jobs?{query}")).await.json();
         let ids: Vec<u64> = got["jobs"]
@@ -71,7 +71,7 @@ async fn the_jobs_list_shows_state_and_counts_and_filters_them() {
     let fence = worker.claim(&handle).await;
     worker.finish(&handle, fence, None).await;
     let done = get(&console, "/api/jobs?state=succeeded").await.json();
-    assert_eq!(done["jobs"][0]["id"], etl.0);
+    assert_eq!(done["jobs"][0]["id"], etl.get());
     assert_eq!(done["jobs"][0]["done"], 2);
 }
 
@@ -89,7 +89,7 @@ async fn a_job_page_has_its_graph_tasks_attempts_and_errors() {
     let fence = worker.claim(&handle).await;
     worker.finish(&handle, fence, Some("disk <full>")).await;
 
-    let answer = get(&console, &format!("/api/jobs/{}", job.0)).await;
+    let answer = get(&console, &format!("/api/jobs/{}", job.get())).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     let d = answer.json();
     assert_eq!(
@@ -149,7 +149,7 @@ async fn the_workers_page_shows_leases_and_when_each_was_last_heard() {
     assert_eq!(w["lanes"], serde_json::json!(["default"]));
     assert_eq!(w["capabilities"], serde_json::json!(["cpu"]));
     assert_eq!(w["lease_count"], 1);
-    assert_eq!(w["leases"][0][0], job.0);
+    assert_eq!(w["leases"][0][0], job.get());
     assert_eq!(w["leases"][0][2], "extract");
     let heard = w["last_seen"].as_u64().unwrap();
     assert!(heard > 0 && heard <= list["now"].as_u64().unwrap() + 1);

@@ -70,7 +70,7 @@ async fn a_page_hears_of_a_job_when_it_appears_and_when_it_changes() {
     );
 
     let job = submit(&handle, JobSpec::new("live", vec![TaskSpec::new("a")])).await;
-    let mention = format!(r#""jobs":[{}]"#, job.0);
+    let mention = format!(r#""jobs":[{}]"#, job.get());
     let seen = read_until(&mut stream, |t| t.contains(&mention)).await;
     assert!(seen.contains(r#""jobs_active":1"#), "{seen}");
 

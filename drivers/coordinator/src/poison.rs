@@ -139,7 +139,7 @@ impl Poisoned {
             write!(
                 f,
                 ", or `keel admin cancel-job --job {}` to cancel its job first",
-                job.0
+                job.get()
             )?;
         }
         Ok(())
@@ -278,7 +278,7 @@ mod tests {
             text.starts_with("log entry 12 (a submission of 1 tasks, job \"nightly\") panics the engine when replayed: boom; run `keel admin skip-input --offset 12`"),
             "{text}"
         );
-        let cancel = Input::Client(ClientCommand::CancelJob { job: JobId(4) });
+        let cancel = Input::Client(ClientCommand::CancelJob { job: JobId::new(4) });
         let served = Poisoned::new(3, &cancel, "x".into(), Met::Serving { recorded: true });
         let text = served.to_string();
         assert!(
@@ -293,7 +293,7 @@ mod tests {
         let timer = |n: u64| DueTimer {
             at: n,
             what: format!("lease expiry of t{n}"),
-            job: Some(JobId(1)),
+            job: Some(JobId::new(1)),
         };
         let tick = TickDue {
             now: 50,

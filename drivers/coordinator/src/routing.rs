@@ -166,12 +166,12 @@ mod tests {
     #[test]
     fn job_watchers_see_every_effect_and_end_with_the_job() {
         let routes = Routes::default();
-        let job = JobId(7);
+        let job = JobId::new(7);
         let mut a = routes.watch_job(job);
         let mut b = routes.watch_job(job);
         let resumed = Effect::TaskResumed {
             job,
-            task: TaskId(1),
+            task: TaskId::new(1),
         };
         let finished = Effect::JobFinished {
             job,

@@ -162,7 +162,7 @@ async fn cancel_job_appends_a_cancellation_or_refuses_an_unknown_job() {
         .unwrap_or_else(|e| panic!("cancel: {e}"));
     assert!(report.answer.unwrap_or_default().contains("JobCancelled"));
     assert_eq!(report.end, 2);
-    let unknown = cancel_job(&*log, &admin, JobId(99)).await;
+    let unknown = cancel_job(&*log, &admin, JobId::new(99)).await;
     assert!(
         matches!(unknown, Err(CoordinatorError::Refused { .. })),
         "{unknown:?}"
@@ -217,7 +217,7 @@ async fn a_panic_on_a_tick_names_its_time_the_timers_due_and_their_job() {
     assert!(text.contains(&named), "{text}");
     assert!(text.contains("injected panic on a tick"), "{text}");
     assert!(
-        text.contains(&format!("keel admin cancel-job --job {}", job.0)),
+        text.contains(&format!("keel admin cancel-job --job {}", job.get())),
         "{text}"
     );
 

@@ -107,7 +107,7 @@ async fn inputs_queued_during_an_append_share_the_next_batch() {
     let mut jobs = Vec::new();
     for reply in std::iter::once(first).chain(queued) {
         match within("a reply", reply).await {
-            Ok(Some(Ok(Accepted::JobSubmitted { job, .. }))) => jobs.push(job.0),
+            Ok(Some(Ok(Accepted::JobSubmitted { job, .. }))) => jobs.push(job.get()),
             other => panic!("expected JobSubmitted, got {other:?}"),
         }
     }

@@ -40,7 +40,7 @@ async fn start_on_redb(dir: &std::path::Path) -> Handle {
 }
 
 fn worker_input(name: &str, command: WorkerCommand) -> Input {
-    Input::worker(&WorkerId::new(name), InstanceId(1), command)
+    Input::worker(&WorkerId::new(name), InstanceId::new(1), command)
 }
 
 async fn register(handle: &Handle, name: &str) {

@@ -30,7 +30,7 @@ async fn a_group_is_applied_in_order_and_answered_together() {
     assert_eq!(answers.len(), 3);
     assert!(matches!(answers[0], Some(Ok(_))), "{answers:?}");
     match &answers[1] {
-        Some(Ok(Accepted::JobSubmitted { job: k, .. })) => assert!(k.0 > job.0),
+        Some(Ok(Accepted::JobSubmitted { job: k, .. })) => assert!(k.get() > job.get()),
         other => panic!("expected JobSubmitted, got {other:?}"),
     }
     assert!(matches!(answers[2], Some(Ok(_))), "{answers:?}");

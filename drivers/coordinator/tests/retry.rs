@@ -57,6 +57,9 @@ async fn a_failed_job_is_retried_once_as_a_linked_job() {
     let again = within("retry again", handle.retry_job(job)).await.unwrap();
     assert_eq!((again.job, again.duplicate), (retried.job, true));
 
-    let err = handle.retry_job(keel_engine::JobId(99)).await.unwrap_err();
+    let err = handle
+        .retry_job(keel_engine::JobId::new(99))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "unknown_job");
 }

@@ -8,7 +8,7 @@ use keel_engine::{
 
 pub(crate) fn fence_to_proto(f: Fence) -> proto::Fence {
     proto::Fence {
-        task: f.task.0,
+        task: f.task.get(),
         attempt: f.attempt,
         epoch: f.epoch,
     }
@@ -16,7 +16,7 @@ pub(crate) fn fence_to_proto(f: Fence) -> proto::Fence {
 
 pub(crate) fn fence_from_proto(f: &proto::Fence) -> Fence {
     Fence {
-        task: TaskId(f.task),
+        task: TaskId::new(f.task),
         attempt: f.attempt,
         epoch: f.epoch,
     }
@@ -129,9 +129,9 @@ pub(crate) fn worker_event(effect: Effect) -> Option<proto::coordinator_event::E
             expires_at,
             ..
         } => E::GrantOffered(proto::GrantOffered {
-            grant: grant.0,
-            job: job.0,
-            task: task.0,
+            grant: grant.get(),
+            job: job.get(),
+            task: task.get(),
             key,
             attempt,
             payload: payload.as_bytes().to_vec(),
@@ -151,8 +151,8 @@ pub(crate) fn worker_event(effect: Effect) -> Option<proto::coordinator_event::E
             reason,
             ..
         } => E::GrantWithdrawn(proto::GrantWithdrawn {
-            grant: grant.0,
-            task: task.0,
+            grant: grant.get(),
+            task: task.get(),
             reason: end_reason(reason) as i32,
         }),
         Effect::LeaseRevoked { fence, reason, .. } => E::LeaseRevoked(proto::LeaseRevoked {
@@ -185,9 +185,9 @@ pub(crate) fn job_event(effect: &Effect) -> Option<proto::JobEvent> {
             job,
             task,
             requires,
-        } => (job, task.0, requires.join(","), 0),
+        } => (job, task.get(), requires.join(","), 0),
         Effect::TaskUnblocked { job, task } | Effect::TaskResumed { job, task } => {
-            (job, task.0, String::new(), 0)
+            (job, task.get(), String::new(), 0)
         }
         Effect::TaskRequeued {
             job,
@@ -195,20 +195,20 @@ pub(crate) fn job_event(effect: &Effect) -> Option<proto::JobEvent> {
             attempt,
             reason,
             ..
-        } => (job, task.0, reason.label().to_string(), *attempt),
+        } => (job, task.get(), reason.label().to_string(), *attempt),
         Effect::TaskSuspended {
             job,
             task,
             waitpoint,
-        } => (job, task.0, waitpoint.clone(), 0),
+        } => (job, task.get(), waitpoint.clone(), 0),
         Effect::TaskFinished { job, task, outcome } => {
-            (job, task.0, task_outcome_detail(outcome), 0)
+            (job, task.get(), task_outcome_detail(outcome), 0)
         }
         Effect::JobFinished { job, outcome } => (job, 0, outcome.label().to_string(), 0),
         _ => return None,
     };
     Some(proto::JobEvent {
-        job: job.0,
+        job: job.get(),
         task,
         kind: effect.label().to_string(),
         detail,
@@ -219,7 +219,7 @@ pub(crate) fn job_event(effect: &Effect) -> Option<proto::JobEvent> {
 
 pub(crate) fn job_status_to_proto(status: &JobStatus) -> proto::JobStatus {
     proto::JobStatus {
-        id: status.id.0,
+        id: status.id.get(),
         name: status.name.clone(),
         tenant: status.tenant.clone(),
         lane: status.lane.clone(),
@@ -255,7 +255,7 @@ fn status_detail(status: &TaskStatus) -> String {
 
 pub(crate) fn task_view_to_proto(t: &TaskView) -> proto::TaskView {
     proto::TaskView {
-        id: t.id.0,
+        id: t.id.get(),
         key: t.key.clone(),
         state: t.status.label().to_string(),
         detail: status_detail(&t.status),
@@ -269,7 +269,7 @@ pub(crate) fn task_view_to_proto(t: &TaskView) -> proto::TaskView {
             .map(|a| proto::AttemptView {
                 attempt: a.attempt,
                 epoch: a.epoch,
-                worker: a.worker.0.clone(),
+                worker: a.worker.as_str().to_owned(),
                 started_at_ms: a.started_at,
                 ended_at_ms: a.ended_at,
                 end: a.end.clone().unwrap_or_default(),
@@ -279,7 +279,7 @@ pub(crate) fn task_view_to_proto(t: &TaskView) -> proto::TaskView {
         progress_message: String::new(),
         capabilities: t.capabilities.clone(),
         worker: match &t.status {
-            TaskStatus::Running { worker, .. } => worker.0.clone(),
+            TaskStatus::Running { worker, .. } => worker.as_str().to_owned(),
             _ => String::new(),
         },
         until_ms: match &t.status {
@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn job_event_kinds_on_the_wire_are_stable() {
-        let (job, task) = (JobId(1), TaskId(2));
+        let (job, task) = (JobId::new(1), TaskId::new(2));
         let requires = vec!["gpu".to_string(), "ssd".to_string()];
         let reason = EndReason::LeaseExpired;
         let waitpoint = "approval".to_string();
@@ -360,7 +360,7 @@ mod tests {
         assert_eq!(events, expected);
         let lost = Effect::WorkerLost {
             worker: keel_engine::WorkerId::new("w"),
-            instance: keel_engine::InstanceId(1),
+            instance: keel_engine::InstanceId::new(1),
         };
         assert!(job_event(&lost).is_none());
     }
@@ -369,7 +369,7 @@ mod tests {
     /// engine's labels cannot change them unnoticed.
     #[test]
     fn outcome_and_reason_words_on_the_wire_are_stable() {
-        let (job, task) = (JobId(1), TaskId(2));
+        let (job, task) = (JobId::new(1), TaskId::new(2));
         let finished = |outcome| detail(Effect::TaskFinished { job, task, outcome });
         assert_eq!(finished(TaskOutcome::Succeeded), "succeeded");
         assert_eq!(finished(TaskOutcome::Skipped), "skipped");

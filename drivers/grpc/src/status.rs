@@ -76,7 +76,7 @@ pub fn retry_status(error: &RetryError) -> Status {
 /// the current instance for a stale one).
 pub fn refusal(rejection: &Rejection) -> Refusal {
     let current_instance = match rejection {
-        Rejection::StaleInstance { current, .. } => Some(current.0),
+        Rejection::StaleInstance { current, .. } => Some(current.get()),
         _ => None,
     };
     Refusal {
@@ -137,7 +137,7 @@ mod tests {
     #[test]
     fn fencing_refusals_are_failed_precondition_and_keep_their_code() {
         let stale = Rejection::StaleFence {
-            task: TaskId(3),
+            task: TaskId::new(3),
             attempt_seen: 1,
             epoch_seen: 1,
             attempt_current: 2,
@@ -149,7 +149,7 @@ mod tests {
             .message()
             .starts_with("stale_fence: stale fence on t3"));
         let lost = Rejection::NotLeaseHolder {
-            task: TaskId(3),
+            task: TaskId::new(3),
             worker: WorkerId::new("w"),
         };
         assert_eq!(code_of(&lost), Code::FailedPrecondition);
@@ -160,8 +160,8 @@ mod tests {
     fn a_stale_instance_names_the_current_one_in_its_details() {
         let stale = Rejection::StaleInstance {
             worker: WorkerId::new("w"),
-            presented: keel_engine::InstanceId(3),
-            current: keel_engine::InstanceId(9),
+            presented: keel_engine::InstanceId::new(3),
+            current: keel_engine::InstanceId::new(9),
         };
         let status = rejection_status(&stale);
         assert_eq!(status.code(), Code::FailedPrecondition);
@@ -189,7 +189,7 @@ mod tests {
     #[test]
     fn unknown_ids_are_not_found_and_limits_resource_exhausted() {
         assert_eq!(
-            code_of(&Rejection::UnknownJob { job: JobId(9) }),
+            code_of(&Rejection::UnknownJob { job: JobId::new(9) }),
             Code::NotFound
         );
         let limit = Rejection::TenantJobLimit {

@@ -79,7 +79,7 @@ pub fn registration(cmd: &proto::WorkerCommand, limits: &Limits) -> Result<Regis
     }
     Ok(Registration {
         worker: WorkerId::new(r.worker_id.clone()),
-        instance: InstanceId(r.instance),
+        instance: InstanceId::new(r.instance),
         command: WorkerCommand::Register {
             capabilities: r.capabilities.clone(),
             lanes: r.lanes.clone(),
@@ -146,9 +146,9 @@ pub fn signal(r: proto::SignalTaskRequest, limits: &Limits) -> Result<Signal, St
     }
     name("waitpoint", &r.waitpoint, limits)?;
     name("idempotency_key", &r.idempotency_key, limits)?;
-    let task = TaskId(r.task);
+    let task = TaskId::new(r.task);
     Ok(Signal {
-        job: JobId(r.job),
+        job: JobId::new(r.job),
         task,
         command: ClientCommand::Signal {
             task,
@@ -178,10 +178,10 @@ pub fn command(cmd: proto::WorkerCommand, limits: &Limits) -> Result<Checked, St
         Some(Wire::Drain(_)) => engine(WorkerCommand::Drain),
         Some(Wire::Deregister(_)) => engine(WorkerCommand::Deregister),
         Some(Wire::AcceptGrant(g)) => engine(WorkerCommand::AcceptGrant {
-            grant: GrantId(g.grant),
+            grant: GrantId::new(g.grant),
         }),
         Some(Wire::ReleaseGrant(g)) => engine(WorkerCommand::ReleaseGrant {
-            grant: GrantId(g.grant),
+            grant: GrantId::new(g.grant),
         }),
         Some(Wire::Renew(r)) => engine(WorkerCommand::Renew {
             fence: fence("renew", &r.fence)?,
@@ -315,7 +315,7 @@ mod tests {
             command(wire(Wire::Suspend(ok)), &limits).unwrap(),
             Checked::Engine(WorkerCommand::Suspend {
                 fence: Fence {
-                    task: TaskId(1),
+                    task: TaskId::new(1),
                     attempt: 1,
                     epoch: 1
                 },
@@ -337,7 +337,7 @@ mod tests {
             payload: b"yes".to_vec(),
         };
         let checked = signal(good.clone(), &limits).unwrap();
-        assert_eq!(checked.task, TaskId(2));
+        assert_eq!(checked.task, TaskId::new(2));
         assert!(matches!(
             checked.command,
             ClientCommand::Signal { ref payload, .. } if payload.0[..] == b"yes"[..]

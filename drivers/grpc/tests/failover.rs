@@ -86,7 +86,7 @@ fn worker(
         let ran = ran.clone();
         async move {
             tokio::time::sleep(Duration::from_millis(150)).await;
-            ran.lock().unwrap().push(task.task.0);
+            ran.lock().unwrap().push(task.task.get());
             Outcome::Complete(Vec::new())
         }
     };

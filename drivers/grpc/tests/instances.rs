@@ -60,7 +60,7 @@ async fn a_worker_below_the_current_instance_registers_after_one_refusal() {
         })
         .await
         .unwrap();
-    assert_eq!(instance, Some(InstanceId(current + 1)));
+    assert_eq!(instance, Some(InstanceId::new(current + 1)));
     let _ = stop.send(());
     let summary = within("the worker stopping", worker)
         .await

@@ -234,7 +234,7 @@ fn check(seed: u64, run: &Run, view: &DescribeJobResponse, ran: &[Ran]) {
             "seed {seed}: a completion was accepted from a fence that is not the live one: {task:?}"
         );
         let fence = Fence {
-            task: TaskId(task.id),
+            task: TaskId::new(task.id),
             attempt: winner.attempt,
             epoch: winner.epoch,
         };
@@ -254,7 +254,7 @@ fn check(seed: u64, run: &Run, view: &DescribeJobResponse, ran: &[Ran]) {
     let held = view
         .tasks
         .iter()
-        .find(|t| t.id == zombie.fence.task.0)
+        .find(|t| t.id == zombie.fence.task.get())
         .and_then(|t| {
             let fence = (zombie.fence.attempt, zombie.fence.epoch);
             t.attempts.iter().find(|a| (a.attempt, a.epoch) == fence)

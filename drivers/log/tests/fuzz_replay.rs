@@ -28,11 +28,15 @@ fn plausible_entries() -> Vec<Entry> {
     };
     let job = JobSpec::new("j", vec![TaskSpec::new("a"), TaskSpec::new("b")]);
     vec![
-        Entry::new(0, Input::worker(&w, InstanceId(1), register)),
+        Entry::new(0, Input::worker(&w, InstanceId::new(1), register)),
         Entry::new(5, Input::Client(ClientCommand::SubmitJob(job))),
         Entry::new(
             9,
-            Input::worker(&w, InstanceId(1), WorkerCommand::RequestWork { credits: 2 }),
+            Input::worker(
+                &w,
+                InstanceId::new(1),
+                WorkerCommand::RequestWork { credits: 2 },
+            ),
         ),
         Entry::new(40_000, Input::Tick),
     ]

@@ -91,7 +91,7 @@ impl Seen {
     pub(super) fn new(payload_limit: u32) -> Seen {
         Seen {
             payload_limit,
-            instances: [InstanceId(0); WORKERS.len()],
+            instances: [InstanceId::new(0); WORKERS.len()],
             lost: [true; WORKERS.len()],
             grants: Vec::new(),
             leases: Vec::new(),
@@ -114,7 +114,7 @@ impl Seen {
     }
 
     fn index(w: &WorkerId) -> usize {
-        WORKERS.iter().position(|n| *n == w.0).unwrap_or(0)
+        WORKERS.iter().position(|n| *n == w.as_str()).unwrap_or(0)
     }
 
     fn instance_of(&self, w: &WorkerId) -> InstanceId {
@@ -128,7 +128,7 @@ impl Seen {
             lanes: LANES.iter().map(|l| l.to_string()).collect(),
             max_concurrency: 2,
         };
-        let next = InstanceId(self.instances[i].0.saturating_add(1));
+        let next = InstanceId::new(self.instances[i].get().saturating_add(1));
         Input::worker(&WorkerId::new(WORKERS[i]), next, cmd)
     }
 
@@ -284,11 +284,11 @@ impl Seen {
                     max_concurrency: max_concurrency.get(),
                 };
                 let i = *worker as usize % WORKERS.len();
-                let next = self.instances[i].0.saturating_add(1);
+                let next = self.instances[i].get().saturating_add(1);
                 let instance = instance.map_or(next, |v| v.get());
                 Some(Input::worker(
                     &WorkerId::new(WORKERS[i]),
-                    InstanceId(instance),
+                    InstanceId::new(instance),
                     cmd,
                 ))
             }

@@ -46,13 +46,16 @@ fn recent<T: Clone>(items: &[T], i: u8) -> Option<T> {
 impl Seen {
     fn worker(&self, i: u8) -> (WorkerId, InstanceId) {
         let w = i as usize % WORKERS.len();
-        (WorkerId::new(WORKERS[w]), InstanceId(self.instances[w]))
+        (
+            WorkerId::new(WORKERS[w]),
+            InstanceId::new(self.instances[w]),
+        )
     }
 
     fn sender(&self, owner: &WorkerId, inst: InstanceId, s: Sender) -> (WorkerId, InstanceId) {
         match s {
             Sender::Owner => (owner.clone(), inst),
-            Sender::OwnerOlder => (owner.clone(), InstanceId(inst.0.saturating_sub(1))),
+            Sender::OwnerOlder => (owner.clone(), InstanceId::new(inst.get().saturating_sub(1))),
             Sender::Other(i) => self.worker(i),
         }
     }
@@ -70,7 +73,7 @@ impl Seen {
             ) => {
                 self.jobs.push(*job);
                 self.tasks
-                    .extend((0..*tasks as u64).map(|i| TaskId(first_task.0 + i)));
+                    .extend((0..*tasks as u64).map(|i| TaskId::new(first_task.get() + i)));
             }
             (
                 Some(Ok(Accepted::LeaseStarted { fence, .. })),
@@ -85,9 +88,12 @@ impl Seen {
         for effects in &out.effects {
             match effects {
                 Effect::GrantOffered { worker, grant, .. } => {
-                    let w = WORKERS.iter().position(|n| *n == worker.0).unwrap_or(0);
+                    let w = WORKERS
+                        .iter()
+                        .position(|n| *n == worker.as_str())
+                        .unwrap_or(0);
                     self.grants
-                        .push((*grant, worker.clone(), InstanceId(self.instances[w])));
+                        .push((*grant, worker.clone(), InstanceId::new(self.instances[w])));
                 }
                 Effect::TaskSuspended {
                     task, waitpoint, ..
@@ -125,7 +131,7 @@ impl Seen {
                 };
                 Some(Input::worker(
                     &WorkerId::new(WORKERS[w]),
-                    InstanceId(inst),
+                    InstanceId::new(inst),
                     cmd,
                 ))
             }
@@ -136,8 +142,8 @@ impl Seen {
                 let (w, inst) = self.worker(*i);
                 let inst = match instance {
                     Inst::Current => inst,
-                    Inst::Next => InstanceId(inst.0 + 1),
-                    Inst::Older => InstanceId(inst.0.saturating_sub(1)),
+                    Inst::Next => InstanceId::new(inst.get() + 1),
+                    Inst::Older => InstanceId::new(inst.get().saturating_sub(1)),
                 };
                 Some(Input::worker(&w, inst, WorkerCommand::Heartbeat))
             }
@@ -200,7 +206,7 @@ impl Seen {
             }
             Op::Submit(job) => Some(Input::Client(ClientCommand::SubmitJob(job_spec(job)))),
             Op::Cancel { job } => {
-                let job = recent(&self.jobs, *job).unwrap_or(JobId(u64::from(*job)));
+                let job = recent(&self.jobs, *job).unwrap_or(JobId::new(u64::from(*job)));
                 Some(Input::Client(ClientCommand::CancelJob { job }))
             }
             Op::Signal {

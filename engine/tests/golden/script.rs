@@ -49,7 +49,8 @@ impl Script {
     }
 
     pub(crate) fn register(&mut self, w: &str, instance: u64, caps: &[&str], conc: u32) -> Outputs {
-        self.instances.insert(w.to_string(), InstanceId(instance));
+        self.instances
+            .insert(w.to_string(), InstanceId::new(instance));
         let cmd = WorkerCommand::Register {
             capabilities: caps.iter().map(|c| c.to_string()).collect(),
             lanes: vec![],
@@ -60,7 +61,7 @@ impl Script {
 
     /// A command from `w` under the instance it last registered.
     pub(crate) fn worker(&mut self, w: &str, cmd: WorkerCommand) -> Outputs {
-        let inst = self.instances.get(w).copied().unwrap_or(InstanceId(1));
+        let inst = self.instances.get(w).copied().unwrap_or(InstanceId::new(1));
         let what = command_text(&cmd, inst);
         self.apply(
             &format!("{w} "),
@@ -112,7 +113,7 @@ pub(crate) fn offers(out: &Outputs) -> Vec<(String, GrantId, TaskId, u32)> {
                 task,
                 attempt,
                 ..
-            } => Some((worker.0.clone(), *grant, *task, *attempt)),
+            } => Some((worker.as_str().to_owned(), *grant, *task, *attempt)),
             _ => None,
         })
         .collect()
@@ -163,7 +164,7 @@ fn reply_text(reply: &Result<Accepted, Rejection>) -> String {
             duplicate,
         } => format!(
             "JobSubmitted {job} tasks {first_task}..t{}{}",
-            first_task.0 + *tasks as u64 - 1,
+            first_task.get() + *tasks as u64 - 1,
             dup(*duplicate)
         ),
         Accepted::JobCancelled {

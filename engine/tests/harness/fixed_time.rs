@@ -58,11 +58,11 @@ impl FixedTime {
             lanes: vec![],
             max_concurrency: max,
         };
-        Input::worker(&WorkerId::new(w), InstanceId(1), cmd)
+        Input::worker(&WorkerId::new(w), InstanceId::new(1), cmd)
     }
 
     pub fn cmd(&self, w: &str, cmd: WorkerCommand) -> Input {
-        Input::worker(&WorkerId::new(w), InstanceId(1), cmd)
+        Input::worker(&WorkerId::new(w), InstanceId::new(1), cmd)
     }
 
     /// Registers `w`, gets one grant for the next ready task and starts its lease.

@@ -45,7 +45,7 @@ pub struct Harness {
 }
 
 pub fn inst(n: u64) -> InstanceId {
-    InstanceId(n)
+    InstanceId::new(n)
 }
 
 pub fn wid(name: &str) -> WorkerId {
@@ -185,7 +185,7 @@ pub fn grants_for(effects: &[Effect], w: &str) -> Vec<(GrantId, TaskId)> {
                 grant,
                 task,
                 ..
-            } if worker.0 == w => Some((*grant, *task)),
+            } if worker.as_str() == w => Some((*grant, *task)),
             _ => None,
         })
         .collect()

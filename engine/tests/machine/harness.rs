@@ -49,8 +49,8 @@ impl Harness {
     fn instance(&self, w: usize, pick: InstPick) -> InstanceId {
         let current = self.instances[w % WORKERS.len()].max(1);
         match pick {
-            InstPick::Current => InstanceId(current),
-            InstPick::Older => InstanceId(current.saturating_sub(1)),
+            InstPick::Current => InstanceId::new(current),
+            InstPick::Older => InstanceId::new(current.saturating_sub(1)),
         }
     }
 
@@ -110,7 +110,10 @@ impl Harness {
                 match as_other {
                     Some(o) => self.to_worker(*o, cur, cmd),
                     None => {
-                        let slot = WORKERS.iter().position(|n| *n == owner.0).unwrap_or(0);
+                        let slot = WORKERS
+                            .iter()
+                            .position(|n| *n == owner.as_str())
+                            .unwrap_or(0);
                         self.to_worker(slot, cur, cmd)
                     }
                 }
@@ -121,7 +124,10 @@ impl Harness {
                 match sender {
                     Sender::Holder => Input::worker(&holder, inst, command),
                     Sender::HolderCurrent => {
-                        let slot = WORKERS.iter().position(|n| *n == holder.0).unwrap_or(0);
+                        let slot = WORKERS
+                            .iter()
+                            .position(|n| *n == holder.as_str())
+                            .unwrap_or(0);
                         self.to_worker(slot, cur, command)
                     }
                     Sender::Other(o) => self.to_worker(*o, cur, command),
@@ -129,7 +135,7 @@ impl Harness {
             }
             Op::Submit(job) => Input::Client(ClientCommand::SubmitJob(job_spec(job))),
             Op::Cancel { job } => {
-                let job = recent(&self.jobs, *job).copied().unwrap_or(JobId(1));
+                let job = recent(&self.jobs, *job).copied().unwrap_or(JobId::new(1));
                 Input::Client(ClientCommand::CancelJob { job })
             }
             Op::Signal {

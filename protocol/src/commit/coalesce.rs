@@ -106,7 +106,7 @@ mod tests {
     fn beat(worker: &str, instance: u64) -> Input {
         Input::worker(
             &WorkerId::new(worker),
-            InstanceId(instance),
+            InstanceId::new(instance),
             WorkerCommand::Heartbeat,
         )
     }
@@ -130,7 +130,7 @@ mod tests {
 
         let request = Input::worker(
             &WorkerId::new("w"),
-            InstanceId(1),
+            InstanceId::new(1),
             WorkerCommand::RequestWork { credits: 1 },
         );
         c.applied(&sent(&request), 300, &OK);

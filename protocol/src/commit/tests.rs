@@ -300,7 +300,7 @@ fn repeated_heartbeats_are_answered_without_an_entry() {
         (3, WorkerCommand::Heartbeat),
     ] {
         p.push(Request::Input {
-            input: Input::worker(&worker, InstanceId(1), command),
+            input: Input::worker(&worker, InstanceId::new(1), command),
             waiter,
         });
     }

@@ -94,7 +94,7 @@ impl WorkerMachine {
     /// Gives this instance up and registers the next one after a pause: handlers stop
     /// and unanswered outcomes are dropped (the coordinator requeues those attempts).
     pub fn new_instance(&mut self, now: Time, out: &mut Vec<Output>) {
-        let next = InstanceId(self.instance.0.saturating_add(1));
+        let next = InstanceId::new(self.instance.get().saturating_add(1));
         self.replace_instance(now, next, out);
     }
 

@@ -108,9 +108,9 @@ impl WorkerMachine {
     /// coordinator's current instance when the refusal names it.
     fn instance_refused(&mut self, now: Time, current: Option<InstanceId>, out: &mut Vec<Output>) {
         self.summary.registrations_refused += 1;
-        let past_current = current.map_or(0, |c| c.0.saturating_add(1));
-        let next = self.instance.0.saturating_add(1).max(past_current);
-        self.replace_instance(now, InstanceId(next), out);
+        let past_current = current.map_or(0, |c| c.get().saturating_add(1));
+        let next = self.instance.get().saturating_add(1).max(past_current);
+        self.replace_instance(now, InstanceId::new(next), out);
     }
 
     /// An accept was answered with a lease: the handler starts, trusted for one TTL

@@ -83,7 +83,7 @@ impl Worker {
     }
 
     pub(crate) async fn send(&self, handle: &Handle, command: WorkerCommand) -> Accepted {
-        let input = Input::worker(&self.id, InstanceId(1), command);
+        let input = Input::worker(&self.id, InstanceId::new(1), command);
         match handle.apply(input).await {
             Ok(Some(Ok(accepted))) => accepted,
             other => panic!("worker command gave {other:?}"),

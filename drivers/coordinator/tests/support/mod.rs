@@ -102,7 +102,7 @@ impl Worker {
         let effects = handle.route_worker(id.clone());
         let worker = Worker {
             id,
-            instance: InstanceId(1),
+            instance: InstanceId::new(1),
             effects,
         };
         let reg = WorkerCommand::Register {

@@ -77,8 +77,8 @@ impl JobService for JobSvc {
                 tasks,
                 duplicate,
             } => Ok(Response::new(SubmitJobResponse {
-                job: job.0,
-                first_task: first_task.0,
+                job: job.get(),
+                first_task: first_task.get(),
                 tasks,
                 duplicate,
             })),
@@ -91,7 +91,7 @@ impl JobService for JobSvc {
         request: Request<CancelJobRequest>,
     ) -> Result<Response<CancelJobResponse>, Status> {
         require_client(&request)?;
-        let job = JobId(request.into_inner().job);
+        let job = JobId::new(request.into_inner().job);
         let span = tracing::info_span!("cancel_job", %job);
         match self
             .apply(ClientCommand::CancelJob { job })
@@ -135,7 +135,7 @@ impl JobService for JobSvc {
         &self,
         request: Request<DescribeJobRequest>,
     ) -> Result<Response<DescribeJobResponse>, Status> {
-        let job = JobId(request.into_inner().job);
+        let job = JobId::new(request.into_inner().job);
         let view = self
             .read(move |e| e.describe_job(job))
             .instrument(tracing::debug_span!("describe_job", %job))
@@ -146,7 +146,7 @@ impl JobService for JobSvc {
             if let Some(report) =
                 self.0
                     .progress
-                    .latest(keel_engine::TaskId(task.id), task.attempt, task.epoch)
+                    .latest(keel_engine::TaskId::new(task.id), task.attempt, task.epoch)
             {
                 task.progress_per_mille = Some(report.per_mille);
                 task.progress_message = report.message;
@@ -175,7 +175,7 @@ impl JobService for JobSvc {
         &self,
         request: Request<GetJobSpecRequest>,
     ) -> Result<Response<GetJobSpecResponse>, Status> {
-        let job = JobId(request.into_inner().job);
+        let job = JobId::new(request.into_inner().job);
         let spec = self
             .read(move |e| e.job_spec(job))
             .await?
@@ -190,7 +190,7 @@ impl JobService for JobSvc {
         request: Request<RetryJobRequest>,
     ) -> Result<Response<RetryJobResponse>, Status> {
         require_client(&request)?;
-        let job = JobId(request.into_inner().job);
+        let job = JobId::new(request.into_inner().job);
         let span = tracing::info_span!("retry_job", %job);
         let retried = self
             .0
@@ -200,8 +200,8 @@ impl JobService for JobSvc {
             .await
             .map_err(|e| retry_status(&e))?;
         Ok(Response::new(RetryJobResponse {
-            job: retried.job.0,
-            first_task: retried.first_task.0,
+            job: retried.job.get(),
+            first_task: retried.first_task.get(),
             tasks: retried.tasks,
             duplicate: retried.duplicate,
             spec: Some(job_spec_to_proto(&retried.spec)),
@@ -226,7 +226,7 @@ impl JobService for JobSvc {
         &self,
         request: Request<GetJobResultRequest>,
     ) -> Result<Response<GetJobResultResponse>, Status> {
-        let job = JobId(request.into_inner().job);
+        let job = JobId::new(request.into_inner().job);
         let room = self.room();
         let reply = self
             .read(move |e| e.job_result(job).map(|r| results::job_result(&r, room)))
@@ -260,7 +260,7 @@ impl JobService for JobSvc {
                 .fetch_add(1, Ordering::Relaxed);
         })?;
         let request = request.into_inner();
-        let job = JobId(request.job);
+        let job = JobId::new(request.job);
         let outputs = request.include_outputs.then(|| WatchOutputs {
             handle: self.0.handle.clone(),
             cap: self
@@ -327,7 +327,7 @@ impl Watch {
                 effect = effects.recv() => match effect {
                     Ok(effect) => job_event(&effect),
                     Err(broadcast::error::RecvError::Lagged(n)) => Some(JobEvent {
-                        job: job.0,
+                        job: job.get(),
                         kind: "lagged".into(),
                         detail: format!("{n} events missed"),
                         ..Default::default()
@@ -339,7 +339,7 @@ impl Watch {
                     }
                 },
                 report = progress.recv() => match report {
-                    Ok(report) if report.job == job.0 => Some(report),
+                    Ok(report) if report.job == job.get() => Some(report),
                     _ => None,
                 },
             };

@@ -134,15 +134,15 @@ pub(crate) fn workers(engine: &Engine) -> Vec<WorkerInfo> {
                 .iter()
                 .filter_map(|t| engine.describe_task(*t).ok())
                 .map(|t| LeaseInfo {
-                    job: t.job.0,
-                    task: t.id.0,
+                    job: t.job.get(),
+                    task: t.id.get(),
                     key: t.key,
                     attempt: t.attempt,
                     started_at_ms: t.attempts.last().map_or(0, |a| a.started_at),
                 })
                 .collect(),
-            id: w.id.0,
-            instance: w.instance.0,
+            id: w.id.into_string(),
+            instance: w.instance.get(),
             capabilities: w.capabilities,
             lanes: w.lanes,
             max_concurrency: w.max_concurrency,
@@ -176,7 +176,7 @@ mod tests {
         e.apply(
             1,
             Input::Client(ClientCommand::CancelJob {
-                job: keel_engine::JobId(2),
+                job: keel_engine::JobId::new(2),
             }),
         );
         e
@@ -268,10 +268,14 @@ mod tests {
             lanes: vec!["x".into()],
             max_concurrency: 2,
         };
-        e.apply(5, Input::worker(&w, InstanceId(3), register));
+        e.apply(5, Input::worker(&w, InstanceId::new(3), register));
         let out = e.apply(
             6,
-            Input::worker(&w, InstanceId(3), WorkerCommand::RequestWork { credits: 1 }),
+            Input::worker(
+                &w,
+                InstanceId::new(3),
+                WorkerCommand::RequestWork { credits: 1 },
+            ),
         );
         let grant = out
             .effects
@@ -283,7 +287,7 @@ mod tests {
             .unwrap();
         e.apply(
             7,
-            Input::worker(&w, InstanceId(3), WorkerCommand::AcceptGrant { grant }),
+            Input::worker(&w, InstanceId::new(3), WorkerCommand::AcceptGrant { grant }),
         );
         let listed = workers(&e);
         assert_eq!(listed.len(), 1);

@@ -32,8 +32,8 @@ impl Default for ProgressBoard {
 impl ProgressBoard {
     pub(crate) fn report(&self, job: JobId, report: Report) {
         let event = JobEvent {
-            job: job.0,
-            task: report.fence.task.0,
+            job: job.get(),
+            task: report.fence.task.get(),
             kind: "task_progress".into(),
             detail: report.message.clone(),
             attempt: report.fence.attempt,

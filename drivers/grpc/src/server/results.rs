@@ -18,7 +18,7 @@ fn page(out: &keel_engine::TaskOutput, offset: u64, max: u64, room: u64) -> Task
     let start = offset.min(size);
     let end = start.saturating_add(take).min(size);
     TaskOutput {
-        task: out.task.0,
+        task: out.task.get(),
         key: out.key.clone(),
         state: out.status.label().to_string(),
         has_output: out.output.is_some(),
@@ -31,7 +31,7 @@ fn page(out: &keel_engine::TaskOutput, offset: u64, max: u64, room: u64) -> Task
 
 /// The task a request names, by key or by id, checked to belong to its job.
 fn named_task(e: &Engine, r: &GetTaskOutputRequest) -> Result<TaskId, Status> {
-    let job = JobId(r.job);
+    let job = JobId::new(r.job);
     match (r.key.is_empty(), r.task) {
         (false, 0) => e
             .task_by_key(job, &r.key)
@@ -45,7 +45,7 @@ fn named_task(e: &Engine, r: &GetTaskOutputRequest) -> Result<TaskId, Status> {
         (true, 0) => Err(invalid("key", "or task is required")),
         (true, task) => {
             let owner = e
-                .describe_task(TaskId(task))
+                .describe_task(TaskId::new(task))
                 .map_err(|x| rejection_status(&x))?
                 .job;
             if owner != job {
@@ -54,7 +54,7 @@ fn named_task(e: &Engine, r: &GetTaskOutputRequest) -> Result<TaskId, Status> {
                     r.job
                 )));
             }
-            Ok(TaskId(task))
+            Ok(TaskId::new(task))
         }
         (false, _) => Err(invalid("task", "and key are exclusive; give one")),
     }
@@ -108,8 +108,8 @@ mod tests {
 
     fn output(key: &str, data: Option<&[u8]>) -> keel_engine::TaskOutput {
         keel_engine::TaskOutput {
-            job: JobId(1),
-            task: TaskId(1),
+            job: JobId::new(1),
+            task: TaskId::new(1),
             key: key.into(),
             status: TaskStatus::Done(TaskOutcome::Succeeded),
             output: data.map(|d| Payload::from(d.to_vec())),

@@ -252,10 +252,10 @@ async fn forward_effects(
         };
         match &effect {
             Effect::GrantOffered { grant, .. } => {
-                offers.offered(grant.0, Instant::now());
+                offers.offered(grant.get(), Instant::now());
             }
             Effect::GrantWithdrawn { grant, .. } => {
-                offers.take(grant.0);
+                offers.take(grant.get());
             }
             _ => {}
         }

@@ -78,7 +78,7 @@ pub(crate) async fn run_group(
             Ok(Checked::Engine(command)) => {
                 sent.push(Sent {
                     accepting: match &command {
-                        WorkerCommand::AcceptGrant { grant } => Some(grant.0),
+                        WorkerCommand::AcceptGrant { grant } => Some(grant.get()),
                         _ => None,
                     },
                     ending: match &command {

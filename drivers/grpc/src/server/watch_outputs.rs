@@ -23,7 +23,7 @@ impl WatchOutputs {
         if event.kind != "task_finished" || event.detail != "succeeded" {
             return;
         }
-        let task = TaskId(event.task);
+        let task = TaskId::new(event.task);
         if let Ok(Ok(out)) = self.handle.read(move |e| e.task_output(task)).await {
             fill(event, &out, self.cap);
         }
@@ -50,8 +50,8 @@ mod tests {
 
     fn output(bytes: Option<&str>) -> TaskOutput {
         TaskOutput {
-            job: JobId(1),
-            task: TaskId(2),
+            job: JobId::new(1),
+            task: TaskId::new(2),
             key: "a".into(),
             status: TaskStatus::Waiting,
             output: bytes.map(Payload::from),

@@ -202,7 +202,7 @@ fn machine_config(config: &WorkerConfig, instance: u64) -> machine::Config {
         capabilities: config.capabilities.clone(),
         lanes: config.lanes.clone(),
         concurrency: config.concurrency,
-        instance: InstanceId(instance),
+        instance: InstanceId::new(instance),
         backoff_min_ms: ms(config.backoff_min),
         backoff_max_ms: ms(config.backoff_max),
         jitter_seed: seed ^ instance,

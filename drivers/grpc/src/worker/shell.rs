@@ -175,7 +175,7 @@ impl<H: Handler> Shell<H> {
             } = &event
             {
                 self.frame_bytes = reg.frame_bytes.unwrap_or(self.own_frame_bytes);
-                tracing::info!(instance = self.machine.instance().0, "registered");
+                tracing::info!(instance = self.machine.instance().get(), "registered");
             }
             self.machine.on_event(now, event, out);
         }

@@ -116,14 +116,14 @@ mod tests {
             output: output.map(Payload::from),
         };
         let fence = Fence {
-            task: TaskId(3),
+            task: TaskId::new(3),
             attempt: 1,
             epoch: 1,
         };
         let task = Task {
-            job: JobId(1),
+            job: JobId::new(1),
             key: "sum".into(),
-            task: TaskId(3),
+            task: TaskId::new(3),
             attempt: 1,
             fence,
             payload: Vec::new(),

@@ -24,7 +24,7 @@ pub(crate) fn command(seq: u64, command: Command, worker_id: &str) -> proto::Wor
             max_concurrency,
         } => ProtoCommand::Register(proto::Register {
             worker_id: worker_id.to_string(),
-            instance: instance.0,
+            instance: instance.get(),
             capabilities,
             lanes,
             max_concurrency,
@@ -36,10 +36,10 @@ pub(crate) fn command(seq: u64, command: Command, worker_id: &str) -> proto::Wor
         Command::Drain => ProtoCommand::Drain(proto::Drain {}),
         Command::Deregister => ProtoCommand::Deregister(proto::Deregister {}),
         Command::AcceptGrant { grant } => {
-            ProtoCommand::AcceptGrant(proto::AcceptGrant { grant: grant.0 })
+            ProtoCommand::AcceptGrant(proto::AcceptGrant { grant: grant.get() })
         }
         Command::ReleaseGrant { grant } => {
-            ProtoCommand::ReleaseGrant(proto::ReleaseGrant { grant: grant.0 })
+            ProtoCommand::ReleaseGrant(proto::ReleaseGrant { grant: grant.get() })
         }
         Command::Renew { fence: f } => ProtoCommand::Renew(proto::Renew { fence: fence(f) }),
         Command::Complete { fence: f, output } => ProtoCommand::Complete(proto::Complete {
@@ -84,7 +84,7 @@ pub(crate) fn command(seq: u64, command: Command, worker_id: &str) -> proto::Wor
 
 /// A refusal as the machine reads it.
 pub(crate) fn refusal(r: &proto::Refusal) -> Refusal {
-    let current = r.current_instance.map(InstanceId);
+    let current = r.current_instance.map(InstanceId::new);
     Refusal::from_code(&r.reason, r.message.clone(), current)
 }
 
@@ -98,9 +98,9 @@ pub(crate) fn event(event: proto::CoordinatorEvent, own_frame_bytes: u64) -> Opt
             answer: answer(r.result, own_frame_bytes),
         },
         ProtoEvent::GrantOffered(o) => Event::GrantOffered(Offer {
-            grant: GrantId(o.grant),
-            job: JobId(o.job),
-            task: TaskId(o.task),
+            grant: GrantId::new(o.grant),
+            job: JobId::new(o.job),
+            task: TaskId::new(o.task),
             key: o.key,
             attempt: o.attempt,
             payload: o.payload,
@@ -115,7 +115,7 @@ pub(crate) fn event(event: proto::CoordinatorEvent, own_frame_bytes: u64) -> Opt
             signal: o.signal_payload,
         }),
         ProtoEvent::GrantWithdrawn(w) => Event::GrantWithdrawn {
-            grant: GrantId(w.grant),
+            grant: GrantId::new(w.grant),
         },
         ProtoEvent::LeaseRevoked(r) => Event::LeaseRevoked {
             fence: fence_from_proto(r.fence.as_ref()?),
@@ -213,9 +213,9 @@ mod tests {
         ];
         let offer = offer_through_the_wire(Effect::GrantOffered {
             worker: WorkerId::new("w"),
-            grant: GrantId(1),
-            job: JobId(2),
-            task: TaskId(3),
+            grant: GrantId::new(1),
+            job: JobId::new(2),
+            task: TaskId::new(3),
             key: "t".into(),
             attempt: 1,
             payload: Payload::from("p"),

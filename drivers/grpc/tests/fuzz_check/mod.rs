@@ -38,18 +38,20 @@ pub(crate) fn check(data: &[u8]) {
             None => return,
         },
         2 => match proto::CancelJobRequest::decode(body) {
-            Ok(r) => ClientCommand::CancelJob { job: JobId(r.job) },
+            Ok(r) => ClientCommand::CancelJob {
+                job: JobId::new(r.job),
+            },
             Err(_) => return,
         },
         3 => {
             if let Ok(r) = proto::DescribeJobRequest::decode(body) {
-                let _ = engine.describe_job(JobId(r.job));
+                let _ = engine.describe_job(JobId::new(r.job));
             }
             return;
         }
         4 => {
             if let Ok(r) = proto::WatchJobRequest::decode(body) {
-                let _ = engine.describe_job(JobId(r.job));
+                let _ = engine.describe_job(JobId::new(r.job));
             }
             return;
         }
@@ -95,21 +97,25 @@ fn engine() -> Engine {
         lanes: vec![],
         max_concurrency: 2,
     };
-    e.apply(0, Input::worker(&w, InstanceId(1), reg));
+    e.apply(0, Input::worker(&w, InstanceId::new(1), reg));
     let job = JobSpec::new("j", vec![TaskSpec::new("a"), TaskSpec::new("b")]);
     e.apply(1, Input::Client(ClientCommand::SubmitJob(job)));
     let offers = e.apply(
         2,
-        Input::worker(&w, InstanceId(1), WorkerCommand::RequestWork { credits: 2 }),
+        Input::worker(
+            &w,
+            InstanceId::new(1),
+            WorkerCommand::RequestWork { credits: 2 },
+        ),
     );
     let grant = offers.effects.iter().find_map(|effect| match effect {
-        Effect::GrantOffered { grant, task, .. } if *task == TaskId(2) => Some(*grant),
+        Effect::GrantOffered { grant, task, .. } if *task == TaskId::new(2) => Some(*grant),
         _ => None,
     });
     let accept = WorkerCommand::AcceptGrant {
         grant: grant.expect("task 2 is offered"),
     };
-    let started = e.apply(3, Input::worker(&w, InstanceId(1), accept));
+    let started = e.apply(3, Input::worker(&w, InstanceId::new(1), accept));
     let Some(Ok(Accepted::LeaseStarted { fence, .. })) = started.reply else {
         panic!("the accept was refused: {:?}", started.reply);
     };
@@ -119,7 +125,7 @@ fn engine() -> Engine {
         timeout_ms: None,
         on_timeout: SuspendTimeout::Fail,
     };
-    e.apply(4, Input::worker(&w, InstanceId(1), suspend));
+    e.apply(4, Input::worker(&w, InstanceId::new(1), suspend));
     e
 }
 

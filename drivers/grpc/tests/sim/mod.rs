@@ -279,7 +279,7 @@ impl RawSession {
 
 fn fence_from_proto(f: proto::Fence) -> Fence {
     Fence {
-        task: keel_engine::TaskId(f.task),
+        task: keel_engine::TaskId::new(f.task),
         attempt: f.attempt,
         epoch: f.epoch,
     }
@@ -287,7 +287,7 @@ fn fence_from_proto(f: proto::Fence) -> Fence {
 
 fn fence_to_proto(f: Fence) -> proto::Fence {
     proto::Fence {
-        task: f.task.0,
+        task: f.task.get(),
         attempt: f.attempt,
         epoch: f.epoch,
     }

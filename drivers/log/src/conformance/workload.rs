@@ -30,10 +30,10 @@ impl Workload {
                 lanes: vec![],
                 max_concurrency: 8,
             };
-            pending.push_back(Input::worker(w, InstanceId(1), register));
+            pending.push_back(Input::worker(w, InstanceId::new(1), register));
             pending.push_back(Input::worker(
                 w,
-                InstanceId(1),
+                InstanceId::new(1),
                 WorkerCommand::RequestWork { credits: 8 },
             ));
         }
@@ -72,7 +72,11 @@ impl Workload {
                 1 => Input::Tick,
                 _ => {
                     let w = self.random(self.workers.len() as u64) as usize;
-                    Input::worker(&self.workers[w], InstanceId(1), WorkerCommand::Heartbeat)
+                    Input::worker(
+                        &self.workers[w],
+                        InstanceId::new(1),
+                        WorkerCommand::Heartbeat,
+                    )
                 }
             },
         };
@@ -85,7 +89,7 @@ impl Workload {
             if let Effect::GrantOffered { worker, grant, .. } = effect {
                 let accept = WorkerCommand::AcceptGrant { grant: *grant };
                 self.pending
-                    .push_back(Input::worker(worker, InstanceId(1), accept));
+                    .push_back(Input::worker(worker, InstanceId::new(1), accept));
             }
         }
         if let (Some(Ok(Accepted::LeaseStarted { fence, .. })), Input::Worker { worker, .. }) =
@@ -96,10 +100,10 @@ impl Workload {
                 output: Payload::default(),
             };
             self.pending
-                .push_back(Input::worker(worker, InstanceId(1), complete));
+                .push_back(Input::worker(worker, InstanceId::new(1), complete));
             self.pending.push_back(Input::worker(
                 worker,
-                InstanceId(1),
+                InstanceId::new(1),
                 WorkerCommand::RequestWork { credits: 8 },
             ));
         }

@@ -15,7 +15,7 @@ pub(super) fn config(concurrency: u32) -> Config {
         capabilities: Vec::new(),
         lanes: Vec::new(),
         concurrency,
-        instance: InstanceId(5),
+        instance: InstanceId::new(5),
         backoff_min_ms: 100,
         backoff_max_ms: 5_000,
         jitter_seed: 1,
@@ -29,7 +29,7 @@ pub(super) fn config(concurrency: u32) -> Config {
 
 pub(super) fn fence(task: u64, epoch: u64) -> Fence {
     Fence {
-        task: TaskId(task),
+        task: TaskId::new(task),
         attempt: 1,
         epoch,
     }
@@ -103,9 +103,9 @@ pub(super) fn register(m: &mut WorkerMachine, now: Time, frame_bytes: Option<u64
 
 pub(super) fn offer(grant: u64, task: u64) -> Event {
     Event::GrantOffered(Offer {
-        grant: GrantId(grant),
-        job: JobId(1),
-        task: TaskId(task),
+        grant: GrantId::new(grant),
+        job: JobId::new(1),
+        task: TaskId::new(task),
         key: format!("k{task}"),
         attempt: 1,
         payload: b"p".to_vec(),
@@ -126,7 +126,7 @@ pub(super) fn offer(grant: u64, task: u64) -> Event {
 /// Offers task `task` at `now` and answers the accept with a lease under `f`.
 pub(super) fn run(m: &mut WorkerMachine, now: Time, grant: u64, f: Fence) -> Vec<Output> {
     let mut out = Vec::new();
-    m.on_event(now, offer(grant, f.task.0), &mut out);
+    m.on_event(now, offer(grant, f.task.get()), &mut out);
     let accept = sent(&out, |c| matches!(c, Command::AcceptGrant { .. })).expect("accepts");
     ack(m, now, &out);
     let started = reply(m, now + 10, accept, Answer::LeaseStarted { fence: f });
@@ -138,7 +138,7 @@ pub(super) fn run(m: &mut WorkerMachine, now: Time, grant: u64, f: Fence) -> Vec
         panic!("no start for {f:?}: {started:?}");
     };
     // The handler gets the offer's inputs and signal payload as they came.
-    let Event::GrantOffered(o) = offer(grant, f.task.0) else {
+    let Event::GrantOffered(o) = offer(grant, f.task.get()) else {
         unreachable!("offer() makes an offer")
     };
     assert_eq!((&a.inputs, &a.signal), (&o.inputs, &o.signal));
@@ -155,7 +155,9 @@ fn a_registration_asks_for_as_much_work_as_there_are_slots_and_offers_beyond_are
     m.on_event(200, offer(2, 8), &mut out);
     assert_eq!(m.credits(), 0, "one runs, one is being accepted");
     m.on_event(210, offer(3, 9), &mut out);
-    let release = Command::ReleaseGrant { grant: GrantId(3) };
+    let release = Command::ReleaseGrant {
+        grant: GrantId::new(3),
+    };
     assert!(commands(&out).contains(&release), "{out:?}");
 }
 
@@ -204,10 +206,10 @@ fn a_refusal_naming_the_current_instance_jumps_past_it_and_a_lost_instance_takes
     m.start(&mut out);
     m.connected(0, &mut out);
     let seq = sent(&out, |c| matches!(c, Command::Register { .. })).unwrap();
-    let stale = Refusal::from_code("stale_instance", "old".into(), Some(InstanceId(900)));
+    let stale = Refusal::from_code("stale_instance", "old".into(), Some(InstanceId::new(900)));
     let out = reply(&mut m, 10, seq, Answer::Refused(stale));
     assert!(out.contains(&Output::Disconnect));
-    assert_eq!(m.instance(), InstanceId(901));
+    assert_eq!(m.instance(), InstanceId::new(901));
     assert_eq!(m.summary().registrations_refused, 1);
     // Registered as 901, running a task; then the coordinator declares it lost.
     let mut out = Vec::new();
@@ -216,10 +218,7 @@ fn a_refusal_naming_the_current_instance_jumps_past_it_and_a_lost_instance_takes
     let seq = sent(&out, |c| {
         matches!(
             c,
-            Command::Register {
-                instance: InstanceId(901),
-                ..
-            }
+            Command::Register { instance, .. } if *instance == InstanceId::new(901)
         )
     });
     reply(&mut m, 210, seq.unwrap(), registered(None));
@@ -229,7 +228,7 @@ fn a_refusal_naming_the_current_instance_jumps_past_it_and_a_lost_instance_takes
     m.on_event(
         400,
         Event::Lost {
-            instance: Some(InstanceId(3)),
+            instance: Some(InstanceId::new(3)),
         },
         &mut out,
     );
@@ -239,19 +238,23 @@ fn a_refusal_naming_the_current_instance_jumps_past_it_and_a_lost_instance_takes
     );
     m.on_event(400, Event::Lost { instance: None }, &mut out);
     assert!(out.contains(&Output::Cancel(f)) && out.contains(&Output::Disconnect));
-    assert_eq!(m.instance(), InstanceId(902));
+    assert_eq!(m.instance(), InstanceId::new(902));
     // The largest instance saturates rather than wrapping.
     let mut top = WorkerMachine::new(Config {
-        instance: InstanceId(u64::MAX),
+        instance: InstanceId::new(u64::MAX),
         ..config(1)
     });
     let mut out = Vec::new();
     top.start(&mut out);
     top.connected(0, &mut out);
     let seq = sent(&out, |c| matches!(c, Command::Register { .. })).unwrap();
-    let stale = Refusal::from_code("stale_instance", "old".into(), Some(InstanceId(u64::MAX)));
+    let stale = Refusal::from_code(
+        "stale_instance",
+        "old".into(),
+        Some(InstanceId::new(u64::MAX)),
+    );
     reply(&mut top, 10, seq, Answer::Refused(stale));
-    assert_eq!(top.instance(), InstanceId(u64::MAX));
+    assert_eq!(top.instance(), InstanceId::new(u64::MAX));
 }
 
 #[test]
@@ -367,9 +370,10 @@ fn an_accept_left_unanswered_is_sent_again_after_a_reconnect_and_trusted_from_th
     m.connected(300, &mut out);
     let seq = sent(&out, |c| matches!(c, Command::Register { .. })).unwrap();
     let out = reply(&mut m, 310, seq, registered(None));
-    let accept = sent(&out, |c| {
-        matches!(c, Command::AcceptGrant { grant: GrantId(1) })
-    });
+    let accept = sent(
+        &out,
+        |c| matches!(c, Command::AcceptGrant { grant } if *grant == GrantId::new(1)),
+    );
     let f = fence(7, 1);
     // The first accept may have started the lease: trust counts from it.
     let out = reply(

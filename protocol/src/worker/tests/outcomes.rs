@@ -183,7 +183,9 @@ fn a_drain_finishes_running_work_then_deregisters() {
     m.drain(200, &mut out);
     assert_eq!(commands(&out), vec![Command::Drain]);
     m.on_event(210, offer(2, 8), &mut out);
-    let release = Command::ReleaseGrant { grant: GrantId(2) };
+    let release = Command::ReleaseGrant {
+        grant: GrantId::new(2),
+    };
     assert!(commands(&out).contains(&release));
     let mut out = Vec::new();
     m.handler_finished(300, f, Some(Outcome::Complete(Vec::new())), &mut out);
