@@ -4,22 +4,10 @@
 //! set once, by the attempt that completed under its live fence.
 
 use crate::ids::TaskId;
-use crate::output::TaskOutcome;
+use crate::output::{TaskInput, TaskOutcome};
 use crate::reject::Rejection;
 use crate::spec::Payload;
 use crate::state::{State, Task, TaskState};
-use serde::{Deserialize, Serialize};
-
-/// One upstream task's output as a grant carries it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaskInput {
-    /// The upstream task's key in the job's spec.
-    pub key: String,
-    /// Its output when it has succeeded; `None` (absent, not empty) when it was
-    /// skipped, failed (allowed), cancelled or has not finished yet (an any-of or
-    /// quorum group can be satisfied before all of its tasks end).
-    pub output: Option<Payload>,
-}
 
 /// The inputs of `t`'s grant: one per upstream task, in the order its group names them.
 pub(crate) fn inputs_of(state: &State, t: &Task) -> Vec<TaskInput> {

@@ -19,36 +19,5 @@ pub struct Faults {
     pub leak_stale_outputs: bool,
 }
 
-/// [`Faults::leak_stale_outputs`]: overwrites a succeeded task's output with that of a
-/// completion under a fence that is no longer the task's own.
-pub(crate) fn leak_stale_output(
-    state: &mut crate::state::State,
-    fence: crate::ids::Fence,
-    output: &crate::spec::Payload,
-) {
-    use crate::output::TaskOutcome;
-    use crate::state::TaskState;
-    if !state.faults.leak_stale_outputs {
-        return;
-    }
-    let Some(t) = state.tasks.get_mut(&fence.task) else {
-        return;
-    };
-    let stale = (fence.attempt, fence.epoch) != (t.attempt, t.epoch);
-    if !stale || t.state != TaskState::Done(TaskOutcome::Succeeded) {
-        return;
-    }
-    let old = t
-        .output
-        .replace(output.clone())
-        .map_or(0, |o| o.len() as u64);
-    let new = output.len() as u64;
-    let job = t.job;
-    state.stored_bytes = state.stored_bytes.saturating_sub(old).saturating_add(new);
-    if let Some(j) = state.jobs.get_mut(&job) {
-        j.output_bytes = j.output_bytes.saturating_sub(old).saturating_add(new);
-    }
-}
-
 /// The job name [`Faults::panic_on_injected_job`] panics on.
 pub const INJECTED_PANIC_JOB: &str = "keel-injected-panic";

@@ -257,7 +257,7 @@ pub(crate) fn complete(
     output: Payload,
 ) -> Reply {
     #[cfg(feature = "fault-injection")]
-    crate::faults::leak_stale_output(state, fence, &output);
+    leak_stale_output(state, fence, &output);
     match ended_attempt(state, w, fence) {
         Some(AttemptEnd::Succeeded) => {
             return Ok(Accepted::Completed {
@@ -301,6 +301,32 @@ pub(crate) fn complete(
         fence,
         duplicate: false,
     })
+}
+
+/// [`crate::Faults::leak_stale_outputs`]: overwrites a succeeded task's output with that of a
+/// completion under a fence that is no longer the task's own.
+#[cfg(feature = "fault-injection")]
+fn leak_stale_output(state: &mut State, fence: Fence, output: &Payload) {
+    if !state.faults.leak_stale_outputs {
+        return;
+    }
+    let Some(t) = state.tasks.get_mut(&fence.task) else {
+        return;
+    };
+    let stale = (fence.attempt, fence.epoch) != (t.attempt, t.epoch);
+    if !stale || t.state != TaskState::Done(TaskOutcome::Succeeded) {
+        return;
+    }
+    let old = t
+        .output
+        .replace(output.clone())
+        .map_or(0, |o| o.len() as u64);
+    let new = output.len() as u64;
+    let job = t.job;
+    state.stored_bytes = state.stored_bytes.saturating_sub(old).saturating_add(new);
+    if let Some(j) = state.jobs.get_mut(&job) {
+        j.output_bytes = j.output_bytes.saturating_sub(old).saturating_add(new);
+    }
 }
 
 pub(crate) fn fail(

@@ -63,7 +63,6 @@ mod worker;
 
 pub use config::{BlacklistPolicy, Config, Limits, TenantPolicy, ALL_LANES};
 pub use counts::TaskCounts;
-pub use dataflow::TaskInput;
 pub use digest::{Digest, RestoreError, SNAPSHOT_VERSION};
 #[cfg(feature = "fault-injection")]
 pub use faults::{Faults, INJECTED_PANIC_JOB};
@@ -71,7 +70,9 @@ pub use floors::{ConfigError, Unit};
 pub use ids::{Fence, GrantId, InstanceId, JobId, TaskId, Time, WorkerId};
 pub use input::{ClientCommand, Input, SuspendTimeout, WorkerCommand};
 pub use invariants::{InvariantKind, Violation};
-pub use output::{Accepted, Effect, EndReason, JobOutcome, Outputs, Recipient, TaskOutcome};
+pub use output::{
+    Accepted, Effect, EndReason, JobOutcome, Outputs, Recipient, TaskInput, TaskOutcome,
+};
 pub use query::{AttemptView, JobStatus, JobView, TaskStatus, TaskView, WorkerView};
 pub use reject::{CapabilityIssue, JobError, Rejection};
 pub use resubmit::{retried_from, retry_name, RetryRefusal};

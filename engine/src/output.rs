@@ -1,7 +1,6 @@
 //! What the engine says back: one reply per command, and effects addressed to workers
 //! and to whoever watches a job.
 
-use crate::dataflow::TaskInput;
 use crate::ids::{Fence, GrantId, InstanceId, JobId, TaskId, Time, WorkerId};
 use crate::reject::Rejection;
 use crate::spec::Payload;
@@ -99,6 +98,17 @@ pub enum Accepted {
         /// The suspension was already recorded.
         duplicate: bool,
     },
+}
+
+/// One upstream task's output as a grant carries it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskInput {
+    /// The upstream task's key in the job's spec.
+    pub key: String,
+    /// Its output when it has succeeded; `None` (absent, not empty) when it was
+    /// skipped, failed (allowed), cancelled or has not finished yet (an any-of or
+    /// quorum group can be satisfied before all of its tasks end).
+    pub output: Option<Payload>,
 }
 
 /// A consequence of an input that someone outside the engine must hear about: a
