@@ -117,26 +117,8 @@ impl WorkerConfig {
     }
 }
 
-/// What a worker did before it stopped.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Summary {
-    /// Attempts the coordinator recorded as succeeded.
-    pub completed: u64,
-    /// Attempts the coordinator recorded as failed.
-    pub failed: u64,
-    /// Attempts that gave up their lease to wait for a signal.
-    pub suspended: u64,
-    /// Handlers stopped because their lease was revoked or could not be renewed.
-    pub revoked: u64,
-    /// Outcomes the coordinator refused because the attempt was no longer this worker's.
-    pub stale: u64,
-    /// Times the connection was lost or dropped and had to be opened again.
-    pub reconnects: u64,
-    /// Times this worker had to register a new instance: its registration was refused
-    /// (stale or lost instance) or the coordinator declared the instance lost. Each was
-    /// followed by a backoff pause.
-    pub registrations_refused: u64,
-}
+/// What a worker did before it stopped: the worker machine's own counts.
+pub use keel_protocol::worker::Summary;
 
 /// Why a worker stopped without draining.
 #[derive(Debug, thiserror::Error)]

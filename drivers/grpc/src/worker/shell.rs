@@ -79,7 +79,7 @@ impl<H: Handler> Shell<H> {
         loop {
             self.execute(&mut out);
             match self.stopped.take() {
-                Some(Stop::Finished) => return Ok(summary(&self.machine)),
+                Some(Stop::Finished) => return Ok(self.machine.summary()),
                 Some(Stop::Refused(why)) => {
                     self.cancel_handlers();
                     return Err(WorkerError::Refused(why));
@@ -355,19 +355,6 @@ impl<H: Handler> Shell<H> {
         for (_, token) in std::mem::take(&mut self.handlers) {
             token.cancel();
         }
-    }
-}
-
-fn summary(machine: &WorkerMachine) -> Summary {
-    let s = machine.summary();
-    Summary {
-        completed: s.completed,
-        failed: s.failed,
-        suspended: s.suspended,
-        revoked: s.revoked,
-        stale: s.stale,
-        reconnects: s.reconnects,
-        registrations_refused: s.registrations_refused,
     }
 }
 
