@@ -13,7 +13,7 @@ use keel_grpc::worker::{Outcome, Task, Worker, WorkerConfig};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::raw::{register, Raw};
+use support::raw::Raw;
 use support::{within, Cluster};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -24,13 +24,7 @@ async fn a_worker_below_the_current_instance_registers_after_one_refusal() {
     // gives, as after a restart on a machine whose clock went back.
     let current = 4_000_000_000_000_000;
     let mut workers = cluster.client().workers().await.unwrap();
-    let mut earlier = Raw::open(&mut workers, vec![register("w1", current)])
-        .await
-        .unwrap();
-    assert!(matches!(
-        earlier.reply(1).await,
-        Ok(reply::Result::Registered(_))
-    ));
+    let earlier = Raw::registered(&mut workers, "w1", current).await;
     drop(earlier);
 
     let mut jobs = cluster.client().jobs().await.unwrap();

@@ -113,13 +113,7 @@ async fn sessions_and_watches_beyond_their_limits_are_refused_until_one_ends() {
     })
     .await;
     let mut workers = cluster.client().workers().await.unwrap();
-    let mut first = Raw::open(&mut workers, vec![register("w1", 1)])
-        .await
-        .unwrap();
-    assert!(matches!(
-        first.reply(1).await,
-        Ok(reply::Result::Registered(_))
-    ));
+    let first = Raw::registered(&mut workers, "w1", 1).await;
     let refused = Raw::open(&mut workers, vec![register("w2", 1)])
         .await
         .err()
@@ -190,11 +184,56 @@ async fn sessions_and_watches_beyond_their_limits_are_refused_until_one_ends() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_sends_faster_than_it_reads_is_slowed_down_not_cut_off() {
+    let (in_flight, queue) = (64, 1_200);
+    let cluster = Cluster::start(ServerOptions {
+        max_in_flight: in_flight,
+        session_queue: queue,
+        ..ServerOptions::default()
+    })
+    .await;
+    let mut workers = cluster.client().workers().await.unwrap();
+    let mut raw = Raw::registered(&mut workers, "w1", 1).await;
+    // 20,000 malformed renewals at once, many times the session's queue, read at about
+    // 10,000 replies a second, a tenth of the rate the server answers them at.
+    let mut last = 0;
+    for _ in 0..20 {
+        last = raw.send(
+            (0..1_000)
+                .map(|_| Command::Renew(Renew { fence: None }))
+                .collect(),
+        );
+    }
+    let mut answered = 0;
+    soon("every reply", async {
+        loop {
+            let frame = raw.inbound.message().await;
+            let Ok(Some(frame)) = frame else {
+                panic!("the session ended after {answered} replies: {frame:?}");
+            };
+            let read = frame.events.len() as u64;
+            for event in frame.events {
+                if let Some(coordinator_event::Event::Reply(r)) = event.event {
+                    answered += 1;
+                    if r.seq == last {
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_micros(100 * read)).await;
+        }
+    })
+    .await;
+    assert_eq!(answered, 20_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_never_reads_has_its_session_ended_not_buffered() {
     let (in_flight, queue) = (64, 1_200);
     let cluster = Cluster::start(ServerOptions {
         max_in_flight: in_flight,
         session_queue: queue,
+        session_stall: Duration::from_secs(2),
         ..ServerOptions::default()
     })
     .await;
@@ -214,15 +253,9 @@ async fn a_worker_that_never_reads_has_its_session_ended_not_buffered() {
         addresses: 1,
     };
     let mut workers = cluster.client().workers_on(&connection).unwrap();
-    let mut raw = Raw::open(&mut workers, vec![register("w1", 1)])
-        .await
-        .unwrap();
-    assert!(matches!(
-        raw.reply(1).await,
-        Ok(reply::Result::Registered(_))
-    ));
+    let mut raw = Raw::registered(&mut workers, "w1", 1).await;
     // 50,000 malformed renewals: each is answered with a refusal of ~60 bytes, and the
-    // worker reads none of them for a while.
+    // worker reads none of them for longer than the stall bound.
     let flood = 50_000;
     for _ in 0..flood / 1_000 {
         raw.send(

@@ -53,13 +53,7 @@ fn done(reply: &Option<reply::Result>) -> bool {
 
 /// One session sends 300 frames of 1,000 heartbeats; the heartbeats answered as done.
 async fn heartbeat_flood(mut workers: Workers) -> usize {
-    let mut raw = Raw::open(&mut workers, vec![register("flood", 1)])
-        .await
-        .expect("the flood's session opens");
-    assert!(matches!(
-        raw.reply(1).await,
-        Ok(reply::Result::Registered(_))
-    ));
+    let mut raw = Raw::registered(&mut workers, "flood", 1).await;
     let mut last = 0;
     for _ in 0..FLOOD_FRAMES {
         last = raw.send((0..FLOOD_BEATS).map(|_| heartbeat()).collect());

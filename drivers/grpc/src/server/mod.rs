@@ -67,8 +67,13 @@ pub struct ServerOptions {
     /// Events (replies, offers, revocations) waiting to be sent to one worker. A worker
     /// that does not read its session until this many wait has its session ended with
     /// RESOURCE_EXHAUSTED; the server never buffers more for it. It must exceed
-    /// `max_in_flight` plus the engine's pending grants per worker.
+    /// `max_in_flight` plus the engine's pending grants per worker. Replies never fill
+    /// it: at most `max_in_flight` commands are running or have replies unread, and the
+    /// next frame waits for room.
     pub session_queue: usize,
+    /// How long a session's commands wait for the worker to read earlier replies before
+    /// the session is ended with RESOURCE_EXHAUSTED naming `session_queue`.
+    pub session_stall: Duration,
     /// Commands one worker session may send per second (a second's worth at once);
     /// its next frame is not read until it is within the limit. 0 for no limit.
     pub max_session_commands_per_sec: u32,
@@ -87,6 +92,7 @@ impl Default for ServerOptions {
             max_watches: 512,
             max_watch_output_bytes: 64 << 10,
             session_queue: 16_384,
+            session_stall: Duration::from_secs(10),
             max_session_commands_per_sec: 100_000,
         };
         if let Ok(sizing) = budget::Sizing::for_memory(budget::DEFAULT_MEMORY_BYTES) {
@@ -120,6 +126,9 @@ impl ServerOptions {
             if value == 0 {
                 return invalid(field, "must be at least 1".into());
             }
+        }
+        if self.session_stall.is_zero() {
+            return invalid("session_stall", "must be longer than zero".into());
         }
         let needed = self
             .max_in_flight

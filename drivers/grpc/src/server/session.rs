@@ -5,7 +5,8 @@
 //! the coordinator as one group, applied in order in one group commit; groups run
 //! concurrently up to `max_in_flight` commands, and each command's reply carries its
 //! `seq`. A worker that needs an order across frames waits for a reply (the SDK does:
-//! it completes only after its accept was answered).
+//! it completes only after its accept was answered). A group runs once there is room
+//! for its replies, so a worker is never sent replies faster than it reads them.
 //!
 //! A session ends with a status the worker can act on: RESOURCE_EXHAUSTED naming the
 //! limit for a frame over `max_message_bytes` (after the commands before it are
@@ -100,12 +101,13 @@ impl WorkerService for WorkerSvc {
         let live = Live::open(shared.clone(), slot);
 
         let end = Arc::new(End::default());
-        let (queue, frames) = outbound::open(
-            shared.options.session_queue,
-            shared.options.max_message_bytes,
-            end.clone(),
-            live.clone(),
-        );
+        let bounds = outbound::Bounds {
+            events: shared.options.session_queue,
+            replies: shared.options.max_in_flight,
+            stall: shared.options.session_stall,
+            max_bytes: shared.options.max_message_bytes,
+        };
+        let (queue, frames) = outbound::open(bounds, end.clone(), live.clone());
         queue.push(registered_event(&shared, seq, accepted));
         let offers = Offers::default();
         let forward = forward_effects(
@@ -297,8 +299,15 @@ impl SessionTask {
                 let n = queued.len().min(cap - commands_in_flight);
                 let group: Vec<_> = queued.drain(..n).collect();
                 commands_in_flight += n;
-                let (shared, who, offers) = (&self.shared, &self.who, &self.offers);
-                in_flight.push(async move { (n, run_group(shared, who, group, offers).await) });
+                let (shared, who, offers, queue) =
+                    (&self.shared, &self.who, &self.offers, &self.queue);
+                in_flight.push(async move {
+                    let Some(room) = queue.reply_room(n).await else {
+                        return (n, Ok(None));
+                    };
+                    let replies = run_group(shared, who, group, offers).await;
+                    (n, replies.map(|replies| Some((room, replies))))
+                });
             }
             if !open && queued.is_empty() && in_flight.is_empty() {
                 break;
@@ -313,11 +322,13 @@ impl SessionTask {
                 Some((n, done)) = in_flight.next(), if !in_flight.is_empty() => {
                     commands_in_flight -= n;
                     match done {
-                        Ok(replies) => {
-                            if !replies.into_iter().all(|event| self.queue.push(event)) {
+                        Ok(Some((room, replies))) => {
+                            if !self.queue.push_replies(room, replies) {
                                 return;
                             }
                         }
+                        // The worker stopped reading; the session was ended.
+                        Ok(None) => return,
                         Err(status) => {
                             closing = Some(status);
                             break;

@@ -3,6 +3,7 @@
 
 use crate::proto;
 use prost::Message;
+use std::collections::VecDeque;
 
 /// `commands` in frames of at most `limit` bytes each; a command larger than the limit
 /// on its own goes alone.
@@ -10,25 +11,32 @@ pub(crate) fn split_frames(
     commands: Vec<proto::WorkerCommand>,
     limit: usize,
 ) -> Vec<proto::WorkerFrame> {
+    let mut waiting = VecDeque::from(commands);
     let mut frames = Vec::new();
-    let mut current = Vec::new();
-    let mut size = 0usize;
-    for command in commands {
-        let n = command.encoded_len();
-        let n = 1 + prost::length_delimiter_len(n) + n;
-        if !current.is_empty() && size.saturating_add(n) > limit {
-            frames.push(proto::WorkerFrame {
-                commands: std::mem::take(&mut current),
-            });
-            size = 0;
-        }
-        size = size.saturating_add(n);
-        current.push(command);
-    }
-    if !current.is_empty() {
-        frames.push(proto::WorkerFrame { commands: current });
+    while !waiting.is_empty() {
+        frames.push(take_frame(&mut waiting, limit));
     }
     frames
+}
+
+/// The first frame of `waiting`: the longest run of its first commands within `limit`
+/// bytes, and at least one.
+pub(crate) fn take_frame(
+    waiting: &mut VecDeque<proto::WorkerCommand>,
+    limit: usize,
+) -> proto::WorkerFrame {
+    let mut commands = Vec::new();
+    let mut size = 0usize;
+    while let Some(command) = waiting.front() {
+        let n = command.encoded_len();
+        let n = 1 + prost::length_delimiter_len(n) + n;
+        if !commands.is_empty() && size.saturating_add(n) > limit {
+            break;
+        }
+        size = size.saturating_add(n);
+        commands.extend(waiting.pop_front());
+    }
+    proto::WorkerFrame { commands }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, OwnedPermit};
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
@@ -91,6 +91,7 @@ impl<H: Handler> Shell<H> {
                 .next_timeout()
                 .map(|t| self.origin + Duration::from_millis(t));
             let draining = self.machine.is_draining();
+            let waiting = self.session.as_ref().and_then(Session::waiting);
             tokio::select! {
                 heard = next_on_session(&mut self.session) => {
                     if let Err(e) = self.on_session(heard, &mut out) {
@@ -104,6 +105,7 @@ impl<H: Handler> Shell<H> {
                         self.on_note(note, &mut out);
                     }
                 }
+                permit = session::room(waiting) => self.send_waiting(permit, &mut out),
                 _ = sleep_until(deadline) => {
                     let now = self.now();
                     self.machine.on_timer(now, &mut out);
@@ -235,27 +237,42 @@ impl<H: Handler> Shell<H> {
         }
     }
 
-    /// Sends commands in frames under the coordinator's size limit.
+    /// Sends commands in frames under the coordinator's size limit, in order behind any
+    /// still waiting for the transport.
     fn send(&mut self, commands: Vec<proto::WorkerCommand>, out: &mut Vec<Output>) {
         if commands.is_empty() {
             return;
         }
-        let Some(session) = &self.session else {
+        let limit = self.frame_limit();
+        let Some(session) = &mut self.session else {
             return;
         };
-        let limit = usize::try_from(self.frame_bytes).unwrap_or(usize::MAX);
-        for frame in split_frames(commands, limit) {
-            if let Err(e) = session.out.try_send(frame) {
-                let why = match e {
-                    mpsc::error::TrySendError::Full(_) => format!(
-                        "the coordinator did not read {} frames in a row",
-                        session::FRAMES_AHEAD
-                    ),
-                    mpsc::error::TrySendError::Closed(_) => "the session's sender closed".into(),
-                };
-                return self.lost(&why, out);
-            }
+        if session.send(commands, limit).is_err() {
+            self.lost("the session's sender closed", out);
         }
+    }
+
+    /// The transport has room for `permit`'s frame: sends what waits for it.
+    fn send_waiting(
+        &mut self,
+        permit: Option<OwnedPermit<proto::WorkerFrame>>,
+        out: &mut Vec<Output>,
+    ) {
+        let limit = self.frame_limit();
+        let Some(session) = &mut self.session else {
+            return;
+        };
+        let sent = match permit {
+            Some(permit) => session.send_with(permit, limit),
+            None => Err(session::Closed),
+        };
+        if sent.is_err() {
+            self.lost("the session's sender closed", out);
+        }
+    }
+
+    fn frame_limit(&self) -> usize {
+        usize::try_from(self.frame_bytes).unwrap_or(usize::MAX)
     }
 
     /// Starts opening a session with the registration queued on it; the loop hears

@@ -48,6 +48,20 @@ impl Raw {
         Ok(raw)
     }
 
+    /// Opens a session registering instance `instance` of `worker`, and checks it was
+    /// registered.
+    pub(crate) async fn registered(workers: &mut Workers, worker: &str, instance: u64) -> Raw {
+        let mut raw = Raw::open(workers, vec![register(worker, instance)])
+            .await
+            .expect("the session opens");
+        let reply = raw.reply(1).await;
+        assert!(
+            matches!(reply, Ok(reply::Result::Registered(_))),
+            "{worker} was not registered: {reply:?}"
+        );
+        raw
+    }
+
     /// Sends `commands` as one frame; the seq of the last.
     pub(crate) fn send(&mut self, commands: Vec<Command>) -> u64 {
         let commands = commands
