@@ -75,6 +75,8 @@ pub(crate) struct Coordinator {
     in_flight: Option<SimBatch>,
     /// Waiting for a rebuild from the log after a failed append.
     rebuilding: bool,
+    /// When the pipeline's pause after a rebuild ends.
+    paused_until: Option<Time>,
     durable: Option<Durable>,
     /// How long an append takes before its fsync.
     append_ms: u64,
@@ -153,6 +155,7 @@ impl Coordinator {
             settings,
             in_flight: None,
             rebuilding: false,
+            paused_until: None,
             durable,
             append_ms,
             hook,
@@ -172,12 +175,26 @@ impl Coordinator {
 
     /// When the coordinator's timer must next fire: not while it is down or rebuilding,
     /// nor while a tick or requests already wait in the pipeline (it applies them as
-    /// soon as it takes more, and the timer is asked again after).
+    /// soon as it takes more, and the timer is asked again after); at the end of a
+    /// pause after a rebuild.
     pub(crate) fn next_wakeup(&self) -> Option<Time> {
         if !self.up || self.rebuilding || self.pipeline.has_work() {
             return None;
         }
-        self.engine.next_wakeup()
+        self.paused_until.or_else(|| self.engine.next_wakeup())
+    }
+
+    /// When the pause after a rebuild ends, while one lasts.
+    pub(crate) fn paused_until(&self) -> Option<Time> {
+        self.paused_until
+    }
+
+    /// Ends the pause after a rebuild once it is over at `now`.
+    fn unpause(&mut self, now: Time) {
+        if self.paused_until.is_some_and(|until| until <= now) {
+            self.paused_until = None;
+            self.pipeline.unpause();
+        }
     }
 
     /// Log position up to which inputs are durable: outputs beyond it must not leave.
@@ -197,6 +214,7 @@ impl Coordinator {
         if !self.up {
             return Ok(Vec::new());
         }
+        self.unpause(now);
         if self.engine.next_wakeup().is_some_and(|w| w <= now) {
             self.pipeline.tick();
         }
@@ -214,7 +232,11 @@ impl Coordinator {
         now: Time,
         rng: &mut SimRng,
     ) -> Result<Vec<Commit>, CheckFailure> {
-        if !self.up || self.engine.next_wakeup().is_none_or(|w| w > now) {
+        if !self.up {
+            return Ok(Vec::new());
+        }
+        self.unpause(now);
+        if self.engine.next_wakeup().is_none_or(|w| w > now) {
             return Ok(Vec::new());
         }
         self.pipeline.tick();
@@ -277,6 +299,7 @@ impl Coordinator {
                 }
                 Action::Refuse(r) => refused += r.waiters.len(),
                 Action::Rebuild(_) => self.rebuilding = true,
+                Action::Pause { ms, .. } => self.paused_until = Some(now.saturating_add(ms)),
                 // The simulated engine does not panic: a panic fails the run.
                 Action::Panicked(_) => {}
             }
@@ -355,6 +378,7 @@ impl Coordinator {
         self.up = false;
         self.in_flight = None;
         self.rebuilding = false;
+        self.paused_until = None;
         if let Some(durable) = &mut self.durable {
             durable.in_flight.clear();
             durable.storage.crash();
@@ -416,8 +440,14 @@ impl Coordinator {
         let engine = durable.replay(now, read, hook)?;
         durable.storage.drop_torn_tail(torn_bytes);
         self.engine = engine;
+        self.paused_until = None;
         if self.up {
             self.pipeline.rebuilt(position);
+            while let Some(action) = self.pipeline.next_action() {
+                if let Action::Pause { ms, .. } = action {
+                    self.paused_until = Some(now.saturating_add(ms));
+                }
+            }
         } else {
             self.pipeline = Pipeline::new(self.settings, position);
         }

@@ -535,6 +535,10 @@ impl<'a> World<'a> {
             Ok(Recovery::Refused(c)) => format!("recovery refused: {c}"),
             Err(f) => format!("recovery failed: {}", f.detail),
         };
+        let what = match self.coordinator.paused_until() {
+            Some(until) => format!("{what}; inputs refused until {until}"),
+            None => what,
+        };
         self.mark("coordinator", what.clone());
         self.tick_at = None;
         match result {

@@ -13,7 +13,6 @@ use crate::error::{CoordinatorError, Deposed};
 use crate::fault::StoreFault;
 use crate::leadership::{Leadership, Status};
 use crate::metrics::OpenOffers;
-use crate::rebuild::Pause;
 use crate::snapshot::SnapshotInFlight;
 use crate::term::Term;
 use keel_log::{Log, LogError};
@@ -57,7 +56,8 @@ pub(crate) struct Serving {
     pub offers: OpenOffers,
     /// Asked to shut down: Some(None) when every handle is gone.
     pub shutdown: Option<Option<ShutdownTx>>,
-    pub pause: Pause,
+    /// When the pause after a rebuild ends, while the machine pauses.
+    pub paused_until: Option<tokio::time::Instant>,
     pub snapshot: Option<SnapshotInFlight>,
     /// A wakeup no later than the last tick would make the task tick without pause;
     /// the engine consumes due timers on a tick, so this only guards against a bug.
@@ -83,7 +83,7 @@ impl Serving {
             },
             offers: OpenOffers::default(),
             shutdown: None,
-            pause: Pause::default(),
+            paused_until: None,
             snapshot: None,
             last_tick: None,
             failure: None,
@@ -178,14 +178,16 @@ impl<L: Log + 'static> EngineTask<L> {
     /// Sleeps until something needs the engine task.
     pub(crate) async fn next_wake(&mut self, term: &Term, serving: &mut Serving) -> Wake {
         let taking = serving.shutdown.is_none() && serving.pipeline.machine.taking();
-        let paused = serving.pause.active();
+        let paused = serving.pipeline.machine.is_paused();
         let wakeup = match (term.engine.next_wakeup(), serving.last_tick) {
             (Some(at), Some(tick)) if at <= tick => Some(tick + 1),
             (wakeup, _) => wakeup,
         };
         let clock = self.clock.clone();
         let renewing = serving.renewing();
-        let pause_end = serving.pause.until();
+        let pause_end = serving
+            .paused_until
+            .unwrap_or_else(tokio::time::Instant::now);
         tokio::select! {
             biased;
             _ = serving.status.changed() => Wake::LeadershipChanged,
@@ -210,19 +212,6 @@ impl<L: Log + 'static> EngineTask<L> {
             }
         }
         if !machine.has_work() {
-            return None;
-        }
-        if serving.pause.active() {
-            let partition = self.settings.partition;
-            for request in machine.take_queued() {
-                match request {
-                    Request::Input { waiter, .. } | Request::Group { waiter, .. } => {
-                        waiter.refuse(serving.pause.refusal(partition))
-                    }
-                    // Nothing of the batch reached the engine: the reads may still run.
-                    Request::Read(read) => read(&term.engine),
-                }
-            }
             return None;
         }
         let leadership = self.shared.leadership.clone();
@@ -271,6 +260,10 @@ impl<L: Log + 'static> EngineTask<L> {
                 }
                 Action::Refuse(refused) => self.refuse(term, serving, refused),
                 Action::Rebuild(_) => next = Some(Next::Rebuild),
+                Action::Pause { ms, .. } => {
+                    let until = tokio::time::Instant::now() + std::time::Duration::from_millis(ms);
+                    serving.paused_until = Some(until);
+                }
                 Action::Panicked(batch) => {
                     next = Some(Next::Panicked(Box::new(Applied {
                         batch,
@@ -313,6 +306,11 @@ impl<L: Log + 'static> EngineTask<L> {
                 fault,
                 message: format!("rebuilding from the log after a failed append: {message}"),
             },
+            Refusal::Paused(_) => CoordinatorError::Unavailable {
+                partition,
+                fault,
+                message: format!("the last append failed: {message}"),
+            },
             Refusal::NotLeader {
                 fenced_by: Some(current),
             } => CoordinatorError::NotLeader {
@@ -351,7 +349,6 @@ impl<L: Log + 'static> EngineTask<L> {
         match done {
             Ok(appended) => {
                 self.release(term, serving, flight, appended);
-                serving.pause.succeeded();
                 None
             }
             Err(LogError::Fenced { current, .. }) => {

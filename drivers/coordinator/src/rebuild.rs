@@ -7,9 +7,9 @@
 //! stands by to take the partition back once the log answers again.
 //!
 //! A log that can be read but not written (a full disk) would fail every batch and
-//! cost a rebuild each: after a rebuild, inputs are refused without being applied for
-//! a pause that doubles with every failure in a row (up to five seconds), so the
-//! coordinator probes the log with one batch per pause.
+//! cost a rebuild each: after a rebuild, the commit machine refuses inputs without
+//! applying them for a pause that doubles with every failure in a row (up to five
+//! seconds), so the coordinator probes the log with one batch per pause.
 
 use crate::engine_task::{EngineTask, Waited};
 use crate::error::CoordinatorError;
@@ -17,65 +17,11 @@ use crate::fault::StoreFault;
 use crate::pipeline::Serving;
 use crate::term::{needs_operator, recover_engine, Term};
 use crate::Ended;
-use keel_log::{Log, LogError, Partition};
+use keel_log::{Log, LogError};
 use std::time::Duration;
-use tokio::time::Instant;
 
-const PAUSE_MIN: Duration = Duration::from_millis(100);
-const PAUSE_MAX: Duration = Duration::from_secs(5);
 const RETRY_MIN: Duration = Duration::from_millis(50);
 const RETRY_MAX: Duration = Duration::from_secs(2);
-
-/// Inputs are refused until `until` after a failed append.
-pub(crate) struct Pause {
-    until: Option<Instant>,
-    next: Duration,
-    fault: StoreFault,
-    message: String,
-}
-
-impl Default for Pause {
-    fn default() -> Pause {
-        Pause {
-            until: None,
-            next: PAUSE_MIN,
-            fault: StoreFault::Failed,
-            message: String::new(),
-        }
-    }
-}
-
-impl Pause {
-    pub(crate) fn active(&self) -> bool {
-        self.until.is_some_and(|until| Instant::now() < until)
-    }
-
-    pub(crate) fn until(&self) -> Instant {
-        self.until.unwrap_or_else(Instant::now)
-    }
-
-    /// An append failed: refuse inputs for a while, longer each time in a row.
-    pub(crate) fn failed(&mut self, fault: StoreFault, message: String) {
-        self.until = Some(Instant::now() + self.next);
-        self.next = (self.next * 2).min(PAUSE_MAX);
-        self.fault = fault;
-        self.message = message;
-    }
-
-    /// An append succeeded: the log takes writes again.
-    pub(crate) fn succeeded(&mut self) {
-        self.until = None;
-        self.next = PAUSE_MIN;
-    }
-
-    pub(crate) fn refusal(&self, partition: Partition) -> CoordinatorError {
-        CoordinatorError::Unavailable {
-            partition,
-            fault: self.fault,
-            message: format!("the last append failed: {}", self.message),
-        }
-    }
-}
 
 impl<L: Log + 'static> EngineTask<L> {
     /// Rebuilds the engine from the log after a failed append (the machine has refused
@@ -91,7 +37,6 @@ impl<L: Log + 'static> EngineTask<L> {
         let fault = StoreFault::of(&error);
         let message = error.to_string();
         tracing::error!(partition, %fault, error = %error, "append failed; rebuilding the engine from the log");
-        serving.pause.failed(fault, message.clone());
         serving.offers = Default::default();
         self.shared.metrics().append_failures += 1;
         let mut retry = RETRY_MIN;
@@ -108,6 +53,7 @@ impl<L: Log + 'static> EngineTask<L> {
                     tracing::info!(partition, next = recovered.next, "rebuilt from the log");
                     term.rebuilt(recovered);
                     serving.pipeline.machine.rebuilt(term.next);
+                    self.act(term, serving);
                     let mut metrics = self.shared.metrics();
                     metrics.log_end = term.next;
                     metrics.queued = term.engine.queued();

@@ -224,7 +224,12 @@ impl<L: Log + 'static> EngineTask<L> {
                 }
                 None
             }
-            Wake::Renewal | Wake::Unpaused | Wake::Timer(None) => None,
+            Wake::Unpaused => {
+                serving.pipeline.machine.unpause();
+                serving.paused_until = None;
+                None
+            }
+            Wake::Renewal | Wake::Timer(None) => None,
             Wake::Durable(done) => self.durable(term, serving, done).await,
             Wake::Snapshot(stored) => self.snapshot_stored(term, stored),
             Wake::Command(None) => {

@@ -215,6 +215,8 @@ pub enum Refusal {
     Unrecorded(Fault),
     /// The engine is being rebuilt from the log after a failed append.
     Unavailable(Fault),
+    /// Rebuilt after a failed append, and pausing before the log is tried again.
+    Paused(Fault),
     /// Leadership was lost (fenced at this epoch when known).
     NotLeader {
         /// The epoch that fenced the append, if one did.

@@ -11,7 +11,9 @@
 //!
 //! A failed append refuses its batch (it may or may not be in the log), the batch
 //! behind it (nothing of it was recorded) and everything queued, and asks for the
-//! engine to be rebuilt from the log: the engine ran ahead of it. Lost leadership or a
+//! engine to be rebuilt from the log: the engine ran ahead of it. After the rebuild,
+//! inputs are refused for a pause that doubles with every failure in a row, so a log
+//! that takes no writes is probed with one batch per pause. Lost leadership or a
 //! stop refuses what has not gone to the log; the batch being appended is answered by
 //! how its append ends, since the log may well hold it.
 //!
@@ -29,7 +31,7 @@ mod tests;
 
 pub use batch::{AppendResult, Applied, Batch, Fault, Refusal, Refused, Released, Reply, Request};
 pub use coalesce::{Answer, Coalescer, Sender};
-pub use pipeline::{Action, Pipeline, Settings};
+pub use pipeline::{Action, Pipeline, Settings, PAUSE_MAX_MS, PAUSE_MIN_MS};
 
 use keel_engine::{Input, Outputs, Time};
 

@@ -20,6 +20,16 @@ pub enum Action<W, R, E> {
     /// An append failed and the engine holds inputs the log may not: rebuild it from
     /// the log, then call [`Pipeline::rebuilt`]. Requests are refused meanwhile.
     Rebuild(Fault),
+    /// Rebuilt: call [`Pipeline::unpause`] after `ms`. Inputs are refused until then
+    /// (reads are served), so a log that can be read but not written (a full disk) is
+    /// probed with one batch per pause instead of costing a rebuild per batch.
+    Pause {
+        /// What failed.
+        fault: Fault,
+        /// How long to pause: 100 ms after the first failure, doubling with every
+        /// failure in a row up to 5 s, and back to 100 ms once an append is durable.
+        ms: u64,
+    },
     /// The engine panicked on the batch's last entry: discard the engine. The machine
     /// has stopped; the batch is the caller's to record and refuse.
     Panicked(Batch<W, R, E>),
@@ -34,10 +44,16 @@ pub struct Settings {
     pub liveness_timeout_ms: u64,
 }
 
+/// The first pause after a rebuild.
+pub const PAUSE_MIN_MS: u64 = 100;
+/// The longest pause after a rebuild.
+pub const PAUSE_MAX_MS: u64 = 5_000;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Serving,
     Rebuilding(Fault),
+    Paused(Fault),
     Stopped(Refusal),
 }
 
@@ -63,6 +79,8 @@ pub struct Pipeline<W, R, E> {
     applied_end: u64,
     next_id: u64,
     state: State,
+    /// The pause after the next rebuild.
+    pause_ms: u64,
     hold_appends: bool,
     hold_applies: bool,
     actions: VecDeque<Action<W, R, E>>,
@@ -83,6 +101,7 @@ impl<W, R, E> Pipeline<W, R, E> {
             applied_end: end,
             next_id: 1,
             state: State::Serving,
+            pause_ms: PAUSE_MIN_MS,
             hold_appends: false,
             hold_applies: false,
             actions: VecDeque::new(),
@@ -94,13 +113,20 @@ impl<W, R, E> Pipeline<W, R, E> {
         self.actions.pop_front()
     }
 
-    /// A request arrived. Refused at once unless serving.
+    /// A request arrived. Refused at once unless serving (reads are served while
+    /// paused).
     pub fn push(&mut self, request: Request<W, R>) {
+        let read = matches!(request, Request::Read(_));
         match self.state {
             State::Serving => {
                 self.queued_inputs += request.inputs();
                 self.queue.push_back(request);
             }
+            State::Paused(_) if read => {
+                self.queued_inputs += request.inputs();
+                self.queue.push_back(request);
+            }
+            State::Paused(fault) => self.refuse([request], Refusal::Paused(fault)),
             State::Rebuilding(fault) => self.refuse([request], Refusal::Unavailable(fault)),
             State::Stopped(refusal) => self.refuse([request], refusal),
         }
@@ -127,7 +153,7 @@ impl<W, R, E> Pipeline<W, R, E> {
     /// the batch being appended has reads (they must see exactly its state), and not
     /// while applies are held.
     pub fn taking(&self) -> bool {
-        self.state == State::Serving
+        matches!(self.state, State::Serving | State::Paused(_))
             && self.waiting.is_none()
             && !self.flight.as_ref().is_some_and(|f| f.has_reads)
             && !self.hold_applies
@@ -190,6 +216,7 @@ impl<W, R, E> Pipeline<W, R, E> {
         match result {
             AppendResult::Durable => {
                 self.durable_end = batch.first + batch.entry_count;
+                self.pause_ms = PAUSE_MIN_MS;
                 self.actions
                     .push_back(Action::Release(batch.into_released()));
                 self.advance();
@@ -217,14 +244,30 @@ impl<W, R, E> Pipeline<W, R, E> {
         }
     }
 
-    /// The engine was rebuilt from the log, which ends at `end`; serving resumes.
+    /// The engine was rebuilt from the log, which ends at `end`; serving resumes after
+    /// a pause ([`Action::Pause`]).
     pub fn rebuilt(&mut self, end: u64) {
-        if let State::Rebuilding(_) = self.state {
-            self.state = State::Serving;
+        if let State::Rebuilding(fault) = self.state {
+            self.state = State::Paused(fault);
+            let ms = self.pause_ms;
+            self.pause_ms = ms.saturating_mul(2).min(PAUSE_MAX_MS);
+            self.actions.push_back(Action::Pause { fault, ms });
         }
         self.durable_end = end;
         self.applied_end = end;
         self.coalescer = Coalescer::new(self.settings.liveness_timeout_ms);
+    }
+
+    /// The pause after a rebuild is over: inputs are taken again.
+    pub fn unpause(&mut self) {
+        if let State::Paused(_) = self.state {
+            self.state = State::Serving;
+        }
+    }
+
+    /// Whether inputs are refused for a pause after a rebuild.
+    pub fn is_paused(&self) -> bool {
+        matches!(self.state, State::Paused(_))
     }
 
     /// Serving stops (leadership lost, or shutting down): what has not gone to the log

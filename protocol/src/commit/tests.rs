@@ -91,6 +91,7 @@ fn summary(p: &mut P) -> Vec<String> {
             Action::Release(r) => format!("release {:?} reads {:?}", released_waiters(&r), r.reads),
             Action::Refuse(r) => format!("refuse {:?} {:?} {:?}", r.waiters, r.reads, r.refusal),
             Action::Rebuild(f) => format!("rebuild {f:?}"),
+            Action::Pause { fault, ms } => format!("pause {ms} ms {fault:?}"),
             Action::Panicked(b) => format!("panicked {}", b.len()),
         })
         .collect()
@@ -208,6 +209,8 @@ fn a_failed_append_releases_nothing_and_refuses_by_what_was_recorded() {
     assert_eq!(summary(&mut p), ["refuse [4] [] Unavailable(NoSpace)"]);
     assert!(p.is_empty());
     p.rebuilt(0);
+    assert_eq!(summary(&mut p), ["pause 100 ms NoSpace"]);
+    p.unpause();
     one(&mut p, 5, "e");
     p.apply(&mut e);
     let batch = appended(&mut p);
@@ -351,4 +354,61 @@ fn an_engine_panic_stops_the_pipeline_with_the_panicking_entry_last() {
     assert!(e.engine.job_by_name("c").is_none());
     one(&mut p, 4, "d");
     assert_eq!(summary(&mut p), ["refuse [4] [] Stopped"]);
+}
+
+#[test]
+fn after_a_rebuild_inputs_wait_out_a_pause_that_doubles_with_each_failure_in_a_row() {
+    let (mut p, mut e) = (pipeline(10), engined());
+    let mut pauses = Vec::new();
+    for waiter in 0..8 {
+        one(&mut p, waiter, "a");
+        p.apply(&mut e);
+        let batch = appended(&mut p);
+        p.append_done(batch, AppendResult::Failed(Fault::NoSpace));
+        let _ = summary(&mut p);
+        p.rebuilt(0);
+        assert!(p.is_paused());
+        // Paused: an input is refused at once, a read is served from the rebuilt state.
+        one(&mut p, 100 + waiter, "b");
+        p.push(Request::Read("r"));
+        p.apply(&mut e);
+        let seen = summary(&mut p);
+        let pause = &seen[0];
+        pauses.push(pause.clone());
+        assert_eq!(
+            &seen[1..],
+            [
+                format!("refuse [{}] [] Paused(NoSpace)", 100 + waiter),
+                "release [] reads [\"r\"]".to_string(),
+            ]
+        );
+        p.unpause();
+        assert!(!p.is_paused());
+    }
+    assert_eq!(
+        pauses,
+        [
+            "pause 100 ms NoSpace",
+            "pause 200 ms NoSpace",
+            "pause 400 ms NoSpace",
+            "pause 800 ms NoSpace",
+            "pause 1600 ms NoSpace",
+            "pause 3200 ms NoSpace",
+            "pause 5000 ms NoSpace",
+            "pause 5000 ms NoSpace",
+        ]
+    );
+    // A durable append starts the count again.
+    one(&mut p, 50, "c");
+    p.apply(&mut e);
+    let batch = appended(&mut p);
+    p.append_done(batch, AppendResult::Durable);
+    let _ = summary(&mut p);
+    one(&mut p, 51, "d");
+    p.apply(&mut e);
+    let batch = appended(&mut p);
+    p.append_done(batch, AppendResult::Failed(Fault::NoSpace));
+    let _ = summary(&mut p);
+    p.rebuilt(0);
+    assert_eq!(summary(&mut p), ["pause 100 ms NoSpace"]);
 }

@@ -103,8 +103,25 @@ fn a_failed_append_releases_nothing_refuses_meanwhile_and_rebuilds_before_it() {
     assert!(c.engine.job_by_name("c").is_none());
     assert!(c.engine.job_by_name("d").is_none());
     assert!(c.engine.job_by_name("b").is_some());
-    let (_, append) = started(&deliver(&mut c, 10, "e", &mut rng));
-    let commits = c.complete_append(10, append, &mut rng).unwrap();
+    // After the rebuild, inputs are refused for the pipeline's first pause.
+    assert_eq!(
+        c.paused_until(),
+        Some(9 + keel_protocol::commit::PAUSE_MIN_MS)
+    );
+    assert_eq!(
+        c.next_wakeup(),
+        c.paused_until(),
+        "woken when the pause ends"
+    );
+    assert!(
+        deliver(&mut c, 10, "paused", &mut rng).is_empty(),
+        "refused while paused"
+    );
+    assert!(c.engine.job_by_name("paused").is_none());
+    let at = 9 + keel_protocol::commit::PAUSE_MIN_MS;
+    let (_, append) = started(&deliver(&mut c, at, "e", &mut rng));
+    assert_eq!(c.paused_until(), None);
+    let commits = c.complete_append(at, append, &mut rng).unwrap();
     assert_eq!(
         released(&commits),
         [3],

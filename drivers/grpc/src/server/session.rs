@@ -15,7 +15,7 @@
 //! same worker took its effects or this one fell too far behind on them. A session's
 //! frames are read no faster than `max_session_commands_per_sec` commands per second.
 
-use super::outbound::{self, End, Queue};
+use super::outbound::{self, End, Queue, Room};
 use super::rate::RateLimit;
 use super::session_commands::{run_group, Offers};
 use super::slots::Slot;
@@ -299,15 +299,8 @@ impl SessionTask {
                 let n = queued.len().min(cap - commands_in_flight);
                 let group: Vec<_> = queued.drain(..n).collect();
                 commands_in_flight += n;
-                let (shared, who, offers, queue) =
-                    (&self.shared, &self.who, &self.offers, &self.queue);
-                in_flight.push(async move {
-                    let Some(room) = queue.reply_room(n).await else {
-                        return (n, Ok(None));
-                    };
-                    let replies = run_group(shared, who, group, offers).await;
-                    (n, replies.map(|replies| Some((room, replies))))
-                });
+                let task = &self;
+                in_flight.push(async move { (n, task.run_paced(group).await) });
             }
             if !open && queued.is_empty() && in_flight.is_empty() {
                 break;
@@ -352,6 +345,21 @@ impl SessionTask {
             }
         }
         self.end.end(closing);
+    }
+}
+
+impl SessionTask {
+    /// Runs `group` once its replies have room; `None` when the worker stopped reading
+    /// (the session was ended).
+    async fn run_paced(
+        &self,
+        group: Vec<proto::WorkerCommand>,
+    ) -> Result<Option<(Room, Vec<CoordinatorEvent>)>, Status> {
+        let Some(room) = self.queue.reply_room(group.len()).await else {
+            return Ok(None);
+        };
+        let replies = run_group(&self.shared, &self.who, group, &self.offers).await;
+        replies.map(|replies| Some((room, replies)))
     }
 }
 
