@@ -1,6 +1,7 @@
 //! Everything that can change the engine's state. Each input is logged by the driver
 //! before its outputs are released, so replaying the log rebuilds the state exactly.
 
+use crate::config::Config;
 use crate::ids::{Fence, GrantId, InstanceId, JobId, TaskId, WorkerId};
 use crate::spec::{JobSpec, Payload};
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,11 @@ pub enum Input {
         /// What it asks.
         command: WorkerCommand,
     },
+    /// The operator's configuration replaces the engine's (timeouts, caps, weights,
+    /// limits), from now on. Logged like any input, so a restart replays the change
+    /// and a snapshot holds the configuration in force; refused (and nothing changed)
+    /// if a field is below its floor.
+    Configure(Box<Config>),
 }
 
 /// What a client may ask of the engine.

@@ -163,11 +163,18 @@ fn check_tenants(state: &State, per_tenant: &BTreeMap<u32, u32>) -> Result<(), V
         if let Some(cap) = load.cap {
             ensure!(
                 ConcurrencyCap,
-                load.active <= cap,
-                "tenant {name} has {} active tasks over its cap {cap}",
-                load.active
+                load.active <= cap.saturating_add(load.over_cap),
+                "tenant {name} has {} active tasks over its cap {cap} (+{} from before it was lowered)",
+                load.active,
+                load.over_cap
             );
         }
+        ensure!(
+            ConcurrencyCap,
+            load.over_cap <= load.active.saturating_sub(load.cap.unwrap_or(u32::MAX)),
+            "tenant {name} keeps {} tasks over a cap it is not over",
+            load.over_cap
+        );
     }
     Ok(())
 }

@@ -22,6 +22,7 @@
 mod blacklist;
 mod budget;
 mod config;
+mod configure;
 mod counts;
 mod dag;
 mod dataflow;
@@ -156,6 +157,7 @@ impl Engine {
                 instance,
                 command,
             } => Some(worker::handle(state, worker, instance, command)),
+            Input::Configure(config) => Some(configure::configure(state, *config)),
         };
         dispatch::run(state);
         Outputs {

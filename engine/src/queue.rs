@@ -95,9 +95,12 @@ pub(crate) fn take_slot(state: &mut State, q: QueueKey, job_id: JobId) {
 
 /// A task stopped holding a grant or lease: free the slot and let parked tasks in.
 pub(crate) fn release_slot(state: &mut State, job_id: JobId, tenant: u32) {
-    let slots = &mut state.tenants[tenant as usize].active;
-    assert!(*slots > 0, "tenant {tenant} frees a slot it holds");
-    *slots -= 1;
+    let load = &mut state.tenants[tenant as usize];
+    assert!(load.active > 0, "tenant {tenant} frees a slot it holds");
+    load.active -= 1;
+    if let Some(cap) = load.cap {
+        load.over_cap = load.over_cap.min(load.active.saturating_sub(cap));
+    }
     state.dispatch_dirty = true;
     let job = state
         .jobs

@@ -195,6 +195,14 @@ pub enum Rejection {
         /// The limit's configured value.
         max: u64,
     },
+    /// A new configuration is refused: a field is below its floor.
+    #[error("configuration refused: {field}: {problem}")]
+    InvalidConfig {
+        /// The field as spelled in `Config`, nested ones dotted.
+        field: String,
+        /// What is wrong with it.
+        problem: String,
+    },
 }
 
 impl Rejection {
@@ -223,11 +231,12 @@ impl Rejection {
             Rejection::TooLarge { .. } => "too_large",
             Rejection::LimitReached { .. } => "limit_reached",
             Rejection::OutputOverLimit { .. } => "output_over_limit",
+            Rejection::InvalidConfig { .. } => "invalid_config",
         }
     }
 
     /// Every code [`Rejection::code`] returns, in declaration order.
-    pub const CODES: [&'static str; 22] = [
+    pub const CODES: [&'static str; 23] = [
         "invalid_job",
         "job_name_conflict",
         "tenant_job_limit",
@@ -250,6 +259,7 @@ impl Rejection {
         "too_large",
         "limit_reached",
         "output_over_limit",
+        "invalid_config",
     ];
 
     /// Whether the same command may succeed later without being changed.
@@ -526,6 +536,10 @@ mod tests {
                 limit: text(),
                 bytes: 2,
                 max: 1,
+            },
+            Rejection::InvalidConfig {
+                field: text(),
+                problem: text(),
             },
         ];
         let codes: Vec<&str> = every.iter().map(Rejection::code).collect();

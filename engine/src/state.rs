@@ -76,12 +76,17 @@ pub(crate) struct State {
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct TenantLoad {
-    /// Invariant: the tenant's tasks that are `Offered` or `Running`, at most `cap`.
+    /// Invariant: the tenant's tasks that are `Offered` or `Running`, at most `cap`
+    /// plus `over_cap`.
     pub active: u32,
     /// Invariant: the tenant's jobs without an end.
     pub jobs_in_flight: u32,
-    /// Copied from the tenant policy when the tenant is first seen.
+    /// Copied from the tenant policy when the tenant is first seen, and when a new
+    /// configuration is applied.
     pub cap: Option<u32>,
+    /// Tasks a lowered cap found active beyond it: they finish, and no grant is made
+    /// for the tenant until it is under its cap. Invariant: at most `active - cap`.
+    pub over_cap: u32,
     /// Share of dispatch among tenants. Invariant: not 0.
     pub weight: u32,
 }
@@ -393,6 +398,7 @@ impl State {
                 jobs_in_flight: 0,
                 cap: policy.cap(name),
                 weight: policy.weight(name),
+                over_cap: 0,
             };
         }
         id

@@ -10,6 +10,7 @@ use keel_engine::{
 pub(crate) fn command(input: &Input) -> (String, bool) {
     match input {
         Input::Tick => ("tick".into(), true),
+        Input::Configure(_) => ("configure".into(), false),
         Input::Client(ClientCommand::SubmitJob(spec)) => (
             format!("submit {} ({} tasks)", spec.name, spec.tasks.len()),
             false,

@@ -207,6 +207,7 @@ pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
 fn describe(input: &Input) -> String {
     match input {
         Input::Tick => "a timer tick".to_owned(),
+        Input::Configure(_) => "a new configuration".to_owned(),
         Input::Client(ClientCommand::SubmitJob(spec)) => {
             format!("a submission of {} tasks", spec.tasks.len())
         }

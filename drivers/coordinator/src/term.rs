@@ -5,13 +5,14 @@
 //! group-commits them, releasing their outputs once durable (`pipeline`). A failed
 //! append does not end the term: the engine is rebuilt from the log (`rebuild`).
 
+use crate::batch::{Request, Waiter};
 use crate::engine_task::{Ended, EngineTask, Settings};
 use crate::error::{CoordinatorError, Deposed};
 use crate::io::run_io;
 use crate::leadership::{spawn_renewal, Leadership, Renewal, Status, Stop};
 use crate::pipeline::{Serving, Wake};
 use crate::recovery;
-use keel_engine::Engine;
+use keel_engine::{Engine, Input};
 use keel_log::{Epoch, Log, LogError, Offset, Recovered};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -146,6 +147,11 @@ impl<L: Log + 'static> EngineTask<L> {
             metrics.queued = term.engine.queued();
         }
         let mut serving = Serving::new(&leadership, &term, self.settings.max_batch);
+        if let Some(ended) = self.configure(&mut term, &mut serving).await {
+            self.shared.metrics().leader = false;
+            self.shared.routes.close();
+            return ended;
+        }
         let ended = loop {
             if let Some(ended) = self.housekeep(&mut term, &mut serving).await {
                 break ended;
@@ -158,6 +164,38 @@ impl<L: Log + 'static> EngineTask<L> {
         self.shared.metrics().leader = false;
         // Sessions end so their workers reconnect to whoever leads next.
         self.shared.routes.close();
+        ended
+    }
+
+    /// Applies this coordinator's engine configuration as the term's first input when
+    /// the log's differs (a restart with new flags, a takeover by a server configured
+    /// otherwise): the engine's configuration lives in its state and snapshots, so only
+    /// a logged change reaches a replay that starts from a snapshot.
+    async fn configure(&mut self, term: &mut Term, serving: &mut Serving) -> Option<Ended> {
+        let wanted = &self.settings.engine;
+        if term.engine.config() == wanted {
+            return None;
+        }
+        tracing::info!(
+            partition = self.settings.partition,
+            "the engine configuration differs from the log's; applying this server's"
+        );
+        let (reply, answered) = tokio::sync::oneshot::channel();
+        let input = Input::Configure(Box::new(wanted.clone()));
+        serving.pipeline.machine.push(Request::Input {
+            input,
+            waiter: Waiter::One(reply),
+        });
+        let ended = self.apply(term, serving).await;
+        tokio::spawn(async move {
+            match answered.await {
+                Ok(Ok(Some(Err(refusal)))) => {
+                    tracing::error!(%refusal, "the engine refused this server's configuration")
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "the new configuration was not applied"),
+                _ => {}
+            }
+        });
         ended
     }
 

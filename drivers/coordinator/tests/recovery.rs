@@ -4,7 +4,7 @@
 
 mod support;
 
-use keel_coordinator::{CoordinatorConfig, CoordinatorError, SystemClock};
+use keel_coordinator::{CoordinatorConfig, CoordinatorError, ManualClock, SystemClock};
 use keel_engine::{Accepted, TaskStatus, WorkerCommand};
 use keel_log::{Log, MemoryLog, RedbLog};
 use std::sync::Arc;
@@ -70,8 +70,13 @@ async fn a_restart_recovers_the_digest_of_the_last_durable_entry() {
     }
 }
 
-#[tokio::test]
-async fn snapshots_trim_the_log_and_a_restart_replays_only_the_tail() {
+/// A coordinator snapshotting every 4 entries that has taken ten submissions.
+async fn ten_jobs() -> (
+    Arc<MemoryLog>,
+    Arc<ManualClock>,
+    CoordinatorConfig,
+    keel_coordinator::Handle,
+) {
     let log = Arc::new(MemoryLog::new());
     let clock = manual_clock();
     let config = CoordinatorConfig {
@@ -83,6 +88,12 @@ async fn snapshots_trim_the_log_and_a_restart_replays_only_the_tail() {
         clock.advance(10);
         submit(&first, &format!("job{i}"), &["t"]).await;
     }
+    (log, clock, config, first)
+}
+
+#[tokio::test]
+async fn snapshots_trim_the_log_and_a_restart_replays_only_the_tail() {
+    let (log, clock, config, first) = ten_jobs().await;
     let before = first
         .read(|e| e.digest())
         .await
@@ -153,4 +164,41 @@ async fn the_redb_log_keeps_state_across_a_restart() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(name.ok().as_deref(), Some("persisted"));
     assert_eq!(log.bounds(0).await.map(|b| b.end).ok(), Some(4));
+}
+
+#[tokio::test]
+async fn a_restart_with_a_new_engine_configuration_applies_it_over_the_snapshots() {
+    let (log, clock, config, first) = ten_jobs().await;
+    assert_eq!(first.metrics().snapshots, 2);
+    first
+        .shutdown()
+        .await
+        .unwrap_or_else(|e| panic!("shutdown: {e}"));
+
+    // The snapshot holds the old configuration; the restart's is applied and logged.
+    let old_ttl = config.engine.lease_ttl_ms;
+    let mut changed = config.clone();
+    changed.engine.lease_ttl_ms = old_ttl * 2;
+    let second = start(changed.clone(), &log, &clock).await;
+    let ttl = |handle: &keel_coordinator::Handle| {
+        let handle = handle.clone();
+        async move {
+            handle
+                .read(|e| e.config().lease_ttl_ms)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+    };
+    assert_eq!(ttl(&second).await, old_ttl * 2);
+    let end = second.metrics().log_end;
+    assert_eq!(end, 11, "the configuration is one more entry");
+    second
+        .shutdown()
+        .await
+        .unwrap_or_else(|e| panic!("shutdown: {e}"));
+
+    // Replayed, it is there again, and the same configuration logs nothing more.
+    let third = start(changed, &log, &clock).await;
+    assert_eq!(ttl(&third).await, old_ttl * 2);
+    assert_eq!(third.metrics().log_end, end);
 }

@@ -24,7 +24,8 @@ pub fn code_of(rejection: &Rejection) -> Code {
         Rejection::InvalidJob(_)
         | Rejection::InvalidWorker { .. }
         | Rejection::CapabilityToken { .. }
-        | Rejection::InvalidName { .. } => Code::InvalidArgument,
+        | Rejection::InvalidName { .. }
+        | Rejection::InvalidConfig { .. } => Code::InvalidArgument,
         Rejection::UnknownJob { .. }
         | Rejection::UnknownTask { .. }
         | Rejection::UnknownWorker { .. }

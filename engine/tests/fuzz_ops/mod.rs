@@ -201,7 +201,7 @@ pub(crate) fn config(seed: u64) -> Config {
 /// other worker command (a known, live, current instance is marked as seen first).
 fn refusal_is_pure(engine: &Engine, input: &Input) -> bool {
     match input {
-        Input::Tick | Input::Client(_) => true,
+        Input::Tick | Input::Client(_) | Input::Configure(_) => true,
         Input::Worker {
             command: WorkerCommand::Register { .. },
             ..
