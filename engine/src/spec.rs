@@ -5,8 +5,50 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Opaque task input, shared between the task and the grants that carry it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// Serialized as bytes: postcard writes the same length-prefixed bytes it writes for
+/// a sequence of `u8` (so logs and snapshots read either way), and JSON the same array
+/// of numbers, but in one copy instead of one serializer call per byte.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Payload(pub Arc<[u8]>);
+
+impl Serialize for Payload {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_bytes(PayloadVisitor)
+    }
+}
+
+struct PayloadVisitor;
+
+impl<'de> serde::de::Visitor<'de> for PayloadVisitor {
+    type Value = Payload;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("payload bytes")
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Payload, E> {
+        Ok(Payload(Arc::from(bytes)))
+    }
+
+    fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<Payload, E> {
+        Ok(Payload::from(bytes))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Payload, A::Error> {
+        let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+        while let Some(byte) = seq.next_element::<u8>()? {
+            bytes.push(byte);
+        }
+        Ok(Payload::from(bytes))
+    }
+}
 
 impl Payload {
     /// Its size in bytes, which the payload limits are measured in.
@@ -204,5 +246,27 @@ impl JobSpec {
             tasks,
             result: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod payload_tests {
+    use super::Payload;
+
+    #[test]
+    fn a_payload_encodes_as_the_sequence_of_bytes_it_always_did() {
+        let bytes: Vec<u8> = (0..=255).chain([0, 7, 255]).collect();
+        let payload = Payload::from(bytes.clone());
+        let as_bytes = postcard::to_allocvec(&payload).unwrap();
+        assert_eq!(as_bytes, postcard::to_allocvec(&bytes).unwrap());
+        let back: Payload = postcard::from_bytes(&as_bytes).unwrap();
+        assert_eq!(back, payload);
+        let json = serde_json::to_string(&payload).unwrap();
+        assert_eq!(json, serde_json::to_string(&bytes).unwrap());
+        assert_eq!(serde_json::from_str::<Payload>(&json).unwrap(), payload);
+        assert!(
+            postcard::from_bytes::<Payload>(&[5, 1, 2]).is_err(),
+            "a truncated payload"
+        );
     }
 }

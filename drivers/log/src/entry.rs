@@ -28,7 +28,10 @@ impl Entry {
 
     /// The payload to append: the version byte, then postcard.
     pub fn encode(&self) -> Vec<u8> {
-        let out = vec![ENTRY_VERSION];
+        // Sized first, so a large output is copied once rather than regrown.
+        let size = postcard::experimental::serialized_size(self).unwrap_or(0);
+        let mut out = Vec::with_capacity(1 + size);
+        out.push(ENTRY_VERSION);
         // Writing plain serde data into a Vec cannot fail.
         postcard::to_extend(self, out).unwrap_or_else(|_| vec![ENTRY_VERSION])
     }
