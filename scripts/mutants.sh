@@ -63,8 +63,14 @@ run_shard() {
     echo "shard $k/$n of $package" >&2
     # Status 2 (mutants missed) and 3 (timeouts) are reported below, not errors here.
     local status=0
+    # The engine's fault-injection hooks and the tests that use them are compiled
+    # only with its feature; without it, a mutant of a hook is never built or tested.
+    local features=()
+    if [ "$package" = keel-engine ]; then
+        features=(--features fault-injection)
+    fi
     "$tool" mutants --package "$package" --shard "$k/$n" --output "$dir" \
-        --timeout-multiplier 3 >&2 || status=$?
+        "${features[@]}" --timeout-multiplier 3 >&2 || status=$?
     case "$status" in
         0 | 2 | 3) ;;
         *) echo "shard $k/$n: cargo-mutants failed with status $status" >&2; return "$status" ;;
