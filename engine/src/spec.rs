@@ -10,7 +10,7 @@ use std::sync::Arc;
 /// a sequence of `u8` (so logs and snapshots read either way), and JSON the same array
 /// of numbers, but in one copy instead of one serializer call per byte.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Payload(pub Arc<[u8]>);
+pub struct Payload(pub Arc<Vec<u8>>);
 
 impl Serialize for Payload {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -34,7 +34,7 @@ impl<'de> serde::de::Visitor<'de> for PayloadVisitor {
     }
 
     fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Payload, E> {
-        Ok(Payload(Arc::from(bytes)))
+        Ok(Payload::from(bytes.to_vec()))
     }
 
     fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<Payload, E> {
@@ -67,13 +67,19 @@ impl Payload {
 
 impl From<&str> for Payload {
     fn from(s: &str) -> Self {
-        Payload(Arc::from(s.as_bytes()))
+        Payload::from(s.as_bytes().to_vec())
     }
 }
 
+/// Takes the buffer over without copying it (payloads and outputs arrive as buffers
+/// decoded from the network, up to megabytes each); a buffer with much spare room is
+/// shrunk first, since the engine may keep it until its job is forgotten.
 impl From<Vec<u8>> for Payload {
-    fn from(v: Vec<u8>) -> Self {
-        Payload(Arc::from(v))
+    fn from(mut v: Vec<u8>) -> Self {
+        if v.capacity() - v.len() > v.len() / 8 {
+            v.shrink_to_fit();
+        }
+        Payload(Arc::new(v))
     }
 }
 
@@ -268,5 +274,24 @@ mod payload_tests {
             postcard::from_bytes::<Payload>(&[5, 1, 2]).is_err(),
             "a truncated payload"
         );
+    }
+
+    #[test]
+    fn a_buffer_is_taken_over_and_shrunk_only_when_mostly_spare() {
+        let mut tight = Vec::with_capacity(1024);
+        tight.extend_from_slice(&[b'x'; 1000]);
+        let at = tight.as_ptr();
+        let payload = Payload::from(tight);
+        assert_eq!(payload.0.as_ptr(), at, "taken over without a copy");
+        assert_eq!(payload.0.capacity(), 1024);
+        let mut loose = Vec::with_capacity(1 << 20);
+        loose.extend_from_slice(b"small");
+        let payload = Payload::from(loose);
+        assert_eq!(
+            payload.0.capacity(),
+            5,
+            "a retained output keeps no spare megabyte"
+        );
+        assert_eq!(payload.as_bytes(), b"small");
     }
 }

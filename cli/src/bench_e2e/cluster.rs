@@ -119,7 +119,7 @@ async fn open_coordinator(args: &BenchE2eArgs, run: u32, dir: &Path) -> Result<H
                 .await
                 .map_err(|e| e.to_string())?;
             let config = CoordinatorConfig {
-                partition: std::process::id().wrapping_mul(4) ^ run,
+                partition: std::process::id().wrapping_mul(256) ^ run,
                 ..config
             };
             start(config, log).await

@@ -59,6 +59,11 @@ pub struct BenchE2eArgs {
     /// --output-bytes of them). Compare runs made with the same flag.
     #[arg(long)]
     pub pairs: bool,
+    /// Throughput runs to make, alternating with as many runs without outputs when
+    /// --output-bytes is set, so the two figures compared come from the same invocation
+    /// on the same machine state; medians are reported.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
 }
 
 pub fn run(args: &BenchE2eArgs) -> ExitCode {
@@ -90,25 +95,67 @@ async fn bench(args: &BenchE2eArgs) -> Result<(), String> {
         job_size: args.job_size.max(1),
         submitters: args.submitters.max(1),
     };
-    let full = run_once(args, flat, 0).await?;
-    outln!(
-        "{backend} throughput: {} tasks in {:.2}s = {:.0} tasks/s ({} submitters, jobs of {} tasks{}, outputs of {} bytes); {}",
-        full.tasks, full.secs, full.rate, args.submitters, args.job_size,
-        if args.pairs { " in pairs" } else { "" }, args.output_bytes, full.latency
-    );
-    outln!("  {}", full.log);
+    let full = throughput(args, flat, backend).await?;
     let rate = args.rate.unwrap_or(full.rate / 2.0);
     let paced = Load::Paced {
         job_size: args.paced_job_size.max(1),
         rate,
     };
-    let half = run_once(args, paced, 1).await?;
+    let half = run_once(args, paced, 2 * args.repeat).await?;
     outln!(
         "{backend} latency: {rate:.0} tasks/s offered (jobs of {} tasks at even intervals), {:.0} tasks/s done; {}",
         args.paced_job_size, half.rate, half.latency
     );
     outln!("  {}", half.log);
     Ok(())
+}
+
+/// The throughput runs: `--repeat` of them, each after one without outputs when
+/// `--output-bytes` is set; prints every run and, for several, the medians, and returns
+/// the run with outputs that has the median rate.
+async fn throughput(args: &BenchE2eArgs, load: Load, backend: &str) -> Result<RunResult, String> {
+    let baseline_args = BenchE2eArgs {
+        output_bytes: 0,
+        ..args.clone()
+    };
+    let compare = args.output_bytes > 0;
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for i in 0..args.repeat {
+        if compare {
+            let base = run_once(&baseline_args, load, 2 * i + 1).await?;
+            print_throughput(&baseline_args, &base, backend);
+            without.push(base.rate);
+        }
+        let run = run_once(args, load, 2 * i).await?;
+        print_throughput(args, &run, backend);
+        with.push(run);
+    }
+    with.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    let median = with.swap_remove(with.len() / 2);
+    if compare {
+        without.sort_by(f64::total_cmp);
+        let base = without[without.len() / 2];
+        outln!(
+            "{backend} outputs of {} bytes: {:.0} tasks/s against {:.0} tasks/s without outputs in the same invocation ({:.0}%, medians of {} runs each)",
+            args.output_bytes, median.rate, base, 100.0 * median.rate / base, args.repeat
+        );
+    } else if args.repeat > 1 {
+        outln!(
+            "{backend} throughput: median {:.0} tasks/s of {} runs",
+            median.rate,
+            args.repeat
+        );
+    }
+    Ok(median)
+}
+
+fn print_throughput(args: &BenchE2eArgs, run: &RunResult, backend: &str) {
+    outln!(
+        "{backend} throughput: {} tasks in {:.2}s = {:.0} tasks/s ({} submitters, jobs of {} tasks{}, outputs of {} bytes); {}",
+        run.tasks, run.secs, run.rate, args.submitters, args.job_size,
+        if args.pairs { " in pairs" } else { "" }, args.output_bytes, run.latency
+    );
+    outln!("  {}", run.log);
 }
 
 struct RunResult {

@@ -7,7 +7,9 @@ use crate::keys::PartitionKeys;
 use crate::library;
 use crate::options::{ConnectError, ValkeyOptions};
 use crate::reply::{bulk, unexpected, Reply};
-use keel_log::record::{decode_entry, decode_snapshot, encode_batch, encode_snapshot};
+use keel_log::record::{
+    decode_entry, decode_snapshot, encode_snapshot, entry_frame_len, write_entry,
+};
 use keel_log::{
     Bounds, Epoch, Leadership, Log, LogError, Offset, Outcome, Partition, Record, Snapshot,
 };
@@ -105,28 +107,47 @@ impl ValkeyLog {
         e.located(&format!("{}, key {key}", self.store))
     }
 
-    /// Calls library function `name` on `partition`'s keys; reloads the library and
-    /// retries once if the server lacks it or holds another version.
+    /// Calls library function `name` on `partition`'s keys with `args`.
     async fn call(
         &self,
         partition: Partition,
         name: &str,
         args: &[&[u8]],
     ) -> Result<Reply, LogError> {
-        let keys = self.keys(partition);
-        let mut cmd = redis::cmd("FCALL");
-        cmd.arg(name)
-            .arg(5)
-            .arg(&keys.all()[..])
-            .arg(library::VERSION);
+        let data: usize = args.iter().map(|a| a.len()).sum();
+        let mut cmd = self.function_call(partition, name, args.len(), data);
         for arg in args {
             cmd.arg(*arg);
         }
+        self.send(partition, &cmd).await
+    }
+
+    /// The start of a call of library function `name` on `partition`'s keys, sized for
+    /// `args` more arguments of `data` bytes in all, so a large append is built in one
+    /// buffer instead of one that doubles (and is copied) as it grows.
+    fn function_call(&self, partition: Partition, name: &str, args: usize, data: usize) -> Cmd {
+        let keys = self.keys(partition);
+        let all = keys.all();
+        let key_bytes: usize = all.iter().map(|k| k.len()).sum();
+        let head = name.len() + key_bytes + library::VERSION.len() + 8;
+        let mut cmd = Cmd::with_capacity(args + all.len() + 4, data + head);
+        cmd.arg("FCALL")
+            .arg(name)
+            .arg(all.len())
+            .arg(&all[..])
+            .arg(library::VERSION);
+        cmd
+    }
+
+    /// Sends a library call built by [`ValkeyLog::function_call`]; reloads the library
+    /// and retries once if the server lacks it or holds another version.
+    async fn send(&self, partition: Partition, cmd: &Cmd) -> Result<Reply, LogError> {
+        let log_key = self.keys(partition).log;
         let fail = |e: RedisError| self.fail(partition, &e);
-        let value = match self.conn.to_owner(&keys.log, &cmd).await {
+        let value = match self.conn.to_owner(&log_key, cmd).await {
             Err(e) if library_outdated(&e) => {
                 self.load_library().await.map_err(fail)?;
-                self.conn.to_owner(&keys.log, &cmd).await.map_err(fail)?
+                self.conn.to_owner(&log_key, cmd).await.map_err(fail)?
             }
             other => other.map_err(fail)?,
         };
@@ -247,12 +268,20 @@ impl Log for ValkeyLog {
         start: Offset,
         payloads: &[Vec<u8>],
     ) -> Result<Offset, LogError> {
-        let frames = encode_batch(epoch, start, payloads);
-        let (epoch_arg, start_arg) = (epoch.to_string(), start.to_string());
-        let mut args: Vec<&[u8]> = vec![epoch_arg.as_bytes(), start_arg.as_bytes()];
-        args.extend(frames.iter().map(Vec::as_slice));
+        let batch_end = start + payloads.len() as u64;
+        let data: usize = payloads.iter().map(|p| entry_frame_len(p.len())).sum();
+        let mut cmd = self.function_call(partition, "keel_append", payloads.len() + 2, data + 40);
+        cmd.arg(epoch).arg(start);
+        // Each frame is written once into a scratch buffer that stays warm in cache,
+        // then once into the command.
+        let mut frame = Vec::new();
+        for (payload, offset) in payloads.iter().zip(start..) {
+            frame.clear();
+            write_entry(&mut frame, epoch, offset, batch_end, payload);
+            cmd.arg(&frame[..]);
+        }
         let reply = self
-            .call(partition, "keel_append", &args)
+            .send(partition, &cmd)
             .await?
             .check_fenced(partition, epoch)?;
         match reply.status {
