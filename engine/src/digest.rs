@@ -64,7 +64,7 @@ pub(crate) fn digest(state: &State) -> Digest {
 pub(crate) fn fingerprint<T: std::hash::Hash>(value: &T) -> u64 {
     let mut h = Fingerprint(0x243F_6A88_85A3_08D3);
     value.hash(&mut h);
-    crate::retry::mix(h.0)
+    crate::retry::mix(std::hash::Hasher::finish(&h))
 }
 
 struct Fingerprint(u64);
@@ -183,4 +183,16 @@ pub(crate) fn restore(bytes: &[u8]) -> Result<State, RestoreError> {
     state.config.validate().map_err(RestoreError::Config)?;
     invariants::check(&state).map_err(RestoreError::Inconsistent)?;
     Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Digest;
+
+    /// Digests are compared by people across logs and tools: always 32 hex digits.
+    #[test]
+    fn a_digest_prints_as_32_hex_digits() {
+        assert_eq!(Digest(0xab).to_string(), format!("{:0>32}", "ab"));
+        assert_eq!(Digest(u128::MAX).to_string(), "f".repeat(32));
+    }
 }

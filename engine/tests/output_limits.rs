@@ -152,3 +152,35 @@ fn an_output_that_would_take_a_downstream_task_past_its_inputs_is_refused() {
     assert_eq!(h.job_outcome(job), Some(JobOutcome::Failed));
     h.check_replay();
 }
+
+#[test]
+fn an_output_and_the_inputs_it_makes_exactly_at_their_limits_fit() {
+    let mut c = tight();
+    c.limits.max_output_bytes_per_job = 100;
+    let mut h = Harness::new(c);
+    h.register("w", 1, &[], 1).unwrap();
+    let spec = JobSpec::new(
+        "edges",
+        vec![
+            TaskSpec::new("a"),
+            TaskSpec::new("b"),
+            TaskSpec::new("sum").after(GroupKind::AllOf, &["a", "b"]),
+        ],
+    );
+    let (job, _) = h.submit(spec).unwrap();
+    // Exactly max_payload_bytes (8).
+    let fa = h.take("w", 1);
+    assert!(matches!(
+        complete(&mut h, fa, "12345678").reply,
+        Some(Ok(Accepted::Completed { .. }))
+    ));
+    // Makes sum's inputs exactly max_input_bytes_per_task (10).
+    let fb = h.take("w", 1);
+    assert!(matches!(
+        complete(&mut h, fb, "12").reply,
+        Some(Ok(Accepted::Completed { .. }))
+    ));
+    let sum = h.engine.task_by_key(job, "sum").unwrap().unwrap();
+    assert_eq!(h.task(sum).status.label(), "queued");
+    h.check_replay();
+}
