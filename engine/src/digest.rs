@@ -52,10 +52,15 @@ fn encode(state: &State) -> Vec<u8> {
 }
 
 pub(crate) fn digest(state: &State) -> Digest {
+    Digest(hash_encoding(state))
+}
+
+/// The 128-bit xxh3 of `value`'s postcard encoding, computed without holding it.
+fn hash_encoding<T: Serialize>(value: &T) -> u128 {
     let mut h = Hasher::new();
     // Hashing cannot fail; an error could only come from a serializer refusing a value.
-    let _ = postcard::serialize_with_flavor::<State, &mut Hasher, ()>(state, &mut h);
-    Digest(h.finish().digest128())
+    let _ = postcard::serialize_with_flavor::<T, &mut Hasher, ()>(value, &mut h);
+    h.finish().digest128()
 }
 
 /// A fingerprint of a value through its `Hash` impl, for telling a resubmitted spec from
@@ -194,5 +199,58 @@ mod tests {
     fn a_digest_prints_as_32_hex_digits() {
         assert_eq!(Digest(0xab).to_string(), format!("{:0>32}", "ab"));
         assert_eq!(Digest(u128::MAX).to_string(), "f".repeat(32));
+    }
+
+    /// The streaming hasher must give the hash of the whole encoding, whatever the mix
+    /// of single bytes, small writes and writes larger than its buffer.
+    #[test]
+    fn the_streamed_hash_is_the_hash_of_the_encoding() {
+        let sizes = [0, 1, 7, 4095, 4096, 4097, 9000, 3, 4090, 12];
+        let mut value: Vec<Vec<u8>> = Vec::new();
+        for (i, n) in sizes.into_iter().enumerate() {
+            value.push((0..n).map(|b| (b * 31 + i) as u8).collect());
+            let whole = postcard::to_allocvec(&value).unwrap();
+            assert_eq!(
+                super::hash_encoding(&value),
+                xxhash_rust::xxh3::xxh3_128(&whole),
+                "after a write of {n} bytes"
+            );
+        }
+        let many_small: Vec<u16> = (0..5000).collect();
+        let whole = postcard::to_allocvec(&many_small).unwrap();
+        assert_eq!(
+            super::hash_encoding(&many_small),
+            xxhash_rust::xxh3::xxh3_128(&whole)
+        );
+    }
+
+    fn fingerprint_of(write: impl FnOnce(&mut super::Fingerprint)) -> u64 {
+        let mut h = super::Fingerprint(u64::MAX);
+        write(&mut h);
+        std::hash::Hasher::finish(&h)
+    }
+
+    /// Every kind of write changes the fingerprint, and writes that differ only in
+    /// their length, their last byte or bits the state already has set stay apart.
+    #[test]
+    fn fingerprint_writes_keep_what_tells_values_apart() {
+        use std::hash::Hasher;
+        let untouched = fingerprint_of(|_| {});
+        assert_ne!(fingerprint_of(|h| h.write_u8(1)), untouched);
+        assert_ne!(fingerprint_of(|h| h.write_u32(1)), untouched);
+        assert_ne!(fingerprint_of(|h| h.write_i32(-1)), untouched);
+        assert_ne!(fingerprint_of(|h| h.write_usize(1)), untouched);
+        assert_ne!(
+            fingerprint_of(|h| h.write_u64(0)),
+            fingerprint_of(|h| h.write_u64(1))
+        );
+        assert_ne!(
+            fingerprint_of(|h| h.write(&[1])),
+            fingerprint_of(|h| h.write(&[1, 0]))
+        );
+        assert_ne!(
+            fingerprint_of(|h| h.write(&[0; 8])),
+            fingerprint_of(|h| h.write(&[0, 0, 0, 0, 0, 0, 0, 8]))
+        );
     }
 }

@@ -190,3 +190,24 @@ fn lanes_are_separate_queues_served_in_turn() {
     assert_eq!(g.len(), 3);
     assert!(g.iter().all(|(_, t)| h.task(*t).job == jb));
 }
+
+#[test]
+fn waiting_workers_take_ready_tasks_in_turn_not_all_to_the_first() {
+    let mut h = Harness::new(config());
+    for w in ["a", "b"] {
+        h.register(w, 1, &[], 2).unwrap();
+        assert!(h.request(w, 1, 2).is_empty());
+    }
+    let out = h.apply(Input::Client(ClientCommand::SubmitJob(JobSpec::new(
+        "j",
+        tasks(&["one", "two"]),
+    ))));
+    assert_eq!(
+        (
+            grants_for(&out.effects, "a").len(),
+            grants_for(&out.effects, "b").len()
+        ),
+        (1, 1),
+        "one grant per round while two workers wait"
+    );
+}
