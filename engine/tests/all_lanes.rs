@@ -1,5 +1,6 @@
 //! A worker registered with the lane `*` alone serves every lane, including lanes first
-//! used after it registered, taking lanes with ready tasks in turn.
+//! used after it registered, taking lanes with ready tasks in turn; a worker naming
+//! several lanes takes those in turn too.
 use keel_engine::*;
 use keel_engine_harness::*;
 
@@ -111,5 +112,42 @@ fn an_all_lanes_worker_survives_snapshot_and_replay() {
     );
     assert_eq!(a.apply(5, more.clone()), b.apply(5, more));
     assert_eq!(a.digest(), b.digest());
+    h.check_replay();
+}
+
+#[test]
+fn a_worker_naming_several_lanes_takes_them_in_turn() {
+    let mut h = Harness::new(config());
+    register(&mut h, "two", &["alpha", "beta"]).unwrap();
+    let (a, _) = h
+        .submit(in_lane("a", "alpha", &["a1", "a2", "a3"]))
+        .unwrap();
+    let (b, _) = h.submit(in_lane("b", "beta", &["b1", "b2", "b3"])).unwrap();
+    let order: Vec<JobId> = h
+        .request("two", 1, 4)
+        .iter()
+        .map(|(_, t)| h.task(*t).job)
+        .collect();
+    assert_eq!(
+        order,
+        vec![a, b, a, b],
+        "one lane does not starve the other"
+    );
+    h.check_replay();
+}
+
+#[test]
+fn an_all_lanes_worker_looks_past_lanes_whose_tasks_it_cannot_take() {
+    let mut h = Harness::new(config());
+    // A worker that could run the gpu task, but asks for nothing.
+    h.register("gpu", 1, &["gpu"], 1).unwrap();
+    register(&mut h, "any", &[ALL_LANES]).unwrap();
+    let mut gpu_job = in_lane("g", "alpha", &["g1"]);
+    gpu_job.tasks[0] = TaskSpec::new("g1").requires(&["gpu"]);
+    h.submit(gpu_job).unwrap();
+    let (plain, _) = h.submit(in_lane("p", "beta", &["p1"])).unwrap();
+    let grants = h.request("any", 1, 1);
+    assert_eq!(grants.len(), 1, "the task in the next lane is offered");
+    assert_eq!(h.task(grants[0].1).job, plain);
     h.check_replay();
 }
