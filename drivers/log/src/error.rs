@@ -48,6 +48,12 @@ pub enum Corruption {
     /// Written by a format this build does not read.
     #[error("unknown format version {0}")]
     Version(u8),
+    /// A batch record holds bytes after the entries its count announces.
+    #[error("{extra} bytes after the last entry of a batch")]
+    Trailing {
+        /// The bytes left over.
+        extra: usize,
+    },
     /// The record is stored under another offset than its own.
     #[error("record says it is at offset {found}")]
     Misplaced {

@@ -49,6 +49,7 @@
 //! deposed, unavailable (retry later), out of space, corrupt; the [`Log`] trait's
 //! documentation says how to react to each.
 
+pub mod batch_frame;
 mod embedded;
 mod entry;
 pub mod error;

@@ -20,9 +20,9 @@ pub const ENTRY_FRAME_VERSION: u8 = 2;
 pub const SNAPSHOT_FRAME_VERSION: u8 = 1;
 
 const ENTRY_HEADER_V1: usize = 1 + 8 + 8;
-const ENTRY_HEADER: usize = ENTRY_HEADER_V1 + 8;
+pub(crate) const ENTRY_HEADER: usize = ENTRY_HEADER_V1 + 8;
 const SNAPSHOT_HEADER: usize = 1 + 8 + 4;
-const CRC: usize = 4;
+pub(crate) const CRC: usize = 4;
 
 /// Frames one entry's payload for storage at `offset`, in an append that ends at
 /// `batch_end`.
@@ -50,13 +50,25 @@ pub fn write_entry(
 ) {
     let start = out.len();
     out.reserve(entry_frame_len(payload.len()));
-    out.push(ENTRY_FRAME_VERSION);
-    out.extend_from_slice(&epoch.to_le_bytes());
-    out.extend_from_slice(&offset.to_le_bytes());
-    out.extend_from_slice(&batch_end.to_le_bytes());
+    out.extend_from_slice(&entry_header(epoch, offset, batch_end));
     out.extend_from_slice(payload);
     let crc = crc32fast::hash(&out[start..]);
     out.extend_from_slice(&crc.to_le_bytes());
+}
+
+/// The header of an entry frame: version, epoch, offset, batch end.
+pub(crate) fn entry_header(epoch: Epoch, offset: Offset, batch_end: Offset) -> [u8; ENTRY_HEADER] {
+    let mut header = [0; ENTRY_HEADER];
+    header[0] = ENTRY_FRAME_VERSION;
+    header[1..9].copy_from_slice(&epoch.to_le_bytes());
+    header[9..17].copy_from_slice(&offset.to_le_bytes());
+    header[17..25].copy_from_slice(&batch_end.to_le_bytes());
+    header
+}
+
+/// The offset an entry frame says it is stored at, read without checking the frame.
+pub(crate) fn frame_offset(frame: &[u8]) -> Option<Offset> {
+    frame.get(9..17).map(|bytes| u64_at(bytes, 0))
 }
 
 /// Frames a record as it was stored: version 1 when it carries no batch, else version 2.
@@ -164,7 +176,7 @@ fn unseal(frame: &[u8], header: usize) -> Result<&[u8], Corruption> {
     Ok(body)
 }
 
-fn u64_at(bytes: &[u8], at: usize) -> u64 {
+pub(crate) fn u64_at(bytes: &[u8], at: usize) -> u64 {
     let mut word = [0; 8];
     word.copy_from_slice(&bytes[at..at + 8]);
     u64::from_le_bytes(word)

@@ -10,12 +10,16 @@ pub struct PartitionKeys {
     pub epoch: String,
     /// The current holder and its expiry.
     pub lease: String,
-    /// The list of framed entries.
+    /// The list of records: batch frames (entry frames, in a log written by library 1).
     pub log: String,
     /// The first offset still held after trimming.
     pub first: String,
     /// The latest snapshot.
     pub snapshot: String,
+    /// The sorted set of the offsets the log's records start at.
+    pub starts: String,
+    /// The offset after the last entry.
+    pub end: String,
 }
 
 impl PartitionKeys {
@@ -28,17 +32,21 @@ impl PartitionKeys {
             log: key("log"),
             first: key("first"),
             snapshot: key("snapshot"),
+            starts: key("starts"),
+            end: key("end"),
         }
     }
 
     /// Every key, in the order the library's functions take them.
-    pub fn all(&self) -> [&str; 5] {
+    pub fn all(&self) -> [&str; 7] {
         [
             &self.epoch,
             &self.lease,
             &self.log,
             &self.first,
             &self.snapshot,
+            &self.starts,
+            &self.end,
         ]
     }
 }

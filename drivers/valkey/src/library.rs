@@ -7,12 +7,20 @@
 //! client instead of silently running old code. A server that lost its functions (a
 //! restart without persistence) answers "Function not found" and is reloaded too.
 //!
+//! Each append is one list element (a batch frame, [`keel_log::batch_frame`]) and
+//! one member of a sorted set of the offsets the elements start at, so an append of a
+//! thousand entries costs Valkey one element instead of a thousand, and a read finds
+//! the element holding an offset in O(log n). A log written by library 1 (one element
+//! per entry) is read as it is and indexed on the first write of this library; a
+//! coordinator running library 1 refuses a log written by this one as corrupt
+//! ("unknown format version 3") instead of misreading it.
+//!
 //! Replies are arrays whose first element is a status:
 //! 0 ok, 1 fenced (current epoch), 2 end mismatch (actual end), 3 snapshot out of
 //! range (first, end), 4 trimmed (first), 5 lease held (holder).
 
 /// Bumped whenever [`SOURCE`] changes.
-pub const VERSION: &str = "1";
+pub const VERSION: &str = "2";
 
 /// Error code a function answers with when its version differs from the caller's.
 pub(crate) const VERSION_ERROR: &str = "KEELVERSION";
@@ -26,10 +34,13 @@ pub(crate) const LEASE_HELD: i64 = 5;
 
 /// The `keel` Lua function library, loaded with `FUNCTION LOAD REPLACE` on connect.
 pub const SOURCE: &str = r#"#!lua name=keel
-local VERSION = '1'
+local VERSION = '2'
 
--- Keys, in this order for every function that writes:
--- 1 epoch, 2 lease, 3 log (list of framed entries), 4 first offset, 5 snapshot.
+-- Keys, in this order for every function:
+-- 1 epoch, 2 lease, 3 log (list of records: one batch frame per append; a log written
+-- by library 1 holds one entry frame per record), 4 first (the first live offset),
+-- 5 snapshot, 6 starts (sorted set: each record's first offset, scored by it),
+-- 7 end (the offset after the last entry).
 
 local function wrong_version(args)
   if args[1] ~= VERSION then
@@ -38,6 +49,8 @@ local function wrong_version(args)
   return nil
 end
 
+local function int(n) return string.format('%d', n) end
+
 -- The current epoch if `epoch` is not it. Epoch 0 is never granted.
 local function fenced(keys, epoch)
   local current = tonumber(redis.call('GET', keys[1]) or '0')
@@ -45,9 +58,37 @@ local function fenced(keys, epoch)
   return nil
 end
 
+-- Library 1 kept no end: its records were single entries from `first` on.
 local function bounds(keys)
   local first = tonumber(redis.call('GET', keys[4]) or '0')
+  local stored_end = redis.call('GET', keys[7])
+  if stored_end then return first, tonumber(stored_end) end
   return first, first + redis.call('LLEN', keys[3])
+end
+
+-- Indexes a log written by library 1 (one entry per record, the first at `first`)
+-- the way this library keeps records, once, before its first write here.
+local function upgrade(keys)
+  if redis.call('EXISTS', keys[7]) == 1 then return end
+  local first, last = bounds(keys)
+  local offset = first
+  while offset < last do
+    local stop = math.min(offset + 500, last)
+    local scored = {}
+    for o = offset, stop - 1 do
+      scored[#scored + 1] = int(o)
+      scored[#scored + 1] = int(o)
+    end
+    redis.call('ZADD', keys[6], unpack(scored))
+    offset = stop
+  end
+  redis.call('SET', keys[7], int(last))
+end
+
+-- The index of the record holding `offset`, which must be live.
+local function record_of(keys, first, offset)
+  if redis.call('EXISTS', keys[7]) == 0 then return offset - first end
+  return redis.call('ZCOUNT', keys[6], '-inf', int(offset)) - 1
 end
 
 -- args: version, holder, ttl_ms
@@ -79,47 +120,58 @@ redis.register_function('keel_step_down', function(keys, args)
   return {0}
 end)
 
--- args: version, epoch, start, frame...
+-- args: version, epoch, start, count, batch frame
 redis.register_function('keel_append', function(keys, args)
   local bad = wrong_version(args) if bad then return bad end
   local current = fenced(keys, args[2])
   if current then return {1, current} end
+  upgrade(keys)
   local _, last = bounds(keys)
   if last ~= tonumber(args[3]) then return {2, last} end
-  local n = #args
-  local i = 4
-  while i <= n do
-    local j = math.min(i + 999, n)
-    redis.call('RPUSH', keys[3], unpack(args, i, j))
-    i = j + 1
-  end
-  return {0, last + n - 3}
+  local count = tonumber(args[4])
+  if count < 1 then return {0, last} end
+  redis.call('RPUSH', keys[3], args[5])
+  redis.call('ZADD', keys[6], int(last), int(last))
+  redis.call('SET', keys[7], int(last + count))
+  return {0, last + count}
 end)
 
--- args: version, epoch, offset, frame
+-- args: version, epoch, offset, frame. Drops the records whose every entry is before
+-- `offset`; the record holding it stays whole, and `first` hides its older entries.
 redis.register_function('keel_snapshot', function(keys, args)
   local bad = wrong_version(args) if bad then return bad end
   local current = fenced(keys, args[2])
   if current then return {1, current} end
+  upgrade(keys)
   local first, last = bounds(keys)
   local offset = tonumber(args[3])
   if offset < first or offset > last then return {3, first, last} end
   if offset > first then
-    redis.call('LTRIM', keys[3], offset - first, -1)
+    local drop = redis.call('LLEN', keys[3])
+    if offset < last then drop = record_of(keys, first, offset) end
+    if drop > 0 then
+      redis.call('LTRIM', keys[3], drop, -1)
+      redis.call('ZREMRANGEBYRANK', keys[6], 0, drop - 1)
+    end
     redis.call('SET', keys[4], args[3])
   end
   redis.call('SET', keys[5], args[4])
   return {0}
 end)
 
--- args: version, from, max
+-- args: version, from, max. Answers the records holding entries from..from+max-1: the
+-- first may begin before `from`, the last may run past what was asked.
 redis.register_function{function_name='keel_read', flags={'no-writes'}, callback=function(keys, args)
   local bad = wrong_version(args) if bad then return bad end
-  local first = bounds(keys)
+  local first, last = bounds(keys)
   local from = tonumber(args[2])
   if from < first then return {4, first} end
-  local index = from - first
-  return {0, redis.call('LRANGE', keys[3], index, index + tonumber(args[3]) - 1)}
+  local max = tonumber(args[3])
+  if from >= last or max < 1 then return {0, {}} end
+  local to = math.min(from + max, last) - 1
+  local i = record_of(keys, first, from)
+  local j = record_of(keys, first, to)
+  return {0, redis.call('LRANGE', keys[3], i, j)}
 end}
 
 -- args: version

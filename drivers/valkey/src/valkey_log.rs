@@ -7,15 +7,14 @@ use crate::keys::PartitionKeys;
 use crate::library;
 use crate::options::{ConnectError, ValkeyOptions};
 use crate::reply::{bulk, unexpected, Reply};
-use keel_log::record::{
-    decode_entry, decode_snapshot, encode_snapshot, entry_frame_len, write_entry,
-};
+use keel_log::batch_frame::{batch_frame_len, entries_from, write_batch};
+use keel_log::record::{decode_snapshot, encode_snapshot};
 use keel_log::{
     Bounds, Epoch, Leadership, Log, LogError, Offset, Outcome, Partition, Record, Snapshot,
 };
 use redis::aio::ConnectionManagerConfig;
 use redis::cluster::ClusterClientBuilder;
-use redis::{Cmd, RedisError, Value};
+use redis::{Cmd, RedisError, RedisWrite, Value};
 use std::time::{Duration, Instant};
 
 /// The Keel log on Valkey or Valkey Cluster: each partition's entries, snapshot and
@@ -268,18 +267,13 @@ impl Log for ValkeyLog {
         start: Offset,
         payloads: &[Vec<u8>],
     ) -> Result<Offset, LogError> {
-        let batch_end = start + payloads.len() as u64;
-        let data: usize = payloads.iter().map(|p| entry_frame_len(p.len())).sum();
-        let mut cmd = self.function_call(partition, "keel_append", payloads.len() + 2, data + 40);
-        cmd.arg(epoch).arg(start);
-        // Each frame is written once into a scratch buffer that stays warm in cache,
-        // then once into the command.
-        let mut frame = Vec::new();
-        for (payload, offset) in payloads.iter().zip(start..) {
-            frame.clear();
-            write_entry(&mut frame, epoch, offset, batch_end, payload);
-            cmd.arg(&frame[..]);
-        }
+        let data = batch_frame_len(payloads);
+        let mut cmd = self.function_call(partition, "keel_append", 4, data + 60);
+        cmd.arg(epoch).arg(start).arg(payloads.len());
+        // The batch frame is written straight into the command: each payload is copied
+        // once on its way to the socket.
+        write_batch(&mut cmd.writer_for_next_arg(), epoch, start, payloads)
+            .map_err(|e| LogError::storage(partition, format!("building an append: {e}")))?;
         let reply = self
             .send(partition, &cmd)
             .await?
@@ -321,14 +315,11 @@ impl Log for ValkeyLog {
                     return Err(unexpected(partition, &Value::Array(reply.values)));
                 };
                 let log_key = self.keys(partition).log;
-                frames
+                let stored = frames
                     .into_iter()
-                    .zip(from..)
-                    .map(|(frame, offset)| {
-                        decode_entry(partition, offset, &bulk(partition, frame)?)
-                            .map_err(|e| self.located(e, &log_key))
-                    })
-                    .collect()
+                    .map(|frame| bulk(partition, frame))
+                    .collect::<Result<Vec<_>, _>>()?;
+                entries_from(partition, from, max, stored).map_err(|e| self.located(e, &log_key))
             }
             library::TRIMMED => Err(LogError::Trimmed {
                 partition,

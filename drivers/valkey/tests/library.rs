@@ -63,7 +63,7 @@ async fn other_library_version_is_replaced() {
     let mut bounds = redis::cmd("FCALL");
     bounds
         .arg("keel_bounds")
-        .arg(5)
+        .arg(keys.all().len())
         .arg(&keys.all()[..])
         .arg(LIBRARY_VERSION);
     let answer: Vec<u64> = bounds
