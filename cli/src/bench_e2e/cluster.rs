@@ -27,6 +27,8 @@ pub(super) struct Cluster {
     stop: watch::Sender<bool>,
     server: JoinHandle<Result<(), keel_grpc::server::ServeError>>,
     workers: Vec<JoinHandle<Result<keel_grpc::worker::Summary, keel_grpc::worker::WorkerError>>>,
+    /// The Valkey partition the run made, deleted when it stops.
+    valkey: Option<(Arc<ValkeyLog>, u32)>,
     _dir: tempfile::TempDir,
 }
 
@@ -35,7 +37,7 @@ impl Cluster {
     /// another's entries.
     pub async fn start(args: &BenchE2eArgs, run: u32) -> Result<Cluster, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let handle = open_coordinator(args, run, dir.path()).await?;
+        let (handle, valkey) = open_coordinator(args, run, dir.path()).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| e.to_string())?;
@@ -87,11 +89,15 @@ impl Cluster {
             stop,
             server,
             workers,
+            valkey,
             _dir: dir,
         })
     }
 
-    /// Stops workers, server and coordinator; returns the coordinator's metrics.
+    /// Stops workers, server and coordinator, and deletes the run's Valkey partition
+    /// (runs would otherwise leave their outputs behind, and a server whose data grows
+    /// run by run rewrites its append-only file ever more slowly, skewing later runs);
+    /// returns the coordinator's metrics.
     pub async fn stop(self) -> Metrics {
         let _ = self.stop.send(true);
         for worker in self.workers {
@@ -100,13 +106,23 @@ impl Cluster {
         let _ = self.server.await;
         let metrics = self.handle.metrics();
         let _ = self.handle.shutdown().await;
+        if let Some((log, partition)) = self.valkey {
+            if let Err(e) = log.delete_partition(partition).await {
+                eprintln!("keel bench-e2e: could not delete partition {partition}: {e}");
+            }
+        }
         metrics
     }
 }
 
-/// A coordinator for run `run`: on a fresh Valkey partition with `--valkey`, else on a
-/// redb log in `dir`; with large batches and rare snapshots.
-async fn open_coordinator(args: &BenchE2eArgs, run: u32, dir: &Path) -> Result<Handle, String> {
+/// A coordinator for run `run`: on a fresh Valkey partition with `--valkey` (returned
+/// beside it, to be deleted after the run), else on a redb log in `dir`; with large
+/// batches and rare snapshots.
+async fn open_coordinator(
+    args: &BenchE2eArgs,
+    run: u32,
+    dir: &Path,
+) -> Result<(Handle, Option<(Arc<ValkeyLog>, u32)>), String> {
     let config = CoordinatorConfig {
         max_batch: 8192,
         snapshot_every: 10_000_000,
@@ -118,13 +134,19 @@ async fn open_coordinator(args: &BenchE2eArgs, run: u32, dir: &Path) -> Result<H
             let log = ValkeyLog::connect(url, ValkeyOptions::default())
                 .await
                 .map_err(|e| e.to_string())?;
+            let partition = std::process::id().wrapping_mul(256) ^ run;
             let config = CoordinatorConfig {
-                partition: std::process::id().wrapping_mul(256) ^ run,
+                partition,
                 ..config
             };
-            start(config, log).await
+            let log = Arc::new(log);
+            let handle = start(config, log.clone()).await?;
+            Ok((handle, Some((log, partition))))
         }
-        None => start(config, RedbLog::open(dir).map_err(|e| e.to_string())?).await,
+        None => {
+            let log = Arc::new(RedbLog::open(dir).map_err(|e| e.to_string())?);
+            Ok((start(config, log).await?, None))
+        }
     }
 }
 
@@ -132,8 +154,8 @@ async fn until(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|s| *s).await;
 }
 
-async fn start<L: Log + 'static>(config: CoordinatorConfig, log: L) -> Result<Handle, String> {
-    Coordinator::start(config, Arc::new(log), Arc::new(SystemClock))
+async fn start<L: Log + 'static>(config: CoordinatorConfig, log: Arc<L>) -> Result<Handle, String> {
+    Coordinator::start(config, log, Arc::new(SystemClock))
         .await
         .map_err(|e| e.to_string())
 }

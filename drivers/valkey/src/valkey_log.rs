@@ -153,6 +153,21 @@ impl ValkeyLog {
         Reply::parse(partition, value)
     }
 
+    /// Removes every key of `partition`: its log, snapshot, lease and epoch. For tools
+    /// that make throwaway partitions (`keel bench-e2e`), never for a partition a
+    /// coordinator may still lead: this is not fenced. The memory is freed in the
+    /// background (`UNLINK`), so a large log does not stall the server.
+    pub async fn delete_partition(&self, partition: Partition) -> Result<(), LogError> {
+        let keys = self.keys(partition);
+        let mut unlink = redis::cmd("UNLINK");
+        unlink.arg(&keys.all()[..]);
+        self.conn
+            .to_owner(&keys.log, &unlink)
+            .await
+            .map(drop)
+            .map_err(|e| self.fail(partition, &e))
+    }
+
     /// Blocks until the configured number of replicas have every write this client sent
     /// to `partition`'s primary.
     async fn wait_for_replicas(&self, partition: Partition) -> Result<(), LogError> {
