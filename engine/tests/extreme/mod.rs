@@ -4,7 +4,7 @@
 //! instance ids, tenant caps and weights, clock jumps) is drawn from the edges of its
 //! type: 0, 1, 2, `u32::MAX` and `u32::MAX - 1`, `u64::MAX` and `u64::MAX - 1`,
 //! `i32::MIN`, or an ordinary value. Shared with the in-tree tests
-//! (`tests/extreme_values.rs`) through `#[path]`, so both run exactly the same code.
+//! (`tests/it/extreme_values.rs`) through `#[path]`, so both run exactly the same code.
 //!
 //! A case is plain data, encoded with postcard: the fuzz target decodes its input
 //! bytes as a `Case` (one byte picks an edge), `cargo test` decodes the checked-in

@@ -1,6 +1,6 @@
 //! The `engine_ops` fuzz target: an arbitrary sequence of client and worker commands and
 //! time jumps applied to one engine. Shared with the in-tree tests
-//! (`tests/fuzz_sequences.rs`) through `#[path]`, so both run exactly the same code.
+//! (`tests/it/fuzz_sequences.rs`) through `#[path]`, so both run exactly the same code.
 //!
 //! The fuzz crate compiles this file too, and only there derives `Arbitrary`: the
 //! in-tree tests are built with `cfg(test)`, the fuzz targets are not, so keel-engine

@@ -2,14 +2,14 @@
 //! folder. Each trace is also checked for its key facts in code, so a golden accepted
 //! with a wrong behaviour in it still fails here.
 
-#[path = "golden/script.rs"]
+#[path = "../golden/script.rs"]
 mod script;
 
 use keel_engine::*;
 use script::{offers, Script};
 
 fn golden(name: &str, text: &str) {
-    insta::with_settings!({snapshot_path => "../../snapshots", prepend_module_to_snapshot => false}, {
+    insta::with_settings!({snapshot_path => "../../../snapshots", prepend_module_to_snapshot => false}, {
         insta::assert_snapshot!(format!("engine__{name}"), text);
     });
 }

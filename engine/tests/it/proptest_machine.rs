@@ -10,11 +10,11 @@ use keel_engine::*;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
-#[path = "machine/gen.rs"]
+#[path = "../machine/gen.rs"]
 mod gen;
-#[path = "machine/harness.rs"]
+#[path = "../machine/harness.rs"]
 mod harness;
-#[path = "machine/oracle.rs"]
+#[path = "../machine/oracle.rs"]
 mod oracle;
 
 use gen::{op_strategy, Op};

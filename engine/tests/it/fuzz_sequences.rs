@@ -3,7 +3,7 @@
 //! through its JSON export next to it, so a regression the fuzzer once found fails
 //! `cargo test`. Also regressions for the time overflows the harnesses exposed.
 
-#[path = "fuzz_ops/mod.rs"]
+#[path = "../fuzz_ops/mod.rs"]
 mod fuzz_ops;
 
 use fuzz_ops::{Case, Fenced, Inst, JobOp, Op, Sender, TaskOp};

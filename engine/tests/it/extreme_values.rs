@@ -5,9 +5,9 @@
 
 // Tests read and write the corpus; the engine itself does no I/O.
 #[allow(clippy::disallowed_methods)]
-#[path = "../../fuzz/corpus_replay.rs"]
+#[path = "../../../fuzz/corpus_replay.rs"]
 mod corpus_replay;
-#[path = "extreme/mod.rs"]
+#[path = "../extreme/mod.rs"]
 mod extreme;
 
 use extreme::*;
@@ -442,7 +442,7 @@ fn the_reported_retry_overflow_runs_clean() {
 }
 
 /// Writes the seed corpus: the reported case and cases drawn by the strategy above.
-/// `cargo test -p keel-engine --test extreme_values -- --ignored write_seed_corpus`
+/// `cargo test -p keel-engine --test it -- --ignored write_seed_corpus`
 #[test]
 #[ignore = "writes fuzz/corpus/extreme_values; run by hand after changing Case"]
 #[allow(clippy::disallowed_methods)]
