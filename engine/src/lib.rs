@@ -210,6 +210,12 @@ impl Engine {
         query::describe_job(&self.state, job)
     }
 
+    /// A job's summary without its tasks (cheap: a status read needs no more);
+    /// `UnknownJob` once it is forgotten.
+    pub fn job_status(&self, job: JobId) -> Result<JobStatus, Rejection> {
+        query::status(&self.state, job)
+    }
+
     /// The newest job submitted under `name`, while it is live or retained.
     pub fn job_by_name(&self, name: &str) -> Option<JobId> {
         self.state.job_names.get(name).copied()

@@ -176,6 +176,14 @@ pub(crate) fn job_status(state: &State, job: &crate::state::Job) -> JobStatus {
     }
 }
 
+pub(crate) fn status(state: &State, id: JobId) -> Result<JobStatus, Rejection> {
+    let job = state
+        .jobs
+        .get(&id)
+        .ok_or(Rejection::UnknownJob { job: id })?;
+    Ok(job_status(state, job))
+}
+
 pub(crate) fn describe_job(state: &State, id: JobId) -> Result<JobView, Rejection> {
     let job = state
         .jobs

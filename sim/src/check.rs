@@ -64,6 +64,11 @@ pub enum Check {
     JobResult,
     /// A task's readable output is one no accepted completion committed.
     UncommittedOutput,
+    /// A status read ran against inputs the log did not yet hold.
+    ReadBeforeDurable,
+    /// A status read saw a job further back than an earlier read did (more tasks
+    /// remaining, or its outcome gone), as after a crash lost what a read had shown.
+    ReadWentBack,
     /// Every job ends after healing, within the scenario's bound.
     Liveness,
     /// The same seed gives the same run.
@@ -72,7 +77,7 @@ pub enum Check {
 
 impl Check {
     /// Every check, in declaration order.
-    pub const ALL: [Check; 25] = [
+    pub const ALL: [Check; 27] = [
         Check::EngineInvariant,
         Check::DoubleLease,
         Check::DoubleCommit,
@@ -96,6 +101,8 @@ impl Check {
         Check::InputMismatch,
         Check::JobResult,
         Check::UncommittedOutput,
+        Check::ReadBeforeDurable,
+        Check::ReadWentBack,
         Check::Liveness,
         Check::Determinism,
     ];
@@ -126,6 +133,8 @@ impl Check {
             Check::InputMismatch => "input_mismatch",
             Check::JobResult => "job_result",
             Check::UncommittedOutput => "uncommitted_output",
+            Check::ReadBeforeDurable => "read_before_durable",
+            Check::ReadWentBack => "read_went_back",
             Check::Liveness => "liveness",
             Check::Determinism => "determinism",
         }

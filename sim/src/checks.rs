@@ -9,6 +9,7 @@ use crate::check::{Check, CheckFailure};
 use crate::clock::DriftClock;
 use crate::data_checks::DataChecker;
 use crate::outcomes::Outcomes;
+use crate::read_checks::ReadChecks;
 use crate::result_checks::ResultChecks;
 use crate::scenario::CountExpect;
 use crate::shadow::{EndedLease, Shadow};
@@ -34,6 +35,8 @@ pub(crate) struct Checker {
     data: DataChecker,
     /// What readers of outputs must see; read against the engine by the world.
     pub results: ResultChecks,
+    /// What clients' status reads have seen.
+    pub reads: ReadChecks,
 }
 
 /// Whom an event concerns, by id, before it is named for the counters.
@@ -78,6 +81,7 @@ impl Checker {
             failures: Vec::new(),
             data: DataChecker::default(),
             results: ResultChecks::default(),
+            reads: ReadChecks::default(),
         }
     }
 

@@ -9,6 +9,7 @@
 
 use crate::check::{Check, CheckFailure};
 use crate::durable::{failure, Durable, EngineHook};
+use crate::read_checks::{ReadSeen, StatusRead};
 use crate::rng::SimRng;
 use crate::storage::{Append, ArmedFault, Corruption, Entry};
 use keel_engine::{Config, Engine, Input, Outputs, Time};
@@ -16,7 +17,6 @@ use keel_protocol::commit::Request;
 use keel_protocol::commit::{
     Action, AppendResult, Apply, Batch, Fault, Outcome, Pipeline, Reply, Settings,
 };
-use std::convert::Infallible;
 
 /// Who sent an input, so its reply can be routed back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +44,7 @@ pub(crate) struct Waiter {
     input: Input,
 }
 
-type SimBatch = Batch<Waiter, Infallible, Option<Entry>>;
+type SimBatch = Batch<Waiter, StatusRead, Option<Entry>>;
 
 /// What the coordinator did that the world must know about.
 #[derive(Debug)]
@@ -53,6 +53,8 @@ pub(crate) enum Commit {
     Released(Vec<Record>),
     /// An append is under way and completes at this time (`complete_append`).
     InFlight { done_at: Time, append: u64 },
+    /// Status reads ran.
+    Read(Vec<ReadSeen>),
     /// An append failed or tore: nothing of it is released. The coordinator rebuilds
     /// its engine from the log, or (after a tear) has crashed, once `restore` is called.
     Stopped(String),
@@ -69,7 +71,12 @@ pub(crate) enum Recovery {
 pub(crate) struct Coordinator {
     pub engine: Engine,
     pub up: bool,
-    pipeline: Pipeline<Waiter, Infallible, Option<Entry>>,
+    pipeline: Pipeline<Waiter, StatusRead, Option<Entry>>,
+    /// Log entries the engine has applied (durable or not).
+    applied_end: u64,
+    /// Run reads at once instead of through the pipeline: a deliberate fault, to test
+    /// that the read checks catch it.
+    reads_without_barrier: bool,
     settings: Settings,
     /// The append under way, handed back to the pipeline when it completes.
     in_flight: Option<SimBatch>,
@@ -101,6 +108,7 @@ fn inputs(n: u64) -> String {
 /// log is durable, and checking the engine's invariants every `check_every` applies.
 struct Applier<'a> {
     engine: &'a mut Engine,
+    applied_end: &'a mut u64,
     now: Time,
     durable: bool,
     check_every: u32,
@@ -115,7 +123,8 @@ impl Apply for Applier<'_> {
         self.now.max(self.engine.now())
     }
 
-    fn apply(&mut self, now: Time, _offset: u64, input: Input) -> Outcome<Option<Entry>> {
+    fn apply(&mut self, now: Time, offset: u64, input: Input) -> Outcome<Option<Entry>> {
+        *self.applied_end = offset + 1;
         let entry = self.durable.then(|| (now, input.clone()));
         let outputs = self.engine.apply(now, input);
         *self.applies += 1;
@@ -152,6 +161,8 @@ impl Coordinator {
             engine,
             up: true,
             pipeline: Pipeline::new(settings, 0),
+            applied_end: 0,
+            reads_without_barrier: false,
             settings,
             in_flight: None,
             rebuilding: false,
@@ -226,6 +237,43 @@ impl Coordinator {
         self.drive(now, rng)
     }
 
+    /// A status read of `job` arrives at `now`: it runs once every input before it is
+    /// durable (at once, and against whatever the engine holds, without the barrier).
+    pub(crate) fn read(
+        &mut self,
+        now: Time,
+        job: String,
+        rng: &mut SimRng,
+    ) -> Result<Vec<Commit>, CheckFailure> {
+        if !self.up {
+            return Ok(Vec::new());
+        }
+        let read = StatusRead { job };
+        if self.reads_without_barrier {
+            return Ok(vec![Commit::Read(vec![self.run_read(read)])]);
+        }
+        self.pipeline.push(Request::Read(read));
+        self.drive(now, rng)
+    }
+
+    /// Serves reads at once, skipping the pipeline (see `reads_without_barrier`).
+    pub(crate) fn break_read_barrier(&mut self) {
+        self.reads_without_barrier = true;
+    }
+
+    fn run_read(&self, read: StatusRead) -> ReadSeen {
+        let status = self
+            .engine
+            .job_by_name(&read.job)
+            .and_then(|id| self.engine.job_status(id).ok());
+        ReadSeen {
+            job: read.job,
+            status,
+            applied: self.applied_end,
+            durable: self.pipeline.durable_end(),
+        }
+    }
+
     /// Fires due timers, if any.
     pub(crate) fn tick(
         &mut self,
@@ -266,10 +314,17 @@ impl Coordinator {
         }
     }
 
-    /// Applies what the pipeline takes and carries out what it decides.
+    /// Applies what the pipeline takes and carries out what it decides. What it had
+    /// already decided comes first: a batch the last append made durable is released,
+    /// and its reads run, before the next batch is applied, so they see exactly the
+    /// durable state.
     fn drive(&mut self, now: Time, rng: &mut SimRng) -> Result<Vec<Commit>, CheckFailure> {
+        let mut commits = Vec::new();
+        let mut refused = 0;
+        self.carry_out(now, rng, &mut commits, &mut refused);
         let mut applier = Applier {
             engine: &mut self.engine,
+            applied_end: &mut self.applied_end,
             now,
             durable: self.durable.is_some(),
             check_every: self.check_every,
@@ -280,8 +335,24 @@ impl Coordinator {
         if let Some(broken) = applier.broken {
             return Err(broken);
         }
-        let mut commits = Vec::new();
-        let mut refused = 0;
+        self.carry_out(now, rng, &mut commits, &mut refused);
+        if let Some(Commit::Stopped(what)) = commits.last_mut() {
+            if refused > 0 {
+                let requests = if refused == 1 { "request" } else { "requests" };
+                what.push_str(&format!("; {refused} more {requests} refused"));
+            }
+        }
+        Ok(commits)
+    }
+
+    /// Carries out the pipeline's pending actions.
+    fn carry_out(
+        &mut self,
+        now: Time,
+        rng: &mut SimRng,
+        commits: &mut Vec<Commit>,
+        refused: &mut usize,
+    ) {
         while let Some(action) = self.pipeline.next_action() {
             if !self.up {
                 // Crashed mid-append: the rest of what the pipeline decided died with it.
@@ -296,21 +367,19 @@ impl Coordinator {
                 Action::Release(released) => {
                     let records = self.release(released.replies);
                     commits.push(Commit::Released(records));
+                    if !released.reads.is_empty() {
+                        let seen = released.reads.into_iter().map(|r| self.run_read(r));
+                        commits.push(Commit::Read(seen.collect()));
+                    }
                 }
-                Action::Refuse(r) => refused += r.waiters.len(),
+                // A refused read is never answered; its client reads again later.
+                Action::Refuse(r) => *refused += r.waiters.len(),
                 Action::Rebuild(_) => self.rebuilding = true,
                 Action::Pause { ms, .. } => self.paused_until = Some(now.saturating_add(ms)),
                 // The simulated engine does not panic: a panic fails the run.
                 Action::Panicked(_) => {}
             }
         }
-        if let Some(Commit::Stopped(what)) = commits.last_mut() {
-            if refused > 0 {
-                let requests = if refused == 1 { "request" } else { "requests" };
-                what.push_str(&format!("; {refused} more {requests} refused"));
-            }
-        }
-        Ok(commits)
     }
 
     /// Starts appending a batch. A failed append is handed straight back to the
@@ -440,6 +509,7 @@ impl Coordinator {
         let engine = durable.replay(now, read, hook)?;
         durable.storage.drop_torn_tail(torn_bytes);
         self.engine = engine;
+        self.applied_end = position;
         self.paused_until = None;
         if self.up {
             self.pipeline.rebuilt(position);

@@ -58,6 +58,7 @@ mod options;
 mod outcomes;
 mod plan;
 mod profile;
+mod read_checks;
 mod render;
 mod result_checks;
 mod rng;

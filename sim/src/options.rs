@@ -20,6 +20,10 @@ pub struct RunOptions {
     /// Keep the coordinator's log, snapshots and shadow even when no fault needs them
     /// (to measure what durability costs).
     pub durable: bool,
+    /// Serve status reads at once, against whatever the engine holds, instead of
+    /// behind the commit pipeline's read barrier: a deliberate fault, to test that the
+    /// read checks catch it.
+    pub reads_without_barrier: bool,
 }
 
 impl RunOptions {
@@ -33,6 +37,7 @@ impl RunOptions {
             check_every: 1,
             max_events: 50_000_000,
             durable: false,
+            reads_without_barrier: false,
         }
     }
 }

@@ -133,6 +133,7 @@ fn plan_scenario(spec: &JobSpec, workers: &[PlanWorker]) -> Scenario {
         description: String::new(),
         heal_at_ms: 0,
         liveness_ms: 365 * 24 * 3_600_000,
+        reads_every_ms: 0,
         engine: Default::default(),
         network: NetworkSpec {
             latency_min_ms: 0,

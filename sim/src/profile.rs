@@ -113,6 +113,8 @@ pub struct Profile {
     pub slow_fsyncs: u32,
     /// How long each append takes inside a slow-fsync window.
     pub fsync_ms: u64,
+    /// How often a client reads a job's status through the commit pipeline; 0 never.
+    pub reads_every_ms: u64,
 }
 
 impl fmt::Display for Profile {
@@ -123,13 +125,14 @@ impl fmt::Display for Profile {
              crashes={} restart={:.2} pauses={}x{}ms drift={}ppm clock_steps={} flaky={:.2}@{:.2} slow={:.2} caps={} \
              shape={:?} jobs={}x{} poison={:.2} cancel={:.2} coord_crashes={} grant_ttl={}ms lease_ttl={}ms \
              liveness_timeout={}ms job_caps={} late_workers={} fault_phase={}ms append_failures={} \
-             torn_appends={} corruptions={} slow_fsync={}x{}ms",
+             torn_appends={} corruptions={} slow_fsync={}x{}ms reads_every={}ms",
             self.seed, self.workers, self.max_concurrency, self.loss, self.duplicate, self.reorder, self.latency_max_ms,
             self.partition, self.partitions, self.crashes, self.restart, self.pauses, self.pause_ms, self.drift_ppm,
             self.clock_steps, self.flaky_fraction, self.flaky_rate, self.slow_fraction, self.capabilities, self.shape,
             self.jobs, self.tasks_per_job, self.poison_rate, self.cancel_rate, self.coordinator_crashes,
             self.grant_ttl_ms, self.lease_ttl_ms, self.liveness_timeout_ms, self.job_caps, self.late_workers, self.fault_ms,
-            self.append_failures, self.torn_appends, self.corruptions, self.slow_fsyncs, self.fsync_ms
+            self.append_failures, self.torn_appends, self.corruptions, self.slow_fsyncs, self.fsync_ms,
+            self.reads_every_ms
         )
     }
 }
@@ -218,6 +221,11 @@ impl Profile {
             corruptions: rarely(rng, 0.03, 1),
             slow_fsyncs: rarely(rng, 0.2, 3),
             fsync_ms: *rng.pick(&[5, 50, 500]),
+            reads_every_ms: if rng.chance(0.5) {
+                *rng.pick(&[200, 1_000, 5_000])
+            } else {
+                0
+            },
         }
     }
 
@@ -268,6 +276,7 @@ impl Profile {
             description: self.to_string(),
             heal_at_ms: self.fault_ms,
             liveness_ms,
+            reads_every_ms: self.reads_every_ms,
             engine: EngineKnobs {
                 grant_ttl_ms: Some(self.grant_ttl_ms),
                 lease_ttl_ms: Some(self.lease_ttl_ms),

@@ -42,6 +42,8 @@ pub struct RunReport {
     pub marks: Vec<Mark>,
     /// Worker names, the timeline's rows.
     pub workers: Vec<String>,
+    /// Status reads the client's reads ran (`Scenario::reads_every_ms`).
+    pub reads: u64,
 }
 
 impl RunReport {
@@ -119,5 +121,6 @@ pub fn run(scenario: &Scenario, opts: RunOptions) -> RunReport {
             })
             .collect(),
         workers: scenario.workers.iter().map(|w| w.name.clone()).collect(),
+        reads: w.checker.reads.reads,
     }
 }

@@ -21,6 +21,10 @@ pub struct Scenario {
     /// After healing, every job must be terminal within this long.
     #[serde(default = "default_liveness_ms")]
     pub liveness_ms: u64,
+    /// How often a client reads a job's status (the jobs in turn) through the commit
+    /// pipeline, checked against what earlier reads saw; 0 never.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reads_every_ms: u64,
     /// Engine configuration overrides.
     #[serde(default)]
     pub engine: EngineKnobs,
@@ -42,6 +46,10 @@ pub struct Scenario {
     /// What must hold when the run ends.
     #[serde(default)]
     pub expect: Expect,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn default_liveness_ms() -> u64 {

@@ -36,6 +36,10 @@ pub(crate) enum Event {
     Script(usize),
     Submit(usize),
     ClientResend(u64),
+    /// The client's `.0`-th status read is due.
+    Read(u64),
+    /// A status read of this job reaches the coordinator.
+    ReadArrives(String),
     Join(usize),
     Heal,
     Deadline,
@@ -114,6 +118,9 @@ impl<'a> World<'a> {
             marks: Vec::new(),
             outputs: Vec::new(),
         };
+        if opts.reads_without_barrier {
+            world.coordinator.break_read_barrier();
+        }
         world.schedule();
         world
     }
@@ -138,6 +145,19 @@ impl<'a> World<'a> {
         for (i, step) in scenario.script.iter().enumerate() {
             self.queue.push(step.at_ms, Event::Script(i));
         }
+        if scenario.reads_every_ms > 0 && !scenario.jobs.is_empty() {
+            self.queue.push(scenario.reads_every_ms, Event::Read(0));
+        }
+    }
+
+    /// The client reads the status of the jobs in turn, every `reads_every_ms`, as long
+    /// as the run lasts; each read crosses the client's link like any request.
+    fn read(&mut self, k: u64) {
+        let jobs = &self.scenario.jobs;
+        let job = jobs[(k % jobs.len() as u64) as usize].name.clone();
+        self.send(Link::Client, || Event::ReadArrives(job.clone()));
+        let next = self.now.saturating_add(self.scenario.reads_every_ms);
+        self.queue.push(next, Event::Read(k + 1));
     }
 
     fn failed(&self) -> bool {
@@ -211,6 +231,11 @@ impl<'a> World<'a> {
                 let sends = self.client.submit(j);
                 self.client_send(sends);
             }
+            Event::Read(k) => self.read(k),
+            Event::ReadArrives(job) => {
+                let r = self.coordinator.read(self.now, job, &mut self.rng);
+                self.after_coordinator(r);
+            }
             Event::ClientResend(req) => {
                 let sends = self.client.resend(req);
                 self.client_send(sends);
@@ -257,6 +282,13 @@ impl<'a> World<'a> {
             Commit::Released(records) => self.release(records),
             Commit::InFlight { done_at, append } => {
                 self.queue.push(done_at, Event::AppendDone(append))
+            }
+            Commit::Read(seen) => {
+                for read in &seen {
+                    if let Err(f) = self.checker.reads.read(self.now, read) {
+                        self.checker.flag(f);
+                    }
+                }
             }
             Commit::Stopped(what) => {
                 self.mark("coordinator", what);

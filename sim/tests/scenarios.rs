@@ -25,7 +25,10 @@ fn check(stem: &str) {
         ..RunOptions::new(0)
     };
     let report = run(&scenario, opts);
-    let compact = compact_trace(&report.lines);
+    let mut compact = compact_trace(&report.lines);
+    if report.reads > 0 {
+        compact.push_str(&format!("status reads that ran: {}\n", report.reads));
+    }
     assert!(
         report.ok(),
         "{stem}: {}\nviolations: {:?}\nunmet: {:?}\ntrace:\n{compact}",
@@ -68,6 +71,7 @@ fn every_scenario_file_has_a_test() {
         "grant_race",
         "held_grant_expires",
         "partition_heal",
+        "reads_across_crashes",
         "scripted_stale_completion",
         "stale_instance_register",
         "stale_worker_requeue",
@@ -102,6 +106,7 @@ scenario_tests!(
     grant_race,
     held_grant_expires,
     partition_heal,
+    reads_across_crashes,
     scripted_stale_completion,
     stale_instance_register,
     stale_worker_requeue,

@@ -257,6 +257,30 @@ fn finished_jobs_are_forgotten_after_retention() {
 }
 
 #[test]
+fn a_job_status_is_the_summary_of_its_description_until_it_is_forgotten() {
+    let mut h = Harness::new(config());
+    h.register("w", 1, &[], 1).unwrap();
+    let (j, _) = h.submit(job("j", &["a", "b"])).unwrap();
+    let summary = |h: &Harness| {
+        let status = h.engine.job_status(j).unwrap();
+        assert_eq!(status, h.engine.describe_job(j).unwrap().status);
+        (status.remaining, status.outcome)
+    };
+    assert_eq!(summary(&h), (2, None));
+    let f = h.take("w", 1);
+    h.complete("w", 1, f);
+    assert_eq!(summary(&h), (1, None));
+    let f = h.take("w", 1);
+    h.complete("w", 1, f);
+    assert_eq!(summary(&h), (0, Some(JobOutcome::Succeeded)));
+    h.tick(h.engine.config().retention_ms + 1_000);
+    assert_eq!(
+        h.engine.job_status(j).unwrap_err(),
+        Rejection::UnknownJob { job: j }
+    );
+}
+
+#[test]
 fn the_clock_never_runs_backwards() {
     let mut h = Harness::new(config());
     h.tick(5_000);
