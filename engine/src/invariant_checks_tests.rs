@@ -85,3 +85,31 @@ fn a_live_job_its_name_does_not_stand_for_is_caught() {
     state.job_names.remove("k");
     caught(&state, InvariantKind::Reference, "is not the job its name");
 }
+
+#[test]
+fn a_worker_serving_a_lane_that_does_not_exist_is_caught() {
+    let mut state = busy();
+    let worker = state.workers.values_mut().next().expect("a worker");
+    worker.lanes.push(999);
+    caught(
+        &state,
+        InvariantKind::Reference,
+        "serves a lane that does not exist",
+    );
+}
+
+#[test]
+fn a_worker_holding_more_than_its_concurrency_is_caught() {
+    let mut state = busy();
+    let worker = state
+        .workers
+        .values_mut()
+        .find(|w| w.active() > 0)
+        .expect("a worker holding work");
+    worker.max_concurrency = worker.active() - 1;
+    caught(
+        &state,
+        InvariantKind::ConcurrencyCap,
+        "over its concurrency",
+    );
+}
