@@ -38,10 +38,10 @@ pub(crate) struct Record {
     pub position: u64,
 }
 
-/// Who waits for a request: its sender, and the input for the checker and the trace.
+/// Who waits for a request: for each of its inputs (several when a worker sent them
+/// in one frame), the sender and the input, for the checker and the trace.
 pub(crate) struct Waiter {
-    origin: Origin,
-    input: Input,
+    sent: Vec<(Origin, Input)>,
 }
 
 type SimBatch = Batch<Waiter, StatusRead, Option<Entry>>;
@@ -213,13 +213,46 @@ impl Coordinator {
         self.pipeline.durable_end()
     }
 
-    /// An input arrives at `now`. A timer that is due fires first, as the production
-    /// coordinator's would have, so the input's outputs are not mixed with its.
+    /// An input arrives at `now`.
     pub(crate) fn deliver(
         &mut self,
         now: Time,
         input: Input,
         origin: Origin,
+        rng: &mut SimRng,
+    ) -> Result<Vec<Commit>, CheckFailure> {
+        let waiter = Waiter {
+            sent: vec![(origin, input.clone())],
+        };
+        self.arrive(now, Request::Input { input, waiter }, rng)
+    }
+
+    /// Inputs a worker sent in one frame arrive at `now`: applied one after another in
+    /// one batch, and answered together, as the production coordinator takes a frame.
+    pub(crate) fn deliver_frame(
+        &mut self,
+        now: Time,
+        sent: Vec<(Origin, Input)>,
+        rng: &mut SimRng,
+    ) -> Result<Vec<Commit>, CheckFailure> {
+        let inputs = sent.iter().map(|(_, input)| input.clone()).collect();
+        self.arrive(
+            now,
+            Request::Group {
+                inputs,
+                waiter: Waiter { sent },
+            },
+            rng,
+        )
+    }
+
+    /// A request arrives at `now` (lost while the coordinator is down). A timer that is
+    /// due fires first, as the production coordinator's would have, so the request's
+    /// outputs are not mixed with its.
+    fn arrive(
+        &mut self,
+        now: Time,
+        request: Request<Waiter, StatusRead>,
         rng: &mut SimRng,
     ) -> Result<Vec<Commit>, CheckFailure> {
         if !self.up {
@@ -229,11 +262,7 @@ impl Coordinator {
         if self.engine.next_wakeup().is_some_and(|w| w <= now) {
             self.pipeline.tick();
         }
-        let waiter = Waiter {
-            origin,
-            input: input.clone(),
-        };
-        self.pipeline.push(Request::Input { input, waiter });
+        self.pipeline.push(request);
         self.drive(now, rng)
     }
 
@@ -418,26 +447,27 @@ impl Coordinator {
     fn release(&mut self, replies: Vec<Reply<Waiter>>) -> Vec<Record> {
         let mut records = Vec::with_capacity(replies.len());
         for reply in replies {
-            let (origin, input, applied) = match reply {
-                Reply::One(waiter, applied) => (waiter.origin, waiter.input, applied),
-                Reply::Tick(applied) => (Origin::Timer, Input::Tick, applied),
-                // The simulator sends no groups.
-                Reply::Group(..) => continue,
+            let answered: Vec<((Origin, Input), _)> = match reply {
+                Reply::One(waiter, applied) => waiter.sent.into_iter().zip([applied]).collect(),
+                Reply::Group(waiter, applied) => waiter.sent.into_iter().zip(applied).collect(),
+                Reply::Tick(applied) => vec![((Origin::Timer, Input::Tick), applied)],
             };
-            let Some(outputs) = applied.outputs else {
-                continue;
-            };
-            if applied.tick && outputs.effects.is_empty() {
-                continue;
+            for ((origin, input), applied) in answered {
+                let Some(outputs) = applied.outputs else {
+                    continue;
+                };
+                if applied.tick && outputs.effects.is_empty() {
+                    continue;
+                }
+                self.acknowledged = self.acknowledged.max(applied.position);
+                records.push(Record {
+                    at: applied.at,
+                    origin,
+                    input,
+                    outputs,
+                    position: applied.position,
+                });
             }
-            self.acknowledged = self.acknowledged.max(applied.position);
-            records.push(Record {
-                at: applied.at,
-                origin,
-                input,
-                outputs,
-                position: applied.position,
-            });
         }
         records
     }

@@ -23,6 +23,8 @@ use keel_engine::{Accepted, ClientCommand, Input, Recipient, Rejection, Time, Wo
 
 pub(crate) enum Event {
     ToCoordinator(Input, Origin),
+    /// Inputs a worker sent in one frame.
+    FrameToCoordinator(Vec<(Origin, Input)>),
     ToWorker(usize, WorkerEvent),
     ToClient(u64, Result<Accepted, Rejection>),
     CoordinatorTick,
@@ -206,6 +208,12 @@ impl<'a> World<'a> {
                 let r = self
                     .coordinator
                     .deliver(self.now, input, origin, &mut self.rng);
+                self.after_coordinator(r);
+            }
+            Event::FrameToCoordinator(sent) => {
+                let r = self
+                    .coordinator
+                    .deliver_frame(self.now, sent, &mut self.rng);
                 self.after_coordinator(r);
             }
             Event::CoordinatorTick => {
@@ -400,14 +408,12 @@ impl<'a> World<'a> {
     fn route_worker(&mut self, idx: usize, outputs: &mut Vec<WorkerOutput>) {
         let (id, instance) = self.fleet.identity(idx);
         let process = self.fleet.worker(idx).process;
+        let mut frame = Vec::new();
         for out in outputs.drain(..) {
             match out {
                 WorkerOutput::Send(req, command) => {
                     let input = Input::worker(&id, instance, command);
-                    let origin = Origin::Worker { idx, req };
-                    self.send(Link::Up(idx), || {
-                        Event::ToCoordinator(input.clone(), origin)
-                    });
+                    frame.push((Origin::Worker { idx, req }, input));
                 }
                 WorkerOutput::Timer(local_ms, timer) => {
                     let at = self.fleet.after_local(idx, self.now, local_ms);
@@ -419,6 +425,18 @@ impl<'a> World<'a> {
                     self.checker.belief(self.now, idx, task, held, clocks)
                 }
             }
+        }
+        // What the worker says in one step goes out in one frame, as the SDK sends it:
+        // one fate on the network, and one group in the coordinator's pipeline.
+        match &frame[..] {
+            [] => {}
+            [(origin, input)] => {
+                let origin = *origin;
+                self.send(Link::Up(idx), || {
+                    Event::ToCoordinator(input.clone(), origin)
+                });
+            }
+            _ => self.send(Link::Up(idx), || Event::FrameToCoordinator(frame.clone())),
         }
     }
 

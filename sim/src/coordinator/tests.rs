@@ -181,3 +181,27 @@ fn a_slow_append_pipelines_one_batch_and_releases_only_when_it_completes() {
     assert!(c.engine.job_by_name("c").is_some());
     assert!(c.engine.job_by_name("d").is_none());
 }
+
+#[test]
+fn a_frame_is_applied_as_one_group_and_answered_together() {
+    let (mut c, mut rng) = committed();
+    // A batch is under way, so the frame that follows waits behind it as one group.
+    let (_, first) = started(&deliver(&mut c, 3, "c", &mut rng));
+    let frame = ["d", "e"].map(|name| (Origin::Client { req: 4 }, submit(name)));
+    assert!(c
+        .deliver_frame(4, frame.to_vec(), &mut rng)
+        .unwrap()
+        .is_empty());
+    let commits = c.complete_append(5, first, &mut rng).unwrap();
+    assert_eq!(released(&commits), [3]);
+    let Some(Commit::InFlight { append, .. }) = commits.last() else {
+        panic!("the frame's batch goes to the log next: {commits:?}");
+    };
+    let commits = c.complete_append(6, *append, &mut rng).unwrap();
+    assert_eq!(
+        released(&commits),
+        [4, 5],
+        "both inputs of the frame, in order"
+    );
+    assert!(c.engine.job_by_name("e").is_some());
+}
