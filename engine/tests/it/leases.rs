@@ -205,6 +205,20 @@ fn released_grant_goes_back_to_the_queue() {
 }
 
 #[test]
+fn a_grant_can_be_released_only_by_its_worker_and_only_before_it_is_accepted() {
+    let (mut h, t) = one_task();
+    let g = h.request("w1", 1, 1)[0].0;
+    let release = |h: &mut Harness, w| h.worker(w, 1, WorkerCommand::ReleaseGrant { grant: g });
+    let out = release(&mut h, "w2");
+    assert!(matches!(rejection(&out), Rejection::GrantNotYours { .. }));
+    h.accept("w1", 1, g).unwrap();
+    // Accepted, the grant is a lease now: its own worker releasing it names no grant.
+    let out = release(&mut h, "w1");
+    assert_eq!(rejection(&out), &Rejection::UnknownGrant { grant: g });
+    assert!(matches!(h.task(t).status, TaskStatus::Running { .. }));
+}
+
+#[test]
 fn two_workers_race_for_one_task_and_exactly_one_wins() {
     let (mut h, t) = one_task();
     let g1 = h.request("w1", 1, 1);
