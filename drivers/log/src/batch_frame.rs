@@ -13,6 +13,7 @@ use crate::record::ENTRY_HEADER;
 use crate::record::{decode_entry, entry_frame_len, entry_header, frame_offset, u64_at, CRC};
 use crate::{Epoch, Offset, Partition, Record};
 use std::io::{self, Write};
+use std::ops::Range;
 
 /// Format version of batch frames.
 pub const BATCH_FRAME_VERSION: u8 = 3;
@@ -29,16 +30,36 @@ pub fn batch_frame_len(payloads: &[Vec<u8>]) -> usize {
             .sum::<usize>()
 }
 
-/// Writes the batch frame of an append of `payloads` from `start` under `epoch` to
-/// `out`, each payload once and straight from where it lies (no frame is built in a
-/// buffer of its own first).
+/// The records an append of `payloads` is stored in, as ranges of its payloads: as
+/// many entries in each as fit in `max_bytes` of batch frame, and at least one, so a
+/// large append is several records, none of them near a store's limit on one value.
+pub fn records(payloads: &[Vec<u8>], max_bytes: usize) -> Vec<Range<usize>> {
+    let mut records = Vec::new();
+    let (mut start, mut bytes) = (0, BATCH_HEADER);
+    for (i, payload) in payloads.iter().enumerate() {
+        let len = LEN + entry_frame_len(payload.len());
+        if i > start && bytes.saturating_add(len) > max_bytes {
+            records.push(start..i);
+            (start, bytes) = (i, BATCH_HEADER);
+        }
+        bytes = bytes.saturating_add(len);
+    }
+    if start < payloads.len() {
+        records.push(start..payloads.len());
+    }
+    records
+}
+
+/// Writes the batch frame of `payloads`, stored from `start` under `epoch` in an append
+/// that ends at `batch_end`, to `out`, each payload once and straight from where it
+/// lies (no frame is built in a buffer of its own first).
 pub fn write_batch<W: Write>(
     out: &mut W,
     epoch: Epoch,
     start: Offset,
+    batch_end: Offset,
     payloads: &[Vec<u8>],
 ) -> io::Result<()> {
-    let batch_end = start + payloads.len() as u64;
     out.write_all(&[BATCH_FRAME_VERSION])?;
     out.write_all(&(payloads.len() as u64).to_le_bytes())?;
     for (payload, offset) in payloads.iter().zip(start..) {
@@ -54,11 +75,12 @@ pub fn write_batch<W: Write>(
     Ok(())
 }
 
-/// The batch frame of `payloads`, in a buffer of its own.
+/// The batch frame of a whole append of `payloads`, in a buffer of its own.
 pub fn encode_batch_frame(epoch: Epoch, start: Offset, payloads: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::with_capacity(batch_frame_len(payloads));
+    let batch_end = start + payloads.len() as u64;
     // Writing into a Vec cannot fail.
-    let _ = write_batch(&mut out, epoch, start, payloads);
+    let _ = write_batch(&mut out, epoch, start, batch_end, payloads);
     out
 }
 
@@ -179,6 +201,29 @@ mod tests {
         assert!(decode_entries(5, 0, &encode_batch_frame(1, 0, &[]))
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn an_append_is_cut_into_records_that_fit_and_keep_its_end() {
+        let batch = payloads(6);
+        let lens: Vec<usize> = batch
+            .iter()
+            .map(|p| LEN + entry_frame_len(p.len()))
+            .collect();
+        assert_eq!(lens, [37, 40, 43, 46, 49, 52], "each with its length");
+        assert_eq!(records(&batch, usize::MAX), [0..6]);
+        assert_eq!(records(&batch, 9 + 46 + 49), [0..2, 2..4, 4..5, 5..6]);
+        assert_eq!(records(&batch, 9 + 37 + 40), [0..2, 2..3, 3..4, 4..5, 5..6]);
+        let singles = [0..1, 1..2, 2..3, 3..4, 4..5, 5..6];
+        assert_eq!(records(&batch, 9 + 37 + 40 - 1), singles);
+        assert_eq!(records(&batch, 0), singles, "an entry too large goes alone");
+        assert!(records(&[], 100).is_empty());
+        // A record of the middle of an append names the append's end.
+        let mut out = Vec::new();
+        write_batch(&mut out, 2, 12, 16, &batch[2..4]).unwrap();
+        let middle = decode_entries(0, 12, &out).unwrap();
+        assert_eq!(offsets(&middle), [12, 13]);
+        assert!(middle.iter().all(|r| r.batch_end == Some(16)));
     }
 
     #[test]

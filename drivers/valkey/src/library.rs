@@ -7,10 +7,11 @@
 //! client instead of silently running old code. A server that lost its functions (a
 //! restart without persistence) answers "Function not found" and is reloaded too.
 //!
-//! Each append is one list element (a batch frame, [`keel_log::batch_frame`]) and
-//! one member of a sorted set of the offsets the elements start at, so an append of a
-//! thousand entries costs Valkey one element instead of a thousand, and a read finds
-//! the element holding an offset in O(log n). A log written by library 1 (one element
+//! Each append is one list element (a batch frame, [`keel_log::batch_frame`]; a few
+//! when it is larger than `ValkeyOptions::record_bytes`) and one member of a sorted set
+//! of the offsets the elements start at, so an append of a thousand entries costs
+//! Valkey one element instead of a thousand, and a read finds the element holding an
+//! offset in O(log n). A log written by library 1 (one element
 //! per entry) is read as it is and indexed on the first write of this library; a
 //! coordinator running library 1 refuses a log written by this one as corrupt
 //! ("unknown format version 3") instead of misreading it.
@@ -120,7 +121,8 @@ redis.register_function('keel_step_down', function(keys, args)
   return {0}
 end)
 
--- args: version, epoch, start, count, batch frame
+-- args: version, epoch, start, then for each record of the append: its entry count
+-- and its batch frame
 redis.register_function('keel_append', function(keys, args)
   local bad = wrong_version(args) if bad then return bad end
   local current = fenced(keys, args[2])
@@ -128,12 +130,17 @@ redis.register_function('keel_append', function(keys, args)
   upgrade(keys)
   local _, last = bounds(keys)
   if last ~= tonumber(args[3]) then return {2, last} end
-  local count = tonumber(args[4])
-  if count < 1 then return {0, last} end
-  redis.call('RPUSH', keys[3], args[5])
-  redis.call('ZADD', keys[6], int(last), int(last))
-  redis.call('SET', keys[7], int(last + count))
-  return {0, last + count}
+  local offset = last
+  for i = 4, #args - 1, 2 do
+    local count = tonumber(args[i])
+    if count > 0 then
+      redis.call('RPUSH', keys[3], args[i + 1])
+      redis.call('ZADD', keys[6], int(offset), int(offset))
+      offset = offset + count
+    end
+  end
+  if offset ~= last then redis.call('SET', keys[7], int(offset)) end
+  return {0, offset}
 end)
 
 -- args: version, epoch, offset, frame. Drops the records whose every entry is before

@@ -13,6 +13,10 @@ pub struct ValkeyOptions {
     pub response_timeout: Duration,
     /// Bound on opening a connection.
     pub connection_timeout: Duration,
+    /// The most bytes one stored record holds: an append is split into records of at
+    /// most this size (an entry larger than it goes alone), so no argument nears
+    /// Valkey's limit on one value (`proto-max-bulk-len`, 512 MB by default).
+    pub record_bytes: usize,
 }
 
 impl Default for ValkeyOptions {
@@ -22,6 +26,7 @@ impl Default for ValkeyOptions {
             wait_replicas: None,
             response_timeout: Duration::from_secs(5),
             connection_timeout: Duration::from_secs(2),
+            record_bytes: 32 << 20,
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::keys::PartitionKeys;
 use crate::library;
 use crate::options::{ConnectError, ValkeyOptions};
 use crate::reply::{bulk, unexpected, Reply};
-use keel_log::batch_frame::{batch_frame_len, entries_from, write_batch};
+use keel_log::batch_frame::{batch_frame_len, entries_from, records, write_batch};
 use keel_log::record::{decode_snapshot, encode_snapshot};
 use keel_log::{
     Bounds, Epoch, Leadership, Log, LogError, Offset, Outcome, Partition, Record, Snapshot,
@@ -211,6 +211,9 @@ impl ValkeyLog {
     }
 }
 
+/// Bytes a record adds to the frames it holds: its header.
+const BATCH_HEADER_BOUND: usize = 16;
+
 fn library_outdated(e: &RedisError) -> bool {
     let text = e.to_string();
     text.contains("Function not found") || text.contains(library::VERSION_ERROR)
@@ -282,13 +285,26 @@ impl Log for ValkeyLog {
         start: Offset,
         payloads: &[Vec<u8>],
     ) -> Result<Offset, LogError> {
-        let data = batch_frame_len(payloads);
-        let mut cmd = self.function_call(partition, "keel_append", 4, data + 60);
-        cmd.arg(epoch).arg(start).arg(payloads.len());
-        // The batch frame is written straight into the command: each payload is copied
+        let records = records(payloads, self.options.record_bytes);
+        let data = batch_frame_len(payloads) + records.len() * (BATCH_HEADER_BOUND + 20);
+        let mut cmd = self.function_call(partition, "keel_append", 2 + 2 * records.len(), data);
+        cmd.arg(epoch).arg(start);
+        let batch_end = start + payloads.len() as u64;
+        // Each batch frame is written straight into the command: each payload is copied
         // once on its way to the socket.
-        write_batch(&mut cmd.writer_for_next_arg(), epoch, start, payloads)
+        for range in records {
+            let first = start + range.start as u64;
+            let part = &payloads[range];
+            cmd.arg(part.len());
+            write_batch(
+                &mut cmd.writer_for_next_arg(),
+                epoch,
+                first,
+                batch_end,
+                part,
+            )
             .map_err(|e| LogError::storage(partition, format!("building an append: {e}")))?;
+        }
         let reply = self
             .send(partition, &cmd)
             .await?
