@@ -220,6 +220,34 @@ fn suspension_timeouts_fail_or_resume_by_policy() {
 }
 
 #[test]
+fn a_completion_under_the_fence_from_before_a_suspension_is_stale_after_success() {
+    let mut h = Harness::new(config());
+    h.register("w", 1, &[], 1).unwrap();
+    let (_, t) = h.submit(job("j", &["a"])).unwrap();
+    let before = h.take("w", 1);
+    suspend(&mut h, before, None, SuspendTimeout::Fail);
+    signal(&mut h, t, "approval", "k1");
+    let after = h.take("w", 1);
+    assert_eq!(
+        (after.attempt, after.epoch),
+        (before.attempt, before.epoch + 1)
+    );
+    assert_eq!(
+        accepted(&h.complete("w", 1, after)),
+        &Accepted::Completed {
+            fence: after,
+            duplicate: false
+        }
+    );
+    // Same attempt, older epoch: not the completion that won, so not its duplicate.
+    let late = h.complete("w", 1, before);
+    assert!(
+        matches!(rejection(&late), Rejection::StaleFence { .. }),
+        "{late:?}"
+    );
+}
+
+#[test]
 fn signals_per_task_are_limited() {
     let mut cfg = config();
     cfg.limits.max_signals_per_task = 1;

@@ -11,6 +11,7 @@ mod config;
 mod configure;
 mod dag;
 mod extreme_values;
+mod faults;
 mod fuzz_sequences;
 mod global_limits;
 mod goldens;
