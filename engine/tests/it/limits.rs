@@ -113,6 +113,23 @@ fn payload_bytes_of_tasks_errors_and_signals() {
 }
 
 #[test]
+fn an_error_exactly_at_the_payload_limit_is_taken() {
+    let mut t = FixedTime::new(limits(|l| l.max_payload_bytes = 8));
+    t.accepted(submit(JobSpec::new("j", numbered(1))));
+    let fence = t.lease("w");
+    let fail = WorkerCommand::Fail {
+        fence,
+        error: "12345678".into(),
+        permanent: true,
+    };
+    t.accepted(t.cmd("w", fail));
+    assert!(matches!(
+        t.engine.describe_task(fence.task).unwrap().status,
+        TaskStatus::Done(TaskOutcome::Failed { .. })
+    ));
+}
+
+#[test]
 fn capabilities_per_worker() {
     let mut t = FixedTime::new(limits(|l| l.max_caps_per_worker = 2));
     let reg = t.register("w", &["a", "b", "c"], 1);
