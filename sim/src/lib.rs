@@ -34,6 +34,10 @@
 //!   client reads it: every readable output is the one committed by the task's
 //!   accepted completion (never a zombie's, a losing duplicate's or a revoked
 //!   lease's), and the job's result is the committed outputs of its result tasks.
+//! - Status reads (`reads_every_ms`, in about half the swarm's profiles) go through
+//!   the commit pipeline behind every input before them: each must run on exactly the
+//!   durable state, and no later read may see a job further back, across crashes.
+//!   What a worker says in one step travels as one frame and is applied as one group.
 //! - A worker trusts a lease until its own deadline (send time of the accept or renew
 //!   plus the TTL, on its own clock) and no longer than its session: the send time of
 //!   its last answered request plus the liveness timeout. Past that the coordinator
