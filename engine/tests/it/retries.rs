@@ -145,6 +145,8 @@ fn a_failing_worker_is_blacklisted_then_readmitted_and_its_leases_survive() {
         h.request("bad", 1, 2).is_empty(),
         "no grants while blacklisted"
     );
+    let status = |h: &Harness| h.engine.workers()[0].status.clone();
+    assert_eq!(status(&h), "blacklisted");
     // Its running lease is not stranded: it still completes.
     let out = h.complete("bad", 1, f2);
     assert!(matches!(
@@ -166,6 +168,7 @@ fn a_failing_worker_is_blacklisted_then_readmitted_and_its_leases_survive() {
         !grants_for(&effects, "bad").is_empty(),
         "outstanding credits are served on readmission"
     );
+    assert_eq!(status(&h), "active");
 }
 
 #[test]
