@@ -90,7 +90,7 @@ fn document(listed: &ListJobsResponse) -> serde_json::Value {
 
 /// "2 succeeded, 1 running", states in the order a task goes through them.
 fn counts(states: &[TaskStateCount]) -> String {
-    const ORDER: [&str; 12] = [
+    const ORDER: [&str; 13] = [
         "succeeded",
         "failed",
         "cancelled",
@@ -98,6 +98,7 @@ fn counts(states: &[TaskStateCount]) -> String {
         "running",
         "offered",
         "queued",
+        "rate_limited",
         "blocked",
         "parked",
         "delayed",

@@ -62,6 +62,14 @@ fn detail(t: &TaskView, now: u64) -> String {
         },
         "suspended" if !t.waitpoint.is_empty() => format!("waiting for signal \"{}\"", t.waitpoint),
         "parked" => "held back by the job's max_concurrency".to_string(),
+        "rate_limited" => match t.until_ms {
+            Some(until) => format!(
+                "waiting for the rate limit of {}, a token at {}",
+                t.detail,
+                stamp(until, now)
+            ),
+            None => format!("waiting for the rate limit of {}", t.detail),
+        },
         "waiting" => "waiting for its dependencies".to_string(),
         _ => t.detail.clone(),
     };

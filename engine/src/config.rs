@@ -30,6 +30,8 @@ pub struct Config {
     pub blacklist: BlacklistPolicy,
     /// Per-tenant caps and fair-share weights.
     pub tenants: TenantPolicy,
+    /// Token buckets pacing grants per tenant, lane and rate key.
+    pub rates: RatePolicy,
     /// Bounds on every input and on the engine as a whole.
     pub limits: Limits,
 }
@@ -45,6 +47,7 @@ impl Default for Config {
             retention_ms: 3_600_000,
             blacklist: BlacklistPolicy::default(),
             tenants: TenantPolicy::default(),
+            rates: RatePolicy::default(),
             limits: Limits::default(),
         }
     }
@@ -93,6 +96,67 @@ impl TenantPolicy {
     pub fn weight(&self, tenant: &str) -> u32 {
         self.weights.get(tenant).copied().unwrap_or(1).max(1)
     }
+}
+
+/// Token buckets that pace grants: each grant of a task takes one token from the
+/// bucket of its tenant, of its lane and of the rate key it names, where one is
+/// configured, and a task waits while any of them is empty. Names without an entry are
+/// not paced. A token is taken when the grant is offered, accepted or not, so a rate
+/// bounds offers as well as attempts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RatePolicy {
+    /// Buckets per tenant name.
+    pub tenants: BTreeMap<String, Rate>,
+    /// Buckets per lane name.
+    pub lanes: BTreeMap<String, Rate>,
+    /// Buckets per rate key (`rate_key` in a task spec), e.g. one per external API.
+    pub keys: BTreeMap<String, Rate>,
+}
+
+impl RatePolicy {
+    /// The bucket configured for a name in one scope.
+    pub fn get(&self, scope: RateScope, name: &str) -> Option<&Rate> {
+        match scope {
+            RateScope::Tenant => self.tenants.get(name),
+            RateScope::Lane => self.lanes.get(name),
+            RateScope::Key => self.keys.get(name),
+        }
+    }
+}
+
+/// What a token bucket is kept for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum RateScope {
+    /// A tenant's tasks.
+    Tenant,
+    /// A lane's tasks.
+    Lane,
+    /// The tasks naming one rate key.
+    Key,
+}
+
+impl RateScope {
+    /// The scope as written in configuration and status: `tenant`, `lane`, `key`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateScope::Tenant => "tenant",
+            RateScope::Lane => "lane",
+            RateScope::Key => "key",
+        }
+    }
+}
+
+/// A token bucket: `rate` grants per `per_ms` milliseconds on average, and at most
+/// `burst` in a row after a quiet spell (the bucket starts full). Over any window of
+/// `w` ms, at most `burst + rate * w / per_ms` grants are made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rate {
+    /// Tokens added per `per_ms`.
+    pub rate: u32,
+    /// The period `rate` is counted over, in milliseconds.
+    pub per_ms: u32,
+    /// Tokens the bucket holds when full.
+    pub burst: u32,
 }
 
 /// Bounds on everything that arrives from outside. Each refusal is a typed rejection.

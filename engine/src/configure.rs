@@ -29,6 +29,7 @@ pub(crate) fn configure(state: &mut State, config: Config) -> Result<Accepted, R
             None => 0,
         };
     }
+    crate::rate::reconfigured(state);
     state.dispatch_dirty = true;
     Ok(Accepted::Ok)
 }

@@ -4,7 +4,7 @@
 use crate::ids::JobId;
 use crate::output::TaskOutcome;
 use crate::reject::Rejection;
-use crate::state::{ReadyPlace, State, TaskState};
+use crate::state::{ReadyPlace, State, Task, TaskState};
 use serde::{Deserialize, Serialize};
 
 /// Tasks of one job per state; the states are those of [`crate::query::TaskStatus`].
@@ -16,6 +16,8 @@ pub struct TaskCounts {
     pub delayed: u32,
     /// Ready, waiting for a worker.
     pub queued: u32,
+    /// Ready, waiting for a token of a rate limit.
+    pub rate_limited: u32,
     /// Ready, held back by the job's concurrency cap.
     pub parked: u32,
     /// Ready, but no live worker has its capabilities.
@@ -38,11 +40,12 @@ pub struct TaskCounts {
 
 impl TaskCounts {
     /// Each count under the word [`crate::query::TaskStatus::label`] uses for its state.
-    pub fn labelled(&self) -> [(&'static str, u32); 12] {
+    pub fn labelled(&self) -> [(&'static str, u32); 13] {
         [
             ("waiting", self.waiting),
             ("delayed", self.delayed),
             ("queued", self.queued),
+            ("rate_limited", self.rate_limited),
             ("parked", self.parked),
             ("blocked", self.blocked),
             ("offered", self.offered),
@@ -55,11 +58,14 @@ impl TaskCounts {
         ]
     }
 
-    fn count(&mut self, state: &TaskState) {
-        let slot = match state {
+    fn count(&mut self, state: &State, task: &Task) {
+        let slot = match &task.state {
             TaskState::Waiting => &mut self.waiting,
             TaskState::Delayed { .. } => &mut self.delayed,
             TaskState::Ready { place } => match place {
+                ReadyPlace::Queued if crate::rate::throttled(state, task.queue_key()).is_some() => {
+                    &mut self.rate_limited
+                }
                 ReadyPlace::Queued => &mut self.queued,
                 ReadyPlace::Parked => &mut self.parked,
                 ReadyPlace::Blocked => &mut self.blocked,
@@ -85,7 +91,7 @@ pub(crate) fn task_counts(state: &State, id: JobId) -> Result<TaskCounts, Reject
         .ok_or(Rejection::UnknownJob { job: id })?;
     let mut counts = TaskCounts::default();
     for task in job.task_ids().filter_map(|t| state.tasks.get(&t)) {
-        counts.count(&task.state);
+        counts.count(state, task);
     }
     Ok(counts)
 }

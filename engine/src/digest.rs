@@ -11,8 +11,9 @@ use thiserror::Error;
 /// Format version of snapshots; bumped whenever the state's shape changes (version 2:
 /// engine-wide limits, holder counts of interned ids, stored bytes; version 3: upstream
 /// tasks, the resuming signal, per-job output bytes, the input and output limits, and
-/// the result tasks a job names; version 4: tasks a tenant keeps over a lowered cap).
-pub const SNAPSHOT_VERSION: u32 = 4;
+/// the result tasks a job names; version 4: tasks a tenant keeps over a lowered cap;
+/// version 5: rate limits, the rate keys of tasks and the token buckets drawn from).
+pub const SNAPSHOT_VERSION: u32 = 5;
 
 /// A 128-bit hash of the whole engine state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -1,13 +1,15 @@
 //! Offering grants: which waiting worker gets which ready task. Workers with credits
 //! are served round-robin, one grant per round; a worker's lanes are served in turn;
 //! within a lane the tenant with the smallest weighted share of running work goes
-//! first, and within a tenant the highest priority, then the oldest task.
+//! first, and within a tenant the highest priority, then the oldest task. A queue whose
+//! token buckets (`rate`) are empty is passed over until they refill.
 
 use crate::dataflow;
-use crate::ids::{GrantId, WorkerId};
+use crate::ids::{GrantId, Time, WorkerId};
 use crate::intern::{covers, CapSetId};
 use crate::output::Effect;
 use crate::queue;
+use crate::rate;
 use crate::ready::{QueueKey, ReadyKey};
 use crate::state::{Grant, State, TaskState};
 use crate::timers::Timer;
@@ -17,6 +19,16 @@ pub(crate) fn run(state: &mut State) {
         return;
     }
     state.dispatch_dirty = false;
+    let mut wake = None;
+    rounds(state, &mut wake);
+    if let Some(at) = wake {
+        rate::wake_at(state, at);
+    }
+}
+
+/// Grants until no waiting worker can take a ready task; `wake` collects the earliest
+/// refill of a bucket that held a queue back.
+fn rounds(state: &mut State, wake: &mut Option<Time>) {
     loop {
         if state.ready.len() == 0 || state.demand.is_empty() {
             return;
@@ -26,7 +38,7 @@ pub(crate) fn run(state: &mut State) {
         let mut last = None;
         for w in order {
             let mut served = false;
-            while grant_one(state, &w) {
+            while grant_one(state, &w, wake) {
                 served = true;
                 if state.demand.len() > 1 {
                     break;
@@ -65,7 +77,7 @@ fn round_order(state: &State) -> Vec<WorkerId> {
 }
 
 /// Offers one task to `w` if it can take one and one fits. Returns whether it did.
-fn grant_one(state: &mut State, w: &WorkerId) -> bool {
+fn grant_one(state: &mut State, w: &WorkerId, wake: &mut Option<Time>) -> bool {
     let Some(worker) = state.workers.get(w) else {
         state.demand.remove(w);
         return false;
@@ -77,13 +89,13 @@ fn grant_one(state: &mut State, w: &WorkerId) -> bool {
         return false;
     }
     if worker.lanes.is_empty() {
-        return grant_any_lane(state, w);
+        return grant_any_lane(state, w, wake);
     }
     let lanes = worker.lanes.len();
     for i in 0..lanes {
         let slot = (worker.lane_cursor as usize + i) % lanes;
         let lane = worker.lanes[slot];
-        if let Some((q, key)) = best_head(state, w, lane) {
+        if let Some((q, key)) = best_head(state, w, lane, wake) {
             if let Some(worker) = state.workers.get_mut(w) {
                 worker.lane_cursor = ((slot + 1) % lanes) as u32;
             }
@@ -97,7 +109,7 @@ fn grant_one(state: &mut State, w: &WorkerId) -> bool {
 /// For a worker serving every lane: the lanes with ready tasks in turn, from the one
 /// after the lane it was last served (its cursor holds a lane id), wrapping around, so
 /// one busy lane does not starve the others.
-fn grant_any_lane(state: &mut State, w: &WorkerId) -> bool {
+fn grant_any_lane(state: &mut State, w: &WorkerId, wake: &mut Option<Time>) -> bool {
     let Some(cursor) = state.workers.get(w).map(|worker| worker.lane_cursor) else {
         return false;
     };
@@ -107,7 +119,7 @@ fn grant_any_lane(state: &mut State, w: &WorkerId) -> bool {
         .or_else(|| state.ready.lane_from(0));
     let mut lane = first;
     while let Some(l) = lane {
-        if let Some((q, key)) = best_head(state, w, l) {
+        if let Some((q, key)) = best_head(state, w, l, wake) {
             if let Some(worker) = state.workers.get_mut(w) {
                 worker.lane_cursor = l.wrapping_add(1);
             }
@@ -122,7 +134,12 @@ fn grant_any_lane(state: &mut State, w: &WorkerId) -> bool {
     false
 }
 
-fn best_head(state: &State, w: &WorkerId, lane: u32) -> Option<(QueueKey, ReadyKey)> {
+fn best_head(
+    state: &State,
+    w: &WorkerId,
+    lane: u32,
+    wake: &mut Option<Time>,
+) -> Option<(QueueKey, ReadyKey)> {
     let worker = state.workers.get(w)?;
     let mut best: Option<(u64, ReadyKey, QueueKey)> = None;
     for (q, key) in state.ready.heads(lane) {
@@ -131,6 +148,12 @@ fn best_head(state: &State, w: &WorkerId, lane: u32) -> Option<(QueueKey, ReadyK
             continue;
         }
         if q.capset != CapSetId::ANY && !covers(&worker.capabilities, state.names.caps(q.capset)) {
+            continue;
+        }
+        if let Some((_, at)) = rate::throttled(state, q) {
+            if wake.is_none_or(|w| at < w) {
+                *wake = Some(at);
+            }
             continue;
         }
         // At most 2^32 * 10^6 < 2^52: no overflow, and a weight of 0 (refused by
@@ -145,6 +168,7 @@ fn best_head(state: &State, w: &WorkerId, lane: u32) -> Option<(QueueKey, ReadyK
 
 fn offer(state: &mut State, w: &WorkerId, q: QueueKey, key: ReadyKey) {
     state.ready.remove(q, key);
+    rate::take(state, q);
     let Some(task) = state.tasks.get_mut(&key.task) else {
         return;
     };

@@ -9,7 +9,7 @@
 //! only rises together with `SNAPSHOT_VERSION`, or snapshots taken under the old floor
 //! could no longer be restored.
 
-use crate::config::{Config, Limits, TenantPolicy};
+use crate::config::{Config, Limits, RatePolicy, TenantPolicy};
 use thiserror::Error;
 
 /// What a configuration value counts, for messages.
@@ -119,7 +119,8 @@ impl Config {
             Ms,
         )?;
         check_limits(&self.limits)?;
-        check_tenants(&self.tenants)
+        check_tenants(&self.tenants)?;
+        check_rates(&self.rates)
     }
 }
 
@@ -199,6 +200,28 @@ fn check_tenants(t: &TenantPolicy) -> Result<(), ConfigError> {
             1,
             Count,
         )?;
+    }
+    Ok(())
+}
+
+/// A bucket with no tokens, no period or no room would never grant.
+fn check_rates(r: &RatePolicy) -> Result<(), ConfigError> {
+    let scopes = [
+        ("tenants", &r.tenants),
+        ("lanes", &r.lanes),
+        ("keys", &r.keys),
+    ];
+    for (scope, buckets) in scopes {
+        for (name, rate) in buckets {
+            for (field, value) in [
+                ("rate", rate.rate),
+                ("per_ms", rate.per_ms),
+                ("burst", rate.burst),
+            ] {
+                let field = format!("rates.{scope}.{name}.{field}");
+                at_least(&field, u64::from(value), 1, Unit::Count)?;
+            }
+        }
     }
     Ok(())
 }

@@ -128,6 +128,8 @@ impl NameTable {
 pub(crate) struct Interned {
     pub lanes: NameTable,
     pub tenants: NameTable,
+    /// Rate keys named by held tasks.
+    pub rates: NameTable,
     capset_ids: BTreeMap<Vec<String>, CapSetId>,
     pub capsets: Vec<CapSet>,
     capset_free: BTreeSet<u32>,
@@ -140,6 +142,7 @@ impl Default for Interned {
         Interned {
             lanes: NameTable::default(),
             tenants: NameTable::default(),
+            rates: NameTable::default(),
             capset_ids,
             capsets: vec![CapSet::default()],
             capset_free: BTreeSet::new(),

@@ -7,7 +7,6 @@ use crate::hostile_snapshots::busy;
 use crate::ids::{GrantId, TaskId, WorkerId};
 use crate::input::{Input, WorkerCommand};
 use crate::invariants::{check, InvariantKind};
-use crate::ready::QueueKey;
 use crate::state::State;
 use crate::{Engine, InstanceId};
 
@@ -30,11 +29,7 @@ fn the_consistent_state_passes() {
 fn a_queued_task_missing_from_the_ready_index_is_caught() {
     let mut state = busy();
     let t = state.tasks.get(&QUEUED).expect("task c");
-    let q = QueueKey {
-        lane: t.lane,
-        tenant: t.tenant,
-        capset: t.capset,
-    };
+    let q = t.queue_key();
     let key = t.ready_key();
     assert!(state.ready.remove(q, key));
     caught(&state, InvariantKind::ReadyIndex, "ready index length 0");

@@ -3,7 +3,6 @@
 
 use crate::ids::JobId;
 use crate::queue;
-use crate::ready::QueueKey;
 use crate::state::{ReadyPlace, State, TaskState, WorkerStatus};
 use crate::timers::Timer;
 use std::collections::BTreeMap;
@@ -58,7 +57,55 @@ pub(crate) fn check(state: &State) -> Result<(), Violation> {
     check_workers(state)?;
     accounting::check_counts(state)?;
     check_capsets(state)?;
-    check_grants(state)
+    check_grants(state)?;
+    check_rates(state)
+}
+
+/// Every held task's rate key is interned and counted once per holder; every stored
+/// bucket fits its configuration; a pending refill wake-up has its timer.
+fn check_rates(state: &State) -> Result<(), Violation> {
+    let slots = state.names.rates.slots() as u32;
+    let mut holders: BTreeMap<u32, u64> = BTreeMap::new();
+    for (tid, t) in state.tasks.iter() {
+        if let Some(r) = t.rate {
+            ensure!(
+                Reference,
+                r < slots && state.names.rates.refs(r) > 0,
+                "task {tid} names a rate key that does not exist"
+            );
+            *holders.entry(r).or_default() += 1;
+        }
+    }
+    for r in 0..slots {
+        let (held, found) = (
+            state.names.rates.refs(r),
+            holders.get(&r).copied().unwrap_or(0),
+        );
+        ensure!(
+            Count,
+            held == found,
+            "rate key {r} counts {held} holders, found {found}"
+        );
+    }
+    for (key, b) in &state.buckets {
+        ensure!(
+            Limit,
+            crate::rate::consistent(state, key, b),
+            "{} bucket {:?} holds {} units at {} and is not within its configuration",
+            key.0.as_str(),
+            key.1,
+            b.level,
+            b.at
+        );
+    }
+    if let Some(at) = state.rate_wake {
+        ensure!(
+            Timer,
+            state.timers.contains(at, &Timer::RateRefill),
+            "the rate refill wake-up at {at} has no timer"
+        );
+    }
+    Ok(())
 }
 
 /// Every ready-index entry is a queued task under its own key, and there are as many
@@ -73,11 +120,7 @@ fn check_ready_index(state: &State, queued_total: u64) -> Result<(), Violation> 
                     place: ReadyPlace::Queued
                 }
                 && t.ready_key() == key
-                && q == QueueKey {
-                    lane: t.lane,
-                    tenant: t.tenant,
-                    capset: t.capset
-                }),
+                && q == t.queue_key()),
             "ready index holds {} which is not a queued task under that key",
             key.task
         );

@@ -148,6 +148,7 @@ fn insert_tasks(
         let capset = state
             .names
             .capset(&t.capabilities, |need| queue::coverage(workers, need));
+        let rate = t.rate_key.as_deref().map(|k| state.names.rates.acquire(k));
         let group = t.deps.as_ref().map(|g| {
             let total = g.upstream.len() as u32;
             Group {
@@ -175,6 +176,7 @@ fn insert_tasks(
                 lane,
                 tenant,
                 capset,
+                rate,
                 priority: t.priority.unwrap_or(spec.priority),
                 retry: t.retry,
                 attempt_timeout_ms: t.attempt_timeout_ms,
@@ -265,6 +267,9 @@ pub(crate) fn forget(state: &mut State, job: JobId) {
         if let Some(t) = state.tasks.remove(&tid) {
             budget::unstore(state, budget::held_bytes(&t));
             state.names.release_capset(t.capset);
+            if let Some(rate) = t.rate {
+                state.names.rates.release(rate);
+            }
         }
     }
     state.jobs.remove(&job);

@@ -45,6 +45,7 @@ mod lease;
 mod output;
 mod query;
 mod queue;
+mod rate;
 mod ready;
 mod reject;
 mod resubmit;
@@ -62,7 +63,9 @@ mod validate;
 mod violation;
 mod worker;
 
-pub use config::{BlacklistPolicy, Config, Limits, TenantPolicy, ALL_LANES};
+pub use config::{
+    BlacklistPolicy, Config, Limits, Rate, RatePolicy, RateScope, TenantPolicy, ALL_LANES,
+};
 pub use counts::TaskCounts;
 pub use digest::{Digest, RestoreError, SNAPSHOT_VERSION};
 #[cfg(feature = "fault-injection")]

@@ -1,6 +1,7 @@
 //! Read-only views for clients and operators. Queries do not change state, so drivers
 //! answer them without logging.
 
+use crate::config::RateScope;
 use crate::ids::{JobId, TaskId, Time, WorkerId};
 use crate::output::{JobOutcome, TaskOutcome};
 use crate::reject::Rejection;
@@ -51,6 +52,15 @@ pub enum TaskStatus {
     },
     /// Ready, waiting for a worker with credits on its lane.
     Queued,
+    /// Ready, waiting for a token of a rate limit (`RatePolicy`).
+    RateLimited {
+        /// Whose bucket is empty: a tenant's, a lane's or a rate key's.
+        scope: RateScope,
+        /// The tenant, lane or key name.
+        name: String,
+        /// When the bucket next holds a token (others may take it first).
+        until: Time,
+    },
     /// Held back by the job's concurrency cap.
     Parked,
     /// No live worker has the capabilities it needs.
@@ -80,6 +90,7 @@ impl TaskStatus {
             TaskStatus::Waiting => "waiting",
             TaskStatus::Delayed { .. } => "delayed",
             TaskStatus::Queued => "queued",
+            TaskStatus::RateLimited { .. } => "rate_limited",
             TaskStatus::Parked => "parked",
             TaskStatus::Blocked => "blocked",
             TaskStatus::Offered => "offered",
@@ -238,12 +249,15 @@ pub(crate) fn workers(state: &State) -> Vec<WorkerView> {
         .collect()
 }
 
-pub(crate) fn task_status(t: &Task) -> TaskStatus {
+pub(crate) fn task_status(state: &State, t: &Task) -> TaskStatus {
     match &t.state {
         TaskState::Waiting => TaskStatus::Waiting,
         TaskState::Delayed { until } => TaskStatus::Delayed { until: *until },
         TaskState::Ready { place } => match place {
-            ReadyPlace::Queued => TaskStatus::Queued,
+            ReadyPlace::Queued => match crate::rate::throttled(state, t.queue_key()) {
+                Some(((scope, name), until)) => TaskStatus::RateLimited { scope, name, until },
+                None => TaskStatus::Queued,
+            },
             ReadyPlace::Parked => TaskStatus::Parked,
             ReadyPlace::Blocked => TaskStatus::Blocked,
         },
@@ -264,7 +278,7 @@ fn task_view(state: &State, t: &Task) -> TaskView {
         id: t.id,
         job: t.job,
         key: t.key.clone(),
-        status: task_status(t),
+        status: task_status(state, t),
         attempt: t.attempt,
         epoch: t.epoch,
         failures: t.failures,

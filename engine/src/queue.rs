@@ -15,11 +15,7 @@ pub(crate) fn make_ready(state: &mut State, tid: TaskId) {
         return;
     };
     let (job_id, capset, key) = (t.job, t.capset, t.ready_key());
-    let q = QueueKey {
-        lane: t.lane,
-        tenant: t.tenant,
-        capset,
-    };
+    let q = t.queue_key();
     let Some(job) = state.jobs.get_mut(&job_id) else {
         return;
     };
@@ -55,11 +51,7 @@ pub(crate) fn remove_ready(state: &mut State, tid: TaskId) {
         return;
     };
     let key = t.ready_key();
-    let q = QueueKey {
-        lane: t.lane,
-        tenant: t.tenant,
-        capset: t.capset,
-    };
+    let q = t.queue_key();
     let job_id = t.job;
     match place {
         ReadyPlace::Queued => {

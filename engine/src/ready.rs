@@ -1,4 +1,4 @@
-//! The ready index: ready tasks grouped by (lane, tenant, capability set), each group
+//! The ready index: ready tasks grouped by (lane, tenant, capability set, rate key), each group
 //! ordered by priority then submission order. Dispatch looks only at group heads, so
 //! a grant costs O(groups in the lane + log n) however many tasks are queued.
 
@@ -19,6 +19,9 @@ pub(crate) struct QueueKey {
     pub lane: u32,
     pub tenant: u32,
     pub capset: CapSetId,
+    /// Interned rate key, so a task whose key is throttled does not hold back tasks
+    /// with another key (or none) behind it.
+    pub rate: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -70,6 +73,7 @@ impl ReadyIndex {
             lane,
             tenant: 0,
             capset: CapSetId(0),
+            rate: None,
         };
         self.queues.range(lo..).next().map(|(q, _)| q.lane)
     }
@@ -80,11 +84,13 @@ impl ReadyIndex {
             lane,
             tenant: 0,
             capset: CapSetId(0),
+            rate: None,
         };
         let hi = QueueKey {
             lane,
             tenant: u32::MAX,
             capset: CapSetId(u32::MAX),
+            rate: Some(u32::MAX),
         };
         self.queues
             .range(lo..=hi)

@@ -129,6 +129,7 @@ pub(crate) fn job_spec(state: &State, id: JobId) -> Result<JobSpec, Rejection> {
             priority: (t.priority != priority).then_some(t.priority),
             allow_failure: t.allow_failure,
             estimated_ms: None,
+            rate_key: t.rate.map(|r| state.names.rates.name(r).to_string()),
         })
         .collect();
     Ok(JobSpec {

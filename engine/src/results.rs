@@ -36,12 +36,12 @@ pub struct JobResult {
     pub tasks: Vec<TaskOutput>,
 }
 
-fn task_output(t: &Task) -> TaskOutput {
+fn task_output(state: &State, t: &Task) -> TaskOutput {
     TaskOutput {
         job: t.job,
         task: t.id,
         key: t.key.clone(),
-        status: task_status(t),
+        status: task_status(state, t),
         output: t.output.clone(),
     }
 }
@@ -50,7 +50,7 @@ pub(crate) fn output_of(state: &State, task: TaskId) -> Result<TaskOutput, Rejec
     state
         .tasks
         .get(&task)
-        .map(task_output)
+        .map(|t| task_output(state, t))
         .ok_or(Rejection::UnknownTask { task })
 }
 
@@ -72,7 +72,7 @@ pub(crate) fn result_of(state: &State, job: JobId) -> Result<JobResult, Rejectio
     let tasks = result_task_ids(state, j)
         .iter()
         .filter_map(|t| state.tasks.get(t))
-        .map(task_output)
+        .map(|t| task_output(state, t))
         .collect();
     Ok(JobResult {
         status: job_status(state, j),

@@ -177,6 +177,9 @@ pub struct TaskSpec {
     pub allow_failure: bool,
     /// Used only by the planner.
     pub estimated_ms: Option<u64>,
+    /// The rate key whose token bucket (`RatePolicy::keys`) paces this task's grants,
+    /// e.g. the external API it calls; a key with no bucket configured is not paced.
+    pub rate_key: Option<String>,
 }
 
 impl TaskSpec {
@@ -193,6 +196,7 @@ impl TaskSpec {
             priority: None,
             allow_failure: false,
             estimated_ms: None,
+            rate_key: None,
         }
     }
 

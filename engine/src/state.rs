@@ -6,7 +6,7 @@ use crate::ids::{Fence, GrantId, InstanceId, JobId, TaskId, Time, WorkerId};
 use crate::input::SuspendTimeout;
 use crate::intern::{CapSetId, Interned};
 use crate::output::{Effect, EndReason, JobOutcome, TaskOutcome};
-use crate::ready::{ReadyIndex, ReadyKey};
+use crate::ready::{QueueKey, ReadyIndex, ReadyKey};
 use crate::slab::Slab;
 use crate::spec::{GroupKind, Payload, RetryPolicy, UnsatisfiedPolicy};
 use crate::timers::Timers;
@@ -63,6 +63,11 @@ pub(crate) struct State {
     /// Bytes of payloads, signal payloads and outputs held by tasks; see
     /// `Limits::max_stored_bytes`. Invariant: equals the bytes the tasks hold.
     pub stored_bytes: u64,
+    /// Token buckets drawn from, by scope and name; see `rate`. Invariant: each is
+    /// configured, within its capacity, and no later than `now`.
+    pub buckets: BTreeMap<crate::rate::BucketKey, crate::rate::Bucket>,
+    /// When the rate-refill timer dispatch waits for is armed, if it is.
+    pub rate_wake: Option<Time>,
     /// Effects produced by the input being applied; drained by `apply`.
     #[serde(skip)]
     pub effects: Vec<Effect>,
@@ -158,6 +163,8 @@ pub(crate) struct Task {
     pub lane: u32,
     pub tenant: u32,
     pub capset: CapSetId,
+    /// Interned rate key (`TaskSpec::rate_key`).
+    pub rate: Option<u32>,
     pub priority: i32,
     pub retry: RetryPolicy,
     pub attempt_timeout_ms: Option<u64>,
@@ -195,6 +202,16 @@ pub(crate) struct Task {
 }
 
 impl Task {
+    /// The ready-index queue the task waits in when queued.
+    pub(crate) fn queue_key(&self) -> QueueKey {
+        QueueKey {
+            lane: self.lane,
+            tenant: self.tenant,
+            capset: self.capset,
+            rate: self.rate,
+        }
+    }
+
     pub(crate) fn ready_key(&self) -> ReadyKey {
         ReadyKey {
             rank: -(self.priority as i64),
@@ -376,6 +393,8 @@ impl State {
             names: Interned::default(),
             tenants: Vec::new(),
             stored_bytes: 0,
+            buckets: BTreeMap::new(),
+            rate_wake: None,
             effects: Vec::new(),
             dispatch_dirty: false,
             #[cfg(feature = "fault-injection")]

@@ -75,6 +75,7 @@ fn fire(state: &mut State, at: Time, timer: Timer) {
         Timer::WorkerLiveness(w) => worker::liveness_due(state, &w, at),
         Timer::BlacklistEnd(w) => blacklist::readmit(state, &w, at),
         Timer::WorkerForget(w) => worker::forget(state, &w, at),
+        Timer::RateRefill => crate::rate::woke(state, at),
     }
 }
 

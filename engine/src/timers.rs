@@ -22,6 +22,8 @@ pub(crate) enum Timer {
     BlacklistEnd(WorkerId),
     /// A lost worker's record is dropped.
     WorkerForget(WorkerId),
+    /// A token bucket dispatch waits for has refilled.
+    RateRefill,
 }
 
 /// Timers on numbered subjects are packed into one integer, `(time << 64) | (kind <<
@@ -46,7 +48,10 @@ fn pack(at: Time, timer: &Timer) -> Option<u128> {
         Timer::SuspendTimeout(t) => (4, t.0),
         Timer::JobDeadline(j) => (5, j.0),
         Timer::JobRetention(j) => (6, j.0),
-        Timer::WorkerLiveness(_) | Timer::BlacklistEnd(_) | Timer::WorkerForget(_) => return None,
+        Timer::WorkerLiveness(_)
+        | Timer::BlacklistEnd(_)
+        | Timer::WorkerForget(_)
+        | Timer::RateRefill => return None,
     };
     if id > ID_MASK {
         return None;
@@ -192,6 +197,7 @@ impl crate::Engine {
                     Timer::WorkerLiveness(w) => (format!("liveness of worker {w}"), None),
                     Timer::BlacklistEnd(w) => (format!("blacklist end of worker {w}"), None),
                     Timer::WorkerForget(w) => (format!("forgetting worker {w}"), None),
+                    Timer::RateRefill => ("a rate limit refill".to_owned(), None),
                 };
                 DueTimer { at, what, job }
             })

@@ -185,6 +185,9 @@ fn check_job_fields(spec: &JobSpec, limits: &Limits) -> Result<(), JobError> {
     }
     for t in &spec.tasks {
         check_name("task key", &t.key, limits.max_name_len)?;
+        if let Some(key) = &t.rate_key {
+            check_name("rate key", key, limits.max_name_len)?;
+        }
     }
     Ok(())
 }

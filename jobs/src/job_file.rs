@@ -38,6 +38,8 @@ pub(crate) struct Defaults {
     pub attempt_timeout: Option<Spanned<Millis>>,
     pub estimate: Option<Millis>,
     pub max_concurrency: Option<Spanned<u32>>,
+    /// The rate key of tasks that name none.
+    pub rate_key: Option<String>,
 }
 
 /// A partial retry policy; unset fields fall back to the defaults, then the engine's.
@@ -67,6 +69,7 @@ pub(crate) struct TaskFile {
     pub priority: Option<i32>,
     #[serde(default)]
     pub allow_failure: bool,
+    pub rate_key: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]

@@ -213,6 +213,7 @@ fn convert_task(t: TaskFile, defaults: &Defaults) -> Result<(TaskSpec, TaskSpans
         priority: t.priority,
         allow_failure: t.allow_failure,
         estimated_ms: t.estimate.or(defaults.estimate).map(|m| m.0),
+        rate_key: t.rate_key.or_else(|| defaults.rate_key.clone()),
     };
     Ok((task, spans))
 }

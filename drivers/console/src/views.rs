@@ -165,6 +165,9 @@ impl TaskRow {
             TaskStatus::Suspended { waitpoint } => format!("waiting for {waitpoint}"),
             TaskStatus::Blocked => "no live worker has its capabilities".into(),
             TaskStatus::Parked => "held back by the job's concurrency cap".into(),
+            TaskStatus::RateLimited { scope, name, .. } => {
+                format!("waiting for the rate limit of {} {name:?}", scope.as_str())
+            }
             TaskStatus::Done(keel_engine::TaskOutcome::Cancelled { reason }) => {
                 reason.label().to_string()
             }

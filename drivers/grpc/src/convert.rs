@@ -244,6 +244,7 @@ fn status_detail(status: &TaskStatus) -> String {
             lease_expires_at,
         } => format!("{worker}, lease until {lease_expires_at}"),
         TaskStatus::Suspended { waitpoint } => format!("on {waitpoint}"),
+        TaskStatus::RateLimited { scope, name, .. } => format!("{} {name:?}", scope.as_str()),
         TaskStatus::Done(o) => match o {
             TaskOutcome::Failed { error } => error.clone(),
             TaskOutcome::Cancelled { reason } => reason.label().to_string(),
@@ -283,7 +284,7 @@ pub(crate) fn task_view_to_proto(t: &TaskView) -> proto::TaskView {
             _ => String::new(),
         },
         until_ms: match &t.status {
-            TaskStatus::Delayed { until } => Some(*until),
+            TaskStatus::Delayed { until } | TaskStatus::RateLimited { until, .. } => Some(*until),
             TaskStatus::Running {
                 lease_expires_at, ..
             } => Some(*lease_expires_at),

@@ -57,6 +57,7 @@ fn task_to_proto(t: &TaskSpec) -> proto::TaskSpec {
         priority: t.priority,
         allow_failure: t.allow_failure,
         estimated_ms: t.estimated_ms,
+        rate_key: t.rate_key.clone(),
     }
 }
 
@@ -139,6 +140,7 @@ fn task_from_proto(i: usize, t: proto::TaskSpec) -> Result<TaskSpec, Status> {
         priority: t.priority,
         allow_failure: t.allow_failure,
         estimated_ms: t.estimated_ms,
+        rate_key: t.rate_key,
     })
 }
 
@@ -157,6 +159,7 @@ mod tests {
         spec.deadline_ms = Some(60_000);
         spec.result = vec!["a".into()];
         spec.tasks[0].payload = Payload::from("hello");
+        spec.tasks[0].rate_key = Some("api.example".into());
         if let Some(d) = spec.tasks[1].deps.as_mut() {
             d.on_unsatisfied = UnsatisfiedPolicy::Cancel;
         }

@@ -7,8 +7,10 @@ use crate::{Offset, Partition};
 use keel_engine::{Input, Time};
 use serde::{Deserialize, Serialize};
 
-/// Encoding version of [`Entry`] payloads written by this build.
-pub const ENTRY_VERSION: u8 = 1;
+/// Encoding version of [`Entry`] payloads written by this build (version 2: task rate
+/// keys and rate limits in the configuration). An entry of another version is refused
+/// by name rather than decoded into the wrong shape.
+pub const ENTRY_VERSION: u8 = 2;
 
 /// One logged step: replaying entries in order through `Engine::apply` rebuilds the
 /// coordinator's state exactly.
@@ -73,10 +75,18 @@ mod tests {
             "{err}"
         );
         let mut future = bytes.clone();
-        future[0] = 2;
+        future[0] = 3;
         assert_eq!(
             Entry::decode(3, 17, &future).unwrap_err().to_string(),
-            "partition 3, entry 17: unknown format version 2"
+            "partition 3, entry 17: unknown format version 3"
+        );
+        // An entry of the previous encoding (before rate keys) is refused by name, not
+        // decoded into the new shape.
+        let mut older = bytes.clone();
+        older[0] = 1;
+        assert_eq!(
+            Entry::decode(3, 17, &older).unwrap_err().to_string(),
+            "partition 3, entry 17: unknown format version 1"
         );
         assert!(Entry::decode(3, 17, &[]).is_err());
     }

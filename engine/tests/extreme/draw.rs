@@ -2,13 +2,14 @@
 //! into a command on something the run has seen (the newest instance of a worker, a
 //! recent grant, lease, job or suspended task).
 
-use super::{ConfigDraw, Group, JobDraw, Len, Step, TaskDraw, Then};
+use super::{ConfigDraw, Group, JobDraw, Len, Step, TaskDraw, Then, U32};
 use keel_engine::*;
 
 pub(super) const WORKERS: [&str; 4] = ["w0", "w1", "w2", "w3"];
 pub(super) const TENANTS: [&str; 5] = ["default", "t1", "t2", "t3", "t4"];
 const LANES: [&str; 3] = ["default", "l1", "l2"];
 const CAPS: [&str; 3] = ["gpu", "ssd", "arm"];
+const RATE_KEYS: [&str; 2] = ["api", "db"];
 /// How far back a step may pick a grant, lease, job or task.
 const RECENT: usize = 8;
 
@@ -36,6 +37,7 @@ pub(super) fn config(d: &ConfigDraw) -> Config {
                 .map(|(t, w)| (tenant(*t), w.get()))
                 .collect(),
         },
+        rates: rates(&d.rates),
         limits: Limits {
             max_tasks_per_job: l[0],
             max_deps_per_task: l[1],
@@ -59,6 +61,24 @@ pub(super) fn config(d: &ConfigDraw) -> Config {
             max_output_bytes_per_job: d.max_stored_bytes.get(),
         },
     }
+}
+
+fn rates(draws: &[(u8, u8, U32, U32, U32)]) -> RatePolicy {
+    let mut policy = RatePolicy::default();
+    for (scope, name, rate, per_ms, burst) in draws {
+        let (map, names): (_, &[&str]) = match scope % 3 {
+            0 => (&mut policy.tenants, &TENANTS),
+            1 => (&mut policy.lanes, &LANES),
+            _ => (&mut policy.keys, &RATE_KEYS),
+        };
+        let rate = Rate {
+            rate: rate.get(),
+            per_ms: per_ms.get(),
+            burst: burst.get(),
+        };
+        map.insert(names[*name as usize % names.len()].to_string(), rate);
+    }
+    policy
 }
 
 fn subset(items: &[&str], mask: u8) -> Vec<String> {
@@ -413,6 +433,9 @@ impl Seen {
             priority: t.priority.map(|v| v.get()),
             allow_failure: t.allow_failure,
             estimated_ms: t.estimated_ms.map(|v| v.get()),
+            rate_key: t
+                .rate_key
+                .map(|k| RATE_KEYS[k as usize % RATE_KEYS.len()].to_string()),
         }
     }
 }

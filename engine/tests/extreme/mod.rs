@@ -143,6 +143,9 @@ pub struct ConfigDraw {
     /// The `u32` fields of `Limits` in declaration order.
     pub limits: [U32; 17],
     pub max_stored_bytes: U64,
+    /// Token buckets: scope (tenant, lane, key), name index, rate, period, burst.
+    #[serde(default)]
+    pub rates: Vec<(u8, u8, U32, U32, U32)>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -171,6 +174,9 @@ pub struct TaskDraw {
     pub priority: Option<I32>,
     pub allow_failure: bool,
     pub estimated_ms: Option<U64>,
+    /// By index into `draw::RATE_KEYS`.
+    #[serde(default)]
+    pub rate_key: Option<u8>,
 }
 
 /// Every field of `JobSpec`.

@@ -171,6 +171,18 @@ pub(crate) fn config(seed: u64) -> Config {
             cooldown_ms: 300,
         },
         tenants,
+        // Tenant t1 is paced, so short sequences meet a throttled queue and its refill.
+        rates: RatePolicy {
+            tenants: std::collections::BTreeMap::from([(
+                "t1".to_string(),
+                Rate {
+                    rate: 1,
+                    per_ms: 200,
+                    burst: 2,
+                },
+            )]),
+            ..RatePolicy::default()
+        },
         limits: Limits {
             max_tasks_per_job: 6,
             max_deps_per_task: 3,

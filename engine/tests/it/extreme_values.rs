@@ -145,12 +145,26 @@ fn config_draw() -> impl Strategy<Value = ConfigDraw> {
         small(6, 30),
         small(2, 6),
     ];
-    (timeouts, tenants, limits, u64_in(512..8_192, 12)).prop_map(
+    // One config in four paces grants, with buckets slow enough to hold tasks back
+    // within a run and fast enough to let them go.
+    let bucket = (
+        0u8..3,
+        any::<u8>(),
+        u32_pos(1..4),
+        u32_pos(50..2_000),
+        u32_pos(1..4),
+    );
+    let rates = prop_oneof![
+        3 => Just(Vec::new()),
+        1 => proptest::collection::vec(bucket, 1..3),
+    ];
+    (timeouts, tenants, limits, u64_in(512..8_192, 12), rates).prop_map(
         |(
             (seed, grant, lease, live, losses, retention),
             (blacklist, dcap, caps, weights),
             limits,
             stored,
+            rates,
         )| {
             ConfigDraw {
                 seed,
@@ -165,6 +179,7 @@ fn config_draw() -> impl Strategy<Value = ConfigDraw> {
                 weights,
                 limits,
                 max_stored_bytes: stored,
+                rates,
             }
         },
     )
@@ -208,12 +223,13 @@ fn task_draw() -> impl Strategy<Value = TaskDraw> {
         proptest::option::of(i32_any()),
         any::<bool>(),
         proptest::option::of(u64_in(0..10_000, 2)),
+        proptest::option::weighted(0.3, 0u8..2),
     );
     (shape, retry, timing).prop_map(
         |(
             (payload, caps, deps, group, cancel),
             (max_attempts, (base, max, jitter_pct), factor),
-            (attempt_timeout_ms, delay_ms, priority, allow_failure, estimated_ms),
+            (attempt_timeout_ms, delay_ms, priority, allow_failure, estimated_ms, rate_key),
         )| TaskDraw {
             payload,
             caps: caps & 0x07,
@@ -230,6 +246,7 @@ fn task_draw() -> impl Strategy<Value = TaskDraw> {
             priority,
             allow_failure,
             estimated_ms,
+            rate_key,
         },
     )
 }
@@ -384,6 +401,7 @@ pub fn retry_overflow_case() -> Case {
         weights: vec![],
         limits: [U32::Any(16); 17],
         max_stored_bytes: U64::Any(1 << 20),
+        rates: vec![],
     };
     let task = TaskDraw {
         payload: Len::Zero,
@@ -401,6 +419,7 @@ pub fn retry_overflow_case() -> Case {
         priority: None,
         allow_failure: false,
         estimated_ms: None,
+        rate_key: None,
     };
     let job = JobDraw {
         name: 0,

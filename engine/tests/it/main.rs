@@ -24,6 +24,7 @@ mod limits;
 mod names;
 mod output_limits;
 mod proptest_machine;
+mod rates;
 mod regressions;
 mod result_tasks;
 mod results;

@@ -40,6 +40,7 @@ fn config(seed: u64) -> Config {
             caps: BTreeMap::from([("b".to_string(), 1)]),
             weights: BTreeMap::from([("a".to_string(), 2)]),
         },
+        rates: RatePolicy::default(),
         limits: Limits {
             max_tasks_per_job: 6,
             max_jobs_in_flight_per_tenant: 3,

@@ -1,0 +1,158 @@
+//! Token buckets that pace grants (`RatePolicy`). A bucket's level is kept in units of
+//! `1 / per_ms` token, so refilling `rate` units per millisecond and taking `per_ms`
+//! units per grant are exact integer steps: no rounding lets a grant through early.
+//! Only buckets that have been drawn from are stored; a name with no stored bucket has
+//! a full one. Dispatch skips a queue whose buckets lack a token and arms one timer
+//! for the earliest moment one of them refills.
+
+use crate::config::{Rate, RateScope};
+use crate::ids::Time;
+use crate::ready::QueueKey;
+use crate::state::State;
+use crate::timers::Timer;
+use serde::{Deserialize, Serialize};
+
+/// A drawn-from bucket: its level at `at`, and the period its units are counted in
+/// (so a configuration that changes the period rescales the level).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Bucket {
+    pub level: u64,
+    pub at: Time,
+    pub per_ms: u32,
+}
+
+/// A bucket's identity: its scope and the tenant, lane or key name.
+pub(crate) type BucketKey = (RateScope, String);
+
+/// Units a full bucket holds.
+fn capacity(rate: &Rate) -> u64 {
+    u64::from(rate.burst) * u64::from(rate.per_ms)
+}
+
+/// The bucket's level at `now` under `rate`, refilled and capped.
+fn level_at(bucket: Option<&Bucket>, rate: &Rate, now: Time) -> u64 {
+    let cap = capacity(rate);
+    let Some(b) = bucket else {
+        return cap;
+    };
+    let level = if b.per_ms == rate.per_ms {
+        b.level
+    } else {
+        // Floor: a rescaled level never holds more than it did.
+        let scaled = u128::from(b.level) * u128::from(rate.per_ms) / u128::from(b.per_ms.max(1));
+        u64::try_from(scaled).unwrap_or(u64::MAX)
+    };
+    let refill = u64::from(rate.rate).saturating_mul(now.saturating_sub(b.at));
+    level.saturating_add(refill).min(cap)
+}
+
+/// The buckets configured for a queue's tasks, with their identities.
+fn buckets_of(state: &State, q: QueueKey) -> Vec<(BucketKey, Rate)> {
+    let rates = &state.config.rates;
+    if rates.tenants.is_empty() && rates.lanes.is_empty() && rates.keys.is_empty() {
+        return Vec::new();
+    }
+    let mut names = vec![
+        (RateScope::Tenant, state.names.tenants.name(q.tenant)),
+        (RateScope::Lane, state.names.lanes.name(q.lane)),
+    ];
+    if let Some(key) = q.rate {
+        names.push((RateScope::Key, state.names.rates.name(key)));
+    }
+    names
+        .into_iter()
+        .filter_map(|(scope, name)| {
+            let rate = rates.get(scope, name)?;
+            Some(((scope, name.to_string()), *rate))
+        })
+        .collect()
+}
+
+/// When a queue's tasks may next be granted: `None` when every bucket of the queue has
+/// a token now, else the earliest time all of them will (if nothing else draws on
+/// them), with the bucket that waits longest.
+pub(crate) fn throttled(state: &State, q: QueueKey) -> Option<(BucketKey, Time)> {
+    let now = state.now;
+    let mut worst: Option<(BucketKey, Time)> = None;
+    for (key, rate) in buckets_of(state, q) {
+        let level = level_at(state.buckets.get(&key), &rate, now);
+        let cost = u64::from(rate.per_ms);
+        if level >= cost {
+            continue;
+        }
+        let missing = cost - level;
+        let wait = missing.div_ceil(u64::from(rate.rate.max(1)));
+        let at = now.saturating_add(wait);
+        if worst.as_ref().is_none_or(|(_, w)| at > *w) {
+            worst = Some((key, at));
+        }
+    }
+    worst
+}
+
+/// Takes one token from each bucket of the queue; called once `throttled` said none is
+/// empty.
+pub(crate) fn take(state: &mut State, q: QueueKey) {
+    let now = state.now;
+    for (key, rate) in buckets_of(state, q) {
+        let level = level_at(state.buckets.get(&key), &rate, now);
+        let bucket = Bucket {
+            level: level.saturating_sub(u64::from(rate.per_ms)),
+            at: now,
+            per_ms: rate.per_ms,
+        };
+        state.buckets.insert(key, bucket);
+    }
+}
+
+/// Arms the wake-up for the earliest refill dispatch waits for, unless one as early is
+/// armed already.
+pub(crate) fn wake_at(state: &mut State, at: Time) {
+    if state
+        .rate_wake
+        .is_some_and(|armed| armed <= at && armed > state.now)
+    {
+        return;
+    }
+    state.rate_wake = Some(at);
+    state.timers.arm(at, Timer::RateRefill);
+}
+
+/// The refill timer fired: dispatch looks at the throttled queues again.
+pub(crate) fn woke(state: &mut State, at: Time) {
+    if state.rate_wake == Some(at) {
+        state.rate_wake = None;
+    }
+    state.dispatch_dirty = true;
+}
+
+/// After a configuration change: buckets no longer configured are dropped (their
+/// names are no longer paced), the rest keep their level, rescaled and capped.
+pub(crate) fn reconfigured(state: &mut State) {
+    let now = state.now;
+    let rates = state.config.rates.clone();
+    state
+        .buckets
+        .retain(|(scope, name), b| match rates.get(*scope, name) {
+            Some(rate) => {
+                *b = Bucket {
+                    level: level_at(Some(b), rate, now),
+                    at: now,
+                    per_ms: rate.per_ms,
+                };
+                true
+            }
+            None => false,
+        });
+}
+
+/// A stored bucket that fits its configuration: configured, not above capacity, not
+/// from the future. Checked by the invariant checker and on restore.
+pub(crate) fn consistent(state: &State, key: &BucketKey, b: &Bucket) -> bool {
+    state
+        .config
+        .rates
+        .get(key.0, &key.1)
+        .is_some_and(|rate| b.per_ms == rate.per_ms && b.level <= capacity(rate))
+        && b.at <= state.now
+}
