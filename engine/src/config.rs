@@ -104,6 +104,7 @@ impl TenantPolicy {
 /// not paced. A token is taken when the grant is offered, accepted or not, so a rate
 /// bounds offers as well as attempts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RatePolicy {
     /// Buckets per tenant name.
     pub tenants: BTreeMap<String, Rate>,
@@ -114,6 +115,11 @@ pub struct RatePolicy {
 }
 
 impl RatePolicy {
+    /// Whether no bucket is configured (nothing is paced).
+    pub fn is_empty(&self) -> bool {
+        self.tenants.is_empty() && self.lanes.is_empty() && self.keys.is_empty()
+    }
+
     /// The bucket configured for a name in one scope.
     pub fn get(&self, scope: RateScope, name: &str) -> Option<&Rate> {
         match scope {
@@ -150,6 +156,7 @@ impl RateScope {
 /// `burst` in a row after a quiet spell (the bucket starts full). Over any window of
 /// `w` ms, at most `burst + rate * w / per_ms` grants are made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Rate {
     /// Tokens added per `per_ms`.
     pub rate: u32,

@@ -17,6 +17,9 @@ pub struct Faults {
     /// and result reads see it. Control flow is untouched: the completion is still
     /// refused and the counts stay exact, so only a check on the data can tell.
     pub leak_stale_outputs: bool,
+    /// Refill rate buckets twice as fast as configured: a burst after a quiet spell
+    /// still looks right, so only a check over longer windows can tell.
+    pub fast_refill: bool,
 }
 
 /// The job name [`Faults::panic_on_injected_job`] panics on.

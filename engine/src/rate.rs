@@ -29,8 +29,20 @@ fn capacity(rate: &Rate) -> u64 {
     u64::from(rate.burst) * u64::from(rate.per_ms)
 }
 
-/// The bucket's level at `now` under `rate`, refilled and capped.
-fn level_at(bucket: Option<&Bucket>, rate: &Rate, now: Time) -> u64 {
+/// How many times the configured rate a bucket refills at: 1, unless a test injects
+/// [`crate::Faults::fast_refill`].
+fn speed(state: &State) -> u64 {
+    #[cfg(feature = "fault-injection")]
+    if state.faults.fast_refill {
+        return 2;
+    }
+    let _ = state;
+    1
+}
+
+/// The bucket's level at `now` under `rate`, refilled (at `speed` times the rate) and
+/// capped.
+fn level_at(bucket: Option<&Bucket>, rate: &Rate, now: Time, speed: u64) -> u64 {
     let cap = capacity(rate);
     let Some(b) = bucket else {
         return cap;
@@ -42,14 +54,16 @@ fn level_at(bucket: Option<&Bucket>, rate: &Rate, now: Time) -> u64 {
         let scaled = u128::from(b.level) * u128::from(rate.per_ms) / u128::from(b.per_ms.max(1));
         u64::try_from(scaled).unwrap_or(u64::MAX)
     };
-    let refill = u64::from(rate.rate).saturating_mul(now.saturating_sub(b.at));
+    let refill = u64::from(rate.rate)
+        .saturating_mul(speed)
+        .saturating_mul(now.saturating_sub(b.at));
     level.saturating_add(refill).min(cap)
 }
 
 /// The buckets configured for a queue's tasks, with their identities.
 fn buckets_of(state: &State, q: QueueKey) -> Vec<(BucketKey, Rate)> {
     let rates = &state.config.rates;
-    if rates.tenants.is_empty() && rates.lanes.is_empty() && rates.keys.is_empty() {
+    if rates.is_empty() {
         return Vec::new();
     }
     let mut names = vec![
@@ -75,7 +89,7 @@ pub(crate) fn throttled(state: &State, q: QueueKey) -> Option<(BucketKey, Time)>
     let now = state.now;
     let mut worst: Option<(BucketKey, Time)> = None;
     for (key, rate) in buckets_of(state, q) {
-        let level = level_at(state.buckets.get(&key), &rate, now);
+        let level = level_at(state.buckets.get(&key), &rate, now, speed(state));
         let cost = u64::from(rate.per_ms);
         if level >= cost {
             continue;
@@ -95,7 +109,7 @@ pub(crate) fn throttled(state: &State, q: QueueKey) -> Option<(BucketKey, Time)>
 pub(crate) fn take(state: &mut State, q: QueueKey) {
     let now = state.now;
     for (key, rate) in buckets_of(state, q) {
-        let level = level_at(state.buckets.get(&key), &rate, now);
+        let level = level_at(state.buckets.get(&key), &rate, now, speed(state));
         let bucket = Bucket {
             level: level.saturating_sub(u64::from(rate.per_ms)),
             at: now,
@@ -136,7 +150,7 @@ pub(crate) fn reconfigured(state: &mut State) {
         .retain(|(scope, name), b| match rates.get(*scope, name) {
             Some(rate) => {
                 *b = Bucket {
-                    level: level_at(Some(b), rate, now),
+                    level: level_at(Some(b), rate, now, 1),
                     at: now,
                     per_ms: rate.per_ms,
                 };

@@ -39,6 +39,9 @@ pub enum Check {
     JobCap,
     /// A grant went to a tenant already at its cap.
     TenantCap,
+    /// A tenant's, lane's or rate key's bucket let more grants through in some window
+    /// than its rate and burst allow.
+    RateLimit,
     /// A blacklisted worker was offered a grant.
     BlacklistedGrant,
     /// A task was offered to a worker that lacks one of its capabilities.
@@ -77,7 +80,7 @@ pub enum Check {
 
 impl Check {
     /// Every check, in declaration order.
-    pub const ALL: [Check; 27] = [
+    pub const ALL: [Check; 28] = [
         Check::EngineInvariant,
         Check::DoubleLease,
         Check::DoubleCommit,
@@ -89,6 +92,7 @@ impl Check {
         Check::WorkerCap,
         Check::JobCap,
         Check::TenantCap,
+        Check::RateLimit,
         Check::BlacklistedGrant,
         Check::Capability,
         Check::DoubleFinish,
@@ -121,6 +125,7 @@ impl Check {
             Check::WorkerCap => "worker_cap",
             Check::JobCap => "job_cap",
             Check::TenantCap => "tenant_cap",
+            Check::RateLimit => "rate_limit",
             Check::BlacklistedGrant => "blacklisted_grant",
             Check::Capability => "capability",
             Check::DoubleFinish => "double_finish",

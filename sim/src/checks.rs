@@ -9,6 +9,7 @@ use crate::check::{Check, CheckFailure};
 use crate::clock::DriftClock;
 use crate::data_checks::DataChecker;
 use crate::outcomes::Outcomes;
+use crate::rate_checks::RateChecks;
 use crate::read_checks::ReadChecks;
 use crate::result_checks::ResultChecks;
 use crate::scenario::CountExpect;
@@ -37,6 +38,8 @@ pub(crate) struct Checker {
     pub results: ResultChecks,
     /// What clients' status reads have seen.
     pub reads: ReadChecks,
+    /// How many grants each rate-limited bucket let through.
+    pub rates: RateChecks,
 }
 
 /// Whom an event concerns, by id, before it is named for the counters.
@@ -82,6 +85,7 @@ impl Checker {
             data: DataChecker::default(),
             results: ResultChecks::default(),
             reads: ReadChecks::default(),
+            rates: RateChecks::default(),
         }
     }
 
@@ -184,6 +188,7 @@ impl Checker {
                 self.shadow.add_job(*job, *first_task, spec);
                 self.data.submitted(*first_task, spec);
                 self.results.admitted(*job, *first_task, spec);
+                self.rates.admitted(*first_task, spec);
             }
             Err(r) => {
                 let job = self.shadow.jobs().find(|(_, n)| *n == spec.name);
@@ -332,10 +337,14 @@ impl Checker {
                 task,
                 attempt,
                 inputs,
+                expires_at,
                 ..
             } => {
                 for (check, detail) in self.shadow.offer(worker, *grant, *job, *task, *attempt) {
                     self.fail(now, check, detail);
+                }
+                if let Some(detail) = self.rates.granted(*task, *expires_at) {
+                    self.fail(now, Check::RateLimit, detail);
                 }
                 if let Some(detail) = self.data.offered(*task, inputs) {
                     self.fail(now, Check::InputMismatch, detail);

@@ -62,6 +62,7 @@ mod options;
 mod outcomes;
 mod plan;
 mod profile;
+mod rate_checks;
 mod read_checks;
 mod render;
 mod result_checks;

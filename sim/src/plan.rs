@@ -193,6 +193,7 @@ fn task_plan(t: &TaskSpec) -> TaskPlan {
         fail_attempts: 0,
         allow_failure: t.allow_failure,
         priority: t.priority,
+        rate_key: t.rate_key.clone(),
     }
 }
 

@@ -8,6 +8,7 @@ use crate::scenario::{
     name_ref, Direction, EngineKnobs, Expect, Fault, FaultKind, GroupSpec, JobPlan, NetworkSpec,
     Scenario, TaskPlan, WorkerSpec,
 };
+use keel_engine::{Rate, RatePolicy};
 use std::fmt;
 
 /// Which way network partitions cut.
@@ -115,6 +116,13 @@ pub struct Profile {
     pub fsync_ms: u64,
     /// How often a client reads a job's status through the commit pipeline; 0 never.
     pub reads_every_ms: u64,
+    /// Tokens per second of the bucket on rate key `api`, which half the tasks name;
+    /// 0 leaves grants unpaced.
+    pub rate_per_s: u32,
+    /// The burst of that bucket (and of the lane's).
+    pub rate_burst: u32,
+    /// Whether the default lane, which every job uses, has a bucket of the same rate.
+    pub lane_rate: bool,
 }
 
 impl fmt::Display for Profile {
@@ -125,14 +133,14 @@ impl fmt::Display for Profile {
              crashes={} restart={:.2} pauses={}x{}ms drift={}ppm clock_steps={} flaky={:.2}@{:.2} slow={:.2} caps={} \
              shape={:?} jobs={}x{} poison={:.2} cancel={:.2} coord_crashes={} grant_ttl={}ms lease_ttl={}ms \
              liveness_timeout={}ms job_caps={} late_workers={} fault_phase={}ms append_failures={} \
-             torn_appends={} corruptions={} slow_fsync={}x{}ms reads_every={}ms",
+             torn_appends={} corruptions={} slow_fsync={}x{}ms reads_every={}ms rate={}/s burst={} lane_rate={}",
             self.seed, self.workers, self.max_concurrency, self.loss, self.duplicate, self.reorder, self.latency_max_ms,
             self.partition, self.partitions, self.crashes, self.restart, self.pauses, self.pause_ms, self.drift_ppm,
             self.clock_steps, self.flaky_fraction, self.flaky_rate, self.slow_fraction, self.capabilities, self.shape,
             self.jobs, self.tasks_per_job, self.poison_rate, self.cancel_rate, self.coordinator_crashes,
             self.grant_ttl_ms, self.lease_ttl_ms, self.liveness_timeout_ms, self.job_caps, self.late_workers, self.fault_ms,
             self.append_failures, self.torn_appends, self.corruptions, self.slow_fsyncs, self.fsync_ms,
-            self.reads_every_ms
+            self.reads_every_ms, self.rate_per_s, self.rate_burst, self.lane_rate
         )
     }
 }
@@ -166,6 +174,8 @@ fn rarely(rng: &mut SimRng, p: f64, max: u64) -> u32 {
 }
 
 const CAPS: [&str; 3] = ["gpu", "ssd", "arm"];
+/// The rate key paced tasks name.
+const RATE_KEY: &str = "api";
 
 impl Profile {
     /// The knobs `seed` turns: many left at zero, so the rest get room to act.
@@ -226,6 +236,13 @@ impl Profile {
             } else {
                 0
             },
+            rate_per_s: if rng.chance(0.3) {
+                *rng.pick(&[1, 5, 20])
+            } else {
+                0
+            },
+            rate_burst: rng.between(1, 3) as u32,
+            lane_rate: rng.chance(0.3),
         }
     }
 
@@ -244,6 +261,24 @@ impl Profile {
         p.partitions *= scale;
         p.clock_steps *= scale;
         p
+    }
+
+    /// The buckets the rate knobs configure.
+    fn rates(&self) -> RatePolicy {
+        let mut rates = RatePolicy::default();
+        if self.rate_per_s == 0 {
+            return rates;
+        }
+        let bucket = Rate {
+            rate: self.rate_per_s,
+            per_ms: 1_000,
+            burst: self.rate_burst.max(1),
+        };
+        rates.keys.insert(RATE_KEY.into(), bucket);
+        if self.lane_rate {
+            rates.lanes.insert("default".into(), bucket);
+        }
+        rates
     }
 
     /// The scenario this profile generates: drawn from the seed's profile stream after
@@ -284,6 +319,7 @@ impl Profile {
                 blacklist_threshold: Some(3),
                 blacklist_window_ms: Some(30_000),
                 blacklist_cooldown_ms: Some(10_000),
+                rates: self.rates(),
                 ..EngineKnobs::default()
             },
             network: NetworkSpec {
@@ -373,6 +409,9 @@ impl Profile {
                             },
                             allow_failure: rng.chance(0.1),
                             priority: rng.chance(0.2).then(|| rng.between(0, 10) as i32),
+                            // Drawn only when paced, so unpaced seeds keep their jobs.
+                            rate_key: (self.rate_per_s > 0 && rng.chance(0.5))
+                                .then(|| RATE_KEY.to_string()),
                         }
                     })
                     .collect();

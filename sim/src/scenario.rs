@@ -3,6 +3,7 @@
 //! structure from a seed, so a failing seed shrinks to a scenario file a person can
 //! read, edit and replay. The format is documented in `scenarios/README.md`.
 
+use keel_engine::RatePolicy;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use toml::Spanned;
@@ -84,6 +85,10 @@ pub struct EngineKnobs {
     /// Per-tenant concurrency caps.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tenant_caps: BTreeMap<String, u32>,
+    /// `Config::rates`: token buckets per tenant, lane and rate key
+    /// (`[engine.rates.keys.api] rate = 2, per_ms = 1000, burst = 2`).
+    #[serde(default, skip_serializing_if = "RatePolicy::is_empty")]
+    pub rates: RatePolicy,
 }
 
 /// How messages between workers and the coordinator travel.
@@ -219,6 +224,9 @@ pub struct TaskPlan {
     /// Overrides the job's priority.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
+    /// The rate key whose bucket (`engine.rates.keys`) paces its grants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_key: Option<String>,
 }
 
 fn default_duration() -> u64 {

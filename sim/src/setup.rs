@@ -29,6 +29,7 @@ pub(crate) fn engine_config(scenario: &Scenario, seed: u64) -> Config {
         ..defaults
     };
     config.tenants.caps = knobs.tenant_caps.clone();
+    config.rates = knobs.rates.clone();
     config
 }
 
@@ -81,6 +82,7 @@ pub(crate) fn job_spec(job: &JobPlan) -> JobSpec {
                 priority: task.priority,
                 allow_failure: task.allow_failure,
                 estimated_ms: Some(task.duration_ms),
+                rate_key: task.rate_key.clone(),
                 ..TaskSpec::new(task.key.clone())
             }
         })

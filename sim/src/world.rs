@@ -13,6 +13,7 @@ use crate::faults::{self, Action, Plan};
 use crate::fleet::{Fleet, Life, WorkerEvent};
 use crate::network::{Fate, Link, Network};
 use crate::options::RunOptions;
+use crate::rate_checks::RateChecks;
 use crate::rng::{SimRng, Stream};
 use crate::scenario::Scenario;
 use crate::script::{self, Performed};
@@ -88,11 +89,12 @@ impl<'a> World<'a> {
         // A belief ends at a lease deadline or a session deadline, measured over the
         // lease TTL or the liveness timeout: drift over either bounds how far it can
         // outlive the coordinator's view.
-        let checker = Checker::new(
+        let mut checker = Checker::new(
             &[config.lease_ttl_ms, config.liveness_timeout_ms],
             config.tenants.caps.clone(),
             &scenario.expect.counts,
         );
+        checker.rates = RateChecks::new(config.rates.clone(), config.grant_ttl_ms);
         let mut world = World {
             scenario,
             opts,
