@@ -25,6 +25,7 @@ mod serve;
 mod serve_console;
 mod serve_identity;
 mod serve_listen;
+mod serve_policy;
 mod signal;
 mod sim;
 mod status;

@@ -97,26 +97,37 @@ pub struct EngineArgs {
     /// then it is forgotten.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::duration::parse_retention)]
     pub retention: Duration,
+    /// Tenant caps and weights and rate limits, in TOML (see README, "Policy").
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
 }
 
 impl EngineArgs {
     /// The engine's configuration, refused (naming the flag and its floor) when the
     /// engine's `Config::validate` refuses it.
     pub fn config(&self) -> Result<keel_engine::Config, String> {
-        let config = keel_engine::Config {
+        let mut config = keel_engine::Config {
             lease_ttl_ms: self.lease_ttl_ms,
             liveness_timeout_ms: self.liveness_timeout_ms,
             grant_ttl_ms: self.grant_ttl_ms,
             retention_ms: u64::try_from(self.retention.as_millis()).unwrap_or(u64::MAX),
             ..keel_engine::Config::default()
         };
+        if let Some(path) = &self.policy {
+            crate::serve_policy::apply(path, &mut config)?;
+        }
         config.validate().map_err(|e| {
             let flag = match e.field.as_str() {
                 "grant_ttl_ms" => "--grant-ttl-ms",
                 "lease_ttl_ms" => "--lease-ttl-ms",
                 "liveness_timeout_ms" => "--liveness-timeout-ms",
                 "retention_ms" => "--retention",
-                _ => return e.to_string(),
+                field => match (crate::serve_policy::file_key(field), &self.policy) {
+                    (Some(key), Some(path)) => {
+                        return e.message_for(&format!("--policy {}: {key}", path.display()))
+                    }
+                    _ => return e.to_string(),
+                },
             };
             e.message_for(flag)
         })?;
