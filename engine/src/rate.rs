@@ -8,21 +8,8 @@
 use crate::config::{Rate, RateScope};
 use crate::ids::Time;
 use crate::ready::QueueKey;
-use crate::state::State;
+use crate::state::{Bucket, BucketKey, State};
 use crate::timers::Timer;
-use serde::{Deserialize, Serialize};
-
-/// A drawn-from bucket: its level at `at`, and the period its units are counted in
-/// (so a configuration that changes the period rescales the level).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Bucket {
-    pub level: u64,
-    pub at: Time,
-    pub per_ms: u32,
-}
-
-/// A bucket's identity: its scope and the tenant, lane or key name.
-pub(crate) type BucketKey = (RateScope, String);
 
 /// Units a full bucket holds.
 fn capacity(rate: &Rate) -> u64 {

@@ -1,7 +1,7 @@
 //! The engine's whole state. Everything here is serialized into snapshots and hashed
 //! into the digest, so it holds only ordered collections and plain data.
 
-use crate::config::Config;
+use crate::config::{Config, RateScope};
 use crate::ids::{Fence, GrantId, InstanceId, JobId, TaskId, Time, WorkerId};
 use crate::input::SuspendTimeout;
 use crate::intern::{CapSetId, Interned};
@@ -65,7 +65,7 @@ pub(crate) struct State {
     pub stored_bytes: u64,
     /// Token buckets drawn from, by scope and name; see `rate`. Invariant: each is
     /// configured, within its capacity, and no later than `now`.
-    pub buckets: BTreeMap<crate::rate::BucketKey, crate::rate::Bucket>,
+    pub buckets: BTreeMap<BucketKey, Bucket>,
     /// When the rate-refill timer dispatch waits for is armed, if it is.
     pub rate_wake: Option<Time>,
     /// Effects produced by the input being applied; drained by `apply`.
@@ -78,6 +78,18 @@ pub(crate) struct State {
     #[serde(skip)]
     pub faults: crate::faults::Faults,
 }
+
+/// A drawn-from token bucket (see `rate`): its level at `at`, and the period its units are counted in
+/// (so a configuration that changes the period rescales the level).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Bucket {
+    pub level: u64,
+    pub at: Time,
+    pub per_ms: u32,
+}
+
+/// A bucket's identity: its scope and the tenant, lane or key name.
+pub(crate) type BucketKey = (RateScope, String);
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct TenantLoad {
