@@ -21,6 +21,7 @@ mod process_group;
 mod reaper;
 mod results;
 mod retry;
+mod schedule;
 mod serve;
 mod serve_console;
 mod serve_identity;
@@ -83,6 +84,8 @@ enum Command {
     Retry(retry::RetryArgs),
     /// Resume a task suspended on a waitpoint.
     Signal(signal::SignalArgs),
+    /// Recurring jobs: add (cron or interval), list, pause, resume, delete.
+    Schedule(schedule::ScheduleArgs),
     /// Print a task's output: its winning attempt's.
     Output(results::OutputArgs),
     /// Print a job's result: the outputs of the tasks nothing else depends on.
@@ -111,6 +114,7 @@ fn main() -> std::process::ExitCode {
         Command::Cancel(args) => cancel::run(&args),
         Command::Retry(args) => retry::run(&args),
         Command::Signal(args) => signal::run(&args),
+        Command::Schedule(args) => schedule::run(&args),
         Command::Output(args) => results::run_output(&args),
         Command::Result(args) => results::run_result(&args),
         Command::BenchE2e(args) => bench_e2e::run(&args),

@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::ids::{Fence, GrantId, InstanceId, JobId, TaskId, WorkerId};
+use crate::schedule_spec::ScheduleCommand;
 use crate::spec::{JobSpec, Payload};
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +52,8 @@ pub enum ClientCommand {
         /// Data stored with the signal for the resumed task to read.
         payload: Payload,
     },
+    /// Add, pause, resume or delete a recurring job.
+    Schedule(ScheduleCommand),
 }
 
 /// What a worker may ask of the engine. Commands on an attempt carry its `Fence`.

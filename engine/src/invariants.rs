@@ -22,6 +22,8 @@ macro_rules! ensure {
 
 #[path = "accounting.rs"]
 mod accounting;
+#[path = "schedule_invariants.rs"]
+mod schedules;
 #[path = "task_invariants.rs"]
 mod tasks;
 
@@ -58,7 +60,8 @@ pub(crate) fn check(state: &State) -> Result<(), Violation> {
     accounting::check_counts(state)?;
     check_capsets(state)?;
     check_grants(state)?;
-    check_rates(state)
+    check_rates(state)?;
+    schedules::check_schedules(state)
 }
 
 /// Every held task's rate key is interned and counted once per holder; every stored

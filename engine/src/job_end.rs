@@ -44,4 +44,7 @@ fn finish(state: &mut State, job: JobId) {
         .timers
         .arm(now.saturating_add(retention), Timer::JobRetention(job));
     state.effects.push(Effect::JobFinished { job, outcome });
+    if let Some(schedule) = state.schedule_runs.remove(&job) {
+        crate::schedule::run_ended(state, &schedule, job);
+    }
 }

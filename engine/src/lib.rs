@@ -24,6 +24,7 @@ mod budget;
 mod config;
 mod configure;
 mod counts;
+mod cron;
 mod dag;
 mod dataflow;
 mod digest;
@@ -51,6 +52,9 @@ mod reject;
 mod resubmit;
 mod results;
 mod retry;
+mod schedule;
+mod schedule_spec;
+mod schedule_view;
 mod slab;
 mod spec;
 mod state;
@@ -67,6 +71,7 @@ pub use config::{
     BlacklistPolicy, Config, Limits, Rate, RatePolicy, RateScope, TenantPolicy, ALL_LANES,
 };
 pub use counts::TaskCounts;
+pub use cron::CronError;
 pub use digest::{Digest, RestoreError, SNAPSHOT_VERSION};
 #[cfg(feature = "fault-injection")]
 pub use faults::{Faults, INJECTED_PANIC_JOB};
@@ -82,6 +87,11 @@ pub use reject::{CapabilityIssue, JobError, Rejection};
 pub use resubmit::{retried_from, retry_name, RetryRefusal};
 pub use results::{JobResult, TaskOutput};
 pub use retry::backoff_delay;
+pub use schedule_spec::{
+    run_name, Misfire, Overlap, ScheduleCommand, ScheduleSpec, Trigger, MAX_CATCH_UP,
+    MAX_SCHEDULES, MIN_INTERVAL_MS,
+};
+pub use schedule_view::ScheduleView;
 pub use spec::{DepGroup, GroupKind, JobSpec, Payload, RetryPolicy, TaskSpec, UnsatisfiedPolicy};
 pub use timers::DueTimer;
 pub use validate::{check_name, check_token, check_tokens, validate_job, ValidJob};
@@ -154,6 +164,7 @@ impl Engine {
                     idempotency_key,
                     payload,
                 } => suspend::signal(state, task, waitpoint, idempotency_key, payload),
+                ClientCommand::Schedule(cmd) => schedule::command(state, cmd),
             }),
             Input::Worker {
                 worker,

@@ -59,6 +59,16 @@ pub enum Accepted {
     },
     /// Heartbeat, work request, drain, deregister, release.
     Ok,
+    /// A schedule was added, paused, resumed or deleted.
+    ScheduleUpdated {
+        /// The schedule.
+        name: String,
+        /// Its next due time; `None` when paused, deleted or never due again.
+        next_due: Option<Time>,
+        /// Nothing changed: the same spec was already added, or the schedule was
+        /// already paused or running.
+        duplicate: bool,
+    },
     /// A grant was accepted and the attempt now holds a lease.
     LeaseStarted {
         /// The fence every later command on this attempt must carry.
@@ -243,6 +253,17 @@ pub enum Effect {
         /// The worker that may now exit.
         worker: WorkerId,
     },
+    /// A schedule submitted its run due at `due` as job `job`.
+    ScheduleFired {
+        /// The schedule's name.
+        schedule: String,
+        /// The due time the run is for.
+        due: Time,
+        /// The run.
+        job: JobId,
+        /// The run's first task (its tasks are numbered from here in spec order).
+        first_task: TaskId,
+    },
 }
 
 /// Who an effect is for, so a driver can route it.
@@ -271,7 +292,8 @@ impl Effect {
             | Effect::TaskSuspended { job, .. }
             | Effect::TaskResumed { job, .. }
             | Effect::TaskFinished { job, .. }
-            | Effect::JobFinished { job, .. } => Recipient::Job(*job),
+            | Effect::JobFinished { job, .. }
+            | Effect::ScheduleFired { job, .. } => Recipient::Job(*job),
         }
     }
 
@@ -293,11 +315,12 @@ impl Effect {
             Effect::WorkerBlacklisted { .. } => "worker_blacklisted",
             Effect::WorkerReadmitted { .. } => "worker_readmitted",
             Effect::WorkerDrained { .. } => "worker_drained",
+            Effect::ScheduleFired { .. } => "schedule_fired",
         }
     }
 
     /// Every effect label, in declaration order.
-    pub const LABELS: [&'static str; 14] = [
+    pub const LABELS: [&'static str; 15] = [
         "grant_offered",
         "grant_withdrawn",
         "lease_revoked",
@@ -312,6 +335,7 @@ impl Effect {
         "worker_blacklisted",
         "worker_readmitted",
         "worker_drained",
+        "schedule_fired",
     ];
 }
 
@@ -519,6 +543,12 @@ mod tests {
                 worker: worker.clone(),
             },
             Effect::WorkerDrained { worker },
+            Effect::ScheduleFired {
+                schedule: "nightly".into(),
+                due: 60_000,
+                job,
+                first_task: task,
+            },
         ]
     }
 

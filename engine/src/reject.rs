@@ -203,6 +203,25 @@ pub enum Rejection {
         /// What is wrong with it.
         problem: String,
     },
+    /// A schedule's spec breaks a rule (a bad cron field, zone, interval or job).
+    #[error("invalid schedule: {problem}")]
+    InvalidSchedule {
+        /// What is wrong, naming the field.
+        problem: String,
+    },
+    /// No schedule has this name.
+    #[error("unknown schedule {name:?}")]
+    UnknownSchedule {
+        /// The name the command gave.
+        name: String,
+    },
+    /// A schedule of this name exists with a different spec (the same spec is
+    /// answered as a duplicate); delete it first to replace it.
+    #[error("schedule name {name:?} is taken by a different schedule")]
+    ScheduleNameConflict {
+        /// The name the command gave.
+        name: String,
+    },
 }
 
 impl Rejection {
@@ -232,11 +251,14 @@ impl Rejection {
             Rejection::LimitReached { .. } => "limit_reached",
             Rejection::OutputOverLimit { .. } => "output_over_limit",
             Rejection::InvalidConfig { .. } => "invalid_config",
+            Rejection::InvalidSchedule { .. } => "invalid_schedule",
+            Rejection::UnknownSchedule { .. } => "unknown_schedule",
+            Rejection::ScheduleNameConflict { .. } => "schedule_name_conflict",
         }
     }
 
     /// Every code [`Rejection::code`] returns, in declaration order.
-    pub const CODES: [&'static str; 23] = [
+    pub const CODES: [&'static str; 26] = [
         "invalid_job",
         "job_name_conflict",
         "tenant_job_limit",
@@ -260,6 +282,9 @@ impl Rejection {
         "limit_reached",
         "output_over_limit",
         "invalid_config",
+        "invalid_schedule",
+        "unknown_schedule",
+        "schedule_name_conflict",
     ];
 
     /// Whether the same command may succeed later without being changed.
@@ -541,6 +566,9 @@ mod tests {
                 field: text(),
                 problem: text(),
             },
+            Rejection::InvalidSchedule { problem: text() },
+            Rejection::UnknownSchedule { name: text() },
+            Rejection::ScheduleNameConflict { name: text() },
         ];
         let codes: Vec<&str> = every.iter().map(Rejection::code).collect();
         assert_eq!(codes, Rejection::CODES);

@@ -68,6 +68,11 @@ pub(crate) struct State {
     pub buckets: BTreeMap<BucketKey, Bucket>,
     /// When the rate-refill timer dispatch waits for is armed, if it is.
     pub rate_wake: Option<Time>,
+    /// Recurring jobs by name; see `schedule`. Invariant: see `check_schedules`.
+    pub schedules: BTreeMap<String, crate::schedule::Schedule>,
+    /// The schedule each unended run belongs to. Invariant: exactly the schedules'
+    /// `active` runs.
+    pub schedule_runs: BTreeMap<JobId, String>,
     /// Effects produced by the input being applied; drained by `apply`.
     #[serde(skip)]
     pub effects: Vec<Effect>,
@@ -407,6 +412,8 @@ impl State {
             stored_bytes: 0,
             buckets: BTreeMap::new(),
             rate_wake: None,
+            schedules: BTreeMap::new(),
+            schedule_runs: BTreeMap::new(),
             effects: Vec::new(),
             dispatch_dirty: false,
             #[cfg(feature = "fault-injection")]

@@ -17,12 +17,13 @@ pub(crate) fn advance(state: &mut State, now: Time) {
     let now = now.max(state.now);
     while let Some((at, timer)) = state.timers.pop_due(now) {
         state.now = at;
-        fire(state, at, timer);
+        fire(state, at, now, timer);
     }
     state.now = now;
 }
 
-fn fire(state: &mut State, at: Time, timer: Timer) {
+/// `target` is the time being advanced to, so a timer can tell how late it fired.
+fn fire(state: &mut State, at: Time, target: Time, timer: Timer) {
     match timer {
         Timer::GrantExpiry(g) => {
             if state
@@ -76,6 +77,8 @@ fn fire(state: &mut State, at: Time, timer: Timer) {
         Timer::BlacklistEnd(w) => blacklist::readmit(state, &w, at),
         Timer::WorkerForget(w) => worker::forget(state, &w, at),
         Timer::RateRefill => crate::rate::woke(state, at),
+        Timer::ScheduleDue(name) => crate::schedule::due(state, &name, at, target),
+        Timer::ScheduleRelease(name) => crate::schedule::release(state, &name, at),
     }
 }
 

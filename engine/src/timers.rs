@@ -24,6 +24,10 @@ pub(crate) enum Timer {
     WorkerForget(WorkerId),
     /// A token bucket dispatch waits for has refilled.
     RateRefill,
+    /// A schedule's next due time (or its catch-up after missed ones).
+    ScheduleDue(String),
+    /// A schedule's queued run may start: the run it waited for has ended.
+    ScheduleRelease(String),
 }
 
 /// Timers on numbered subjects are packed into one integer, `(time << 64) | (kind <<
@@ -51,7 +55,9 @@ fn pack(at: Time, timer: &Timer) -> Option<u128> {
         Timer::WorkerLiveness(_)
         | Timer::BlacklistEnd(_)
         | Timer::WorkerForget(_)
-        | Timer::RateRefill => return None,
+        | Timer::RateRefill
+        | Timer::ScheduleDue(_)
+        | Timer::ScheduleRelease(_) => return None,
     };
     if id > ID_MASK {
         return None;
@@ -198,6 +204,8 @@ impl crate::Engine {
                     Timer::BlacklistEnd(w) => (format!("blacklist end of worker {w}"), None),
                     Timer::WorkerForget(w) => (format!("forgetting worker {w}"), None),
                     Timer::RateRefill => ("a rate limit refill".to_owned(), None),
+                    Timer::ScheduleDue(s) => (format!("schedule {s:?} due"), None),
+                    Timer::ScheduleRelease(s) => (format!("schedule {s:?} queued run"), None),
                 };
                 DueTimer { at, what, job }
             })

@@ -42,6 +42,9 @@ pub enum Check {
     /// A tenant's, lane's or rate key's bucket let more grants through in some window
     /// than its rate and burst allow.
     RateLimit,
+    /// A schedule fired a due time twice or out of order, or a run no client's
+    /// schedule accounts for.
+    ScheduleFire,
     /// A blacklisted worker was offered a grant.
     BlacklistedGrant,
     /// A task was offered to a worker that lacks one of its capabilities.
@@ -80,7 +83,7 @@ pub enum Check {
 
 impl Check {
     /// Every check, in declaration order.
-    pub const ALL: [Check; 28] = [
+    pub const ALL: [Check; 29] = [
         Check::EngineInvariant,
         Check::DoubleLease,
         Check::DoubleCommit,
@@ -93,6 +96,7 @@ impl Check {
         Check::JobCap,
         Check::TenantCap,
         Check::RateLimit,
+        Check::ScheduleFire,
         Check::BlacklistedGrant,
         Check::Capability,
         Check::DoubleFinish,
@@ -126,6 +130,7 @@ impl Check {
             Check::JobCap => "job_cap",
             Check::TenantCap => "tenant_cap",
             Check::RateLimit => "rate_limit",
+            Check::ScheduleFire => "schedule_fire",
             Check::BlacklistedGrant => "blacklisted_grant",
             Check::Capability => "capability",
             Check::DoubleFinish => "double_finish",

@@ -13,13 +13,14 @@ use crate::rate_checks::RateChecks;
 use crate::read_checks::ReadChecks;
 use crate::result_checks::ResultChecks;
 use crate::scenario::CountExpect;
+use crate::schedule_checks::ScheduleChecks;
 use crate::shadow::{EndedLease, Shadow};
 use crate::stats::{Stats, Subject};
 use crate::timeline::Bar;
 use crate::vocabulary::command_kind;
 use keel_engine::{
-    Accepted, ClientCommand, Effect, Fence, Input, JobId, Recipient, Rejection, TaskId, Time,
-    WorkerCommand, WorkerId,
+    Accepted, ClientCommand, Effect, Fence, Input, JobId, Recipient, Rejection, ScheduleCommand,
+    TaskId, Time, WorkerCommand, WorkerId,
 };
 use std::collections::BTreeMap;
 
@@ -40,6 +41,8 @@ pub(crate) struct Checker {
     pub reads: ReadChecks,
     /// How many grants each rate-limited bucket let through.
     pub rates: RateChecks,
+    /// The schedules clients added and the runs they fired.
+    pub schedules: ScheduleChecks,
 }
 
 /// Whom an event concerns, by id, before it is named for the counters.
@@ -86,6 +89,7 @@ impl Checker {
             results: ResultChecks::default(),
             reads: ReadChecks::default(),
             rates: RateChecks::default(),
+            schedules: ScheduleChecks::default(),
         }
     }
 
@@ -159,6 +163,9 @@ impl Checker {
             (Input::Client(ClientCommand::SubmitJob(spec)), Some(reply)) => {
                 self.submitted(now, spec, reply)
             }
+            (Input::Client(ClientCommand::Schedule(ScheduleCommand::Add(spec))), Some(Ok(_))) => {
+                self.schedules.added(spec)
+            }
             (
                 Input::Worker {
                     worker, command, ..
@@ -184,12 +191,7 @@ impl Checker {
                 first_task,
                 duplicate: false,
                 ..
-            }) => {
-                self.shadow.add_job(*job, *first_task, spec);
-                self.data.submitted(*first_task, spec);
-                self.results.admitted(*job, *first_task, spec);
-                self.rates.admitted(*first_task, spec);
-            }
+            }) => self.admit(*job, *first_task, spec),
             Err(r) => {
                 let job = self.shadow.jobs().find(|(_, n)| *n == spec.name);
                 let ids = Ids {
@@ -200,6 +202,22 @@ impl Checker {
                 self.outcomes.rejected(&spec.name);
             }
             Ok(_) => {}
+        }
+    }
+
+    /// A job the engine admitted, submitted by a client or fired by a schedule.
+    fn admit(&mut self, job: JobId, first_task: TaskId, spec: &keel_engine::JobSpec) {
+        self.shadow.add_job(job, first_task, spec);
+        self.data.submitted(first_task, spec);
+        self.results.admitted(job, first_task, spec);
+        self.rates.admitted(first_task, spec);
+    }
+
+    /// A schedule's run was submitted: admit it like a client's job, once per due time.
+    fn fired(&mut self, now: Time, schedule: &str, due: Time, (job, first): (JobId, TaskId)) {
+        match self.schedules.fired(schedule, due, job) {
+            Ok(spec) => self.admit(job, first, &spec),
+            Err(detail) => self.fail(now, Check::ScheduleFire, detail),
         }
     }
 
@@ -367,8 +385,15 @@ impl Checker {
                 let ended = self.shadow.clear_task(*task);
                 self.bar(now, ended, "finished");
             }
+            Effect::ScheduleFired {
+                schedule,
+                due,
+                job,
+                first_task,
+            } => self.fired(now, schedule, *due, (*job, *first_task)),
             Effect::JobFinished { job, outcome } => {
                 self.results.finished(*job);
+                self.schedules.finished(*job);
                 let done = match self.shadow.job_name(*job) {
                     Some(name) => self.outcomes.finished(name, outcome.label()),
                     None => true,
@@ -409,11 +434,14 @@ impl Checker {
 
     /// After the liveness bound: every job must have ended.
     pub(crate) fn liveness(&mut self, now: Time, expected_jobs: &[String]) {
-        let stuck: Vec<String> = expected_jobs
+        let mut stuck: Vec<String> = expected_jobs
             .iter()
             .filter(|j| self.outcomes.get(j).is_none())
             .map(|j| format!("{j} ({})", self.shadow.job_progress(j)))
             .collect();
+        if self.schedules.open_runs() > 0 {
+            stuck.push(format!("{} schedule runs", self.schedules.open_runs()));
+        }
         if !stuck.is_empty() {
             let detail = format!("jobs not terminal after healing: {}", stuck.join(", "));
             self.fail(now, Check::Liveness, detail);
@@ -473,7 +501,7 @@ fn effect_ids<'a>(worker: Option<&'a WorkerId>, e: &Effect) -> Ids<'a> {
             ..ids
         },
         Effect::LeaseRevoked { fence, .. } => ids.fence(*fence),
-        Effect::JobFinished { job, .. } => Ids {
+        Effect::JobFinished { job, .. } | Effect::ScheduleFired { job, .. } => Ids {
             job: Some(*job),
             ..ids
         },

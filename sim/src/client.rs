@@ -1,8 +1,11 @@
 //! A simulated client: submits each job at its time and resends until answered (a
 //! resubmission under the same name is answered with the existing job), and cancels
-//! jobs on request once it knows their ids.
+//! jobs on request once it knows their ids. It adds and deletes schedules the same way
+//! (adding the same spec again is a duplicate; deleting again is `unknown_schedule`).
 
-use keel_engine::{Accepted, ClientCommand, JobId, JobSpec, Rejection};
+use keel_engine::{
+    Accepted, ClientCommand, JobId, JobSpec, Rejection, ScheduleCommand, ScheduleSpec,
+};
 use std::collections::BTreeMap;
 
 /// A command to send: request id, command, resend after this many ms if unanswered.
@@ -10,24 +13,73 @@ pub(crate) type Send = (u64, ClientCommand, u64);
 
 const RESEND_MS: u64 = 2_000;
 
+/// What an unanswered request is about.
+#[derive(Clone, Copy)]
+enum About {
+    Job(usize),
+    Schedule(usize),
+}
+
 pub(crate) struct Client {
     specs: Vec<JobSpec>,
     ids: Vec<Option<JobId>>,
     cancel_wanted: Vec<bool>,
-    pending: BTreeMap<u64, (usize, ClientCommand)>,
+    schedules: Vec<ScheduleSpec>,
+    /// Per schedule: its `Add` was answered; its deletion is wanted once it is.
+    added: Vec<bool>,
+    delete_wanted: Vec<bool>,
+    /// Schedules whose deletion was answered.
+    deleted: usize,
+    pending: BTreeMap<u64, (About, ClientCommand)>,
     next_req: u64,
 }
 
 impl Client {
-    pub(crate) fn new(specs: Vec<JobSpec>) -> Client {
+    pub(crate) fn new(specs: Vec<JobSpec>, schedules: Vec<ScheduleSpec>) -> Client {
         let n = specs.len();
         Client {
             specs,
             ids: vec![None; n],
             cancel_wanted: vec![false; n],
+            added: vec![false; schedules.len()],
+            delete_wanted: vec![false; schedules.len()],
+            schedules,
+            deleted: 0,
             pending: BTreeMap::new(),
             next_req: 0,
         }
+    }
+
+    /// Whether every schedule's deletion has been answered.
+    pub(crate) fn schedules_deleted(&self) -> bool {
+        self.deleted == self.schedules.len()
+    }
+
+    /// Adds (`add`) or deletes schedule `i`.
+    pub(crate) fn schedule(&mut self, i: usize, add: bool) -> Vec<Send> {
+        if add {
+            self.add_schedule(i)
+        } else {
+            self.delete_schedule(i)
+        }
+    }
+
+    fn add_schedule(&mut self, i: usize) -> Vec<Send> {
+        let spec = self.schedules[i].clone();
+        let add = ClientCommand::Schedule(ScheduleCommand::Add(Box::new(spec)));
+        self.send_about(About::Schedule(i), add)
+    }
+
+    /// Deletes schedule `i` once its `Add` was answered, so a delayed `Add` cannot
+    /// land after the deletion.
+    fn delete_schedule(&mut self, i: usize) -> Vec<Send> {
+        if !self.added[i] {
+            self.delete_wanted[i] = true;
+            return Vec::new();
+        }
+        let name = self.schedules[i].name.clone();
+        let delete = ClientCommand::Schedule(ScheduleCommand::Delete { name });
+        self.send_about(About::Schedule(i), delete)
     }
 
     pub(crate) fn jobs_total(&self) -> usize {
@@ -35,8 +87,12 @@ impl Client {
     }
 
     fn send(&mut self, job: usize, cmd: ClientCommand) -> Vec<Send> {
+        self.send_about(About::Job(job), cmd)
+    }
+
+    fn send_about(&mut self, about: About, cmd: ClientCommand) -> Vec<Send> {
         self.next_req += 1;
-        self.pending.insert(self.next_req, (job, cmd.clone()));
+        self.pending.insert(self.next_req, (about, cmd.clone()));
         vec![(self.next_req, cmd, RESEND_MS)]
     }
 
@@ -66,8 +122,25 @@ impl Client {
     }
 
     pub(crate) fn on_reply(&mut self, req: u64, reply: &Result<Accepted, Rejection>) -> Vec<Send> {
-        let Some((j, _)) = self.pending.remove(&req) else {
+        let Some((j, cmd)) = self.pending.remove(&req) else {
             return Vec::new();
+        };
+        let j = match j {
+            About::Job(j) => j,
+            // A resent delete whose first copy landed is answered `unknown_schedule`.
+            About::Schedule(_)
+                if matches!(cmd, ClientCommand::Schedule(ScheduleCommand::Delete { .. })) =>
+            {
+                self.deleted += 1;
+                return Vec::new();
+            }
+            About::Schedule(i) => {
+                self.added[i] = true;
+                if self.delete_wanted[i] {
+                    return self.delete_schedule(i);
+                }
+                return Vec::new();
+            }
         };
         if let Ok(Accepted::JobSubmitted { job, .. }) = reply {
             self.ids[j] = Some(*job);

@@ -62,6 +62,7 @@ mod options;
 mod outcomes;
 mod plan;
 mod profile;
+mod profile_faults;
 mod rate_checks;
 mod read_checks;
 mod render;
@@ -69,6 +70,8 @@ mod result_checks;
 mod rng;
 mod run;
 mod scenario;
+mod schedule_checks;
+mod schedule_plan;
 mod script;
 mod setup;
 mod shadow;
@@ -94,6 +97,7 @@ pub use scenario::{
     CountExpect, Direction, EngineKnobs, Expect, Fault, FaultKind, GroupSpec, JobPlan, NetworkSpec,
     Scenario, ScriptAction, ScriptStep, TaskPlan, WorkerSpec,
 };
+pub use schedule_plan::SchedulePlan;
 pub use shrink::{shrink, Shrunk};
 pub use swarm::{run_seed, scenario_for, summary as swarm_summary, SeedResult, SwarmOptions};
 pub use timeline::{svg as svg_timeline, Bar, Mark};

@@ -162,6 +162,7 @@ fn plan_scenario(spec: &JobSpec, workers: &[PlanWorker]) -> Scenario {
             result: spec.result.clone(),
             tasks: spec.tasks.iter().map(task_plan).collect(),
         }],
+        schedules: Vec::new(),
         faults: Vec::new(),
         script: Vec::new(),
         expect: Default::default(),

@@ -5,9 +5,9 @@
 
 use crate::rng::{SimRng, Stream};
 use crate::scenario::{
-    name_ref, Direction, EngineKnobs, Expect, Fault, FaultKind, GroupSpec, JobPlan, NetworkSpec,
-    Scenario, TaskPlan, WorkerSpec,
+    name_ref, EngineKnobs, Expect, GroupSpec, JobPlan, NetworkSpec, Scenario, TaskPlan, WorkerSpec,
 };
+use crate::schedule_plan::SchedulePlan;
 use keel_engine::{Rate, RatePolicy};
 use std::fmt;
 
@@ -123,6 +123,13 @@ pub struct Profile {
     pub rate_burst: u32,
     /// Whether the default lane, which every job uses, has a bucket of the same rate.
     pub lane_rate: bool,
+    /// The interval of a schedule added at the start and deleted when the fault phase
+    /// ends; 0 adds none.
+    pub schedule_every_ms: u64,
+    /// Its overlap policy: `skip`, `queue_one` or `allow`.
+    pub schedule_overlap: &'static str,
+    /// Its misfire policy: `run_once`, `run_all` or `skip`.
+    pub schedule_misfire: &'static str,
 }
 
 impl fmt::Display for Profile {
@@ -133,14 +140,16 @@ impl fmt::Display for Profile {
              crashes={} restart={:.2} pauses={}x{}ms drift={}ppm clock_steps={} flaky={:.2}@{:.2} slow={:.2} caps={} \
              shape={:?} jobs={}x{} poison={:.2} cancel={:.2} coord_crashes={} grant_ttl={}ms lease_ttl={}ms \
              liveness_timeout={}ms job_caps={} late_workers={} fault_phase={}ms append_failures={} \
-             torn_appends={} corruptions={} slow_fsync={}x{}ms reads_every={}ms rate={}/s burst={} lane_rate={}",
+             torn_appends={} corruptions={} slow_fsync={}x{}ms reads_every={}ms rate={}/s burst={} lane_rate={} \
+             schedule_every={}ms overlap={} misfire={}",
             self.seed, self.workers, self.max_concurrency, self.loss, self.duplicate, self.reorder, self.latency_max_ms,
             self.partition, self.partitions, self.crashes, self.restart, self.pauses, self.pause_ms, self.drift_ppm,
             self.clock_steps, self.flaky_fraction, self.flaky_rate, self.slow_fraction, self.capabilities, self.shape,
             self.jobs, self.tasks_per_job, self.poison_rate, self.cancel_rate, self.coordinator_crashes,
             self.grant_ttl_ms, self.lease_ttl_ms, self.liveness_timeout_ms, self.job_caps, self.late_workers, self.fault_ms,
             self.append_failures, self.torn_appends, self.corruptions, self.slow_fsyncs, self.fsync_ms,
-            self.reads_every_ms, self.rate_per_s, self.rate_burst, self.lane_rate
+            self.reads_every_ms, self.rate_per_s, self.rate_burst, self.lane_rate,
+            self.schedule_every_ms, self.schedule_overlap, self.schedule_misfire
         )
     }
 }
@@ -174,6 +183,8 @@ fn rarely(rng: &mut SimRng, p: f64, max: u64) -> u32 {
 }
 
 const CAPS: [&str; 3] = ["gpu", "ssd", "arm"];
+const OVERLAPS: [&str; 3] = ["skip", "queue_one", "allow"];
+const MISFIRES: [&str; 3] = ["run_once", "run_all", "skip"];
 /// The rate key paced tasks name.
 const RATE_KEY: &str = "api";
 
@@ -243,7 +254,21 @@ impl Profile {
             },
             rate_burst: rng.between(1, 3) as u32,
             lane_rate: rng.chance(0.3),
+            schedule_every_ms: 0,
+            schedule_overlap: OVERLAPS[0],
+            schedule_misfire: MISFIRES[0],
         }
+        .with_schedule(rng)
+    }
+
+    /// The schedule knobs, drawn after every older knob.
+    fn with_schedule(mut self, rng: &mut SimRng) -> Profile {
+        if rng.chance(0.3) {
+            self.schedule_every_ms = *rng.pick(&[1_000, 3_000, 10_000]);
+        }
+        self.schedule_overlap = OVERLAPS[rng.below(3) as usize];
+        self.schedule_misfire = MISFIRES[rng.below(3) as usize];
+        self
     }
 
     /// A profile drawn from `seed`, resized: `workers` workers and `tasks` tasks in jobs
@@ -333,10 +358,46 @@ impl Profile {
             },
             workers,
             jobs,
+            schedules: self.gen_schedules(),
             faults,
             script: Vec::new(),
             expect: Expect::default(),
         }
+    }
+
+    /// The schedule the schedule knobs add: one short task per run, from the start of
+    /// the run to the end of the fault phase, so crashes and partitions hit its runs.
+    fn gen_schedules(&self) -> Vec<SchedulePlan> {
+        if self.schedule_every_ms == 0 {
+            return Vec::new();
+        }
+        let task = TaskPlan {
+            key: "tick".into(),
+            duration_ms: 200,
+            capabilities: Vec::new(),
+            after: Vec::new(),
+            group: GroupSpec::AllOf,
+            quorum: None,
+            max_attempts: 3,
+            backoff_ms: 100,
+            fail_attempts: 0,
+            allow_failure: false,
+            priority: None,
+            rate_key: None,
+        };
+        vec![SchedulePlan {
+            name: "beat".into(),
+            add_ms: 0,
+            delete_ms: self.fault_ms,
+            every_ms: Some(self.schedule_every_ms),
+            cron: None,
+            zone: None,
+            overlap: Some(self.schedule_overlap.into()),
+            misfire: Some(self.schedule_misfire.into()),
+            catch_up: Some(5),
+            grace_ms: Some(2_000),
+            tasks: vec![task],
+        }]
     }
 
     fn gen_workers(&self, rng: &mut SimRng) -> Vec<WorkerSpec> {
@@ -426,137 +487,6 @@ impl Profile {
                 }
             })
             .collect()
-    }
-
-    fn gen_faults(&self, rng: &mut SimRng, workers: &[WorkerSpec], jobs: &[JobPlan]) -> Vec<Fault> {
-        let mut faults = Vec::new();
-        self.worker_faults(rng, workers, &mut faults);
-        if self.partition != PartitionMode::None {
-            self.partitions(rng, workers, &mut faults);
-        }
-        for _ in 0..self.clock_steps {
-            let delta =
-                rng.between(1, self.lease_ttl_ms) as i64 * if rng.chance(0.5) { -1 } else { 1 };
-            faults.push(Fault {
-                worker: Some(name_ref(rng.pick(workers).name.clone())),
-                delta_ms: Some(delta),
-                ..blank(rng.below(self.fault_ms), FaultKind::ClockStep)
-            });
-        }
-        for _ in 0..self.coordinator_crashes {
-            faults.push(Fault {
-                for_ms: Some(rng.between(10, 5_000)),
-                ..blank(rng.below(self.fault_ms), FaultKind::CrashCoordinator)
-            });
-        }
-        for j in jobs {
-            if rng.chance(self.cancel_rate) {
-                let when = j.submit_ms + rng.between(0, 10_000);
-                if when < self.fault_ms {
-                    faults.push(Fault {
-                        job: Some(name_ref(j.name.clone())),
-                        ..blank(when, FaultKind::CancelJob)
-                    });
-                }
-            }
-        }
-        // Drawn after every older kind, so seeds without storage faults keep their runs.
-        self.storage_faults(rng, &mut faults);
-        faults.sort_by_key(|f| f.at_ms);
-        faults
-    }
-
-    /// Worker crashes (some restarting) and pauses.
-    fn worker_faults(&self, rng: &mut SimRng, workers: &[WorkerSpec], faults: &mut Vec<Fault>) {
-        for _ in 0..self.crashes {
-            let restart = rng.chance(self.restart).then(|| rng.between(100, 20_000));
-            faults.push(Fault {
-                worker: Some(name_ref(rng.pick(workers).name.clone())),
-                restart_after_ms: restart,
-                ..blank(rng.below(self.fault_ms), FaultKind::CrashWorker)
-            });
-        }
-        for _ in 0..self.pauses {
-            let len = rng.between(self.pause_ms / 2, self.pause_ms);
-            faults.push(Fault {
-                worker: Some(name_ref(rng.pick(workers).name.clone())),
-                for_ms: Some(len),
-                ..blank(rng.below(self.fault_ms), FaultKind::PauseWorker)
-            });
-        }
-    }
-
-    fn partitions(&self, rng: &mut SimRng, workers: &[WorkerSpec], faults: &mut Vec<Fault>) {
-        for _ in 0..self.partitions {
-            let cut: Vec<_> = workers
-                .iter()
-                .filter(|_| rng.chance(0.4))
-                .map(|w| name_ref(w.name.clone()))
-                .collect();
-            let cut = if cut.is_empty() {
-                vec![name_ref(rng.pick(workers).name.clone())]
-            } else {
-                cut
-            };
-            let direction = match self.partition {
-                PartitionMode::Symmetric => Direction::Both,
-                PartitionMode::Asymmetric => {
-                    *rng.pick(&[Direction::ToCoordinator, Direction::FromCoordinator])
-                }
-                _ => *rng.pick(&[
-                    Direction::Both,
-                    Direction::ToCoordinator,
-                    Direction::FromCoordinator,
-                ]),
-            };
-            let len = rng.between(500, 3 * self.lease_ttl_ms);
-            faults.push(Fault {
-                workers: cut,
-                for_ms: Some(len),
-                direction: Some(direction),
-                ..blank(rng.below(self.fault_ms), FaultKind::Partition)
-            });
-        }
-    }
-
-    /// Failed and torn appends, flipped bytes and slow fsyncs on the coordinator's disk.
-    fn storage_faults(&self, rng: &mut SimRng, faults: &mut Vec<Fault>) {
-        let kinds = [
-            (self.append_failures, FaultKind::FailAppend),
-            (self.torn_appends, FaultKind::TornAppend),
-            (self.corruptions, FaultKind::CorruptLog),
-        ];
-        for (n, kind) in kinds {
-            for _ in 0..n {
-                faults.push(Fault {
-                    for_ms: Some(rng.between(10, 5_000)),
-                    ..blank(rng.below(self.fault_ms), kind)
-                });
-            }
-        }
-        for _ in 0..self.slow_fsyncs {
-            faults.push(Fault {
-                for_ms: Some(rng.between(1_000, 3 * self.lease_ttl_ms)),
-                delay_ms: Some(self.fsync_ms),
-                ..blank(rng.below(self.fault_ms), FaultKind::SlowFsync)
-            });
-        }
-    }
-}
-
-/// A fault of `kind` at `at_ms` with no other field set.
-fn blank(at_ms: u64, kind: FaultKind) -> Fault {
-    Fault {
-        at_ms,
-        kind,
-        worker: None,
-        workers: Vec::new(),
-        job: None,
-        for_ms: None,
-        restart_after_ms: None,
-        delta_ms: None,
-        direction: None,
-        delay_ms: None,
     }
 }
 

@@ -2,8 +2,8 @@
 
 use crate::data_checks::abbreviate;
 use keel_engine::{
-    Accepted, ClientCommand, Effect, Input, Payload, Recipient, Rejection, TaskInput, TaskOutcome,
-    WorkerCommand,
+    Accepted, ClientCommand, Effect, Input, Payload, Recipient, Rejection, ScheduleCommand,
+    TaskInput, TaskOutcome, WorkerCommand,
 };
 
 /// The command's text, and whether it is routine traffic.
@@ -19,6 +19,7 @@ pub(crate) fn command(input: &Input) -> (String, bool) {
         Input::Client(ClientCommand::Signal {
             task, waitpoint, ..
         }) => (format!("signal {task} {waitpoint}"), false),
+        Input::Client(ClientCommand::Schedule(cmd)) => (schedule_command(cmd), false),
         Input::Worker {
             instance, command, ..
         } => match command {
@@ -92,7 +93,24 @@ pub(crate) fn reply(r: &Result<Accepted, Rejection>) -> String {
                 None => format!("failed, no retry{}", dup(duplicate)),
             },
             Accepted::Suspended { duplicate, .. } => format!("suspended{}", dup(duplicate)),
+            Accepted::ScheduleUpdated {
+                name,
+                next_due,
+                duplicate,
+            } => match next_due {
+                Some(t) => format!("schedule {name} next due {t}{}", dup(duplicate)),
+                None => format!("schedule {name} not due{}", dup(duplicate)),
+            },
         },
+    }
+}
+
+fn schedule_command(cmd: &ScheduleCommand) -> String {
+    match cmd {
+        ScheduleCommand::Add(spec) => format!("add schedule {}", spec.name),
+        ScheduleCommand::Pause { name } => format!("pause schedule {name}"),
+        ScheduleCommand::Resume { name } => format!("resume schedule {name}"),
+        ScheduleCommand::Delete { name } => format!("delete schedule {name}"),
     }
 }
 
@@ -154,6 +172,12 @@ fn effect_text(e: &Effect) -> String {
         Effect::WorkerBlacklisted { until, .. } => format!("blacklisted until {until}"),
         Effect::WorkerReadmitted { .. } => "readmitted".into(),
         Effect::WorkerDrained { .. } => "drained".into(),
+        Effect::ScheduleFired {
+            schedule,
+            due,
+            first_task,
+            ..
+        } => format!("fired by {schedule} due {due} from {first_task}"),
     }
 }
 

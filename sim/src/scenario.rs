@@ -38,6 +38,9 @@ pub struct Scenario {
     /// The jobs submitted (`[[job]]`).
     #[serde(default, rename = "job")]
     pub jobs: Vec<JobPlan>,
+    /// Recurring jobs a client adds and later deletes (`[[schedule]]`).
+    #[serde(default, rename = "schedule", skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<crate::schedule_plan::SchedulePlan>,
     /// The fault schedule (`[[fault]]`).
     #[serde(default, rename = "fault", skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<Fault>,

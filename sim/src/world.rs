@@ -38,6 +38,8 @@ pub(crate) enum Event {
     FaultEnd(usize),
     Script(usize),
     Submit(usize),
+    /// The client adds (`true`) or deletes schedule `.0`.
+    Schedule(usize, bool),
     ClientResend(u64),
     /// The client's `.0`-th status read is due.
     Read(u64),
@@ -113,7 +115,14 @@ impl<'a> World<'a> {
             tick_at: None,
             storage_downtime_ms: 0,
             trace: Trace::new(opts.record),
-            client: Client::new(scenario.jobs.iter().map(setup::job_spec).collect()),
+            client: Client::new(
+                scenario.jobs.iter().map(setup::job_spec).collect(),
+                scenario
+                    .schedules
+                    .iter()
+                    .filter_map(|s| crate::schedule_plan::schedule_spec(s).ok())
+                    .collect(),
+            ),
             fleet,
             healed: false,
             events: 0,
@@ -138,6 +147,10 @@ impl<'a> World<'a> {
         }
         for (i, j) in scenario.jobs.iter().enumerate() {
             self.queue.push(j.submit_ms, Event::Submit(i));
+        }
+        for (i, s) in scenario.schedules.iter().enumerate() {
+            self.queue.push(s.add_ms, Event::Schedule(i, true));
+            self.queue.push(s.delete_ms, Event::Schedule(i, false));
         }
         for (i, f) in scenario.faults.iter().enumerate() {
             self.queue.push(f.at_ms, Event::FaultStart(i));
@@ -239,6 +252,10 @@ impl<'a> World<'a> {
             }
             Event::Submit(j) => {
                 let sends = self.client.submit(j);
+                self.client_send(sends);
+            }
+            Event::Schedule(i, add) => {
+                let sends = self.client.schedule(i, add);
                 self.client_send(sends);
             }
             Event::Read(k) => self.read(k),
@@ -357,9 +374,17 @@ impl<'a> World<'a> {
         }
     }
 
-    /// The run ends once the fault schedule has played out and every job has ended.
+    /// The run ends once the fault schedule has played out, every job has ended, and
+    /// every schedule is deleted with its runs ended.
     fn check_done(&mut self) {
-        if self.healed && self.checker.outcomes.len() >= self.client.jobs_total() {
+        let s = &self.checker.schedules;
+        let runs_ended = s.fired_total() as usize - s.open_runs();
+        let jobs_ended = self.checker.outcomes.len().saturating_sub(runs_ended);
+        if self.healed
+            && jobs_ended >= self.client.jobs_total()
+            && s.open_runs() == 0
+            && self.client.schedules_deleted()
+        {
             self.done = true;
         }
     }

@@ -3,7 +3,9 @@
 //! concerns) so an operator can skip it or cancel its job offline (`keel admin`),
 //! instead of a coordinator that lingers half-alive or restarts into the same panic.
 
-use keel_engine::{ClientCommand, DueTimer, Engine, Input, JobId, TaskId, Time, WorkerCommand};
+use keel_engine::{
+    ClientCommand, DueTimer, Engine, Input, JobId, ScheduleCommand, TaskId, Time, WorkerCommand,
+};
 use keel_log::Offset;
 use std::any::Any;
 use std::fmt;
@@ -213,6 +215,7 @@ fn describe(input: &Input) -> String {
         }
         Input::Client(ClientCommand::CancelJob { .. }) => "a cancellation".to_owned(),
         Input::Client(ClientCommand::Signal { task, .. }) => format!("a signal to task {task}"),
+        Input::Client(ClientCommand::Schedule(cmd)) => schedule_command(cmd),
         Input::Worker {
             worker, command, ..
         } => {
@@ -231,6 +234,15 @@ fn describe(input: &Input) -> String {
             };
             format!("{what} from worker {worker}")
         }
+    }
+}
+
+fn schedule_command(cmd: &ScheduleCommand) -> String {
+    match cmd {
+        ScheduleCommand::Add(spec) => format!("adding schedule {:?}", spec.name),
+        ScheduleCommand::Pause { name } => format!("pausing schedule {name:?}"),
+        ScheduleCommand::Resume { name } => format!("resuming schedule {name:?}"),
+        ScheduleCommand::Delete { name } => format!("deleting schedule {name:?}"),
     }
 }
 

@@ -25,6 +25,7 @@ pub mod client;
 mod convert;
 mod job_spec;
 pub mod metrics;
+mod schedule_spec;
 pub mod server;
 #[cfg(feature = "fuzz")]
 pub mod status;
@@ -47,3 +48,7 @@ pub mod proto {
 }
 
 pub use job_spec::{job_spec_from_proto, job_spec_to_proto};
+pub use schedule_spec::{
+    misfire_label, overlap_label, parse_misfire, parse_overlap, schedule_from_proto,
+    schedule_to_proto, schedule_view_to_proto,
+};

@@ -25,12 +25,16 @@ pub fn code_of(rejection: &Rejection) -> Code {
         | Rejection::InvalidWorker { .. }
         | Rejection::CapabilityToken { .. }
         | Rejection::InvalidName { .. }
-        | Rejection::InvalidConfig { .. } => Code::InvalidArgument,
+        | Rejection::InvalidConfig { .. }
+        | Rejection::InvalidSchedule { .. } => Code::InvalidArgument,
         Rejection::UnknownJob { .. }
         | Rejection::UnknownTask { .. }
         | Rejection::UnknownWorker { .. }
-        | Rejection::UnknownGrant { .. } => Code::NotFound,
-        Rejection::JobNameConflict { .. } => Code::AlreadyExists,
+        | Rejection::UnknownGrant { .. }
+        | Rejection::UnknownSchedule { .. } => Code::NotFound,
+        Rejection::JobNameConflict { .. } | Rejection::ScheduleNameConflict { .. } => {
+            Code::AlreadyExists
+        }
         Rejection::TenantJobLimit { .. }
         | Rejection::TooManyWorkers { .. }
         | Rejection::TooManySignals { .. }

@@ -198,6 +198,14 @@ fn reply_text(reply: &Result<Accepted, Rejection>) -> String {
         Accepted::Suspended { fence, duplicate } => {
             format!("Suspended {fence}{}", dup(*duplicate))
         }
+        Accepted::ScheduleUpdated {
+            name,
+            next_due,
+            duplicate,
+        } => format!(
+            "ScheduleUpdated {name} next {next_due:?}{}",
+            dup(*duplicate)
+        ),
     }
 }
 
@@ -258,6 +266,12 @@ fn effect_fields(e: &Effect) -> String {
         Effect::JobFinished { job, outcome } => format!("{job} {}", outcome.label()),
         Effect::WorkerLost { worker, instance } => format!("{worker} {instance}"),
         Effect::WorkerBlacklisted { worker, until } => format!("{worker} until {until}"),
+        Effect::ScheduleFired {
+            schedule,
+            due,
+            job,
+            first_task,
+        } => format!("{schedule} due {due} {job} from {first_task}"),
         Effect::WorkerReadmitted { worker } | Effect::WorkerDrained { worker } => {
             worker.to_string()
         }

@@ -30,4 +30,5 @@ mod result_tasks;
 mod results;
 mod retries;
 mod routing;
+mod schedules;
 mod workers;

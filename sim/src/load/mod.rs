@@ -164,6 +164,7 @@ fn check(ctx: &Ctx, s: &Scenario) -> Result<(), ScenarioError> {
         workers: workload::workers(ctx, s)?,
         jobs: workload::jobs(ctx, s)?,
     };
+    workload::schedules(ctx, s)?;
     for (i, f) in s.faults.iter().enumerate() {
         faults::check(ctx, s, &declared, f, i)?;
     }

@@ -1,7 +1,9 @@
-//! The network, the workers and the jobs: ranges, duplicates and dependencies.
+//! The network, the workers, the jobs and the schedules: ranges, duplicates and
+//! dependencies.
 
 use super::Ctx;
 use crate::scenario::{GroupSpec, Scenario};
+use crate::schedule_plan::schedule_spec;
 use crate::ScenarioError;
 use std::collections::BTreeSet;
 
@@ -94,4 +96,30 @@ pub(super) fn jobs<'a>(ctx: &Ctx, s: &'a Scenario) -> Result<BTreeSet<&'a str>, 
         }
     }
     Ok(jobs)
+}
+
+/// Each schedule is named once, deleted after it is added, and passes the engine's own
+/// checks (tried on a scratch engine, so the file is refused with the engine's words).
+pub(super) fn schedules(ctx: &Ctx, s: &Scenario) -> Result<(), ScenarioError> {
+    let mut names = BTreeSet::new();
+    for (i, plan) in s.schedules.iter().enumerate() {
+        let at = ctx.header("[[schedule]]", i);
+        if !names.insert(plan.name.as_str()) {
+            return Err(ctx.err(at, format!("schedule {:?} is declared twice", plan.name)));
+        }
+        if plan.delete_ms <= plan.add_ms {
+            return Err(ctx.err(
+                at,
+                format!("schedule {:?}: delete_ms must be after add_ms", plan.name),
+            ));
+        }
+        let spec = schedule_spec(plan).map_err(|e| ctx.err(at.clone(), e))?;
+        let mut scratch = keel_engine::Engine::new(keel_engine::Config::default());
+        let add =
+            keel_engine::ClientCommand::Schedule(keel_engine::ScheduleCommand::Add(Box::new(spec)));
+        if let Some(Err(refused)) = scratch.apply(0, keel_engine::Input::Client(add)).reply {
+            return Err(ctx.err(at, format!("schedule {:?}: {refused}", plan.name)));
+        }
+    }
+    Ok(())
 }

@@ -11,11 +11,13 @@
 
 mod diagnose;
 mod failover;
+mod schedules;
 mod target;
 
 use diagnose::Finding;
 pub use diagnose::{AddressError, Cause};
 pub use failover::{CallError, Client, Submitted};
+pub use schedules::ScheduleChange;
 
 use crate::proto::job_service_client::JobServiceClient;
 use crate::proto::worker_service_client::WorkerServiceClient;

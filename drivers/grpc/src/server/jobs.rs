@@ -12,7 +12,7 @@ use crate::proto::job_service_server::JobService;
 use crate::proto::*;
 use crate::status::{rejection_status, retry_status};
 use crate::validate::{self, invalid};
-use keel_engine::{Accepted, ClientCommand, Effect, Input, JobId, Rejection};
+use keel_engine::{Accepted, ClientCommand, Effect, Input, JobId, Rejection, ScheduleCommand};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
@@ -24,7 +24,7 @@ use tracing::Instrument;
 pub(crate) struct JobSvc(pub Arc<Shared>);
 
 impl JobSvc {
-    async fn apply(&self, command: ClientCommand) -> Result<Accepted, Status> {
+    pub(super) async fn apply(&self, command: ClientCommand) -> Result<Accepted, Status> {
         match self.0.handle.apply(Input::Client(command)).await {
             Ok(Some(Ok(accepted))) => Ok(accepted),
             Ok(Some(Err(rejection))) => Err(rejection_status(&rejection)),
@@ -33,7 +33,7 @@ impl JobSvc {
         }
     }
 
-    async fn read<R: Send + 'static>(
+    pub(super) async fn read<R: Send + 'static>(
         &self,
         f: impl FnOnce(&keel_engine::Engine) -> R + Send + 'static,
     ) -> Result<R, Status> {
@@ -49,7 +49,7 @@ impl JobSvc {
     }
 }
 
-fn unexpected(a: Accepted) -> Status {
+pub(super) fn unexpected(a: Accepted) -> Status {
     Status::internal(format!("unexpected reply {a:?}"))
 }
 
@@ -233,6 +233,44 @@ impl JobService for JobSvc {
             .await?
             .map_err(|r| rejection_status(&r))?;
         Ok(Response::new(reply))
+    }
+
+    async fn add_schedule(
+        &self,
+        request: Request<AddScheduleRequest>,
+    ) -> Result<Response<ScheduleResponse>, Status> {
+        self.add_schedule_call(request).await
+    }
+
+    async fn list_schedules(
+        &self,
+        request: Request<ListSchedulesRequest>,
+    ) -> Result<Response<ListSchedulesResponse>, Status> {
+        self.list_schedules_call(request).await
+    }
+
+    async fn pause_schedule(
+        &self,
+        request: Request<ScheduleNameRequest>,
+    ) -> Result<Response<ScheduleResponse>, Status> {
+        self.named_schedule_call(request, |name| ScheduleCommand::Pause { name })
+            .await
+    }
+
+    async fn resume_schedule(
+        &self,
+        request: Request<ScheduleNameRequest>,
+    ) -> Result<Response<ScheduleResponse>, Status> {
+        self.named_schedule_call(request, |name| ScheduleCommand::Resume { name })
+            .await
+    }
+
+    async fn delete_schedule(
+        &self,
+        request: Request<ScheduleNameRequest>,
+    ) -> Result<Response<ScheduleResponse>, Status> {
+        self.named_schedule_call(request, |name| ScheduleCommand::Delete { name })
+            .await
     }
 
     async fn hello(

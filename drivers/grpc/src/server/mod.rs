@@ -14,6 +14,7 @@ mod outbound;
 mod progress;
 mod rate;
 mod results;
+mod schedules;
 mod session;
 mod session_commands;
 #[cfg(not(madsim))]
