@@ -20,6 +20,9 @@ pub struct Faults {
     /// Refill rate buckets twice as fast as configured: a burst after a quiet spell
     /// still looks right, so only a check over longer windows can tell.
     pub fast_refill: bool,
+    /// A schedule's catch-up after downtime starts from the last due time it already
+    /// ran instead of the first one missed, so that one runs a second time.
+    pub schedule_refire: bool,
 }
 
 /// The job name [`Faults::panic_on_injected_job`] panics on.

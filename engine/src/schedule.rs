@@ -226,6 +226,11 @@ fn catch_up(state: &mut State, name: &str, from: Time) {
         Misfire::Skip => 0,
     };
     let (mut late, mut kept, mut on_time) = (0u64, VecDeque::new(), Vec::new());
+    #[cfg(feature = "fault-injection")]
+    let from = match s.last_due {
+        Some(ran) if state.faults.schedule_refire => ran,
+        _ => from,
+    };
     let mut d = Some(from);
     let mut steps = 0;
     while let Some(t) = d.filter(|&t| t <= now && steps < SCAN_LIMIT) {
