@@ -24,6 +24,7 @@ mod retry;
 mod schedule;
 mod serve;
 mod serve_console;
+mod serve_gauges;
 mod serve_identity;
 mod serve_listen;
 mod serve_policy;

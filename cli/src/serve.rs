@@ -277,8 +277,8 @@ fn sized_settings(args: &ServeArgs) -> Result<(ServerOptions, CoordinatorConfig)
     Ok((options, config))
 }
 
-/// Serves `/metrics` on `listener`: the coordinator's, the gRPC layer's and the lane
-/// depths a background task keeps current. Prints where.
+/// Serves `/metrics` on `listener`: the coordinator's, the gRPC layer's and the engine
+/// gauges a background task keeps current (`serve_gauges`). Prints where.
 fn export_metrics(
     listener: tokio::net::TcpListener,
     handle: &Handle,
@@ -289,7 +289,7 @@ fn export_metrics(
         listener.local_addr().map_err(|e| e.to_string())?
     ));
     let lanes = Arc::new(std::sync::Mutex::new(String::new()));
-    tokio::spawn(track_lane_depth(handle.clone(), lanes.clone()));
+    tokio::spawn(crate::serve_gauges::track(handle.clone(), lanes.clone()));
     let (handle, grpc) = (handle.clone(), metrics.clone());
     Ok(serve_metrics(listener, move || {
         let lanes = lanes.lock().map(|l| l.clone()).unwrap_or_default();
@@ -345,25 +345,6 @@ async fn start<L: Log + 'static>(
     serve_listen::refusing(listener, starting)
         .await
         .map_err(|e| format!("starting the coordinator: {e}"))
-}
-
-/// Queue depth per lane, read every few seconds from the engine's ready index (the
-/// coordinator's own metrics count the ready queue as a whole).
-async fn track_lane_depth(handle: Handle, out: Arc<std::sync::Mutex<String>>) {
-    loop {
-        let counted = handle.read(|engine| engine.queued_by_lane()).await;
-        let Ok(depth) = counted else { return };
-        let mut text = String::from(
-            "# HELP keel_lane_queue_depth Ready tasks waiting for a grant, per lane.\n# TYPE keel_lane_queue_depth gauge\n",
-        );
-        for (lane, n) in depth {
-            text.push_str(&format!("keel_lane_queue_depth{{lane={lane:?}}} {n}\n"));
-        }
-        if let Ok(mut slot) = out.lock() {
-            *slot = text;
-        }
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    }
 }
 
 #[cfg(test)]

@@ -157,3 +157,20 @@ pub(crate) fn consistent(state: &State, key: &BucketKey, b: &Bucket) -> bool {
         .is_some_and(|rate| b.per_ms == rate.per_ms && b.level <= capacity(rate))
         && b.at <= state.now
 }
+
+impl crate::Engine {
+    /// Ready tasks held back for a token, per bucket that holds them (scope, name,
+    /// tasks), in bucket order: what a metrics endpoint shows as throttled work.
+    pub fn rate_limited(&self) -> Vec<(RateScope, String, u64)> {
+        let state = &self.state;
+        let mut held: std::collections::BTreeMap<BucketKey, u64> = Default::default();
+        for (q, n) in state.ready.queue_sizes() {
+            if let Some((key, _)) = throttled(state, q) {
+                *held.entry(key).or_default() += n;
+            }
+        }
+        held.into_iter()
+            .map(|((s, name), n)| (s, name, n))
+            .collect()
+    }
+}

@@ -115,6 +115,11 @@ impl ReadyIndex {
         out
     }
 
+    /// Each non-empty queue and how many tasks wait in it.
+    pub(crate) fn queue_sizes(&self) -> impl Iterator<Item = (QueueKey, u64)> + '_ {
+        self.queues.iter().map(|(q, set)| (*q, set.len() as u64))
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = (QueueKey, ReadyKey)> + '_ {
         self.queues
             .iter()
