@@ -241,6 +241,12 @@ fn retry_names_link_to_the_job_they_retry_and_stay_within_the_limit() {
         "{cut}"
     );
     assert_eq!(retry_name("x", JobId(12), 4), "[ret");
+    // The base gives way to the whole mark and its space, to the byte.
+    let ascii = retry_name(&"a".repeat(300), JobId(12), 256);
+    assert_eq!(ascii, format!("{} [retry of job 12]", "a".repeat(238)));
+    // A cut inside a two-byte character backs off to the character before it.
+    let odd = retry_name(&long, JobId(12), 255);
+    assert_eq!(odd, format!("{} [retry of job 12]", "é".repeat(118)));
     for plain in [
         "etl",
         "a [retry of job ]",

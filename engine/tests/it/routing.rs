@@ -192,6 +192,30 @@ fn lanes_are_separate_queues_served_in_turn() {
 }
 
 #[test]
+fn queue_depth_per_lane_sums_the_lanes_queues() {
+    let mut h = Harness::new(config());
+    let in_lane = |name: &str, tenant: &str, lane: &str, keys: &[&str]| {
+        let mut spec = JobSpec::new(name, tasks(keys));
+        spec.tenant = tenant.into();
+        spec.lane = lane.into();
+        spec
+    };
+    // Lane "bulk" holds three queues (two tenants, and a rate key), "fast" one.
+    h.submit(in_lane("b1", "t1", "bulk", &["w", "x", "y", "z"]))
+        .unwrap();
+    h.submit(in_lane("b2", "t2", "bulk", &["x", "y", "z"]))
+        .unwrap();
+    let mut keyed = in_lane("b3", "t2", "bulk", &["x"]);
+    keyed.tasks[0].rate_key = Some("api".into());
+    h.submit(keyed).unwrap();
+    h.submit(in_lane("f1", "t1", "fast", &["x"])).unwrap();
+    assert_eq!(
+        h.engine.queued_by_lane(),
+        vec![("bulk".to_string(), 8), ("fast".to_string(), 1)]
+    );
+}
+
+#[test]
 fn waiting_workers_take_ready_tasks_in_turn_not_all_to_the_first() {
     let mut h = Harness::new(config());
     for w in ["a", "b"] {
