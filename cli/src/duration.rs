@@ -79,6 +79,24 @@ pub fn short(ms: u64) -> String {
     }
 }
 
+/// An exact duration in the units [`parse_duration`] reads, largest first, zero parts
+/// left out: `1s`, `10m`, `1h30m`, `1s500ms`, `0ms`. It reads back as the same length.
+pub fn exact(ms: u64) -> String {
+    let mut rest = ms;
+    let mut text = String::new();
+    for (unit, size) in UNITS.iter().rev() {
+        if rest >= *size {
+            text.push_str(&format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+    }
+    if text.is_empty() {
+        "0ms".to_string()
+    } else {
+        text
+    }
+}
+
 /// A coarse duration for "how long ago": the largest whole unit (`5s`, `3m`, `2h`, `4d`).
 pub fn coarse(ms: u64) -> String {
     match ms {
@@ -129,6 +147,23 @@ mod tests {
         assert_eq!(parse_retention("7d"), Ok(Duration::from_secs(7 * 86_400)));
         assert!(parse_retention("999ms").unwrap_err().contains("too short"));
         assert!(parse_retention("0s").unwrap_err().contains("too short"));
+    }
+
+    #[test]
+    fn exact_durations_read_back_as_the_same_length() {
+        for (ms, text) in [
+            (0, "0ms"),
+            (1_000, "1s"),
+            (1_500, "1s500ms"),
+            (600_000, "10m"),
+            (5_400_000, "1h30m"),
+            (88_200_000, "1d30m"),
+        ] {
+            assert_eq!(exact(ms), text);
+            assert_eq!(parse_duration(text).unwrap().as_millis() as u64, ms);
+        }
+        let max = exact(u64::MAX);
+        assert_eq!(parse_duration(&max).unwrap().as_millis() as u64, u64::MAX);
     }
 
     #[test]

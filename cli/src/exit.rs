@@ -31,7 +31,7 @@ pub enum Exit {
 /// The table `--help` and README show.
 pub const EXIT_CODES: &str = "Exit status: 0 succeeded (or still running, for `keel status`), \
 1 other error, 2 bad command line, 3 failed, 4 cancelled, 5 deadline exceeded, \
-6 job not found, 7 coordinator unreachable, 8 --timeout reached (the job keeps running), \
+6 job or schedule not found, 7 coordinator unreachable, 8 --timeout reached (the job keeps running), \
 141 output closed.";
 
 impl Exit {

@@ -5,7 +5,7 @@
 
 use crate::clock::{now_ms, rfc3339, stamp};
 use crate::connect::{runtime, ConnectArgs};
-use crate::duration::{parse_duration, short};
+use crate::duration::{exact, parse_duration};
 use crate::exit::{finish, Exit, Failure, EXIT_CODES};
 use crate::output::{one_line, out, outln};
 use crate::plan::Format;
@@ -77,7 +77,7 @@ pub struct AddArgs {
     )]
     pub cron: Option<String>,
     /// IANA time zone the cron expression's minutes are read in (default UTC).
-    #[arg(long, value_name = "ZONE", requires = "cron")]
+    #[arg(long, value_name = "ZONE", requires = "cron", conflicts_with = "every")]
     pub tz: Option<String>,
     /// A fixed interval instead of cron (e.g. 30s, 10m, 1h; at least 1s), counted from
     /// when the schedule is added.
@@ -235,7 +235,7 @@ async fn list(args: &ListArgs) -> Result<Exit, Failure> {
 fn trigger_words(v: &ScheduleView) -> String {
     match &v.trigger {
         Some(schedule_view::Trigger::Cron(c)) => format!("cron {:?} {}", c.expr, c.zone),
-        Some(schedule_view::Trigger::EveryMs(ms)) => format!("every {}", short(*ms)),
+        Some(schedule_view::Trigger::EveryMs(ms)) => format!("every {}", exact(*ms)),
         None => "-".into(),
     }
 }
@@ -296,9 +296,12 @@ fn to_json(v: &ScheduleView) -> Value {
         "grace_ms": v.grace_ms,
         "paused": v.paused,
         "next_due": time(v.next_due_ms),
+        "next_due_ms": v.next_due_ms,
         "last_due": time(v.last_due_ms),
+        "last_due_ms": v.last_due_ms,
         "running": v.running,
         "queued": time(v.queued_ms),
+        "queued_ms": v.queued_ms,
         "runs": v.fired,
         "skipped": v.skipped,
         "missed": v.missed,

@@ -29,7 +29,7 @@ pub struct RunReport {
     pub unmet: Vec<String>,
     /// Each job's outcome label, by job name.
     pub outcomes: BTreeMap<String, &'static str>,
-    /// Jobs submitted.
+    /// Jobs submitted: the scenario's, and the runs its schedules fired.
     pub jobs: usize,
     /// Why the run stopped before its end (a recovery that refused a corrupt log), if
     /// it did: the expected outcome of that fault, not a failure.
@@ -107,7 +107,7 @@ pub fn run(scenario: &Scenario, opts: RunOptions) -> RunReport {
         violations,
         unmet,
         outcomes: checker.outcomes.all().clone(),
-        jobs: scenario.jobs.len(),
+        jobs: scenario.jobs.len() + checker.schedules.fired_total() as usize,
         stopped: w.stopped.take(),
         lines,
         bars: std::mem::take(&mut w.checker.bars),

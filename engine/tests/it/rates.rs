@@ -72,7 +72,11 @@ fn a_key_bucket_paces_grants_to_its_rate_on_the_engine_clock() {
     );
     // One token every 500 ms, each given out by the refill timer itself.
     let held = vec![(RateScope::Key, "api".to_string(), 4)];
-    assert_eq!(h.engine.rate_limited(), held, "the four left wait for a token");
+    assert_eq!(
+        h.engine.rate_limited(),
+        held,
+        "the four left wait for a token"
+    );
     assert_eq!(granted_at(&mut h, 499), 0);
     assert_eq!(granted_at(&mut h, 500), 1);
     assert_eq!(granted_at(&mut h, 999), 0);

@@ -148,6 +148,26 @@ fn overlap_queue_one_holds_one_due_time_until_the_run_ends() {
     h.check_replay();
 }
 
+#[test]
+fn pausing_drops_a_queued_due_time_as_skipped() {
+    let mut h = Harness::new(config());
+    let mut spec = every("q", MIN);
+    spec.overlap = Overlap::QueueOne;
+    add(&mut h, spec);
+    run_until(&mut h, 3 * MIN);
+    let before = view(&h, "q");
+    assert_eq!((before.skipped, before.queued), (1, Some(2 * MIN)));
+    cmd(&mut h, ScheduleCommand::Pause { name: "q".into() }).unwrap();
+    let after = view(&h, "q");
+    assert_eq!((after.skipped, after.queued, after.paused), (2, None, true));
+    cancel(&mut h, after.running[0]);
+    assert_eq!(
+        run_until(&mut h, 10 * MIN),
+        Vec::<Time>::new(),
+        "nothing was left queued"
+    );
+}
+
 /// A five-minute schedule whose engine next sees the time an hour and a half minute
 /// after it was added: twelve due times, the last of them within the grace period.
 fn after_downtime(misfire: Misfire) -> (Vec<Time>, ScheduleView) {
@@ -182,6 +202,61 @@ fn missed_due_times_follow_the_misfire_policy_and_the_on_time_one_runs() {
     let (dues, v) = after_downtime(Misfire::RunAll { max: 1_000 });
     assert_eq!(dues, (1..=12).map(|k| k * 5 * MIN).collect::<Vec<_>>());
     assert_eq!((v.fired, v.missed, v.last_due), (12, 0, Some(60 * MIN)));
+}
+
+/// Runs the five-minute due time on time, then sees the time an hour later: every due
+/// time from ten minutes on is caught up, and the one that ran is not run again.
+fn ran_then_missed(h: &mut Harness) -> Vec<Time> {
+    let mut spec = every("m", 5 * MIN);
+    spec.overlap = Overlap::Allow;
+    spec.misfire = Misfire::RunAll { max: 1_000 };
+    add(h, spec);
+    assert_eq!(run_until(h, 5 * MIN), vec![5 * MIN]);
+    fired(&h.tick(60 * MIN + 30_000))
+        .into_iter()
+        .map(|(d, _)| d)
+        .collect()
+}
+
+#[test]
+fn a_catch_up_starts_after_the_due_time_that_already_ran() {
+    let mut h = Harness::new(config());
+    let caught_up = ran_then_missed(&mut h);
+    assert_eq!(caught_up, (2..=12).map(|k| k * 5 * MIN).collect::<Vec<_>>());
+    h.check_replay();
+}
+
+#[cfg(feature = "fault-injection")]
+#[test]
+fn the_refire_defect_runs_the_last_due_time_again() {
+    let mut h = Harness::new(config());
+    h.engine.inject_faults(Faults {
+        schedule_refire: true,
+        ..Faults::default()
+    });
+    assert_eq!(
+        ran_then_missed(&mut h)[0],
+        5 * MIN,
+        "the simulator relies on this"
+    );
+}
+
+#[test]
+fn a_due_time_seen_exactly_the_grace_period_late_is_on_time() {
+    let mut h = Harness::new(config());
+    let mut spec = every("g", 5 * MIN);
+    spec.misfire = Misfire::Skip;
+    add(&mut h, spec);
+    let dues: Vec<Time> = fired(&h.tick(5 * MIN + 60_000))
+        .iter()
+        .map(|f| f.0)
+        .collect();
+    assert_eq!(
+        dues,
+        vec![5 * MIN],
+        "60 s late with 60 s of grace still runs"
+    );
+    assert_eq!(view(&h, "g").missed, 0);
 }
 
 #[test]
