@@ -12,12 +12,16 @@
 //! one input.) The clock moves 1 ms per batch and finished jobs are retained for 1 ms,
 //! so the engine forgets each batch's job as it would in production and memory stays
 //! flat.
+//!
+//! A third case, `paced`, runs the 1,000-queued case with every batch task naming a
+//! rate key whose bucket never runs dry: the cost a token bucket adds to each grant
+//! (its check, its take and the refill arithmetic), compared with the unpaced case.
 
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use keel_engine::{
     Accepted, ClientCommand, Config, Effect, Engine, Input, InstanceId, JobSpec, Limits, Payload,
-    TaskSpec, Time, WorkerCommand, WorkerId,
+    Rate, TaskSpec, Time, WorkerCommand, WorkerId,
 };
 use std::time::Duration;
 
@@ -38,8 +42,8 @@ struct Lifecycles {
     grants: Vec<keel_engine::GrantId>,
 }
 
-fn config(queued: u32) -> Config {
-    Config {
+fn config(queued: u32, paced: bool) -> Config {
+    let mut config = Config {
         retention_ms: 1,
         limits: Limits {
             max_tasks_per_job: queued.max(BATCH),
@@ -47,8 +51,20 @@ fn config(queued: u32) -> Config {
             ..Limits::default()
         },
         ..Config::default()
+    };
+    if paced {
+        let bucket = Rate {
+            rate: u32::MAX,
+            per_ms: 1,
+            burst: u32::MAX,
+        };
+        config.rates.keys.insert(RATE_KEY.into(), bucket);
     }
+    config
 }
+
+/// The key paced batch tasks name.
+const RATE_KEY: &str = "api";
 
 fn tasks(prefix: &str, n: u32) -> Vec<TaskSpec> {
     (0..n)
@@ -59,8 +75,8 @@ fn tasks(prefix: &str, n: u32) -> Vec<TaskSpec> {
 impl Lifecycles {
     /// An engine with one worker (enough concurrency for a whole batch) and a job of
     /// `queued` ready tasks.
-    fn new(queued: u32) -> Lifecycles {
-        let mut engine = Engine::new(config(queued));
+    fn new(queued: u32, paced: bool) -> Lifecycles {
+        let mut engine = Engine::new(config(queued, paced));
         let worker = WorkerId::new("w1");
         let instance = InstanceId::new(1);
         let reg = WorkerCommand::Register {
@@ -137,12 +153,21 @@ fn lifecycles<M: Measurement>(c: &mut Criterion<M>, name: &str) {
         .sample_size(20)
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(8));
-    let template = tasks("t", BATCH);
-    for queued in [1_000u32, 1_000_000] {
+    for (case, queued, paced) in [
+        ("queued", 1_000u32, false),
+        ("queued", 1_000_000, false),
+        ("paced", 1_000, true),
+    ] {
+        let mut template = tasks("t", BATCH);
+        if paced {
+            for t in &mut template {
+                t.rate_key = Some(RATE_KEY.into());
+            }
+        }
         let mut state: Option<Lifecycles> = None;
         let mut next = 0u64;
-        group.bench_function(BenchmarkId::new("queued", queued), |b| {
-            let state = state.get_or_insert_with(|| Lifecycles::new(queued));
+        group.bench_function(BenchmarkId::new(case, queued), |b| {
+            let state = state.get_or_insert_with(|| Lifecycles::new(queued, paced));
             b.iter_batched(
                 || {
                     next += 1;

@@ -63,6 +63,7 @@ mod outcomes;
 mod plan;
 mod profile;
 mod profile_faults;
+mod profile_workload;
 mod rate_checks;
 mod read_checks;
 mod render;

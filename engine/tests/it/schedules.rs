@@ -260,6 +260,20 @@ fn a_due_time_seen_exactly_the_grace_period_late_is_on_time() {
 }
 
 #[test]
+fn in_a_catch_up_a_due_time_exactly_the_grace_period_late_is_on_time() {
+    let mut h = Harness::new(config());
+    let mut spec = every("c", 5 * MIN);
+    spec.misfire = Misfire::Skip;
+    add(&mut h, spec);
+    let dues: Vec<Time> = fired(&h.tick(60 * MIN + 60_000))
+        .iter()
+        .map(|f| f.0)
+        .collect();
+    assert_eq!(dues, vec![60 * MIN]);
+    assert_eq!(view(&h, "c").missed, 11);
+}
+
+#[test]
 fn a_clock_jump_of_centuries_costs_bounded_work_and_counts_what_it_scanned() {
     let mut h = Harness::new(config());
     let mut spec = every("far", 1_000);
