@@ -10,6 +10,16 @@ pub(super) const TENANTS: [&str; 5] = ["default", "t1", "t2", "t3", "t4"];
 const LANES: [&str; 3] = ["default", "l1", "l2"];
 const CAPS: [&str; 3] = ["gpu", "ssd", "arm"];
 const RATE_KEYS: [&str; 2] = ["api", "db"];
+/// Cron expressions and zones schedules draw: every minute, sparse ones, one that
+/// falls in a daylight-saving gap, and invalid ones the engine must refuse.
+const CRONS: [(&str, &str); 6] = [
+    ("* * * * *", "UTC"),
+    ("*/5 * * * *", "Europe/Berlin"),
+    ("30 2 * * *", "Europe/Berlin"),
+    ("0 0 29 2 *", "UTC"),
+    ("61 * * * *", "UTC"),
+    ("* * * * *", "Mars/Olympus"),
+];
 /// How far back a step may pick a grant, lease, job or task.
 const RECENT: usize = 8;
 
@@ -348,6 +358,16 @@ impl Seen {
                 let job = recent(&self.jobs, *job)?;
                 Some(Input::Client(ClientCommand::CancelJob { job }))
             }
+            Step::AddSchedule { .. } => Some(self.add_schedule(step)),
+            Step::ChangeSchedule { name, change } => {
+                let name = format!("s{}", name % 3);
+                let cmd = match change % 3 {
+                    0 => ScheduleCommand::Pause { name },
+                    1 => ScheduleCommand::Resume { name },
+                    _ => ScheduleCommand::Delete { name },
+                };
+                Some(Input::Client(ClientCommand::Schedule(cmd)))
+            }
             Step::Advance { .. } | Step::SetClock { .. } | Step::Restart | Step::Corrupt { .. } => {
                 None
             }
@@ -374,6 +394,51 @@ impl Seen {
             _ => return None,
         };
         self.with_lease(fence, &then)
+    }
+
+    fn add_schedule(&self, step: &Step) -> Input {
+        let Step::AddSchedule {
+            name,
+            job,
+            every,
+            cron,
+            overlap,
+            misfire,
+            catch_up,
+            grace_ms,
+        } = step
+        else {
+            unreachable!("add_schedule is called on AddSchedule steps");
+        };
+        let trigger = match cron {
+            Some(i) => {
+                let (expr, zone) = CRONS[*i as usize % CRONS.len()];
+                Trigger::Cron {
+                    expr: expr.into(),
+                    zone: zone.into(),
+                }
+            }
+            None => Trigger::Every {
+                interval_ms: every.get(),
+            },
+        };
+        let spec = ScheduleSpec {
+            name: format!("s{}", name % 3),
+            job: self.job(job),
+            trigger,
+            overlap: [Overlap::Skip, Overlap::QueueOne, Overlap::Allow][*overlap as usize % 3],
+            misfire: match misfire % 3 {
+                0 => Misfire::RunOnce,
+                1 => Misfire::RunAll {
+                    max: catch_up.get(),
+                },
+                _ => Misfire::Skip,
+            },
+            grace_ms: grace_ms.get(),
+        };
+        Input::Client(ClientCommand::Schedule(ScheduleCommand::Add(Box::new(
+            spec,
+        ))))
     }
 
     fn job(&self, d: &JobDraw) -> JobSpec {

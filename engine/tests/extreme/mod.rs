@@ -269,6 +269,24 @@ pub enum Step {
         at: U32,
         byte: u8,
     },
+    /// Adds schedule `s<name % 3>` running `job`: on cron expression `cron` (an index
+    /// into a fixed list, some in a zone with daylight saving) or every `every` ms, with
+    /// the overlap and misfire policies `overlap % 3` and `misfire % 3`.
+    AddSchedule {
+        name: u8,
+        job: JobDraw,
+        every: U64,
+        cron: Option<u8>,
+        overlap: u8,
+        misfire: u8,
+        catch_up: U32,
+        grace_ms: U64,
+    },
+    /// Pauses, resumes or deletes (`change % 3`) schedule `s<name % 3>`.
+    ChangeSchedule {
+        name: u8,
+        change: u8,
+    },
 }
 
 /// What a worker does with a lease it just took.

@@ -334,7 +334,36 @@ fn step() -> impl Strategy<Value = Step> {
         ].prop_map(|at| Step::SetClock { at }),
         1 => Just(Step::Restart),
         1 => (u32_in(0..4_096, 4), any::<u8>()).prop_map(|(at, byte)| Step::Corrupt { at, byte }),
+        2 => add_schedule(),
+        1 => (any::<u8>(), any::<u8>()).prop_map(|(name, change)| Step::ChangeSchedule { name, change }),
     ]
+}
+
+fn add_schedule() -> impl Strategy<Value = Step> {
+    (
+        (any::<u8>(), job_draw(), u64_in(1_000..20_000, 3)),
+        proptest::option::weighted(0.4, any::<u8>()),
+        (
+            any::<u8>(),
+            any::<u8>(),
+            u32_in(1..5, 3),
+            u64_in(1_000..5_000, 3),
+        ),
+    )
+        .prop_map(
+            |((name, job, every), cron, (overlap, misfire, catch_up, grace_ms))| {
+                Step::AddSchedule {
+                    name,
+                    job,
+                    every,
+                    cron,
+                    overlap,
+                    misfire,
+                    catch_up,
+                    grace_ms,
+                }
+            },
+        )
 }
 
 /// Every worker registers first with ordinary settings, so most steps reach a live
