@@ -108,3 +108,66 @@ fn a_worker_holding_more_than_its_concurrency_is_caught() {
         "over its concurrency",
     );
 }
+
+/// `busy()` with schedule "s" added (due every minute from time 0) and its first run
+/// fired and still running.
+fn with_schedule() -> State {
+    use crate::input::ClientCommand;
+    use crate::schedule_spec::{Overlap, ScheduleCommand, ScheduleSpec, Trigger};
+    use crate::spec::{JobSpec, TaskSpec};
+    let mut engine = Engine { state: busy() };
+    let mut spec = ScheduleSpec::new(
+        "s",
+        JobSpec::new("tmpl", vec![TaskSpec::new("a")]),
+        Trigger::Every {
+            interval_ms: 60_000,
+        },
+    );
+    spec.overlap = Overlap::QueueOne;
+    let add = ClientCommand::Schedule(ScheduleCommand::Add(Box::new(spec)));
+    engine.apply(2, Input::Client(add));
+    engine.apply(60_002, Input::Tick);
+    let state = engine.state;
+    assert_eq!(check(&state), Ok(()));
+    assert_eq!(state.schedule_runs.len(), 1, "the first run is running");
+    state
+}
+
+#[test]
+fn a_schedule_due_without_its_timer_is_caught() {
+    let mut state = with_schedule();
+    let s = state.schedules.get_mut("s").expect("schedule s");
+    s.next_due = s.next_due.map(|t| t + 1);
+    caught(
+        &state,
+        InvariantKind::Timer,
+        "schedule \"s\" is due at 120003 without a timer",
+    );
+}
+
+#[test]
+fn a_schedule_run_it_does_not_count_is_caught() {
+    let mut state = with_schedule();
+    state
+        .schedules
+        .get_mut("s")
+        .expect("schedule s")
+        .active
+        .clear();
+    caught(
+        &state,
+        InvariantKind::Count,
+        "1 runs are mapped to schedules, the schedules count 0",
+    );
+}
+
+#[test]
+fn a_paused_schedule_still_due_is_caught() {
+    let mut state = with_schedule();
+    state.schedules.get_mut("s").expect("schedule s").paused = true;
+    caught(
+        &state,
+        InvariantKind::Timer,
+        "paused schedule \"s\" still has a due time",
+    );
+}

@@ -123,7 +123,13 @@ fn overlap_skip_counts_a_due_time_while_the_run_is_unfinished() {
     assert_eq!(run_until(&mut h, 3 * MIN), vec![MIN]);
     let v = view(&h, "s");
     assert_eq!((v.fired, v.skipped), (1, 2));
+    h.at(3 * MIN + 1);
     cancel(&mut h, v.running[0]);
+    assert_eq!(
+        h.engine.next_wakeup(),
+        Some(4 * MIN),
+        "nothing queued, nothing to release"
+    );
     assert_eq!(run_until(&mut h, 4 * MIN), vec![4 * MIN]);
 }
 
@@ -384,6 +390,16 @@ fn bad_specs_are_refused_naming_what_is_wrong() {
     let mut grace = every("g", MIN);
     grace.grace_ms = 0;
     cases.push((grace, "grace 0 ms is outside 1000 ms"));
+    let mut week = every("w", MIN);
+    week.grace_ms = 7 * 86_400_000 + 1;
+    cases.push((
+        week,
+        "grace 604800001 ms is outside 1000 ms to 604800000 ms",
+    ));
+    cases.push((
+        every("x", 10 * 366 * 86_400_000 + 1),
+        "interval 316224000001 ms is outside 1000 ms to 316224000000 ms",
+    ));
     let mut all = every("a", MIN);
     all.misfire = Misfire::RunAll { max: 0 };
     cases.push((all, "misfire run_all max 0 is outside 1 to 1000"));
@@ -400,6 +416,9 @@ fn bad_specs_are_refused_naming_what_is_wrong() {
     }
     assert_eq!(h.engine.schedules(), vec![]);
     assert_eq!(h.engine.next_wakeup(), None);
+    let mut longest = every("longest", 10 * 366 * 86_400_000);
+    longest.grace_ms = 7 * 86_400_000;
+    add(&mut h, longest);
 }
 
 #[test]
