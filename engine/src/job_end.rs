@@ -44,7 +44,25 @@ fn finish(state: &mut State, job: JobId) {
         .timers
         .arm(now.saturating_add(retention), Timer::JobRetention(job));
     state.effects.push(Effect::JobFinished { job, outcome });
-    if let Some(schedule) = state.schedule_runs.remove(&job) {
-        crate::schedule::run_ended(state, &schedule, job);
+    run_ended(state, job);
+}
+
+/// A schedule's run ended: a due time it queued may start, at a release timer due now
+/// (the schedule fires it when the timer does, outside this job's ending).
+fn run_ended(state: &mut State, job: JobId) {
+    let now = state.now;
+    let Some(name) = state.schedule_runs.remove(&job) else {
+        return;
+    };
+    let Some(s) = state.schedules.get_mut(&name) else {
+        return;
+    };
+    s.active.remove(&job);
+    if s.active.is_empty() && s.queued.is_some() {
+        let timer = Timer::ScheduleRelease(name);
+        if let Some(old) = s.release_at.replace(now) {
+            state.timers.disarm(old, timer.clone());
+        }
+        state.timers.arm(now, timer);
     }
 }

@@ -5,16 +5,15 @@
 //! is a misfire: the timer is re-armed at the current time and the missed due times
 //! are handled there by the schedule's misfire policy.
 
-use crate::ids::{JobId, Time};
+use crate::ids::Time;
 use crate::job;
 use crate::output::{Accepted, Effect};
 use crate::reject::Rejection;
 use crate::schedule_spec::{
     next_due, run_name, validate, Misfire, Overlap, ScheduleCommand, ScheduleSpec, MAX_SCHEDULES,
 };
-use crate::state::State;
+use crate::state::{Schedule, State};
 use crate::timers::Timer;
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, VecDeque};
 
 type Reply = Result<Accepted, Rejection>;
@@ -22,37 +21,6 @@ type Reply = Result<Accepted, Rejection>;
 /// Due times one catch-up walks through at most; beyond it the missed count stops
 /// growing, so a clock that jumps by years costs bounded work.
 const SCAN_LIMIT: u64 = 100_000;
-
-/// A stored schedule. Every field's invariant is checked by `check_schedules`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct Schedule {
-    pub spec: ScheduleSpec,
-    /// Hash of the spec, to tell a resent `Add` from a conflicting one.
-    pub spec_hash: u64,
-    /// Interval schedules count their periods from here.
-    pub created_at: Time,
-    /// Invariant: the `ScheduleDue` timer is armed exactly here; `None` while paused
-    /// or when the trigger has no due time left.
-    pub next_due: Option<Time>,
-    /// The first missed due time, while its catch-up waits at `next_due`.
-    pub late_from: Option<Time>,
-    pub paused: bool,
-    /// Runs submitted and not yet ended. Invariant: each is a held, unended job that
-    /// `State::schedule_runs` maps to this schedule.
-    pub active: BTreeSet<JobId>,
-    /// A due time waiting for the active run to end (`Overlap::QueueOne`).
-    pub queued: Option<Time>,
-    /// Invariant: the `ScheduleRelease` timer is armed exactly here.
-    pub release_at: Option<Time>,
-    /// The latest due time handled (run, skipped or missed).
-    pub last_due: Option<Time>,
-    pub fired: u64,
-    pub skipped: u64,
-    pub missed: u64,
-    pub failed: u64,
-    /// Why the latest refused run was refused.
-    pub last_error: Option<String>,
-}
 
 /// Applies a client's schedule command.
 pub(crate) fn command(state: &mut State, cmd: ScheduleCommand) -> Reply {
@@ -308,18 +276,6 @@ fn submit_run(state: &mut State, name: &str, due: Time) {
             s.failed += 1;
             s.last_error = Some(format!("run {}: {rejection}", run_name(name, due)));
         }
-    }
-}
-
-/// A run of schedule `name` ended: a queued due time may start.
-pub(crate) fn run_ended(state: &mut State, name: &str, job: JobId) {
-    let now = state.now;
-    let Some(s) = state.schedules.get_mut(name) else {
-        return;
-    };
-    s.active.remove(&job);
-    if s.active.is_empty() && s.queued.is_some() {
-        set_release(state, name, Some(now));
     }
 }
 

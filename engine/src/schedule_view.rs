@@ -45,7 +45,7 @@ impl crate::Engine {
     }
 }
 
-fn view(s: &crate::schedule::Schedule) -> ScheduleView {
+fn view(s: &crate::state::Schedule) -> ScheduleView {
     ScheduleView {
         spec: s.spec.clone(),
         created_at: s.created_at,

@@ -69,7 +69,7 @@ pub(crate) struct State {
     /// When the rate-refill timer dispatch waits for is armed, if it is.
     pub rate_wake: Option<Time>,
     /// Recurring jobs by name; see `schedule`. Invariant: see `check_schedules`.
-    pub schedules: BTreeMap<String, crate::schedule::Schedule>,
+    pub schedules: BTreeMap<String, Schedule>,
     /// The schedule each unended run belongs to. Invariant: exactly the schedules'
     /// `active` runs.
     pub schedule_runs: BTreeMap<JobId, String>,
@@ -82,6 +82,37 @@ pub(crate) struct State {
     #[cfg(feature = "fault-injection")]
     #[serde(skip)]
     pub faults: crate::faults::Faults,
+}
+
+/// A stored schedule. Every field's invariant is checked by `check_schedules`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Schedule {
+    pub spec: crate::schedule_spec::ScheduleSpec,
+    /// Hash of the spec, to tell a resent `Add` from a conflicting one.
+    pub spec_hash: u64,
+    /// Interval schedules count their periods from here.
+    pub created_at: Time,
+    /// Invariant: the `ScheduleDue` timer is armed exactly here; `None` while paused
+    /// or when the trigger has no due time left.
+    pub next_due: Option<Time>,
+    /// The first missed due time, while its catch-up waits at `next_due`.
+    pub late_from: Option<Time>,
+    pub paused: bool,
+    /// Runs submitted and not yet ended. Invariant: each is a held, unended job that
+    /// `State::schedule_runs` maps to this schedule.
+    pub active: BTreeSet<JobId>,
+    /// A due time waiting for the active run to end (`Overlap::QueueOne`).
+    pub queued: Option<Time>,
+    /// Invariant: the `ScheduleRelease` timer is armed exactly here.
+    pub release_at: Option<Time>,
+    /// The latest due time handled (run, skipped or missed).
+    pub last_due: Option<Time>,
+    pub fired: u64,
+    pub skipped: u64,
+    pub missed: u64,
+    pub failed: u64,
+    /// Why the latest refused run was refused.
+    pub last_error: Option<String>,
 }
 
 /// A drawn-from token bucket (see `rate`): its level at `at`, and the period its units are counted in

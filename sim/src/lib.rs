@@ -72,7 +72,6 @@ mod rng;
 mod run;
 mod scenario;
 mod schedule_checks;
-mod schedule_plan;
 mod script;
 mod setup;
 mod shadow;
@@ -96,9 +95,8 @@ pub use profile::{JobShape, PartitionMode, Profile};
 pub use run::{run, RunOptions, RunReport};
 pub use scenario::{
     CountExpect, Direction, EngineKnobs, Expect, Fault, FaultKind, GroupSpec, JobPlan, NetworkSpec,
-    Scenario, ScriptAction, ScriptStep, TaskPlan, WorkerSpec,
+    Scenario, SchedulePlan, ScriptAction, ScriptStep, TaskPlan, WorkerSpec,
 };
-pub use schedule_plan::SchedulePlan;
 pub use shrink::{shrink, Shrunk};
 pub use swarm::{run_seed, scenario_for, summary as swarm_summary, SeedResult, SwarmOptions};
 pub use timeline::{svg as svg_timeline, Bar, Mark};

@@ -3,8 +3,8 @@
 
 use crate::profile::{JobShape, Profile, CAPS, RATE_KEY};
 use crate::rng::SimRng;
+use crate::scenario::SchedulePlan;
 use crate::scenario::{name_ref, GroupSpec, JobPlan, TaskPlan, WorkerSpec};
-use crate::schedule_plan::SchedulePlan;
 
 impl Profile {
     /// The schedule the schedule knobs add: one short task per run, from the start of

@@ -40,7 +40,7 @@ pub struct Scenario {
     pub jobs: Vec<JobPlan>,
     /// Recurring jobs a client adds and later deletes (`[[schedule]]`).
     #[serde(default, rename = "schedule", skip_serializing_if = "Vec::is_empty")]
-    pub schedules: Vec<crate::schedule_plan::SchedulePlan>,
+    pub schedules: Vec<SchedulePlan>,
     /// The fault schedule (`[[fault]]`).
     #[serde(default, rename = "fault", skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<Fault>,
@@ -187,6 +187,43 @@ pub struct JobPlan {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub result: Vec<String>,
     /// Its tasks (`[[job.task]]`).
+    #[serde(rename = "task")]
+    pub tasks: Vec<TaskPlan>,
+}
+
+/// One recurring job and when the client adds and deletes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulePlan {
+    /// Its name; runs are named `NAME@<due second>`.
+    pub name: String,
+    /// Virtual time the client adds it.
+    #[serde(default)]
+    pub add_ms: u64,
+    /// Virtual time the client deletes it.
+    pub delete_ms: u64,
+    /// A fixed interval; exactly one of `every_ms` and `cron`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_ms: Option<u64>,
+    /// A five-field cron expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    /// The cron expression's zone; UTC when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// `skip` (default), `queue_one` or `allow`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap: Option<String>,
+    /// `run_once` (default), `run_all` or `skip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub misfire: Option<String>,
+    /// With `run_all`: the most missed runs started (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_up: Option<u32>,
+    /// How late a due time may run as on time (default 60 000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_ms: Option<u64>,
+    /// The run's tasks (`[[schedule.task]]`).
     #[serde(rename = "task")]
     pub tasks: Vec<TaskPlan>,
 }

@@ -1,12 +1,13 @@
 //! Turning a scenario into what a run needs: the engine's configuration, worker
-//! parameters and job specs with each task's simulated work in its payload.
+//! parameters, job specs with each task's simulated work in its payload, and the
+//! schedules a client adds.
 
-use crate::scenario::{GroupSpec, JobPlan, Scenario, WorkerSpec};
+use crate::scenario::{GroupSpec, JobPlan, Scenario, SchedulePlan, WorkerSpec};
 use crate::work::TaskWork;
 use crate::worker::WorkerParams;
 use keel_engine::{
-    BlacklistPolicy, Config, DepGroup, GroupKind, JobSpec, RetryPolicy, TaskSpec,
-    UnsatisfiedPolicy, WorkerId,
+    BlacklistPolicy, Config, DepGroup, GroupKind, JobSpec, Misfire, Overlap, RetryPolicy,
+    ScheduleSpec, TaskSpec, Trigger, UnsatisfiedPolicy, WorkerId,
 };
 
 pub(crate) fn engine_config(scenario: &Scenario, seed: u64) -> Config {
@@ -94,4 +95,60 @@ pub(crate) fn job_spec(job: &JobPlan) -> JobSpec {
         result: job.result.clone(),
         ..JobSpec::new(job.name.clone(), tasks)
     }
+}
+
+/// The engine's schedule for `plan`; a policy word it does not know is a load error.
+pub(crate) fn schedule_spec(plan: &SchedulePlan) -> Result<ScheduleSpec, String> {
+    let job = job_spec(&JobPlan {
+        name: plan.name.clone(),
+        submit_ms: 0,
+        tenant: None,
+        max_concurrency: None,
+        deadline_ms: None,
+        result: Vec::new(),
+        tasks: plan.tasks.clone(),
+    });
+    let trigger = match (plan.every_ms, &plan.cron) {
+        (Some(interval_ms), None) => Trigger::Every { interval_ms },
+        (None, Some(expr)) => Trigger::Cron {
+            expr: expr.clone(),
+            zone: plan.zone.clone().unwrap_or_else(|| "UTC".into()),
+        },
+        _ => {
+            return Err(format!(
+                "schedule {:?} needs exactly one of every_ms and cron",
+                plan.name
+            ))
+        }
+    };
+    let overlap = match plan.overlap.as_deref() {
+        None | Some("skip") => Overlap::Skip,
+        Some("queue_one") => Overlap::QueueOne,
+        Some("allow") => Overlap::Allow,
+        Some(other) => {
+            return Err(format!(
+                "schedule {:?}: unknown overlap {other:?}",
+                plan.name
+            ))
+        }
+    };
+    let misfire = match plan.misfire.as_deref() {
+        None | Some("run_once") => Misfire::RunOnce,
+        Some("run_all") => Misfire::RunAll {
+            max: plan.catch_up.unwrap_or(1_000),
+        },
+        Some("skip") => Misfire::Skip,
+        Some(other) => {
+            return Err(format!(
+                "schedule {:?}: unknown misfire {other:?}",
+                plan.name
+            ))
+        }
+    };
+    Ok(ScheduleSpec {
+        overlap,
+        misfire,
+        grace_ms: plan.grace_ms.unwrap_or(60_000),
+        ..ScheduleSpec::new(plan.name.clone(), job, trigger)
+    })
 }

@@ -121,7 +121,7 @@ impl<'a> World<'a> {
                 scenario
                     .schedules
                     .iter()
-                    .filter_map(|s| crate::schedule_plan::schedule_spec(s).ok())
+                    .filter_map(|s| crate::setup::schedule_spec(s).ok())
                     .collect(),
             ),
             fleet,

@@ -3,7 +3,7 @@
 
 use super::Ctx;
 use crate::scenario::{GroupSpec, Scenario};
-use crate::schedule_plan::schedule_spec;
+use crate::setup::schedule_spec;
 use crate::ScenarioError;
 use std::collections::BTreeSet;
 
