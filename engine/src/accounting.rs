@@ -8,7 +8,7 @@ use crate::intern::CapSetId;
 use crate::state::{State, Task, TaskState};
 use crate::timers::Timer;
 use crate::violation::Violation;
-use crate::{budget, ids::JobId};
+use crate::{ids::JobId, limits};
 use std::collections::BTreeMap;
 
 /// Job, task and grant ids and task epochs stay at or below this. Each input moves a
@@ -211,7 +211,7 @@ fn count_task_holdings(state: &State) -> TaskHoldings {
         if t.capset != CapSetId::ANY {
             *h.capset_refs.entry(t.capset.0).or_default() += 1;
         }
-        h.stored = h.stored.saturating_add(budget::held_bytes(t));
+        h.stored = h.stored.saturating_add(limits::held_bytes(t));
         let bytes = t.output.as_ref().map_or(0, |o| o.len() as u64);
         let sum = h.outputs.entry(t.job).or_default();
         *sum = sum.saturating_add(bytes);

@@ -32,6 +32,8 @@ pub struct Config {
     pub tenants: TenantPolicy,
     /// Token buckets pacing grants per tenant, lane and rate key.
     pub rates: RatePolicy,
+    /// Budgets per tenant: every task of the tenant counts against them.
+    pub budgets: crate::budget_spec::TenantBudgets,
     /// Bounds on every input and on the engine as a whole.
     pub limits: Limits,
 }
@@ -48,6 +50,7 @@ impl Default for Config {
             blacklist: BlacklistPolicy::default(),
             tenants: TenantPolicy::default(),
             rates: RatePolicy::default(),
+            budgets: Default::default(),
             limits: Limits::default(),
         }
     }

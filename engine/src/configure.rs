@@ -14,6 +14,15 @@ pub(crate) fn configure(state: &mut State, config: Config) -> Result<Accepted, R
         field: e.field.clone(),
         problem: e.to_string(),
     })?;
+    for (tenant, set) in &config.budgets {
+        for (name, b) in set {
+            b.check(name, true)
+                .map_err(|problem| Rejection::InvalidConfig {
+                    field: format!("budgets.{tenant}.{name}"),
+                    problem,
+                })?;
+        }
+    }
     state.config = config;
     for (i, load) in state.tenants.iter_mut().enumerate() {
         let id = i as u32;
@@ -30,6 +39,7 @@ pub(crate) fn configure(state: &mut State, config: Config) -> Result<Accepted, R
         };
     }
     crate::rate::reconfigured(state);
+    crate::budgets::reconfigured(state);
     state.dispatch_dirty = true;
     Ok(Accepted::Ok)
 }

@@ -1,8 +1,8 @@
 //! Dependency groups: a task becomes ready when enough of its upstream tasks succeeded,
 //! and is skipped or cancelled (by its policy) once that can no longer happen.
 
-use crate::budget;
 use crate::ids::{JobId, TaskId};
+use crate::limits;
 use crate::output::{Effect, EndReason, TaskOutcome};
 use crate::queue;
 use crate::spec::UnsatisfiedPolicy;
@@ -46,10 +46,10 @@ pub(crate) fn finish_task(state: &mut State, tid: TaskId, outcome: TaskOutcome) 
         };
         let succeeded = outcome == TaskOutcome::Succeeded;
         task.state = TaskState::Done(outcome.clone());
-        let freed = budget::let_go(task);
+        let freed = limits::let_go(task);
         let job_id = task.job;
         let downstream = std::mem::take(&mut task.downstream);
-        budget::unstore(state, freed);
+        limits::unstore(state, freed);
         state.effects.push(Effect::TaskFinished {
             job: job_id,
             task: tid,

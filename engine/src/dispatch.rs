@@ -2,7 +2,8 @@
 //! are served round-robin, one grant per round; a worker's lanes are served in turn;
 //! within a lane the tenant with the smallest weighted share of running work goes
 //! first, and within a tenant the highest priority, then the oldest task. A queue whose
-//! token buckets (`rate`) are empty is passed over until they refill.
+//! token buckets (`rate`) are empty is passed over until they refill, and one whose
+//! tenant's budget is exhausted until it resets.
 
 use crate::dataflow;
 use crate::ids::{GrantId, Time, WorkerId};
@@ -144,7 +145,7 @@ fn best_head(
     let mut best: Option<(u64, ReadyKey, QueueKey)> = None;
     for (q, key) in state.ready.heads(lane) {
         let load = &state.tenants[q.tenant as usize];
-        if load.cap.is_some_and(|cap| load.active >= cap) {
+        if load.budget_stopped || load.cap.is_some_and(|cap| load.active >= cap) {
             continue;
         }
         if q.capset != CapSetId::ANY && !covers(&worker.capabilities, state.names.caps(q.capset)) {
@@ -186,6 +187,7 @@ fn offer(state: &mut State, w: &WorkerId, q: QueueKey, key: ReadyKey) {
         .unwrap_or_default();
     // The ready index entry is gone; the job's count moves from queued to active.
     queue::take_slot(state, q, job);
+    crate::budgets::granted(state, job);
     let Some(worker) = state.workers.get_mut(w) else {
         return;
     };

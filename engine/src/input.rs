@@ -122,6 +122,23 @@ pub enum WorkerCommand {
         /// What happens when the wait times out.
         on_timeout: SuspendTimeout,
     },
+    /// The attempt used `amount` of a dimension of a budget. Counted once per
+    /// `dedup_key` (per period for a tenant budget), so a resent report is answered as
+    /// a duplicate; a report whose key was counted is answered so even after the
+    /// attempt ended.
+    ReportUsage {
+        /// The attempt that used it.
+        fence: Fence,
+        /// The job's budget of this name, else its tenant's.
+        budget: String,
+        /// A dimension the budget limits, other than the engine-counted `attempts`
+        /// and `attempt_ms`.
+        dimension: String,
+        /// How much was used.
+        amount: u64,
+        /// Names this report: the same key is counted once.
+        dedup_key: String,
+    },
 }
 
 /// What happens to a suspended task whose waitpoint is not signalled in time.

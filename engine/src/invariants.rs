@@ -22,6 +22,8 @@ macro_rules! ensure {
 
 #[path = "accounting.rs"]
 mod accounting;
+#[path = "budget_invariants.rs"]
+mod budgets;
 #[path = "schedule_invariants.rs"]
 mod schedules;
 #[path = "task_invariants.rs"]
@@ -61,7 +63,8 @@ pub(crate) fn check(state: &State) -> Result<(), Violation> {
     check_capsets(state)?;
     check_grants(state)?;
     check_rates(state)?;
-    schedules::check_schedules(state)
+    schedules::check_schedules(state)?;
+    budgets::check_budgets(state)
 }
 
 /// Every held task's rate key is interned and counted once per holder; every stored

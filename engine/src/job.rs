@@ -1,11 +1,11 @@
 //! Job admission, ending a job early (cancelled, or past its deadline) and forgetting
 //! finished jobs after the retention period. A job's natural end is `job_end`'s.
 
-use crate::budget;
 use crate::dag;
 use crate::ids::{JobId, TaskId};
 use crate::job_end;
 use crate::lease;
+use crate::limits;
 use crate::output::{Accepted, EndReason, JobOutcome, TaskOutcome};
 use crate::queue;
 use crate::reject::Rejection;
@@ -23,7 +23,7 @@ pub(crate) fn submit(state: &mut State, spec: JobSpec) -> Reply {
     if let Some(duplicate) = check_admission(state, &spec, spec_hash)? {
         return Ok(duplicate);
     }
-    budget::admit(state, &spec)?;
+    limits::admit(state, &spec)?;
     let now = state.now;
     let tenant = state.hold_tenant(&spec.tenant);
     let lane = state.names.lanes.acquire(&spec.lane);
@@ -59,6 +59,8 @@ pub(crate) fn submit(state: &mut State, spec: JobSpec) -> Reply {
             parked: BTreeSet::new(),
             failed: 0,
             output_bytes: 0,
+            budgets: spec.budgets.clone(),
+            budget_stop: None,
             forced: None,
             end: None,
         },
@@ -69,7 +71,7 @@ pub(crate) fn submit(state: &mut State, spec: JobSpec) -> Reply {
         .tasks
         .iter()
         .fold(0u64, |sum, t| sum.saturating_add(t.payload.len() as u64));
-    budget::store(state, bytes);
+    limits::store(state, bytes);
     if let Some(at) = deadline_at {
         state.timers.arm(at, Timer::JobDeadline(id));
     }
@@ -265,7 +267,7 @@ pub(crate) fn forget(state: &mut State, job: JobId) {
     }
     for tid in ids {
         if let Some(t) = state.tasks.remove(&tid) {
-            budget::unstore(state, budget::held_bytes(&t));
+            limits::unstore(state, limits::held_bytes(&t));
             state.names.release_capset(t.capset);
             if let Some(rate) = t.rate {
                 state.names.rates.release(rate);
@@ -273,6 +275,7 @@ pub(crate) fn forget(state: &mut State, job: JobId) {
         }
     }
     state.jobs.remove(&job);
+    crate::budgets::forget_job(state, job);
     state.names.tenants.release(tenant);
     state.names.lanes.release(lane);
 }

@@ -2,10 +2,10 @@
 //! complete, fail. A command whose fence is not the task's current one changes nothing.
 
 use crate::blacklist;
-use crate::budget;
 use crate::dataflow;
 use crate::ids::{Fence, GrantId, InstanceId, TaskId, WorkerId};
 use crate::job_end;
+use crate::limits;
 use crate::output::{Accepted, Effect, EndReason, TaskOutcome};
 use crate::queue;
 use crate::reject::Rejection;
@@ -285,10 +285,10 @@ pub(crate) fn complete(
         fail_attempt(state, fence.task, refusal.to_string(), true, true);
         return Err(refusal);
     }
-    budget::admit_output(state, t, &output)?;
+    limits::admit_output(state, t, &output)?;
     end_lease(state, fence.task, AttemptEnd::Succeeded);
     let bytes = output.len() as u64;
-    budget::store(state, bytes);
+    limits::store(state, bytes);
     let Some(t) = state.tasks.get_mut(&fence.task) else {
         return Err(Rejection::UnknownTask { task: fence.task });
     };
@@ -418,6 +418,7 @@ pub(crate) fn end_lease(state: &mut State, tid: TaskId, end: AttemptEnd) -> Opti
         rec.ended = Some((now, end));
     }
     let (job, tenant) = (task.job, task.tenant);
+    crate::budgets::attempt_ended(state, job, now.saturating_sub(lease.started_at));
     state.timers.disarm(lease.timer_at, Timer::LeaseExpiry(tid));
     if let Some(at) = lease.timeout_at {
         state.timers.disarm(at, Timer::AttemptTimeout(tid));

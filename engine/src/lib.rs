@@ -20,7 +20,9 @@
 //! ```
 
 mod blacklist;
-mod budget;
+mod budget_spec;
+mod budget_view;
+mod budgets;
 mod config;
 mod configure;
 mod counts;
@@ -43,6 +45,7 @@ mod invariants;
 mod job;
 mod job_end;
 mod lease;
+mod limits;
 mod output;
 mod query;
 mod queue;
@@ -63,10 +66,18 @@ mod tick;
 mod timers;
 #[cfg(test)]
 mod transition_asserts;
+mod usage;
 mod validate;
 mod violation;
 mod worker;
 
+pub use budget_spec::{
+    check_budget_name, BudgetSpec, DimensionLimit, OnHard, TenantBudgets, ATTEMPTS, ATTEMPT_MS,
+    MAX_BUDGETS_PER_JOB, MAX_BUDGET_NAME_LEN, MAX_DIMENSIONS, MAX_RESET_MS, MAX_USAGE_REPORTS,
+    MIN_RESET_MS,
+};
+pub use budget_view::{BudgetView, DimensionView};
+pub use budgets::{BudgetOwner, LimitKind};
 pub use config::{
     BlacklistPolicy, Config, Limits, Rate, RatePolicy, RateScope, TenantPolicy, ALL_LANES,
 };

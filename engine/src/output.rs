@@ -69,6 +69,19 @@ pub enum Accepted {
         /// already paused or running.
         duplicate: bool,
     },
+    /// A usage report was counted (or had been: `duplicate`).
+    UsageRecorded {
+        /// Whose budget it counted against.
+        owner: crate::budgets::BudgetOwner,
+        /// The budget.
+        budget: String,
+        /// The dimension.
+        dimension: String,
+        /// The dimension's use so far in the budget (its period, for a tenant's).
+        used: u64,
+        /// A report with this dedup key was already counted; nothing changed.
+        duplicate: bool,
+    },
     /// A grant was accepted and the attempt now holds a lease.
     LeaseStarted {
         /// The fence every later command on this attempt must carry.
@@ -264,6 +277,22 @@ pub enum Effect {
         /// The run's first task (its tasks are numbered from here in spec order).
         first_task: TaskId,
     },
+    /// A budget's use of a dimension reached its soft or hard limit (each limit is
+    /// reported once; a tenant budget's once per period).
+    BudgetLimitReached {
+        /// Whose budget.
+        owner: crate::budgets::BudgetOwner,
+        /// The budget.
+        budget: String,
+        /// The dimension.
+        dimension: String,
+        /// Soft (a warning) or hard (grants stop).
+        kind: crate::budgets::LimitKind,
+        /// The use that reached it.
+        used: u64,
+        /// The limit.
+        limit: u64,
+    },
 }
 
 /// Who an effect is for, so a driver can route it.
@@ -273,6 +302,8 @@ pub enum Recipient {
     Worker(WorkerId),
     /// Whoever follows the job (clients waiting on it, the console).
     Job(JobId),
+    /// No one session: operators (logs and metrics), e.g. a tenant budget's limit.
+    Operator,
 }
 
 impl Effect {
@@ -294,6 +325,10 @@ impl Effect {
             | Effect::TaskFinished { job, .. }
             | Effect::JobFinished { job, .. }
             | Effect::ScheduleFired { job, .. } => Recipient::Job(*job),
+            Effect::BudgetLimitReached { owner, .. } => match owner {
+                crate::budgets::BudgetOwner::Job(job) => Recipient::Job(*job),
+                crate::budgets::BudgetOwner::Tenant(_) => Recipient::Operator,
+            },
         }
     }
 
@@ -316,11 +351,12 @@ impl Effect {
             Effect::WorkerReadmitted { .. } => "worker_readmitted",
             Effect::WorkerDrained { .. } => "worker_drained",
             Effect::ScheduleFired { .. } => "schedule_fired",
+            Effect::BudgetLimitReached { .. } => "budget_limit_reached",
         }
     }
 
     /// Every effect label, in declaration order.
-    pub const LABELS: [&'static str; 15] = [
+    pub const LABELS: [&'static str; 16] = [
         "grant_offered",
         "grant_withdrawn",
         "lease_revoked",
@@ -336,6 +372,7 @@ impl Effect {
         "worker_readmitted",
         "worker_drained",
         "schedule_fired",
+        "budget_limit_reached",
     ];
 }
 
@@ -364,11 +401,13 @@ pub enum EndReason {
     Suspended,
     /// Its dependency group can no longer be satisfied.
     DependencyUnsatisfied,
+    /// A hard limit of a budget of its job or tenant was reached.
+    BudgetExhausted,
 }
 
 impl EndReason {
     /// Every reason, in declaration order.
-    pub const ALL: [EndReason; 11] = [
+    pub const ALL: [EndReason; 12] = [
         EndReason::GrantExpired,
         EndReason::GrantReleased,
         EndReason::LeaseExpired,
@@ -380,6 +419,7 @@ impl EndReason {
         EndReason::DeadlineExceeded,
         EndReason::Suspended,
         EndReason::DependencyUnsatisfied,
+        EndReason::BudgetExhausted,
     ];
 
     /// A short snake_case word for tables, traces and attempt histories.
@@ -396,6 +436,7 @@ impl EndReason {
             EndReason::DeadlineExceeded => "deadline_exceeded",
             EndReason::Suspended => "suspended",
             EndReason::DependencyUnsatisfied => "dependency_unsatisfied",
+            EndReason::BudgetExhausted => "budget_exhausted",
         }
     }
 }
@@ -548,6 +589,14 @@ mod tests {
                 due: 60_000,
                 job,
                 first_task: task,
+            },
+            Effect::BudgetLimitReached {
+                owner: crate::budgets::BudgetOwner::Tenant("acme".into()),
+                budget: "daily".into(),
+                dimension: "tokens".into(),
+                kind: crate::budgets::LimitKind::Soft,
+                used: 10,
+                limit: 8,
             },
         ]
     }

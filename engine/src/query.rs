@@ -29,6 +29,9 @@ pub struct JobStatus {
     pub outcome: Option<JobOutcome>,
     /// When it ended, once it has.
     pub finished_at: Option<Time>,
+    /// Limits reached by the budgets its tasks count against, in words: a soft limit
+    /// as a warning, a hard one as what stopped its grants.
+    pub budget_notes: Vec<String>,
 }
 
 /// A job with every task, for `keel status` and the console.
@@ -63,6 +66,15 @@ pub enum TaskStatus {
     },
     /// Held back by the job's concurrency cap.
     Parked,
+    /// Held back because a hard limit of a budget of its job or tenant was reached.
+    BudgetStopped {
+        /// Whose budget.
+        owner: crate::budgets::BudgetOwner,
+        /// The budget.
+        budget: String,
+        /// The dimension whose hard limit was reached.
+        dimension: String,
+    },
     /// No live worker has the capabilities it needs.
     Blocked,
     /// Offered to a worker that has not accepted yet.
@@ -92,6 +104,7 @@ impl TaskStatus {
             TaskStatus::Queued => "queued",
             TaskStatus::RateLimited { .. } => "rate_limited",
             TaskStatus::Parked => "parked",
+            TaskStatus::BudgetStopped { .. } => "budget_stopped",
             TaskStatus::Blocked => "blocked",
             TaskStatus::Offered => "offered",
             TaskStatus::Running { .. } => "running",
@@ -184,6 +197,7 @@ pub(crate) fn job_status(state: &State, job: &crate::state::Job) -> JobStatus {
         remaining: job.remaining,
         outcome: job.end.map(|e| e.outcome),
         finished_at: job.end.map(|e| e.at),
+        budget_notes: crate::budgets::notes(state, job.id),
     }
 }
 
@@ -254,11 +268,16 @@ pub(crate) fn task_status(state: &State, t: &Task) -> TaskStatus {
         TaskState::Waiting => TaskStatus::Waiting,
         TaskState::Delayed { until } => TaskStatus::Delayed { until: *until },
         TaskState::Ready { place } => match place {
-            ReadyPlace::Queued => match crate::rate::throttled(state, t.queue_key()) {
-                Some(((scope, name), until)) => TaskStatus::RateLimited { scope, name, until },
-                None => TaskStatus::Queued,
+            ReadyPlace::Queued => match crate::budgets::stopping(state, t.job) {
+                Some(stop) => stop,
+                None => match crate::rate::throttled(state, t.queue_key()) {
+                    Some(((scope, name), until)) => TaskStatus::RateLimited { scope, name, until },
+                    None => TaskStatus::Queued,
+                },
             },
-            ReadyPlace::Parked => TaskStatus::Parked,
+            ReadyPlace::Parked => {
+                crate::budgets::stopping(state, t.job).unwrap_or(TaskStatus::Parked)
+            }
             ReadyPlace::Blocked => TaskStatus::Blocked,
         },
         TaskState::Offered { .. } => TaskStatus::Offered,

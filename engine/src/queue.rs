@@ -100,8 +100,44 @@ pub(crate) fn release_slot(state: &mut State, job_id: JobId, tenant: u32) {
         .expect("a slot holder's job is live");
     assert!(job.active > 0, "job {job_id} frees a slot it holds");
     job.active -= 1;
-    if job.forced.is_none() {
+    if job.budget_stop.is_some() {
+        if job.active == 0 {
+            crate::budgets::slots_released(state, job_id);
+        }
+    } else if job.forced.is_none() {
         refill_parked(state, job_id);
+    }
+}
+
+/// Moves a job's queued tasks out of the ready index into its parked set: its budget
+/// stopped it, so none of them may be granted.
+pub(crate) fn park_queued(state: &mut State, job_id: JobId) {
+    let Some(job) = state.jobs.get(&job_id) else {
+        return;
+    };
+    let queued: Vec<TaskId> = job
+        .task_ids()
+        .filter(|tid| {
+            state.tasks.get(tid).is_some_and(|t| {
+                t.state
+                    == TaskState::Ready {
+                        place: ReadyPlace::Queued,
+                    }
+            })
+        })
+        .collect();
+    for tid in queued {
+        remove_ready(state, tid);
+        let Some(t) = state.tasks.get_mut(&tid) else {
+            continue;
+        };
+        t.state = TaskState::Ready {
+            place: ReadyPlace::Parked,
+        };
+        let key = t.ready_key();
+        if let Some(job) = state.jobs.get_mut(&job_id) {
+            job.parked.insert(key);
+        }
     }
 }
 

@@ -222,6 +222,19 @@ pub enum Rejection {
         /// The name the command gave.
         name: String,
     },
+    /// Neither the attempt's job nor its tenant has a budget of this name.
+    #[error("unknown budget {budget:?}")]
+    UnknownBudget {
+        /// The name the report gave.
+        budget: String,
+    },
+    /// A usage report names a dimension the budget does not limit, or one the engine
+    /// counts itself.
+    #[error("invalid usage report: {problem}")]
+    InvalidUsage {
+        /// What is wrong with it.
+        problem: String,
+    },
 }
 
 impl Rejection {
@@ -254,11 +267,13 @@ impl Rejection {
             Rejection::InvalidSchedule { .. } => "invalid_schedule",
             Rejection::UnknownSchedule { .. } => "unknown_schedule",
             Rejection::ScheduleNameConflict { .. } => "schedule_name_conflict",
+            Rejection::UnknownBudget { .. } => "unknown_budget",
+            Rejection::InvalidUsage { .. } => "invalid_usage",
         }
     }
 
     /// Every code [`Rejection::code`] returns, in declaration order.
-    pub const CODES: [&'static str; 26] = [
+    pub const CODES: [&'static str; 28] = [
         "invalid_job",
         "job_name_conflict",
         "tenant_job_limit",
@@ -285,6 +300,8 @@ impl Rejection {
         "invalid_schedule",
         "unknown_schedule",
         "schedule_name_conflict",
+        "unknown_budget",
+        "invalid_usage",
     ];
 
     /// Whether the same command may succeed later without being changed.
@@ -316,6 +333,9 @@ pub enum JobError {
     /// A job must have at least one task.
     #[error("the job has no tasks")]
     Empty,
+    /// A budget the job declares breaks a rule; the text names the budget and field.
+    #[error("{0}")]
+    InvalidBudget(String),
     /// A name in the spec (job, tenant, lane, task key) is empty, too long or unsafe.
     #[error("{field} is invalid: {why}")]
     BadName {
@@ -569,6 +589,8 @@ mod tests {
             Rejection::InvalidSchedule { problem: text() },
             Rejection::UnknownSchedule { name: text() },
             Rejection::ScheduleNameConflict { name: text() },
+            Rejection::UnknownBudget { budget: text() },
+            Rejection::InvalidUsage { problem: text() },
         ];
         let codes: Vec<&str> = every.iter().map(Rejection::code).collect();
         assert_eq!(codes, Rejection::CODES);

@@ -152,6 +152,7 @@ pub(crate) fn job_spec(state: &State, id: JobId) -> Result<JobSpec, Rejection> {
             .map(|t| t.key.clone())
             .collect(),
         tasks: specs,
+        budgets: job.budgets.clone(),
     })
 }
 

@@ -241,6 +241,9 @@ pub struct JobSpec {
     /// sink tasks (those no other task depends on), so a spec that does not name its
     /// result gets what its DAG ends in.
     pub result: Vec<String>,
+    /// The job's budgets by name (at most [`crate::MAX_BUDGETS_PER_JOB`]); its tasks
+    /// count against these and against its tenant's.
+    pub budgets: std::collections::BTreeMap<String, crate::budget_spec::BudgetSpec>,
 }
 
 impl JobSpec {
@@ -255,6 +258,7 @@ impl JobSpec {
             max_concurrency: None,
             tasks,
             result: Vec::new(),
+            budgets: Default::default(),
         }
     }
 }

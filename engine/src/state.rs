@@ -73,6 +73,9 @@ pub(crate) struct State {
     /// The schedule each unended run belongs to. Invariant: exactly the schedules'
     /// `active` runs.
     pub schedule_runs: BTreeMap<JobId, String>,
+    /// Usage of the budgets something was counted against; see `budgets`. A budget
+    /// with no entry has counted nothing. Invariant: see `check_budgets`.
+    pub budgets: BTreeMap<BudgetKey, BudgetUse>,
     /// Effects produced by the input being applied; drained by `apply`.
     #[serde(skip)]
     pub effects: Vec<Effect>,
@@ -115,6 +118,36 @@ pub(crate) struct Schedule {
     pub last_error: Option<String>,
 }
 
+/// A budget's identity: whose it is and its name.
+pub(crate) type BudgetKey = (crate::budgets::BudgetOwner, String);
+
+/// What one budget has counted. Every field's invariant is checked by `check_budgets`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BudgetUse {
+    /// Per limited dimension, the amount counted (saturating).
+    pub used: BTreeMap<String, u64>,
+    /// Dimensions whose soft limit has been reached (each warned about once).
+    pub warned: BTreeSet<String>,
+    /// The first dimension whose hard limit was reached. Invariant: set exactly when
+    /// some dimension's use is at or past its hard limit.
+    pub exhausted: Option<String>,
+    /// Dedup keys of the usage reports counted. Invariant: at most
+    /// `MAX_USAGE_REPORTS`.
+    pub reports: BTreeSet<String>,
+    /// When a tenant budget's period ends. Invariant: the `BudgetReset` timer is armed
+    /// exactly here, and it is set exactly for budgets that reset.
+    pub resets_at: Option<Time>,
+}
+
+/// A job stopped by a hard limit of one of its budgets or its tenant's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BudgetStop {
+    pub budget: BudgetKey,
+    pub dimension: String,
+    /// Invariant: when set, the `BudgetEnd` timer is armed exactly here.
+    pub end_at: Option<Time>,
+}
+
 /// A drawn-from token bucket (see `rate`): its level at `at`, and the period its units are counted in
 /// (so a configuration that changes the period rescales the level).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +175,9 @@ pub(crate) struct TenantLoad {
     pub over_cap: u32,
     /// Share of dispatch among tenants. Invariant: not 0.
     pub weight: u32,
+    /// A budget of the tenant is exhausted: none of its tasks is granted. Invariant:
+    /// set exactly when one of its budget entries is.
+    pub budget_stopped: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -178,6 +214,10 @@ pub(crate) struct Job {
     /// Bytes of its tasks' outputs. Invariant: their sum, within
     /// `Limits::max_output_bytes_per_job`.
     pub output_bytes: u64,
+    /// The job's own budgets, as its spec declared them.
+    pub budgets: BTreeMap<String, crate::budget_spec::BudgetSpec>,
+    /// Set when a job budget's hard limit is reached: the job gets no grants and ends.
+    pub budget_stop: Option<BudgetStop>,
     /// Set when the job is being ended from outside (cancel, deadline).
     pub forced: Option<(JobOutcome, EndReason)>,
     /// Invariant: set exactly when `remaining` is 0; then the retention timer is armed.
@@ -197,8 +237,10 @@ impl Job {
     }
 
     pub(crate) fn at_cap(&self) -> bool {
-        self.max_concurrency
-            .is_some_and(|cap| self.active.saturating_add(self.queued) >= cap)
+        self.budget_stop.is_some()
+            || self
+                .max_concurrency
+                .is_some_and(|cap| self.active.saturating_add(self.queued) >= cap)
     }
 }
 
@@ -445,6 +487,7 @@ impl State {
             rate_wake: None,
             schedules: BTreeMap::new(),
             schedule_runs: BTreeMap::new(),
+            budgets: BTreeMap::new(),
             effects: Vec::new(),
             dispatch_dirty: false,
             #[cfg(feature = "fault-injection")]
@@ -468,6 +511,7 @@ impl State {
                 cap: policy.cap(name),
                 weight: policy.weight(name),
                 over_cap: 0,
+                budget_stopped: crate::budgets::tenant_exhausted(self, name),
             };
         }
         id

@@ -1,11 +1,11 @@
 //! Suspension: a running task gives up its lease to wait on a named waitpoint, and a
 //! signal (deduplicated by idempotency key) makes it ready again.
 
-use crate::budget;
 use crate::ids::{Fence, InstanceId, TaskId, WorkerId};
 use crate::input::SuspendTimeout;
 use crate::job_end;
 use crate::lease;
+use crate::limits;
 use crate::output::{Accepted, Effect, EndReason, TaskOutcome};
 use crate::queue;
 use crate::reject::Rejection;
@@ -107,7 +107,7 @@ pub(crate) fn signal(
             })
         }
     };
-    budget::admit_signal(state, &payload)?;
+    limits::admit_signal(state, &payload)?;
     let bytes = payload.len() as u64;
     let Some(task) = state.tasks.get_mut(&tid) else {
         return Err(Rejection::UnknownTask { task: tid });
@@ -115,7 +115,7 @@ pub(crate) fn signal(
     task.signals.insert(key.clone(), payload);
     task.resumed_by = Some(key);
     let job = task.job;
-    budget::store(state, bytes);
+    limits::store(state, bytes);
     if let Some(at) = timeout_at {
         state.timers.disarm(at, Timer::SuspendTimeout(tid));
     }

@@ -79,6 +79,11 @@ fn fire(state: &mut State, at: Time, target: Time, timer: Timer) {
         Timer::RateRefill => crate::rate::woke(state, at),
         Timer::ScheduleDue(name) => crate::schedule::due(state, &name, at, target),
         Timer::ScheduleRelease(name) => crate::schedule::release(state, &name, at),
+        Timer::BudgetEnd(job) => crate::budgets::end_due(state, job, at),
+        Timer::BudgetRevoke(tenant) => crate::budgets::revoke_due(state, &tenant),
+        Timer::BudgetReset(tenant, budget) => {
+            crate::budgets::reset_due(state, &tenant, &budget, at)
+        }
     }
 }
 

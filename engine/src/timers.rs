@@ -28,6 +28,12 @@ pub(crate) enum Timer {
     ScheduleDue(String),
     /// A schedule's queued run may start: the run it waited for has ended.
     ScheduleRelease(String),
+    /// A job stopped by its budget ends.
+    BudgetEnd(JobId),
+    /// A tenant stopped by its budget has its attempts revoked.
+    BudgetRevoke(String),
+    /// A tenant budget's period ends (tenant, budget).
+    BudgetReset(String, String),
 }
 
 /// Timers on numbered subjects are packed into one integer, `(time << 64) | (kind <<
@@ -57,7 +63,10 @@ fn pack(at: Time, timer: &Timer) -> Option<u128> {
         | Timer::WorkerForget(_)
         | Timer::RateRefill
         | Timer::ScheduleDue(_)
-        | Timer::ScheduleRelease(_) => return None,
+        | Timer::ScheduleRelease(_)
+        | Timer::BudgetEnd(_)
+        | Timer::BudgetRevoke(_)
+        | Timer::BudgetReset(..) => return None,
     };
     if id > ID_MASK {
         return None;
@@ -206,6 +215,11 @@ impl crate::Engine {
                     Timer::RateRefill => ("a rate limit refill".to_owned(), None),
                     Timer::ScheduleDue(s) => (format!("schedule {s:?} due"), None),
                     Timer::ScheduleRelease(s) => (format!("schedule {s:?} queued run"), None),
+                    Timer::BudgetEnd(j) => (format!("budget end of {j}"), Some(j)),
+                    Timer::BudgetRevoke(t) => (format!("budget revocation of tenant {t}"), None),
+                    Timer::BudgetReset(t, b) => {
+                        (format!("reset of tenant {t}'s budget {b:?}"), None)
+                    }
                 };
                 DueTimer { at, what, job }
             })

@@ -156,6 +156,21 @@ fn result_tasks(
 
 /// The job's own names and fields, its size, and its task keys, before any task is
 /// looked at more closely.
+/// The job's budgets: few enough, each well formed, none resetting.
+fn check_budgets(spec: &JobSpec) -> Result<(), JobError> {
+    use crate::budget_spec::MAX_BUDGETS_PER_JOB;
+    if spec.budgets.len() > MAX_BUDGETS_PER_JOB {
+        return Err(JobError::InvalidBudget(format!(
+            "{} budgets, at most {MAX_BUDGETS_PER_JOB}",
+            spec.budgets.len()
+        )));
+    }
+    for (name, b) in &spec.budgets {
+        b.check(name, false).map_err(JobError::InvalidBudget)?;
+    }
+    Ok(())
+}
+
 fn check_job_fields(spec: &JobSpec, limits: &Limits) -> Result<(), JobError> {
     check_name("job name", &spec.name, limits.max_name_len)?;
     check_name("tenant", &spec.tenant, limits.max_name_len)?;
@@ -169,6 +184,7 @@ fn check_job_fields(spec: &JobSpec, limits: &Limits) -> Result<(), JobError> {
         _ => Ok(()),
     };
     positive(None, "max_concurrency", spec.max_concurrency.map(u64::from))?;
+    check_budgets(spec)?;
     positive(None, "deadline_ms", spec.deadline_ms)?;
     for t in &spec.tasks {
         positive(Some(&t.key), "attempt_timeout_ms", t.attempt_timeout_ms)?;

@@ -71,6 +71,24 @@ pub(crate) fn handle(
             timeout_ms,
             on_timeout,
         } => suspend::suspend(state, &w, inst, fence, waitpoint, timeout_ms, on_timeout),
+        WorkerCommand::ReportUsage {
+            fence,
+            budget,
+            dimension,
+            amount,
+            dedup_key,
+        } => crate::usage::report(
+            state,
+            &w,
+            inst,
+            fence,
+            crate::usage::Report {
+                budget,
+                dimension,
+                amount,
+                dedup_key,
+            },
+        ),
     }
 }
 

@@ -418,7 +418,7 @@ impl Checker {
         let recipient = e.recipient();
         let worker = match &recipient {
             Recipient::Worker(w) => Some(w),
-            Recipient::Job(_) => None,
+            Recipient::Job(_) | Recipient::Operator => None,
         };
         let ids = effect_ids(worker, e);
         self.count(now, "effect", e.label(), ids);
@@ -504,6 +504,13 @@ fn effect_ids<'a>(worker: Option<&'a WorkerId>, e: &Effect) -> Ids<'a> {
         Effect::JobFinished { job, .. } | Effect::ScheduleFired { job, .. } => Ids {
             job: Some(*job),
             ..ids
+        },
+        Effect::BudgetLimitReached { owner, .. } => match owner {
+            keel_engine::BudgetOwner::Job(job) => Ids {
+                job: Some(*job),
+                ..ids
+            },
+            keel_engine::BudgetOwner::Tenant(_) => ids,
         },
         Effect::WorkerLost { .. }
         | Effect::WorkerBlacklisted { .. }

@@ -51,6 +51,16 @@ pub(crate) fn command(input: &Input) -> (String, bool) {
             WorkerCommand::Suspend {
                 fence, waitpoint, ..
             } => (format!("suspend {fence} on {waitpoint}"), false),
+            WorkerCommand::ReportUsage {
+                fence,
+                budget,
+                dimension,
+                amount,
+                dedup_key,
+            } => (
+                format!("usage {fence} {budget}.{dimension}+{amount} key {dedup_key}"),
+                false,
+            ),
         },
     }
 }
@@ -101,6 +111,13 @@ pub(crate) fn reply(r: &Result<Accepted, Rejection>) -> String {
                 Some(t) => format!("schedule {name} next due {t}{}", dup(duplicate)),
                 None => format!("schedule {name} not due{}", dup(duplicate)),
             },
+            Accepted::UsageRecorded {
+                owner,
+                budget,
+                dimension,
+                used,
+                duplicate,
+            } => format!("{owner} {budget}.{dimension} used {used}{}", dup(duplicate)),
         },
     }
 }
@@ -119,6 +136,7 @@ pub(crate) fn effect(e: &Effect) -> (String, String) {
     let who = match e.recipient() {
         Recipient::Worker(worker) => worker.to_string(),
         Recipient::Job(job) => job.to_string(),
+        Recipient::Operator => "operator".to_string(),
     };
     (who, effect_text(e))
 }
@@ -178,6 +196,14 @@ fn effect_text(e: &Effect) -> String {
             first_task,
             ..
         } => format!("fired by {schedule} due {due} from {first_task}"),
+        Effect::BudgetLimitReached {
+            owner,
+            budget,
+            dimension,
+            kind,
+            used,
+            limit,
+        } => format!("{owner} budget {budget} {dimension} {used} reached {kind:?} limit {limit}"),
     }
 }
 

@@ -6,7 +6,7 @@ use crate::check::Check;
 use keel_engine::{Effect, EndReason, JobOutcome, Rejection, WorkerCommand};
 
 /// The short name of every worker command, as used in counts (`complete:stale_fence`).
-pub(crate) const COMMANDS: [&str; 11] = [
+pub(crate) const COMMANDS: [&str; 12] = [
     "register",
     "heartbeat",
     "request",
@@ -18,6 +18,7 @@ pub(crate) const COMMANDS: [&str; 11] = [
     "complete",
     "fail",
     "suspend",
+    "usage",
 ];
 
 /// The short name of a worker command (one of [`COMMANDS`]).
@@ -34,6 +35,7 @@ pub(crate) fn command_kind(c: &WorkerCommand) -> &'static str {
         WorkerCommand::Complete { .. } => "complete",
         WorkerCommand::Fail { .. } => "fail",
         WorkerCommand::Suspend { .. } => "suspend",
+        WorkerCommand::ReportUsage { .. } => "usage",
     }
 }
 

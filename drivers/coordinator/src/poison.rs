@@ -231,6 +231,9 @@ fn describe(input: &Input) -> String {
                 WorkerCommand::Complete { fence, .. } => format!("a completion of {fence}"),
                 WorkerCommand::Fail { fence, .. } => format!("a failure of {fence}"),
                 WorkerCommand::Suspend { fence, .. } => format!("a suspension of {fence}"),
+                WorkerCommand::ReportUsage { fence, budget, .. } => {
+                    format!("a usage report for budget {budget:?} of {fence}")
+                }
             };
             format!("{what} from worker {worker}")
         }

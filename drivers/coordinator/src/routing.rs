@@ -95,6 +95,19 @@ impl Routes {
                         jobs.remove(&job);
                     }
                 }
+                Recipient::Operator => {
+                    if let Effect::BudgetLimitReached {
+                        owner,
+                        budget,
+                        dimension,
+                        kind,
+                        used,
+                        limit,
+                    } = &effect
+                    {
+                        tracing::warn!(%owner, budget, dimension, ?kind, used, limit, "a budget limit was reached");
+                    }
+                }
             }
         }
         delivery
