@@ -1,9 +1,11 @@
 //! The job spec file as written: every field a person can set, with the source spans
 //! that error reports point at. `load` turns this into the engine's `JobSpec`.
 
+use crate::budget_file::BudgetTable;
 use crate::duration::Millis;
 use serde::de::{self, value::MapAccessDeserializer, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::fmt;
 use toml::Spanned;
 
@@ -15,6 +17,9 @@ pub(crate) struct JobFile {
     pub defaults: Defaults,
     #[serde(default)]
     pub task: Vec<Spanned<TaskFile>>,
+    /// `[budgets.NAME]` tables, by name.
+    #[serde(default)]
+    pub budgets: BTreeMap<Spanned<String>, Spanned<BudgetTable>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,6 +12,8 @@
 //! assert_eq!(plan.schedule, ["a"]);
 //! ```
 
+mod budget_file;
+mod budget_load;
 mod duration;
 mod error;
 mod generate;
@@ -22,6 +24,7 @@ mod pool;
 mod render_text;
 mod timing;
 
+pub use budget_file::{BudgetProblem, BudgetTable};
 pub use duration::format as format_duration;
 pub use error::{terminal_safe, SpecError};
 pub use generate::generated_job;

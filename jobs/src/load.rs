@@ -102,6 +102,7 @@ struct Spans {
     /// Spans of the result task ids, in the order of `JobSpec::result`.
     result: Vec<Range<usize>>,
     tasks: Vec<TaskSpans>,
+    budgets: crate::budget_load::BudgetSpans,
 }
 
 struct TaskSpans {
@@ -137,6 +138,7 @@ fn convert(file: JobFile) -> Result<(JobSpec, Spans), Located> {
         task_spans.push(spans);
     }
     let (result, result_spans) = result_tasks(job.result)?;
+    let (budgets, budget_spans) = crate::budget_load::convert(file.budgets)?;
     let spans = Spans {
         job: job_span,
         name: job.name.span(),
@@ -146,6 +148,7 @@ fn convert(file: JobFile) -> Result<(JobSpec, Spans), Located> {
         deadline: job.deadline.as_ref().map(|d| d.span()),
         result: result_spans,
         tasks: task_spans,
+        budgets: budget_spans,
     };
     let spec = JobSpec {
         name: job.name.into_inner(),
@@ -160,6 +163,7 @@ fn convert(file: JobFile) -> Result<(JobSpec, Spans), Located> {
         max_concurrency: defaults.max_concurrency.map(|c| c.into_inner()),
         tasks,
         result,
+        budgets,
     };
     Ok((spec, spans))
 }
@@ -302,6 +306,10 @@ fn locate(spec: &JobSpec, spans: &Spans, e: &JobError, source: &str, limits: &Li
     let whole = 0..0;
     let span = match e {
         JobError::Empty | JobError::TooManyTasks { .. } => Some(whole.clone()),
+        JobError::InvalidBudget(why) => {
+            let span = crate::budget_load::locate(&spans.budgets, why);
+            return (span.unwrap_or(whole), crate::budget_load::message(why));
+        }
         JobError::BadName { field, why } => {
             return bad_name(spec, spans, field, why, limits).unwrap_or((whole, e.to_string()))
         }

@@ -63,6 +63,9 @@ pub struct JobSummary {
     /// Whether the file names them in `job.result`; otherwise they are the sink tasks,
     /// those no other task depends on.
     pub result_named: bool,
+    /// Its budgets by name (left out of JSON when it declares none).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub budgets: std::collections::BTreeMap<String, keel_engine::BudgetSpec>,
 }
 
 /// The worker pool the plan was made against.
@@ -214,6 +217,7 @@ pub fn plan<'a>(job: &'a LoadedJob, pool: Option<&Pool>) -> Plan<'a> {
                 .map(|&i| tasks[i].key.clone())
                 .collect(),
             result_named: !spec.result.is_empty(),
+            budgets: spec.budgets.clone(),
         },
         pool: pool.map(|p| PoolSummary {
             workers: p.workers(),

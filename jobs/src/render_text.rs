@@ -43,6 +43,9 @@ impl Plan<'_> {
             .max_concurrency
             .map_or("none".to_string(), |c| c.to_string());
         let _ = writeln!(out, "  deadline {deadline}, max concurrency {cap}");
+        for (name, b) in &j.budgets {
+            let _ = writeln!(out, "  budget {name}: {}", budget_words(b));
+        }
         let from = if j.result_named {
             "named in job.result"
         } else {
@@ -218,4 +221,22 @@ fn wrap(out: &mut String, ids: &[&str], indent: &str) {
         out.push_str(&line);
         out.push('\n');
     }
+}
+
+/// `tokens soft 8000 hard 10000, attempts hard 20; on hard limit: finish`.
+fn budget_words(b: &keel_engine::BudgetSpec) -> String {
+    let dims: Vec<String> = b
+        .limits
+        .iter()
+        .map(|(d, l)| {
+            let soft = l.soft.map(|s| format!(" soft {s}")).unwrap_or_default();
+            let hard = l.hard.map(|h| format!(" hard {h}")).unwrap_or_default();
+            format!("{d}{soft}{hard}")
+        })
+        .collect();
+    let on_hard = match b.on_hard {
+        keel_engine::OnHard::Finish => "finish running attempts",
+        keel_engine::OnHard::Revoke => "revoke running attempts",
+    };
+    format!("{}; at a hard limit: {on_hard}", dims.join(", "))
 }
