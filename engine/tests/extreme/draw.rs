@@ -48,6 +48,7 @@ pub(super) fn config(d: &ConfigDraw) -> Config {
                 .collect(),
         },
         rates: rates(&d.rates),
+        budgets: Default::default(),
         limits: Limits {
             max_tasks_per_job: l[0],
             max_deps_per_task: l[1],
@@ -283,6 +284,17 @@ impl Seen {
                     SuspendTimeout::Fail
                 },
             },
+            Then::Report {
+                budget,
+                dimension,
+                amount,
+            } => WorkerCommand::ReportUsage {
+                fence,
+                budget: super::budget_draw::name(*budget),
+                dimension: super::budget_draw::dimension(*dimension),
+                amount: amount.get(),
+                dedup_key: "k0".into(),
+            },
         })
     }
 
@@ -354,6 +366,27 @@ impl Seen {
                 }))
             }
             Step::Submit(job) => Some(Input::Client(ClientCommand::SubmitJob(self.job(job)))),
+            Step::SubmitBudgeted { job, budgets } => {
+                let mut spec = self.job(job);
+                spec.budgets = super::budget_draw::specs(budgets);
+                Some(Input::Client(ClientCommand::SubmitJob(spec)))
+            }
+            Step::ReportUsage {
+                lease,
+                budget,
+                dimension,
+                amount,
+                key,
+            } => self.fenced(*lease, |fence| {
+                Some(WorkerCommand::ReportUsage {
+                    fence,
+                    budget: super::budget_draw::name(*budget),
+                    dimension: super::budget_draw::dimension(*dimension),
+                    amount: amount.get(),
+                    dedup_key: format!("k{}", key % 4),
+                })
+            }),
+            Step::TenantBudgets { .. } => None,
             Step::Cancel { job } => {
                 let job = recent(&self.jobs, *job)?;
                 Some(Input::Client(ClientCommand::CancelJob { job }))
@@ -453,6 +486,7 @@ impl Seen {
             max_concurrency: d.max_concurrency.map(|v| v.get()),
             tasks: tasks.collect(),
             result: Vec::new(),
+            budgets: Default::default(),
         }
     }
 

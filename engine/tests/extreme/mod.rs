@@ -17,6 +17,7 @@
 //! survives further inputs. At the end, replaying the input log from scratch gives the
 //! digest recorded after every step.
 
+mod budget_draw;
 mod draw;
 
 use draw::Seen;
@@ -287,6 +288,33 @@ pub enum Step {
         name: u8,
         change: u8,
     },
+    /// Submits `job` with budgets, by name index.
+    SubmitBudgeted {
+        job: JobDraw,
+        budgets: Vec<(u8, BudgetDraw)>,
+    },
+    /// Reports usage on a recent lease: budget and dimension by index (some name
+    /// nothing declared), dedup key `k<key % 4>`.
+    ReportUsage {
+        lease: u8,
+        budget: u8,
+        dimension: u8,
+        amount: U64,
+        key: u8,
+    },
+    /// Applies the run's configuration with tenant budgets (tenant index, name index).
+    TenantBudgets {
+        budgets: Vec<(u8, u8, BudgetDraw)>,
+    },
+}
+
+/// One budget: per dimension (by index) a soft and a hard limit, the hard-limit
+/// policy, and a reset period.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BudgetDraw {
+    pub limits: Vec<(u8, Option<U64>, Option<U64>)>,
+    pub revoke: bool,
+    pub reset_ms: Option<U64>,
 }
 
 /// What a worker does with a lease it just took.
@@ -301,6 +329,12 @@ pub enum Then {
     Suspend {
         timeout_ms: Option<U64>,
         resume: bool,
+    },
+    /// Reports usage of budget and dimension (by index) on the lease, key `k0`.
+    Report {
+        budget: u8,
+        dimension: u8,
+        amount: U64,
     },
 }
 
@@ -344,7 +378,13 @@ pub(crate) fn drive(case: &Case, mut observe: impl FnMut(&Input, &Outputs)) {
             Step::Corrupt { at, byte } => corrupt(&engine, at.get(), *byte, now),
             _ => {}
         }
-        let mut next = Some(seen.input(step).unwrap_or(Input::Tick));
+        let first = match step {
+            Step::TenantBudgets { budgets } => Some(Input::Configure(Box::new(
+                budget_draw::configured(&config, budgets, &draw::TENANTS),
+            ))),
+            _ => seen.input(step),
+        };
+        let mut next = Some(first.unwrap_or(Input::Tick));
         while let Some(input) = next.take() {
             let out = engine.apply(now, input.clone());
             if let Err(v) = engine.check_invariants() {

@@ -183,6 +183,25 @@ pub(crate) fn config(seed: u64) -> Config {
             )]),
             ..RatePolicy::default()
         },
+        // Tenant t2 has an attempts budget that resets, so sequences meet a stopped
+        // tenant, its revoked attempts and its reset.
+        budgets: std::collections::BTreeMap::from([(
+            "t2".to_string(),
+            std::collections::BTreeMap::from([(
+                "attempts".to_string(),
+                BudgetSpec {
+                    limits: std::collections::BTreeMap::from([(
+                        ATTEMPTS.to_string(),
+                        DimensionLimit {
+                            soft: Some(2),
+                            hard: Some(4),
+                        },
+                    )]),
+                    on_hard: OnHard::Revoke,
+                    reset_every_ms: Some(1_000),
+                },
+            )]),
+        )]),
         limits: Limits {
             max_tasks_per_job: 6,
             max_deps_per_task: 3,

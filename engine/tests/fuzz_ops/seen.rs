@@ -282,5 +282,6 @@ fn job_spec(op: &JobOp) -> JobSpec {
         max_concurrency: op.max_concurrency.map(|c| u32::from(c % 4)),
         tasks: tasks.collect(),
         result: Vec::new(),
+        budgets: Default::default(),
     }
 }

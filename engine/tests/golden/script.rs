@@ -140,6 +140,13 @@ fn command_text(cmd: &WorkerCommand, inst: InstanceId) -> String {
         WorkerCommand::Suspend {
             fence, waitpoint, ..
         } => format!("suspend {fence} on {waitpoint}"),
+        WorkerCommand::ReportUsage {
+            fence,
+            budget,
+            dimension,
+            amount,
+            dedup_key,
+        } => format!("usage {fence} {budget}.{dimension} +{amount} key {dedup_key}"),
     }
 }
 
@@ -204,6 +211,16 @@ fn reply_text(reply: &Result<Accepted, Rejection>) -> String {
             duplicate,
         } => format!(
             "ScheduleUpdated {name} next {next_due:?}{}",
+            dup(*duplicate)
+        ),
+        Accepted::UsageRecorded {
+            owner,
+            budget,
+            dimension,
+            used,
+            duplicate,
+        } => format!(
+            "UsageRecorded {owner} {budget}.{dimension} used {used}{}",
             dup(*duplicate)
         ),
     }
@@ -272,6 +289,14 @@ fn effect_fields(e: &Effect) -> String {
             job,
             first_task,
         } => format!("{schedule} due {due} {job} from {first_task}"),
+        Effect::BudgetLimitReached {
+            owner,
+            budget,
+            dimension,
+            kind,
+            used,
+            limit,
+        } => format!("{owner} {budget}.{dimension} {kind:?} {used}/{limit}"),
         Effect::WorkerReadmitted { worker } | Effect::WorkerDrained { worker } => {
             worker.to_string()
         }

@@ -301,6 +301,8 @@ fn then() -> impl Strategy<Value = Then> {
             .prop_map(|(permanent, error)| Then::Fail { permanent, error }),
         1 => (proptest::option::of(u64_in(0..3_000, 2)), any::<bool>())
             .prop_map(|(timeout_ms, resume)| Then::Suspend { timeout_ms, resume }),
+        2 => (0u8..2, 2u8..4, u64_in(0..50, 4))
+            .prop_map(|(budget, dimension, amount)| Then::Report { budget, dimension, amount }),
     ]
 }
 
@@ -336,7 +338,53 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (u32_in(0..4_096, 4), any::<u8>()).prop_map(|(at, byte)| Step::Corrupt { at, byte }),
         2 => add_schedule(),
         1 => (any::<u8>(), any::<u8>()).prop_map(|(name, change)| Step::ChangeSchedule { name, change }),
+        // Mostly both of the names reports use, sometimes one.
+        5 => (job_draw(), budget_draw(0.03), proptest::option::weighted(0.8, budget_draw(0.03)))
+            .prop_map(|(job, first, second)| {
+                let budgets = std::iter::once((0u8, first)).chain(second.map(|b| (1u8, b))).collect();
+                Step::SubmitBudgeted { job, budgets }
+            }),
+        // Mostly a reported dimension of a declared budget, sometimes anything.
+        5 => (
+            prop_oneof![6 => Just(0u8), 1 => 1u8..4],
+            prop_oneof![4 => 0u8..2, 1 => Just(2u8)],
+            prop_oneof![6 => 2u8..4, 1 => 0u8..5],
+            u64_in(0..50, 4),
+            0u8..6,
+        )
+            .prop_map(|(lease, budget, dimension, amount, key)| {
+                Step::ReportUsage { lease, budget, dimension, amount, key }
+            }),
+        1 => proptest::collection::vec((0u8..5, 0u8..3, budget_draw(0.6)), 1..3)
+            .prop_map(|budgets| Step::TenantBudgets { budgets }),
     ]
+}
+
+/// A budget with small limits (so short runs reach them), each sometimes at an edge
+/// or missing, either hard-limit policy, and a reset period with probability `reset`
+/// (job budgets may not reset: a few draws check they are refused).
+fn budget_draw(reset: f64) -> impl Strategy<Value = BudgetDraw> {
+    // Soft at or below hard nine times in ten, as validation requires.
+    let limit = (
+        prop_oneof![1 => 0u8..2, 2 => 2u8..4],
+        proptest::option::weighted(0.5, u64_in(1..8, 12)),
+        proptest::option::weighted(0.95, u64_in(1..8, 12)),
+        proptest::bool::weighted(0.9),
+    )
+        .prop_map(|(dim, soft, hard, ordered)| match (soft, hard) {
+            (Some(s), Some(h)) if ordered && s.get() > h.get() => (dim, Some(h), Some(s)),
+            _ => (dim, soft, hard),
+        });
+    (
+        proptest::collection::vec(limit, 1..4),
+        any::<bool>(),
+        proptest::option::weighted(reset, u64_in(1_000..20_000, 4)),
+    )
+        .prop_map(|(limits, revoke, reset_ms)| BudgetDraw {
+            limits,
+            revoke,
+            reset_ms,
+        })
 }
 
 fn add_schedule() -> impl Strategy<Value = Step> {
@@ -538,6 +586,9 @@ fn the_generator_reaches_every_outcome() {
             {
                 seen.insert("retry".into());
             }
+            for e in &out.effects {
+                budget_outcome(e).map(|k| seen.insert(k.to_string()));
+            }
         });
     }
     for kind in [
@@ -554,7 +605,37 @@ fn the_generator_reaches_every_outcome() {
         "invalid_job BadRetry",
         "stale_fence",
         "lease at the end of time",
+        "UsageRecorded",
+        "unknown_budget",
+        "invalid_usage",
+        "invalid_job InvalidBudget",
+        "job budget hard limit",
+        "tenant budget hard limit",
+        "ended by its budget",
     ] {
         assert!(seen.contains(kind), "no case reached {kind}: {seen:?}");
+    }
+}
+
+/// What a budget effect shows the generator reached, if anything.
+fn budget_outcome(e: &keel_engine::Effect) -> Option<&'static str> {
+    use keel_engine::{BudgetOwner, Effect, EndReason, LimitKind, TaskOutcome};
+    match e {
+        Effect::BudgetLimitReached {
+            kind: LimitKind::Hard,
+            owner,
+            ..
+        } => Some(match owner {
+            BudgetOwner::Job(_) => "job budget hard limit",
+            BudgetOwner::Tenant(_) => "tenant budget hard limit",
+        }),
+        Effect::TaskFinished {
+            outcome:
+                TaskOutcome::Cancelled {
+                    reason: EndReason::BudgetExhausted,
+                },
+            ..
+        } => Some("ended by its budget"),
+        _ => None,
     }
 }

@@ -7,6 +7,7 @@
 #![allow(unreachable_pub)]
 
 mod all_lanes;
+mod budgets;
 mod config;
 mod configure;
 mod dag;

@@ -41,6 +41,7 @@ fn config(seed: u64) -> Config {
             weights: BTreeMap::from([("a".to_string(), 2)]),
         },
         rates: RatePolicy::default(),
+        budgets: Default::default(),
         limits: Limits {
             max_tasks_per_job: 6,
             max_jobs_in_flight_per_tenant: 3,
