@@ -16,12 +16,17 @@
 //! A third case, `paced`, runs the 1,000-queued case with every batch task naming a
 //! rate key whose bucket never runs dry: the cost a token bucket adds to each grant
 //! (its check, its take and the refill arithmetic), compared with the unpaced case.
+//!
+//! A fourth, `budgeted`, gives each batch job a budget limiting attempts, attempt time
+//! and a reported counter (limits never reached), and each attempt reports one usage
+//! with its own dedup key before completing: the cost of counting every grant and
+//! attempt end, plus one more command per task.
 
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use keel_engine::{
-    Accepted, ClientCommand, Config, Effect, Engine, Input, InstanceId, JobSpec, Limits, Payload,
-    Rate, TaskSpec, Time, WorkerCommand, WorkerId,
+    Accepted, BudgetSpec, ClientCommand, Config, DimensionLimit, Effect, Engine, Input, InstanceId,
+    JobSpec, Limits, Payload, Rate, TaskSpec, Time, WorkerCommand, WorkerId, ATTEMPTS, ATTEMPT_MS,
 };
 use std::time::Duration;
 
@@ -40,9 +45,37 @@ struct Lifecycles {
     worker: WorkerId,
     instance: InstanceId,
     grants: Vec<keel_engine::GrantId>,
+    /// Each attempt reports usage before completing.
+    reports: bool,
 }
 
-fn config(queued: u32, paced: bool) -> Config {
+/// What each batch's tasks cost besides their lifecycle.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Plain,
+    Paced,
+    Budgeted,
+}
+
+/// The budget a budgeted batch job declares: three dimensions, none ever reached.
+fn budget() -> BudgetSpec {
+    let dims = [ATTEMPTS, ATTEMPT_MS, "tokens"];
+    BudgetSpec {
+        limits: dims
+            .iter()
+            .map(|d| {
+                let limit = DimensionLimit {
+                    soft: Some(u64::MAX - 1),
+                    hard: Some(u64::MAX),
+                };
+                (d.to_string(), limit)
+            })
+            .collect(),
+        ..BudgetSpec::default()
+    }
+}
+
+fn config(queued: u32, mode: Mode) -> Config {
     let mut config = Config {
         retention_ms: 1,
         limits: Limits {
@@ -52,7 +85,7 @@ fn config(queued: u32, paced: bool) -> Config {
         },
         ..Config::default()
     };
-    if paced {
+    if mode == Mode::Paced {
         let bucket = Rate {
             rate: u32::MAX,
             per_ms: 1,
@@ -75,8 +108,8 @@ fn tasks(prefix: &str, n: u32) -> Vec<TaskSpec> {
 impl Lifecycles {
     /// An engine with one worker (enough concurrency for a whole batch) and a job of
     /// `queued` ready tasks.
-    fn new(queued: u32, paced: bool) -> Lifecycles {
-        let mut engine = Engine::new(config(queued, paced));
+    fn new(queued: u32, mode: Mode) -> Lifecycles {
+        let mut engine = Engine::new(config(queued, mode));
         let worker = WorkerId::new("w1");
         let instance = InstanceId::new(1);
         let reg = WorkerCommand::Register {
@@ -96,6 +129,7 @@ impl Lifecycles {
             worker,
             instance,
             grants: Vec::with_capacity(BATCH as usize),
+            reports: mode == Mode::Budgeted,
         }
     }
 
@@ -128,6 +162,20 @@ impl Lifecycles {
             let Some(Ok(Accepted::LeaseStarted { fence, .. })) = out.reply else {
                 panic!("accept refused: {:?}", out.reply);
             };
+            if self.reports {
+                let usage = self.worker(WorkerCommand::ReportUsage {
+                    fence,
+                    budget: "b".into(),
+                    dimension: "tokens".into(),
+                    amount: 100,
+                    dedup_key: format!("r{i}"),
+                });
+                let out = self.engine.apply(now, usage);
+                debug_assert!(matches!(
+                    out.reply,
+                    Some(Ok(Accepted::UsageRecorded { .. }))
+                ));
+            }
             let complete = self.worker(WorkerCommand::Complete {
                 fence,
                 output: Payload::default(),
@@ -153,13 +201,14 @@ fn lifecycles<M: Measurement>(c: &mut Criterion<M>, name: &str) {
         .sample_size(20)
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(8));
-    for (case, queued, paced) in [
-        ("queued", 1_000u32, false),
-        ("queued", 1_000_000, false),
-        ("paced", 1_000, true),
+    for (case, queued, mode) in [
+        ("queued", 1_000u32, Mode::Plain),
+        ("queued", 1_000_000, Mode::Plain),
+        ("paced", 1_000, Mode::Paced),
+        ("budgeted", 1_000, Mode::Budgeted),
     ] {
         let mut template = tasks("t", BATCH);
-        if paced {
+        if mode == Mode::Paced {
             for t in &mut template {
                 t.rate_key = Some(RATE_KEY.into());
             }
@@ -167,12 +216,15 @@ fn lifecycles<M: Measurement>(c: &mut Criterion<M>, name: &str) {
         let mut state: Option<Lifecycles> = None;
         let mut next = 0u64;
         group.bench_function(BenchmarkId::new(case, queued), |b| {
-            let state = state.get_or_insert_with(|| Lifecycles::new(queued, paced));
+            let state = state.get_or_insert_with(|| Lifecycles::new(queued, mode));
             b.iter_batched(
                 || {
                     next += 1;
                     let mut job = JobSpec::new(format!("batch{next}"), template.clone());
                     job.priority = 1;
+                    if mode == Mode::Budgeted {
+                        job.budgets.insert("b".into(), budget());
+                    }
                     job
                 },
                 |job| state.batch(job),
