@@ -263,6 +263,11 @@ fn a_due_time_seen_exactly_the_grace_period_late_is_on_time() {
         "60 s late with 60 s of grace still runs"
     );
     assert_eq!(view(&h, "g").missed, 0);
+    assert_eq!(
+        h.engine.jobs()[0].submitted_at,
+        5 * MIN,
+        "submitted by its own timer at its due time, not by a catch-up"
+    );
 }
 
 #[test]
