@@ -45,6 +45,10 @@ pub enum Check {
     /// A schedule fired a due time twice or out of order, or a run no client's
     /// schedule accounts for.
     ScheduleFire,
+    /// A grant past a reached hard limit of a budget, a usage report counted twice or
+    /// not at all, a limit effect that disagrees with the count, or a job ended by its
+    /// budget other than failed with its unfinished tasks cancelled for it.
+    Budget,
     /// A blacklisted worker was offered a grant.
     BlacklistedGrant,
     /// A task was offered to a worker that lacks one of its capabilities.
@@ -83,7 +87,7 @@ pub enum Check {
 
 impl Check {
     /// Every check, in declaration order.
-    pub const ALL: [Check; 29] = [
+    pub const ALL: [Check; 30] = [
         Check::EngineInvariant,
         Check::DoubleLease,
         Check::DoubleCommit,
@@ -97,6 +101,7 @@ impl Check {
         Check::TenantCap,
         Check::RateLimit,
         Check::ScheduleFire,
+        Check::Budget,
         Check::BlacklistedGrant,
         Check::Capability,
         Check::DoubleFinish,
@@ -131,6 +136,7 @@ impl Check {
             Check::TenantCap => "tenant_cap",
             Check::RateLimit => "rate_limit",
             Check::ScheduleFire => "schedule_fire",
+            Check::Budget => "budget",
             Check::BlacklistedGrant => "blacklisted_grant",
             Check::Capability => "capability",
             Check::DoubleFinish => "double_finish",

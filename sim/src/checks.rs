@@ -5,9 +5,11 @@
 //! timeline's bars, and flags the first thing that breaks a safety property.
 
 use crate::beliefs::Beliefs;
+use crate::budget_checks::BudgetChecks;
 use crate::check::{Check, CheckFailure};
 use crate::clock::DriftClock;
 use crate::data_checks::DataChecker;
+use crate::event_ids::{effect_ids, Ids};
 use crate::outcomes::Outcomes;
 use crate::rate_checks::RateChecks;
 use crate::read_checks::ReadChecks;
@@ -43,32 +45,8 @@ pub(crate) struct Checker {
     pub rates: RateChecks,
     /// The schedules clients added and the runs they fired.
     pub schedules: ScheduleChecks,
-}
-
-/// Whom an event concerns, by id, before it is named for the counters.
-#[derive(Clone, Copy, Default)]
-struct Ids<'a> {
-    worker: Option<&'a WorkerId>,
-    job: Option<JobId>,
-    task: Option<TaskId>,
-    attempt: Option<u32>,
-}
-
-impl<'a> Ids<'a> {
-    fn worker(worker: &'a WorkerId) -> Ids<'a> {
-        Ids {
-            worker: Some(worker),
-            ..Ids::default()
-        }
-    }
-
-    fn fence(self, fence: Fence) -> Ids<'a> {
-        Ids {
-            task: Some(fence.task),
-            attempt: Some(fence.attempt),
-            ..self
-        }
-    }
+    /// Each budget's own count of attempts and reported usage.
+    pub budgets: BudgetChecks,
 }
 
 impl Checker {
@@ -90,6 +68,7 @@ impl Checker {
             reads: ReadChecks::default(),
             rates: RateChecks::default(),
             schedules: ScheduleChecks::default(),
+            budgets: BudgetChecks::default(),
         }
     }
 
@@ -177,6 +156,9 @@ impl Checker {
         for e in effects {
             self.effect(now, e);
         }
+        for detail in self.budgets.released(now, input, reply, effects) {
+            self.fail(now, Check::Budget, detail);
+        }
     }
 
     fn submitted(
@@ -211,6 +193,7 @@ impl Checker {
         self.data.submitted(first_task, spec);
         self.results.admitted(job, first_task, spec);
         self.rates.admitted(first_task, spec);
+        self.budgets.admitted(job, first_task, spec);
     }
 
     /// A schedule's run was submitted: admit it like a client's job, once per due time.
@@ -228,7 +211,8 @@ impl Checker {
             WorkerCommand::Renew { fence }
             | WorkerCommand::Complete { fence, .. }
             | WorkerCommand::Fail { fence, .. }
-            | WorkerCommand::Suspend { fence, .. } => ids.fence(*fence),
+            | WorkerCommand::Suspend { fence, .. }
+            | WorkerCommand::ReportUsage { fence, .. } => ids.fence(*fence),
             WorkerCommand::AcceptGrant { grant } | WorkerCommand::ReleaseGrant { grant } => {
                 match self.shadow.grant_task(*grant) {
                     Some((task, attempt)) => Ids {
@@ -287,18 +271,18 @@ impl Checker {
                 }
             }
             (WorkerCommand::ReleaseGrant { grant }, _) => self.shadow.release_grant(*grant),
+            (WorkerCommand::ReportUsage { .. }, Accepted::UsageRecorded { duplicate, .. }) => {
+                let name = if *duplicate { "duplicate" } else { "accepted" };
+                self.count(now, "usage", name, ids);
+            }
             (
                 WorkerCommand::Complete { fence, output },
                 Accepted::Completed {
                     duplicate: false, ..
                 },
             ) => {
-                self.results.committed(fence.task, output);
                 self.count(now, "complete", "accepted", ids);
-                self.terminal(now, *fence, "succeeded", true);
-                if let Some(detail) = self.data.completed(*fence, output.as_bytes()) {
-                    self.fail(now, Check::InputMismatch, detail);
-                }
+                self.completed(now, *fence, output);
             }
             (
                 WorkerCommand::Fail { fence, .. },
@@ -310,6 +294,15 @@ impl Checker {
                 self.terminal(now, *fence, "failed", false);
             }
             _ => {}
+        }
+    }
+
+    /// A completion was accepted: its output is committed and must name its fence.
+    fn completed(&mut self, now: Time, fence: Fence, output: &keel_engine::Payload) {
+        self.results.committed(fence.task, output);
+        self.terminal(now, fence, "succeeded", true);
+        if let Some(detail) = self.data.completed(fence, output.as_bytes()) {
+            self.fail(now, Check::InputMismatch, detail);
         }
     }
 
@@ -442,6 +435,7 @@ impl Checker {
         if self.schedules.open_runs() > 0 {
             stuck.push(format!("{} schedule runs", self.schedules.open_runs()));
         }
+        stuck.extend(self.budgets.stopped_unended());
         if !stuck.is_empty() {
             let detail = format!("jobs not terminal after healing: {}", stuck.join(", "));
             self.fail(now, Check::Liveness, detail);
@@ -469,53 +463,6 @@ impl Checker {
             }),
             None => Ok(()),
         }
-    }
-}
-
-/// Whom an effect concerns.
-fn effect_ids<'a>(worker: Option<&'a WorkerId>, e: &Effect) -> Ids<'a> {
-    let ids = Ids {
-        worker,
-        ..Ids::default()
-    };
-    let on = |job, task, attempt| Ids {
-        job: Some(job),
-        task: Some(task),
-        attempt,
-        ..ids
-    };
-    match e {
-        Effect::GrantOffered {
-            job, task, attempt, ..
-        } => on(*job, *task, Some(*attempt)),
-        Effect::TaskRequeued {
-            job, task, attempt, ..
-        } => on(*job, *task, Some(*attempt)),
-        Effect::TaskBlocked { job, task, .. }
-        | Effect::TaskUnblocked { job, task }
-        | Effect::TaskSuspended { job, task, .. }
-        | Effect::TaskResumed { job, task }
-        | Effect::TaskFinished { job, task, .. } => on(*job, *task, None),
-        Effect::GrantWithdrawn { task, .. } => Ids {
-            task: Some(*task),
-            ..ids
-        },
-        Effect::LeaseRevoked { fence, .. } => ids.fence(*fence),
-        Effect::JobFinished { job, .. } | Effect::ScheduleFired { job, .. } => Ids {
-            job: Some(*job),
-            ..ids
-        },
-        Effect::BudgetLimitReached { owner, .. } => match owner {
-            keel_engine::BudgetOwner::Job(job) => Ids {
-                job: Some(*job),
-                ..ids
-            },
-            keel_engine::BudgetOwner::Tenant(_) => ids,
-        },
-        Effect::WorkerLost { .. }
-        | Effect::WorkerBlacklisted { .. }
-        | Effect::WorkerReadmitted { .. }
-        | Effect::WorkerDrained { .. } => ids,
     }
 }
 

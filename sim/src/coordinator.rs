@@ -208,6 +208,12 @@ impl Coordinator {
         }
     }
 
+    /// Whether the engine holds exactly the inputs whose outputs were released: it is
+    /// up, and every input it applied is durable (a durable batch is released at once).
+    pub(crate) fn settled(&self) -> bool {
+        self.up && !self.rebuilding && self.applied_end == self.pipeline.durable_end()
+    }
+
     /// Log position up to which inputs are durable: outputs beyond it must not leave.
     pub(crate) fn durable_position(&self) -> u64 {
         self.pipeline.durable_end()

@@ -45,6 +45,7 @@
 //! - After the fault phase everything heals and every job must end within a bound.
 
 mod beliefs;
+mod budget_checks;
 mod check;
 mod checks;
 mod client;
@@ -52,6 +53,7 @@ mod clock;
 mod coordinator;
 mod data_checks;
 mod durable;
+mod event_ids;
 mod events;
 mod expect;
 mod faults;
@@ -81,6 +83,7 @@ mod storage;
 mod swarm;
 mod timeline;
 mod trace;
+mod usage;
 mod vocabulary;
 mod wire;
 mod work;
@@ -101,3 +104,4 @@ pub use shrink::{shrink, Shrunk};
 pub use swarm::{run_seed, scenario_for, summary as swarm_summary, SeedResult, SwarmOptions};
 pub use timeline::{svg as svg_timeline, Bar, Mark};
 pub use trace::{compact as compact_trace, jsonl as jsonl_trace, TraceLine};
+pub use usage::UsagePlan;

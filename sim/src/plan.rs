@@ -160,6 +160,7 @@ fn plan_scenario(spec: &JobSpec, workers: &[PlanWorker]) -> Scenario {
             max_concurrency: spec.max_concurrency,
             deadline_ms: spec.deadline_ms,
             result: spec.result.clone(),
+            budgets: spec.budgets.clone(),
             tasks: spec.tasks.iter().map(task_plan).collect(),
         }],
         schedules: Vec::new(),
@@ -195,6 +196,7 @@ fn task_plan(t: &TaskSpec) -> TaskPlan {
         allow_failure: t.allow_failure,
         priority: t.priority,
         rate_key: t.rate_key.clone(),
+        usage: None,
     }
 }
 

@@ -26,6 +26,7 @@ impl Profile {
             allow_failure: false,
             priority: None,
             rate_key: None,
+            usage: None,
         };
         vec![SchedulePlan {
             name: "beat".into(),
@@ -115,6 +116,7 @@ impl Profile {
                             // Drawn only when paced, so unpaced seeds keep their jobs.
                             rate_key: (self.rate_per_s > 0 && rng.chance(0.5))
                                 .then(|| RATE_KEY.to_string()),
+                            usage: None,
                         }
                     })
                     .collect();
@@ -125,6 +127,7 @@ impl Profile {
                     max_concurrency: self.job_caps.then(|| rng.between(1, 3) as u32),
                     deadline_ms: None,
                     result: Vec::new(),
+                    budgets: Default::default(),
                     tasks,
                 }
             })

@@ -81,6 +81,7 @@ mod tests {
                 remaining,
                 outcome,
                 finished_at: None,
+                budget_notes: Vec::new(),
             }),
             applied,
             durable: 10,

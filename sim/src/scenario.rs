@@ -3,7 +3,8 @@
 //! structure from a seed, so a failing seed shrinks to a scenario file a person can
 //! read, edit and replay. The format is documented in `scenarios/README.md`.
 
-use keel_engine::RatePolicy;
+use crate::usage::UsagePlan;
+use keel_engine::{BudgetSpec, RatePolicy, TenantBudgets};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use toml::Spanned;
@@ -92,6 +93,10 @@ pub struct EngineKnobs {
     /// (`[engine.rates.keys.api] rate = 2, per_ms = 1000, burst = 2`).
     #[serde(default, skip_serializing_if = "RatePolicy::is_empty")]
     pub rates: RatePolicy,
+    /// `Config::budgets`: tenant budgets by tenant and name
+    /// (`[engine.budgets.acme.daily] limits = { tokens = { hard = 100 } }`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub budgets: TenantBudgets,
 }
 
 /// How messages between workers and the coordinator travel.
@@ -186,6 +191,9 @@ pub struct JobPlan {
     /// Keys of the tasks whose outputs are the job's result; empty for its sinks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub result: Vec<String>,
+    /// Its budgets by name (`[job.budgets.llm]`), as `JobSpec::budgets`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub budgets: BTreeMap<String, BudgetSpec>,
     /// Its tasks (`[[job.task]]`).
     #[serde(rename = "task")]
     pub tasks: Vec<TaskPlan>,
@@ -267,6 +275,9 @@ pub struct TaskPlan {
     /// The rate key whose bucket (`engine.rates.keys`) paces its grants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_key: Option<String>,
+    /// What each attempt reports against a budget while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsagePlan>,
 }
 
 fn default_duration() -> u64 {

@@ -31,6 +31,7 @@ pub(crate) fn engine_config(scenario: &Scenario, seed: u64) -> Config {
     };
     config.tenants.caps = knobs.tenant_caps.clone();
     config.rates = knobs.rates.clone();
+    config.budgets = knobs.budgets.clone();
     config
 }
 
@@ -69,6 +70,7 @@ pub(crate) fn job_spec(job: &JobPlan) -> JobSpec {
             let work = TaskWork {
                 duration_ms: task.duration_ms,
                 fail_attempts: task.fail_attempts,
+                usage: task.usage.clone(),
             };
             TaskSpec {
                 payload: work.encode(),
@@ -93,6 +95,7 @@ pub(crate) fn job_spec(job: &JobPlan) -> JobSpec {
         max_concurrency: job.max_concurrency,
         deadline_ms: job.deadline_ms,
         result: job.result.clone(),
+        budgets: job.budgets.clone(),
         ..JobSpec::new(job.name.clone(), tasks)
     }
 }
@@ -106,6 +109,7 @@ pub(crate) fn schedule_spec(plan: &SchedulePlan) -> Result<ScheduleSpec, String>
         max_concurrency: None,
         deadline_ms: None,
         result: Vec::new(),
+        budgets: Default::default(),
         tasks: plan.tasks.clone(),
     });
     let trigger = match (plan.every_ms, &plan.cron) {

@@ -39,7 +39,8 @@ pub(crate) fn command_kind(c: &WorkerCommand) -> &'static str {
     }
 }
 
-/// Commands whose acceptance is counted as `<command>:accepted`.
+/// Commands whose acceptance is counted as `<command>:accepted` (a usage report also
+/// as `usage:duplicate` when its key was already counted).
 const COUNTED_ACCEPTS: [&str; 3] = ["register", "complete", "fail"];
 
 /// The count kinds that are not commands, each with what its names are.
@@ -67,6 +68,9 @@ pub(crate) fn names(kind: &str) -> Option<Vec<&'static str>> {
             let mut names = Vec::new();
             if COUNTED_ACCEPTS.contains(command) {
                 names.push("accepted");
+            }
+            if *command == "usage" {
+                names.extend(["accepted", "duplicate"]);
             }
             names.extend(Rejection::CODES);
             names
@@ -126,6 +130,8 @@ mod tests {
             "reject:stale_fence",
             "complete:stale_fence",
             "complete:accepted",
+            "usage:accepted",
+            "usage:duplicate",
             "lease:started",
             "check:double_lease",
         ] {

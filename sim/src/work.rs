@@ -1,36 +1,54 @@
-//! What a simulated task does, carried in its payload: how long it runs and how many
-//! of its first attempts fail. The engine treats payloads as opaque bytes, exactly as
+//! What a simulated task does, carried in its payload: how long it runs, how many of
+//! its first attempts fail, and what usage it reports. The engine treats payloads as opaque bytes, exactly as
 //! it treats real ones; only simulated workers read this.
 
+use crate::usage::UsagePlan;
 use keel_engine::{Fence, Payload, TaskId};
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct TaskWork {
     pub duration_ms: u64,
     /// Attempts numbered up to this fail whoever runs them.
     pub fail_attempts: u8,
+    /// What each attempt reports against a budget.
+    pub usage: Option<UsagePlan>,
 }
 
 impl TaskWork {
-    pub(crate) fn encode(self) -> Payload {
+    /// Eight bytes of duration, one of failing attempts, then the usage plan's text.
+    pub(crate) fn encode(&self) -> Payload {
         let mut b = self.duration_ms.to_le_bytes().to_vec();
         b.push(self.fail_attempts);
+        if let Some(usage) = &self.usage {
+            b.extend_from_slice(usage.encode().as_bytes());
+        }
         Payload::from(b)
     }
 
-    /// Reads a payload; anything else is a task of default length that never fails.
+    /// Reads a payload; anything else is a task of default length that never fails
+    /// and reports nothing.
     pub(crate) fn decode_bytes(b: &[u8]) -> TaskWork {
-        if b.len() != 9 {
-            return TaskWork {
-                duration_ms: 1_000,
-                fail_attempts: 0,
-            };
+        let fallback = TaskWork {
+            duration_ms: 1_000,
+            ..TaskWork::default()
+        };
+        if b.len() < 9 {
+            return fallback;
         }
+        let usage = match std::str::from_utf8(&b[9..]) {
+            Ok("") => None,
+            Ok(text) => match UsagePlan::decode(text) {
+                Some(plan) => Some(plan),
+                None => return fallback,
+            },
+            Err(_) => return fallback,
+        };
         let mut d = [0u8; 8];
         d.copy_from_slice(&b[..8]);
         TaskWork {
             duration_ms: u64::from_le_bytes(d),
             fail_attempts: b[8],
+            usage,
         }
     }
 }
@@ -78,11 +96,23 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let w = TaskWork {
+        let mut w = TaskWork {
             duration_ms: 1234,
             fail_attempts: 2,
+            usage: None,
         };
         assert_eq!(TaskWork::decode_bytes(w.encode().as_bytes()), w);
+        w.usage = Some(UsagePlan {
+            budget: "llm".into(),
+            dimension: "tokens".into(),
+            amount: 7,
+            reports: 2,
+            resend: false,
+        });
+        assert_eq!(TaskWork::decode_bytes(w.encode().as_bytes()), w);
         assert_eq!(TaskWork::decode_bytes(b"x").duration_ms, 1_000);
+        let mut garbled = w.encode().as_bytes().to_vec();
+        garbled.extend_from_slice(b" more");
+        assert_eq!(TaskWork::decode_bytes(&garbled).usage, None);
     }
 }

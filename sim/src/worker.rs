@@ -8,6 +8,10 @@
 //!
 //! A scenario script can hold grants back, stop renewals from leaving, and send
 //! commands of its own beside the machine's (`script.rs`).
+//!
+//! The machine has no usage reports; a task whose payload asks for them (`usage.rs`)
+//! sends them beside the machine's commands, under request 0, whose answers it does
+//! not read.
 
 use crate::wire;
 use crate::work::TaskWork;
@@ -30,6 +34,8 @@ pub(crate) enum WorkerTimer {
     Machine(u64),
     /// A handler's work is done.
     WorkDone(Fence),
+    /// A running handler's usage report number `.1` (from 1) is due.
+    Report(Fence, u32),
 }
 
 /// What the worker asks the world to do.
@@ -183,10 +189,20 @@ impl SimWorker {
                 self.armed = None;
                 self.machine.on_timer(now, &mut outputs);
             }
+            WorkerTimer::Report(fence, k) => {
+                if let Some(usage) = self.handlers.get(&fence).and_then(|w| w.usage.as_ref()) {
+                    out.push(WorkerOutput::Send(0, usage.report(fence, k)));
+                }
+            }
             WorkerTimer::WorkDone(fence) => {
                 let Some(work) = self.handlers.remove(&fence) else {
                     return; // cancelled meanwhile
                 };
+                if let Some(usage) = work.usage.as_ref().filter(|u| u.resend) {
+                    for k in 1..=usage.reports {
+                        out.push(WorkerOutput::Send(0, usage.report(fence, k)));
+                    }
+                }
                 let outcome = self.outcome(fence, work, fails);
                 self.machine
                     .handler_finished(now, fence, Some(outcome), &mut outputs);
@@ -317,6 +333,12 @@ impl SimWorker {
             Output::Start(a) => {
                 let work = TaskWork::decode_bytes(&a.payload);
                 let run = (work.duration_ms as f64 * self.params.slowness).round() as u64;
+                if let Some(usage) = &work.usage {
+                    for k in 1..=usage.reports {
+                        let due = usage.due_ms(k, run);
+                        out.push(WorkerOutput::Timer(due, WorkerTimer::Report(a.fence, k)));
+                    }
+                }
                 self.handlers.insert(a.fence, work);
                 self.latest.insert(a.fence.task, a.fence);
                 out.push(WorkerOutput::Timer(run, WorkerTimer::WorkDone(a.fence)));

@@ -4,6 +4,7 @@
 //! network and feeds every released output to the checker and the trace. Everything
 //! happens on one thread, drawn from one seeded RNG.
 
+use crate::budget_checks::BudgetChecks;
 use crate::check::{Check, CheckFailure};
 use crate::checks::Checker;
 use crate::client::Client;
@@ -98,6 +99,7 @@ impl<'a> World<'a> {
             &scenario.expect.counts,
         );
         checker.rates = RateChecks::new(config.rates.clone(), config.grant_ttl_ms);
+        checker.budgets = BudgetChecks::new(config.budgets.clone());
         let mut world = World {
             scenario,
             opts,
@@ -296,6 +298,7 @@ impl<'a> World<'a> {
         for commit in commits {
             self.commit(commit);
         }
+        self.compare_budgets();
         if let Some(w) = self.coordinator.next_wakeup() {
             let w = w.max(self.now);
             if self.tick_at.is_none_or(|t| w < t) {
@@ -349,6 +352,26 @@ impl<'a> World<'a> {
             self.checker.flag(f);
         }
         self.check_done();
+    }
+
+    /// Whenever the engine holds exactly the released inputs, its budgets' use is what
+    /// the budget check counted from them.
+    fn compare_budgets(&mut self) {
+        if !self.checker.budgets.active() || !self.coordinator.settled() {
+            return;
+        }
+        let engine = &self.coordinator.engine;
+        if let Some(detail) = self
+            .checker
+            .budgets
+            .compare(engine.now(), &engine.budgets())
+        {
+            self.checker.flag(CheckFailure {
+                at: self.now,
+                check: Check::Budget,
+                detail,
+            });
+        }
     }
 
     /// Sends a released record's reply to its sender and its effects to their workers.

@@ -59,6 +59,7 @@ fn every_scenario_file_has_a_test() {
         .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .collect();
     let listed = [
+        "budgets",
         "cancel_running",
         "capability_routing",
         "clock_drift_near_expiry",
@@ -96,6 +97,7 @@ macro_rules! scenario_tests {
 }
 
 scenario_tests!(
+    budgets,
     cancel_running,
     capability_routing,
     clock_drift_near_expiry,

@@ -3,6 +3,7 @@
 //! error the author can act on, never a panic; a name that means nothing (a misspelt
 //! effect, an unknown worker) is refused with the names that would be right.
 
+mod budgets;
 mod engine;
 mod expect;
 mod faults;
@@ -172,6 +173,7 @@ fn check(ctx: &Ctx, s: &Scenario) -> Result<(), ScenarioError> {
         script::check(ctx, s, &declared, step, i)?;
     }
     engine::check(ctx, s)?;
+    budgets::check(ctx, s)?;
     expect::check(ctx, s, &declared)
 }
 
