@@ -1,5 +1,6 @@
 //! Conversions between the engine's replies, effects and views and `keel.v1` messages.
 
+use crate::budget_spec::owner_to_proto;
 use crate::proto;
 use keel_engine::{
     Accepted, Effect, EndReason, Fence, JobOutcome, JobStatus, JobView, SuspendTimeout, TaskId,
@@ -53,6 +54,7 @@ pub(crate) fn end_reason(r: EndReason) -> proto::EndReason {
         EndReason::DeadlineExceeded => P::DeadlineExceeded,
         EndReason::Suspended => P::Suspended,
         EndReason::DependencyUnsatisfied => P::DependencyUnsatisfied,
+        EndReason::BudgetExhausted => P::BudgetExhausted,
     }
 }
 
@@ -100,6 +102,19 @@ pub(crate) fn accepted_to_reply(
         }),
         Accepted::Suspended { fence, duplicate } => R::Suspended(proto::Suspended {
             fence: Some(fence_to_proto(fence)),
+            duplicate,
+        }),
+        Accepted::UsageRecorded {
+            owner,
+            budget,
+            dimension,
+            used,
+            duplicate,
+        } => R::UsageRecorded(proto::UsageRecorded {
+            owner: Some(owner_to_proto(&owner)),
+            budget,
+            dimension,
+            used,
             duplicate,
         }),
         _ => R::Ok(proto::Done {}),
@@ -233,6 +248,7 @@ pub(crate) fn job_status_to_proto(status: &JobStatus) -> proto::JobStatus {
             .to_string(),
         finished_at_ms: status.finished_at,
         task_states: Vec::new(),
+        budget_notes: status.budget_notes.clone(),
     }
 }
 
@@ -245,6 +261,11 @@ fn status_detail(status: &TaskStatus) -> String {
         } => format!("{worker}, lease until {lease_expires_at}"),
         TaskStatus::Suspended { waitpoint } => format!("on {waitpoint}"),
         TaskStatus::RateLimited { scope, name, .. } => format!("{} {name:?}", scope.as_str()),
+        TaskStatus::BudgetStopped {
+            owner,
+            budget,
+            dimension,
+        } => format!("budget {budget:?} of {owner}: {dimension} hard limit"),
         TaskStatus::Done(o) => match o {
             TaskOutcome::Failed { error } => error.clone(),
             TaskOutcome::Cancelled { reason } => reason.label().to_string(),
@@ -293,6 +314,18 @@ pub(crate) fn task_view_to_proto(t: &TaskView) -> proto::TaskView {
         waitpoint: match &t.status {
             TaskStatus::Suspended { waitpoint } => waitpoint.clone(),
             _ => String::new(),
+        },
+        budget_stop: match &t.status {
+            TaskStatus::BudgetStopped {
+                owner,
+                budget,
+                dimension,
+            } => Some(proto::BudgetStop {
+                owner: Some(owner_to_proto(owner)),
+                budget: budget.clone(),
+                dimension: dimension.clone(),
+            }),
+            _ => None,
         },
     }
 }

@@ -21,6 +21,7 @@ pub fn job_spec_to_proto(spec: &JobSpec) -> proto::JobSpec {
         max_concurrency: spec.max_concurrency,
         tasks: spec.tasks.iter().map(task_to_proto).collect(),
         result: spec.result.clone(),
+        budgets: crate::budget_spec::budgets_to_proto(&spec.budgets),
     }
 }
 
@@ -79,6 +80,7 @@ pub fn job_spec_from_proto(spec: proto::JobSpec) -> Result<JobSpec, Status> {
         max_concurrency: spec.max_concurrency,
         tasks,
         result: spec.result,
+        budgets: crate::budget_spec::budgets_from_proto(spec.budgets)?,
     })
 }
 
@@ -158,6 +160,18 @@ mod tests {
         );
         spec.deadline_ms = Some(60_000);
         spec.result = vec!["a".into()];
+        let limit = keel_engine::DimensionLimit {
+            soft: Some(5),
+            hard: Some(9),
+        };
+        spec.budgets.insert(
+            "llm".into(),
+            keel_engine::BudgetSpec {
+                limits: [("tokens".to_string(), limit)].into(),
+                on_hard: keel_engine::OnHard::Revoke,
+                reset_every_ms: None,
+            },
+        );
         spec.tasks[0].payload = Payload::from("hello");
         spec.tasks[0].rate_key = Some("api.example".into());
         if let Some(d) = spec.tasks[1].deps.as_mut() {

@@ -21,6 +21,7 @@
 
 pub mod auth;
 mod backoff;
+mod budget_spec;
 pub mod client;
 mod convert;
 mod job_spec;
@@ -47,6 +48,7 @@ pub mod proto {
     tonic::include_proto!("keel.v1");
 }
 
+pub use budget_spec::{on_hard_label, owner_from_proto};
 pub use job_spec::{job_spec_from_proto, job_spec_to_proto};
 pub use schedule_spec::{
     misfire_label, overlap_label, parse_misfire, parse_overlap, schedule_from_proto,

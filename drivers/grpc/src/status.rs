@@ -26,12 +26,14 @@ pub fn code_of(rejection: &Rejection) -> Code {
         | Rejection::CapabilityToken { .. }
         | Rejection::InvalidName { .. }
         | Rejection::InvalidConfig { .. }
-        | Rejection::InvalidSchedule { .. } => Code::InvalidArgument,
+        | Rejection::InvalidSchedule { .. }
+        | Rejection::InvalidUsage { .. } => Code::InvalidArgument,
         Rejection::UnknownJob { .. }
         | Rejection::UnknownTask { .. }
         | Rejection::UnknownWorker { .. }
         | Rejection::UnknownGrant { .. }
-        | Rejection::UnknownSchedule { .. } => Code::NotFound,
+        | Rejection::UnknownSchedule { .. }
+        | Rejection::UnknownBudget { .. } => Code::NotFound,
         Rejection::JobNameConflict { .. } | Rejection::ScheduleNameConflict { .. } => {
             Code::AlreadyExists
         }
@@ -189,6 +191,21 @@ mod tests {
         );
         assert!(oversized(&Status::out_of_range("deadline"), "request").is_none());
         assert!(oversized(&Status::internal("x"), "request").is_none());
+    }
+
+    #[test]
+    fn budget_refusals_are_not_found_and_invalid_argument() {
+        let unknown = Rejection::UnknownBudget {
+            budget: "llm".into(),
+        };
+        let status = rejection_status(&unknown);
+        assert_eq!(status.code(), Code::NotFound);
+        assert_eq!(status.message(), "unknown_budget: unknown budget \"llm\"");
+        let invalid = Rejection::InvalidUsage {
+            problem: "attempts is counted by the engine, not reported".into(),
+        };
+        assert_eq!(code_of(&invalid), Code::InvalidArgument);
+        assert_eq!(refusal(&invalid).reason, "invalid_usage");
     }
 
     #[test]

@@ -125,6 +125,21 @@ fn suspend(wire: proto::Suspend, limits: &Limits) -> Result<WorkerCommand, Statu
     })
 }
 
+/// A usage report with its fence and names present; the engine resolves the budget.
+fn report_usage(wire: proto::ReportUsage, limits: &Limits) -> Result<WorkerCommand, Status> {
+    let fence = fence("report_usage", &wire.fence)?;
+    name("report_usage.budget", &wire.budget, limits)?;
+    name("report_usage.dimension", &wire.dimension, limits)?;
+    name("report_usage.dedup_key", &wire.dedup_key, limits)?;
+    Ok(WorkerCommand::ReportUsage {
+        fence,
+        budget: wire.budget,
+        dimension: wire.dimension,
+        amount: wire.amount,
+        dedup_key: wire.dedup_key,
+    })
+}
+
 /// A signal request once checked: the engine command and the job its task must be in.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Signal {
@@ -208,6 +223,7 @@ pub fn command(cmd: proto::WorkerCommand, limits: &Limits) -> Result<Checked, St
             })
         }
         Some(Wire::Suspend(s)) => engine(suspend(s, limits)?),
+        Some(Wire::ReportUsage(r)) => engine(report_usage(r, limits)?),
         Some(Wire::Progress(p)) => {
             let fence = fence("progress", &p.fence)?;
             if p.done_per_mille > 1000 {
@@ -324,6 +340,63 @@ mod tests {
                 on_timeout: keel_engine::SuspendTimeout::Resume,
             })
         );
+    }
+
+    #[test]
+    fn a_usage_report_needs_a_fence_and_names() {
+        let limits = Limits::default();
+        let good = proto::ReportUsage {
+            fence: Some(proto::Fence {
+                task: 3,
+                attempt: 1,
+                epoch: 2,
+            }),
+            budget: "llm".into(),
+            dimension: "tokens".into(),
+            amount: 40,
+            dedup_key: "call-1".into(),
+        };
+        assert_eq!(
+            command(wire(Wire::ReportUsage(good.clone())), &limits).unwrap(),
+            Checked::Engine(WorkerCommand::ReportUsage {
+                fence: Fence {
+                    task: TaskId::new(3),
+                    attempt: 1,
+                    epoch: 2
+                },
+                budget: "llm".into(),
+                dimension: "tokens".into(),
+                amount: 40,
+                dedup_key: "call-1".into(),
+            })
+        );
+        let cases = [
+            (
+                proto::ReportUsage {
+                    fence: None,
+                    ..good.clone()
+                },
+                "report_usage.fence: is required",
+            ),
+            (
+                proto::ReportUsage {
+                    budget: String::new(),
+                    ..good.clone()
+                },
+                "report_usage.budget: empty",
+            ),
+            (
+                proto::ReportUsage {
+                    dedup_key: "a\nb".into(),
+                    ..good.clone()
+                },
+                "report_usage.dedup_key: contains a control character",
+            ),
+        ];
+        for (report, message) in cases {
+            let err = command(wire(Wire::ReportUsage(report)), &limits).unwrap_err();
+            assert_eq!(err.message(), message);
+        }
     }
 
     #[test]

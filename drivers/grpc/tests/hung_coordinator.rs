@@ -11,58 +11,10 @@ use keel_grpc::client::ClientOptions;
 use keel_grpc::server::ServerOptions;
 use keel_grpc::worker::{Outcome, Task, Worker, WorkerConfig};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::proxy::Proxy;
 use support::{submit, within, Cluster};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
-
-/// A TCP proxy to the coordinator that can turn into a black hole: its forwarded
-/// connections are cut, and new ones are accepted and never answered.
-struct Proxy {
-    url: String,
-    hung: Arc<AtomicBool>,
-    forwarding: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let hung = Arc::new(AtomicBool::new(false));
-        let forwarding = Arc::new(Mutex::new(Vec::new()));
-        let (h, f) = (hung.clone(), forwarding.clone());
-        tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if h.load(Ordering::SeqCst) {
-                    held.push(inbound);
-                    continue;
-                }
-                let task = tokio::spawn(async move {
-                    if let Ok(mut out) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-                    }
-                });
-                f.lock().unwrap().push(task);
-            }
-        });
-        Proxy {
-            url,
-            hung,
-            forwarding,
-        }
-    }
-
-    fn hang(&self) {
-        self.hung.store(true, Ordering::SeqCst);
-        for task in self.forwarding.lock().unwrap().drain(..) {
-            task.abort();
-        }
-    }
-}
 
 struct DropFlag(mpsc::UnboundedSender<Instant>);
 impl Drop for DropFlag {

@@ -1,4 +1,4 @@
-//! The schedule calls of [`Client`]. Each is safe to make twice: adding the same spec
+//! The schedule calls of [`Client`], and the budget listing beside them. Each is safe to make twice: adding the same spec
 //! again is answered `duplicate`, as are pausing a paused schedule and resuming a
 //! running one; deleting twice answers the second `unknown_schedule`.
 
@@ -23,6 +23,12 @@ impl Client {
     pub async fn list_schedules(&mut self) -> Result<ListSchedulesResponse, CallError> {
         let call =
             |mut jobs: Jobs| async move { jobs.list_schedules(ListSchedulesRequest {}).await };
+        Ok(self.call(call).await?.0)
+    }
+
+    /// Every budget: tenant budgets, then the budgets of held jobs.
+    pub async fn list_budgets(&mut self) -> Result<ListBudgetsResponse, CallError> {
+        let call = |mut jobs: Jobs| async move { jobs.list_budgets(ListBudgetsRequest {}).await };
         Ok(self.call(call).await?.0)
     }
 

@@ -273,6 +273,13 @@ impl JobService for JobSvc {
             .await
     }
 
+    async fn list_budgets(
+        &self,
+        request: Request<ListBudgetsRequest>,
+    ) -> Result<Response<ListBudgetsResponse>, Status> {
+        self.list_budgets_call(request).await
+    }
+
     async fn hello(
         &self,
         _request: Request<HelloRequest>,

@@ -8,6 +8,7 @@
 //! budget.
 
 pub mod budget;
+mod budget_list;
 mod jobs;
 mod listing;
 mod outbound;

@@ -1,7 +1,7 @@
 //! The worker SDK: one session with the coordinator that registers, asks for as much
 //! work as there are free slots, accepts grants, runs a handler per task, renews leases
 //! in the background while handlers run, reports outcomes (complete, fail, or suspend
-//! until a signal), stops handlers whose lease is revoked, reconnects with backoff and
+//! until a signal), reports budget usage (`Task::report_usage`), stops handlers whose lease is revoked, reconnects with backoff and
 //! drains on shutdown.
 //!
 //! **Instances.** A registration carries an instance that must exceed every earlier one
@@ -34,10 +34,12 @@ mod frames;
 mod session;
 mod shell;
 mod task;
+mod usage;
 mod wire;
 
 pub use keel_engine::TaskInput;
 pub use task::{Outcome, Task};
+pub use usage::{UsageError, UsageRecorded};
 
 use crate::client::{ClientError, ClientOptions};
 use crate::validate::{MAX_ERROR_BYTES, MAX_PROGRESS_BYTES};

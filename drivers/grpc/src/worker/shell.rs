@@ -6,6 +6,7 @@
 use super::frames::split_frames;
 use super::session::{self, Failed, Inbound, Session};
 use super::task::{Note, Task};
+use super::usage::Usages;
 use super::{wire, Handler, Summary, WorkerConfig, WorkerError};
 use crate::proto::{self, reply, CoordinatorEvent};
 use crate::status::refusal_of;
@@ -34,6 +35,10 @@ pub(crate) struct Shell<H> {
     own_frame_bytes: u64,
     /// The registration waiting for the session call to be answered.
     registering: Option<u64>,
+    /// Whether the current session's registration was accepted, so usage reports
+    /// may be sent on it.
+    registered: bool,
+    usages: Usages,
     stopped: Option<Stop>,
 }
 
@@ -60,6 +65,8 @@ impl<H: Handler> Shell<H> {
             frame_bytes: own_frame_bytes,
             own_frame_bytes,
             registering: None,
+            registered: false,
+            usages: Usages::default(),
             stopped: None,
         }
     }
@@ -165,11 +172,26 @@ impl<H: Handler> Shell<H> {
     }
 
     fn on_event(&mut self, now: u64, event: CoordinatorEvent, out: &mut Vec<Output>) {
+        let mut registered = false;
         if let Some(proto::coordinator_event::Event::Reply(r)) = &event.event {
+            if Usages::owns(r.seq) {
+                self.usages.answered(r.seq, r.result.clone());
+                return;
+            }
             if let Some(reply::Result::Registered(_)) = &r.result {
                 self.registering = None;
+                registered = true;
             }
         }
+        self.machine_event(now, event, out);
+        if registered {
+            self.registered = true;
+            let resend = self.usages.unanswered();
+            self.send(resend, out);
+        }
+    }
+
+    fn machine_event(&mut self, now: u64, event: CoordinatorEvent, out: &mut Vec<Output>) {
         if let Some(event) = wire::event(event, self.own_frame_bytes) {
             if let Event::Reply {
                 answer: Answer::Registered(reg),
@@ -194,12 +216,19 @@ impl<H: Handler> Shell<H> {
             Note::Progress(fence, per_mille, message) => {
                 self.machine.progress(now, fence, per_mille, message, out);
             }
+            Note::Usage(report) => {
+                let command = self.usages.add(report);
+                if self.registered {
+                    self.send(vec![command], out);
+                }
+            }
         }
     }
 
     fn lost(&mut self, why: &str, out: &mut Vec<Output>) {
         tracing::warn!(%why, "session lost");
         self.session = None;
+        self.registered = false;
         let now = self.now();
         self.machine.disconnected(now, out);
     }
@@ -217,6 +246,7 @@ impl<H: Handler> Shell<H> {
                     }
                     Output::Connect => self.connect(out),
                     Output::Disconnect => {
+                        self.registered = false;
                         if self.session.take().is_some() {
                             tracing::warn!("session given up: the coordinator did not answer in time, or this instance is replaced");
                         }
@@ -278,6 +308,7 @@ impl<H: Handler> Shell<H> {
     /// Starts opening a session with the registration queued on it; the loop hears
     /// whether it opened. A refusal of the call itself is the registration's answer.
     fn connect(&mut self, out: &mut Vec<Output>) {
+        self.registered = false;
         let now = self.now();
         let mut first = Vec::new();
         self.machine.connected(now, &mut first);

@@ -1,5 +1,6 @@
 //! What a handler receives and returns.
 
+use super::usage::{UsageError, UsageRecorded, UsageReport};
 use keel_engine::{Fence, JobId, SuspendTimeout, TaskId, TaskInput};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -36,6 +37,7 @@ pub(crate) enum Note {
     /// `None` when the handler was cancelled.
     Done(Fence, Option<Outcome>),
     Progress(Fence, u32, String),
+    Usage(UsageReport),
 }
 
 /// One attempt of one task, as granted to this worker.
@@ -89,6 +91,35 @@ impl Task {
     pub fn progress(&self, per_mille: u32, message: impl Into<String>) {
         let note = Note::Progress(self.fence, per_mille.min(1000), message.into());
         let _ = self.notes.try_send(note);
+    }
+
+    /// Reports that this attempt used `amount` of `dimension` of the budget `budget`
+    /// (its job's budget of that name, else its tenant's), and waits for the
+    /// coordinator's answer. The report is sent again on every reconnection until it
+    /// is answered; `dedup_key` (unique per report you mean to count once, e.g. a call
+    /// id) makes the coordinator count it once. Reaching a hard limit stops the job's
+    /// or tenant's grants; this attempt itself runs on unless the budget revokes.
+    pub async fn report_usage(
+        &self,
+        budget: impl Into<String>,
+        dimension: impl Into<String>,
+        amount: u64,
+        dedup_key: impl Into<String>,
+    ) -> Result<UsageRecorded, UsageError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let report = UsageReport {
+            fence: self.fence,
+            budget: budget.into(),
+            dimension: dimension.into(),
+            amount,
+            dedup_key: dedup_key.into(),
+            answer,
+        };
+        self.notes
+            .send(Note::Usage(report))
+            .await
+            .map_err(|_| UsageError::Stopped)?;
+        answered.await.map_err(|_| UsageError::Stopped)?
     }
 
     /// Resolves when the coordinator revoked this attempt. The handler's future is

@@ -161,6 +161,9 @@ fn answer(result: Option<reply::Result>, own_frame_bytes: u64) -> Answer {
         reply::Result::Completed(_) => Answer::Completed,
         reply::Result::Failed(_) => Answer::Failed,
         reply::Result::Suspended(_) => Answer::Suspended,
+        // Usage reports are the shell's own (`worker::usage`): it takes their replies
+        // before the machine hears anything, so this one answers nothing it sent.
+        reply::Result::UsageRecorded(_) => Answer::Done,
     }
 }
 

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod proxy;
 pub(crate) mod raw;
 
 use keel_coordinator::{Coordinator, CoordinatorConfig, Handle, SystemClock};
