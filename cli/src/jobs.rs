@@ -134,10 +134,16 @@ fn render(listed: &ListJobsResponse, now: u64) -> String {
             ]
         })
         .collect();
-    table(
+    let mut out = table(
         ["ID", "NAME", "TENANT", "LANE", "STATE", "TASKS", "AGE"],
         &rows,
-    )
+    );
+    for j in listed.jobs.iter().rev() {
+        for note in &j.budget_notes {
+            out.push_str(&format!("job {}: {}\n", j.id, one_line(note, 200)));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ pub fn job(s: &JobStatus, task_states: &[TaskStateCount]) -> Value {
         "finished_at": time(s.finished_at_ms),
         "finished_at_ms": s.finished_at_ms,
         "retry_of": keel_engine::retried_from(&s.name).map(|j| j.get()),
+        "budget_notes": s.budget_notes,
     })
 }
 
@@ -61,6 +62,18 @@ fn attempt(a: &AttemptView) -> Value {
         "duration_ms": a.ended_at_ms.map(|e| e.saturating_sub(a.started_at_ms)),
         "end": (!a.end.is_empty()).then_some(&a.end),
     })
+}
+
+/// The budget holding a task back: whose (`job` id or `tenant` name), which, and the
+/// dimension whose hard limit was reached.
+fn budget_stop(b: &keel_grpc::proto::BudgetStop) -> Value {
+    let owner = b.owner.as_ref().and_then(keel_grpc::owner_from_proto);
+    let (job, tenant) = match owner {
+        Some(keel_engine::BudgetOwner::Job(j)) => (Some(j.get()), None),
+        Some(keel_engine::BudgetOwner::Tenant(t)) => (None, Some(t)),
+        None => (None, None),
+    };
+    json!({ "job": job, "tenant": tenant, "budget": b.budget, "dimension": b.dimension })
 }
 
 /// One task; `explanation` says why it waits, when it does.
@@ -83,6 +96,7 @@ pub fn task(t: &TaskView, explanation: Option<&str>) -> Value {
         "until": time(t.until_ms),
         "until_ms": t.until_ms,
         "waitpoint": (!t.waitpoint.is_empty()).then_some(&t.waitpoint),
+        "budget_stop": t.budget_stop.as_ref().map(budget_stop),
         "progress": progress,
         "attempts": t.attempts.iter().map(attempt).collect::<Vec<_>>(),
     })

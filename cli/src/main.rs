@@ -5,6 +5,7 @@ compile_error!("keel needs a Unix system: its worker runs commands in process gr
 
 mod admin;
 mod bench_e2e;
+mod budgets;
 mod cancel;
 mod clock;
 mod connect;
@@ -23,6 +24,7 @@ mod results;
 mod retry;
 mod schedule;
 mod serve;
+mod serve_budget_gauges;
 mod serve_console;
 mod serve_gauges;
 mod serve_identity;
@@ -87,6 +89,8 @@ enum Command {
     Signal(signal::SignalArgs),
     /// Recurring jobs: add (cron or interval), list, pause, resume, delete.
     Schedule(schedule::ScheduleArgs),
+    /// List budgets: tenant and job budgets, each dimension's use and limits.
+    Budgets(budgets::BudgetsArgs),
     /// Print a task's output: its winning attempt's.
     Output(results::OutputArgs),
     /// Print a job's result: the outputs of the tasks nothing else depends on.
@@ -116,6 +120,7 @@ fn main() -> std::process::ExitCode {
         Command::Retry(args) => retry::run(&args),
         Command::Signal(args) => signal::run(&args),
         Command::Schedule(args) => schedule::run(&args),
+        Command::Budgets(args) => budgets::run(&args),
         Command::Output(args) => results::run_output(&args),
         Command::Result(args) => results::run_result(&args),
         Command::BenchE2e(args) => bench_e2e::run(&args),

@@ -1,6 +1,7 @@
 //! Engine gauges for `/metrics`, read every few seconds from the engine (the
 //! coordinator's own metrics count its pipeline, not what the engine holds): ready
-//! tasks per lane, tasks held back by each rate-limit bucket, and each schedule's runs.
+//! tasks per lane, tasks held back by each rate-limit bucket, each schedule's runs, and
+//! the budgets (`serve_budget_gauges`).
 
 use keel_coordinator::Handle;
 use keel_engine::{RateScope, ScheduleView};
@@ -13,6 +14,7 @@ struct Gauges {
     lanes: Vec<(String, u64)>,
     rate_limited: Vec<(RateScope, String, u64)>,
     schedules: Vec<ScheduleView>,
+    budgets: crate::serve_budget_gauges::BudgetGauges,
 }
 
 /// Keeps `out` holding the gauges' Prometheus text until the coordinator stops.
@@ -23,6 +25,7 @@ pub async fn track(handle: Handle, out: Arc<Mutex<String>>) {
                 lanes: engine.queued_by_lane(),
                 rate_limited: engine.rate_limited(),
                 schedules: engine.schedules(),
+                budgets: crate::serve_budget_gauges::read(engine),
             })
             .await;
         let Ok(gauges) = read else { return };
@@ -81,6 +84,7 @@ fn render(g: &Gauges) -> String {
             );
         }
     }
+    crate::serve_budget_gauges::render(&g.budgets, &mut text);
     text
 }
 
@@ -114,6 +118,9 @@ mod tests {
             lanes: vec![("batch".into(), 3)],
             rate_limited: vec![(RateScope::Key, "api".into(), 4)],
             schedules: vec![view],
+            budgets: crate::serve_budget_gauges::read(&keel_engine::Engine::new(
+                keel_engine::Config::default(),
+            )),
         });
         for line in [
             "keel_lane_queue_depth{lane=\"batch\"} 3",

@@ -17,10 +17,17 @@
 //! [rates.tenants.acme]         # and [rates.lanes.NAME]
 //! rate = 100
 //! per = "1m"
+//!
+//! [budgets.acme.daily]         # every task of tenant acme counts against it
+//! reset = "1d"                 # starts again from zero every day (UTC midnight)
+//! on_hard = "finish"           # or "revoke"
+//! tokens = { soft = 800000, hard = 1000000 }
+//! attempts = { hard = 5000 }
 //! ```
 
 use crate::duration::parse_duration;
-use keel_engine::{Config, Rate, RatePolicy, TenantPolicy};
+use keel_engine::{Config, Rate, RatePolicy, TenantBudgets, TenantPolicy};
+use keel_jobs::BudgetTable;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,6 +39,9 @@ struct PolicyFile {
     tenants: TenantsFile,
     #[serde(default)]
     rates: RatesFile,
+    /// Tenant budgets: `[budgets.TENANT.NAME]`.
+    #[serde(default)]
+    budgets: BTreeMap<String, BTreeMap<String, BudgetTable>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -71,13 +81,49 @@ pub fn apply(path: &Path, config: &mut Config) -> Result<(), String> {
     let file: PolicyFile = toml::from_str(&text)
         .map_err(|e| format!("--policy {}: {}", path.display(), e.to_string().trim_end()))?;
     let rates = rate_policy(file.rates).map_err(|e| format!("--policy {}: {e}", path.display()))?;
+    let budgets =
+        tenant_budgets(file.budgets).map_err(|e| format!("--policy {}: {e}", path.display()))?;
     config.tenants = TenantPolicy {
         default_cap: file.tenants.default_cap,
         caps: file.tenants.caps,
         weights: file.tenants.weights,
     };
     config.rates = rates;
+    config.budgets = budgets;
     Ok(())
+}
+
+/// Every tenant budget, checked as the engine will check it, so a mistake names its
+/// key: `budgets.acme.daily.tokens: ...`.
+fn tenant_budgets(
+    file: BTreeMap<String, BTreeMap<String, BudgetTable>>,
+) -> Result<TenantBudgets, String> {
+    let mut out = TenantBudgets::new();
+    for (tenant, set) in file {
+        for (name, table) in set {
+            let at = format!("budgets.{tenant}.{name}");
+            let mut spec = table
+                .to_spec(&name)
+                .map_err(|(_, e)| format!("{at}.on_hard: {e}"))?;
+            if let Some(reset) = &table.reset {
+                let text = reset.get_ref();
+                let ms = parse_duration(text).map_err(|e| format!("{at}.reset: {e}"))?;
+                spec.reset_every_ms = Some(u64::try_from(ms.as_millis()).unwrap_or(u64::MAX));
+            }
+            spec.check(&name, true).map_err(|e| {
+                let key = spec
+                    .limits
+                    .keys()
+                    .find(|d| e.contains(&format!("dimension {d:?}")))
+                    .map(|d| format!(".{d}"))
+                    .unwrap_or_default();
+                let e = e.replace("reset_every_ms", "reset (ms)");
+                format!("{at}{key}: {e}")
+            })?;
+            out.entry(tenant.clone()).or_default().insert(name, spec);
+        }
+    }
+    Ok(out)
 }
 
 fn rate_policy(file: RatesFile) -> Result<RatePolicy, String> {
@@ -116,7 +162,10 @@ fn rate(at: &str, r: RateFile) -> Result<Rate, String> {
 /// The policy key a configuration field is read from, for refusals of
 /// `Config::validate` (`rates.keys.api.per_ms` is the file's `rates.keys."api".per`).
 pub fn file_key(field: &str) -> Option<String> {
-    if !field.starts_with("tenants.") && !field.starts_with("rates.") {
+    if !["tenants.", "rates.", "budgets."]
+        .iter()
+        .any(|p| field.starts_with(p))
+    {
         return None;
     }
     Some(match field.strip_suffix(".per_ms") {
@@ -199,7 +248,56 @@ mod tests {
     }
 
     #[test]
+    fn tenant_budgets_read_with_their_reset_and_limits() {
+        let config = load(
+            "[budgets.acme.daily]\nreset = \"1d\"\non_hard = \"revoke\"\n\
+             tokens = { soft = 800, hard = 1000 }\nattempts = { hard = 50 }\n",
+        )
+        .unwrap();
+        let b = &config.budgets["acme"]["daily"];
+        assert_eq!(b.reset_every_ms, Some(86_400_000));
+        assert_eq!(b.on_hard, keel_engine::OnHard::Revoke);
+        assert_eq!(b.limits["tokens"].soft, Some(800));
+        assert_eq!(b.limits["attempts"].hard, Some(50));
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn budget_mistakes_are_refused_naming_the_file_and_key() {
+        let cases = [
+            (
+                "[budgets.acme.daily]\ntokens = { soft = 9, hard = 5 }\n",
+                "budgets.acme.daily.tokens: budget \"daily\" dimension \"tokens\": soft 9 is above hard 5",
+            ),
+            (
+                "[budgets.acme.daily]\nreset = \"soon\"\ntokens = { hard = 5 }\n",
+                "budgets.acme.daily.reset: ",
+            ),
+            (
+                "[budgets.acme.daily]\nreset = \"10ms\"\ntokens = { hard = 5 }\n",
+                "budgets.acme.daily: budget \"daily\": reset (ms) 10 is outside",
+            ),
+            (
+                "[budgets.acme.daily]\non_hard = \"stop\"\ntokens = { hard = 5 }\n",
+                "budgets.acme.daily.on_hard: budget \"daily\" on_hard must be",
+            ),
+            ("[budgets.acme.daily]\non_hard = \"finish\"\n", "limits no dimension"),
+            ("[budgets.acme.daily]\ntokens = 5\n", "{ soft = 800, hard = 1000 }"),
+        ];
+        for (text, want) in cases {
+            let err = load(text).unwrap_err();
+            assert!(err.contains(want), "{text:?}: {err}");
+            assert!(err.starts_with("--policy "), "{err}");
+            assert!(err.contains("policy.toml"), "{err}");
+        }
+    }
+
+    #[test]
     fn configuration_fields_map_to_file_keys() {
+        assert_eq!(
+            file_key("budgets.acme.daily").as_deref(),
+            Some("budgets.acme.daily")
+        );
         assert_eq!(
             file_key("rates.keys.api.per_ms").as_deref(),
             Some("rates.keys.api.per")

@@ -47,6 +47,24 @@ fn header(out: &mut String, s: &JobStatus, now: u64) {
     if let Some(old) = keel_engine::retried_from(&s.name).map(keel_engine::JobId::get) {
         let _ = writeln!(out, "  retry of job {old} (`keel status {old}`)");
     }
+    for note in &s.budget_notes {
+        let _ = writeln!(out, "  {}", one_line(note, MAX_DETAIL * 2));
+    }
+}
+
+/// `stopped by budget "llm" of j3: its tokens hard limit was reached`.
+pub(crate) fn budget_stop_words(t: &TaskView) -> String {
+    let Some(stop) = &t.budget_stop else {
+        return t.detail.clone();
+    };
+    let owner = match stop.owner.as_ref().and_then(keel_grpc::owner_from_proto) {
+        Some(owner) => owner.to_string(),
+        None => "its job or tenant".into(),
+    };
+    format!(
+        "stopped by budget {:?} of {owner}: its {} hard limit was reached",
+        stop.budget, stop.dimension
+    )
 }
 
 /// The state's detail in words: who runs it and until when, what it waits for.
@@ -71,6 +89,7 @@ fn detail(t: &TaskView, now: u64) -> String {
             None => format!("waiting for the rate limit of {}", t.detail),
         },
         "waiting" => "waiting for its dependencies".to_string(),
+        "budget_stopped" => budget_stop_words(t),
         _ => t.detail.clone(),
     };
     if let Some(p) = t.progress_per_mille {

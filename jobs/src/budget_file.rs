@@ -35,12 +35,14 @@ impl BudgetTable {
             Some(word) => match word.get_ref().as_str() {
                 "finish" => OnHard::Finish,
                 "revoke" => OnHard::Revoke,
-                other => return Err((
-                    word.span(),
-                    format!(
+                other => {
+                    return Err((
+                        word.span(),
+                        format!(
                         "budget {name:?} on_hard must be \"finish\" or \"revoke\", not {other:?}"
                     ),
-                )),
+                    ))
+                }
             },
         };
         let limits = self
