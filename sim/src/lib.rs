@@ -64,6 +64,7 @@ mod options;
 mod outcomes;
 mod plan;
 mod profile;
+mod profile_budgets;
 mod profile_faults;
 mod profile_workload;
 mod rate_checks;
@@ -95,6 +96,7 @@ pub use durable::EngineHook;
 pub use load::{load, ScenarioError};
 pub use plan::{simulate_plan, PlanOutcome, PlanWorker};
 pub use profile::{JobShape, PartitionMode, Profile};
+pub use profile_budgets::BudgetKnobs;
 pub use run::{run, RunOptions, RunReport};
 pub use scenario::{
     CountExpect, Direction, EngineKnobs, Expect, Fault, FaultKind, GroupSpec, JobPlan, NetworkSpec,

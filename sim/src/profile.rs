@@ -3,6 +3,7 @@
 //! profile then generates a full scenario (workers, jobs, fault schedule) from the same
 //! seed, which is what gets run, printed and shrunk.
 
+use crate::profile_budgets::BudgetKnobs;
 use crate::rng::{SimRng, Stream};
 use crate::scenario::{EngineKnobs, Expect, NetworkSpec, Scenario};
 use keel_engine::{Rate, RatePolicy};
@@ -127,6 +128,8 @@ pub struct Profile {
     pub schedule_overlap: &'static str,
     /// Its misfire policy: `run_once`, `run_all` or `skip`.
     pub schedule_misfire: &'static str,
+    /// Job and tenant budgets (drawn from a stream of their own).
+    pub budgets: BudgetKnobs,
 }
 
 impl fmt::Display for Profile {
@@ -138,7 +141,7 @@ impl fmt::Display for Profile {
              shape={:?} jobs={}x{} poison={:.2} cancel={:.2} coord_crashes={} grant_ttl={}ms lease_ttl={}ms \
              liveness_timeout={}ms job_caps={} late_workers={} fault_phase={}ms append_failures={} \
              torn_appends={} corruptions={} slow_fsync={}x{}ms reads_every={}ms rate={}/s burst={} lane_rate={} \
-             schedule_every={}ms overlap={} misfire={}",
+             schedule_every={}ms overlap={} misfire={} budget_jobs={:.2} tenant_budget_reset={}ms",
             self.seed, self.workers, self.max_concurrency, self.loss, self.duplicate, self.reorder, self.latency_max_ms,
             self.partition, self.partitions, self.crashes, self.restart, self.pauses, self.pause_ms, self.drift_ppm,
             self.clock_steps, self.flaky_fraction, self.flaky_rate, self.slow_fraction, self.capabilities, self.shape,
@@ -146,7 +149,8 @@ impl fmt::Display for Profile {
             self.grant_ttl_ms, self.lease_ttl_ms, self.liveness_timeout_ms, self.job_caps, self.late_workers, self.fault_ms,
             self.append_failures, self.torn_appends, self.corruptions, self.slow_fsyncs, self.fsync_ms,
             self.reads_every_ms, self.rate_per_s, self.rate_burst, self.lane_rate,
-            self.schedule_every_ms, self.schedule_overlap, self.schedule_misfire
+            self.schedule_every_ms, self.schedule_overlap, self.schedule_misfire,
+            self.budgets.job_share, self.budgets.tenant_reset_ms
         )
     }
 }
@@ -239,11 +243,10 @@ impl Profile {
             corruptions: rarely(rng, 0.03, 1),
             slow_fsyncs: rarely(rng, 0.2, 3),
             fsync_ms: *rng.pick(&[5, 50, 500]),
-            reads_every_ms: if rng.chance(0.5) {
-                *rng.pick(&[200, 1_000, 5_000])
-            } else {
-                0
-            },
+            reads_every_ms: rng
+                .chance(0.5)
+                .then(|| *rng.pick(&[200, 1_000, 5_000]))
+                .unwrap_or(0),
             rate_per_s: if rng.chance(0.3) {
                 *rng.pick(&[1, 5, 20])
             } else {
@@ -254,6 +257,7 @@ impl Profile {
             schedule_every_ms: 0,
             schedule_overlap: OVERLAPS[0],
             schedule_misfire: MISFIRES[0],
+            budgets: BudgetKnobs::draw(seed),
         }
         .with_schedule(rng)
     }
@@ -311,8 +315,9 @@ impl Profile {
             rng.next_u64(); // past the knob draws
         }
         let workers = self.gen_workers(rng);
-        let jobs = self.gen_jobs(rng, &workers);
+        let mut jobs = self.gen_jobs(rng, &workers);
         let faults = self.gen_faults(rng, &workers, &jobs);
+        let budgets = self.gen_budgets(&mut jobs);
         // Worst case, as if every attempt ran one after another on the slowest worker
         // after its backoff and after every timeout that can delay it: generous, but a
         // stuck job still fails the bound.
@@ -342,6 +347,7 @@ impl Profile {
                 blacklist_window_ms: Some(30_000),
                 blacklist_cooldown_ms: Some(10_000),
                 rates: self.rates(),
+                budgets,
                 ..EngineKnobs::default()
             },
             network: NetworkSpec {

@@ -13,6 +13,9 @@ pub(crate) enum Stream {
     Run = 0,
     /// The swarm profile and the workload and fault schedule it generates.
     Profile = 1,
+    /// The budgets a swarm profile declares (knobs and limits), apart from the rest so
+    /// each seed's workload and faults do not change with them.
+    Budgets = 2,
 }
 
 #[derive(Clone, Debug)]
