@@ -183,6 +183,15 @@ fn rarely(rng: &mut SimRng, p: f64, max: u64) -> u32 {
     }
 }
 
+/// With probability `p`, one of `values`; otherwise 0.
+fn maybe(rng: &mut SimRng, p: f64, values: &[u64]) -> u64 {
+    if rng.chance(p) {
+        *rng.pick(values)
+    } else {
+        0
+    }
+}
+
 pub(crate) const CAPS: [&str; 3] = ["gpu", "ssd", "arm"];
 const OVERLAPS: [&str; 3] = ["skip", "queue_one", "allow"];
 const MISFIRES: [&str; 3] = ["run_once", "run_all", "skip"];
@@ -243,15 +252,8 @@ impl Profile {
             corruptions: rarely(rng, 0.03, 1),
             slow_fsyncs: rarely(rng, 0.2, 3),
             fsync_ms: *rng.pick(&[5, 50, 500]),
-            reads_every_ms: rng
-                .chance(0.5)
-                .then(|| *rng.pick(&[200, 1_000, 5_000]))
-                .unwrap_or(0),
-            rate_per_s: if rng.chance(0.3) {
-                *rng.pick(&[1, 5, 20])
-            } else {
-                0
-            },
+            reads_every_ms: maybe(rng, 0.5, &[200, 1_000, 5_000]),
+            rate_per_s: maybe(rng, 0.3, &[1, 5, 20]) as u32,
             rate_burst: rng.between(1, 3) as u32,
             lane_rate: rng.chance(0.3),
             schedule_every_ms: 0,
