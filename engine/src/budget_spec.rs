@@ -36,7 +36,9 @@ pub struct DimensionLimit {
     pub hard: Option<u64>,
 }
 
-/// What a reached hard limit does to attempts already running.
+/// What a reached hard limit does to attempts already running. A hard limit on
+/// [`ATTEMPTS`] always lets them finish: the attempts that reached it are the ones it
+/// allows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnHard {
@@ -45,7 +47,8 @@ pub enum OnHard {
     #[default]
     Finish,
     /// They are revoked at once. A job's budget ends the job; a tenant's attempts go
-    /// back to the queue (counted as a loss) until the reset.
+    /// back to the queue (counted as a loss), each not before its revoked lease would
+    /// have lapsed, and wait for the reset.
     Revoke,
 }
 

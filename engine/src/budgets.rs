@@ -143,7 +143,12 @@ pub(crate) fn charge(state: &mut State, key: &BudgetKey, dimension: &str, amount
         });
     }
     if stop.is_some() {
-        exhausted(state, key, dimension, spec.on_hard);
+        // The attempts that reached an attempts limit are the ones it allows.
+        let on_hard = match dimension {
+            ATTEMPTS => OnHard::Finish,
+            _ => spec.on_hard,
+        };
+        exhausted(state, key, dimension, on_hard);
     }
 }
 
@@ -228,7 +233,8 @@ pub(crate) fn end_due(state: &mut State, job: JobId, at: Time) {
 }
 
 /// A stopped tenant budget revokes its tenant's attempts: grants withdrawn and leases
-/// revoked, their tasks requeued (counted as losses) to wait for the reset.
+/// revoked, their tasks requeued (counted as losses) to wait for the reset, a revoked
+/// lease's task not before the lease would have lapsed.
 pub(crate) fn revoke_due(state: &mut State, tenant: &str) {
     let Some(id) = state.names.tenants.get(tenant) else {
         return;
@@ -250,8 +256,10 @@ pub(crate) fn revoke_due(state: &mut State, tenant: &str) {
         match grant {
             Some(g) => crate::lease::withdraw(state, g, EndReason::BudgetExhausted, true),
             None => {
-                crate::lease::revoke(state, tid, EndReason::BudgetExhausted);
-                crate::lease::requeue_lost(state, tid, EndReason::BudgetExhausted);
+                let lease = crate::lease::revoke(state, tid, EndReason::BudgetExhausted);
+                let ready_at = lease.map_or(state.now, |l| l.expires_at);
+                let reason = EndReason::BudgetExhausted;
+                crate::lease::requeue_lost_at(state, tid, reason, ready_at);
             }
         }
     }

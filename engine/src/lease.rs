@@ -3,7 +3,7 @@
 
 use crate::blacklist;
 use crate::dataflow;
-use crate::ids::{Fence, GrantId, InstanceId, TaskId, WorkerId};
+use crate::ids::{Fence, GrantId, InstanceId, TaskId, Time, WorkerId};
 use crate::job_end;
 use crate::limits;
 use crate::output::{Accepted, Effect, EndReason, TaskOutcome};
@@ -458,6 +458,13 @@ pub(crate) fn revoke(state: &mut State, tid: TaskId, reason: EndReason) -> Optio
 /// The attempt ended through no fault of the task (worker lost, lease expired): a new
 /// attempt starts at once, bounded by the loss budget rather than the retry budget.
 pub(crate) fn requeue_lost(state: &mut State, tid: TaskId, reason: EndReason) {
+    requeue_lost_at(state, tid, reason, state.now);
+}
+
+/// `requeue_lost`, the new attempt ready at `ready_at` (not before now): a lease
+/// revoked from a live worker waits out the time the worker may still trust it, so
+/// a lost revocation never has two workers run the task at once.
+pub(crate) fn requeue_lost_at(state: &mut State, tid: TaskId, reason: EndReason, ready_at: Time) {
     let max_losses = state.config.max_losses;
     let Some(task) = state.tasks.get_mut(&tid) else {
         return;
@@ -466,6 +473,10 @@ pub(crate) fn requeue_lost(state: &mut State, tid: TaskId, reason: EndReason) {
     if task.losses > max_losses || task.losses == u32::MAX {
         let error = format!("lost {} times, last by {reason:?}", task.losses);
         job_end::end_task(state, tid, TaskOutcome::Failed { error });
+        return;
+    }
+    if ready_at > state.now {
+        crate::retry::schedule(state, tid, ready_at, reason);
         return;
     }
     task.attempt = task.attempt.saturating_add(1);

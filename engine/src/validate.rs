@@ -154,8 +154,6 @@ fn result_tasks(
     Ok(seen.into_iter().collect())
 }
 
-/// The job's own names and fields, its size, and its task keys, before any task is
-/// looked at more closely.
 /// The job's budgets: few enough, each well formed, none resetting.
 fn check_budgets(spec: &JobSpec) -> Result<(), JobError> {
     use crate::budget_spec::MAX_BUDGETS_PER_JOB;
@@ -171,6 +169,8 @@ fn check_budgets(spec: &JobSpec) -> Result<(), JobError> {
     Ok(())
 }
 
+/// The job's own names and fields, its size, and its task keys, before any task is
+/// looked at more closely.
 fn check_job_fields(spec: &JobSpec, limits: &Limits) -> Result<(), JobError> {
     check_name("job name", &spec.name, limits.max_name_len)?;
     check_name("tenant", &spec.tenant, limits.max_name_len)?;

@@ -75,6 +75,28 @@ fn limits_reached(effects: &[Effect]) -> Vec<(LimitKind, String, u64, u64)> {
 }
 
 #[test]
+fn an_attempts_limit_under_revoke_lets_the_attempts_it_allows_run() {
+    let mut h = Harness::new(config());
+    h.register("w", 1, &[], 4).unwrap();
+    let b = budget(&[(ATTEMPTS, limit(None, Some(2)))], OnHard::Revoke);
+    let (job, first) = h.submit(budgeted("j", &["a", "b", "c"], b)).unwrap();
+    let a = h.take("w", 1);
+    let b = h.take("w", 1);
+    let effects = h.tick(h.now);
+    assert!(!has(&effects, |e| matches!(e, Effect::LeaseRevoked { .. })));
+    assert_eq!(h.job_outcome(job), None);
+    h.complete("w", 1, a);
+    h.complete("w", 1, b);
+    h.tick(h.now);
+    assert_eq!(h.job_outcome(job), Some(JobOutcome::Failed));
+    assert_eq!(
+        h.task(first).status,
+        TaskStatus::Done(TaskOutcome::Succeeded)
+    );
+    h.check_replay();
+}
+
+#[test]
 fn an_attempts_limit_stops_retries_and_ends_the_job_once_its_last_attempt_ends() {
     let mut h = Harness::new(config());
     h.register("w", 1, &[], 4).unwrap();
@@ -137,11 +159,12 @@ fn the_soft_and_hard_limits_are_each_raised_once_when_reached() {
 fn revoke_ends_the_job_at_once_revoking_its_running_attempts() {
     let mut h = Harness::new(config());
     h.register("w", 1, &[], 4).unwrap();
-    let b = budget(&[(ATTEMPTS, limit(None, Some(2)))], OnHard::Revoke);
+    let b = budget(&[("tokens", limit(None, Some(10)))], OnHard::Revoke);
     let (job, _) = h.submit(budgeted("j", &["a", "b", "c"], b)).unwrap();
     let a = h.take("w", 1);
-    let grants = h.request("w", 1, 2);
+    let grants = h.request("w", 1, 1);
     assert_eq!(grants.len(), 1);
+    usage(&mut h, a, "b", "tokens", 10, "r");
     let effects = h.tick(h.now);
     assert!(has(
         &effects,
@@ -269,10 +292,14 @@ fn a_reported_hard_limit_parks_the_rest_of_the_job_and_ends_it() {
     );
 }
 
+/// The lease of tenant tests: renewed by nobody, but longer than they run until a
+/// reset.
+const TENANT_LEASE_MS: u64 = 50_000;
+
 fn tenant_config(b: BudgetSpec) -> Config {
     let mut cfg = config();
     cfg.liveness_timeout_ms = u64::MAX / 4;
-    cfg.lease_ttl_ms = u64::MAX / 4;
+    cfg.lease_ttl_ms = TENANT_LEASE_MS;
     cfg.grant_ttl_ms = u64::MAX / 4;
     cfg.budgets = BTreeMap::from([(
         "acme".to_string(),
@@ -357,8 +384,16 @@ fn a_tenant_budget_under_revoke_requeues_the_tenants_attempts() {
         .count();
     assert_eq!(revoked, 2, "both of acme's running attempts");
     assert!(rejection(&h.complete("w", 1, second)).is_fencing());
-    assert_eq!(h.task(t1).status.label(), "budget_stopped");
+    assert_eq!(
+        h.task(t1).status,
+        TaskStatus::Delayed {
+            until: TENANT_LEASE_MS
+        },
+        "not ready before the revoked lease would have lapsed"
+    );
     assert!(h.request("w", 1, 2).is_empty());
+    h.tick(TENANT_LEASE_MS);
+    assert_eq!(h.task(t1).status.label(), "budget_stopped");
     let after = h.tick(60_000);
     assert_eq!(
         grants_for(&after, "w").len(),
