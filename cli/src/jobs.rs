@@ -90,7 +90,7 @@ fn document(listed: &ListJobsResponse) -> serde_json::Value {
 
 /// "2 succeeded, 1 running", states in the order a task goes through them.
 fn counts(states: &[TaskStateCount]) -> String {
-    const ORDER: [&str; 13] = [
+    const ORDER: [&str; 14] = [
         "succeeded",
         "failed",
         "cancelled",
@@ -101,6 +101,7 @@ fn counts(states: &[TaskStateCount]) -> String {
         "rate_limited",
         "blocked",
         "parked",
+        "budget_stopped",
         "delayed",
         "suspended",
         "waiting",

@@ -20,6 +20,8 @@ pub struct TaskCounts {
     pub rate_limited: u32,
     /// Ready, held back by the job's concurrency cap.
     pub parked: u32,
+    /// Ready, held back by a reached hard limit of a budget of the job or its tenant.
+    pub budget_stopped: u32,
     /// Ready, but no live worker has its capabilities.
     pub blocked: u32,
     /// Offered to a worker, not accepted yet.
@@ -40,13 +42,14 @@ pub struct TaskCounts {
 
 impl TaskCounts {
     /// Each count under the word [`crate::query::TaskStatus::label`] uses for its state.
-    pub fn labelled(&self) -> [(&'static str, u32); 13] {
+    pub fn labelled(&self) -> [(&'static str, u32); 14] {
         [
             ("waiting", self.waiting),
             ("delayed", self.delayed),
             ("queued", self.queued),
             ("rate_limited", self.rate_limited),
             ("parked", self.parked),
+            ("budget_stopped", self.budget_stopped),
             ("blocked", self.blocked),
             ("offered", self.offered),
             ("running", self.running),
@@ -58,10 +61,14 @@ impl TaskCounts {
         ]
     }
 
-    fn count(&mut self, state: &State, task: &Task) {
+    /// Counts `task`; `stopped` says whether a budget holds its job's ready tasks.
+    fn count(&mut self, state: &State, task: &Task, stopped: bool) {
         let slot = match &task.state {
             TaskState::Waiting => &mut self.waiting,
             TaskState::Delayed { .. } => &mut self.delayed,
+            TaskState::Ready {
+                place: ReadyPlace::Queued | ReadyPlace::Parked,
+            } if stopped => &mut self.budget_stopped,
             TaskState::Ready { place } => match place {
                 ReadyPlace::Queued if crate::rate::throttled(state, task.queue_key()).is_some() => {
                     &mut self.rate_limited
@@ -90,8 +97,9 @@ pub(crate) fn task_counts(state: &State, id: JobId) -> Result<TaskCounts, Reject
         .get(&id)
         .ok_or(Rejection::UnknownJob { job: id })?;
     let mut counts = TaskCounts::default();
+    let stopped = crate::budgets::stopping(state, id).is_some();
     for task in job.task_ids().filter_map(|t| state.tasks.get(&t)) {
-        counts.count(state, task);
+        counts.count(state, task, stopped);
     }
     Ok(counts)
 }
@@ -100,6 +108,43 @@ pub(crate) fn task_counts(state: &State, id: JobId) -> Result<TaskCounts, Reject
 mod tests {
     use crate::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn budget_stopped_tasks_are_counted_as_status_shows_them() {
+        let mut engine = Engine::new(Config::default());
+        let w = WorkerId::new("w");
+        let register = WorkerCommand::Register {
+            capabilities: vec![],
+            lanes: vec![],
+            max_concurrency: 4,
+        };
+        engine.apply(0, Input::worker(&w, InstanceId(1), register));
+        let mut spec = JobSpec::new("j", vec![TaskSpec::new("a"), TaskSpec::new("b")]);
+        let limit = DimensionLimit {
+            soft: None,
+            hard: Some(1),
+        };
+        spec.budgets.insert(
+            "b".into(),
+            BudgetSpec {
+                limits: BTreeMap::from([(ATTEMPTS.to_string(), limit)]),
+                ..BudgetSpec::default()
+            },
+        );
+        engine.apply(0, Input::Client(ClientCommand::SubmitJob(spec)));
+        let ask = WorkerCommand::RequestWork { credits: 2 };
+        engine.apply(1, Input::worker(&w, InstanceId(1), ask));
+        let counts = engine.task_counts(JobId(1)).unwrap();
+        assert_eq!((counts.offered, counts.budget_stopped), (1, 1));
+        let labels: Vec<&str> = engine
+            .describe_job(JobId(1))
+            .unwrap()
+            .tasks
+            .iter()
+            .map(|t| t.status.label())
+            .collect();
+        assert_eq!(labels, ["offered", "budget_stopped"]);
+    }
 
     #[test]
     fn counts_agree_with_the_labels_of_described_tasks() {

@@ -41,7 +41,7 @@ fn colours(state: &str) -> (&'static str, &'static str) {
         "failed" => ("#f6c0be", "#a8322f"),
         "running" => ("#bcd0f5", "#3a5ea8"),
         "offered" => ("#dde7fa", "#3a5ea8"),
-        "blocked" | "parked" => ("#f8dca8", "#a86a12"),
+        "blocked" | "parked" | "budget_stopped" | "rate_limited" => ("#f8dca8", "#a86a12"),
         "suspended" => ("#e0d4f3", "#6a4aa0"),
         "skipped" | "cancelled" => ("#dedede", "#666666"),
         _ => ("#f3f5f7", "#7b8794"),
