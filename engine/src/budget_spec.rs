@@ -168,6 +168,8 @@ mod tests {
         assert!(s.check("b", true).unwrap_err().contains("outside"));
         s.reset_every_ms = Some(MAX_RESET_MS);
         assert_eq!(s.check("b", true), Ok(()));
+        s.reset_every_ms = Some(365 * 86_400_000);
+        assert_eq!(s.check("b", true), Ok(()), "a yearly reset is allowed");
     }
 
     #[test]
@@ -180,15 +182,15 @@ mod tests {
             .unwrap_err()
             .contains("' '"));
         let mut many = BudgetSpec::default();
-        for i in 0..=MAX_DIMENSIONS {
-            many.limits.insert(
-                format!("d{i}"),
-                DimensionLimit {
-                    soft: None,
-                    hard: Some(1),
-                },
-            );
+        let one = DimensionLimit {
+            soft: None,
+            hard: Some(1),
+        };
+        for i in 0..MAX_DIMENSIONS {
+            many.limits.insert(format!("d{i}"), one);
         }
+        assert_eq!(many.check("b", false), Ok(()), "16 dimensions are allowed");
+        many.limits.insert("one-more".into(), one);
         assert!(many.check("b", false).unwrap_err().contains("at most 16"));
     }
 }

@@ -260,6 +260,9 @@ fn reports_naming_what_is_not_limited_are_refused_by_name() {
         .1
         .contains("counted by the engine"));
     assert_eq!(refused(&mut h, "b", "tokens", "").0, "invalid_name");
+    assert!(refused(&mut h, "b", "cents", "k")
+        .1
+        .contains("budget \"b\" of j1 "));
     assert_eq!(
         refused(&mut h, "b", "tokens", &"k".repeat(300)).0,
         "invalid_name"
@@ -536,4 +539,30 @@ fn a_budget_counts_at_most_its_limit_of_distinct_reports() {
         MAX_USAGE_REPORTS as u64
     );
     assert!(engine.check_invariants().is_ok());
+}
+
+#[test]
+fn attempt_time_is_counted_when_each_attempt_ends_and_its_hard_limit_ends_the_job() {
+    let mut h = Harness::new(config());
+    h.register("w", 1, &[], 4).unwrap();
+    let b = budget(&[(ATTEMPT_MS, limit(Some(100), Some(500)))], OnHard::Finish);
+    let (job, _) = h.submit(budgeted("j", &["a", "b"], b)).unwrap();
+    let first = h.take("w", 1);
+    h.at(300);
+    let out = h.complete("w", 1, first);
+    assert_eq!(
+        limits_reached(&out.effects),
+        vec![(LimitKind::Soft, ATTEMPT_MS.to_string(), 300, 100)]
+    );
+    let second = h.take("w", 1);
+    h.at(600);
+    let out = h.fail("w", 1, second, false);
+    assert_eq!(
+        limits_reached(&out.effects),
+        vec![(LimitKind::Hard, ATTEMPT_MS.to_string(), 600, 500)]
+    );
+    assert_eq!(h.engine.budgets()[0].dimensions[0].used, 600);
+    h.tick(600);
+    assert_eq!(h.job_outcome(job), Some(JobOutcome::Failed));
+    h.check_replay();
 }
