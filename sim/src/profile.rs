@@ -141,7 +141,8 @@ impl fmt::Display for Profile {
              shape={:?} jobs={}x{} poison={:.2} cancel={:.2} coord_crashes={} grant_ttl={}ms lease_ttl={}ms \
              liveness_timeout={}ms job_caps={} late_workers={} fault_phase={}ms append_failures={} \
              torn_appends={} corruptions={} slow_fsync={}x{}ms reads_every={}ms rate={}/s burst={} lane_rate={} \
-             schedule_every={}ms overlap={} misfire={} budget_jobs={:.2} tenant_budget_reset={}ms",
+             schedule_every={}ms overlap={} misfire={} budget_jobs={:.2} tenant_budget_reset={}ms \
+             tenant_budget_revoke={}",
             self.seed, self.workers, self.max_concurrency, self.loss, self.duplicate, self.reorder, self.latency_max_ms,
             self.partition, self.partitions, self.crashes, self.restart, self.pauses, self.pause_ms, self.drift_ppm,
             self.clock_steps, self.flaky_fraction, self.flaky_rate, self.slow_fraction, self.capabilities, self.shape,
@@ -150,7 +151,7 @@ impl fmt::Display for Profile {
             self.append_failures, self.torn_appends, self.corruptions, self.slow_fsyncs, self.fsync_ms,
             self.reads_every_ms, self.rate_per_s, self.rate_burst, self.lane_rate,
             self.schedule_every_ms, self.schedule_overlap, self.schedule_misfire,
-            self.budgets.job_share, self.budgets.tenant_reset_ms
+            self.budgets.job_share, self.budgets.tenant_reset_ms, self.budgets.tenant_revoke
         )
     }
 }

@@ -4,13 +4,6 @@
 //! tenant every generated job belongs to has a budget that resets, and tasks of jobs
 //! without one of their own report against it. Drawn from a stream of their own, so
 //! the rest of each seed's workload and faults is what it was without budgets.
-//!
-//! A tenant budget always lets running attempts finish (`OnHard::Finish`): under
-//! `Revoke` the engine withdraws the grant that reached an attempts limit and requeues
-//! withdrawn grants without counting a loss, so a limit of one attempt per period
-//! never lets a task run and its job never ends; and it requeues a revoked lease at
-//! once, so after a reset shorter than the lease the task can be granted to a second
-//! worker while the first, whose revocation was lost, still holds it.
 
 use crate::profile::Profile;
 use crate::rng::{SimRng, Stream};
@@ -33,6 +26,8 @@ pub struct BudgetKnobs {
     pub job_share: f64,
     /// The reset period of the tenant's budget; 0 declares none.
     pub tenant_reset_ms: u64,
+    /// The tenant's budget revokes running attempts on a hard limit.
+    pub tenant_revoke: bool,
 }
 
 impl BudgetKnobs {
@@ -51,6 +46,7 @@ impl BudgetKnobs {
         BudgetKnobs {
             job_share,
             tenant_reset_ms,
+            tenant_revoke: rng.chance(0.3),
         }
     }
 }
@@ -91,7 +87,11 @@ impl Profile {
                     (TOKENS.to_string(), limit(rng, 200)),
                 ]
                 .into(),
-                on_hard: OnHard::Finish,
+                on_hard: if knobs.tenant_revoke {
+                    OnHard::Revoke
+                } else {
+                    OnHard::Finish
+                },
                 reset_every_ms: Some(knobs.tenant_reset_ms),
             };
             tenants.insert("default".into(), [(TENANT_BUDGET.to_string(), spec)].into());
