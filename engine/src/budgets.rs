@@ -108,7 +108,6 @@ pub(crate) fn charge(state: &mut State, key: &BudgetKey, dimension: &str, amount
     };
     let now = state.now;
     let entry = state.budgets.entry(key.clone()).or_default();
-    let fresh = entry.used.is_empty() && entry.reports.is_empty() && entry.resets_at.is_none();
     let used = entry.used.entry(dimension.to_string()).or_default();
     *used = used.saturating_add(amount);
     let used = *used;
@@ -125,12 +124,10 @@ pub(crate) fn charge(state: &mut State, key: &BudgetKey, dimension: &str, amount
         entry.exhausted = Some(dimension.to_string());
         reached.push((LimitKind::Hard, hard));
     }
-    if fresh {
-        if let Some(period) = spec.reset_every_ms {
-            let at = (now / period).saturating_add(1).saturating_mul(period);
-            entry.resets_at = Some(at);
-            state.timers.arm(at, reset_timer(key));
-        }
+    if let (None, Some(period)) = (entry.resets_at, spec.reset_every_ms) {
+        let at = period_end(now, period);
+        entry.resets_at = Some(at);
+        state.timers.arm(at, reset_timer(key));
     }
     for (kind, limit) in reached {
         state.effects.push(Effect::BudgetLimitReached {
@@ -152,6 +149,11 @@ pub(crate) fn charge(state: &mut State, key: &BudgetKey, dimension: &str, amount
     }
 }
 
+/// The end of the period of length `period` (counted from time 0) that holds `now`.
+fn period_end(now: Time, period: u64) -> Time {
+    (now / period).saturating_add(1).saturating_mul(period)
+}
+
 fn reset_timer(key: &BudgetKey) -> Timer {
     match &key.0 {
         BudgetOwner::Tenant(t) => Timer::BudgetReset(t.clone(), key.1.clone()),
@@ -165,17 +167,10 @@ fn exhausted(state: &mut State, key: &BudgetKey, dimension: &str, on_hard: OnHar
     match &key.0 {
         BudgetOwner::Job(job) => stop_job(state, *job, key, dimension, on_hard),
         BudgetOwner::Tenant(tenant) => {
-            let tenant = tenant.clone();
-            let jobs: Vec<JobId> = state
-                .jobs
-                .iter()
-                .filter(|(_, j)| j.end.is_none() && state.names.tenants.name(j.tenant) == tenant)
-                .map(|(id, _)| *id)
-                .collect();
-            if let Some(id) = state.names.tenants.get(&tenant) {
+            if let Some(id) = state.names.tenants.get(tenant) {
                 state.tenants[id as usize].budget_stopped = true;
             }
-            if on_hard == OnHard::Revoke && !jobs.is_empty() {
+            if on_hard == OnHard::Revoke {
                 state
                     .timers
                     .arm(state.now, Timer::BudgetRevoke(tenant.clone()));
@@ -191,7 +186,9 @@ fn stop_job(state: &mut State, job: JobId, key: &BudgetKey, dimension: &str, on_
     let Some(j) = state.jobs.get_mut(&job) else {
         return;
     };
-    if j.end.is_some() || j.forced.is_some() || j.budget_stop.is_some() {
+    // A job being ended (its attempt ends count while it is) or already stopped keeps
+    // what it has.
+    if j.forced.is_some() || j.budget_stop.is_some() {
         return;
     }
     let end_at = (on_hard == OnHard::Revoke || j.active == 0).then_some(now);
@@ -341,7 +338,7 @@ pub(crate) fn reconfigured(state: &mut State) {
         };
         judge(&mut u, &spec);
         if let Some(period) = spec.reset_every_ms {
-            let at = (now / period).saturating_add(1).saturating_mul(period);
+            let at = period_end(now, period);
             u.resets_at = Some(at);
             state.timers.arm(at, reset_timer(&key));
         }

@@ -566,3 +566,53 @@ fn attempt_time_is_counted_when_each_attempt_ends_and_its_hard_limit_ends_the_jo
     assert_eq!(h.job_outcome(job), Some(JobOutcome::Failed));
     h.check_replay();
 }
+
+#[test]
+fn a_period_ends_at_the_next_multiple_of_its_length_from_time_zero() {
+    let mut b = budget(&[(ATTEMPTS, limit(None, Some(5)))], OnHard::Finish);
+    b.reset_every_ms = Some(10_000);
+    let mut h = Harness::new(tenant_config(b));
+    h.register("w", 1, &[], 4).unwrap();
+    h.at(25_000);
+    h.submit(tenant_job("j1")).unwrap();
+    assert_eq!(h.request("w", 1, 1).len(), 1);
+    assert_eq!(h.engine.budgets()[0].resets_at, Some(30_000));
+    h.tick(30_000);
+    assert_eq!(h.engine.budgets()[0].dimensions[0].used, 0, "reset");
+    assert_eq!(h.engine.budgets()[0].resets_at, None);
+}
+
+#[test]
+fn the_first_budget_to_stop_a_job_is_the_one_it_names() {
+    let mut h = Harness::new(config());
+    h.register("w", 1, &[], 4).unwrap();
+    let mut spec = budgeted(
+        "j",
+        &["a", "b"],
+        budget(&[(ATTEMPTS, limit(None, Some(1)))], OnHard::Finish),
+    );
+    spec.budgets.insert(
+        "c".into(),
+        budget(&[(ATTEMPTS, limit(None, Some(1)))], OnHard::Finish),
+    );
+    let (job, first) = h.submit(spec).unwrap();
+    h.take("w", 1);
+    let held = TaskId::nth_after(first, 1);
+    assert_eq!(
+        h.task(held).status,
+        TaskStatus::BudgetStopped {
+            owner: BudgetOwner::Job(job),
+            budget: "b".into(),
+            dimension: ATTEMPTS.into(),
+        }
+    );
+    assert_eq!(
+        h.engine
+            .describe_job(job)
+            .unwrap()
+            .status
+            .budget_notes
+            .len(),
+        2
+    );
+}
