@@ -23,6 +23,10 @@ pub struct Faults {
     /// A schedule's catch-up after downtime starts from the last due time it already
     /// ran instead of the first one missed, so that one runs a second time.
     pub schedule_refire: bool,
+    /// A usage report whose dedup key was already counted is counted again while its
+    /// attempt still runs (a resend after the attempt ended is still a duplicate), so
+    /// only duplicated or resent reports show it.
+    pub recount_usage: bool,
 }
 
 /// The job name [`Faults::panic_on_injected_job`] panics on.

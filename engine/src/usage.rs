@@ -65,11 +65,11 @@ pub(crate) fn report(
         used: used(state),
         duplicate,
     };
-    if state
+    let seen = state
         .budgets
         .get(&key)
-        .is_some_and(|u| u.reports.contains(&r.dedup_key))
-    {
+        .is_some_and(|u| u.reports.contains(&r.dedup_key));
+    if seen && !recount(state, w, inst, fence) {
         return Ok(recorded(state, true));
     }
     crate::lease::check_fence(state, w, inst, fence)?;
@@ -88,4 +88,15 @@ pub(crate) fn report(
         u.reports.insert(r.dedup_key.clone());
     }
     Ok(recorded(state, false))
+}
+
+/// Whether a counted report is counted again: only under [`crate::Faults::recount_usage`],
+/// and only while its attempt runs.
+fn recount(state: &State, w: &WorkerId, inst: InstanceId, fence: Fence) -> bool {
+    #[cfg(feature = "fault-injection")]
+    if state.faults.recount_usage {
+        return crate::lease::check_fence(state, w, inst, fence).is_ok();
+    }
+    let _ = (state, w, inst, fence);
+    false
 }
