@@ -100,20 +100,28 @@ fn charge_all(state: &mut State, job: JobId, dimension: &str, amount: u64) {
 /// Adds `amount` to a limited dimension of the budget, raising the soft-limit effect
 /// and stopping grants when a limit is first reached.
 pub(crate) fn charge(state: &mut State, key: &BudgetKey, dimension: &str, amount: u64) {
-    let Some(spec) = spec_of(state, key).cloned() else {
+    let Some(spec) = spec_of(state, key) else {
         return;
     };
     let Some(limit) = spec.limits.get(dimension).copied() else {
         return;
     };
+    let (period, policy) = (spec.reset_every_ms, spec.on_hard);
     let now = state.now;
-    let entry = state.budgets.entry(key.clone()).or_default();
-    let used = entry.used.entry(dimension.to_string()).or_default();
+    let entry = match state.budgets.get_mut(key) {
+        Some(entry) => entry,
+        None => state.budgets.entry(key.clone()).or_default(),
+    };
+    let used = match entry.used.get_mut(dimension) {
+        Some(used) => used,
+        None => entry.used.entry(dimension.to_string()).or_default(),
+    };
     *used = used.saturating_add(amount);
     let used = *used;
     let mut reached = Vec::new();
     if let Some(soft) = limit.soft.filter(|s| used >= *s) {
-        if entry.warned.insert(dimension.to_string()) {
+        if !entry.warned.contains(dimension) {
+            entry.warned.insert(dimension.to_string());
             reached.push((LimitKind::Soft, soft));
         }
     }
@@ -124,7 +132,7 @@ pub(crate) fn charge(state: &mut State, key: &BudgetKey, dimension: &str, amount
         entry.exhausted = Some(dimension.to_string());
         reached.push((LimitKind::Hard, hard));
     }
-    if let (None, Some(period)) = (entry.resets_at, spec.reset_every_ms) {
+    if let (None, Some(period)) = (entry.resets_at, period) {
         let at = period_end(now, period);
         entry.resets_at = Some(at);
         state.timers.arm(at, reset_timer(key));
@@ -143,7 +151,7 @@ pub(crate) fn charge(state: &mut State, key: &BudgetKey, dimension: &str, amount
         // The attempts that reached an attempts limit are the ones it allows.
         let on_hard = match dimension {
             ATTEMPTS => OnHard::Finish,
-            _ => spec.on_hard,
+            _ => policy,
         };
         exhausted(state, key, dimension, on_hard);
     }
