@@ -66,6 +66,10 @@ pub struct JobSummary {
     /// Its budgets by name (left out of JSON when it declares none).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub budgets: std::collections::BTreeMap<String, keel_engine::BudgetSpec>,
+    /// The rate keys its tasks name, with how many tasks name each: the buckets the
+    /// server's policy file may pace them by (left out of JSON when none is named).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub rate_keys: std::collections::BTreeMap<String, u64>,
 }
 
 /// The worker pool the plan was made against.
@@ -218,6 +222,13 @@ pub fn plan<'a>(job: &'a LoadedJob, pool: Option<&Pool>) -> Plan<'a> {
                 .collect(),
             result_named: !spec.result.is_empty(),
             budgets: spec.budgets.clone(),
+            rate_keys: tasks.iter().filter_map(|t| t.rate_key.clone()).fold(
+                std::collections::BTreeMap::new(),
+                |mut keys, key| {
+                    *keys.entry(key).or_default() += 1;
+                    keys
+                },
+            ),
         },
         pool: pool.map(|p| PoolSummary {
             workers: p.workers(),

@@ -46,6 +46,9 @@ impl Plan<'_> {
         for (name, b) in &j.budgets {
             let _ = writeln!(out, "  budget {name}: {}", budget_words(b));
         }
+        for (key, n) in &j.rate_keys {
+            let _ = writeln!(out, "  rate key {key:?}: {}", plural(*n, "task"));
+        }
         let from = if j.result_named {
             "named in job.result"
         } else {
