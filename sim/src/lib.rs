@@ -74,6 +74,7 @@ mod result_checks;
 mod rng;
 mod run;
 mod scenario;
+mod scenario_faults;
 mod schedule_checks;
 mod script;
 mod setup;
