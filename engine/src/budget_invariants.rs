@@ -2,8 +2,9 @@
 //! with its limits, reset timers are armed where the records say, stopped tenants and
 //! jobs are exactly those an exhausted budget stops.
 
+use crate::budget_spec::BudgetOwner;
 use crate::budget_spec::MAX_USAGE_REPORTS;
-use crate::budgets::{consistent, spec_of, tenant_exhausted, BudgetOwner};
+use crate::budget_use::{consistent, spec_of};
 use crate::state::{ReadyPlace, State, TaskState};
 use crate::timers::Timer;
 use crate::violation::Violation;
@@ -57,7 +58,7 @@ pub(super) fn check_budgets(state: &State) -> Result<(), Violation> {
         let name = state.names.tenants.name(id);
         ensure!(
             Count,
-            load.budget_stopped == tenant_exhausted(state, name),
+            load.budget_stopped == state.tenant_exhausted(name),
             "tenant {name} is {}stopped, but its budgets say otherwise",
             if load.budget_stopped { "" } else { "not " }
         );

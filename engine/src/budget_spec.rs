@@ -3,6 +3,7 @@
 //! job declares budgets in its spec; a tenant's budgets come from the configuration
 //! and may reset on a period. Plain data, checked before anything is stored.
 
+use crate::ids::JobId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -129,6 +130,33 @@ impl BudgetSpec {
 /// Tenant budgets, by tenant name and budget name. A job's task counts against its
 /// job's budgets and its tenant's.
 pub type TenantBudgets = BTreeMap<String, BTreeMap<String, BudgetSpec>>;
+
+/// Whose budget it is.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum BudgetOwner {
+    /// Declared in the job's spec.
+    Job(JobId),
+    /// Configured for the tenant (`Config::budgets`).
+    Tenant(String),
+}
+
+impl std::fmt::Display for BudgetOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BudgetOwner::Job(j) => write!(f, "{j}"),
+            BudgetOwner::Tenant(t) => write!(f, "tenant {t}"),
+        }
+    }
+}
+
+/// Which of a dimension's limits was reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LimitKind {
+    /// A warning.
+    Soft,
+    /// Grants stop.
+    Hard,
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,9 @@
 //! Budgets as operators see them: every tenant budget configured and every budget of
 //! a held job, with each dimension's use and limits.
 
+use crate::budget_spec::BudgetOwner;
 use crate::budget_spec::OnHard;
-use crate::budgets::{spec_of, BudgetOwner};
+use crate::budget_use::spec_of;
 use crate::ids::Time;
 use crate::state::{BudgetKey, State};
 use serde::{Deserialize, Serialize};

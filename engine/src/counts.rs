@@ -97,7 +97,7 @@ pub(crate) fn task_counts(state: &State, id: JobId) -> Result<TaskCounts, Reject
         .get(&id)
         .ok_or(Rejection::UnknownJob { job: id })?;
     let mut counts = TaskCounts::default();
-    let stopped = crate::budgets::stopping(state, id).is_some();
+    let stopped = crate::budget_use::stopping(state, id).is_some();
     for task in job.task_ids().filter_map(|t| state.tasks.get(&t)) {
         counts.count(state, task, stopped);
     }

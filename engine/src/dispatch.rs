@@ -187,7 +187,7 @@ fn offer(state: &mut State, w: &WorkerId, q: QueueKey, key: ReadyKey) {
         .unwrap_or_default();
     // The ready index entry is gone; the job's count moves from queued to active.
     queue::take_slot(state, q, job);
-    crate::budgets::granted(state, job);
+    crate::budget_charge::granted(state, job);
     let Some(worker) = state.workers.get_mut(w) else {
         return;
     };

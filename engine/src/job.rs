@@ -275,7 +275,7 @@ pub(crate) fn forget(state: &mut State, job: JobId) {
         }
     }
     state.jobs.remove(&job);
-    crate::budgets::forget_job(state, job);
+    crate::budget_use::forget_job(state, job);
     state.names.tenants.release(tenant);
     state.names.lanes.release(lane);
 }

@@ -418,7 +418,7 @@ pub(crate) fn end_lease(state: &mut State, tid: TaskId, end: AttemptEnd) -> Opti
         rec.ended = Some((now, end));
     }
     let (job, tenant) = (task.job, task.tenant);
-    crate::budgets::attempt_ended(state, job, now.saturating_sub(lease.started_at));
+    crate::budget_charge::attempt_ended(state, job, now.saturating_sub(lease.started_at));
     state.timers.disarm(lease.timer_at, Timer::LeaseExpiry(tid));
     if let Some(at) = lease.timeout_at {
         state.timers.disarm(at, Timer::AttemptTimeout(tid));

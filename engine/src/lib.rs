@@ -20,7 +20,9 @@
 //! ```
 
 mod blacklist;
+mod budget_charge;
 mod budget_spec;
+mod budget_use;
 mod budget_view;
 mod budgets;
 mod config;
@@ -72,12 +74,11 @@ mod violation;
 mod worker;
 
 pub use budget_spec::{
-    check_budget_name, BudgetSpec, DimensionLimit, OnHard, TenantBudgets, ATTEMPTS, ATTEMPT_MS,
-    MAX_BUDGETS_PER_JOB, MAX_BUDGET_NAME_LEN, MAX_DIMENSIONS, MAX_RESET_MS, MAX_USAGE_REPORTS,
-    MIN_RESET_MS,
+    check_budget_name, BudgetOwner, BudgetSpec, DimensionLimit, LimitKind, OnHard, TenantBudgets,
+    ATTEMPTS, ATTEMPT_MS, MAX_BUDGETS_PER_JOB, MAX_BUDGET_NAME_LEN, MAX_DIMENSIONS, MAX_RESET_MS,
+    MAX_USAGE_REPORTS, MIN_RESET_MS,
 };
 pub use budget_view::{BudgetView, DimensionView};
-pub use budgets::{BudgetOwner, LimitKind};
 pub use config::{
     BlacklistPolicy, Config, Limits, Rate, RatePolicy, RateScope, TenantPolicy, ALL_LANES,
 };

@@ -72,7 +72,7 @@ pub enum Accepted {
     /// A usage report was counted (or had been: `duplicate`).
     UsageRecorded {
         /// Whose budget it counted against.
-        owner: crate::budgets::BudgetOwner,
+        owner: crate::budget_spec::BudgetOwner,
         /// The budget.
         budget: String,
         /// The dimension.
@@ -281,13 +281,13 @@ pub enum Effect {
     /// reported once; a tenant budget's once per period).
     BudgetLimitReached {
         /// Whose budget.
-        owner: crate::budgets::BudgetOwner,
+        owner: crate::budget_spec::BudgetOwner,
         /// The budget.
         budget: String,
         /// The dimension.
         dimension: String,
         /// Soft (a warning) or hard (grants stop).
-        kind: crate::budgets::LimitKind,
+        kind: crate::budget_spec::LimitKind,
         /// The use that reached it.
         used: u64,
         /// The limit.
@@ -326,8 +326,8 @@ impl Effect {
             | Effect::JobFinished { job, .. }
             | Effect::ScheduleFired { job, .. } => Recipient::Job(*job),
             Effect::BudgetLimitReached { owner, .. } => match owner {
-                crate::budgets::BudgetOwner::Job(job) => Recipient::Job(*job),
-                crate::budgets::BudgetOwner::Tenant(_) => Recipient::Operator,
+                crate::budget_spec::BudgetOwner::Job(job) => Recipient::Job(*job),
+                crate::budget_spec::BudgetOwner::Tenant(_) => Recipient::Operator,
             },
         }
     }

@@ -83,10 +83,10 @@ fn one_of_each() -> Vec<Effect> {
             first_task: task,
         },
         Effect::BudgetLimitReached {
-            owner: crate::budgets::BudgetOwner::Tenant("acme".into()),
+            owner: crate::budget_spec::BudgetOwner::Tenant("acme".into()),
             budget: "daily".into(),
             dimension: "tokens".into(),
-            kind: crate::budgets::LimitKind::Soft,
+            kind: crate::budget_spec::LimitKind::Soft,
             used: 10,
             limit: 8,
         },

@@ -69,7 +69,7 @@ pub enum TaskStatus {
     /// Held back because a hard limit of a budget of its job or tenant was reached.
     BudgetStopped {
         /// Whose budget.
-        owner: crate::budgets::BudgetOwner,
+        owner: crate::budget_spec::BudgetOwner,
         /// The budget.
         budget: String,
         /// The dimension whose hard limit was reached.
@@ -197,7 +197,7 @@ pub(crate) fn job_status(state: &State, job: &crate::state::Job) -> JobStatus {
         remaining: job.remaining,
         outcome: job.end.map(|e| e.outcome),
         finished_at: job.end.map(|e| e.at),
-        budget_notes: crate::budgets::notes(state, job.id),
+        budget_notes: crate::budget_use::notes(state, job.id),
     }
 }
 
@@ -268,16 +268,14 @@ pub(crate) fn task_status(state: &State, t: &Task) -> TaskStatus {
         TaskState::Waiting => TaskStatus::Waiting,
         TaskState::Delayed { until } => TaskStatus::Delayed { until: *until },
         TaskState::Ready { place } => match place {
-            ReadyPlace::Queued => match crate::budgets::stopping(state, t.job) {
+            ReadyPlace::Queued => match budget_stopped(state, t.job) {
                 Some(stop) => stop,
                 None => match crate::rate::throttled(state, t.queue_key()) {
                     Some(((scope, name), until)) => TaskStatus::RateLimited { scope, name, until },
                     None => TaskStatus::Queued,
                 },
             },
-            ReadyPlace::Parked => {
-                crate::budgets::stopping(state, t.job).unwrap_or(TaskStatus::Parked)
-            }
+            ReadyPlace::Parked => budget_stopped(state, t.job).unwrap_or(TaskStatus::Parked),
             ReadyPlace::Blocked => TaskStatus::Blocked,
         },
         TaskState::Offered { .. } => TaskStatus::Offered,
@@ -320,4 +318,14 @@ fn task_view(state: &State, t: &Task) -> TaskView {
             .collect(),
         capabilities: state.names.caps(t.capset).to_vec(),
     }
+}
+
+/// The status of a job's ready task held back by a budget, if one holds it.
+fn budget_stopped(state: &State, job: JobId) -> Option<TaskStatus> {
+    let ((owner, budget), dimension) = crate::budget_use::stopping(state, job)?;
+    Some(TaskStatus::BudgetStopped {
+        owner,
+        budget,
+        dimension,
+    })
 }

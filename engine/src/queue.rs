@@ -102,7 +102,7 @@ pub(crate) fn release_slot(state: &mut State, job_id: JobId, tenant: u32) {
     job.active -= 1;
     if job.budget_stop.is_some() {
         if job.active == 0 {
-            crate::budgets::slots_released(state, job_id);
+            budget_end_now(state, job_id);
         }
     } else if job.forced.is_none() {
         refill_parked(state, job_id);
@@ -229,4 +229,20 @@ pub(crate) fn coverage(workers: &BTreeMap<WorkerId, Worker>, need: &[String]) ->
         .values()
         .filter(|w| w.status == WorkerStatus::Active && covers(&w.capabilities, need))
         .count() as u32
+}
+
+/// A stopped job's last slot was let go: its end is armed for now.
+fn budget_end_now(state: &mut State, job: JobId) {
+    let now = state.now;
+    let Some(stop) = state
+        .jobs
+        .get_mut(&job)
+        .and_then(|j| j.budget_stop.as_mut())
+    else {
+        return;
+    };
+    if stop.end_at.is_none() {
+        stop.end_at = Some(now);
+        state.timers.arm(now, crate::timers::Timer::BudgetEnd(job));
+    }
 }

@@ -119,7 +119,7 @@ pub(crate) struct Schedule {
 }
 
 /// A budget's identity: whose it is and its name.
-pub(crate) type BudgetKey = (crate::budgets::BudgetOwner, String);
+pub(crate) type BudgetKey = (crate::budget_spec::BudgetOwner, String);
 
 /// What one budget has counted. Every field's invariant is checked by `check_budgets`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -511,9 +511,18 @@ impl State {
                 cap: policy.cap(name),
                 weight: policy.weight(name),
                 over_cap: 0,
-                budget_stopped: crate::budgets::tenant_exhausted(self, name),
+                budget_stopped: self.tenant_exhausted(name),
             };
         }
         id
+    }
+
+    /// Whether any budget of the tenant is exhausted.
+    pub(crate) fn tenant_exhausted(&self, tenant: &str) -> bool {
+        let owner = crate::budget_spec::BudgetOwner::Tenant(tenant.to_string());
+        self.budgets
+            .range((owner.clone(), String::new())..)
+            .take_while(|((o, _), _)| *o == owner)
+            .any(|(_, u)| u.exhausted.is_some())
     }
 }

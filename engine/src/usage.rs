@@ -1,8 +1,9 @@
 //! A worker's usage report: resolved to a budget of the attempt's job or tenant,
 //! counted once per dedup key, and fenced like every other command on an attempt.
 
+use crate::budget_charge::charge;
 use crate::budget_spec::{ATTEMPTS, ATTEMPT_MS, MAX_USAGE_REPORTS};
-use crate::budgets::{charge, resolve, spec_of};
+use crate::budget_use::{resolve, spec_of};
 use crate::ids::{Fence, InstanceId, WorkerId};
 use crate::output::Accepted;
 use crate::reject::Rejection;
