@@ -46,6 +46,7 @@
 
 mod beliefs;
 mod budget_checks;
+mod budget_knobs;
 mod check;
 mod checks;
 mod client;
@@ -92,12 +93,12 @@ mod work;
 mod worker;
 mod world;
 
+pub use budget_knobs::BudgetKnobs;
 pub use check::{Check, CheckFailure, Modality};
 pub use durable::EngineHook;
 pub use load::{load, ScenarioError};
 pub use plan::{simulate_plan, PlanOutcome, PlanWorker};
 pub use profile::{JobShape, PartitionMode, Profile};
-pub use profile_budgets::BudgetKnobs;
 pub use run::{run, RunOptions, RunReport};
 pub use scenario::{
     CountExpect, Direction, EngineKnobs, Expect, Fault, FaultKind, GroupSpec, JobPlan, NetworkSpec,

@@ -3,7 +3,7 @@
 //! profile then generates a full scenario (workers, jobs, fault schedule) from the same
 //! seed, which is what gets run, printed and shrunk.
 
-use crate::profile_budgets::BudgetKnobs;
+use crate::budget_knobs::BudgetKnobs;
 use crate::rng::{SimRng, Stream};
 use crate::scenario::{EngineKnobs, Expect, NetworkSpec, Scenario};
 use keel_engine::{Rate, RatePolicy};
