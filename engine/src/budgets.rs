@@ -11,9 +11,12 @@ use crate::state::{BudgetKey, State, TaskState};
 
 /// The end of a stopped job is due: it ends, failed, its unfinished tasks cancelled.
 pub(crate) fn end_due(state: &mut State, job: JobId, at: Time) {
-    let due = state.jobs.get(&job).is_some_and(|j| {
-        j.end.is_none() && j.budget_stop.as_ref().is_some_and(|s| s.end_at == Some(at))
-    });
+    // One end is armed per stopped job; ending an ended job changes nothing.
+    let due = state
+        .jobs
+        .get(&job)
+        .and_then(|j| j.budget_stop.as_ref())
+        .is_some_and(|s| s.end_at == Some(at));
     if due {
         crate::job::terminate(state, job, JobOutcome::Failed, EndReason::BudgetExhausted);
     }
@@ -65,15 +68,13 @@ pub(crate) fn reset_due(state: &mut State, tenant: &str, budget: &str, at: Time)
     }
 }
 
-/// Recomputes whether the tenant is stopped, waking dispatch when it no longer is.
+/// Recomputes whether the tenant is stopped; dispatch looks again, as its queues may
+/// be served now.
 fn restop_tenant(state: &mut State, tenant: &str) {
     let stopped = state.tenant_exhausted(tenant);
     if let Some(id) = state.names.tenants.get(tenant) {
-        let load = &mut state.tenants[id as usize];
-        if load.budget_stopped && !stopped {
-            state.dispatch_dirty = true;
-        }
-        load.budget_stopped = stopped;
+        state.tenants[id as usize].budget_stopped = stopped;
+        state.dispatch_dirty = true;
     }
 }
 

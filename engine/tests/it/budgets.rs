@@ -369,10 +369,20 @@ fn a_tenant_budget_under_revoke_requeues_the_tenants_attempts() {
     h.register("w", 1, &[], 4).unwrap();
     let (_, t1) = h.submit(tenant_job("j1")).unwrap();
     h.submit(tenant_job("j2")).unwrap();
+    let (_, offered) = h.submit(tenant_job("j3")).unwrap();
     let f = h.take("w", 1);
     let second = h.take("w", 1);
+    assert_eq!(
+        h.request("w", 1, 1).len(),
+        1,
+        "j3's task is offered, not accepted"
+    );
     usage(&mut h, f, "daily", "tokens", 10, "r");
     let effects = h.tick(h.now);
+    assert!(has(&effects, |e| matches!(
+        e,
+        Effect::GrantWithdrawn { task, reason: EndReason::BudgetExhausted, .. } if *task == offered
+    )));
     let revoked = effects
         .iter()
         .filter(|e| {
