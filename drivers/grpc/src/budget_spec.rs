@@ -3,6 +3,7 @@
 //! twice, an unknown `on_hard` value) is refused here naming the field; the engine
 //! checks the limits on submission.
 
+use crate::convert::owner_to_proto;
 use crate::proto;
 use crate::validate::invalid;
 use keel_engine::{BudgetOwner, BudgetSpec, BudgetView, DimensionLimit, JobId, OnHard};
@@ -78,16 +79,6 @@ pub fn on_hard_label(value: i32) -> &'static str {
     match proto::OnHard::try_from(value) {
         Ok(proto::OnHard::Revoke) => "revoke",
         _ => "finish",
-    }
-}
-
-pub(crate) fn owner_to_proto(owner: &BudgetOwner) -> proto::BudgetOwner {
-    use proto::budget_owner::Owner;
-    proto::BudgetOwner {
-        owner: Some(match owner {
-            BudgetOwner::Job(j) => Owner::Job(j.get()),
-            BudgetOwner::Tenant(t) => Owner::Tenant(t.clone()),
-        }),
     }
 }
 

@@ -1,6 +1,5 @@
 //! Conversions between the engine's replies, effects and views and `keel.v1` messages.
 
-use crate::budget_spec::owner_to_proto;
 use crate::proto;
 use keel_engine::{
     Accepted, Effect, EndReason, Fence, JobOutcome, JobStatus, JobView, SuspendTimeout, TaskId,
@@ -334,6 +333,17 @@ pub(crate) fn job_view_to_proto(v: &JobView) -> proto::DescribeJobResponse {
     proto::DescribeJobResponse {
         status: Some(job_status_to_proto(&v.status)),
         tasks: v.tasks.iter().map(task_view_to_proto).collect(),
+    }
+}
+
+/// A budget's owner on the wire.
+pub(crate) fn owner_to_proto(owner: &keel_engine::BudgetOwner) -> proto::BudgetOwner {
+    use proto::budget_owner::Owner;
+    proto::BudgetOwner {
+        owner: Some(match owner {
+            keel_engine::BudgetOwner::Job(j) => Owner::Job(j.get()),
+            keel_engine::BudgetOwner::Tenant(t) => Owner::Tenant(t.clone()),
+        }),
     }
 }
 

@@ -178,7 +178,7 @@ mod tests {
         assert!(!Usages::owns(1));
         assert_eq!(usages.unanswered(), vec![first.clone(), second.clone()]);
         let recorded = proto::UsageRecorded {
-            owner: Some(crate::budget_spec::owner_to_proto(&BudgetOwner::Tenant(
+            owner: Some(crate::convert::owner_to_proto(&BudgetOwner::Tenant(
                 "acme".into(),
             ))),
             budget: "llm".into(),
