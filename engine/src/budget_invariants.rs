@@ -2,14 +2,21 @@
 //! with its limits, reset timers are armed where the records say, stopped tenants and
 //! jobs are exactly those an exhausted budget stops.
 
-use crate::budget_spec::BudgetOwner;
-use crate::budget_spec::MAX_USAGE_REPORTS;
+use crate::budget_spec::{BudgetOwner, MAX_USAGE_REPORTS};
 use crate::budget_use::{consistent, spec_of};
 use crate::state::{ReadyPlace, State, TaskState};
 use crate::timers::Timer;
 use crate::violation::Violation;
 
 pub(super) fn check_budgets(state: &State) -> Result<(), Violation> {
+    check_uses(state)?;
+    check_tenant_stops(state)?;
+    check_job_stops(state)
+}
+
+/// Every counted use is of a declared budget, agrees with its limits, and has its
+/// reset timer where it records one.
+fn check_uses(state: &State) -> Result<(), Violation> {
     for (key, u) in &state.budgets {
         let (owner, name) = key;
         let spec = spec_of(state, key);
@@ -50,6 +57,11 @@ pub(super) fn check_budgets(state: &State) -> Result<(), Violation> {
             );
         }
     }
+    Ok(())
+}
+
+/// A held tenant is stopped exactly when one of its budgets is exhausted.
+fn check_tenant_stops(state: &State) -> Result<(), Violation> {
     for (i, load) in state.tenants.iter().enumerate() {
         let id = i as u32;
         if state.names.tenants.refs(id) == 0 {
@@ -63,6 +75,12 @@ pub(super) fn check_budgets(state: &State) -> Result<(), Violation> {
             if load.budget_stopped { "" } else { "not " }
         );
     }
+    Ok(())
+}
+
+/// A stopped job names its own exhausted budget, its end is armed where it says, and
+/// none of its tasks waits in the ready index.
+fn check_job_stops(state: &State) -> Result<(), Violation> {
     for (id, j) in &state.jobs {
         let Some(stop) = &j.budget_stop else { continue };
         ensure!(

@@ -33,18 +33,7 @@ pub(crate) fn handle(
     touch(state, &w, inst)?;
     match cmd {
         WorkerCommand::Register { .. } | WorkerCommand::Heartbeat => Ok(Accepted::Ok),
-        WorkerCommand::RequestWork { credits } => {
-            let limit = state.config.limits.max_pending_grants_per_worker;
-            if credits > limit {
-                return Err(Rejection::TooLarge {
-                    field: "credits".into(),
-                    size: credits as u64,
-                    limit: limit as u64,
-                });
-            }
-            request_work(state, &w, credits);
-            Ok(Accepted::Ok)
-        }
+        WorkerCommand::RequestWork { credits } => request_work(state, &w, credits),
         WorkerCommand::Drain => {
             drain(state, &w);
             Ok(Accepted::Ok)
@@ -77,18 +66,15 @@ pub(crate) fn handle(
             dimension,
             amount,
             dedup_key,
-        } => crate::usage::report(
-            state,
-            &w,
-            inst,
-            fence,
-            crate::usage::Report {
+        } => {
+            let r = crate::usage::Report {
                 budget,
                 dimension,
                 amount,
                 dedup_key,
-            },
-        ),
+            };
+            crate::usage::report(state, &w, inst, fence, r)
+        }
     }
 }
 
@@ -341,12 +327,22 @@ fn take_previous(
     carried
 }
 
-fn request_work(state: &mut State, w: &WorkerId, credits: u32) {
+/// Credits beyond `max_pending_grants_per_worker` are refused; within it they replace
+/// the worker's outstanding request.
+fn request_work(state: &mut State, w: &WorkerId, credits: u32) -> Reply {
+    let limit = state.config.limits.max_pending_grants_per_worker;
+    if credits > limit {
+        return Err(Rejection::TooLarge {
+            field: "credits".into(),
+            size: credits as u64,
+            limit: limit as u64,
+        });
+    }
     let Some(worker) = state.workers.get_mut(w) else {
-        return;
+        return Ok(Accepted::Ok);
     };
     if worker.status != WorkerStatus::Active {
-        return;
+        return Ok(Accepted::Ok);
     }
     worker.credits = credits.min(worker.max_concurrency);
     if worker.credits > 0 {
@@ -355,6 +351,7 @@ fn request_work(state: &mut State, w: &WorkerId, credits: u32) {
     } else {
         state.demand.remove(w);
     }
+    Ok(Accepted::Ok)
 }
 
 fn drain(state: &mut State, w: &WorkerId) {
