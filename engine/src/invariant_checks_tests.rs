@@ -171,3 +171,113 @@ fn a_paused_schedule_still_due_is_caught() {
         "paused schedule \"s\" still has a due time",
     );
 }
+
+/// An engine whose job "j" has reached its own attempts limit of 1 (one task offered,
+/// one held back) and whose tenant "default" has a resetting tokens budget with use.
+fn with_budgets() -> State {
+    use crate::budget_spec::{BudgetSpec, DimensionLimit, ATTEMPTS};
+    use crate::input::ClientCommand;
+    use crate::spec::{JobSpec, TaskSpec};
+    use std::collections::BTreeMap;
+    let limit = |hard| DimensionLimit {
+        soft: None,
+        hard: Some(hard),
+    };
+    let mut config = crate::Config::default();
+    let mut tenant = BudgetSpec {
+        limits: BTreeMap::from([(ATTEMPTS.to_string(), limit(100))]),
+        ..BudgetSpec::default()
+    };
+    tenant.reset_every_ms = Some(60_000);
+    config.budgets = BTreeMap::from([(
+        "default".to_string(),
+        BTreeMap::from([("quota".to_string(), tenant)]),
+    )]);
+    let mut engine = Engine::new(config);
+    let w = WorkerId::new("w");
+    let reg = WorkerCommand::Register {
+        capabilities: vec![],
+        lanes: vec![],
+        max_concurrency: 4,
+    };
+    engine.apply(0, Input::worker(&w, InstanceId::new(1), reg));
+    let mut spec = JobSpec::new("j", vec![TaskSpec::new("a"), TaskSpec::new("b")]);
+    let own = BudgetSpec {
+        limits: BTreeMap::from([(ATTEMPTS.to_string(), limit(1))]),
+        ..BudgetSpec::default()
+    };
+    spec.budgets.insert("own".into(), own);
+    engine.apply(0, Input::Client(ClientCommand::SubmitJob(spec)));
+    let ask = WorkerCommand::RequestWork { credits: 2 };
+    engine.apply(1, Input::worker(&w, InstanceId::new(1), ask));
+    let state = engine.state;
+    assert_eq!(check(&state), Ok(()));
+    assert_eq!(state.budgets.len(), 2, "the job's and the tenant's");
+    state
+}
+
+fn job_budget(state: &mut State) -> &mut crate::state::BudgetUse {
+    let key = (
+        crate::budget_spec::BudgetOwner::Job(crate::JobId(1)),
+        "own".to_string(),
+    );
+    state.budgets.get_mut(&key).expect("the job's budget use")
+}
+
+#[test]
+fn a_budget_past_its_hard_limit_not_marked_exhausted_is_caught() {
+    let mut state = with_budgets();
+    job_budget(&mut state).exhausted = None;
+    caught(&state, InvariantKind::Limit, "not what its limits say");
+}
+
+#[test]
+fn a_budget_use_nobody_declares_is_caught() {
+    let mut state = with_budgets();
+    let stray = job_budget(&mut state).clone();
+    let key = (
+        crate::budget_spec::BudgetOwner::Tenant("nobody".into()),
+        "x".to_string(),
+    );
+    state.budgets.insert(key, stray);
+    caught(
+        &state,
+        InvariantKind::Reference,
+        "which it does not declare",
+    );
+}
+
+#[test]
+fn a_tenant_period_without_its_reset_timer_is_caught() {
+    let mut state = with_budgets();
+    let key = (
+        crate::budget_spec::BudgetOwner::Tenant("default".into()),
+        "quota".to_string(),
+    );
+    let u = state.budgets.get_mut(&key).expect("the tenant's use");
+    u.resets_at = Some(120_000);
+    caught(
+        &state,
+        InvariantKind::Timer,
+        "resets at 120000 without a timer",
+    );
+}
+
+#[test]
+fn a_tenant_stopped_by_no_budget_is_caught() {
+    let mut state = with_budgets();
+    state.tenants[0].budget_stopped = true;
+    caught(&state, InvariantKind::Count, "tenant default is stopped");
+}
+
+#[test]
+fn a_job_stopped_by_a_budget_it_has_not_used_up_is_caught() {
+    let mut state = with_budgets();
+    job_budget(&mut state).used.clear();
+    job_budget(&mut state).exhausted = None;
+    caught(
+        &state,
+        InvariantKind::Reference,
+        "which is not its exhausted budget",
+    );
+}
