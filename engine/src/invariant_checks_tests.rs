@@ -281,3 +281,25 @@ fn a_job_stopped_by_a_budget_it_has_not_used_up_is_caught() {
         "which is not its exhausted budget",
     );
 }
+
+#[test]
+fn a_use_of_a_dimension_its_budget_does_not_limit_is_caught() {
+    let mut state = with_budgets();
+    job_budget(&mut state).used.insert("tokens".into(), 1);
+    caught(&state, InvariantKind::Limit, "not what its limits say");
+}
+
+#[test]
+fn a_warning_for_a_soft_limit_not_reached_is_caught() {
+    let mut state = with_budgets();
+    job_budget(&mut state).warned.insert("attempts".into());
+    caught(&state, InvariantKind::Limit, "not what its limits say");
+}
+
+#[test]
+fn an_exhausted_mark_on_a_dimension_under_its_limit_is_caught() {
+    let mut state = with_budgets();
+    let u = job_budget(&mut state);
+    u.used.insert(crate::budget_spec::ATTEMPTS.into(), 0);
+    caught(&state, InvariantKind::Limit, "not what its limits say");
+}
