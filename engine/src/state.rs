@@ -2,7 +2,7 @@
 //! into the digest, so it holds only ordered collections and plain data.
 
 use crate::config::{Config, RateScope};
-use crate::ids::{Fence, GrantId, InstanceId, JobId, TaskId, Time, WorkerId};
+use crate::ids::{GrantId, InstanceId, JobId, TaskId, Time, WorkerId};
 use crate::input::SuspendTimeout;
 use crate::intern::{CapSetId, Interned};
 use crate::output::{Effect, EndReason, JobOutcome, TaskOutcome};
@@ -11,7 +11,9 @@ use crate::slab::Slab;
 use crate::spec::{GroupKind, Payload, RetryPolicy, UnsatisfiedPolicy};
 use crate::timers::Timers;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub(crate) use crate::state_workers::{Grant, Worker, WorkerStatus};
 
 /// Every field's invariant is checked from scratch by `invariants::check` after each
 /// step in tests and on every `restore`; the `Invariant:` lines say what it checks.
@@ -400,67 +402,6 @@ pub(crate) enum AttemptEnd {
         reported: bool,
     },
     Ended(EndReason),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum WorkerStatus {
-    Active,
-    Draining,
-    Lost,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct Worker {
-    pub id: WorkerId,
-    pub instance: InstanceId,
-    pub capabilities: Vec<String>,
-    pub lane_names: Vec<String>,
-    pub lanes: Vec<u32>,
-    pub max_concurrency: u32,
-    pub status: WorkerStatus,
-    pub last_seen: Time,
-    pub liveness_timer_at: Time,
-    pub credits: u32,
-    /// Invariant: exactly the unaccepted grants offered to this worker; none while
-    /// `Lost`, and with `leases` at most `max_concurrency`.
-    pub grants: BTreeSet<GrantId>,
-    /// Invariant: exactly the tasks `Running` on this worker; none while `Lost`.
-    pub leases: BTreeSet<TaskId>,
-    pub recent_failures: VecDeque<Time>,
-    /// Invariant: when set, the readmission timer is armed at it.
-    pub blacklisted_until: Option<Time>,
-    /// The first grant id issued after the blacklist started: offers numbered below it
-    /// predate the blacklist, so the invariant checker can tell them from new ones even
-    /// within one millisecond.
-    pub blacklisted_from_grant: Option<GrantId>,
-    pub lane_cursor: u32,
-}
-
-impl Worker {
-    pub(crate) fn active(&self) -> u32 {
-        (self.grants.len() + self.leases.len()) as u32
-    }
-
-    pub(crate) fn can_take_work(&self) -> bool {
-        self.status == WorkerStatus::Active
-            && self.blacklisted_until.is_none()
-            && self.credits > 0
-            && self.active() < self.max_concurrency
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Grant {
-    pub id: GrantId,
-    pub task: TaskId,
-    pub worker: WorkerId,
-    pub instance: InstanceId,
-    pub attempt: u32,
-    pub offered_at: Time,
-    pub expires_at: Time,
-    /// Set when the worker accepted; the record lives as long as the lease so a
-    /// replayed accept gets the same answer.
-    pub accepted: Option<Fence>,
 }
 
 impl State {

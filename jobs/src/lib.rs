@@ -19,9 +19,11 @@ mod error;
 mod generate;
 mod job_file;
 mod load;
+mod locate;
 mod plan;
 mod pool;
 mod render_text;
+mod spans;
 mod timing;
 
 pub use budget_file::{BudgetProblem, BudgetTable};

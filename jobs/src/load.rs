@@ -4,9 +4,11 @@
 
 use crate::error::SpecError;
 use crate::job_file::{Defaults, DepKind, Deps, JobFile, OnUnsatisfied, RetryFile, TaskFile};
+use crate::locate::locate;
+use crate::spans::{Located, Spans, TaskSpans};
 use keel_engine::{
-    check_name, validate_job, DepGroup, GroupKind, JobError, JobSpec, Limits, Payload, RetryPolicy,
-    TaskSpec, UnsatisfiedPolicy, ValidJob,
+    validate_job, DepGroup, GroupKind, JobError, JobSpec, Limits, Payload, RetryPolicy, TaskSpec,
+    UnsatisfiedPolicy, ValidJob,
 };
 use std::ops::Range;
 use toml::Spanned;
@@ -90,35 +92,6 @@ fn field_before(source: &str, at: usize) -> Option<&str> {
     let key = &lhs[start..];
     (!key.is_empty()).then_some(key)
 }
-
-/// Where each part of the job sits in the file, indexed like `JobSpec::tasks`.
-struct Spans {
-    job: Range<usize>,
-    name: Range<usize>,
-    tenant: Option<Range<usize>>,
-    lane: Option<Range<usize>>,
-    defaults_retry: Option<Range<usize>>,
-    deadline: Option<Range<usize>>,
-    /// Spans of the result task ids, in the order of `JobSpec::result`.
-    result: Vec<Range<usize>>,
-    tasks: Vec<TaskSpans>,
-    budgets: crate::budget_load::BudgetSpans,
-}
-
-struct TaskSpans {
-    id: Range<usize>,
-    /// Spans of the upstream ids, in the order of `DepGroup::upstream`.
-    deps: Option<(Range<usize>, Vec<Range<usize>>)>,
-    quorum: Option<Range<usize>>,
-    /// Spans of the capability tokens, in the order of `TaskSpec::capabilities`.
-    capabilities: Option<(Range<usize>, Vec<Range<usize>>)>,
-    payload: Option<Range<usize>>,
-    retry: Option<Range<usize>>,
-    /// The task's own `attempt_timeout`, else the one in `[defaults]`.
-    attempt_timeout: Option<Range<usize>>,
-}
-
-type Located = (Range<usize>, String);
 
 fn convert(file: JobFile) -> Result<(JobSpec, Spans), Located> {
     let job_span = file.job.span();
@@ -295,203 +268,6 @@ fn retry_policy(task: Option<&RetryFile>, defaults: Option<&RetryFile>) -> Retry
         backoff_factor: first(&layers, |r| r.backoff_factor).unwrap_or(base.backoff_factor),
         backoff_max_ms: first(&layers, |r| r.backoff_max).map_or(base.backoff_max_ms, |m| m.0),
         jitter_pct: first(&layers, |r| r.jitter_pct).unwrap_or(base.jitter_pct),
-    }
-}
-
-/// Maps an engine refusal to the span of the key it is about, and a message naming it.
-fn locate(spec: &JobSpec, spans: &Spans, e: &JobError, source: &str, limits: &Limits) -> Located {
-    let index = |key: &str| spec.tasks.iter().position(|t| t.key == key);
-    let task = |key: &str| index(key).and_then(|i| spans.tasks.get(i));
-    let id_span = |key: &str| task(key).map(|t| t.id.clone());
-    let whole = 0..0;
-    let span = match e {
-        JobError::Empty | JobError::TooManyTasks { .. } => Some(whole.clone()),
-        JobError::InvalidBudget(why) => {
-            let span = crate::budget_load::locate(&spans.budgets, why);
-            return (span.unwrap_or(whole), crate::budget_load::message(why));
-        }
-        JobError::BadName { field, why } => {
-            return bad_name(spec, spans, field, why, limits).unwrap_or((whole, e.to_string()))
-        }
-        JobError::DuplicateTask { key } => {
-            if let Some(found) = duplicate_task(spec, spans, key, source) {
-                return found;
-            }
-            None
-        }
-        JobError::UnknownDependency { task: t, dep } => dep_span(spec, spans, t, dep, 0),
-        JobError::DuplicateDependency { task: t, dep } => dep_span(spec, spans, t, dep, 1),
-        JobError::Cycle { cycle } => match cycle.as_slice() {
-            [first, second, ..] => dep_span(spec, spans, second, first, 0),
-            _ => None,
-        },
-        JobError::EmptyGroup { task: t } | JobError::TooManyDependencies { task: t, .. } => {
-            task(t).and_then(|s| s.deps.as_ref()).map(|d| d.0.clone())
-        }
-        JobError::QuorumOutOfRange { task: t, .. } => task(t).and_then(|s| s.quorum.clone()),
-        JobError::TooDeep { task: t, .. } => id_span(t),
-        JobError::PayloadTooLarge { task: t, .. } => task(t).and_then(|s| s.payload.clone()),
-        JobError::TooManyCapabilities { task: t, .. } => task(t)
-            .and_then(|s| s.capabilities.as_ref())
-            .map(|c| c.0.clone()),
-        JobError::Capability {
-            task: t,
-            token,
-            why,
-        } => {
-            let nth = usize::from(matches!(why, keel_engine::CapabilityIssue::Duplicate));
-            index(t).and_then(|i| capability_span(&spec.tasks[i], spans.tasks.get(i)?, token, nth))
-        }
-        JobError::UnknownResultTask { key } => result_span(spec, spans, key, 0),
-        JobError::DuplicateResultTask { key } => result_span(spec, spans, key, 1),
-        JobError::BadRetry { task: t, .. } => task(t)
-            .and_then(|s| s.retry.clone())
-            .or_else(|| spans.defaults_retry.clone()),
-        JobError::BadField {
-            task: None, field, ..
-        } if field == "deadline_ms" => spans.deadline.clone(),
-        JobError::BadField {
-            task: Some(t),
-            field,
-            ..
-        } if field == "attempt_timeout_ms" => task(t).and_then(|s| s.attempt_timeout.clone()),
-        // The loader refuses `max_concurrency = 0` itself; anything else points at the
-        // task, or the job.
-        JobError::BadField { .. } => None,
-    };
-    let span = span
-        .or_else(|| task_of(e).and_then(id_span))
-        .unwrap_or(whole);
-    (span, message(e))
-}
-
-/// The second definition of task id `key`, with a message naming the line of the first.
-fn duplicate_task(spec: &JobSpec, spans: &Spans, key: &str, source: &str) -> Option<Located> {
-    let mut ids = spec
-        .tasks
-        .iter()
-        .zip(&spans.tasks)
-        .filter(|(t, _)| t.key == key);
-    let first = ids.next().map(|(_, s)| s.id.start)?;
-    let (_, second) = ids.next()?;
-    let line = source.get(..first).map_or(0, |s| s.matches('\n').count()) + 1;
-    let msg = format!("task id {key:?} is defined twice (first on line {line})");
-    Some((second.id.clone(), msg))
-}
-
-/// The span of the `nth` (from 0) occurrence of capability `token` in a task's list.
-fn capability_span(
-    task: &TaskSpec,
-    spans: &TaskSpans,
-    token: &str,
-    nth: usize,
-) -> Option<Range<usize>> {
-    let items = &spans.capabilities.as_ref()?.1;
-    let hits = task
-        .capabilities
-        .iter()
-        .zip(items)
-        .filter(|(c, _)| *c == token);
-    hits.map(|(_, r)| r.clone()).nth(nth)
-}
-
-/// The refusal's message, naming fields as the file spells them.
-fn message(e: &JobError) -> String {
-    match e {
-        JobError::UnknownResultTask { key } => format!("job.result names unknown task id {key:?}"),
-        JobError::DuplicateResultTask { key } => format!("job.result lists task id {key:?} twice"),
-        // Name the retry fields as the file spells them.
-        JobError::BadRetry { task, why } => {
-            let why = why
-                .replace("backoff_max_ms", "backoff_max")
-                .replace("backoff_base_ms", "backoff");
-            format!("task {task:?} retry policy: {why}")
-        }
-        // Name the fields as the file spells them.
-        JobError::BadField { task, field, why } => {
-            let field = match field.as_str() {
-                "deadline_ms" => "job.deadline",
-                "attempt_timeout_ms" => "attempt_timeout",
-                other => other,
-            };
-            match task {
-                Some(t) => format!("task {t:?} {field}: {why}"),
-                None => format!("{field}: {why}"),
-            }
-        }
-        _ => e.to_string(),
-    }
-}
-
-fn bad_name(
-    spec: &JobSpec,
-    spans: &Spans,
-    field: &str,
-    why: &str,
-    limits: &Limits,
-) -> Option<Located> {
-    let (span, what) = match field {
-        "job name" => (spans.name.clone(), "job.name"),
-        "tenant" => (
-            spans.tenant.clone().unwrap_or(spans.job.clone()),
-            "job.tenant",
-        ),
-        "lane" => (spans.lane.clone().unwrap_or(spans.job.clone()), "job.lane"),
-        "task key" => {
-            let bad = spec
-                .tasks
-                .iter()
-                .zip(&spans.tasks)
-                .find(|(t, _)| check_name("task key", &t.key, limits.max_name_len).is_err())?;
-            return Some((
-                bad.1.id.clone(),
-                format!("task id {:?} is invalid: {why}", bad.0.key),
-            ));
-        }
-        _ => return None,
-    };
-    Some((span, format!("{what} is invalid: {why}")))
-}
-
-/// The span of the `nth` occurrence of `dep` in the dependency list of task `key`.
-fn dep_span(
-    spec: &JobSpec,
-    spans: &Spans,
-    key: &str,
-    dep: &str,
-    nth: usize,
-) -> Option<Range<usize>> {
-    let i = spec.tasks.iter().position(|t| t.key == key)?;
-    let group = spec.tasks[i].deps.as_ref()?;
-    let items = &spans.tasks.get(i)?.deps.as_ref()?.1;
-    let hits = group.upstream.iter().zip(items).filter(|(u, _)| *u == dep);
-    hits.map(|(_, r)| r.clone()).nth(nth)
-}
-
-/// The span of the `nth` occurrence of `key` in `job.result`.
-fn result_span(spec: &JobSpec, spans: &Spans, key: &str, nth: usize) -> Option<Range<usize>> {
-    let hits = spec
-        .result
-        .iter()
-        .zip(&spans.result)
-        .filter(|(k, _)| *k == key);
-    hits.map(|(_, r)| r.clone()).nth(nth)
-}
-
-fn task_of(e: &JobError) -> Option<&str> {
-    match e {
-        JobError::UnknownDependency { task, .. }
-        | JobError::DuplicateDependency { task, .. }
-        | JobError::EmptyGroup { task }
-        | JobError::QuorumOutOfRange { task, .. }
-        | JobError::TooManyDependencies { task, .. }
-        | JobError::TooDeep { task, .. }
-        | JobError::PayloadTooLarge { task, .. }
-        | JobError::TooManyCapabilities { task, .. }
-        | JobError::Capability { task, .. }
-        | JobError::BadRetry { task, .. } => Some(task),
-        JobError::BadField { task, .. } => task.as_deref(),
-        _ => None,
     }
 }
 

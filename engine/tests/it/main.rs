@@ -32,4 +32,5 @@ mod results;
 mod retries;
 mod routing;
 mod schedules;
+mod tenant_budgets;
 mod workers;

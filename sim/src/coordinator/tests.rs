@@ -1,5 +1,6 @@
 use super::*;
 use crate::rng::Stream;
+use crate::storage::ArmedFault;
 use keel_engine::{ClientCommand, JobSpec, TaskSpec};
 
 fn submit(name: &str) -> Input {
