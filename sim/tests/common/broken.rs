@@ -15,6 +15,18 @@ pub(crate) fn first_caught(
     test: &str,
     defect: &str,
 ) -> SeedResult {
+    first_failing(hook, bound, test, defect, &|failed| failed == check)
+}
+
+/// The first seed below `bound` whose run against the engine `hook` breaks fails a
+/// check `accept` takes; panics naming `defect` when none does.
+pub(crate) fn first_failing(
+    hook: fn(&mut Engine),
+    bound: u64,
+    test: &str,
+    defect: &str,
+    accept: &dyn Fn(Check) -> bool,
+) -> SeedResult {
     let opts = SwarmOptions {
         hook: Some(hook),
         shrink_budget: 0,
@@ -23,9 +35,9 @@ pub(crate) fn first_caught(
     };
     (0..bound)
         .map(|seed| run_seed(seed, &opts))
-        .find(|r| r.failed == Some(check))
+        .find(|r| r.failed.is_some_and(accept))
         .unwrap_or_else(|| {
-            panic!("{bound} seeds ran against {defect} and {check} never failed first")
+            panic!("{bound} seeds ran against {defect} and no expected check failed first")
         })
 }
 
