@@ -8,6 +8,10 @@ use keel_sim::{run_seed, Check, Scenario, SeedResult, SwarmOptions};
 
 /// The first seed below `bound` whose run against the engine `hook` breaks fails
 /// `check` first; panics naming `defect` when none does.
+#[allow(
+    dead_code,
+    reason = "a test whose defect may break one of several checks uses first_failing"
+)]
 pub(crate) fn first_caught(
     hook: fn(&mut Engine),
     check: Check,
