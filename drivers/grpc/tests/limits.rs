@@ -323,3 +323,45 @@ async fn an_sdk_output_larger_than_the_coordinator_accepts_fails_its_task_naming
     assert_eq!(summary.reconnects, 0, "{summary:?}");
     assert_eq!(summary.failed, 1);
 }
+
+/// An output that fits a frame but not the engine's `max_payload_bytes` reaches the
+/// engine, which fails the attempt for good naming the limit: it is not refused as a
+/// malformed command, which the worker would drop while its lease ran out and the task
+/// was run again with the same result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sdk_output_over_the_engines_limit_fails_its_task_at_once_naming_the_limit() {
+    let cluster = Cluster::start(ServerOptions::default()).await;
+    let max = cluster_limit();
+    let mut jobs = cluster.client().jobs().await.unwrap();
+    let job = support::submit(&mut jobs, &JobSpec::new("big", vec![TaskSpec::new("t")]))
+        .await
+        .job;
+    let config = keel_grpc::worker::WorkerConfig::new(cluster.client(), "w1", 1);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(keel_grpc::worker::Worker::new(config).run(
+        move |_t: keel_grpc::worker::Task| async move {
+            keel_grpc::worker::Outcome::Complete(vec![0; max + 1])
+        },
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let outcome = soon("the job ending", support::finished(&mut jobs, job)).await;
+    assert_eq!(outcome, "failed");
+    let view = jobs
+        .describe_job(DescribeJobRequest { job })
+        .await
+        .unwrap()
+        .into_inner();
+    let task = &view.tasks[0];
+    assert!(task.detail.contains("max_payload_bytes"), "{}", task.detail);
+    assert_eq!(task.attempts.len(), 1, "the task ran again: {task:?}");
+    let _ = stop.send(());
+    let summary = soon("the worker stopping", worker).await.unwrap().unwrap();
+    assert_eq!(summary.failed, 1, "{summary:?}");
+}
+
+/// The engine's default limit on one output.
+fn cluster_limit() -> usize {
+    keel_engine::Config::default().limits.max_payload_bytes as usize
+}

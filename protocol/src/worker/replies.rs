@@ -235,12 +235,20 @@ impl WorkerMachine {
     fn report_answered(&mut self, now: Time, fence: Fence, answer: Answer, out: &mut Vec<Output>) {
         match answer {
             Answer::Refused(r)
-                if r.kind == RefusalKind::TooLarge
-                    && matches!(self.reports.get(&fence), Some(Outcome::Complete(_))) =>
+                if matches!(r.kind, RefusalKind::TooLarge | RefusalKind::Invalid)
+                    && matches!(
+                        self.reports.get(&fence),
+                        Some(Outcome::Complete(_) | Outcome::Suspend { .. })
+                    ) =>
             {
-                // The output is over the engine's limit: the attempt fails for good
-                // instead of being lost and run again with the same result.
-                let error = format!("the task's output was refused: {}", r.message);
+                // The output is over a limit, or the outcome is one the coordinator
+                // cannot take: the attempt fails for good instead of being dropped, its
+                // lease running out and the task run again with the same result.
+                let what = match self.reports.get(&fence) {
+                    Some(Outcome::Complete(_)) => "output",
+                    _ => "suspension",
+                };
+                let error = format!("the task's {what} was refused: {}", r.message);
                 let failed = Outcome::Fail {
                     error,
                     permanent: true,

@@ -107,6 +107,60 @@ fn an_output_the_coordinator_refuses_as_too_large_fails_the_attempt_for_good() {
 }
 
 #[test]
+fn a_suspension_the_coordinator_refuses_as_invalid_fails_the_attempt_for_good() {
+    let mut m = WorkerMachine::new(config(1));
+    register(&mut m, 0, None);
+    let f = fence(7, 1);
+    run(&mut m, 100, 1, f);
+    let suspend = Outcome::Suspend {
+        waitpoint: "bad name".into(),
+        timeout_ms: None,
+        on_timeout: SuspendTimeout::Resume,
+    };
+    let mut out = Vec::new();
+    m.handler_finished(200, f, Some(suspend), &mut out);
+    let suspended = sent(&out, |c| matches!(c, Command::Suspend { .. })).unwrap();
+    let message = "invalid_name: waitpoint \"bad name\"".to_string();
+    let refusal = Refusal::from_code("invalid_name", message, None);
+    let out = reply(&mut m, 300, suspended, Answer::Refused(refusal));
+    let error = commands(&out)
+        .into_iter()
+        .find_map(|c| match c {
+            Command::Fail {
+                error,
+                permanent: true,
+                ..
+            } => Some(error),
+            _ => None,
+        })
+        .expect("a permanent failure instead of a dropped suspension");
+    assert!(
+        error.starts_with("the task's suspension was refused: invalid_name"),
+        "{error}"
+    );
+    assert!(!m.idle(), "the failure awaits its answer");
+}
+
+#[test]
+fn a_failure_the_coordinator_refuses_as_invalid_is_dropped_not_sent_again() {
+    let mut m = WorkerMachine::new(config(1));
+    register(&mut m, 0, None);
+    let f = fence(7, 1);
+    run(&mut m, 100, 1, f);
+    let failure = Outcome::Fail {
+        error: "boom".into(),
+        permanent: false,
+    };
+    let mut out = Vec::new();
+    m.handler_finished(200, f, Some(failure), &mut out);
+    let failed = sent(&out, |c| matches!(c, Command::Fail { .. })).unwrap();
+    let refusal = Refusal::from_code("invalid_argument", "fail.error: bad".into(), None);
+    let out = reply(&mut m, 300, failed, Answer::Refused(refusal));
+    assert!(sent(&out, |_| true).is_none(), "{out:?}");
+    assert!(m.idle());
+}
+
+#[test]
 fn an_output_the_coordinator_refused_and_failed_is_counted_as_failed_and_not_resent() {
     let mut m = WorkerMachine::new(config(1));
     register(&mut m, 0, None);
