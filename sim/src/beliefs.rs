@@ -116,6 +116,33 @@ mod tests {
         }
     }
 
+    /// Worker 0's clock runs at half speed; worker 1 believes in fence `(1, 2)` from
+    /// 1000 ms and renews it, or takes a newer fence, at 6000 ms. Then worker 0 learns of
+    /// the older fence `(1, 1)`, believed until the renewal plus worker 0's drift bound.
+    fn stale_belief_after(renewed: Fence) -> Option<String> {
+        let clocks = [DriftClock::new(-500_000), DriftClock::new(0)];
+        let mut b = Beliefs::new(&[10_000]);
+        let task = TaskId::new(1);
+        let first = b.update(1_000, 1, task, Some((fence(1, 2), 11_000)), &clocks);
+        assert_eq!(first, None);
+        let renewal = b.update(6_000, 1, task, Some((renewed, 16_000)), &clocks);
+        assert_eq!(renewal, None);
+        let until = 6_000 + clocks[0].drift_bound(10_000);
+        let stale = Some((fence(1, 1), clocks[0].local(until)));
+        b.update(6_500, 0, task, stale, &clocks)
+    }
+
+    #[test]
+    fn a_renewed_belief_is_measured_from_when_it_began() {
+        let report = stale_belief_after(fence(1, 2)).expect("past the bound from 1000 ms");
+        assert!(report.contains("since 1000 ms"), "{report}");
+    }
+
+    #[test]
+    fn a_belief_in_a_newer_fence_is_measured_from_when_that_fence_came() {
+        assert_eq!(stale_belief_after(fence(1, 3)), None);
+    }
+
     #[test]
     fn two_live_beliefs_beyond_the_drift_bound_are_flagged() {
         let clocks = [DriftClock::new(0), DriftClock::new(0)];
