@@ -88,30 +88,17 @@ fn add(state: &mut State, spec: ScheduleSpec) -> Reply {
     updated(&name, due, false)
 }
 
-/// Moves the schedule's due timer to `due`.
+/// Moves the schedule's due timer to `due`, keeping the record and the armed timer in
+/// step.
 fn set_next(state: &mut State, name: &str, due: Option<Time>) {
-    retime(state, name, true, due);
-}
-
-fn set_release(state: &mut State, name: &str, at: Option<Time>) {
-    retime(state, name, false, at);
-}
-
-/// Moves one of the schedule's timers (the due timer, or else the release timer) to
-/// `at`, keeping the record and the armed timer in step.
-fn retime(state: &mut State, name: &str, due: bool, at: Option<Time>) {
     let Some(s) = state.schedules.get_mut(name) else {
         return;
     };
-    let (slot, timer) = if due {
-        (&mut s.next_due, Timer::ScheduleDue(name.to_string()))
-    } else {
-        (&mut s.release_at, Timer::ScheduleRelease(name.to_string()))
-    };
-    if let Some(old) = std::mem::replace(slot, at) {
+    let timer = Timer::ScheduleDue(name.to_string());
+    if let Some(old) = std::mem::replace(&mut s.next_due, due) {
         state.timers.disarm(old, timer.clone());
     }
-    if let Some(at) = at {
+    if let Some(at) = due {
         state.timers.arm(at, timer);
     }
 }
@@ -126,8 +113,9 @@ fn pause(state: &mut State, name: &str) -> Reply {
     if s.queued.take().is_some() {
         s.skipped += 1;
     }
+    // A release timer is armed only for the time it is armed at, and due timers fire
+    // before any input: none is pending here.
     set_next(state, name, None);
-    set_release(state, name, None);
     updated(name, None, false)
 }
 
@@ -146,8 +134,8 @@ fn delete(state: &mut State, name: &str) -> Reply {
     if !state.schedules.contains_key(name) {
         return Err(unknown(name));
     }
+    // No release timer is pending either (see `pause`).
     set_next(state, name, None);
-    set_release(state, name, None);
     if let Some(s) = state.schedules.remove(name) {
         for job in s.active {
             state.schedule_runs.remove(&job);

@@ -174,6 +174,49 @@ fn pausing_drops_a_queued_due_time_as_skipped() {
     );
 }
 
+/// A queue-one schedule whose run just ended, its queued due time's release armed for
+/// now, then `command` at the same time: the release fires first (due timers fire
+/// before any input), so the queued due time runs before the command is handled.
+fn release_pending_then(command: ScheduleCommand) -> (Harness, Vec<Time>) {
+    let mut h = Harness::new(config());
+    let mut spec = every("q", MIN);
+    spec.overlap = Overlap::QueueOne;
+    add(&mut h, spec);
+    run_until(&mut h, 3 * MIN);
+    h.at(3 * MIN + 7);
+    let run = view(&h, "q").running[0];
+    cancel(&mut h, run);
+    assert_eq!(
+        h.engine.next_wakeup(),
+        Some(3 * MIN + 7),
+        "the release is due"
+    );
+    let out = h.apply(Input::Client(ClientCommand::Schedule(command)));
+    assert!(matches!(out.reply, Some(Ok(_))), "{:?}", out.reply);
+    let next = h.engine.next_wakeup();
+    assert!(next > Some(3 * MIN + 7), "a timer is left armed: {next:?}");
+    let dues = fired(&out.effects).into_iter().map(|(d, _)| d).collect();
+    (h, dues)
+}
+
+#[test]
+fn a_release_due_when_a_pause_arrives_runs_the_queued_due_time_first() {
+    let (mut h, dues) = release_pending_then(ScheduleCommand::Pause { name: "q".into() });
+    assert_eq!(dues, vec![2 * MIN]);
+    let v = view(&h, "q");
+    assert_eq!((v.paused, v.queued, v.running.len()), (true, None, 1));
+    assert_eq!(run_until(&mut h, 10 * MIN), Vec::<Time>::new());
+    h.check_replay();
+}
+
+#[test]
+fn a_release_due_when_a_delete_arrives_runs_the_queued_due_time_first() {
+    let (h, dues) = release_pending_then(ScheduleCommand::Delete { name: "q".into() });
+    assert_eq!(dues, vec![2 * MIN]);
+    assert!(h.engine.schedule("q").is_none());
+    h.check_replay();
+}
+
 /// A five-minute schedule whose engine next sees the time an hour and a half minute
 /// after it was added: twelve due times, the last of them within the grace period.
 fn after_downtime(misfire: Misfire) -> (Vec<Time>, ScheduleView) {
