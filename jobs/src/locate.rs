@@ -5,29 +5,31 @@ use crate::spans::{Located, Spans, TaskSpans};
 use keel_engine::{check_name, JobError, JobSpec, Limits, TaskSpec};
 use std::ops::Range;
 
+/// The span of a refusal about the whole file.
+const WHOLE: Range<usize> = 0..0;
+
 /// Maps an engine refusal to the span of the key it is about, and a message naming it.
 pub(crate) fn locate(
     spec: &JobSpec,
     spans: &Spans,
     e: &JobError,
-    source: &str,
-    limits: &Limits,
+    src: &str,
+    lim: &Limits,
 ) -> Located {
     let index = |key: &str| spec.tasks.iter().position(|t| t.key == key);
     let task = |key: &str| index(key).and_then(|i| spans.tasks.get(i));
     let id_span = |key: &str| task(key).map(|t| t.id.clone());
-    let whole = 0..0;
     let span = match e {
-        JobError::Empty | JobError::TooManyTasks { .. } => Some(whole.clone()),
+        JobError::Empty | JobError::TooManyTasks { .. } => Some(WHOLE),
         JobError::InvalidBudget(why) => {
             let span = crate::budget_load::locate(&spans.budgets, why);
-            return (span.unwrap_or(whole), crate::budget_load::message(why));
+            return (span.unwrap_or(WHOLE), crate::budget_load::message(why));
         }
         JobError::BadName { field, why } => {
-            return bad_name(spec, spans, field, why, limits).unwrap_or((whole, e.to_string()))
+            return bad_name(spec, spans, field, why, lim).unwrap_or((WHOLE, e.to_string()))
         }
         JobError::DuplicateTask { key } => {
-            if let Some(found) = duplicate_task(spec, spans, key, source) {
+            if let Some(found) = duplicate_task(spec, spans, key, src) {
                 return found;
             }
             None
@@ -74,7 +76,7 @@ pub(crate) fn locate(
     };
     let span = span
         .or_else(|| task_of(e).and_then(id_span))
-        .unwrap_or(whole);
+        .unwrap_or(WHOLE);
     (span, message(e))
 }
 
