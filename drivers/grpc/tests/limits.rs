@@ -292,34 +292,13 @@ async fn an_sdk_output_larger_than_the_coordinator_accepts_fails_its_task_naming
         ..ServerOptions::default()
     })
     .await;
-    let mut jobs = cluster.client().jobs().await.unwrap();
-    let job = support::submit(&mut jobs, &JobSpec::new("huge", vec![TaskSpec::new("t")]))
-        .await
-        .job;
-    let config = keel_grpc::worker::WorkerConfig::new(cluster.client(), "w1", 1);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(keel_grpc::worker::Worker::new(config).run(
-        move |_t: keel_grpc::worker::Task| async move {
-            keel_grpc::worker::Outcome::Complete(vec![0; limit])
-        },
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let outcome = soon("the job ending", support::finished(&mut jobs, job)).await;
-    assert_eq!(outcome, "failed");
-    let view = jobs
-        .describe_job(DescribeJobRequest { job })
-        .await
-        .unwrap()
-        .into_inner();
-    let detail = &view.tasks[0].detail;
+    let (task, summary) = fail_by_output(&cluster, limit).await;
     assert!(
-        detail.contains(&format!("max_message_bytes ({limit} bytes)")),
-        "{detail}"
+        task.detail
+            .contains(&format!("max_message_bytes ({limit} bytes)")),
+        "{}",
+        task.detail
     );
-    let _ = stop.send(());
-    let summary = soon("the worker stopping", worker).await.unwrap().unwrap();
     assert_eq!(summary.reconnects, 0, "{summary:?}");
     assert_eq!(summary.failed, 1);
 }
@@ -332,6 +311,20 @@ async fn an_sdk_output_larger_than_the_coordinator_accepts_fails_its_task_naming
 async fn an_sdk_output_over_the_engines_limit_fails_its_task_at_once_naming_the_limit() {
     let cluster = Cluster::start(ServerOptions::default()).await;
     let max = cluster_limit();
+    let (task, summary) = fail_by_output(&cluster, max + 1).await;
+    assert!(task.detail.contains("max_payload_bytes"), "{}", task.detail);
+    assert_eq!(task.attempts.len(), 1, "the task ran again: {task:?}");
+    assert_eq!(summary.failed, 1, "{summary:?}");
+}
+
+/// The engine's default limit on one output.
+fn cluster_limit() -> usize {
+    keel_engine::Config::default().limits.max_payload_bytes as usize
+}
+
+/// Runs a one-task job whose SDK handler completes with `bytes` bytes of output until
+/// the job ends failed; returns the task's view and the worker's summary.
+async fn fail_by_output(cluster: &Cluster, bytes: usize) -> (TaskView, keel_grpc::worker::Summary) {
     let mut jobs = cluster.client().jobs().await.unwrap();
     let job = support::submit(&mut jobs, &JobSpec::new("big", vec![TaskSpec::new("t")]))
         .await
@@ -340,7 +333,7 @@ async fn an_sdk_output_over_the_engines_limit_fails_its_task_at_once_naming_the_
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(keel_grpc::worker::Worker::new(config).run(
         move |_t: keel_grpc::worker::Task| async move {
-            keel_grpc::worker::Outcome::Complete(vec![0; max + 1])
+            keel_grpc::worker::Outcome::Complete(vec![0; bytes])
         },
         async {
             let _ = stopped.await;
@@ -353,15 +346,7 @@ async fn an_sdk_output_over_the_engines_limit_fails_its_task_at_once_naming_the_
         .await
         .unwrap()
         .into_inner();
-    let task = &view.tasks[0];
-    assert!(task.detail.contains("max_payload_bytes"), "{}", task.detail);
-    assert_eq!(task.attempts.len(), 1, "the task ran again: {task:?}");
     let _ = stop.send(());
     let summary = soon("the worker stopping", worker).await.unwrap().unwrap();
-    assert_eq!(summary.failed, 1, "{summary:?}");
-}
-
-/// The engine's default limit on one output.
-fn cluster_limit() -> usize {
-    keel_engine::Config::default().limits.max_payload_bytes as usize
+    (view.tasks[0].clone(), summary)
 }
