@@ -151,6 +151,11 @@ fn best_head(
         if q.capset != CapSetId::ANY && !covers(&worker.capabilities, state.names.caps(q.capset)) {
             continue;
         }
+        #[cfg(feature = "fault-injection")]
+        if state.faults.starve_retries && state.tasks.get(&key.task).is_some_and(|t| t.attempt > 1)
+        {
+            continue;
+        }
         if let Some((_, at)) = rate::throttled(state, q) {
             if wake.is_none_or(|w| at < w) {
                 *wake = Some(at);

@@ -27,6 +27,10 @@ pub struct Faults {
     /// attempt still runs (a resend after the attempt ended is still a duplicate), so
     /// only duplicated or resent reports show it.
     pub recount_usage: bool,
+    /// Dispatch passes over a queue whose head task is on a second or later attempt, so
+    /// a retried task (and whatever queues behind it) waits for ever while the engine's
+    /// state stays consistent: only the check that every job ends can tell.
+    pub starve_retries: bool,
 }
 
 /// The job name [`Faults::panic_on_injected_job`] panics on.

@@ -49,9 +49,12 @@ impl<T> Slab<T> {
         if self.slots.is_empty() {
             self.base = id.0;
         }
-        while id.0 < self.base {
+        // An id below the first slot (the engine never inserts one, but the table does
+        // not rely on that) gets empty slots in front of the old first one.
+        let gap = self.base.saturating_sub(id.0);
+        self.base -= gap;
+        for _ in 0..gap {
             self.slots.push_front(None);
-            self.base -= 1;
         }
         let i = (id.0 - self.base) as usize;
         if i >= self.slots.len() {
@@ -113,5 +116,43 @@ impl<T> Slab<T> {
             .iter()
             .enumerate()
             .filter_map(move |(i, t)| t.as_deref().map(|t| (TaskId(base + i as u64), t)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(slab: &Slab<&str>) -> Vec<u64> {
+        slab.iter().map(|(id, _)| id.0).collect()
+    }
+
+    #[test]
+    fn the_first_insert_starts_the_table_at_its_id() {
+        let mut slab = Slab::default();
+        slab.insert(TaskId(5), "five");
+        assert_eq!((slab.slots.len(), slab.end(), slab.len()), (1, Some(6), 1));
+        assert_eq!(slab.get(&TaskId(5)), Some(&"five"));
+        assert_eq!(slab.get(&TaskId(4)), None);
+    }
+
+    #[test]
+    fn an_id_below_the_first_slot_gets_empty_slots_in_front() {
+        let mut slab = Slab::default();
+        slab.insert(TaskId(5), "five");
+        slab.insert(TaskId(2), "two");
+        assert_eq!((slab.slots.len(), slab.end(), slab.len()), (4, Some(6), 2));
+        assert_eq!(ids(&slab), [2, 5]);
+        assert_eq!(slab.get(&TaskId(2)), Some(&"two"));
+        assert_eq!(slab.get(&TaskId(3)), None);
+        assert_eq!(slab.get(&TaskId(5)), Some(&"five"));
+        slab.insert(TaskId(7), "seven");
+        assert_eq!(ids(&slab), [2, 5, 7]);
+        assert_eq!(slab.remove(&TaskId(2)), Some("two"));
+        assert_eq!(
+            (slab.slots.len(), slab.count()),
+            (3, 2),
+            "empty front slots go"
+        );
     }
 }

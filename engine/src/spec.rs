@@ -302,4 +302,45 @@ mod payload_tests {
         );
         assert_eq!(payload.as_bytes(), b"small");
     }
+
+    /// The shrink threshold is spare room over an eighth of the length: a buffer twice
+    /// its length is shrunk, one exactly an eighth over is not.
+    #[test]
+    fn the_shrink_threshold_is_an_eighth_of_the_length() {
+        let buffer = |len: usize, capacity: usize| {
+            let mut v = Vec::with_capacity(capacity);
+            v.resize(len, 7u8);
+            Payload::from(v).0.capacity()
+        };
+        assert_eq!(buffer(1000, 2000), 1000, "twice its length is shrunk");
+        assert_eq!(
+            buffer(1024, 1024 + 128),
+            1024 + 128,
+            "an eighth over is kept"
+        );
+        assert_eq!(
+            buffer(1024, 1024 + 129),
+            1024,
+            "more than an eighth over is shrunk"
+        );
+    }
+
+    #[test]
+    fn emptiness_is_the_length_being_zero() {
+        assert!(Payload::default().is_empty());
+        assert!(!Payload::from("x").is_empty());
+    }
+
+    /// Deserializers that hand over an owned buffer (rather than borrowing) keep it, and
+    /// a value of the wrong type is refused naming what was expected.
+    #[test]
+    fn an_owned_buffer_is_kept_and_a_wrong_type_names_payload_bytes() {
+        use serde::de::Visitor;
+        let owned = super::PayloadVisitor
+            .visit_byte_buf::<serde::de::value::Error>(b"owned".to_vec())
+            .unwrap();
+        assert_eq!(owned.as_bytes(), b"owned");
+        let e = serde_json::from_str::<Payload>("5").unwrap_err();
+        assert!(e.to_string().contains("payload bytes"), "{e}");
+    }
 }

@@ -39,7 +39,9 @@ pub(crate) enum Timer {
 /// Timers on numbered subjects are packed into one integer, `(time << 64) | (kind <<
 /// 56) | id`, so the hot set compares integers; timers on named workers live in a
 /// second set. Kinds are numbered in `Timer` declaration order and worker timers come
-/// last, so merging the two sets fires timers in exactly `(time, Timer)` order.
+/// last, so merging the two sets fires timers in exactly `(time, Timer)` order (an id
+/// over 56 bits, which no engine hands out, is named too and fires after the packed
+/// timers due at the same time).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Timers {
     packed: BTreeSet<u128>,
@@ -257,6 +259,26 @@ mod tests {
             ]
         );
         assert_eq!(t.next(), None);
+    }
+
+    /// Snapshots hold the packed form, so which timers are packed is part of the format:
+    /// every numbered timer whose id fits 56 bits, keyed `(time << 64) | (kind << 56) |
+    /// id`; a larger id goes to the named set and still fires.
+    #[test]
+    fn numbered_timers_are_packed_up_to_56_bit_ids() {
+        let mut t = Timers::default();
+        t.arm(7, Timer::LeaseExpiry(TaskId(ID_MASK)));
+        let key = (7u128 << 64) | (1u128 << 56) | u128::from(ID_MASK);
+        assert_eq!(t.packed.iter().copied().collect::<Vec<_>>(), [key]);
+        assert!(t.named.is_empty());
+        t.arm(7, Timer::LeaseExpiry(TaskId(ID_MASK + 1)));
+        assert_eq!((t.packed.len(), t.named.len()), (1, 1));
+        assert!(t.contains(7, &Timer::LeaseExpiry(TaskId(ID_MASK + 1))));
+        assert_eq!(t.pop_due(7), Some((7, Timer::LeaseExpiry(TaskId(ID_MASK)))));
+        assert_eq!(
+            t.pop_due(7),
+            Some((7, Timer::LeaseExpiry(TaskId(ID_MASK + 1))))
+        );
     }
 
     #[test]

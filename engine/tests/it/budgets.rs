@@ -336,7 +336,7 @@ fn bad_budgets_are_refused_naming_the_budget_and_field() {
         many.budgets.insert(format!("b{i}"), b);
     }
     assert!(h
-        .submit(many)
+        .submit(many.clone())
         .unwrap_err()
         .to_string()
         .contains("at most 8"));
@@ -349,6 +349,9 @@ fn bad_budgets_are_refused_naming_the_budget_and_field() {
     assert_eq!(r.code(), "invalid_config");
     assert!(r.to_string().contains("budgets.acme.daily"), "{r}");
     assert!(h.engine.jobs().is_empty(), "nothing was stored");
+    many.budgets.remove("b0");
+    assert_eq!(many.budgets.len(), MAX_BUDGETS_PER_JOB);
+    assert!(h.submit(many).is_ok(), "the most budgets a job may have");
 }
 
 #[test]

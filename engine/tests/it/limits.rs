@@ -33,6 +33,21 @@ fn dependencies_per_task() {
     t.accepted(submit(JobSpec::new("j", spec)));
 }
 
+/// Each bound admits its own value: a name of exactly the length limit, and a quorum
+/// of every task in its group.
+#[test]
+fn a_bound_admits_its_own_value() {
+    let len = Config::MIN_NAME_LEN.max(16);
+    let mut t = FixedTime::new(limits(|l| l.max_name_len = len));
+    let name = |n: u32| "n".repeat(n as usize);
+    let e = invalid(t.refused(submit(JobSpec::new(name(len + 1), numbered(1)))));
+    assert!(matches!(e, JobError::BadName { .. }), "{e:?}");
+    t.accepted(submit(JobSpec::new(name(len), numbered(1))));
+    let mut all = numbered(3);
+    all.push(TaskSpec::new("q").after(GroupKind::Quorum(3), &["t0", "t1", "t2"]));
+    t.accepted(submit(JobSpec::new("quorum", all)));
+}
+
 #[test]
 fn dag_depth() {
     let mut t = FixedTime::new(limits(|l| l.max_dag_depth = 3));
@@ -110,6 +125,13 @@ fn payload_bytes_of_tasks_errors_and_signals() {
             limit: 8
         }
     );
+    let at_limit = ClientCommand::Signal {
+        task: fence.task,
+        waitpoint: "wp".into(),
+        idempotency_key: "k".into(),
+        payload: Payload::from("12345678"),
+    };
+    t.accepted(Input::Client(at_limit));
 }
 
 #[test]

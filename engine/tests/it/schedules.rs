@@ -374,6 +374,11 @@ fn pause_resume_and_delete() {
         matches!(resumed, Accepted::ScheduleUpdated { next_due: Some(t), .. } if t == 11 * MIN)
     );
     assert_eq!(run_until(&mut h, 11 * MIN), vec![11 * MIN]);
+    assert_eq!(
+        h.engine.schedules(),
+        vec![view(&h, "p")],
+        "the listing holds what the schedule's own view does"
+    );
     cmd(&mut h, ScheduleCommand::Delete { name: "p".into() }).unwrap();
     assert_eq!(h.engine.schedules(), vec![]);
     assert_eq!(run_until(&mut h, 20 * MIN), Vec::<Time>::new());
