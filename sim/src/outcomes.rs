@@ -31,3 +31,23 @@ impl Outcomes {
         &self.by_name
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Outcomes;
+
+    #[test]
+    fn a_refused_submission_is_rejected_unless_its_job_already_ended() {
+        let mut outcomes = Outcomes::default();
+        outcomes.rejected("new");
+        assert!(outcomes.finished("done", "succeeded"));
+        outcomes.rejected("done");
+        assert_eq!(outcomes.get("new"), Some("rejected"));
+        assert_eq!(outcomes.get("done"), Some("succeeded"));
+        assert!(
+            !outcomes.finished("done", "failed"),
+            "a second end is reported"
+        );
+        assert_eq!(outcomes.len(), 2);
+    }
+}
