@@ -251,6 +251,20 @@ mod tests {
         let failure = c.read_finished(5, &e).unwrap_err();
         assert_eq!(failure.check, Check::UncommittedOutput, "{failure}");
         assert!(failure.detail.contains("task t2"), "{failure}");
+        assert!(
+            failure.detail.ends_with("but committed \"t2#9.9\""),
+            "{failure}"
+        );
+        // Read again at the end of the run, every finished job is read once more.
+        assert_eq!(c.read_finished(5, &e), Ok(()), "nothing new since");
+        let again = c.read_all(5, &e).unwrap_err();
+        assert_eq!(again, failure);
+    }
+
+    #[test]
+    fn an_absent_output_shows_as_none() {
+        assert_eq!(shown(None), "none");
+        assert_eq!(shown(Some(&Payload::from("x"))), "\"x\"");
     }
 
     #[test]

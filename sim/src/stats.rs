@@ -150,6 +150,46 @@ mod tests {
         }
     }
 
+    /// A missed count names its filters, so a person can tell which count it was.
+    #[test]
+    fn a_missed_count_names_its_filters() {
+        let named = |s: &str| Some(Spanned::new(0..0, s.to_string()));
+        let all = CountExpect {
+            worker: named("w1"),
+            job: named("j"),
+            task: named("a"),
+            attempt: Some(2),
+            from_ms: Some(100),
+            until_ms: Some(200),
+            ..expect("effect:task_requeued")
+        };
+        let job_only = CountExpect {
+            job: named("j"),
+            from_ms: Some(5),
+            ..expect("effect:task_requeued")
+        };
+        let until_only = CountExpect {
+            until_ms: Some(9),
+            ..expect("effect:task_requeued")
+        };
+        let stats = Stats::new(&[all, job_only, until_only, expect("effect:task_requeued")]);
+        let what = "effect:task_requeued";
+        assert_eq!(
+            stats.unmet(),
+            [
+                format!(
+                    "{what} for w1 on j/a attempt 2 within 100..200 ms: expected at least 1, got 0"
+                ),
+                format!("{what} in j within 5.. ms: expected at least 1, got 0"),
+                format!("{what} within 0..9 ms: expected at least 1, got 0"),
+                format!("{what}: expected at least 1, got 0"),
+            ]
+        );
+        assert!(stats.wants("effect", "task_requeued"));
+        assert!(!stats.wants("effect", "task_finished"));
+        assert!(!stats.wants("revoke", "task_requeued"));
+    }
+
     #[test]
     fn filters_narrow_what_is_counted() {
         let named = |s: &str| Some(Spanned::new(0..0, s.to_string()));
@@ -182,19 +222,5 @@ mod tests {
         );
         assert!(stats.wants("reject", "stale_fence"));
         assert!(!stats.wants("effect", "worker_lost"));
-    }
-
-    #[test]
-    fn an_unmet_bound_names_its_scope() {
-        let scoped = CountExpect {
-            worker: Some(Spanned::new(0..0, "w1".into())),
-            from_ms: Some(5),
-            ..expect("effect:worker_lost")
-        };
-        let stats = Stats::new(&[scoped]);
-        assert_eq!(
-            stats.unmet(),
-            ["effect:worker_lost for w1 within 5.. ms: expected at least 1, got 0"]
-        );
     }
 }
