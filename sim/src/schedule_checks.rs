@@ -68,3 +68,47 @@ impl ScheduleChecks {
         self.fired
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_engine::{TaskSpec, Trigger};
+
+    fn checks() -> ScheduleChecks {
+        let job = JobSpec::new("template", vec![TaskSpec::new("a")]);
+        let mut c = ScheduleChecks::default();
+        c.added(&ScheduleSpec::new(
+            "s",
+            job,
+            Trigger::Every { interval_ms: 10 },
+        ));
+        c
+    }
+
+    #[test]
+    fn runs_stay_open_until_their_job_finishes() {
+        let mut c = checks();
+        let spec = c.fired("s", 10, JobId::new(1)).unwrap();
+        assert_eq!(spec.name, run_name("s", 10));
+        assert_eq!(spec.tasks, vec![TaskSpec::new("a")]);
+        c.fired("s", 20, JobId::new(2)).unwrap();
+        assert_eq!((c.open_runs(), c.fired_total()), (2, 2));
+        c.finished(JobId::new(1));
+        c.finished(JobId::new(7));
+        assert_eq!((c.open_runs(), c.fired_total()), (1, 2));
+    }
+
+    #[test]
+    fn a_due_time_fired_again_or_out_of_order_is_refused() {
+        let mut c = checks();
+        c.fired("s", 20, JobId::new(1)).unwrap();
+        for due in [20, 10] {
+            let e = c.fired("s", due, JobId::new(2)).unwrap_err();
+            assert!(e.contains("after it had fired 20"), "{e}");
+        }
+        c.fired("s", 30, JobId::new(3)).unwrap();
+        let e = c.fired("other", 40, JobId::new(4)).unwrap_err();
+        assert!(e.contains("no client added it"), "{e}");
+        assert_eq!(c.fired_total(), 2);
+    }
+}
