@@ -395,3 +395,7 @@ impl Shadow {
         true
     }
 }
+
+#[cfg(test)]
+#[path = "shadow_tests.rs"]
+mod tests;
