@@ -131,3 +131,7 @@ impl Durable {
         Ok(engine)
     }
 }
+
+#[cfg(test)]
+#[path = "durable_tests.rs"]
+mod tests;
