@@ -469,3 +469,7 @@ impl Checker {
 #[cfg(test)]
 #[path = "checks_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "checks_effects_tests.rs"]
+mod effects_tests;

@@ -1,0 +1,126 @@
+//! The checker fed by a real engine: each effect that ends a lease draws its bar with
+//! its own reason, and the effects that change what a worker may be offered reach the
+//! routing rules.
+
+use super::*;
+use keel_engine::{Config, Engine, InstanceId, JobSpec, TaskSpec};
+
+/// An engine and a checker that sees every input the engine applies, released as soon
+/// as it is applied.
+struct Fed {
+    engine: Engine,
+    checker: Checker,
+    position: u64,
+}
+
+impl Fed {
+    fn new() -> Fed {
+        Fed {
+            engine: Engine::new(Config::default()),
+            checker: Checker::new(&[10_000], BTreeMap::new(), &[]),
+            position: 0,
+        }
+    }
+
+    fn apply(&mut self, now: Time, input: Input) -> Vec<Effect> {
+        let out = self.engine.apply(now, input.clone());
+        self.position += 1;
+        let at = (self.position, self.position);
+        self.checker
+            .released(now, &input, out.reply.as_ref(), &out.effects, at);
+        out.effects
+    }
+
+    fn worker(&mut self, now: Time, command: WorkerCommand) -> Vec<Effect> {
+        self.apply(
+            now,
+            Input::worker(&WorkerId::new("w"), InstanceId::new(1), command),
+        )
+    }
+
+    /// Registers `w`, submits a one-task job and starts its lease at time 10.
+    fn leased() -> Fed {
+        let mut f = Fed::new();
+        let register = WorkerCommand::Register {
+            capabilities: vec![],
+            lanes: vec![],
+            max_concurrency: 2,
+        };
+        f.worker(0, register);
+        let spec = JobSpec::new("j", vec![TaskSpec::new("a")]);
+        f.apply(0, Input::Client(ClientCommand::SubmitJob(spec)));
+        let offered = f.worker(0, WorkerCommand::RequestWork { credits: 1 });
+        let grant = offered
+            .iter()
+            .find_map(|e| match e {
+                Effect::GrantOffered { grant, .. } => Some(*grant),
+                _ => None,
+            })
+            .expect("a grant");
+        f.worker(10, WorkerCommand::AcceptGrant { grant });
+        f
+    }
+
+    fn outcomes(&self) -> Vec<&'static str> {
+        self.checker.bars.iter().map(|b| b.outcome).collect()
+    }
+}
+
+#[test]
+fn a_cancelled_job_draws_its_lease_ended_by_the_revocation() {
+    let mut f = Fed::leased();
+    let cancel = ClientCommand::CancelJob { job: JobId::new(1) };
+    f.apply(50, Input::Client(cancel));
+    assert_eq!(f.outcomes(), ["job_cancelled"]);
+    assert_eq!((f.checker.bars[0].start, f.checker.bars[0].end), (10, 50));
+    assert!(f.checker.failures.is_empty(), "{:?}", f.checker.failures);
+}
+
+#[test]
+fn a_lost_worker_draws_its_lease_ended_as_lost() {
+    let mut f = Fed::leased();
+    let effects = f.apply(10_000_000, Input::Tick);
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::WorkerLost { .. })),
+        "{effects:?}"
+    );
+    assert_eq!(f.outcomes(), ["worker_lost"]);
+}
+
+#[test]
+fn a_completed_task_draws_a_succeeded_bar_and_a_second_end_is_flagged() {
+    let mut f = Fed::leased();
+    let fence = Fence {
+        task: TaskId::new(1),
+        attempt: 1,
+        epoch: 1,
+    };
+    let output = keel_engine::Payload::from("out");
+    let effects = f.worker(40, WorkerCommand::Complete { fence, output });
+    assert_eq!(f.outcomes(), ["succeeded"]);
+    assert!(f.checker.failures.is_empty(), "{:?}", f.checker.failures);
+    let finished: Vec<Effect> = effects
+        .into_iter()
+        .filter(|e| matches!(e, Effect::TaskFinished { .. }))
+        .collect();
+    f.checker
+        .released(41, &Input::Tick, None, &finished, (99, 99));
+    assert_eq!(f.checker.failures[0].check, Check::DoubleFinish);
+}
+
+#[test]
+fn a_grant_to_a_worker_the_engine_blacklisted_is_flagged() {
+    let mut f = Fed::leased();
+    let blacklisted = Effect::WorkerBlacklisted {
+        worker: WorkerId::new("w"),
+        until: 1_000,
+    };
+    f.checker
+        .released(20, &Input::Tick, None, &[blacklisted], (50, 50));
+    let spec = JobSpec::new("k", vec![TaskSpec::new("b")]);
+    f.apply(30, Input::Client(ClientCommand::SubmitJob(spec)));
+    f.worker(30, WorkerCommand::RequestWork { credits: 1 });
+    assert_eq!(f.checker.failures[0].check, Check::BlacklistedGrant);
+}
