@@ -15,9 +15,18 @@ struct Fed {
 
 impl Fed {
     fn new() -> Fed {
+        Fed::counting(&[])
+    }
+
+    /// A checker that also counts what `counts` expect.
+    fn counting(counts: &[&str]) -> Fed {
+        let counts: Vec<CountExpect> = counts
+            .iter()
+            .map(|c| toml::from_str(c).expect("a count expectation"))
+            .collect();
         Fed {
             engine: Engine::new(Config::default()),
-            checker: Checker::new(&[10_000], BTreeMap::new(), &[]),
+            checker: Checker::new(&[10_000], BTreeMap::new(), &counts),
             position: 0,
         }
     }
@@ -40,7 +49,11 @@ impl Fed {
 
     /// Registers `w`, submits a one-task job and starts its lease at time 10.
     fn leased() -> Fed {
-        let mut f = Fed::new();
+        Fed::new().lease()
+    }
+
+    fn lease(mut self) -> Fed {
+        let f = &mut self;
         let register = WorkerCommand::Register {
             capabilities: vec![],
             lanes: vec![],
@@ -58,7 +71,7 @@ impl Fed {
             })
             .expect("a grant");
         f.worker(10, WorkerCommand::AcceptGrant { grant });
-        f
+        self
     }
 
     fn outcomes(&self) -> Vec<&'static str> {
@@ -97,7 +110,7 @@ fn a_completed_task_draws_a_succeeded_bar_and_a_second_end_is_flagged() {
         attempt: 1,
         epoch: 1,
     };
-    let output = keel_engine::Payload::from("out");
+    let output = keel_engine::Payload::from(crate::work::output_of(fence));
     let effects = f.worker(40, WorkerCommand::Complete { fence, output });
     assert_eq!(f.outcomes(), ["succeeded"]);
     assert!(f.checker.failures.is_empty(), "{:?}", f.checker.failures);
@@ -123,4 +136,53 @@ fn a_grant_to_a_worker_the_engine_blacklisted_is_flagged() {
     f.apply(30, Input::Client(ClientCommand::SubmitJob(spec)));
     f.worker(30, WorkerCommand::RequestWork { credits: 1 });
     assert_eq!(f.checker.failures[0].check, Check::BlacklistedGrant);
+}
+
+/// Refusals are counted against the task and attempt the command named, through its
+/// fence or its grant, so a scenario can bound them per task.
+#[test]
+fn refusals_count_against_the_task_and_attempt_the_command_named() {
+    let on_task =
+        |kind: &str| format!("what = \"{kind}\"\njob = \"j\"\ntask = \"a\"\nattempt = 1\nmin = 1");
+    let counts = [
+        on_task("reject:stale_fence"),
+        on_task("reject:unknown_grant"),
+    ];
+    let counts: Vec<&str> = counts.iter().map(String::as_str).collect();
+    let mut f = Fed::counting(&counts).lease();
+    let stale = Fence {
+        task: TaskId::new(1),
+        attempt: 1,
+        epoch: 9,
+    };
+    let error = "late".to_string();
+    f.worker(
+        20,
+        WorkerCommand::Fail {
+            fence: stale,
+            error,
+            permanent: false,
+        },
+    );
+    let unmet = f.checker.stats.unmet();
+    assert_eq!(unmet.len(), 1, "{unmet:?}");
+    assert!(unmet[0].starts_with("reject:unknown_grant"), "{unmet:?}");
+}
+
+#[test]
+fn the_first_failures_are_kept_and_each_is_counted() {
+    let mut f = Fed::counting(&["what = \"check:double_grant\"\nmin = 20\nmax = 20"]);
+    for at in 0..20 {
+        f.checker.flag(CheckFailure {
+            at,
+            check: Check::DoubleGrant,
+            detail: format!("number {at}"),
+        });
+    }
+    assert_eq!(f.checker.failures.len(), KEPT);
+    assert_eq!(
+        f.checker.failures[KEPT - 1].detail,
+        format!("number {}", KEPT - 1)
+    );
+    assert_eq!(f.checker.stats.unmet(), Vec::<String>::new());
 }
