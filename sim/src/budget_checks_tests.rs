@@ -314,3 +314,30 @@ fn the_engines_view_must_match_the_count_except_attempt_ms() {
         "{off}"
     );
 }
+
+/// The budget checks run when a tenant budget is configured or a job declares one, and
+/// only then.
+#[test]
+fn checking_is_active_with_tenant_budgets_or_a_jobs_own() {
+    assert!(!BudgetChecks::default().active());
+    let tenant = checks(
+        vec![("daily", budget("attempts", limit(None, Some(1)), None))],
+        vec![],
+    );
+    assert!(tenant.active());
+    let mut own = BudgetChecks::default();
+    let mut spec = JobSpec::new("j", vec![TaskSpec::new("a")]);
+    spec.budgets = [(
+        "b".to_string(),
+        budget("attempts", limit(None, Some(1)), None),
+    )]
+    .into();
+    own.admitted(JOB, FIRST, &spec);
+    assert!(own.active());
+    let mut plain = BudgetChecks::default();
+    plain.admitted(JOB, FIRST, &JobSpec::new("p", vec![TaskSpec::new("a")]));
+    assert!(
+        !plain.active(),
+        "a job without budgets of a tenant without any"
+    );
+}
