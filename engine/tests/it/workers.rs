@@ -70,9 +70,23 @@ fn registration_is_idempotent_and_conflicts_are_refused() {
             ..
         })
     ));
+    // Any one field asked for differently is a conflict.
     assert!(matches!(
         h.register("w", 1, &["ssd"], 2),
         Err(Rejection::RegistrationConflict { .. })
+    ));
+    assert!(matches!(
+        h.register("w", 1, &["gpu"], 3),
+        Err(Rejection::RegistrationConflict { .. })
+    ));
+    let other_lanes = WorkerCommand::Register {
+        capabilities: vec!["gpu".into()],
+        lanes: vec!["batch".into()],
+        max_concurrency: 2,
+    };
+    assert!(matches!(
+        rejection(&h.worker("w", 1, other_lanes)),
+        Rejection::RegistrationConflict { .. }
     ));
     // An older instance (a delayed message from a previous process) is refused.
     h.register("w", 5, &[], 2).unwrap();
@@ -236,4 +250,21 @@ fn worker_limit_is_enforced() {
         h.register("c", 1, &[], 1),
         Err(Rejection::TooManyWorkers { limit: 2 })
     );
+}
+
+/// A worker may ask for exactly the most concurrency the limits allow, and no more.
+#[test]
+fn max_concurrency_is_bounded_by_the_limit_inclusively() {
+    let mut config = config();
+    config.limits.max_concurrency_per_worker = 8;
+    let mut h = Harness::new(config);
+    assert!(h.register("w", 1, &[], 8).is_ok());
+    for (worker, max) in [("x", 9), ("y", 0)] {
+        match h.register(worker, 1, &[], max) {
+            Err(Rejection::InvalidWorker { why, .. }) => {
+                assert!(why.contains("outside 1..=8"), "{why}")
+            }
+            other => panic!("max_concurrency {max}: {other:?}"),
+        }
+    }
 }
