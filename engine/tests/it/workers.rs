@@ -268,3 +268,22 @@ fn max_concurrency_is_bounded_by_the_limit_inclusively() {
         }
     }
 }
+
+/// A lost worker's record waits to be forgotten; a new instance registering meanwhile
+/// replaces it, and the forgetting is called off with it: no timer of the old record
+/// stays behind.
+#[test]
+fn a_new_instance_of_a_lost_worker_calls_off_the_forgetting() {
+    let mut h = Harness::new(config());
+    h.register("w", 1, &[], 1).unwrap();
+    let lost = h.tick(5_000);
+    assert!(has(&lost, |e| matches!(e, Effect::WorkerLost { .. })));
+    let timers = |h: &Harness| -> Vec<String> {
+        let (due, _) = h.engine.timers_due(u64::MAX, 16);
+        due.into_iter().map(|d| d.what).collect()
+    };
+    assert_eq!(timers(&h), ["forgetting worker w"]);
+    h.at(6_000);
+    h.register("w", 2, &[], 1).unwrap();
+    assert_eq!(timers(&h), ["liveness of worker w"]);
+}
