@@ -303,3 +303,55 @@ fn an_exhausted_mark_on_a_dimension_under_its_limit_is_caught() {
     u.used.insert(crate::budget_spec::ATTEMPTS.into(), 0);
     caught(&state, InvariantKind::Limit, "not what its limits say");
 }
+
+/// The running task "a" of job "j", leased by w1.
+const RUNNING: TaskId = TaskId(1);
+
+#[test]
+fn an_attempt_timeout_without_its_timer_is_caught() {
+    let mut state = busy();
+    let Some(crate::state::TaskState::Running(lease)) =
+        state.tasks.get_mut(&RUNNING).map(|t| &mut t.state)
+    else {
+        panic!("task a runs");
+    };
+    lease.timeout_at = Some(9_000);
+    caught(&state, InvariantKind::Timer, "AttemptTimeout");
+}
+
+#[test]
+fn a_suspension_timeout_without_its_timer_is_caught() {
+    let mut engine = Engine::restore(&crate::digest::snapshot(&busy())).expect("restores");
+    let t = engine.state.tasks.get(&RUNNING).expect("task a");
+    let fence = crate::Fence {
+        task: RUNNING,
+        attempt: t.attempt,
+        epoch: t.epoch,
+    };
+    let suspend = WorkerCommand::Suspend {
+        fence,
+        waitpoint: "wp".into(),
+        timeout_ms: Some(100),
+        on_timeout: crate::SuspendTimeout::Fail,
+    };
+    let w = WorkerId::new("w1");
+    let out = engine.apply(2, Input::worker(&w, InstanceId::new(1), suspend));
+    assert!(matches!(out.reply, Some(Ok(_))), "{out:?}");
+    assert_eq!(check(&engine.state), Ok(()));
+    let timer = crate::timers::Timer::SuspendTimeout(RUNNING);
+    engine.state.timers.disarm(102, timer);
+    caught(&engine.state, InvariantKind::Timer, "SuspendTimeout");
+}
+
+#[test]
+fn an_upstream_task_its_group_does_not_count_is_caught() {
+    let mut state = busy();
+    // Task "b" (t2) of job "j" names "a" (t1) upstream without a group counting it.
+    let b = state.tasks.get_mut(&TaskId(2)).expect("task b");
+    b.upstream.push(RUNNING);
+    caught(
+        &state,
+        InvariantKind::Reference,
+        "lists 1 upstream tasks, its group counts 0",
+    );
+}
