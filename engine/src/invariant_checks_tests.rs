@@ -355,3 +355,32 @@ fn an_upstream_task_its_group_does_not_count_is_caught() {
         "lists 1 upstream tasks, its group counts 0",
     );
 }
+
+#[test]
+fn a_capability_set_blocking_a_task_that_waits_for_its_upstream_is_caught() {
+    use crate::{ClientCommand, Config, GroupKind, JobSpec, TaskSpec};
+    let mut e = Engine::new(Config::default());
+    let spec = JobSpec::new(
+        "j",
+        vec![
+            TaskSpec::new("a"),
+            TaskSpec::new("gpu").requires(&["gpu"]),
+            TaskSpec::new("later")
+                .requires(&["gpu"])
+                .after(GroupKind::AllOf, &["a"]),
+        ],
+    );
+    e.apply(0, Input::Client(ClientCommand::SubmitJob(spec)));
+    assert_eq!(check(&e.state), Ok(()));
+    // "later" holds the same capability set as the blocked "gpu" but waits for "a".
+    let later = TaskId(3);
+    let set = e.state.tasks.get(&later).expect("task later").capset;
+    let blocked = &mut e.state.names.capsets[set.0 as usize].blocked;
+    assert_eq!(blocked.len(), 1, "only \"gpu\" is blocked");
+    blocked.insert(later);
+    caught(
+        &e.state,
+        InvariantKind::Capability,
+        "blocks t3, which is not blocked on it",
+    );
+}
