@@ -384,3 +384,15 @@ fn a_capability_set_blocking_a_task_that_waits_for_its_upstream_is_caught() {
         "blocks t3, which is not blocked on it",
     );
 }
+
+#[test]
+fn a_job_miscounting_its_output_bytes_is_caught() {
+    let mut state = busy();
+    let job = state.jobs.values_mut().next().expect("a job");
+    job.output_bytes += 5;
+    caught(
+        &state,
+        InvariantKind::Count,
+        "output bytes, its tasks hold 0",
+    );
+}
