@@ -396,3 +396,18 @@ fn a_job_miscounting_its_output_bytes_is_caught() {
         "output bytes, its tasks hold 0",
     );
 }
+
+#[test]
+fn more_live_jobs_than_the_limit_is_caught() {
+    let mut state = busy();
+    state.config.limits.max_live_jobs = 1;
+    caught(&state, InvariantKind::Limit, "2 held, over max_live_jobs 1");
+}
+
+#[test]
+fn a_job_deadline_without_its_timer_is_caught() {
+    let mut state = busy();
+    let job = state.jobs.values_mut().next().expect("a job");
+    job.deadline_at = Some(50_000);
+    caught(&state, InvariantKind::Timer, "JobDeadline");
+}
