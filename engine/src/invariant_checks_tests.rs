@@ -411,3 +411,22 @@ fn a_job_deadline_without_its_timer_is_caught() {
     job.deadline_at = Some(50_000);
     caught(&state, InvariantKind::Timer, "JobDeadline");
 }
+
+#[test]
+fn a_lease_past_its_expiry_is_caught() {
+    let mut state = busy();
+    state.now = 1_000_000;
+    caught(&state, InvariantKind::Timer, "expired at");
+}
+
+#[test]
+fn an_attempt_history_out_of_step_with_the_task_is_caught() {
+    let mut state = busy();
+    let a = state.tasks.get_mut(&RUNNING).expect("task a");
+    a.epoch += 1;
+    caught(
+        &state,
+        InvariantKind::History,
+        "differs from its last attempt's",
+    );
+}
