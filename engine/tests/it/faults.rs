@@ -59,3 +59,21 @@ fn a_sound_engine_keeps_the_committed_output() {
     complete_with(&mut h, "w1", first, "stale");
     assert_eq!(output(&h, t), Some(Payload::from("won")));
 }
+
+/// The injected tick panic strikes only a tick that fires a timer, from its time on:
+/// the drivers' tests of naming a panicking tick rely on a quiet tick passing.
+#[test]
+fn the_injected_tick_panic_needs_a_timer_due() {
+    let mut h = Harness::new(config());
+    h.engine.inject_faults(Faults {
+        panic_on_tick_from: Some(100),
+        ..Faults::default()
+    });
+    let mut spec = JobSpec::new("j", vec![TaskSpec::new("a")]);
+    spec.deadline_ms = Some(300);
+    h.submit(spec).unwrap();
+    assert_eq!(h.engine.next_wakeup(), Some(300));
+    h.tick(250);
+    let due = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.tick(300)));
+    assert!(due.is_err(), "a tick firing the deadline at 300 panics");
+}

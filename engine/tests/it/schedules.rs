@@ -44,10 +44,24 @@ fn fired(effects: &[Effect]) -> Vec<(Time, JobId)> {
 /// Ticks at every wake-up up to `until`, returning the due times fired.
 fn run_until(h: &mut Harness, until: Time) -> Vec<Time> {
     let mut dues = Vec::new();
-    while let Some(at) = h.engine.next_wakeup().filter(|&t| t <= until) {
+    let mut last = None;
+    while let Some(at) = next_wakeup(h, until, &mut last) {
         dues.extend(fired(&h.tick(at)).into_iter().map(|(d, _)| d));
     }
     dues
+}
+
+/// The engine's next wake-up up to `until`, after the `last` one ticked. A tick fires
+/// everything due by its time, so each wake-up is later than the tick before it; one
+/// that is not would have these loops tick for ever.
+fn next_wakeup(h: &Harness, until: Time, last: &mut Option<Time>) -> Option<Time> {
+    let at = h.engine.next_wakeup().filter(|&t| t <= until)?;
+    assert!(
+        last.is_none_or(|l| at > l),
+        "wake-up at {at} is not after the tick at {last:?}"
+    );
+    *last = Some(at);
+    Some(at)
 }
 
 fn view(h: &Harness, name: &str) -> ScheduleView {
@@ -99,8 +113,8 @@ fn a_day_of_a_five_minute_cron_fires_every_due_time_once() {
     let mut h = Harness::new(cfg);
     h.register("w", 1, &[], 4).expect("registered");
     add(&mut h, cron("etl", "*/5 * * * *", "UTC"));
-    let mut dues = Vec::new();
-    while let Some(at) = h.engine.next_wakeup().filter(|&t| t <= 1_440 * MIN) {
+    let (mut dues, mut last) = (Vec::new(), None);
+    while let Some(at) = next_wakeup(&h, 1_440 * MIN, &mut last) {
         let effects = h.tick(at);
         dues.extend(fired(&effects).into_iter().map(|(d, _)| d));
         let offered = grants_for(&effects, "w").into_iter();
