@@ -430,3 +430,12 @@ fn an_attempt_history_out_of_step_with_the_task_is_caught() {
         "differs from its last attempt's",
     );
 }
+
+#[test]
+fn the_engine_reports_what_the_check_finds() {
+    let mut engine = Engine::restore(&crate::digest::snapshot(&busy())).expect("restores");
+    assert_eq!(engine.check_invariants(), Ok(()));
+    engine.state.now = 1_000_000;
+    let kind = engine.check_invariants().map_err(|v| v.kind);
+    assert_eq!(kind, Err(InvariantKind::Timer));
+}
