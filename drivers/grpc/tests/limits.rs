@@ -350,3 +350,46 @@ async fn fail_by_output(cluster: &Cluster, bytes: usize) -> (TaskView, keel_grpc
     let summary = soon("the worker stopping", worker).await.unwrap().unwrap();
     (view.tasks[0].clone(), summary)
 }
+
+/// An output that fits every per-output limit but not the bytes the engine may still
+/// store is refused as `limit_reached`, with the attempt left running. The worker fails
+/// the attempt (not for good) naming the limit, so the task is retried by its policy
+/// and in the end fails naming it, at once rather than after a lease's time per attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sdk_output_over_the_bytes_left_to_store_fails_its_attempts_naming_the_limit() {
+    let mut config = keel_coordinator::CoordinatorConfig::default();
+    config.engine.limits.max_payload_bytes = 4_096;
+    config.engine.limits.max_stored_bytes = 4_096;
+    let cluster = Cluster::start_with(config, ServerOptions::default()).await;
+    let mut jobs = cluster.client().jobs().await.unwrap();
+    let mut task = TaskSpec::new("t");
+    task.payload = keel_engine::Payload::from(vec![b'p'; 3_000]);
+    task.retry.max_attempts = 2;
+    task.retry.backoff_base_ms = 10;
+    let job = support::submit(&mut jobs, &JobSpec::new("full", vec![task]))
+        .await
+        .job;
+    let config = keel_grpc::worker::WorkerConfig::new(cluster.client(), "w1", 1);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(keel_grpc::worker::Worker::new(config).run(
+        |_t: keel_grpc::worker::Task| async {
+            keel_grpc::worker::Outcome::Complete(vec![0; 2_000])
+        },
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let outcome = soon("the job ending", support::finished(&mut jobs, job)).await;
+    assert_eq!(outcome, "failed");
+    let view = jobs
+        .describe_job(DescribeJobRequest { job })
+        .await
+        .unwrap()
+        .into_inner();
+    let task = &view.tasks[0];
+    assert!(task.detail.contains("max_stored_bytes"), "{}", task.detail);
+    assert_eq!(task.attempts.len(), 2, "{task:?}");
+    let _ = stop.send(());
+    let summary = soon("the worker stopping", worker).await.unwrap().unwrap();
+    assert_eq!((summary.failed, summary.stale), (2, 0), "{summary:?}");
+}

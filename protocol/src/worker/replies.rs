@@ -255,6 +255,20 @@ impl WorkerMachine {
                 };
                 self.send_report(now, fence, failed, out);
             }
+            // The coordinator cannot store the output now (its store is full) and
+            // leaves the attempt running: the attempt fails, not for good, naming the
+            // limit, so the task is retried by its policy (and in the end fails naming
+            // it) instead of running on unrenewed until its lease runs out.
+            Answer::Refused(r)
+                if r.kind == RefusalKind::Full
+                    && matches!(self.reports.get(&fence), Some(Outcome::Complete(_))) =>
+            {
+                let failed = Outcome::Fail {
+                    error: format!("the task's output was refused: {}", r.message),
+                    permanent: false,
+                };
+                self.send_report(now, fence, failed, out);
+            }
             // The coordinator failed the attempt itself: nothing more to report.
             Answer::Refused(r) if r.kind == RefusalKind::OutputRefused => {
                 if self.reports.remove(&fence).is_some() {

@@ -255,6 +255,9 @@ pub enum RefusalKind {
     OutputRefused,
     /// The command is malformed; sending it again cannot help.
     Invalid,
+    /// A coordinator-wide limit is reached (`limit_reached`, e.g. the bytes it may
+    /// store): there may be room later, but not for this command now.
+    Full,
     /// Anything else, e.g. a limit that may have room later.
     Other,
 }
@@ -271,6 +274,7 @@ impl Refusal {
             | "grant_not_yours" => RefusalKind::Fencing,
             "too_large" => RefusalKind::TooLarge,
             "output_over_limit" => RefusalKind::OutputRefused,
+            "limit_reached" => RefusalKind::Full,
             "invalid_worker" | "capability_token" | "invalid_name" | "invalid_argument" => {
                 RefusalKind::Invalid
             }

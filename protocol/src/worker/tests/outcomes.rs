@@ -141,6 +141,33 @@ fn a_suspension_the_coordinator_refuses_as_invalid_fails_the_attempt_for_good() 
     assert!(!m.idle(), "the failure awaits its answer");
 }
 
+/// A full store (`limit_reached`) leaves the attempt running on the coordinator: the
+/// worker fails it, not for good, naming the limit, rather than dropping the report and
+/// leaving the attempt to run out its lease.
+#[test]
+fn an_output_refused_for_a_full_store_fails_the_attempt_to_be_retried() {
+    let mut m = WorkerMachine::new(config(1));
+    register(&mut m, 0, None);
+    let f = fence(7, 1);
+    run(&mut m, 100, 1, f);
+    let mut out = Vec::new();
+    m.handler_finished(200, f, Some(Outcome::Complete(vec![1; 100])), &mut out);
+    let complete = sent(&out, |c| matches!(c, Command::Complete { .. })).unwrap();
+    let message = "limit_reached: limit max_stored_bytes (536870912) reached".to_string();
+    let refusal = Refusal::from_code("limit_reached", message, None);
+    let out = reply(&mut m, 300, complete, Answer::Refused(refusal));
+    let failed = sent(&out, |c| {
+        matches!(
+            c,
+            Command::Fail { permanent: false, error, .. } if error.contains("max_stored_bytes")
+        )
+    });
+    assert!(failed.is_some(), "{out:?}");
+    reply(&mut m, 400, failed.unwrap(), Answer::Failed);
+    assert!(m.idle());
+    assert_eq!((m.summary().failed, m.summary().stale), (1, 0));
+}
+
 #[test]
 fn a_failure_the_coordinator_refuses_as_invalid_is_dropped_not_sent_again() {
     let mut m = WorkerMachine::new(config(1));
