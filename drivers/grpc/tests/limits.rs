@@ -325,8 +325,17 @@ fn cluster_limit() -> usize {
 /// Runs a one-task job whose SDK handler completes with `bytes` bytes of output until
 /// the job ends failed; returns the task's view and the worker's summary.
 async fn fail_by_output(cluster: &Cluster, bytes: usize) -> (TaskView, keel_grpc::worker::Summary) {
+    fail_with_output(cluster, TaskSpec::new("t"), bytes).await
+}
+
+/// [`fail_by_output`] for a job of the one task `task`.
+async fn fail_with_output(
+    cluster: &Cluster,
+    task: TaskSpec,
+    bytes: usize,
+) -> (TaskView, keel_grpc::worker::Summary) {
     let mut jobs = cluster.client().jobs().await.unwrap();
-    let job = support::submit(&mut jobs, &JobSpec::new("big", vec![TaskSpec::new("t")]))
+    let job = support::submit(&mut jobs, &JobSpec::new("big", vec![task]))
         .await
         .job;
     let config = keel_grpc::worker::WorkerConfig::new(cluster.client(), "w1", 1);
@@ -361,35 +370,12 @@ async fn an_sdk_output_over_the_bytes_left_to_store_fails_its_attempts_naming_th
     config.engine.limits.max_payload_bytes = 4_096;
     config.engine.limits.max_stored_bytes = 4_096;
     let cluster = Cluster::start_with(config, ServerOptions::default()).await;
-    let mut jobs = cluster.client().jobs().await.unwrap();
     let mut task = TaskSpec::new("t");
     task.payload = keel_engine::Payload::from(vec![b'p'; 3_000]);
     task.retry.max_attempts = 2;
     task.retry.backoff_base_ms = 10;
-    let job = support::submit(&mut jobs, &JobSpec::new("full", vec![task]))
-        .await
-        .job;
-    let config = keel_grpc::worker::WorkerConfig::new(cluster.client(), "w1", 1);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(keel_grpc::worker::Worker::new(config).run(
-        |_t: keel_grpc::worker::Task| async {
-            keel_grpc::worker::Outcome::Complete(vec![0; 2_000])
-        },
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let outcome = soon("the job ending", support::finished(&mut jobs, job)).await;
-    assert_eq!(outcome, "failed");
-    let view = jobs
-        .describe_job(DescribeJobRequest { job })
-        .await
-        .unwrap()
-        .into_inner();
-    let task = &view.tasks[0];
+    let (task, summary) = fail_with_output(&cluster, task, 2_000).await;
     assert!(task.detail.contains("max_stored_bytes"), "{}", task.detail);
     assert_eq!(task.attempts.len(), 2, "{task:?}");
-    let _ = stop.send(());
-    let summary = soon("the worker stopping", worker).await.unwrap().unwrap();
     assert_eq!((summary.failed, summary.stale), (2, 0), "{summary:?}");
 }
