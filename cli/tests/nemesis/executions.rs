@@ -164,7 +164,8 @@ pub struct Repeat {
     pub before: Execution,
     pub again: Execution,
     /// The kill that happened while the earlier execution's attempt was in flight (from
-    /// its start to the start of this one), `None` if nothing explains it.
+    /// [`GRANT_LEAD_NS`] before its start to the start of this one), `None` if nothing
+    /// explains it.
     pub by: Option<KillKind>,
 }
 
@@ -174,6 +175,11 @@ impl fmt::Display for Repeat {
         write!(f, "j{job}/t{task}: {} again as {}", self.before, self.again)
     }
 }
+
+/// How long before an execution's first line its attempt may have been granted: the
+/// grant crosses the network, the worker spawns a shell, and the shell stamps its start
+/// line. A coordinator paused in that gap has already granted the attempt it then loses.
+pub const GRANT_LEAD_NS: u128 = 500_000_000;
 
 /// Explains every repeated execution by a kill that happened while the attempt before
 /// it was in flight: its worker's own kill first, then a coordinator kill, a Valkey
@@ -188,7 +194,8 @@ pub fn repeats(
         for pair in runs.windows(2) {
             let (before, again) = (&pair[0], &pair[1]);
             let worker = worker_of(*task, before.attempt);
-            let in_flight = |k: &&Kill| before.start_ns <= k.at_ns && k.at_ns <= again.start_ns;
+            let granted_ns = before.start_ns.saturating_sub(GRANT_LEAD_NS);
+            let in_flight = |k: &&Kill| granted_ns <= k.at_ns && k.at_ns <= again.start_ns;
             let by = kills
                 .iter()
                 .filter(in_flight)
@@ -253,5 +260,18 @@ mod tests {
             kill(400, KillKind::Worker, "w1"),
         ];
         assert_eq!(repeats(&all, &both, worker)[0].by, Some(KillKind::Worker));
+
+        let start = 10 * GRANT_LEAD_NS;
+        let all = BTreeMap::from([(
+            (1, 1),
+            vec![run(1, start, start + 1), run(2, 2 * start, 3 * start)],
+        )]);
+        let granted = [kill(start - GRANT_LEAD_NS, KillKind::Takeover, "a")];
+        assert_eq!(
+            repeats(&all, &granted, worker)[0].by,
+            Some(KillKind::Takeover)
+        );
+        let earlier = [kill(start - GRANT_LEAD_NS - 1, KillKind::Takeover, "a")];
+        assert_eq!(repeats(&all, &earlier, worker)[0].by, None);
     }
 }
