@@ -433,6 +433,10 @@ fn lose(state: &mut State, w: &WorkerId) {
         return;
     };
     let instance = worker.instance;
+    // A liveness check still pending (a new instance replaced a live one) has nothing
+    // left to check; when the check itself found the loss, it has already fired.
+    let liveness = (worker.liveness_timer_at, Timer::WorkerLiveness(w.clone()));
+    state.timers.disarm(liveness.0, liveness.1);
     remove(state, w, EndReason::WorkerLost);
     let forget_at = state.now.saturating_add(state.config.liveness_timeout_ms);
     if let Some(worker) = state.workers.get_mut(w) {

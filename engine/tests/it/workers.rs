@@ -190,6 +190,20 @@ fn a_new_instance_replaces_the_old_one_and_requeues_its_work() {
     assert_eq!(f2.attempt, 2);
 }
 
+/// A new instance replacing a live one takes over its liveness check: the old
+/// instance's check is called off, not left to fire on a record that is gone.
+#[test]
+fn a_new_instance_of_a_live_worker_leaves_one_liveness_check() {
+    let mut h = Harness::new(config());
+    h.register("w", 1, &[], 1).unwrap();
+    h.at(100);
+    h.register("w", 2, &[], 1).unwrap();
+    let (due, total) = h.engine.timers_due(u64::MAX, 16);
+    let due: Vec<_> = due.into_iter().map(|d| (d.at, d.what)).collect();
+    assert_eq!(total, 1, "{due:?}");
+    assert_eq!(due, [(5_100, "liveness of worker w".to_string())]);
+}
+
 #[test]
 fn draining_stops_grants_but_lets_leases_finish() {
     let mut h = Harness::new(config());
