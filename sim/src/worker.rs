@@ -318,7 +318,7 @@ impl SimWorker {
         match output {
             // The simulated network needs no handshake: the connection is there.
             Output::Connect => self.machine.connected(now, more),
-            Output::Disconnect | Output::Stopped(_) => {}
+            Output::Disconnect | Output::Stopped(_) | Output::OutcomeRefused { .. } => {}
             Output::Send { seq, command } => {
                 if !self.renewing && matches!(command, Command::Renew { .. }) {
                     return;

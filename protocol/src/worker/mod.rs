@@ -39,8 +39,8 @@ mod types;
 
 pub use machine::WorkerMachine;
 pub use types::{
-    Answer, Assignment, Command, Config, Event, Offer, Outcome, Output, Refusal, RefusalKind,
-    Registered, Stop, Summary, Time,
+    Answer, Assignment, Command, Config, Event, Instead, Offer, Outcome, Output, Refusal,
+    RefusalKind, Registered, Stop, Summary, Time,
 };
 
 #[cfg(test)]

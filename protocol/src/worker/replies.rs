@@ -233,62 +233,62 @@ impl WorkerMachine {
     }
 
     fn report_answered(&mut self, now: Time, fence: Fence, answer: Answer, out: &mut Vec<Output>) {
-        match answer {
-            Answer::Refused(r)
-                if matches!(r.kind, RefusalKind::TooLarge | RefusalKind::Invalid)
-                    && matches!(
-                        self.reports.get(&fence),
-                        Some(Outcome::Complete(_) | Outcome::Suspend { .. })
-                    ) =>
-            {
-                // The output is over a limit, or the outcome is one the coordinator
-                // cannot take: the attempt fails for good instead of being dropped, its
-                // lease running out and the task run again with the same result.
-                let what = match self.reports.get(&fence) {
-                    Some(Outcome::Complete(_)) => "output",
-                    _ => "suspension",
-                };
-                let error = format!("the task's {what} was refused: {}", r.message);
+        let Answer::Refused(r) = answer else {
+            if self.reports.remove(&fence).is_some() {
+                match answer {
+                    Answer::Failed => self.summary.failed += 1,
+                    Answer::Suspended => self.summary.suspended += 1,
+                    _ => self.summary.completed += 1,
+                }
+            }
+            return;
+        };
+        let reported = match self.reports.get(&fence) {
+            Some(Outcome::Complete(_)) => "output",
+            Some(Outcome::Suspend { .. }) => "suspension",
+            Some(Outcome::Fail { .. }) => "failure",
+            None => return,
+        };
+        let instead = match r.kind {
+            // The output is over a limit, or the outcome is one the coordinator cannot
+            // take: the attempt fails for good instead of being dropped, its lease
+            // running out and the task run again with the same result.
+            RefusalKind::TooLarge | RefusalKind::Invalid if reported != "failure" => {
                 let failed = Outcome::Fail {
-                    error,
+                    error: format!("the task's {reported} was refused: {}", r.message),
                     permanent: true,
                 };
                 self.send_report(now, fence, failed, out);
+                Instead::FailedForGood
             }
             // The coordinator cannot store the output now (its store is full) and
             // leaves the attempt running: the attempt fails, not for good, naming the
             // limit, so the task is retried by its policy (and in the end fails naming
             // it) instead of running on unrenewed until its lease runs out.
-            Answer::Refused(r)
-                if r.kind == RefusalKind::Full
-                    && matches!(self.reports.get(&fence), Some(Outcome::Complete(_))) =>
-            {
+            RefusalKind::Full if reported == "output" => {
                 let failed = Outcome::Fail {
                     error: format!("the task's output was refused: {}", r.message),
                     permanent: false,
                 };
                 self.send_report(now, fence, failed, out);
+                Instead::FailedToRetry
             }
             // The coordinator failed the attempt itself: nothing more to report.
-            Answer::Refused(r) if r.kind == RefusalKind::OutputRefused => {
-                if self.reports.remove(&fence).is_some() {
-                    self.summary.failed += 1;
-                }
+            RefusalKind::OutputRefused => {
+                self.reports.remove(&fence);
+                self.summary.failed += 1;
+                Instead::FailedForGood
             }
-            Answer::Refused(_) => {
-                if self.reports.remove(&fence).is_some() {
-                    self.summary.stale += 1;
-                }
+            _ => {
+                self.reports.remove(&fence);
+                self.summary.stale += 1;
+                Instead::Dropped
             }
-            answer => {
-                if self.reports.remove(&fence).is_some() {
-                    match answer {
-                        Answer::Failed => self.summary.failed += 1,
-                        Answer::Suspended => self.summary.suspended += 1,
-                        _ => self.summary.completed += 1,
-                    }
-                }
-            }
-        }
+        };
+        out.push(Output::OutcomeRefused {
+            fence,
+            message: r.message,
+            instead,
+        });
     }
 }

@@ -327,8 +327,41 @@ pub enum Output {
         /// The fence and the local time the lease is trusted until; `None` when none is held.
         until: Option<(Fence, Time)>,
     },
+    /// The coordinator refused the outcome the handler reported for this attempt, so
+    /// what it records is not what the handler returned. Shells log it: a handler that
+    /// returned an output is otherwise taken to have succeeded.
+    OutcomeRefused {
+        /// The attempt whose outcome was refused.
+        fence: Fence,
+        /// The coordinator's text.
+        message: String,
+        /// What became of the attempt instead.
+        instead: Instead,
+    },
     /// The machine is done: nothing more will come out of it.
     Stopped(Stop),
+}
+
+/// What became of an attempt whose reported outcome the coordinator refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Instead {
+    /// Failed for good: by the coordinator itself, or reported so by the machine.
+    FailedForGood,
+    /// Reported as failed, to be retried by the task's policy.
+    FailedToRetry,
+    /// Dropped: the attempt is no longer this worker's, or its failure was malformed.
+    Dropped,
+}
+
+impl Instead {
+    /// A few words for logs.
+    pub fn words(self) -> &'static str {
+        match self {
+            Instead::FailedForGood => "the attempt failed for good",
+            Instead::FailedToRetry => "the attempt failed, to be retried",
+            Instead::Dropped => "the report is dropped",
+        }
+    }
 }
 
 /// Why the machine stopped.

@@ -260,6 +260,13 @@ impl<H: Handler> Shell<H> {
                         }
                     }
                     Output::Trust { .. } => {}
+                    Output::OutcomeRefused {
+                        fence,
+                        message,
+                        instead,
+                    } => {
+                        tracing::warn!(task = %fence.task, attempt = fence.attempt, "the coordinator refused the attempt's outcome ({message}); {}", instead.words());
+                    }
                     Output::Stopped(stop) => self.stopped = Some(stop),
                 }
             }

@@ -81,13 +81,7 @@ fn an_output_too_large_for_any_frame_is_reported_as_a_permanent_failure() {
 
 #[test]
 fn an_output_the_coordinator_refuses_as_too_large_fails_the_attempt_for_good() {
-    let mut m = WorkerMachine::new(config(1));
-    register(&mut m, 0, None);
-    let f = fence(7, 1);
-    run(&mut m, 100, 1, f);
-    let mut out = Vec::new();
-    m.handler_finished(200, f, Some(Outcome::Complete(vec![1; 100])), &mut out);
-    let complete = sent(&out, |c| matches!(c, Command::Complete { .. })).unwrap();
+    let (mut m, f, complete) = completing(vec![1; 100]);
     let refusal = Refusal::from_code("too_large", "too_large: output".into(), None);
     let out = reply(&mut m, 300, complete, Answer::Refused(refusal));
     let failed = sent(&out, |c| {
@@ -100,6 +94,11 @@ fn an_output_the_coordinator_refuses_as_too_large_fails_the_attempt_for_good() {
         )
     });
     assert!(failed.is_some(), "{out:?}");
+    assert!(out.contains(&Output::OutcomeRefused {
+        fence: f,
+        message: "too_large: output".into(),
+        instead: Instead::FailedForGood,
+    }));
     assert!(!m.idle(), "the failure awaits its answer");
     reply(&mut m, 400, failed.unwrap(), Answer::Failed);
     assert!(m.idle());
@@ -146,13 +145,7 @@ fn a_suspension_the_coordinator_refuses_as_invalid_fails_the_attempt_for_good() 
 /// leaving the attempt to run out its lease.
 #[test]
 fn an_output_refused_for_a_full_store_fails_the_attempt_to_be_retried() {
-    let mut m = WorkerMachine::new(config(1));
-    register(&mut m, 0, None);
-    let f = fence(7, 1);
-    run(&mut m, 100, 1, f);
-    let mut out = Vec::new();
-    m.handler_finished(200, f, Some(Outcome::Complete(vec![1; 100])), &mut out);
-    let complete = sent(&out, |c| matches!(c, Command::Complete { .. })).unwrap();
+    let (mut m, f, complete) = completing(vec![1; 100]);
     let message = "limit_reached: limit max_stored_bytes (536870912) reached".to_string();
     let refusal = Refusal::from_code("limit_reached", message, None);
     let out = reply(&mut m, 300, complete, Answer::Refused(refusal));
@@ -163,6 +156,7 @@ fn an_output_refused_for_a_full_store_fails_the_attempt_to_be_retried() {
         )
     });
     assert!(failed.is_some(), "{out:?}");
+    assert!(has_refused(&out, f, Instead::FailedToRetry), "{out:?}");
     reply(&mut m, 400, failed.unwrap(), Answer::Failed);
     assert!(m.idle());
     assert_eq!((m.summary().failed, m.summary().stale), (1, 0));
@@ -189,13 +183,7 @@ fn a_failure_the_coordinator_refuses_as_invalid_is_dropped_not_sent_again() {
 
 #[test]
 fn an_output_the_coordinator_refused_and_failed_is_counted_as_failed_and_not_resent() {
-    let mut m = WorkerMachine::new(config(1));
-    register(&mut m, 0, None);
-    let f = fence(7, 1);
-    run(&mut m, 100, 1, f);
-    let mut out = Vec::new();
-    m.handler_finished(200, f, Some(Outcome::Complete(vec![1; 100])), &mut out);
-    let complete = sent(&out, |c| matches!(c, Command::Complete { .. })).unwrap();
+    let (mut m, f, complete) = completing(vec![1; 100]);
     let message = "output_over_limit: output of t7 refused".to_string();
     let refusal = Refusal::from_code("output_over_limit", message, None);
     let out = reply(&mut m, 300, complete, Answer::Refused(refusal));
@@ -203,23 +191,40 @@ fn an_output_the_coordinator_refused_and_failed_is_counted_as_failed_and_not_res
         sent(&out, |_| true).is_none(),
         "nothing more is sent: {out:?}"
     );
+    assert!(has_refused(&out, f, Instead::FailedForGood), "{out:?}");
     assert!(m.idle());
     assert_eq!((m.summary().failed, m.summary().stale), (1, 0));
 }
 
 #[test]
 fn an_outcome_refused_as_stale_is_dropped_and_counted() {
-    let mut m = WorkerMachine::new(config(1));
-    register(&mut m, 0, None);
-    let f = fence(7, 1);
-    run(&mut m, 100, 1, f);
-    let mut out = Vec::new();
-    m.handler_finished(200, f, Some(Outcome::Complete(Vec::new())), &mut out);
-    let complete = sent(&out, |c| matches!(c, Command::Complete { .. })).unwrap();
+    let (mut m, f, complete) = completing(Vec::new());
     let stale = Refusal::from_code("stale_fence", "stale".into(), None);
-    reply(&mut m, 300, complete, Answer::Refused(stale));
+    let out = reply(&mut m, 300, complete, Answer::Refused(stale));
+    assert!(has_refused(&out, f, Instead::Dropped), "{out:?}");
     assert!(m.idle());
     assert_eq!(m.summary().stale, 1);
+}
+
+/// An outcome the coordinator records as reported is not announced as refused.
+#[test]
+fn a_recorded_outcome_is_not_announced_as_refused() {
+    let (mut m, f, complete) = completing(Vec::new());
+    let out = reply(&mut m, 300, complete, Answer::Completed);
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::OutcomeRefused { .. })),
+        "{out:?}"
+    );
+    assert_eq!(m.summary().completed, 1);
+}
+
+/// Whether `out` announces that the coordinator refused `fence`'s outcome, and what
+/// became of the attempt instead.
+fn has_refused(out: &[Output], fence: Fence, instead: Instead) -> bool {
+    out.iter().any(|o| {
+        matches!(o, Output::OutcomeRefused { fence: f, instead: i, .. } if *f == fence && *i == instead)
+    })
 }
 
 #[test]
@@ -299,4 +304,17 @@ fn a_drain_that_times_out_cancels_the_handlers_it_waited_for() {
     m.on_timer(700, &mut out);
     assert!(out.contains(&Output::Cancel(f)), "{out:?}");
     assert!(sent(&out, |c| matches!(c, Command::Deregister)).is_some());
+}
+
+/// A registered machine whose handler for task 7's first attempt returned `output` at
+/// 200 ms, and the sequence number its completion was sent under.
+fn completing(output: Vec<u8>) -> (WorkerMachine, Fence, u64) {
+    let mut m = WorkerMachine::new(config(1));
+    register(&mut m, 0, None);
+    let f = fence(7, 1);
+    run(&mut m, 100, 1, f);
+    let mut out = Vec::new();
+    m.handler_finished(200, f, Some(Outcome::Complete(output)), &mut out);
+    let complete = sent(&out, |c| matches!(c, Command::Complete { .. })).unwrap();
+    (m, f, complete)
 }
