@@ -209,7 +209,7 @@ fn an_outcome_refused_as_stale_is_dropped_and_counted() {
 /// An outcome the coordinator records as reported is not announced as refused.
 #[test]
 fn a_recorded_outcome_is_not_announced_as_refused() {
-    let (mut m, f, complete) = completing(Vec::new());
+    let (mut m, _, complete) = completing(Vec::new());
     let out = reply(&mut m, 300, complete, Answer::Completed);
     assert!(
         !out.iter()
