@@ -202,6 +202,7 @@ impl Cron {
         let limit = limit.unwrap_or(NaiveDate::MAX);
         loop {
             let candidate = self.next_local(from, limit)?;
+            debug_assert!(candidate >= from, "{candidate} is before {from}");
             let instant = resolve(candidate, tz)?;
             // Minutes of a repeated hour resolve to their earlier instant, which may
             // lie at or before `after`; they do not fire again.
@@ -235,10 +236,15 @@ impl Cron {
     fn time_at_or_after(&self, hour: u32, minute: u32) -> Option<(u32, u32)> {
         let later_minutes = self.minutes >> minute << minute;
         if has(u64::from(self.hours), hour) && later_minutes != 0 {
-            return Some((hour, later_minutes.trailing_zeros()));
+            let at = later_minutes.trailing_zeros();
+            debug_assert!(at >= minute, "minute {at} is before {minute}");
+            return Some((hour, at));
         }
         let later_hours = self.hours.checked_shr(hour + 1)?.checked_shl(hour + 1)?;
-        (later_hours != 0).then(|| (later_hours.trailing_zeros(), self.minutes.trailing_zeros()))
+        let found = (later_hours != 0)
+            .then(|| (later_hours.trailing_zeros(), self.minutes.trailing_zeros()));
+        debug_assert!(found.is_none_or(|t| t > (hour, minute)), "{found:?}");
+        found
     }
 
     fn day_matches(&self, date: NaiveDate) -> bool {

@@ -428,3 +428,25 @@ proptest! {
         }
     }
 }
+
+/// Samoa skipped Friday 2011-12-30 whole: a fire due at its midnight waits out the
+/// 24-hour gap and fires when the day after begins.
+#[test]
+fn a_skipped_day_fires_at_its_end() {
+    let apia = zone("Pacific/Apia");
+    let got = fires("0 0 30 12 *", apia, utc(2011, 12, 28, 0, 0), 1);
+    // Local 2011-12-31 00:00 (+14:00).
+    assert_eq!(got, [utc(2011, 12, 30, 10, 0)]);
+}
+
+/// The length bound counts the expression as given, spaces included, and takes an
+/// expression of exactly that length.
+#[test]
+fn an_expression_of_the_longest_length_is_taken() {
+    let longest = format!("{:<256}", "* * * * *");
+    assert_eq!(Cron::parse(&longest), Ok(cron("* * * * *")));
+    assert_eq!(
+        Cron::parse(&format!("{longest} ")),
+        Err(CronError::TooLong { len: 257 })
+    );
+}

@@ -242,3 +242,33 @@ fn a_rate_key_is_validated_like_every_name() {
     spec.tasks[0].rate_key = Some("a\nb".into());
     assert!(h.submit(spec).is_err());
 }
+
+/// The scope names operators write and read: status, gauges and the invariant checker
+/// print them.
+#[test]
+fn rate_scopes_are_named_as_written() {
+    let scopes = [RateScope::Tenant, RateScope::Lane, RateScope::Key];
+    assert_eq!(scopes.map(RateScope::as_str), ["tenant", "lane", "key"]);
+}
+
+/// A policy with a bucket in any one scope is not empty.
+#[test]
+fn a_rate_policy_is_empty_until_a_bucket_is_configured() {
+    assert!(RatePolicy::default().is_empty());
+    let rate = Rate {
+        rate: 1,
+        per_ms: 1_000,
+        burst: 1,
+    };
+    for scope in [RateScope::Tenant, RateScope::Lane, RateScope::Key] {
+        let mut policy = RatePolicy::default();
+        let buckets = match scope {
+            RateScope::Tenant => &mut policy.tenants,
+            RateScope::Lane => &mut policy.lanes,
+            RateScope::Key => &mut policy.keys,
+        };
+        buckets.insert("x".into(), rate);
+        assert!(!policy.is_empty(), "{}", scope.as_str());
+        assert_eq!(policy.get(scope, "x"), Some(&rate));
+    }
+}
