@@ -6,7 +6,7 @@
 # be equivalent to the original code.
 #
 #   scripts/mutants.sh                      every shard of keel-engine, one after another
-#   scripts/mutants.sh --shard 3/12         one shard (of twelve)
+#   scripts/mutants.sh --shard 3/32         one shard (of thirty-two)
 #   scripts/mutants.sh --package keel-sim   the simulator's checks (the files that judge
 #                                           a run), against the simulator's tests
 #   scripts/mutants.sh --summary            only report what finished shards found
@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 package=keel-engine
-shards=12
+shards=32
 only=""
 again=0
 summary_only=0
@@ -59,7 +59,9 @@ mkdir -p "$out_root"
 run_shard() {
     local k="$1" n="$2"
     local dir="$out_root/shard-$k-of-$n"
-    if [ -f "$dir/mutants.out/outcomes.json" ] && [ "$again" -eq 0 ]; then
+    # cargo-mutants rewrites outcomes.json as it goes; an interrupted shard's has no
+    # end time and is run again.
+    if grep -qs '"end_time": "' "$dir/mutants.out/outcomes.json" && [ "$again" -eq 0 ]; then
         echo "shard $k/$n: done before, kept ($dir)" >&2
         return 0
     fi

@@ -390,6 +390,12 @@ pub(crate) fn liveness_due(state: &mut State, w: &WorkerId, at: Time) {
     }
     let deadline = worker.last_seen.saturating_add(timeout);
     if deadline > at {
+        // Re-armed at or before `at`, the tick would fire it again for ever: a change
+        // to the guard above fails here in tests instead of hanging them.
+        debug_assert!(
+            deadline > at,
+            "liveness of {w} re-armed at {deadline}, now {at}"
+        );
         worker.liveness_timer_at = deadline;
         state.timers.arm(deadline, Timer::WorkerLiveness(w.clone()));
         return;
@@ -408,6 +414,9 @@ pub(crate) fn forget(state: &mut State, w: &WorkerId, at: Time) {
         return;
     }
     if let Some(until) = worker.blacklisted_until {
+        // A blacklist is lifted when its end timer fires, so one still recorded ends
+        // now or later; else the record would be kept, a millisecond at a time, for ever.
+        debug_assert!(until >= at, "blacklist of {w} ended at {until}, now {at}");
         let next = until.max(at.saturating_add(1));
         worker.liveness_timer_at = next;
         state.timers.arm(next, Timer::WorkerForget(w.clone()));
