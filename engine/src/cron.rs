@@ -219,7 +219,10 @@ impl Cron {
         let (mut hour, mut minute) = (from.hour(), from.minute());
         while date <= limit {
             if !has(u64::from(self.months), date.month()) {
-                date = next_month(date)?;
+                let next = next_month(date)?;
+                // The search ends because every step moves the date on.
+                debug_assert!(next > date, "{next} does not follow {date}");
+                date = next;
             } else if !self.day_matches(date) {
                 date = date.succ_opt()?;
             } else if let Some((h, m)) = self.time_at_or_after(hour, minute) {
