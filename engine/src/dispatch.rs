@@ -30,16 +30,27 @@ pub(crate) fn run(state: &mut State) {
 /// Grants until no waiting worker can take a ready task; `wake` collects the earliest
 /// refill of a bucket that held a queue back.
 fn rounds(state: &mut State, wake: &mut Option<Time>) {
+    // A round starts with a ready task, and every round but the last grants one, so
+    // there are at most as many rounds as ready tasks.
+    let mut rounds_left = state.ready.len();
     loop {
         if state.ready.len() == 0 || state.demand.is_empty() {
             return;
         }
+        debug_assert!(
+            rounds_left > 0,
+            "dispatch ran a round after one granted nothing"
+        );
+        rounds_left = rounds_left.saturating_sub(1);
         let order = round_order(state);
         let mut granted = false;
         let mut last = None;
         for w in order {
             let mut served = false;
+            let mut next_grant = state.next_grant;
             while grant_one(state, &w, wake) {
+                debug_assert!(state.next_grant > next_grant, "a grant without an offer");
+                next_grant = state.next_grant;
                 served = true;
                 if state.demand.len() > 1 {
                     break;
@@ -119,7 +130,11 @@ fn grant_any_lane(state: &mut State, w: &WorkerId, wake: &mut Option<Time>) -> b
         .lane_from(cursor)
         .or_else(|| state.ready.lane_from(0));
     let mut lane = first;
+    // Each lane is looked at once at most.
+    let mut lanes_left = state.names.lanes.slots();
     while let Some(l) = lane {
+        debug_assert!(lanes_left > 0, "a lane looked at twice in one offer");
+        lanes_left = lanes_left.saturating_sub(1);
         if let Some((q, key)) = best_head(state, w, l, wake) {
             if let Some(worker) = state.workers.get_mut(w) {
                 worker.lane_cursor = l.wrapping_add(1);

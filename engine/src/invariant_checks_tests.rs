@@ -11,7 +11,7 @@ use crate::state::State;
 use crate::{Engine, InstanceId};
 
 /// The report `state` gets, which must be of `kind` and mention `words`.
-fn caught(state: &State, kind: InvariantKind, words: &str) {
+pub(crate) fn caught(state: &State, kind: InvariantKind, words: &str) {
     let violation = check(state).expect_err("the corruption must be caught");
     assert_eq!(violation.kind, kind, "{violation}");
     assert!(violation.detail.contains(words), "{violation}");
@@ -33,6 +33,19 @@ fn a_queued_task_missing_from_the_ready_index_is_caught() {
     let key = t.ready_key();
     assert!(state.ready.remove(q, key));
     caught(&state, InvariantKind::ReadyIndex, "ready index length 0");
+}
+
+#[test]
+fn a_queued_task_filed_under_another_rank_is_caught() {
+    let mut state = busy();
+    let t = state.tasks.get(&QUEUED).expect("task c");
+    let (q, key) = (t.queue_key(), t.ready_key());
+    assert!(state.ready.remove(q, key));
+    let rank = key.rank + 1;
+    state
+        .ready
+        .insert(q, crate::ready::ReadyKey { rank, ..key });
+    caught(&state, InvariantKind::ReadyIndex, "ready index holds t3");
 }
 
 #[test]

@@ -43,6 +43,8 @@ mod input;
 mod intern;
 #[cfg(test)]
 mod invariant_checks_tests;
+#[cfg(test)]
+mod invariant_rate_tests;
 mod invariants;
 mod job;
 mod job_end;

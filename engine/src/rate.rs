@@ -71,7 +71,8 @@ fn buckets_of(state: &State, q: QueueKey) -> Vec<(BucketKey, Rate)> {
 
 /// When a queue's tasks may next be granted: `None` when every bucket of the queue has
 /// a token now, else the earliest time all of them will (if nothing else draws on
-/// them), with the bucket that waits longest.
+/// them), with the bucket that waits longest (on a tie, the wider scope: tenant, lane,
+/// key), which status names.
 pub(crate) fn throttled(state: &State, q: QueueKey) -> Option<(BucketKey, Time)> {
     let now = state.now;
     let mut worst: Option<(BucketKey, Time)> = None;

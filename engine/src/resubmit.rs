@@ -78,12 +78,15 @@ pub fn retried_from(name: &str) -> Option<JobId> {
     digits.parse().ok().map(JobId)
 }
 
-fn cut(state: &str, max: usize) -> &str {
-    let mut end = state.len().min(max);
-    while !state.is_char_boundary(end) {
-        end -= 1;
-    }
-    &state[..end]
+/// `text` cut to at most `max` bytes, at a character boundary: one of the three bytes
+/// below the cut is one, as a character is at most four bytes.
+fn cut(text: &str, max: usize) -> &str {
+    let end = text.len().min(max);
+    let end = (end.saturating_sub(3)..=end)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    &text[..end]
 }
 
 /// The spec job `id` was admitted with: same name, tenant, lane, deadline, cap and

@@ -77,3 +77,88 @@ fn the_injected_tick_panic_needs_a_timer_due() {
     let due = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.tick(300)));
     assert!(due.is_err(), "a tick firing the deadline at 300 panics");
 }
+
+/// With `fast_refill` a bucket of one token a second has a token again after half a
+/// second, which a sound engine refuses: the simulator's broken-rates test relies on it.
+#[test]
+fn a_fast_refilling_engine_grants_at_twice_the_rate() {
+    for (fast, granted_at_500) in [(false, 0), (true, 1)] {
+        let mut cfg = config();
+        let api = Rate {
+            rate: 1,
+            per_ms: 1_000,
+            burst: 1,
+        };
+        cfg.rates.keys.insert("api".into(), api);
+        let mut h = Harness::new(cfg);
+        h.engine.inject_faults(Faults {
+            fast_refill: fast,
+            ..Faults::default()
+        });
+        h.register("w", 1, &[], 3).unwrap();
+        let mut spec = job("j", &["a", "b", "c"]);
+        for t in &mut spec.tasks {
+            t.rate_key = Some("api".into());
+        }
+        h.submit(spec).unwrap();
+        assert_eq!(h.request("w", 1, 1).len(), 1, "the burst");
+        assert_eq!(h.at(499).request("w", 1, 1).len(), 0, "fast {fast}");
+        let late = h.at(500).request("w", 1, 1).len();
+        assert_eq!(late, granted_at_500, "fast {fast}");
+    }
+}
+
+/// With `starve_retries` a retried task is never granted while first attempts still
+/// are, in other queues: the simulator's broken-liveness test relies on exactly that.
+#[test]
+fn a_starving_engine_grants_first_attempts_only() {
+    for starve in [false, true] {
+        let mut h = Harness::new(config());
+        h.engine.inject_faults(Faults {
+            starve_retries: starve,
+            ..Faults::default()
+        });
+        h.register("w", 1, &[], 2).unwrap();
+        let (_, retried) = h.submit(job("j", &["a"])).unwrap();
+        let fence = h.take("w", 1);
+        h.fail("w", 1, fence, false);
+        h.tick(2_000);
+        assert_eq!(h.task(retried).status.label(), "queued", "starve {starve}");
+        let grants = h.at(2_000).request("w", 1, 1);
+        assert_eq!(grants.len(), usize::from(!starve), "starve {starve}");
+        // In a queue of its own: the defect passes over a queue whose head is a retry.
+        let mut other = job("k", &["b"]);
+        other.tenant = "other".into();
+        let (_, first) = h.submit(other).unwrap();
+        if starve {
+            // The credit left waiting goes to the new first attempt at once.
+            assert_eq!(h.task(first).status.label(), "offered");
+            assert_eq!(h.task(retried).status.label(), "queued");
+        }
+    }
+}
+
+/// With `recount_usage` a report already counted is counted again while its attempt
+/// runs, and no more once it has ended: the simulator's broken-budgets test relies on
+/// the first, and a sound engine never does either.
+#[test]
+fn a_recounting_engine_counts_a_resent_report_again_while_it_runs() {
+    use crate::budgets::{budget, budgeted, limit, usage, used};
+    for recount in [false, true] {
+        let mut h = Harness::new(config());
+        h.engine.inject_faults(Faults {
+            recount_usage: recount,
+            ..Faults::default()
+        });
+        h.register("w", 1, &[], 1).unwrap();
+        let b = budget(&[("tokens", limit(None, Some(1_000)))], OnHard::Finish);
+        h.submit(budgeted("j", &["a"], b)).unwrap();
+        let f = h.take("w", 1);
+        assert_eq!(used(&usage(&mut h, f, "b", "tokens", 60, "r1")).0, 60);
+        let again = used(&usage(&mut h, f, "b", "tokens", 60, "r1")).0;
+        assert_eq!(again, if recount { 120 } else { 60 }, "recount {recount}");
+        h.complete("w", 1, f);
+        let late = used(&usage(&mut h, f, "b", "tokens", 60, "r1"));
+        assert_eq!(late, (again, true), "recount {recount}");
+    }
+}

@@ -272,3 +272,107 @@ fn a_rate_policy_is_empty_until_a_bucket_is_configured() {
         assert_eq!(policy.get(scope, "x"), Some(&rate));
     }
 }
+
+/// Grants `w` gets from submitting `spec`.
+fn granted_on_submit(h: &mut Harness, spec: JobSpec) -> usize {
+    grants_for(
+        &h.apply(Input::Client(ClientCommand::SubmitJob(spec)))
+            .effects,
+        "w",
+    )
+    .len()
+}
+
+#[test]
+fn a_rescaled_bucket_keeps_the_tokens_it_held() {
+    let mut cfg = config();
+    keyed(&mut cfg, "api", rate(1, 1_000, 4));
+    let mut h = Harness::new(cfg.clone());
+    ready_worker(&mut h);
+    assert_eq!(
+        granted_on_submit(&mut h, paced_job("one", 1, Some("api"))),
+        1
+    );
+    // Three tokens of 1 000 units left become 30 000 units of 10 000, plus the 100
+    // refilled since: three tokens now, and the fourth 9 900 ms later.
+    let mut slower = cfg;
+    keyed(&mut slower, "api", rate(1, 10_000, 4));
+    h.at(100).apply(Input::Configure(Box::new(slower)));
+    assert_eq!(
+        granted_on_submit(&mut h, paced_job("more", 5, Some("api"))),
+        3
+    );
+    assert_eq!(granted_at(&mut h, 9_999), 0);
+    assert_eq!(granted_at(&mut h, 10_000), 1);
+    h.check_replay();
+}
+
+/// A task held by two buckets names the one that refills last; when both refill at
+/// the same moment, the wider scope (tenant, then lane, then key).
+#[test]
+fn a_task_held_by_two_buckets_names_the_later_then_the_wider() {
+    for (tenant_ms, key_ms, scope, name) in [
+        (1_000, 4_000, RateScope::Key, "api"),
+        (4_000, 1_000, RateScope::Tenant, "acme"),
+        (2_000, 2_000, RateScope::Tenant, "acme"),
+    ] {
+        let mut cfg = config();
+        cfg.rates
+            .tenants
+            .insert("acme".into(), rate(1, tenant_ms, 1));
+        keyed(&mut cfg, "api", rate(1, key_ms, 1));
+        let mut h = Harness::new(cfg);
+        let mut spec = paced_job("j", 2, Some("api"));
+        spec.tenant = "acme".into();
+        let (_, first) = h.submit(spec).unwrap();
+        assert_eq!(ready_worker(&mut h), 1);
+        let until = tenant_ms.max(key_ms).into();
+        assert_eq!(
+            h.task(TaskId::nth_after(first, 1)).status,
+            TaskStatus::RateLimited {
+                scope,
+                name: name.into(),
+                until,
+            }
+        );
+    }
+}
+
+fn slow_and_fast() -> Config {
+    let mut cfg = config();
+    keyed(&mut cfg, "slow", rate(1, 4_000, 1));
+    keyed(&mut cfg, "fast", rate(1, 1_000, 1));
+    cfg
+}
+
+/// Two keys emptied in the same dispatch: the refill timer is the sooner one.
+#[test]
+fn the_sooner_of_two_refills_wakes_dispatch() {
+    let mut h = Harness::new(slow_and_fast());
+    h.submit(paced_job("slow", 2, Some("slow"))).unwrap();
+    h.submit(paced_job("fast", 2, Some("fast"))).unwrap();
+    assert_eq!(ready_worker(&mut h), 2);
+    assert_eq!(h.engine.next_wakeup(), Some(1_000));
+    assert_eq!(granted_at(&mut h, 1_000), 1);
+    assert_eq!(granted_at(&mut h, 4_000), 1);
+}
+
+/// A refill sooner than the one already armed is armed too: a key emptied later but
+/// refilling sooner is granted on time, not when the slower key refills.
+#[test]
+fn a_sooner_refill_is_armed_beside_a_later_one() {
+    let mut h = Harness::new(slow_and_fast());
+    ready_worker(&mut h);
+    assert_eq!(
+        granted_on_submit(&mut h, paced_job("slow", 2, Some("slow"))),
+        1
+    );
+    h.at(10);
+    assert_eq!(
+        granted_on_submit(&mut h, paced_job("fast", 2, Some("fast"))),
+        1
+    );
+    assert_eq!(granted_at(&mut h, 1_009), 0);
+    assert_eq!(granted_at(&mut h, 1_010), 1);
+    assert_eq!(granted_at(&mut h, 4_000), 1);
+}
