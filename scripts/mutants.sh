@@ -56,6 +56,11 @@ sim_checks=(check checks beliefs outcomes shadow durable data_checks result_chec
 out_root="mutants.out/$package"
 mkdir -p "$out_root"
 
+# A mutant that fails a property test sends proptest shrinking, which can outlast the
+# timeout and turn a caught mutant into a "timeout"; a few seconds of shrinking is
+# plenty to fail the test.
+export PROPTEST_MAX_SHRINK_TIME="${PROPTEST_MAX_SHRINK_TIME:-5000}"
+
 run_shard() {
     local k="$1" n="$2"
     local dir="$out_root/shard-$k-of-$n"
@@ -82,6 +87,9 @@ run_shard() {
     if [ "$package" = keel-sim ]; then
         for f in "${sim_checks[@]}"; do files+=(--file "sim/src/$f.rs"); done
     fi
+    # Which mutants fall in a shard depends on the code: the revision is kept so the
+    # summary can say whether the shards it adds up were made on one.
+    git rev-parse --short HEAD > "$dir/revision" 2>/dev/null || echo unknown > "$dir/revision"
     "$tool" mutants --package "$package" --shard "$k/$n" --output "$dir" \
         "${features[@]}" "${files[@]}" --timeout-multiplier 3 >&2 || status=$?
     case "$status" in
@@ -111,6 +119,8 @@ if [ "$viable" -eq 0 ]; then
     exit 1
 fi
 echo "$package: $caught caught, $missed missed, $timeout timeouts, $unviable unviable; kill rate $((100 * caught / viable))% of $viable viable ($(ls -d "$out_root"/shard-* | wc -l) shards)"
+revisions=$( (cat "$out_root"/shard-*/revision 2>/dev/null || true) | sort | uniq -c | awk '{printf "%s%s (%s shards)", sep, $2, $1; sep=", "}')
+echo "made on: ${revisions:-no recorded revision}"
 
 survivors="$crate_dir/mutants-survivors.txt"
 unlisted=$(cat "$out_root"/shard-*/mutants.out/missed.txt 2>/dev/null \
