@@ -200,6 +200,8 @@ fn offer(state: &mut State, w: &WorkerId, q: QueueKey, key: ReadyKey) {
     let (job, attempt, payload) = (task.job, task.attempt, task.payload.clone());
     let task_key = task.key.clone();
     let signal = dataflow::signal_of(task);
+    #[cfg(feature = "fault-injection")]
+    let signal = signal.filter(|_| !(state.faults.signal_first_attempt_only && attempt > 1));
     let inputs = state
         .tasks
         .get(&key.task)

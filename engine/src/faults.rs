@@ -31,6 +31,10 @@ pub struct Faults {
     /// a retried task (and whatever queues behind it) waits for ever while the engine's
     /// state stays consistent: only the check that every job ends can tell.
     pub starve_retries: bool,
+    /// A resumed task's signal is handed only to its first attempt, so a retry after
+    /// the resume runs without what it waited for: the task is otherwise sound, and
+    /// only a check on what each grant carries can tell.
+    pub signal_first_attempt_only: bool,
 }
 
 /// The job name [`Faults::panic_on_injected_job`] panics on.

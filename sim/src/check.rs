@@ -67,7 +67,8 @@ pub enum Check {
     CorruptionUndetected,
     /// Recovery refused a log that holds no corrupted batch.
     RecoveryRefused,
-    /// A grant's inputs are not the committed outputs of its task's upstream tasks.
+    /// A grant's inputs are not the committed outputs of its task's upstream tasks, or
+    /// its signal is not the one that resumed the task.
     InputMismatch,
     /// A finished job's result, read from the engine, is not the committed outputs of
     /// its result tasks.

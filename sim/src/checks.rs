@@ -19,12 +19,14 @@ use crate::schedule_checks::ScheduleChecks;
 use crate::shadow::{EndedLease, Shadow};
 use crate::stats::{Stats, Subject};
 use crate::timeline::Bar;
-use crate::vocabulary::command_kind;
 use keel_engine::{
     Accepted, ClientCommand, Effect, Fence, Input, JobId, Recipient, Rejection, ScheduleCommand,
-    TaskId, Time, WorkerCommand, WorkerId,
+    TaskId, Time,
 };
 use std::collections::BTreeMap;
+
+#[path = "checks_workers.rs"]
+mod checks_workers;
 
 /// At most this many failures are kept; the first is what a run reports.
 const KEPT: usize = 16;
@@ -153,7 +155,17 @@ impl Checker {
             ) => self.worker_reply(now, worker, command, reply),
             _ => {}
         }
+        let by_signal = matches!(
+            (input, reply),
+            (
+                Input::Client(ClientCommand::Signal { .. }),
+                Some(Ok(Accepted::Signalled { resumed: true, .. }))
+            )
+        );
         for e in effects {
+            if let Effect::TaskResumed { task, .. } = e {
+                self.data.resumed(*task, by_signal);
+            }
             self.effect(now, e);
         }
         for detail in self.budgets.released(now, input, reply, effects) {
@@ -204,126 +216,6 @@ impl Checker {
         }
     }
 
-    /// Whom a worker command concerns: its fence, or the grant's task.
-    fn command_ids<'a>(&self, worker: &'a WorkerId, command: &WorkerCommand) -> Ids<'a> {
-        let ids = Ids::worker(worker);
-        match command {
-            WorkerCommand::Renew { fence }
-            | WorkerCommand::Complete { fence, .. }
-            | WorkerCommand::Fail { fence, .. }
-            | WorkerCommand::Suspend { fence, .. }
-            | WorkerCommand::ReportUsage { fence, .. } => ids.fence(*fence),
-            WorkerCommand::AcceptGrant { grant } | WorkerCommand::ReleaseGrant { grant } => {
-                match self.shadow.grant_task(*grant) {
-                    Some((task, attempt)) => Ids {
-                        task: Some(task),
-                        attempt: Some(attempt),
-                        ..ids
-                    },
-                    None => ids,
-                }
-            }
-            _ => ids,
-        }
-    }
-
-    fn worker_reply(
-        &mut self,
-        now: Time,
-        worker: &WorkerId,
-        command: &WorkerCommand,
-        reply: &Result<Accepted, Rejection>,
-    ) {
-        let ids = self.command_ids(worker, command);
-        let accepted = match reply {
-            Err(r) => {
-                self.count(now, "reject", r.code(), ids);
-                self.count(now, command_kind(command), r.code(), ids);
-                return;
-            }
-            Ok(accepted) => accepted,
-        };
-        match (command, accepted) {
-            (
-                WorkerCommand::Register {
-                    capabilities,
-                    max_concurrency,
-                    ..
-                },
-                Accepted::Registered {
-                    duplicate: false, ..
-                },
-            ) => {
-                self.shadow.register(worker, capabilities, *max_concurrency);
-                self.count(now, "register", "accepted", ids);
-            }
-            (
-                WorkerCommand::AcceptGrant { grant },
-                Accepted::LeaseStarted {
-                    fence,
-                    duplicate: false,
-                    ..
-                },
-            ) => {
-                self.count(now, "lease", "started", ids.fence(*fence));
-                if let Err(detail) = self.shadow.lease(now, worker, *grant, *fence) {
-                    self.fail(now, Check::LeaseWithoutGrant, detail);
-                }
-            }
-            (WorkerCommand::ReleaseGrant { grant }, _) => self.shadow.release_grant(*grant),
-            (WorkerCommand::ReportUsage { .. }, Accepted::UsageRecorded { duplicate, .. }) => {
-                let name = if *duplicate { "duplicate" } else { "accepted" };
-                self.count(now, "usage", name, ids);
-            }
-            (
-                WorkerCommand::Complete { fence, output },
-                Accepted::Completed {
-                    duplicate: false, ..
-                },
-            ) => {
-                self.count(now, "complete", "accepted", ids);
-                self.completed(now, *fence, output);
-            }
-            (
-                WorkerCommand::Fail { fence, .. },
-                Accepted::Failed {
-                    duplicate: false, ..
-                },
-            ) => {
-                self.count(now, "fail", "accepted", ids);
-                self.terminal(now, *fence, "failed", false);
-            }
-            _ => {}
-        }
-    }
-
-    /// A completion was accepted: its output is committed and must name its fence.
-    fn completed(&mut self, now: Time, fence: Fence, output: &keel_engine::Payload) {
-        self.results.committed(fence.task, output);
-        self.terminal(now, fence, "succeeded", true);
-        if let Some(detail) = self.data.completed(fence, output.as_bytes()) {
-            self.fail(now, Check::InputMismatch, detail);
-        }
-    }
-
-    /// A completion or failure was accepted: it must come from the live lease, and a
-    /// task's effect is committed at most once.
-    fn terminal(&mut self, now: Time, fence: Fence, outcome: &'static str, commit: bool) {
-        if !self.shadow.holds_lease(fence) {
-            let detail = format!(
-                "{outcome} accepted for {fence}, which is not the live lease ({})",
-                self.shadow.describe_hold(fence.task)
-            );
-            self.fail(now, Check::StaleCompletion, detail);
-        }
-        if commit && !self.shadow.commit(fence.task) {
-            let detail = format!("task {} committed twice (second by {fence})", fence.task);
-            self.fail(now, Check::DoubleCommit, detail);
-        }
-        let ended = self.shadow.end_lease(fence);
-        self.bar(now, ended, outcome);
-    }
-
     /// A lease ended: its attempt becomes a bar on the timeline.
     fn bar(&mut self, now: Time, ended: Option<EndedLease>, outcome: &'static str) {
         if let Some(lease) = ended {
@@ -341,26 +233,7 @@ impl Checker {
     fn effect(&mut self, now: Time, e: &Effect) {
         self.count_effect(now, e);
         match e {
-            Effect::GrantOffered {
-                worker,
-                grant,
-                job,
-                task,
-                attempt,
-                inputs,
-                expires_at,
-                ..
-            } => {
-                for (check, detail) in self.shadow.offer(worker, *grant, *job, *task, *attempt) {
-                    self.fail(now, check, detail);
-                }
-                if let Some(detail) = self.rates.granted(*task, *expires_at) {
-                    self.fail(now, Check::RateLimit, detail);
-                }
-                if let Some(detail) = self.data.offered(*task, inputs) {
-                    self.fail(now, Check::InputMismatch, detail);
-                }
-            }
+            Effect::GrantOffered { .. } => self.offered(now, e),
             Effect::GrantWithdrawn { grant, .. } => self.shadow.release_grant(*grant),
             Effect::LeaseRevoked { fence, reason, .. } => {
                 let ended = self.shadow.end_lease(*fence);
@@ -404,6 +277,38 @@ impl Checker {
             Effect::WorkerBlacklisted { worker, .. } => self.shadow.blacklist(worker, true),
             Effect::WorkerReadmitted { worker } => self.shadow.blacklist(worker, false),
             _ => {}
+        }
+    }
+
+    /// A grant was offered: to a worker that may hold it, within the rates, carrying
+    /// the committed inputs and the signal that resumed the task.
+    fn offered(&mut self, now: Time, e: &Effect) {
+        let Effect::GrantOffered {
+            worker,
+            grant,
+            job,
+            task,
+            attempt,
+            inputs,
+            signal,
+            expires_at,
+            ..
+        } = e
+        else {
+            return;
+        };
+        for (check, detail) in self.shadow.offer(worker, *grant, *job, *task, *attempt) {
+            self.fail(now, check, detail);
+        }
+        if let Some(detail) = self.rates.granted(*task, *expires_at) {
+            self.fail(now, Check::RateLimit, detail);
+        }
+        if let Some(detail) = self.data.offered(*task, inputs) {
+            self.fail(now, Check::InputMismatch, detail);
+        }
+        let signal = signal.as_ref().map(|p| p.as_bytes());
+        if let Some(detail) = self.data.offered_signal(*task, signal) {
+            self.fail(now, Check::InputMismatch, detail);
         }
     }
 

@@ -3,7 +3,7 @@
 //! routing rules.
 
 use super::*;
-use keel_engine::{Config, Engine, InstanceId, JobSpec, TaskSpec};
+use keel_engine::{Config, Engine, InstanceId, JobSpec, TaskSpec, WorkerCommand, WorkerId};
 
 /// An engine and a checker that sees every input the engine applies, released as soon
 /// as it is applied.

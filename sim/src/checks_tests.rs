@@ -1,7 +1,7 @@
 //! The history checks against hand-made releases.
 
 use super::*;
-use keel_engine::{InstanceId, JobSpec, Payload, TaskSpec};
+use keel_engine::{InstanceId, JobSpec, Payload, TaskSpec, WorkerCommand, WorkerId};
 
 fn checker() -> Checker {
     Checker::new(&[10_000], BTreeMap::new(), &[])

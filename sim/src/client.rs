@@ -2,9 +2,12 @@
 //! resubmission under the same name is answered with the existing job), and cancels
 //! jobs on request once it knows their ids. It adds and deletes schedules the same way
 //! (adding the same spec again is a duplicate; deleting again is `unknown_schedule`).
+//! It watches its jobs for suspended tasks and signals each suspension it hears of,
+//! resending until answered (a resent signal is answered as a duplicate).
 
 use keel_engine::{
-    Accepted, ClientCommand, JobId, JobSpec, Rejection, ScheduleCommand, ScheduleSpec,
+    Accepted, ClientCommand, JobId, JobSpec, Payload, Rejection, ScheduleCommand, ScheduleSpec,
+    TaskId,
 };
 use std::collections::BTreeMap;
 
@@ -18,6 +21,8 @@ const RESEND_MS: u64 = 2_000;
 enum About {
     Job(usize),
     Schedule(usize),
+    /// A signal, which needs nothing more once answered.
+    Signal,
 }
 
 pub(crate) struct Client {
@@ -32,6 +37,8 @@ pub(crate) struct Client {
     deleted: usize,
     pending: BTreeMap<u64, (About, ClientCommand)>,
     next_req: u64,
+    /// Suspensions signalled so far.
+    signals_sent: u64,
 }
 
 impl Client {
@@ -47,6 +54,7 @@ impl Client {
             deleted: 0,
             pending: BTreeMap::new(),
             next_req: 0,
+            signals_sent: 0,
         }
     }
 
@@ -114,6 +122,20 @@ impl Client {
         }
     }
 
+    /// `task` was seen suspended at `waitpoint`: signal it. The key names the
+    /// suspension's sighting, so a resend is a duplicate and a later suspension of the
+    /// same task (its earlier one lost in a crash) gets a signal of its own.
+    pub(crate) fn signal(&mut self, task: TaskId, waitpoint: &str) -> Vec<Send> {
+        self.signals_sent += 1;
+        let signal = ClientCommand::Signal {
+            task,
+            waitpoint: waitpoint.to_string(),
+            idempotency_key: format!("seen-{}", self.signals_sent),
+            payload: Payload::from(crate::work::signal_for(task)),
+        };
+        self.send_about(About::Signal, signal)
+    }
+
     pub(crate) fn resend(&mut self, req: u64) -> Vec<Send> {
         match self.pending.get(&req) {
             Some((_, cmd)) => vec![(req, cmd.clone(), RESEND_MS)],
@@ -127,6 +149,7 @@ impl Client {
         };
         let j = match j {
             About::Job(j) => j,
+            About::Signal => return Vec::new(),
             // A resent delete whose first copy landed is answered `unknown_schedule`.
             About::Schedule(_)
                 if matches!(cmd, ClientCommand::Schedule(ScheduleCommand::Delete { .. })) =>

@@ -4,10 +4,14 @@
 //! succeeded must be absent; and no output of an attempt other than the committed one
 //! may be handed on. Simulated outputs name the fence that made them
 //! (`work::output_of`), so a check can tell whose data it sees.
+//!
+//! Signals too: a grant carries a signal only if it is the one the client sends that
+//! task (`work::signal_for`), and once a signal resumed the task, every later grant of
+//! it carries that signal, until a suspension times out into a resume without one.
 
-use crate::work::fence_of_output;
+use crate::work::{fence_of_output, signal_for};
 use keel_engine::{Fence, JobSpec, TaskId, TaskInput};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Default)]
 pub(crate) struct DataChecker {
@@ -17,6 +21,8 @@ pub(crate) struct DataChecker {
     /// showed first (a completion applied just before a crash is durable, and its
     /// reply never released).
     committed: BTreeMap<TaskId, Fence>,
+    /// Tasks a signal resumed (seen accepted, or carried by a grant).
+    signalled: BTreeSet<TaskId>,
 }
 
 impl DataChecker {
@@ -77,6 +83,34 @@ impl DataChecker {
             }
         }
         None
+    }
+
+    /// `task` was resumed: by a signal, or by its suspension timing out.
+    pub(crate) fn resumed(&mut self, task: TaskId, by_signal: bool) {
+        if by_signal {
+            self.signalled.insert(task);
+        } else {
+            self.signalled.remove(&task);
+        }
+    }
+
+    /// `task` was offered carrying `signal`.
+    pub(crate) fn offered_signal(&mut self, task: TaskId, signal: Option<&[u8]>) -> Option<String> {
+        match signal {
+            Some(bytes) if bytes != signal_for(task).as_slice() => Some(format!(
+                "the grant of {task} carries signal {:?}, which was not sent to it",
+                abbreviate(bytes)
+            )),
+            Some(_) => {
+                // Its acceptance may have been durable without its reply released.
+                self.signalled.insert(task);
+                None
+            }
+            None if self.signalled.contains(&task) => Some(format!(
+                "the grant of {task} carries no signal, but a signal resumed it"
+            )),
+            None => None,
+        }
     }
 
     fn input(&mut self, task: TaskId, key: &str, up: TaskId, input: &TaskInput) -> Option<String> {
@@ -197,5 +231,23 @@ mod tests {
         assert!(c.completed(fence(1, 1, 1), b"ok").is_some());
         assert_eq!(abbreviate(&[0xff]), "<1 bytes>");
         assert_eq!(abbreviate(&[b'x'; 30]).chars().count(), 24);
+    }
+
+    #[test]
+    fn a_grant_carries_the_signal_sent_to_its_task_once_one_resumed_it() {
+        let mut c = DataChecker::default();
+        let (t, other) = (TaskId::new(3), TaskId::new(4));
+        assert_eq!(c.offered_signal(t, None), None, "never signalled");
+        let theirs = c.offered_signal(t, Some(&signal_for(other))).unwrap();
+        assert!(theirs.contains("was not sent to it"), "{theirs}");
+        c.resumed(t, true);
+        let missing = c.offered_signal(t, None).unwrap();
+        assert!(missing.contains("carries no signal"), "{missing}");
+        assert_eq!(c.offered_signal(t, Some(&signal_for(t))), None);
+        c.resumed(t, false);
+        assert_eq!(c.offered_signal(t, None), None, "resumed by its timeout");
+        // A grant that carries the signal shows it resumed the task, reply or not.
+        assert_eq!(c.offered_signal(other, Some(&signal_for(other))), None);
+        assert!(c.offered_signal(other, None).is_some());
     }
 }

@@ -197,6 +197,7 @@ fn task_plan(t: &TaskSpec) -> TaskPlan {
         priority: t.priority,
         rate_key: t.rate_key.clone(),
         usage: None,
+        waits: false,
     }
 }
 

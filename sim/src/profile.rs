@@ -130,6 +130,8 @@ pub struct Profile {
     pub schedule_misfire: &'static str,
     /// Job and tenant budgets (drawn from a stream of their own).
     pub budgets: BudgetKnobs,
+    /// The share of tasks that suspend until the client signals them; 0 for none.
+    pub wait_rate: f64,
 }
 
 impl fmt::Display for Profile {
@@ -142,7 +144,7 @@ impl fmt::Display for Profile {
              liveness_timeout={}ms job_caps={} late_workers={} fault_phase={}ms append_failures={} \
              torn_appends={} corruptions={} slow_fsync={}x{}ms reads_every={}ms rate={}/s burst={} lane_rate={} \
              schedule_every={}ms overlap={} misfire={} budget_jobs={:.2} tenant_budget_reset={}ms \
-             tenant_budget_revoke={}",
+             tenant_budget_revoke={} waits={:.2}",
             self.seed, self.workers, self.max_concurrency, self.loss, self.duplicate, self.reorder, self.latency_max_ms,
             self.partition, self.partitions, self.crashes, self.restart, self.pauses, self.pause_ms, self.drift_ppm,
             self.clock_steps, self.flaky_fraction, self.flaky_rate, self.slow_fraction, self.capabilities, self.shape,
@@ -151,7 +153,8 @@ impl fmt::Display for Profile {
             self.append_failures, self.torn_appends, self.corruptions, self.slow_fsyncs, self.fsync_ms,
             self.reads_every_ms, self.rate_per_s, self.rate_burst, self.lane_rate,
             self.schedule_every_ms, self.schedule_overlap, self.schedule_misfire,
-            self.budgets.job_share, self.budgets.tenant_reset_ms, self.budgets.tenant_revoke
+            self.budgets.job_share, self.budgets.tenant_reset_ms, self.budgets.tenant_revoke,
+            self.wait_rate
         )
     }
 }
@@ -261,17 +264,21 @@ impl Profile {
             schedule_overlap: OVERLAPS[0],
             schedule_misfire: MISFIRES[0],
             budgets: BudgetKnobs::draw(seed),
+            wait_rate: 0.0,
         }
         .with_schedule(rng)
     }
 
-    /// The schedule knobs, drawn after every older knob.
+    /// The schedule knobs, then the waiting knob, drawn after every older knob.
     fn with_schedule(mut self, rng: &mut SimRng) -> Profile {
         if rng.chance(0.3) {
             self.schedule_every_ms = *rng.pick(&[1_000, 3_000, 10_000]);
         }
         self.schedule_overlap = OVERLAPS[rng.below(3) as usize];
         self.schedule_misfire = MISFIRES[rng.below(3) as usize];
+        if rng.chance(0.3) {
+            self.wait_rate = *rng.pick(&[0.2, 0.5, 1.0]);
+        }
         self
     }
 

@@ -27,6 +27,7 @@ impl Profile {
             priority: None,
             rate_key: None,
             usage: None,
+            waits: false,
         };
         vec![SchedulePlan {
             name: "beat".into(),
@@ -117,6 +118,8 @@ impl Profile {
                             rate_key: (self.rate_per_s > 0 && rng.chance(0.5))
                                 .then(|| RATE_KEY.to_string()),
                             usage: None,
+                            // Drawn only when tasks wait, so other seeds keep their jobs.
+                            waits: self.wait_rate > 0.0 && rng.chance(self.wait_rate),
                         }
                     })
                     .collect();

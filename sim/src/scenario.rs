@@ -280,6 +280,10 @@ pub struct TaskPlan {
     /// What each attempt reports against a budget while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<UsagePlan>,
+    /// Each run no signal resumed suspends at waitpoint "go" when its work is done;
+    /// the client signals every suspension it hears of.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub waits: bool,
 }
 
 fn default_duration() -> u64 {

@@ -71,6 +71,7 @@ pub(crate) fn job_spec(job: &JobPlan) -> JobSpec {
                 duration_ms: task.duration_ms,
                 fail_attempts: task.fail_attempts,
                 usage: task.usage.clone(),
+                waits: task.waits,
             };
             TaskSpec {
                 payload: work.encode(),

@@ -41,7 +41,7 @@ pub(crate) fn command_kind(c: &WorkerCommand) -> &'static str {
 
 /// Commands whose acceptance is counted as `<command>:accepted` (a usage report also
 /// as `usage:duplicate` when its key was already counted).
-const COUNTED_ACCEPTS: [&str; 3] = ["register", "complete", "fail"];
+const COUNTED_ACCEPTS: [&str; 4] = ["register", "complete", "fail", "suspend"];
 
 /// The count kinds that are not commands, each with what its names are.
 const KINDS: [(&str, &str); 7] = [
@@ -130,6 +130,7 @@ mod tests {
             "reject:stale_fence",
             "complete:stale_fence",
             "complete:accepted",
+            "suspend:accepted",
             "usage:accepted",
             "usage:duplicate",
             "lease:started",

@@ -12,13 +12,33 @@ pub(crate) struct TaskWork {
     pub fail_attempts: u8,
     /// What each attempt reports against a budget.
     pub usage: Option<UsagePlan>,
+    /// A run no signal resumed suspends at [`WAITPOINT`] when its work is done, for
+    /// the client to signal.
+    pub waits: bool,
+}
+
+/// The waitpoint a waiting task suspends at.
+pub(crate) const WAITPOINT: &str = "go";
+
+/// Marks a waiting task in its payload, after the failing attempts: no usage plan's
+/// text starts with it, so payloads of other tasks are unchanged.
+const WAITS: u8 = 0xff;
+
+/// The payload a client signals `task` with: it names the task, so a check can tell a
+/// signal handed to the wrong task.
+pub(crate) fn signal_for(task: TaskId) -> Vec<u8> {
+    format!("signal.{task}").into_bytes()
 }
 
 impl TaskWork {
-    /// Eight bytes of duration, one of failing attempts, then the usage plan's text.
+    /// Eight bytes of duration, one of failing attempts, the waiting mark if it waits,
+    /// then the usage plan's text.
     pub(crate) fn encode(&self) -> Payload {
         let mut b = self.duration_ms.to_le_bytes().to_vec();
         b.push(self.fail_attempts);
+        if self.waits {
+            b.push(WAITS);
+        }
         if let Some(usage) = &self.usage {
             b.extend_from_slice(usage.encode().as_bytes());
         }
@@ -35,7 +55,9 @@ impl TaskWork {
         if b.len() < 9 {
             return fallback;
         }
-        let usage = match std::str::from_utf8(&b[9..]) {
+        let waits = b.get(9) == Some(&WAITS);
+        let rest = &b[if waits { 10 } else { 9 }..];
+        let usage = match std::str::from_utf8(rest) {
             Ok("") => None,
             Ok(text) => match UsagePlan::decode(text) {
                 Some(plan) => Some(plan),
@@ -49,6 +71,7 @@ impl TaskWork {
             duration_ms: u64::from_le_bytes(d),
             fail_attempts: b[8],
             usage,
+            waits,
         }
     }
 }
@@ -100,7 +123,11 @@ mod tests {
             duration_ms: 1234,
             fail_attempts: 2,
             usage: None,
+            waits: false,
         };
+        assert_eq!(w.encode().len(), 9, "a task that does not wait has no mark");
+        assert_eq!(TaskWork::decode_bytes(w.encode().as_bytes()), w);
+        w.waits = true;
         assert_eq!(TaskWork::decode_bytes(w.encode().as_bytes()), w);
         w.usage = Some(UsagePlan {
             budget: "llm".into(),

@@ -211,8 +211,16 @@ impl SimWorker {
         self.carry_out(now, outputs, out);
     }
 
-    /// How an attempt ends: poisoned attempts fail, others fail at the worker's rate.
+    /// How an attempt ends: a run still waiting for its signal suspends, poisoned
+    /// attempts fail, others fail at the worker's rate.
     fn outcome(&self, fence: Fence, work: TaskWork, fails: FailDraw) -> machine::Outcome {
+        if work.waits {
+            return machine::Outcome::Suspend {
+                waitpoint: crate::work::WAITPOINT.into(),
+                timeout_ms: None,
+                on_timeout: keel_engine::SuspendTimeout::Fail,
+            };
+        }
         let poisoned = fence.attempt <= u32::from(work.fail_attempts);
         if poisoned || fails(self.params.fail_rate) {
             let error = if poisoned {
@@ -331,7 +339,9 @@ impl SimWorker {
                 }
             }
             Output::Start(a) => {
-                let work = TaskWork::decode_bytes(&a.payload);
+                let mut work = TaskWork::decode_bytes(&a.payload);
+                // A run a signal resumed has what it waited for.
+                work.waits &= a.signal.is_none();
                 let run = (work.duration_ms as f64 * self.params.slowness).round() as u64;
                 if let Some(usage) = &work.usage {
                     for k in 1..=usage.reports {

@@ -19,7 +19,10 @@ use crate::scenario::Scenario;
 use crate::setup;
 use crate::trace::Trace;
 use crate::worker::WorkerOutput;
-use keel_engine::{Accepted, ClientCommand, Input, Recipient, Rejection, Time};
+use keel_engine::{Accepted, ClientCommand, Effect, Input, Recipient, Rejection, Time};
+
+/// How long a released suspension takes to reach the client's watch.
+const WATCH_DELAY_MS: Time = 5;
 
 #[path = "world_faults.rs"]
 mod world_faults;
@@ -45,6 +48,8 @@ pub(crate) enum Event {
     /// The client adds (`true`) or deletes schedule `.0`.
     Schedule(usize, bool),
     ClientResend(u64),
+    /// The client's watch shows this task suspended at this waitpoint.
+    Suspended(keel_engine::TaskId, String),
     /// The client's `.0`-th status read is due.
     Read(u64),
     /// A status read of this job reaches the coordinator.
@@ -272,6 +277,10 @@ impl<'a> World<'a> {
                 let sends = self.client.resend(req);
                 self.client_send(sends);
             }
+            Event::Suspended(task, waitpoint) => {
+                let sends = self.client.signal(task, &waitpoint);
+                self.client_send(sends);
+            }
             Event::Join(idx) => {
                 if self.fleet.life(idx) == Life::NotStarted {
                     self.boot(idx);
@@ -281,13 +290,15 @@ impl<'a> World<'a> {
             Event::FaultEnd(i) => self.fault(i, false),
             Event::Script(i) => self.script(i),
             Event::Heal => self.heal(),
-            Event::Deadline => {
-                let names: Vec<String> =
-                    self.scenario.jobs.iter().map(|j| j.name.clone()).collect();
-                self.checker.liveness(self.now, &names);
-                self.done = true;
-            }
+            Event::Deadline => self.deadline(),
         }
+    }
+
+    /// The liveness bound passed: every job must have ended.
+    fn deadline(&mut self) {
+        let names: Vec<String> = self.scenario.jobs.iter().map(|j| j.name.clone()).collect();
+        self.checker.liveness(self.now, &names);
+        self.done = true;
     }
 
     /// After the coordinator applied something: flag a broken check, carry out what
@@ -390,6 +401,15 @@ impl<'a> World<'a> {
             }
         }
         for e in rec.outputs.effects {
+            // The client watches its jobs: a released suspension reaches it like a
+            // watch stream's event, late but not lost.
+            if let Effect::TaskSuspended {
+                task, waitpoint, ..
+            } = &e
+            {
+                let event = Event::Suspended(*task, waitpoint.clone());
+                self.queue.push(self.now + WATCH_DELAY_MS, event);
+            }
             if let Recipient::Worker(w) = e.recipient() {
                 if let Some(idx) = self.fleet.index(&w) {
                     self.send(Link::Down(idx), || {

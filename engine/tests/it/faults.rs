@@ -162,3 +162,32 @@ fn a_recounting_engine_counts_a_resent_report_again_while_it_runs() {
         assert_eq!(late, (again, true), "recount {recount}");
     }
 }
+
+/// With `signal_first_attempt_only` the attempt a signal resumed carries it, but a
+/// retry after it does not: the simulator's broken-signals test relies on exactly that.
+#[test]
+fn a_forgetful_engine_hands_the_signal_to_the_resumed_attempt_only() {
+    use crate::inputs::{signal, start, suspend};
+    for defect in [false, true] {
+        let mut h = Harness::new(config());
+        h.engine.inject_faults(Faults {
+            signal_first_attempt_only: defect,
+            ..Faults::default()
+        });
+        h.register("w", 1, &[], 1).unwrap();
+        let mut task = TaskSpec::new("t");
+        task.retry.backoff_base_ms = 0;
+        task.retry.backoff_max_ms = 0;
+        let (_, t) = h.submit(JobSpec::new("wait", vec![task])).unwrap();
+        let (fence, _, _) = start(&mut h, "w", t);
+        suspend(&mut h, fence, None, SuspendTimeout::Fail);
+        signal(&mut h, t, "k1", "approved");
+        let (resumed, _, carried) = start(&mut h, "w", t);
+        assert_eq!(carried, Some(Payload::from("approved")), "defect {defect}");
+        h.fail("w", 1, resumed, false);
+        let (retry, _, carried) = start(&mut h, "w", t);
+        assert_eq!(retry.attempt, 2);
+        let want = (!defect).then(|| Payload::from("approved"));
+        assert_eq!(carried, want, "defect {defect}");
+    }
+}

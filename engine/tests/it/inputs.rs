@@ -23,7 +23,11 @@ fn offer_of(effects: &[Effect], task: TaskId) -> (GrantId, Vec<TaskInput>, Optio
 }
 
 /// Asks for one task on `w` and starts it: its fence, inputs and signal payload.
-fn start(h: &mut Harness, w: &str, task: TaskId) -> (Fence, Vec<TaskInput>, Option<Payload>) {
+pub(crate) fn start(
+    h: &mut Harness,
+    w: &str,
+    task: TaskId,
+) -> (Fence, Vec<TaskInput>, Option<Payload>) {
     let out = h.worker(w, 1, WorkerCommand::RequestWork { credits: 1 });
     let (grant, inputs, signal) = offer_of(&out.effects, task);
     let fence = h.accept(w, 1, grant).expect("accept");
@@ -164,7 +168,7 @@ fn a_skipped_dependency_is_absent() {
     );
 }
 
-fn suspend(h: &mut Harness, fence: Fence, timeout_ms: Option<u64>, on: SuspendTimeout) {
+pub(crate) fn suspend(h: &mut Harness, fence: Fence, timeout_ms: Option<u64>, on: SuspendTimeout) {
     let cmd = WorkerCommand::Suspend {
         fence,
         waitpoint: "approval".into(),
@@ -175,7 +179,7 @@ fn suspend(h: &mut Harness, fence: Fence, timeout_ms: Option<u64>, on: SuspendTi
     assert!(matches!(out.reply, Some(Ok(Accepted::Suspended { .. }))));
 }
 
-fn signal(h: &mut Harness, task: TaskId, key: &str, payload: &str) -> Outputs {
+pub(crate) fn signal(h: &mut Harness, task: TaskId, key: &str, payload: &str) -> Outputs {
     h.apply(Input::Client(ClientCommand::Signal {
         task,
         waitpoint: "approval".into(),
