@@ -14,22 +14,48 @@ use crate::rate;
 use crate::ready::{QueueKey, ReadyKey};
 use crate::state::{Grant, State, TaskState};
 use crate::timers::Timer;
+use std::collections::BTreeMap;
 
 pub(crate) fn run(state: &mut State) {
     if !state.dispatch_dirty {
         return;
     }
     state.dispatch_dirty = false;
-    let mut wake = None;
-    rounds(state, &mut wake);
-    if let Some(at) = wake {
+    let mut pacing = Pacing::default();
+    rounds(state, &mut pacing);
+    if let Some(at) = pacing.wake {
         rate::wake_at(state, at);
     }
 }
 
-/// Grants until no waiting worker can take a ready task; `wake` collects the earliest
-/// refill of a bucket that held a queue back.
-fn rounds(state: &mut State, wake: &mut Option<Time>) {
+/// What one dispatch learns of the token buckets: the earliest refill that held a
+/// queue back, and each queue's answer from `rate::throttled`, kept until a grant
+/// draws on the buckets (a draw can change any queue's answer through a tenant or lane
+/// bucket it shares). Without it every worker of every round asked again.
+#[derive(Default)]
+struct Pacing {
+    wake: Option<Time>,
+    held: BTreeMap<QueueKey, Option<Time>>,
+}
+
+impl Pacing {
+    /// When `q`'s tasks may next be granted, if its buckets hold them back now.
+    fn held_until(&mut self, state: &State, q: QueueKey) -> Option<Time> {
+        *self
+            .held
+            .entry(q)
+            .or_insert_with(|| rate::throttled(state, q).map(|(_, at)| at))
+    }
+
+    /// A grant drew on the buckets.
+    fn drawn(&mut self) {
+        self.held.clear();
+    }
+}
+
+/// Grants until no waiting worker can take a ready task; `pacing` collects the
+/// earliest refill of a bucket that held a queue back.
+fn rounds(state: &mut State, pacing: &mut Pacing) {
     // A round starts with a ready task, and every round but the last grants one, so
     // there are at most as many rounds as ready tasks.
     let mut rounds_left = state.ready.len();
@@ -48,7 +74,7 @@ fn rounds(state: &mut State, wake: &mut Option<Time>) {
         for w in order {
             let mut served = false;
             let mut next_grant = state.next_grant;
-            while grant_one(state, &w, wake) {
+            while grant_one(state, &w, pacing) {
                 debug_assert!(state.next_grant > next_grant, "a grant without an offer");
                 next_grant = state.next_grant;
                 served = true;
@@ -89,7 +115,7 @@ fn round_order(state: &State) -> Vec<WorkerId> {
 }
 
 /// Offers one task to `w` if it can take one and one fits. Returns whether it did.
-fn grant_one(state: &mut State, w: &WorkerId, wake: &mut Option<Time>) -> bool {
+fn grant_one(state: &mut State, w: &WorkerId, pacing: &mut Pacing) -> bool {
     let Some(worker) = state.workers.get(w) else {
         state.demand.remove(w);
         return false;
@@ -101,17 +127,18 @@ fn grant_one(state: &mut State, w: &WorkerId, wake: &mut Option<Time>) -> bool {
         return false;
     }
     if worker.lanes.is_empty() {
-        return grant_any_lane(state, w, wake);
+        return grant_any_lane(state, w, pacing);
     }
     let lanes = worker.lanes.len();
     for i in 0..lanes {
         let slot = (worker.lane_cursor as usize + i) % lanes;
         let lane = worker.lanes[slot];
-        if let Some((q, key)) = best_head(state, w, lane, wake) {
+        if let Some((q, key)) = best_head(state, w, lane, pacing) {
             if let Some(worker) = state.workers.get_mut(w) {
                 worker.lane_cursor = ((slot + 1) % lanes) as u32;
             }
             offer(state, w, q, key);
+            pacing.drawn();
             return true;
         }
     }
@@ -121,7 +148,7 @@ fn grant_one(state: &mut State, w: &WorkerId, wake: &mut Option<Time>) -> bool {
 /// For a worker serving every lane: the lanes with ready tasks in turn, from the one
 /// after the lane it was last served (its cursor holds a lane id), wrapping around, so
 /// one busy lane does not starve the others.
-fn grant_any_lane(state: &mut State, w: &WorkerId, wake: &mut Option<Time>) -> bool {
+fn grant_any_lane(state: &mut State, w: &WorkerId, pacing: &mut Pacing) -> bool {
     let Some(cursor) = state.workers.get(w).map(|worker| worker.lane_cursor) else {
         return false;
     };
@@ -135,11 +162,12 @@ fn grant_any_lane(state: &mut State, w: &WorkerId, wake: &mut Option<Time>) -> b
     while let Some(l) = lane {
         debug_assert!(lanes_left > 0, "a lane looked at twice in one offer");
         lanes_left = lanes_left.saturating_sub(1);
-        if let Some((q, key)) = best_head(state, w, l, wake) {
+        if let Some((q, key)) = best_head(state, w, l, pacing) {
             if let Some(worker) = state.workers.get_mut(w) {
                 worker.lane_cursor = l.wrapping_add(1);
             }
             offer(state, w, q, key);
+            pacing.drawn();
             return true;
         }
         let next = l.checked_add(1).and_then(|n| state.ready.lane_from(n));
@@ -154,7 +182,7 @@ fn best_head(
     state: &State,
     w: &WorkerId,
     lane: u32,
-    wake: &mut Option<Time>,
+    pacing: &mut Pacing,
 ) -> Option<(QueueKey, ReadyKey)> {
     let worker = state.workers.get(w)?;
     let mut best: Option<(u64, ReadyKey, QueueKey)> = None;
@@ -171,9 +199,9 @@ fn best_head(
         {
             continue;
         }
-        if let Some((_, at)) = rate::throttled(state, q) {
-            if wake.is_none_or(|w| at < w) {
-                *wake = Some(at);
+        if let Some(at) = pacing.held_until(state, q) {
+            if pacing.wake.is_none_or(|w| at < w) {
+                pacing.wake = Some(at);
             }
             continue;
         }

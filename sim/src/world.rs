@@ -78,6 +78,9 @@ pub(crate) struct World<'a> {
     healed: bool,
     pub events: u64,
     done: bool,
+    /// Moments the engine held exactly the released inputs, for sampling the budget
+    /// comparison.
+    settled_moments: u64,
     /// Why the run ended before its liveness phase, when it did.
     pub stopped: Option<String>,
     /// Faults as they happened: (time, worker name or "coordinator", what).
@@ -137,6 +140,7 @@ impl<'a> World<'a> {
             healed: false,
             events: 0,
             done: false,
+            settled_moments: 0,
             stopped: None,
             marks: Vec::new(),
             outputs: Vec::new(),
@@ -204,6 +208,9 @@ impl<'a> World<'a> {
             if let Err(f) = self.checker.results.read_all(self.now, engine) {
                 self.checker.flag(f);
             }
+        }
+        if !self.failed() && self.checker.budgets.active() && self.coordinator.settled() {
+            self.compare_budgets_now();
         }
     }
 
@@ -368,11 +375,22 @@ impl<'a> World<'a> {
     }
 
     /// Whenever the engine holds exactly the released inputs, its budgets' use is what
-    /// the budget check counted from them.
+    /// the budget check counted from them. Reading every budget costs a walk of them
+    /// all, so like the invariant check it runs at every `check_every`-th such moment
+    /// (the first included) and at the end, not after every event of a long run.
     fn compare_budgets(&mut self) {
         if !self.checker.budgets.active() || !self.coordinator.settled() {
             return;
         }
+        let every = u64::from(self.opts.check_every);
+        let due = every != 0 && self.settled_moments.is_multiple_of(every);
+        self.settled_moments += 1;
+        if due {
+            self.compare_budgets_now();
+        }
+    }
+
+    fn compare_budgets_now(&mut self) {
         let engine = &self.coordinator.engine;
         if let Some(detail) = self
             .checker
