@@ -171,6 +171,16 @@ pub(crate) fn validate(spec: &ScheduleSpec, limits: &Limits) -> Result<(), Rejec
 /// The first due time strictly after `after`; `None` when there is none (a cron
 /// expression with no fire time left within eight years, or a time past the calendar).
 pub(crate) fn next_due(trigger: &Trigger, created_at: Time, after: Time) -> Option<Time> {
+    let due = next_due_of(trigger, created_at, after);
+    // A due time at or before `after` would fire again at once, for ever.
+    debug_assert!(
+        due.is_none_or(|t| t > after),
+        "next due time {due:?} is not after {after}"
+    );
+    due
+}
+
+fn next_due_of(trigger: &Trigger, created_at: Time, after: Time) -> Option<Time> {
     match trigger {
         Trigger::Cron { expr, zone } => {
             let cron = Cron::parse(expr).ok()?;
