@@ -5,16 +5,16 @@
 //! token buckets (`rate`) are empty is passed over until they refill, and one whose
 //! tenant's budget is exhausted until it resets.
 
+use crate::cover_memo::CoverMemo;
 use crate::dataflow;
-use crate::ids::{GrantId, Time, WorkerId};
-use crate::intern::{covers, CapSetId};
+use crate::dispatch_heads::Pacing;
+use crate::ids::{GrantId, WorkerId};
 use crate::output::Effect;
 use crate::queue;
 use crate::rate;
 use crate::ready::{QueueKey, ReadyKey};
 use crate::state::{Grant, State, TaskState};
 use crate::timers::Timer;
-use std::collections::BTreeMap;
 
 pub(crate) fn run(state: &mut State) {
     if !state.dispatch_dirty {
@@ -25,31 +25,6 @@ pub(crate) fn run(state: &mut State) {
     rounds(state, &mut pacing);
     if let Some(at) = pacing.wake {
         rate::wake_at(state, at);
-    }
-}
-
-/// What one dispatch learns of the token buckets: the earliest refill that held a
-/// queue back, and each queue's answer from `rate::throttled`, kept until a grant
-/// draws on the buckets (a draw can change any queue's answer through a tenant or lane
-/// bucket it shares). Without it every worker of every round asked again.
-#[derive(Default)]
-struct Pacing {
-    wake: Option<Time>,
-    held: BTreeMap<QueueKey, Option<Time>>,
-}
-
-impl Pacing {
-    /// When `q`'s tasks may next be granted, if its buckets hold them back now.
-    fn held_until(&mut self, state: &State, q: QueueKey) -> Option<Time> {
-        *self
-            .held
-            .entry(q)
-            .or_insert_with(|| rate::throttled(state, q).map(|(_, at)| at))
-    }
-
-    /// A grant drew on the buckets.
-    fn drawn(&mut self) {
-        self.held.clear();
     }
 }
 
@@ -116,7 +91,7 @@ fn round_order(state: &State) -> Vec<WorkerId> {
 
 /// Offers one task to `w` if it can take one and one fits. Returns whether it did.
 fn grant_one(state: &mut State, w: &WorkerId, pacing: &mut Pacing) -> bool {
-    let Some(worker) = state.workers.get(w) else {
+    let Some(worker) = state.workers.get_mut(w) else {
         state.demand.remove(w);
         return false;
     };
@@ -126,35 +101,44 @@ fn grant_one(state: &mut State, w: &WorkerId, pacing: &mut Pacing) -> bool {
         }
         return false;
     }
-    if worker.lanes.is_empty() {
-        return grant_any_lane(state, w, pacing);
-    }
-    let lanes = worker.lanes.len();
-    for i in 0..lanes {
-        let slot = (worker.lane_cursor as usize + i) % lanes;
-        let lane = worker.lanes[slot];
-        if let Some((q, key)) = best_head(state, w, lane, pacing) {
-            if let Some(worker) = state.workers.get_mut(w) {
-                worker.lane_cursor = ((slot + 1) % lanes) as u32;
-            }
-            offer(state, w, q, key);
-            pacing.drawn();
-            return true;
-        }
-    }
-    false
-}
-
-/// For a worker serving every lane: the lanes with ready tasks in turn, from the one
-/// after the lane it was last served (its cursor holds a lane id), wrapping around, so
-/// one busy lane does not starve the others.
-fn grant_any_lane(state: &mut State, w: &WorkerId, pacing: &mut Pacing) -> bool {
-    let Some(cursor) = state.workers.get(w).map(|worker| worker.lane_cursor) else {
+    let mut memo = std::mem::take(&mut worker.cover_memo);
+    let found = pick(state, w, &mut memo, pacing);
+    let Some(worker) = state.workers.get_mut(w) else {
         return false;
     };
+    worker.cover_memo = memo;
+    let Some((q, key, cursor)) = found else {
+        return false;
+    };
+    worker.lane_cursor = cursor;
+    offer(state, w, q, key);
+    pacing.granted();
+    true
+}
+
+/// The task `w` should be offered, and its lane cursor after the offer. A worker's
+/// lanes are served in turn from its cursor (a slot in its lanes); a worker serving
+/// every lane walks the lanes with ready tasks from the one after the lane it was last
+/// served (its cursor holds a lane id), wrapping around, so one busy lane does not
+/// starve the others.
+fn pick(
+    state: &State,
+    w: &WorkerId,
+    memo: &mut CoverMemo,
+    pacing: &mut Pacing,
+) -> Option<(QueueKey, ReadyKey, u32)> {
+    let worker = state.workers.get(w)?;
+    let lanes = worker.lanes.len();
+    if lanes > 0 {
+        return (0..lanes).find_map(|i| {
+            let slot = (worker.lane_cursor as usize + i) % lanes;
+            let (q, key) = pacing.best_head(state, worker, memo, worker.lanes[slot])?;
+            Some((q, key, ((slot + 1) % lanes) as u32))
+        });
+    }
     let first = state
         .ready
-        .lane_from(cursor)
+        .lane_from(worker.lane_cursor)
         .or_else(|| state.ready.lane_from(0));
     let mut lane = first;
     // Each lane is looked at once at most.
@@ -162,57 +146,15 @@ fn grant_any_lane(state: &mut State, w: &WorkerId, pacing: &mut Pacing) -> bool 
     while let Some(l) = lane {
         debug_assert!(lanes_left > 0, "a lane looked at twice in one offer");
         lanes_left = lanes_left.saturating_sub(1);
-        if let Some((q, key)) = best_head(state, w, l, pacing) {
-            if let Some(worker) = state.workers.get_mut(w) {
-                worker.lane_cursor = l.wrapping_add(1);
-            }
-            offer(state, w, q, key);
-            pacing.drawn();
-            return true;
+        if let Some((q, key)) = pacing.best_head(state, worker, memo, l) {
+            return Some((q, key, l.wrapping_add(1)));
         }
         let next = l.checked_add(1).and_then(|n| state.ready.lane_from(n));
         lane = next
             .or_else(|| state.ready.lane_from(0))
             .filter(|n| Some(*n) != first);
     }
-    false
-}
-
-fn best_head(
-    state: &State,
-    w: &WorkerId,
-    lane: u32,
-    pacing: &mut Pacing,
-) -> Option<(QueueKey, ReadyKey)> {
-    let worker = state.workers.get(w)?;
-    let mut best: Option<(u64, ReadyKey, QueueKey)> = None;
-    for (q, key) in state.ready.heads(lane) {
-        let load = &state.tenants[q.tenant as usize];
-        if load.budget_stopped || load.cap.is_some_and(|cap| load.active >= cap) {
-            continue;
-        }
-        if q.capset != CapSetId::ANY && !covers(&worker.capabilities, state.names.caps(q.capset)) {
-            continue;
-        }
-        #[cfg(feature = "fault-injection")]
-        if state.faults.starve_retries && state.tasks.get(&key.task).is_some_and(|t| t.attempt > 1)
-        {
-            continue;
-        }
-        if let Some(at) = pacing.held_until(state, q) {
-            if pacing.wake.is_none_or(|w| at < w) {
-                pacing.wake = Some(at);
-            }
-            continue;
-        }
-        // At most 2^32 * 10^6 < 2^52: no overflow, and a weight of 0 (refused by
-        // `Config::validate`) counts as 1.
-        let share = u64::from(load.active) * 1_000_000 / u64::from(load.weight.max(1));
-        if best.is_none_or(|(bs, bk, _)| (share, key) < (bs, bk)) {
-            best = Some((share, key, q));
-        }
-    }
-    best.map(|(_, k, q)| (q, k))
+    None
 }
 
 fn offer(state: &mut State, w: &WorkerId, q: QueueKey, key: ReadyKey) {

@@ -30,6 +30,11 @@ pub(crate) struct CapSet {
     pub blocked: BTreeSet<TaskId>,
     /// Held tasks requiring this set; the set is dropped when it reaches zero.
     pub refs: u64,
+    /// Which interning of its id this set is, so an answer remembered for a dropped set
+    /// is not taken for the set that reuses its id (see `CoverMemo`). Not stored: sets
+    /// restored from a snapshot are all 0 and later ones count from 1.
+    #[serde(skip)]
+    pub born: u64,
 }
 
 /// Interned names with holder counts; a dropped id keeps an empty name (names are never
@@ -133,6 +138,9 @@ pub(crate) struct Interned {
     capset_ids: BTreeMap<Vec<String>, CapSetId>,
     pub capsets: Vec<CapSet>,
     capset_free: BTreeSet<u32>,
+    /// Capability sets interned since this table was made or restored.
+    #[serde(skip)]
+    births: u64,
 }
 
 impl Default for Interned {
@@ -146,6 +154,7 @@ impl Default for Interned {
             capset_ids,
             capsets: vec![CapSet::default()],
             capset_free: BTreeSet::new(),
+            births: 0,
         }
     }
 }
@@ -168,11 +177,13 @@ impl Interned {
             self.capsets[id.0 as usize].refs += 1;
             return id;
         }
+        self.births += 1;
         let set = CapSet {
             coverage: coverage(&key),
             caps: key.clone(),
             blocked: BTreeSet::new(),
             refs: 1,
+            born: self.births,
         };
         let id = match self.capset_free.pop_first() {
             Some(i) => {

@@ -28,11 +28,13 @@ mod budgets;
 mod config;
 mod configure;
 mod counts;
+mod cover_memo;
 mod cron;
 mod dag;
 mod dataflow;
 mod digest;
 mod dispatch;
+mod dispatch_heads;
 #[cfg(feature = "fault-injection")]
 mod faults;
 mod floors;

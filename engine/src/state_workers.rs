@@ -36,6 +36,9 @@ pub(crate) struct Worker {
     /// within one millisecond.
     pub blacklisted_from_grant: Option<GrantId>,
     pub lane_cursor: u32,
+    /// Which capability sets this worker serves, as dispatch has asked.
+    #[serde(skip)]
+    pub cover_memo: crate::cover_memo::CoverMemo,
 }
 
 impl Worker {

@@ -173,6 +173,7 @@ fn insert_worker(state: &mut State, w: &WorkerId, inst: InstanceId, offer: Regis
             blacklisted_until,
             blacklisted_from_grant,
             lane_cursor: 0,
+            cover_memo: Default::default(),
         },
     );
 }
