@@ -24,6 +24,8 @@ macro_rules! ensure {
 mod accounting;
 #[path = "budget_invariants.rs"]
 mod budgets;
+#[path = "edge_invariants.rs"]
+mod edges;
 #[path = "schedule_invariants.rs"]
 mod schedules;
 #[path = "task_invariants.rs"]
@@ -51,10 +53,8 @@ struct Tally {
 pub(crate) fn check(state: &State) -> Result<(), Violation> {
     accounting::check_shape(state)?;
     check_references(state)?;
-    let mut tally = Tally::default();
-    for (tid, t) in state.tasks.iter() {
-        tasks::check_task(state, tid, t, &mut tally)?;
-    }
+    let tally = tasks::walk(state)?;
+    edges::check_edges(state)?;
     check_ready_index(state, tally.queued_total)?;
     check_jobs(state, tally.per_job)?;
     check_tenants(state, &tally.per_tenant)?;

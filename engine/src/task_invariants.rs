@@ -3,17 +3,60 @@
 //! deadline has its timer, and the attempt history agrees with the state.
 
 use super::{JobCount, Tally};
-use crate::ids::{GrantId, TaskId, WorkerId};
+use crate::ids::{GrantId, JobId, TaskId, WorkerId};
 use crate::intern::{covers, CapSetId};
-use crate::state::{Lease, ReadyPlace, State, Task, TaskState, Worker, WorkerStatus};
+use crate::state::{Job, Lease, ReadyPlace, State, Task, TaskState, Worker, WorkerStatus};
 use crate::timers::Timer;
 use crate::violation::{InvariantKind, Violation};
 
-/// Checks one task and adds it to the tally of places, active holds and queued tasks.
-pub(super) fn check_task(
+/// Checks every task and tallies what they hold. A job's tasks have consecutive ids, so
+/// the walk looks each job up once per run of its tasks and files that run's counts
+/// once, instead of twice per task in maps as large as the jobs kept.
+pub(super) fn walk(state: &State) -> Result<Tally, Violation> {
+    let mut tally = Tally::default();
+    let mut run: Option<(JobId, &Job, JobCount)> = None;
+    for (tid, t) in state.tasks.iter() {
+        if run.as_ref().is_none_or(|(id, ..)| *id != t.job) {
+            let job = state.jobs.get(&t.job);
+            ensure!(
+                Reference,
+                job.is_some(),
+                "task {tid} belongs to unknown job {}",
+                t.job
+            );
+            if let Some(job) = job {
+                tally.file(run.replace((t.job, job, JobCount::default())));
+            }
+        }
+        if let Some((_, job, count)) = &mut run {
+            check_task(state, tid, t, job, count, &mut tally)?;
+        }
+    }
+    tally.file(run);
+    Ok(tally)
+}
+
+impl Tally {
+    /// Adds one run of a job's tasks to that job's counts.
+    fn file(&mut self, run: Option<(JobId, &Job, JobCount)>) {
+        if let Some((id, _, c)) = run {
+            let total = self.per_job.entry(id).or_default();
+            total.active += c.active;
+            total.queued += c.queued;
+            total.parked += c.parked;
+            total.remaining += c.remaining;
+        }
+    }
+}
+
+/// Checks one task of `job` and adds it to the job's count `c` and to the tally of active
+/// holds and queued tasks.
+fn check_task(
     state: &State,
     tid: TaskId,
     t: &Task,
+    job: &Job,
+    c: &mut JobCount,
     tally: &mut Tally,
 ) -> Result<(), Violation> {
     ensure!(
@@ -21,18 +64,11 @@ pub(super) fn check_task(
         tid == t.id,
         "task {tid} stored under the wrong id"
     );
-    ensure!(
-        Reference,
-        state.jobs.contains_key(&t.job),
-        "task {tid} belongs to unknown job {}",
-        t.job
-    );
-    let c = tally.per_job.entry(t.job).or_default();
     if !t.is_terminal() {
         c.remaining += 1;
     }
     check_history(tid, t)?;
-    super::accounting::check_task(state, tid, t)?;
+    super::accounting::check_task(state, tid, t, job)?;
     match &t.state {
         TaskState::Offered { grant } => {
             c.active += 1;
@@ -45,7 +81,7 @@ pub(super) fn check_task(
             check_running(state, tid, t, l)
         }
         TaskState::Ready { place } => {
-            check_ready(state, tid, t, *place, c, &mut tally.queued_total)
+            check_ready(state, tid, t, job, *place, c, &mut tally.queued_total)
         }
         TaskState::Delayed { until } => {
             ensure!(
@@ -172,6 +208,7 @@ fn check_ready(
     state: &State,
     tid: TaskId,
     t: &Task,
+    job: &Job,
     place: ReadyPlace,
     c: &mut JobCount,
     queued_total: &mut u64,
@@ -186,7 +223,7 @@ fn check_ready(
             c.parked += 1;
             ensure!(
                 ReadyIndex,
-                state.jobs[&t.job].parked.contains(&key),
+                job.parked.contains(&key),
                 "parked task {tid} missing from its job's parked set"
             );
         }
