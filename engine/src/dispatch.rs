@@ -35,7 +35,7 @@ fn rounds(state: &mut State, pacing: &mut Pacing) {
     // there are at most as many rounds as ready tasks.
     let mut rounds_left = state.ready.len();
     loop {
-        if state.ready.len() == 0 || state.demand.is_empty() {
+        if state.ready.len() == 0 || state.demand.is_empty() || !pacing.any_offer(state) {
             return;
         }
         debug_assert!(

@@ -46,6 +46,25 @@ impl Pacing {
         self.lanes.clear();
     }
 
+    /// Whether any lane has a head some worker could be offered, or a held head whose
+    /// refill could bring the wake-up earlier. When none has, every worker's offer
+    /// would come back empty without touching anything, so the round can be skipped
+    /// instead of asking each waiting worker in turn.
+    pub(crate) fn any_offer(&mut self, state: &State) -> bool {
+        let mut lane = state.ready.lane_from(0);
+        while let Some(l) = lane {
+            let heads = self
+                .lanes
+                .entry(l)
+                .or_insert_with(|| LaneHeads::of(state, l));
+            if !heads.settled(self.wake) {
+                return true;
+            }
+            lane = l.checked_add(1).and_then(|n| state.ready.lane_from(n));
+        }
+        false
+    }
+
     /// The head of `lane` that `worker` should be offered: among those it serves and
     /// nothing holds back, the tenant with the smallest share, then the oldest task.
     pub(crate) fn best_head(
@@ -59,12 +78,7 @@ impl Pacing {
         let heads = lanes
             .entry(lane)
             .or_insert_with(|| LaneHeads::of(state, lane));
-        // Nothing to offer, and no held head could bring the wake-up earlier.
-        if heads.open == 0
-            && heads
-                .earliest_held
-                .is_none_or(|e| wake.is_some_and(|w| w <= e))
-        {
+        if heads.settled(*wake) {
             return None;
         }
         let mut best: Option<&Head> = None;
@@ -87,6 +101,14 @@ impl Pacing {
 }
 
 impl LaneHeads {
+    /// Nothing to offer, and no held head could bring the wake-up `wake` earlier.
+    fn settled(&self, wake: Option<Time>) -> bool {
+        self.open == 0
+            && self
+                .earliest_held
+                .is_none_or(|e| wake.is_some_and(|w| w <= e))
+    }
+
     fn of(state: &State, lane: u32) -> LaneHeads {
         let mut heads = Vec::new();
         for (q, key) in state.ready.heads(lane) {
