@@ -11,9 +11,22 @@ use crate::intern::{covers, CapSetId, Interned};
 #[derive(Clone, Debug, Default)]
 pub(crate) struct CoverMemo(Vec<Option<(u64, bool)>>);
 
+/// Answers worked out while the memo could only be read (dispatch reads the worker
+/// beside the rest of the state), to be written into it afterwards: after the first
+/// dispatches a worker takes part in, there are none, and the worker is not looked up
+/// again to write.
+#[derive(Default)]
+pub(crate) struct Learned(Vec<(usize, u64, bool)>);
+
 impl CoverMemo {
     /// Whether a worker advertising `have` (sorted) serves the held set `set`.
-    pub(crate) fn covers(&mut self, have: &[String], names: &Interned, set: CapSetId) -> bool {
+    pub(crate) fn covers(
+        &self,
+        have: &[String],
+        names: &Interned,
+        set: CapSetId,
+        learned: &mut Learned,
+    ) -> bool {
         if set == CapSetId::ANY {
             return true;
         }
@@ -25,11 +38,24 @@ impl CoverMemo {
             }
         }
         let answer = covers(have, names.caps(set));
-        if self.0.len() <= i {
-            self.0.resize(i + 1, None);
-        }
-        self.0[i] = Some((born, answer));
+        learned.0.push((i, born, answer));
         answer
+    }
+
+    /// Keeps what `learned` worked out.
+    pub(crate) fn learn(&mut self, learned: Learned) {
+        for (i, born, answer) in learned.0 {
+            if self.0.len() <= i {
+                self.0.resize(i + 1, None);
+            }
+            self.0[i] = Some((born, answer));
+        }
+    }
+}
+
+impl Learned {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -47,14 +73,20 @@ mod tests {
         let gpu = names.capset(&caps(&["gpu"]), |_| 1);
         let mut memo = CoverMemo::default();
         let have = caps(&["gpu"]);
-        assert!(memo.covers(&have, &names, gpu));
+        let mut learned = Learned::default();
+        assert!(memo.covers(&have, &names, gpu, &mut learned));
+        assert!(!learned.is_empty(), "a new answer is learned");
+        memo.learn(learned);
+        let mut learned = Learned::default();
+        assert!(memo.covers(&have, &names, gpu, &mut learned));
+        assert!(learned.is_empty(), "a kept answer is not worked out again");
         names.release_capset(gpu);
         let ssd = names.capset(&caps(&["ssd"]), |_| 0);
         assert_eq!(ssd, gpu, "the dropped id is reused");
         assert!(
-            !memo.covers(&have, &names, ssd),
+            !memo.covers(&have, &names, ssd, &mut learned),
             "the new set is asked afresh"
         );
-        assert!(memo.covers(&have, &names, CapSetId::ANY));
+        assert!(memo.covers(&have, &names, CapSetId::ANY, &mut learned));
     }
 }

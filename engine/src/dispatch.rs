@@ -5,7 +5,7 @@
 //! token buckets (`rate`) are empty is passed over until they refill, and one whose
 //! tenant's budget is exhausted until it resets.
 
-use crate::cover_memo::CoverMemo;
+use crate::cover_memo::Learned;
 use crate::dataflow;
 use crate::dispatch_heads::Pacing;
 use crate::ids::{GrantId, WorkerId};
@@ -13,7 +13,7 @@ use crate::output::Effect;
 use crate::queue;
 use crate::rate;
 use crate::ready::{QueueKey, ReadyKey};
-use crate::state::{Grant, State, TaskState};
+use crate::state::{Grant, State, TaskState, Worker};
 use crate::timers::Timer;
 
 pub(crate) fn run(state: &mut State) {
@@ -91,7 +91,7 @@ fn round_order(state: &State) -> Vec<WorkerId> {
 
 /// Offers one task to `w` if it can take one and one fits. Returns whether it did.
 fn grant_one(state: &mut State, w: &WorkerId, pacing: &mut Pacing) -> bool {
-    let Some(worker) = state.workers.get_mut(w) else {
+    let Some(worker) = state.workers.get(w) else {
         state.demand.remove(w);
         return false;
     };
@@ -101,12 +101,15 @@ fn grant_one(state: &mut State, w: &WorkerId, pacing: &mut Pacing) -> bool {
         }
         return false;
     }
-    let mut memo = std::mem::take(&mut worker.cover_memo);
-    let found = pick(state, w, &mut memo, pacing);
+    let mut learned = Learned::default();
+    let found = pick(state, worker, &mut learned, pacing);
+    if found.is_none() && learned.is_empty() {
+        return false;
+    }
     let Some(worker) = state.workers.get_mut(w) else {
         return false;
     };
-    worker.cover_memo = memo;
+    worker.cover_memo.learn(learned);
     let Some((q, key, cursor)) = found else {
         return false;
     };
@@ -116,23 +119,22 @@ fn grant_one(state: &mut State, w: &WorkerId, pacing: &mut Pacing) -> bool {
     true
 }
 
-/// The task `w` should be offered, and its lane cursor after the offer. A worker's
+/// The task `worker` should be offered, and its lane cursor after the offer. A worker's
 /// lanes are served in turn from its cursor (a slot in its lanes); a worker serving
 /// every lane walks the lanes with ready tasks from the one after the lane it was last
 /// served (its cursor holds a lane id), wrapping around, so one busy lane does not
 /// starve the others.
 fn pick(
     state: &State,
-    w: &WorkerId,
-    memo: &mut CoverMemo,
+    worker: &Worker,
+    learned: &mut Learned,
     pacing: &mut Pacing,
 ) -> Option<(QueueKey, ReadyKey, u32)> {
-    let worker = state.workers.get(w)?;
     let lanes = worker.lanes.len();
     if lanes > 0 {
         return (0..lanes).find_map(|i| {
             let slot = (worker.lane_cursor as usize + i) % lanes;
-            let (q, key) = pacing.best_head(state, worker, memo, worker.lanes[slot])?;
+            let (q, key) = pacing.best_head(state, worker, learned, worker.lanes[slot])?;
             Some((q, key, ((slot + 1) % lanes) as u32))
         });
     }
@@ -146,7 +148,7 @@ fn pick(
     while let Some(l) = lane {
         debug_assert!(lanes_left > 0, "a lane looked at twice in one offer");
         lanes_left = lanes_left.saturating_sub(1);
-        if let Some((q, key)) = pacing.best_head(state, worker, memo, l) {
+        if let Some((q, key)) = pacing.best_head(state, worker, learned, l) {
             return Some((q, key, l.wrapping_add(1)));
         }
         let next = l.checked_add(1).and_then(|n| state.ready.lane_from(n));

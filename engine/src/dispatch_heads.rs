@@ -4,7 +4,7 @@
 //! change only when a grant is made, so they are worked out once per lane and kept
 //! until the next grant; each waiting worker then only checks its capabilities.
 
-use crate::cover_memo::CoverMemo;
+use crate::cover_memo::Learned;
 use crate::ids::Time;
 use crate::rate;
 use crate::ready::{QueueKey, ReadyKey};
@@ -71,7 +71,7 @@ impl Pacing {
         &mut self,
         state: &State,
         worker: &Worker,
-        memo: &mut CoverMemo,
+        learned: &mut Learned,
         lane: u32,
     ) -> Option<(QueueKey, ReadyKey)> {
         let Pacing { wake, lanes } = self;
@@ -83,7 +83,10 @@ impl Pacing {
         }
         let mut best: Option<&Head> = None;
         for h in &heads.heads {
-            if !memo.covers(&worker.capabilities, &state.names, h.q.capset) {
+            if !worker
+                .cover_memo
+                .covers(&worker.capabilities, &state.names, h.q.capset, learned)
+            {
                 continue;
             }
             if let Some(at) = h.held {
