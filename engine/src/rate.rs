@@ -47,26 +47,39 @@ fn level_at(bucket: Option<&Bucket>, rate: &Rate, now: Time, speed: u64) -> u64 
     level.saturating_add(refill).min(cap)
 }
 
-/// The buckets configured for a queue's tasks, with their identities.
-fn buckets_of(state: &State, q: QueueKey) -> Vec<(BucketKey, Rate)> {
+/// Calls `f` with each bucket configured for a queue's tasks: its identity and rate.
+/// Dispatch asks this for every queue head it weighs, so the identity is one buffer
+/// refilled per bucket rather than a new string each.
+fn each_bucket(state: &State, q: QueueKey, mut f: impl FnMut(&BucketKey, &Rate)) {
     let rates = &state.config.rates;
     if rates.is_empty() {
-        return Vec::new();
+        return;
     }
-    let mut names = vec![
-        (RateScope::Tenant, state.names.tenants.name(q.tenant)),
-        (RateScope::Lane, state.names.lanes.name(q.lane)),
+    let names = [
+        (RateScope::Tenant, Some(state.names.tenants.name(q.tenant))),
+        (RateScope::Lane, Some(state.names.lanes.name(q.lane))),
+        (
+            RateScope::Key,
+            q.rate.map(|key| state.names.rates.name(key)),
+        ),
     ];
-    if let Some(key) = q.rate {
-        names.push((RateScope::Key, state.names.rates.name(key)));
+    let mut key: BucketKey = (RateScope::Tenant, String::new());
+    for (scope, name) in names {
+        let Some((name, rate)) = name.and_then(|n| Some((n, rates.get(scope, n)?))) else {
+            continue;
+        };
+        key.0 = scope;
+        key.1.clear();
+        key.1.push_str(name);
+        f(&key, rate);
     }
-    names
-        .into_iter()
-        .filter_map(|(scope, name)| {
-            let rate = rates.get(scope, name)?;
-            Some(((scope, name.to_string()), *rate))
-        })
-        .collect()
+}
+
+/// The buckets configured for a queue's tasks, with their identities.
+fn buckets_of(state: &State, q: QueueKey) -> Vec<(BucketKey, Rate)> {
+    let mut buckets = Vec::new();
+    each_bucket(state, q, |key, rate| buckets.push((key.clone(), *rate)));
+    buckets
 }
 
 /// When a queue's tasks may next be granted: `None` when every bucket of the queue has
@@ -76,19 +89,19 @@ fn buckets_of(state: &State, q: QueueKey) -> Vec<(BucketKey, Rate)> {
 pub(crate) fn throttled(state: &State, q: QueueKey) -> Option<(BucketKey, Time)> {
     let now = state.now;
     let mut worst: Option<(BucketKey, Time)> = None;
-    for (key, rate) in buckets_of(state, q) {
-        let level = level_at(state.buckets.get(&key), &rate, now, speed(state));
+    each_bucket(state, q, |key, rate| {
+        let level = level_at(state.buckets.get(key), rate, now, speed(state));
         let cost = u64::from(rate.per_ms);
         if level >= cost {
-            continue;
+            return;
         }
         let missing = cost - level;
         let wait = missing.div_ceil(u64::from(rate.rate.max(1)));
         let at = now.saturating_add(wait);
         if worst.as_ref().is_none_or(|(_, w)| at > *w) {
-            worst = Some((key, at));
+            worst = Some((key.clone(), at));
         }
-    }
+    });
     worst
 }
 
