@@ -134,9 +134,8 @@ fn check_edges(tid: TaskId, t: &Task) -> Result<(), Violation> {
 
 /// Holders of interned ids, jobs in flight, stored bytes and the engine-wide limits,
 /// recomputed from the tasks, jobs and workers.
-pub(super) fn check_counts(state: &State) -> Result<(), Violation> {
+pub(super) fn check_counts(state: &State, held: &TaskHoldings) -> Result<(), Violation> {
     let holders = count_job_holders(state)?;
-    let held = count_task_holdings(state);
     check_job_outputs(state, &held.outputs)?;
     check_name_refs(state, &holders)?;
     check_capset_refs(state, &held.capset_refs)?;
@@ -182,44 +181,22 @@ fn count_job_holders(state: &State) -> Result<JobHolders, Violation> {
     Ok(h)
 }
 
-/// What the tasks hold, counted afresh: capability-set references, stored bytes and
-/// each job's output bytes.
-struct TaskHoldings {
+/// What the tasks hold, counted afresh on the walk over all tasks: capability-set
+/// references, stored bytes and each job's output bytes.
+#[derive(Default)]
+pub(super) struct TaskHoldings {
     capset_refs: BTreeMap<u32, u64>,
     stored: u64,
-    outputs: BTreeMap<JobId, u64>,
-}
-
-/// Counts the tasks' holdings. A job's tasks have consecutive ids, so output bytes are
-/// summed per run of one job's tasks and filed once per run.
-fn count_task_holdings(state: &State) -> TaskHoldings {
-    let mut h = TaskHoldings {
-        capset_refs: BTreeMap::new(),
-        stored: 0,
-        outputs: BTreeMap::new(),
-    };
-    let mut run: Option<(JobId, u64)> = None;
-    for (_, t) in state.tasks.iter() {
-        if t.capset != CapSetId::ANY {
-            *h.capset_refs.entry(t.capset.0).or_default() += 1;
-        }
-        h.stored = h.stored.saturating_add(limits::held_bytes(t));
-        let bytes = t.output.as_ref().map_or(0, |o| o.len() as u64);
-        match &mut run {
-            Some((job, sum)) if *job == t.job => *sum = sum.saturating_add(bytes),
-            _ => h.file_output(run.replace((t.job, bytes))),
-        }
-    }
-    h.file_output(run);
-    h
+    pub outputs: BTreeMap<JobId, u64>,
 }
 
 impl TaskHoldings {
-    fn file_output(&mut self, run: Option<(JobId, u64)>) {
-        if let Some((job, bytes)) = run {
-            let sum = self.outputs.entry(job).or_default();
-            *sum = sum.saturating_add(bytes);
+    /// Counts what `t` holds but its output, which is summed per job by the walk.
+    pub(super) fn add(&mut self, t: &Task) {
+        if t.capset != CapSetId::ANY {
+            *self.capset_refs.entry(t.capset.0).or_default() += 1;
         }
+        self.stored = self.stored.saturating_add(limits::held_bytes(t));
     }
 }
 

@@ -38,6 +38,8 @@ struct JobCount {
     queued: u32,
     parked: u32,
     remaining: u32,
+    /// Bytes of the tasks' outputs.
+    output: u64,
 }
 
 /// What the walk over all tasks found, checked afterwards against the counters jobs,
@@ -48,6 +50,7 @@ struct Tally {
     /// Tasks holding a grant or lease, per interned tenant id.
     per_tenant: BTreeMap<u32, u32>,
     queued_total: u64,
+    held: accounting::TaskHoldings,
 }
 
 pub(crate) fn check(state: &State) -> Result<(), Violation> {
@@ -59,7 +62,7 @@ pub(crate) fn check(state: &State) -> Result<(), Violation> {
     check_jobs(state, tally.per_job)?;
     check_tenants(state, &tally.per_tenant)?;
     check_workers(state)?;
-    accounting::check_counts(state)?;
+    accounting::check_counts(state, &tally.held)?;
     check_capsets(state)?;
     check_grants(state)?;
     check_rates(state)?;

@@ -30,6 +30,9 @@ pub(super) fn walk(state: &State) -> Result<Tally, Violation> {
         }
         if let Some((_, job, count)) = &mut run {
             check_task(state, tid, t, job, count, &mut tally)?;
+            let output = t.output.as_ref().map_or(0, |o| o.len() as u64);
+            count.output = count.output.saturating_add(output);
+            tally.held.add(t);
         }
     }
     tally.file(run);
@@ -37,7 +40,7 @@ pub(super) fn walk(state: &State) -> Result<Tally, Violation> {
 }
 
 impl Tally {
-    /// Adds one run of a job's tasks to that job's counts.
+    /// Adds one run of a job's tasks to that job's counts and output bytes.
     fn file(&mut self, run: Option<(JobId, &Job, JobCount)>) {
         if let Some((id, _, c)) = run {
             let total = self.per_job.entry(id).or_default();
@@ -45,6 +48,8 @@ impl Tally {
             total.queued += c.queued;
             total.parked += c.parked;
             total.remaining += c.remaining;
+            let output = self.held.outputs.entry(id).or_default();
+            *output = output.saturating_add(c.output);
         }
     }
 }
