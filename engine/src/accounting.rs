@@ -48,6 +48,10 @@ pub(super) fn check_shape(state: &State) -> Result<(), Violation> {
         state.tasks.len(),
         state.tasks.count()
     );
+    // Jobs take their task ids in submission order, so in job order the ranges follow
+    // one another: they never overlap, and a walk over every job's range is a walk
+    // over the ids once.
+    let mut handed_out = 1;
     for (jid, j) in &state.jobs {
         let last = j.first_task.0.checked_add(u64::from(j.task_count));
         ensure!(
@@ -57,6 +61,14 @@ pub(super) fn check_shape(state: &State) -> Result<(), Violation> {
             j.first_task,
             j.task_count
         );
+        ensure!(
+            Reference,
+            j.first_task.0 >= handed_out,
+            "job {jid} has tasks from {}, overlapping an earlier job's (up to t{})",
+            j.first_task,
+            handed_out - 1
+        );
+        handed_out = last.unwrap_or(u64::MAX);
     }
     Ok(())
 }

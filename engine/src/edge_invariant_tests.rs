@@ -66,3 +66,20 @@ fn an_upstream_task_that_is_gone_is_caught() {
         .clear();
     caught(&state, InvariantKind::Reference, "t3 names upstream t2");
 }
+
+#[test]
+fn jobs_whose_task_ranges_overlap_are_caught() {
+    let mut state = fan_out();
+    let job = JobSpec::new("next", vec![TaskSpec::new("d")]);
+    let mut engine = Engine { state };
+    engine.apply(0, Input::Client(ClientCommand::SubmitJob(job)));
+    state = engine.state;
+    assert_eq!(check(&state), Ok(()));
+    let second = state.jobs.values_mut().nth(1).expect("the second job");
+    second.first_task = TaskId(3);
+    caught(
+        &state,
+        InvariantKind::Reference,
+        "overlapping an earlier job's (up to t3)",
+    );
+}

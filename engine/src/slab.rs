@@ -94,6 +94,11 @@ impl<T> Slab<T> {
         self.base.checked_add(self.slots.len() as u64)
     }
 
+    /// The ids the table has slots for, held or not (empty past `u64::MAX`).
+    pub(crate) fn span(&self) -> std::ops::Range<u64> {
+        self.base..self.end().unwrap_or(self.base)
+    }
+
     /// Whether the table is empty of slots, held or not.
     pub(crate) fn no_slots(&self) -> bool {
         self.slots.is_empty()
