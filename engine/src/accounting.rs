@@ -98,6 +98,7 @@ pub(super) fn check_task(state: &State, tid: TaskId, t: &Task, j: &Job) -> Resul
         );
     }
     check_edges(tid, t)?;
+    super::streams::check_stream(tid, t)?;
     if t.is_terminal() {
         ensure!(
             Count,
@@ -280,7 +281,7 @@ fn check_tenant_loads(state: &State, in_flight: &BTreeMap<u32, u32>) -> Result<(
     Ok(())
 }
 
-/// Each job's output bytes are its tasks' outputs, within its limit.
+/// Each job's output bytes are its tasks' outputs and stream frames, within its limit.
 fn check_job_outputs(state: &State, outputs: &BTreeMap<JobId, u64>) -> Result<(), Violation> {
     let max = state.config.limits.max_output_bytes_per_job;
     for (jid, j) in &state.jobs {

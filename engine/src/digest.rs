@@ -12,8 +12,9 @@ use thiserror::Error;
 /// engine-wide limits, holder counts of interned ids, stored bytes; version 3: upstream
 /// tasks, the resuming signal, per-job output bytes, the input and output limits, and
 /// the result tasks a job names; version 4: tasks a tenant keeps over a lowered cap;
-/// version 5: rate limits, the rate keys of tasks and the token buckets drawn from).
-pub const SNAPSHOT_VERSION: u32 = 7;
+/// version 5: rate limits, the rate keys of tasks and the token buckets drawn from;
+/// version 8: task output streams and their modes).
+pub const SNAPSHOT_VERSION: u32 = 8;
 
 /// A 128-bit hash of the whole engine state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -139,6 +139,17 @@ pub enum WorkerCommand {
         /// Names this report: the same key is counted once.
         dedup_key: String,
     },
+    /// Append frames to the task's output stream. `from` is the position of the first
+    /// frame among those this attempt has emitted (0 for its first), so a resent emit
+    /// appends only what is new and a lost one is refused as a gap.
+    Emit {
+        /// The attempt emitting.
+        fence: Fence,
+        /// The attempt's count of frames before the first of `frames`.
+        from: u64,
+        /// The frames, in order.
+        frames: Vec<Payload>,
+    },
 }
 
 /// What happens to a suspended task whose waitpoint is not signalled in time.

@@ -28,6 +28,8 @@ mod budgets;
 mod edges;
 #[path = "schedule_invariants.rs"]
 mod schedules;
+#[path = "stream_invariants.rs"]
+mod streams;
 #[path = "task_invariants.rs"]
 mod tasks;
 

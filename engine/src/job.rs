@@ -151,17 +151,7 @@ fn insert_tasks(
             .names
             .capset(&t.capabilities, |need| queue::coverage(workers, need));
         let rate = t.rate_key.as_deref().map(|k| state.names.rates.acquire(k));
-        let group = t.deps.as_ref().map(|g| {
-            let total = g.upstream.len() as u32;
-            Group {
-                kind: g.kind,
-                total,
-                needed: g.kind.needed(total),
-                succeeded: 0,
-                unsucceeded: 0,
-                on_unsatisfied: g.on_unsatisfied,
-            }
-        });
+        let group = t.deps.as_ref().map(group_of);
         if group.is_none() {
             roots.push(tid);
         }
@@ -196,10 +186,25 @@ fn insert_tasks(
                 signals: BTreeMap::new(),
                 resumed_by: None,
                 output: None,
+                stream_mode: t.stream,
+                stream: None,
             },
         );
     }
     roots
+}
+
+/// A dependency group's counts before any upstream task has finished.
+fn group_of(g: &crate::spec::DepGroup) -> Group {
+    let total = g.upstream.len() as u32;
+    Group {
+        kind: g.kind,
+        total,
+        needed: g.kind.needed(total),
+        succeeded: 0,
+        unsucceeded: 0,
+        on_unsatisfied: g.on_unsatisfied,
+    }
 }
 
 pub(crate) fn cancel(state: &mut State, job: JobId) -> Reply {

@@ -70,6 +70,10 @@ mod slab;
 mod spec;
 mod state;
 mod state_workers;
+mod stream;
+#[cfg(test)]
+mod stream_invariant_tests;
+mod stream_read;
 mod suspend;
 mod tick;
 mod timers;
@@ -111,7 +115,11 @@ pub use schedule_spec::{
     MAX_SCHEDULES, MIN_INTERVAL_MS,
 };
 pub use schedule_view::ScheduleView;
-pub use spec::{DepGroup, GroupKind, JobSpec, Payload, RetryPolicy, TaskSpec, UnsatisfiedPolicy};
+pub use spec::{
+    DepGroup, GroupKind, JobSpec, Payload, RetryPolicy, StreamMode, TaskSpec, UnsatisfiedPolicy,
+};
+pub use stream::FRAME_OVERHEAD;
+pub use stream_read::{Attempts, StreamFrame, StreamPage, StreamRead};
 pub use timers::DueTimer;
 pub use validate::{check_name, check_token, check_tokens, validate_job, ValidJob};
 
@@ -285,6 +293,11 @@ impl Engine {
     /// Task `task`'s output: its winning attempt's, none until it has succeeded.
     pub fn task_output(&self, task: TaskId) -> Result<TaskOutput, Rejection> {
         results::output_of(&self.state, task)
+    }
+
+    /// A page of task `task`'s output stream, from the cursor `read` names.
+    pub fn read_stream(&self, task: TaskId, read: StreamRead) -> Result<StreamPage, Rejection> {
+        stream_read::read(&self.state, task, read)
     }
 
     /// The task of job `job` with key `key`, `None` when it has none.

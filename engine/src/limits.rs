@@ -14,11 +14,12 @@ fn reached(limit: &str, value: u64) -> Rejection {
     }
 }
 
-/// Bytes a task holds: its payload, its signals' payloads and its output.
+/// Bytes a task holds: its payload, its signals' payloads, its output and its stream.
 pub(crate) fn held_bytes(t: &Task) -> u64 {
     (t.payload.len() as u64)
         .saturating_add(t.output.as_ref().map_or(0, |o| o.len() as u64))
         .saturating_add(released_at_end(t))
+        .saturating_add(crate::stream::bytes_of(t))
 }
 
 /// Bytes a task lets go when it ends: its signals' payloads. Its own payload stays
@@ -63,6 +64,12 @@ fn fits(state: &State, adding: u64, freeing: u64) -> Result<(), Rejection> {
         return Err(reached("max_stored_bytes", max));
     }
     Ok(())
+}
+
+/// Whether `adding` bytes of stream frames fit once the `freeing` bytes of the frames
+/// they push out are let go.
+pub(crate) fn admit_frames(state: &State, adding: u64, freeing: u64) -> Result<(), Rejection> {
+    fits(state, adding, freeing)
 }
 
 /// Whether a signal payload fits.

@@ -84,6 +84,17 @@ pub enum Accepted {
         /// A report with this dedup key was already counted; nothing changed.
         duplicate: bool,
     },
+    /// Frames were appended to the attempt's task stream (or had been: `duplicate`).
+    Emitted {
+        /// The attempt that emitted them.
+        fence: Fence,
+        /// How many frames the attempt has appended in all: where its next emit starts.
+        next: u64,
+        /// Frames the stream's mode let go to keep within its bound, by this emit.
+        dropped: u64,
+        /// Every frame sent was already appended; nothing changed.
+        duplicate: bool,
+    },
     /// A grant was accepted and the attempt now holds a lease.
     LeaseStarted {
         /// The fence every later command on this attempt must carry.

@@ -197,6 +197,33 @@ pub enum Rejection {
         /// The limit's configured value.
         max: u64,
     },
+    /// An emit whose frames do not fit `limit` (a `Limits` field: the emit itself, or
+    /// its job's stored output bytes would come to `bytes`). Nothing is appended; the
+    /// attempt goes on and may emit less.
+    #[error("frames of {task} refused: {bytes} bytes over limit {limit} ({max})")]
+    StreamOverLimit {
+        /// The task whose stream the frames were for.
+        task: TaskId,
+        /// The name of the `Limits` field the frames would break.
+        limit: String,
+        /// What the limited total would have come to with these frames.
+        bytes: u64,
+        /// The limit's configured value.
+        max: u64,
+    },
+    /// An emit starts past the frames its attempt has appended: frames in between were
+    /// lost on the way. Nothing is appended; the sender resends from `expected`.
+    #[error(
+        "frames of {task} refused: they start at {got}, but the attempt has appended {expected}"
+    )]
+    StreamGap {
+        /// The task whose stream the frames were for.
+        task: TaskId,
+        /// The frames the attempt has appended.
+        expected: u64,
+        /// Where the refused emit started.
+        got: u64,
+    },
     /// A new configuration is refused: a field is below its floor.
     #[error("configuration refused: {field}: {problem}")]
     InvalidConfig {
@@ -265,6 +292,8 @@ impl Rejection {
             Rejection::TooLarge { .. } => "too_large",
             Rejection::LimitReached { .. } => "limit_reached",
             Rejection::OutputOverLimit { .. } => "output_over_limit",
+            Rejection::StreamOverLimit { .. } => "stream_over_limit",
+            Rejection::StreamGap { .. } => "stream_gap",
             Rejection::InvalidConfig { .. } => "invalid_config",
             Rejection::InvalidSchedule { .. } => "invalid_schedule",
             Rejection::UnknownSchedule { .. } => "unknown_schedule",
@@ -275,7 +304,7 @@ impl Rejection {
     }
 
     /// Every code [`Rejection::code`] returns, in declaration order.
-    pub const CODES: [&'static str; 28] = [
+    pub const CODES: [&'static str; 30] = [
         "invalid_job",
         "job_name_conflict",
         "tenant_job_limit",
@@ -298,6 +327,8 @@ impl Rejection {
         "too_large",
         "limit_reached",
         "output_over_limit",
+        "stream_over_limit",
+        "stream_gap",
         "invalid_config",
         "invalid_schedule",
         "unknown_schedule",

@@ -79,6 +79,17 @@ fn codes_list_every_rejection_once_in_order() {
             bytes: 2,
             max: 1,
         },
+        Rejection::StreamOverLimit {
+            task: t,
+            limit: text(),
+            bytes: 2,
+            max: 1,
+        },
+        Rejection::StreamGap {
+            task: t,
+            expected: 1,
+            got: 2,
+        },
         Rejection::InvalidConfig {
             field: text(),
             problem: text(),

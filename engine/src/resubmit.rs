@@ -133,6 +133,7 @@ pub(crate) fn job_spec(state: &State, id: JobId) -> Result<JobSpec, Rejection> {
             allow_failure: t.allow_failure,
             estimated_ms: None,
             rate_key: t.rate.map(|r| state.names.rates.name(r).to_string()),
+            stream: t.stream_mode,
         })
         .collect();
     Ok(JobSpec {

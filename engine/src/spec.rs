@@ -2,6 +2,8 @@
 //! turns one into something the engine can admit, or a typed error naming the ids.
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::stream::StreamMode;
 use std::sync::Arc;
 
 /// Opaque task input, shared between the task and the grants that carry it.
@@ -180,6 +182,8 @@ pub struct TaskSpec {
     /// The rate key whose token bucket (`RatePolicy::keys`) paces this task's grants,
     /// e.g. the external API it calls; a key with no bucket configured is not paced.
     pub rate_key: Option<String>,
+    /// How the task's output stream keeps the frames its attempts emit.
+    pub stream: StreamMode,
 }
 
 impl TaskSpec {
@@ -197,6 +201,7 @@ impl TaskSpec {
             allow_failure: false,
             estimated_ms: None,
             rate_key: None,
+            stream: StreamMode::Durable,
         }
     }
 

@@ -213,7 +213,7 @@ pub(crate) struct Job {
     pub parked: BTreeSet<ReadyKey>,
     /// Tasks whose failure or cancellation fails the job.
     pub failed: u32,
-    /// Bytes of its tasks' outputs. Invariant: their sum, within
+    /// Bytes of its tasks' outputs and stream frames. Invariant: their sum, within
     /// `Limits::max_output_bytes_per_job`.
     pub output_bytes: u64,
     /// The job's own budgets, as its spec declared them.
@@ -291,6 +291,10 @@ pub(crate) struct Task {
     /// Invariant: a key of `signals`.
     pub resumed_by: Option<String>,
     pub output: Option<Payload>,
+    pub stream_mode: crate::stream::StreamMode,
+    /// Frames its attempts emitted; `None` until the first, so a task that streams
+    /// nothing pays a word for it. Invariant: see `check_streams`.
+    pub stream: Option<Box<crate::stream::Stream>>,
 }
 
 impl Task {

@@ -42,11 +42,14 @@ pub enum InvariantKind {
     Credits,
     /// A global limit, an id ceiling or a configuration floor is exceeded.
     Limit,
+    /// A task's stream holds frames out of order, miscounts them, keeps more than its
+    /// mode allows, or holds a frame of an attempt the task never ran.
+    Stream,
 }
 
 impl InvariantKind {
     /// Every kind, in declaration order.
-    pub const ALL: [InvariantKind; 11] = [
+    pub const ALL: [InvariantKind; 12] = [
         InvariantKind::Reference,
         InvariantKind::Holding,
         InvariantKind::Count,
@@ -58,6 +61,7 @@ impl InvariantKind {
         InvariantKind::History,
         InvariantKind::Credits,
         InvariantKind::Limit,
+        InvariantKind::Stream,
     ];
 
     /// A stable snake_case name.
@@ -74,6 +78,7 @@ impl InvariantKind {
             InvariantKind::History => "history",
             InvariantKind::Credits => "credits",
             InvariantKind::Limit => "limit",
+            InvariantKind::Stream => "stream",
         }
     }
 }

@@ -75,6 +75,11 @@ pub(crate) fn handle(
             };
             crate::usage::report(state, &w, inst, fence, r)
         }
+        WorkerCommand::Emit {
+            fence,
+            from,
+            frames,
+        } => crate::stream::emit(state, &w, inst, fence, from, frames),
     }
 }
 

@@ -75,6 +75,8 @@ pub(crate) struct TaskFile {
     #[serde(default)]
     pub allow_failure: bool,
     pub rate_key: Option<String>,
+    /// How the task's output stream keeps frames; left out, every frame.
+    pub stream: Option<crate::stream_file::StreamFile>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]

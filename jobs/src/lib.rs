@@ -24,6 +24,7 @@ mod plan;
 mod pool;
 mod render_text;
 mod spans;
+mod stream_file;
 mod timing;
 
 pub use budget_file::{BudgetProblem, BudgetTable};

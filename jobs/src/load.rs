@@ -191,6 +191,7 @@ fn convert_task(t: TaskFile, defaults: &Defaults) -> Result<(TaskSpec, TaskSpans
         allow_failure: t.allow_failure,
         estimated_ms: t.estimate.or(defaults.estimate).map(|m| m.0),
         rate_key: t.rate_key.or_else(|| defaults.rate_key.clone()),
+        stream: t.stream.map_or(keel_engine::StreamMode::Durable, |s| s.0),
     };
     Ok((task, spans))
 }

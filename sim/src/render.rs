@@ -61,6 +61,14 @@ pub(crate) fn command(input: &Input) -> (String, bool) {
                 format!("usage {fence} {budget}.{dimension}+{amount} key {dedup_key}"),
                 false,
             ),
+            WorkerCommand::Emit {
+                fence,
+                from,
+                frames,
+            } => (
+                format!("emit {fence} from {from} frames {}", frames.len()),
+                false,
+            ),
         },
     }
 }
@@ -118,6 +126,12 @@ pub(crate) fn reply(r: &Result<Accepted, Rejection>) -> String {
                 used,
                 duplicate,
             } => format!("{owner} {budget}.{dimension} used {used}{}", dup(duplicate)),
+            Accepted::Emitted {
+                next,
+                dropped,
+                duplicate,
+                ..
+            } => format!("emitted next {next} dropped {dropped}{}", dup(duplicate)),
         },
     }
 }

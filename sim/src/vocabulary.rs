@@ -6,7 +6,7 @@ use crate::check::Check;
 use keel_engine::{Effect, EndReason, JobOutcome, Rejection, WorkerCommand};
 
 /// The short name of every worker command, as used in counts (`complete:stale_fence`).
-pub(crate) const COMMANDS: [&str; 12] = [
+pub(crate) const COMMANDS: [&str; 13] = [
     "register",
     "heartbeat",
     "request",
@@ -19,6 +19,7 @@ pub(crate) const COMMANDS: [&str; 12] = [
     "fail",
     "suspend",
     "usage",
+    "emit",
 ];
 
 /// The short name of a worker command (one of [`COMMANDS`]).
@@ -36,6 +37,7 @@ pub(crate) fn command_kind(c: &WorkerCommand) -> &'static str {
         WorkerCommand::Fail { .. } => "fail",
         WorkerCommand::Suspend { .. } => "suspend",
         WorkerCommand::ReportUsage { .. } => "usage",
+        WorkerCommand::Emit { .. } => "emit",
     }
 }
 

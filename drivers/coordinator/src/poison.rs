@@ -234,6 +234,9 @@ fn describe(input: &Input) -> String {
                 WorkerCommand::ReportUsage { fence, budget, .. } => {
                     format!("a usage report for budget {budget:?} of {fence}")
                 }
+                WorkerCommand::Emit { fence, frames, .. } => {
+                    format!("an emit of {} frames on {fence}", frames.len())
+                }
             };
             format!("{what} from worker {worker}")
         }

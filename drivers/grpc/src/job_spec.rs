@@ -4,9 +4,10 @@
 
 use crate::proto;
 use crate::proto::dep_group::{Kind, OnUnsatisfied};
+use crate::proto::stream_mode::Kind as StreamKind;
 use crate::validate::invalid;
 use keel_engine::{
-    DepGroup, GroupKind, JobSpec, Payload, RetryPolicy, TaskSpec, UnsatisfiedPolicy,
+    DepGroup, GroupKind, JobSpec, Payload, RetryPolicy, StreamMode, TaskSpec, UnsatisfiedPolicy,
 };
 use tonic::Status;
 
@@ -59,6 +60,38 @@ fn task_to_proto(t: &TaskSpec) -> proto::TaskSpec {
         allow_failure: t.allow_failure,
         estimated_ms: t.estimated_ms,
         rate_key: t.rate_key.clone(),
+        stream: match t.stream {
+            StreamMode::Durable => None,
+            mode => Some(stream_to_proto(mode)),
+        },
+    }
+}
+
+fn stream_to_proto(mode: StreamMode) -> proto::StreamMode {
+    let (kind, frames) = match mode {
+        StreamMode::Durable => (StreamKind::Durable, 0),
+        StreamMode::Bounded { frames } => (StreamKind::Bounded, frames),
+        StreamMode::Newest => (StreamKind::Newest, 0),
+    };
+    proto::StreamMode {
+        kind: kind as i32,
+        frames,
+    }
+}
+
+/// A stream mode from the wire: absent means durable; a present one must say its kind.
+fn stream_from_proto(mode: Option<proto::StreamMode>, field: &str) -> Result<StreamMode, Status> {
+    let Some(m) = mode else {
+        return Ok(StreamMode::Durable);
+    };
+    match StreamKind::try_from(m.kind) {
+        Ok(StreamKind::Durable) => Ok(StreamMode::Durable),
+        Ok(StreamKind::Bounded) => Ok(StreamMode::Bounded { frames: m.frames }),
+        Ok(StreamKind::Newest) => Ok(StreamMode::Newest),
+        Ok(StreamKind::Unspecified) | Err(_) => Err(invalid(
+            field,
+            "must be KIND_DURABLE, KIND_BOUNDED or KIND_NEWEST",
+        )),
     }
 }
 
@@ -143,6 +176,7 @@ fn task_from_proto(i: usize, t: proto::TaskSpec) -> Result<TaskSpec, Status> {
         allow_failure: t.allow_failure,
         estimated_ms: t.estimated_ms,
         rate_key: t.rate_key,
+        stream: stream_from_proto(t.stream, &field("stream.kind"))?,
     })
 }
 
@@ -174,6 +208,7 @@ mod tests {
         );
         spec.tasks[0].payload = Payload::from("hello");
         spec.tasks[0].rate_key = Some("api.example".into());
+        spec.tasks[1].stream = StreamMode::Bounded { frames: 7 };
         if let Some(d) = spec.tasks[1].deps.as_mut() {
             d.on_unsatisfied = UnsatisfiedPolicy::Cancel;
         }
@@ -205,6 +240,28 @@ mod tests {
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
         assert!(
             err.message().contains("spec.tasks[1].deps.kind"),
+            "{}",
+            err.message()
+        );
+    }
+
+    #[test]
+    fn every_stream_mode_round_trips_and_an_unset_kind_is_refused() {
+        for mode in [
+            StreamMode::Durable,
+            StreamMode::Newest,
+            StreamMode::Bounded { frames: 1 },
+        ] {
+            let mut spec = sample();
+            spec.tasks[0].stream = mode;
+            assert_eq!(job_spec_from_proto(job_spec_to_proto(&spec)).unwrap(), spec);
+        }
+        let mut wire = job_spec_to_proto(&sample());
+        wire.tasks[1].stream.as_mut().unwrap().kind = 0;
+        let err = job_spec_from_proto(wire).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(
+            err.message().contains("spec.tasks[1].stream.kind"),
             "{}",
             err.message()
         );

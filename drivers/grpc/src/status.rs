@@ -20,6 +20,7 @@ pub fn code_of(rejection: &Rejection) -> Code {
         | Rejection::WorkerLost { .. }
         | Rejection::GrantNotYours { .. }
         | Rejection::NotWaiting { .. }
+        | Rejection::StreamGap { .. }
         | Rejection::RegistrationConflict { .. } => Code::FailedPrecondition,
         Rejection::InvalidJob(_)
         | Rejection::InvalidWorker { .. }
@@ -42,7 +43,8 @@ pub fn code_of(rejection: &Rejection) -> Code {
         | Rejection::TooManySignals { .. }
         | Rejection::TooLarge { .. }
         | Rejection::LimitReached { .. }
-        | Rejection::OutputOverLimit { .. } => Code::ResourceExhausted,
+        | Rejection::OutputOverLimit { .. }
+        | Rejection::StreamOverLimit { .. } => Code::ResourceExhausted,
     }
 }
 

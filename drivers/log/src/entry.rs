@@ -8,9 +8,10 @@ use keel_engine::{Input, Time};
 use serde::{Deserialize, Serialize};
 
 /// Encoding version of [`Entry`] payloads written by this build (version 2: task rate
-/// keys and rate limits in the configuration). An entry of another version is refused
-/// by name rather than decoded into the wrong shape.
-pub const ENTRY_VERSION: u8 = 2;
+/// keys and rate limits in the configuration; version 3: task stream modes and the
+/// `Emit` command). An entry of another version is refused by name rather than decoded
+/// into the wrong shape.
+pub const ENTRY_VERSION: u8 = 3;
 
 /// One logged step: replaying entries in order through `Engine::apply` rebuilds the
 /// coordinator's state exactly.
@@ -75,19 +76,21 @@ mod tests {
             "{err}"
         );
         let mut future = bytes.clone();
-        future[0] = 3;
+        future[0] = 4;
         assert_eq!(
             Entry::decode(3, 17, &future).unwrap_err().to_string(),
-            "partition 3, entry 17: unknown format version 3"
+            "partition 3, entry 17: unknown format version 4"
         );
-        // An entry of the previous encoding (before rate keys) is refused by name, not
-        // decoded into the new shape.
-        let mut older = bytes.clone();
-        older[0] = 1;
-        assert_eq!(
-            Entry::decode(3, 17, &older).unwrap_err().to_string(),
-            "partition 3, entry 17: unknown format version 1"
-        );
+        // An entry of an earlier encoding (before stream modes, before rate keys) is
+        // refused by name, not decoded into the new shape.
+        for version in [1, 2] {
+            let mut older = bytes.clone();
+            older[0] = version;
+            assert_eq!(
+                Entry::decode(3, 17, &older).unwrap_err().to_string(),
+                format!("partition 3, entry 17: unknown format version {version}")
+            );
+        }
         assert!(Entry::decode(3, 17, &[]).is_err());
     }
 }

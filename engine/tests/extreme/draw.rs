@@ -359,6 +359,17 @@ impl Seen {
                 self.fenced(*lease, |fence| self.on_lease(fence, step))
             }
             Step::Suspend { lease, .. } => self.fenced(*lease, |fence| self.on_lease(fence, step)),
+            Step::Emit {
+                lease,
+                from,
+                frames,
+            } => self.fenced(*lease, |fence| {
+                Some(WorkerCommand::Emit {
+                    fence,
+                    from: from.get(),
+                    frames: frames.iter().map(|l| self.bytes(*l)).collect(),
+                })
+            }),
             Step::Signal { task, key, payload } => {
                 let (task, waitpoint) = recent(&self.suspended, *task)?;
                 Some(Input::Client(ClientCommand::Signal {

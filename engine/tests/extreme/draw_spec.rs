@@ -111,6 +111,11 @@ impl Seen {
             rate_key: t
                 .rate_key
                 .map(|k| RATE_KEYS[k as usize % RATE_KEYS.len()].to_string()),
+            stream: t
+                .stream
+                .map_or(StreamMode::Durable, |frames| StreamMode::Bounded {
+                    frames: frames.get(),
+                }),
         }
     }
 }

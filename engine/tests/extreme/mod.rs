@@ -178,6 +178,9 @@ pub struct TaskDraw {
     /// By index into `draw::RATE_KEYS`.
     #[serde(default)]
     pub rate_key: Option<u8>,
+    /// Frames a bounded stream keeps; `None` keeps every frame.
+    #[serde(default)]
+    pub stream: Option<U32>,
 }
 
 /// Every field of `JobSpec`.
@@ -239,6 +242,12 @@ pub enum Step {
         lease: u8,
         timeout_ms: Option<U64>,
         resume: bool,
+    },
+    /// Emits frames on a recent lease, the first at position `from` of its attempt.
+    Emit {
+        lease: u8,
+        from: U64,
+        frames: Vec<Len>,
     },
     Signal {
         task: u8,

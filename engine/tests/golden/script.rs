@@ -147,6 +147,13 @@ fn command_text(cmd: &WorkerCommand, inst: InstanceId) -> String {
             amount,
             dedup_key,
         } => format!("usage {fence} {budget}.{dimension} +{amount} key {dedup_key}"),
+        WorkerCommand::Emit {
+            fence,
+            from,
+            frames,
+        } => {
+            format!("emit {fence} from {from} frames {}", frames.len())
+        }
     }
 }
 
@@ -221,6 +228,15 @@ fn reply_text(reply: &Result<Accepted, Rejection>) -> String {
             duplicate,
         } => format!(
             "UsageRecorded {owner} {budget}.{dimension} used {used}{}",
+            dup(*duplicate)
+        ),
+        Accepted::Emitted {
+            fence,
+            next,
+            dropped,
+            duplicate,
+        } => format!(
+            "Emitted {fence} next {next} dropped {dropped}{}",
             dup(*duplicate)
         ),
     }

@@ -214,12 +214,13 @@ pub(super) fn task_draw() -> impl Strategy<Value = TaskDraw> {
         any::<bool>(),
         proptest::option::of(u64_in(0..10_000, 2)),
         proptest::option::weighted(0.3, 0u8..2),
+        proptest::option::weighted(0.3, u32_pos(1..4)),
     );
     (shape, retry, timing).prop_map(
         |(
             (payload, caps, deps, group, cancel),
             (max_attempts, (base, max, jitter_pct), factor),
-            (attempt_timeout_ms, delay_ms, priority, allow_failure, estimated_ms, rate_key),
+            (attempt_timeout_ms, delay_ms, priority, allow_failure, estimated_ms, rate_key, stream),
         )| TaskDraw {
             payload,
             caps: caps & 0x07,
@@ -237,6 +238,7 @@ pub(super) fn task_draw() -> impl Strategy<Value = TaskDraw> {
             allow_failure,
             estimated_ms,
             rate_key,
+            stream,
         },
     )
 }
@@ -311,6 +313,8 @@ pub(super) fn step() -> impl Strategy<Value = Step> {
         4 => (lease.clone(), len()).prop_map(|(lease, output)| Step::Complete { lease, output }),
         4 => (lease.clone(), any::<bool>(), len())
             .prop_map(|(lease, permanent, error)| Step::Fail { lease, permanent, error }),
+        3 => (lease.clone(), u64_in(0..4, 3), proptest::collection::vec(len(), 0..4))
+            .prop_map(|(lease, from, frames)| Step::Emit { lease, from, frames }),
         2 => (lease, proptest::option::of(u64_in(0..3_000, 2)), any::<bool>())
             .prop_map(|(lease, timeout_ms, resume)| Step::Suspend { lease, timeout_ms, resume }),
         2 => (prop_oneof![3 => Just(0u8), 1 => 1u8..3], any::<u8>(), len())

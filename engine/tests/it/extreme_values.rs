@@ -83,6 +83,7 @@ pub fn retry_overflow_case() -> Case {
         allow_failure: false,
         estimated_ms: None,
         rate_key: None,
+        stream: None,
     };
     let job = JobDraw {
         name: 0,
@@ -198,6 +199,9 @@ fn the_generator_reaches_every_outcome() {
         "job budget hard limit",
         "tenant budget hard limit",
         "ended by its budget",
+        "Emitted",
+        "stream_gap",
+        "invalid_job BadField",
     ] {
         assert!(seen.contains(kind), "no case reached {kind}: {seen:?}");
     }

@@ -32,5 +32,6 @@ mod results;
 mod retries;
 mod routing;
 mod schedules;
+mod streams;
 mod tenant_budgets;
 mod workers;

@@ -1,0 +1,245 @@
+//! Output streams: frames a running attempt appends to its task's stream while it runs
+//! (log lines, partial results), fenced like every other command on an attempt, so a
+//! zombie's frames are refused. Each frame gets the next sequence number of its task;
+//! each lease starts a new segment, told apart by its fence's epoch. An emit names the
+//! position of its first frame within the attempt, so a resent emit appends nothing
+//! twice and a lost one leaves a gap that is refused, not silently skipped.
+
+use crate::ids::{Fence, InstanceId, TaskId, WorkerId};
+use crate::lease;
+use crate::limits;
+use crate::output::Accepted;
+use crate::reject::Rejection;
+use crate::spec::Payload;
+use crate::state::{State, Task};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// How a task's stream keeps its frames, as its spec declares.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StreamMode {
+    /// Every frame is kept until the job is forgotten. The frames count against the
+    /// job's `Limits::max_output_bytes_per_job`; an emit past it is refused.
+    #[default]
+    Durable,
+    /// Only the last `frames` frames are kept; older ones are let go (and counted).
+    Bounded {
+        /// How many frames are kept; at least 1.
+        frames: u32,
+    },
+    /// Only the latest frame is kept: a summary a reader polls.
+    Newest,
+}
+
+impl StreamMode {
+    /// The most frames the stream keeps; `None` keeps every one.
+    pub fn keeps(self) -> Option<u64> {
+        match self {
+            StreamMode::Durable => None,
+            StreamMode::Bounded { frames } => Some(u64::from(frames)),
+            StreamMode::Newest => Some(1),
+        }
+    }
+}
+
+/// One kept frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Frame {
+    /// Its position in the task's stream, from 0.
+    pub seq: u64,
+    /// The attempt and lease epoch that appended it: its segment.
+    pub attempt: u32,
+    pub epoch: u64,
+    pub data: Payload,
+}
+
+/// A task's stream, present once a frame was appended. Every field's invariant is
+/// checked by `check_streams`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Stream {
+    /// Kept frames, oldest first. Invariant: sequence numbers strictly ascend, below
+    /// `next_seq`; as many as the mode keeps at most.
+    pub frames: VecDeque<Frame>,
+    /// The number the next frame gets. Invariant: kept plus dropped frames.
+    pub next_seq: u64,
+    /// Frames the mode let go to stay within its bound.
+    pub dropped: u64,
+    /// Invariant: the bytes of the kept frames.
+    pub bytes: u64,
+    /// The lease that appended last (its epoch) and how many frames it appended.
+    /// Invariant: no frame is of a later epoch, nor is it later than the task's.
+    pub segment_epoch: u64,
+    pub segment_frames: u64,
+}
+
+impl Stream {
+    /// The frames attempt `fence` has appended so far.
+    fn emitted_by(&self, fence: Fence) -> u64 {
+        if self.segment_epoch == fence.epoch {
+            self.segment_frames
+        } else {
+            0
+        }
+    }
+}
+
+/// What one kept frame costs beyond its data: its numbers and the shared buffer's
+/// header. Counted in every limit, so a flood of empty frames fills them too.
+pub const FRAME_OVERHEAD: u64 = 64;
+
+/// The bytes a frame of `data` is counted as.
+pub(crate) fn charge(data: &Payload) -> u64 {
+    (data.len() as u64).saturating_add(FRAME_OVERHEAD)
+}
+
+/// Bytes a task's stream holds, frame overheads included.
+pub(crate) fn bytes_of(t: &Task) -> u64 {
+    t.stream.as_ref().map_or(0, |s| s.bytes)
+}
+
+/// What appending `new` frames to `t`'s stream lets go: how many kept frames, how many
+/// of the new ones (when they alone are more than the mode keeps), and their bytes.
+struct Room {
+    old_dropped: usize,
+    new_dropped: usize,
+    freed: u64,
+}
+
+fn room(t: &Task, new: &[Payload]) -> Room {
+    let kept_len = t.stream.as_ref().map_or(0, |s| s.frames.len()) as u64;
+    let Some(keeps) = t.stream_mode.keeps() else {
+        return Room {
+            old_dropped: 0,
+            new_dropped: 0,
+            freed: 0,
+        };
+    };
+    let total = kept_len.saturating_add(new.len() as u64);
+    let over = total.saturating_sub(keeps);
+    let old_dropped = over.min(kept_len) as usize;
+    let new_dropped = (over - old_dropped as u64) as usize;
+    let old_bytes: u64 = t.stream.as_ref().map_or(0, |s| {
+        s.frames
+            .iter()
+            .take(old_dropped)
+            .map(|f| charge(&f.data))
+            .sum()
+    });
+    let new_bytes: u64 = new.iter().take(new_dropped).map(charge).sum();
+    Room {
+        old_dropped,
+        new_dropped,
+        freed: old_bytes.saturating_add(new_bytes),
+    }
+}
+
+fn over(task: TaskId, limit: &str, bytes: u64, max: u64) -> Rejection {
+    Rejection::StreamOverLimit {
+        task,
+        limit: limit.to_string(),
+        bytes,
+        max,
+    }
+}
+
+/// Appends the frames of `frames` from position `from` of attempt `fence` that its
+/// task's stream does not hold yet. Refused, changing nothing: a fence that is not the
+/// live lease's, a gap after the frames already appended, an emit over
+/// `max_payload_bytes`, or frames its job's output bytes or the store cannot hold.
+pub(crate) fn emit(
+    state: &mut State,
+    w: &WorkerId,
+    inst: InstanceId,
+    fence: Fence,
+    from: u64,
+    frames: Vec<Payload>,
+) -> Result<Accepted, Rejection> {
+    lease::check_fence(state, w, inst, fence)?;
+    let tid = fence.task;
+    let t = state
+        .tasks
+        .get(&tid)
+        .ok_or(Rejection::UnknownTask { task: tid })?;
+    let limits = &state.config.limits;
+    // The emit as a message: its data within the payload limit. Frame overheads count
+    // where the frames are kept (the job's and the store's limits).
+    let size = frames
+        .iter()
+        .fold(0u64, |n, p| n.saturating_add(p.len() as u64));
+    let max_emit = u64::from(limits.max_payload_bytes);
+    if size > max_emit {
+        return Err(over(tid, "max_payload_bytes", size, max_emit));
+    }
+    let emitted = t.stream.as_ref().map_or(0, |s| s.emitted_by(fence));
+    if from > emitted {
+        return Err(Rejection::StreamGap {
+            task: tid,
+            expected: emitted,
+            got: from,
+        });
+    }
+    let skip = usize::try_from(emitted - from).unwrap_or(usize::MAX);
+    let new = frames.get(skip..).unwrap_or_default();
+    if new.is_empty() {
+        return Ok(Accepted::Emitted {
+            fence,
+            next: emitted,
+            dropped: 0,
+            duplicate: !frames.is_empty(),
+        });
+    }
+    let new_bytes = new.iter().fold(0u64, |n, p| n.saturating_add(charge(p)));
+    let room = room(t, new);
+    let held = state.jobs.get(&t.job).map_or(0, |j| j.output_bytes);
+    let job_total = held.saturating_sub(room.freed).saturating_add(new_bytes);
+    let max_job = limits.max_output_bytes_per_job;
+    if job_total > max_job {
+        return Err(over(tid, "max_output_bytes_per_job", job_total, max_job));
+    }
+    limits::admit_frames(state, new_bytes, room.freed)?;
+    let next = append(state, fence, new, &room);
+    let dropped = (room.old_dropped + room.new_dropped) as u64;
+    Ok(Accepted::Emitted {
+        fence,
+        next,
+        dropped,
+        duplicate: false,
+    })
+}
+
+/// Stores the new frames the checks let in, letting go of what the mode drops; returns
+/// the frames the attempt has appended in all.
+fn append(state: &mut State, fence: Fence, new: &[Payload], room: &Room) -> u64 {
+    let Some(t) = state.tasks.get_mut(&fence.task) else {
+        return 0;
+    };
+    let job = t.job;
+    let s = t.stream.get_or_insert_with(Box::default);
+    let before = s.bytes;
+    for f in s.frames.drain(..room.old_dropped) {
+        s.bytes = s.bytes.saturating_sub(charge(&f.data));
+    }
+    let emitted = s.emitted_by(fence);
+    s.segment_epoch = fence.epoch;
+    s.segment_frames = emitted.saturating_add(new.len() as u64);
+    s.dropped = s.dropped.saturating_add(room.new_dropped as u64);
+    s.dropped = s.dropped.saturating_add(room.old_dropped as u64);
+    s.next_seq = s.next_seq.saturating_add(room.new_dropped as u64);
+    for data in &new[room.new_dropped..] {
+        s.bytes = s.bytes.saturating_add(charge(data));
+        s.frames.push_back(Frame {
+            seq: s.next_seq,
+            attempt: fence.attempt,
+            epoch: fence.epoch,
+            data: data.clone(),
+        });
+        s.next_seq = s.next_seq.saturating_add(1);
+    }
+    let (after, total) = (s.bytes, s.segment_frames);
+    limits::unstore(state, before);
+    limits::store(state, after);
+    if let Some(j) = state.jobs.get_mut(&job) {
+        j.output_bytes = j.output_bytes.saturating_sub(before).saturating_add(after);
+    }
+    total
+}
