@@ -34,7 +34,8 @@ pub(super) fn check_stream(tid: TaskId, t: &Task) -> Result<(), Violation> {
     );
     // Frames are appended in lease order and history epochs strictly increase, so one
     // pass over both finds each frame's attempt.
-    let (mut bytes, mut below, mut h) = (0u64, 0u64, 0usize);
+    let (mut bytes, mut below) = (0u64, 0u64);
+    let mut history = t.history.iter().peekable();
     for f in &s.frames {
         ensure!(
             Stream,
@@ -44,12 +45,9 @@ pub(super) fn check_stream(tid: TaskId, t: &Task) -> Result<(), Violation> {
             s.next_seq
         );
         below = f.seq.saturating_add(1);
-        while t.history.get(h).is_some_and(|r| r.epoch < f.epoch) {
-            h += 1;
-        }
-        let ran = t
-            .history
-            .get(h)
+        while history.next_if(|r| r.epoch < f.epoch).is_some() {}
+        let ran = history
+            .peek()
             .is_some_and(|r| r.epoch == f.epoch && r.attempt == f.attempt);
         ensure!(
             Stream,

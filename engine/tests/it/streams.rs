@@ -348,3 +348,20 @@ fn streams_survive_a_snapshot() {
     );
     assert_eq!(got, Ok(want));
 }
+
+#[test]
+fn an_emit_of_exactly_the_payload_limit_is_accepted() {
+    let mut cfg = config();
+    cfg.limits.max_payload_bytes = 200;
+    let mut h = Harness::new(cfg);
+    h.register("w", 1, &[], 1).unwrap();
+    one_task(&mut h, StreamMode::Durable);
+    let fence = h.take("w", 1);
+    let (half, rest) = ("x".repeat(150), "y".repeat(50));
+    assert_eq!(
+        emitted(&emit(&mut h, "w", 1, fence, 0, &[&half, &rest])).0,
+        2
+    );
+    let over = emit(&mut h, "w", 1, fence, 2, &[&half, &rest, "z"]);
+    assert_eq!(rejection(&over).code(), "stream_over_limit");
+}

@@ -1,0 +1,99 @@
+//! What a retained stream frame costs the engine, and how fast frames go in: one task
+//! emits N frames of B bytes in emits of K frames; prints per frame the extra heap
+//! bytes (counted at the allocator), snapshot bytes and stored bytes (the engine's
+//! accounting, which charges each frame its bytes plus `FRAME_OVERHEAD`); the rate
+//! frames go in at is the `streams` bench's:
+//! `cargo run --release -p keel-benches --example frame_memory -- 100 100000 10`
+//! emits 100,000 frames of 100 bytes, 10 per emit.
+
+use keel_engine::{
+    Accepted, ClientCommand, Config, Effect, Engine, Fence, Input, InstanceId, JobSpec, Payload,
+    TaskSpec, WorkerCommand, WorkerId,
+};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// Counts the bytes live on the heap, as requested (allocator rounding not included).
+struct Counting;
+
+static LIVE: AtomicI64 = AtomicI64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// An engine whose one task runs under worker w1, and the attempt's fence.
+fn running() -> (Engine, WorkerId, InstanceId, Fence) {
+    let mut config = Config::default();
+    config.limits.max_output_bytes_per_job = u64::MAX / 2;
+    config.limits.max_stored_bytes = u64::MAX / 2;
+    let mut engine = Engine::new(config);
+    let (w, i) = (WorkerId::new("w1"), InstanceId::new(1));
+    let reg = WorkerCommand::Register {
+        capabilities: vec![],
+        lanes: vec![],
+        max_concurrency: 1,
+    };
+    engine.apply(0, Input::worker(&w, i, reg));
+    let job = JobSpec::new("logs", vec![TaskSpec::new("tail")]);
+    engine.apply(1, Input::Client(ClientCommand::SubmitJob(job)));
+    let ask = WorkerCommand::RequestWork { credits: 1 };
+    let out = engine.apply(1, Input::worker(&w, i, ask));
+    let Some(Effect::GrantOffered { grant, .. }) = out.effects.first().cloned() else {
+        panic!("no grant: {out:?}");
+    };
+    let out = engine.apply(
+        1,
+        Input::worker(&w, i, WorkerCommand::AcceptGrant { grant }),
+    );
+    let Some(Ok(Accepted::LeaseStarted { fence, .. })) = out.reply else {
+        panic!("accept refused: {:?}", out.reply);
+    };
+    (engine, w, i, fence)
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut next = |default: u64| args.next().and_then(|a| a.parse().ok()).unwrap_or(default);
+    let bytes = next(100) as usize;
+    let frames = next(100_000);
+    let per_emit = next(10).max(1);
+    let (mut engine, w, i, fence) = running();
+    let (heap, snapshot, stored) = (
+        LIVE.load(Ordering::Relaxed),
+        engine.snapshot().len(),
+        engine.usage().stored_bytes,
+    );
+    let mut from = 0;
+    while from < frames {
+        let n = per_emit.min(frames - from);
+        // A fresh copy per frame, as each emit arrives with its own bytes.
+        let batch = (0..n).map(|_| Payload::from(vec![b'x'; bytes])).collect();
+        let emit = WorkerCommand::Emit {
+            fence,
+            from,
+            frames: batch,
+        };
+        let out = engine.apply(2, Input::worker(&w, i, emit));
+        assert!(matches!(out.reply, Some(Ok(_))), "{:?}", out.reply);
+        from += n;
+    }
+    let n = frames as f64;
+    println!(
+        "frames={frames} bytes_each={bytes} per_emit={per_emit} heap_per_frame={:.1} snapshot_per_frame={:.1} stored_per_frame={:.1}",
+        (LIVE.load(Ordering::Relaxed) - heap) as f64 / n,
+        (engine.snapshot().len() as f64 - snapshot as f64) / n,
+        (engine.usage().stored_bytes - stored) as f64 / n,
+    );
+}
