@@ -15,6 +15,7 @@ mod explain;
 mod jobs;
 mod json;
 mod log_json;
+mod logs;
 mod output;
 mod plan;
 mod plan_simulate;
@@ -95,6 +96,8 @@ enum Command {
     Output(results::OutputArgs),
     /// Print a job's result: the outputs of the tasks nothing else depends on.
     Result(results::ResultArgs),
+    /// Print a task's output stream: the frames its attempts emitted; -f follows it.
+    Logs(logs::LogsArgs),
     /// Measure end-to-end throughput and claim-to-start latency on loopback.
     BenchE2e(bench_e2e::BenchE2eArgs),
     /// Kills a worker's commands when the worker dies (started by `keel worker`).
@@ -123,6 +126,7 @@ fn main() -> std::process::ExitCode {
         Command::Budgets(args) => budgets::run(&args),
         Command::Output(args) => results::run_output(&args),
         Command::Result(args) => results::run_result(&args),
+        Command::Logs(args) => logs::run(&args),
         Command::BenchE2e(args) => bench_e2e::run(&args),
         Command::Reaper(args) => reaper::run(&args),
         Command::Admin(args) => admin::run(&args),

@@ -72,7 +72,7 @@ pub fn run_result(args: &ResultArgs) -> ExitCode {
 }
 
 /// `t7` or `7` as a task id.
-fn task_id(text: &str) -> Option<u64> {
+pub(crate) fn task_id(text: &str) -> Option<u64> {
     text.strip_prefix('t').unwrap_or(text).parse().ok()
 }
 

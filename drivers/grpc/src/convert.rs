@@ -116,7 +116,22 @@ pub(crate) fn accepted_to_reply(
             used,
             duplicate,
         }),
+        Accepted::Emitted {
+            fence,
+            next,
+            dropped,
+            duplicate,
+        } => R::Emitted(emitted(fence, next, dropped, duplicate)),
         _ => R::Ok(proto::Done {}),
+    }
+}
+
+fn emitted(fence: Fence, next: u64, dropped: u64, duplicate: bool) -> proto::Emitted {
+    proto::Emitted {
+        fence: Some(fence_to_proto(fence)),
+        next,
+        dropped,
+        duplicate,
     }
 }
 

@@ -140,6 +140,16 @@ fn report_usage(wire: proto::ReportUsage, limits: &Limits) -> Result<WorkerComma
     })
 }
 
+/// An emit with its fence present. Frames over the payload limit go to the engine,
+/// which refuses them naming the limit and keeps the attempt running.
+fn emit(wire: proto::Emit) -> Result<WorkerCommand, Status> {
+    Ok(WorkerCommand::Emit {
+        fence: fence("emit", &wire.fence)?,
+        from: wire.from,
+        frames: wire.frames.into_iter().map(Payload::from).collect(),
+    })
+}
+
 /// A signal request once checked: the engine command and the job its task must be in.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Signal {
@@ -224,6 +234,7 @@ pub fn command(cmd: proto::WorkerCommand, limits: &Limits) -> Result<Checked, St
         }
         Some(Wire::Suspend(s)) => engine(suspend(s, limits)?),
         Some(Wire::ReportUsage(r)) => engine(report_usage(r, limits)?),
+        Some(Wire::Emit(e)) => engine(emit(e)?),
         Some(Wire::Progress(p)) => {
             let fence = fence("progress", &p.fence)?;
             if p.done_per_mille > 1000 {

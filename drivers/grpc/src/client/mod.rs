@@ -12,6 +12,7 @@
 mod diagnose;
 mod failover;
 mod schedules;
+mod streams;
 mod target;
 
 use diagnose::Finding;

@@ -222,6 +222,18 @@ impl JobService for JobSvc {
         }))
     }
 
+    async fn read_stream(
+        &self,
+        request: Request<ReadStreamRequest>,
+    ) -> Result<Response<ReadStreamResponse>, Status> {
+        let r = request.into_inner();
+        let room = self.room();
+        let page = self
+            .read(move |e| super::streams::read_stream(e, &r, room))
+            .await??;
+        Ok(Response::new(page))
+    }
+
     async fn get_job_result(
         &self,
         request: Request<GetJobResultRequest>,

@@ -21,6 +21,7 @@ mod session_commands;
 #[cfg(not(madsim))]
 mod size_names;
 mod slots;
+mod streams;
 mod watch_outputs;
 
 use crate::auth::{Authenticator, Tokens};

@@ -29,29 +29,27 @@ fn page(out: &keel_engine::TaskOutput, offset: u64, max: u64, room: u64) -> Task
     }
 }
 
-/// The task a request names, by key or by id, checked to belong to its job.
-fn named_task(e: &Engine, r: &GetTaskOutputRequest) -> Result<TaskId, Status> {
-    let job = JobId::new(r.job);
-    match (r.key.is_empty(), r.task) {
+/// The task a request names by key or by id (`task`), checked to belong to `job`.
+pub(crate) fn named_task(e: &Engine, job: u64, key: &str, task: u64) -> Result<TaskId, Status> {
+    let (number, job) = (job, JobId::new(job));
+    match (key.is_empty(), task) {
         (false, 0) => e
-            .task_by_key(job, &r.key)
+            .task_by_key(job, key)
             .map_err(|x| rejection_status(&x))?
             .ok_or_else(|| {
                 Status::not_found(format!(
-                    "unknown_task: job {} has no task with key {:?}",
-                    r.job, r.key
+                    "unknown_task: job {number} has no task with key {key:?}"
                 ))
             }),
         (true, 0) => Err(invalid("key", "or task is required")),
-        (true, task) => {
+        (true, _) => {
             let owner = e
                 .describe_task(TaskId::new(task))
                 .map_err(|x| rejection_status(&x))?
                 .job;
             if owner != job {
                 return Err(Status::not_found(format!(
-                    "unknown_task: task {task} is not in job {}",
-                    r.job
+                    "unknown_task: task {task} is not in job {number}"
                 )));
             }
             Ok(TaskId::new(task))
@@ -66,7 +64,7 @@ pub(crate) fn task_output(
     r: &GetTaskOutputRequest,
     room: u64,
 ) -> Result<TaskOutput, Status> {
-    let task = named_task(e, r)?;
+    let task = named_task(e, r.job, &r.key, r.task)?;
     let out = e.task_output(task).map_err(|x| rejection_status(&x))?;
     let size = out.output.as_ref().map_or(0, |p| p.len() as u64);
     if r.offset > size {

@@ -30,13 +30,16 @@
 //! # Ok(()) }
 //! ```
 
+mod emits;
 mod frames;
 mod session;
 mod shell;
+mod side;
 mod task;
 mod usage;
 mod wire;
 
+pub use emits::{EmitError, Emitted};
 pub use keel_engine::TaskInput;
 pub use task::{Outcome, Task};
 pub use usage::{UsageError, UsageRecorded};

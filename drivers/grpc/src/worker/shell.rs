@@ -5,8 +5,8 @@
 
 use super::frames::split_frames;
 use super::session::{self, Failed, Inbound, Session};
+use super::side::SideReports;
 use super::task::{Note, Task};
-use super::usage::Usages;
 use super::{wire, Handler, Summary, WorkerConfig, WorkerError};
 use crate::proto::{self, reply, CoordinatorEvent};
 use crate::status::refusal_of;
@@ -38,7 +38,7 @@ pub(crate) struct Shell<H> {
     /// Whether the current session's registration was accepted, so usage reports
     /// may be sent on it.
     registered: bool,
-    usages: Usages,
+    sides: SideReports,
     stopped: Option<Stop>,
 }
 
@@ -66,7 +66,7 @@ impl<H: Handler> Shell<H> {
             own_frame_bytes,
             registering: None,
             registered: false,
-            usages: Usages::default(),
+            sides: SideReports::default(),
             stopped: None,
         }
     }
@@ -174,8 +174,8 @@ impl<H: Handler> Shell<H> {
     fn on_event(&mut self, now: u64, event: CoordinatorEvent, out: &mut Vec<Output>) {
         let mut registered = false;
         if let Some(proto::coordinator_event::Event::Reply(r)) = &event.event {
-            if Usages::owns(r.seq) {
-                self.usages.answered(r.seq, r.result.clone());
+            if SideReports::owns(r.seq) {
+                self.sides.answered(r.seq, r.result.clone());
                 return;
             }
             if let Some(reply::Result::Registered(_)) = &r.result {
@@ -186,7 +186,7 @@ impl<H: Handler> Shell<H> {
         self.machine_event(now, event, out);
         if registered {
             self.registered = true;
-            let resend = self.usages.unanswered();
+            let resend = self.sides.unanswered();
             self.send(resend, out);
         }
     }
@@ -216,8 +216,8 @@ impl<H: Handler> Shell<H> {
             Note::Progress(fence, per_mille, message) => {
                 self.machine.progress(now, fence, per_mille, message, out);
             }
-            Note::Usage(report) => {
-                let command = self.usages.add(report);
+            Note::Side(report) => {
+                let command = self.sides.add(report);
                 if self.registered {
                     self.send(vec![command], out);
                 }
@@ -390,6 +390,7 @@ impl<H: Handler> Shell<H> {
             signal,
             cancel: cancel.clone(),
             notes: self.notes.clone(),
+            emitted: tokio::sync::Mutex::new(0),
         };
         let handler = self.handler.clone();
         let span = tracing::info_span!("attempt", task = %fence.task, attempt = fence.attempt, epoch = fence.epoch);

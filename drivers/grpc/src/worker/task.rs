@@ -1,5 +1,7 @@
 //! What a handler receives and returns.
 
+use super::emits::{EmitBatch, EmitError, Emitted};
+use super::side::Side;
 use super::usage::{UsageError, UsageRecorded, UsageReport};
 use keel_engine::{Fence, JobId, SuspendTimeout, TaskId, TaskInput};
 use std::time::Duration;
@@ -37,7 +39,8 @@ pub(crate) enum Note {
     /// `None` when the handler was cancelled.
     Done(Fence, Option<Outcome>),
     Progress(Fence, u32, String),
-    Usage(UsageReport),
+    /// A usage report or an emit, answered beside the machine.
+    Side(Side),
 }
 
 /// One attempt of one task, as granted to this worker.
@@ -59,6 +62,9 @@ pub struct Task {
     pub(crate) signal: Option<Vec<u8>>,
     pub(crate) cancel: CancellationToken,
     pub(crate) notes: mpsc::Sender<Note>,
+    /// Frames this attempt has had appended: where its next emit starts. Held across
+    /// an emit, so emits from one handler go out one at a time, in order.
+    pub(crate) emitted: tokio::sync::Mutex<u64>,
 }
 
 impl Task {
@@ -116,10 +122,35 @@ impl Task {
             answer,
         };
         self.notes
-            .send(Note::Usage(report))
+            .send(Note::Side(Side::Usage(report)))
             .await
             .map_err(|_| UsageError::Stopped)?;
         answered.await.map_err(|_| UsageError::Stopped)?
+    }
+
+    /// Appends `frames` to this task's output stream and waits for the coordinator to
+    /// have stored them: readers (`keel logs`, `ReadStream`) see them from then on, and
+    /// a handler that awaits its emits before returning has them stored before its
+    /// outcome. Sent again on every reconnection until answered; the coordinator
+    /// appends them once. Refused (nothing appended, the attempt runs on): frames whose
+    /// data is over the coordinator's payload limit, or that a durable stream's job has
+    /// no room left for.
+    pub async fn emit(&self, frames: Vec<Vec<u8>>) -> Result<Emitted, EmitError> {
+        let mut emitted = self.emitted.lock().await;
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let batch = EmitBatch {
+            fence: self.fence,
+            from: *emitted,
+            frames,
+            answer,
+        };
+        self.notes
+            .send(Note::Side(Side::Emit(batch)))
+            .await
+            .map_err(|_| EmitError::Stopped)?;
+        let got = answered.await.map_err(|_| EmitError::Stopped)??;
+        *emitted = got.next;
+        Ok(got)
     }
 
     /// Resolves when the coordinator revoked this attempt. The handler's future is
@@ -166,6 +197,7 @@ mod tests {
             signal: Some(b"go".to_vec()),
             cancel: CancellationToken::new(),
             notes,
+            emitted: tokio::sync::Mutex::new(0),
         };
         assert_eq!(task.input("a"), Some(&b"1"[..]));
         assert_eq!(task.input("b"), Some(&b""[..]));

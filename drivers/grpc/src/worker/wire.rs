@@ -164,6 +164,8 @@ fn answer(result: Option<reply::Result>, own_frame_bytes: u64) -> Answer {
         // Usage reports are the shell's own (`worker::usage`): it takes their replies
         // before the machine hears anything, so this one answers nothing it sent.
         reply::Result::UsageRecorded(_) => Answer::Done,
+        // Emits are the shell's own too (`worker::emits`).
+        reply::Result::Emitted(_) => Answer::Done,
     }
 }
 

@@ -1,0 +1,78 @@
+//! `keel logs` against a real coordinator process: an SDK handler emits frames, `keel
+//! logs` prints those stored so far, `--follow` prints the rest as they come and
+//! exits once the task has ended, and `--attempt` chooses one attempt's frames.
+
+mod process;
+
+use keel_grpc::client::ClientOptions;
+use keel_grpc::worker::{Outcome, Task, Worker, WorkerConfig};
+use process::{job_file, run_keel, submit, Serve};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+#[test]
+fn logs_prints_the_stream_and_follows_it_to_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(&dir.path().join("data"), None);
+    let url = serve.url();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // The handler emits two lines, says so, waits to be let go, emits a third.
+    let (emitted_tx, mut emitted) = mpsc::unbounded_channel::<()>();
+    let (go_tx, go) = oneshot::channel::<()>();
+    let go = Arc::new(Mutex::new(Some(go)));
+    let handler = move |task: Task| {
+        let (emitted_tx, go) = (emitted_tx.clone(), go.clone());
+        async move {
+            let lines = |t: &[&str]| t.iter().map(|l| l.as_bytes().to_vec()).collect();
+            task.emit(lines(&["line 1\n", "line 2\n"])).await.unwrap();
+            let _ = emitted_tx.send(());
+            let go = go.lock().unwrap().take();
+            if let Some(go) = go {
+                let _ = go.await;
+            }
+            task.emit(lines(&["line 3\n"])).await.unwrap();
+            Outcome::Complete(Vec::new())
+        }
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let config = WorkerConfig::new(ClientOptions::new(url.clone()), "sdk", 1);
+    let worker = runtime.spawn(Worker::new(config).run(handler, async {
+        let _ = stopped.await;
+    }));
+    let spec = job_file(
+        dir.path(),
+        "tail",
+        "[job]\nname = \"tail\"\n\n[[task]]\nid = \"tail\"\ndata = \"x\"\n",
+    );
+    let job = submit(&url, &spec).to_string();
+    runtime.block_on(emitted.recv()).unwrap();
+
+    let c = ["--coordinator", url.as_str()];
+    let (code, out, err) = run_keel(&[&["logs", &job, "tail"][..], &c].concat());
+    assert_eq!((code, out.as_str()), (0, "line 1\nline 2\n"), "{err}");
+
+    let follow = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args([&["logs", &job, "t1", "--follow"][..], &c].concat())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    go_tx.send(()).unwrap();
+    let done = follow.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert_eq!(out, "line 1\nline 2\nline 3\n");
+
+    let (code, out, _) = run_keel(&[&["logs", &job, "tail", "--attempt", "2"][..], &c].concat());
+    assert_eq!((code, out.as_str()), (0, ""));
+    let (code, _, err) = run_keel(&[&["logs", &job, "nope"][..], &c].concat());
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("has no task with key \"nope\""), "{err}");
+    let _ = stop.send(());
+    runtime.block_on(worker).unwrap().unwrap();
+}

@@ -1,0 +1,21 @@
+//! Reading a task's output stream through [`Client`]: one page per call, safe to make
+//! again (a read changes nothing), so a reader follows a running task by calling again
+//! from the returned cursor.
+
+use super::failover::{CallError, Client};
+use super::Jobs;
+use crate::proto::*;
+
+impl Client {
+    /// One page of a task's output stream (the `ReadStream` call).
+    pub async fn read_stream(
+        &mut self,
+        request: ReadStreamRequest,
+    ) -> Result<ReadStreamResponse, CallError> {
+        let call = |mut jobs: Jobs| {
+            let request = request.clone();
+            async move { jobs.read_stream(request).await }
+        };
+        Ok(self.call(call).await?.0)
+    }
+}

@@ -1,0 +1,117 @@
+//! Output streams over real loopback gRPC: an SDK handler emits frames (each emit
+//! waits until they are stored), a client pages through them with `ReadStream` from
+//! its cursor, a newest-wins stream keeps only the last frame, and refusals carry
+//! their codes.
+
+mod support;
+
+use keel_engine::{JobSpec, StreamMode, TaskSpec};
+use keel_grpc::proto::*;
+use keel_grpc::server::ServerOptions;
+use keel_grpc::worker::{EmitError, Emitted, Outcome, Task, Worker, WorkerConfig};
+use support::{finished, submit, within, Cluster};
+use tokio::sync::{mpsc, oneshot};
+
+fn lines(texts: &[&str]) -> Vec<Vec<u8>> {
+    texts.iter().map(|t| t.as_bytes().to_vec()).collect()
+}
+
+fn read(job: u64, key: &str, from: u64, limit: u32) -> ReadStreamRequest {
+    ReadStreamRequest {
+        job,
+        key: key.into(),
+        from,
+        limit,
+        ..Default::default()
+    }
+}
+
+fn data(page: &ReadStreamResponse) -> Vec<String> {
+    let text = |f: &StreamFrame| String::from_utf8_lossy(&f.data).into_owned();
+    page.frames.iter().map(text).collect()
+}
+
+type Emits = (String, Vec<Result<Emitted, EmitError>>);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emitted_frames_are_read_back_in_pages_by_cursor() {
+    let cluster = Cluster::start(ServerOptions::default()).await;
+    let (emits_tx, mut emits) = mpsc::unbounded_channel::<Emits>();
+    let handler = move |task: Task| {
+        let emits_tx = emits_tx.clone();
+        async move {
+            let mut got = Vec::new();
+            if task.key == "log" {
+                got.push(task.emit(lines(&["one\n", "two\n"])).await);
+                got.push(task.emit(lines(&["three\n"])).await);
+                got.push(task.emit(vec![vec![b'x'; 2 << 20]]).await);
+            } else {
+                for pct in ["10%", "50%", "90%"] {
+                    got.push(task.emit(lines(&[pct])).await);
+                }
+            }
+            let _ = emits_tx.send((task.key.clone(), got));
+            Outcome::Complete(Vec::new())
+        }
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let config = WorkerConfig::new(cluster.client(), "w1", 2);
+    let worker = tokio::spawn(Worker::new(config).run(handler, async {
+        let _ = stopped.await;
+    }));
+    let mut status = TaskSpec::new("status");
+    status.stream = StreamMode::Newest;
+    let spec = JobSpec::new("streaming", vec![TaskSpec::new("log"), status]);
+    let mut jobs = cluster.client().jobs().await.unwrap();
+    let job = submit(&mut jobs, &spec).await.job;
+    for _ in 0..2 {
+        let (key, got) = within("the emits", emits.recv()).await.unwrap();
+        let next: Vec<_> = got.iter().map(|r| r.as_ref().map(|e| e.next)).collect();
+        if key == "log" {
+            assert_eq!(next[..2], [Ok(2), Ok(3)]);
+            let Err(EmitError::Refused { reason, .. }) = &got[2] else {
+                panic!("a frame over the payload limit must be refused: {got:?}");
+            };
+            assert_eq!(reason, "stream_over_limit");
+        } else {
+            assert_eq!(next, [Ok(1), Ok(2), Ok(3)]);
+            assert_eq!(got[2].as_ref().unwrap().dropped, 1);
+        }
+    }
+    assert_eq!(
+        within("the job", finished(&mut jobs, job)).await,
+        "succeeded"
+    );
+
+    let first = jobs
+        .read_stream(read(job, "log", 0, 2))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(data(&first), ["one\n", "two\n"]);
+    assert_eq!(first.next, 2);
+    let rest = jobs
+        .read_stream(read(job, "log", first.next, 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(data(&rest), ["three\n"]);
+    assert_eq!((rest.next, rest.finished), (3, true));
+    assert_eq!(rest.frames[0].attempt, 1);
+
+    let summary = jobs
+        .read_stream(read(job, "status", 0, 0))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(data(&summary), ["90%"]);
+    assert_eq!((summary.first_kept, summary.dropped), (2, 2));
+
+    let missing = jobs.read_stream(read(job, "nope", 0, 0)).await.unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    let _ = stop.send(());
+    within("the worker stopping", worker)
+        .await
+        .unwrap()
+        .unwrap();
+}
