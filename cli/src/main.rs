@@ -44,6 +44,7 @@ mod worker_inputs;
 mod worker_log;
 mod worker_reaper;
 mod worker_state;
+mod worker_stream;
 mod workers;
 
 use clap::{Parser, Subcommand};

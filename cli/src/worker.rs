@@ -67,6 +67,12 @@ pub struct WorkerArgs {
     /// writes more fails for good, saying so: an output is never cut short.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     pub max_output_bytes: usize,
+    /// Append each command's stderr, line by line, to its task's output stream while
+    /// it runs (`keel logs -f` follows it). The lines count against the job's output
+    /// bytes as the task's `stream` setting keeps them; stderr's end is still the
+    /// error of a failed attempt.
+    #[arg(long)]
+    pub stream_stderr: bool,
     /// Where this worker keeps its lock files and payload files (default:
     /// $XDG_RUNTIME_DIR/keel, else keel-<uid> in the system temp directory). A worker
     /// restarted with the same --id must use the same directory to wait for the
@@ -117,6 +123,7 @@ fn serve(args: &WorkerArgs) -> Result<Summary, String> {
         payloads: files.payloads.clone(),
         grace: Duration::from_millis(args.kill_grace_ms),
         max_output: args.max_output_bytes,
+        stream_stderr: args.stream_stderr,
     });
     let log_format = args.log_format;
     let handler = move |task: Task| {

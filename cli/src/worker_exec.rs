@@ -6,6 +6,7 @@
 use crate::process_group::{self, Group};
 use crate::worker_inputs;
 use crate::worker_state::PAYLOAD_PREFIX;
+use crate::worker_stream::LineStream;
 use keel_grpc::worker::{Outcome, Task};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,8 @@ pub struct Exec {
     pub grace: Duration,
     /// Most bytes of stdout (the output) a command may write.
     pub max_output: usize,
+    /// Append stderr's lines to the task's output stream as they come.
+    pub stream_stderr: bool,
 }
 
 /// Runs the command for one task. Dropping the returned future (a revoked lease) stops
@@ -55,7 +58,8 @@ pub async fn run_command(settings: &Exec, task: &Task) -> Outcome {
         }
     };
     let stdout = read_head(child.stdout.take(), settings.max_output);
-    let stderr = read_tail(child.stderr.take(), MAX_ERROR);
+    let mut lines = settings.stream_stderr.then(|| LineStream::new(task));
+    let stderr = read_tail(child.stderr.take(), MAX_ERROR, lines.as_mut());
     // Whatever the command left running goes once it exits: a background job holding
     // its stdout would otherwise keep the task from ending.
     let exited = async {
@@ -214,7 +218,12 @@ async fn read_head(pipe: Option<impl AsyncRead + Unpin>, limit: usize) -> (Vec<u
 /// Reads a pipe to its end, keeping the last `limit` bytes (starting on a character
 /// boundary) and whether anything before them was dropped: the end of stderr is what
 /// says why a command failed.
-async fn read_tail(pipe: Option<impl AsyncRead + Unpin>, limit: usize) -> (Vec<u8>, bool) {
+/// With `lines`, every byte read also goes to the task's output stream.
+async fn read_tail(
+    pipe: Option<impl AsyncRead + Unpin>,
+    limit: usize,
+    mut lines: Option<&mut LineStream<'_>>,
+) -> (Vec<u8>, bool) {
     let Some(mut pipe) = pipe else {
         return (Vec::new(), false);
     };
@@ -225,6 +234,9 @@ async fn read_tail(pipe: Option<impl AsyncRead + Unpin>, limit: usize) -> (Vec<u
         match pipe.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                if let Some(lines) = lines.as_mut() {
+                    lines.feed(&buf[..n]).await;
+                }
                 kept.extend_from_slice(&buf[..n]);
                 // Trimmed only past twice the limit, so the copy is amortised.
                 if kept.len() > 2 * limit {
@@ -233,6 +245,9 @@ async fn read_tail(pipe: Option<impl AsyncRead + Unpin>, limit: usize) -> (Vec<u
                 }
             }
         }
+    }
+    if let Some(lines) = lines {
+        lines.finish().await;
     }
     if kept.len() > limit {
         kept.drain(..kept.len() - limit);
@@ -259,10 +274,10 @@ mod tests {
         let mut text = "early noise\n".repeat(10_000).into_bytes();
         text.extend_from_slice("é".repeat(10).as_bytes());
         text.extend_from_slice(b"\nthe real error\n");
-        let (tail, cut) = read_tail(Some(&text[..]), 21).await;
+        let (tail, cut) = read_tail(Some(&text[..]), 21, None).await;
         assert!(cut);
         assert_eq!(String::from_utf8(tail).unwrap(), "éé\nthe real error\n");
-        let (tail, cut) = read_tail(Some(&b"short"[..]), 21).await;
+        let (tail, cut) = read_tail(Some(&b"short"[..]), 21, None).await;
         assert_eq!((&tail[..], cut), (&b"short"[..], false));
     }
 

@@ -1,12 +1,13 @@
 //! `keel logs` against a real coordinator process: an SDK handler emits frames, `keel
 //! logs` prints those stored so far, `--follow` prints the rest as they come and
-//! exits once the task has ended, and `--attempt` chooses one attempt's frames.
+//! exits once the task has ended, and `--attempt` chooses one attempt's frames; a
+//! shell task's stderr is followed with `keel worker --stream-stderr`.
 
 mod process;
 
 use keel_grpc::client::ClientOptions;
 use keel_grpc::worker::{Outcome, Task, Worker, WorkerConfig};
-use process::{job_file, run_keel, submit, Serve};
+use process::{job_file, run_keel, submit, worker_with, Serve};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
@@ -75,4 +76,24 @@ fn logs_prints_the_stream_and_follows_it_to_the_end() {
     assert!(err.contains("has no task with key \"nope\""), "{err}");
     let _ = stop.send(());
     runtime.block_on(worker).unwrap().unwrap();
+}
+
+#[test]
+fn a_shell_task_stderr_is_followed_line_by_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(&dir.path().join("data"), None);
+    let url = serve.url();
+    let _w = worker_with(&url, "w1", &["--stream-stderr"]);
+    let spec = job_file(
+        dir.path(),
+        "shell",
+        "[job]\nname = \"shell\"\n\n[[task]]\nid = \"build\"\n\
+         command = \"echo one >&2; echo two >&2; sleep 1; printf three >&2; echo done\"\n",
+    );
+    let job = submit(&url, &spec).to_string();
+    let c = ["--coordinator", url.as_str()];
+    let (code, out, err) = run_keel(&[&["logs", &job, "build", "-f"][..], &c].concat());
+    assert_eq!((code, out.as_str()), (0, "one\ntwo\nthree"), "{err}");
+    let (code, out, err) = run_keel(&[&["output", &job, "build"][..], &c].concat());
+    assert_eq!((code, out.as_str()), (0, "done\n"), "{err}");
 }
