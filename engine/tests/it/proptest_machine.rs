@@ -126,7 +126,7 @@ fn generated_runs_reach_the_interesting_paths() {
     let mut runner = TestRunner::deterministic();
     let strategy = prop::collection::vec(op_strategy(), 120..160);
     let mut seen = BTreeSet::new();
-    for seed in 0..64 {
+    for seed in 0..256 {
         let ops = strategy.new_tree(&mut runner).unwrap().current();
         let mut h = Harness::new(config(seed));
         for op in &ops {
@@ -141,6 +141,11 @@ fn generated_runs_reach_the_interesting_paths() {
                         duplicate: false, ..
                     }) => "completed".to_string(),
                     Ok(Accepted::Signalled { resumed: true, .. }) => "resumed".to_string(),
+                    Ok(Accepted::Emitted {
+                        duplicate, next, ..
+                    }) if *next > 0 => {
+                        format!("emitted duplicate={duplicate}")
+                    }
                     Ok(_) => String::new(),
                     Err(r) => r.code().to_string(),
                 });
@@ -173,6 +178,8 @@ fn generated_runs_reach_the_interesting_paths() {
         "WorkerDrained",
         "TaskSuspended",
         "JobFinished",
+        "emitted duplicate=false",
+        "stream_gap",
     ] {
         assert!(
             seen.contains(want),

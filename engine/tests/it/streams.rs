@@ -5,6 +5,8 @@
 
 use keel_engine::*;
 use keel_engine_harness::{accepted, config, rejection, Harness};
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 
 fn frames(texts: &[&str]) -> Vec<Payload> {
     texts
@@ -364,4 +366,103 @@ fn an_emit_of_exactly_the_payload_limit_is_accepted() {
     );
     let over = emit(&mut h, "w", 1, fence, 2, &[&half, &rest, "z"]);
     assert_eq!(rejection(&over).code(), "stream_over_limit");
+}
+
+/// One step of a producer: an emit that starts where its lease's frames end (`back`
+/// 0), resends one to three of them, or leaves a gap (`back` 4); or, with `lose`, the
+/// attempt fails and the next one takes over with its own segment.
+#[derive(Clone, Debug)]
+struct Step {
+    back: u8,
+    count: u8,
+    lose: bool,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    (0u8..5, 0u8..4, proptest::bool::weighted(0.1)).prop_map(|(back, count, lose)| Step {
+        back,
+        count,
+        lose,
+    })
+}
+
+fn mode() -> impl Strategy<Value = StreamMode> {
+    prop_oneof![
+        Just(StreamMode::Durable),
+        (1u32..5).prop_map(|frames| StreamMode::Bounded { frames }),
+        Just(StreamMode::Newest),
+    ]
+}
+
+/// Replays `steps` against the engine and a model: every frame past those its lease
+/// appended is appended once, in order; a gap is refused; the stream reads back as
+/// the model's last frames, as many as the mode keeps.
+fn producer(mode: StreamMode, steps: &[Step]) -> Result<(), TestCaseError> {
+    let mut cfg = config();
+    // Failing attempts on purpose must not blacklist the only worker.
+    cfg.blacklist.threshold = 1_000;
+    let mut h = Harness::new(cfg);
+    h.register("w", 1, &[], 1).unwrap();
+    let mut task = TaskSpec::new("t");
+    task.stream = mode;
+    task.retry = RetryPolicy {
+        max_attempts: 1_000,
+        backoff_base_ms: 0,
+        backoff_max_ms: 0,
+        jitter_pct: 0,
+        ..RetryPolicy::default()
+    };
+    let t = h.submit(JobSpec::new("producer", vec![task])).unwrap().1;
+    let mut fence = h.take("w", 1);
+    let (mut have, mut all) = (0u64, Vec::<String>::new());
+    for s in steps {
+        if s.lose {
+            h.fail("w", 1, fence, false);
+            fence = h.take("w", 1);
+            have = 0;
+            continue;
+        }
+        let from = match s.back {
+            4 => have + 1,
+            back => have.saturating_sub(u64::from(back)),
+        };
+        let texts: Vec<String> = (from..from + u64::from(s.count))
+            .map(|k| format!("{}.{k}", fence.epoch))
+            .collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let out = emit(&mut h, "w", 1, fence, from, &refs);
+        if from > have {
+            prop_assert_eq!(rejection(&out).code(), "stream_gap");
+            continue;
+        }
+        let end = from + u64::from(s.count);
+        let (next, _, duplicate) = emitted(&out);
+        prop_assert_eq!(next, have.max(end));
+        prop_assert_eq!(duplicate, s.count > 0 && end <= have);
+        all.extend(texts.into_iter().skip((have - from) as usize));
+        have = next;
+        let page = read(&h, t, 0, u32::MAX, Attempts::All);
+        let keeps = mode
+            .keeps()
+            .map_or(all.len(), |k| (k as usize).min(all.len()));
+        let want = &all[all.len() - keeps..];
+        let got: Vec<String> = seen(&page).into_iter().map(|f| f.2).collect();
+        prop_assert_eq!(got.as_slice(), want);
+        prop_assert_eq!(page.dropped, (all.len() - keeps) as u64);
+        prop_assert_eq!(page.next, all.len() as u64);
+    }
+    h.check_replay();
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_frame_is_appended_once_in_order_and_kept_as_the_mode_says(
+        mode in mode(),
+        steps in proptest::collection::vec(step(), 1..60),
+    ) {
+        producer(mode, &steps)?;
+    }
 }

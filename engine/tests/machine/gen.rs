@@ -41,10 +41,24 @@ pub(crate) enum FencedCmd {
         timeout_ms: Option<u64>,
         resume: bool,
     },
+    /// `count` frames of the attempt; frame `k` holds `<epoch>.<k>`, so a check can
+    /// tell which attempt and position it is. They start where the lease's appended
+    /// frames end (`back` 0), resend the last one or two (`back` 1 or 2), or leave a
+    /// gap of one (`back` 3).
+    Emit {
+        back: u8,
+        count: u8,
+    },
+}
+
+/// The data of frame `k` of the attempt under `fence`.
+pub(crate) fn frame_data(fence: Fence, k: u64) -> String {
+    format!("{}.{k}", fence.epoch)
 }
 
 impl FencedCmd {
-    pub(crate) fn command(&self, fence: Fence) -> WorkerCommand {
+    /// The command on `fence`, whose lease has had `emitted` frames appended.
+    pub(crate) fn command(&self, fence: Fence, emitted: u64) -> WorkerCommand {
         match self {
             FencedCmd::Renew => WorkerCommand::Renew { fence },
             FencedCmd::Complete => WorkerCommand::Complete {
@@ -70,6 +84,19 @@ impl FencedCmd {
                     SuspendTimeout::Fail
                 },
             },
+            FencedCmd::Emit { back, count } => {
+                let from = match back {
+                    3 => emitted + 1,
+                    back => emitted.saturating_sub(u64::from(*back)),
+                };
+                WorkerCommand::Emit {
+                    fence,
+                    from,
+                    frames: (from..from + u64::from(*count))
+                        .map(|k| Payload::from(frame_data(fence, k).into_bytes()))
+                        .collect(),
+                }
+            }
         }
     }
 }
@@ -176,6 +203,7 @@ fn fenced_cmd() -> impl Strategy<Value = FencedCmd> {
         2 => (any::<u8>(), prop::option::of(100u64..3_000), any::<bool>()).prop_map(
             |(waitpoint, timeout_ms, resume)| FencedCmd::Suspend { waitpoint, timeout_ms, resume }
         ),
+        1 => (0u8..4, 0u8..3).prop_map(|(back, count)| FencedCmd::Emit { back, count }),
     ]
 }
 

@@ -4,6 +4,7 @@
 use super::gen::{job_spec, InstPick, Op, Sender, CAPS, WORKERS};
 use super::oracle::Oracle;
 use keel_engine::*;
+use proptest::prelude::prop_assert_eq;
 use proptest::test_runner::TestCaseError;
 
 /// The engine under test plus what the test learned from its outputs.
@@ -18,6 +19,8 @@ pub(crate) struct Harness {
     leases: Vec<(Fence, WorkerId, InstanceId)>,
     jobs: Vec<JobId>,
     suspended: Vec<(TaskId, String)>,
+    /// Frames each lease has had appended, as its emits' answers said.
+    emitted: std::collections::BTreeMap<Fence, u64>,
     oracle: Oracle,
 }
 
@@ -38,6 +41,7 @@ impl Harness {
             leases: Vec::new(),
             jobs: Vec::new(),
             suspended: Vec::new(),
+            emitted: Default::default(),
             oracle: Oracle::default(),
         }
     }
@@ -120,7 +124,8 @@ impl Harness {
             }
             Op::Fenced { lease, sender, cmd } => {
                 let (fence, holder, inst) = recent(&self.leases, *lease)?.clone();
-                let command = cmd.command(fence);
+                let emitted = self.emitted.get(&fence).copied().unwrap_or(0);
+                let command = cmd.command(fence, emitted);
                 match sender {
                     Sender::Holder => Input::worker(&holder, inst, command),
                     Sender::HolderCurrent => {
@@ -165,9 +170,39 @@ impl Harness {
         self.oracle
             .observe(&input, &out)
             .map_err(|e| TestCaseError::fail(format!("{e}\ninput at t={at}: {input:?}")))?;
+        self.check_stream(&input, &out)?;
         self.learn(&input, &out);
         self.log.push((at, input));
         self.outs.push(out);
+        Ok(())
+    }
+
+    /// After an accepted emit, the task's stream reads back exactly what the oracle
+    /// recorded: every appended frame, once, in order.
+    fn check_stream(&self, input: &Input, out: &Outputs) -> Result<(), TestCaseError> {
+        let Some(Ok(Accepted::Emitted { fence, .. })) = &out.reply else {
+            return Ok(());
+        };
+        let read = StreamRead {
+            from: 0,
+            limit: u32::MAX,
+            attempts: Attempts::All,
+        };
+        let page = self.engine.read_stream(fence.task, read).map_err(|e| {
+            TestCaseError::fail(format!("the stream of {} is unreadable: {e}", fence.task))
+        })?;
+        let got: Vec<String> = page
+            .frames
+            .iter()
+            .map(|f| String::from_utf8_lossy(f.data.as_bytes()).into_owned())
+            .collect();
+        prop_assert_eq!(
+            got.as_slice(),
+            self.oracle.stream(fence.task),
+            "stream of {} after {:?}",
+            fence.task,
+            input
+        );
         Ok(())
     }
 
@@ -195,6 +230,9 @@ impl Harness {
                 duplicate: false,
                 ..
             })) => self.jobs.push(*job),
+            Some(Ok(Accepted::Emitted { fence, next, .. })) => {
+                self.emitted.insert(*fence, *next);
+            }
             _ => {}
         }
         for e in &out.effects {

@@ -22,6 +22,10 @@ pub(crate) struct Oracle {
     suspended: BTreeSet<Fence>,
     finished_tasks: BTreeSet<TaskId>,
     finished_jobs: BTreeSet<JobId>,
+    /// Frames each lease has had appended.
+    emitted: BTreeMap<Fence, u64>,
+    /// Each task's stream as it must read: every appended frame's data, in order.
+    streams: BTreeMap<TaskId, Vec<String>>,
 }
 
 type Check = Result<(), String>;
@@ -71,6 +75,20 @@ impl Oracle {
         ) = (input, &out.reply)
         {
             self.reply(worker, command, reply)?;
+        }
+        if let (
+            Input::Worker {
+                command: WorkerCommand::Emit { fence, from, .. },
+                ..
+            },
+            Some(Err(Rejection::StreamGap { expected, got, .. })),
+        ) = (input, &out.reply)
+        {
+            let have = self.emitted.get(fence).copied().unwrap_or(0);
+            check!(
+                (*expected, *got) == (have, *from) && have < *from,
+                "emit on {fence} from {from} refused as a gap after {expected} (got {got}), but {have} were appended"
+            );
         }
         for e in &out.effects {
             self.effect(e)?;
@@ -142,6 +160,18 @@ impl Oracle {
                     self.failed.insert(*fence, *retry_at);
                 }
             }
+            Accepted::Emitted {
+                fence,
+                next,
+                dropped,
+                duplicate,
+            } => {
+                let WorkerCommand::Emit { from, frames, .. } = cmd else {
+                    return Err(format!("Emitted answering {cmd:?}"));
+                };
+                self.live(fence, w, "emit")?;
+                self.emitted_frames(*fence, *from, frames, (*next, *dropped, *duplicate))?;
+            }
             Accepted::Suspended { fence, duplicate } => {
                 if *duplicate {
                     check!(
@@ -157,6 +187,42 @@ impl Oracle {
             _ => {}
         }
         Ok(())
+    }
+
+    /// An accepted emit of `frames` from `from` on the live lease `fence`: it appends
+    /// exactly the frames past those the lease already appended, in order.
+    fn emitted_frames(
+        &mut self,
+        fence: Fence,
+        from: u64,
+        frames: &[Payload],
+        (next, dropped, duplicate): (u64, u64, bool),
+    ) -> Check {
+        let have = self.emitted.get(&fence).copied().unwrap_or(0);
+        let end = from + frames.len() as u64;
+        check!(
+            from <= have,
+            "emit on {fence} from {from} accepted after only {have} frames: a gap"
+        );
+        check!(
+            next == have.max(end) && dropped == 0,
+            "emit on {fence} of {from}..{end} after {have} answered next {next}, dropped {dropped}"
+        );
+        check!(
+            duplicate == (!frames.is_empty() && end <= have),
+            "emit on {fence} of {from}..{end} after {have} answered duplicate={duplicate}"
+        );
+        let stream = self.streams.entry(fence.task).or_default();
+        for f in frames.iter().skip((have - from) as usize) {
+            stream.push(String::from_utf8_lossy(f.as_bytes()).into_owned());
+        }
+        self.emitted.insert(fence, next);
+        Ok(())
+    }
+
+    /// What task `task`'s stream must hold: every appended frame's data, in order.
+    pub(crate) fn stream(&self, task: TaskId) -> &[String] {
+        self.streams.get(&task).map_or(&[], Vec::as_slice)
     }
 
     fn effect(&mut self, e: &Effect) -> Check {
