@@ -25,6 +25,8 @@ pub enum Check {
     DoubleCommit,
     /// A completion or failure was accepted from a fence that is not the live lease.
     StaleCompletion,
+    /// Frames were appended for a fence that is not the live lease.
+    StaleEmit,
     /// A lease started from a grant the worker was not offered.
     LeaseWithoutGrant,
     /// A task was offered while another worker held it.
@@ -88,11 +90,12 @@ pub enum Check {
 
 impl Check {
     /// Every check, in declaration order.
-    pub const ALL: [Check; 30] = [
+    pub const ALL: [Check; 31] = [
         Check::EngineInvariant,
         Check::DoubleLease,
         Check::DoubleCommit,
         Check::StaleCompletion,
+        Check::StaleEmit,
         Check::LeaseWithoutGrant,
         Check::DoubleGrant,
         Check::UnknownTask,
@@ -128,6 +131,7 @@ impl Check {
             Check::DoubleLease => "double_lease",
             Check::DoubleCommit => "double_commit",
             Check::StaleCompletion => "stale_completion",
+            Check::StaleEmit => "stale_emit",
             Check::LeaseWithoutGrant => "lease_without_grant",
             Check::DoubleGrant => "double_grant",
             Check::UnknownTask => "unknown_task",

@@ -1,6 +1,6 @@
 //! What the checker makes of a worker command the coordinator answered: leases started
 //! and ended in the shadow, completions committed once and only from the live lease,
-//! and the counts scenarios filter on.
+//! frames appended only for the live lease, and the counts scenarios filter on.
 
 use super::Checker;
 use crate::check::Check;
@@ -17,7 +17,8 @@ impl Checker {
             | WorkerCommand::Complete { fence, .. }
             | WorkerCommand::Fail { fence, .. }
             | WorkerCommand::Suspend { fence, .. }
-            | WorkerCommand::ReportUsage { fence, .. } => ids.fence(*fence),
+            | WorkerCommand::ReportUsage { fence, .. }
+            | WorkerCommand::Emit { fence, .. } => ids.fence(*fence),
             WorkerCommand::AcceptGrant { grant } | WorkerCommand::ReleaseGrant { grant } => {
                 match self.shadow.grant_task(*grant) {
                     Some((task, attempt)) => Ids {
@@ -88,10 +89,29 @@ impl Checker {
                 }
             }
             (WorkerCommand::ReleaseGrant { grant }, _) => self.shadow.release_grant(*grant),
+            (
+                WorkerCommand::Emit { fence, .. },
+                Accepted::Emitted {
+                    duplicate: false, ..
+                },
+            ) => self.emitted(now, *fence, ids),
             (WorkerCommand::ReportUsage { .. }, Accepted::UsageRecorded { duplicate, .. }) => {
                 let name = if *duplicate { "duplicate" } else { "accepted" };
                 self.count(now, "usage", name, ids);
             }
+            _ => self.accepted_outcome(now, command, accepted, ids),
+        }
+    }
+
+    /// What an accepted outcome (completion, failure, suspension) changes.
+    fn accepted_outcome(
+        &mut self,
+        now: Time,
+        command: &WorkerCommand,
+        accepted: &Accepted,
+        ids: Ids<'_>,
+    ) {
+        match (command, accepted) {
             (
                 WorkerCommand::Complete { fence, output },
                 Accepted::Completed {
@@ -120,6 +140,18 @@ impl Checker {
                 self.terminal(now, *fence, "suspended", false);
             }
             _ => {}
+        }
+    }
+
+    /// Frames were appended: only the live lease may append them.
+    fn emitted(&mut self, now: Time, fence: Fence, ids: Ids<'_>) {
+        self.count(now, "emit", "accepted", ids);
+        if !self.shadow.holds_lease(fence) {
+            let detail = format!(
+                "frames appended for {fence}, which is not the live lease ({})",
+                self.shadow.describe_hold(fence.task)
+            );
+            self.fail(now, Check::StaleEmit, detail);
         }
     }
 

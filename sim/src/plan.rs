@@ -198,6 +198,7 @@ fn task_plan(t: &TaskSpec) -> TaskPlan {
         rate_key: t.rate_key.clone(),
         usage: None,
         waits: false,
+        frames: 0,
     }
 }
 

@@ -2,7 +2,7 @@
 //! shapes, capabilities, failures, rate keys) and the schedule its schedule knobs add.
 
 use crate::profile::{JobShape, Profile, CAPS, RATE_KEY};
-use crate::rng::SimRng;
+use crate::rng::{SimRng, Stream};
 use crate::scenario::SchedulePlan;
 use crate::scenario::{name_ref, GroupSpec, JobPlan, TaskPlan, WorkerSpec};
 
@@ -28,6 +28,7 @@ impl Profile {
             rate_key: None,
             usage: None,
             waits: false,
+            frames: 0,
         };
         vec![SchedulePlan {
             name: "beat".into(),
@@ -77,6 +78,7 @@ impl Profile {
     }
 
     pub(crate) fn gen_jobs(&self, rng: &mut SimRng, workers: &[WorkerSpec]) -> Vec<JobPlan> {
+        let streams = &mut SimRng::new(self.seed, Stream::Streams);
         (0..self.jobs)
             .map(|j| {
                 let shape = match self.shape {
@@ -120,6 +122,12 @@ impl Profile {
                             usage: None,
                             // Drawn only when tasks wait, so other seeds keep their jobs.
                             waits: self.wait_rate > 0.0 && rng.chance(self.wait_rate),
+                            // From a stream of its own, so every seed keeps its jobs.
+                            frames: if streams.chance(self.stream_rate) {
+                                streams.between(1, 4) as u8
+                            } else {
+                                0
+                            },
                         }
                     })
                     .collect();

@@ -16,6 +16,9 @@ pub(crate) enum Stream {
     /// The budgets a swarm profile declares (knobs and limits), apart from the rest so
     /// each seed's workload and faults do not change with them.
     Budgets = 2,
+    /// The output-stream knob and the frames each task emits, apart from the rest for
+    /// the same reason.
+    Streams = 3,
 }
 
 #[derive(Clone, Debug)]

@@ -284,6 +284,15 @@ pub struct TaskPlan {
     /// the client signals every suspension it hears of.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub waits: bool,
+    /// Frames each attempt emits to the task's stream while it runs, one emit each,
+    /// and all of them again just before it ends (as a worker resends what it does
+    /// not know was stored).
+    #[serde(default, skip_serializing_if = "no_frames")]
+    pub frames: u8,
+}
+
+fn no_frames(n: &u8) -> bool {
+    *n == 0
 }
 
 fn default_duration() -> u64 {

@@ -72,6 +72,7 @@ pub(crate) fn job_spec(job: &JobPlan) -> JobSpec {
                 fail_attempts: task.fail_attempts,
                 usage: task.usage.clone(),
                 waits: task.waits,
+                frames: task.frames,
             };
             TaskSpec {
                 payload: work.encode(),

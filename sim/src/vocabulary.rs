@@ -43,7 +43,7 @@ pub(crate) fn command_kind(c: &WorkerCommand) -> &'static str {
 
 /// Commands whose acceptance is counted as `<command>:accepted` (a usage report also
 /// as `usage:duplicate` when its key was already counted).
-const COUNTED_ACCEPTS: [&str; 4] = ["register", "complete", "fail", "suspend"];
+const COUNTED_ACCEPTS: [&str; 5] = ["register", "complete", "fail", "suspend", "emit"];
 
 /// The count kinds that are not commands, each with what its names are.
 const KINDS: [(&str, &str); 7] = [

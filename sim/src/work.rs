@@ -15,6 +15,8 @@ pub(crate) struct TaskWork {
     /// A run no signal resumed suspends at [`WAITPOINT`] when its work is done, for
     /// the client to signal.
     pub waits: bool,
+    /// Frames each attempt emits to its task's stream while it runs.
+    pub frames: u8,
 }
 
 /// The waitpoint a waiting task suspends at.
@@ -23,6 +25,16 @@ pub(crate) const WAITPOINT: &str = "go";
 /// Marks a waiting task in its payload, after the failing attempts: no usage plan's
 /// text starts with it, so payloads of other tasks are unchanged.
 const WAITS: u8 = 0xff;
+
+/// Marks a streaming task in its payload, after the waiting mark, followed by its
+/// frame count; no usage plan's text starts with it either.
+const FRAMES: u8 = 0xfe;
+
+/// The data of frame `k` (from 1) of the attempt `fence`: it names the attempt, so a
+/// check that reads it can tell whose it is.
+pub(crate) fn frame_of(fence: Fence, k: u8) -> Vec<u8> {
+    format!("{}.a{}.e{}.f{k}", fence.task, fence.attempt, fence.epoch).into_bytes()
+}
 
 /// The payload a client signals `task` with: it names the task, so a check can tell a
 /// signal handed to the wrong task.
@@ -38,6 +50,9 @@ impl TaskWork {
         b.push(self.fail_attempts);
         if self.waits {
             b.push(WAITS);
+        }
+        if self.frames > 0 {
+            b.extend_from_slice(&[FRAMES, self.frames]);
         }
         if let Some(usage) = &self.usage {
             b.extend_from_slice(usage.encode().as_bytes());
@@ -57,6 +72,10 @@ impl TaskWork {
         }
         let waits = b.get(9) == Some(&WAITS);
         let rest = &b[if waits { 10 } else { 9 }..];
+        let (frames, rest) = match rest {
+            [FRAMES, n, rest @ ..] => (*n, rest),
+            rest => (0, rest),
+        };
         let usage = match std::str::from_utf8(rest) {
             Ok("") => None,
             Ok(text) => match UsagePlan::decode(text) {
@@ -72,6 +91,7 @@ impl TaskWork {
             fail_attempts: b[8],
             usage,
             waits,
+            frames,
         }
     }
 }
@@ -124,10 +144,13 @@ mod tests {
             fail_attempts: 2,
             usage: None,
             waits: false,
+            frames: 0,
         };
         assert_eq!(w.encode().len(), 9, "a task that does not wait has no mark");
         assert_eq!(TaskWork::decode_bytes(w.encode().as_bytes()), w);
         w.waits = true;
+        assert_eq!(TaskWork::decode_bytes(w.encode().as_bytes()), w);
+        w.frames = 3;
         assert_eq!(TaskWork::decode_bytes(w.encode().as_bytes()), w);
         w.usage = Some(UsagePlan {
             budget: "llm".into(),

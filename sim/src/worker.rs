@@ -9,14 +9,18 @@
 //! A scenario script can hold grants back, stop renewals from leaving, and send
 //! commands of its own beside the machine's (`script.rs`).
 //!
-//! The machine has no usage reports; a task whose payload asks for them (`usage.rs`)
-//! sends them beside the machine's commands, under request 0, whose answers it does
-//! not read.
+//! The machine has no usage reports or stream frames; a task whose payload asks for
+//! them (`usage.rs`, `TaskWork::frames`) sends them beside the machine's commands,
+//! under request 0, whose answers it does not read. Frame `k` of an attempt goes out
+//! alone at its due time, as position `k - 1`; just before the attempt ends all of its
+//! frames go again from position 0, as an SDK resends what it does not know was
+//! stored, so the engine must append a lost frame then and a delivered one only once.
 
 use crate::wire;
-use crate::work::TaskWork;
+use crate::work::{frame_of, TaskWork};
 use keel_engine::{
-    Accepted, Effect, Fence, GrantId, InstanceId, Rejection, TaskId, Time, WorkerCommand, WorkerId,
+    Accepted, Effect, Fence, GrantId, InstanceId, Payload, Rejection, TaskId, Time, WorkerCommand,
+    WorkerId,
 };
 use keel_protocol::worker::{
     self as machine, Command, Event, Offer, Output, Registered, WorkerMachine,
@@ -36,6 +40,8 @@ pub(crate) enum WorkerTimer {
     WorkDone(Fence),
     /// A running handler's usage report number `.1` (from 1) is due.
     Report(Fence, u32),
+    /// A running handler's frame number `.1` (from 1) is due.
+    Frame(Fence, u8),
 }
 
 /// What the worker asks the world to do.
@@ -194,10 +200,18 @@ impl SimWorker {
                     out.push(WorkerOutput::Send(0, usage.report(fence, k)));
                 }
             }
+            WorkerTimer::Frame(fence, k) => {
+                if self.handlers.contains_key(&fence) {
+                    out.push(WorkerOutput::Send(0, emit(fence, k..=k)));
+                }
+            }
             WorkerTimer::WorkDone(fence) => {
                 let Some(work) = self.handlers.remove(&fence) else {
                     return; // cancelled meanwhile
                 };
+                if work.frames > 0 {
+                    out.push(WorkerOutput::Send(0, emit(fence, 1..=work.frames)));
+                }
                 if let Some(usage) = work.usage.as_ref().filter(|u| u.resend) {
                     for k in 1..=usage.reports {
                         out.push(WorkerOutput::Send(0, usage.report(fence, k)));
@@ -349,6 +363,10 @@ impl SimWorker {
                         out.push(WorkerOutput::Timer(due, WorkerTimer::Report(a.fence, k)));
                     }
                 }
+                for k in 1..=work.frames {
+                    let due = run.saturating_mul(u64::from(k)) / (u64::from(work.frames) + 1);
+                    out.push(WorkerOutput::Timer(due, WorkerTimer::Frame(a.fence, k)));
+                }
                 self.handlers.insert(a.fence, work);
                 self.latest.insert(a.fence.task, a.fence);
                 out.push(WorkerOutput::Timer(run, WorkerTimer::WorkDone(a.fence)));
@@ -376,5 +394,15 @@ impl SimWorker {
             delay,
             WorkerTimer::Machine(self.timers),
         ));
+    }
+}
+
+/// An emit of frames `ks` (numbered from 1) of the attempt `fence`, from the first's
+/// position.
+fn emit(fence: Fence, ks: std::ops::RangeInclusive<u8>) -> WorkerCommand {
+    WorkerCommand::Emit {
+        fence,
+        from: u64::from(ks.start().saturating_sub(1)),
+        frames: ks.map(|k| Payload::from(frame_of(fence, k))).collect(),
     }
 }

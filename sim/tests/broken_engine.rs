@@ -63,3 +63,19 @@ fn the_first_caught_seed_shrinks_to_a_smaller_scenario_that_still_fails() {
 fn the_same_seeds_pass_against_the_real_engine() {
     broken::passes_against_the_real_engine(first_caught().seed);
 }
+
+/// Frames are a command on an attempt too: without fencing, a zombie's emit is
+/// appended after the live lease's frames, and the engine's stream invariant (frames
+/// in lease order) or the simulator's `stale_emit` check names it.
+#[test]
+fn swarm_catches_a_zombie_emit_without_fencing() {
+    let defect = "an engine without fencing";
+    let by_frames = |check: Check| matches!(check, Check::StaleEmit | Check::EngineInvariant);
+    let r = broken::first_failing(no_fencing, 2_000, "broken_engine", defect, &by_frames);
+    let report = r.report.unwrap_or_default();
+    eprintln!("{report}");
+    assert!(
+        report.contains("stream: task") || report.contains("frames appended for"),
+        "{report}"
+    );
+}

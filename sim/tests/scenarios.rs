@@ -80,6 +80,7 @@ fn every_scenario_file_has_a_test() {
         "stale_instance_register",
         "stale_worker_requeue",
         "storage_faults",
+        "streams",
         "zombie_completion_rejected",
     ];
     assert_eq!(
@@ -119,6 +120,7 @@ scenario_tests!(
     stale_instance_register,
     stale_worker_requeue,
     storage_faults,
+    streams,
     zombie_completion_rejected,
 );
 
