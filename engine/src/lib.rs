@@ -74,6 +74,7 @@ mod stream;
 #[cfg(test)]
 mod stream_invariant_tests;
 mod stream_read;
+mod stream_state;
 mod suspend;
 mod tick;
 mod timers;
@@ -118,8 +119,8 @@ pub use schedule_view::ScheduleView;
 pub use spec::{
     DepGroup, GroupKind, JobSpec, Payload, RetryPolicy, StreamMode, TaskSpec, UnsatisfiedPolicy,
 };
-pub use stream::FRAME_OVERHEAD;
 pub use stream_read::{Attempts, StreamFrame, StreamPage, StreamRead};
+pub use stream_state::FRAME_OVERHEAD;
 pub use timers::DueTimer;
 pub use validate::{check_name, check_token, check_tokens, validate_job, ValidJob};
 

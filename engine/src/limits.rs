@@ -19,7 +19,7 @@ pub(crate) fn held_bytes(t: &Task) -> u64 {
     (t.payload.len() as u64)
         .saturating_add(t.output.as_ref().map_or(0, |o| o.len() as u64))
         .saturating_add(released_at_end(t))
-        .saturating_add(crate::stream::bytes_of(t))
+        .saturating_add(t.stream_bytes())
 }
 
 /// Bytes a task lets go when it ends: its signals' payloads. Its own payload stays

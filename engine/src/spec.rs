@@ -2,8 +2,6 @@
 //! turns one into something the engine can admit, or a typed error naming the ids.
 
 use serde::{Deserialize, Serialize};
-
-pub use crate::stream::StreamMode;
 use std::sync::Arc;
 
 /// Opaque task input, shared between the task and the grants that carry it.
@@ -264,6 +262,33 @@ impl JobSpec {
             tasks,
             result: Vec::new(),
             budgets: Default::default(),
+        }
+    }
+}
+
+/// How a task's stream keeps its frames, as its spec declares.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StreamMode {
+    /// Every frame is kept until the job is forgotten. The frames count against the
+    /// job's `Limits::max_output_bytes_per_job`; an emit past it is refused.
+    #[default]
+    Durable,
+    /// Only the last `frames` frames are kept; older ones are let go (and counted).
+    Bounded {
+        /// How many frames are kept; at least 1.
+        frames: u32,
+    },
+    /// Only the latest frame is kept: a summary a reader polls.
+    Newest,
+}
+
+impl StreamMode {
+    /// The most frames the stream keeps; `None` keeps every one.
+    pub fn keeps(self) -> Option<u64> {
+        match self {
+            StreamMode::Durable => None,
+            StreamMode::Bounded { frames } => Some(u64::from(frames)),
+            StreamMode::Newest => Some(1),
         }
     }
 }

@@ -291,10 +291,10 @@ pub(crate) struct Task {
     /// Invariant: a key of `signals`.
     pub resumed_by: Option<String>,
     pub output: Option<Payload>,
-    pub stream_mode: crate::stream::StreamMode,
+    pub stream_mode: crate::spec::StreamMode,
     /// Frames its attempts emitted; `None` until the first, so a task that streams
     /// nothing pays a word for it. Invariant: see `check_streams`.
-    pub stream: Option<Box<crate::stream::Stream>>,
+    pub stream: Option<Box<crate::stream_state::Stream>>,
 }
 
 impl Task {
@@ -317,6 +317,11 @@ impl Task {
 
     pub(crate) fn is_terminal(&self) -> bool {
         matches!(self.state, TaskState::Done(_))
+    }
+
+    /// Bytes its stream holds, frame overheads included.
+    pub(crate) fn stream_bytes(&self) -> u64 {
+        self.stream.as_ref().map_or(0, |s| s.bytes)
     }
 }
 

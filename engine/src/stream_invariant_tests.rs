@@ -8,8 +8,9 @@ use crate::input::{Input, WorkerCommand};
 use crate::invariant_checks_tests::caught;
 use crate::invariants::{check, InvariantKind};
 use crate::spec::Payload;
+use crate::spec::StreamMode;
 use crate::state::State;
-use crate::stream::{Stream, StreamMode};
+use crate::stream_state::Stream;
 use crate::{Engine, InstanceId};
 
 /// Task "a" of `busy`, running under worker w1's first lease.

@@ -57,7 +57,7 @@ pub(super) fn check_stream(tid: TaskId, t: &Task) -> Result<(), Violation> {
             f.attempt,
             f.epoch
         );
-        bytes = bytes.saturating_add(crate::stream::charge(&f.data));
+        bytes = bytes.saturating_add(crate::stream_state::charge(&f.data));
     }
     ensure!(
         Stream,

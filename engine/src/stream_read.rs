@@ -8,7 +8,7 @@ use crate::output::TaskOutcome;
 use crate::reject::Rejection;
 use crate::spec::Payload;
 use crate::state::{AttemptEnd, State, Task, TaskState};
-use crate::stream::Frame;
+use crate::stream_state::Frame;
 use serde::{Deserialize, Serialize};
 
 /// Whose frames a read returns.

@@ -31,7 +31,7 @@ pub(super) fn walk(state: &State) -> Result<Tally, Violation> {
         if let Some((_, job, count)) = &mut run {
             check_task(state, tid, t, job, count, &mut tally)?;
             let output = t.output.as_ref().map_or(0, |o| o.len() as u64);
-            let frames = crate::stream::bytes_of(t);
+            let frames = t.stream_bytes();
             count.output = count.output.saturating_add(output).saturating_add(frames);
             tally.held.add(t);
         }

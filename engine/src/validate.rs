@@ -188,7 +188,7 @@ fn check_job_fields(spec: &JobSpec, limits: &Limits) -> Result<(), JobError> {
     positive(None, "deadline_ms", spec.deadline_ms)?;
     for t in &spec.tasks {
         positive(Some(&t.key), "attempt_timeout_ms", t.attempt_timeout_ms)?;
-        if let crate::stream::StreamMode::Bounded { frames } = t.stream {
+        if let crate::spec::StreamMode::Bounded { frames } = t.stream {
             positive(Some(&t.key), "stream.frames", Some(u64::from(frames)))?;
         }
     }
