@@ -10,28 +10,11 @@ use keel_engine::{
     Accepted, ClientCommand, Config, Effect, Engine, Fence, Input, InstanceId, JobSpec, Payload,
     TaskSpec, WorkerCommand, WorkerId,
 };
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicI64, Ordering};
 
-/// Counts the bytes live on the heap, as requested (allocator rounding not included).
-struct Counting;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
-static LIVE: AtomicI64 = AtomicI64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+use counting_alloc::live;
 
 /// An engine whose one task runs under worker w1, and the attempt's fence.
 fn running() -> (Engine, WorkerId, InstanceId, Fence) {
@@ -70,11 +53,7 @@ fn main() {
     let frames = next(100_000);
     let per_emit = next(10).max(1);
     let (mut engine, w, i, fence) = running();
-    let (heap, snapshot, stored) = (
-        LIVE.load(Ordering::Relaxed),
-        engine.snapshot().len(),
-        engine.usage().stored_bytes,
-    );
+    let (heap, snapshot, stored) = (live(), engine.snapshot().len(), engine.usage().stored_bytes);
     let mut from = 0;
     while from < frames {
         let n = per_emit.min(frames - from);
@@ -92,7 +71,7 @@ fn main() {
     let n = frames as f64;
     println!(
         "frames={frames} bytes_each={bytes} per_emit={per_emit} heap_per_frame={:.1} snapshot_per_frame={:.1} stored_per_frame={:.1}",
-        (LIVE.load(Ordering::Relaxed) - heap) as f64 / n,
+        (live() - heap) as f64 / n,
         (engine.snapshot().len() as f64 - snapshot as f64) / n,
         (engine.usage().stored_bytes - stored) as f64 / n,
     );

@@ -9,28 +9,11 @@ use keel_engine::{
     Accepted, ClientCommand, Config, Effect, Engine, Input, InstanceId, JobSpec, Payload, TaskSpec,
     WorkerCommand, WorkerId,
 };
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicI64, Ordering};
 
-/// Counts the bytes live on the heap, as requested (allocator rounding not included).
-struct Counting;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
-static LIVE: AtomicI64 = AtomicI64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+use counting_alloc::live;
 
 /// What the engine holds once every job ran with outputs of `bytes` bytes.
 struct Held {
@@ -40,7 +23,7 @@ struct Held {
 }
 
 fn run(bytes: usize, jobs: u32, tasks: u32) -> Held {
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = live();
     let mut engine = Engine::new(Config::default());
     let (w, i) = (WorkerId::new("w1"), InstanceId::new(1));
     let reg = WorkerCommand::Register {
@@ -84,7 +67,7 @@ fn run(bytes: usize, jobs: u32, tasks: u32) -> Held {
         "every job is retained"
     );
     let held = Held {
-        heap: LIVE.load(Ordering::Relaxed) - before,
+        heap: live() - before,
         snapshot: engine.snapshot().len(),
         stored: engine.usage().stored_bytes,
     };
