@@ -1,6 +1,7 @@
 //! `keel logs`: a task's output stream, the frames its attempts emitted, printed as
-//! they are (raw to a pipe; text made safe on a terminal). `--follow` keeps reading
-//! from the cursor until the task has ended and every frame is printed.
+//! they are (raw to a pipe; text made safe on a terminal). `--follow` then has the
+//! coordinator push new frames (a `TailStream`) until the task has ended and every
+//! frame is printed.
 
 use crate::connect::{runtime, ConnectArgs};
 use crate::exit::{finish, Exit, Failure, EXIT_CODES};
@@ -8,17 +9,18 @@ use crate::output::{errln, stdout_bytes};
 use crate::results::task_id;
 use crate::status::job_arg;
 use clap::Args;
-use keel_grpc::client::CallError;
+use keel_grpc::client::{CallError, Client};
 use keel_grpc::proto::read_stream_request::Attempts;
-use keel_grpc::proto::{ReadStreamRequest, ReadStreamResponse};
+use keel_grpc::proto::tail_stream_request::Attempts as TailAttempts;
+use keel_grpc::proto::{ReadStreamRequest, ReadStreamResponse, TailStreamRequest};
 use keel_jobs::terminal_safe;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 use tonic::Code;
 
-/// How long `--follow` waits before asking again when no new frame came.
-const POLL: Duration = Duration::from_millis(250);
+/// How long `--follow` waits before opening a tail again after its coordinator left.
+const REOPEN: Duration = Duration::from_millis(250);
 
 #[derive(Args, Debug)]
 #[command(after_help = EXIT_CODES)]
@@ -77,17 +79,57 @@ async fn logs(args: &LogsArgs, job: u64) -> Result<Exit, Failure> {
             page.first_kept
         );
     }
+    // Every frame stored now, a page at a time.
     loop {
         print_frames(&page);
-        let caught_up = page.frames.is_empty();
-        if caught_up && (!args.follow || page.finished) {
-            return Ok(Exit::Ok);
-        }
-        if caught_up {
-            tokio::time::sleep(POLL).await;
+        if page.frames.is_empty() {
+            break;
         }
         request.from = page.next;
         page = client.read_stream(request.clone()).await?;
+    }
+    if !args.follow || page.finished {
+        return Ok(Exit::Ok);
+    }
+    follow(&mut client, &request).await
+}
+
+/// Prints frames pushed by a tail from the request's cursor until the task has ended,
+/// opening the tail again from where it stopped when its coordinator went away.
+async fn follow(client: &mut Client, read: &ReadStreamRequest) -> Result<Exit, Failure> {
+    let mut next = read.from;
+    loop {
+        let tail = TailStreamRequest {
+            job: read.job,
+            key: read.key.clone(),
+            task: read.task,
+            after: next.checked_sub(1),
+            attempts: read.attempts.map(|a| match a {
+                Attempts::Winning(w) => TailAttempts::Winning(w),
+                Attempts::Attempt(n) => TailAttempts::Attempt(n),
+            }),
+        };
+        let mut pages = client.tail_stream(tail).await?;
+        loop {
+            match pages.message().await {
+                Ok(Some(page)) => {
+                    print_frames(&page);
+                    next = page.next;
+                    if page.finished && page.frames.is_empty() {
+                        return Ok(Exit::Ok);
+                    }
+                }
+                Ok(None) => break,
+                Err(status) if status.code() == Code::Unavailable => break,
+                Err(status) => {
+                    return Err(Failure::error(format!(
+                        "the stream's tail failed: {}",
+                        status.message()
+                    )))
+                }
+            }
+        }
+        tokio::time::sleep(REOPEN).await;
     }
 }
 

@@ -1,13 +1,14 @@
 //! The cluster a bench run measures: a coordinator on redb (in a temporary directory)
-//! or Valkey, the gRPC services on 127.0.0.1, and SDK workers with a no-op handler
-//! that count the tasks they ran, all in this process.
+//! or Valkey, the gRPC services on 127.0.0.1, and SDK workers whose handler counts the
+//! tasks it ran (and, measuring streams, emits frames), all in this process.
 
+use super::stream::Producer;
 use super::BenchE2eArgs;
 use keel_coordinator::{Coordinator, CoordinatorConfig, Handle, Metrics, SystemClock};
 use keel_grpc::client::ClientOptions;
 use keel_grpc::metrics::GrpcMetrics;
 use keel_grpc::server::{serve, ServerOptions};
-use keel_grpc::worker::{Outcome, Task, Worker, WorkerConfig};
+use keel_grpc::worker::{Handler, Outcome, Task, Worker, WorkerConfig};
 use keel_log::{Log, RedbLog};
 use keel_valkey::{ValkeyLog, ValkeyOptions};
 use std::path::Path;
@@ -24,6 +25,8 @@ pub(super) struct Cluster {
     pub ran: Arc<AtomicU64>,
     /// Handler runs whose inputs were not each exactly `--output-bytes` long.
     pub bad_inputs: Arc<AtomicU64>,
+    /// Handlers whose emits were refused or cut off.
+    failed_emits: Arc<AtomicU64>,
     stop: watch::Sender<bool>,
     server: JoinHandle<Result<(), keel_grpc::server::ServeError>>,
     workers: Vec<JoinHandle<Result<keel_grpc::worker::Summary, keel_grpc::worker::WorkerError>>>,
@@ -35,7 +38,12 @@ pub(super) struct Cluster {
 impl Cluster {
     /// `run` tells runs apart: each gets a fresh Valkey partition, so no run replays
     /// another's entries.
-    pub async fn start(args: &BenchE2eArgs, run: u32) -> Result<Cluster, String> {
+    /// With a `producer`, every handler emits its frames before it completes.
+    pub async fn start(
+        args: &BenchE2eArgs,
+        run: u32,
+        producer: Option<Producer>,
+    ) -> Result<Cluster, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let (handle, valkey) = open_coordinator(args, run, dir.path()).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -54,8 +62,13 @@ impl Cluster {
             metrics.clone(),
             until(stopped.clone()),
         ));
-        let ran = Arc::new(AtomicU64::new(0));
-        let bad_inputs = Arc::new(AtomicU64::new(0));
+        let bench = BenchHandler {
+            ran: Arc::new(AtomicU64::new(0)),
+            bad_inputs: Arc::new(AtomicU64::new(0)),
+            failed_emits: Arc::new(AtomicU64::new(0)),
+            producer,
+            output: vec![b'x'; args.output_bytes as usize],
+        };
         let workers = (0..args.workers)
             .map(|i| {
                 let config = WorkerConfig::new(
@@ -63,35 +76,27 @@ impl Cluster {
                     format!("bench-{i}"),
                     args.concurrency,
                 );
-                let (ran, bad_inputs) = (ran.clone(), bad_inputs.clone());
-                let output = vec![b'x'; args.output_bytes as usize];
-                let noop = move |t: Task| {
-                    ran.fetch_add(1, Ordering::Relaxed);
-                    let expected = Some(output.len());
-                    if t.inputs()
-                        .iter()
-                        .any(|i| i.output.as_ref().map(|o| o.len()) != expected)
-                    {
-                        bad_inputs.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let output = output.clone();
-                    async move { Outcome::Complete(output) }
-                };
-                tokio::spawn(Worker::new(config).run(noop, until(stopped.clone())))
+                tokio::spawn(Worker::new(config).run(bench.clone(), until(stopped.clone())))
             })
             .collect();
         Ok(Cluster {
             url,
             handle,
             metrics,
-            ran,
-            bad_inputs,
+            ran: bench.ran,
+            bad_inputs: bench.bad_inputs,
+            failed_emits: bench.failed_emits,
             stop,
             server,
             workers,
             valkey,
             _dir: dir,
         })
+    }
+
+    /// Handlers whose emits failed so far.
+    pub fn failed_emits(&self) -> u64 {
+        self.failed_emits.load(Ordering::Relaxed)
     }
 
     /// Stops workers, server and coordinator, and deletes the run's Valkey partition
@@ -112,6 +117,37 @@ impl Cluster {
             }
         }
         metrics
+    }
+}
+
+/// Every worker's handler: counts its runs, checks its inputs, emits the producer's
+/// frames if there is one, and completes with `output`.
+#[derive(Clone)]
+struct BenchHandler {
+    ran: Arc<AtomicU64>,
+    bad_inputs: Arc<AtomicU64>,
+    failed_emits: Arc<AtomicU64>,
+    producer: Option<Producer>,
+    output: Vec<u8>,
+}
+
+impl Handler for BenchHandler {
+    async fn run(&self, t: Task) -> Outcome {
+        self.ran.fetch_add(1, Ordering::Relaxed);
+        let expected = Some(self.output.len());
+        if t.inputs()
+            .iter()
+            .any(|i| i.output.as_ref().map(|o| o.len()) != expected)
+        {
+            self.bad_inputs.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(producer) = &self.producer {
+            if let Err(e) = producer.emit_all(&t).await {
+                eprintln!("keel bench-e2e: task {}: {e}", t.key);
+                self.failed_emits.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Outcome::Complete(self.output.clone())
     }
 }
 

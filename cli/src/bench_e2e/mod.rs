@@ -4,9 +4,11 @@
 //! steady rate, small jobs at even intervals (latency), by default half the measured
 //! throughput. A task counts once its job is reported finished. Every run is bounded by
 //! the task count and `--timeout`. `--output-bytes` makes every task complete with that
-//! much output, to measure what carrying and keeping results costs.
+//! much output, to measure what carrying and keeping results costs. `--stream-frames`
+//! measures output streams instead ([`stream`]).
 
 mod cluster;
+mod stream;
 
 use crate::connect::runtime;
 use crate::output::{errln, outln};
@@ -64,6 +66,18 @@ pub struct BenchE2eArgs {
     /// on the same machine state; medians are reported.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: u32,
+    /// Measure output streams instead: one job of --tasks tasks, each emitting this many
+    /// frames while a tail per task reads them; reports frames/s and the delay from
+    /// emit to tail. The frames are kept (durable), counted against the job's 64 MiB of
+    /// output bytes at their size plus 96 each.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub stream_frames: u32,
+    /// Frames per emit with --stream-frames; each emit waits until it is stored.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub frames_per_emit: u32,
+    /// Bytes per frame with --stream-frames (at least 8: the frame's send time).
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(8..=1_048_576))]
+    pub frame_bytes: u32,
 }
 
 pub fn run(args: &BenchE2eArgs) -> ExitCode {
@@ -91,6 +105,9 @@ async fn bench(args: &BenchE2eArgs) -> Result<(), String> {
     } else {
         "redb"
     };
+    if args.stream_frames > 0 {
+        return stream::stream_bench(args, backend).await;
+    }
     let flat = Load::Flat {
         job_size: args.job_size.max(1),
         submitters: args.submitters.max(1),
@@ -167,7 +184,7 @@ struct RunResult {
 }
 
 async fn run_once(args: &BenchE2eArgs, load: Load, run: u32) -> Result<RunResult, String> {
-    let cluster = Cluster::start(args, run).await?;
+    let cluster = Cluster::start(args, run, None).await?;
     let jobs = ClientOptions::new(cluster.url.clone())
         .jobs()
         .await
@@ -217,7 +234,7 @@ async fn run_once(args: &BenchE2eArgs, load: Load, run: u32) -> Result<RunResult
     })
 }
 
-fn log_summary(m: &Metrics) -> String {
+pub(super) fn log_summary(m: &Metrics) -> String {
     let mean = |h: &Histogram| h.sum / (h.count.max(1) as f64);
     format!(
         "log: {} inputs in {} appends, {:.0} entries and {:.2}ms per append on average",

@@ -115,3 +115,91 @@ async fn emitted_frames_are_read_back_in_pages_by_cursor() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_pushes_frames_as_they_are_stored_and_ends_with_the_task() {
+    let options = ServerOptions {
+        max_watches: 1,
+        // Pages must come from the emits themselves, never from the slow poll.
+        tail_poll: std::time::Duration::from_secs(3600),
+        ..ServerOptions::default()
+    };
+    let cluster = Cluster::start(options).await;
+    // The handler emits, then waits for each go before its next emit.
+    let (said_tx, mut said) = mpsc::unbounded_channel::<u64>();
+    let (go_tx, go) = mpsc::unbounded_channel::<()>();
+    let go = std::sync::Arc::new(tokio::sync::Mutex::new(go));
+    let handler = move |task: Task| {
+        let (said_tx, go) = (said_tx.clone(), go.clone());
+        async move {
+            let mut go = go.lock().await;
+            for text in ["a\n", "b\n", "c\n"] {
+                let next = task.emit(lines(&[text])).await.unwrap().next;
+                let _ = said_tx.send(next);
+                go.recv().await;
+            }
+            Outcome::Complete(Vec::new())
+        }
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let config = WorkerConfig::new(cluster.client(), "w1", 1);
+    let worker = tokio::spawn(Worker::new(config).run(handler, async {
+        let _ = stopped.await;
+    }));
+    let spec = JobSpec::new("tailed", vec![TaskSpec::new("log")]);
+    let mut jobs = cluster.client().jobs().await.unwrap();
+    let job = submit(&mut jobs, &spec).await.job;
+    assert_eq!(within("the first emit", said.recv()).await, Some(1));
+    let tail = |after| TailStreamRequest {
+        job,
+        key: "log".into(),
+        after,
+        ..Default::default()
+    };
+    let mut pages = jobs.tail_stream(tail(None)).await.unwrap().into_inner();
+    let first = within("a page", pages.message()).await.unwrap().unwrap();
+    assert_eq!(
+        (data(&first), first.next, first.finished),
+        (vec!["a\n".into()], 1, false)
+    );
+    // The tail holds the server's only watch slot.
+    let refused = jobs.tail_stream(tail(None)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    assert!(refused.message().contains("max_watches = 1"), "{refused:?}");
+    for (text, next) in [("b\n", 2), ("c\n", 3)] {
+        go_tx.send(()).unwrap();
+        let page = within("a pushed page", pages.message())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((data(&page), page.next), (vec![text.to_string()], next));
+    }
+    go_tx.send(()).unwrap();
+    let last = within("the last page", pages.message())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((last.frames.len(), last.next, last.finished), (0, 3, true));
+    assert!(within("the end", pages.message()).await.unwrap().is_none());
+
+    // A tail of an ended task sends what is kept after the cursor and ends at once.
+    let mut pages = jobs.tail_stream(tail(Some(0))).await.unwrap().into_inner();
+    let rest = within("a page", pages.message()).await.unwrap().unwrap();
+    assert_eq!(data(&rest), ["b\n", "c\n"]);
+    let last = within("the last page", pages.message())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(last.finished && last.frames.is_empty());
+    let missing = TailStreamRequest {
+        key: "nope".into(),
+        ..tail(None)
+    };
+    let missing = jobs.tail_stream(missing).await.unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    let _ = stop.send(());
+    within("the worker stopping", worker)
+        .await
+        .unwrap()
+        .unwrap();
+}

@@ -234,6 +234,16 @@ impl JobService for JobSvc {
         Ok(Response::new(page))
     }
 
+    type TailStreamStream = super::tail::Pages;
+
+    async fn tail_stream(
+        &self,
+        request: Request<TailStreamRequest>,
+    ) -> Result<Response<Self::TailStreamStream>, Status> {
+        let pages = super::tail::open(self.0.clone(), request.into_inner(), self.room()).await?;
+        Ok(Response::new(pages))
+    }
+
     async fn get_job_result(
         &self,
         request: Request<GetJobResultRequest>,

@@ -22,6 +22,7 @@ mod session_commands;
 mod size_names;
 mod slots;
 mod streams;
+mod tail;
 mod watch_outputs;
 
 use crate::auth::{Authenticator, Tokens};
@@ -80,6 +81,10 @@ pub struct ServerOptions {
     /// Commands one worker session may send per second (a second's worth at once);
     /// its next frame is not read until it is within the limit. 0 for no limit.
     pub max_session_commands_per_sec: u32,
+    /// How long a caught-up `TailStream` waits at most before reading again. A tail is
+    /// woken as soon as an emit of its task is stored or its job moves; this floor only
+    /// bounds how late a wake this server could not see is noticed.
+    pub tail_poll: Duration,
 }
 
 impl Default for ServerOptions {
@@ -97,6 +102,7 @@ impl Default for ServerOptions {
             session_queue: 16_384,
             session_stall: Duration::from_secs(10),
             max_session_commands_per_sec: 100_000,
+            tail_poll: Duration::from_secs(1),
         };
         if let Ok(sizing) = budget::Sizing::for_memory(budget::DEFAULT_MEMORY_BYTES) {
             sizing.apply(&mut keel_engine::Limits::default(), &mut options);
@@ -200,6 +206,8 @@ pub(crate) struct Shared {
     /// Cancelled when the server stops: open sessions and watches end with UNAVAILABLE,
     /// so their peers move to another coordinator and the server can finish.
     pub stopping: CancellationToken,
+    /// Rung when a task's emit is stored, waking its `TailStream` readers.
+    pub bells: tail::Bells,
 }
 
 impl Shared {
@@ -219,6 +227,7 @@ impl Shared {
             slots: Slots::new(options.max_sessions, options.max_watches),
             options: options.clone(),
             stopping,
+            bells: tail::Bells::default(),
         })
     }
 }

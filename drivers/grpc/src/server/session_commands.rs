@@ -132,6 +132,9 @@ fn engine_reply(
     }
     match reply {
         Some(Ok(accepted)) => {
+            if let Accepted::Emitted { fence, .. } = &accepted {
+                shared.bells.ring(fence.task);
+            }
             if let Some(fence) = sent.ending {
                 shared.progress.clear(fence.task);
                 tracing::debug!(task = %fence.task, attempt = fence.attempt, "attempt ended");

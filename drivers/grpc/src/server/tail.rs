@@ -1,0 +1,214 @@
+//! `TailStream`: a task's output stream pushed to a reader as it grows. The tail reads
+//! a page from its cursor, sends it, and when it has caught up waits for the task to
+//! move: a bell rung when an emit of the task is stored, the job's events (an attempt
+//! ended, the task finished), or a slow poll as a floor (`tail_poll`). It ends once the task has
+//! ended and every frame is sent, with a last page that says `finished`.
+
+use super::results::named_task;
+use super::slots::Slot;
+use super::streams::{attempts, page, PageQuery};
+use super::{unavailable, Shared};
+use crate::proto::read_stream_request::Attempts as Which;
+use crate::proto::tail_stream_request::Attempts as TailWhich;
+use crate::proto::{ReadStreamResponse, TailStreamRequest};
+use keel_engine::{Effect, JobId, TaskId};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+use tracing::Instrument;
+
+/// Pages a tail may have queued for a slow reader before it waits for the reader.
+const QUEUED_PAGES: usize = 4;
+
+/// One bell per task some tail waits on, rung when an emit of that task is stored.
+#[derive(Default)]
+pub(crate) struct Bells(Mutex<BTreeMap<TaskId, watch::Sender<()>>>);
+
+impl Bells {
+    /// A receiver that sees a change whenever `task`'s stream may have grown. Bells no
+    /// tail listens to any more are let go here, so the table holds at most one bell per
+    /// open tail.
+    fn subscribe(&self, task: TaskId) -> watch::Receiver<()> {
+        let mut bells = self.lock();
+        bells.retain(|_, bell| bell.receiver_count() > 0);
+        bells
+            .entry(task)
+            .or_insert_with(|| watch::channel(()).0)
+            .subscribe()
+    }
+
+    /// Wakes every tail of `task`.
+    pub(crate) fn ring(&self, task: TaskId) {
+        let mut bells = self.lock();
+        if let Some(bell) = bells.get(&task) {
+            if bell.receiver_count() == 0 {
+                bells.remove(&task);
+            } else {
+                bell.send_replace(());
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<TaskId, watch::Sender<()>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub(crate) type Pages = ReceiverStream<Result<ReadStreamResponse, Status>>;
+
+/// Opens a tail: takes a watch slot, resolves the task, and starts sending pages.
+pub(crate) async fn open(
+    shared: Arc<Shared>,
+    r: TailStreamRequest,
+    room: u64,
+) -> Result<Pages, Status> {
+    let slot = shared.slots.watch().inspect_err(|_| {
+        shared
+            .metrics
+            .limit_refusals
+            .fetch_add(1, Ordering::Relaxed);
+    })?;
+    let (job, key, id) = (r.job, r.key.clone(), r.task);
+    let task = shared
+        .handle
+        .read(move |e| named_task(e, job, &key, id))
+        .await
+        .map_err(|e| unavailable(&e))??;
+    // Listen before the first read, so nothing stored after it goes unheard.
+    let bell = shared.bells.subscribe(task);
+    let events = shared.handle.watch_job(JobId::new(job));
+    let query = PageQuery {
+        task,
+        from: r.after.map_or(0, |a| a.saturating_add(1)),
+        to: None,
+        limit: u32::MAX,
+        attempts: attempts(r.attempts.map(|a| match a {
+            TailWhich::Winning(w) => Which::Winning(w),
+            TailWhich::Attempt(n) => Which::Attempt(n),
+        })),
+    };
+    let (tx, rx) = mpsc::channel(QUEUED_PAGES);
+    let tail = Tail {
+        shared,
+        query,
+        room,
+        bell,
+        events: Some(events),
+        _slot: slot,
+    };
+    tokio::spawn(
+        tail.run(tx)
+            .instrument(tracing::debug_span!("tail_stream", %task)),
+    );
+    Ok(ReceiverStream::new(rx))
+}
+
+struct Tail {
+    shared: Arc<Shared>,
+    query: PageQuery,
+    room: u64,
+    bell: watch::Receiver<()>,
+    /// The job's events; `None` once their stream has closed (the job finished).
+    events: Option<broadcast::Receiver<Effect>>,
+    _slot: Slot,
+}
+
+type Sender = mpsc::Sender<Result<ReadStreamResponse, Status>>;
+
+impl Tail {
+    async fn run(mut self, tx: Sender) {
+        loop {
+            let (query, room) = (self.query, self.room);
+            let read = self
+                .shared
+                .handle
+                .read(move |e| page(e, &query, room))
+                .await;
+            let page = match read.map_err(|e| unavailable(&e)).and_then(|page| page) {
+                Ok(page) => page,
+                Err(status) => {
+                    let _ = tx.send(Err(status)).await;
+                    return;
+                }
+            };
+            let caught_up = page.frames.is_empty();
+            let ended = caught_up && page.finished;
+            self.query.from = page.next;
+            if !caught_up || ended {
+                let sent = tokio::select! {
+                    sent = tx.send(Ok(page)) => sent.is_ok(),
+                    _ = self.shared.stopping.cancelled() => false,
+                };
+                if !sent || ended {
+                    return;
+                }
+                continue;
+            }
+            if !self.wait(&tx).await {
+                return;
+            }
+        }
+    }
+
+    /// Waits until the stream may have grown; false when the tail must end.
+    async fn wait(&mut self, tx: &Sender) -> bool {
+        let Tail {
+            shared,
+            query,
+            bell,
+            events,
+            ..
+        } = self;
+        let event = async {
+            match events {
+                Some(rx) => {
+                    if let Err(broadcast::error::RecvError::Closed) = rx.recv().await {
+                        *events = None;
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tx.closed() => false,
+            _ = shared.stopping.cancelled() => {
+                let _ = tx.try_send(Err(Status::unavailable("stopping: the coordinator is shutting down")));
+                false
+            }
+            rung = bell.changed() => {
+                if rung.is_err() {
+                    *bell = shared.bells.subscribe(query.task);
+                }
+                true
+            }
+            _ = event => true,
+            _ = tokio::time::sleep(shared.options.tail_poll) => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ring_wakes_only_that_task_s_tails_and_bells_nobody_hears_are_let_go() {
+        let bells = Bells::default();
+        let (t1, t2, t3) = (TaskId::new(1), TaskId::new(2), TaskId::new(3));
+        let mut one = bells.subscribe(t1);
+        let two = bells.subscribe(t2);
+        bells.ring(t1);
+        assert!(one.has_changed().unwrap());
+        assert!(!two.has_changed().unwrap());
+        one.mark_unchanged();
+        drop(two);
+        bells.ring(t2);
+        assert_eq!(bells.lock().keys().collect::<Vec<_>>(), [&t1]);
+        drop(one);
+        let _three = bells.subscribe(t3);
+        assert_eq!(bells.lock().keys().collect::<Vec<_>>(), [&t3]);
+    }
+}
