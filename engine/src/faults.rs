@@ -35,6 +35,10 @@ pub struct Faults {
     /// the resume runs without what it waited for: the task is otherwise sound, and
     /// only a check on what each grant carries can tell.
     pub signal_first_attempt_only: bool,
+    /// An emit resent from a position already appended appends its frames again
+    /// instead of skipping those it holds, so a resend duplicates frames in the stream.
+    /// Every count stays consistent; only a reader of the stream can tell.
+    pub reappend_resent_frames: bool,
 }
 
 /// The job name [`Faults::panic_on_injected_job`] panics on.

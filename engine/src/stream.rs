@@ -96,6 +96,12 @@ pub(crate) fn emit(
         });
     }
     let skip = usize::try_from(emitted - from).unwrap_or(usize::MAX);
+    #[cfg(feature = "fault-injection")]
+    let skip = if state.faults.reappend_resent_frames {
+        0
+    } else {
+        skip
+    };
     let new = frames.get(skip..).unwrap_or_default();
     if new.is_empty() {
         return Ok(Accepted::Emitted {

@@ -27,6 +27,11 @@ pub enum Check {
     StaleCompletion,
     /// Frames were appended for a fence that is not the live lease.
     StaleEmit,
+    /// A task's stream, read, holds a lease's frames out of order, twice, with a gap,
+    /// split by another lease's, or under the wrong task or attempt.
+    StreamOrder,
+    /// A task's stream holds fewer of a lease's frames than were acknowledged to it.
+    StreamLost,
     /// A lease started from a grant the worker was not offered.
     LeaseWithoutGrant,
     /// A task was offered while another worker held it.
@@ -90,12 +95,14 @@ pub enum Check {
 
 impl Check {
     /// Every check, in declaration order.
-    pub const ALL: [Check; 31] = [
+    pub const ALL: [Check; 33] = [
         Check::EngineInvariant,
         Check::DoubleLease,
         Check::DoubleCommit,
         Check::StaleCompletion,
         Check::StaleEmit,
+        Check::StreamOrder,
+        Check::StreamLost,
         Check::LeaseWithoutGrant,
         Check::DoubleGrant,
         Check::UnknownTask,
@@ -132,6 +139,8 @@ impl Check {
             Check::DoubleCommit => "double_commit",
             Check::StaleCompletion => "stale_completion",
             Check::StaleEmit => "stale_emit",
+            Check::StreamOrder => "stream_order",
+            Check::StreamLost => "stream_lost",
             Check::LeaseWithoutGrant => "lease_without_grant",
             Check::DoubleGrant => "double_grant",
             Check::UnknownTask => "unknown_task",

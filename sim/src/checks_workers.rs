@@ -92,9 +92,14 @@ impl Checker {
             (
                 WorkerCommand::Emit { fence, .. },
                 Accepted::Emitted {
-                    duplicate: false, ..
+                    next, duplicate, ..
                 },
-            ) => self.emitted(now, *fence, ids),
+            ) => {
+                self.results.streams.acknowledged(*fence, *next);
+                if !duplicate {
+                    self.emitted(now, *fence, ids);
+                }
+            }
             (WorkerCommand::ReportUsage { .. }, Accepted::UsageRecorded { duplicate, .. }) => {
                 let name = if *duplicate { "duplicate" } else { "accepted" };
                 self.count(now, "usage", name, ids);

@@ -83,6 +83,7 @@ mod shadow;
 mod shrink;
 mod stats;
 mod storage;
+mod stream_checks;
 mod swarm;
 mod timeline;
 mod trace;

@@ -7,10 +7,14 @@
 //! - `uncommitted_output`: no task's readable output is one no accepted completion
 //!   committed (a zombie's, a losing duplicate's, a revoked lease's).
 //!
+//! Its tasks' output streams are read with it ([`StreamChecks`]).
+//!
 //! A job is read once its end is released, when all its completions have been, and
 //! again when the run ends: a refused completion applied later must not change it.
 
 use crate::check::{Check, CheckFailure};
+use crate::durable::failure;
+use crate::stream_checks::StreamChecks;
 use keel_engine::{Engine, JobId, JobSpec, Payload, TaskId, Time};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,6 +34,8 @@ pub(crate) struct ResultChecks {
     finished: BTreeSet<JobId>,
     /// Jobs whose end was released since the engine was last read.
     to_read: Vec<JobId>,
+    /// What the tasks' output streams must hold.
+    pub streams: StreamChecks,
 }
 
 impl ResultChecks {
@@ -90,14 +96,9 @@ impl ResultChecks {
         let Some(tasks) = self.jobs.get(&job) else {
             return Ok(());
         };
-        let fail = |check, detail| {
-            Err(CheckFailure {
-                at: now,
-                check,
-                detail,
-            })
-        };
+        let fail = |check, detail| Err(failure(now, check, detail));
         for &task in &tasks.tasks {
+            self.streams.read(now, engine, task)?;
             // A job past its retention is forgotten: nothing of it is readable.
             let Ok(read) = engine.task_output(task) else {
                 continue;
