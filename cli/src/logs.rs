@@ -120,7 +120,14 @@ async fn follow(client: &mut Client, read: &ReadStreamRequest) -> Result<Exit, F
                     }
                 }
                 Ok(None) => break,
-                Err(status) if status.code() == Code::Unavailable => break,
+                // The coordinator stopped serving, or its connection broke (a transport
+                // error under the status): the next leader serves the tail.
+                Err(status)
+                    if status.code() == Code::Unavailable
+                        || std::error::Error::source(&status).is_some() =>
+                {
+                    break
+                }
                 Err(status) => {
                     return Err(Failure::error(format!(
                         "the stream's tail failed: {}",

@@ -17,7 +17,9 @@ pub enum Attempts {
     /// Every attempt's, each attempt's frames a segment of its own.
     #[default]
     All,
-    /// Only the attempt that completed the task; none before it has.
+    /// Only the attempt that completed the task; none before it has. Until the task has
+    /// ended the cursor does not move, so a follower gets the winner's frames once it
+    /// has won.
     Winning,
     /// Only attempt `n`'s.
     Only(u32),
@@ -79,6 +81,18 @@ pub(crate) fn read(state: &State, task: TaskId, read: StreamRead) -> Result<Stre
             finished,
         });
     };
+    if read.attempts == Attempts::Winning && !finished {
+        // The winner is known only once the task has ended: any frame looked at now may
+        // turn out to be its, so the cursor stays where it is.
+        return Ok(StreamPage {
+            task,
+            frames: Vec::new(),
+            next: read.from,
+            first_kept: s.frames.front().map_or(s.next_seq, |f| f.seq),
+            dropped: s.dropped,
+            finished,
+        });
+    }
     let wanted = chooser(t, read.attempts);
     let start = s.frames.partition_point(|f| f.seq < read.from);
     let (mut frames, mut next, mut full) = (Vec::new(), read.from, false);

@@ -173,8 +173,11 @@ fn a_zombie_cannot_emit_and_each_attempt_is_a_segment() {
         seen(&read(&h, t, 0, 9, Attempts::Only(1))),
         [(0, 1, "z0".into())]
     );
-    // No attempt has won yet; then only the winner's frames are its.
-    assert!(read(&h, t, 0, 9, Attempts::Winning).frames.is_empty());
+    // No attempt has won yet, so the cursor stays for a follower to read from again;
+    // then only the winner's frames are its.
+    let early = read(&h, t, 0, 9, Attempts::Winning);
+    assert!(early.frames.is_empty());
+    assert_eq!((early.next, early.finished), (0, false));
     h.complete("w", 1, fence);
     let winning = read(&h, t, 0, 9, Attempts::Winning);
     assert_eq!(seen(&winning), [(1, 2, "w0".into()), (2, 2, "w1".into())]);
