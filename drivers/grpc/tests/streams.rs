@@ -203,3 +203,41 @@ async fn a_tail_pushes_frames_as_they_are_stored_and_ends_with_the_task() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_page_carries_at_most_half_a_mib_so_a_slow_reader_holds_little() {
+    let cluster = Cluster::start(ServerOptions::default()).await;
+    let handler = move |task: Task| async move {
+        let big = vec![vec![b'x'; 300 << 10]; 3];
+        task.emit(big).await.unwrap();
+        Outcome::Complete(Vec::new())
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let config = WorkerConfig::new(cluster.client(), "w1", 1);
+    let worker = tokio::spawn(Worker::new(config).run(handler, async {
+        let _ = stopped.await;
+    }));
+    let spec = JobSpec::new("big", vec![TaskSpec::new("log")]);
+    let mut jobs = cluster.client().jobs().await.unwrap();
+    let job = submit(&mut jobs, &spec).await.job;
+    assert_eq!(
+        within("the job", finished(&mut jobs, job)).await,
+        "succeeded"
+    );
+    let tail = TailStreamRequest {
+        job,
+        key: "log".into(),
+        ..Default::default()
+    };
+    let mut pages = jobs.tail_stream(tail).await.unwrap().into_inner();
+    let mut sizes = Vec::new();
+    while let Some(page) = within("a page", pages.message()).await.unwrap() {
+        sizes.push(page.frames.len());
+    }
+    assert_eq!(sizes, [1, 1, 1, 0]);
+    let _ = stop.send(());
+    within("the worker stopping", worker)
+        .await
+        .unwrap()
+        .unwrap();
+}

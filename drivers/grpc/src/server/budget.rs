@@ -8,7 +8,7 @@
 //! | --- | --- | --- |
 //! | `max_message_bytes` (one frame or request) | `B / 128`, within 2..=16 MiB | 16 MiB |
 //! | `max_sessions` (worker sessions at once) | `B / 1 MiB`: a quarter of `B` at ~256 KiB per session (stream windows, its queue, frames in flight) | 2,048 |
-//! | `max_watches` (`WatchJob` streams at once) | `B / 4 MiB` | 512 |
+//! | `max_watches` (`WatchJob` and `TailStream` streams at once) | `B / 4 MiB` | 512 |
 //! | engine `max_workers` | `max_sessions` | 2,048 |
 //! | engine `max_jobs_in_flight_per_tenant` | `min(10,000, max_live_jobs)` | 10,000 |
 //! | engine `max_stored_bytes` (payloads and outputs kept) | `B / 4`: the process holds about 1.7 bytes per stored byte, and a snapshot briefly copies the state | 512 MiB |
@@ -38,7 +38,7 @@ pub struct Sizing {
     pub max_message_bytes: usize,
     /// Worker sessions at once, `B / 1 MiB`.
     pub max_sessions: usize,
-    /// `WatchJob` streams at once, `B / 4 MiB`.
+    /// `WatchJob` and `TailStream` streams at once, `B / 4 MiB`.
     pub max_watches: usize,
     /// The engine's `max_workers`: one per session.
     pub max_workers: u32,

@@ -61,7 +61,7 @@ pub struct ServerOptions {
     pub register_timeout: Duration,
     /// Worker sessions open at once on this server; more are refused.
     pub max_sessions: usize,
-    /// `WatchJob` streams open at once on this server; more are refused.
+    /// `WatchJob` and `TailStream` streams open at once on this server; more are refused.
     pub max_watches: usize,
     /// Output bytes a `WatchJob` event asked for with `include_outputs` carries at most;
     /// a larger output is left out of the event (and read with `GetTaskOutput`), so a

@@ -21,7 +21,12 @@ use tonic::Status;
 use tracing::Instrument;
 
 /// Pages a tail may have queued for a slow reader before it waits for the reader.
-const QUEUED_PAGES: usize = 4;
+const QUEUED_PAGES: usize = 2;
+
+/// Frame bytes a tail's page carries at most (a larger frame goes alone), so a slow
+/// reader holds about a MiB of the server's memory, within the 4 MiB a watch slot is
+/// budgeted (`budget`).
+const PAGE_BYTES: u64 = 512 << 10;
 
 /// One bell per task some tail waits on, rung when an emit of that task is stored.
 #[derive(Default)]
@@ -94,7 +99,7 @@ pub(crate) async fn open(
     let tail = Tail {
         shared,
         query,
-        room,
+        room: room.min(PAGE_BYTES),
         bell,
         events: Some(events),
         _slot: slot,
