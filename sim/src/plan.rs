@@ -199,6 +199,7 @@ fn task_plan(t: &TaskSpec) -> TaskPlan {
         usage: None,
         waits: false,
         frames: 0,
+        keep: 0,
     }
 }
 

@@ -29,6 +29,7 @@ impl Profile {
             usage: None,
             waits: false,
             frames: 0,
+            keep: 0,
         };
         vec![SchedulePlan {
             name: "beat".into(),
@@ -100,6 +101,8 @@ impl Profile {
                             Vec::new()
                         };
                         let (after, group, quorum) = deps(rng, shape, i, n);
+                        // From a stream of its own, so every seed keeps its jobs.
+                        let (frames, keep) = stream_of(streams, self.stream_rate);
                         TaskPlan {
                             key: format!("t{i}"),
                             duration_ms: rng.between(50, 3_000),
@@ -123,11 +126,8 @@ impl Profile {
                             // Drawn only when tasks wait, so other seeds keep their jobs.
                             waits: self.wait_rate > 0.0 && rng.chance(self.wait_rate),
                             // From a stream of its own, so every seed keeps its jobs.
-                            frames: if streams.chance(self.stream_rate) {
-                                streams.between(1, 4) as u8
-                            } else {
-                                0
-                            },
+                            frames,
+                            keep,
                         }
                     })
                     .collect();
@@ -144,6 +144,21 @@ impl Profile {
             })
             .collect()
     }
+}
+
+/// Frames a task emits and how many its stream keeps: a share `rate` of tasks emit 1
+/// to 4 frames, and half of those keep only the newest or the last 2 or 3.
+fn stream_of(streams: &mut SimRng, rate: f64) -> (u8, u8) {
+    if !streams.chance(rate) {
+        return (0, 0);
+    }
+    let frames = streams.between(1, 4) as u8;
+    let keep = if streams.chance(0.5) {
+        streams.between(1, 3) as u8
+    } else {
+        0
+    };
+    (frames, keep)
 }
 
 /// Upstream keys, group kind and quorum for task `i` of `n` in a job of `shape`.

@@ -63,6 +63,7 @@ impl ResultChecks {
                 .collect()
         };
         self.jobs.insert(job, JobTasks { tasks, result });
+        self.streams.admitted(first, spec);
     }
 
     /// A completion of `task` carrying `output` was accepted (not as a duplicate).

@@ -289,6 +289,10 @@ pub struct TaskPlan {
     /// not know was stored).
     #[serde(default, skip_serializing_if = "no_frames")]
     pub frames: u8,
+    /// How many of the task's frames its stream keeps: 0 every one (durable), 1 only
+    /// the newest (a newest-wins stream), N the last N (a bounded stream).
+    #[serde(default, skip_serializing_if = "no_frames")]
+    pub keep: u8,
 }
 
 fn no_frames(n: &u8) -> bool {

@@ -7,7 +7,7 @@ use crate::work::TaskWork;
 use crate::worker::WorkerParams;
 use keel_engine::{
     BlacklistPolicy, Config, DepGroup, GroupKind, JobSpec, Misfire, Overlap, RetryPolicy,
-    ScheduleSpec, TaskSpec, Trigger, UnsatisfiedPolicy, WorkerId,
+    ScheduleSpec, StreamMode, TaskSpec, Trigger, UnsatisfiedPolicy, WorkerId,
 };
 
 pub(crate) fn engine_config(scenario: &Scenario, seed: u64) -> Config {
@@ -88,6 +88,13 @@ pub(crate) fn job_spec(job: &JobPlan) -> JobSpec {
                 allow_failure: task.allow_failure,
                 estimated_ms: Some(task.duration_ms),
                 rate_key: task.rate_key.clone(),
+                stream: match task.keep {
+                    0 => StreamMode::Durable,
+                    1 => StreamMode::Newest,
+                    n => StreamMode::Bounded {
+                        frames: u32::from(n),
+                    },
+                },
                 ..TaskSpec::new(task.key.clone())
             }
         })

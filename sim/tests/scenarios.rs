@@ -81,6 +81,7 @@ fn every_scenario_file_has_a_test() {
         "stale_worker_requeue",
         "storage_faults",
         "streams",
+        "streams_newest",
         "zombie_completion_rejected",
     ];
     assert_eq!(
@@ -121,6 +122,7 @@ scenario_tests!(
     stale_worker_requeue,
     storage_faults,
     streams,
+    streams_newest,
     zombie_completion_rejected,
 );
 
