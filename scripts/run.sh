@@ -4,7 +4,8 @@
 # starts two workers, submits a job, follows it to the end and shows its status table;
 # then data flows: those workers stop, a worker that runs each task's command with `sh`
 # starts, the map-reduce word count (examples/wordcount.toml) runs, and its result is
-# printed with `keel result`. Then everything stops.
+# printed with `keel result`; last, a build's stderr is followed live with `keel logs
+# -f` (examples/build-log.toml). Then everything stops.
 # Usage: scripts/run.sh [job.toml]   (default examples/etl-chain.toml)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -54,8 +55,18 @@ job_id="$("$keel" submit "$job" --coordinator "$url" --wait)"
 for pid in "${echo_workers[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
 for pid in "${echo_workers[@]}"; do wait "$pid" 2>/dev/null || true; done
 "$keel" worker --coordinator "$url" --id shell-worker --concurrency 3 \
-    --state-dir "$dir/state" --exec sh >"$dir/shell-worker.log" 2>&1 &
+    --state-dir "$dir/state" --exec sh --stream-stderr >"$dir/shell-worker.log" 2>&1 &
 pids+=($!)
 count_id="$("$keel" submit examples/wordcount.toml --coordinator "$url" --wait)"
 echo "word count (keel result $count_id):"
 "$keel" result "$count_id" --coordinator "$url"
+
+# Output streams: the same worker appends each command's stderr lines to its task's
+# stream, and `keel logs -f` prints them as they come until the task has ended.
+build_id="$("$keel" submit examples/build-log.toml --coordinator "$url")"
+echo "build log (keel logs $build_id compile -f):"
+"$keel" logs "$build_id" compile -f --coordinator "$url"
+# Waits for the progress task to end; its stream keeps only the newest frame.
+"$keel" logs "$build_id" progress -f --coordinator "$url" >/dev/null 2>&1
+echo "progress, a newest-wins stream (keel logs $build_id progress):"
+"$keel" logs "$build_id" progress --coordinator "$url"

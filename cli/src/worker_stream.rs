@@ -3,7 +3,7 @@
 //! Each pipe read's complete lines go out in one emit, and the next read waits for it
 //! to be stored: a command writing faster than the coordinator stores is slowed by the
 //! pipe instead of growing memory here. A line longer than `MAX_LINE` goes out in
-//! pieces; a refused emit (the job's output bytes are full) stops streaming, and the
+//! pieces; a refused emit (the job's stream bytes are full) stops streaming, and the
 //! command runs on.
 
 use keel_grpc::worker::Task;

@@ -149,7 +149,7 @@ fn check_edges(tid: TaskId, t: &Task) -> Result<(), Violation> {
 /// recomputed from the tasks, jobs and workers.
 pub(super) fn check_counts(state: &State, held: &TaskHoldings) -> Result<(), Violation> {
     let holders = count_job_holders(state)?;
-    check_job_outputs(state, &held.outputs)?;
+    check_job_outputs(state, &held.outputs, &held.frames)?;
     check_name_refs(state, &holders)?;
     check_capset_refs(state, &held.capset_refs)?;
     check_tenant_loads(state, &holders.in_flight)?;
@@ -201,6 +201,7 @@ pub(super) struct TaskHoldings {
     capset_refs: BTreeMap<u32, u64>,
     stored: u64,
     pub outputs: BTreeMap<JobId, u64>,
+    pub frames: BTreeMap<JobId, u64>,
 }
 
 impl TaskHoldings {
@@ -281,10 +282,28 @@ fn check_tenant_loads(state: &State, in_flight: &BTreeMap<u32, u32>) -> Result<(
     Ok(())
 }
 
-/// Each job's output bytes are its tasks' outputs and stream frames, within its limit.
-fn check_job_outputs(state: &State, outputs: &BTreeMap<JobId, u64>) -> Result<(), Violation> {
+/// Each job's output bytes are its tasks' outputs, and its stream bytes their kept
+/// frames, each within its limit.
+fn check_job_outputs(
+    state: &State,
+    outputs: &BTreeMap<JobId, u64>,
+    frames: &BTreeMap<JobId, u64>,
+) -> Result<(), Violation> {
     let max = state.config.limits.max_output_bytes_per_job;
+    let max_frames = state.config.limits.max_stream_bytes_per_job;
     for (jid, j) in &state.jobs {
+        let kept = frames.get(jid).copied().unwrap_or(0);
+        ensure!(
+            Count,
+            j.stream_bytes == kept,
+            "job {jid} counts {} stream bytes, its tasks keep {kept}",
+            j.stream_bytes
+        );
+        ensure!(
+            Limit,
+            kept <= max_frames,
+            "job {jid} keeps {kept} stream bytes, over max_stream_bytes_per_job {max_frames}"
+        );
         let found = outputs.get(jid).copied().unwrap_or(0);
         ensure!(
             Count,

@@ -225,9 +225,15 @@ pub struct Limits {
     /// whose output would take a downstream task's inputs past it is refused and its
     /// attempt failed, so every grant stays deliverable in one frame.
     pub max_input_bytes_per_task: u64,
-    /// Bytes of outputs one job holds. A completion whose output would take its job
-    /// past it is refused and its attempt failed, so no one job fills the store.
+    /// Bytes of outputs one job holds (stream frames are counted apart). A completion
+    /// whose output would take its job past it is refused and its attempt failed, so
+    /// no one job fills the store.
     pub max_output_bytes_per_job: u64,
+    /// Bytes of stream frames one job's durable streams keep (each frame counted at its
+    /// size plus `FRAME_OVERHEAD`). An emit past it is refused and the attempt runs on.
+    /// Kept apart from `max_output_bytes_per_job`, so a task that streams a lot can
+    /// still complete with its output.
+    pub max_stream_bytes_per_job: u64,
 }
 
 impl Default for Limits {
@@ -253,6 +259,7 @@ impl Default for Limits {
             max_stored_bytes: 512 << 20,
             max_input_bytes_per_task: 8 << 20,
             max_output_bytes_per_job: 64 << 20,
+            max_stream_bytes_per_job: 64 << 20,
         }
     }
 }

@@ -162,8 +162,8 @@ fn check_limits(l: &Limits) -> Result<(), ConfigError> {
         u64::from(Config::MIN_NAME_LEN),
         Bytes,
     )?;
-    // One payload (or output) at the limit must fit in the store, in a job's outputs
-    // and in a task's inputs.
+    // One payload (or output, or emit) at the limit must fit in the store, in a job's
+    // outputs and streams, and in a task's inputs.
     for (field, value) in [
         ("limits.max_stored_bytes", l.max_stored_bytes),
         (
@@ -173,6 +173,10 @@ fn check_limits(l: &Limits) -> Result<(), ConfigError> {
         (
             "limits.max_output_bytes_per_job",
             l.max_output_bytes_per_job,
+        ),
+        (
+            "limits.max_stream_bytes_per_job",
+            l.max_stream_bytes_per_job,
         ),
     ] {
         at_least(field, value, u64::from(l.max_payload_bytes), Bytes).map_err(|e| ConfigError {

@@ -42,6 +42,8 @@ struct JobCount {
     remaining: u32,
     /// Bytes of the tasks' outputs.
     output: u64,
+    /// Bytes of the tasks' kept stream frames.
+    frames: u64,
 }
 
 /// What the walk over all tasks found, checked afterwards against the counters jobs,

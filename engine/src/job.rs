@@ -59,6 +59,7 @@ pub(crate) fn submit(state: &mut State, spec: JobSpec) -> Reply {
             parked: BTreeSet::new(),
             failed: 0,
             output_bytes: 0,
+            stream_bytes: 0,
             budgets: spec.budgets.clone(),
             budget_stop: None,
             forced: None,

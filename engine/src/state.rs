@@ -213,9 +213,12 @@ pub(crate) struct Job {
     pub parked: BTreeSet<ReadyKey>,
     /// Tasks whose failure or cancellation fails the job.
     pub failed: u32,
-    /// Bytes of its tasks' outputs and stream frames. Invariant: their sum, within
+    /// Bytes of its tasks' outputs. Invariant: their sum, within
     /// `Limits::max_output_bytes_per_job`.
     pub output_bytes: u64,
+    /// Bytes of its tasks' kept stream frames, as counted by `stream_state::charge`.
+    /// Invariant: their sum, within `Limits::max_stream_bytes_per_job`.
+    pub stream_bytes: u64,
     /// The job's own budgets, as its spec declared them.
     pub budgets: BTreeMap<String, crate::budget_spec::BudgetSpec>,
     /// Set when a job budget's hard limit is reached: the job gets no grants and ends.

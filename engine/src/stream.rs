@@ -113,11 +113,11 @@ pub(crate) fn emit(
     }
     let new_bytes = new.iter().fold(0u64, |n, p| n.saturating_add(charge(p)));
     let room = room(t, new);
-    let held = state.jobs.get(&t.job).map_or(0, |j| j.output_bytes);
+    let held = state.jobs.get(&t.job).map_or(0, |j| j.stream_bytes);
     let job_total = held.saturating_sub(room.freed).saturating_add(new_bytes);
-    let max_job = limits.max_output_bytes_per_job;
+    let max_job = limits.max_stream_bytes_per_job;
     if job_total > max_job {
-        return Err(over(tid, "max_output_bytes_per_job", job_total, max_job));
+        return Err(over(tid, "max_stream_bytes_per_job", job_total, max_job));
     }
     limits::admit_frames(state, new_bytes, room.freed)?;
     let next = append(state, fence, new, &room);
@@ -162,7 +162,7 @@ fn append(state: &mut State, fence: Fence, new: &[Payload], room: &Room) -> u64 
     limits::unstore(state, before);
     limits::store(state, after);
     if let Some(j) = state.jobs.get_mut(&job) {
-        j.output_bytes = j.output_bytes.saturating_sub(before).saturating_add(after);
+        j.stream_bytes = j.stream_bytes.saturating_sub(before).saturating_add(after);
     }
     total
 }

@@ -108,6 +108,19 @@ fn miscounted_stream_bytes_are_caught() {
 fn stream_bytes_the_job_does_not_count_are_caught() {
     let mut state = streaming();
     let job = state.tasks.get(&A).expect("task a").job;
-    state.jobs.get_mut(&job).expect("its job").output_bytes -= 1;
-    caught(&state, InvariantKind::Count, "output bytes");
+    state.jobs.get_mut(&job).expect("its job").stream_bytes -= 1;
+    caught(&state, InvariantKind::Count, "stream bytes, its tasks keep");
+}
+
+#[test]
+fn stream_bytes_over_the_job_limit_are_caught() {
+    let mut state = streaming();
+    let job = state.tasks.get(&A).expect("task a").job;
+    let kept = state.jobs.get(&job).expect("its job").stream_bytes;
+    state.config.limits.max_stream_bytes_per_job = kept - 1;
+    caught(
+        &state,
+        InvariantKind::Limit,
+        "over max_stream_bytes_per_job",
+    );
 }

@@ -31,8 +31,8 @@ pub(super) fn walk(state: &State) -> Result<Tally, Violation> {
         if let Some((_, job, count)) = &mut run {
             check_task(state, tid, t, job, count, &mut tally)?;
             let output = t.output.as_ref().map_or(0, |o| o.len() as u64);
-            let frames = t.stream_bytes();
-            count.output = count.output.saturating_add(output).saturating_add(frames);
+            count.output = count.output.saturating_add(output);
+            count.frames = count.frames.saturating_add(t.stream_bytes());
             tally.held.add(t);
         }
     }
@@ -51,6 +51,8 @@ impl Tally {
             total.remaining += c.remaining;
             let output = self.held.outputs.entry(id).or_default();
             *output = output.saturating_add(c.output);
+            let frames = self.held.frames.entry(id).or_default();
+            *frames = frames.saturating_add(c.frames);
         }
     }
 }

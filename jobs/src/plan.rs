@@ -70,6 +70,11 @@ pub struct JobSummary {
     /// server's policy file may pace them by (left out of JSON when none is named).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub rate_keys: std::collections::BTreeMap<String, u64>,
+    /// The tasks whose output streams keep only their last frames, with how many they
+    /// keep (1: the newest only); every other task's stream keeps every frame (left
+    /// out of JSON when no task's is bounded).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub bounded_streams: std::collections::BTreeMap<String, u64>,
 }
 
 /// The worker pool the plan was made against.
@@ -229,6 +234,10 @@ pub fn plan<'a>(job: &'a LoadedJob, pool: Option<&Pool>) -> Plan<'a> {
                     keys
                 },
             ),
+            bounded_streams: tasks
+                .iter()
+                .filter_map(|t| Some((t.key.clone(), t.stream.keeps()?)))
+                .collect(),
         },
         pool: pool.map(|p| PoolSummary {
             workers: p.workers(),

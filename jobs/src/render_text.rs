@@ -49,6 +49,13 @@ impl Plan<'_> {
         for (key, n) in &j.rate_keys {
             let _ = writeln!(out, "  rate key {key:?}: {}", plural(*n, "task"));
         }
+        for (task, keeps) in &j.bounded_streams {
+            let kept = match keeps {
+                1 => "only the newest frame".to_string(),
+                n => format!("the last {n} frames"),
+            };
+            let _ = writeln!(out, "  stream of {task:?} keeps {kept}");
+        }
         let from = if j.result_named {
             "named in job.result"
         } else {

@@ -14,6 +14,7 @@ const CASES: &[(&str, Option<&str>)] = &[
     ("gpu-routed", None),
     ("generated-1000", Some("pool")),
     ("wordcount", None),
+    ("build-log", None),
 ];
 
 fn read(name: &str) -> (String, String) {

@@ -69,7 +69,7 @@ pub struct BenchE2eArgs {
     /// Measure output streams instead: one job of --tasks tasks, each emitting this many
     /// frames while a tail per task reads them; reports frames/s and the delay from
     /// emit to tail. The frames are kept (durable), counted against the job's 64 MiB of
-    /// output bytes at their size plus 96 each.
+    /// stream bytes at their size plus 96 each.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub stream_frames: u32,
     /// Frames per emit with --stream-frames; each emit waits until it is stored.

@@ -73,6 +73,7 @@ pub(super) fn config(d: &ConfigDraw) -> Config {
             max_stored_bytes: d.max_stored_bytes.get(),
             max_input_bytes_per_task: d.max_stored_bytes.get(),
             max_output_bytes_per_job: d.max_stored_bytes.get(),
+            max_stream_bytes_per_job: d.max_stored_bytes.get(),
         },
     }
 }

@@ -223,6 +223,7 @@ pub(crate) fn config(seed: u64) -> Config {
             max_stored_bytes: 160,
             max_input_bytes_per_task: 48,
             max_output_bytes_per_job: 64,
+            max_stream_bytes_per_job: 64,
         },
     }
 }

@@ -221,7 +221,8 @@ fn bounded_and_newest_streams_keep_their_last_frames() {
 fn frames_count_against_the_job_and_store_limits() {
     let mut cfg = config();
     cfg.limits.max_payload_bytes = 200;
-    cfg.limits.max_output_bytes_per_job = 2 * (100 + FRAME_OVERHEAD);
+    cfg.limits.max_stream_bytes_per_job = 2 * (100 + FRAME_OVERHEAD);
+    cfg.limits.max_output_bytes_per_job = 200;
     let mut h = Harness::new(cfg);
     h.register("w", 1, &[], 1).unwrap();
     let t = one_task(&mut h, StreamMode::Durable);
@@ -253,19 +254,20 @@ fn frames_count_against_the_job_and_store_limits() {
         rejection(&full),
         &Rejection::StreamOverLimit {
             task: t,
-            limit: "max_output_bytes_per_job".into(),
+            limit: "max_stream_bytes_per_job".into(),
             bytes: 3 * FRAME_OVERHEAD + 200,
             max: 2 * (100 + FRAME_OVERHEAD)
         }
     );
     assert_eq!(read(&h, t, 0, 9, Attempts::All).next, 2);
-    // The attempt goes on, and completes with an empty output.
+    // The attempt goes on, and completes with an output as large as the job's outputs
+    // may be: frames are counted apart from outputs.
     h.worker(
         "w",
         1,
         WorkerCommand::Complete {
             fence,
-            output: Payload::default(),
+            output: Payload::from("o".repeat(200).as_str()),
         },
     );
     assert_eq!(h.task(t).status.label(), "succeeded");
@@ -276,7 +278,7 @@ fn frames_count_against_the_job_and_store_limits() {
 fn a_bounded_stream_makes_room_instead_of_refusing() {
     let mut cfg = config();
     cfg.limits.max_payload_bytes = 100;
-    cfg.limits.max_output_bytes_per_job = 2 * (10 + FRAME_OVERHEAD);
+    cfg.limits.max_stream_bytes_per_job = 2 * (10 + FRAME_OVERHEAD);
     let mut h = Harness::new(cfg);
     h.register("w", 1, &[], 1).unwrap();
     let t = one_task(&mut h, StreamMode::Bounded { frames: 2 });
