@@ -44,9 +44,13 @@ impl Routes {
         rx
     }
 
+    /// A watch of `job`'s effects. Watches nobody holds any more are let go here: a
+    /// job that gets no further effect (it finished, was forgotten, or never existed)
+    /// would otherwise keep its channel for ever, one per job id a client ever asked.
     pub(crate) fn watch_job(&self, job: JobId) -> broadcast::Receiver<Effect> {
-        lock(&self.jobs)
-            .entry(job)
+        let mut jobs = lock(&self.jobs);
+        jobs.retain(|_, tx| tx.receiver_count() > 0);
+        jobs.entry(job)
             .or_insert_with(|| broadcast::channel(WATCH_CAPACITY).0)
             .subscribe()
     }
@@ -197,5 +201,17 @@ mod tests {
             assert_eq!(rx.try_recv(), Err(broadcast::error::TryRecvError::Closed));
         }
         assert!(lock(&routes.jobs).is_empty());
+    }
+
+    #[test]
+    fn watches_nobody_holds_are_let_go_when_another_is_opened() {
+        let routes = Routes::default();
+        let gone = routes.watch_job(JobId::new(1));
+        let _held = routes.watch_job(JobId::new(2));
+        drop(gone);
+        // Job 1 never gets another effect; opening any watch lets its channel go.
+        let _other = routes.watch_job(JobId::new(3));
+        let open: Vec<JobId> = lock(&routes.jobs).keys().copied().collect();
+        assert_eq!(open, [JobId::new(2), JobId::new(3)]);
     }
 }
