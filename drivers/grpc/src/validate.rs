@@ -140,9 +140,22 @@ fn report_usage(wire: proto::ReportUsage, limits: &Limits) -> Result<WorkerComma
     })
 }
 
-/// An emit with its fence present. Frames over the payload limit go to the engine,
-/// which refuses them naming the limit and keeps the attempt running.
+/// Frames one emit may carry. Empty frames cost a worker two bytes each on the wire
+/// but a few dozen once decoded and logged, so a message full of them is refused here,
+/// before it is logged, rather than by the stream's byte limit after.
+pub const MAX_FRAMES_PER_EMIT: usize = 65_536;
+
+/// An emit with its fence present and at most [`MAX_FRAMES_PER_EMIT`] frames. Frames
+/// over the payload limit go to the engine, which refuses them naming the limit and
+/// keeps the attempt running.
 fn emit(wire: proto::Emit) -> Result<WorkerCommand, Status> {
+    if wire.frames.len() > MAX_FRAMES_PER_EMIT {
+        let why = format!(
+            "holds {} frames; one emit carries at most {MAX_FRAMES_PER_EMIT}",
+            wire.frames.len()
+        );
+        return Err(invalid("emit.frames", &why));
+    }
     Ok(WorkerCommand::Emit {
         fence: fence("emit", &wire.fence)?,
         from: wire.from,
@@ -480,5 +493,32 @@ mod tests {
             credits: limits.max_pending_grants_per_worker + 1,
         };
         assert!(command(wire(Wire::RequestWork(too_many)), &limits).is_err());
+    }
+
+    #[test]
+    fn an_emit_of_too_many_frames_is_refused_before_the_engine() {
+        let fence = Some(proto::Fence {
+            task: 1,
+            attempt: 1,
+            epoch: 1,
+        });
+        let emit = |frames: usize| {
+            let e = proto::Emit {
+                fence,
+                from: 0,
+                frames: vec![Vec::new(); frames],
+            };
+            command(wire(Wire::Emit(e)), &Limits::default())
+        };
+        assert!(matches!(
+            emit(MAX_FRAMES_PER_EMIT),
+            Ok(Checked::Engine(WorkerCommand::Emit { .. }))
+        ));
+        let err = emit(MAX_FRAMES_PER_EMIT + 1).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            err.message(),
+            "emit.frames: holds 65537 frames; one emit carries at most 65536"
+        );
     }
 }

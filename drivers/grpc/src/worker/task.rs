@@ -133,8 +133,8 @@ impl Task {
     /// a handler that awaits its emits before returning has them stored before its
     /// outcome. Sent again on every reconnection until answered; the coordinator
     /// appends them once. Refused (nothing appended, the attempt runs on): frames whose
-    /// data is over the coordinator's payload limit, or that a durable stream's job has
-    /// no room left for.
+    /// data is over the coordinator's payload limit, more than 65,536 frames, or frames
+    /// a durable stream's job has no room left for.
     pub async fn emit(&self, frames: Vec<Vec<u8>>) -> Result<Emitted, EmitError> {
         let mut emitted = self.emitted.lock().await;
         let (answer, answered) = tokio::sync::oneshot::channel();
