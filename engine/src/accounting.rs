@@ -99,6 +99,7 @@ pub(super) fn check_task(state: &State, tid: TaskId, t: &Task, j: &Job) -> Resul
     }
     check_edges(tid, t)?;
     super::streams::check_stream(tid, t)?;
+    super::streams::check_stream_edges(state, tid, t)?;
     if t.is_terminal() {
         ensure!(
             Count,

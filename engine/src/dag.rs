@@ -75,6 +75,9 @@ pub(crate) fn finish_task(state: &mut State, tid: TaskId, outcome: TaskOutcome) 
                     work.push((d, next));
                 }
             }
+            if !succeeded {
+                producer_failed(state, tid, &mut work);
+            }
         }
         if let Some(task) = state.tasks.get_mut(&tid) {
             task.downstream = downstream;
@@ -99,16 +102,78 @@ fn propagate(state: &mut State, d: TaskId, succeeded: bool) -> Option<TaskOutcom
         return None;
     }
     if group.satisfied() {
-        release(state, d);
+        if producers_started(state, d) {
+            release(state, d);
+        }
         None
     } else if group.unsatisfiable() {
-        Some(match group.on_unsatisfied {
-            UnsatisfiedPolicy::Skip => TaskOutcome::Skipped,
-            UnsatisfiedPolicy::Cancel => TaskOutcome::Cancelled {
-                reason: EndReason::DependencyUnsatisfied,
-            },
-        })
+        Some(unsatisfied(group.on_unsatisfied))
     } else {
         None
+    }
+}
+
+/// The outcome of a task whose dependencies can no longer be met, by its policy.
+pub(crate) fn unsatisfied(policy: UnsatisfiedPolicy) -> TaskOutcome {
+    match policy {
+        UnsatisfiedPolicy::Skip => TaskOutcome::Skipped,
+        UnsatisfiedPolicy::Cancel => TaskOutcome::Cancelled {
+            reason: EndReason::DependencyUnsatisfied,
+        },
+    }
+}
+
+/// The policy a consumer of a failed producer ends by: its group's, else skip.
+pub(crate) fn consumer_policy(task: &crate::state::Task) -> UnsatisfiedPolicy {
+    task.group
+        .as_ref()
+        .map_or(UnsatisfiedPolicy::Skip, |g| g.on_unsatisfied)
+}
+
+/// Whether every producer `d` streams from has started an attempt, so its frames can
+/// flow: a consumer is released only then (and once its group, if any, is satisfied).
+fn producers_started(state: &State, d: TaskId) -> bool {
+    state.tasks.get(&d).is_some_and(|t| {
+        t.edges
+            .iter()
+            .all(|e| state.tasks.get(&e.producer).is_some_and(|p| p.epoch > 0))
+    })
+}
+
+/// A producer's first lease started: each consumer waiting only for its producers to
+/// start is released.
+pub(crate) fn producer_started(state: &mut State, producer: TaskId) {
+    let Some(p) = state.tasks.get(&producer) else {
+        return;
+    };
+    if p.epoch != 1 || p.consumers.is_empty() {
+        return;
+    }
+    for c in p.consumers.clone() {
+        let waiting = state.tasks.get(&c).is_some_and(|t| {
+            t.state == TaskState::Waiting && t.group.as_ref().is_none_or(|g| g.satisfied())
+        });
+        if waiting && producers_started(state, c) {
+            release(state, c);
+        }
+    }
+}
+
+/// A producer ended without success: a consumer still waiting ends now, by its policy;
+/// one already released is left to `edge::settle`, which takes it out of its queue,
+/// grant or lease first.
+fn producer_failed(state: &mut State, producer: TaskId, work: &mut Vec<(TaskId, TaskOutcome)>) {
+    let Some(p) = state.tasks.get(&producer) else {
+        return;
+    };
+    for &c in &p.consumers {
+        let Some(t) = state.tasks.get(&c) else {
+            continue;
+        };
+        match t.state {
+            TaskState::Done(_) => {}
+            TaskState::Waiting => work.push((c, unsatisfied(consumer_policy(t)))),
+            _ => state.edge_ends.push(c),
+        }
     }
 }

@@ -14,8 +14,8 @@ use thiserror::Error;
 /// the result tasks a job names; version 4: tasks a tenant keeps over a lowered cap;
 /// version 5: rate limits, the rate keys of tasks and the token buckets drawn from;
 /// version 8: task output streams and their modes; version 9: per-job stream bytes
-/// and their limit, apart from outputs).
-pub const SNAPSHOT_VERSION: u32 = 9;
+/// and their limit, apart from outputs; version 10: streaming edges between tasks).
+pub const SNAPSHOT_VERSION: u32 = 10;
 
 /// A 128-bit hash of the whole engine state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

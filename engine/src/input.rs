@@ -150,6 +150,16 @@ pub enum WorkerCommand {
         /// The frames, in order.
         frames: Vec<Payload>,
     },
+    /// The consumer has processed every frame of the stream it reads from task `from`
+    /// before `cursor`; a retry of it resumes there.
+    Ack {
+        /// The consuming attempt.
+        fence: Fence,
+        /// The producer's key, as the consumer's edge names it.
+        from: String,
+        /// The next frame the consumer has not processed.
+        cursor: u64,
+    },
 }
 
 /// What happens to a suspended task whose waitpoint is not signalled in time.

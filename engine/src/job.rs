@@ -2,6 +2,7 @@
 //! finished jobs after the retention period. A job's natural end is `job_end`'s.
 
 use crate::dag;
+use crate::edge_state::Edge;
 use crate::ids::{JobId, TaskId};
 use crate::job_end;
 use crate::lease;
@@ -145,6 +146,7 @@ fn insert_tasks(
         None => return Vec::new(),
     };
     let mut roots = Vec::new();
+    let consumers_of = crate::validate::reverse(&valid.producers);
     for (i, t) in spec.tasks.into_iter().enumerate() {
         let tid = TaskId::nth_after(first, i as u64);
         let workers = &state.workers;
@@ -153,12 +155,14 @@ fn insert_tasks(
             .capset(&t.capabilities, |need| queue::coverage(workers, need));
         let rate = t.rate_key.as_deref().map(|k| state.names.rates.acquire(k));
         let group = t.deps.as_ref().map(group_of);
-        if group.is_none() {
+        if group.is_none() && t.stream_from.is_empty() {
             roots.push(tid);
         }
         let id = |&d: &u32| TaskId::nth_after(first, d.into());
         let ids = |list: &[u32]| list.iter().map(id).collect();
         let (upstream, downstream) = (ids(&valid.upstream[i]), ids(&valid.downstream[i]));
+        let edges = edges_of(&t, &valid.producers[i], first);
+        let consumers = ids(&consumers_of[i]);
         state.tasks.insert(
             tid,
             Task {
@@ -189,10 +193,21 @@ fn insert_tasks(
                 output: None,
                 stream_mode: t.stream,
                 stream: None,
+                edges,
+                consumers,
             },
         );
     }
     roots
+}
+
+/// The edges of task spec `t`, whose producers are the tasks at `producers`
+/// (indices from `first`).
+fn edges_of(t: &crate::spec::TaskSpec, producers: &[u32], first: TaskId) -> Vec<Edge> {
+    let edges = t.stream_from.iter().zip(producers);
+    edges
+        .map(|(e, &p)| Edge::new(TaskId::nth_after(first, p.into()), e.policy))
+        .collect()
 }
 
 /// A dependency group's counts before any upstream task has finished.
@@ -237,26 +252,39 @@ pub(crate) fn terminate(state: &mut State, job: JobId, outcome: JobOutcome, reas
     j.forced = Some((outcome, reason));
     let tasks: Vec<TaskId> = j.task_ids().collect();
     for tid in tasks {
-        let Some(task) = state.tasks.get(&tid) else {
-            continue;
-        };
-        match task.state.clone() {
-            TaskState::Done(_) => continue,
-            TaskState::Waiting => {}
-            TaskState::Delayed { until } => state.timers.disarm(until, Timer::TaskDue(tid)),
-            TaskState::Ready { .. } => queue::remove_ready(state, tid),
-            TaskState::Offered { grant } => lease::withdraw(state, grant, reason, true),
-            TaskState::Running(_) => {
-                lease::revoke(state, tid, reason);
-            }
-            TaskState::Suspended { timeout_at, .. } => {
-                if let Some(at) = timeout_at {
-                    state.timers.disarm(at, Timer::SuspendTimeout(tid));
-                }
+        if take_out(state, tid, reason) {
+            job_end::end_task(state, tid, TaskOutcome::Cancelled { reason });
+        }
+    }
+}
+
+/// Takes an unfinished task out of wherever it is held (timer, queue, grant, lease,
+/// suspension), telling a worker that holds it why, for the caller to end it. Returns
+/// false, doing nothing, for a task that is gone or has ended.
+pub(crate) fn take_out(state: &mut State, tid: TaskId, reason: EndReason) -> bool {
+    let Some(task) = state.tasks.get(&tid) else {
+        return false;
+    };
+    match task.state.clone() {
+        TaskState::Done(_) => return false,
+        TaskState::Waiting => {}
+        TaskState::Delayed { until } => state.timers.disarm(until, Timer::TaskDue(tid)),
+        TaskState::Ready { .. } => queue::remove_ready(state, tid),
+        TaskState::Offered { grant } => {
+            lease::withdraw(state, grant, reason, true);
+            // A withdrawn grant's task is queued again unless its job is ending.
+            queue::remove_ready(state, tid);
+        }
+        TaskState::Running(_) => {
+            lease::revoke(state, tid, reason);
+        }
+        TaskState::Suspended { timeout_at, .. } => {
+            if let Some(at) = timeout_at {
+                state.timers.disarm(at, Timer::SuspendTimeout(tid));
             }
         }
-        job_end::end_task(state, tid, TaskOutcome::Cancelled { reason });
     }
+    true
 }
 
 /// Drops a finished job and its tasks once its retention period is over.

@@ -69,6 +69,16 @@ pub enum JobError {
         /// The task keys around the cycle, in dependency order.
         cycle: Vec<String>,
     },
+    /// A streaming edge the engine could not run as declared.
+    #[error("task {task:?} streams from {from:?}: {why}")]
+    BadStreamEdge {
+        /// The consuming task.
+        task: String,
+        /// The producer it names.
+        from: String,
+        /// What is wrong with the edge.
+        why: String,
+    },
     /// A dependency group lists no upstream task.
     #[error("task {task:?} has an empty dependency group")]
     EmptyGroup {

@@ -127,6 +127,7 @@ fn start_lease(
     if let Some(at) = timeout_at {
         state.timers.arm(at, Timer::AttemptTimeout(tid));
     }
+    crate::dag::producer_started(state, tid);
     (fence, expires_at)
 }
 

@@ -35,6 +35,11 @@ mod dataflow;
 mod digest;
 mod dispatch;
 mod dispatch_heads;
+mod edge;
+mod edge_read;
+mod edge_spec;
+mod edge_state;
+mod edge_validate;
 #[cfg(feature = "fault-injection")]
 mod faults;
 mod floors;
@@ -97,6 +102,8 @@ pub use config::{
 pub use counts::TaskCounts;
 pub use cron::CronError;
 pub use digest::{Digest, RestoreError, SNAPSHOT_VERSION};
+pub use edge_read::{EdgePage, EdgeRead};
+pub use edge_spec::{EdgePolicy, OnFull, StreamEdge};
 #[cfg(feature = "fault-injection")]
 pub use faults::{Faults, INJECTED_PANIC_JOB};
 pub use floors::{ConfigError, Unit};
@@ -201,6 +208,7 @@ impl Engine {
             } => Some(worker::handle(state, worker, instance, command)),
             Input::Configure(config) => Some(configure::configure(state, *config)),
         };
+        edge::settle(state);
         dispatch::run(state);
         Outputs {
             reply,
@@ -299,6 +307,17 @@ impl Engine {
     /// A page of task `task`'s output stream, from the cursor `read` names.
     pub fn read_stream(&self, task: TaskId, read: StreamRead) -> Result<StreamPage, Rejection> {
         stream_read::read(&self.state, task, read)
+    }
+
+    /// Reads the stream that `consumer` reads from its producer keyed `from`, through
+    /// its edge: what the edge's policy owes the consumer from its cursor on.
+    pub fn read_edge(
+        &self,
+        consumer: TaskId,
+        from: &str,
+        read: EdgeRead,
+    ) -> Result<EdgePage, Rejection> {
+        edge_read::read(&self.state, consumer, from, read)
     }
 
     /// The task of job `job` with key `key`, `None` when it has none.

@@ -89,10 +89,22 @@ pub enum Accepted {
         /// The attempt that emitted them.
         fence: Fence,
         /// How many frames the attempt has appended in all: where its next emit starts.
+        /// Under a full `block` edge this can stop short of the frames sent; the rest
+        /// are sent again from here once the consumer has acknowledged more.
         next: u64,
         /// Frames the stream's mode let go to keep within its bound, by this emit.
         dropped: u64,
         /// Every frame sent was already appended; nothing changed.
+        duplicate: bool,
+    },
+    /// A consumer's acknowledged cursor on one of its edges moved (or already was at
+    /// least there: `duplicate`).
+    Acked {
+        /// The consuming attempt.
+        fence: Fence,
+        /// The edge's acknowledged cursor now.
+        acked: u64,
+        /// The cursor was already acknowledged; nothing changed.
         duplicate: bool,
     },
     /// A grant was accepted and the attempt now holds a lease.

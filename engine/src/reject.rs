@@ -224,6 +224,38 @@ pub enum Rejection {
         /// Where the refused emit started.
         got: u64,
     },
+    /// A bounded edge from the task to `consumer` has no room for another frame: the
+    /// consumer has not acknowledged enough. Nothing is appended; under `block` the
+    /// producer sends the frames again later, under `error` its attempt has failed.
+    #[error("frames of {task} refused: the edge to {consumer} is full ({capacity} frames unacknowledged)")]
+    StreamFull {
+        /// The producing task.
+        task: TaskId,
+        /// The consumer whose edge is full.
+        consumer: TaskId,
+        /// The edge's capacity.
+        capacity: u32,
+    },
+    /// The task reads no stream of a task by that key.
+    #[error("{task} has no streaming edge from {from:?}")]
+    UnknownEdge {
+        /// The consuming task.
+        task: TaskId,
+        /// The producer's key as given.
+        from: String,
+    },
+    /// An acknowledgement names a cursor past the producer's last frame.
+    #[error("{task} acknowledges {from:?} up to {cursor}, but it has {end} frames")]
+    AckPastEnd {
+        /// The consuming task.
+        task: TaskId,
+        /// The producer's key.
+        from: String,
+        /// The acknowledged cursor.
+        cursor: u64,
+        /// The producer's next sequence number.
+        end: u64,
+    },
     /// A new configuration is refused: a field is below its floor.
     #[error("configuration refused: {field}: {problem}")]
     InvalidConfig {
@@ -294,6 +326,9 @@ impl Rejection {
             Rejection::OutputOverLimit { .. } => "output_over_limit",
             Rejection::StreamOverLimit { .. } => "stream_over_limit",
             Rejection::StreamGap { .. } => "stream_gap",
+            Rejection::StreamFull { .. } => "stream_full",
+            Rejection::UnknownEdge { .. } => "unknown_edge",
+            Rejection::AckPastEnd { .. } => "ack_past_end",
             Rejection::InvalidConfig { .. } => "invalid_config",
             Rejection::InvalidSchedule { .. } => "invalid_schedule",
             Rejection::UnknownSchedule { .. } => "unknown_schedule",
@@ -304,7 +339,7 @@ impl Rejection {
     }
 
     /// Every code [`Rejection::code`] returns, in declaration order.
-    pub const CODES: [&'static str; 30] = [
+    pub const CODES: [&'static str; 33] = [
         "invalid_job",
         "job_name_conflict",
         "tenant_job_limit",
@@ -329,6 +364,9 @@ impl Rejection {
         "output_over_limit",
         "stream_over_limit",
         "stream_gap",
+        "stream_full",
+        "unknown_edge",
+        "ack_past_end",
         "invalid_config",
         "invalid_schedule",
         "unknown_schedule",
@@ -345,6 +383,7 @@ impl Rejection {
                 | Rejection::TooManyWorkers { .. }
                 | Rejection::NotWaiting { .. }
                 | Rejection::LimitReached { .. }
+                | Rejection::StreamFull { .. }
         )
     }
 

@@ -90,6 +90,21 @@ fn codes_list_every_rejection_once_in_order() {
             expected: 1,
             got: 2,
         },
+        Rejection::StreamFull {
+            task: t,
+            consumer: t,
+            capacity: 1,
+        },
+        Rejection::UnknownEdge {
+            task: t,
+            from: text(),
+        },
+        Rejection::AckPastEnd {
+            task: t,
+            from: text(),
+            cursor: 2,
+            end: 1,
+        },
         Rejection::InvalidConfig {
             field: text(),
             problem: text(),

@@ -89,6 +89,21 @@ fn cut(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
+/// The streaming edges of `t` as its spec named them.
+fn stream_edges(
+    t: &crate::state::Task,
+    key_of: &BTreeMap<TaskId, &str>,
+) -> Vec<crate::edge_spec::StreamEdge> {
+    let key = |p: &TaskId| key_of.get(p).copied().unwrap_or_default().to_string();
+    t.edges
+        .iter()
+        .map(|e| crate::edge_spec::StreamEdge {
+            from: key(&e.producer),
+            policy: e.policy,
+        })
+        .collect()
+}
+
 /// The spec job `id` was admitted with: same name, tenant, lane, deadline, cap and
 /// tasks (keys, payloads, capabilities, dependency groups, retry policies, timeouts,
 /// delays, priorities, `allow_failure`) and named result tasks. Capabilities come back
@@ -134,6 +149,7 @@ pub(crate) fn job_spec(state: &State, id: JobId) -> Result<JobSpec, Rejection> {
             estimated_ms: None,
             rate_key: t.rate.map(|r| state.names.rates.name(r).to_string()),
             stream: t.stream_mode,
+            stream_from: stream_edges(t, &key_of),
         })
         .collect();
     Ok(JobSpec {

@@ -182,6 +182,9 @@ pub struct TaskSpec {
     pub rate_key: Option<String>,
     /// How the task's output stream keeps the frames its attempts emit.
     pub stream: StreamMode,
+    /// The tasks whose output streams this one reads while they run, each at most once
+    /// and none also in `deps`.
+    pub stream_from: Vec<crate::edge_spec::StreamEdge>,
 }
 
 impl TaskSpec {
@@ -200,6 +203,7 @@ impl TaskSpec {
             estimated_ms: None,
             rate_key: None,
             stream: StreamMode::Durable,
+            stream_from: Vec::new(),
         }
     }
 

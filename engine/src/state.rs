@@ -84,6 +84,10 @@ pub(crate) struct State {
     /// Something changed that may let a waiting worker receive a grant.
     #[serde(skip)]
     pub dispatch_dirty: bool,
+    /// Consumers, already released, of producers that ended without success in the
+    /// input being applied; `edge::settle` ends them before `apply` returns.
+    #[serde(skip)]
+    pub edge_ends: Vec<TaskId>,
     #[cfg(feature = "fault-injection")]
     #[serde(skip)]
     pub faults: crate::faults::Faults,
@@ -298,6 +302,11 @@ pub(crate) struct Task {
     /// Frames its attempts emitted; `None` until the first, so a task that streams
     /// nothing pays a word for it. Invariant: see `check_streams`.
     pub stream: Option<Box<crate::stream_state::Stream>>,
+    /// The streams it reads, in its spec's order. Invariant: see `check_stream_edges`.
+    pub edges: Vec<crate::edge_state::Edge>,
+    /// The tasks reading its stream, ascending. Invariant: exactly the tasks of its job
+    /// with an edge from it.
+    pub consumers: Vec<TaskId>,
 }
 
 impl Task {
@@ -443,6 +452,7 @@ impl State {
             budgets: BTreeMap::new(),
             effects: Vec::new(),
             dispatch_dirty: false,
+            edge_ends: Vec::new(),
             #[cfg(feature = "fault-injection")]
             faults: crate::faults::Faults::default(),
         }

@@ -5,6 +5,7 @@
 //! position of its first frame within the attempt, so a resent emit appends nothing
 //! twice and a lost one leaves a gap that is refused, not silently skipped.
 
+use crate::edge;
 use crate::ids::{Fence, InstanceId, TaskId, WorkerId};
 use crate::lease;
 use crate::limits;
@@ -62,7 +63,9 @@ fn over(task: TaskId, limit: &str, bytes: u64, max: u64) -> Rejection {
 /// Appends the frames of `frames` from position `from` of attempt `fence` that its
 /// task's stream does not hold yet. Refused, changing nothing: a fence that is not the
 /// live lease's, a gap after the frames already appended, an emit over
-/// `max_payload_bytes`, or frames its job's output bytes or the store cannot hold.
+/// `max_payload_bytes`, frames its job's output bytes or the store cannot hold, or a
+/// full bounded edge out of the task (under `error` the attempt fails too; under
+/// `block` the frames that fit are appended and only an emit none fit is refused).
 pub(crate) fn emit(
     state: &mut State,
     w: &WorkerId,
@@ -111,16 +114,30 @@ pub(crate) fn emit(
             duplicate: !frames.is_empty(),
         });
     }
+    store(state, fence, new)
+}
+
+/// Appends `new`, frames not appended before, as far as the task's bounded edges let
+/// them in and within the job's and the store's limits.
+fn store(state: &mut State, fence: Fence, new: &[Payload]) -> Result<Accepted, Rejection> {
+    let tid = fence.task;
+    let fit = edge::admit(state, fence, new.len())?;
+    let new = &new[..fit.take];
+    let t = state
+        .tasks
+        .get(&tid)
+        .ok_or(Rejection::UnknownTask { task: tid })?;
     let new_bytes = new.iter().fold(0u64, |n, p| n.saturating_add(charge(p)));
     let room = room(t, new);
     let held = state.jobs.get(&t.job).map_or(0, |j| j.stream_bytes);
     let job_total = held.saturating_sub(room.freed).saturating_add(new_bytes);
-    let max_job = limits.max_stream_bytes_per_job;
+    let max_job = state.config.limits.max_stream_bytes_per_job;
     if job_total > max_job {
         return Err(over(tid, "max_stream_bytes_per_job", job_total, max_job));
     }
     limits::admit_frames(state, new_bytes, room.freed)?;
     let next = append(state, fence, new, &room);
+    edge::apply_drops(state, &fit);
     let dropped = (room.old_dropped + room.new_dropped) as u64;
     Ok(Accepted::Emitted {
         fence,

@@ -13,6 +13,8 @@ pub struct ValidJob {
     pub upstream: Vec<Vec<u32>>,
     /// Downstream task indices for each task, ascending.
     pub downstream: Vec<Vec<u32>>,
+    /// For each task, the indices of the tasks whose streams it reads, in spec order.
+    pub producers: Vec<Vec<u32>>,
     /// A topological order: ready tasks by ascending spec index (Kahn's algorithm).
     pub topo_order: Vec<u32>,
     /// Length of the longest dependency chain ending at each task (roots are 1).
@@ -91,23 +93,30 @@ pub fn validate_job(spec: &JobSpec, limits: &Limits) -> Result<ValidJob, JobErro
     let n = spec.tasks.len();
     let index = KeyIndex::new(spec)?;
     let mut upstream = Vec::with_capacity(n);
+    let mut producers = Vec::with_capacity(n);
     for t in &spec.tasks {
         check_task_fields(t, limits)?;
-        upstream.push(match &t.deps {
+        let ups = match &t.deps {
             Some(group) => group_upstream(t, group, &index, limits)?,
             None => Vec::new(),
-        });
+        };
+        producers.push(crate::edge_validate::producers(
+            spec, t, &ups, &index, limits,
+        )?);
+        upstream.push(ups);
     }
-    let mut downstream = vec![Vec::new(); n];
-    for (i, ups) in upstream.iter().enumerate() {
-        for &u in ups {
-            downstream[u as usize].push(i as u32);
-        }
-    }
-    let (topo_order, depth) = topo_sort(&upstream, &downstream);
+    let downstream = reverse(&upstream);
+    // Order and cycles count streaming edges too: a consumer waits for its producer to
+    // start as surely as for an upstream task to end.
+    let before: Vec<Vec<u32>> = upstream
+        .iter()
+        .zip(&producers)
+        .map(|(u, p)| u.iter().chain(p).copied().collect())
+        .collect();
+    let (topo_order, depth) = topo_sort(&before, &reverse(&before));
     if topo_order.len() < n {
         return Err(JobError::Cycle {
-            cycle: find_cycle(spec, &upstream, &topo_order),
+            cycle: find_cycle(spec, &before, &topo_order),
         });
     }
     if let Some((i, &d)) = depth
@@ -125,6 +134,7 @@ pub fn validate_job(spec: &JobSpec, limits: &Limits) -> Result<ValidJob, JobErro
     Ok(ValidJob {
         upstream,
         downstream,
+        producers,
         topo_order,
         depth,
         result,
@@ -306,7 +316,7 @@ fn check_task_fields(t: &crate::spec::TaskSpec, limits: &Limits) -> Result<(), J
 
 /// Task keys by 64-bit hash, sorted: sorting integers is much cheaper than sorting
 /// strings, and equal hashes are confirmed by comparing the keys themselves.
-struct KeyIndex<'a> {
+pub(crate) struct KeyIndex<'a> {
     spec: &'a JobSpec,
     by_hash: Vec<(u64, u32)>,
 }
@@ -342,7 +352,7 @@ impl<'a> KeyIndex<'a> {
         }
     }
 
-    fn get(&self, key: &str) -> Option<u32> {
+    pub(crate) fn get(&self, key: &str) -> Option<u32> {
         let h = xxhash_rust::xxh3::xxh3_64(key.as_bytes());
         let start = self.by_hash.partition_point(|(k, _)| *k < h);
         self.by_hash[start..]
@@ -351,6 +361,17 @@ impl<'a> KeyIndex<'a> {
             .map(|(_, i)| *i)
             .find(|&i| self.spec.tasks[i as usize].key == key)
     }
+}
+
+/// The edges of `upstream` turned around, each list ascending.
+pub(crate) fn reverse(upstream: &[Vec<u32>]) -> Vec<Vec<u32>> {
+    let mut downstream = vec![Vec::new(); upstream.len()];
+    for (i, ups) in upstream.iter().enumerate() {
+        for &u in ups {
+            downstream[u as usize].push(i as u32);
+        }
+    }
+    downstream
 }
 
 /// Kahn's algorithm with ready tasks taken in ascending index order.

@@ -34,15 +34,8 @@ pub(crate) fn handle(
     match cmd {
         WorkerCommand::Register { .. } | WorkerCommand::Heartbeat => Ok(Accepted::Ok),
         WorkerCommand::RequestWork { credits } => request_work(state, &w, credits),
-        WorkerCommand::Drain => {
-            drain(state, &w);
-            Ok(Accepted::Ok)
-        }
-        WorkerCommand::Deregister => {
-            remove(state, &w, EndReason::WorkerLeft);
-            drop_record(state, &w);
-            Ok(Accepted::Ok)
-        }
+        WorkerCommand::Drain => drain(state, &w),
+        WorkerCommand::Deregister => deregister(state, &w),
         WorkerCommand::AcceptGrant { grant } => lease::accept(state, &w, inst, grant),
         WorkerCommand::ReleaseGrant { grant } => lease::release(state, &w, grant),
         WorkerCommand::Renew { fence } => lease::renew(state, &w, inst, fence),
@@ -80,7 +73,19 @@ pub(crate) fn handle(
             from,
             frames,
         } => crate::stream::emit(state, &w, inst, fence, from, frames),
+        WorkerCommand::Ack {
+            fence,
+            from,
+            cursor,
+        } => crate::edge::ack(state, &w, inst, fence, &from, cursor),
     }
+}
+
+/// The worker leaves: its grants and leases are let go and its record dropped.
+fn deregister(state: &mut State, w: &WorkerId) -> Reply {
+    remove(state, w, EndReason::WorkerLeft);
+    drop_record(state, w);
+    Ok(Accepted::Ok)
 }
 
 /// Checks that the sender is the worker's current, live instance and notes it was seen.
@@ -360,12 +365,12 @@ fn request_work(state: &mut State, w: &WorkerId, credits: u32) -> Reply {
     Ok(Accepted::Ok)
 }
 
-fn drain(state: &mut State, w: &WorkerId) {
+fn drain(state: &mut State, w: &WorkerId) -> Reply {
     let Some(worker) = state.workers.get_mut(w) else {
-        return;
+        return Ok(Accepted::Ok);
     };
     if worker.status != WorkerStatus::Active {
-        return;
+        return Ok(Accepted::Ok);
     }
     worker.status = WorkerStatus::Draining;
     worker.credits = 0;
@@ -382,6 +387,7 @@ fn drain(state: &mut State, w: &WorkerId) {
             .effects
             .push(Effect::WorkerDrained { worker: w.clone() });
     }
+    Ok(Accepted::Ok)
 }
 
 /// Liveness check: the timer fires at the last known deadline and re-arms itself if the

@@ -77,6 +77,8 @@ pub(crate) struct TaskFile {
     pub rate_key: Option<String>,
     /// How the task's output stream keeps frames; left out, every frame.
     pub stream: Option<crate::stream_file::StreamFile>,
+    /// The tasks whose streams this one reads while they run.
+    pub stream_from: Option<Spanned<Vec<Spanned<crate::edge_file::EdgeFile>>>>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]

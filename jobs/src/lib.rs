@@ -15,6 +15,7 @@
 mod budget_file;
 mod budget_load;
 mod duration;
+mod edge_file;
 mod error;
 mod generate;
 mod job_file;
@@ -34,7 +35,7 @@ pub use generate::generated_job;
 pub use keel_engine::Limits;
 pub use load::{load_job, LoadedJob};
 pub use plan::{
-    plan, CriticalPath, JobSummary, Limit, Need, PathStep, Plan, PoolSummary, Stage, Warning,
-    PLAN_SCHEMA,
+    plan, CriticalPath, JobSummary, Limit, Need, PathStep, Plan, PlanEdge, PoolSummary, Stage,
+    Warning, PLAN_SCHEMA,
 };
 pub use pool::{load_pool, Pool, PoolEntry};

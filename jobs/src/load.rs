@@ -162,10 +162,26 @@ fn convert_task(t: TaskFile, defaults: &Defaults) -> Result<(TaskSpec, TaskSpans
         }
         None => (Vec::new(), None),
     };
+    let (stream_from, edge_spans) = match t.stream_from {
+        Some(list) => {
+            let span = list.span();
+            let (edges, items): (Vec<_>, Vec<_>) = list
+                .into_inner()
+                .into_iter()
+                .map(|e| {
+                    let span = e.span();
+                    (e.into_inner().0, span)
+                })
+                .unzip();
+            (edges, Some((span, items)))
+        }
+        None => (Vec::new(), None),
+    };
     let spans = TaskSpans {
         id: t.id.span(),
         deps: deps_spans,
         quorum,
+        stream_from: edge_spans,
         capabilities: cap_spans,
         payload: t.command.as_ref().or(t.data.as_ref()).map(|p| p.span()),
         retry: t.retry.as_ref().map(|r| r.span()),
@@ -192,6 +208,7 @@ fn convert_task(t: TaskFile, defaults: &Defaults) -> Result<(TaskSpec, TaskSpans
         estimated_ms: t.estimate.or(defaults.estimate).map(|m| m.0),
         rate_key: t.rate_key.or_else(|| defaults.rate_key.clone()),
         stream: t.stream.map_or(keel_engine::StreamMode::Durable, |s| s.0),
+        stream_from,
     };
     Ok((task, spans))
 }

@@ -34,8 +34,9 @@ pub(crate) fn locate(
             }
             None
         }
-        JobError::UnknownDependency { task: t, dep } => dep_span(spec, spans, t, dep, 0),
-        JobError::DuplicateDependency { task: t, dep } => dep_span(spec, spans, t, dep, 1),
+        JobError::UnknownDependency { .. }
+        | JobError::DuplicateDependency { .. }
+        | JobError::BadStreamEdge { .. } => dependency_span(spec, spans, e),
         JobError::Cycle { cycle } => match cycle.as_slice() {
             [first, second, ..] => dep_span(spec, spans, second, first, 0),
             _ => None,
@@ -62,17 +63,9 @@ pub(crate) fn locate(
         JobError::BadRetry { task: t, .. } => task(t)
             .and_then(|s| s.retry.clone())
             .or_else(|| spans.defaults_retry.clone()),
-        JobError::BadField {
-            task: None, field, ..
-        } if field == "deadline_ms" => spans.deadline.clone(),
-        JobError::BadField {
-            task: Some(t),
-            field,
-            ..
-        } if field == "attempt_timeout_ms" => task(t).and_then(|s| s.attempt_timeout.clone()),
-        // The loader refuses `max_concurrency = 0` itself; anything else points at the
-        // task, or the job.
-        JobError::BadField { .. } => None,
+        JobError::BadField { task: t, field, .. } => {
+            field_span(spans, t.as_deref().and_then(task), field)
+        }
     };
     let span = span
         .or_else(|| task_of(e).and_then(id_span))
@@ -183,6 +176,49 @@ fn dep_span(
     hits.map(|(_, r)| r.clone()).nth(nth)
 }
 
+/// The span of a refused field: the job's deadline, or the attempt timeout of the
+/// task whose spans are `task`. The loader refuses `max_concurrency = 0` itself;
+/// anything else points at the task, or the job.
+fn field_span(spans: &Spans, task: Option<&TaskSpans>, field: &str) -> Option<Range<usize>> {
+    match (task, field) {
+        (None, "deadline_ms") => spans.deadline.clone(),
+        (Some(t), "attempt_timeout_ms") => t.attempt_timeout.clone(),
+        _ => None,
+    }
+}
+
+/// The span of the dependency or streaming edge an error names: the (second, for a
+/// repeat) entry of `deps`, else of `stream_from`, naming it.
+fn dependency_span(spec: &JobSpec, spans: &Spans, e: &JobError) -> Option<Range<usize>> {
+    match e {
+        JobError::UnknownDependency { task: t, dep } => {
+            dep_span(spec, spans, t, dep, 0).or_else(|| edge_span(spec, spans, t, dep, 0))
+        }
+        JobError::DuplicateDependency { task: t, dep } => dep_span(spec, spans, t, dep, 1)
+            .or_else(|| edge_span(spec, spans, t, dep, 1))
+            .or_else(|| edge_span(spec, spans, t, dep, 0)),
+        JobError::BadStreamEdge { task: t, from, .. } => edge_span(spec, spans, t, from, 0),
+        _ => None,
+    }
+}
+
+/// The span of the `nth` entry of task `key`'s `stream_from` naming `from`.
+fn edge_span(
+    spec: &JobSpec,
+    spans: &Spans,
+    key: &str,
+    from: &str,
+    nth: usize,
+) -> Option<Range<usize>> {
+    let i = spec.tasks.iter().position(|t| t.key == key)?;
+    let items = &spans.tasks.get(i)?.stream_from.as_ref()?.1;
+    let edges = spec.tasks[i].stream_from.iter().zip(items);
+    edges
+        .filter(|(e, _)| e.from == from)
+        .map(|(_, r)| r.clone())
+        .nth(nth)
+}
+
 /// The span of the `nth` occurrence of `key` in `job.result`.
 fn result_span(spec: &JobSpec, spans: &Spans, key: &str, nth: usize) -> Option<Range<usize>> {
     let hits = spec
@@ -204,7 +240,8 @@ fn task_of(e: &JobError) -> Option<&str> {
         | JobError::PayloadTooLarge { task, .. }
         | JobError::TooManyCapabilities { task, .. }
         | JobError::Capability { task, .. }
-        | JobError::BadRetry { task, .. } => Some(task),
+        | JobError::BadRetry { task, .. }
+        | JobError::BadStreamEdge { task, .. } => Some(task),
         JobError::BadField { task, .. } => task.as_deref(),
         _ => None,
     }

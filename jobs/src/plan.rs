@@ -75,6 +75,45 @@ pub struct JobSummary {
     /// out of JSON when no task's is bounded).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub bounded_streams: std::collections::BTreeMap<String, u64>,
+    /// Streaming edges, by consumer in task order: the consumer runs beside its
+    /// producer and reads its frames (left out of JSON when there are none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stream_edges: Vec<PlanEdge>,
+}
+
+/// A streaming edge as the plan shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlanEdge {
+    /// The producer's key.
+    pub from: String,
+    /// The consumer's key.
+    pub to: String,
+    /// `fifo`, `bounded`, `newest` or `broadcast`.
+    pub policy: &'static str,
+    /// A bounded edge's capacity in frames.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
+    /// What a bounded edge's full producer meets: `block`, `drop_oldest` or `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_full: Option<&'static str>,
+}
+
+impl PlanEdge {
+    fn of(to: &str, e: &keel_engine::StreamEdge) -> PlanEdge {
+        let (capacity, on_full) = match e.policy {
+            keel_engine::EdgePolicy::Bounded { capacity, on_full } => {
+                (Some(capacity), Some(on_full.name()))
+            }
+            _ => (None, None),
+        };
+        PlanEdge {
+            from: e.from.clone(),
+            to: to.to_string(),
+            policy: e.policy.name(),
+            capacity,
+            on_full,
+        }
+    }
 }
 
 /// The worker pool the plan was made against.
@@ -211,34 +250,7 @@ pub fn plan<'a>(job: &'a LoadedJob, pool: Option<&Pool>) -> Plan<'a> {
     );
     Plan {
         schema: PLAN_SCHEMA,
-        job: JobSummary {
-            name: spec.name.clone(),
-            tenant: spec.tenant.clone(),
-            lane: spec.lane.clone(),
-            priority: spec.priority,
-            deadline_ms: spec.deadline_ms,
-            max_concurrency: spec.max_concurrency,
-            tasks: tasks.len() as u64,
-            estimated_tasks: tasks.iter().filter(|t| t.estimated_ms.is_some()).count() as u64,
-            result: order
-                .iter()
-                .filter(|&&i| job.valid().result.binary_search(&(i as u32)).is_ok())
-                .map(|&i| tasks[i].key.clone())
-                .collect(),
-            result_named: !spec.result.is_empty(),
-            budgets: spec.budgets.clone(),
-            rate_keys: tasks.iter().filter_map(|t| t.rate_key.clone()).fold(
-                std::collections::BTreeMap::new(),
-                |mut keys, key| {
-                    *keys.entry(key).or_default() += 1;
-                    keys
-                },
-            ),
-            bounded_streams: tasks
-                .iter()
-                .filter_map(|t| Some((t.key.clone(), t.stream.keeps()?)))
-                .collect(),
-        },
+        job: summary(job, &order),
         pool: pool.map(|p| PoolSummary {
             workers: p.workers(),
             slots: p.slots(),
@@ -258,6 +270,44 @@ pub fn plan<'a>(job: &'a LoadedJob, pool: Option<&Pool>) -> Plan<'a> {
                 .collect(),
         },
         warnings,
+    }
+}
+
+/// What the plan says of the job as a whole; `order` is the schedule order.
+fn summary(job: &LoadedJob, order: &[usize]) -> JobSummary {
+    let spec = job.spec();
+    let tasks = &spec.tasks;
+    JobSummary {
+        name: spec.name.clone(),
+        tenant: spec.tenant.clone(),
+        lane: spec.lane.clone(),
+        priority: spec.priority,
+        deadline_ms: spec.deadline_ms,
+        max_concurrency: spec.max_concurrency,
+        tasks: tasks.len() as u64,
+        estimated_tasks: tasks.iter().filter(|t| t.estimated_ms.is_some()).count() as u64,
+        result: order
+            .iter()
+            .filter(|&&i| job.valid().result.binary_search(&(i as u32)).is_ok())
+            .map(|&i| tasks[i].key.clone())
+            .collect(),
+        result_named: !spec.result.is_empty(),
+        budgets: spec.budgets.clone(),
+        rate_keys: tasks.iter().filter_map(|t| t.rate_key.clone()).fold(
+            std::collections::BTreeMap::new(),
+            |mut keys, key| {
+                *keys.entry(key).or_default() += 1;
+                keys
+            },
+        ),
+        bounded_streams: tasks
+            .iter()
+            .filter_map(|t| Some((t.key.clone(), t.stream.keeps()?)))
+            .collect(),
+        stream_edges: tasks
+            .iter()
+            .flat_map(|t| t.stream_from.iter().map(|e| PlanEdge::of(&t.key, e)))
+            .collect(),
     }
 }
 

@@ -56,6 +56,13 @@ impl Plan<'_> {
             };
             let _ = writeln!(out, "  stream of {task:?} keeps {kept}");
         }
+        for e in &j.stream_edges {
+            let policy = match (e.capacity, e.on_full) {
+                (Some(c), Some(full)) => format!("bounded {c}, {full} when full"),
+                _ => e.policy.to_string(),
+            };
+            let _ = writeln!(out, "  stream edge {:?} -> {:?}: {policy}", e.from, e.to);
+        }
         let from = if j.result_named {
             "named in job.result"
         } else {

@@ -21,6 +21,8 @@ pub(crate) struct TaskSpans {
     /// Spans of the upstream ids, in the order of `DepGroup::upstream`.
     pub(crate) deps: Option<(Range<usize>, Vec<Range<usize>>)>,
     pub(crate) quorum: Option<Range<usize>>,
+    /// Spans of the `stream_from` entries, in the order of `TaskSpec::stream_from`.
+    pub(crate) stream_from: Option<(Range<usize>, Vec<Range<usize>>)>,
     /// Spans of the capability tokens, in the order of `TaskSpec::capabilities`.
     pub(crate) capabilities: Option<(Range<usize>, Vec<Range<usize>>)>,
     pub(crate) payload: Option<Range<usize>>,

@@ -69,6 +69,11 @@ pub(crate) fn command(input: &Input) -> (String, bool) {
                 format!("emit {fence} from {from} frames {}", frames.len()),
                 false,
             ),
+            WorkerCommand::Ack {
+                fence,
+                from,
+                cursor,
+            } => (format!("ack {fence} {from} to {cursor}"), false),
         },
     }
 }
@@ -132,6 +137,9 @@ pub(crate) fn reply(r: &Result<Accepted, Rejection>) -> String {
                 duplicate,
                 ..
             } => format!("emitted next {next} dropped {dropped}{}", dup(duplicate)),
+            Accepted::Acked {
+                acked, duplicate, ..
+            } => format!("acked {acked}{}", dup(duplicate)),
         },
     }
 }

@@ -6,7 +6,7 @@ use crate::check::Check;
 use keel_engine::{Effect, EndReason, JobOutcome, Rejection, WorkerCommand};
 
 /// The short name of every worker command, as used in counts (`complete:stale_fence`).
-pub(crate) const COMMANDS: [&str; 13] = [
+pub(crate) const COMMANDS: [&str; 14] = [
     "register",
     "heartbeat",
     "request",
@@ -20,6 +20,7 @@ pub(crate) const COMMANDS: [&str; 13] = [
     "suspend",
     "usage",
     "emit",
+    "ack",
 ];
 
 /// The short name of a worker command (one of [`COMMANDS`]).
@@ -38,6 +39,7 @@ pub(crate) fn command_kind(c: &WorkerCommand) -> &'static str {
         WorkerCommand::Suspend { .. } => "suspend",
         WorkerCommand::ReportUsage { .. } => "usage",
         WorkerCommand::Emit { .. } => "emit",
+        WorkerCommand::Ack { .. } => "ack",
     }
 }
 

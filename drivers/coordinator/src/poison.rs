@@ -237,6 +237,9 @@ fn describe(input: &Input) -> String {
                 WorkerCommand::Emit { fence, frames, .. } => {
                     format!("an emit of {} frames on {fence}", frames.len())
                 }
+                WorkerCommand::Ack { fence, from, .. } => {
+                    format!("an acknowledgement of {from:?}'s stream on {fence}")
+                }
             };
             format!("{what} from worker {worker}")
         }

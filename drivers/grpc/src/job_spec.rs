@@ -64,6 +64,7 @@ fn task_to_proto(t: &TaskSpec) -> proto::TaskSpec {
             StreamMode::Durable => None,
             mode => Some(stream_to_proto(mode)),
         },
+        stream_from: crate::edge_spec::edges_to_proto(&t.stream_from),
     }
 }
 
@@ -177,6 +178,7 @@ fn task_from_proto(i: usize, t: proto::TaskSpec) -> Result<TaskSpec, Status> {
         estimated_ms: t.estimated_ms,
         rate_key: t.rate_key,
         stream: stream_from_proto(t.stream, &field("stream.kind"))?,
+        stream_from: crate::edge_spec::edges_from_proto(t.stream_from, &field("stream_from"))?,
     })
 }
 
@@ -209,6 +211,13 @@ mod tests {
         spec.tasks[0].payload = Payload::from("hello");
         spec.tasks[0].rate_key = Some("api.example".into());
         spec.tasks[1].stream = StreamMode::Bounded { frames: 7 };
+        spec.tasks[1].stream_from = vec![keel_engine::StreamEdge {
+            from: "a".into(),
+            policy: keel_engine::EdgePolicy::Bounded {
+                capacity: 3,
+                on_full: keel_engine::OnFull::DropOldest,
+            },
+        }];
         if let Some(d) = spec.tasks[1].deps.as_mut() {
             d.on_unsatisfied = UnsatisfiedPolicy::Cancel;
         }

@@ -24,6 +24,7 @@ mod backoff;
 mod budget_spec;
 pub mod client;
 mod convert;
+mod edge_spec;
 mod job_spec;
 pub mod metrics;
 mod schedule_spec;

@@ -21,6 +21,7 @@ pub fn code_of(rejection: &Rejection) -> Code {
         | Rejection::GrantNotYours { .. }
         | Rejection::NotWaiting { .. }
         | Rejection::StreamGap { .. }
+        | Rejection::AckPastEnd { .. }
         | Rejection::RegistrationConflict { .. } => Code::FailedPrecondition,
         Rejection::InvalidJob(_)
         | Rejection::InvalidWorker { .. }
@@ -34,7 +35,8 @@ pub fn code_of(rejection: &Rejection) -> Code {
         | Rejection::UnknownWorker { .. }
         | Rejection::UnknownGrant { .. }
         | Rejection::UnknownSchedule { .. }
-        | Rejection::UnknownBudget { .. } => Code::NotFound,
+        | Rejection::UnknownBudget { .. }
+        | Rejection::UnknownEdge { .. } => Code::NotFound,
         Rejection::JobNameConflict { .. } | Rejection::ScheduleNameConflict { .. } => {
             Code::AlreadyExists
         }
@@ -44,7 +46,8 @@ pub fn code_of(rejection: &Rejection) -> Code {
         | Rejection::TooLarge { .. }
         | Rejection::LimitReached { .. }
         | Rejection::OutputOverLimit { .. }
-        | Rejection::StreamOverLimit { .. } => Code::ResourceExhausted,
+        | Rejection::StreamOverLimit { .. }
+        | Rejection::StreamFull { .. } => Code::ResourceExhausted,
     }
 }
 

@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 
 /// Encoding version of [`Entry`] payloads written by this build (version 2: task rate
 /// keys and rate limits in the configuration; version 3: task stream modes and the
-/// `Emit` command; version 4: the per-job stream limit in the configuration). An entry
-/// of another version is refused by name rather than decoded into the wrong shape.
-pub const ENTRY_VERSION: u8 = 4;
+/// `Emit` command; version 4: the per-job stream limit in the configuration; version 5:
+/// streaming edges in task specs and the `Ack` command). An entry of another version is
+/// refused by name rather than decoded into the wrong shape.
+pub const ENTRY_VERSION: u8 = 5;
 
 /// One logged step: replaying entries in order through `Engine::apply` rebuilds the
 /// coordinator's state exactly.
@@ -76,14 +77,14 @@ mod tests {
             "{err}"
         );
         let mut future = bytes.clone();
-        future[0] = 5;
+        future[0] = 6;
         assert_eq!(
             Entry::decode(3, 17, &future).unwrap_err().to_string(),
-            "partition 3, entry 17: unknown format version 5"
+            "partition 3, entry 17: unknown format version 6"
         );
-        // An entry of an earlier encoding (before the stream limit, stream modes or
-        // rate keys) is refused by name, not decoded into the new shape.
-        for version in [1, 2, 3] {
+        // An entry of an earlier encoding (before streaming edges, the stream limit,
+        // stream modes or rate keys) is refused by name, not decoded into the new shape.
+        for version in [1, 2, 3, 4] {
             let mut older = bytes.clone();
             older[0] = version;
             assert_eq!(

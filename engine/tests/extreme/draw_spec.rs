@@ -116,6 +116,7 @@ impl Seen {
                 .map_or(StreamMode::Durable, |frames| StreamMode::Bounded {
                     frames: frames.get(),
                 }),
+            stream_from: Vec::new(),
         }
     }
 }

@@ -154,6 +154,11 @@ fn command_text(cmd: &WorkerCommand, inst: InstanceId) -> String {
         } => {
             format!("emit {fence} from {from} frames {}", frames.len())
         }
+        WorkerCommand::Ack {
+            fence,
+            from,
+            cursor,
+        } => format!("ack {fence} {from} to {cursor}"),
     }
 }
 
@@ -239,6 +244,11 @@ fn reply_text(reply: &Result<Accepted, Rejection>) -> String {
             "Emitted {fence} next {next} dropped {dropped}{}",
             dup(*duplicate)
         ),
+        Accepted::Acked {
+            fence,
+            acked,
+            duplicate,
+        } => format!("Acked {fence} at {acked}{}", dup(*duplicate)),
     }
 }
 

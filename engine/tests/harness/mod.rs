@@ -149,6 +149,17 @@ impl Harness {
         self.worker(w, i, cmd)
     }
 
+    /// Emits one frame per text on attempt `fence`, starting at its frame `from`.
+    pub fn emit(&mut self, w: &str, i: u64, fence: Fence, from: u64, texts: &[&str]) -> Outputs {
+        let frames = texts.iter().map(|t| Payload::from(*t)).collect();
+        let cmd = WorkerCommand::Emit {
+            fence,
+            from,
+            frames,
+        };
+        self.worker(w, i, cmd)
+    }
+
     pub fn tick(&mut self, t: Time) -> Vec<Effect> {
         self.now = t;
         self.apply(Input::Tick).effects

@@ -350,8 +350,8 @@ fn restore_refuses_bad_snapshots() {
         Err(RestoreError::Decode(_))
     ));
     assert!(matches!(
-        Engine::restore(&[10, 0, 0, 0, 1]),
-        Err(RestoreError::Version { found: 10, .. })
+        Engine::restore(&[11, 0, 0, 0, 1]),
+        Err(RestoreError::Version { found: 11, .. })
     ));
     let mut snap = Engine::new(config()).snapshot();
     snap.truncate(snap.len() / 2);

@@ -11,6 +11,7 @@ mod budgets;
 mod config;
 mod configure;
 mod dag;
+mod edges;
 mod extreme_values;
 mod faults;
 mod fuzz_sequences;

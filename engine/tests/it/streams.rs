@@ -8,24 +8,8 @@ use keel_engine_harness::{accepted, config, rejection, Harness};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
-fn frames(texts: &[&str]) -> Vec<Payload> {
-    texts
-        .iter()
-        .map(|t| Payload::from(t.as_bytes().to_vec()))
-        .collect()
-}
-
 fn emit(h: &mut Harness, w: &str, i: u64, fence: Fence, from: u64, texts: &[&str]) -> Outputs {
-    let frames = frames(texts);
-    h.worker(
-        w,
-        i,
-        WorkerCommand::Emit {
-            fence,
-            from,
-            frames,
-        },
-    )
+    h.emit(w, i, fence, from, texts)
 }
 
 /// The reply of an accepted emit: (next, dropped, duplicate).
