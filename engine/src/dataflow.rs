@@ -21,6 +21,15 @@ pub(crate) fn inputs_of(state: &State, t: &Task) -> Vec<TaskInput> {
         .collect()
 }
 
+/// The keys of the producers whose streams `t` reads, in its spec's order.
+pub(crate) fn streams_of(state: &State, t: &Task) -> Vec<String> {
+    t.edges
+        .iter()
+        .filter_map(|e| state.tasks.get(&e.producer))
+        .map(|p| p.key.clone())
+        .collect()
+}
+
 /// A task's output once it has succeeded, and never before.
 fn committed(t: &Task) -> Option<&Payload> {
     match t.state {

@@ -174,10 +174,15 @@ fn offer(state: &mut State, w: &WorkerId, q: QueueKey, key: ReadyKey) {
     let signal = dataflow::signal_of(task);
     #[cfg(feature = "fault-injection")]
     let signal = signal.filter(|_| !(state.faults.signal_first_attempt_only && attempt > 1));
-    let inputs = state
+    let (inputs, streams) = state
         .tasks
         .get(&key.task)
-        .map(|t| dataflow::inputs_of(state, t))
+        .map(|t| {
+            (
+                dataflow::inputs_of(state, t),
+                dataflow::streams_of(state, t),
+            )
+        })
         .unwrap_or_default();
     // The ready index entry is gone; the job's count moves from queued to active.
     queue::take_slot(state, q, job);
@@ -214,6 +219,7 @@ fn offer(state: &mut State, w: &WorkerId, q: QueueKey, key: ReadyKey) {
         payload,
         inputs,
         signal,
+        streams,
         expires_at,
     });
 }

@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 /// A consumer's read of one of its edges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EdgeRead {
-    /// Read from this cursor (a page's `next` to go on); `None` resumes from the
-    /// cursor the consumer last acknowledged, as a retried consumer does.
+    /// Read from this cursor (a page's `next` to go on); `None`, or a cursor below the
+    /// one the consumer acknowledged, reads from the acknowledged one: a frame it
+    /// acknowledged is never delivered to it again.
     pub from: Option<u64>,
     /// At most this many frames are returned.
     pub limit: u32,

@@ -183,6 +183,8 @@ pub enum Effect {
         inputs: Vec<TaskInput>,
         /// The payload of the signal that resumed the task, when one did.
         signal: Option<Payload>,
+        /// The keys of the tasks whose streams it reads, in its spec's order.
+        streams: Vec<String>,
         /// The offer lapses unaccepted at this time and the task is offered again.
         expires_at: Time,
     },

@@ -23,6 +23,7 @@ fn one_of_each() -> Vec<Effect> {
             payload: Payload::from("p"),
             inputs: vec![],
             signal: None,
+            streams: vec![],
             expires_at: 5,
         },
         Effect::GrantWithdrawn {

@@ -54,6 +54,7 @@ fn grant(task: u64) -> Effect {
         payload: Payload::from(Vec::new()),
         inputs: vec![],
         signal: None,
+        streams: vec![],
         expires_at: 0,
     }
 }

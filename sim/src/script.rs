@@ -180,6 +180,7 @@ mod tests {
             payload: TaskWork::default().encode(),
             inputs: vec![],
             signal: None,
+            streams: vec![],
             expires_at: 100,
         };
         w.on_effect(3, &offer, &mut out);

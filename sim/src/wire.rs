@@ -88,6 +88,7 @@ pub(crate) fn event(effect: &Effect) -> Option<Event> {
             payload,
             inputs,
             signal,
+            streams,
             ..
         } => Event::GrantOffered(Offer {
             grant: *grant,
@@ -98,6 +99,7 @@ pub(crate) fn event(effect: &Effect) -> Option<Event> {
             payload: payload.as_bytes().to_vec(),
             inputs: inputs.clone(),
             signal: signal.as_ref().map(|p| p.as_bytes().to_vec()),
+            streams: streams.clone(),
         }),
         Effect::GrantWithdrawn { grant, .. } => Event::GrantWithdrawn { grant: *grant },
         Effect::LeaseRevoked { fence, .. } => Event::LeaseRevoked { fence: *fence },

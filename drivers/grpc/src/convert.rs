@@ -116,12 +116,29 @@ pub(crate) fn accepted_to_reply(
             used,
             duplicate,
         }),
+        other => stream_reply(other),
+    }
+}
+
+/// The reply to an accepted emit or acknowledgement; `Done` for anything else.
+fn stream_reply(a: Accepted) -> proto::reply::Result {
+    use proto::reply::Result as R;
+    match a {
         Accepted::Emitted {
             fence,
             next,
             dropped,
             duplicate,
         } => R::Emitted(emitted(fence, next, dropped, duplicate)),
+        Accepted::Acked {
+            fence,
+            acked,
+            duplicate,
+        } => R::Acked(proto::Acked {
+            fence: Some(fence_to_proto(fence)),
+            acked,
+            duplicate,
+        }),
         _ => R::Ok(proto::Done {}),
     }
 }
@@ -155,6 +172,7 @@ pub(crate) fn worker_event(effect: Effect) -> Option<proto::coordinator_event::E
             payload,
             inputs,
             signal,
+            streams,
             expires_at,
             ..
         } => E::GrantOffered(proto::GrantOffered {
@@ -173,6 +191,7 @@ pub(crate) fn worker_event(effect: Effect) -> Option<proto::coordinator_event::E
                 })
                 .collect(),
             signal_payload: signal.map(|p| p.as_bytes().to_vec()),
+            stream_from: streams,
         }),
         Effect::GrantWithdrawn {
             grant,

@@ -140,6 +140,16 @@ fn report_usage(wire: proto::ReportUsage, limits: &Limits) -> Result<WorkerComma
     })
 }
 
+/// An acknowledgement with its fence present and the producer's key a valid name.
+fn ack(wire: proto::Ack, limits: &Limits) -> Result<WorkerCommand, Status> {
+    name("ack.from", &wire.from, limits)?;
+    Ok(WorkerCommand::Ack {
+        fence: fence("ack", &wire.fence)?,
+        from: wire.from,
+        cursor: wire.cursor,
+    })
+}
+
 /// Frames one emit may carry. Empty frames cost a worker two bytes each on the wire
 /// but a few dozen once decoded and logged, so a message full of them is refused here,
 /// before it is logged, rather than by the stream's byte limit after.
@@ -248,6 +258,7 @@ pub fn command(cmd: proto::WorkerCommand, limits: &Limits) -> Result<Checked, St
         Some(Wire::Suspend(s)) => engine(suspend(s, limits)?),
         Some(Wire::ReportUsage(r)) => engine(report_usage(r, limits)?),
         Some(Wire::Emit(e)) => engine(emit(e)?),
+        Some(Wire::Ack(a)) => engine(ack(a, limits)?),
         Some(Wire::Progress(p)) => {
             let fence = fence("progress", &p.fence)?;
             if p.done_per_mille > 1000 {

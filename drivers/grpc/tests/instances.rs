@@ -81,6 +81,17 @@ impl WorkerService for Refusing {
             "stale_instance: worker w1 instance i1 is not the current instance",
         ))
     }
+
+    type TailEdgeStream = tokio_stream::Empty<Result<keel_grpc::proto::EdgePage, Status>>;
+
+    async fn tail_edge(
+        &self,
+        _request: Request<keel_grpc::proto::TailEdgeRequest>,
+    ) -> Result<Response<Self::TailEdgeStream>, Status> {
+        Err(Status::not_found(
+            "unknown_edge: this coordinator serves no edges",
+        ))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -142,6 +142,7 @@ impl WorkerMachine {
             payload: accepting.offer.payload,
             inputs: accepting.offer.inputs,
             signal: accepting.offer.signal,
+            streams: accepting.offer.streams,
         }));
         out.push(Output::Trust {
             task: fence.task,

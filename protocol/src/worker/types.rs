@@ -157,6 +157,8 @@ pub struct Offer {
     pub inputs: Vec<TaskInput>,
     /// The payload of the signal that resumed the task, when one did.
     pub signal: Option<Vec<u8>>,
+    /// The keys of the tasks whose streams it reads while it runs.
+    pub streams: Vec<String>,
 }
 
 /// What the coordinator said to this worker.
@@ -299,6 +301,8 @@ pub struct Assignment {
     pub inputs: Vec<TaskInput>,
     /// The payload of the signal that resumed the task, from the offer.
     pub signal: Option<Vec<u8>>,
+    /// The keys of the tasks whose streams it reads, from the offer.
+    pub streams: Vec<String>,
 }
 
 /// What the shell must do.

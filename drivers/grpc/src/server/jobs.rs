@@ -4,7 +4,7 @@
 use super::listing::{self, JobQuery};
 use super::slots::Slot;
 use super::watch_outputs::WatchOutputs;
-use super::{results, unavailable, Shared, FRAME_OVERHEAD_BYTES};
+use super::{results, unavailable, Shared};
 use crate::auth::require_client;
 use crate::convert::{job_event, job_view_to_proto};
 use crate::job_spec::{job_spec_from_proto, job_spec_to_proto};
@@ -44,8 +44,7 @@ impl JobSvc {
 impl JobSvc {
     /// Output bytes that fit one reply beside its other fields.
     fn room(&self) -> u64 {
-        let max = self.0.options.max_message_bytes;
-        max.saturating_sub(FRAME_OVERHEAD_BYTES).max(1) as u64
+        super::room(&self.0)
     }
 }
 
@@ -234,7 +233,7 @@ impl JobService for JobSvc {
         Ok(Response::new(page))
     }
 
-    type TailStreamStream = super::tail::Pages;
+    type TailStreamStream = super::tail::Pages<crate::proto::ReadStreamResponse>;
 
     async fn tail_stream(
         &self,

@@ -9,6 +9,7 @@
 
 pub mod budget;
 mod budget_list;
+mod edge_tail;
 mod jobs;
 mod listing;
 mod outbound;
@@ -43,6 +44,12 @@ use tonic::transport::Server;
 
 /// Room kept in a frame for everything but the payloads and outputs it carries.
 pub const FRAME_OVERHEAD_BYTES: usize = 64 << 10;
+
+/// The bytes of frames or outputs one reply may carry on `shared`'s server.
+fn room(shared: &Shared) -> u64 {
+    let max = shared.options.max_message_bytes;
+    max.saturating_sub(FRAME_OVERHEAD_BYTES).max(1) as u64
+}
 
 /// How the services are exposed.
 #[derive(Clone, Debug)]

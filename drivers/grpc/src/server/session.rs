@@ -75,6 +75,16 @@ impl Drop for Live {
 #[tonic::async_trait]
 impl WorkerService for WorkerSvc {
     type SessionStream = outbound::Frames;
+    type TailEdgeStream = super::tail::Pages<crate::proto::EdgePage>;
+
+    async fn tail_edge(
+        &self,
+        request: Request<crate::proto::TailEdgeRequest>,
+    ) -> Result<Response<Self::TailEdgeStream>, Status> {
+        let room = super::room(&self.0);
+        let pages = super::edge_tail::open(self.0.clone(), request.into_inner(), room).await?;
+        Ok(Response::new(pages))
+    }
 
     async fn session(
         &self,

@@ -9,11 +9,11 @@ use keel_engine::{Attempts, Engine, StreamRead, TaskId};
 use tonic::Status;
 
 /// What a frame costs in a response beyond its data: its numbers and field tags.
-const FRAME_WIRE_BYTES: u64 = 24;
+pub(crate) const FRAME_WIRE_BYTES: u64 = 24;
 
 /// Frames taken from the engine at a time while a page fills, so a page of a long
 /// stream copies about what it sends rather than everything after the cursor.
-const CHUNK_FRAMES: u32 = 256;
+pub(crate) const CHUNK_FRAMES: u32 = 256;
 
 /// One page's question, from a `ReadStream` request or a tail's cursor.
 #[derive(Clone, Copy, Debug)]

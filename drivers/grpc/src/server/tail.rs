@@ -11,7 +11,7 @@ use super::{unavailable, Shared};
 use crate::proto::read_stream_request::Attempts as Which;
 use crate::proto::tail_stream_request::Attempts as TailWhich;
 use crate::proto::{ReadStreamResponse, TailStreamRequest};
-use keel_engine::{Effect, JobId, TaskId};
+use keel_engine::{Effect, Engine, JobId, TaskId};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -62,29 +62,58 @@ impl Bells {
     }
 }
 
-pub(crate) type Pages = ReceiverStream<Result<ReadStreamResponse, Status>>;
+/// What a tail reads from and how its cursor moves: a task's stream (`TailStream`) or
+/// a consumer's edge (`TailEdge`).
+pub(crate) trait Cursor: Clone + Send + 'static {
+    /// One page as the reader gets it.
+    type Page: Send + 'static;
+    /// The task whose emits may add to what the tail reads: its bell.
+    fn bell(&self) -> TaskId;
+    /// The page from the cursor, within `room` bytes of frames.
+    fn read(&self, e: &Engine, room: u64) -> Result<Self::Page, Status>;
+    /// Moves the cursor past `page`; returns whether the page holds nothing to send
+    /// (the tail has caught up) and whether it is the last one.
+    fn advance(&mut self, page: &Self::Page) -> (bool, bool);
+}
 
-/// Opens a tail: takes a watch slot, resolves the task, and starts sending pages.
+pub(crate) type Pages<P> = ReceiverStream<Result<P, Status>>;
+
+/// The cursor of `TailStream`.
+#[derive(Clone)]
+struct StreamCursor(PageQuery);
+
+impl Cursor for StreamCursor {
+    type Page = ReadStreamResponse;
+
+    fn bell(&self) -> TaskId {
+        self.0.task
+    }
+
+    fn read(&self, e: &Engine, room: u64) -> Result<ReadStreamResponse, Status> {
+        page(e, &self.0, room)
+    }
+
+    fn advance(&mut self, page: &ReadStreamResponse) -> (bool, bool) {
+        self.0.from = page.next;
+        let caught_up = page.frames.is_empty();
+        (caught_up, caught_up && page.finished)
+    }
+}
+
+/// Opens a tail of a task's stream: takes a watch slot, resolves the task, and starts
+/// sending pages.
 pub(crate) async fn open(
     shared: Arc<Shared>,
     r: TailStreamRequest,
     room: u64,
-) -> Result<Pages, Status> {
-    let slot = shared.slots.watch().inspect_err(|_| {
-        shared
-            .metrics
-            .limit_refusals
-            .fetch_add(1, Ordering::Relaxed);
-    })?;
+) -> Result<Pages<ReadStreamResponse>, Status> {
+    let slot = take_slot(&shared)?;
     let (job, key, id) = (r.job, r.key.clone(), r.task);
     let task = shared
         .handle
         .read(move |e| named_task(e, job, &key, id))
         .await
         .map_err(|e| unavailable(&e))??;
-    // Listen before the first read, so nothing stored after it goes unheard.
-    let bell = shared.bells.subscribe(task);
-    let events = shared.handle.watch_job(JobId::new(job));
     let query = PageQuery {
         task,
         from: r.after.map_or(0, |a| a.saturating_add(1)),
@@ -95,25 +124,53 @@ pub(crate) async fn open(
             TailWhich::Attempt(n) => Which::Attempt(n),
         })),
     };
+    Ok(start(
+        shared,
+        slot,
+        StreamCursor(query),
+        JobId::new(job),
+        room,
+    ))
+}
+
+/// A watch slot for a tail, counted as a refusal when none is left.
+pub(crate) fn take_slot(shared: &Shared) -> Result<Slot, Status> {
+    shared.slots.watch().inspect_err(|_| {
+        shared
+            .metrics
+            .limit_refusals
+            .fetch_add(1, Ordering::Relaxed);
+    })
+}
+
+/// Starts a tail of `cursor`, woken by its bell and `job`'s events.
+pub(crate) fn start<C: Cursor>(
+    shared: Arc<Shared>,
+    slot: Slot,
+    cursor: C,
+    job: JobId,
+    room: u64,
+) -> Pages<C::Page> {
+    // Listen before the first read, so nothing stored after it goes unheard.
+    let task = cursor.bell();
+    let bell = shared.bells.subscribe(task);
+    let events = shared.handle.watch_job(job);
     let (tx, rx) = mpsc::channel(QUEUED_PAGES);
     let tail = Tail {
         shared,
-        query,
+        cursor,
         room: room.min(PAGE_BYTES),
         bell,
         events: Some(events),
         _slot: slot,
     };
-    tokio::spawn(
-        tail.run(tx)
-            .instrument(tracing::debug_span!("tail_stream", %task)),
-    );
-    Ok(ReceiverStream::new(rx))
+    tokio::spawn(tail.run(tx).instrument(tracing::debug_span!("tail", %task)));
+    ReceiverStream::new(rx)
 }
 
-struct Tail {
+struct Tail<C> {
     shared: Arc<Shared>,
-    query: PageQuery,
+    cursor: C,
     room: u64,
     bell: watch::Receiver<()>,
     /// The job's events; `None` once their stream has closed (the job finished).
@@ -121,17 +178,13 @@ struct Tail {
     _slot: Slot,
 }
 
-type Sender = mpsc::Sender<Result<ReadStreamResponse, Status>>;
+type Sender<P> = mpsc::Sender<Result<P, Status>>;
 
-impl Tail {
-    async fn run(mut self, tx: Sender) {
+impl<C: Cursor> Tail<C> {
+    async fn run(mut self, tx: Sender<C::Page>) {
         loop {
-            let (query, room) = (self.query, self.room);
-            let read = self
-                .shared
-                .handle
-                .read(move |e| page(e, &query, room))
-                .await;
+            let (cursor, room) = (self.cursor.clone(), self.room);
+            let read = self.shared.handle.read(move |e| cursor.read(e, room)).await;
             let page = match read.map_err(|e| unavailable(&e)).and_then(|page| page) {
                 Ok(page) => page,
                 Err(status) => {
@@ -139,9 +192,7 @@ impl Tail {
                     return;
                 }
             };
-            let caught_up = page.frames.is_empty();
-            let ended = caught_up && page.finished;
-            self.query.from = page.next;
+            let (caught_up, ended) = self.cursor.advance(&page);
             if !caught_up || ended {
                 let sent = tokio::select! {
                     sent = tx.send(Ok(page)) => sent.is_ok(),
@@ -158,11 +209,11 @@ impl Tail {
         }
     }
 
-    /// Waits until the stream may have grown; false when the tail must end.
-    async fn wait(&mut self, tx: &Sender) -> bool {
+    /// Waits until what the tail reads may have grown; false when it must end.
+    async fn wait(&mut self, tx: &Sender<C::Page>) -> bool {
         let Tail {
             shared,
-            query,
+            cursor,
             bell,
             events,
             ..
@@ -185,7 +236,7 @@ impl Tail {
             }
             rung = bell.changed() => {
                 if rung.is_err() {
-                    *bell = shared.bells.subscribe(query.task);
+                    *bell = shared.bells.subscribe(cursor.bell());
                 }
                 true
             }

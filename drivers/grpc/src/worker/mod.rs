@@ -30,6 +30,7 @@
 //! # Ok(()) }
 //! ```
 
+mod edges;
 mod emits;
 mod frames;
 mod session;
@@ -39,6 +40,7 @@ mod task;
 mod usage;
 mod wire;
 
+pub use edges::{Acked, EdgeError, EdgeFrame, EdgeStream};
 pub use emits::{EmitError, Emitted};
 pub use keel_engine::TaskInput;
 pub use task::{Outcome, Task};

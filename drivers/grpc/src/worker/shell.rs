@@ -376,6 +376,7 @@ impl<H: Handler> Shell<H> {
             payload,
             inputs,
             signal,
+            streams,
         } = assignment;
         let cancel = CancellationToken::new();
         self.handlers.insert(fence, cancel.clone());
@@ -388,6 +389,8 @@ impl<H: Handler> Shell<H> {
             payload,
             inputs,
             signal,
+            streams,
+            client: self.config.client.clone(),
             cancel: cancel.clone(),
             notes: self.notes.clone(),
             emitted: tokio::sync::Mutex::new(0),

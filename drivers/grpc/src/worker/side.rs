@@ -1,9 +1,11 @@
-//! Reports handlers make beside the worker machine: usage reports and stream emits.
+//! Reports handlers make beside the worker machine: usage reports, stream emits and
+//! acknowledgements of streaming edges.
 //! Each is sent on the session once it is registered, and sent again on every new
 //! session until the coordinator answers it; the engine makes that safe (a usage
 //! report's dedup key, an emit's position). Their sequence numbers have the top bit
 //! set, so their replies never reach the machine.
 
+use super::edges::AckReport;
 use super::emits::EmitBatch;
 use super::usage::UsageReport;
 use crate::proto::{self, reply};
@@ -17,6 +19,7 @@ const FIRST_SEQ: u64 = 1 << 63;
 pub(crate) enum Side {
     Usage(UsageReport),
     Emit(EmitBatch),
+    Ack(AckReport),
 }
 
 impl Side {
@@ -24,6 +27,7 @@ impl Side {
         match self {
             Side::Usage(r) => r.command(seq),
             Side::Emit(e) => e.command(seq),
+            Side::Ack(a) => a.command(seq),
         }
     }
 
@@ -34,6 +38,9 @@ impl Side {
             }
             Side::Emit(e) => {
                 let _ = e.answer.send(super::emits::outcome(result));
+            }
+            Side::Ack(a) => {
+                let _ = a.answer.send(super::edges::outcome(result));
             }
         }
     }

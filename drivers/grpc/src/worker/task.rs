@@ -1,5 +1,6 @@
 //! What a handler receives and returns.
 
+use super::edges::{AckReport, Acked, EdgeError, EdgeStream};
 use super::emits::{EmitBatch, EmitError, Emitted};
 use super::side::Side;
 use super::usage::{UsageError, UsageRecorded, UsageReport};
@@ -60,6 +61,10 @@ pub struct Task {
     pub payload: Vec<u8>,
     pub(crate) inputs: Vec<TaskInput>,
     pub(crate) signal: Option<Vec<u8>>,
+    /// The keys of the tasks whose streams it reads (`Task::stream`).
+    pub(crate) streams: Vec<String>,
+    /// How to reach the coordinator, for reading edges.
+    pub(crate) client: crate::client::ClientOptions,
     pub(crate) cancel: CancellationToken,
     pub(crate) notes: mpsc::Sender<Note>,
     /// Frames this attempt has had appended: where its next emit starts. Held across
@@ -132,15 +137,50 @@ impl Task {
     /// have stored them: readers (`keel logs`, `ReadStream`) see them from then on, and
     /// a handler that awaits its emits before returning has them stored before its
     /// outcome. Sent again on every reconnection until answered; the coordinator
-    /// appends them once. Refused (nothing appended, the attempt runs on): frames whose
-    /// data is over the coordinator's payload limit, more than 65,536 frames, or frames
-    /// a durable stream's job has no room left for.
+    /// appends them once. A full `block` edge to a consumer takes what fits; the rest
+    /// waits for the consumer to acknowledge and is sent again, so nothing is lost.
+    /// Refused (nothing more appended, the attempt runs on): frames whose data is over
+    /// the coordinator's payload limit, more than 65,536 frames, or frames a durable
+    /// stream's job has no room left for; a full `error` edge fails the attempt.
     pub async fn emit(&self, frames: Vec<Vec<u8>>) -> Result<Emitted, EmitError> {
         let mut emitted = self.emitted.lock().await;
+        let (start, total) = (*emitted, frames.len() as u64);
+        let mut summary = Emitted {
+            next: start,
+            dropped: 0,
+            duplicate: true,
+        };
+        let mut wait = std::time::Duration::from_millis(10);
+        loop {
+            let sent = usize::try_from(*emitted - start).unwrap_or(usize::MAX);
+            let rest = frames.get(sent..).unwrap_or_default().to_vec();
+            match self.emit_once(*emitted, rest).await {
+                Ok(got) => {
+                    *emitted = got.next;
+                    summary.next = got.next;
+                    summary.dropped = summary.dropped.saturating_add(got.dropped);
+                    summary.duplicate &= got.duplicate;
+                    if got.next >= start.saturating_add(total) {
+                        return Ok(summary);
+                    }
+                }
+                Err(EmitError::Refused { reason, .. }) if reason == "stream_full" => {}
+                Err(e) => return Err(e),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.cancel.cancelled() => return Err(EmitError::Stopped),
+            }
+            wait = (wait * 2).min(std::time::Duration::from_millis(500));
+        }
+    }
+
+    /// One emit of `frames` from the attempt's frame `from`, answered.
+    async fn emit_once(&self, from: u64, frames: Vec<Vec<u8>>) -> Result<Emitted, EmitError> {
         let (answer, answered) = tokio::sync::oneshot::channel();
         let batch = EmitBatch {
             fence: self.fence,
-            from: *emitted,
+            from,
             frames,
             answer,
         };
@@ -148,9 +188,50 @@ impl Task {
             .send(Note::Side(Side::Emit(batch)))
             .await
             .map_err(|_| EmitError::Stopped)?;
-        let got = answered.await.map_err(|_| EmitError::Stopped)??;
-        *emitted = got.next;
-        Ok(got)
+        answered.await.map_err(|_| EmitError::Stopped)?
+    }
+
+    /// The keys of the tasks whose output streams this one reads while they run (its
+    /// job file's `stream_from`), in its spec's order.
+    pub fn streams(&self) -> &[String] {
+        &self.streams
+    }
+
+    /// What this task reads through its streaming edge from task `from`: frames of the
+    /// producer's latest lease as its edge's policy chooses them, from the cursor this
+    /// task last acknowledged (`Task::ack`), so a retry resumes where the last attempt
+    /// got to. Frames come as the producer emits them; the stream ends once the
+    /// producer succeeded and every frame owed was read.
+    pub fn stream(&self, from: &str) -> EdgeStream {
+        EdgeStream {
+            client: self.client.clone(),
+            consumer: self.task,
+            from: from.to_string(),
+            at: None,
+            pages: None,
+            frames: Default::default(),
+            end: None,
+            skipped: 0,
+        }
+    }
+
+    /// Acknowledges that this attempt has processed every frame from `from` before
+    /// `cursor` (a frame's `seq + 1`): a retry of the task resumes there, and a bounded
+    /// edge makes that much room for its producer. Sent again after a reconnect until
+    /// answered; a cursor at or below the acknowledged one is answered `duplicate`.
+    pub async fn ack(&self, from: &str, cursor: u64) -> Result<Acked, EdgeError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let report = AckReport {
+            fence: self.fence,
+            from: from.to_string(),
+            cursor,
+            answer,
+        };
+        self.notes
+            .send(Note::Side(Side::Ack(report)))
+            .await
+            .map_err(|_| EdgeError::Stopped)?;
+        answered.await.map_err(|_| EdgeError::Stopped)?
     }
 
     /// Resolves when the coordinator revoked this attempt. The handler's future is
@@ -195,6 +276,8 @@ mod tests {
                 input("c", None),
             ],
             signal: Some(b"go".to_vec()),
+            streams: vec![],
+            client: crate::client::ClientOptions::new("http://127.0.0.1:1"),
             cancel: CancellationToken::new(),
             notes,
             emitted: tokio::sync::Mutex::new(0),

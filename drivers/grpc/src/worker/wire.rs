@@ -113,6 +113,7 @@ pub(crate) fn event(event: proto::CoordinatorEvent, own_frame_bytes: u64) -> Opt
                 })
                 .collect(),
             signal: o.signal_payload,
+            streams: o.stream_from,
         }),
         ProtoEvent::GrantWithdrawn(w) => Event::GrantWithdrawn {
             grant: GrantId::new(w.grant),
@@ -166,6 +167,8 @@ fn answer(result: Option<reply::Result>, own_frame_bytes: u64) -> Answer {
         reply::Result::UsageRecorded(_) => Answer::Done,
         // Emits are the shell's own too (`worker::emits`).
         reply::Result::Emitted(_) => Answer::Done,
+        // And acknowledgements of streaming edges (`worker::acks`).
+        reply::Result::Acked(_) => Answer::Done,
     }
 }
 
@@ -226,6 +229,7 @@ mod tests {
             payload: Payload::from("p"),
             inputs: inputs.clone(),
             signal: Some(Payload::from("")),
+            streams: vec!["log".into()],
             expires_at: 9,
         });
         assert_eq!(
@@ -233,6 +237,7 @@ mod tests {
             "empty stays empty, absent stays absent"
         );
         assert_eq!(offer.signal, Some(Vec::new()));
+        assert_eq!(offer.streams, ["log"]);
     }
 
     #[test]

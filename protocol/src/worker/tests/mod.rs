@@ -120,6 +120,7 @@ pub(super) fn offer(grant: u64, task: u64) -> Event {
             },
         ],
         signal: Some(b"go".to_vec()),
+        streams: vec![],
     })
 }
 
