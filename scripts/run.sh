@@ -4,8 +4,9 @@
 # starts two workers, submits a job, follows it to the end and shows its status table;
 # then data flows: those workers stop, a worker that runs each task's command with `sh`
 # starts, the map-reduce word count (examples/wordcount.toml) runs, and its result is
-# printed with `keel result`; last, a build's stderr is followed live with `keel logs
-# -f` (examples/build-log.toml). Then everything stops.
+# printed with `keel result`; a build's stderr is followed live with `keel logs -f`
+# (examples/build-log.toml); last, a consumer counts a producer's lines as they stream
+# (examples/live-count.toml). Then everything stops.
 # Usage: scripts/run.sh [job.toml]   (default examples/etl-chain.toml)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -56,7 +57,8 @@ for pid in "${echo_workers[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
 for pid in "${echo_workers[@]}"; do wait "$pid" 2>/dev/null || true; done
 "$keel" worker --coordinator "$url" --id shell-worker --concurrency 3 \
     --state-dir "$dir/state" --exec sh --stream-stderr >"$dir/shell-worker.log" 2>&1 &
-pids+=($!)
+shell_worker=$!
+pids+=($shell_worker)
 count_id="$("$keel" submit examples/wordcount.toml --coordinator "$url" --wait)"
 echo "word count (keel result $count_id):"
 "$keel" result "$count_id" --coordinator "$url"
@@ -70,3 +72,15 @@ echo "build log (keel logs $build_id compile -f):"
 "$keel" logs "$build_id" progress -f --coordinator "$url" >/dev/null 2>&1
 echo "progress, a newest-wins stream (keel logs $build_id progress):"
 "$keel" logs "$build_id" progress --coordinator "$url"
+
+# Streaming edges: the consumer reads the producer's stderr lines on its stdin while
+# both run. Its stdin carries frames, so the worker runs each task's command file
+# instead of feeding the command to `sh` on stdin; the `sh` worker drains first.
+kill -TERM "$shell_worker" 2>/dev/null || true
+wait "$shell_worker" 2>/dev/null || true
+"$keel" worker --coordinator "$url" --id stream-worker --concurrency 2 \
+    --state-dir "$dir/state" --exec 'sh "$KEEL_PAYLOAD_FILE"' --stream-stderr \
+    >"$dir/stream-worker.log" 2>&1 &
+pids+=($!)
+echo "live count of a stream, checked in order (examples/live-count.toml):"
+"$keel" submit examples/live-count.toml --coordinator "$url" --wait --result

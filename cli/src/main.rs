@@ -39,6 +39,7 @@ mod submit;
 mod table;
 mod wait;
 mod worker;
+mod worker_edges;
 mod worker_exec;
 mod worker_inputs;
 mod worker_log;

@@ -73,6 +73,12 @@ pub struct WorkerArgs {
     /// error of a failed attempt.
     #[arg(long)]
     pub stream_stderr: bool,
+    /// For a task that reads other tasks' streams (`stream_from`), whose frames are its
+    /// command's stdin: acknowledge them once written, so a bounded edge makes room and
+    /// a retry resumes after them. Without it nothing is acknowledged and every attempt
+    /// reads the producers' latest attempts from their start.
+    #[arg(long)]
+    pub ack_stdin: bool,
     /// Where this worker keeps its lock files and payload files (default:
     /// $XDG_RUNTIME_DIR/keel, else keel-<uid> in the system temp directory). A worker
     /// restarted with the same --id must use the same directory to wait for the
@@ -124,6 +130,7 @@ fn serve(args: &WorkerArgs) -> Result<Summary, String> {
         grace: Duration::from_millis(args.kill_grace_ms),
         max_output: args.max_output_bytes,
         stream_stderr: args.stream_stderr,
+        ack_stdin: args.ack_stdin,
     });
     let log_format = args.log_format;
     let handler = move |task: Task| {

@@ -1,9 +1,11 @@
 //! Running one task's command: `sh -c CMD` with the task's ids in the environment, its
-//! payload on stdin and in a file, its inputs and signal payload in files
+//! payload on stdin (for a consumer of streaming edges, their frames instead:
+//! `worker_edges`) and in a file, its inputs and signal payload in files
 //! (`worker_inputs`), its stdout kept as the task's output and the end of its stderr as
 //! its error.
 
 use crate::process_group::{self, Group};
+use crate::worker_edges;
 use crate::worker_inputs;
 use crate::worker_state::PAYLOAD_PREFIX;
 use crate::worker_stream::LineStream;
@@ -33,6 +35,8 @@ pub struct Exec {
     pub max_output: usize,
     /// Append stderr's lines to the task's output stream as they come.
     pub stream_stderr: bool,
+    /// Acknowledge a consumer's frames once written to its command's stdin.
+    pub ack_stdin: bool,
 }
 
 /// Runs the command for one task. Dropping the returned future (a revoked lease) stops
@@ -50,11 +54,20 @@ pub async fn run_command(settings: &Exec, task: &Task) -> Outcome {
     };
     let group = child.id().and_then(|pid| Group::of(pid, settings.grace));
     let stdin = child.stdin.take();
-    let payload = &task.payload;
-    let feed = async move {
-        if let Some(mut stdin) = stdin {
+    let exited_early = tokio::sync::Notify::new();
+    let feed = async {
+        let Some(mut stdin) = stdin else {
+            return;
+        };
+        if task.streams().is_empty() {
             // A command that does not read its stdin closes it early (EPIPE); fine.
-            let _ = stdin.write_all(payload).await;
+            let _ = stdin.write_all(&task.payload).await;
+            return;
+        }
+        // A consumer's stdin carries its edges' frames; it stops with the command.
+        tokio::select! {
+            _ = worker_edges::feed(task, stdin, settings.ack_stdin) => {}
+            _ = exited_early.notified() => {}
         }
     };
     let stdout = read_head(child.stdout.take(), settings.max_output);
@@ -64,6 +77,7 @@ pub async fn run_command(settings: &Exec, task: &Task) -> Outcome {
     // its stdout would otherwise keep the task from ending.
     let exited = async {
         let status = child.wait().await;
+        exited_early.notify_one();
         drop(group);
         status
     };

@@ -27,7 +27,7 @@ pub struct TaskOutput {
 
 /// A job's result: the outputs of its result tasks, in task order. The result tasks
 /// are those its spec names (`JobSpec::result`), else its sinks, the tasks no other
-/// task of the job depends on: what a DAG ends in.
+/// task of the job depends on or streams from: what a DAG ends in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobResult {
     /// The job's summary, so a reader knows whether the result is final.
@@ -83,7 +83,12 @@ pub(crate) fn result_of(state: &State, job: JobId) -> Result<JobResult, Rejectio
 /// The job's result tasks in task order: those its spec names, else its sinks.
 fn result_task_ids(state: &State, j: &Job) -> Vec<TaskId> {
     if j.result.is_empty() {
-        let sink = |t: &TaskId| state.tasks.get(t).is_some_and(|t| t.downstream.is_empty());
+        let sink = |t: &TaskId| {
+            state
+                .tasks
+                .get(t)
+                .is_some_and(|t| t.downstream.is_empty() && t.consumers.is_empty())
+        };
         return j.task_ids().filter(sink).collect();
     }
     j.result

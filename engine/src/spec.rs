@@ -245,8 +245,8 @@ pub struct JobSpec {
     /// Its tasks; their order fixes their ids.
     pub tasks: Vec<TaskSpec>,
     /// Keys of the tasks whose outputs are the job's result, each once. Empty means the
-    /// sink tasks (those no other task depends on), so a spec that does not name its
-    /// result gets what its DAG ends in.
+    /// sink tasks (those no other task depends on or streams from), so a spec that does
+    /// not name its result gets what its DAG ends in.
     pub result: Vec<String>,
     /// The job's budgets by name (at most [`crate::MAX_BUDGETS_PER_JOB`]); its tasks
     /// count against these and against its tenant's.

@@ -113,7 +113,8 @@ pub fn validate_job(spec: &JobSpec, limits: &Limits) -> Result<ValidJob, JobErro
         .zip(&producers)
         .map(|(u, p)| u.iter().chain(p).copied().collect())
         .collect();
-    let (topo_order, depth) = topo_sort(&before, &reverse(&before));
+    let after = reverse(&before);
+    let (topo_order, depth) = topo_sort(&before, &after);
     if topo_order.len() < n {
         return Err(JobError::Cycle {
             cycle: find_cycle(spec, &before, &topo_order),
@@ -130,7 +131,8 @@ pub fn validate_job(spec: &JobSpec, limits: &Limits) -> Result<ValidJob, JobErro
             limit: limits.max_dag_depth,
         });
     }
-    let result = result_tasks(spec, &index, &downstream)?;
+    crate::edge_validate::check_reachable(spec, &upstream, &producers)?;
+    let result = result_tasks(spec, &index, &after)?;
     Ok(ValidJob {
         upstream,
         downstream,
@@ -142,7 +144,7 @@ pub fn validate_job(spec: &JobSpec, limits: &Limits) -> Result<ValidJob, JobErro
 }
 
 /// The result tasks' indices, ascending: each named key must be a task of the job and
-/// appear once; when none is named, the tasks nothing depends on.
+/// appear once; when none is named, the tasks nothing depends on or streams from.
 fn result_tasks(
     spec: &JobSpec,
     index: &KeyIndex,

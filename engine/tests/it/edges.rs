@@ -119,6 +119,9 @@ fn a_consumer_is_released_when_its_producer_starts_and_reads_every_frame_in_orde
     let cf = h.take("cw", 1);
     h.complete("cw", 1, cf);
     assert_eq!(h.job_outcome(job), Some(JobOutcome::Succeeded));
+    let result = h.engine.job_result(job).unwrap();
+    let keys: Vec<&str> = result.tasks.iter().map(|t| t.key.as_str()).collect();
+    assert_eq!(keys, ["c"], "the producer streamed from is not a sink");
     h.check_replay();
 }
 
@@ -342,6 +345,37 @@ fn edges_the_engine_cannot_run_are_refused_naming_them() {
         refusal(vec![TaskSpec::new("p"), streams("c", "p", zero)]),
         "task \"c\" streams from \"p\": a bounded edge's capacity must be at least 1"
     );
+    let after_end = streams("c", "p", fifo).after(GroupKind::AllOf, &["mid"]);
+    let mid = TaskSpec::new("mid").after(GroupKind::AllOf, &["p"]);
+    assert_eq!(
+        refusal(vec![TaskSpec::new("p"), mid.clone(), after_end]),
+        "task \"c\" streams from \"p\": it waits for that task to end through its deps, so it could never read the stream while it runs; name it in deps instead"
+    );
+    // The same through another producer's start: `q` starts only once `p` has ended.
+    let mut two = streams("c", "p", fifo);
+    two.stream_from.push(StreamEdge {
+        from: "mid".into(),
+        policy: fifo,
+    });
+    assert!(refusal(vec![TaskSpec::new("p"), mid, two]).contains("waits for that task to end"));
+    let block = EdgePolicy::Bounded {
+        capacity: 4,
+        on_full: OnFull::Block,
+    };
+    let mut one_at_a_time =
+        JobSpec::new("serial", vec![TaskSpec::new("p"), streams("c", "p", block)]);
+    one_at_a_time.max_concurrency = Some(1);
+    let e = validate_job(&one_at_a_time, &Limits::default()).unwrap_err();
+    assert!(e.to_string().contains("runs one task at a time"), "{e}");
+    one_at_a_time.max_concurrency = Some(2);
+    assert!(validate_job(&one_at_a_time, &Limits::default()).is_ok());
+    // A chain of streams is fine: each stage starts once the one before it has.
+    let chain = vec![
+        TaskSpec::new("a"),
+        streams("b", "a", fifo),
+        streams("c", "b", block),
+    ];
+    assert!(validate_job(&JobSpec::new("chain", chain), &Limits::default()).is_ok());
     let mut newest = TaskSpec::new("p");
     newest.stream = StreamMode::Newest;
     assert_eq!(
@@ -349,5 +383,7 @@ fn edges_the_engine_cannot_run_are_refused_naming_them() {
         "task \"c\" streams from \"p\": a fifo edge delivers every frame, so the producer's stream must be durable, not newest"
     );
     let ok = JobSpec::new("ok", vec![newest, streams("c", "p", EdgePolicy::Broadcast)]);
-    assert!(validate_job(&ok, &Limits::default()).is_ok());
+    let valid = validate_job(&ok, &Limits::default()).unwrap();
+    assert_eq!(valid.result, [1], "a producer streamed from is not a sink");
+    assert_eq!(valid.producers, [vec![], vec![0]]);
 }
