@@ -64,10 +64,18 @@ pub(crate) fn read(
             task: edge.producer,
         })?;
     let cursor = read.from.unwrap_or(edge.acked);
+    let resume = edge.resume_at(p);
+    #[cfg(feature = "fault-injection")]
+    let (cursor, resume) = if state.faults.ignore_acked_cursor {
+        let segment = crate::edge_state::segment_start(p, p.epoch);
+        (read.from.unwrap_or(0), edge.floor.max(segment))
+    } else {
+        (cursor, resume)
+    };
     let (end_seq, first_kept) = p.stream.as_deref().map_or((0, 0), |s| {
         (s.next_seq, s.frames.front().map_or(s.next_seq, |f| f.seq))
     });
-    let start = cursor.max(edge.resume_at(p)).max(first_kept).min(end_seq);
+    let start = cursor.max(resume).max(first_kept).min(end_seq);
     let mut frames = Vec::new();
     let mut next = start.max(cursor);
     if let Some(s) = p.stream.as_deref() {

@@ -39,6 +39,10 @@ pub struct Faults {
     /// instead of skipping those it holds, so a resend duplicates frames in the stream.
     /// Every count stays consistent; only a reader of the stream can tell.
     pub reappend_resent_frames: bool,
+    /// A consumer's read through its streaming edge ignores the cursor it acknowledged,
+    /// so a retried consumer is given again the frames it processed. Every count stays
+    /// consistent; only a check of what each consumer reads can tell.
+    pub ignore_acked_cursor: bool,
 }
 
 /// The job name [`Faults::panic_on_injected_job`] panics on.

@@ -265,6 +265,7 @@ pub(crate) fn take_out(state: &mut State, tid: TaskId, reason: EndReason) -> boo
     let Some(task) = state.tasks.get(&tid) else {
         return false;
     };
+    let job = task.job;
     match task.state.clone() {
         TaskState::Done(_) => return false,
         TaskState::Waiting => {}
@@ -284,6 +285,8 @@ pub(crate) fn take_out(state: &mut State, tid: TaskId, reason: EndReason) -> boo
             }
         }
     }
+    // A queued task taken out leaves room a parked task of its job may take.
+    queue::refill(state, job);
     true
 }
 

@@ -142,6 +142,18 @@ pub(crate) fn park_queued(state: &mut State, job_id: JobId) {
 }
 
 /// Moves parked tasks into the ready index while the job is under its cap.
+/// A ready task of `job_id` was taken out of its queue for good: a parked task may take
+/// its place, unless the job is ending or stopped by a budget.
+pub(crate) fn refill(state: &mut State, job_id: JobId) {
+    let open = state
+        .jobs
+        .get(&job_id)
+        .is_some_and(|j| j.forced.is_none() && j.budget_stop.is_none());
+    if open {
+        refill_parked(state, job_id);
+    }
+}
+
 fn refill_parked(state: &mut State, job_id: JobId) {
     loop {
         let Some(job) = state.jobs.get_mut(&job_id) else {

@@ -32,6 +32,15 @@ pub enum Check {
     StreamOrder,
     /// A task's stream holds fewer of a lease's frames than were acknowledged to it.
     StreamLost,
+    /// A consumer read an edge's frames out of order or twice within one attempt, or
+    /// more than one frame of a `newest` edge in one read.
+    EdgeOrder,
+    /// A consumer read a frame of a producer lease older than the producer's latest.
+    EdgeStale,
+    /// A consumer of a `fifo` or `block` edge read a frame without the one before it.
+    EdgeLost,
+    /// A consumer read a frame below a cursor the coordinator had acknowledged.
+    EdgeRedelivered,
     /// A lease started from a grant the worker was not offered.
     LeaseWithoutGrant,
     /// A task was offered while another worker held it.
@@ -95,7 +104,7 @@ pub enum Check {
 
 impl Check {
     /// Every check, in declaration order.
-    pub const ALL: [Check; 33] = [
+    pub const ALL: [Check; 37] = [
         Check::EngineInvariant,
         Check::DoubleLease,
         Check::DoubleCommit,
@@ -103,6 +112,10 @@ impl Check {
         Check::StaleEmit,
         Check::StreamOrder,
         Check::StreamLost,
+        Check::EdgeOrder,
+        Check::EdgeStale,
+        Check::EdgeLost,
+        Check::EdgeRedelivered,
         Check::LeaseWithoutGrant,
         Check::DoubleGrant,
         Check::UnknownTask,
@@ -141,6 +154,10 @@ impl Check {
             Check::StaleEmit => "stale_emit",
             Check::StreamOrder => "stream_order",
             Check::StreamLost => "stream_lost",
+            Check::EdgeOrder => "edge_order",
+            Check::EdgeStale => "edge_stale",
+            Check::EdgeLost => "edge_lost",
+            Check::EdgeRedelivered => "edge_redelivered",
             Check::LeaseWithoutGrant => "lease_without_grant",
             Check::DoubleGrant => "double_grant",
             Check::UnknownTask => "unknown_task",

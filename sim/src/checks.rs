@@ -49,6 +49,8 @@ pub(crate) struct Checker {
     pub schedules: ScheduleChecks,
     /// Each budget's own count of attempts and reported usage.
     pub budgets: BudgetChecks,
+    /// What consumers read through their streaming edges.
+    pub edges: crate::edge_checks::EdgeChecks,
 }
 
 impl Checker {
@@ -71,6 +73,7 @@ impl Checker {
             rates: RateChecks::default(),
             schedules: ScheduleChecks::default(),
             budgets: BudgetChecks::default(),
+            edges: Default::default(),
         }
     }
 
@@ -88,7 +91,7 @@ impl Checker {
         }
     }
 
-    fn fail(&mut self, at: Time, check: Check, detail: String) {
+    pub(crate) fn fail(&mut self, at: Time, check: Check, detail: String) {
         self.flag(CheckFailure { at, check, detail });
     }
 
@@ -206,6 +209,7 @@ impl Checker {
         self.results.admitted(job, first_task, spec);
         self.rates.admitted(first_task, spec);
         self.budgets.admitted(job, first_task, spec);
+        self.edges.admitted(first_task, spec);
     }
 
     /// A schedule's run was submitted: admit it like a client's job, once per due time.

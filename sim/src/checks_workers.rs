@@ -100,6 +100,17 @@ impl Checker {
                     self.emitted(now, *fence, ids);
                 }
             }
+            (
+                WorkerCommand::Ack { fence, from, .. },
+                Accepted::Acked {
+                    acked, duplicate, ..
+                },
+            ) => {
+                self.edges.acknowledged(fence.task, from, *acked);
+                if !duplicate {
+                    self.count(now, "ack", "accepted", ids);
+                }
+            }
             (WorkerCommand::ReportUsage { .. }, Accepted::UsageRecorded { duplicate, .. }) => {
                 let name = if *duplicate { "duplicate" } else { "accepted" };
                 self.count(now, "usage", name, ids);

@@ -54,6 +54,7 @@ mod clock;
 mod coordinator;
 mod data_checks;
 mod durable;
+mod edge_checks;
 mod event_ids;
 mod events;
 mod expect;

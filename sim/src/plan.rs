@@ -3,7 +3,9 @@
 //! show how a plan would actually be scheduled by the real engine.
 
 use crate::run::{run, RunOptions, RunReport};
-use crate::scenario::{name_ref, GroupSpec, JobPlan, NetworkSpec, Scenario, TaskPlan, WorkerSpec};
+use crate::scenario::{
+    name_ref, EdgePlan, GroupSpec, JobPlan, NetworkSpec, Scenario, TaskPlan, WorkerSpec,
+};
 use crate::timeline::Bar;
 use keel_engine::{validate_job, GroupKind, JobSpec, Limits, TaskSpec};
 use std::collections::BTreeMap;
@@ -200,6 +202,9 @@ fn task_plan(t: &TaskSpec) -> TaskPlan {
         waits: false,
         frames: 0,
         keep: 0,
+        stream_from: Vec::new(),
+        edge: EdgePlan::Fifo,
+        capacity: None,
     }
 }
 

@@ -134,6 +134,9 @@ pub struct Profile {
     pub wait_rate: f64,
     /// The share of tasks whose attempts emit frames to their streams; 0 for none.
     pub stream_rate: f64,
+    /// The share of streaming tasks of jobs without dependencies that the next task
+    /// reads through a streaming edge; 0 for none.
+    pub edge_rate: f64,
 }
 
 impl fmt::Display for Profile {
@@ -146,7 +149,7 @@ impl fmt::Display for Profile {
              liveness_timeout={}ms job_caps={} late_workers={} fault_phase={}ms append_failures={} \
              torn_appends={} corruptions={} slow_fsync={}x{}ms reads_every={}ms rate={}/s burst={} lane_rate={} \
              schedule_every={}ms overlap={} misfire={} budget_jobs={:.2} tenant_budget_reset={}ms \
-             tenant_budget_revoke={} waits={:.2} streams={:.2}",
+             tenant_budget_revoke={} waits={:.2} streams={:.2} edges={:.2}",
             self.seed, self.workers, self.max_concurrency, self.loss, self.duplicate, self.reorder, self.latency_max_ms,
             self.partition, self.partitions, self.crashes, self.restart, self.pauses, self.pause_ms, self.drift_ppm,
             self.clock_steps, self.flaky_fraction, self.flaky_rate, self.slow_fraction, self.capabilities, self.shape,
@@ -156,7 +159,7 @@ impl fmt::Display for Profile {
             self.reads_every_ms, self.rate_per_s, self.rate_burst, self.lane_rate,
             self.schedule_every_ms, self.schedule_overlap, self.schedule_misfire,
             self.budgets.job_share, self.budgets.tenant_reset_ms, self.budgets.tenant_revoke,
-            self.wait_rate, self.stream_rate
+            self.wait_rate, self.stream_rate, self.edge_rate
         )
     }
 }
@@ -268,6 +271,7 @@ impl Profile {
             budgets: BudgetKnobs::draw(seed),
             wait_rate: 0.0,
             stream_rate: stream_rate(seed),
+            edge_rate: edge_rate(seed),
         }
         .with_schedule(rng)
     }
@@ -388,6 +392,16 @@ fn stream_rate(seed: u64) -> f64 {
     let rng = &mut SimRng::new(seed, Stream::Streams);
     if rng.chance(0.3) {
         *rng.pick(&[0.2, 0.5, 1.0])
+    } else {
+        0.0
+    }
+}
+
+/// The share of streaming tasks read through an edge, from a stream of its own.
+fn edge_rate(seed: u64) -> f64 {
+    let rng = &mut SimRng::new(seed, Stream::Edges);
+    if rng.chance(0.3) {
+        *rng.pick(&[0.3, 0.6, 1.0])
     } else {
         0.0
     }

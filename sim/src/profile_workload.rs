@@ -4,7 +4,7 @@
 use crate::profile::{JobShape, Profile, CAPS, RATE_KEY};
 use crate::rng::{SimRng, Stream};
 use crate::scenario::SchedulePlan;
-use crate::scenario::{name_ref, GroupSpec, JobPlan, TaskPlan, WorkerSpec};
+use crate::scenario::{name_ref, EdgePlan, GroupSpec, JobPlan, TaskPlan, WorkerSpec};
 
 impl Profile {
     /// The schedule the schedule knobs add: one short task per run, from the start of
@@ -30,6 +30,9 @@ impl Profile {
             waits: false,
             frames: 0,
             keep: 0,
+            stream_from: Vec::new(),
+            edge: EdgePlan::Fifo,
+            capacity: None,
         };
         vec![SchedulePlan {
             name: "beat".into(),
@@ -80,6 +83,7 @@ impl Profile {
 
     pub(crate) fn gen_jobs(&self, rng: &mut SimRng, workers: &[WorkerSpec]) -> Vec<JobPlan> {
         let streams = &mut SimRng::new(self.seed, Stream::Streams);
+        let edges = &mut SimRng::new(self.seed, Stream::Edges);
         (0..self.jobs)
             .map(|j| {
                 let shape = match self.shape {
@@ -92,45 +96,12 @@ impl Profile {
                     s => s,
                 };
                 let n = self.tasks_per_job as usize;
-                let tasks = (0..n)
-                    .map(|i| {
-                        // Required capabilities come from some worker, so the task can run.
-                        let caps = if rng.chance(0.5) {
-                            rng.pick(workers).capabilities.clone()
-                        } else {
-                            Vec::new()
-                        };
-                        let (after, group, quorum) = deps(rng, shape, i, n);
-                        // From a stream of its own, so every seed keeps its jobs.
-                        let (frames, keep) = stream_of(streams, self.stream_rate);
-                        TaskPlan {
-                            key: format!("t{i}"),
-                            duration_ms: rng.between(50, 3_000),
-                            capabilities: caps,
-                            after: after.into_iter().map(name_ref).collect(),
-                            group,
-                            quorum,
-                            max_attempts: rng.between(1, 4) as u32,
-                            backoff_ms: rng.between(10, 1_000),
-                            fail_attempts: if rng.chance(self.poison_rate) {
-                                rng.between(1, 5) as u8
-                            } else {
-                                0
-                            },
-                            allow_failure: rng.chance(0.1),
-                            priority: rng.chance(0.2).then(|| rng.between(0, 10) as i32),
-                            // Drawn only when paced, so unpaced seeds keep their jobs.
-                            rate_key: (self.rate_per_s > 0 && rng.chance(0.5))
-                                .then(|| RATE_KEY.to_string()),
-                            usage: None,
-                            // Drawn only when tasks wait, so other seeds keep their jobs.
-                            waits: self.wait_rate > 0.0 && rng.chance(self.wait_rate),
-                            // From a stream of its own, so every seed keeps its jobs.
-                            frames,
-                            keep,
-                        }
-                    })
+                let mut tasks: Vec<TaskPlan> = (0..n)
+                    .map(|i| self.gen_task(rng, streams, workers, (shape, i, n)))
                     .collect();
+                if self.edge_rate > 0.0 {
+                    add_edges(&mut tasks, edges, self.edge_rate, self.job_caps);
+                }
                 JobPlan {
                     name: format!("job{}", j + 1),
                     submit_ms: rng.below(self.fault_ms / 2),
@@ -143,6 +114,104 @@ impl Profile {
                 }
             })
             .collect()
+    }
+
+    /// Task `i` of `n` in a job of `shape`; its frames drawn from `streams`.
+    fn gen_task(
+        &self,
+        rng: &mut SimRng,
+        streams: &mut SimRng,
+        workers: &[WorkerSpec],
+        (shape, i, n): (JobShape, usize, usize),
+    ) -> TaskPlan {
+        // Required capabilities come from some worker, so the task can run.
+        let caps = if rng.chance(0.5) {
+            rng.pick(workers).capabilities.clone()
+        } else {
+            Vec::new()
+        };
+        let (after, group, quorum) = deps(rng, shape, i, n);
+        // From a stream of its own, so every seed keeps its jobs.
+        let (frames, keep) = stream_of(streams, self.stream_rate);
+        TaskPlan {
+            key: format!("t{i}"),
+            duration_ms: rng.between(50, 3_000),
+            capabilities: caps,
+            after: after.into_iter().map(name_ref).collect(),
+            group,
+            quorum,
+            max_attempts: rng.between(1, 4) as u32,
+            backoff_ms: rng.between(10, 1_000),
+            fail_attempts: if rng.chance(self.poison_rate) {
+                rng.between(1, 5) as u8
+            } else {
+                0
+            },
+            allow_failure: rng.chance(0.1),
+            priority: rng.chance(0.2).then(|| rng.between(0, 10) as i32),
+            // Drawn only when paced, so unpaced seeds keep their jobs.
+            rate_key: (self.rate_per_s > 0 && rng.chance(0.5)).then(|| RATE_KEY.to_string()),
+            usage: None,
+            // Drawn only when tasks wait, so other seeds keep their jobs.
+            waits: self.wait_rate > 0.0 && rng.chance(self.wait_rate),
+            // From a stream of its own, so every seed keeps its jobs.
+            frames,
+            keep,
+            stream_from: Vec::new(),
+            edge: EdgePlan::Fifo,
+            capacity: None,
+        }
+    }
+}
+
+/// Streaming edges: a share `rate` of the tasks whose dependencies are among their
+/// predecessor's (so the predecessor is not one of them, even through others) read
+/// that predecessor's stream, which then emits frames if it did not, through a policy
+/// drawn from those its stream can serve (every frame only from a durable stream); no
+/// `block` edge where a job may run one task at a time.
+fn add_edges(tasks: &mut [TaskPlan], edges: &mut SimRng, rate: f64, job_caps: bool) {
+    for i in 1..tasks.len() {
+        let (before, rest) = tasks.split_at_mut(i);
+        let (producer, consumer) = (&mut before[i - 1], &rest[0]);
+        let unrelated = consumer
+            .after
+            .iter()
+            .all(|a| a.get_ref() != &producer.key && producer.after.contains(a));
+        if !unrelated || !edges.chance(rate) {
+            continue;
+        }
+        if producer.frames == 0 {
+            producer.frames = edges.between(1, 4) as u8;
+        }
+        let producer = &tasks[i - 1];
+        let durable = producer.keep == 0;
+        let choices: &[EdgePlan] = match (durable, job_caps) {
+            (false, _) => &[EdgePlan::Newest, EdgePlan::Broadcast],
+            (true, true) => &[
+                EdgePlan::Fifo,
+                EdgePlan::Newest,
+                EdgePlan::Broadcast,
+                EdgePlan::DropOldest,
+                EdgePlan::Error,
+            ],
+            (true, false) => &[
+                EdgePlan::Fifo,
+                EdgePlan::Newest,
+                EdgePlan::Broadcast,
+                EdgePlan::Block,
+                EdgePlan::DropOldest,
+                EdgePlan::Error,
+            ],
+        };
+        let key = producer.key.clone();
+        let consumer = &mut tasks[i];
+        consumer.stream_from = vec![key];
+        consumer.edge = *edges.pick(choices);
+        let bounded = matches!(
+            consumer.edge,
+            EdgePlan::Block | EdgePlan::DropOldest | EdgePlan::Error
+        );
+        consumer.capacity = bounded.then(|| edges.between(1, 3) as u32);
     }
 }
 

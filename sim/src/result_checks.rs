@@ -3,7 +3,8 @@
 //! history gives each task's committed output (that of its accepted completion, as
 //! released); the engine is then read as a client would read it:
 //! - `job_result`: a finished job's result is the committed outputs of its result
-//!   tasks (those the spec names, else its sinks), in task order;
+//!   tasks (those the spec names, else its sinks: tasks neither depended on nor
+//!   streamed from), in task order;
 //! - `uncommitted_output`: no task's readable output is one no accepted completion
 //!   committed (a zombie's, a losing duplicate's, a revoked lease's).
 //!
@@ -44,11 +45,12 @@ impl ResultChecks {
         let id = |i: usize| TaskId::nth_after(first, i as u64);
         let tasks: Vec<TaskId> = (0..spec.tasks.len()).map(id).collect();
         let result = if spec.result.is_empty() {
-            let upstream: BTreeSet<&str> = spec
-                .tasks
-                .iter()
-                .filter_map(|t| t.deps.as_ref())
+            // Neither depended on nor streamed from.
+            let finish = spec.tasks.iter().filter_map(|t| t.deps.as_ref());
+            let streamed = spec.tasks.iter().flat_map(|t| &t.stream_from);
+            let upstream: BTreeSet<&str> = finish
                 .flat_map(|g| g.upstream.iter().map(String::as_str))
+                .chain(streamed.map(|e| e.from.as_str()))
                 .collect();
             let sinks = spec.tasks.iter().enumerate();
             sinks

@@ -19,6 +19,8 @@ pub(crate) enum Stream {
     /// The output-stream knob and the frames each task emits, apart from the rest for
     /// the same reason.
     Streams = 3,
+    /// The streaming-edge knob and the edges it draws, apart from the rest likewise.
+    Edges = 4,
 }
 
 #[derive(Clone, Debug)]

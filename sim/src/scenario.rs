@@ -293,6 +293,58 @@ pub struct TaskPlan {
     /// the newest (a newest-wins stream), N the last N (a bounded stream).
     #[serde(default, skip_serializing_if = "no_frames")]
     pub keep: u8,
+    /// Tasks of the job whose streams this one reads while both run, one streaming
+    /// edge each: its worker reads each edge a few times while it runs and
+    /// acknowledges what it read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stream_from: Vec<String>,
+    /// The policy of its edges.
+    #[serde(default, skip_serializing_if = "EdgePlan::is_fifo")]
+    pub edge: EdgePlan,
+    /// For `block`, `drop_oldest` and `error` edges: the frames a producer may run
+    /// ahead of the consumer's acknowledgement (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
+}
+
+/// A scenario task's edge policy: `fifo` (the default), `newest`, `broadcast`, or a
+/// bounded edge named by what a full one does to its producer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EdgePlan {
+    /// Every frame, in order.
+    #[default]
+    Fifo,
+    /// Only the latest frame.
+    Newest,
+    /// What the producer's stream keeps, never holding it back.
+    Broadcast,
+    /// Bounded; a full edge refuses the producer's emit until acknowledged.
+    Block,
+    /// Bounded; a full edge skips the consumer past its oldest frames.
+    DropOldest,
+    /// Bounded; a full edge fails the producer's attempt.
+    Error,
+}
+
+impl EdgePlan {
+    fn is_fifo(&self) -> bool {
+        *self == EdgePlan::Fifo
+    }
+
+    /// The engine's policy, bounded edges holding `capacity` frames.
+    pub(crate) fn policy(self, capacity: u32) -> keel_engine::EdgePolicy {
+        use keel_engine::{EdgePolicy, OnFull};
+        let bounded = |on_full| EdgePolicy::Bounded { capacity, on_full };
+        match self {
+            EdgePlan::Fifo => EdgePolicy::Fifo,
+            EdgePlan::Newest => EdgePolicy::Newest,
+            EdgePlan::Broadcast => EdgePolicy::Broadcast,
+            EdgePlan::Block => bounded(OnFull::Block),
+            EdgePlan::DropOldest => bounded(OnFull::DropOldest),
+            EdgePlan::Error => bounded(OnFull::Error),
+        }
+    }
 }
 
 fn no_frames(n: &u8) -> bool {

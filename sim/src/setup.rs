@@ -73,6 +73,7 @@ pub(crate) fn job_spec(job: &JobPlan) -> JobSpec {
                 usage: task.usage.clone(),
                 waits: task.waits,
                 frames: task.frames,
+                streams: Vec::new(),
             };
             TaskSpec {
                 payload: work.encode(),
@@ -95,6 +96,14 @@ pub(crate) fn job_spec(job: &JobPlan) -> JobSpec {
                         frames: u32::from(n),
                     },
                 },
+                stream_from: task
+                    .stream_from
+                    .iter()
+                    .map(|from| keel_engine::StreamEdge {
+                        from: from.clone(),
+                        policy: task.edge.policy(task.capacity.unwrap_or(1)),
+                    })
+                    .collect(),
                 ..TaskSpec::new(task.key.clone())
             }
         })

@@ -45,7 +45,7 @@ pub(crate) fn command_kind(c: &WorkerCommand) -> &'static str {
 
 /// Commands whose acceptance is counted as `<command>:accepted` (a usage report also
 /// as `usage:duplicate` when its key was already counted).
-const COUNTED_ACCEPTS: [&str; 5] = ["register", "complete", "fail", "suspend", "emit"];
+const COUNTED_ACCEPTS: [&str; 6] = ["register", "complete", "fail", "suspend", "emit", "ack"];
 
 /// The count kinds that are not commands, each with what its names are.
 const KINDS: [(&str, &str); 7] = [

@@ -17,6 +17,8 @@ pub(crate) struct TaskWork {
     pub waits: bool,
     /// Frames each attempt emits to its task's stream while it runs.
     pub frames: u8,
+    /// The producers whose streams it reads, from its grant (not in the payload).
+    pub streams: Vec<String>,
 }
 
 /// The waitpoint a waiting task suspends at.
@@ -92,6 +94,7 @@ impl TaskWork {
             usage,
             waits,
             frames,
+            streams: Vec::new(),
         }
     }
 }
@@ -145,6 +148,7 @@ mod tests {
             usage: None,
             waits: false,
             frames: 0,
+            streams: Vec::new(),
         };
         assert_eq!(w.encode().len(), 9, "a task that does not wait has no mark");
         assert_eq!(TaskWork::decode_bytes(w.encode().as_bytes()), w);

@@ -42,6 +42,8 @@ pub(crate) enum WorkerTimer {
     Report(Fence, u32),
     /// A running handler's frame number `.1` (from 1) is due.
     Frame(Fence, u8),
+    /// A running consumer reads its streaming edges.
+    Read(Fence),
 }
 
 /// What the worker asks the world to do.
@@ -54,6 +56,9 @@ pub(crate) enum WorkerOutput {
     /// The worker now believes it holds `fence` until this local time, or no longer
     /// believes it holds a lease on the task.
     Belief(TaskId, Option<(Fence, Time)>),
+    /// Read what the edges from these producers owe the running attempt `fence`, and
+    /// acknowledge it, as an SDK consumer's `task.stream` and `task.ack` do.
+    Read(Fence, Vec<String>),
 }
 
 #[derive(Clone, Debug)]
@@ -203,6 +208,11 @@ impl SimWorker {
             WorkerTimer::Frame(fence, k) => {
                 if self.handlers.contains_key(&fence) {
                     out.push(WorkerOutput::Send(0, emit(fence, k..=k)));
+                }
+            }
+            WorkerTimer::Read(fence) => {
+                if let Some(work) = self.handlers.get(&fence) {
+                    out.push(WorkerOutput::Read(fence, work.streams.clone()));
                 }
             }
             WorkerTimer::WorkDone(fence) => {
@@ -367,6 +377,13 @@ impl SimWorker {
                     let due = run.saturating_mul(u64::from(k)) / (u64::from(work.frames) + 1);
                     out.push(WorkerOutput::Timer(due, WorkerTimer::Frame(a.fence, k)));
                 }
+                work.streams = a.streams.clone();
+                if !work.streams.is_empty() {
+                    for k in 1..=READS {
+                        let due = run.saturating_mul(k) / (READS + 1);
+                        out.push(WorkerOutput::Timer(due, WorkerTimer::Read(a.fence)));
+                    }
+                }
                 self.handlers.insert(a.fence, work);
                 self.latest.insert(a.fence.task, a.fence);
                 out.push(WorkerOutput::Timer(run, WorkerTimer::WorkDone(a.fence)));
@@ -396,6 +413,9 @@ impl SimWorker {
         ));
     }
 }
+
+/// How often a consumer reads its edges while it runs, at evenly spread times.
+const READS: u64 = 4;
 
 /// An emit of frames `ks` (numbered from 1) of the attempt `fence`, from the first's
 /// position.

@@ -8,7 +8,7 @@ use crate::fleet::{Fleet, WorkerEvent};
 use crate::network::Link;
 use crate::rng::SimRng;
 use crate::worker::WorkerOutput;
-use keel_engine::{Input, Time};
+use keel_engine::{EdgeRead, Fence, Input, Time, WorkerCommand};
 
 impl World<'_> {
     /// Lets `act` drive worker `idx` with the output buffer, then carries out what the
@@ -51,6 +51,17 @@ impl World<'_> {
                     let clocks = self.fleet.clocks();
                     self.checker.belief(self.now, idx, task, held, clocks)
                 }
+                WorkerOutput::Read(fence, froms) => {
+                    for (from, cursor) in self.read_edges(fence, &froms) {
+                        let ack = WorkerCommand::Ack {
+                            fence,
+                            from,
+                            cursor,
+                        };
+                        let input = Input::worker(&id, instance, ack);
+                        frame.push((Origin::Worker { idx, req: 0 }, input));
+                    }
+                }
             }
         }
         // What the worker says in one step goes out in one frame, as the SDK sends it:
@@ -65,6 +76,34 @@ impl World<'_> {
             }
             _ => self.send(Link::Up(idx), || Event::FrameToCoordinator(frame.clone())),
         }
+    }
+
+    /// A consumer's read of its edges from `froms`, as its SDK would make it: on the
+    /// coordinator while it is up, each page checked as read. Returns the cursors to
+    /// acknowledge, for the edges whose cursor moved.
+    fn read_edges(&mut self, fence: Fence, froms: &[String]) -> Vec<(String, u64)> {
+        if !self.coordinator.up {
+            return Vec::new();
+        }
+        let mut acks = Vec::new();
+        for from in froms {
+            let before = self.checker.edges.cursor(fence, from);
+            let read = EdgeRead {
+                from: before,
+                limit: u32::MAX,
+            };
+            let engine = &self.coordinator.engine;
+            let Ok(page) = engine.read_edge(fence.task, from, read) else {
+                continue;
+            };
+            if let Err((check, detail)) = self.checker.edges.read(engine, fence, from, &page) {
+                self.checker.fail(self.now, check, detail);
+            }
+            if before.is_none_or(|b| page.next > b) {
+                acks.push((from.clone(), page.next));
+            }
+        }
+        acks
     }
 
     pub(super) fn boot(&mut self, idx: usize) {

@@ -77,7 +77,7 @@ fn swarm_catches_a_zombie_emit_without_fencing() {
             Check::StaleEmit | Check::EngineInvariant | Check::StreamOrder
         )
     };
-    let r = broken::first_failing(no_fencing, 3_000, "broken_engine", defect, &by_frames);
+    let r = broken::first_failing(no_fencing, 4_000, "broken_engine", defect, &by_frames);
     let report = r.report.unwrap_or_default();
     eprintln!("{report}");
     assert!(

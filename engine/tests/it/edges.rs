@@ -387,3 +387,34 @@ fn edges_the_engine_cannot_run_are_refused_naming_them() {
     assert_eq!(valid.result, [1], "a producer streamed from is not a sink");
     assert_eq!(valid.producers, [vec![], vec![0]]);
 }
+
+#[test]
+fn a_queued_consumer_ended_with_its_producer_makes_room_for_a_parked_task() {
+    let mut h = Harness::new(config());
+    h.register("pw", 1, &["p"], 1).unwrap();
+    let error = EdgePolicy::Bounded {
+        capacity: 1,
+        on_full: OnFull::Error,
+    };
+    let mut spec = JobSpec::new(
+        "serial",
+        vec![
+            TaskSpec::new("p"),
+            streams("c", "p", error),
+            TaskSpec::new("x"),
+        ],
+    );
+    spec.max_concurrency = Some(1);
+    let (job, p) = h.submit(spec).unwrap();
+    let pf = h.take("pw", 1);
+    assert_eq!(pf.task, p);
+    let out = emit(&mut h, "pw", pf, 0, &["a", "b"]);
+    assert_eq!(rejection(&out).code(), "stream_full");
+    // The consumer, queued once the producer's slot was freed, is skipped; the parked
+    // task takes the room it leaves.
+    let xf = h.take("pw", 1);
+    assert_eq!(xf.task, TaskId::nth_after(p, 2));
+    h.complete("pw", 1, xf);
+    assert_eq!(h.job_outcome(job), Some(JobOutcome::Failed));
+    h.check_replay();
+}

@@ -1,0 +1,160 @@
+//! What consumers read through streaming edges. A simulated consumer reads each of its
+//! edges a few times while it runs, as `task.stream` would, and acknowledges what it
+//! read; every frame names its producer's lease and its number (`work::frame_of`), so
+//! each page is checked as it is read:
+//! - `edge_order`: within one consumer attempt, frames come in strictly rising
+//!   positions, never twice; a `newest` edge gives at most one frame a read;
+//! - `edge_stale`: every frame is of the producer's latest lease at the read: once a
+//!   newer lease holds the producer, an older lease's frames are never delivered;
+//! - `edge_lost`: on a `fifo` or `block` edge, frame k of a lease comes only after
+//!   frame k - 1 of that lease reached the consumer (this attempt or an earlier one):
+//!   nothing is skipped, across consumer retries and coordinator crashes;
+//! - `edge_redelivered`: no frame below a cursor the coordinator acknowledged to the
+//!   consumer is delivered again, to any of its attempts.
+
+use crate::check::Check;
+use keel_engine::{EdgePage, EdgePolicy, Engine, Fence, JobSpec, OnFull, TaskId};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A consumer's edge: the consumer and the producer's key.
+type EdgeKey = (TaskId, String);
+
+/// A lease of a producer, as its frames name it: attempt and epoch.
+type Lease = (u32, u64);
+
+#[derive(Default)]
+pub(crate) struct EdgeChecks {
+    /// Each edge's producer and policy.
+    edges: BTreeMap<EdgeKey, (TaskId, EdgePolicy)>,
+    /// Where each consumer attempt's next read starts (`None` before its first).
+    cursors: BTreeMap<(Fence, String), u64>,
+    /// The frames of each producer lease that reached each edge's consumer, by number.
+    delivered: BTreeMap<EdgeKey, BTreeSet<(Lease, u32)>>,
+    /// The highest cursor the coordinator acknowledged on each edge.
+    acked: BTreeMap<EdgeKey, u64>,
+}
+
+impl EdgeChecks {
+    /// A job was admitted from `spec`, its tasks numbered from `first`.
+    pub(crate) fn admitted(&mut self, first: TaskId, spec: &JobSpec) {
+        let id = |key: &str| {
+            let i = spec.tasks.iter().position(|t| t.key == key)?;
+            Some(TaskId::nth_after(first, i as u64))
+        };
+        for (i, t) in spec.tasks.iter().enumerate() {
+            let consumer = TaskId::nth_after(first, i as u64);
+            for e in &t.stream_from {
+                if let Some(producer) = id(&e.from) {
+                    self.edges
+                        .insert((consumer, e.from.clone()), (producer, e.policy));
+                }
+            }
+        }
+    }
+
+    /// Where attempt `fence`'s next read of the edge from `from` starts.
+    pub(crate) fn cursor(&self, fence: Fence, from: &str) -> Option<u64> {
+        self.cursors.get(&(fence, from.to_string())).copied()
+    }
+
+    /// The coordinator acknowledged cursor `acked` on `consumer`'s edge from `from`.
+    pub(crate) fn acknowledged(&mut self, consumer: TaskId, from: &str, acked: u64) {
+        let at = self.acked.entry((consumer, from.to_string())).or_default();
+        *at = (*at).max(acked);
+    }
+
+    /// Attempt `fence` read `page` of its edge from `from`, from the engine as it is
+    /// now; checks it and moves the attempt's cursor past it.
+    pub(crate) fn read(
+        &mut self,
+        engine: &Engine,
+        fence: Fence,
+        from: &str,
+        page: &EdgePage,
+    ) -> Result<(), (Check, String)> {
+        let key = (fence.task, from.to_string());
+        let Some(&(producer, policy)) = self.edges.get(&key) else {
+            return Ok(());
+        };
+        let latest = engine.describe_task(producer).map_or(0, |t| t.epoch);
+        let whole = matches!(
+            policy,
+            EdgePolicy::Fifo
+                | EdgePolicy::Bounded {
+                    on_full: OnFull::Block,
+                    ..
+                }
+        );
+        let here = format!("{} reading {from:?} ({producer})", fence);
+        if policy == EdgePolicy::Newest && page.frames.len() > 1 {
+            let n = page.frames.len();
+            return Err((
+                Check::EdgeOrder,
+                format!("{here}: a newest edge gave {n} frames"),
+            ));
+        }
+        let acked = self.acked.get(&key).copied().unwrap_or(0);
+        let mut floor = self.cursor(fence, from).unwrap_or(0);
+        for f in &page.frames {
+            let text = String::from_utf8_lossy(f.data.as_bytes()).into_owned();
+            let Some((lease, k)) = lease_of(&text) else {
+                return Err((
+                    Check::EdgeOrder,
+                    format!("{here}: frame {} is {text:?}", f.seq),
+                ));
+            };
+            if f.seq < floor {
+                return Err((
+                    Check::EdgeOrder,
+                    format!("{here}: frame {} ({text}) where {floor} was due", f.seq),
+                ));
+            }
+            if lease.1 != latest {
+                return Err((
+                    Check::EdgeStale,
+                    format!(
+                        "{here}: frame {} ({text}) while epoch {latest} holds the producer",
+                        f.seq
+                    ),
+                ));
+            }
+            if f.seq < acked {
+                return Err((
+                    Check::EdgeRedelivered,
+                    format!(
+                        "{here}: frame {} ({text}) below the acknowledged cursor {acked}",
+                        f.seq
+                    ),
+                ));
+            }
+            let seen = self.delivered.entry(key.clone()).or_default();
+            if whole && k > 1 && !seen.contains(&(lease, k - 1)) {
+                return Err((
+                    Check::EdgeLost,
+                    format!(
+                        "{here}: frame {} ({text}) without frame {} of its lease",
+                        f.seq,
+                        k - 1
+                    ),
+                ));
+            }
+            seen.insert((lease, k));
+            floor = f.seq + 1;
+        }
+        self.cursors.insert((fence, from.to_string()), page.next);
+        Ok(())
+    }
+}
+
+/// The lease and number a simulated frame names: `t5.a1.e2.f3`.
+fn lease_of(text: &str) -> Option<(Lease, u32)> {
+    let mut parts = text.split('.').skip(1);
+    let attempt = parts.next()?.strip_prefix('a')?.parse().ok()?;
+    let epoch = parts.next()?.strip_prefix('e')?.parse().ok()?;
+    let k = parts.next()?.strip_prefix('f')?.parse().ok()?;
+    Some(((attempt, epoch), k))
+}
+
+#[cfg(test)]
+#[path = "edge_checks_tests.rs"]
+mod tests;
