@@ -97,7 +97,7 @@ fn the_readme_worker_command_splits_as_a_shell_would() {
 #[test]
 fn every_example_job_succeeds_with_the_readme_worker_command() {
     let jobs = example_jobs();
-    assert_eq!(jobs.len(), 7, "example jobs: {jobs:?}");
+    assert_eq!(jobs.len(), 8, "example jobs: {jobs:?}");
     let dir = tempfile::tempdir().unwrap();
     let serve = Serve::start(&dir.path().join("data"), None);
     let url = serve.url();

@@ -15,6 +15,7 @@ const CASES: &[(&str, Option<&str>)] = &[
     ("generated-1000", Some("pool")),
     ("wordcount", None),
     ("build-log", None),
+    ("live-count", None),
 ];
 
 fn read(name: &str) -> (String, String) {

@@ -95,48 +95,36 @@ impl EdgeChecks {
         }
         let acked = self.acked.get(&key).copied().unwrap_or(0);
         let mut floor = self.cursor(fence, from).unwrap_or(0);
+        let seen = self.delivered.entry(key).or_default();
         for f in &page.frames {
             let text = String::from_utf8_lossy(f.data.as_bytes()).into_owned();
             let Some((lease, k)) = lease_of(&text) else {
-                return Err((
-                    Check::EdgeOrder,
-                    format!("{here}: frame {} is {text:?}", f.seq),
-                ));
+                let why = format!("{here}: frame {} is {text:?}", f.seq);
+                return Err((Check::EdgeOrder, why));
             };
-            if f.seq < floor {
-                return Err((
-                    Check::EdgeOrder,
-                    format!("{here}: frame {} ({text}) where {floor} was due", f.seq),
-                ));
-            }
-            if lease.1 != latest {
-                return Err((
+            let at = format!("{here}: frame {} ({text})", f.seq);
+            let broken = if f.seq < floor {
+                Some((Check::EdgeOrder, format!("where {floor} was due")))
+            } else if lease.1 != latest {
+                Some((
                     Check::EdgeStale,
-                    format!(
-                        "{here}: frame {} ({text}) while epoch {latest} holds the producer",
-                        f.seq
-                    ),
-                ));
-            }
-            if f.seq < acked {
-                return Err((
+                    format!("while epoch {latest} holds the producer"),
+                ))
+            } else if f.seq < acked {
+                Some((
                     Check::EdgeRedelivered,
-                    format!(
-                        "{here}: frame {} ({text}) below the acknowledged cursor {acked}",
-                        f.seq
-                    ),
-                ));
-            }
-            let seen = self.delivered.entry(key.clone()).or_default();
-            if whole && k > 1 && !seen.contains(&(lease, k - 1)) {
-                return Err((
+                    format!("below the acknowledged cursor {acked}"),
+                ))
+            } else if whole && k > 1 && !seen.contains(&(lease, k - 1)) {
+                Some((
                     Check::EdgeLost,
-                    format!(
-                        "{here}: frame {} ({text}) without frame {} of its lease",
-                        f.seq,
-                        k - 1
-                    ),
-                ));
+                    format!("without frame {} of its lease", k - 1),
+                ))
+            } else {
+                None
+            };
+            if let Some((check, why)) = broken {
+                return Err((check, format!("{at} {why}")));
             }
             seen.insert((lease, k));
             floor = f.seq + 1;

@@ -142,7 +142,7 @@ impl Handler for BenchHandler {
             self.bad_inputs.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(producer) = &self.producer {
-            if let Err(e) = producer.emit_all(&t).await {
+            if let Err(e) = producer.run(&t).await {
                 eprintln!("keel bench-e2e: task {}: {e}", t.key);
                 self.failed_emits.fetch_add(1, Ordering::Relaxed);
             }

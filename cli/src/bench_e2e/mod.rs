@@ -8,6 +8,7 @@
 //! measures output streams instead ([`stream`]).
 
 mod cluster;
+mod edge;
 mod stream;
 
 use crate::connect::runtime;
@@ -78,6 +79,15 @@ pub struct BenchE2eArgs {
     /// Bytes per frame with --stream-frames (at least 8: the frame's send time).
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(8..=1_048_576))]
     pub frame_bytes: u32,
+    /// With --stream-frames: each task's frames are read by a consumer task through a
+    /// streaming edge (`task.stream`, acknowledged every --frames-per-emit frames)
+    /// instead of a tail: `fifo`, or a bounded `block` edge with --edge-capacity.
+    #[arg(long, requires = "stream_frames")]
+    pub edges: bool,
+    /// With --edges: a bounded edge of this many frames that blocks its producer when
+    /// full; 0 is a fifo edge.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub edge_capacity: u32,
 }
 
 pub fn run(args: &BenchE2eArgs) -> ExitCode {
@@ -105,6 +115,9 @@ async fn bench(args: &BenchE2eArgs) -> Result<(), String> {
     } else {
         "redb"
     };
+    if args.stream_frames > 0 && args.edges {
+        return edge::edge_bench(args, backend).await;
+    }
     if args.stream_frames > 0 {
         return stream::stream_bench(args, backend).await;
     }

@@ -27,9 +27,51 @@ pub(super) struct Producer {
     pub epoch: Instant,
     /// Opens once every tail is listening.
     pub gate: watch::Receiver<bool>,
+    /// With streaming edges: where consumers put each frame's delay from its emit.
+    pub consumed: Option<std::sync::Arc<std::sync::Mutex<Vec<u64>>>>,
 }
 
 impl Producer {
+    /// Runs `task`: a consumer (one that streams from another) reads its edge, any
+    /// other task emits its frames.
+    pub async fn run(&self, task: &Task) -> Result<(), String> {
+        match (&self.consumed, task.streams().first()) {
+            (Some(consumed), Some(from)) => self.consume(task, from, consumed).await,
+            _ => self.emit_all(task).await,
+        }
+    }
+
+    /// Reads the edge from `from` to its end, acknowledging every `per_emit` frames,
+    /// and records each frame's delay from its emit.
+    async fn consume(
+        &self,
+        task: &Task,
+        from: &str,
+        consumed: &std::sync::Mutex<Vec<u64>>,
+    ) -> Result<(), String> {
+        let mut edge = task.stream(from);
+        let (mut delays, mut unacked) = (Vec::new(), 0);
+        while let Some(f) = edge.next().await.map_err(|e| e.to_string())? {
+            let now = self.epoch.elapsed().as_nanos() as u64;
+            let stamp: [u8; 8] = f
+                .data
+                .get(..8)
+                .and_then(|s| s.try_into().ok())
+                .unwrap_or_default();
+            delays.push(now.saturating_sub(u64::from_le_bytes(stamp)));
+            unacked += 1;
+            if unacked >= self.per_emit.max(1) {
+                task.ack(from, f.seq + 1).await.map_err(|e| e.to_string())?;
+                unacked = 0;
+            }
+        }
+        consumed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(delays);
+        Ok(())
+    }
+
     /// Emits this task's frames, each stamped with when its emit was sent.
     pub async fn emit_all(&self, task: &Task) -> Result<(), String> {
         let _ = self.gate.clone().wait_for(|open| *open).await;
@@ -59,6 +101,7 @@ pub(super) async fn stream_bench(args: &BenchE2eArgs, backend: &str) -> Result<(
         frame_bytes: args.frame_bytes,
         epoch: Instant::now(),
         gate,
+        consumed: None,
     };
     let epoch = producer.epoch;
     let cluster = Cluster::start(args, 0, Some(producer)).await?;
