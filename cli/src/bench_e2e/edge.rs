@@ -2,7 +2,7 @@
 //! --tasks producers, each read by a consumer task through a fifo edge (or a bounded
 //! `block` edge with --edge-capacity); each producer emits N frames, --frames-per-emit
 //! at a time, and each consumer reads them with `task.stream` as they are stored,
-//! acknowledging every --frames-per-emit frames. Every frame carries the time its emit
+//! acknowledging every --frames-per-emit frames (every half capacity at most). Every frame carries the time its emit
 //! was sent, so the consumer measures how long a frame takes from `emit` to `next`.
 
 use super::cluster::Cluster;
@@ -10,7 +10,7 @@ use super::stream::Producer;
 use super::BenchE2eArgs;
 use crate::output::outln;
 use keel_engine::{EdgePolicy, JobSpec, OnFull, StreamEdge, TaskSpec};
-use keel_grpc::client::ClientOptions;
+use keel_grpc::client::{ClientOptions, Jobs};
 use keel_grpc::job_spec_to_proto;
 use keel_grpc::proto::{DescribeJobRequest, SubmitJobRequest};
 use std::sync::{Arc, Mutex};
@@ -60,37 +60,19 @@ pub(super) async fn edge_bench(args: &BenchE2eArgs, backend: &str) -> Result<(),
         epoch: Instant::now(),
         gate,
         consumed: Some(consumed.clone()),
+        // A consumer acknowledging less often than its edge holds would stall it.
+        ack_every: match args.edge_capacity {
+            0 => args.frames_per_emit,
+            capacity => args.frames_per_emit.min(capacity.div_ceil(2)),
+        },
     };
     let cluster = Cluster::start(args, 0, Some(producer)).await?;
-    let mut jobs = ClientOptions::new(cluster.url.clone())
+    let jobs = ClientOptions::new(cluster.url.clone())
         .jobs()
         .await
         .map_err(|e| e.to_string())?;
-    let started = Instant::now();
-    let outcome = tokio::time::timeout(Duration::from_secs(args.timeout), async {
-        let request = SubmitJobRequest {
-            spec: Some(job_spec_to_proto(&edge_job(args))),
-        };
-        let job = jobs
-            .submit_job(request)
-            .await
-            .map_err(|s| s.message().to_string())?
-            .into_inner()
-            .job;
-        loop {
-            let view = jobs
-                .describe_job(DescribeJobRequest { job })
-                .await
-                .map_err(|s| s.message().to_string())?
-                .into_inner();
-            match view.status.map(|s| s.outcome).unwrap_or_default().as_str() {
-                "" => tokio::time::sleep(Duration::from_millis(20)).await,
-                "succeeded" => return Ok(started.elapsed()),
-                other => return Err(format!("the job ended {other}")),
-            }
-        }
-    })
-    .await;
+    let outcome =
+        tokio::time::timeout(Duration::from_secs(args.timeout), run_job(args, jobs)).await;
     let failed = cluster.failed_emits();
     let coordinator = cluster.stop().await;
     let took = match outcome {
@@ -100,7 +82,7 @@ pub(super) async fn edge_bench(args: &BenchE2eArgs, backend: &str) -> Result<(),
     if failed > 0 {
         return Err(format!("{failed} handlers failed to emit or read"));
     }
-    let mut delays = std::mem::take(&mut *consumed.lock().unwrap_or_else(|p| p.into_inner()));
+    let delays = std::mem::take(&mut *consumed.lock().unwrap_or_else(|p| p.into_inner()));
     let expected = pairs * u64::from(args.stream_frames);
     if delays.len() as u64 != expected {
         return Err(format!(
@@ -108,6 +90,40 @@ pub(super) async fn edge_bench(args: &BenchE2eArgs, backend: &str) -> Result<(),
             delays.len()
         ));
     }
+    report(args, backend, took, delays);
+    outln!("  {}", super::log_summary(&coordinator));
+    Ok(())
+}
+
+/// Submits the job and waits for it to succeed; returns how long that took.
+async fn run_job(args: &BenchE2eArgs, mut jobs: Jobs) -> Result<Duration, String> {
+    let started = Instant::now();
+    let request = SubmitJobRequest {
+        spec: Some(job_spec_to_proto(&edge_job(args))),
+    };
+    let job = jobs
+        .submit_job(request)
+        .await
+        .map_err(|s| s.message().to_string())?
+        .into_inner()
+        .job;
+    loop {
+        let view = jobs
+            .describe_job(DescribeJobRequest { job })
+            .await
+            .map_err(|s| s.message().to_string())?
+            .into_inner();
+        match view.status.map(|s| s.outcome).unwrap_or_default().as_str() {
+            "" => tokio::time::sleep(Duration::from_millis(20)).await,
+            "succeeded" => return Ok(started.elapsed()),
+            other => return Err(format!("the job ended {other}")),
+        }
+    }
+}
+
+/// Prints frames/s over `took` and the quantiles of the frames' `delays` (ns).
+fn report(args: &BenchE2eArgs, backend: &str, took: Duration, mut delays: Vec<u64>) {
+    let (pairs, expected) = (args.tasks.max(1), delays.len());
     delays.sort_unstable();
     let at = |q: f64| {
         let i = ((delays.len() as f64 * q) as usize).min(delays.len().saturating_sub(1));
@@ -127,6 +143,4 @@ pub(super) async fn edge_bench(args: &BenchE2eArgs, backend: &str) -> Result<(),
         at(0.99),
         at(1.0)
     );
-    outln!("  {}", super::log_summary(&coordinator));
-    Ok(())
 }

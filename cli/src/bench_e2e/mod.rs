@@ -80,7 +80,8 @@ pub struct BenchE2eArgs {
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(8..=1_048_576))]
     pub frame_bytes: u32,
     /// With --stream-frames: each task's frames are read by a consumer task through a
-    /// streaming edge (`task.stream`, acknowledged every --frames-per-emit frames)
+    /// streaming edge (`task.stream`, acknowledged every --frames-per-emit frames, and
+    /// at least every half --edge-capacity)
     /// instead of a tail: `fifo`, or a bounded `block` edge with --edge-capacity.
     #[arg(long, requires = "stream_frames")]
     pub edges: bool,

@@ -29,6 +29,8 @@ pub(super) struct Producer {
     pub gate: watch::Receiver<bool>,
     /// With streaming edges: where consumers put each frame's delay from its emit.
     pub consumed: Option<std::sync::Arc<std::sync::Mutex<Vec<u64>>>>,
+    /// With streaming edges: frames a consumer reads between acknowledgements.
+    pub ack_every: u32,
 }
 
 impl Producer {
@@ -41,7 +43,7 @@ impl Producer {
         }
     }
 
-    /// Reads the edge from `from` to its end, acknowledging every `per_emit` frames,
+    /// Reads the edge from `from` to its end, acknowledging every `ack_every` frames,
     /// and records each frame's delay from its emit.
     async fn consume(
         &self,
@@ -60,7 +62,7 @@ impl Producer {
                 .unwrap_or_default();
             delays.push(now.saturating_sub(u64::from_le_bytes(stamp)));
             unacked += 1;
-            if unacked >= self.per_emit.max(1) {
+            if unacked >= self.ack_every.max(1) {
                 task.ack(from, f.seq + 1).await.map_err(|e| e.to_string())?;
                 unacked = 0;
             }
@@ -102,6 +104,7 @@ pub(super) async fn stream_bench(args: &BenchE2eArgs, backend: &str) -> Result<(
         epoch: Instant::now(),
         gate,
         consumed: None,
+        ack_every: 1,
     };
     let epoch = producer.epoch;
     let cluster = Cluster::start(args, 0, Some(producer)).await?;
