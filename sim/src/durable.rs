@@ -116,7 +116,7 @@ impl Durable {
         if let Some(hook) = hook {
             hook(&mut engine);
         }
-        for (at, input) in read.entries {
+        for (at, input) in read.entries() {
             engine.apply(at, input);
         }
         let (got, want) = (engine.digest(), self.shadow.digest());

@@ -93,7 +93,9 @@ fn a_replay_short_of_the_durable_state_is_caught() {
     append_synced(&mut d, vec![submit("a", 1), submit("b", 1)]);
     assert!(d.replay(5, d.read(5).unwrap().unwrap(), None).is_ok());
     let mut read = d.read(5).unwrap().unwrap();
-    read.entries.pop();
+    let last = read.batches.last_mut().expect("a batch");
+    last.pop();
+    read.count -= 1;
     let e = d.replay(5, read, None).unwrap_err();
     assert_eq!(e.check, Check::RecoveryDigest);
     assert!(e.detail.contains("differs from the durable state"), "{e}");

@@ -4,8 +4,8 @@
 use super::*;
 use crate::work::frame_of;
 use keel_engine::{
-    Accepted, Config, EdgePolicy, Input, InstanceId, Payload, StreamEdge, StreamFrame, TaskSpec,
-    WorkerCommand, WorkerId,
+    Accepted, Config, EdgePolicy, Input, InstanceId, Payload, StreamEdge, StreamFrame, StreamMode,
+    TaskSpec, WorkerCommand, WorkerId,
 };
 
 const P: TaskId = TaskId::new(1);
@@ -14,12 +14,19 @@ const C: TaskId = TaskId::new(2);
 /// An engine whose producer t1 holds its first lease (epoch 1), and checks that know
 /// consumer t2 reads it under `policy`.
 fn setup(policy: EdgePolicy) -> (Engine, EdgeChecks) {
+    setup_from(policy, StreamMode::Durable)
+}
+
+/// [`setup`] with the producer's stream kept as `mode` says.
+fn setup_from(policy: EdgePolicy, mode: StreamMode) -> (Engine, EdgeChecks) {
     let mut consumer = TaskSpec::new("c");
     consumer.stream_from = vec![StreamEdge {
         from: "p".into(),
         policy,
     }];
-    let spec = JobSpec::new("j", vec![TaskSpec::new("p"), consumer]);
+    let mut producer = TaskSpec::new("p");
+    producer.stream = mode;
+    let spec = JobSpec::new("j", vec![producer, consumer]);
     let mut engine = Engine::new(Config::default());
     let w = WorkerId::new("w");
     let i = InstanceId::new(1);
@@ -86,6 +93,20 @@ fn page(frames: &[(u64, u64, u8)], next: u64) -> EdgePage {
     }
 }
 
+/// The producer's first lease emits frames 1 to `n` (sequence numbers 0 to n - 1).
+fn emit(engine: &mut Engine, n: u8) {
+    let p1 = fence(P, 1, 1);
+    let frames = (1..=n).map(|k| Payload::from(frame_of(p1, k))).collect();
+    let w = WorkerId::new("w");
+    let emit = WorkerCommand::Emit {
+        fence: p1,
+        from: 0,
+        frames,
+    };
+    let out = engine.apply(5, Input::worker(&w, InstanceId::new(1), emit));
+    assert!(matches!(out.reply, Some(Ok(_))), "{:?}", out.reply);
+}
+
 fn failed(r: Result<(), (Check, String)>) -> Check {
     r.expect_err("the check must fail").0
 }
@@ -115,8 +136,89 @@ fn a_frame_without_the_one_before_fails_edge_lost_on_fifo_only() {
         failed(checks.read(&engine, fence(C, 1, 1), "p", &skip)),
         Check::EdgeLost
     );
-    let (engine, mut checks) = setup(EdgePolicy::Broadcast);
+    let (engine, mut checks) = setup_from(EdgePolicy::Broadcast, StreamMode::Newest);
     checks.read(&engine, fence(C, 1, 1), "p", &skip).unwrap();
+    let (engine, mut checks) = setup(EdgePolicy::Broadcast);
+    assert_eq!(
+        failed(checks.read(&engine, fence(C, 1, 1), "p", &skip)),
+        Check::EdgeLost,
+        "a broadcast edge from a durable stream skips nothing"
+    );
+}
+
+#[test]
+fn a_kept_frame_passed_over_fails_edge_lost_unless_the_policy_lets_it_go() {
+    // The producer kept frames 0..3; a read from 0 that gives only 2 passed over 0 and 1.
+    let passes_over = page(&[(2, 1, 3)], 3);
+    let (mut engine, mut checks) = setup_from(EdgePolicy::Broadcast, StreamMode::Newest);
+    emit(&mut engine, 3);
+    checks
+        .read(&engine, fence(C, 1, 1), "p", &passes_over)
+        .expect("a newest-mode stream kept only frame 2");
+    let (mut engine, mut checks) =
+        setup_from(EdgePolicy::Broadcast, StreamMode::Bounded { frames: 3 });
+    emit(&mut engine, 3);
+    assert_eq!(
+        failed(checks.read(&engine, fence(C, 1, 1), "p", &passes_over)),
+        Check::EdgeLost,
+        "frames 0 and 1 are kept, so broadcast owes them"
+    );
+}
+
+#[test]
+fn a_newest_edge_gives_the_newest_kept_frame_or_fails_edge_lost() {
+    let (mut engine, mut checks) = setup(EdgePolicy::Newest);
+    emit(&mut engine, 3);
+    checks
+        .read(&engine, fence(C, 1, 1), "p", &page(&[(2, 1, 3)], 3))
+        .expect("frame 2 is the newest");
+    let (mut engine, mut checks) = setup(EdgePolicy::Newest);
+    emit(&mut engine, 3);
+    assert_eq!(
+        failed(checks.read(&engine, fence(C, 1, 1), "p", &page(&[(1, 1, 2)], 2))),
+        Check::EdgeLost,
+        "frame 1 is not the newest"
+    );
+    let (mut engine, mut checks) = setup(EdgePolicy::Newest);
+    emit(&mut engine, 3);
+    assert_eq!(
+        failed(checks.read(&engine, fence(C, 1, 1), "p", &page(&[], 3))),
+        Check::EdgeLost,
+        "a read past frame 2 without it loses it"
+    );
+}
+
+#[test]
+fn a_drop_oldest_edge_drops_only_frames_with_capacity_newer_ones_and_counts_them() {
+    let policy = EdgePolicy::Bounded {
+        capacity: 2,
+        on_full: keel_engine::OnFull::DropOldest,
+    };
+    // Frames 0..4 kept; the read gives 2 and 3. Frames 0 and 1 have two newer ones.
+    let mut kept_two = page(&[(2, 1, 3), (3, 1, 4)], 4);
+    kept_two.dropped = 2;
+    let (mut engine, mut checks) = setup(policy);
+    emit(&mut engine, 4);
+    checks
+        .read(&engine, fence(C, 1, 1), "p", &kept_two)
+        .expect("two dropped, two counted");
+    let (mut engine, mut checks) = setup(policy);
+    emit(&mut engine, 4);
+    kept_two.dropped = 1;
+    assert_eq!(
+        failed(checks.read(&engine, fence(C, 1, 1), "p", &kept_two)),
+        Check::EdgeLost,
+        "a drop not counted"
+    );
+    let (mut engine, mut checks) = setup(policy);
+    emit(&mut engine, 4);
+    let mut kept_one = page(&[(3, 1, 4)], 4);
+    kept_one.dropped = 3;
+    assert_eq!(
+        failed(checks.read(&engine, fence(C, 1, 1), "p", &kept_one)),
+        Check::EdgeLost,
+        "frame 2 has only one newer frame"
+    );
 }
 
 #[test]

@@ -77,7 +77,11 @@ pub(crate) struct Recovered {
     pub snapshot: Vec<u8>,
     /// Log position the snapshot covers.
     pub snapshot_position: u64,
-    pub entries: Vec<Entry>,
+    /// The entries after the snapshot, one list per batch as it was appended: a long
+    /// log is read without growing (and copying) one list of all its entries.
+    pub batches: Vec<Vec<Entry>>,
+    /// Entries in all the batches.
+    pub count: u64,
     /// Bytes of a torn frame at the end, dropped.
     pub torn_bytes: usize,
 }
@@ -85,7 +89,12 @@ pub(crate) struct Recovered {
 impl Recovered {
     /// Log position of the last input recovered.
     pub(crate) fn position(&self) -> u64 {
-        self.snapshot_position + self.entries.len() as u64
+        self.snapshot_position + self.count
+    }
+
+    /// Every entry, in log order.
+    pub(crate) fn entries(self) -> impl Iterator<Item = Entry> {
+        self.batches.into_iter().flatten()
     }
 }
 
@@ -251,7 +260,7 @@ impl Storage {
             Ok(None) => return Err(corrupt_at(None, "snapshot incomplete".into())),
             Err(why) => return Err(corrupt_at(None, why)),
         };
-        let mut entries = Vec::new();
+        let mut batches = Vec::new();
         let mut at = 0;
         let mut next = self.snapshot_position + 1;
         while at < self.log.len() {
@@ -267,13 +276,14 @@ impl Storage {
                 return Err(corrupt_at(Some(at), why));
             }
             next += body.entries.len() as u64;
-            entries.extend(body.entries);
+            batches.push(body.entries);
             at += HEADER + (body_len(&self.log[at..]));
         }
         Ok(Recovered {
             snapshot,
             snapshot_position: self.snapshot_position,
-            entries,
+            batches,
+            count: next - self.snapshot_position - 1,
             torn_bytes: self.log.len() - at,
         })
     }
@@ -334,8 +344,9 @@ mod tests {
         let r = s.recover().unwrap();
         assert_eq!(r.snapshot, b"state");
         assert_eq!(r.position(), 6);
-        assert_eq!(r.entries[5], entry(6));
+        assert_eq!(r.batches.len(), 3);
         assert_eq!(r.torn_bytes, 0);
+        assert_eq!(r.entries().nth(5), Some(entry(6)));
     }
 
     #[test]
