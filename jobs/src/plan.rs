@@ -4,7 +4,7 @@
 
 use crate::load::LoadedJob;
 use crate::pool::{Pool, PoolEntry};
-use crate::timing::{critical_path, timing};
+use crate::timing::{critical_path, timing, Timing};
 use keel_engine::TaskSpec;
 use serde::Serialize;
 use std::borrow::Cow;
@@ -26,9 +26,12 @@ pub struct Plan<'a> {
     /// The pool, when one was given.
     pub pool: Option<PoolSummary>,
     /// Topological levels: a task's stage is the length of the longest dependency chain
-    /// before it, so every upstream task sits in an earlier stage.
+    /// before it, so every upstream task sits in an earlier stage. A consumer of a
+    /// streaming edge runs while its producer does, so it shares its producer's stage
+    /// (or a later one, by its other dependencies).
     pub stages: Vec<Stage<'a>>,
-    /// Every task once, ordered by stage, then priority (higher first), then estimated
+    /// Every task once, ordered by stage (within it, producers before the consumers
+    /// streaming from them), then priority (higher first), then estimated
     /// work on the longest chain from the task to the end (more first), then
     /// not-before delay (shorter first), then task id. None of these depends on the
     /// order of tasks in the file.
@@ -233,10 +236,10 @@ pub fn plan<'a>(job: &'a LoadedJob, pool: Option<&Pool>) -> Plan<'a> {
     let spec = job.spec();
     let tasks = &spec.tasks;
     let timing = timing(job);
-    let order = schedule_order(job, &timing.tail);
+    let order = schedule_order(job, &timing);
     let caps = sorted_capabilities(tasks);
     let serving = |caps: &[String]| serving(pool, &spec.lane, caps);
-    let stages = stages(job, &order, &caps, &serving);
+    let stages = stages(job, (&order, &timing.stage), &caps, &serving);
     let path = critical_path(job, &timing);
     let length_ms = path.last().map_or(0, |&i| timing.finish[i as usize]);
     let warnings = warnings(
@@ -311,26 +314,21 @@ fn summary(job: &LoadedJob, order: &[usize]) -> JobSummary {
     }
 }
 
-/// A task's stage: the length of the longest dependency chain before it.
-fn stage_of(job: &LoadedJob, i: usize) -> u32 {
-    job.valid().depth[i].saturating_sub(1)
-}
-
-/// Task indexes in schedule order (see `Plan::schedule`); `tail` is each task's
-/// estimated work on the longest chain from it to the end.
-fn schedule_order(job: &LoadedJob, tail: &[u64]) -> Vec<usize> {
+/// Task indexes in schedule order (see `Plan::schedule`), from each task's stage and
+/// its estimated work on the longest chain from it to the end (`tail`).
+fn schedule_order(job: &LoadedJob, t: &Timing) -> Vec<usize> {
     let spec = job.spec();
     let mut keyed: Vec<_> = spec
         .tasks
         .iter()
         .enumerate()
-        .map(|(i, t)| {
+        .map(|(i, task)| {
             let key = (
-                stage_of(job, i),
-                Reverse(t.priority.unwrap_or(spec.priority)),
-                Reverse(tail[i]),
-                t.delay_ms,
-                t.key.as_str(),
+                (t.stage[i], t.within[i]),
+                Reverse(task.priority.unwrap_or(spec.priority)),
+                Reverse(t.tail[i]),
+                task.delay_ms,
+                task.key.as_str(),
             );
             (key, i)
         })
@@ -368,10 +366,11 @@ fn serving<'p>(pool: Option<&'p Pool>, lane: &str, caps: &[String]) -> Option<Ve
 
 type Serving<'s, 'p> = &'s dyn Fn(&[String]) -> Option<Vec<&'p PoolEntry>>;
 
-/// The stages of the tasks in schedule `order`, each with its needs and parallelism.
+/// The stages of the tasks in schedule `order`, each task in stage `stage_of[i]`, each
+/// stage with its needs and parallelism.
 fn stages<'a>(
     job: &'a LoadedJob,
-    order: &[usize],
+    (order, stage_of): (&[usize], &[u32]),
     caps: &[Cow<'_, [String]>],
     serving: Serving<'_, '_>,
 ) -> Vec<Stage<'a>> {
@@ -379,7 +378,7 @@ fn stages<'a>(
     let mut stages: Vec<Stage> = Vec::new();
     let mut needs: BTreeMap<&[String], u64> = BTreeMap::new();
     for (pos, &i) in order.iter().enumerate() {
-        let index = stage_of(job, i);
+        let index = stage_of[i];
         if stages.last().is_none_or(|s| s.index != index) {
             stages.push(Stage {
                 index,
@@ -398,7 +397,7 @@ fn stages<'a>(
         *needs.entry(&caps[i]).or_default() += 1;
         let stage_ends = order
             .get(pos + 1)
-            .is_none_or(|&next| stage_of(job, next) != index);
+            .is_none_or(|&next| stage_of[next] != index);
         if stage_ends {
             finish_stage(
                 stage,

@@ -1,8 +1,11 @@
 //! Estimated timing with unlimited workers: when each task could start and finish at
 //! the earliest, what gates it, and how much estimated work follows it. Tasks without
-//! an estimate count as taking no time.
+//! an estimate count as taking no time. A consumer of a streaming edge starts when its
+//! producers start, runs beside them, and cannot finish before they do (its stream
+//! ends when theirs does).
 
 use crate::load::LoadedJob;
+use std::cmp::Reverse;
 
 pub(crate) struct Timing {
     pub start: Vec<u64>,
@@ -12,6 +15,13 @@ pub(crate) struct Timing {
     pub gate: Vec<Option<u32>>,
     /// Estimated work on the longest downstream chain, this task included.
     pub tail: Vec<u64>,
+    /// The task's stage: the longest chain of finish dependencies before it. A consumer
+    /// shares the stage of the producers it streams from (or a later one), since it
+    /// runs while they do.
+    pub stage: Vec<u32>,
+    /// Within its stage, the longest chain of producers before the task there: a
+    /// consumer is scheduled after the producers it shares a stage with.
+    pub within: Vec<u32>,
 }
 
 /// A group of `n` upstream tasks that needs `k` successes is satisfied, at the
@@ -30,6 +40,8 @@ pub(crate) fn timing(job: &LoadedJob) -> Timing {
         finish: vec![0; n],
         gate: vec![None; n],
         tail: vec![0; n],
+        stage: vec![0; n],
+        within: vec![0; n],
     };
     let mut ups: Vec<(u64, &str, u32)> = Vec::new();
     for &i in &valid.topo_order {
@@ -60,9 +72,15 @@ pub(crate) fn timing(job: &LoadedJob) -> Timing {
             Some((finish, u)) if finish >= delay => (finish, Some(u)),
             _ => (delay, None),
         };
-        t.start[i] = start;
-        t.gate[i] = gate;
-        t.finish[i] = start.saturating_add(est[i]);
+        let after = |ups: &[u32], by: &dyn Fn(u32) -> u32| ups.iter().map(|&u| by(u)).max();
+        let staged = after(&valid.upstream[i], &|u| t.stage[u as usize] + 1);
+        let streamed = after(&valid.producers[i], &|p| t.stage[p as usize]);
+        t.stage[i] = staged.max(streamed).unwrap_or(0);
+        let beside = valid.producers[i]
+            .iter()
+            .filter(|&&p| t.stage[p as usize] == t.stage[i]);
+        t.within[i] = beside.map(|&p| t.within[p as usize] + 1).max().unwrap_or(0);
+        streamed_timing(&mut t, i, (start, gate), est[i], &valid.producers[i]);
     }
     for &i in valid.topo_order.iter().rev() {
         let i = i as usize;
@@ -73,6 +91,38 @@ pub(crate) fn timing(job: &LoadedJob) -> Timing {
         t.tail[i] = est[i].saturating_add(after.unwrap_or(0));
     }
     t
+}
+
+/// Sets task `i`'s start, finish and gate from when its finish dependencies let it
+/// start (`start`, `gate`), its estimate, and the producers it streams from: it starts
+/// no earlier than any of them (their gate is then its gate), and finishes no earlier
+/// than the last of them (which is then its gate: the path runs through it).
+fn streamed_timing(
+    t: &mut Timing,
+    i: usize,
+    (start, gate): (u64, Option<u32>),
+    est: u64,
+    producers: &[u32],
+) {
+    let first = producers
+        .iter()
+        .max_by_key(|&&p| (t.start[p as usize], Reverse(p)));
+    let (start, gate) = match first {
+        Some(&p) if t.start[p as usize] > start => (t.start[p as usize], t.gate[p as usize]),
+        _ => (start, gate),
+    };
+    let last = producers
+        .iter()
+        .max_by_key(|&&p| (t.finish[p as usize], Reverse(p)));
+    let (finish, gate) = match last {
+        Some(&p) if t.finish[p as usize] >= start.saturating_add(est) => {
+            (t.finish[p as usize], Some(p))
+        }
+        _ => (start.saturating_add(est), gate),
+    };
+    t.start[i] = start;
+    t.finish[i] = finish;
+    t.gate[i] = gate;
 }
 
 /// The chain of tasks that decides when the job finishes at the earliest: from the

@@ -180,3 +180,62 @@ fn a_pool_entry_without_lanes_serves_only_the_default_lane() {
     let p = plan_of(job, Some("[[worker]]\nname = \"w\"\nlanes = [\"batch\"]\n"));
     assert!(p.warnings.is_empty());
 }
+
+const STREAMS: &str = r#"
+[job]
+name = "streams"
+[[task]]
+id = "prep"
+estimate = 10
+[[task]]
+id = "produce"
+deps = ["prep"]
+estimate = 30
+[[task]]
+id = "tail"
+stream_from = ["produce"]
+estimate = 5
+[[task]]
+id = "after"
+deps = ["tail"]
+estimate = 1
+"#;
+
+#[test]
+fn a_consumer_runs_beside_its_producer_and_ends_no_earlier() {
+    let p = plan_of(STREAMS, None);
+    // `tail` starts with `produce` and its stream ends when `produce` does.
+    assert_eq!(
+        path(&p),
+        [
+            ("prep", 0, 10),
+            ("produce", 10, 40),
+            ("tail", 10, 40),
+            ("after", 40, 41)
+        ]
+    );
+    let stages: Vec<(u32, Vec<&str>)> = p
+        .stages
+        .iter()
+        .map(|s| (s.index, s.tasks.clone()))
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            (0, vec!["prep"]),
+            (1, vec!["produce", "tail"]),
+            (2, vec!["after"])
+        ]
+    );
+}
+
+#[test]
+fn a_consumer_longer_than_its_producer_is_gated_by_what_started_both() {
+    let job = format!(
+        "{STREAMS}\n[[task]]\nid = \"slow\"\nstream_from = [\"produce\"]\nestimate = 100\n"
+    );
+    let p = plan_of(&job, None);
+    assert_eq!(path(&p), [("prep", 0, 10), ("slow", 10, 110)]);
+    // Producers come first in their stage, then the consumers by remaining work.
+    assert_eq!(p.schedule, ["prep", "produce", "slow", "tail", "after"]);
+}
