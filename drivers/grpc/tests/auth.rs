@@ -10,7 +10,7 @@ use keel_grpc::job_spec_to_proto;
 use keel_grpc::proto::*;
 use keel_grpc::server::ServerOptions;
 use keel_grpc::worker::{Outcome, Task, Worker, WorkerConfig};
-use support::{within, Cluster};
+use support::{run_worker, within, Cluster};
 use tonic::Code;
 
 const CLIENT: &str = "client-token-0123456789";
@@ -83,31 +83,8 @@ async fn tokens_are_required_and_roles_enforced() {
     let mut client = with_token(&cluster, Some(CLIENT)).jobs().await.unwrap();
     let job = client.submit_job(submit()).await.unwrap().into_inner().job;
     let config = WorkerConfig::new(with_token(&cluster, Some(WORKER)), "w1", 1);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(Worker::new(config).run(
-        |_t: Task| async { Outcome::Complete(vec![]) },
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let mut events = client
-        .watch_job(WatchJobRequest {
-            job,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let finished = within("the job finishing", async {
-        loop {
-            let e = events.message().await.unwrap().unwrap();
-            if e.kind == "job_finished" {
-                return e.detail;
-            }
-        }
-    })
-    .await;
+    let worker = run_worker(config, |_t: Task| async { Outcome::Complete(vec![]) });
+    let finished = within("the job finishing", support::finished(&mut client, job)).await;
     assert_eq!(finished, "succeeded");
-    let _ = stop.send(());
-    assert_eq!(within("drain", worker).await.unwrap().unwrap().completed, 1);
+    assert_eq!(worker.stop().await.completed, 1);
 }

@@ -10,13 +10,13 @@ use keel_engine::{BudgetOwner, BudgetSpec, DimensionLimit, GroupKind, JobSpec, T
 use keel_grpc::client::ClientOptions;
 use keel_grpc::proto::*;
 use keel_grpc::server::ServerOptions;
-use keel_grpc::worker::{Outcome, Task, UsageError, UsageRecorded, Worker, WorkerConfig};
+use keel_grpc::worker::{Outcome, Task, UsageError, UsageRecorded, WorkerConfig};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use support::proxy::Proxy;
-use support::{finished, submit, within, Cluster};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use support::{finished, run_worker, submit, within, Cluster};
+use tokio::sync::{mpsc, Mutex};
 
 fn budgeted(name: &str, hard: u64) -> JobSpec {
     let mut spec = JobSpec::new(
@@ -62,11 +62,8 @@ async fn usage_counts_once_per_key_and_a_hard_limit_ends_the_job() {
             Outcome::Complete(Vec::new())
         }
     };
-    let (stop, stopped) = oneshot::channel::<()>();
     let config = WorkerConfig::new(cluster.client(), "w1", 1);
-    let worker = tokio::spawn(Worker::new(config).run(handler, async {
-        let _ = stopped.await;
-    }));
+    let worker = run_worker(config, handler);
     let mut jobs = cluster.client().jobs().await.unwrap();
     let job = submit(&mut jobs, &budgeted("summarize", 100)).await.job;
     let got = within("the reports", reports.recv()).await.unwrap();
@@ -114,11 +111,7 @@ async fn usage_counts_once_per_key_and_a_hard_limit_ends_the_job() {
     assert_eq!(b.dimensions[0].used, 110);
     assert_eq!(b.exhausted.as_deref(), Some("tokens"));
     assert_eq!(b.reports, 2);
-    let _ = stop.send(());
-    within("the worker stopping", worker)
-        .await
-        .unwrap()
-        .unwrap();
+    worker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,10 +144,7 @@ async fn a_report_made_while_the_coordinator_is_unreachable_is_sent_after_reconn
     let mut worker_config = WorkerConfig::new(client, "w1", 1);
     worker_config.answer_timeout = Duration::from_millis(500);
     worker_config.backoff_max = Duration::from_millis(200);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let worker = tokio::spawn(Worker::new(worker_config).run(handler, async {
-        let _ = stopped.await;
-    }));
+    let worker = run_worker(worker_config, handler);
     let mut jobs = cluster.client().jobs().await.unwrap();
     let job = submit(&mut jobs, &budgeted("outage", 1_000)).await.job;
     within("the handler starting", started.recv())
@@ -183,6 +173,5 @@ async fn a_report_made_while_the_coordinator_is_unreachable_is_sent_after_reconn
         .into_inner()
         .budgets;
     assert_eq!((budgets[0].dimensions[0].used, budgets[0].reports), (40, 1));
-    let _ = stop.send(());
     worker.abort();
 }

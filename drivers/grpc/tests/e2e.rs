@@ -7,11 +7,11 @@ use keel_engine::{GroupKind, JobSpec, Payload, TaskSpec};
 use keel_grpc::job_spec_to_proto;
 use keel_grpc::proto::*;
 use keel_grpc::server::ServerOptions;
-use keel_grpc::worker::{Outcome, Task, Worker, WorkerConfig};
+use keel_grpc::worker::{Outcome, Task, WorkerConfig};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use support::{submit, within, Cluster};
-use tokio::sync::{mpsc, oneshot};
+use support::{run_worker, submit, within, Cluster};
+use tokio::sync::mpsc;
 
 fn dag() -> JobSpec {
     let mut spec = JobSpec::new(
@@ -53,11 +53,8 @@ async fn wait_finished(jobs: &mut keel_grpc::client::Jobs, job: u64) -> Vec<JobE
 async fn a_dag_job_completes_across_two_sdk_workers() {
     let cluster = Cluster::start(ServerOptions::default()).await;
     let ran = Arc::new(AtomicU32::new(0));
-    let mut stops = Vec::new();
     let mut workers = Vec::new();
     for name in ["w1", "w2"] {
-        let (stop, stopped) = oneshot::channel::<()>();
-        stops.push(stop);
         let ran = ran.clone();
         let handler = move |task: Task| {
             ran.fetch_add(1, Ordering::SeqCst);
@@ -69,9 +66,7 @@ async fn a_dag_job_completes_across_two_sdk_workers() {
             }
         };
         let config = WorkerConfig::new(cluster.client(), name, 2);
-        workers.push(tokio::spawn(Worker::new(config).run(handler, async {
-            let _ = stopped.await;
-        })));
+        workers.push(run_worker(config, handler));
     }
     let mut jobs = cluster.client().jobs().await.unwrap();
     let submitted = jobs
@@ -104,16 +99,9 @@ async fn a_dag_job_completes_across_two_sdk_workers() {
         .unwrap()
         .into_inner();
     assert_eq!(listed.jobs.len(), 1);
-    for stop in stops {
-        let _ = stop.send(());
-    }
     let mut completed = 0;
     for w in workers {
-        completed += within("the worker draining", w)
-            .await
-            .unwrap()
-            .unwrap()
-            .completed;
+        completed += w.stop().await.completed;
     }
     assert_eq!(completed, 4);
     assert_eq!(ran.load(Ordering::SeqCst), 4);
@@ -141,11 +129,8 @@ async fn cancelling_a_job_stops_its_running_handler() {
             std::future::pending::<Outcome>().await
         }
     };
-    let (stop, stopped) = oneshot::channel::<()>();
     let config = WorkerConfig::new(cluster.client(), "w1", 1);
-    let worker = tokio::spawn(Worker::new(config).run(handler, async {
-        let _ = stopped.await;
-    }));
+    let worker = run_worker(config, handler);
     let mut jobs = cluster.client().jobs().await.unwrap();
     let job = jobs
         .submit_job(SubmitJobRequest {
@@ -170,11 +155,7 @@ async fn cancelling_a_job_stops_its_running_handler() {
     within("the handler being dropped", dropped.recv())
         .await
         .unwrap();
-    let _ = stop.send(());
-    let summary = within("the worker draining", worker)
-        .await
-        .unwrap()
-        .unwrap();
+    let summary = worker.stop().await;
     assert_eq!((summary.revoked, summary.completed), (1, 0));
 }
 
@@ -203,11 +184,8 @@ async fn a_suspended_task_resumes_on_a_signal_and_completes() {
             }
         }
     };
-    let (stop, stopped) = oneshot::channel::<()>();
     let config = WorkerConfig::new(cluster.client(), "w1", 1);
-    let worker = tokio::spawn(Worker::new(config).run(handler, async {
-        let _ = stopped.await;
-    }));
+    let worker = run_worker(config, handler);
     let mut jobs = cluster.client().jobs().await.unwrap();
     let spec = JobSpec::new("gated", vec![TaskSpec::new("deploy")]);
     let submitted = submit(&mut jobs, &spec).await;
@@ -266,10 +244,6 @@ async fn a_suspended_task_resumes_on_a_signal_and_completes() {
         leases[1].1 > leases[0].1,
         "the resumed lease has a new epoch"
     );
-    let _ = stop.send(());
-    let summary = within("the worker draining", worker)
-        .await
-        .unwrap()
-        .unwrap();
+    let summary = worker.stop().await;
     assert_eq!((summary.suspended, summary.completed), (1, 1));
 }

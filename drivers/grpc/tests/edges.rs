@@ -9,9 +9,9 @@ mod support;
 use keel_engine::{EdgePolicy, JobSpec, OnFull, StreamEdge, TaskSpec};
 use keel_grpc::proto::ReadStreamRequest;
 use keel_grpc::server::ServerOptions;
-use keel_grpc::worker::{Outcome, Task, Worker, WorkerConfig};
-use support::{finished, submit, within, Cluster};
-use tokio::sync::{mpsc, oneshot};
+use keel_grpc::worker::{Outcome, Task, WorkerConfig};
+use support::{finished, run_worker, submit, within, Cluster};
+use tokio::sync::mpsc;
 
 /// Frames the producer emits, in emits of `BATCH`.
 const FRAMES: u64 = 200;
@@ -93,11 +93,8 @@ async fn run(policy: EdgePolicy) -> (Vec<(u32, Vec<u64>)>, u64) {
             }
         }
     };
-    let (stop, stopped) = oneshot::channel::<()>();
     let config = WorkerConfig::new(cluster.client(), "w1", 2);
-    let worker = tokio::spawn(Worker::new(config).run(handler, async {
-        let _ = stopped.await;
-    }));
+    let worker = run_worker(config, handler);
     let mut jobs = cluster.client().jobs().await.unwrap();
     let job = submit(&mut jobs, &edge_job(policy)).await.job;
     let first = within("the first consumer attempt", seen.recv())
@@ -117,11 +114,7 @@ async fn run(policy: EdgePolicy) -> (Vec<(u32, Vec<u64>)>, u64) {
     while let Ok(run) = seen.try_recv() {
         runs.push(run);
     }
-    let _ = stop.send(());
-    within("the worker stopping", worker)
-        .await
-        .unwrap()
-        .unwrap();
+    worker.stop().await;
     (runs, produced)
 }
 

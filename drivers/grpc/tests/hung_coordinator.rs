@@ -13,8 +13,8 @@ use keel_grpc::worker::{Outcome, Task, Worker, WorkerConfig};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use support::proxy::Proxy;
-use support::{submit, within, Cluster};
-use tokio::sync::{mpsc, oneshot};
+use support::{run_worker, submit, within, Cluster};
+use tokio::sync::mpsc;
 
 struct DropFlag(mpsc::UnboundedSender<Instant>);
 impl Drop for DropFlag {
@@ -48,10 +48,7 @@ async fn a_lease_stops_being_trusted_on_time_while_the_session_hangs_opening() {
     client.connect_timeout = Duration::from_secs(20);
     let mut worker_config = WorkerConfig::new(client, "w1", 1);
     worker_config.answer_timeout = Duration::from_secs(20);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let worker = tokio::spawn(Worker::new(worker_config).run(handler, async {
-        let _ = stopped.await;
-    }));
+    let worker = run_worker(worker_config, handler);
     let mut jobs = cluster.client().jobs().await.unwrap();
     submit(
         &mut jobs,
@@ -73,7 +70,6 @@ async fn a_lease_stops_being_trusted_on_time_while_the_session_hangs_opening() {
         after < ttl + Duration::from_secs(5),
         "the handler ran {after:?} after the coordinator hung; its lease was trusted for at most {ttl:?}"
     );
-    let _ = stop.send(());
     worker.abort();
 }
 

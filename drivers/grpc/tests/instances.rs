@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::raw::Raw;
-use support::{within, Cluster};
+use support::{run_worker, within, Cluster};
 use tonic::{Request, Response, Status, Streaming};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,13 +34,9 @@ async fn a_worker_below_the_current_instance_registers_after_one_refusal() {
         .job;
     let mut config = WorkerConfig::new(cluster.client(), "w1", 2);
     config.instance = Some(5);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(Worker::new(config).run(
-        |t: Task| async move { Outcome::Complete(t.payload.clone()) },
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let worker = run_worker(config, |t: Task| async move {
+        Outcome::Complete(t.payload.clone())
+    });
     let outcome = within("the job finishing", support::finished(&mut jobs, job)).await;
     assert_eq!(outcome, "succeeded");
     let instance = cluster
@@ -55,11 +51,7 @@ async fn a_worker_below_the_current_instance_registers_after_one_refusal() {
         .await
         .unwrap();
     assert_eq!(instance, Some(InstanceId::new(current + 1)));
-    let _ = stop.send(());
-    let summary = within("the worker stopping", worker)
-        .await
-        .unwrap()
-        .unwrap();
+    let summary = worker.stop().await;
     assert_eq!(summary.registrations_refused, 1, "{summary:?}");
     assert_eq!(summary.completed, 3);
 }

@@ -12,7 +12,7 @@ use keel_grpc::proto::*;
 use keel_grpc::server::{ServerOptions, FRAME_OVERHEAD_BYTES};
 use std::time::Duration;
 use support::raw::{heartbeat, register, Raw};
-use support::{within, Cluster};
+use support::{run_worker, within, Cluster};
 use tonic::Code;
 
 /// Bounds a step that must happen soon: a session that should end but hangs fails here.
@@ -339,15 +339,9 @@ async fn fail_with_output(
         .await
         .job;
     let config = keel_grpc::worker::WorkerConfig::new(cluster.client(), "w1", 1);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(keel_grpc::worker::Worker::new(config).run(
-        move |_t: keel_grpc::worker::Task| async move {
-            keel_grpc::worker::Outcome::Complete(vec![0; bytes])
-        },
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let worker = run_worker(config, move |_t: keel_grpc::worker::Task| async move {
+        keel_grpc::worker::Outcome::Complete(vec![0; bytes])
+    });
     let outcome = soon("the job ending", support::finished(&mut jobs, job)).await;
     assert_eq!(outcome, "failed");
     let view = jobs
@@ -355,8 +349,7 @@ async fn fail_with_output(
         .await
         .unwrap()
         .into_inner();
-    let _ = stop.send(());
-    let summary = soon("the worker stopping", worker).await.unwrap().unwrap();
+    let summary = worker.stop().await;
     (view.tasks[0].clone(), summary)
 }
 

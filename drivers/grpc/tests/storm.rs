@@ -16,13 +16,13 @@ use keel_grpc::client::Workers;
 use keel_grpc::proto::coordinator_event::Event;
 use keel_grpc::proto::{reply, DescribeJobRequest};
 use keel_grpc::server::ServerOptions;
-use keel_grpc::worker::{Outcome, Task, Worker, WorkerConfig};
+use keel_grpc::worker::{Outcome, Task, WorkerConfig};
 use keel_log::RedbLog;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use support::raw::{heartbeat, register, Raw};
-use support::{submit, within, Cluster};
+use support::{run_worker, submit, within, Cluster};
 use tokio::sync::oneshot;
 
 const SESSIONS: usize = 1_000;
@@ -127,19 +127,14 @@ async fn a_heartbeat_flood_and_a_session_storm_over_grpc_never_cost_the_lease() 
     let flood = tokio::spawn(heartbeat_flood(flood_connection));
     let storm = tokio::spawn(session_storm(connections, hold));
 
-    let mut stops = Vec::new();
     let mut runners = Vec::new();
     for name in ["runner-1", "runner-2"] {
-        let (stop, stopped) = oneshot::channel::<()>();
-        stops.push(stop);
         let handler = |_task: Task| async {
             tokio::time::sleep(Duration::from_millis(10)).await;
             Outcome::Complete(b"ok".to_vec())
         };
         let config = WorkerConfig::new(cluster.client(), name, 4);
-        runners.push(tokio::spawn(Worker::new(config).run(handler, async {
-            let _ = stopped.await;
-        })));
+        runners.push(run_worker(config, handler));
     }
     let mut jobs = cluster.client().jobs().await.expect("a client");
     let tasks = (0..50).map(|i| TaskSpec::new(format!("t{i}"))).collect();
@@ -160,11 +155,8 @@ async fn a_heartbeat_flood_and_a_session_storm_over_grpc_never_cost_the_lease() 
     let sessions = within("the storm", storm).await.expect("the storm ran");
     done_flag.store(true, Ordering::SeqCst);
     let lost = watcher.await.unwrap_or(true);
-    for stop in stops {
-        let _ = stop.send(());
-    }
     for runner in runners {
-        let _ = within("a runner stopping", runner).await;
+        runner.stop().await;
     }
 
     let metrics = handle.metrics();

@@ -8,9 +8,9 @@ mod support;
 use keel_engine::{JobSpec, StreamMode, TaskSpec};
 use keel_grpc::proto::*;
 use keel_grpc::server::ServerOptions;
-use keel_grpc::worker::{EmitError, Emitted, Outcome, Task, Worker, WorkerConfig};
-use support::{finished, submit, within, Cluster};
-use tokio::sync::{mpsc, oneshot};
+use keel_grpc::worker::{EmitError, Emitted, Outcome, Task, WorkerConfig};
+use support::{finished, run_worker, submit, within, Cluster};
+use tokio::sync::mpsc;
 
 fn lines(texts: &[&str]) -> Vec<Vec<u8>> {
     texts.iter().map(|t| t.as_bytes().to_vec()).collect()
@@ -54,11 +54,8 @@ async fn emitted_frames_are_read_back_in_pages_by_cursor() {
             Outcome::Complete(Vec::new())
         }
     };
-    let (stop, stopped) = oneshot::channel::<()>();
     let config = WorkerConfig::new(cluster.client(), "w1", 2);
-    let worker = tokio::spawn(Worker::new(config).run(handler, async {
-        let _ = stopped.await;
-    }));
+    let worker = run_worker(config, handler);
     let mut status = TaskSpec::new("status");
     status.stream = StreamMode::Newest;
     let spec = JobSpec::new("streaming", vec![TaskSpec::new("log"), status]);
@@ -109,11 +106,7 @@ async fn emitted_frames_are_read_back_in_pages_by_cursor() {
 
     let missing = jobs.read_stream(read(job, "nope", 0, 0)).await.unwrap_err();
     assert_eq!(missing.code(), tonic::Code::NotFound);
-    let _ = stop.send(());
-    within("the worker stopping", worker)
-        .await
-        .unwrap()
-        .unwrap();
+    worker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,11 +134,8 @@ async fn a_tail_pushes_frames_as_they_are_stored_and_ends_with_the_task() {
             Outcome::Complete(Vec::new())
         }
     };
-    let (stop, stopped) = oneshot::channel::<()>();
     let config = WorkerConfig::new(cluster.client(), "w1", 1);
-    let worker = tokio::spawn(Worker::new(config).run(handler, async {
-        let _ = stopped.await;
-    }));
+    let worker = run_worker(config, handler);
     let spec = JobSpec::new("tailed", vec![TaskSpec::new("log")]);
     let mut jobs = cluster.client().jobs().await.unwrap();
     let job = submit(&mut jobs, &spec).await.job;
@@ -197,11 +187,7 @@ async fn a_tail_pushes_frames_as_they_are_stored_and_ends_with_the_task() {
     };
     let missing = jobs.tail_stream(missing).await.unwrap_err();
     assert_eq!(missing.code(), tonic::Code::NotFound);
-    let _ = stop.send(());
-    within("the worker stopping", worker)
-        .await
-        .unwrap()
-        .unwrap();
+    worker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,11 +198,8 @@ async fn a_tail_page_carries_at_most_half_a_mib_so_a_slow_reader_holds_little() 
         task.emit(big).await.unwrap();
         Outcome::Complete(Vec::new())
     };
-    let (stop, stopped) = oneshot::channel::<()>();
     let config = WorkerConfig::new(cluster.client(), "w1", 1);
-    let worker = tokio::spawn(Worker::new(config).run(handler, async {
-        let _ = stopped.await;
-    }));
+    let worker = run_worker(config, handler);
     let spec = JobSpec::new("big", vec![TaskSpec::new("log")]);
     let mut jobs = cluster.client().jobs().await.unwrap();
     let job = submit(&mut jobs, &spec).await.job;
@@ -235,9 +218,5 @@ async fn a_tail_page_carries_at_most_half_a_mib_so_a_slow_reader_holds_little() 
         sizes.push(page.frames.len());
     }
     assert_eq!(sizes, [1, 1, 1, 0]);
-    let _ = stop.send(());
-    within("the worker stopping", worker)
-        .await
-        .unwrap()
-        .unwrap();
+    worker.stop().await;
 }

@@ -9,9 +9,9 @@ use keel_grpc::client::ClientOptions;
 use keel_grpc::job_spec_to_proto;
 use keel_grpc::proto::*;
 use keel_grpc::server::{ServerOptions, TlsFiles};
-use keel_grpc::worker::{Outcome, Task, Worker, WorkerConfig};
+use keel_grpc::worker::{Outcome, Task, WorkerConfig};
 use std::path::PathBuf;
-use support::{within, Cluster};
+use support::{run_worker, within, Cluster};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -45,34 +45,13 @@ async fn jobs_run_over_tls_and_plaintext_is_refused() {
         .unwrap()
         .into_inner()
         .job;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let config = WorkerConfig::new(secure.clone(), "w1", 1);
-    let worker = tokio::spawn(Worker::new(config).run(
-        |_t: Task| async { Outcome::Complete(b"done".to_vec()) },
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let mut events = jobs
-        .watch_job(WatchJobRequest {
-            job,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let outcome = within("the job finishing", async {
-        loop {
-            let e = events.message().await.unwrap().unwrap();
-            if e.kind == "job_finished" {
-                return e.detail;
-            }
-        }
-    })
-    .await;
+    let worker = run_worker(config, |_t: Task| async {
+        Outcome::Complete(b"done".to_vec())
+    });
+    let outcome = within("the job finishing", support::finished(&mut jobs, job)).await;
     assert_eq!(outcome, "succeeded");
-    let _ = stop.send(());
-    assert_eq!(within("drain", worker).await.unwrap().unwrap().completed, 1);
+    assert_eq!(worker.stop().await.completed, 1);
 
     let plain = ClientOptions::new(cluster.url.replace("https://", "http://"));
     let refused = match plain.jobs().await {

@@ -8,6 +8,7 @@ pub(crate) mod raw;
 use keel_coordinator::{Coordinator, CoordinatorConfig, Handle, SystemClock};
 use keel_grpc::client::ClientOptions;
 use keel_grpc::server::{serve, ServerOptions};
+use keel_grpc::worker::{Handler, Summary, Worker, WorkerConfig, WorkerError};
 use keel_log::MemoryLog;
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,5 +112,36 @@ pub(crate) async fn finished(jobs: &mut keel_grpc::client::Jobs, job: u64) -> St
         if e.kind == "job_finished" {
             return e.detail;
         }
+    }
+}
+
+/// A worker running `handler` in the background until it is stopped.
+pub(crate) struct RunningWorker {
+    stop: oneshot::Sender<()>,
+    run: tokio::task::JoinHandle<Result<Summary, WorkerError>>,
+}
+
+pub(crate) fn run_worker(config: WorkerConfig, handler: impl Handler) -> RunningWorker {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let run = tokio::spawn(Worker::new(config).run(handler, async {
+        let _ = stopped.await;
+    }));
+    RunningWorker { stop, run }
+}
+
+impl RunningWorker {
+    /// Asks the worker to drain, and waits (bounded) for its summary.
+    pub(crate) async fn stop(self) -> Summary {
+        let _ = self.stop.send(());
+        within("the worker stopping", self.run)
+            .await
+            .expect("the worker task panicked")
+            .expect("the worker failed")
+    }
+
+    /// Ends the worker without waiting for it to drain.
+    pub(crate) fn abort(self) {
+        let _ = self.stop.send(());
+        self.run.abort();
     }
 }
