@@ -5,38 +5,17 @@
 //! and 100 (the batches an SDK makes of a fast producer).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use keel_engine::{
-    Accepted, ClientCommand, Config, Effect, Engine, Input, InstanceId, JobSpec, Payload,
-    StreamMode, TaskSpec, WorkerCommand, WorkerId,
-};
+use keel_benches::running_task;
+use keel_engine::{Config, Input, Payload, StreamMode, TaskSpec, WorkerCommand};
 
 fn emits(c: &mut Criterion) {
     let mut group = c.benchmark_group("emit");
     for per_emit in [1u64, 10, 100] {
         group.throughput(Throughput::Elements(per_emit));
         group.bench_function(BenchmarkId::new("bounded_1000", per_emit), |b| {
-            let mut engine = Engine::new(Config::default());
-            let (w, i) = (WorkerId::new("w1"), InstanceId::new(1));
-            let reg = WorkerCommand::Register {
-                capabilities: vec![],
-                lanes: vec![],
-                max_concurrency: 1,
-            };
-            engine.apply(0, Input::worker(&w, i, reg));
             let mut task = TaskSpec::new("tail");
             task.stream = StreamMode::Bounded { frames: 1_000 };
-            let job = JobSpec::new("logs", vec![task]);
-            engine.apply(1, Input::Client(ClientCommand::SubmitJob(job)));
-            let ask = WorkerCommand::RequestWork { credits: 1 };
-            let out = engine.apply(1, Input::worker(&w, i, ask));
-            let Some(Effect::GrantOffered { grant, .. }) = out.effects.first().cloned() else {
-                panic!("no grant: {out:?}");
-            };
-            let accept = WorkerCommand::AcceptGrant { grant };
-            let out = engine.apply(1, Input::worker(&w, i, accept));
-            let Some(Ok(Accepted::LeaseStarted { fence, .. })) = out.reply else {
-                panic!("accept refused: {:?}", out.reply);
-            };
+            let (mut engine, w, i, fence) = running_task(Config::default(), task);
             let frame = Payload::from(vec![b'x'; 100]);
             let mut from = 0;
             b.iter(|| {

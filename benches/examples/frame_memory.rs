@@ -6,9 +6,9 @@
 //! `cargo run --release -p keel-benches --example frame_memory -- 100 100000 10`
 //! emits 100,000 frames of 100 bytes, 10 per emit.
 
+use keel_benches::running_task;
 use keel_engine::{
-    Accepted, ClientCommand, Config, Effect, Engine, Fence, Input, InstanceId, JobSpec, Payload,
-    TaskSpec, WorkerCommand, WorkerId,
+    Config, Engine, Fence, Input, InstanceId, Payload, TaskSpec, WorkerCommand, WorkerId,
 };
 
 #[path = "common/counting_alloc.rs"]
@@ -16,34 +16,12 @@ mod counting_alloc;
 
 use counting_alloc::live;
 
-/// An engine whose one task runs under worker w1, and the attempt's fence.
+/// An engine whose one task runs under worker w1, with no byte limit in reach.
 fn running() -> (Engine, WorkerId, InstanceId, Fence) {
     let mut config = Config::default();
     config.limits.max_output_bytes_per_job = u64::MAX / 2;
     config.limits.max_stored_bytes = u64::MAX / 2;
-    let mut engine = Engine::new(config);
-    let (w, i) = (WorkerId::new("w1"), InstanceId::new(1));
-    let reg = WorkerCommand::Register {
-        capabilities: vec![],
-        lanes: vec![],
-        max_concurrency: 1,
-    };
-    engine.apply(0, Input::worker(&w, i, reg));
-    let job = JobSpec::new("logs", vec![TaskSpec::new("tail")]);
-    engine.apply(1, Input::Client(ClientCommand::SubmitJob(job)));
-    let ask = WorkerCommand::RequestWork { credits: 1 };
-    let out = engine.apply(1, Input::worker(&w, i, ask));
-    let Some(Effect::GrantOffered { grant, .. }) = out.effects.first().cloned() else {
-        panic!("no grant: {out:?}");
-    };
-    let out = engine.apply(
-        1,
-        Input::worker(&w, i, WorkerCommand::AcceptGrant { grant }),
-    );
-    let Some(Ok(Accepted::LeaseStarted { fence, .. })) = out.reply else {
-        panic!("accept refused: {:?}", out.reply);
-    };
-    (engine, w, i, fence)
+    running_task(config, TaskSpec::new("tail"))
 }
 
 fn main() {
