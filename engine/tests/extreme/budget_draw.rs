@@ -3,9 +3,19 @@
 //! as often as from ordinary values, and reports name budgets and dimensions that do
 //! not exist as well as ones that do.
 
-use super::{BudgetDraw, U64};
+use super::U64;
 use keel_engine::*;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// One budget: per dimension (by index) a soft and a hard limit, the hard-limit
+/// policy, and a reset period.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BudgetDraw {
+    pub limits: Vec<(u8, Option<U64>, Option<U64>)>,
+    pub revoke: bool,
+    pub reset_ms: Option<U64>,
+}
 
 /// Budget names a draw picks from (`b2` is never declared, so reports naming it are
 /// refused).

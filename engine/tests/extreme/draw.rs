@@ -5,6 +5,8 @@
 use super::{ConfigDraw, Len, Step, Then, U32};
 use keel_engine::*;
 
+#[path = "draw_edges.rs"]
+mod edges;
 #[path = "draw_spec.rs"]
 mod spec;
 
@@ -120,6 +122,10 @@ pub(super) struct Seen {
     leases: Vec<(Fence, WorkerId)>,
     jobs: Vec<JobId>,
     suspended: Vec<(TaskId, String)>,
+    /// The leases of tasks that stream from others, and the keys they stream from.
+    consumers: Vec<(Fence, WorkerId, Vec<String>)>,
+    /// The keys each admitted consumer task streams from.
+    edges: std::collections::BTreeMap<TaskId, Vec<String>>,
 }
 
 impl Seen {
@@ -130,6 +136,8 @@ impl Seen {
             lost: [true; WORKERS.len()],
             grants: Vec::new(),
             leases: Vec::new(),
+            consumers: Vec::new(),
+            edges: Default::default(),
             jobs: Vec::new(),
             suspended: Vec::new(),
         }
@@ -191,9 +199,22 @@ impl Seen {
             }
         }
         match (&out.reply, input) {
-            (Some(Ok(Accepted::JobSubmitted { job, .. })), _) => self.jobs.push(*job),
+            (
+                Some(Ok(Accepted::JobSubmitted {
+                    job, first_task, ..
+                })),
+                _,
+            ) => {
+                self.jobs.push(*job);
+                if let Input::Client(ClientCommand::SubmitJob(spec)) = input {
+                    self.admitted(*first_task, spec);
+                }
+            }
             (Some(Ok(Accepted::LeaseStarted { fence, .. })), Input::Worker { worker, .. }) => {
-                self.leases.push((*fence, worker.clone()))
+                self.leases.push((*fence, worker.clone()));
+                if let Some(keys) = self.edges.get(&fence.task) {
+                    self.consumers.push((*fence, worker.clone(), keys.clone()));
+                }
             }
             (
                 Some(Ok(Accepted::Registered {
@@ -401,7 +422,23 @@ impl Seen {
                     dedup_key: format!("k{}", key % 4),
                 })
             }),
-            Step::TenantBudgets { .. } => None,
+            Step::TenantBudgets { .. } | Step::ReadEdge { .. } => None,
+            Step::SubmitStreaming { job, edges } => Some(Input::Client(ClientCommand::SubmitJob(
+                self.streaming(job, edges),
+            ))),
+            Step::Ack {
+                lease,
+                from,
+                cursor,
+            } => {
+                let (fence, w, from) = self.edge_of(*lease, *from)?;
+                let ack = WorkerCommand::Ack {
+                    fence,
+                    from,
+                    cursor: cursor.get(),
+                };
+                Some(Input::worker(&w, self.instance_of(&w), ack))
+            }
             Step::Cancel { job } => {
                 let job = recent(&self.jobs, *job)?;
                 Some(Input::Client(ClientCommand::CancelJob { job }))

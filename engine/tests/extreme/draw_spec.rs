@@ -1,6 +1,6 @@
 //! The job and schedule specs a step submits, every number in them from its draw.
 
-use super::super::{Group, JobDraw, Step, TaskDraw};
+use super::super::{EdgeDraw, Group, JobDraw, Step, TaskDraw};
 use super::{subset, Seen, CAPS, CRONS, LANES, RATE_KEYS, TENANTS};
 use keel_engine::*;
 
@@ -64,6 +64,39 @@ impl Seen {
             result: Vec::new(),
             budgets: Default::default(),
         }
+    }
+
+    /// `d` with streaming edges: each consumer streams from a task by index, and (two
+    /// draws in three) a producer an edge needs every frame of keeps every frame, so
+    /// that some such jobs are admitted (a consumer streaming from itself or from a
+    /// task it waits for, from a stream that lets frames go, a repeated edge, a cycle
+    /// or a capacity of 0 are refused, as they should be).
+    pub(super) fn streaming(&self, d: &JobDraw, edges: &[EdgeDraw]) -> JobSpec {
+        let mut spec = self.job(d);
+        let n = spec.tasks.len();
+        for e in edges.iter().take(8).filter(|_| n > 0) {
+            let policy = match e.policy % 4 {
+                0 => EdgePolicy::Fifo,
+                1 => EdgePolicy::Bounded {
+                    capacity: e.capacity.get(),
+                    on_full: [OnFull::Block, OnFull::DropOldest, OnFull::Error]
+                        [e.on_full as usize % 3],
+                },
+                2 => EdgePolicy::Newest,
+                _ => EdgePolicy::Broadcast,
+            };
+            let producer = e.producer as usize % n;
+            if policy.needs_every_frame() && e.on_full < 2 {
+                spec.tasks[producer].stream = StreamMode::Durable;
+            }
+            spec.tasks[e.consumer as usize % n]
+                .stream_from
+                .push(StreamEdge {
+                    from: format!("t{producer}"),
+                    policy,
+                });
+        }
+        spec
     }
 
     /// Task `i` of a job, depending on earlier tasks only (a spec with a cycle or a

@@ -18,6 +18,7 @@
 //! digest recorded after every step.
 
 mod budget_draw;
+pub use budget_draw::BudgetDraw;
 mod draw;
 
 use draw::Seen;
@@ -315,15 +316,38 @@ pub enum Step {
     TenantBudgets {
         budgets: Vec<(u8, u8, BudgetDraw)>,
     },
+    /// Submits `job` with streaming edges between its tasks.
+    SubmitStreaming {
+        job: JobDraw,
+        edges: Vec<EdgeDraw>,
+    },
+    /// Acknowledges `cursor` on the edge from task `t<from % 6>`, on a recent lease.
+    Ack {
+        lease: u8,
+        from: u8,
+        cursor: U64,
+    },
+    /// Reads at most `limit` frames of the edge from task `t<from % 6>` into a recent
+    /// lease's task, from `cursor` (the acknowledged one when `None`).
+    ReadEdge {
+        lease: u8,
+        from: u8,
+        cursor: Option<U64>,
+        limit: U32,
+    },
 }
 
-/// One budget: per dimension (by index) a soft and a hard limit, the hard-limit
-/// policy, and a reset period.
+/// A streaming edge into task `consumer` from task `producer` (indexes into the job's
+/// tasks), with policy `policy % 4` (fifo, bounded, newest, broadcast); a bounded one
+/// holds `capacity` frames and meets a full edge by `on_full % 3` (block, drop the
+/// oldest, error).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct BudgetDraw {
-    pub limits: Vec<(u8, Option<U64>, Option<U64>)>,
-    pub revoke: bool,
-    pub reset_ms: Option<U64>,
+pub struct EdgeDraw {
+    pub consumer: u8,
+    pub producer: u8,
+    pub policy: u8,
+    pub capacity: U32,
+    pub on_full: u8,
 }
 
 /// What a worker does with a lease it just took.
@@ -393,6 +417,9 @@ pub(crate) fn drive(case: &Case, mut observe: impl FnMut(&Input, &Outputs)) {
             ))),
             _ => seen.input(step),
         };
+        if let Step::ReadEdge { .. } = step {
+            seen.read_edge(&engine, step);
+        }
         let mut next = Some(first.unwrap_or(Input::Tick));
         while let Some(input) = next.take() {
             let out = engine.apply(now, input.clone());

@@ -315,6 +315,10 @@ pub(super) fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(lease, permanent, error)| Step::Fail { lease, permanent, error }),
         3 => (lease.clone(), u64_in(0..4, 3), proptest::collection::vec(len(), 0..4))
             .prop_map(|(lease, from, frames)| Step::Emit { lease, from, frames }),
+        1 => (lease.clone(), 0u8..6, u64_in(0..8, 3))
+            .prop_map(|(lease, from, cursor)| Step::Ack { lease, from, cursor }),
+        1 => (lease.clone(), 0u8..6, proptest::option::of(u64_in(0..8, 3)), u32_in(0..16, 3))
+            .prop_map(|(lease, from, cursor, limit)| Step::ReadEdge { lease, from, cursor, limit }),
         2 => (lease, proptest::option::of(u64_in(0..3_000, 2)), any::<bool>())
             .prop_map(|(lease, timeout_ms, resume)| Step::Suspend { lease, timeout_ms, resume }),
         2 => (prop_oneof![3 => Just(0u8), 1 => 1u8..3], any::<u8>(), len())
@@ -351,7 +355,23 @@ pub(super) fn step() -> impl Strategy<Value = Step> {
             }),
         1 => proptest::collection::vec((0u8..5, 0u8..3, budget_draw(0.6)), 1..3)
             .prop_map(|budgets| Step::TenantBudgets { budgets }),
+        2 => (job_draw(), proptest::collection::vec(edge_draw(), 1..4))
+            .prop_map(|(job, edges)| Step::SubmitStreaming { job, edges }),
     ]
+}
+
+/// A streaming edge, mostly from an earlier task to a later one, of any policy, with
+/// a capacity from the edges of its range as often as a small one.
+pub(super) fn edge_draw() -> impl Strategy<Value = EdgeDraw> {
+    (0u8..6, 0u8..6, 0u8..4, u32_in(1..8, 3), 0u8..3).prop_map(
+        |(consumer, producer, policy, capacity, on_full)| EdgeDraw {
+            consumer: consumer.max(producer.saturating_add(1)),
+            producer,
+            policy,
+            capacity,
+            on_full,
+        },
+    )
 }
 
 /// A budget with small limits (so short runs reach them), each sometimes at an edge

@@ -4,6 +4,8 @@
 //! every input of the checked-in corpus (`fuzz/corpus/extreme_values/`).
 
 // Tests read and write the corpus; the engine itself does no I/O.
+#[path = "extreme_cases.rs"]
+mod cases;
 #[allow(clippy::disallowed_methods)]
 #[path = "../../../fuzz/corpus_replay.rs"]
 mod corpus_replay;
@@ -12,6 +14,7 @@ mod extreme;
 #[path = "extreme_strategies.rs"]
 mod strategies;
 
+use cases::{retry_overflow_case, streaming_extremes_case};
 use extreme::*;
 use keel_engine::{Accepted, Rejection};
 use proptest::prelude::*;
@@ -47,81 +50,42 @@ fn the_fuzz_entry_skips_undecodable_bytes_and_runs_cases() {
     run_bytes(&encode(&retry_overflow_case()));
 }
 
-/// The reported job file as a case: backoff and cap at `u64::MAX`, full jitter, a
-/// failure (where `span + 1` overflowed), then a restart and the replay of the log,
-/// as the coordinator's recovery does.
-pub fn retry_overflow_case() -> Case {
-    let config = ConfigDraw {
-        seed: U64::Zero,
-        grant_ttl_ms: U64::Any(5_000),
-        lease_ttl_ms: U64::Any(30_000),
-        liveness_timeout_ms: U64::Max,
-        max_losses: U32::Any(5),
-        retention_ms: U64::Any(3_600_000),
-        blacklist: (U32::Zero, U64::Zero, U64::Zero),
-        default_cap: None,
-        caps: vec![],
-        weights: vec![],
-        limits: [U32::Any(16); 17],
-        max_stored_bytes: U64::Any(1 << 20),
-        rates: vec![],
-    };
-    let task = TaskDraw {
-        payload: Len::Zero,
-        caps: 0,
-        deps: vec![],
-        group: Group::AllOf,
-        cancel_on_unsatisfied: false,
-        max_attempts: U32::Any(3),
-        backoff_base_ms: U64::Max,
-        backoff_factor: U32::Two,
-        backoff_max_ms: U64::Max,
-        jitter_pct: 100,
-        attempt_timeout_ms: None,
-        delay_ms: U64::Zero,
-        priority: None,
-        allow_failure: false,
-        estimated_ms: None,
-        rate_key: None,
-        stream: None,
-    };
-    let job = JobDraw {
-        name: 0,
-        tenant: 0,
-        lane: 0,
-        priority: I32::Zero,
-        deadline_ms: None,
-        max_concurrency: None,
-        tasks: vec![task],
-    };
-    let steps = vec![
-        Step::Register {
-            worker: 0,
-            instance: Some(U64::One),
-            caps: 0,
-            lanes: 0,
-            max_concurrency: U32::One,
-        },
-        Step::Submit(job),
-        Step::RequestWork {
-            worker: 0,
-            credits: U32::One,
-        },
-        Step::Accept { grant: 0 },
-        Step::Fail {
-            lease: 0,
-            permanent: false,
-            error: Len::One,
-        },
-        Step::Restart,
-        Step::SetClock { at: U64::Max },
-    ];
-    Case { config, steps }
-}
-
 #[test]
 fn the_reported_retry_overflow_runs_clean() {
     run(&retry_overflow_case());
+}
+
+/// A streaming edge at its extremes keeps every property, and the case reaches what it
+/// was written for: frames emitted, an acknowledgement taken, one past the producer's
+/// end refused.
+#[test]
+fn a_streaming_edge_at_its_extremes_runs_clean() {
+    let case = streaming_extremes_case();
+    run(&case);
+    let mut seen = std::collections::BTreeSet::new();
+    drive(&case, |_, out| {
+        seen.insert(match &out.reply {
+            Some(Ok(a)) => format!("{a:?}")
+                .split([' ', '{'])
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            Some(Err(r)) => r.code().to_string(),
+            None => String::new(),
+        });
+    });
+    for kind in [
+        "JobSubmitted",
+        "LeaseStarted",
+        "Emitted",
+        "Acked",
+        "ack_past_end",
+    ] {
+        assert!(
+            seen.contains(kind),
+            "the case never reached {kind}: {seen:?}"
+        );
+    }
 }
 
 /// Writes the seed corpus: the reported case and cases drawn by the strategy above.
@@ -136,6 +100,7 @@ fn write_seed_corpus() {
         std::fs::write(dir.join(name), encode(case)).expect("corpus file written");
     };
     write("retry-backoff-u64-max", &retry_overflow_case());
+    write("stream-edge-extremes", &streaming_extremes_case());
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let strategy = case();
     for i in 0..24 {
@@ -202,6 +167,7 @@ fn the_generator_reaches_every_outcome() {
         "Emitted",
         "stream_gap",
         "invalid_job BadField",
+        "invalid_job BadStreamEdge",
     ] {
         assert!(seen.contains(kind), "no case reached {kind}: {seen:?}");
     }
