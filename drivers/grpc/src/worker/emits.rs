@@ -5,6 +5,7 @@
 use crate::convert::fence_to_proto;
 use crate::proto::{self, reply, worker_command::Command};
 use keel_engine::Fence;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Frames the coordinator appended (or had appended: `duplicate`).
@@ -73,5 +74,58 @@ pub(crate) fn outcome(result: Option<reply::Result>) -> Result<Emitted, EmitErro
             reason: "invalid_argument".into(),
             message: "the coordinator answered an emit with another reply".into(),
         }),
+    }
+}
+
+/// How long an emit may wait on a full `block` edge before the worker says why: a
+/// consumer that never acknowledges, or cannot run, holds its producer until the job's
+/// deadline, and without this the producer only looks hung.
+pub(crate) const HELD_WARNING: Duration = Duration::from_secs(10);
+
+/// Since when an emit has been refused as full, and whether that was said already.
+#[derive(Default)]
+pub(crate) struct Held {
+    since: Option<Instant>,
+    said: bool,
+}
+
+impl Held {
+    /// The emit was refused as full at `now`: true the first time it has been held for
+    /// `HELD_WARNING`, when the worker warns once.
+    pub(crate) fn refused(&mut self, now: Instant) -> bool {
+        let since = *self.since.get_or_insert(now);
+        let due = !self.said && now.duration_since(since) >= HELD_WARNING;
+        self.said |= due;
+        due
+    }
+
+    /// The edge took frames: a later hold is timed afresh.
+    pub(crate) fn moved(&mut self) {
+        self.since = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hold_is_said_once_after_the_warning_time_and_timed_afresh_after_a_move() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut held = Held::default();
+        assert!(!held.refused(t0));
+        assert!(!held.refused(t0 + HELD_WARNING - ms(1)));
+        assert!(held.refused(t0 + HELD_WARNING));
+        assert!(!held.refused(t0 + HELD_WARNING * 3), "said once");
+        let mut held = Held::default();
+        assert!(!held.refused(t0));
+        held.moved();
+        let again = t0 + HELD_WARNING;
+        assert!(
+            !held.refused(again),
+            "the hold is timed from after the move"
+        );
+        assert!(held.refused(again + HELD_WARNING));
     }
 }

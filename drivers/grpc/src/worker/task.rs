@@ -151,11 +151,13 @@ impl Task {
             duplicate: true,
         };
         let mut wait = std::time::Duration::from_millis(10);
+        let mut held = super::emits::Held::default();
         loop {
             let sent = usize::try_from(*emitted - start).unwrap_or(usize::MAX);
             let rest = frames.get(sent..).unwrap_or_default().to_vec();
             match self.emit_once(*emitted, rest).await {
                 Ok(got) => {
+                    held.moved();
                     *emitted = got.next;
                     summary.next = got.next;
                     summary.dropped = summary.dropped.saturating_add(got.dropped);
@@ -164,7 +166,15 @@ impl Task {
                         return Ok(summary);
                     }
                 }
-                Err(EmitError::Refused { reason, .. }) if reason == "stream_full" => {}
+                Err(EmitError::Refused { reason, message }) if reason == "stream_full" => {
+                    if held.refused(std::time::Instant::now()) {
+                        tracing::warn!(
+                            task = %self.key,
+                            "an emit has waited {}s on a full edge ({message}): its consumer must acknowledge what it read (Task::ack) before the producer can go on",
+                            super::emits::HELD_WARNING.as_secs()
+                        );
+                    }
+                }
                 Err(e) => return Err(e),
             }
             tokio::select! {
