@@ -51,7 +51,8 @@ fi
 
 # The simulator's files that judge a run: its checks and the expectations of scenarios.
 sim_checks=(check checks checks_workers beliefs outcomes shadow durable data_checks result_checks
-    read_checks rate_checks schedule_checks budget_checks budget_checks_history expect stats)
+    read_checks rate_checks schedule_checks budget_checks budget_checks_history stream_checks
+    edge_checks expect stats)
 
 out_root="mutants.out/$package"
 mkdir -p "$out_root"

@@ -275,3 +275,28 @@ fn a_frame_naming_no_lease_is_refused() {
     );
     assert_eq!(lease_of("t1.a2.e3.f4"), Some(((2, 3), 4)));
 }
+
+#[test]
+fn a_frame_repeated_within_one_page_fails_edge_order() {
+    let (engine, mut checks) = setup(EdgePolicy::Broadcast);
+    let twice = page(&[(0, 1, 1), (0, 1, 1)], 1);
+    assert_eq!(
+        failed(checks.read(&engine, fence(C, 1, 1), "p", &twice)),
+        Check::EdgeOrder
+    );
+}
+
+#[test]
+fn a_read_that_stops_short_of_the_stream_end_passes_over_nothing() {
+    // Frames 0..3 are kept; a page of a limited read gives 0 and 1 and goes on at 2.
+    let (mut engine, mut checks) = setup(EdgePolicy::Fifo);
+    emit(&mut engine, 4);
+    checks
+        .read(
+            &engine,
+            fence(C, 1, 1),
+            "p",
+            &page(&[(0, 1, 1), (1, 1, 2)], 2),
+        )
+        .expect("frames 2 and 3 are still owed, not lost");
+}
