@@ -107,6 +107,26 @@ fn emit(engine: &mut Engine, n: u8) {
     assert!(matches!(out.reply, Some(Ok(_))), "{:?}", out.reply);
 }
 
+/// The first read by consumer attempt 1 of `page`, after the producer emitted
+/// `emitted` frames into a stream kept as `mode`.
+fn first_read_from(
+    policy: EdgePolicy,
+    mode: StreamMode,
+    emitted: u8,
+    page: &EdgePage,
+) -> Result<(), (Check, String)> {
+    let (mut engine, mut checks) = setup_from(policy, mode);
+    if emitted > 0 {
+        emit(&mut engine, emitted);
+    }
+    checks.read(&engine, fence(C, 1, 1), "p", page)
+}
+
+/// [`first_read_from`] a durable stream.
+fn first_read(policy: EdgePolicy, emitted: u8, page: &EdgePage) -> Result<(), (Check, String)> {
+    first_read_from(policy, StreamMode::Durable, emitted, page)
+}
+
 fn failed(r: Result<(), (Check, String)>) -> Check {
     r.expect_err("the check must fail").0
 }
@@ -130,10 +150,9 @@ fn frames_in_order_of_the_latest_lease_pass_and_a_repeat_fails_edge_order() {
 
 #[test]
 fn a_frame_without_the_one_before_fails_edge_lost_on_fifo_only() {
-    let (engine, mut checks) = setup(EdgePolicy::Fifo);
     let skip = page(&[(0, 1, 1), (2, 1, 3)], 3);
     assert_eq!(
-        failed(checks.read(&engine, fence(C, 1, 1), "p", &skip)),
+        failed(first_read(EdgePolicy::Fifo, 0, &skip)),
         Check::EdgeLost
     );
     let (engine, mut checks) = setup_from(EdgePolicy::Broadcast, StreamMode::Newest);
@@ -150,16 +169,16 @@ fn a_frame_without_the_one_before_fails_edge_lost_on_fifo_only() {
 fn a_kept_frame_passed_over_fails_edge_lost_unless_the_policy_lets_it_go() {
     // The producer kept frames 0..3; a read from 0 that gives only 2 passed over 0 and 1.
     let passes_over = page(&[(2, 1, 3)], 3);
-    let (mut engine, mut checks) = setup_from(EdgePolicy::Broadcast, StreamMode::Newest);
-    emit(&mut engine, 3);
-    checks
-        .read(&engine, fence(C, 1, 1), "p", &passes_over)
+    first_read_from(EdgePolicy::Broadcast, StreamMode::Newest, 3, &passes_over)
         .expect("a newest-mode stream kept only frame 2");
-    let (mut engine, mut checks) =
-        setup_from(EdgePolicy::Broadcast, StreamMode::Bounded { frames: 3 });
-    emit(&mut engine, 3);
+    let bounded = StreamMode::Bounded { frames: 3 };
     assert_eq!(
-        failed(checks.read(&engine, fence(C, 1, 1), "p", &passes_over)),
+        failed(first_read_from(
+            EdgePolicy::Broadcast,
+            bounded,
+            3,
+            &passes_over
+        )),
         Check::EdgeLost,
         "frames 0 and 1 are kept, so broadcast owes them"
     );
@@ -167,22 +186,14 @@ fn a_kept_frame_passed_over_fails_edge_lost_unless_the_policy_lets_it_go() {
 
 #[test]
 fn a_newest_edge_gives_the_newest_kept_frame_or_fails_edge_lost() {
-    let (mut engine, mut checks) = setup(EdgePolicy::Newest);
-    emit(&mut engine, 3);
-    checks
-        .read(&engine, fence(C, 1, 1), "p", &page(&[(2, 1, 3)], 3))
-        .expect("frame 2 is the newest");
-    let (mut engine, mut checks) = setup(EdgePolicy::Newest);
-    emit(&mut engine, 3);
+    first_read(EdgePolicy::Newest, 3, &page(&[(2, 1, 3)], 3)).expect("frame 2 is the newest");
     assert_eq!(
-        failed(checks.read(&engine, fence(C, 1, 1), "p", &page(&[(1, 1, 2)], 2))),
+        failed(first_read(EdgePolicy::Newest, 3, &page(&[(1, 1, 2)], 2))),
         Check::EdgeLost,
         "frame 1 is not the newest"
     );
-    let (mut engine, mut checks) = setup(EdgePolicy::Newest);
-    emit(&mut engine, 3);
     assert_eq!(
-        failed(checks.read(&engine, fence(C, 1, 1), "p", &page(&[], 3))),
+        failed(first_read(EdgePolicy::Newest, 3, &page(&[], 3))),
         Check::EdgeLost,
         "a read past frame 2 without it loses it"
     );
@@ -197,25 +208,17 @@ fn a_drop_oldest_edge_drops_only_frames_with_capacity_newer_ones_and_counts_them
     // Frames 0..4 kept; the read gives 2 and 3. Frames 0 and 1 have two newer ones.
     let mut kept_two = page(&[(2, 1, 3), (3, 1, 4)], 4);
     kept_two.dropped = 2;
-    let (mut engine, mut checks) = setup(policy);
-    emit(&mut engine, 4);
-    checks
-        .read(&engine, fence(C, 1, 1), "p", &kept_two)
-        .expect("two dropped, two counted");
-    let (mut engine, mut checks) = setup(policy);
-    emit(&mut engine, 4);
+    first_read(policy, 4, &kept_two).expect("two dropped, two counted");
     kept_two.dropped = 1;
     assert_eq!(
-        failed(checks.read(&engine, fence(C, 1, 1), "p", &kept_two)),
+        failed(first_read(policy, 4, &kept_two)),
         Check::EdgeLost,
         "a drop not counted"
     );
-    let (mut engine, mut checks) = setup(policy);
-    emit(&mut engine, 4);
     let mut kept_one = page(&[(3, 1, 4)], 4);
     kept_one.dropped = 3;
     assert_eq!(
-        failed(checks.read(&engine, fence(C, 1, 1), "p", &kept_one)),
+        failed(first_read(policy, 4, &kept_one)),
         Check::EdgeLost,
         "frame 2 has only one newer frame"
     );
@@ -223,20 +226,18 @@ fn a_drop_oldest_edge_drops_only_frames_with_capacity_newer_ones_and_counts_them
 
 #[test]
 fn a_frame_of_an_older_lease_fails_edge_stale() {
-    let (engine, mut checks) = setup(EdgePolicy::Newest);
     let old = page(&[(0, 0, 1)], 1);
     assert_eq!(
-        failed(checks.read(&engine, fence(C, 1, 1), "p", &old)),
+        failed(first_read(EdgePolicy::Newest, 0, &old)),
         Check::EdgeStale
     );
 }
 
 #[test]
 fn a_newest_edge_giving_two_frames_fails_edge_order() {
-    let (engine, mut checks) = setup(EdgePolicy::Newest);
     let two = page(&[(0, 1, 1), (1, 1, 2)], 2);
     assert_eq!(
-        failed(checks.read(&engine, fence(C, 1, 1), "p", &two)),
+        failed(first_read(EdgePolicy::Newest, 0, &two)),
         Check::EdgeOrder
     );
 }
@@ -278,10 +279,9 @@ fn a_frame_naming_no_lease_is_refused() {
 
 #[test]
 fn a_frame_repeated_within_one_page_fails_edge_order() {
-    let (engine, mut checks) = setup(EdgePolicy::Broadcast);
     let twice = page(&[(0, 1, 1), (0, 1, 1)], 1);
     assert_eq!(
-        failed(checks.read(&engine, fence(C, 1, 1), "p", &twice)),
+        failed(first_read(EdgePolicy::Broadcast, 0, &twice)),
         Check::EdgeOrder
     );
 }
@@ -289,14 +289,6 @@ fn a_frame_repeated_within_one_page_fails_edge_order() {
 #[test]
 fn a_read_that_stops_short_of_the_stream_end_passes_over_nothing() {
     // Frames 0..3 are kept; a page of a limited read gives 0 and 1 and goes on at 2.
-    let (mut engine, mut checks) = setup(EdgePolicy::Fifo);
-    emit(&mut engine, 4);
-    checks
-        .read(
-            &engine,
-            fence(C, 1, 1),
-            "p",
-            &page(&[(0, 1, 1), (1, 1, 2)], 2),
-        )
+    first_read(EdgePolicy::Fifo, 4, &page(&[(0, 1, 1), (1, 1, 2)], 2))
         .expect("frames 2 and 3 are still owed, not lost");
 }
