@@ -94,7 +94,7 @@ fn fit(state: &State, fence: Fence, n: usize) -> Result<Fit, (Rejection, bool)> 
         return Ok(fit);
     };
     let end = p.stream.as_deref().map_or(0, |s| s.next_seq);
-    let start = segment_start(p, fence.epoch);
+    let start = segment_start(p.stream.as_deref(), fence.epoch);
     let mut bounded = Vec::new();
     for &c in &p.consumers {
         let Some(t) = state.tasks.get(&c).filter(|t| !t.is_terminal()) else {

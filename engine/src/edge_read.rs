@@ -64,10 +64,10 @@ pub(crate) fn read(
             task: edge.producer,
         })?;
     let cursor = read.from.unwrap_or(edge.acked);
-    let resume = edge.resume_at(p);
+    let resume = edge.resume_at(p.stream.as_deref(), p.epoch);
     #[cfg(feature = "fault-injection")]
     let (cursor, resume) = if state.faults.ignore_acked_cursor {
-        let segment = crate::edge_state::segment_start(p, p.epoch);
+        let segment = crate::edge_state::segment_start(p.stream.as_deref(), p.epoch);
         (read.from.unwrap_or(0), edge.floor.max(segment))
     } else {
         (cursor, resume)

@@ -3,7 +3,6 @@
 
 use crate::edge_spec::EdgePolicy;
 use crate::ids::TaskId;
-use crate::state::Task;
 use crate::stream_state::Stream;
 use serde::{Deserialize, Serialize};
 
@@ -37,17 +36,18 @@ impl Edge {
 
     /// Where delivery to the consumer resumes: past what it acknowledged, what was
     /// dropped for it, and every frame of the producer's earlier leases.
-    pub(crate) fn resume_at(&self, producer: &Task) -> u64 {
+    pub(crate) fn resume_at(&self, producer: Option<&Stream>, epoch: u64) -> u64 {
         self.acked
             .max(self.floor)
-            .max(segment_start(producer, producer.epoch))
+            .max(segment_start(producer, epoch))
     }
 }
 
-/// The sequence number of the first frame lease `epoch` of `producer` appended (or
-/// would append next, if it has appended none): frames before it are of earlier leases.
-pub(crate) fn segment_start(producer: &Task, epoch: u64) -> u64 {
-    producer.stream.as_deref().map_or(0, |s: &Stream| {
+/// The sequence number of the first frame lease `epoch` of a producer appended to its
+/// stream `producer` (or would append next, if it has appended none): frames before it
+/// are of earlier leases.
+pub(crate) fn segment_start(producer: Option<&Stream>, epoch: u64) -> u64 {
+    producer.map_or(0, |s: &Stream| {
         if s.segment_epoch == epoch {
             s.next_seq.saturating_sub(s.segment_frames)
         } else {

@@ -3,9 +3,9 @@
 
 use crate::config::Limits;
 use crate::edge_spec::EdgePolicy;
+use crate::key_index::KeyIndex;
 use crate::reject::JobError;
 use crate::spec::{JobSpec, StreamMode, TaskSpec};
-use crate::validate::KeyIndex;
 
 fn bad(t: &TaskSpec, from: &str, why: String) -> JobError {
     JobError::BadStreamEdge {

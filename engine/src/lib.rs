@@ -56,6 +56,7 @@ mod invariants;
 mod job;
 mod job_end;
 mod job_error;
+mod key_index;
 mod lease;
 mod limits;
 mod outcome;
