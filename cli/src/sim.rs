@@ -95,6 +95,11 @@ struct ScaleArgs {
     /// scale it is sampled. History checks always run after every event.
     #[arg(long, default_value_t = 1_000)]
     check_every: u32,
+    /// Also space the checks by the state they walk: at least (tasks + dependency
+    /// edges) / this-many applies apart, so a large state is not checked as often as
+    /// a small one at a cost per apply that grows with it (0: `--check-every` alone).
+    #[arg(long, default_value_t = 4)]
+    check_budget: u32,
     /// Keep the coordinator's durable log, snapshots and shadow engine even when the
     /// seed's faults do not need them (to measure what durability costs).
     #[arg(long)]
@@ -124,6 +129,7 @@ fn scale(args: &ScaleArgs) -> ExitCode {
         &scenario,
         RunOptions {
             check_every: args.check_every,
+            check_budget: args.check_budget,
             durable: args.durable,
             ..RunOptions::new(args.seed)
         },

@@ -49,11 +49,6 @@ pub enum RestoreError {
     Config(ConfigError),
 }
 
-fn encode(state: &State) -> Vec<u8> {
-    // Serializing plain data into a Vec cannot fail.
-    postcard::to_allocvec(state).unwrap_or_default()
-}
-
 pub(crate) fn digest(state: &State) -> Digest {
     Digest(hash_encoding(state))
 }
@@ -168,9 +163,11 @@ impl postcard::ser_flavors::Flavor for &mut Hasher {
 }
 
 pub(crate) fn snapshot(state: &State) -> Vec<u8> {
-    let mut out = SNAPSHOT_VERSION.to_le_bytes().to_vec();
-    out.extend_from_slice(&encode(state));
-    out
+    let out = SNAPSHOT_VERSION.to_le_bytes().to_vec();
+    // Encoded after the header in place, not encoded apart and copied behind it: a
+    // large state's snapshot is then moved once less. Serializing plain data into a
+    // Vec cannot fail.
+    postcard::to_extend(state, out).unwrap_or_else(|_| SNAPSHOT_VERSION.to_le_bytes().to_vec())
 }
 
 pub(crate) fn restore(bytes: &[u8]) -> Result<State, RestoreError> {

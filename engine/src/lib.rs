@@ -256,6 +256,19 @@ impl Engine {
         invariants::check(&self.state)
     }
 
+    /// What an invariant check walks: the tasks held and their dependency edges. A
+    /// caller sampling the check can space it by this, so checking a large state costs
+    /// a bounded share of the work instead of a share that grows with the state.
+    pub fn footprint(&self) -> u64 {
+        let edges: u64 = self
+            .state
+            .tasks
+            .iter()
+            .map(|(_, t)| t.upstream.len() as u64)
+            .sum();
+        self.state.tasks.len().saturating_add(edges)
+    }
+
     /// A job's status and every task of it; `UnknownJob` once it is forgotten.
     pub fn describe_job(&self, job: JobId) -> Result<JobView, Rejection> {
         query::describe_job(&self.state, job)

@@ -8,6 +8,7 @@
 //! their time but write nothing, and no shadow is kept.
 
 use crate::check::{Check, CheckFailure};
+use crate::check_pace::CheckPace;
 use crate::durable::{failure, Durable, EngineHook};
 use crate::read_checks::{ReadSeen, StatusRead};
 use crate::rng::SimRng;
@@ -88,9 +89,8 @@ pub(crate) struct Coordinator {
     /// How long an append takes before its fsync.
     append_ms: u64,
     hook: Option<EngineHook>,
-    /// Check the engine's own invariants after every this-many applies (1 = always,
-    /// 0 = only when the run ends).
-    check_every: u32,
+    /// When the engine's own invariants are checked during the run.
+    pace: CheckPace,
     applies: u64,
     /// Log position of the last input whose outputs were released.
     acknowledged: u64,
@@ -105,13 +105,13 @@ fn inputs(n: u64) -> String {
 }
 
 /// Runs inputs through the engine for the pipeline, keeping their entries when the
-/// log is durable, and checking the engine's invariants every `check_every` applies.
+/// log is durable, and checking the engine's invariants when `pace` says.
 struct Applier<'a> {
     engine: &'a mut Engine,
     applied_end: &'a mut u64,
     now: Time,
     durable: bool,
-    check_every: u32,
+    pace: &'a mut CheckPace,
     applies: &'a mut u64,
     broken: Option<CheckFailure>,
 }
@@ -128,11 +128,12 @@ impl Apply for Applier<'_> {
         let entry = self.durable.then(|| (now, input.clone()));
         let outputs = self.engine.apply(now, input);
         *self.applies += 1;
-        let every = u64::from(self.check_every);
-        if every > 0 && self.applies.is_multiple_of(every) && self.broken.is_none() {
+        if self.pace.due(*self.applies) && self.broken.is_none() {
             if let Err(v) = self.engine.check_invariants() {
                 self.broken = Some(failure(now, Check::EngineInvariant, v.to_string()));
             }
+            let engine = &*self.engine;
+            self.pace.checked(*self.applies, || engine.footprint());
         }
         Outcome::Applied(outputs, entry)
     }
@@ -145,7 +146,7 @@ impl Coordinator {
         config: Config,
         durable: bool,
         hook: Option<EngineHook>,
-        check_every: u32,
+        pace: CheckPace,
         append_ms: u64,
     ) -> Coordinator {
         let settings = Settings {
@@ -170,7 +171,7 @@ impl Coordinator {
             durable,
             append_ms,
             hook,
-            check_every,
+            pace,
             applies: 0,
             acknowledged: 0,
             recoveries: 0,
@@ -362,7 +363,7 @@ impl Coordinator {
             applied_end: &mut self.applied_end,
             now,
             durable: self.durable.is_some(),
-            check_every: self.check_every,
+            pace: &mut self.pace,
             applies: &mut self.applies,
             broken: None,
         };

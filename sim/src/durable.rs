@@ -18,7 +18,7 @@ const MIN_LOG_BYTES: usize = 64 * 1024;
 /// A snapshot is taken once the log holds this many times the last snapshot's bytes:
 /// snapshots then cost a fixed share of what the log costs, and a recovery replays at
 /// most this many snapshots' worth of log.
-const LOG_PER_SNAPSHOT: usize = 4;
+const LOG_PER_SNAPSHOT: usize = 2;
 
 pub(crate) struct Durable {
     pub storage: Storage,

@@ -48,6 +48,7 @@ mod beliefs;
 mod budget_checks;
 mod budget_knobs;
 mod check;
+mod check_pace;
 mod checks;
 mod client;
 mod clock;

@@ -15,6 +15,11 @@ pub struct RunOptions {
     /// the end; 0 checks only at the end. Every history check runs after every event
     /// regardless.
     pub check_every: u32,
+    /// When above 0, invariant checks are also at least the engine's footprint (tasks
+    /// and dependency edges, what a check walks) divided by this many applies apart,
+    /// so a check of a large state costs a bounded share of the run; 0 leaves the
+    /// spacing to `check_every` alone.
+    pub check_budget: u32,
     /// Give up after this many events (a runaway run is itself a failure).
     pub max_events: u64,
     /// Keep the coordinator's log, snapshots and shadow even when no fault needs them
@@ -35,6 +40,7 @@ impl RunOptions {
             record: false,
             hook: None,
             check_every: 1,
+            check_budget: 0,
             max_events: 50_000_000,
             durable: false,
             reads_without_barrier: false,

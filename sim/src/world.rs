@@ -6,6 +6,7 @@
 
 use crate::budget_checks::BudgetChecks;
 use crate::check::{Check, CheckFailure};
+use crate::check_pace::CheckPace;
 use crate::checks::Checker;
 use crate::client::Client;
 use crate::coordinator::{Commit, Coordinator, Origin, Record};
@@ -122,7 +123,7 @@ impl<'a> World<'a> {
                 config,
                 durable,
                 opts.hook,
-                opts.check_every,
+                CheckPace::new(opts.check_every, opts.check_budget),
                 scenario.network.sync_interval_ms,
             ),
             tick_at: None,

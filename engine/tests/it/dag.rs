@@ -260,3 +260,20 @@ fn zero_caps_deadlines_and_timeouts_are_refused() {
         "task \"a\" attempt_timeout_ms: must be at least 1"
     );
 }
+
+#[test]
+fn the_footprint_counts_tasks_and_their_dependency_edges() {
+    let mut h = Harness::new(config());
+    assert_eq!(h.engine.footprint(), 0);
+    let spec = JobSpec::new(
+        "j",
+        vec![
+            TaskSpec::new("a"),
+            TaskSpec::new("b"),
+            TaskSpec::new("c").after(GroupKind::AllOf, &["a", "b"]),
+            TaskSpec::new("d").after(GroupKind::AnyOf, &["c"]),
+        ],
+    );
+    h.submit(spec).unwrap();
+    assert_eq!(h.engine.footprint(), 4 + 3);
+}

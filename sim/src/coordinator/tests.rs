@@ -34,7 +34,7 @@ fn released(commits: &[Commit]) -> Vec<u64> {
 
 /// A durable coordinator that has committed two batches of one job each.
 fn committed() -> (Coordinator, SimRng) {
-    let mut c = Coordinator::new(Config::default(), true, None, 1, 0);
+    let mut c = Coordinator::new(Config::default(), true, None, CheckPace::new(1, 0), 0);
     let mut rng = SimRng::new(5, Stream::Run);
     for (at, name) in [(1, "a"), (2, "b")] {
         let commits = deliver(&mut c, at, name, &mut rng);
