@@ -70,7 +70,7 @@ if [ "$summary_only" -eq 0 ] && [ ! -x "$tool" ]; then
 fi
 
 # The simulator's files that judge a run: its checks and the expectations of scenarios.
-sim_checks=(check checks checks_workers beliefs outcomes shadow durable data_checks result_checks
+sim_checks=(check check_pace checks checks_workers beliefs outcomes shadow durable data_checks result_checks
     read_checks rate_checks schedule_checks budget_checks budget_checks_history stream_checks
     edge_checks expect stats)
 
