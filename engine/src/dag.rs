@@ -76,7 +76,7 @@ pub(crate) fn finish_task(state: &mut State, tid: TaskId, outcome: TaskOutcome) 
                 }
             }
             if !succeeded {
-                producer_failed(state, tid, &mut work);
+                producer_failed(state, tid);
             }
         }
         if let Some(task) = state.tasks.get_mut(&tid) {
@@ -159,21 +159,11 @@ pub(crate) fn producer_started(state: &mut State, producer: TaskId) {
     }
 }
 
-/// A producer ended without success: a consumer still waiting ends now, by its policy;
-/// one already released is left to `edge::settle`, which takes it out of its queue,
-/// grant or lease first.
-fn producer_failed(state: &mut State, producer: TaskId, work: &mut Vec<(TaskId, TaskOutcome)>) {
-    let Some(p) = state.tasks.get(&producer) else {
-        return;
-    };
-    for &c in &p.consumers {
-        let Some(t) = state.tasks.get(&c) else {
-            continue;
-        };
-        match t.state {
-            TaskState::Done(_) => {}
-            TaskState::Waiting => work.push((c, unsatisfied(consumer_policy(t)))),
-            _ => state.edge_ends.push(c),
-        }
+/// A producer ended without success: each of its consumers not yet finished is left to
+/// `edge::settle`, which takes it out of its queue, grant or lease (a waiting one is in
+/// none) and ends it by its policy, all within the same input.
+fn producer_failed(state: &mut State, producer: TaskId) {
+    if let Some(p) = state.tasks.get(&producer) {
+        state.edge_ends.extend_from_slice(&p.consumers);
     }
 }

@@ -11,6 +11,7 @@ mod budgets;
 mod config;
 mod configure;
 mod dag;
+mod edge_release;
 mod edges;
 mod extreme_values;
 mod faults;
