@@ -49,7 +49,7 @@ pub(crate) fn readmit(state: &mut State, w: &WorkerId, at: crate::ids::Time) {
     }
     worker.blacklisted_until = None;
     worker.blacklisted_from_grant = None;
-    state.dispatch_dirty = true;
+    state.dispatch_workers.push(w.clone());
     state
         .effects
         .push(Effect::WorkerReadmitted { worker: w.clone() });

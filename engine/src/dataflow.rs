@@ -70,6 +70,11 @@ pub(crate) fn check_output(state: &State, t: &Task, size: u64) -> Result<(), Rej
         let max = l.max_output_bytes_per_job;
         return Err(over(t.id, "max_output_bytes_per_job", job_total, max));
     }
+    // A downstream task's inputs are outputs of this job: when the job's total fits
+    // the input limit, every downstream task's inputs do.
+    if job_total <= l.max_input_bytes_per_task {
+        return Ok(());
+    }
     for d in t.downstream.iter().filter_map(|d| state.tasks.get(d)) {
         let inputs = d
             .upstream

@@ -183,10 +183,12 @@ pub(crate) fn restore(bytes: &[u8]) -> Result<State, RestoreError> {
             expected: SNAPSHOT_VERSION,
         });
     }
-    let state: State =
+    let mut state: State =
         postcard::from_bytes(body).map_err(|e| RestoreError::Decode(e.to_string()))?;
     state.config.validate().map_err(RestoreError::Config)?;
-    invariants::check(&state).map_err(RestoreError::Inconsistent)?;
+    invariants::check_stored(&state).map_err(RestoreError::Inconsistent)?;
+    // The first input dispatches to every waiting worker, not only to those it changes.
+    state.dispatch_dirty = true;
     Ok(state)
 }
 

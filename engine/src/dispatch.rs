@@ -17,20 +17,26 @@ use crate::state::{Grant, State, TaskState, Worker};
 use crate::timers::Timer;
 
 pub(crate) fn run(state: &mut State) {
-    if !state.dispatch_dirty {
+    let mut only = std::mem::take(&mut state.dispatch_workers);
+    if state.dispatch_dirty {
+        only.clear();
+    } else if only.is_empty() {
         return;
     }
     state.dispatch_dirty = false;
+    only.sort_unstable();
+    only.dedup();
     let mut pacing = Pacing::default();
-    rounds(state, &mut pacing);
+    rounds(state, &mut pacing, &only);
     if let Some(at) = pacing.wake {
         rate::wake_at(state, at);
     }
 }
 
 /// Grants until no waiting worker can take a ready task; `pacing` collects the
-/// earliest refill of a bucket that held a queue back.
-fn rounds(state: &mut State, pacing: &mut Pacing) {
+/// earliest refill of a bucket that held a queue back. With `only` not empty, the
+/// rounds ask only those workers: the caller knows no other could take one.
+fn rounds(state: &mut State, pacing: &mut Pacing, only: &[WorkerId]) {
     // A round starts with a ready task, and every round but the last grants one, so
     // there are at most as many rounds as ready tasks.
     let mut rounds_left = state.ready.len();
@@ -43,7 +49,7 @@ fn rounds(state: &mut State, pacing: &mut Pacing) {
             "dispatch ran a round after one granted nothing"
         );
         rounds_left = rounds_left.saturating_sub(1);
-        let order = round_order(state);
+        let order = round_order(state, only);
         let mut granted = false;
         let mut last = None;
         for w in order {
@@ -71,8 +77,9 @@ fn rounds(state: &mut State, pacing: &mut Pacing) {
     }
 }
 
-/// Workers with demand, starting after the one served last.
-fn round_order(state: &State) -> Vec<WorkerId> {
+/// Workers with demand (those in `only`, when it is not empty), starting after the one
+/// served last.
+fn round_order(state: &State, only: &[WorkerId]) -> Vec<WorkerId> {
     let mut order: Vec<WorkerId> = match &state.dispatch_cursor {
         Some(c) => {
             let after = state
@@ -86,7 +93,22 @@ fn round_order(state: &State) -> Vec<WorkerId> {
         None => state.demand.iter().cloned().collect(),
     };
     order.dedup();
+    if !only.is_empty() {
+        order.retain(|w| only.binary_search(w).is_ok());
+    }
     order
+}
+
+/// A waiting worker that could be offered a ready task now, if any. None is left once
+/// `run` returns: it stops only after a round in which no waiting worker got one.
+pub(crate) fn unserved(state: &State) -> Option<&WorkerId> {
+    let mut pacing = Pacing::default();
+    state.demand.iter().find(|w| {
+        state.workers.get(*w).is_some_and(|worker| {
+            let mut learned = Learned::default();
+            worker.can_take_work() && pick(state, worker, &mut learned, &mut pacing).is_some()
+        })
+    })
 }
 
 /// Offers one task to `w` if it can take one and one fits. Returns whether it did.

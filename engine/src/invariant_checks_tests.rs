@@ -452,3 +452,38 @@ fn the_engine_reports_what_the_check_finds() {
     let kind = engine.check_invariants().map_err(|v| v.kind);
     assert_eq!(kind, Err(InvariantKind::Timer));
 }
+
+/// `busy()` with worker "w1" waiting for a second task it has room for, which dispatch
+/// never offered it: task "c" is ready and needs nothing.
+fn left_waiting() -> State {
+    let mut state = busy();
+    let w = WorkerId::new("w1");
+    if let Some(worker) = state.workers.get_mut(&w) {
+        worker.max_concurrency = 2;
+        worker.credits = 1;
+    }
+    state.demand.insert(w);
+    state
+}
+
+#[test]
+fn a_worker_left_waiting_beside_a_task_it_could_take_is_caught() {
+    caught(&left_waiting(), InvariantKind::Dispatch, "worker w1 waits");
+}
+
+#[test]
+fn a_restored_engine_dispatches_to_every_waiting_worker_on_its_first_input() {
+    let bytes = crate::digest::snapshot(&left_waiting());
+    let mut e = Engine::restore(&bytes).expect("dispatch is not a property of the bytes");
+    let out = e.apply(2, Input::Tick);
+    let offered: Vec<_> = out
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            crate::Effect::GrantOffered { task, worker, .. } => Some((*task, worker.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(offered, [(QUEUED, WorkerId::new("w1"))]);
+    assert_eq!(e.check_invariants(), Ok(()));
+}

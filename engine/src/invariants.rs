@@ -1,5 +1,7 @@
 //! Every safety invariant of a state, checked from scratch. Tests and the simulator
-//! call this after every step; `restore` calls it on every snapshot it loads.
+//! call this after every step; `restore` checks every snapshot it loads against all
+//! but the dispatch check (which holds for the rules of the engine that ran dispatch,
+//! not of the bytes: a restored engine dispatches afresh instead).
 
 use crate::ids::JobId;
 use crate::queue;
@@ -58,6 +60,12 @@ struct Tally {
 }
 
 pub(crate) fn check(state: &State) -> Result<(), Violation> {
+    check_stored(state)?;
+    check_dispatch(state)
+}
+
+/// Every invariant of what a snapshot holds.
+pub(crate) fn check_stored(state: &State) -> Result<(), Violation> {
     accounting::check_shape(state)?;
     check_references(state)?;
     let tally = tasks::walk(state)?;
@@ -72,6 +80,19 @@ pub(crate) fn check(state: &State) -> Result<(), Violation> {
     check_rates(state)?;
     schedules::check_schedules(state)?;
     budgets::check_budgets(state)
+}
+
+/// Dispatch left no waiting worker a task it could be offered. `dispatch::run` relies on
+/// it: after a change to one worker alone, it asks only that worker.
+fn check_dispatch(state: &State) -> Result<(), Violation> {
+    let unserved = crate::dispatch::unserved(state);
+    ensure!(
+        Dispatch,
+        unserved.is_none(),
+        "worker {} waits for work and could be offered a ready task",
+        unserved.map(|w| w.to_string()).unwrap_or_default()
+    );
+    Ok(())
 }
 
 /// Every held task's rate key is interned and counted once per holder; every stored

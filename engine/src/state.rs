@@ -81,9 +81,15 @@ pub(crate) struct State {
     /// Effects produced by the input being applied; drained by `apply`.
     #[serde(skip)]
     pub effects: Vec<Effect>,
-    /// Something changed that may let a waiting worker receive a grant.
+    /// Something changed that may let any waiting worker receive a grant.
     #[serde(skip)]
     pub dispatch_dirty: bool,
+    /// Workers whose own change (credits asked for, readmission) may let them receive a
+    /// grant. A dispatch ends only once no waiting worker can take a ready task, and a
+    /// grant only takes from what the others could be offered, so while nothing else
+    /// changed these are the only workers worth asking.
+    #[serde(skip)]
+    pub dispatch_workers: Vec<WorkerId>,
     /// Consumers, already released, of producers that ended without success in the
     /// input being applied; `edge::settle` ends them before `apply` returns.
     #[serde(skip)]
@@ -452,6 +458,7 @@ impl State {
             budgets: BTreeMap::new(),
             effects: Vec::new(),
             dispatch_dirty: false,
+            dispatch_workers: Vec::new(),
             edge_ends: Vec::new(),
             #[cfg(feature = "fault-injection")]
             faults: crate::faults::Faults::default(),

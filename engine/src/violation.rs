@@ -45,11 +45,13 @@ pub enum InvariantKind {
     /// A task's stream holds frames out of order, miscounts them, keeps more than its
     /// mode allows, or holds a frame of an attempt the task never ran.
     Stream,
+    /// A waiting worker could be offered a ready task that dispatch left unoffered.
+    Dispatch,
 }
 
 impl InvariantKind {
     /// Every kind, in declaration order.
-    pub const ALL: [InvariantKind; 12] = [
+    pub const ALL: [InvariantKind; 13] = [
         InvariantKind::Reference,
         InvariantKind::Holding,
         InvariantKind::Count,
@@ -62,6 +64,7 @@ impl InvariantKind {
         InvariantKind::Credits,
         InvariantKind::Limit,
         InvariantKind::Stream,
+        InvariantKind::Dispatch,
     ];
 
     /// A stable snake_case name.
@@ -79,6 +82,7 @@ impl InvariantKind {
             InvariantKind::Credits => "credits",
             InvariantKind::Limit => "limit",
             InvariantKind::Stream => "stream",
+            InvariantKind::Dispatch => "dispatch",
         }
     }
 }

@@ -358,7 +358,7 @@ fn request_work(state: &mut State, w: &WorkerId, credits: u32) -> Reply {
     worker.credits = credits.min(worker.max_concurrency);
     if worker.credits > 0 {
         state.demand.insert(w.clone());
-        state.dispatch_dirty = true;
+        state.dispatch_workers.push(w.clone());
     } else {
         state.demand.remove(w);
     }

@@ -14,6 +14,16 @@ fn tight() -> Config {
     c
 }
 
+/// A harness under `tight()` limits but room for the job's outputs, so only the
+/// per-output and per-task input limits bind; worker "w" registered.
+fn inputs_only() -> Harness {
+    let mut c = tight();
+    c.limits.max_output_bytes_per_job = 100;
+    let mut h = Harness::new(c);
+    h.register("w", 1, &[], 1).unwrap();
+    h
+}
+
 fn complete(h: &mut Harness, fence: Fence, output: &str) -> Outputs {
     let output = Payload::from(output);
     h.worker("w", 1, WorkerCommand::Complete { fence, output })
@@ -117,10 +127,7 @@ fn harness_tasks() -> Vec<TaskSpec> {
 
 #[test]
 fn an_output_that_would_take_a_downstream_task_past_its_inputs_is_refused() {
-    let mut c = tight();
-    c.limits.max_output_bytes_per_job = 100;
-    let mut h = Harness::new(c);
-    h.register("w", 1, &[], 1).unwrap();
+    let mut h = inputs_only();
     let spec = JobSpec::new(
         "inputs",
         vec![
@@ -155,10 +162,7 @@ fn an_output_that_would_take_a_downstream_task_past_its_inputs_is_refused() {
 
 #[test]
 fn an_output_and_the_inputs_it_makes_exactly_at_their_limits_fit() {
-    let mut c = tight();
-    c.limits.max_output_bytes_per_job = 100;
-    let mut h = Harness::new(c);
-    h.register("w", 1, &[], 1).unwrap();
+    let mut h = inputs_only();
     let spec = JobSpec::new(
         "edges",
         vec![
@@ -182,5 +186,35 @@ fn an_output_and_the_inputs_it_makes_exactly_at_their_limits_fit() {
     ));
     let sum = h.engine.task_by_key(job, "sum").unwrap().unwrap();
     assert_eq!(h.task(sum).status.label(), "queued");
+    h.check_replay();
+}
+
+#[test]
+fn a_job_whose_outputs_add_up_past_the_input_limit_fits_when_no_task_reads_them_all() {
+    let mut h = inputs_only();
+    let spec = JobSpec::new(
+        "apart",
+        vec![
+            TaskSpec::new("a"),
+            TaskSpec::new("b"),
+            TaskSpec::new("after_a").after(GroupKind::AllOf, &["a"]),
+            TaskSpec::new("after_b").after(GroupKind::AllOf, &["b"]),
+        ],
+    );
+    let (job, _) = h.submit(spec).unwrap();
+    for _ in 0..2 {
+        let f = h.take("w", 1);
+        assert!(
+            matches!(
+                complete(&mut h, f, "12345678").reply,
+                Some(Ok(Accepted::Completed { .. }))
+            ),
+            "16 bytes in the job, but each downstream task reads 8 of them"
+        );
+    }
+    for key in ["after_a", "after_b"] {
+        let t = h.engine.task_by_key(job, key).unwrap().unwrap();
+        assert_eq!(h.task(t).status.label(), "queued");
+    }
     h.check_replay();
 }
