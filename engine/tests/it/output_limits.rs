@@ -166,12 +166,20 @@ fn an_output_and_the_inputs_it_makes_exactly_at_their_limits_fit() {
     let spec = JobSpec::new(
         "edges",
         vec![
+            TaskSpec::new("aside"),
             TaskSpec::new("a"),
             TaskSpec::new("b"),
             TaskSpec::new("sum").after(GroupKind::AllOf, &["a", "b"]),
         ],
     );
     let (job, _) = h.submit(spec).unwrap();
+    // An output no task reads takes the job's outputs past one task's input limit, so
+    // sum's inputs are counted one by one.
+    let aside = h.take("w", 1);
+    assert!(matches!(
+        complete(&mut h, aside, "12345").reply,
+        Some(Ok(Accepted::Completed { .. }))
+    ));
     // Exactly max_payload_bytes (8).
     let fa = h.take("w", 1);
     assert!(matches!(
