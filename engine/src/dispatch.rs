@@ -80,23 +80,27 @@ fn rounds(state: &mut State, pacing: &mut Pacing, only: &[WorkerId]) {
 /// Workers with demand (those in `only`, when it is not empty), starting after the one
 /// served last.
 fn round_order(state: &State, only: &[WorkerId]) -> Vec<WorkerId> {
-    let mut order: Vec<WorkerId> = match &state.dispatch_cursor {
+    let cursor = state.dispatch_cursor.as_ref();
+    if !only.is_empty() {
+        // `only` is sorted: those after the cursor, then the rest, as they wait.
+        let split = cursor.map_or(0, |c| only.partition_point(|w| w <= c));
+        let (before, after) = only.split_at(split);
+        return after
+            .iter()
+            .chain(before)
+            .filter(|w| state.demand.contains(*w))
+            .cloned()
+            .collect();
+    }
+    match cursor {
         Some(c) => {
             let after = state
                 .demand
                 .range::<WorkerId, _>((std::ops::Bound::Excluded(c), std::ops::Bound::Unbounded));
-            after
-                .chain(state.demand.range(..=c.clone()))
-                .cloned()
-                .collect()
+            after.chain(state.demand.range(..=c)).cloned().collect()
         }
         None => state.demand.iter().cloned().collect(),
-    };
-    order.dedup();
-    if !only.is_empty() {
-        order.retain(|w| only.binary_search(w).is_ok());
     }
-    order
 }
 
 /// A waiting worker that could be offered a ready task now, if any. None is left once

@@ -221,3 +221,46 @@ fn a_blacklisted_worker_that_is_lost_has_its_tasks_requeued() {
     ));
     assert_eq!(h.task(TaskId::new(first.get() + 1)).attempt, 2);
 }
+
+#[test]
+fn workers_readmitted_together_are_served_from_the_one_after_the_last_served() {
+    let mut cfg = config();
+    cfg.blacklist = BlacklistPolicy {
+        threshold: 1,
+        window_ms: 10_000,
+        cooldown_ms: 20_000,
+    };
+    let mut h = Harness::new(cfg);
+    for w in ["w1", "w3"] {
+        h.register(w, 1, &[], 1).unwrap();
+    }
+    let (_, a) = h.submit(flaky_job(5)).unwrap();
+    h.submit(job("once", &["b"])).unwrap();
+    let on_w3 = h.take("w3", 1);
+    // w1 is served last: the round-robin goes on after it.
+    let on_w1 = h.take("w1", 1);
+    h.at(100);
+    h.fail("w3", 1, on_w3, false);
+    h.fail("w1", 1, on_w1, true);
+    for w in ["w1", "w3"] {
+        assert!(h.request(w, 1, 1).is_empty(), "{w} is blacklisted");
+    }
+    for t in (2_000..=20_000).step_by(2_000) {
+        for w in ["w1", "w3"] {
+            h.at(t).worker(w, 1, WorkerCommand::Heartbeat);
+        }
+    }
+    assert_eq!(
+        h.task(a).status,
+        TaskStatus::Queued,
+        "a's retry waits for a worker"
+    );
+    let effects = h.tick(20_100);
+    let readmitted = effects
+        .iter()
+        .filter(|e| matches!(e, Effect::WorkerReadmitted { .. }))
+        .count();
+    assert_eq!(readmitted, 2, "{effects:?}");
+    assert_eq!(grants_for(&effects, "w3").len(), 1, "{effects:?}");
+    assert!(grants_for(&effects, "w1").is_empty(), "{effects:?}");
+}
