@@ -68,8 +68,8 @@ struct SwarmArgs {
     /// Print every seed's profile line (always on for 10 seeds or fewer).
     #[arg(long)]
     profiles: bool,
-    /// Keep the coordinator's durable log, snapshots and shadow engine for every seed,
-    /// not only for seeds whose faults need them (to measure what durability costs).
+    /// Keep the coordinator's durable log and snapshots for every seed, not only
+    /// for seeds whose faults need them (to measure what durability costs).
     #[arg(long)]
     durable: bool,
 }
@@ -100,7 +100,7 @@ struct ScaleArgs {
     /// a small one at a cost per apply that grows with it (0: `--check-every` alone).
     #[arg(long, default_value_t = 4)]
     check_budget: u32,
-    /// Keep the coordinator's durable log, snapshots and shadow engine even when the
+    /// Keep the coordinator's durable log and snapshots even when the
     /// seed's faults do not need them (to measure what durability costs).
     #[arg(long)]
     durable: bool,

@@ -5,7 +5,7 @@
 //! Replies and effects leave only once the append that holds their input completed.
 //!
 //! When the run cannot crash the coordinator or fault its storage, appends still take
-//! their time but write nothing, and no shadow is kept.
+//! their time but write nothing, and no durable state is kept.
 
 use crate::check::{Check, CheckFailure};
 use crate::check_pace::CheckPace;
@@ -88,7 +88,6 @@ pub(crate) struct Coordinator {
     durable: Option<Durable>,
     /// How long an append takes before its fsync.
     append_ms: u64,
-    hook: Option<EngineHook>,
     /// When the engine's own invariants are checked during the run.
     pace: CheckPace,
     applies: u64,
@@ -140,7 +139,7 @@ impl Apply for Applier<'_> {
 }
 
 impl Coordinator {
-    /// `durable`: keep a log, snapshots and the shadow, for runs that crash the
+    /// `durable`: keep a log, snapshots and the durable state, for runs that crash the
     /// coordinator or fault its storage. `append_ms`: how long an append takes.
     pub(crate) fn new(
         config: Config,
@@ -157,7 +156,7 @@ impl Coordinator {
         if let Some(hook) = hook {
             hook(&mut engine);
         }
-        let durable = durable.then(|| Durable::new(&engine));
+        let durable = durable.then(|| Durable::new(&engine, hook));
         Coordinator {
             engine,
             up: true,
@@ -170,7 +169,6 @@ impl Coordinator {
             paused_until: None,
             durable,
             append_ms,
-            hook,
             pace,
             applies: 0,
             acknowledged: 0,
@@ -338,7 +336,8 @@ impl Coordinator {
         match self.in_flight.take() {
             Some(batch) if batch.id() == append && self.up => {
                 if let Some(durable) = &mut self.durable {
-                    durable.synced();
+                    let live_end = (!self.rebuilding).then_some(self.applied_end);
+                    durable.synced(now, &self.engine, live_end)?;
                 }
                 self.pipeline.append_done(batch, AppendResult::Durable);
                 self.drive(now, rng)

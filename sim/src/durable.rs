@@ -1,15 +1,24 @@
-//! The simulated coordinator's durable half: its storage, and a shadow engine that
-//! applies exactly the inputs whose append completed. Recovery (after a crash) and a
-//! rebuild (after a failed append) restore the snapshot and replay the log, and must
-//! rebuild the shadow's state, digest for digest; the digests are only computed then,
-//! so a commit costs no more than the inputs it holds.
+//! The simulated coordinator's durable half: its storage, and what the durable state
+//! is (the state of exactly the inputs whose append completed). Recovery (after a
+//! crash) and a rebuild (after a failed append) restore the snapshot and replay the
+//! log, and must rebuild that state, digest for digest; the digests are only computed
+//! then, so a commit costs no more than the inputs it holds.
+//!
+//! The durable state is not kept as an engine of its own applying every durable input
+//! a second time: it is the snapshot of a base state plus the durable inputs after it.
+//! Whenever the live engine has applied exactly the durable inputs, it is the durable
+//! state: a snapshot is taken from it and becomes the base, and a crash at such a
+//! moment is checked against it, an engine that never went through a snapshot. Only
+//! when a crash or an overdue snapshot finds the live engine ahead is the durable
+//! state rebuilt, from the base and the inputs after it (as kept in memory, not as
+//! read back from the disk).
 
 use crate::check::{Check, CheckFailure};
 use crate::storage::{Corruption, Entry, Recovered, Storage};
 use keel_engine::{Engine, Time};
 
-/// Something to do to every engine a coordinator builds, including recovered ones and
-/// the shadow (used to switch on deliberate defects in tests).
+/// Something to do to every engine a coordinator builds, including recovered ones
+/// (used to switch on deliberate defects in tests).
 pub type EngineHook = fn(&mut Engine);
 
 /// Without a snapshot, the log grows to at least this many bytes before one is taken.
@@ -17,16 +26,26 @@ const MIN_LOG_BYTES: usize = 64 * 1024;
 
 /// A snapshot is taken once the log holds this many times the last snapshot's bytes:
 /// snapshots then cost a fixed share of what the log costs, and a recovery replays at
-/// most this many snapshots' worth of log.
+/// most this many snapshots' worth of log (twice that when the snapshot was overdue).
 const LOG_PER_SNAPSHOT: usize = 2;
+
+/// A due snapshot waits for an append after which the live engine holds exactly the
+/// durable inputs, until the log is this many times the size that made it due; then
+/// the base applies the durable inputs to take it.
+const OVERDUE: usize = 2;
 
 pub(crate) struct Durable {
     pub storage: Storage,
-    /// The state of exactly the inputs whose append completed.
-    shadow: Engine,
-    pub shadow_position: u64,
+    /// The snapshot of the durable state before the inputs in `after_base`.
+    base: Vec<u8>,
+    /// The durable inputs after `base`, in log order, one list per append (kept as
+    /// they were appended rather than copied into one growing list).
+    after_base: Vec<Vec<Entry>>,
+    /// Log position of the last durable input.
+    pub position: u64,
     /// The entries of the append under way.
     pub in_flight: Vec<Entry>,
+    hook: Option<EngineHook>,
 }
 
 pub(crate) fn failure(at: Time, check: Check, detail: String) -> CheckFailure {
@@ -34,29 +53,68 @@ pub(crate) fn failure(at: Time, check: Check, detail: String) -> CheckFailure {
 }
 
 impl Durable {
-    pub(crate) fn new(engine: &Engine) -> Durable {
+    /// Storage holding `engine`, the state before any input, which `hook` made.
+    pub(crate) fn new(engine: &Engine, hook: Option<EngineHook>) -> Durable {
+        let base = engine.snapshot();
         Durable {
-            storage: Storage::new(&engine.snapshot()),
-            shadow: engine.clone(),
-            shadow_position: 0,
+            storage: Storage::new(&base),
+            base,
+            after_base: Vec::new(),
+            position: 0,
             in_flight: Vec::new(),
+            hook,
         }
     }
 
-    /// The append under way reached the disk: the shadow applies it, and a snapshot is
-    /// due once the log outweighs the last one `LOG_PER_SNAPSHOT` times.
-    pub(crate) fn synced(&mut self) {
+    /// The append under way reached the disk, and `live` has applied inputs up to
+    /// `live_end` (`None` while it is being rebuilt). A snapshot is due once the log
+    /// outweighs the last one `LOG_PER_SNAPSHOT` times.
+    pub(crate) fn synced(
+        &mut self,
+        now: Time,
+        live: &Engine,
+        live_end: Option<u64>,
+    ) -> Result<(), CheckFailure> {
         self.storage.sync();
-        for (at, input) in self.in_flight.drain(..) {
-            self.shadow.apply(at, input);
-            self.shadow_position += 1;
-        }
+        self.position += self.in_flight.len() as u64;
+        self.after_base.push(std::mem::take(&mut self.in_flight));
         let due = (LOG_PER_SNAPSHOT * self.storage.snapshot_bytes()).max(MIN_LOG_BYTES);
-        if self.storage.log_bytes() >= due {
-            let snapshot = self.shadow.snapshot();
-            self.storage
-                .install_snapshot(self.shadow_position, &snapshot);
+        let log = self.storage.log_bytes();
+        if log < due {
+            return Ok(());
         }
+        self.base = if live_end == Some(self.position) {
+            live.snapshot()
+        } else if log < OVERDUE * due {
+            return Ok(());
+        } else {
+            self.durable_state(now)?.snapshot()
+        };
+        self.after_base.clear();
+        self.storage.install_snapshot(self.position, &self.base);
+        Ok(())
+    }
+
+    /// The engine of `snapshot` (`what` it is, for the failure), as the coordinator
+    /// builds it.
+    fn restored(&self, now: Time, snapshot: &[u8], what: &str) -> Result<Engine, CheckFailure> {
+        let mut engine = Engine::restore(snapshot).map_err(|e| {
+            let detail = format!("{what} does not restore: {e}");
+            failure(now, Check::RecoveryDigest, detail)
+        })?;
+        if let Some(hook) = self.hook {
+            hook(&mut engine);
+        }
+        Ok(engine)
+    }
+
+    /// The durable state rebuilt from the base and the durable inputs after it.
+    fn durable_state(&self, now: Time) -> Result<Engine, CheckFailure> {
+        let mut engine = self.restored(now, &self.base, "the durable state's snapshot")?;
+        for (at, input) in self.after_base.iter().flatten() {
+            engine.apply(*at, input.clone());
+        }
+        Ok(engine)
     }
 
     /// Reads the disk back. A corrupt log must be refused (`Ok(Err)`), an intact one
@@ -92,34 +150,35 @@ impl Durable {
             );
             return Err(failure(now, Check::LostAcknowledgedInput, detail));
         }
-        if position > self.shadow_position {
+        if position > self.position {
             let detail = format!(
                 "recovered inputs up to {position}, but only {} were durably appended",
-                self.shadow_position
+                self.position
             );
             return Err(failure(now, Check::InventedInput, detail));
         }
         Ok(())
     }
 
-    /// Restores the snapshot and replays the entries; the result must be the shadow's
-    /// state and consistent.
+    /// Restores the snapshot and replays the entries; the result must be the durable
+    /// state and consistent. `live` is the engine that ran before, when it had applied
+    /// exactly the durable inputs.
     pub(crate) fn replay(
         &self,
         now: Time,
         read: Recovered,
-        hook: Option<EngineHook>,
+        live: Option<&Engine>,
     ) -> Result<Engine, CheckFailure> {
         let broken = |detail: String| failure(now, Check::RecoveryDigest, detail);
-        let mut engine = Engine::restore(&read.snapshot)
-            .map_err(|e| broken(format!("snapshot does not restore: {e}")))?;
-        if let Some(hook) = hook {
-            hook(&mut engine);
-        }
+        let mut engine = self.restored(now, &read.snapshot, "snapshot")?;
         for (at, input) in read.entries() {
             engine.apply(at, input);
         }
-        let (got, want) = (engine.digest(), self.shadow.digest());
+        let want = match live {
+            Some(live) => live.digest(),
+            None => self.durable_state(now)?.digest(),
+        };
+        let got = engine.digest();
         if got != want {
             return Err(broken(format!(
                 "replayed state {got} differs from the durable state {want}"

@@ -72,7 +72,7 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    /// Faults that need the coordinator's durable log and shadow.
+    /// Faults that need the coordinator's durable log and state.
     pub fn needs_durability(self) -> bool {
         matches!(
             self,

@@ -21,7 +21,7 @@ pub struct SwarmOptions {
     pub check_determinism: bool,
     /// What reproduces a seed when followed by the seed number.
     pub repro_prefix: String,
-    /// Keep the coordinator's log and shadow for every seed, not only those whose
+    /// Keep the coordinator's log and durable state for every seed, not only those whose
     /// faults need them (to measure what durability costs).
     pub durable: bool,
 }

@@ -58,10 +58,10 @@ impl Coordinator {
     }
 
     /// Restores the snapshot and replays the log, after a crash or a failed append. The
-    /// result must be the shadow's state (every durable input, nothing else), or
+    /// result must be the durable state (every durable input, nothing else), or
     /// recovery must refuse a corrupt log.
     pub(crate) fn restore(&mut self, now: Time) -> Result<Recovery, CheckFailure> {
-        let (hook, acknowledged) = (self.hook, self.acknowledged);
+        let acknowledged = self.acknowledged;
         let Some(durable) = &mut self.durable else {
             // Without durability nothing was ever lost: the engine carries on.
             self.up = true;
@@ -73,7 +73,10 @@ impl Coordinator {
         };
         let (position, torn_bytes) = (read.position(), read.torn_bytes);
         durable.check_position(now, position, acknowledged)?;
-        let engine = durable.replay(now, read, hook)?;
+        // The engine that ran is the durable state if it applied exactly the durable
+        // inputs (after a failed append it has applied the refused batch too).
+        let exact = !self.rebuilding && self.applied_end == durable.position;
+        let engine = durable.replay(now, read, exact.then_some(&self.engine))?;
         durable.storage.drop_torn_tail(torn_bytes);
         self.engine = engine;
         self.applied_end = position;
