@@ -181,3 +181,44 @@ fn with_the_live_engine_ahead_a_replay_is_judged_against_the_base_and_the_log() 
     // Judged against the live engine instead, the lost input would fail it too.
     assert!(disk.recover(true).is_err());
 }
+
+/// The submission of a job whose batch alone makes exactly `bytes` of log.
+fn submit_logging(bytes: usize) -> Entry {
+    let logged = |entry: &Entry| {
+        let mut storage = Storage::new(&[]);
+        storage.append(1, std::slice::from_ref(entry), &mut rng());
+        storage.log_bytes()
+    };
+    let overhead = logged(&submit("exact", 0));
+    (bytes.saturating_sub(overhead + 8)..=bytes)
+        .rev()
+        .map(|n| submit("exact", n))
+        .find(|entry| logged(entry) == bytes)
+        .expect("a payload size that logs exactly the bytes asked for")
+}
+
+#[test]
+fn a_log_of_exactly_the_due_size_is_snapshotted() {
+    let mut disk = Disk::new(big_payloads());
+    disk.append_synced(vec![submit_logging(64 * 1024)], &[]);
+    assert_eq!(disk.d.storage.log_bytes(), 0, "64 KiB of log is due");
+}
+
+#[test]
+fn a_log_of_exactly_the_overdue_size_is_snapshotted_with_the_live_engine_ahead() {
+    let mut disk = Disk::new(big_payloads());
+    let ahead = [submit("lost", 1)];
+    disk.append_synced(vec![submit_logging(128 * 1024 - 1)], &ahead);
+    assert_eq!(
+        disk.d.storage.log_bytes(),
+        128 * 1024 - 1,
+        "not yet overdue"
+    );
+    let mut disk = Disk::new(big_payloads());
+    disk.append_synced(vec![submit_logging(128 * 1024)], &ahead);
+    assert_eq!(
+        disk.d.storage.log_bytes(),
+        0,
+        "twice the due size is overdue"
+    );
+}
