@@ -114,14 +114,32 @@ pub(crate) struct Storage {
     pub fsync_ms: u64,
 }
 
+/// `frame` is a header's worth of room followed by a body: fills in the header.
+fn seal(frame: &mut [u8]) {
+    let len = (frame.len() - HEADER) as u32;
+    frame[..4].copy_from_slice(&len.to_le_bytes());
+    let body_sum = xxh3_64(&frame[HEADER..]);
+    frame[4..12].copy_from_slice(&body_sum.to_le_bytes());
+    let header_sum = xxh3_64(&frame[..12]);
+    frame[12..HEADER].copy_from_slice(&header_sum.to_le_bytes());
+}
+
 fn frame(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + body.len());
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(&xxh3_64(body).to_le_bytes());
-    let header_sum = xxh3_64(&out[..12]);
-    out.extend_from_slice(&header_sum.to_le_bytes());
+    out.extend_from_slice(&[0; HEADER]);
     out.extend_from_slice(body);
+    seal(&mut out);
     out
+}
+
+/// Writes into the end of a borrowed buffer, so a batch is encoded straight into the
+/// log instead of into a buffer of its own that is then copied.
+struct Appender<'a>(&'a mut Vec<u8>);
+
+impl Extend<u8> for Appender<'_> {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, bytes: I) {
+        self.0.extend(bytes);
+    }
 }
 
 fn read_u64(b: &[u8]) -> u64 {
@@ -196,19 +214,18 @@ impl Storage {
         if armed == Some(ArmedFault::Fail) {
             return Append::Failed;
         }
-        let body = BodyRef { first, entries };
+        let start = self.log.len();
+        self.log.extend_from_slice(&[0; HEADER]);
         // Encoding plain engine values into a Vec cannot fail.
-        let bytes = frame(&postcard::to_allocvec(&body).unwrap_or_default());
+        let _ = postcard::to_extend(&BodyRef { first, entries }, Appender(&mut self.log));
+        seal(&mut self.log[start..]);
         if armed == Some(ArmedFault::Tear) {
-            let kept = rng.below(bytes.len() as u64) as usize;
-            self.log.extend_from_slice(&bytes[..kept]);
-            return Append::Torn {
-                kept,
-                len: bytes.len(),
-            };
+            let len = self.log.len() - start;
+            let kept = rng.below(len as u64) as usize;
+            self.log.truncate(start + kept);
+            return Append::Torn { kept, len };
         }
-        self.unsynced_from = Some(self.log.len());
-        self.log.extend_from_slice(&bytes);
+        self.unsynced_from = Some(start);
         Append::Written
     }
 
