@@ -66,6 +66,8 @@ pub(crate) struct Shadow {
     workers: BTreeMap<WorkerId, WorkerInfo>,
     /// Offered grants: the task and attempt each offers.
     grants: BTreeMap<GrantId, (TaskId, u32)>,
+    /// The tasks each worker holds, so a lost worker's are found without a scan.
+    held: BTreeMap<WorkerId, BTreeSet<TaskId>>,
     tenant_active: BTreeMap<String, u32>,
     tenant_caps: BTreeMap<String, u32>,
 }
@@ -246,6 +248,8 @@ impl Shadow {
         let worker = match &hold {
             Hold::Offered { worker, .. } | Hold::Leased { worker, .. } => worker,
         };
+        // A held task is only ever held again by the same worker (its lease).
+        self.held.entry(worker.clone()).or_default().insert(task);
         if t.hold.is_none() {
             if let Some(w) = self.workers.get_mut(worker) {
                 w.active += 1;
@@ -348,6 +352,9 @@ impl Shadow {
                 (worker, Some(ended))
             }
         };
+        if let Some(held) = self.held.get_mut(&worker) {
+            held.remove(&task);
+        }
         if let Some(w) = self.workers.get_mut(&worker) {
             w.active = w.active.saturating_sub(1);
         }
@@ -362,12 +369,7 @@ impl Shadow {
 
     /// The worker was declared lost: everything it held is released.
     pub(crate) fn clear_worker(&mut self, worker: &WorkerId) -> Vec<EndedLease> {
-        let held: Vec<TaskId> = self
-            .tasks
-            .iter()
-            .filter(|(_, t)| matches!(&t.hold, Some(Hold::Offered { worker: w, .. } | Hold::Leased { worker: w, .. }) if w == worker))
-            .map(|(id, _)| *id)
-            .collect();
+        let held = self.held.remove(worker).unwrap_or_default();
         held.into_iter()
             .filter_map(|task| self.clear_task(task))
             .collect()

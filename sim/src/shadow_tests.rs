@@ -2,7 +2,7 @@
 //! that rule's check, and one at the edge of a cap is not.
 
 use super::*;
-use keel_engine::{TaskSpec, WorkerId};
+use keel_engine::{Fence, TaskSpec, WorkerId};
 
 fn w(name: &str) -> WorkerId {
     WorkerId::new(name)
@@ -133,4 +133,27 @@ fn commits_and_ends_count_once() {
         "{}",
         s.job_progress("j")
     );
+}
+
+#[test]
+fn a_lost_worker_releases_only_what_it_still_holds() {
+    let mut s = shadow(None, None);
+    for name in ["w1", "w2"] {
+        s.register(&w(name), &[], 4);
+    }
+    assert_eq!(offer(&mut s, "w1", 1, 1), []);
+    assert_eq!(offer(&mut s, "w1", 2, 2), []);
+    let fence = Fence {
+        task: TaskId::new(2),
+        attempt: 1,
+        epoch: 1,
+    };
+    assert_eq!(s.lease(5, &w("w1"), GrantId::new(2), fence), Ok(()));
+    // Task 1's grant is withdrawn and the task offered to w2.
+    s.release_grant(GrantId::new(1));
+    assert_eq!(offer(&mut s, "w2", 3, 1), []);
+    let ended: Vec<Fence> = s.clear_worker(&w("w1")).iter().map(|e| e.fence).collect();
+    assert_eq!(ended, [fence]);
+    assert_eq!(s.describe_hold(TaskId::new(1)), "t1 offered to w2 by g3");
+    assert_eq!(s.describe_hold(TaskId::new(2)), "t2 held by nobody");
 }
