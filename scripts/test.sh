@@ -7,6 +7,19 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
+# KEEL_TEST_PRUNE=1 (set by .ci/run) deletes each build once no later step needs it: the
+# suite links more than a hundred test binaries, and a CI machine's disk may be short.
+prune() {
+    if [ "${KEEL_TEST_PRUNE:-0}" = 1 ] && [ -z "${CARGO_TARGET_DIR:-}" ]; then
+        rm -rf "$1"
+    fi
+}
+prune_test_binaries() {
+    if [ "${KEEL_TEST_PRUNE:-0}" = 1 ] && [ -z "${CARGO_TARGET_DIR:-}" ]; then
+        find target/debug/deps -maxdepth 1 -type f -executable ! -name '*.*' -delete
+    fi
+}
+
 step "toolchain components"
 if command -v rustup >/dev/null 2>&1; then
     rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -43,11 +56,15 @@ fi
 step "cargo test"
 cargo test --workspace --locked
 
+step "nemesis: real keel serve, workers and valkey-server SIGKILLed during twenty jobs, a takeover"
+# --workspace keeps the feature set of the step above, so nothing is rebuilt.
+cargo test --workspace --test nemesis --locked -- --ignored --nocapture --test-threads=1
+prune target/debug/incremental
+prune_test_binaries
+
 step "an engine panic through keel serve and keel admin (fault-injection build)"
 cargo test -p keel-cli --features fault-injection --test engine_panic --locked
-
-step "nemesis: real keel serve, workers and valkey-server SIGKILLed during twenty jobs, a takeover"
-cargo test -p keel-cli --test nemesis --locked -- --ignored --nocapture --test-threads=1
+prune target/debug
 
 step "madsim: coordinator and SDK workers under node kills, restarts and partitions"
 RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/madsim" \
