@@ -424,7 +424,7 @@ impl Coordinator {
         if let Some(durable) = &mut self.durable {
             let entries: Vec<Entry> = batch.take_entries().into_iter().flatten().collect();
             match durable.storage.append(batch.first() + 1, &entries, rng) {
-                Append::Written => durable.in_flight = entries,
+                Append::Written => durable.in_flight = entries.len() as u64,
                 Append::Failed => {
                     let result = AppendResult::Failed(Fault::Failed);
                     self.pipeline.append_done(batch, result);

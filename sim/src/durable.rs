@@ -14,7 +14,7 @@
 //! read back from the disk).
 
 use crate::check::{Check, CheckFailure};
-use crate::storage::{Corruption, Entry, Recovered, Storage};
+use crate::storage::{read_frames, Corruption, Recovered, Storage};
 use keel_engine::{Engine, Time};
 
 /// Something to do to every engine a coordinator builds, including recovered ones
@@ -38,13 +38,16 @@ pub(crate) struct Durable {
     pub storage: Storage,
     /// The snapshot of the durable state before the inputs in `after_base`.
     base: Vec<u8>,
-    /// The durable inputs after `base`, in log order, one list per append (kept as
-    /// they were appended rather than copied into one growing list).
-    after_base: Vec<Vec<Entry>>,
+    /// Log position `base` covers.
+    base_position: u64,
+    /// The durable inputs after `base`: a copy of each frame as its append synced, so a
+    /// byte later flipped on the disk does not reach it. Kept encoded, as the log keeps
+    /// them: decoded entries took several times the memory.
+    after_base: Vec<u8>,
     /// Log position of the last durable input.
     pub position: u64,
-    /// The entries of the append under way.
-    pub in_flight: Vec<Entry>,
+    /// How many entries the append under way holds.
+    pub in_flight: u64,
     hook: Option<EngineHook>,
 }
 
@@ -59,9 +62,10 @@ impl Durable {
         Durable {
             storage: Storage::new(&base),
             base,
+            base_position: 0,
             after_base: Vec::new(),
             position: 0,
-            in_flight: Vec::new(),
+            in_flight: 0,
             hook,
         }
     }
@@ -75,9 +79,9 @@ impl Durable {
         live: &Engine,
         live_end: Option<u64>,
     ) -> Result<(), CheckFailure> {
-        self.storage.sync();
-        self.position += self.in_flight.len() as u64;
-        self.after_base.push(std::mem::take(&mut self.in_flight));
+        let frame = self.storage.sync();
+        self.after_base.extend_from_slice(frame);
+        self.position += std::mem::take(&mut self.in_flight);
         let due = (LOG_PER_SNAPSHOT * self.storage.snapshot_bytes()).max(MIN_LOG_BYTES);
         let log = self.storage.log_bytes();
         if log < due {
@@ -91,6 +95,7 @@ impl Durable {
             self.durable_state(now)?.snapshot()
         };
         self.after_base.clear();
+        self.base_position = self.position;
         self.storage.install_snapshot(self.position, &self.base);
         Ok(())
     }
@@ -111,8 +116,20 @@ impl Durable {
     /// The durable state rebuilt from the base and the durable inputs after it.
     fn durable_state(&self, now: Time) -> Result<Engine, CheckFailure> {
         let mut engine = self.restored(now, &self.base, "the durable state's snapshot")?;
-        for (at, input) in self.after_base.iter().flatten() {
-            engine.apply(*at, input.clone());
+        let frames = read_frames(&self.after_base, self.base_position + 1).map_err(|c| {
+            let detail = format!("the durable inputs do not read back: {c}");
+            failure(now, Check::RecoveryDigest, detail)
+        })?;
+        if frames.count != self.position - self.base_position {
+            let detail = format!(
+                "the durable inputs read back are {} entries, not {}",
+                frames.count,
+                self.position - self.base_position
+            );
+            return Err(failure(now, Check::RecoveryDigest, detail));
+        }
+        for (at, input) in frames.batches.into_iter().flatten() {
+            engine.apply(at, input);
         }
         Ok(engine)
     }

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::rng::{SimRng, Stream};
+use crate::storage::Entry;
 use keel_engine::{ClientCommand, Config, Input, JobSpec, Payload, TaskSpec};
 
 /// The submission of job `name` with one task carrying `bytes` of payload.
@@ -43,7 +44,7 @@ impl Disk {
         }
         self.d.storage.append(first, &entries, &mut rng());
         let live_end = self.d.position + (entries.len() + ahead.len()) as u64;
-        self.d.in_flight = entries;
+        self.d.in_flight = entries.len() as u64;
         self.d.synced(9, &self.live, Some(live_end)).unwrap();
     }
 
@@ -66,7 +67,7 @@ fn a_synced_append_is_durable_and_snapshots_wait_for_64_kib_of_log() {
     let mut disk = Disk::new(big_payloads());
     disk.append_synced(vec![submit("a", 2_000), submit("b", 10)], &[]);
     assert_eq!(disk.d.position, 2);
-    assert!(disk.d.in_flight.is_empty());
+    assert_eq!(disk.d.in_flight, 0);
     let small = disk.d.storage.log_bytes();
     assert!(small > 2_000, "a small log stays a log: {small} bytes");
     disk.append_synced(vec![submit("c", 70_000)], &[]);
@@ -221,4 +222,28 @@ fn a_log_of_exactly_the_overdue_size_is_snapshotted_with_the_live_engine_ahead()
         0,
         "twice the due size is overdue"
     );
+}
+
+#[test]
+fn a_byte_flipped_on_the_disk_does_not_reach_the_durable_state() {
+    let mut disk = Disk::new(big_payloads());
+    disk.append_synced(vec![submit("a", 70_000)], &[]);
+    assert_eq!(disk.d.storage.log_bytes(), 0, "taken from the live engine");
+    disk.append_synced(vec![submit("b", 150_000)], &[submit("lost", 10)]);
+    let flipped = disk.d.storage.corrupt(&mut SimRng::new(1, Stream::Run));
+    assert!(flipped.starts_with("log byte"), "{flipped}");
+    // Overdue: the base (after "a") plus the copies of the frames since it.
+    disk.append_synced(vec![submit("c", 150_000)], &[submit("lost too", 10)]);
+    assert_eq!(
+        disk.d.storage.log_bytes(),
+        0,
+        "an overdue snapshot is taken"
+    );
+    let engine = disk
+        .recover(false)
+        .expect("the snapshot holds every durable job");
+    for name in ["a", "b", "c"] {
+        assert!(engine.job_by_name(name).is_some(), "{name} is durable");
+    }
+    assert!(engine.job_by_name("lost").is_none());
 }

@@ -229,10 +229,15 @@ impl Storage {
         Append::Written
     }
 
-    /// The fsync of the last written frame completed: it is durable.
-    pub(crate) fn sync(&mut self) {
-        if self.unsynced_from.take().is_some() {
-            self.frame_ends.push(self.log.len());
+    /// The fsync of the last written frame completed: it is durable. Returns that
+    /// frame (empty when none was being written).
+    pub(crate) fn sync(&mut self) -> &[u8] {
+        match self.unsynced_from.take() {
+            Some(from) => {
+                self.frame_ends.push(self.log.len());
+                &self.log[from..]
+            }
+            None => &[],
         }
     }
 
@@ -277,31 +282,13 @@ impl Storage {
             Ok(None) => return Err(corrupt_at(None, "snapshot incomplete".into())),
             Err(why) => return Err(corrupt_at(None, why)),
         };
-        let mut batches = Vec::new();
-        let mut at = 0;
-        let mut next = self.snapshot_position + 1;
-        while at < self.log.len() {
-            let body = match unframe(&self.log[at..]) {
-                Ok(Some(body)) => body,
-                Ok(None) => break,
-                Err(why) => return Err(corrupt_at(Some(at), why)),
-            };
-            let body: Body = postcard::from_bytes(body)
-                .map_err(|e| corrupt_at(Some(at), format!("batch does not decode: {e}")))?;
-            if body.first != next {
-                let why = format!("batch starts at input {}, expected {next}", body.first);
-                return Err(corrupt_at(Some(at), why));
-            }
-            next += body.entries.len() as u64;
-            batches.push(body.entries);
-            at += HEADER + (body_len(&self.log[at..]));
-        }
+        let frames = read_frames(&self.log, self.snapshot_position + 1)?;
         Ok(Recovered {
             snapshot,
             snapshot_position: self.snapshot_position,
-            batches,
-            count: next - self.snapshot_position - 1,
-            torn_bytes: self.log.len() - at,
+            batches: frames.batches,
+            count: frames.count,
+            torn_bytes: self.log.len() - frames.end,
         })
     }
 
@@ -317,6 +304,46 @@ impl Storage {
         self.log
             .truncate(self.frame_ends.last().copied().unwrap_or(0));
     }
+}
+
+/// The whole batches at the start of a log.
+pub(crate) struct Frames {
+    /// One list of entries per batch, in log order.
+    pub batches: Vec<Vec<Entry>>,
+    /// Entries in all the batches.
+    pub count: u64,
+    /// Where the whole batches end: a torn one may follow.
+    pub end: usize,
+}
+
+/// Decodes the frames of `log`, whose first entry has position `first`, up to a torn
+/// tail; a frame that fails its checksum, does not decode or is out of sequence is
+/// corruption at its offset.
+pub(crate) fn read_frames(log: &[u8], first: u64) -> Result<Frames, Corruption> {
+    let mut batches = Vec::new();
+    let mut at = 0;
+    let mut next = first;
+    while at < log.len() {
+        let body = match unframe(&log[at..]) {
+            Ok(Some(body)) => body,
+            Ok(None) => break,
+            Err(why) => return Err(corrupt_at(Some(at), why)),
+        };
+        let body: Body = postcard::from_bytes(body)
+            .map_err(|e| corrupt_at(Some(at), format!("batch does not decode: {e}")))?;
+        if body.first != next {
+            let why = format!("batch starts at input {}, expected {next}", body.first);
+            return Err(corrupt_at(Some(at), why));
+        }
+        next += body.entries.len() as u64;
+        batches.push(body.entries);
+        at += HEADER + (body_len(&log[at..]));
+    }
+    Ok(Frames {
+        batches,
+        count: next - first,
+        end: at,
+    })
 }
 
 fn corrupt_at(offset: Option<usize>, why: String) -> Corruption {

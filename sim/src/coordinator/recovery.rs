@@ -16,7 +16,7 @@ impl Coordinator {
         self.rebuilding = false;
         self.paused_until = None;
         if let Some(durable) = &mut self.durable {
-            durable.in_flight.clear();
+            durable.in_flight = 0;
             durable.storage.crash();
         }
     }
