@@ -126,10 +126,17 @@ fn seal(frame: &mut [u8]) {
 
 fn frame(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + body.len());
-    out.extend_from_slice(&[0; HEADER]);
-    out.extend_from_slice(body);
-    seal(&mut out);
+    framed(&mut out, |out| out.extend_from_slice(body));
     out
+}
+
+/// Appends a frame to `out`: a header's worth of room, the body `write` puts after it,
+/// then the header sealed over that body.
+fn framed(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER]);
+    write(out);
+    seal(&mut out[start..]);
 }
 
 /// Writes into the end of a borrowed buffer, so a batch is encoded straight into the
@@ -215,10 +222,10 @@ impl Storage {
             return Append::Failed;
         }
         let start = self.log.len();
-        self.log.extend_from_slice(&[0; HEADER]);
-        // Encoding plain engine values into a Vec cannot fail.
-        let _ = postcard::to_extend(&BodyRef { first, entries }, Appender(&mut self.log));
-        seal(&mut self.log[start..]);
+        framed(&mut self.log, |log| {
+            // Encoding plain engine values into a Vec cannot fail.
+            let _ = postcard::to_extend(&BodyRef { first, entries }, Appender(log));
+        });
         if armed == Some(ArmedFault::Tear) {
             let len = self.log.len() - start;
             let kept = rng.below(len as u64) as usize;
