@@ -18,7 +18,10 @@
 #                                           worktree of its own (git worktree add
 #                                           ../keel-mutants HEAD) with no local changes
 #
-# Results go to mutants.out/<package>/shard-<k>-of-<n>/ (git-ignored). The summary gives
+# Results go to mutants.out/<package>/shard-<k>-of-<n>/ (git-ignored), and each finished
+# shard's outcome lists and revision to mutants-record/<package>/ (checked in), so a run
+# too long for one sitting adds up across checkouts: a recorded shard is skipped while
+# the crate's files are as they were at its revision. The summary gives
 # caught, missed, timeouts and unviable mutants and the kill rate, caught / (caught +
 # missed + timeouts). A missed mutant that is not in <crate>/mutants-survivors.txt
 # (lines "<file>: <mutation>", '#' comments; line numbers left out so the list survives
@@ -41,7 +44,7 @@ while [ $# -gt 0 ]; do
         --again) again=1; shift ;;
         --summary) summary_only=1; shift ;;
         --in-place) in_place=1; shift ;;
-        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
         *) echo "mutants.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -75,7 +78,35 @@ sim_checks=(check check_pace checks checks_workers beliefs outcomes shadow durab
     edge_checks expect stats)
 
 out_root="mutants.out/$package"
+record_root="mutants-record/$package"
 mkdir -p "$out_root"
+
+# Whether a recorded shard still describes this checkout: the crate's files are as
+# they were at the revision it was made on.
+current() {
+    local rev
+    rev=$(cat "$1/revision" 2>/dev/null) || return 1
+    git cat-file -e "$rev^{commit}" 2>/dev/null && git diff --quiet "$rev" -- "$crate_dir"
+}
+
+# cargo-mutants rewrites outcomes.json as it goes; an interrupted shard's has no end
+# time and is run again.
+finished() { grep -qs '"end_time": "' "$1/mutants.out/outcomes.json"; }
+
+# Keeps a finished shard's outcome lists and revision in the checked-in record, unless
+# the crate had local changes when it ran (its revision would not name what it tested).
+record_shard() {
+    local from="$1" to="$2"
+    if ! current "$from"; then
+        echo "$from: not recorded: $crate_dir differs from its revision" >&2
+        return 0
+    fi
+    mkdir -p "$to"
+    cp "$from/revision" "$to/revision"
+    for list in caught missed timeout unviable; do
+        cp "$from/mutants.out/$list.txt" "$to/$list.txt" 2>/dev/null || : > "$to/$list.txt"
+    done
+}
 
 # A mutant that fails a property test sends proptest shrinking, which can outlast the
 # timeout and turn a caught mutant into a "timeout"; a few seconds of shrinking is
@@ -85,10 +116,14 @@ export PROPTEST_MAX_SHRINK_TIME="${PROPTEST_MAX_SHRINK_TIME:-5000}"
 run_shard() {
     local k="$1" n="$2"
     local dir="$out_root/shard-$k-of-$n"
-    # cargo-mutants rewrites outcomes.json as it goes; an interrupted shard's has no
-    # end time and is run again.
-    if grep -qs '"end_time": "' "$dir/mutants.out/outcomes.json" && [ "$again" -eq 0 ]; then
+    local record="$record_root/shard-$k-of-$n"
+    if finished "$dir" && [ "$again" -eq 0 ]; then
         echo "shard $k/$n: done before, kept ($dir)" >&2
+        record_shard "$dir" "$record"
+        return 0
+    fi
+    if [ "$again" -eq 0 ] && current "$record"; then
+        echo "shard $k/$n: recorded at $(cat "$record/revision"), $crate_dir unchanged since" >&2
         return 0
     fi
     rm -rf "$dir"
@@ -114,7 +149,7 @@ run_shard() {
     "$tool" mutants --package "$package" --shard "$k/$n" --output "$dir" \
         "${features[@]}" "${files[@]}" "${placement[@]}" --timeout-multiplier 3 >&2 || status=$?
     case "$status" in
-        0 | 2 | 3) ;;
+        0 | 2 | 3) record_shard "$dir" "$record" ;;
         *) echo "shard $k/$n: cargo-mutants failed with status $status" >&2; return "$status" ;;
     esac
 }
@@ -129,22 +164,36 @@ if [ "$summary_only" -eq 0 ]; then
     fi
 fi
 
-count() { cat "$out_root"/shard-*/mutants.out/"$1" 2>/dev/null | grep -c . || true; }
+# The summary adds up the recorded shards that still describe this checkout, once the
+# record has every finished shard.
+for dir in "$out_root"/shard-*; do
+    if finished "$dir"; then record_shard "$dir" "$record_root/${dir##*/}"; fi
+done
+shard_dirs=()
+stale=0
+for d in "$record_root"/shard-*; do
+    [ -d "$d" ] || continue
+    if current "$d"; then shard_dirs+=("$d"); else stale=$((stale + 1)); fi
+done
+if [ "$stale" -gt 0 ]; then
+    echo "$stale recorded shards left out: $crate_dir changed since they were made" >&2
+fi
+count() { for d in "${shard_dirs[@]}"; do cat "$d/$1"; done 2>/dev/null | grep -c . || true; }
 caught=$(count caught.txt)
 missed=$(count missed.txt)
 timeout=$(count timeout.txt)
 unviable=$(count unviable.txt)
 viable=$((caught + missed + timeout))
 if [ "$viable" -eq 0 ]; then
-    echo "no finished shard under $out_root" >&2
+    echo "no finished shard of this revision of $crate_dir under $record_root" >&2
     exit 1
 fi
-echo "$package: $caught caught, $missed missed, $timeout timeouts, $unviable unviable; kill rate $((100 * caught / viable))% of $viable viable ($(ls -d "$out_root"/shard-* | wc -l) shards)"
-revisions=$( (cat "$out_root"/shard-*/revision 2>/dev/null || true) | sort | uniq -c | awk '{printf "%s%s (%s shards)", sep, $2, $1; sep=", "}')
+echo "$package: $caught caught, $missed missed, $timeout timeouts, $unviable unviable; kill rate $((100 * caught / viable))% of $viable viable (${#shard_dirs[@]} shards)"
+revisions=$( (for d in "${shard_dirs[@]}"; do cat "$d/revision"; done 2>/dev/null || true) | sort | uniq -c | awk '{printf "%s%s (%s shards)", sep, $2, $1; sep=", "}')
 echo "made on: ${revisions:-no recorded revision}"
 
 survivors="$crate_dir/mutants-survivors.txt"
-unlisted=$(cat "$out_root"/shard-*/mutants.out/missed.txt 2>/dev/null \
+unlisted=$( (for d in "${shard_dirs[@]}"; do cat "$d/missed.txt"; done 2>/dev/null || true) \
     | sed -E 's/^([^:]+):[0-9]+:[0-9]+: /\1: /' \
     | sort -u \
     | while IFS= read -r line; do
